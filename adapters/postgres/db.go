@@ -1,0 +1,203 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// Config configures the pool.
+type Config struct {
+	URL      string
+	MaxConns int32 // 0: pgx default
+	// Migrate applies pending migrations when the pool opens.
+	Migrate bool
+}
+
+// CheckAndSetDefaults validates the config.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.URL == "" {
+		return errors.New("postgres: URL is required")
+	}
+	if _, err := pgxpool.ParseConfig(c.URL); err != nil {
+		return fmt.Errorf("postgres: bad URL: %w", redactErr(err))
+	}
+	return nil
+}
+
+// DB is the pool plus the transaction runner every store shares.
+type DB struct {
+	Pool *pgxpool.Pool
+}
+
+var (
+	_ ports.TxRunner    = (*DB)(nil)
+	_ ports.HealthCheck = (*DB)(nil)
+)
+
+// Open connects, pings and (if configured) migrates.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, redactErr(err)
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, redactErr(err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: ping: %w", redactErr(err))
+	}
+	db := &DB{Pool: pool}
+	if cfg.Migrate {
+		if _, err := db.MigrateUp(ctx); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() { db.Pool.Close() }
+
+// Name implements [ports.HealthCheck].
+func (db *DB) Name() string { return "postgres" }
+
+// Check implements [ports.HealthCheck].
+func (db *DB) Check(ctx context.Context) error { return db.Pool.Ping(ctx) }
+
+type txKey struct{}
+
+// querier is what both a pool and a transaction offer.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+	CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error)
+}
+
+// Q returns the transaction in ctx, or the pool.
+func (db *DB) Q(ctx context.Context) querier {
+	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return tx
+	}
+	return db.Pool
+}
+
+// InTx implements [ports.TxRunner]. A nested call joins the outer
+// transaction. Serialization failures and deadlocks are retried with jittered
+// backoff up to 5 attempts.
+func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return fn(ctx)
+	}
+	const attempts = 5
+	var err error
+	for i := 0; i < attempts; i++ {
+		err = db.inTxOnce(ctx, fn)
+		if !isRetryable(err) {
+			return err
+		}
+		backoff := time.Duration(1<<i)*5*time.Millisecond + time.Duration(rand.IntN(5))*time.Millisecond
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+	}
+	return err
+}
+
+func (db *DB) inTxOnce(ctx context.Context, fn func(ctx context.Context) error) (err error) {
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		return fault.Unavailable("database unavailable", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if err = fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// SQLSTATE codes the adapter translates.
+const (
+	codeUniqueViolation      = "23505"
+	codeForeignKeyViolation  = "23503"
+	codeCheckViolation       = "23514"
+	codeExclusionViolation   = "23P01"
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
+)
+
+func isRetryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == codeSerializationFailure || pe.Code == codeDeadlockDetected)
+}
+
+// IsUniqueViolation reports a unique violation, optionally of one constraint.
+func IsUniqueViolation(err error, constraint string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == codeUniqueViolation || pe.Code == codeExclusionViolation) &&
+		(constraint == "" || pe.ConstraintName == constraint)
+}
+
+// IsForeignKeyViolation reports a foreign-key violation.
+func IsForeignKeyViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == codeForeignKeyViolation
+}
+
+// translate maps infrastructure errors to fault errors at the boundary.
+func translate(err error, resource string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return fault.NotFound(resource, "")
+	case IsUniqueViolation(err, ""):
+		return fault.Conflict(fault.CodeConflict, resource+" already exists").Wrap(err)
+	case IsForeignKeyViolation(err):
+		return fault.NotFound(resource, "").Wrap(err)
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	return fault.Internal(err)
+}
+
+// redactErr strips a connection string's password from parse errors.
+func redactErr(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("invalid connection string")
+	}
+	return err
+}

@@ -1,0 +1,13 @@
+DROP TABLE IF EXISTS allocations;
+DROP TABLE IF EXISTS idempotency_keys;
+DROP TABLE IF EXISTS platform_outbox_events;
+DROP FUNCTION IF EXISTS notify_outbox();
+DROP TABLE IF EXISTS audit_log;
+DROP FUNCTION IF EXISTS refuse_mutation();
+DROP TABLE IF EXISTS policies;
+DROP TABLE IF EXISTS tenant_invitations;
+DROP TABLE IF EXISTS project_memberships;
+DROP TABLE IF EXISTS projects;
+DROP TABLE IF EXISTS tenant_memberships;
+DROP TABLE IF EXISTS users;
+DROP TABLE IF EXISTS tenants;

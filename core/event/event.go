@@ -1,0 +1,119 @@
+// Package event defines the envelope every domain event travels in and the
+// registry of subjects. Events are written to the outbox inside the
+// transaction that changes state, then relayed to the bus.
+package event
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Envelope wraps a payload with what consumers need to route, dedupe and trace.
+type Envelope struct {
+	ID            string          `json:"id"`      // unique; the bus's dedupe id
+	Type          string          `json:"type"`    // the subject, e.g. provisioning.allocation_requested
+	Version       int             `json:"version"` // payload schema version
+	OccurredAt    time.Time       `json:"occurred_at"`
+	TenantID      string          `json:"tenant_id,omitempty"`
+	ProjectID     string          `json:"project_id,omitempty"`
+	AggregateType string          `json:"aggregate_type,omitempty"`
+	AggregateID   string          `json:"aggregate_id,omitempty"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	Payload       json.RawMessage `json:"payload"`
+}
+
+// Subjects. Streams group them by their first token.
+const (
+	AllocationRequested     = "provisioning.allocation_requested"
+	AllocationActive        = "provisioning.allocation_active"
+	AllocationFailed        = "provisioning.allocation_failed"
+	AllocationReleaseReq    = "provisioning.allocation_release_requested"
+	AllocationReleased      = "provisioning.allocation_released"
+	AllocationReleaseFailed = "provisioning.allocation_release_failed"
+	UsageDebited            = "billing.usage_debited"
+	LowBalanceWarning       = "billing.low_balance_warning"
+	BalanceDepleted         = "billing.balance_depleted"
+	BalanceCredited         = "payments.balance_credited"
+	PaymentReconcileFailed  = "payments.reconcile_failed"
+	NotificationRequested   = "notification.requested"
+	UserSignedUp            = "identity.user_signed_up"
+	ProjectCreated          = "identity.project_created"
+	ProjectMemberAdded      = "identity.project_member_added"
+	ProjectMemberRemoved    = "identity.project_member_removed"
+)
+
+// Stream is a JetStream stream definition owned by the platform.
+type Stream struct {
+	Name     string
+	Subjects []string
+	// Consumers are the durable consumers the platform creates on it.
+	Consumers []Consumer
+}
+
+// Consumer is a durable consumer on a stream.
+type Consumer struct {
+	Durable       string
+	FilterSubject string
+}
+
+// Streams is the platform's stream topology; the bus adapter creates it and
+// doc/events.md describes it.
+var Streams = []Stream{
+	{Name: "PROVISIONING", Subjects: []string{"provisioning.>"}, Consumers: []Consumer{
+		{Durable: "provisioning-worker-requested", FilterSubject: AllocationRequested},
+		{Durable: "provisioning-worker-release", FilterSubject: AllocationReleaseReq},
+		// Billing opens usage on active and closes it on released / release_failed.
+		{Durable: "billing-usage", FilterSubject: "provisioning.>"},
+	}},
+	{Name: "BILLING", Subjects: []string{"billing.>"}, Consumers: []Consumer{
+		{Durable: "notification-billing", FilterSubject: "billing.>"},
+	}},
+	{Name: "PAYMENTS", Subjects: []string{"payments.>"}, Consumers: []Consumer{
+		{Durable: "notification-payments", FilterSubject: "payments.>"},
+	}},
+	{Name: "NOTIFICATION", Subjects: []string{"notification.>"}, Consumers: []Consumer{
+		{Durable: "notification-worker", FilterSubject: "notification.>"},
+	}},
+	{Name: "IDENTITY", Subjects: []string{"identity.>"}},
+}
+
+// StreamFor returns the stream a subject belongs to.
+func StreamFor(subject string) (Stream, bool) {
+	for _, s := range Streams {
+		for _, p := range s.Subjects {
+			if matches(p, subject) {
+				return s, true
+			}
+		}
+	}
+	return Stream{}, false
+}
+
+// matches implements NATS wildcard matching for the patterns used above.
+func matches(pattern, subject string) bool {
+	pi, si := 0, 0
+	for {
+		pe := next(pattern, pi)
+		se := next(subject, si)
+		pt, st := pattern[pi:pe], subject[si:se]
+		if pt == ">" {
+			return si < len(subject)
+		}
+		if pt != "*" && pt != st {
+			return false
+		}
+		if pe == len(pattern) || se == len(subject) {
+			return pe == len(pattern) && se == len(subject)
+		}
+		pi, si = pe+1, se+1
+	}
+}
+
+func next(s string, i int) int {
+	for j := i; j < len(s); j++ {
+		if s[j] == '.' {
+			return j
+		}
+	}
+	return len(s)
+}

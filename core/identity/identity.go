@@ -1,0 +1,194 @@
+// Package identity holds the tenancy model: tenants own, projects scope,
+// users act. It has the rules for roles and memberships and no I/O.
+package identity
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gpuaas/gpuaas/core/fault"
+)
+
+// Role is a platform-wide role carried by the user's identity token.
+type Role string
+
+const (
+	RoleUser  Role = "user"
+	RoleAdmin Role = "admin" // platform operator
+)
+
+// TenantRole is a user's role inside their tenant.
+type TenantRole string
+
+const (
+	TenantOwner  TenantRole = "owner"
+	TenantAdmin  TenantRole = "admin"
+	TenantMember TenantRole = "member"
+)
+
+// Valid reports whether r is a known tenant role.
+func (r TenantRole) Valid() bool { return r == TenantOwner || r == TenantAdmin || r == TenantMember }
+
+// CanManage reports whether the tenant role may manage projects and members.
+func (r TenantRole) CanManage() bool { return r == TenantOwner || r == TenantAdmin }
+
+// ProjectRole is a user's role inside one project.
+type ProjectRole string
+
+const (
+	ProjectAdmin  ProjectRole = "admin"
+	ProjectMember ProjectRole = "member"
+	ProjectViewer ProjectRole = "viewer"
+)
+
+// Valid reports whether r is a known project role.
+func (r ProjectRole) Valid() bool {
+	return r == ProjectAdmin || r == ProjectMember || r == ProjectViewer
+}
+
+// User is a person (or, later, a service account) who acts on resources.
+type User struct {
+	ID          string
+	Issuer      string // OIDC issuer
+	Subject     string // OIDC subject
+	Email       string
+	DisplayName string
+	Role        Role
+	Status      UserStatus
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// UserStatus is whether the user may sign in.
+type UserStatus string
+
+const (
+	UserActive    UserStatus = "active"
+	UserSuspended UserStatus = "suspended"
+)
+
+// IsAdmin reports whether the user is a platform operator.
+func (u User) IsAdmin() bool { return u.Role == RoleAdmin }
+
+// Tenant is the ownership root: it owns projects, balances and resources.
+type Tenant struct {
+	ID        string
+	Name      string
+	Slug      string
+	CreatedAt time.Time
+}
+
+// Project scopes resources inside a tenant.
+type Project struct {
+	ID        string
+	TenantID  string
+	Name      string
+	IsDefault bool
+	CreatedAt time.Time
+}
+
+// TenantMembership binds a user to a tenant. MVP: one tenant per user.
+type TenantMembership struct {
+	TenantID  string
+	UserID    string
+	Role      TenantRole
+	CreatedAt time.Time
+}
+
+// ProjectMembership binds a user to a project.
+type ProjectMembership struct {
+	ProjectID string
+	UserID    string
+	Role      ProjectRole
+	CreatedAt time.Time
+}
+
+// Invitation lets a not-yet-registered user join a tenant at first sign-in.
+type Invitation struct {
+	TenantID  string
+	Email     string
+	Role      TenantRole
+	InvitedBy string
+	CreatedAt time.Time
+}
+
+// Claims is what a verified identity token says about its bearer.
+type Claims struct {
+	Issuer   string
+	Subject  string
+	Email    string
+	Name     string
+	Roles    []string // raw roles from the token (realm_access.roles or roles)
+	TenantID string   // optional tenant claim
+}
+
+// MapRole maps token roles to the platform role: "admin" (or "gpuaas-admin")
+// makes an operator; everything else is a user.
+func MapRole(roles []string) Role {
+	for _, r := range roles {
+		switch strings.ToLower(r) {
+		case "admin", "gpuaas-admin", "platform-admin":
+			return RoleAdmin
+		}
+	}
+	return RoleUser
+}
+
+// ValidateName checks a human-facing name (project or tenant).
+func ValidateName(field, name string) error {
+	n := strings.TrimSpace(name)
+	if n == "" {
+		return fault.Invalid(field, field+" must not be empty")
+	}
+	if utf8.RuneCountInString(n) > 100 {
+		return fault.Invalid(field, field+" must be at most 100 characters")
+	}
+	if n != name {
+		return fault.Invalid(field, field+" must not start or end with spaces")
+	}
+	for _, r := range n {
+		if r < 0x20 || r == 0x7f {
+			return fault.Invalid(field, field+" must not contain control characters")
+		}
+	}
+	return nil
+}
+
+// Slugify derives a URL-safe slug from a name.
+func Slugify(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+			dash = false
+		default:
+			if !dash && b.Len() > 0 {
+				b.WriteByte('-')
+				dash = true
+			}
+		}
+		if b.Len() >= 40 {
+			break
+		}
+	}
+	s := strings.TrimRight(b.String(), "-")
+	if s == "" {
+		s = "tenant"
+	}
+	return s
+}
+
+// Principal is the authenticated caller of a request, resolved from a token
+// and the user's memberships.
+type Principal struct {
+	User       User
+	TenantID   string
+	TenantRole TenantRole
+}
+
+// CanManageTenant reports whether the principal may manage its tenant's
+// projects and members.
+func (p Principal) CanManageTenant() bool { return p.TenantRole.CanManage() }

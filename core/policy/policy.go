@@ -1,0 +1,126 @@
+// Package policy defines the typed policy keys the platform reads at run
+// time, with their defaults and validation. Values are stored as text.
+package policy
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/gpuaas/gpuaas/core/fault"
+)
+
+// Type is the value type of a key.
+type Type string
+
+const (
+	Int    Type = "int"
+	Bool   Type = "bool"
+	String Type = "string"
+)
+
+// Key is a typed policy key with its default and bounds.
+type Key struct {
+	Name        string
+	Type        Type
+	Default     string
+	Min, Max    int64 // for Int; Max 0 means unbounded
+	Description string
+}
+
+// The known keys. Scope: global, with tenant overrides where the store has them.
+var (
+	AllocationMaxPerUser    = Key{Name: "allocation.max_concurrent_per_user", Type: Int, Default: "4", Min: 0, Max: 1000, Description: "live allocations one user may hold"}
+	AllocationMaxPerProject = Key{Name: "allocation.max_concurrent_per_project", Type: Int, Default: "16", Min: 0, Max: 10000, Description: "live allocations one project may hold"}
+	AllocationMaxPerTenant  = Key{Name: "allocation.max_concurrent_per_tenant", Type: Int, Default: "32", Min: 0, Max: 100000, Description: "live allocations one tenant may hold"}
+	RateLimitDefaultRPM     = Key{Name: "ratelimit.default_per_minute", Type: Int, Default: "600", Min: 1, Max: 1000000, Description: "requests per minute per user for ordinary routes"}
+	RateLimitMutateRPM      = Key{Name: "ratelimit.mutate_per_minute", Type: Int, Default: "120", Min: 1, Max: 1000000, Description: "requests per minute per user for mutating routes"}
+	RateLimitAuthRPM        = Key{Name: "ratelimit.auth_per_minute", Type: Int, Default: "30", Min: 1, Max: 1000000, Description: "requests per minute per client for auth routes"}
+	BillingWindowSeconds    = Key{Name: "billing.window_seconds", Type: Int, Default: "60", Min: 1, Max: 86400, Description: "length of one accrual window"}
+	BillingLowBalanceMinor  = Key{Name: "billing.low_balance_threshold_minor", Type: Int, Default: "1000", Min: 0, Description: "balance (minor units) below which users are warned"}
+	BillingCurrency         = Key{Name: "billing.currency", Type: String, Default: "usd", Description: "ISO currency of the ledger"}
+	PaymentsMinTopUpMinor   = Key{Name: "payments.min_topup_minor", Type: Int, Default: "500", Min: 1, Description: "smallest top-up"}
+	PaymentsMaxTopUpMinor   = Key{Name: "payments.max_topup_minor", Type: Int, Default: "1000000", Min: 1, Description: "largest top-up"}
+	RefundWindowDays        = Key{Name: "billing.refund_window_days", Type: Int, Default: "30", Min: 0, Max: 3650, Description: "days after a credit during which it may be refunded"}
+	PersonalLoginEnabled    = Key{Name: "auth.personal_login_enabled", Type: Bool, Default: "false", Description: "allow the personal (password) login endpoint"}
+	IdempotencyTTLHours     = Key{Name: "idempotency.ttl_hours", Type: Int, Default: "24", Min: 1, Max: 720, Description: "how long idempotency keys are remembered"}
+)
+
+var registry = map[string]Key{}
+
+func init() {
+	for _, k := range []Key{AllocationMaxPerUser, AllocationMaxPerProject, AllocationMaxPerTenant,
+		RateLimitDefaultRPM, RateLimitMutateRPM, RateLimitAuthRPM, BillingWindowSeconds,
+		BillingLowBalanceMinor, BillingCurrency, PaymentsMinTopUpMinor, PaymentsMaxTopUpMinor,
+		RefundWindowDays, PersonalLoginEnabled, IdempotencyTTLHours} {
+		registry[k.Name] = k
+	}
+}
+
+// Lookup returns the key registered under name.
+func Lookup(name string) (Key, bool) { k, ok := registry[name]; return k, ok }
+
+// Keys returns every registered key, sorted by name.
+func Keys() []Key {
+	out := make([]Key, 0, len(registry))
+	for _, k := range registry {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Validate checks a raw value against the key's type and bounds.
+func (k Key) Validate(raw string) error {
+	switch k.Type {
+	case Int:
+		n, err := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+		if err != nil {
+			return fault.Invalid("value", k.Name+" must be an integer")
+		}
+		if n < k.Min || (k.Max > 0 && n > k.Max) {
+			return fault.Invalid("value", k.Name+" is out of range")
+		}
+	case Bool:
+		if _, err := strconv.ParseBool(strings.TrimSpace(raw)); err != nil {
+			return fault.Invalid("value", k.Name+" must be true or false")
+		}
+	case String:
+		if len(raw) > 1024 {
+			return fault.Invalid("value", k.Name+" is too long")
+		}
+	}
+	return nil
+}
+
+// Values is a resolved set of policy values (stored overrides over defaults).
+type Values map[string]string
+
+// Int returns the key's value as an integer, falling back to the default when
+// the stored value is missing or invalid.
+func (v Values) Int(k Key) int64 {
+	raw, ok := v[k.Name]
+	if !ok || k.Validate(raw) != nil {
+		raw = k.Default
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+	return n
+}
+
+// Bool returns the key's value as a bool with the same fallback as Int.
+func (v Values) Bool(k Key) bool {
+	raw, ok := v[k.Name]
+	if !ok || k.Validate(raw) != nil {
+		raw = k.Default
+	}
+	b, _ := strconv.ParseBool(strings.TrimSpace(raw))
+	return b
+}
+
+// String returns the key's value as a string.
+func (v Values) String(k Key) string {
+	if raw, ok := v[k.Name]; ok && k.Validate(raw) == nil {
+		return raw
+	}
+	return k.Default
+}
