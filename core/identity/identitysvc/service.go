@@ -1,0 +1,425 @@
+package identitysvc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/gpuaas/gpuaas/core/audit"
+	"github.com/gpuaas/gpuaas/core/callctx"
+	"github.com/gpuaas/gpuaas/core/event"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/identity"
+	"github.com/gpuaas/gpuaas/core/resource"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// Deps are the ports the service needs.
+type Deps struct {
+	Tx       ports.TxRunner
+	Users    ports.UserStore
+	Tenants  ports.TenantStore
+	Projects ports.ProjectStore
+	Members  ports.MembershipStore
+	Audit    ports.AuditLog
+	Outbox   ports.Outbox
+	Clock    ports.Clock
+	IDs      ports.IDs
+}
+
+// Service implements the identity use cases.
+type Service struct{ d Deps }
+
+// New checks that every dependency is present.
+func New(d Deps) (*Service, error) {
+	if d.Tx == nil || d.Users == nil || d.Tenants == nil || d.Projects == nil || d.Members == nil ||
+		d.Audit == nil || d.Outbox == nil || d.Clock == nil || d.IDs == nil {
+		return nil, errors.New("identitysvc: every dependency is required")
+	}
+	return &Service{d: d}, nil
+}
+
+// DefaultProjectName is the project every new tenant starts with.
+const DefaultProjectName = "default"
+
+// SignIn upserts the user behind verified claims. A user signing in for the
+// first time joins the tenant that invited their email, or else gets a tenant
+// of their own with a default project. Everything happens in one
+// transaction, with audit and outbox rows.
+func (s *Service) SignIn(ctx context.Context, c identity.Claims) (identity.Principal, error) {
+	if c.Issuer == "" || c.Subject == "" {
+		return identity.Principal{}, fault.Unauthenticated(fault.CodeTokenInvalid, "token has no issuer or subject")
+	}
+	var p identity.Principal
+	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		now := s.d.Clock.Now()
+		u, created, err := s.d.Users.UpsertByIdentity(ctx, identity.User{
+			ID: s.d.IDs.NewID(), Issuer: c.Issuer, Subject: c.Subject,
+			Email: strings.ToLower(strings.TrimSpace(c.Email)), DisplayName: c.Name,
+			Role: identity.MapRole(c.Roles), Status: identity.UserActive, CreatedAt: now, UpdatedAt: now,
+		})
+		if err != nil {
+			return err
+		}
+		if u.Status != identity.UserActive {
+			return fault.Forbidden("this account is suspended")
+		}
+		m, err := s.d.Members.TenantMembershipOf(ctx, u.ID)
+		switch {
+		case err == nil:
+		case fault.IsKind(err, fault.KindNotFound):
+			m, err = s.provisionTenant(ctx, u)
+			if err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+		p = identity.Principal{User: u, TenantID: m.TenantID, TenantRole: m.Role}
+		if created {
+			if err := s.d.Audit.Record(ctx, s.auditEvent(ctx, p, "auth.first_sign_in", resource.TypeUser, u.ID, "")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return p, err
+}
+
+// provisionTenant gives a user with no tenant membership one: the inviting
+// tenant's, or a new tenant with a default project.
+func (s *Service) provisionTenant(ctx context.Context, u identity.User) (identity.TenantMembership, error) {
+	now := s.d.Clock.Now()
+	if u.Email != "" {
+		inv, err := s.d.Members.TakeInvitation(ctx, u.Email)
+		switch {
+		case err == nil:
+			m := identity.TenantMembership{TenantID: inv.TenantID, UserID: u.ID, Role: inv.Role, CreatedAt: now}
+			if err := s.d.Members.AddTenantMember(ctx, m); err != nil {
+				return m, err
+			}
+			// Invited users join the tenant's default project as members.
+			projects, err := s.d.Projects.ListProjectsByTenant(ctx, inv.TenantID)
+			if err != nil {
+				return m, err
+			}
+			for _, pr := range projects {
+				if pr.IsDefault {
+					if err := s.d.Members.AddProjectMember(ctx, identity.ProjectMembership{
+						ProjectID: pr.ID, UserID: u.ID, Role: identity.ProjectMember, CreatedAt: now}); err != nil {
+						return m, err
+					}
+				}
+			}
+			return m, s.emit(ctx, event.UserSignedUp, inv.TenantID, "", "user", u.ID,
+				map[string]any{"user_id": u.ID, "tenant_id": inv.TenantID, "invited": true})
+		case fault.IsKind(err, fault.KindNotFound):
+		default:
+			return identity.TenantMembership{}, err
+		}
+	}
+	name := u.DisplayName
+	if name == "" {
+		name = u.Email
+	}
+	if name == "" {
+		name = "tenant"
+	}
+	if len([]rune(name)) > 80 {
+		name = string([]rune(name)[:80])
+	}
+	t := identity.Tenant{ID: s.d.IDs.NewID(), Name: name + "'s organisation", CreatedAt: now}
+	t.Slug = identity.Slugify(name) + "-" + t.ID[len(t.ID)-8:]
+	if err := s.d.Tenants.CreateTenant(ctx, t); err != nil {
+		return identity.TenantMembership{}, err
+	}
+	m := identity.TenantMembership{TenantID: t.ID, UserID: u.ID, Role: identity.TenantOwner, CreatedAt: now}
+	if err := s.d.Members.AddTenantMember(ctx, m); err != nil {
+		return m, err
+	}
+	pr := identity.Project{ID: s.d.IDs.NewID(), TenantID: t.ID, Name: DefaultProjectName, IsDefault: true, CreatedAt: now}
+	if err := s.d.Projects.CreateProject(ctx, pr); err != nil {
+		return m, err
+	}
+	if err := s.d.Members.AddProjectMember(ctx, identity.ProjectMembership{
+		ProjectID: pr.ID, UserID: u.ID, Role: identity.ProjectAdmin, CreatedAt: now}); err != nil {
+		return m, err
+	}
+	return m, s.emit(ctx, event.UserSignedUp, t.ID, pr.ID, "user", u.ID,
+		map[string]any{"user_id": u.ID, "tenant_id": t.ID, "default_project_id": pr.ID, "invited": false})
+}
+
+// Resolve returns the principal for a verified token. A valid token of a
+// user the platform has not seen yet signs them in, so tokens minted by the
+// issuer directly (CLI, service clients) work without a prior exchange.
+func (s *Service) Resolve(ctx context.Context, c identity.Claims) (identity.Principal, error) {
+	u, err := s.d.Users.GetByIdentity(ctx, c.Issuer, c.Subject)
+	if fault.IsKind(err, fault.KindNotFound) {
+		return s.SignIn(ctx, c)
+	}
+	if err != nil {
+		return identity.Principal{}, err
+	}
+	if u.Status != identity.UserActive {
+		return identity.Principal{}, fault.Forbidden("this account is suspended")
+	}
+	// The token is the source of truth for the platform role.
+	u.Role = identity.MapRole(c.Roles)
+	m, err := s.d.Members.TenantMembershipOf(ctx, u.ID)
+	if fault.IsKind(err, fault.KindNotFound) {
+		return s.SignIn(ctx, c)
+	}
+	if err != nil {
+		return identity.Principal{}, err
+	}
+	return identity.Principal{User: u, TenantID: m.TenantID, TenantRole: m.Role}, nil
+}
+
+// ProjectView is a project with the caller's role in it.
+type ProjectView struct {
+	Project identity.Project
+	Role    identity.ProjectRole
+}
+
+// Profile is what GET /users/me shows.
+type Profile struct {
+	User       identity.User
+	Tenant     identity.Tenant
+	TenantRole identity.TenantRole
+	Projects   []ProjectView
+}
+
+// Me returns the caller's user, tenant and projects with roles.
+func (s *Service) Me(ctx context.Context, p identity.Principal) (Profile, error) {
+	t, err := s.d.Tenants.GetTenant(ctx, p.TenantID)
+	if err != nil {
+		return Profile{}, err
+	}
+	projects, err := s.ListProjects(ctx, p)
+	if err != nil {
+		return Profile{}, err
+	}
+	return Profile{User: p.User, Tenant: t, TenantRole: p.TenantRole, Projects: projects}, nil
+}
+
+// ListProjects lists the projects the caller may see: all of the tenant's
+// for tenant admins, else those they are a member of.
+func (s *Service) ListProjects(ctx context.Context, p identity.Principal) ([]ProjectView, error) {
+	mine, err := s.d.Projects.ListProjectsForUser(ctx, p.User.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ProjectView, 0, len(mine))
+	seen := map[string]bool{}
+	for _, pr := range mine {
+		if pr.TenantID != p.TenantID {
+			continue
+		}
+		m, err := s.d.Members.ProjectMembership(ctx, pr.ID, p.User.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ProjectView{Project: pr, Role: m.Role})
+		seen[pr.ID] = true
+	}
+	if p.CanManageTenant() {
+		all, err := s.d.Projects.ListProjectsByTenant(ctx, p.TenantID)
+		if err != nil {
+			return nil, err
+		}
+		for _, pr := range all {
+			if !seen[pr.ID] {
+				out = append(out, ProjectView{Project: pr, Role: identity.ProjectAdmin})
+			}
+		}
+	}
+	return out, nil
+}
+
+// ProjectAccess returns the caller's effective role in a project. A project
+// of another tenant, or one the caller is not a member of, is NotFound (not
+// Forbidden), so ids do not leak across tenants.
+func (s *Service) ProjectAccess(ctx context.Context, p identity.Principal, projectID string) (identity.Project, identity.ProjectRole, error) {
+	pr, err := s.d.Projects.GetProject(ctx, projectID)
+	if err != nil || pr.TenantID != p.TenantID {
+		if err == nil || fault.IsKind(err, fault.KindNotFound) || fault.IsKind(err, fault.KindInvalid) {
+			return identity.Project{}, "", fault.NotFound("project", "")
+		}
+		return identity.Project{}, "", err
+	}
+	if p.CanManageTenant() {
+		return pr, identity.ProjectAdmin, nil
+	}
+	m, err := s.d.Members.ProjectMembership(ctx, projectID, p.User.ID)
+	if fault.IsKind(err, fault.KindNotFound) {
+		return identity.Project{}, "", fault.NotFound("project", "")
+	}
+	if err != nil {
+		return identity.Project{}, "", err
+	}
+	return pr, m.Role, nil
+}
+
+// CreateProject creates a project in the caller's tenant. Tenant owners and
+// admins only; the creator becomes its admin.
+func (s *Service) CreateProject(ctx context.Context, p identity.Principal, name string) (identity.Project, error) {
+	if err := identity.ValidateName("name", name); err != nil {
+		return identity.Project{}, err
+	}
+	if !p.CanManageTenant() {
+		return identity.Project{}, fault.Forbidden("only tenant owners and admins can create projects")
+	}
+	pr := identity.Project{ID: s.d.IDs.NewID(), TenantID: p.TenantID, Name: name, CreatedAt: s.d.Clock.Now()}
+	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		if err := s.d.Projects.CreateProject(ctx, pr); err != nil {
+			if fault.IsKind(err, fault.KindConflict) {
+				return fault.Conflict("project_name_taken", "a project with this name already exists").With("name", name)
+			}
+			return err
+		}
+		if err := s.d.Members.AddProjectMember(ctx, identity.ProjectMembership{
+			ProjectID: pr.ID, UserID: p.User.ID, Role: identity.ProjectAdmin, CreatedAt: pr.CreatedAt}); err != nil {
+			return err
+		}
+		if err := s.d.Audit.Record(ctx, s.auditEvent(ctx, p, "project.create", resource.TypeProject, pr.ID, pr.ID)); err != nil {
+			return err
+		}
+		return s.emit(ctx, event.ProjectCreated, p.TenantID, pr.ID, "project", pr.ID,
+			map[string]any{"project_id": pr.ID, "name": pr.Name, "created_by": p.User.ID})
+	})
+	return pr, err
+}
+
+// Member is a project member with the user's public details.
+type Member struct {
+	User identity.User
+	Role identity.ProjectRole
+}
+
+// ListMembers lists a project's members; any member may read them.
+func (s *Service) ListMembers(ctx context.Context, p identity.Principal, projectID string) ([]Member, error) {
+	if _, _, err := s.ProjectAccess(ctx, p, projectID); err != nil {
+		return nil, err
+	}
+	ms, err := s.d.Members.ListProjectMembers(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Member, 0, len(ms))
+	for _, m := range ms {
+		u, err := s.d.Users.Get(ctx, m.UserID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Member{User: u, Role: m.Role})
+	}
+	return out, nil
+}
+
+// AddMember adds a user of the same tenant to a project. Tenant admins only.
+func (s *Service) AddMember(ctx context.Context, p identity.Principal, projectID, userID string, role identity.ProjectRole) error {
+	if !role.Valid() {
+		return fault.Invalid("role", "role must be admin, member or viewer")
+	}
+	if userID == "" {
+		return fault.Invalid("user_id", "user_id is required")
+	}
+	if _, _, err := s.ProjectAccess(ctx, p, projectID); err != nil {
+		return err
+	}
+	if !p.CanManageTenant() {
+		return fault.Forbidden("only tenant owners and admins can manage members")
+	}
+	return s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		tm, err := s.d.Members.TenantMembershipOf(ctx, userID)
+		if err != nil || tm.TenantID != p.TenantID {
+			if err == nil || fault.IsKind(err, fault.KindNotFound) || fault.IsKind(err, fault.KindInvalid) {
+				return fault.NotFound("user", "")
+			}
+			return err
+		}
+		if err := s.d.Members.AddProjectMember(ctx, identity.ProjectMembership{
+			ProjectID: projectID, UserID: userID, Role: role, CreatedAt: s.d.Clock.Now()}); err != nil {
+			if fault.IsKind(err, fault.KindConflict) {
+				return fault.Conflict("already_member", "the user is already a member of this project")
+			}
+			return err
+		}
+		ev := s.auditEvent(ctx, p, "project.member_add", resource.TypeProject, projectID, projectID)
+		ev.Metadata = map[string]any{"user_id": userID, "role": string(role)}
+		if err := s.d.Audit.Record(ctx, ev); err != nil {
+			return err
+		}
+		return s.emit(ctx, event.ProjectMemberAdded, p.TenantID, projectID, "project", projectID,
+			map[string]any{"project_id": projectID, "user_id": userID, "role": role})
+	})
+}
+
+// RemoveMember removes a user from a project. Tenant admins only.
+func (s *Service) RemoveMember(ctx context.Context, p identity.Principal, projectID, userID string) error {
+	if _, _, err := s.ProjectAccess(ctx, p, projectID); err != nil {
+		return err
+	}
+	if !p.CanManageTenant() {
+		return fault.Forbidden("only tenant owners and admins can manage members")
+	}
+	return s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		if err := s.d.Members.RemoveProjectMember(ctx, projectID, userID); err != nil {
+			return err
+		}
+		ev := s.auditEvent(ctx, p, "project.member_remove", resource.TypeProject, projectID, projectID)
+		ev.Metadata = map[string]any{"user_id": userID}
+		if err := s.d.Audit.Record(ctx, ev); err != nil {
+			return err
+		}
+		return s.emit(ctx, event.ProjectMemberRemoved, p.TenantID, projectID, "project", projectID,
+			map[string]any{"project_id": projectID, "user_id": userID})
+	})
+}
+
+// Invite lets a person with this email join the caller's tenant at their
+// first sign-in. Tenant admins only.
+func (s *Service) Invite(ctx context.Context, p identity.Principal, email string, role identity.TenantRole) error {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if at := strings.IndexByte(email, '@'); at < 1 || at == len(email)-1 || len(email) > 254 {
+		return fault.Invalid("email", "a valid email address is required")
+	}
+	if role != identity.TenantAdmin && role != identity.TenantMember {
+		return fault.Invalid("role", "role must be admin or member")
+	}
+	if !p.CanManageTenant() {
+		return fault.Forbidden("only tenant owners and admins can invite")
+	}
+	return s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		if err := s.d.Members.CreateInvitation(ctx, identity.Invitation{
+			TenantID: p.TenantID, Email: email, Role: role, InvitedBy: p.User.ID, CreatedAt: s.d.Clock.Now()}); err != nil {
+			if fault.IsKind(err, fault.KindConflict) {
+				return fault.Conflict("already_invited", "this email already has a pending invitation")
+			}
+			return err
+		}
+		return s.d.Audit.Record(ctx, s.auditEvent(ctx, p, "tenant.invite", resource.TypeTenant, p.TenantID, ""))
+	})
+}
+
+func (s *Service) auditEvent(ctx context.Context, p identity.Principal, action, typ, id, projectID string) audit.Event {
+	return audit.Event{
+		ID: s.d.IDs.NewID(), OccurredAt: s.d.Clock.Now(), ActorType: audit.ActorUser, ActorID: p.User.ID,
+		TenantID: p.TenantID, ProjectID: projectID, Action: action, ResourceType: typ,
+		ResourceID: resource.New("", p.TenantID, projectID, typ, id).String(), Outcome: audit.Success,
+		CorrelationID: callctx.CorrelationID(ctx), SourceIP: callctx.SourceIP(ctx),
+	}
+}
+
+func (s *Service) emit(ctx context.Context, typ, tenantID, projectID, aggType, aggID string, payload any) error {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return fault.Internal(err)
+	}
+	return s.d.Outbox.Append(ctx, event.Envelope{
+		ID: s.d.IDs.NewID(), Type: typ, Version: 1, OccurredAt: s.d.Clock.Now(), TenantID: tenantID,
+		ProjectID: projectID, AggregateType: aggType, AggregateID: aggID, CorrelationID: callctx.CorrelationID(ctx),
+		Payload: body,
+	})
+}
