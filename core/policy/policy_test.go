@@ -1,0 +1,60 @@
+package policy_test
+
+import (
+	"testing"
+
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/policy"
+)
+
+func TestDefaultsAreValid(t *testing.T) {
+	t.Parallel()
+	for _, k := range policy.Keys() {
+		if err := k.Validate(k.Default); err != nil {
+			t.Errorf("%s: default %q invalid: %v", k.Name, k.Default, err)
+		}
+		if got, ok := policy.Lookup(k.Name); !ok || got.Name != k.Name {
+			t.Errorf("%s not registered", k.Name)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		key policy.Key
+		raw string
+		ok  bool
+	}{
+		{policy.AllocationMaxPerUser, "3", true},
+		{policy.AllocationMaxPerUser, "-1", false},
+		{policy.AllocationMaxPerUser, "1001", false},
+		{policy.AllocationMaxPerUser, "three", false},
+		{policy.PersonalLoginEnabled, "true", true},
+		{policy.PersonalLoginEnabled, "yes", false},
+		{policy.BillingCurrency, "eur", true},
+	}
+	for _, c := range cases {
+		err := c.key.Validate(c.raw)
+		if (err == nil) != c.ok {
+			t.Errorf("%s=%q: err %v, want ok=%v", c.key.Name, c.raw, err, c.ok)
+		}
+		if err != nil && !fault.IsKind(err, fault.KindInvalid) {
+			t.Errorf("%s=%q: err kind %v", c.key.Name, c.raw, fault.KindOf(err))
+		}
+	}
+}
+
+func TestValuesFallBackToDefaults(t *testing.T) {
+	t.Parallel()
+	v := policy.Values{policy.AllocationMaxPerUser.Name: "7", policy.RateLimitDefaultRPM.Name: "junk"}
+	if got := v.Int(policy.AllocationMaxPerUser); got != 7 {
+		t.Fatalf("stored value: %d", got)
+	}
+	if got := v.Int(policy.RateLimitDefaultRPM); got != 600 {
+		t.Fatalf("invalid stored value should fall back to default, got %d", got)
+	}
+	if v.Bool(policy.PersonalLoginEnabled) {
+		t.Fatal("personal login default should be false")
+	}
+}
