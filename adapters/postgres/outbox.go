@@ -1,0 +1,444 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"regexp"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gpuaas/gpuaas/core/event"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// MaxRetries is how many failed publish attempts turn an outbox row from
+// pending into failed. A failed row needs an operator: it is never retried
+// on its own.
+const MaxRetries = 10
+
+// outboxChannel is the LISTEN/NOTIFY channel the insert trigger in
+// 0001_foundation notifies once per INSERT statement.
+const outboxChannel = "outbox_pending"
+
+// ListenerApplicationName is the application_name of the LISTEN connection.
+const ListenerApplicationName = "gpuaas-outbox-listener"
+
+// maxErrorLen bounds last_error so one pathological error cannot bloat rows.
+const maxErrorLen = 512
+
+// OutboxConfig tunes retries and the wake-up listener.
+type OutboxConfig struct {
+	// BaseBackoff is the delay before the first retry; each later retry
+	// doubles it. Default 1s.
+	BaseBackoff time.Duration
+	// MaxBackoff caps the delay between retries. Default 5m.
+	MaxBackoff time.Duration
+	// MaxRetries failed attempts mark a row failed. Default [MaxRetries].
+	MaxRetries int
+	// ListenHealthInterval is how often an idle LISTEN connection is pinged
+	// so a silently dead connection is replaced. Default 30s.
+	ListenHealthInterval time.Duration
+	// Logger receives listener reconnect messages. Default: discard.
+	Logger *slog.Logger
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *OutboxConfig) CheckAndSetDefaults() error {
+	if c.BaseBackoff < 0 || c.MaxBackoff < 0 || c.MaxRetries < 0 || c.ListenHealthInterval < 0 {
+		return errors.New("postgres: outbox config: durations and MaxRetries must not be negative")
+	}
+	if c.BaseBackoff == 0 {
+		c.BaseBackoff = time.Second
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = 5 * time.Minute
+	}
+	if c.MaxBackoff < c.BaseBackoff {
+		return errors.New("postgres: outbox config: MaxBackoff is below BaseBackoff")
+	}
+	if c.MaxRetries == 0 {
+		c.MaxRetries = MaxRetries
+	}
+	if c.ListenHealthInterval == 0 {
+		c.ListenHealthInterval = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Outbox is the transactional outbox on platform_outbox_events. Append
+// joins the caller's transaction, so a state change and its events commit
+// or roll back together; ProcessBatch and WaitForNew serve the relay.
+type Outbox struct {
+	db  *DB
+	cfg OutboxConfig
+
+	// The LISTEN connection lives in one background goroutine started by
+	// the first WaitForNew, so any number of waiters share one connection
+	// and no notification is lost between two calls.
+	listenOnce sync.Once
+	stop       context.CancelFunc
+	done       chan struct{}
+	mu         sync.Mutex
+	wake       chan struct{} // closed and replaced on every notification
+	// notes counts notifications (and reconnects); claimedAt is notes as
+	// it was when the latest claim began. notes > claimedAt means rows
+	// may have been committed that no claim has looked at yet, which
+	// closes the gap between an empty claim and the following WaitForNew.
+	notes, claimedAt uint64
+}
+
+var (
+	_ ports.Outbox        = (*Outbox)(nil)
+	_ ports.OutboxClaimer = (*Outbox)(nil)
+)
+
+// NewOutbox returns the outbox over db.
+func NewOutbox(db *DB, cfg OutboxConfig) (*Outbox, error) {
+	if db == nil {
+		return nil, errors.New("postgres: outbox needs a DB")
+	}
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	return &Outbox{db: db, cfg: cfg, wake: make(chan struct{})}, nil
+}
+
+// Close stops the LISTEN connection, if one was started.
+func (o *Outbox) Close() {
+	o.listenOnce.Do(func() {}) // a later WaitForNew must not start one
+	o.mu.Lock()
+	stop, done := o.stop, o.done
+	o.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
+
+// Append implements [ports.Outbox]. All events go in one INSERT statement
+// (one round trip, one NOTIFY) through the transaction in ctx, if any.
+func (o *Outbox) Append(ctx context.Context, events ...event.Envelope) error {
+	if len(events) == 0 {
+		return nil
+	}
+	ids := make([]string, len(events))
+	subjects := make([]string, len(events))
+	bodies := make([]string, len(events))
+	occurred := make([]*time.Time, len(events))
+	for i, e := range events {
+		if e.ID == "" {
+			return fault.Invalid("id", "event id is required")
+		}
+		if e.Type == "" {
+			return fault.Invalid("type", "event type is required")
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return fault.Invalid("payload", "event is not valid JSON").Wrap(err)
+		}
+		ids[i], subjects[i], bodies[i] = e.ID, e.Type, string(b)
+		if !e.OccurredAt.IsZero() {
+			t := e.OccurredAt
+			occurred[i] = &t
+		}
+	}
+	_, err := o.db.Q(ctx).Exec(ctx, `
+		INSERT INTO platform_outbox_events (id, subject, envelope, occurred_at)
+		SELECT u.id::uuid, u.subject, u.body::jsonb, coalesce(u.occurred_at, now())
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS u(id, subject, body, occurred_at)`,
+		ids, subjects, bodies, occurred)
+	return translateOutbox(err)
+}
+
+// ProcessBatch implements [ports.OutboxClaimer]. The rows stay locked for
+// the whole call, so concurrent relays (SKIP LOCKED) never hand the same
+// row to two publishers; if this process dies mid-batch the transaction
+// rolls back and the rows are claimed again (at least once; the bus dedupes
+// by event id).
+func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx context.Context, recs []ports.OutboxRecord) []error) (int, error) {
+	if limit <= 0 {
+		return 0, fault.Invalid("limit", "limit must be positive")
+	}
+	o.mu.Lock()
+	o.claimedAt = o.notes
+	o.mu.Unlock()
+	tx, err := o.db.Pool.Begin(ctx)
+	if err != nil {
+		return 0, fault.Unavailable("outbox: database unavailable", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+
+	recs, err := claim(ctx, tx, limit)
+	if err != nil || len(recs) == 0 {
+		return 0, translateOutbox(err)
+	}
+
+	errs := publish(ctx, recs)
+
+	published := make([]string, 0, len(recs))
+	var failedIDs, failedErrs []string
+	var failedDelays []float64
+	for i, r := range recs {
+		var perr error
+		if i < len(errs) {
+			perr = errs[i]
+		} else {
+			perr = errors.New("publisher returned no result for this event")
+		}
+		if perr == nil {
+			published = append(published, r.Envelope.ID)
+			continue
+		}
+		failedIDs = append(failedIDs, r.Envelope.ID)
+		failedErrs = append(failedErrs, sanitizeError(perr))
+		failedDelays = append(failedDelays, o.backoff(r.RetryCount+1).Seconds())
+	}
+
+	// Record outcomes even if ctx was cancelled while publishing: the events
+	// are on the bus, and marking them now spares a duplicate publish.
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if len(published) > 0 {
+		if _, err := tx.Exec(mctx, `
+			UPDATE platform_outbox_events
+			SET status = 'published', published_at = now(), last_attempted_at = now()
+			WHERE id = ANY($1::uuid[])`, published); err != nil {
+			return 0, translateOutbox(err)
+		}
+	}
+	if len(failedIDs) > 0 {
+		if _, err := tx.Exec(mctx, `
+			UPDATE platform_outbox_events AS e
+			SET retry_count = e.retry_count + 1,
+			    last_attempted_at = now(),
+			    last_error = u.err,
+			    next_attempt_at = now() + make_interval(secs => u.delay),
+			    status = CASE WHEN e.retry_count + 1 >= $4 THEN 'failed' ELSE 'pending' END
+			FROM unnest($1::uuid[], $2::text[], $3::float8[]) AS u(id, err, delay)
+			WHERE e.id = u.id`, failedIDs, failedErrs, failedDelays, o.cfg.MaxRetries); err != nil {
+			return 0, translateOutbox(err)
+		}
+	}
+	if err := tx.Commit(mctx); err != nil {
+		return 0, translateOutbox(err)
+	}
+	return len(recs), nil
+}
+
+// claim locks up to limit due rows, oldest first.
+func claim(ctx context.Context, tx pgx.Tx, limit int) ([]ports.OutboxRecord, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT envelope::text, retry_count
+		FROM platform_outbox_events
+		WHERE status = 'pending' AND next_attempt_at <= now()
+		ORDER BY occurred_at, id
+		LIMIT $1
+		FOR UPDATE SKIP LOCKED`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	recs := make([]ports.OutboxRecord, 0, limit)
+	var body []byte
+	var retries int
+	for rows.Next() {
+		if err := rows.Scan(&body, &retries); err != nil {
+			return nil, err
+		}
+		var env event.Envelope
+		if err := json.Unmarshal(body, &env); err != nil {
+			return nil, fmt.Errorf("outbox row holds an undecodable envelope: %w", err)
+		}
+		recs = append(recs, ports.OutboxRecord{Envelope: env, RetryCount: retries})
+	}
+	return recs, rows.Err()
+}
+
+// backoff returns the delay before attempt number attempt (1-based):
+// exponential from BaseBackoff, capped at MaxBackoff, with "equal jitter"
+// (half fixed, half random) so rows that failed together do not retry in
+// lockstep against a recovering bus.
+func (o *Outbox) backoff(attempt int) time.Duration {
+	d := o.cfg.MaxBackoff
+	if attempt <= 1 {
+		d = o.cfg.BaseBackoff
+	} else if shift := attempt - 1; shift < 32 {
+		if x := o.cfg.BaseBackoff << shift; x > 0 && x < d {
+			d = x
+		}
+	}
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(half)+1))
+}
+
+// WaitForNew implements [ports.OutboxClaimer]. It returns nil at once if a
+// notification arrived after the latest ProcessBatch began claiming; else
+// when an INSERT is notified, when the listener (re)connects
+// (notifications may have been missed, so the caller should poll), or when
+// timeout passes. It returns ctx's error when ctx ends first.
+func (o *Outbox) WaitForNew(ctx context.Context, timeout time.Duration) error {
+	o.listenOnce.Do(o.startListener)
+	o.mu.Lock()
+	wake, pending := o.wake, o.notes > o.claimedAt
+	o.mu.Unlock()
+	if pending {
+		return ctx.Err()
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-wake:
+		return nil
+	case <-t.C:
+		return nil
+	}
+}
+
+func (o *Outbox) startListener() {
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	o.mu.Lock()
+	o.stop, o.done = stop, done
+	o.mu.Unlock()
+	go func() {
+		defer close(done)
+		o.listen(ctx)
+	}()
+}
+
+// broadcast wakes every current waiter.
+func (o *Outbox) broadcast() {
+	o.mu.Lock()
+	o.notes++
+	close(o.wake)
+	o.wake = make(chan struct{})
+	o.mu.Unlock()
+}
+
+// listen keeps one LISTEN connection alive until ctx ends, reconnecting
+// with capped backoff whenever it breaks.
+func (o *Outbox) listen(ctx context.Context) {
+	const maxDelay = 10 * time.Second
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := o.listenSession(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		o.cfg.Logger.Warn("outbox listener lost its connection; reconnecting", "err", sanitizeError(err), "in", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxDelay)
+	}
+}
+
+// listenSession runs one LISTEN session: connect, LISTEN, wake waiters (rows
+// may have arrived while nobody listened), then forward notifications
+// until the connection fails.
+func (o *Outbox) listenSession(ctx context.Context) error {
+	cc := o.db.Pool.Config().ConnConfig.Copy()
+	// Named so operators (and tests) can find it in pg_stat_activity.
+	cc.RuntimeParams["application_name"] = ListenerApplicationName
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, err := pgx.ConnectConfig(cctx, cc)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+outboxChannel); err != nil {
+		return err
+	}
+	o.broadcast()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, o.cfg.ListenHealthInterval)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err == nil:
+			if n != nil && n.Channel == outboxChannel {
+				o.broadcast()
+			}
+		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
+			// Idle: prove the connection still works, else reconnect.
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// translateOutbox maps database errors to fault kinds.
+func translateOutbox(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "22P02": // invalid_text_representation: an id that is not a uuid
+			return fault.Invalid("id", "event id must be a UUID").Wrap(err)
+		case codeUniqueViolation:
+			return fault.Conflict(fault.CodeConflict, "event already in the outbox").Wrap(err)
+		}
+		return fault.Internal(err)
+	}
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	// Anything else below pgx is a connection problem.
+	return fault.Unavailable("outbox: database unavailable", err)
+}
+
+// userinfoRe finds credentials embedded in URLs (scheme://user:pass@host).
+var userinfoRe = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@`)
+
+// sanitizeError renders err for the last_error column and logs: URL
+// credentials are masked and the text is cut to maxErrorLen bytes on a
+// rune boundary.
+func sanitizeError(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := userinfoRe.ReplaceAllString(err.Error(), "${1}***@")
+	if len(s) <= maxErrorLen {
+		return s
+	}
+	cut := maxErrorLen
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
