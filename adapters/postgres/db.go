@@ -21,12 +21,21 @@ type Config struct {
 	MaxConns int32 // 0: pgx default
 	// Migrate applies pending migrations when the pool opens.
 	Migrate bool
+	// PolicyCacheTTL bounds how long a PolicyStore serves cached values
+	// when a change notification was lost. 0: DefaultPolicyCacheTTL.
+	PolicyCacheTTL time.Duration
 }
 
 // CheckAndSetDefaults validates the config.
 func (c *Config) CheckAndSetDefaults() error {
 	if c.URL == "" {
 		return errors.New("postgres: URL is required")
+	}
+	if c.PolicyCacheTTL < 0 {
+		return errors.New("postgres: PolicyCacheTTL must not be negative")
+	}
+	if c.PolicyCacheTTL == 0 {
+		c.PolicyCacheTTL = DefaultPolicyCacheTTL
 	}
 	if _, err := pgxpool.ParseConfig(c.URL); err != nil {
 		return fmt.Errorf("postgres: bad URL: %w", redactErr(err))
@@ -37,6 +46,7 @@ func (c *Config) CheckAndSetDefaults() error {
 // DB is the pool plus the transaction runner every store shares.
 type DB struct {
 	Pool *pgxpool.Pool
+	cfg  Config
 }
 
 var (
@@ -46,6 +56,20 @@ var (
 
 // Open connects, pings and (if configured) migrates.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
+	db, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Connect(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// New builds the pool without connecting (pgxpool dials lazily), so a
+// dependency graph can be assembled without I/O; Connect does the I/O.
+func New(cfg Config) (*DB, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
@@ -56,22 +80,24 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return nil, redactErr(err)
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("postgres: ping: %w", redactErr(err))
+	return &DB{Pool: pool, cfg: cfg}, nil
+}
+
+// Connect pings the server and, if the config says so, migrates.
+func (db *DB) Connect(ctx context.Context) error {
+	if err := db.Pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", redactErr(err))
 	}
-	db := &DB{Pool: pool}
-	if cfg.Migrate {
+	if db.cfg.Migrate {
 		if _, err := db.MigrateUp(ctx); err != nil {
-			pool.Close()
-			return nil, err
+			return err
 		}
 	}
-	return db, nil
+	return nil
 }
 
 // Close closes the pool.
@@ -152,6 +178,7 @@ const (
 	codeForeignKeyViolation  = "23503"
 	codeCheckViolation       = "23514"
 	codeExclusionViolation   = "23P01"
+	codeInvalidText          = "22P02" // e.g. a malformed uuid
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
 )
@@ -175,15 +202,28 @@ func IsForeignKeyViolation(err error) bool {
 }
 
 // translate maps infrastructure errors to fault errors at the boundary.
+// Unique and foreign-key violations are refined by constraint name (see
+// constraints.go) so callers get a stable code instead of a generic one.
 func translate(err error, resource string) error {
+	var pe *pgconn.PgError
+	errors.As(err, &pe)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, pgx.ErrNoRows):
 		return fault.NotFound(resource, "")
 	case IsUniqueViolation(err, ""):
+		if c, ok := uniqueConstraints[pe.ConstraintName]; ok {
+			return fault.Conflict(c.code, c.message).Wrap(err)
+		}
 		return fault.Conflict(fault.CodeConflict, resource+" already exists").Wrap(err)
 	case IsForeignKeyViolation(err):
+		if r, ok := foreignKeys[pe.ConstraintName]; ok {
+			resource = r
+		}
+		return fault.NotFound(resource, "").Wrap(err)
+	case pe != nil && pe.Code == codeInvalidText:
+		// Ids are uuids: one that does not parse names nothing that exists.
 		return fault.NotFound(resource, "").Wrap(err)
 	}
 	var fe *fault.Error

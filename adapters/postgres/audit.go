@@ -1,0 +1,163 @@
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gpuaas/gpuaas/core/audit"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// Audit list page sizes.
+const (
+	DefaultAuditPageSize = 50
+	MaxAuditPageSize     = 500
+)
+
+// AuditLog implements [ports.AuditLog] on the append-only audit_log table
+// (a trigger refuses UPDATE and DELETE).
+type AuditLog struct{ db *DB }
+
+var _ ports.AuditLog = (*AuditLog)(nil)
+
+// NewAuditLog returns an AuditLog; Record joins the transaction in ctx, so
+// an audited change and its record commit together.
+func NewAuditLog(db *DB) *AuditLog { return &AuditLog{db: db} }
+
+// Record implements [ports.AuditLog]. A zero OccurredAt takes the
+// database's now().
+func (a *AuditLog) Record(ctx context.Context, e audit.Event) error {
+	meta := e.Metadata
+	if meta == nil {
+		meta = map[string]any{}
+	}
+	body, err := json.Marshal(meta)
+	if err != nil {
+		return fault.Internal(err)
+	}
+	var at any
+	if !e.OccurredAt.IsZero() {
+		at = e.OccurredAt
+	}
+	_, err = a.db.Q(ctx).Exec(ctx, `
+		INSERT INTO audit_log (id, occurred_at, actor_type, actor_id, tenant_id, project_id, action,
+			resource_type, resource_id, outcome, correlation_id, source_ip, metadata)
+		VALUES ($1, COALESCE($2::timestamptz, now()), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		e.ID, at, string(e.ActorType), e.ActorID, nullableID(e.TenantID), nullableID(e.ProjectID), e.Action,
+		e.ResourceType, e.ResourceID, string(e.Outcome), e.CorrelationID, e.SourceIP, body)
+	return translate(err, "audit event")
+}
+
+// auditCursor is the keyset position after the last row of a page. It is
+// opaque to callers (base64 of JSON); the time travels as UnixMicro so it
+// is exact at the column's precision and independent of time zones.
+type auditCursor struct {
+	At int64  `json:"t"`
+	ID string `json:"id"`
+}
+
+func encodeAuditCursor(at time.Time, id string) string {
+	b, _ := json.Marshal(auditCursor{At: at.UnixMicro(), ID: id})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeAuditCursor(s string) (auditCursor, error) {
+	bad := fault.Invalid("cursor", "the cursor is not one this server issued")
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return auditCursor{}, bad
+	}
+	var c auditCursor
+	if err := json.Unmarshal(b, &c); err != nil {
+		return auditCursor{}, bad
+	}
+	id, ok := canonicalID(c.ID)
+	if !ok {
+		return auditCursor{}, bad
+	}
+	c.ID = id
+	return c, nil
+}
+
+// List implements [ports.AuditLog]: newest first, keyset-paginated on
+// (occurred_at, id) so pages stay stable while rows are appended. Since is
+// inclusive, Until exclusive. nextCursor is "" on the last page.
+func (a *AuditLog) List(ctx context.Context, f audit.Filter) ([]audit.Event, string, error) {
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultAuditPageSize
+	case limit > MaxAuditPageSize:
+		limit = MaxAuditPageSize
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	if f.TenantID != "" {
+		id, ok := canonicalID(f.TenantID)
+		if !ok {
+			return []audit.Event{}, "", nil // no tenant has this id, so none has events
+		}
+		where = append(where, "tenant_id = "+arg(id))
+	}
+	if f.ActorID != "" {
+		where = append(where, "actor_id = "+arg(f.ActorID))
+	}
+	if f.Action != "" {
+		where = append(where, "action = "+arg(f.Action))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "occurred_at >= "+arg(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "occurred_at < "+arg(f.Until))
+	}
+	if f.Cursor != "" {
+		c, err := decodeAuditCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "(occurred_at, id) < ("+arg(time.UnixMicro(c.At))+", "+arg(c.ID)+"::uuid)")
+	}
+	q := `SELECT id, occurred_at, actor_type, actor_id, COALESCE(tenant_id::text, ''), COALESCE(project_id::text, ''),
+		action, resource_type, resource_id, outcome, correlation_id, source_ip, metadata FROM audit_log`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY occurred_at DESC, id DESC LIMIT " + arg(limit+1)
+	rows, err := a.db.Q(ctx).Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", translate(err, "audit event")
+	}
+	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (audit.Event, error) {
+		var e audit.Event
+		var actorType, outcome string
+		var meta []byte
+		if err := r.Scan(&e.ID, &e.OccurredAt, &actorType, &e.ActorID, &e.TenantID, &e.ProjectID, &e.Action,
+			&e.ResourceType, &e.ResourceID, &outcome, &e.CorrelationID, &e.SourceIP, &meta); err != nil {
+			return e, err
+		}
+		e.ActorType, e.Outcome = audit.ActorType(actorType), audit.Outcome(outcome)
+		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+			return e, err
+		}
+		return e, nil
+	})
+	if err != nil {
+		return nil, "", translate(err, "audit event")
+	}
+	next := ""
+	if len(events) > limit {
+		events = events[:limit]
+		last := events[limit-1]
+		next = encodeAuditCursor(last.OccurredAt, last.ID)
+	}
+	return events, next, nil
+}

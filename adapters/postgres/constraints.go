@@ -1,0 +1,65 @@
+package postgres
+
+import (
+	"github.com/google/uuid"
+
+	"github.com/gpuaas/gpuaas/core/fault"
+)
+
+// uniqueConstraint is how a violated unique constraint reads to a caller.
+type uniqueConstraint struct {
+	code    fault.Code
+	message string
+}
+
+// uniqueConstraints maps the schema's unique constraints (by name, as the
+// migrations spell them) to stable conflict codes. A constraint missing here
+// still becomes a Conflict, only with the generic code.
+var uniqueConstraints = map[string]uniqueConstraint{
+	"tenants_slug_key":                {"tenant_slug_taken", "a tenant with this slug already exists"},
+	"projects_tenant_name_key":        {"project_name_taken", "a project with this name already exists"},
+	"projects_one_default_per_tenant": {"default_project_exists", "the tenant already has a default project"},
+	"tenant_memberships_user_key":     {"already_in_tenant", "the user already belongs to a tenant"},
+	"tenant_memberships_pkey":         {"already_in_tenant", "the user already belongs to a tenant"},
+	"project_memberships_key":         {"already_member", "the user is already a member of this project"},
+	"tenant_invitations_email_key":    {"already_invited", "this email already has a pending invitation"},
+	"users_identity_key":              {"user_exists", "a user with this identity already exists"},
+	"idempotency_keys_pkey":           {fault.CodeIdempotencyInFlight, "the idempotency key is in use"},
+	"policies_pkey":                   {fault.CodeConflict, "the policy value already exists"},
+	"platform_outbox_events_pkey":     {fault.CodeConflict, "the event already exists"},
+	"allocations_one_live_per_node":   {"node_busy", "the node already holds a live allocation"},
+}
+
+// foreignKeys maps foreign-key constraints (PostgreSQL's default
+// <table>_<column>_fkey names) to the resource that was missing.
+var foreignKeys = map[string]string{
+	"tenant_memberships_tenant_id_fkey":   "tenant",
+	"tenant_memberships_user_id_fkey":     "user",
+	"projects_tenant_id_fkey":             "tenant",
+	"project_memberships_project_id_fkey": "project",
+	"project_memberships_user_id_fkey":    "user",
+	"tenant_invitations_tenant_id_fkey":   "tenant",
+	"tenant_invitations_invited_by_fkey":  "user",
+	"allocations_tenant_id_fkey":          "tenant",
+	"allocations_project_id_fkey":         "project",
+	"allocations_user_id_fkey":            "user",
+}
+
+// canonicalID parses an id given by a caller. ok is false when it is not a
+// uuid: such an id names nothing, so readers answer NotFound without a round
+// trip (and without aborting the caller's transaction on a cast error).
+func canonicalID(id string) (string, bool) {
+	u, err := uuid.Parse(id)
+	if err != nil || len(id) != 36 {
+		return "", false
+	}
+	return u.String(), true
+}
+
+// nullableID maps "" to SQL NULL for optional uuid columns.
+func nullableID(id string) any {
+	if id == "" {
+		return nil
+	}
+	return id
+}

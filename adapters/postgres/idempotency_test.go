@@ -1,0 +1,121 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gpuaas/gpuaas/adapters/postgres"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/ports"
+	"github.com/gpuaas/gpuaas/testkit/contract"
+	"github.com/gpuaas/gpuaas/testkit/fakes"
+)
+
+func TestIdempotencyContract(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, nonUTC)
+	contract.RunIdempotencySuite(t, func(*testing.T) ports.IdempotencyStore {
+		return postgres.NewIdempotencyStore(db, nil)
+	})
+}
+
+// With a clock the test moves, expiry is exact: a completed key is kept
+// up to its TTL and replaced after it.
+func TestIdempotencyExpiryByClock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(t, nonUTC)
+	clock := fakes.NewClock(time.Time{})
+	s := postgres.NewIdempotencyStore(db, clock)
+	const scope, key = "create-allocation:user-1", "key-1"
+	begin := func(fp string) ports.IdempotencyState {
+		t.Helper()
+		st, _, err := s.Begin(ctx, scope, key, fp, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := begin("a"); st != ports.IdempotencyNew {
+		t.Fatalf("first Begin = %v", st)
+	}
+	if err := s.Complete(ctx, scope, key, ports.StoredResponse{Status: 201, Body: json.RawMessage(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Hour - time.Microsecond)
+	if st := begin("b"); st != ports.IdempotencyMismatch {
+		t.Fatalf("just before expiry Begin = %v; want Mismatch", st)
+	}
+	clock.Advance(time.Microsecond)
+	if st := begin("b"); st != ports.IdempotencyNew {
+		t.Fatalf("at expiry Begin = %v; want New", st)
+	}
+	if err := s.Complete(ctx, scope, key, ports.StoredResponse{Status: 200, Body: json.RawMessage(`{"v":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	st, resp, err := s.Begin(ctx, scope, key, "b", time.Hour)
+	if err != nil || st != ports.IdempotencyReplay || resp.Status != 200 || string(resp.Body) != `{"v":2}` {
+		t.Fatalf("replay after replacement = %v %+v %v", st, resp, err)
+	}
+}
+
+// Twenty racers on an expired key: exactly one takes it over.
+func TestIdempotencyRaceOnExpiredKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(t, "")
+	clock := fakes.NewClock(time.Time{})
+	s := postgres.NewIdempotencyStore(db, clock)
+	if st, _, err := s.Begin(ctx, "s", "k", "old", time.Minute); err != nil || st != ports.IdempotencyNew {
+		t.Fatalf("Begin = %v, %v", st, err)
+	}
+	clock.Advance(2 * time.Minute)
+	const n = 20
+	states := make([]ports.IdempotencyState, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			states[i], _, errs[i] = s.Begin(ctx, "s", "k", "new", time.Minute)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	news := 0
+	for i := range states {
+		if errs[i] != nil {
+			t.Fatalf("racer %d: %v", i, errs[i])
+		}
+		switch states[i] {
+		case ports.IdempotencyNew:
+			news++
+		case ports.IdempotencyInFlight:
+		default:
+			t.Fatalf("racer %d got %v", i, states[i])
+		}
+	}
+	if news != 1 {
+		t.Fatalf("%d racers took over the expired key; want 1", news)
+	}
+}
+
+func TestIdempotencyRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, "")
+	s := postgres.NewIdempotencyStore(db, nil)
+	for _, tc := range []struct {
+		scope, key string
+		ttl        time.Duration
+	}{{"", "k", time.Minute}, {"s", "", time.Minute}, {"s", "k", 0}, {"s", "k", -time.Second}} {
+		if _, _, err := s.Begin(context.Background(), tc.scope, tc.key, "fp", tc.ttl); !fault.IsKind(err, fault.KindInvalid) {
+			t.Errorf("Begin(%q, %q, %v) = %v; want Invalid", tc.scope, tc.key, tc.ttl, err)
+		}
+	}
+}
