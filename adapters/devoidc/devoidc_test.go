@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/fx"
+
 	"github.com/gpuaas/gpuaas/adapters/devoidc"
 	"github.com/gpuaas/gpuaas/adapters/oidc"
 	"github.com/gpuaas/gpuaas/testkit/tokens"
@@ -536,5 +538,19 @@ func TestConfig(t *testing.T) {
 				t.Fatalf("defaults not applied: %+v", cfg)
 			}
 		})
+	}
+}
+
+func TestModule(t *testing.T) {
+	t.Parallel()
+	var p *devoidc.Provider
+	app := fx.New(fx.NopLogger,
+		fx.Supply(devoidc.Config{Issuer: "http://127.0.0.1:8080/dev-oidc", RedirectURIs: []string{"http://127.0.0.1:8080/auth/callback"}}),
+		devoidc.Module, fx.Populate(&p))
+	if err := app.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if p.PathPrefix() != "/dev-oidc" || p.Issuer() != "http://127.0.0.1:8080/dev-oidc" {
+		t.Fatalf("provider %s %s", p.Issuer(), p.PathPrefix())
 	}
 }
