@@ -108,7 +108,9 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	}
 
 	var user DemoUser
-	if pick := r.PostForm.Get(FieldPick); pick != "" && !p.cfg.RequirePassword {
+	// A typed username wins over pick: pressing Enter in the password field
+	// submits the form with the first submit button, which is a pick button.
+	if pick := r.PostForm.Get(FieldPick); pick != "" && !p.cfg.RequirePassword && r.PostForm.Get(FieldUsername) == "" {
 		user, ok = p.users[pick]
 	} else {
 		user, ok = p.checkPassword(r.PostForm.Get(FieldUsername), r.PostForm.Get(FieldPassword))

@@ -227,8 +227,9 @@ func TestLoginForm(t *testing.T) {
 		t.Fatal("unknown user signed in")
 	}
 
-	// One-click sign-in posts request_id and pick.
-	pick := func(d *tokens.DevOIDC) *http.Response {
+	// One-click sign-in posts request_id and pick. A typed username takes
+	// precedence (Enter in the password field also sends the first pick).
+	pick := func(d *tokens.DevOIDC, extra ...string) *http.Response {
 		t.Helper()
 		hc := noRedirects(d)
 		resp, err := hc.Get(d.AuthorizeURL("s", challenge))
@@ -247,7 +248,12 @@ func TestLoginForm(t *testing.T) {
 		}
 		id := string(page)[strings.Index(string(page), `name="request_id" value="`)+len(`name="request_id" value="`):]
 		id = id[:strings.IndexByte(id, '"')]
-		resp, err = hc.PostForm(d.Issuer()+"/login", url.Values{devoidc.FieldRequestID: {id}, devoidc.FieldPick: {"bob"}})
+		form := url.Values{devoidc.FieldRequestID: {id}, devoidc.FieldPick: {"bob"}}
+		if len(extra) == 2 {
+			form.Set(devoidc.FieldUsername, extra[0])
+			form.Set(devoidc.FieldPassword, extra[1])
+		}
+		resp, err = hc.PostForm(d.Issuer()+"/login", form)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,6 +264,9 @@ func TestLoginForm(t *testing.T) {
 		t.Fatalf("pick: status %d, want 303", resp.StatusCode)
 	} else if loc, _ := resp.Location(); loc.Query().Get("code") == "" || loc.Query().Get("iss") != dev.Issuer() {
 		t.Fatalf("pick redirect %s", loc)
+	}
+	if resp := pick(dev, "alice", "wrong"); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("pick with a typed wrong password: status %d, want 401", resp.StatusCode)
 	}
 	if resp := pick(strict); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("pick with RequirePassword: status %d, want 401", resp.StatusCode)

@@ -21,7 +21,8 @@
 //
 // The login form posts request_id (hidden, from the page), username and
 // password; or request_id and pick=<username> when a demo-user button is
-// clicked (one-click sign-in, disabled by Config.RequirePassword).
+// clicked (one-click sign-in, disabled by Config.RequirePassword). A
+// non-empty username always means a password sign-in.
 //
 // Why not zitadel/oidc's op package: op does not implement the
 // resource-owner password grant the personal-login flag needs, its Storage
