@@ -13,7 +13,7 @@ import (
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
 
-// ports is everything the module promises to provide.
+// provided is everything the module promises to provide.
 type provided struct {
 	fx.In
 	DB          *postgres.DB

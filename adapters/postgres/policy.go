@@ -102,10 +102,14 @@ func (s *PolicyStore) Close() {
 // listen keeps one LISTEN connection open, reconnecting with capped backoff.
 func (s *PolicyStore) listen(ctx context.Context) {
 	defer close(s.done)
-	backoff := 100 * time.Millisecond
+	const first = 100 * time.Millisecond
+	backoff := first
 	for ctx.Err() == nil {
-		if err := s.listenOnce(ctx); err == nil || ctx.Err() != nil {
-			backoff = 100 * time.Millisecond
+		// A session that got as far as listening was healthy: the next
+		// failure starts the backoff over; repeated failures to connect
+		// back off up to 10 s.
+		if listened := s.listenOnce(ctx); listened {
+			backoff = first
 		} else {
 			backoff = min(backoff*2, 10*time.Second)
 		}
@@ -116,12 +120,15 @@ func (s *PolicyStore) listen(ctx context.Context) {
 	}
 }
 
-func (s *PolicyStore) listenOnce(ctx context.Context) error {
+// listenOnce holds one LISTEN session until it fails or ctx ends, and
+// reports whether it got as far as listening. A connection that dies
+// silently (no RST) is not noticed here; the cache TTL bounds that case.
+func (s *PolicyStore) listenOnce(ctx context.Context) (listened bool) {
 	// A connection of its own: LISTEN is per session, and a pooled one would
 	// be handed to other queries.
 	conn, err := pgx.ConnectConfig(ctx, s.db.Pool.Config().ConnConfig.Copy())
 	if err != nil {
-		return err
+		return false
 	}
 	defer func() {
 		s.setListening(false)
@@ -130,13 +137,13 @@ func (s *PolicyStore) listenOnce(ctx context.Context) error {
 		_ = conn.Close(closeCtx)
 	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+policyChannel); err != nil {
-		return err
+		return false
 	}
 	// Changes made while not listening were missed: start from empty.
 	s.setListening(true)
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return err
+			return true
 		}
 		s.invalidate()
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"sync"
 	"testing"
 	"time"
 
@@ -148,20 +147,9 @@ func RunIdempotencySuite(t *testing.T, newStore func(t *testing.T) ports.Idempot
 		t.Parallel()
 		s, scope, key := newStore(t), uniqueKey("scope"), uniqueKey("key")
 		const n = 20
-		var wg sync.WaitGroup
-		start := make(chan struct{})
 		states := make([]ports.IdempotencyState, n)
 		errs := make([]error, n)
-		for i := 0; i < n; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				states[i], _, errs[i] = s.Begin(ctx, scope, key, "fp", hour)
-			}()
-		}
-		close(start)
-		wg.Wait()
+		race(n, func(i int) { states[i], _, errs[i] = s.Begin(ctx, scope, key, "fp", hour) })
 		counts := map[ports.IdempotencyState]int{}
 		for i := range states {
 			if errs[i] != nil {
