@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"go.uber.org/fx"
+
+	"github.com/gpuaas/gpuaas/testkit/services"
+)
+
+func testSettings(t *testing.T, extra map[string]string) Settings {
+	t.Helper()
+	vars := map[string]string{
+		"DATABASE_URL":    "postgres://u@127.0.0.1:1/db?sslmode=disable",
+		"OIDC_ISSUER_URL": "http://127.0.0.1:1/issuer",
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	s, err := readSettings(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Every process's graph is complete: fx.ValidateApp resolves every
+// dependency without running constructors.
+func TestValidateApps(t *testing.T) {
+	t.Parallel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cases := map[string]fx.Option{
+		"serve api (in-process)":  apiOptions(testSettings(t, nil), logger, true),
+		"serve api (redis)":       apiOptions(testSettings(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:6379"}), logger, true),
+		"serve api without relay": apiOptions(testSettings(t, nil), logger, false),
+		"worker outbox":           fx.Options(baseOptions(testSettings(t, nil), logger), relayOptions(testSettings(t, nil))),
+	}
+	for name, opts := range cases {
+		if err := fx.ValidateApp(opts); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestCommands(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		args     []string
+		env      map[string]string
+		code     int
+		inStdout string
+		inStderr string
+	}{
+		{args: []string{"version"}, code: 0, inStdout: "gpuaas "},
+		{args: nil, code: 2, inStderr: "Usage:"},
+		{args: []string{"launch", "rockets"}, code: 2, inStderr: "unknown command"},
+		{args: []string{"serve", "api"}, code: 1, inStderr: "missing required environment: DATABASE_URL, OIDC_ISSUER_URL"},
+		{args: []string{"worker", "outbox"}, code: 1, inStderr: "DATABASE_URL"},
+		{args: []string{"migrate"}, env: map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:1/x"}, code: 2, inStderr: "migrate needs"},
+		{args: []string{"version"}, env: map[string]string{"GPUAAS_LOG_LEVEL": "loud"}, code: 2, inStderr: "GPUAAS_LOG_LEVEL"},
+	}
+	for _, c := range cases {
+		var out, errOut bytes.Buffer
+		code := run(c.args, func(k string) string { return c.env[k] }, &out, &errOut)
+		if code != c.code || !strings.Contains(out.String(), c.inStdout) || !strings.Contains(errOut.String(), c.inStderr) {
+			t.Errorf("%v: code %d stdout %q stderr %q", c.args, code, out.String(), errOut.String())
+		}
+	}
+}
+
+// migrate up, status and down N against real Postgres.
+func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
+	url := services.FreshDatabaseURL(t)
+	env := func(k string) string {
+		if k == "DATABASE_URL" {
+			return url
+		}
+		return ""
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"migrate", "up"}, env, &out, &errOut); code != 0 || !strings.Contains(out.String(), "applied") {
+		t.Fatalf("up: %d %s %s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := run([]string{"migrate", "status"}, env, &out, &errOut); code != 0 || !strings.Contains(out.String(), "0001") || !strings.Contains(out.String(), "true") {
+		t.Fatalf("status: %d %s %s", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := run([]string{"migrate", "down", "zero"}, env, &out, &errOut); code != 2 {
+		t.Fatalf("down zero: %d", code)
+	}
+	if code := run([]string{"migrate", "down", "1"}, env, &out, &errOut); code != 0 || !strings.Contains(out.String(), "reverted 1") {
+		t.Fatalf("down: %d %s %s", code, out.String(), errOut.String())
+	}
+}

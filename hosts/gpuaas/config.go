@@ -1,0 +1,128 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// env is the process environment seen through one reader, so tests can pass
+// a map instead of mutating os.Environ. Configuration is read here only.
+type env func(string) string
+
+func (e env) str(name, def string) string {
+	if v := strings.TrimSpace(e(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e env) list(name string, def []string) []string {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (e env) duration(name string, def time.Duration) (time.Duration, error) {
+	v := e.str(name, "")
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return d, nil
+}
+
+// Settings is everything a host process reads from its environment. Each
+// adapter gets its typed slice of it.
+type Settings struct {
+	HTTPAddr       string
+	PublicURL      string
+	DatabaseURL    string
+	NATSURL        string
+	RedisURL       string // empty: in-process token store and rate limiter (one replica)
+	OIDCIssuer     string
+	OIDCClientID   string
+	OIDCSecret     string
+	OIDCAudience   string
+	RedirectURIs   []string
+	CORSOrigins    []string
+	InsecureCookie bool
+	LogLevel       slog.Level
+	LogFormat      string // json | text
+	RelayInterval  time.Duration
+}
+
+// readSettings reads the environment. Required values are checked by the
+// command that needs them, so `gpuaas version` works with none set.
+func readSettings(e env) (Settings, error) {
+	s := Settings{
+		HTTPAddr:     e.str("GPUAAS_HTTP_ADDR", ":8080"),
+		PublicURL:    strings.TrimRight(e.str("GPUAAS_PUBLIC_URL", "http://localhost:8080"), "/"),
+		DatabaseURL:  e.str("DATABASE_URL", ""),
+		NATSURL:      e.str("NATS_URL", "nats://127.0.0.1:4222"),
+		RedisURL:     e.str("REDIS_URL", ""),
+		OIDCIssuer:   e.str("OIDC_ISSUER_URL", ""),
+		OIDCClientID: e.str("OIDC_CLIENT_ID", "gpuaas"),
+		OIDCSecret:   e.str("OIDC_CLIENT_SECRET", ""),
+		LogFormat:    e.str("GPUAAS_LOG_FORMAT", "json"),
+		CORSOrigins:  e.list("GPUAAS_CORS_ORIGINS", nil),
+	}
+	s.OIDCAudience = e.str("OIDC_AUDIENCE", s.OIDCClientID)
+	s.RedirectURIs = e.list("GPUAAS_REDIRECT_URIS", []string{s.PublicURL + "/auth/callback"})
+	s.InsecureCookie = e.str("GPUAAS_INSECURE_COOKIES", "") == "1"
+	if err := s.LogLevel.UnmarshalText([]byte(e.str("GPUAAS_LOG_LEVEL", "info"))); err != nil {
+		return s, fmt.Errorf("GPUAAS_LOG_LEVEL: %w", err)
+	}
+	if s.LogFormat != "json" && s.LogFormat != "text" {
+		return s, errors.New("GPUAAS_LOG_FORMAT must be json or text")
+	}
+	var err error
+	if s.RelayInterval, err = e.duration("GPUAAS_OUTBOX_INTERVAL", 2*time.Second); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func (s Settings) require(names ...string) error {
+	var missing []string
+	for _, n := range names {
+		var v string
+		switch n {
+		case "DATABASE_URL":
+			v = s.DatabaseURL
+		case "OIDC_ISSUER_URL":
+			v = s.OIDCIssuer
+		case "NATS_URL":
+			v = s.NATSURL
+		}
+		if v == "" {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing required environment: %s (see README.md, \"Configuration\")", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func newLogger(s Settings) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: s.LogLevel}
+	if s.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gpuaas/gpuaas/adapters/devoidc"
+	"github.com/gpuaas/gpuaas/adapters/nats"
+	"github.com/gpuaas/gpuaas/adapters/postgres"
+)
+
+// devOptions are the `gpuaas dev` flags.
+type devOptions struct {
+	dataDir  string
+	httpAddr string
+	oidcAddr string
+	pgPort   int
+}
+
+// dev runs the whole platform in one process on embedded defaults. Each
+// default is replaced when its variable is set (DATABASE_URL, NATS_URL,
+// REDIS_URL, OIDC_ISSUER_URL), exactly as in production.
+func dev(ctx context.Context, s Settings, args []string, getenv func(string) string, out io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var o devOptions
+	fs.StringVar(&o.dataDir, "data-dir", envOr(getenv, "GPUAAS_DEV_DIR", ".gpuaas/dev"), "where the dev cluster and JetStream keep their files")
+	fs.StringVar(&o.httpAddr, "http-addr", envOr(getenv, "GPUAAS_HTTP_ADDR", "127.0.0.1:8080"), "API listen address")
+	fs.StringVar(&o.oidcAddr, "oidc-addr", envOr(getenv, "GPUAAS_DEV_OIDC_ADDR", "127.0.0.1:8081"), "dev OIDC provider listen address (loopback only)")
+	fs.IntVar(&o.pgPort, "pg-port", 54329, "port of the private PostgreSQL cluster on 127.0.0.1")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
+		return err
+	}
+	logger := newLogger(s)
+	s.HTTPAddr = o.httpAddr
+	if getenv("GPUAAS_PUBLIC_URL") == "" {
+		s.PublicURL = "http://" + browserHost(o.httpAddr)
+		s.RedirectURIs = []string{s.PublicURL + "/auth/callback"}
+		// Browsers and scripts reach a loopback API as localhost or 127.0.0.1.
+		if _, port, err := net.SplitHostPort(o.httpAddr); err == nil {
+			for _, h := range []string{"localhost", "127.0.0.1"} {
+				if u := "http://" + net.JoinHostPort(h, port) + "/auth/callback"; u != s.RedirectURIs[0] {
+					s.RedirectURIs = append(s.RedirectURIs, u)
+				}
+			}
+		}
+	}
+	if getenv("GPUAAS_INSECURE_COOKIES") == "" {
+		s.InsecureCookie = strings.HasPrefix(s.PublicURL, "http://")
+	}
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	parts := [][2]string{}
+
+	// Postgres: DATABASE_URL, else a private cluster from local binaries.
+	if s.DatabaseURL == "" {
+		fmt.Fprintln(out, "starting a private PostgreSQL cluster in", filepath.Join(o.dataDir, "postgres"), "…")
+		startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		cl, err := postgres.StartCluster(startCtx, postgres.ClusterConfig{Dir: filepath.Join(o.dataDir, "postgres"), Port: o.pgPort})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w\n(or set DATABASE_URL to use an existing PostgreSQL)", err)
+		}
+		stops = append(stops, func() { _ = cl.Stop() })
+		s.DatabaseURL = cl.URL()
+		parts = append(parts, [2]string{"postgres", "private cluster 127.0.0.1:" + fmt.Sprint(o.pgPort)})
+	} else {
+		parts = append(parts, [2]string{"postgres", "DATABASE_URL"})
+	}
+	migCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	db, err := postgres.Open(migCtx, postgres.Config{URL: s.DatabaseURL, Migrate: true})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	db.Close()
+
+	// NATS: NATS_URL, else embedded with JetStream.
+	if getenv("NATS_URL") == "" {
+		ns, err := nats.StartEmbedded(nats.EmbeddedConfig{StoreDir: filepath.Join(o.dataDir, "jetstream")})
+		if err != nil {
+			return err
+		}
+		stops = append(stops, ns.Shutdown)
+		s.NATSURL = ns.ClientURL()
+		parts = append(parts, [2]string{"nats", "embedded " + ns.ClientURL()})
+	} else {
+		parts = append(parts, [2]string{"nats", "NATS_URL"})
+	}
+
+	// Redis: REDIS_URL, else in-process (single replica).
+	if s.RedisURL == "" {
+		parts = append(parts, [2]string{"tokens, rate limits", "in-process"})
+	} else {
+		parts = append(parts, [2]string{"tokens, rate limits", "REDIS_URL"})
+	}
+
+	// Identity: OIDC_ISSUER_URL, else the built-in dev provider.
+	var users []devoidc.DemoUser
+	if s.OIDCIssuer == "" {
+		srv, err := devoidc.Serve(devoidc.Config{
+			ClientID:     s.OIDCClientID,
+			RedirectURIs: s.RedirectURIs,
+		}, o.oidcAddr)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, func() {
+			c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(c)
+		})
+		s.OIDCIssuer = srv.Issuer()
+		s.OIDCAudience = s.OIDCClientID
+		users = srv.Provider.Users()
+		parts = append(parts, [2]string{"identity", "dev OIDC provider " + srv.Issuer()})
+	} else {
+		parts = append(parts, [2]string{"identity", s.OIDCIssuer})
+	}
+
+	app := newAPIApp(s, logger, true)
+	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = app.Start(startCtx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	printBanner(out, s, parts, users)
+	<-ctx.Done()
+	fmt.Fprintln(out, "\nstopping…")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return app.Stop(stopCtx)
+}
+
+func envOr(getenv func(string) string, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// browserHost turns a listen address into one a browser can open.
+func browserHost(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func printBanner(out io.Writer, s Settings, parts [][2]string, users []devoidc.DemoUser) {
+	api := "http://" + browserHost(s.HTTPAddr)
+	fmt.Fprintf(out, "\nGPUaaS %s is up: %s\n\n", version, api)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, p := range parts {
+		fmt.Fprintf(tw, "  %s\t%s\n", p[0], p[1])
+	}
+	tw.Flush()
+	if len(users) > 0 {
+		fmt.Fprintln(out, "\nDemo users (password = username):")
+		for _, u := range users {
+			role := "user"
+			for _, r := range u.Roles {
+				if r == "admin" {
+					role = "platform admin"
+				}
+			}
+			fmt.Fprintf(out, "  %-8s %-22s %s\n", u.Username, u.Email, role)
+		}
+	}
+	fmt.Fprintf(out, `
+Try:
+  curl -s %[1]s/api/v1/healthz
+  TOKEN=$(go run ./scripts/pkce-login -api %[1]s -user alice -password alice)
+  curl -s -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/users/me
+  curl -s -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/projects
+
+Ctrl-C stops everything.
+`, api)
+}

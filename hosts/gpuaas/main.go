@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gpuaas/gpuaas/adapters/postgres"
+)
+
+// version is set at build time (-ldflags "-X main.version=…").
+var version = "dev"
+
+const usage = `gpuaas — GPU cloud control plane
+
+Usage:
+  gpuaas serve api            run the HTTP API (with an in-process outbox relay)
+  gpuaas worker outbox        run the outbox relay alone
+  gpuaas migrate up|down [N]|status
+  gpuaas dev                  run the whole platform on embedded defaults
+  gpuaas version
+
+Configuration comes from the environment; see README.md.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	settings, err := readSettings(env(getenv))
+	if err != nil {
+		fmt.Fprintln(stderr, "gpuaas:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch {
+	case args[0] == "version":
+		fmt.Fprintln(stdout, "gpuaas", version)
+		return 0
+	case args[0] == "migrate":
+		err = migrate(ctx, settings, args[1:], stdout)
+	case args[0] == "serve" && len(args) == 2 && args[1] == "api":
+		err = serveAPI(ctx, settings)
+	case args[0] == "worker" && len(args) == 2 && args[1] == "outbox":
+		err = workerOutbox(ctx, settings)
+	case args[0] == "dev":
+		err = dev(ctx, settings, args[1:], getenv, stdout)
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "gpuaas: unknown command %q\n\n%s", args, usage)
+		return 2
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "gpuaas: %v\n\n%s", err, usage)
+			return 2
+		}
+		fmt.Fprintln(stderr, "gpuaas:", err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func migrate(ctx context.Context, s Settings, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"migrate needs up, down [N] or status"}
+	}
+	if err := s.require("DATABASE_URL"); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	db, err := postgres.Open(ctx, postgres.Config{URL: s.DatabaseURL})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return runMigrate(ctx, db, args, out)
+}
+
+func runMigrate(ctx context.Context, db *postgres.DB, args []string, out io.Writer) error {
+	switch args[0] {
+	case "up":
+		did, err := db.MigrateUp(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "applied %d migration(s) %v\n", len(did), did)
+	case "down":
+		fs := flag.NewFlagSet("down", flag.ContinueOnError)
+		if err := fs.Parse(args[1:]); err != nil {
+			return usageError{err.Error()}
+		}
+		steps := 1
+		if fs.NArg() > 0 {
+			n, err := strconv.Atoi(fs.Arg(0))
+			if err != nil || n < 1 {
+				return usageError{"migrate down N: N must be a positive integer"}
+			}
+			steps = n
+		}
+		did, err := db.MigrateDown(ctx, steps)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "reverted %d migration(s) %v\n", len(did), did)
+	case "status":
+		st, err := db.MigrateStatus(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED")
+		for _, m := range st {
+			fmt.Fprintf(tw, "%04d\t%s\t%v\n", m.Version, m.Name, m.Applied)
+		}
+		return tw.Flush()
+	default:
+		return usageError{"migrate needs up, down [N] or status"}
+	}
+	return nil
+}
