@@ -85,7 +85,9 @@ func runRelayChild() int {
 
 type publisherFunc func(ctx context.Context, evs []event.Envelope) []error
 
-func (f publisherFunc) PublishBatch(ctx context.Context, evs []event.Envelope) []error { return f(ctx, evs) }
+func (f publisherFunc) PublishBatch(ctx context.Context, evs []event.Envelope) []error {
+	return f(ctx, evs)
+}
 
 // relayEnv is a private database and JetStream server.
 type relayEnv struct {
