@@ -1,0 +1,497 @@
+package httphost
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+
+	"github.com/gpuaas/gpuaas/core/callctx"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/identity"
+	"github.com/gpuaas/gpuaas/core/policy"
+)
+
+// reqState is what the layers learn about a request, shared by pointer so
+// the outermost layer can log what the inner ones found.
+type reqState struct {
+	route         *route // nil for an unknown route or method
+	urlParams     chi.RouteParams
+	correlationID string
+	userID        string
+	errCode       string
+	rec           *recorder
+}
+
+func (st *reqState) routeName() string {
+	if st.route == nil {
+		return "unmatched"
+	}
+	return st.route.Pattern
+}
+
+// urlParam returns a path parameter of the matched route.
+func (st *reqState) urlParam(name string) string {
+	for i, k := range st.urlParams.Keys {
+		if k == name && i < len(st.urlParams.Values) {
+			return st.urlParams.Values[i]
+		}
+	}
+	return ""
+}
+
+type ctxKey int
+
+const (
+	stateKey ctxKey = iota
+	principalKey
+	projectKey
+)
+
+// stateOf returns the request state; a detached zero state when a handler
+// is driven without the chain (it then logs and answers without an id).
+func stateOf(ctx context.Context) *reqState {
+	if st, ok := ctx.Value(stateKey).(*reqState); ok {
+		return st
+	}
+	return &reqState{}
+}
+
+// PrincipalFrom returns the authenticated caller of the request.
+func PrincipalFrom(ctx context.Context) (identity.Principal, bool) {
+	p, ok := ctx.Value(principalKey).(identity.Principal)
+	return p, ok
+}
+
+// ActiveProject is the project selected by X-Project-ID (or the path) and
+// the caller's effective role in it.
+type ActiveProject struct {
+	Project identity.Project
+	Role    identity.ProjectRole
+}
+
+// ActiveProjectFrom returns the request's validated active project.
+func ActiveProjectFrom(ctx context.Context) (ActiveProject, bool) {
+	p, ok := ctx.Value(projectKey).(ActiveProject)
+	return p, ok
+}
+
+// recorder remembers the status and size of the response.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (flush, hijack).
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *recorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// chain wraps the router in the middleware layers, outermost first.
+func (s *Server) chain(router http.Handler) http.Handler {
+	h := router
+	for _, mw := range []func(http.Handler) http.Handler{
+		s.idempotency, s.rateLimit, s.authorize, s.authenticate, s.bodyLimit, s.cors, s.correlation, s.tracing,
+	} {
+		h = mw(h)
+	}
+	return s.entry(h)
+}
+
+// find resolves the contract route for a method and the request's path.
+func (s *Server) find(method string, r *http.Request) *route {
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	if p := s.mux.Find(chi.NewRouteContext(), method, path); p != "" {
+		return s.routes[routeKey(method, p)]
+	}
+	return nil
+}
+
+// entry is the outermost layer: it resolves the route up front (so every
+// layer knows the pattern and its authorisation decision before routing),
+// recovers panics into a generic 500, and writes the access log line and
+// the metrics when the request ends.
+func (s *Server) entry(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		st := &reqState{rec: &recorder{ResponseWriter: w}}
+		path := r.URL.RawPath
+		if path == "" {
+			path = r.URL.Path
+		}
+		rctx := chi.NewRouteContext()
+		if p := s.mux.Find(rctx, r.Method, path); p != "" {
+			st.route = s.routes[routeKey(r.Method, p)]
+			st.urlParams = rctx.URLParams
+		}
+		r = r.WithContext(context.WithValue(r.Context(), stateKey, st))
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
+					panic(p)
+				}
+				s.logPanic(r, st, p)
+				if st.rec.status == 0 {
+					s.writeFault(st.rec, r, http.StatusInternalServerError, fault.Internal(nil))
+				}
+			}
+			s.observe(r, st, time.Since(start))
+		}()
+		next.ServeHTTP(st.rec, r)
+	})
+}
+
+// logPanic logs a recovered panic once. The panic value is logged only when
+// the runtime raised it (nil dereference, index out of range): those carry
+// no request data, while a value passed to panic() by code might.
+func (s *Server) logPanic(r *http.Request, st *reqState, p any) {
+	val := fmt.Sprintf("withheld value of type %T", p)
+	if re, ok := p.(runtime.Error); ok {
+		val = re.Error()
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelError, "panic recovered",
+		slog.String("correlation_id", st.correlationID), slog.String("route", st.routeName()),
+		slog.String("method", r.Method), slog.String("panic", val), slog.String("stack", string(debug.Stack())))
+}
+
+// observe writes the access log line and the request metrics. It logs the
+// route pattern, never the query string or headers: those carry codes,
+// states and tokens.
+func (s *Server) observe(r *http.Request, st *reqState, d time.Duration) {
+	status := st.rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method), slog.String("route", st.routeName()), slog.Int("status", status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.Int64("bytes", st.rec.bytes),
+		slog.String("correlation_id", st.correlationID), slog.String("client_ip", clientIP(r)),
+	}
+	if st.route != nil {
+		// Matched paths hold only the ids the contract declares.
+		attrs = append(attrs, slog.String("path", r.URL.Path))
+	}
+	if st.userID != "" {
+		attrs = append(attrs, slog.String("user_id", st.userID))
+	}
+	if st.errCode != "" {
+		attrs = append(attrs, slog.String("error_code", st.errCode))
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	s.log.LogAttrs(r.Context(), level, "http request", attrs...)
+	s.metrics.observe(r.Method, st.routeName(), status, d)
+}
+
+// tracing starts an OTel server span named by method and route pattern.
+func (s *Server) tracing(next http.Handler) http.Handler {
+	opts := []otelhttp.Option{
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			return r.Method + " " + stateOf(r.Context()).routeName()
+		}),
+	}
+	if s.d.TracerProvider != nil {
+		opts = append(opts, otelhttp.WithTracerProvider(s.d.TracerProvider))
+	}
+	return otelhttp.NewHandler(next, "http", opts...)
+}
+
+// saneCorrelationID accepts caller ids that are safe to echo and log.
+func saneCorrelationID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// correlation echoes a sane X-Correlation-ID or makes one, and puts it and
+// the client address in the context for use cases (audit, events).
+func (s *Server) correlation(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Correlation-ID")
+		if !saneCorrelationID(id) {
+			id = uuid.NewString()
+		}
+		stateOf(r.Context()).correlationID = id
+		w.Header().Set("X-Correlation-ID", id)
+		ctx := callctx.WithCorrelationID(r.Context(), id)
+		ctx = callctx.WithSourceIP(ctx, clientIP(r))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// clientIP is the peer address. X-Forwarded-For is not trusted: behind a
+// proxy the address must come from a trusted-proxy setting (not yet needed).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+const (
+	corsAllowMethods  = "GET, POST, PUT, PATCH, DELETE"
+	corsAllowHeaders  = "Authorization, Content-Type, X-Correlation-ID, X-Project-ID, X-Idempotency-Key"
+	corsExposeHeaders = "X-Correlation-ID, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After, Idempotent-Replayed, Location"
+)
+
+// cors grants cross-origin access, with credentials, to the configured
+// origins only, and answers their preflights. Other origins get no CORS
+// headers (the browser then refuses to expose responses) and their
+// preflights are refused outright.
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+		if !s.origins[origin] {
+			if preflight {
+				s.fail(w, r, fault.Forbidden("origin not allowed"))
+				return
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		if preflight {
+			h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bodyLimit caps the request body; a declared length over the cap is
+// refused before anything reads it.
+func (s *Server) bodyLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > s.cfg.BodyLimit {
+			s.fail(w, r, errTooLarge(s.cfg.BodyLimit))
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.BodyLimit)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bearerToken extracts the access token from the Authorization header.
+func bearerToken(r *http.Request) (string, error) {
+	h := strings.TrimSpace(r.Header.Get("Authorization"))
+	if h == "" || strings.EqualFold(h, "Bearer") {
+		return "", fault.Unauthenticated(fault.CodeTokenMissing, "an access token is required")
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", fault.Unauthenticated(fault.CodeTokenInvalid, "the Authorization header must be \"Bearer <token>\"")
+	}
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
+		return "", fault.Unauthenticated(fault.CodeTokenMissing, "an access token is required")
+	}
+	return tok, nil
+}
+
+// authenticate verifies the bearer token of every non-public route and
+// resolves the caller. Public routes never read the Authorization header.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := stateOf(r.Context())
+		if st.route == nil || st.route.Authz == AuthzPublic {
+			next.ServeHTTP(w, r)
+			return
+		}
+		raw, err := bearerToken(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		claims, err := s.d.Verifier.Verify(r.Context(), raw)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		p, err := s.d.Identity.Resolve(r.Context(), claims)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		st.userID = p.User.ID
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
+	})
+}
+
+// authorize applies the route's decision and the project context. Projects
+// are checked before roles so a project of another tenant is 404 to
+// everyone; platform routes are checked first since they are not scoped to
+// any project.
+func (s *Server) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := stateOf(r.Context())
+		p, ok := PrincipalFrom(r.Context())
+		if st.route == nil || st.route.Authz == AuthzPublic {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if !ok { // unreachable behind authenticate; fail closed if the chain is ever rearranged
+			s.fail(w, r, fault.Unauthenticated(fault.CodeTokenMissing, "an access token is required"))
+			return
+		}
+		if st.route.Authz == AuthzPlatformAdmin && !p.User.IsAdmin() {
+			s.fail(w, r, fault.Forbidden("this route is for platform administrators"))
+			return
+		}
+		ctx := r.Context()
+		scoped := false
+		if hdr := r.Header.Get("X-Project-ID"); hdr != "" {
+			if len(hdr) > 128 {
+				s.fail(w, r, fault.Invalid("X-Project-ID", "X-Project-ID is too long"))
+				return
+			}
+			pr, role, err := s.d.Identity.ProjectAccess(ctx, p, hdr)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			ctx = context.WithValue(ctx, projectKey, ActiveProject{Project: pr, Role: role})
+			scoped = true
+		}
+		if pid := st.urlParam("project_id"); pid != "" {
+			pr, role, err := s.d.Identity.ProjectAccess(ctx, p, pid)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			// The path names the project the route acts on; it wins over the header.
+			ctx = context.WithValue(ctx, projectKey, ActiveProject{Project: pr, Role: role})
+			scoped = true
+		}
+		switch st.route.Authz {
+		case AuthzProjectMember:
+			if !scoped {
+				s.fail(w, r, &fault.Error{Kind: fault.KindInvalid, Code: fault.CodeProjectRequired,
+					Message: "this route needs a project: send X-Project-ID", Field: "X-Project-ID"})
+				return
+			}
+		case AuthzTenantAdmin:
+			if !p.CanManageTenant() {
+				s.fail(w, r, fault.Forbidden("this route is for tenant owners and admins"))
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// rateLimit counts the request against the caller's budget for the route
+// class. It fails open: a limiter outage must not take the API down, so the
+// request proceeds and a warning is logged.
+func (s *Server) rateLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := stateOf(r.Context())
+		if st.route == nil || st.route.Class == classNone {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ctx := r.Context()
+		subject, tenant := "ip:"+clientIP(r), ""
+		if p, ok := PrincipalFrom(ctx); ok {
+			subject, tenant = "user:"+p.User.ID, p.TenantID
+		}
+		limit := s.rateLimitFor(ctx, st.route.Class, tenant)
+		dec, err := s.d.RateLimiter.Allow(ctx, "rl:"+string(st.route.Class)+":"+subject, limit, time.Minute)
+		if err != nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter failed; allowing request",
+				slog.String("correlation_id", st.correlationID), slog.String("error", scrubText(err.Error())))
+			next.ServeHTTP(w, r)
+			return
+		}
+		reset := int(max(0, dec.ResetAt.Sub(s.now()).Round(time.Second)/time.Second))
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", strconv.Itoa(dec.Limit))
+		h.Set("X-RateLimit-Remaining", strconv.Itoa(max(0, dec.Remaining)))
+		h.Set("X-RateLimit-Reset", strconv.Itoa(reset))
+		if !dec.Allowed {
+			h.Set("Retry-After", strconv.Itoa(max(1, reset)))
+			s.fail(w, r, (&fault.Error{Kind: fault.KindRateLimited, Code: fault.CodeRateLimited,
+				Message: "too many requests; retry later"}).With("retry_after_seconds", max(1, reset)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// rateLimitFor reads the class's per-minute limit from policy (the tenant's
+// effective values for signed-in callers), falling back to the defaults when
+// the policy store fails.
+func (s *Server) rateLimitFor(ctx context.Context, c rateClass, tenantID string) int {
+	key := policy.RateLimitDefaultRPM
+	switch c {
+	case classMutate:
+		key = policy.RateLimitMutateRPM
+	case classAuth:
+		key = policy.RateLimitAuthRPM
+	}
+	vals, err := s.d.Policies.Values(ctx, tenantID)
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "policy store failed; using default rate limits",
+			slog.String("correlation_id", callctx.CorrelationID(ctx)), slog.String("error", scrubText(err.Error())))
+		vals = nil
+	}
+	return int(vals.Int(key))
+}

@@ -1,0 +1,171 @@
+package httphost
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// Redacted replaces a withheld value.
+const Redacted = "[REDACTED]"
+
+// sensitiveFragments mark a key whose value must never be logged. Matching
+// on fragments ("refresh_token", "X-Idempotency-Key", "client_secret") errs
+// on the side of withholding.
+var sensitiveFragments = []string{"token", "secret", "password", "passwd", "authorization", "cookie",
+	"credential", "session", "apikey", "api_key", "api-key", "private", "signature", "verifier", "idempotency"}
+
+// sensitiveExact are short keys that are secrets in OAuth/OIDC traffic but
+// too generic to match as fragments.
+var sensitiveExact = map[string]bool{"code": true, "state": true, "key": true, "jwt": true, "otp": true,
+	"pwd": true, "nonce": true, "assertion": true}
+
+// SensitiveKey reports whether values under key must be withheld from logs.
+func SensitiveKey(key string) bool {
+	k := strings.ToLower(key)
+	if sensitiveExact[k] {
+		return true
+	}
+	for _, f := range sensitiveFragments {
+		if strings.Contains(k, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// Redact returns a copy of v with every value under a sensitive key
+// replaced, at any depth of maps and slices. Use it on anything map- or
+// JSON-shaped before it reaches a log.
+func Redact(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, val := range t {
+			if SensitiveKey(k) {
+				out[k] = Redacted
+			} else {
+				out[k] = Redact(val)
+			}
+		}
+		return out
+	case map[string]string:
+		out := make(map[string]string, len(t))
+		for k, val := range t {
+			if SensitiveKey(k) {
+				out[k] = Redacted
+			} else {
+				out[k] = val
+			}
+		}
+		return out
+	case map[string][]string: // http.Header, url.Values
+		out := make(map[string][]string, len(t))
+		for k, val := range t {
+			if SensitiveKey(k) {
+				out[k] = []string{Redacted}
+			} else {
+				out[k] = append([]string(nil), val...)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(t))
+		for i, val := range t {
+			out[i] = Redact(val)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+// RedactJSON redacts a JSON document. Input that is not JSON is withheld
+// entirely: it cannot be inspected, so it cannot be shown.
+func RedactJSON(b []byte) []byte {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return []byte(`"` + Redacted + ` (not JSON)"`)
+	}
+	out, err := json.Marshal(Redact(v))
+	if err != nil {
+		return []byte(`"` + Redacted + `"`)
+	}
+	return out
+}
+
+var (
+	urlUserinfo = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*://)[^/@\s]+@`)
+	bearerValue = regexp.MustCompile(`(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+`)
+	jwtLike     = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*`)
+	secretParam = regexp.MustCompile(`(?i)\b(password|passwd|pwd|token|access_token|refresh_token|id_token|secret|client_secret|code|state|code_verifier|key|apikey|api_key)=([^&\s"']+)`)
+)
+
+// scrubText removes credentials from free text bound for a log or a health
+// report (errors from drivers and clients may quote URLs or headers), and
+// caps its length.
+func scrubText(s string) string {
+	s = urlUserinfo.ReplaceAllString(s, "${1}"+Redacted+"@")
+	s = bearerValue.ReplaceAllString(s, "${1} "+Redacted)
+	s = jwtLike.ReplaceAllString(s, Redacted)
+	s = secretParam.ReplaceAllString(s, "${1}="+Redacted)
+	const max = 300
+	if utf8.RuneCountInString(s) > max {
+		s = string([]rune(s)[:max]) + "…"
+	}
+	return s
+}
+
+// redactingHandler withholds every attribute whose key is sensitive, so a
+// careless log call in the host cannot write a secret. It is a second line of
+// defence; the first is not logging request data at all.
+type redactingHandler struct{ next slog.Handler }
+
+func newRedactingHandler(next slog.Handler) slog.Handler { return redactingHandler{next: next} }
+
+func (h redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.next.Enabled(ctx, l)
+}
+
+func (h redactingHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(redactAttr(a))
+		return true
+	})
+	return h.next.Handle(ctx, out)
+}
+
+func (h redactingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	red := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		red[i] = redactAttr(a)
+	}
+	return redactingHandler{next: h.next.WithAttrs(red)}
+}
+
+func (h redactingHandler) WithGroup(name string) slog.Handler {
+	return redactingHandler{next: h.next.WithGroup(name)}
+}
+
+func redactAttr(a slog.Attr) slog.Attr {
+	if SensitiveKey(a.Key) {
+		return slog.String(a.Key, Redacted)
+	}
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindGroup:
+		g := v.Group()
+		red := make([]any, len(g))
+		for i, ga := range g {
+			red[i] = redactAttr(ga)
+		}
+		return slog.Group(a.Key, red...)
+	case slog.KindAny:
+		return slog.Any(a.Key, Redact(v.Any()))
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}

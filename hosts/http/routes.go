@@ -1,0 +1,111 @@
+package httphost
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/gpuaas/gpuaas/hosts/http/api"
+)
+
+// Authz is an operation's authorisation decision, written in the contract
+// as the operation's x-authz extension.
+type Authz string
+
+// The decisions, from least to most demanding. Each includes the checks of
+// "authenticated" except public.
+const (
+	// AuthzPublic: anyone; the Authorization header is not even read.
+	AuthzPublic Authz = "public"
+	// AuthzAuthenticated: a valid access token of an active user.
+	AuthzAuthenticated Authz = "authenticated"
+	// AuthzProjectMember: authenticated, and a member of the project named
+	// by the path's {project_id} or, failing that, by X-Project-ID.
+	AuthzProjectMember Authz = "project_member"
+	// AuthzTenantAdmin: authenticated as an owner or admin of the tenant.
+	AuthzTenantAdmin Authz = "tenant_admin"
+	// AuthzPlatformAdmin: authenticated as a platform operator.
+	AuthzPlatformAdmin Authz = "platform_admin"
+)
+
+func (a Authz) valid() bool {
+	switch a {
+	case AuthzPublic, AuthzAuthenticated, AuthzProjectMember, AuthzTenantAdmin, AuthzPlatformAdmin:
+		return true
+	}
+	return false
+}
+
+// rateClass groups routes that share a rate-limit budget.
+type rateClass string
+
+const (
+	classNone   rateClass = ""       // not limited: health and metrics are polled by infrastructure
+	classRead   rateClass = "read"   // GET: ratelimit.default_per_minute
+	classMutate rateClass = "mutate" // everything else: ratelimit.mutate_per_minute
+	classAuth   rateClass = "auth"   // sign-in routes, keyed by client address: ratelimit.auth_per_minute
+)
+
+// route is one operation of the contract as the host serves it.
+type route struct {
+	Method      string
+	Pattern     string // chi pattern, identical to the contract's path
+	OperationID string
+	Authz       Authz
+	Class       rateClass
+}
+
+// mutating reports whether the route changes state (and so may carry an
+// idempotency key).
+func (rt *route) mutating() bool {
+	return rt.Method != http.MethodGet && rt.Method != http.MethodHead && rt.Method != http.MethodOptions
+}
+
+func routeKey(method, pattern string) string { return method + " " + pattern }
+
+// classify derives the rate-limit class from the route. It is a rule rather
+// than a per-operation setting because it follows from the method and the
+// path prefix for every route the platform has.
+func classify(method, pattern string) rateClass {
+	switch {
+	case pattern == "/api/v1/healthz" || pattern == "/metrics":
+		return classNone
+	case strings.HasPrefix(pattern, "/api/v1/auth/"):
+		return classAuth
+	case method == http.MethodGet || method == http.MethodHead:
+		return classRead
+	default:
+		return classMutate
+	}
+}
+
+// loadRoutes reads every operation of the embedded contract with its
+// x-authz decision. A missing or unknown decision is an error, so a route
+// without one cannot be served.
+func loadRoutes() (map[string]*route, error) {
+	spec, err := api.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("httphost: load embedded contract: %w", err)
+	}
+	out := map[string]*route{}
+	var problems []string
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			raw, ok := op.Extensions["x-authz"]
+			s, _ := raw.(string)
+			a := Authz(s)
+			if !ok || !a.valid() {
+				problems = append(problems, fmt.Sprintf("%s %s: x-authz %v", method, path, raw))
+				continue
+			}
+			out[routeKey(method, path)] = &route{Method: method, Pattern: path, OperationID: op.OperationID,
+				Authz: a, Class: classify(method, path)}
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		return nil, fmt.Errorf("httphost: operations without a valid authorisation decision: %s", strings.Join(problems, "; "))
+	}
+	return out, nil
+}

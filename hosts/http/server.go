@@ -1,0 +1,236 @@
+package httphost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gpuaas/gpuaas/adapters/system"
+	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
+	"github.com/gpuaas/gpuaas/hosts/http/api"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// Deps are the ports and use cases the host calls. Everything but the
+// optional fields is required.
+type Deps struct {
+	// Identity runs the sign-in, tenancy and project use cases.
+	Identity *identitysvc.Service
+	// Verifier checks bearer tokens (JWKS, algorithms, exp/nbf/iss/aud).
+	Verifier ports.TokenVerifier
+	// IdP is the OIDC issuer as a client: code exchange, refresh, revoke.
+	IdP ports.IdentityProvider
+	// Tokens holds the OIDC state and PKCE verifier between authorize and
+	// exchange.
+	Tokens      ports.TokenStore
+	RateLimiter ports.RateLimiter
+	Policies    ports.PolicyStore
+	Audit       ports.AuditLog
+	Idempotency ports.IdempotencyStore
+	// Health are the dependencies /healthz reports on (may be empty).
+	Health []ports.HealthCheck
+	Logger *slog.Logger
+
+	// Metrics is the registry /metrics serves; optional (a private
+	// registry with Go and process collectors is made when nil).
+	Metrics *prometheus.Registry
+	// TracerProvider is optional; the global OTel provider (a no-op unless
+	// the binary configures an exporter) is used when nil.
+	TracerProvider trace.TracerProvider
+	// Clock is optional (wall clock when nil); it dates rate-limit headers.
+	Clock ports.Clock
+}
+
+func (d *Deps) check() error {
+	var missing []string
+	for name, nilp := range map[string]bool{
+		"Identity": d.Identity == nil, "Verifier": d.Verifier == nil, "IdP": d.IdP == nil,
+		"Tokens": d.Tokens == nil, "RateLimiter": d.RateLimiter == nil, "Policies": d.Policies == nil,
+		"Audit": d.Audit == nil, "Idempotency": d.Idempotency == nil, "Logger": d.Logger == nil,
+	} {
+		if nilp {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("httphost: missing dependencies: %s", strings.Join(missing, ", "))
+	}
+	for i, h := range d.Health {
+		if h == nil {
+			return fmt.Errorf("httphost: health check %d is nil", i)
+		}
+	}
+	if d.Clock == nil {
+		d.Clock = system.Clock{}
+	}
+	return nil
+}
+
+// Server is the HTTP host: the router with its middleware chain and the
+// listener it serves on.
+type Server struct {
+	cfg     Config
+	d       Deps
+	log     *slog.Logger
+	routes  map[string]*route
+	mux     *chi.Mux
+	handler http.Handler
+	metrics *httpMetrics
+
+	redirectURIs map[string]bool
+	origins      map[string]bool
+
+	mu   sync.Mutex
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+}
+
+// New builds the host. It fails when the configuration is invalid, a
+// dependency is missing, or a routed operation has no authorisation
+// decision in the contract.
+func New(cfg Config, d Deps) (*Server, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	if err := d.check(); err != nil {
+		return nil, err
+	}
+	routes, err := loadRoutes()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, d: d, routes: routes,
+		log:          slog.New(newRedactingHandler(d.Logger.Handler())).With("component", "http"),
+		redirectURIs: map[string]bool{},
+		origins:      map[string]bool{},
+	}
+	for _, u := range cfg.AllowedRedirectURIs {
+		s.redirectURIs[u] = true
+	}
+	for _, o := range cfg.AllowedOrigins {
+		s.origins[strings.TrimRight(o, "/")] = true
+	}
+	if s.metrics, err = newHTTPMetrics(d.Metrics); err != nil {
+		return nil, err
+	}
+
+	mux := chi.NewRouter()
+	mux.NotFound(s.notFound)
+	mux.MethodNotAllowed(s.methodNotAllowed)
+	api.HandlerWithOptions(&handlers{s: s}, api.ChiServerOptions{BaseRouter: mux, ErrorHandlerFunc: s.paramError})
+	s.mux = mux
+	if err := s.checkRouted(); err != nil {
+		return nil, err
+	}
+	s.handler = s.chain(mux)
+	return s, nil
+}
+
+// checkRouted makes sure the router serves exactly the contract's
+// operations, so every served route has a decision from loadRoutes.
+func (s *Server) checkRouted() error {
+	seen := map[string]bool{}
+	err := chi.Walk(s.mux, func(method, pattern string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		k := routeKey(method, pattern)
+		if s.routes[k] == nil {
+			return fmt.Errorf("httphost: route %s has no authorisation decision in the contract", k)
+		}
+		seen[k] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for k := range s.routes {
+		if !seen[k] {
+			return fmt.Errorf("httphost: contract operation %s is not routed", k)
+		}
+	}
+	return nil
+}
+
+// Handler is the complete HTTP handler (middleware chain and routes), for
+// tests and for embedding in another server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Start listens on Config.Addr and serves in the background. Listening
+// happens before Start returns, so a port already in use fails start-up
+// instead of a goroutine later.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return errors.New("httphost: already started")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("httphost: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// No Read/WriteTimeout: the browser terminal will hijack long-lived
+		// connections; bodies are bounded by BodyLimit instead.
+	}
+	s.done = make(chan struct{})
+	srv, done := s.srv, s.done
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "error", scrubText(err.Error()))
+		}
+	}()
+	s.log.Info("http server listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the address the server listens on (useful with port 0), or ""
+// before Start.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// until ctx ends, then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv, done := s.srv, s.done
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	err := srv.Shutdown(ctx)
+	if err != nil {
+		_ = srv.Close()
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return err
+}
+
+// now is the injected clock's time.
+func (s *Server) now() time.Time { return s.d.Clock.Now() }
