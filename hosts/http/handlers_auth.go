@@ -69,8 +69,13 @@ func (h *handlers) AuthorizeOIDC(w http.ResponseWriter, r *http.Request, params 
 		s.fail(w, r, err)
 		return
 	}
+	target := s.d.IdP.AuthCodeURL(state, s256(verifier), params.RedirectUri)
+	if target == "" { // the port has no error; "" means the issuer could not be reached
+		s.fail(w, r, fault.Unavailable("the identity provider is unreachable", nil))
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, s.d.IdP.AuthCodeURL(state, s256(verifier), params.RedirectUri), http.StatusFound)
+	http.Redirect(w, r, target, http.StatusFound)
 }
 
 // ExchangeOIDCCode implements [api.ServerInterface].
