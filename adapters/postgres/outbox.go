@@ -237,13 +237,23 @@ func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx c
 	return len(recs), nil
 }
 
-// claim locks up to limit due rows, oldest first.
+// claim locks up to limit due rows, the longest-due first.
+//
+// The order follows platform_outbox_pending_idx (next_attempt_at,
+// occurred_at) WHERE status = 'pending' so Postgres walks the index and
+// locks rows lazily until the limit: a claim costs O(limit). Ordering by
+// occurred_at alone would sort every pending row on every claim (with
+// 20,000 pending rows, 170 ms instead of 1 ms per batch). For new rows
+// next_attempt_at is the insert time, so this is still oldest first; a
+// retried row queues by when it became due, and cannot block the rows
+// behind it. Events carry no cross-event order guarantee anyway: relays
+// run concurrently and delivery is at least once.
 func claim(ctx context.Context, tx pgx.Tx, limit int) ([]ports.OutboxRecord, error) {
 	rows, err := tx.Query(ctx, `
 		SELECT envelope::text, retry_count
 		FROM platform_outbox_events
 		WHERE status = 'pending' AND next_attempt_at <= now()
-		ORDER BY occurred_at, id
+		ORDER BY next_attempt_at, occurred_at
 		LIMIT $1
 		FOR UPDATE SKIP LOCKED`, limit)
 	if err != nil {
