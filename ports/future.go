@@ -7,22 +7,11 @@ import (
 	"io"
 	"time"
 
-	"github.com/gpuaas/gpuaas/core/allocation"
 	"github.com/gpuaas/gpuaas/core/ledger"
 )
 
 // The ports below serve the compute, money and storage paths. Their
 // adapters arrive with those capabilities (see doc.go).
-
-// AllocationStore persists allocations. Create places the allocation on a
-// free node atomically; the database refuses a second live allocation on a
-// node.
-type AllocationStore interface {
-	Create(ctx context.Context, a allocation.Allocation) (allocation.Allocation, error)
-	Get(ctx context.Context, tenantID, id string) (allocation.Allocation, error)
-	// Update loads the allocation under lock, applies fn and saves it.
-	Update(ctx context.Context, id string, fn func(*allocation.Allocation) error) (allocation.Allocation, error)
-}
 
 // LedgerStore posts entries and sums balances.
 type LedgerStore interface {

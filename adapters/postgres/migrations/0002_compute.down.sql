@@ -1,0 +1,18 @@
+DROP TABLE IF EXISTS platform_secrets;
+DROP INDEX IF EXISTS allocations_state_idx;
+DROP INDEX IF EXISTS allocations_user_live_idx;
+ALTER TABLE allocations DROP COLUMN IF EXISTS gpu_count;
+ALTER TABLE allocations DROP COLUMN IF EXISTS ssh_user;
+ALTER TABLE allocations DROP CONSTRAINT IF EXISTS allocations_sku_id_fkey;
+ALTER TABLE allocations DROP CONSTRAINT IF EXISTS allocations_node_id_fkey;
+ALTER TABLE allocations ALTER COLUMN node_id TYPE text USING node_id::text;
+DROP TABLE IF EXISTS ssh_keys;
+DROP TRIGGER IF EXISTS node_tasks_done_notify ON node_tasks;
+DROP FUNCTION IF EXISTS notify_node_task_done();
+DROP TRIGGER IF EXISTS node_tasks_notify ON node_tasks;
+DROP FUNCTION IF EXISTS notify_node_task();
+DROP TABLE IF EXISTS node_tasks;
+DROP TABLE IF EXISTS node_certificates;
+DROP TABLE IF EXISTS node_bootstrap_tokens;
+DROP TABLE IF EXISTS nodes;
+DROP TABLE IF EXISTS skus;
