@@ -131,3 +131,27 @@ type SecretStore interface {
 	PutSecret(ctx context.Context, name string, envelope []byte) error
 	GetSecret(ctx context.Context, name string) ([]byte, error)
 }
+
+// SSHCertificateAuthority signs short-lived SSH user certificates (the
+// browser terminal's credentials, never stored). Nodes trust its public key
+// for per-allocation accounts.
+type SSHCertificateAuthority interface {
+	// PublicKey is the CA key in authorized_keys format.
+	PublicKey(ctx context.Context) (string, error)
+	// SignUserKey certifies publicKey (authorized_keys format) for principal
+	// until ttl from now and returns the certificate in authorized_keys format.
+	SignUserKey(ctx context.Context, publicKey, principal string, ttl time.Duration) (string, error)
+}
+
+// ProbeResult is what an SSH reachability probe saw.
+type ProbeResult struct {
+	Reachable bool
+	Banner    string // the server's SSH identification string
+	Latency   time.Duration
+	Error     string
+}
+
+// NodeProber checks that a node's SSH endpoint answers.
+type NodeProber interface {
+	Probe(ctx context.Context, host string, port int) (ProbeResult, error)
+}
