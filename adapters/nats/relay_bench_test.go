@@ -46,8 +46,8 @@ func benchEnvInt(name string, def int) int {
 //     with an idle relay, which the LISTEN wake-up keeps far below the
 //     2s poll interval.
 func BenchmarkOutboxRelay(b *testing.B) {
-	relays := benchEnvInt("GPUAAS_BENCH_RELAYS", 4)
-	batch := benchEnvInt("GPUAAS_BENCH_BATCH", 500)
+	relays := benchEnvInt("GPUAAS_BENCH_RELAYS", 2)
+	batch := benchEnvInt("GPUAAS_BENCH_BATCH", 1000)
 	env := newRelayEnv(b)
 	ctx := context.Background()
 	cfg := testConfig(env.srv.ClientURL())
