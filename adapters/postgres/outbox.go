@@ -187,7 +187,6 @@ func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx c
 
 	errs := publish(ctx, recs)
 
-	published := make([]string, 0, len(recs))
 	var failedIDs, failedErrs []string
 	var failedDelays []float64
 	for i, r := range recs {
@@ -198,7 +197,6 @@ func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx c
 			perr = errors.New("publisher returned no result for this event")
 		}
 		if perr == nil {
-			published = append(published, r.Envelope.ID)
 			continue
 		}
 		failedIDs = append(failedIDs, r.Envelope.ID)
@@ -207,21 +205,16 @@ func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx c
 	}
 
 	// Record outcomes even if ctx was cancelled while publishing: the events
-	// are on the bus, and marking them now spares a duplicate publish.
+	// are on the bus, and marking them now spares a duplicate publish. The
+	// claim already marked every row published (uncommitted), so only the
+	// failures need a second write.
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if len(published) > 0 {
-		if _, err := tx.Exec(mctx, `
-			UPDATE platform_outbox_events
-			SET status = 'published', published_at = now(), last_attempted_at = now()
-			WHERE id = ANY($1::uuid[])`, published); err != nil {
-			return 0, translateOutbox(err)
-		}
-	}
 	if len(failedIDs) > 0 {
 		if _, err := tx.Exec(mctx, `
 			UPDATE platform_outbox_events AS e
 			SET retry_count = e.retry_count + 1,
+			    published_at = NULL,
 			    last_attempted_at = now(),
 			    last_error = u.err,
 			    next_attempt_at = now() + make_interval(secs => u.delay),
@@ -249,13 +242,22 @@ func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx c
 // behind it. Events carry no cross-event order guarantee anyway: relays
 // run concurrently and delivery is at least once.
 func claim(ctx context.Context, tx pgx.Tx, limit int) ([]ports.OutboxRecord, error) {
+	// Claim and optimistically mark published in one statement: one new row
+	// version per event instead of a lock followed by a second UPDATE. The
+	// mark commits only after the publish succeeded; rows whose publish failed
+	// are set back to pending (with backoff) before the commit, and a relay
+	// that dies mid-batch rolls everything back.
 	rows, err := tx.Query(ctx, `
-		SELECT envelope::text, retry_count
-		FROM platform_outbox_events
-		WHERE status = 'pending' AND next_attempt_at <= now()
-		ORDER BY next_attempt_at, occurred_at
-		LIMIT $1
-		FOR UPDATE SKIP LOCKED`, limit)
+		WITH c AS (
+			SELECT id FROM platform_outbox_events
+			WHERE status = 'pending' AND next_attempt_at <= now()
+			ORDER BY next_attempt_at, occurred_at
+			LIMIT $1
+			FOR UPDATE SKIP LOCKED)
+		UPDATE platform_outbox_events AS e
+		SET status = 'published', published_at = now(), last_attempted_at = now()
+		FROM c WHERE e.id = c.id
+		RETURNING e.envelope::text, e.retry_count`, limit)
 	if err != nil {
 		return nil, err
 	}
