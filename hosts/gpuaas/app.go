@@ -31,6 +31,7 @@ func baseOptions(s Settings, logger *slog.Logger) fx.Option {
 			return l
 		}),
 		fx.Supply(logger),
+		tracingOptions(s),
 		fx.Provide(
 			fx.Annotate(func() system.Clock { return system.Clock{} }, fx.As(new(ports.Clock))),
 			fx.Annotate(func() system.UUIDs { return system.UUIDs{} }, fx.As(new(ports.IDs))),

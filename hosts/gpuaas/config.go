@@ -64,6 +64,7 @@ type Settings struct {
 	LogLevel       slog.Level
 	LogFormat      string // json | text
 	RelayInterval  time.Duration
+	OTLPEndpoint   string // OTEL_EXPORTER_OTLP_ENDPOINT: traces are exported when set
 }
 
 // readSettings reads the environment. Required values are checked by the
@@ -82,6 +83,7 @@ func readSettings(e env) (Settings, error) {
 		CORSOrigins:  e.list("GPUAAS_CORS_ORIGINS", nil),
 	}
 	s.OIDCAudience = e.str("OIDC_AUDIENCE", s.OIDCClientID)
+	s.OTLPEndpoint = e.str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 	s.RedirectURIs = e.list("GPUAAS_REDIRECT_URIS", []string{s.PublicURL + "/auth/callback"})
 	s.InsecureCookie = e.str("GPUAAS_INSECURE_COOKIES", "") == "1"
 	if err := s.LogLevel.UnmarshalText([]byte(e.str("GPUAAS_LOG_LEVEL", "info"))); err != nil {
