@@ -99,6 +99,7 @@ type AllocationFilter struct {
 	TenantID  string
 	ProjectID string
 	UserID    string
+	NodeID    string
 	States    []allocation.State
 	Limit     int
 	Cursor    string

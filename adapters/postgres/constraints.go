@@ -28,6 +28,9 @@ var uniqueConstraints = map[string]uniqueConstraint{
 	"policies_pkey":                   {fault.CodeConflict, "the policy value already exists"},
 	"platform_outbox_events_pkey":     {fault.CodeConflict, "the event already exists"},
 	"allocations_one_live_per_node":   {"node_busy", "the node already holds a live allocation"},
+	"nodes_name_key":                  {"node_name_taken", "a node with this name already exists"},
+	"ssh_keys_user_fingerprint_key":   {"ssh_key_duplicate", "this SSH key is already registered"},
+	"ssh_keys_user_name_key":          {"ssh_key_name_taken", "an SSH key with this name already exists"},
 }
 
 // foreignKeys maps foreign-key constraints (PostgreSQL's default
@@ -43,6 +46,13 @@ var foreignKeys = map[string]string{
 	"allocations_tenant_id_fkey":          "tenant",
 	"allocations_project_id_fkey":         "project",
 	"allocations_user_id_fkey":            "user",
+	"allocations_node_id_fkey":            "node",
+	"allocations_sku_id_fkey":             "sku",
+	"nodes_sku_id_fkey":                   "sku",
+	"ssh_keys_user_id_fkey":               "user",
+	"ledger_entries_tenant_id_fkey":       "tenant",
+	"ledger_entries_project_id_fkey":      "project",
+	"ledger_entries_user_id_fkey":         "user",
 }
 
 // canonicalID parses an id given by a caller. ok is false when it is not a

@@ -1,0 +1,296 @@
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gpuaas/gpuaas/core/allocation"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// AllocationStore implements [ports.AllocationStore] on the allocations
+// table. The unique partial index allocations_one_live_per_node makes a
+// double-booked node impossible whatever the code above does.
+type AllocationStore struct{ db *DB }
+
+var _ ports.AllocationStore = (*AllocationStore)(nil)
+
+// NewAllocationStore returns an AllocationStore; its calls join the
+// transaction in ctx.
+func NewAllocationStore(db *DB) *AllocationStore { return &AllocationStore{db: db} }
+
+// Allocation list page sizes.
+const (
+	DefaultAllocationPageSize = 50
+	MaxAllocationPageSize     = 200
+)
+
+// placementAttempts bounds how often CreatePlaced picks again after losing
+// a node to a concurrent placement (see CreatePlaced).
+const placementAttempts = 5
+
+// errNoCapacity is the fault every caller sees when no node is free.
+func errNoCapacity(sku string) error {
+	return fault.Conflict("no_capacity", "no node of this SKU is free right now").With("sku_id", sku)
+}
+
+const allocationColumns = `id, tenant_id, project_id, user_id, sku_id, COALESCE(node_id::text, ''), state, price_minor,
+	currency, failure_code, created_at, updated_at, active_at, released_at`
+
+func scanAllocation(row pgx.Row) (allocation.Allocation, error) {
+	var a allocation.Allocation
+	var state string
+	if err := row.Scan(&a.ID, &a.TenantID, &a.ProjectID, &a.UserID, &a.SKUID, &a.NodeID, &state, &a.PriceMinor,
+		&a.Currency, &a.FailureCode, &a.CreatedAt, &a.UpdatedAt, &a.ActiveAt, &a.ReleasedAt); err != nil {
+		return allocation.Allocation{}, err
+	}
+	a.State = allocation.State(state)
+	return a, nil
+}
+
+// CreatePlaced implements [ports.AllocationStore].
+//
+// The pick locks one free active node of the SKU with FOR UPDATE SKIP
+// LOCKED, so concurrent placements take different nodes instead of queuing
+// on the same one, and inserts the allocation on it. Under READ COMMITTED a
+// pick can still see a node whose allocation committed after the pick's
+// snapshot; the unique index then refuses the insert, the savepoint undoes
+// just that insert and the pick runs again (a new statement, a new
+// snapshot). When no node is free, or every attempt lost, the answer is
+// Conflict no_capacity. a.State defaults to requested; ssh_user is derived
+// from the id (nodetask.UsernameFor) and gpu_count from the SKU.
+func (s *AllocationStore) CreatePlaced(ctx context.Context, a allocation.Allocation) (allocation.Allocation, error) {
+	if a.State == "" {
+		a.State = allocation.Requested
+	}
+	if !a.State.Live() {
+		return allocation.Allocation{}, fault.Invalid("state", "a new allocation must be live")
+	}
+	for _, id := range []string{a.ID, a.TenantID, a.ProjectID, a.UserID} {
+		if _, ok := canonicalID(id); !ok {
+			return allocation.Allocation{}, fault.Invalid("id", "allocation ids must be UUIDs")
+		}
+	}
+	var out allocation.Allocation
+	err := s.db.InTx(ctx, func(ctx context.Context) error {
+		q := s.db.Q(ctx)
+		for attempt := 0; attempt < placementAttempts; attempt++ {
+			var nodeID string
+			err := q.QueryRow(ctx, `
+				SELECT n.id::text FROM nodes n
+				WHERE n.sku_id = $1 AND n.state = 'active'
+				  AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.node_id = n.id AND a.state IN `+liveStates+`)
+				ORDER BY n.last_heartbeat_at DESC NULLS LAST, n.id
+				LIMIT 1
+				FOR UPDATE OF n SKIP LOCKED`, a.SKUID).Scan(&nodeID)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return errNoCapacity(a.SKUID)
+			}
+			if err != nil {
+				return translate(err, "node")
+			}
+			if _, err := q.Exec(ctx, `SAVEPOINT allocation_place`); err != nil {
+				return translate(err, "allocation")
+			}
+			var created any
+			if !a.CreatedAt.IsZero() {
+				created = a.CreatedAt
+			}
+			row := q.QueryRow(ctx, `
+				INSERT INTO allocations (id, tenant_id, project_id, user_id, sku_id, node_id, state, price_minor, currency,
+					failure_code, ssh_user, gpu_count, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '', $10,
+					(SELECT gpu_count FROM skus WHERE id = $5), COALESCE($11::timestamptz, now()), COALESCE($11::timestamptz, now()))
+				RETURNING `+allocationColumns,
+				a.ID, a.TenantID, a.ProjectID, a.UserID, a.SKUID, nodeID, string(a.State), a.PriceMinor, a.Currency,
+				nodetask.UsernameFor(a.ID), created)
+			out, err = scanAllocation(row)
+			if err == nil {
+				_, err = q.Exec(ctx, `RELEASE SAVEPOINT allocation_place`)
+				return translate(err, "allocation")
+			}
+			if !IsUniqueViolation(err, "allocations_one_live_per_node") {
+				return translate(err, "allocation")
+			}
+			// Lost the node to a placement that committed after our pick's
+			// snapshot: undo the failed insert only, keep the caller's
+			// earlier work, and pick again.
+			if _, rerr := q.Exec(ctx, `ROLLBACK TO SAVEPOINT allocation_place`); rerr != nil {
+				return translate(rerr, "allocation")
+			}
+		}
+		return errNoCapacity(a.SKUID)
+	})
+	return out, err
+}
+
+// Get implements [ports.AllocationStore]. An allocation of another tenant
+// is NotFound, like one that does not exist.
+func (s *AllocationStore) Get(ctx context.Context, tenantID, id string) (allocation.Allocation, error) {
+	cid, ok := canonicalID(id)
+	if !ok {
+		return allocation.Allocation{}, fault.NotFound("allocation", "")
+	}
+	q := `SELECT ` + allocationColumns + ` FROM allocations WHERE id = $1`
+	args := []any{cid}
+	if tenantID != "" {
+		tid, ok := canonicalID(tenantID)
+		if !ok {
+			return allocation.Allocation{}, fault.NotFound("allocation", "")
+		}
+		q += ` AND tenant_id = $2`
+		args = append(args, tid)
+	}
+	a, err := scanAllocation(s.db.Q(ctx).QueryRow(ctx, q, args...))
+	if err != nil {
+		return allocation.Allocation{}, translate(err, "allocation")
+	}
+	return a, nil
+}
+
+type allocationCursor struct {
+	At int64  `json:"t"`
+	ID string `json:"id"`
+}
+
+// List implements [ports.AllocationStore]: newest first, keyset-paginated
+// on (created_at, id). The next cursor is "" on the last page.
+func (s *AllocationStore) List(ctx context.Context, f ports.AllocationFilter) ([]allocation.Allocation, string, error) {
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultAllocationPageSize
+	case limit > MaxAllocationPageSize:
+		limit = MaxAllocationPageSize
+	}
+	var where []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	for _, c := range []struct{ col, v string }{
+		{"tenant_id", f.TenantID}, {"project_id", f.ProjectID}, {"user_id", f.UserID}, {"node_id", f.NodeID},
+	} {
+		if c.v == "" {
+			continue
+		}
+		id, ok := canonicalID(c.v)
+		if !ok {
+			return []allocation.Allocation{}, "", nil // names nothing, so nothing matches
+		}
+		where = append(where, c.col+" = "+arg(id))
+	}
+	if len(f.States) > 0 {
+		states := make([]string, len(f.States))
+		for i, st := range f.States {
+			states[i] = string(st)
+		}
+		where = append(where, "state = ANY("+arg(states)+")")
+	}
+	if f.Cursor != "" {
+		c, err := decodeAllocationCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "(created_at, id) < ("+arg(time.UnixMicro(c.At))+", "+arg(c.ID)+"::uuid)")
+	}
+	q := `SELECT ` + allocationColumns + ` FROM allocations`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY created_at DESC, id DESC LIMIT " + arg(limit+1)
+	rows, err := s.db.Q(ctx).Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", translate(err, "allocation")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (allocation.Allocation, error) { return scanAllocation(r) })
+	if err != nil {
+		return nil, "", translate(err, "allocation")
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[len(out)-1]
+		b, _ := json.Marshal(allocationCursor{At: last.CreatedAt.UnixMicro(), ID: last.ID})
+		next = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return out, next, nil
+}
+
+func decodeAllocationCursor(s string) (allocationCursor, error) {
+	bad := fault.Invalid("cursor", "the cursor is not one this server issued")
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return allocationCursor{}, bad
+	}
+	var c allocationCursor
+	if err := json.Unmarshal(b, &c); err != nil {
+		return allocationCursor{}, bad
+	}
+	id, ok := canonicalID(c.ID)
+	if !ok {
+		return allocationCursor{}, bad
+	}
+	c.ID = id
+	return c, nil
+}
+
+// Update implements [ports.AllocationStore]: the row is locked for the rest
+// of the caller's transaction while fn decides. fn may change the state,
+// failure code and the active/released times; ownership, SKU, node and
+// price are fixed at creation.
+func (s *AllocationStore) Update(ctx context.Context, id string, fn func(*allocation.Allocation) error) (allocation.Allocation, error) {
+	cid, ok := canonicalID(id)
+	if !ok {
+		return allocation.Allocation{}, fault.NotFound("allocation", "")
+	}
+	var out allocation.Allocation
+	err := s.db.InTx(ctx, func(ctx context.Context) error {
+		a, err := scanAllocation(s.db.Q(ctx).QueryRow(ctx, `SELECT `+allocationColumns+` FROM allocations WHERE id = $1 FOR UPDATE`, cid))
+		if err != nil {
+			return translate(err, "allocation")
+		}
+		if err := fn(&a); err != nil {
+			return err
+		}
+		out, err = scanAllocation(s.db.Q(ctx).QueryRow(ctx, `
+			UPDATE allocations SET state = $2, failure_code = $3, active_at = $4, released_at = $5, updated_at = now()
+			WHERE id = $1 RETURNING `+allocationColumns,
+			cid, string(a.State), a.FailureCode, a.ActiveAt, a.ReleasedAt))
+		return translate(err, "allocation")
+	})
+	return out, err
+}
+
+// CountLive implements [ports.AllocationStore]. It first takes the tenant's
+// row lock (FOR NO KEY UPDATE: it serialises concurrent creates of one
+// tenant without blocking foreign-key checks of other writers), so counts
+// read here stay true until the caller's transaction ends. Outside a
+// transaction the lock would be released at once: call it inside one.
+func (s *AllocationStore) CountLive(ctx context.Context, tenantID, projectID, userID string) (ports.LiveCounts, error) {
+	tid, ok := canonicalID(tenantID)
+	if !ok {
+		return ports.LiveCounts{}, fault.NotFound("tenant", "")
+	}
+	q := s.db.Q(ctx)
+	var one int
+	if err := q.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, tid).Scan(&one); err != nil {
+		return ports.LiveCounts{}, translate(err, "tenant")
+	}
+	var c ports.LiveCounts
+	err := q.QueryRow(ctx, `
+		SELECT count(*) FILTER (WHERE user_id::text = $2), count(*) FILTER (WHERE project_id::text = $3), count(*)
+		FROM allocations WHERE tenant_id = $1 AND state IN `+liveStates, tid, strings.ToLower(userID), strings.ToLower(projectID)).
+		Scan(&c.User, &c.Project, &c.Tenant)
+	if err != nil {
+		return ports.LiveCounts{}, translate(err, "allocation")
+	}
+	return c, nil
+}
