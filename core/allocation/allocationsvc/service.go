@@ -1,0 +1,546 @@
+package allocationsvc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/gpuaas/gpuaas/core/allocation"
+	"github.com/gpuaas/gpuaas/core/audit"
+	"github.com/gpuaas/gpuaas/core/callctx"
+	"github.com/gpuaas/gpuaas/core/event"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/identity"
+	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/core/policy"
+	"github.com/gpuaas/gpuaas/core/resource"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// Deps are the ports the service needs; all are required.
+type Deps struct {
+	Tx          ports.TxRunner
+	Allocations ports.AllocationStore
+	SKUs        ports.SKUStore
+	Nodes       ports.NodeStore
+	SSHKeys     ports.SSHKeyStore
+	Ledger      ports.LedgerStore
+	Policies    ports.PolicyStore
+	Audit       ports.AuditLog
+	Outbox      ports.Outbox
+	Clock       ports.Clock
+	IDs         ports.IDs
+}
+
+// Service implements the allocation and SSH key use cases.
+type Service struct{ d Deps }
+
+// New checks that every dependency is present.
+func New(d Deps) (*Service, error) {
+	if d.Tx == nil || d.Allocations == nil || d.SKUs == nil || d.Nodes == nil || d.SSHKeys == nil || d.Ledger == nil ||
+		d.Policies == nil || d.Audit == nil || d.Outbox == nil || d.Clock == nil || d.IDs == nil {
+		return nil, errors.New("allocationsvc: every dependency is required")
+	}
+	return &Service{d: d}, nil
+}
+
+// Stable codes of this package's refusals.
+const (
+	CodeNoCapacity        fault.Code = "no_capacity"
+	CodeCapReached        fault.Code = "allocation_cap_reached"
+	CodeSSHKeyRequired    fault.Code = "ssh_key_required"
+	CodeNotActive         fault.Code = "allocation_not_active"
+	CodeInvalidTransition fault.Code = "invalid_state_transition"
+	maxSSHKeysPerRequest             = 32
+)
+
+// CreateRequest is what a user asks for. SSHKeyIDs selects which of the
+// user's keys to install; empty means all of them.
+type CreateRequest struct {
+	SKUID     string
+	SSHKeyIDs []string
+}
+
+// RequestedPayload is the provisioning.allocation_requested event payload.
+type RequestedPayload struct {
+	AllocationID string   `json:"allocation_id"`
+	NodeID       string   `json:"node_id"`
+	UserID       string   `json:"user_id"`
+	Username     string   `json:"username"`
+	SKUID        string   `json:"sku_id"`
+	SSHKeyIDs    []string `json:"ssh_key_ids"`
+}
+
+// StatePayload is the payload of every later allocation event.
+type StatePayload struct {
+	AllocationID string `json:"allocation_id"`
+	NodeID       string `json:"node_id"`
+	UserID       string `json:"user_id"`
+	Username     string `json:"username"`
+	SKUID        string `json:"sku_id"`
+	State        string `json:"state"`
+	FailureCode  string `json:"failure_code,omitempty"`
+	Forced       bool   `json:"forced,omitempty"`
+}
+
+// Create requests an allocation in the caller's project. In ONE
+// transaction: the tenant's balance must be positive (402
+// insufficient_balance), the live counts must stay under the user, project
+// and tenant caps (429 allocation_cap_reached; the tenant row lock
+// serialises concurrent creates), the user must have an SSH key (422
+// ssh_key_required), the SKU's price is snapshotted, a free node is placed
+// (409 no_capacity), and the outbox event and audit row are written.
+// The caller's project membership is checked by the host.
+func (s *Service) Create(ctx context.Context, p identity.Principal, projectID string, req CreateRequest) (allocation.Allocation, error) {
+	if projectID == "" {
+		return allocation.Allocation{}, &fault.Error{Kind: fault.KindInvalid, Code: fault.CodeProjectRequired,
+			Message: "an allocation needs a project", Field: "X-Project-ID"}
+	}
+	if strings.TrimSpace(req.SKUID) == "" {
+		return allocation.Allocation{}, fault.Invalid("sku_id", "sku_id is required")
+	}
+	if len(req.SSHKeyIDs) > maxSSHKeysPerRequest {
+		return allocation.Allocation{}, fault.Invalid("ssh_key_ids", "at most 32 keys")
+	}
+	var out allocation.Allocation
+	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		sku, err := s.d.SKUs.GetSKU(ctx, req.SKUID)
+		if err != nil || !sku.Active {
+			if err == nil || fault.IsKind(err, fault.KindNotFound) {
+				return fault.Invalid("sku_id", "unknown or retired SKU")
+			}
+			return err
+		}
+		bal, _, err := s.d.Ledger.Balance(ctx, p.TenantID)
+		if err != nil {
+			return err
+		}
+		if bal <= 0 {
+			return fault.New(fault.KindPaymentRequired, fault.CodeInsufficientBalance,
+				"the balance is not positive: top up before requesting a node").With("balance_minor", bal)
+		}
+		counts, err := s.d.Allocations.CountLive(ctx, p.TenantID, projectID, p.User.ID)
+		if err != nil {
+			return err
+		}
+		vals, err := s.d.Policies.Values(ctx, p.TenantID)
+		if err != nil {
+			return err
+		}
+		for _, c := range []struct {
+			scope string
+			n     int
+			key   policy.Key
+		}{{"user", counts.User, policy.AllocationMaxPerUser}, {"project", counts.Project, policy.AllocationMaxPerProject},
+			{"tenant", counts.Tenant, policy.AllocationMaxPerTenant}} {
+			if limit := vals.Int(c.key); int64(c.n) >= limit {
+				return fault.New(fault.KindRateLimited, CodeCapReached,
+					"the "+c.scope+" already holds the most live allocations allowed").
+					With("scope", c.scope).With("limit", limit)
+			}
+		}
+		keys, err := s.selectKeys(ctx, p.User.ID, req.SSHKeyIDs)
+		if err != nil {
+			return err
+		}
+		now := s.d.Clock.Now()
+		a := allocation.Allocation{ID: s.d.IDs.NewID(), TenantID: p.TenantID, ProjectID: projectID, UserID: p.User.ID,
+			SKUID: sku.ID, State: allocation.Requested, PriceMinor: sku.HourlyPriceMinor, Currency: sku.Currency,
+			CreatedAt: now, UpdatedAt: now}
+		out, err = s.d.Allocations.CreatePlaced(ctx, a)
+		if err != nil {
+			return err
+		}
+		ev := s.auditEvent(ctx, audit.ActorUser, p.User.ID, out, "allocation.create")
+		ev.Metadata = map[string]any{"sku_id": sku.ID, "node_id": out.NodeID, "price_minor": sku.HourlyPriceMinor}
+		if err := s.d.Audit.Record(ctx, ev); err != nil {
+			return err
+		}
+		return s.emit(ctx, event.AllocationRequested, out, RequestedPayload{AllocationID: out.ID, NodeID: out.NodeID,
+			UserID: out.UserID, Username: nodetask.UsernameFor(out.ID), SKUID: out.SKUID, SSHKeyIDs: keys})
+	})
+	return out, err
+}
+
+// selectKeys resolves the requested key ids against the user's keys (all of
+// them when none are named) and refuses an empty selection.
+func (s *Service) selectKeys(ctx context.Context, userID string, ids []string) ([]string, error) {
+	keys, err := s.d.SSHKeys.ListSSHKeys(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, fault.New(fault.KindUnprocessable, CodeSSHKeyRequired,
+			"register an SSH public key before requesting a node")
+	}
+	mine := map[string]bool{}
+	all := make([]string, 0, len(keys))
+	for _, k := range keys {
+		mine[k.ID] = true
+		all = append(all, k.ID)
+	}
+	if len(ids) == 0 {
+		return all, nil
+	}
+	seen := map[string]bool{}
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		id = strings.ToLower(id)
+		if !mine[id] {
+			return nil, fault.Invalid("ssh_key_ids", "unknown SSH key id "+strconv.Quote(id))
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// AccessInfo says how to reach an active allocation over SSH.
+type AccessInfo struct {
+	Host    string
+	Port    int
+	User    string
+	Command string
+}
+
+// Detail is an allocation with its access information (present while it
+// is active).
+type Detail struct {
+	allocation.Allocation
+	Access *AccessInfo
+}
+
+// Get returns an allocation of the caller's tenant with its access
+// information; another tenant's is NotFound.
+func (s *Service) Get(ctx context.Context, p identity.Principal, id string) (Detail, error) {
+	a, err := s.d.Allocations.Get(ctx, p.TenantID, id)
+	if err != nil {
+		return Detail{}, err
+	}
+	d := Detail{Allocation: a}
+	if a.State == allocation.Active && a.NodeID != "" {
+		info, err := s.accessFor(ctx, a)
+		if err != nil {
+			return Detail{}, err
+		}
+		d.Access = &info
+	}
+	return d, nil
+}
+
+// AccessInfo returns how to connect to an active allocation of the caller's
+// tenant; any other state is Conflict allocation_not_active.
+func (s *Service) AccessInfo(ctx context.Context, p identity.Principal, id string) (AccessInfo, error) {
+	a, err := s.d.Allocations.Get(ctx, p.TenantID, id)
+	if err != nil {
+		return AccessInfo{}, err
+	}
+	if a.State != allocation.Active || a.NodeID == "" {
+		return AccessInfo{}, fault.Conflict(CodeNotActive, "the allocation is not active").With("state", string(a.State))
+	}
+	return s.accessFor(ctx, a)
+}
+
+func (s *Service) accessFor(ctx context.Context, a allocation.Allocation) (AccessInfo, error) {
+	n, err := s.d.Nodes.GetNode(ctx, a.NodeID)
+	if err != nil {
+		return AccessInfo{}, err
+	}
+	user := nodetask.UsernameFor(a.ID)
+	host := n.SSHHost
+	if strings.Contains(host, ":") { // IPv6 literal
+		host = "[" + host + "]"
+	}
+	return AccessInfo{Host: n.SSHHost, Port: n.SSHPort, User: user,
+		Command: "ssh -p " + strconv.Itoa(n.SSHPort) + " " + user + "@" + host}, nil
+}
+
+// ListRequest selects the caller's allocations.
+type ListRequest struct {
+	ProjectID string // required: the caller's active project
+	States    []allocation.State
+	Limit     int
+	Cursor    string
+}
+
+// List lists allocations of the caller's tenant in one project, newest first.
+func (s *Service) List(ctx context.Context, p identity.Principal, r ListRequest) ([]allocation.Allocation, string, error) {
+	if r.ProjectID == "" {
+		return nil, "", &fault.Error{Kind: fault.KindInvalid, Code: fault.CodeProjectRequired,
+			Message: "listing allocations needs a project", Field: "X-Project-ID"}
+	}
+	return s.d.Allocations.List(ctx, ports.AllocationFilter{TenantID: p.TenantID, ProjectID: r.ProjectID,
+		States: r.States, Limit: r.Limit, Cursor: r.Cursor})
+}
+
+// AdminList lists allocations of every tenant, optionally by state.
+// Operators only.
+func (s *Service) AdminList(ctx context.Context, p identity.Principal, states []allocation.State, limit int, cursor string) ([]allocation.Allocation, string, error) {
+	if !p.User.IsAdmin() {
+		return nil, "", fault.Forbidden("platform operators only")
+	}
+	for _, st := range states {
+		if !validState(st) {
+			return nil, "", fault.Invalid("status", "unknown allocation state "+strconv.Quote(string(st)))
+		}
+	}
+	return s.d.Allocations.List(ctx, ports.AllocationFilter{States: states, Limit: limit, Cursor: cursor})
+}
+
+func validState(st allocation.State) bool {
+	switch st {
+	case allocation.Requested, allocation.Provisioning, allocation.Active, allocation.Releasing,
+		allocation.Released, allocation.Failed, allocation.ReleaseFailed:
+		return true
+	}
+	return false
+}
+
+// Release asks for the caller's allocation to be taken down: → releasing
+// with provisioning.allocation_release_requested. The requesting user or a
+// tenant owner/admin may release; others of the tenant get 403. Releasing
+// one already releasing is a no-op; a released or failed one is 409
+// invalid_state_transition.
+func (s *Service) Release(ctx context.Context, p identity.Principal, id string) (allocation.Allocation, error) {
+	return s.release(ctx, p, p.TenantID, id, false)
+}
+
+// ForceRelease is the operator's release of any tenant's allocation. It
+// also retries a release_failed one, and re-emits the release request for
+// one stuck in releasing (a lost workflow gets a new start).
+func (s *Service) ForceRelease(ctx context.Context, p identity.Principal, id string) (allocation.Allocation, error) {
+	if !p.User.IsAdmin() {
+		return allocation.Allocation{}, fault.Forbidden("platform operators only")
+	}
+	return s.release(ctx, p, "", id, true)
+}
+
+func (s *Service) release(ctx context.Context, p identity.Principal, tenantID, id string, forced bool) (allocation.Allocation, error) {
+	var out allocation.Allocation
+	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.d.Allocations.Get(ctx, tenantID, id); err != nil {
+			return err
+		}
+		emit := true
+		a, err := s.d.Allocations.Update(ctx, id, func(a *allocation.Allocation) error {
+			if !forced && a.UserID != p.User.ID && !p.CanManageTenant() {
+				return fault.Forbidden("only the requesting user or a tenant admin may release this allocation")
+			}
+			if a.State == allocation.Releasing {
+				emit = forced
+				return nil
+			}
+			if err := allocation.Transition(a.State, allocation.Releasing); err != nil {
+				return err
+			}
+			a.State = allocation.Releasing
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		out = a
+		if !emit {
+			return nil
+		}
+		action := "allocation.release"
+		if forced {
+			action = "allocation.force_release"
+		}
+		if err := s.d.Audit.Record(ctx, s.auditEvent(ctx, audit.ActorUser, p.User.ID, a, action)); err != nil {
+			return err
+		}
+		return s.emit(ctx, event.AllocationReleaseReq, a, statePayload(a, forced))
+	})
+	return out, err
+}
+
+// The transitions below are the provisioning worker's. Each validates the
+// move with core/allocation, writes the state, its outbox event and an
+// audit row in one transaction, and is idempotent: calling it when the
+// allocation is already in the target state changes nothing, emits nothing
+// and returns the allocation. A move the state machine forbids is 409
+// invalid_state_transition.
+
+// MarkProvisioning: requested → provisioning (no event: the workflow that
+// calls it is the only consumer).
+func (s *Service) MarkProvisioning(ctx context.Context, id string) (allocation.Allocation, error) {
+	return s.transition(ctx, id, allocation.Provisioning, "", "")
+}
+
+// MarkActive: provisioning → active, sets active_at; emits
+// provisioning.allocation_active (billing opens usage on it).
+func (s *Service) MarkActive(ctx context.Context, id string) (allocation.Allocation, error) {
+	return s.transition(ctx, id, allocation.Active, "", event.AllocationActive)
+}
+
+// MarkFailed: requested/provisioning → failed with a failure code; emits
+// provisioning.allocation_failed. The node is free again.
+func (s *Service) MarkFailed(ctx context.Context, id string, code string) (allocation.Allocation, error) {
+	return s.transition(ctx, id, allocation.Failed, code, event.AllocationFailed)
+}
+
+// MarkReleased: releasing → released, sets released_at; emits
+// provisioning.allocation_released (billing closes usage). The node is
+// free again.
+func (s *Service) MarkReleased(ctx context.Context, id string) (allocation.Allocation, error) {
+	return s.transition(ctx, id, allocation.Released, "", event.AllocationReleased)
+}
+
+// MarkReleaseFailed: releasing → release_failed with a failure code; emits
+// provisioning.allocation_release_failed. The node stays held until a
+// retry (ForceRelease) succeeds.
+func (s *Service) MarkReleaseFailed(ctx context.Context, id string, code string) (allocation.Allocation, error) {
+	return s.transition(ctx, id, allocation.ReleaseFailed, code, event.AllocationReleaseFailed)
+}
+
+var failureCodeOK = func(c string) bool {
+	if c == "" || len(c) > 64 {
+		return false
+	}
+	for _, r := range c {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Service) transition(ctx context.Context, id string, to allocation.State, code, subject string) (allocation.Allocation, error) {
+	if (to == allocation.Failed || to == allocation.ReleaseFailed) && !failureCodeOK(code) {
+		return allocation.Allocation{}, fault.Invalid("code", "a failure code of 1-64 characters [a-z0-9_.] is required")
+	}
+	var out allocation.Allocation
+	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		changed := false
+		a, err := s.d.Allocations.Update(ctx, id, func(a *allocation.Allocation) error {
+			if a.State == to {
+				return nil
+			}
+			if err := allocation.Transition(a.State, to); err != nil {
+				return err
+			}
+			now := s.d.Clock.Now()
+			a.State, changed = to, true
+			switch to {
+			case allocation.Active:
+				a.ActiveAt = &now
+			case allocation.Released:
+				a.ReleasedAt = &now
+			case allocation.Failed, allocation.ReleaseFailed:
+				a.FailureCode = code
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		out = a
+		if !changed {
+			return nil
+		}
+		ev := s.auditEvent(ctx, audit.ActorSystem, "provisioning", a, "allocation."+string(to))
+		if code != "" {
+			ev.Metadata = map[string]any{"failure_code": code}
+			ev.Outcome = audit.Failure
+		}
+		if err := s.d.Audit.Record(ctx, ev); err != nil {
+			return err
+		}
+		if subject == "" {
+			return nil
+		}
+		return s.emit(ctx, subject, a, statePayload(a, false))
+	})
+	return out, err
+}
+
+func statePayload(a allocation.Allocation, forced bool) StatePayload {
+	return StatePayload{AllocationID: a.ID, NodeID: a.NodeID, UserID: a.UserID, Username: nodetask.UsernameFor(a.ID),
+		SKUID: a.SKUID, State: string(a.State), FailureCode: a.FailureCode, Forced: forced}
+}
+
+// SSH keys.
+
+// AddSSHKey registers a public key for the caller. Private keys, DSA, short
+// RSA and malformed keys are 400 naming public_key; the same key twice is
+// 409 ssh_key_duplicate. The comment of the key is dropped: only the
+// canonical "type base64" form is stored.
+func (s *Service) AddSSHKey(ctx context.Context, p identity.Principal, name, publicKey string) (ports.SSHKey, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || len([]rune(name)) > 100 {
+		return ports.SSHKey{}, fault.Invalid("name", "name must be 1-100 characters")
+	}
+	publicKey = strings.TrimSpace(publicKey)
+	if len(publicKey) > 16<<10 {
+		return ports.SSHKey{}, fault.Invalid("public_key", "the key is too long")
+	}
+	if err := nodetask.ValidatePublicKey(publicKey); err != nil {
+		return ports.SSHKey{}, err
+	}
+	pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(publicKey))
+	if err != nil {
+		return ports.SSHKey{}, fault.Invalid("public_key", "not an SSH public key in authorized_keys format")
+	}
+	k := ports.SSHKey{ID: s.d.IDs.NewID(), UserID: p.User.ID, Name: name,
+		PublicKey:   strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk))),
+		Fingerprint: ssh.FingerprintSHA256(pk), KeyType: pk.Type(), CreatedAt: s.d.Clock.Now()}
+	err = s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		if err := s.d.SSHKeys.AddSSHKey(ctx, k); err != nil {
+			return err
+		}
+		ev := s.keyAudit(ctx, p, "ssh_key.add", k.ID)
+		ev.Metadata = map[string]any{"fingerprint": k.Fingerprint, "key_type": k.KeyType}
+		return s.d.Audit.Record(ctx, ev)
+	})
+	if err != nil {
+		return ports.SSHKey{}, err
+	}
+	return k, nil
+}
+
+// ListSSHKeys lists the caller's keys.
+func (s *Service) ListSSHKeys(ctx context.Context, p identity.Principal) ([]ports.SSHKey, error) {
+	return s.d.SSHKeys.ListSSHKeys(ctx, p.User.ID)
+}
+
+// DeleteSSHKey removes one of the caller's keys (another user's is
+// NotFound). Allocations already provisioned keep the key until released.
+func (s *Service) DeleteSSHKey(ctx context.Context, p identity.Principal, id string) error {
+	return s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		if err := s.d.SSHKeys.DeleteSSHKey(ctx, p.User.ID, id); err != nil {
+			return err
+		}
+		return s.d.Audit.Record(ctx, s.keyAudit(ctx, p, "ssh_key.delete", id))
+	})
+}
+
+func (s *Service) keyAudit(ctx context.Context, p identity.Principal, action, id string) audit.Event {
+	return audit.Event{ID: s.d.IDs.NewID(), OccurredAt: s.d.Clock.Now(), ActorType: audit.ActorUser, ActorID: p.User.ID,
+		TenantID: p.TenantID, Action: action, ResourceType: resource.TypeSSHKey,
+		ResourceID: resource.New("", p.TenantID, "", resource.TypeSSHKey, id).String(), Outcome: audit.Success,
+		CorrelationID: callctx.CorrelationID(ctx), SourceIP: callctx.SourceIP(ctx)}
+}
+
+func (s *Service) auditEvent(ctx context.Context, actorType audit.ActorType, actorID string, a allocation.Allocation, action string) audit.Event {
+	return audit.Event{ID: s.d.IDs.NewID(), OccurredAt: s.d.Clock.Now(), ActorType: actorType, ActorID: actorID,
+		TenantID: a.TenantID, ProjectID: a.ProjectID, Action: action, ResourceType: resource.TypeAllocation,
+		ResourceID: resource.New("", a.TenantID, a.ProjectID, resource.TypeAllocation, a.ID).String(),
+		Outcome:    audit.Success, CorrelationID: callctx.CorrelationID(ctx), SourceIP: callctx.SourceIP(ctx)}
+}
+
+func (s *Service) emit(ctx context.Context, subject string, a allocation.Allocation, payload any) error {
+	body, err := json.Marshal(payload)
+	if err != nil {
+		return fault.Internal(err)
+	}
+	return s.d.Outbox.Append(ctx, event.Envelope{ID: s.d.IDs.NewID(), Type: subject, Version: 1,
+		OccurredAt: s.d.Clock.Now(), TenantID: a.TenantID, ProjectID: a.ProjectID, AggregateType: resource.TypeAllocation,
+		AggregateID: a.ID, CorrelationID: callctx.CorrelationID(ctx), Payload: body})
+}

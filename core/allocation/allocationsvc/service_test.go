@@ -1,0 +1,406 @@
+package allocationsvc_test
+
+import (
+	"context"
+	"crypto/dsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/gpuaas/gpuaas/adapters/postgres"
+	"github.com/gpuaas/gpuaas/adapters/system"
+	"github.com/gpuaas/gpuaas/core/allocation"
+	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
+	"github.com/gpuaas/gpuaas/core/event"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/identity"
+	"github.com/gpuaas/gpuaas/core/inventory"
+	"github.com/gpuaas/gpuaas/core/ledger"
+	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/testkit/services"
+)
+
+// env is the service over real Postgres stores and the real outbox.
+type env struct {
+	t   *testing.T
+	db  *postgres.DB
+	svc *allocationsvc.Service
+	pol *postgres.PolicyStore
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db := services.Postgres(t)
+	outbox, err := postgres.NewOutbox(db, postgres.OutboxConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := postgres.NewPolicyStore(db, postgres.PolicyConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := allocationsvc.New(allocationsvc.Deps{Tx: db, Allocations: postgres.NewAllocationStore(db),
+		SKUs: postgres.NewSKUStore(db), Nodes: postgres.NewNodeStore(db), SSHKeys: postgres.NewSSHKeyStore(db),
+		Ledger: postgres.NewLedgerStore(db), Policies: pol, Audit: postgres.NewAuditLog(db), Outbox: outbox,
+		Clock: system.Clock{}, IDs: system.UUIDs{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{t: t, db: db, svc: svc, pol: pol}
+}
+
+type member struct {
+	p         identity.Principal
+	projectID string
+}
+
+// newMember makes a tenant with a project and an owner; credit > 0 funds it.
+func (e *env) newMember(credit int64) member {
+	e.t.Helper()
+	ctx := context.Background()
+	ids := system.UUIDs{}
+	tid, pid, uid := ids.NewID(), ids.NewID(), ids.NewID()
+	sfx := services.RandomSuffix(4)
+	if err := postgres.NewTenantStore(e.db).CreateTenant(ctx, identity.Tenant{ID: tid, Name: "t", Slug: "t-" + sfx}); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := postgres.NewProjectStore(e.db).CreateProject(ctx, identity.Project{ID: pid, TenantID: tid, Name: "p"}); err != nil {
+		e.t.Fatal(err)
+	}
+	u, _, err := postgres.NewUserStore(e.db).UpsertByIdentity(ctx, identity.User{ID: uid, Issuer: "https://iss", Subject: sfx, Email: sfx + "@example.com"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if credit > 0 {
+		if _, err := postgres.NewLedgerStore(e.db).Post(ctx, ledger.Entry{TenantID: tid, Type: ledger.Credit, AmountMinor: credit,
+			Currency: "usd", IdempotencyKey: "seed-" + tid}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return member{p: identity.Principal{User: u, TenantID: tid, TenantRole: identity.TenantOwner}, projectID: pid}
+}
+
+func (e *env) addKey(m member) sshKeyID {
+	e.t.Helper()
+	k, err := e.svc.AddSSHKey(context.Background(), m.p, "key-"+services.RandomSuffix(3), ed25519Key(e.t))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return sshKeyID(k.ID)
+}
+
+type sshKeyID string
+
+func (e *env) addNodes(sku string, n int) []string {
+	e.t.Helper()
+	var ids []string
+	for i := 0; i < n; i++ {
+		id := system.UUIDs{}.NewID()
+		now := time.Now()
+		if err := postgres.NewNodeStore(e.db).CreateNode(context.Background(), inventory.Node{ID: id, Name: "n-" + id, SKUID: sku,
+			State: inventory.NodeActive, SSHHost: "gpu-" + id[:8] + ".example.net", SSHPort: 2222, LastHeartbeatAt: &now}); err != nil {
+			e.t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// events returns the outbox events of one allocation, oldest first.
+func (e *env) events(allocID string) []event.Envelope {
+	e.t.Helper()
+	rows, err := e.db.Pool.Query(context.Background(), `SELECT envelope FROM platform_outbox_events
+		WHERE envelope->>'aggregate_id' = $1 ORDER BY occurred_at, id`, allocID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []event.Envelope
+	for rows.Next() {
+		var b []byte
+		var ev event.Envelope
+		if err := rows.Scan(&b); err != nil || json.Unmarshal(b, &ev) != nil {
+			e.t.Fatalf("scan event: %v", err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func ed25519Key(t *testing.T) string {
+	t.Helper()
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	pk, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk))) + " me@laptop"
+}
+
+func wantFault(t *testing.T, err error, kind fault.Kind, code fault.Code) {
+	t.Helper()
+	fe := fault.From(err)
+	if err == nil || fe.Kind != kind || fe.Code != code {
+		t.Fatalf("error %v; want %s/%s", err, kind, code)
+	}
+}
+
+func TestCreateRefusals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.addNodes("h100-80g-x1", 1)
+
+	broke := e.newMember(0)
+	e.addKey(broke)
+	_, err := e.svc.Create(ctx, broke.p, broke.projectID, allocationsvc.CreateRequest{SKUID: "h100-80g-x1"})
+	wantFault(t, err, fault.KindPaymentRequired, fault.CodeInsufficientBalance)
+
+	keyless := e.newMember(10_000)
+	_, err = e.svc.Create(ctx, keyless.p, keyless.projectID, allocationsvc.CreateRequest{SKUID: "h100-80g-x1"})
+	wantFault(t, err, fault.KindUnprocessable, allocationsvc.CodeSSHKeyRequired)
+
+	m := e.newMember(10_000)
+	e.addKey(m)
+	_, err = e.svc.Create(ctx, m.p, m.projectID, allocationsvc.CreateRequest{SKUID: "nope"})
+	wantFault(t, err, fault.KindInvalid, fault.CodeValidationFailed)
+	_, err = e.svc.Create(ctx, m.p, m.projectID, allocationsvc.CreateRequest{SKUID: "h100-80g-x1", SSHKeyIDs: []string{system.UUIDs{}.NewID()}})
+	wantFault(t, err, fault.KindInvalid, fault.CodeValidationFailed)
+	_, err = e.svc.Create(ctx, m.p, m.projectID, allocationsvc.CreateRequest{SKUID: "a100-80g-x8"}) // no nodes
+	wantFault(t, err, fault.KindConflict, allocationsvc.CodeNoCapacity)
+
+	// Nothing above left an allocation or an event behind.
+	var n int
+	if err := e.db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM allocations) + (SELECT count(*) FROM platform_outbox_events
+		WHERE envelope->>'type' LIKE 'provisioning.%')`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("refusals left %d rows (err %v)", n, err)
+	}
+}
+
+// TestCapRace: 20 concurrent creates of one user against a cap of 3 →
+// exactly 3 allocations, 17 allocation_cap_reached.
+func TestCapRace(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.addNodes("l40s-48g-x4", 10)
+	m := e.newMember(100_000)
+	e.addKey(m)
+	if err := e.pol.Set(ctx, "", "allocation.max_concurrent_per_user", "3", "test"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, capped := 0, 0
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.svc.Create(ctx, m.p, m.projectID, allocationsvc.CreateRequest{SKUID: "l40s-48g-x4"})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case fault.From(err).Code == allocationsvc.CodeCapReached && fault.KindOf(err) == fault.KindRateLimited:
+				capped++
+			default:
+				t.Errorf("unexpected: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 3 || capped != 17 {
+		t.Fatalf("%d created, %d capped; want 3 and 17", ok, capped)
+	}
+}
+
+func TestLifecycleAndEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	nodes := e.addNodes("h100-80g-x8", 1)
+	m := e.newMember(50_000)
+	key := e.addKey(m)
+	e.addKey(m)
+	a, err := e.svc.Create(ctx, m.p, m.projectID, allocationsvc.CreateRequest{SKUID: "h100-80g-x8", SSHKeyIDs: []string{string(key)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.State != allocation.Requested || a.NodeID != nodes[0] || a.PriceMinor != 2392 || a.Currency != "usd" {
+		t.Fatalf("created %+v", a)
+	}
+	evs := e.events(a.ID)
+	if len(evs) != 1 || evs[0].Type != event.AllocationRequested || evs[0].TenantID != m.p.TenantID {
+		t.Fatalf("events after create: %+v", evs)
+	}
+	var req allocationsvc.RequestedPayload
+	if err := json.Unmarshal(evs[0].Payload, &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.AllocationID != a.ID || req.NodeID != nodes[0] || req.UserID != m.p.User.ID ||
+		req.Username != nodetask.UsernameFor(a.ID) || req.SKUID != "h100-80g-x8" || len(req.SSHKeyIDs) != 1 || req.SSHKeyIDs[0] != string(key) {
+		t.Fatalf("requested payload %+v", req)
+	}
+
+	// Other tenants cannot see or release it.
+	other := e.newMember(1)
+	if _, err := e.svc.Get(ctx, other.p, a.ID); !fault.IsKind(err, fault.KindNotFound) {
+		t.Fatalf("cross-tenant get: %v", err)
+	}
+	if _, err := e.svc.Release(ctx, other.p, a.ID); !fault.IsKind(err, fault.KindNotFound) {
+		t.Fatalf("cross-tenant release: %v", err)
+	}
+	if _, err := e.svc.AccessInfo(ctx, m.p, a.ID); fault.From(err).Code != allocationsvc.CodeNotActive {
+		t.Fatalf("access before active: %v", err)
+	}
+
+	// The worker's transitions, each idempotent.
+	if _, err := e.svc.MarkActive(ctx, a.ID); fault.From(err).Code != allocationsvc.CodeInvalidTransition {
+		t.Fatalf("requested → active: %v", err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := e.svc.MarkProvisioning(ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if got, err := e.svc.MarkActive(ctx, a.ID); err != nil || got.State != allocation.Active || got.ActiveAt == nil {
+			t.Fatalf("active: %+v %v", got, err)
+		}
+	}
+	d, err := e.svc.Get(ctx, m.p, a.ID)
+	if err != nil || d.Access == nil {
+		t.Fatalf("detail %+v %v", d, err)
+	}
+	user := nodetask.UsernameFor(a.ID)
+	if d.Access.User != user || d.Access.Port != 2222 || !strings.HasSuffix(d.Access.Host, ".example.net") ||
+		d.Access.Command != "ssh -p 2222 "+user+"@"+d.Access.Host {
+		t.Fatalf("access %+v", d.Access)
+	}
+
+	// Release → releasing (twice: no second event) → release_failed → force → released.
+	for i := 0; i < 2; i++ {
+		if got, err := e.svc.Release(ctx, m.p, a.ID); err != nil || got.State != allocation.Releasing {
+			t.Fatalf("release: %+v %v", got, err)
+		}
+	}
+	if _, err := e.svc.MarkReleaseFailed(ctx, a.ID, "agent_unreachable"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.ForceRelease(ctx, m.p, a.ID); !fault.IsKind(err, fault.KindForbidden) {
+		t.Fatalf("force release by a user: %v", err)
+	}
+	admin := m.p
+	admin.User.Role = identity.RoleAdmin
+	admin.TenantID = other.p.TenantID
+	if got, err := e.svc.ForceRelease(ctx, admin, a.ID); err != nil || got.State != allocation.Releasing {
+		t.Fatalf("force release: %+v %v", got, err)
+	}
+	if got, err := e.svc.MarkReleased(ctx, a.ID); err != nil || got.State != allocation.Released || got.ReleasedAt == nil {
+		t.Fatalf("released: %+v %v", got, err)
+	}
+	if _, err := e.svc.MarkReleased(ctx, a.ID); err != nil {
+		t.Fatalf("released again: %v", err)
+	}
+	_, err = e.svc.Release(ctx, m.p, a.ID)
+	wantFault(t, err, fault.KindConflict, allocationsvc.CodeInvalidTransition)
+
+	var types []string
+	for _, ev := range e.events(a.ID) {
+		types = append(types, ev.Type)
+	}
+	want := []string{event.AllocationRequested, event.AllocationActive, event.AllocationReleaseReq,
+		event.AllocationReleaseFailed, event.AllocationReleaseReq, event.AllocationReleased}
+	if strings.Join(types, ",") != strings.Join(want, ",") {
+		t.Fatalf("events %v; want %v", types, want)
+	}
+	// The node is free again.
+	if _, err := e.svc.Create(ctx, m.p, m.projectID, allocationsvc.CreateRequest{SKUID: "h100-80g-x8"}); err != nil {
+		t.Fatalf("node not freed: %v", err)
+	}
+	if list, _, err := e.svc.AdminList(ctx, admin, []allocation.State{allocation.Released}, 0, ""); err != nil || len(list) != 1 {
+		t.Fatalf("admin list released: %v %v", list, err)
+	}
+	if list, _, err := e.svc.List(ctx, m.p, allocationsvc.ListRequest{ProjectID: m.projectID}); err != nil || len(list) != 2 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+}
+
+func TestSSHKeys(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	m := e.newMember(0)
+
+	rsaKey := func(bits int) string {
+		k, err := rsa.GenerateKey(rand.Reader, bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk, _ := ssh.NewPublicKey(&k.PublicKey)
+		return string(ssh.MarshalAuthorizedKey(pk))
+	}
+	var dsaParams dsa.Parameters
+	if err := dsa.GenerateParameters(&dsaParams, rand.Reader, dsa.L1024N160); err != nil {
+		t.Fatal(err)
+	}
+	dk := dsa.PrivateKey{PublicKey: dsa.PublicKey{Parameters: dsaParams}}
+	if err := dsa.GenerateKey(&dk, rand.Reader); err != nil {
+		t.Fatal(err)
+	}
+	dpk, err := ssh.NewPublicKey(&dk.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(priv)
+	privPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	good := ed25519Key(t)
+
+	for _, c := range []struct {
+		name, key string
+		kind      fault.Kind
+		code      fault.Code
+	}{
+		{"ed25519", good, 0, ""},
+		{"ed25519 again", good, fault.KindConflict, "ssh_key_duplicate"},
+		{"rsa-2048", rsaKey(2048), fault.KindInvalid, fault.CodeValidationFailed},
+		{"dsa", string(ssh.MarshalAuthorizedKey(dpk)), fault.KindInvalid, fault.CodeValidationFailed},
+		{"private key", privPEM, fault.KindInvalid, fault.CodeValidationFailed},
+		{"garbage", "ssh-ed25519 notbase64!!", fault.KindInvalid, fault.CodeValidationFailed},
+	} {
+		k, err := e.svc.AddSSHKey(ctx, m.p, c.name, c.key)
+		if c.code == "" {
+			if err != nil || k.KeyType != ssh.KeyAlgoED25519 || !strings.HasPrefix(k.Fingerprint, "SHA256:") ||
+				strings.Contains(k.PublicKey, "me@laptop") {
+				t.Fatalf("%s: %+v %v", c.name, k, err)
+			}
+			continue
+		}
+		wantFault(t, err, c.kind, c.code)
+		if c.kind == fault.KindInvalid && fault.From(err).Field != "public_key" {
+			t.Fatalf("%s: field %q; want public_key", c.name, fault.From(err).Field)
+		}
+	}
+	keys, err := e.svc.ListSSHKeys(ctx, m.p)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys %v %v", keys, err)
+	}
+	other := e.newMember(0)
+	if err := e.svc.DeleteSSHKey(ctx, other.p, keys[0].ID); !fault.IsKind(err, fault.KindNotFound) {
+		t.Fatalf("delete another user's key: %v", err)
+	}
+	if err := e.svc.DeleteSSHKey(ctx, m.p, keys[0].ID); err != nil {
+		t.Fatal(err)
+	}
+}
