@@ -1,0 +1,543 @@
+package terminalhost_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/gpuaas/gpuaas/adapters/inproc"
+	"github.com/gpuaas/gpuaas/adapters/postgres"
+	"github.com/gpuaas/gpuaas/core/allocation"
+	"github.com/gpuaas/gpuaas/core/audit"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/identity"
+	"github.com/gpuaas/gpuaas/core/inventory"
+	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
+	terminalhost "github.com/gpuaas/gpuaas/hosts/terminal"
+	"github.com/gpuaas/gpuaas/ports"
+	"github.com/gpuaas/gpuaas/testkit/fakes"
+	"github.com/gpuaas/gpuaas/testkit/services"
+)
+
+const consoleOrigin = "https://console.gpuaas.test"
+
+// allocations and nodes serve the two reads the terminal makes. Unused
+// methods panic through the nil embedded interface.
+type allocations struct {
+	ports.AllocationStore
+	mu   sync.Mutex
+	byID map[string]allocation.Allocation
+}
+
+func (s *allocations) put(a allocation.Allocation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.byID[a.ID] = a
+}
+
+func (s *allocations) Get(_ context.Context, tenantID, id string) (allocation.Allocation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.byID[id]
+	if !ok || (tenantID != "" && a.TenantID != tenantID) {
+		return allocation.Allocation{}, fault.NotFound("allocation", id)
+	}
+	return a, nil
+}
+
+type nodes struct {
+	ports.NodeStore
+	byID map[string]inventory.Node
+}
+
+func (s *nodes) GetNode(_ context.Context, id string) (inventory.Node, error) {
+	n, ok := s.byID[id]
+	if !ok {
+		return inventory.Node{}, fault.NotFound("node", id)
+	}
+	return n, nil
+}
+
+// rig is a gateway in front of a test SSH server, with the real terminal
+// use cases, the in-process token store on a fake clock, and the Postgres
+// audit log.
+type rig struct {
+	gw     *terminalhost.Server
+	svc    *terminalsvc.Service
+	sshd   *sshd
+	ca     *testCA
+	hostCA ssh.Signer
+	clock  *fakes.Clock
+	audit  ports.AuditLog
+	allocs *allocations
+	owner  identity.Principal
+	alloc  allocation.Allocation // active, on the test node
+	other  allocation.Allocation // active, the owner's too, another node
+	url    string
+}
+
+type rigOption func(*terminalhost.Config)
+
+func newRig(t testing.TB, opts ...rigOption) *rig {
+	t.Helper()
+	db := services.Postgres(t)
+	r := &rig{ca: newTestCA(t), clock: fakes.NewClock(time.Time{}), audit: postgres.NewAuditLog(db),
+		allocs: &allocations{byID: map[string]allocation.Allocation{}}}
+	r.hostCA = newTestCA(t).signer
+	r.sshd = startSSHD(t, r.ca.signer.PublicKey(), r.hostCA, "127.0.0.1")
+	host, portS, _ := net.SplitHostPort(r.sshd.addr)
+	port, _ := strconv.Atoi(portS)
+	node := inventory.Node{ID: uuid.NewString(), State: inventory.NodeActive, SSHHost: host, SSHPort: port}
+	ns := &nodes{byID: map[string]inventory.Node{node.ID: node}}
+
+	r.owner = identity.Principal{User: identity.User{ID: uuid.NewString()}, TenantID: uuid.NewString()}
+	mk := func(nodeID string) allocation.Allocation {
+		a := allocation.Allocation{ID: uuid.NewString(), TenantID: r.owner.TenantID, ProjectID: uuid.NewString(),
+			UserID: r.owner.User.ID, NodeID: nodeID, State: allocation.Active}
+		r.allocs.put(a)
+		return a
+	}
+	r.alloc = mk(node.ID)
+	r.other = mk(node.ID)
+
+	svc, err := terminalsvc.New(terminalsvc.Deps{Allocations: r.allocs, Tokens: inproc.NewTokenStore(r.clock),
+		Audit: r.audit, Clock: r.clock, IDs: &fakes.IDs{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.svc = svc
+	policy, err := terminalhost.HostCertificateAuthority(r.hostCA.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := terminalhost.Config{Addr: "127.0.0.1:0", AllowedOrigins: []string{consoleOrigin}, HostKeys: policy,
+		DialTimeout: 5 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	gw, err := terminalhost.New(cfg, terminalhost.Deps{Terminal: svc, Nodes: ns, CA: r.ca,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = gw.Shutdown(ctx)
+	})
+	r.gw = gw
+	r.url = "ws://" + gw.Addr() + "/ws/terminal/"
+	return r
+}
+
+func (r *rig) mint(t testing.TB, a allocation.Allocation) string {
+	t.Helper()
+	m, err := r.svc.Mint(context.Background(), r.owner, "", a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Token
+}
+
+func subprotocolDialer(token string) *websocket.Dialer {
+	return &websocket.Dialer{HandshakeTimeout: 10 * time.Second,
+		Subprotocols: []string{terminalhost.Subprotocol, terminalhost.BearerSubprotocolPrefix + token}}
+}
+
+func browserHeader() http.Header { return http.Header{"Origin": {consoleOrigin}} }
+
+// open connects like the web console does.
+func (r *rig) open(t testing.TB, a allocation.Allocation) *websocket.Conn {
+	t.Helper()
+	ws, resp, err := subprotocolDialer(r.mint(t, a)).Dial(r.url+a.ID, browserHeader())
+	if err != nil {
+		t.Fatalf("open terminal: %v (%s)", err, respCode(resp))
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != terminalhost.Subprotocol {
+		t.Fatalf("echoed subprotocol %q, want only %q", got, terminalhost.Subprotocol)
+	}
+	return ws
+}
+
+func respCode(resp *http.Response) string {
+	if resp == nil {
+		return "no response"
+	}
+	var body struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &body)
+	return body.Error.Code
+}
+
+// readUntil reads frames until the output contains want.
+func readUntil(t testing.TB, ws *websocket.Conn, want string) string {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	var out bytes.Buffer
+	for !strings.Contains(out.String(), want) {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("waiting for %q: %v; output so far %q", want, err, out.String())
+		}
+		out.Write(b)
+	}
+	return out.String()
+}
+
+func send(t testing.TB, ws *websocket.Conn, mt int, s string) {
+	t.Helper()
+	if err := ws.WriteMessage(mt, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// closeOf reads until the connection ends and returns its close error.
+func closeOf(t testing.TB, ws *websocket.Conn) *websocket.CloseError {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		if _, _, err := ws.ReadMessage(); err != nil {
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) {
+				t.Fatalf("connection ended without a close frame: %v", err)
+			}
+			return ce
+		}
+	}
+}
+
+func TestTerminalEndToEnd(t *testing.T) {
+	r := newRig(t)
+	ws := r.open(t, r.alloc)
+	defer ws.Close()
+
+	// The command line is echoed as typed (h''i); only execution prints hi.
+	send(t, ws, websocket.BinaryMessage, "echo h''i\n")
+	out := readUntil(t, ws, "hi\r\n")
+	if !strings.Contains(out, "echo h''i") {
+		t.Fatalf("no echo of the command in %q", out)
+	}
+
+	send(t, ws, websocket.TextMessage, `{"type":"resize","cols":132,"rows":43}`)
+	select {
+	case rc := <-r.sshd.resizes:
+		if rc != [2]int{43, 132} {
+			t.Fatalf("server saw window-change %v, want 43 rows 132 cols", rc)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("resize never reached the SSH server")
+	}
+	send(t, ws, websocket.BinaryMessage, "stty size\n")
+	readUntil(t, ws, "43 132")
+
+	// Text frames that are not control frames are input too.
+	send(t, ws, websocket.TextMessage, "echo te''xt\n")
+	readUntil(t, ws, "text\r\n")
+
+	send(t, ws, websocket.BinaryMessage, "exit 3\n")
+	ce := closeOf(t, ws)
+	if ce.Code != websocket.CloseNormalClosure || ce.Text != "exit status 3" {
+		t.Fatalf("close %d %q, want 1000 \"exit status 3\"", ce.Code, ce.Text)
+	}
+	if n := r.sshd.dials.Load(); n != 1 {
+		t.Fatalf("%d dials, want 1", n)
+	}
+	r.ca.mu.Lock()
+	cert := r.ca.last
+	r.ca.mu.Unlock()
+	if cert == nil || len(cert.ValidPrincipals) != 1 || cert.ValidPrincipals[0] != nodetask.UsernameFor(r.alloc.ID) {
+		t.Fatalf("certificate principals %v, want the allocation's account", cert.ValidPrincipals)
+	}
+	if ttl := time.Duration(cert.ValidBefore-uint64(time.Now().Unix())) * time.Second; ttl > terminalhost.DefaultCertTTL {
+		t.Fatalf("certificate lives %v, want at most %v", ttl, terminalhost.DefaultCertTTL)
+	}
+	evs, _, err := r.audit.List(context.Background(), audit.Filter{Action: terminalsvc.ActionConsume})
+	if err != nil || len(evs) != 1 || evs[0].Outcome != audit.Success {
+		t.Fatalf("consume audit: %+v, %v", evs, err)
+	}
+}
+
+func TestTerminalAuthorizationHeader(t *testing.T) {
+	r := newRig(t)
+	h := browserHeader()
+	h.Set("Authorization", "Bearer "+r.mint(t, r.alloc))
+	ws, resp, err := (&websocket.Dialer{HandshakeTimeout: 10 * time.Second}).Dial(r.url+r.alloc.ID, h)
+	if err != nil {
+		t.Fatalf("open: %v (%s)", err, respCode(resp))
+	}
+	defer ws.Close()
+	if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "" {
+		t.Fatalf("echoed subprotocol %q to a client that offered none", got)
+	}
+	send(t, ws, websocket.BinaryMessage, "echo o''k\n")
+	readUntil(t, ws, "ok\r\n")
+}
+
+func TestBrowserGoneClosesSSH(t *testing.T) {
+	r := newRig(t)
+	ws := r.open(t, r.alloc)
+	send(t, ws, websocket.BinaryMessage, "echo u''p\n")
+	readUntil(t, ws, "up\r\n")
+	ws.Close() // the tab is closed: TCP goes away without a close frame
+	select {
+	case <-r.sshd.disconnects:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gateway kept the SSH connection after the browser went away")
+	}
+}
+
+func TestOversizedFrameCloses1009(t *testing.T) {
+	r := newRig(t, func(c *terminalhost.Config) { c.MaxFrameBytes = 4096 })
+	ws := r.open(t, r.alloc)
+	defer ws.Close()
+	send(t, ws, websocket.BinaryMessage, strings.Repeat("x", 5000))
+	if ce := closeOf(t, ws); ce.Code != websocket.CloseMessageTooBig {
+		t.Fatalf("close %d, want 1009", ce.Code)
+	}
+	select {
+	case <-r.sshd.disconnects:
+	case <-time.After(10 * time.Second):
+		t.Fatal("SSH connection outlived the refused frame")
+	}
+}
+
+func TestShutdownClosesSessions1001(t *testing.T) {
+	r := newRig(t)
+	ws := r.open(t, r.alloc)
+	defer ws.Close()
+	send(t, ws, websocket.BinaryMessage, "echo u''p\n")
+	readUntil(t, ws, "up\r\n")
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- r.gw.Shutdown(ctx)
+	}()
+	if ce := closeOf(t, ws); ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("close %d, want 1001", ce.Code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
+
+// TestUntrustedHostKey: a node without a certificate from the platform host
+// CA is not trusted; the browser gets 503 node_unreachable and no shell.
+func TestUntrustedHostKey(t *testing.T) {
+	stranger := newTestCA(t).signer.PublicKey()
+	policy, _ := terminalhost.HostCertificateAuthority(stranger)
+	r := newRig(t, func(c *terminalhost.Config) { c.HostKeys = policy })
+	_, resp, err := subprotocolDialer(r.mint(t, r.alloc)).Dial(r.url+r.alloc.ID, browserHeader())
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || respCode(resp) != string(terminalhost.CodeNodeUnreachable) {
+		t.Fatalf("got %v %v, want 503 node_unreachable", err, resp)
+	}
+}
+
+// TestRefusalsBeforeDial is the refusal table: each case is answered with
+// its status and code before any connection to the node, and audited.
+func TestRefusalsBeforeDial(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	colleague := identity.Principal{User: identity.User{ID: uuid.NewString()}, TenantID: r.owner.TenantID}
+	theirs := allocation.Allocation{ID: uuid.NewString(), TenantID: r.owner.TenantID, ProjectID: uuid.NewString(),
+		UserID: colleague.User.ID, NodeID: r.alloc.NodeID, State: allocation.Active}
+	r.allocs.put(theirs)
+
+	type attempt struct {
+		url    string
+		dialer *websocket.Dialer
+		header http.Header
+		plain  bool // a plain GET instead of a WebSocket handshake
+	}
+	ws := func(token string, a allocation.Allocation) attempt {
+		return attempt{url: r.url + a.ID, dialer: subprotocolDialer(token), header: browserHeader()}
+	}
+	for _, tc := range []struct {
+		name string
+		// prepare returns the attempt and the token it must not consume ("" when none).
+		prepare     func(t *testing.T) (attempt, string)
+		status      int
+		code        string
+		notConsumed bool
+	}{
+		{"token used twice", func(t *testing.T) (attempt, string) {
+			tok := r.mint(t, r.alloc)
+			if _, err := r.svc.Consume(ctx, tok, r.alloc.ID); err != nil {
+				t.Fatal(err)
+			}
+			return ws(tok, r.alloc), ""
+		}, 401, "terminal_token_invalid", false},
+		{"token after its TTL", func(t *testing.T) (attempt, string) {
+			tok := r.mint(t, r.alloc)
+			r.clock.Advance(301 * time.Second)
+			return ws(tok, r.alloc), ""
+		}, 401, "terminal_token_invalid", false},
+		{"another user may not mint, so no token exists", func(t *testing.T) (attempt, string) {
+			if _, err := r.svc.Mint(ctx, colleague, "", r.alloc.ID); fault.From(err).Code != "terminal_not_owner" {
+				t.Fatalf("colleague minted for the owner's allocation: %v", err)
+			}
+			// The colleague's own token does not open the owner's allocation.
+			m, err := r.svc.Mint(ctx, colleague, "", theirs.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ws(m.Token, r.alloc), ""
+		}, 403, "terminal_token_mismatch", false},
+		{"token for another allocation", func(t *testing.T) (attempt, string) {
+			return ws(r.mint(t, r.other), r.alloc), ""
+		}, 403, "terminal_token_mismatch", false},
+		{"foreign Origin", func(t *testing.T) (attempt, string) {
+			tok := r.mint(t, r.alloc)
+			a := ws(tok, r.alloc)
+			a.header = http.Header{"Origin": {"https://evil.example"}}
+			return a, tok
+		}, 403, "origin_not_allowed", true},
+		{"no Origin", func(t *testing.T) (attempt, string) {
+			tok := r.mint(t, r.alloc)
+			a := ws(tok, r.alloc)
+			a.header = http.Header{}
+			return a, tok
+		}, 403, "origin_not_allowed", true},
+		{"Origin differing only by port", func(t *testing.T) (attempt, string) {
+			tok := r.mint(t, r.alloc)
+			a := ws(tok, r.alloc)
+			a.header = http.Header{"Origin": {consoleOrigin + ":8443"}}
+			return a, tok
+		}, 403, "origin_not_allowed", true},
+		{"token in the query string", func(t *testing.T) (attempt, string) {
+			tok := r.mint(t, r.alloc)
+			return attempt{url: r.url + r.alloc.ID + "?token=" + tok, dialer: &websocket.Dialer{}, header: browserHeader()}, tok
+		}, 400, "token_in_query", true},
+		{"token-shaped value in the query string", func(t *testing.T) (attempt, string) {
+			tok := r.mint(t, r.alloc)
+			a := ws(tok, r.alloc)
+			a.url += "?x=" + tok
+			return a, tok
+		}, 400, "token_in_query", true},
+		{"no token", func(t *testing.T) (attempt, string) {
+			return attempt{url: r.url + r.alloc.ID, dialer: &websocket.Dialer{Subprotocols: []string{terminalhost.Subprotocol}},
+				header: browserHeader()}, ""
+		}, 401, "token_missing", false},
+		{"Authorization that is not Bearer", func(t *testing.T) (attempt, string) {
+			h := browserHeader()
+			h.Set("Authorization", "Basic dXNlcjpwYXNz")
+			return attempt{url: r.url + r.alloc.ID, dialer: &websocket.Dialer{}, header: h}, ""
+		}, 401, "terminal_token_invalid", false},
+		{"bearer subprotocol without the terminal subprotocol", func(t *testing.T) (attempt, string) {
+			tok := r.mint(t, r.alloc)
+			return attempt{url: r.url + r.alloc.ID, header: browserHeader(),
+				dialer: &websocket.Dialer{Subprotocols: []string{terminalhost.BearerSubprotocolPrefix + tok}}}, tok
+		}, 400, "validation_failed", true},
+		{"not a WebSocket", func(t *testing.T) (attempt, string) {
+			tok := r.mint(t, r.alloc)
+			h := browserHeader()
+			h.Set("Authorization", "Bearer "+tok)
+			return attempt{url: "http://" + r.gw.Addr() + "/ws/terminal/" + r.alloc.ID, header: h, plain: true}, tok
+		}, 400, "validation_failed", true},
+		{"garbage token", func(t *testing.T) (attempt, string) {
+			return ws("not-a-token", r.alloc), ""
+		}, 401, "terminal_token_invalid", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, keep := tc.prepare(t)
+			deniedBefore := deniedCount(t, r)
+			var resp *http.Response
+			if a.plain {
+				req, _ := http.NewRequest(http.MethodGet, a.url, nil)
+				req.Header = a.header
+				var err error
+				if resp, err = http.DefaultClient.Do(req); err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+			} else {
+				conn, rs, err := a.dialer.Dial(a.url, a.header)
+				if err == nil {
+					conn.Close()
+					t.Fatal("the gateway upgraded a request it must refuse")
+				}
+				resp = rs
+			}
+			if resp == nil || resp.StatusCode != tc.status {
+				t.Fatalf("status %v, want %d", resp, tc.status)
+			}
+			if got := respCode(resp); got != tc.code {
+				t.Fatalf("code %q, want %q", got, tc.code)
+			}
+			if n := r.sshd.dials.Load(); n != 0 {
+				t.Fatalf("the gateway dialled the node %d times for a refused request", n)
+			}
+			if got := deniedCount(t, r); got != deniedBefore+1 {
+				t.Fatalf("refusal not audited (%d → %d)", deniedBefore, got)
+			}
+			if tc.notConsumed {
+				// Refused before the token was looked at: it still works.
+				if _, err := r.svc.Consume(ctx, keep, r.alloc.ID); err != nil {
+					t.Fatalf("refusal consumed the token: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func deniedCount(t *testing.T, r *rig) int {
+	t.Helper()
+	evs, _, err := r.audit.List(context.Background(), audit.Filter{Action: terminalsvc.ActionConsume, Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range evs {
+		if e.Outcome == audit.Denied {
+			n++
+		}
+	}
+	return n
+}
+
+func TestConfigValidation(t *testing.T) {
+	t.Parallel()
+	policy := terminalhost.InsecureAcceptAnyHostKey(nil)
+	for _, tc := range []struct {
+		name string
+		cfg  terminalhost.Config
+		ok   bool
+	}{
+		{"valid", terminalhost.Config{AllowedOrigins: []string{"https://console.example/"}, HostKeys: policy}, true},
+		{"no origins", terminalhost.Config{HostKeys: policy}, false},
+		{"wildcard origin", terminalhost.Config{AllowedOrigins: []string{"https://*.example"}, HostKeys: policy}, false},
+		{"origin with a path", terminalhost.Config{AllowedOrigins: []string{"https://console.example/app"}, HostKeys: policy}, false},
+		{"not http", terminalhost.Config{AllowedOrigins: []string{"file://x"}, HostKeys: policy}, false},
+		{"no host key policy", terminalhost.Config{AllowedOrigins: []string{"https://console.example"}}, false},
+		{"cert ttl too long", terminalhost.Config{AllowedOrigins: []string{"https://c.example"}, HostKeys: policy, CertTTL: time.Hour}, false},
+		{"frame limit too small", terminalhost.Config{AllowedOrigins: []string{"https://c.example"}, HostKeys: policy, MaxFrameBytes: 10}, false},
+	} {
+		err := tc.cfg.CheckAndSetDefaults()
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+		if tc.ok && (tc.cfg.AllowedOrigins[0] != "https://console.example" || tc.cfg.CertTTL != terminalhost.DefaultCertTTL) {
+			t.Errorf("%s: defaults not applied: %+v", tc.name, tc.cfg)
+		}
+	}
+}
