@@ -1,0 +1,48 @@
+package pki
+
+import (
+	"context"
+	"fmt"
+
+	"go.uber.org/fx"
+
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// Module provides the built-in CAs from a Config the host supplies. It
+// needs ports.KMS, ports.SecretStore, ports.NodeCertificateStore (one that
+// also implements CertificateStore, as postgres.SecurityModule's does) and
+// ports.Clock, and loads or creates the CA keys on start.
+//
+// Provided: *CA, ports.CertificateAuthority, *SSHCA,
+// ports.SSHCertificateAuthority.
+var Module = fx.Module("pki",
+	fx.Provide(
+		provideCA,
+		fx.Annotate(func(ca *CA) *CA { return ca }, fx.As(new(ports.CertificateAuthority))),
+		provideSSHCA,
+		fx.Annotate(func(c *SSHCA) *SSHCA { return c }, fx.As(new(ports.SSHCertificateAuthority))),
+	),
+)
+
+func provideCA(lc fx.Lifecycle, cfg Config, kms ports.KMS, secrets ports.SecretStore, certs ports.NodeCertificateStore, clock ports.Clock) (*CA, error) {
+	store, ok := certs.(CertificateStore)
+	if !ok {
+		return nil, fmt.Errorf("pki: the NodeCertificateStore (%T) cannot revoke single serials", certs)
+	}
+	ca, err := New(cfg, Deps{KMS: kms, Secrets: secrets, Certificates: store, Clock: clock})
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.Hook{OnStart: ca.Init})
+	return ca, nil
+}
+
+func provideSSHCA(lc fx.Lifecycle, cfg Config, kms ports.KMS, secrets ports.SecretStore, clock ports.Clock) (*SSHCA, error) {
+	c, err := NewSSHCA(cfg.SSH, SSHDeps{KMS: kms, Secrets: secrets, Clock: clock})
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error { return c.Init(ctx) }})
+	return c, nil
+}
