@@ -7,7 +7,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
+	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
+	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -33,6 +35,9 @@ type Params struct {
 	Metrics        *prometheus.Registry `optional:"true"`
 	TracerProvider trace.TracerProvider `optional:"true"`
 	Clock          ports.Clock          `optional:"true"`
+
+	Inventory   *inventorysvc.Service  `optional:"true"`
+	Allocations *allocationsvc.Service `optional:"true"`
 }
 
 // NewFromParams builds the server from the fx graph.
@@ -47,6 +52,7 @@ func NewFromParams(p Params) (*Server, error) {
 		Identity: p.Identity, Verifier: p.Verifier, IdP: p.IdP, Tokens: p.Tokens, RateLimiter: p.RateLimiter,
 		Policies: p.Policies, Audit: p.Audit, Idempotency: p.Idempotency, Health: health, Logger: p.Logger,
 		Metrics: p.Metrics, TracerProvider: p.TracerProvider, Clock: p.Clock,
+		Inventory: p.Inventory, Allocations: p.Allocations,
 	})
 }
 

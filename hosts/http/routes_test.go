@@ -42,6 +42,22 @@ var wantAuthz = map[string]Authz{
 	"GET /api/v1/admin/audit-log":                            AuthzPlatformAdmin,
 	"GET /api/v1/admin/policies":                             AuthzPlatformAdmin,
 	"PUT /api/v1/admin/policies":                             AuthzPlatformAdmin,
+	// Compute (doc/inventory-and-allocations.md).
+	"GET /api/v1/skus":                                             AuthzAuthenticated,
+	"GET /api/v1/nodes":                                            AuthzAuthenticated,
+	"GET /api/v1/admin/nodes":                                      AuthzPlatformAdmin,
+	"POST /api/v1/admin/nodes":                                     AuthzPlatformAdmin,
+	"DELETE /api/v1/admin/nodes/{node_id}":                         AuthzPlatformAdmin,
+	"POST /api/v1/admin/nodes/{node_id}/probe":                     AuthzPlatformAdmin,
+	"GET /api/v1/allocations":                                      AuthzProjectMember,
+	"POST /api/v1/allocations":                                     AuthzProjectMember,
+	"GET /api/v1/allocations/{allocation_id}":                      AuthzAuthenticated,
+	"POST /api/v1/allocations/{allocation_id}/release":             AuthzAuthenticated,
+	"GET /api/v1/admin/allocations":                                AuthzPlatformAdmin,
+	"POST /api/v1/admin/allocations/{allocation_id}/force-release": AuthzPlatformAdmin,
+	"GET /api/v1/ssh-keys":                                         AuthzAuthenticated,
+	"POST /api/v1/ssh-keys":                                        AuthzAuthenticated,
+	"DELETE /api/v1/ssh-keys/{key_id}":                             AuthzAuthenticated,
 }
 
 // TestEveryRouteHasAnAuthorisationDecision walks the router and the

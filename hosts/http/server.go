@@ -16,7 +16,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gpuaas/gpuaas/adapters/system"
+	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
+	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
 	"github.com/gpuaas/gpuaas/ports"
 )
@@ -49,6 +51,12 @@ type Deps struct {
 	TracerProvider trace.TracerProvider
 	// Clock is optional (wall clock when nil); it dates rate-limit headers.
 	Clock ports.Clock
+
+	// Inventory and Allocations run the compute routes (SKUs, nodes,
+	// allocations, SSH keys). Optional: without them those routes answer
+	// 503 service_unavailable (a host built for identity only).
+	Inventory   *inventorysvc.Service
+	Allocations *allocationsvc.Service
 }
 
 func (d *Deps) check() error {

@@ -44,6 +44,39 @@ func (e AddMemberRequestRole) Valid() bool {
 	}
 }
 
+// Defines values for AllocationState.
+const (
+	AllocationStateActive        AllocationState = "active"
+	AllocationStateFailed        AllocationState = "failed"
+	AllocationStateProvisioning  AllocationState = "provisioning"
+	AllocationStateReleaseFailed AllocationState = "release_failed"
+	AllocationStateReleased      AllocationState = "released"
+	AllocationStateReleasing     AllocationState = "releasing"
+	AllocationStateRequested     AllocationState = "requested"
+)
+
+// Valid indicates whether the value is a known member of the AllocationState enum.
+func (e AllocationState) Valid() bool {
+	switch e {
+	case AllocationStateActive:
+		return true
+	case AllocationStateFailed:
+		return true
+	case AllocationStateProvisioning:
+		return true
+	case AllocationStateReleaseFailed:
+		return true
+	case AllocationStateReleased:
+		return true
+	case AllocationStateReleasing:
+		return true
+	case AllocationStateRequested:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AuditEventActorType.
 const (
 	AuditEventActorTypeNode           AuditEventActorType = "node"
@@ -158,6 +191,33 @@ func (e MemberRole) Valid() bool {
 	case MemberRoleMember:
 		return true
 	case MemberRoleViewer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NodeState.
+const (
+	NodeStateActive      NodeState = "active"
+	NodeStateEnrolling   NodeState = "enrolling"
+	NodeStateMaintenance NodeState = "maintenance"
+	NodeStateOffline     NodeState = "offline"
+	NodeStateRetired     NodeState = "retired"
+)
+
+// Valid indicates whether the value is a known member of the NodeState enum.
+func (e NodeState) Valid() bool {
+	switch e {
+	case NodeStateActive:
+		return true
+	case NodeStateEnrolling:
+		return true
+	case NodeStateMaintenance:
+		return true
+	case NodeStateOffline:
+		return true
+	case NodeStateRetired:
 		return true
 	default:
 		return false
@@ -281,6 +341,33 @@ func (e UserRole) Valid() bool {
 	}
 }
 
+// Defines values for AdminListNodesParamsState.
+const (
+	AdminListNodesParamsStateActive      AdminListNodesParamsState = "active"
+	AdminListNodesParamsStateEnrolling   AdminListNodesParamsState = "enrolling"
+	AdminListNodesParamsStateMaintenance AdminListNodesParamsState = "maintenance"
+	AdminListNodesParamsStateOffline     AdminListNodesParamsState = "offline"
+	AdminListNodesParamsStateRetired     AdminListNodesParamsState = "retired"
+)
+
+// Valid indicates whether the value is a known member of the AdminListNodesParamsState enum.
+func (e AdminListNodesParamsState) Valid() bool {
+	switch e {
+	case AdminListNodesParamsStateActive:
+		return true
+	case AdminListNodesParamsStateEnrolling:
+		return true
+	case AdminListNodesParamsStateMaintenance:
+		return true
+	case AdminListNodesParamsStateOffline:
+		return true
+	case AdminListNodesParamsStateRetired:
+		return true
+	default:
+		return false
+	}
+}
+
 // AddMemberRequest defines model for AddMemberRequest.
 type AddMemberRequest struct {
 	Role   AddMemberRequestRole `json:"role"`
@@ -289,6 +376,79 @@ type AddMemberRequest struct {
 
 // AddMemberRequestRole defines model for AddMemberRequest.Role.
 type AddMemberRequestRole string
+
+// AddSSHKeyRequest defines model for AddSSHKeyRequest.
+type AddSSHKeyRequest struct {
+	Name string `json:"name"`
+
+	// PublicKey One key in authorized_keys format.
+	PublicKey string `json:"public_key"`
+}
+
+// AdminNode defines model for AdminNode.
+type AdminNode struct {
+	AgentVersion    string             `json:"agent_version"`
+	CreatedAt       time.Time          `json:"created_at"`
+	Gpus            []GPU              `json:"gpus"`
+	HealthChecks    *map[string]string `json:"health_checks,omitempty"`
+	HealthMessage   *string            `json:"health_message,omitempty"`
+	Healthy         bool               `json:"healthy"`
+	Id              string             `json:"id"`
+	LastHeartbeatAt *time.Time         `json:"last_heartbeat_at,omitempty"`
+	Name            string             `json:"name"`
+	ResourceId      string             `json:"resource_id"`
+	RetiredAt       *time.Time         `json:"retired_at,omitempty"`
+	SkuId           string             `json:"sku_id"`
+	SshHost         string             `json:"ssh_host"`
+	SshPort         int                `json:"ssh_port"`
+	State           NodeState          `json:"state"`
+}
+
+// AdminNodeList defines model for AdminNodeList.
+type AdminNodeList struct {
+	Nodes []AdminNode `json:"nodes"`
+}
+
+// Allocation defines model for Allocation.
+type Allocation struct {
+	Access      *AllocationAccess `json:"access,omitempty"`
+	ActiveAt    *time.Time        `json:"active_at,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	Currency    string            `json:"currency"`
+	FailureCode *string           `json:"failure_code,omitempty"`
+	Id          string            `json:"id"`
+	NodeId      *string           `json:"node_id,omitempty"`
+
+	// PriceMinor Hourly price snapshot for the whole node.
+	PriceMinor int64           `json:"price_minor"`
+	ProjectId  string          `json:"project_id"`
+	ReleasedAt *time.Time      `json:"released_at,omitempty"`
+	ResourceId string          `json:"resource_id"`
+	SkuId      string          `json:"sku_id"`
+	State      AllocationState `json:"state"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+	UserId     string          `json:"user_id"`
+}
+
+// AllocationAccess defines model for AllocationAccess.
+type AllocationAccess struct {
+	// Command e.g. `ssh -p 22 ga_…@host`
+	Command string `json:"command"`
+	Host    string `json:"host"`
+	Port    int    `json:"port"`
+	User    string `json:"user"`
+}
+
+// AllocationPage defines model for AllocationPage.
+type AllocationPage struct {
+	Allocations []Allocation `json:"allocations"`
+
+	// NextCursor Absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// AllocationState defines model for AllocationState.
+type AllocationState string
 
 // AuditEvent defines model for AuditEvent.
 type AuditEvent struct {
@@ -319,6 +479,14 @@ type AuditLogPage struct {
 
 	// NextCursor Absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// CreateAllocationRequest defines model for CreateAllocationRequest.
+type CreateAllocationRequest struct {
+	SkuId string `json:"sku_id"`
+
+	// SshKeyIds Which of the caller's SSH keys to install; all of them when absent.
+	SshKeyIds *[]string `json:"ssh_key_ids,omitempty"`
 }
 
 // CreateProjectRequest defines model for CreateProjectRequest.
@@ -354,6 +522,15 @@ type ExchangeRequest struct {
 	Code        string `json:"code"`
 	RedirectUri string `json:"redirect_uri"`
 	State       string `json:"state"`
+}
+
+// GPU defines model for GPU.
+type GPU struct {
+	Healthy   bool   `json:"healthy"`
+	Index     int    `json:"index"`
+	MemoryMib int    `json:"memory_mib"`
+	Model     string `json:"model"`
+	Uuid      string `json:"uuid"`
 }
 
 // Health defines model for Health.
@@ -414,6 +591,33 @@ type MemberList struct {
 	Members []Member `json:"members"`
 }
 
+// Node defines model for Node.
+type Node struct {
+	GpuCount int       `json:"gpu_count"`
+	GpuModel string    `json:"gpu_model"`
+	Id       string    `json:"id"`
+	Name     string    `json:"name"`
+	SkuId    string    `json:"sku_id"`
+	State    NodeState `json:"state"`
+}
+
+// NodeList defines model for NodeList.
+type NodeList struct {
+	Nodes []Node `json:"nodes"`
+}
+
+// NodeRegistration defines model for NodeRegistration.
+type NodeRegistration struct {
+	BootstrapExpiresAt time.Time `json:"bootstrap_expires_at"`
+
+	// BootstrapToken One-time enrolment token for the agent; shown only in this response (stored hashed).
+	BootstrapToken string    `json:"bootstrap_token"`
+	Node           AdminNode `json:"node"`
+}
+
+// NodeState defines model for NodeState.
+type NodeState string
+
 // PersonalLoginRequest defines model for PersonalLoginRequest.
 type PersonalLoginRequest struct {
 	Password string `json:"password"`
@@ -441,6 +645,15 @@ type PolicyType string
 // PolicyList defines model for PolicyList.
 type PolicyList struct {
 	Policies []Policy `json:"policies"`
+}
+
+// ProbeResult defines model for ProbeResult.
+type ProbeResult struct {
+	// Banner The server's SSH identification string.
+	Banner    *string `json:"banner,omitempty"`
+	Error     *string `json:"error,omitempty"`
+	LatencyMs int64   `json:"latency_ms"`
+	Reachable bool    `json:"reachable"`
 }
 
 // Project defines model for Project.
@@ -475,6 +688,51 @@ type ProjectMembershipRole string
 // RefreshRequest defines model for RefreshRequest.
 type RefreshRequest struct {
 	RefreshToken *string `json:"refresh_token,omitempty"`
+}
+
+// RegisterNodeRequest defines model for RegisterNodeRequest.
+type RegisterNodeRequest struct {
+	Name    string `json:"name"`
+	SkuId   string `json:"sku_id"`
+	SshHost string `json:"ssh_host"`
+	SshPort *int   `json:"ssh_port,omitempty"`
+}
+
+// SKU defines model for SKU.
+type SKU struct {
+	// Available Active nodes of this SKU that no live allocation holds.
+	Available    int    `json:"available"`
+	CpuCores     int    `json:"cpu_cores"`
+	Currency     string `json:"currency"`
+	GpuCount     int    `json:"gpu_count"`
+	GpuMemoryGib int    `json:"gpu_memory_gib"`
+	GpuModel     string `json:"gpu_model"`
+
+	// HourlyPriceMinor Price of the whole node per hour in minor units.
+	HourlyPriceMinor int64  `json:"hourly_price_minor"`
+	Id               string `json:"id"`
+	MemoryGib        int    `json:"memory_gib"`
+	Name             string `json:"name"`
+}
+
+// SKUList defines model for SKUList.
+type SKUList struct {
+	Skus []SKU `json:"skus"`
+}
+
+// SSHKey defines model for SSHKey.
+type SSHKey struct {
+	CreatedAt   time.Time `json:"created_at"`
+	Fingerprint string    `json:"fingerprint"`
+	Id          string    `json:"id"`
+	KeyType     string    `json:"key_type"`
+	Name        string    `json:"name"`
+	PublicKey   string    `json:"public_key"`
+}
+
+// SSHKeyList defines model for SSHKeyList.
+type SSHKeyList struct {
+	SshKeys []SSHKey `json:"ssh_keys"`
 }
 
 // SetPolicyRequest defines model for SetPolicyRequest.
@@ -527,8 +785,14 @@ type User struct {
 // UserRole Platform role (admin = operator).
 type UserRole string
 
+// AllocationIDPath defines model for AllocationIDPath.
+type AllocationIDPath = string
+
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
+
+// NodeIDPath defines model for NodeIDPath.
+type NodeIDPath = string
 
 // ProjectID defines model for ProjectID.
 type ProjectID = string
@@ -554,6 +818,9 @@ type Internal = ErrorResponse
 // NotFound defines model for NotFound.
 type NotFound = ErrorResponse
 
+// PaymentRequired defines model for PaymentRequired.
+type PaymentRequired = ErrorResponse
+
 // Tokens defines model for Tokens.
 type Tokens = TokenResponse
 
@@ -572,6 +839,19 @@ type Unavailable = ErrorResponse
 // Unprocessable defines model for Unprocessable.
 type Unprocessable = ErrorResponse
 
+// AdminListAllocationsParams defines parameters for AdminListAllocations.
+type AdminListAllocationsParams struct {
+	Status *AllocationState `form:"status,omitempty" json:"status,omitempty"`
+	Limit  *int             `form:"limit,omitempty" json:"limit,omitempty"`
+	Cursor *string          `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ForceReleaseAllocationParams defines parameters for ForceReleaseAllocation.
+type ForceReleaseAllocationParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
 // ListAuditLogParams defines parameters for ListAuditLog.
 type ListAuditLogParams struct {
 	TenantId *string `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
@@ -589,8 +869,63 @@ type ListAuditLogParams struct {
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
+// AdminListNodesParams defines parameters for AdminListNodes.
+type AdminListNodesParams struct {
+	State *AdminListNodesParamsState `form:"state,omitempty" json:"state,omitempty"`
+	SkuId *string                    `form:"sku_id,omitempty" json:"sku_id,omitempty"`
+}
+
+// AdminListNodesParamsState defines parameters for AdminListNodes.
+type AdminListNodesParamsState string
+
+// RegisterNodeParams defines parameters for RegisterNode.
+type RegisterNodeParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// RetireNodeParams defines parameters for RetireNode.
+type RetireNodeParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// ProbeNodeParams defines parameters for ProbeNode.
+type ProbeNodeParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
 // SetPolicyParams defines parameters for SetPolicy.
 type SetPolicyParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// ListAllocationsParams defines parameters for ListAllocations.
+type ListAllocationsParams struct {
+	// Status Only allocations in this state.
+	Status *AllocationState `form:"status,omitempty" json:"status,omitempty"`
+	Limit  *int             `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The next_cursor of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+}
+
+// CreateAllocationParams defines parameters for CreateAllocation.
+type CreateAllocationParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// ReleaseAllocationParams defines parameters for ReleaseAllocation.
+type ReleaseAllocationParams struct {
 	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
@@ -652,6 +987,18 @@ type RemoveProjectMemberParams struct {
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
 
+// AddSSHKeyParams defines parameters for AddSSHKey.
+type AddSSHKeyParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// DeleteSSHKeyParams defines parameters for DeleteSSHKey.
+type DeleteSSHKeyParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
 // CreateInvitationParams defines parameters for CreateInvitation.
 type CreateInvitationParams struct {
 	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
@@ -667,8 +1014,14 @@ type GetMeParams struct {
 	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
 }
 
+// RegisterNodeJSONRequestBody defines body for RegisterNode for application/json ContentType.
+type RegisterNodeJSONRequestBody = RegisterNodeRequest
+
 // SetPolicyJSONRequestBody defines body for SetPolicy for application/json ContentType.
 type SetPolicyJSONRequestBody = SetPolicyRequest
+
+// CreateAllocationJSONRequestBody defines body for CreateAllocation for application/json ContentType.
+type CreateAllocationJSONRequestBody = CreateAllocationRequest
 
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = LogoutRequest
@@ -688,20 +1041,53 @@ type CreateProjectJSONRequestBody = CreateProjectRequest
 // AddProjectMemberJSONRequestBody defines body for AddProjectMember for application/json ContentType.
 type AddProjectMemberJSONRequestBody = AddMemberRequest
 
+// AddSSHKeyJSONRequestBody defines body for AddSSHKey for application/json ContentType.
+type AddSSHKeyJSONRequestBody = AddSSHKeyRequest
+
 // CreateInvitationJSONRequestBody defines body for CreateInvitation for application/json ContentType.
 type CreateInvitationJSONRequestBody = InvitationRequest
 
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
+	// AdminListAllocations Allocations of every tenant, optionally by state, newest first.
+	// (GET /api/v1/admin/allocations)
+	AdminListAllocations(w http.ResponseWriter, r *http.Request, params AdminListAllocationsParams)
+	// ForceReleaseAllocation Release any tenant's allocation; retries release_failed and re-requests a stuck releasing one.
+	// (POST /api/v1/admin/allocations/{allocation_id}/force-release)
+	ForceReleaseAllocation(w http.ResponseWriter, r *http.Request, allocationId AllocationIDPath, params ForceReleaseAllocationParams)
 	// ListAuditLog Read the audit log, newest first, with filters and a cursor.
 	// (GET /api/v1/admin/audit-log)
 	ListAuditLog(w http.ResponseWriter, r *http.Request, params ListAuditLogParams)
+	// AdminListNodes Every node with every field.
+	// (GET /api/v1/admin/nodes)
+	AdminListNodes(w http.ResponseWriter, r *http.Request, params AdminListNodesParams)
+	// RegisterNode Register a node; the response carries its one-time bootstrap token, shown only here.
+	// (POST /api/v1/admin/nodes)
+	RegisterNode(w http.ResponseWriter, r *http.Request, params RegisterNodeParams)
+	// RetireNode Retire a node and revoke its certificates; 409 `node_in_use` while a live allocation holds it.
+	// (DELETE /api/v1/admin/nodes/{node_id})
+	RetireNode(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params RetireNodeParams)
+	// ProbeNode Check within 10 s that the node's SSH endpoint answers with an SSH banner.
+	// (POST /api/v1/admin/nodes/{node_id}/probe)
+	ProbeNode(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params ProbeNodeParams)
 	// ListPolicies Every policy key with its effective global value.
 	// (GET /api/v1/admin/policies)
 	ListPolicies(w http.ResponseWriter, r *http.Request)
 	// SetPolicy Set the global value of a policy key.
 	// (PUT /api/v1/admin/policies)
 	SetPolicy(w http.ResponseWriter, r *http.Request, params SetPolicyParams)
+	// ListAllocations Allocations of the active project (X-Project-ID), newest first.
+	// (GET /api/v1/allocations)
+	ListAllocations(w http.ResponseWriter, r *http.Request, params ListAllocationsParams)
+	// CreateAllocation Request a node of a SKU in the active project.
+	// (POST /api/v1/allocations)
+	CreateAllocation(w http.ResponseWriter, r *http.Request, params CreateAllocationParams)
+	// GetAllocation One allocation of the caller's tenant, with SSH access details while active.
+	// (GET /api/v1/allocations/{allocation_id})
+	GetAllocation(w http.ResponseWriter, r *http.Request, allocationId AllocationIDPath)
+	// ReleaseAllocation Release an allocation (the requesting user or a tenant admin); it moves to releasing.
+	// (POST /api/v1/allocations/{allocation_id}/release)
+	ReleaseAllocation(w http.ResponseWriter, r *http.Request, allocationId AllocationIDPath, params ReleaseAllocationParams)
 	// Logout Revoke the refresh token and clear the refresh cookie.
 	// (POST /api/v1/auth/logout)
 	Logout(w http.ResponseWriter, r *http.Request, params LogoutParams)
@@ -720,6 +1106,9 @@ type ServerInterface interface {
 	// GetHealth Report the health of every dependency.
 	// (GET /api/v1/healthz)
 	GetHealth(w http.ResponseWriter, r *http.Request)
+	// ListNodes The fleet as users see it (no addresses, agent or health details; enrolling and retired nodes omitted).
+	// (GET /api/v1/nodes)
+	ListNodes(w http.ResponseWriter, r *http.Request)
 	// ListProjects Projects the caller may see (all of the tenant's for tenant admins).
 	// (GET /api/v1/projects)
 	ListProjects(w http.ResponseWriter, r *http.Request, params ListProjectsParams)
@@ -735,6 +1124,18 @@ type ServerInterface interface {
 	// RemoveProjectMember Remove a user from a project.
 	// (DELETE /api/v1/projects/{project_id}/members/{user_id})
 	RemoveProjectMember(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, userId string, params RemoveProjectMemberParams)
+	// ListSKUs The rentable catalogue with how many nodes of each SKU are free now.
+	// (GET /api/v1/skus)
+	ListSKUs(w http.ResponseWriter, r *http.Request)
+	// ListSSHKeys The caller's SSH public keys.
+	// (GET /api/v1/ssh-keys)
+	ListSSHKeys(w http.ResponseWriter, r *http.Request)
+	// AddSSHKey Register an SSH public key (ed25519, ECDSA, security keys, RSA ≥ 3072).
+	// (POST /api/v1/ssh-keys)
+	AddSSHKey(w http.ResponseWriter, r *http.Request, params AddSSHKeyParams)
+	// DeleteSSHKey Remove one of the caller's SSH keys.
+	// (DELETE /api/v1/ssh-keys/{key_id})
+	DeleteSSHKey(w http.ResponseWriter, r *http.Request, keyId string, params DeleteSSHKeyParams)
 	// CreateInvitation Invite an email to the caller's tenant; it joins at its first sign-in.
 	// (POST /api/v1/tenant/invitations)
 	CreateInvitation(w http.ResponseWriter, r *http.Request, params CreateInvitationParams)
@@ -750,9 +1151,45 @@ type ServerInterface interface {
 
 type Unimplemented struct{}
 
+// AdminListAllocations Allocations of every tenant, optionally by state, newest first.
+// (GET /api/v1/admin/allocations)
+func (_ Unimplemented) AdminListAllocations(w http.ResponseWriter, r *http.Request, params AdminListAllocationsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ForceReleaseAllocation Release any tenant's allocation; retries release_failed and re-requests a stuck releasing one.
+// (POST /api/v1/admin/allocations/{allocation_id}/force-release)
+func (_ Unimplemented) ForceReleaseAllocation(w http.ResponseWriter, r *http.Request, allocationId AllocationIDPath, params ForceReleaseAllocationParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // ListAuditLog Read the audit log, newest first, with filters and a cursor.
 // (GET /api/v1/admin/audit-log)
 func (_ Unimplemented) ListAuditLog(w http.ResponseWriter, r *http.Request, params ListAuditLogParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminListNodes Every node with every field.
+// (GET /api/v1/admin/nodes)
+func (_ Unimplemented) AdminListNodes(w http.ResponseWriter, r *http.Request, params AdminListNodesParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RegisterNode Register a node; the response carries its one-time bootstrap token, shown only here.
+// (POST /api/v1/admin/nodes)
+func (_ Unimplemented) RegisterNode(w http.ResponseWriter, r *http.Request, params RegisterNodeParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RetireNode Retire a node and revoke its certificates; 409 `node_in_use` while a live allocation holds it.
+// (DELETE /api/v1/admin/nodes/{node_id})
+func (_ Unimplemented) RetireNode(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params RetireNodeParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ProbeNode Check within 10 s that the node's SSH endpoint answers with an SSH banner.
+// (POST /api/v1/admin/nodes/{node_id}/probe)
+func (_ Unimplemented) ProbeNode(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params ProbeNodeParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -765,6 +1202,30 @@ func (_ Unimplemented) ListPolicies(w http.ResponseWriter, r *http.Request) {
 // SetPolicy Set the global value of a policy key.
 // (PUT /api/v1/admin/policies)
 func (_ Unimplemented) SetPolicy(w http.ResponseWriter, r *http.Request, params SetPolicyParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListAllocations Allocations of the active project (X-Project-ID), newest first.
+// (GET /api/v1/allocations)
+func (_ Unimplemented) ListAllocations(w http.ResponseWriter, r *http.Request, params ListAllocationsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateAllocation Request a node of a SKU in the active project.
+// (POST /api/v1/allocations)
+func (_ Unimplemented) CreateAllocation(w http.ResponseWriter, r *http.Request, params CreateAllocationParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetAllocation One allocation of the caller's tenant, with SSH access details while active.
+// (GET /api/v1/allocations/{allocation_id})
+func (_ Unimplemented) GetAllocation(w http.ResponseWriter, r *http.Request, allocationId AllocationIDPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ReleaseAllocation Release an allocation (the requesting user or a tenant admin); it moves to releasing.
+// (POST /api/v1/allocations/{allocation_id}/release)
+func (_ Unimplemented) ReleaseAllocation(w http.ResponseWriter, r *http.Request, allocationId AllocationIDPath, params ReleaseAllocationParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -804,6 +1265,12 @@ func (_ Unimplemented) GetHealth(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// ListNodes The fleet as users see it (no addresses, agent or health details; enrolling and retired nodes omitted).
+// (GET /api/v1/nodes)
+func (_ Unimplemented) ListNodes(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // ListProjects Projects the caller may see (all of the tenant's for tenant admins).
 // (GET /api/v1/projects)
 func (_ Unimplemented) ListProjects(w http.ResponseWriter, r *http.Request, params ListProjectsParams) {
@@ -834,6 +1301,30 @@ func (_ Unimplemented) RemoveProjectMember(w http.ResponseWriter, r *http.Reques
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// ListSKUs The rentable catalogue with how many nodes of each SKU are free now.
+// (GET /api/v1/skus)
+func (_ Unimplemented) ListSKUs(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListSSHKeys The caller's SSH public keys.
+// (GET /api/v1/ssh-keys)
+func (_ Unimplemented) ListSSHKeys(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AddSSHKey Register an SSH public key (ed25519, ECDSA, security keys, RSA ≥ 3072).
+// (POST /api/v1/ssh-keys)
+func (_ Unimplemented) AddSSHKey(w http.ResponseWriter, r *http.Request, params AddSSHKeyParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DeleteSSHKey Remove one of the caller's SSH keys.
+// (DELETE /api/v1/ssh-keys/{key_id})
+func (_ Unimplemented) DeleteSSHKey(w http.ResponseWriter, r *http.Request, keyId string, params DeleteSSHKeyParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // CreateInvitation Invite an email to the caller's tenant; it joins at its first sign-in.
 // (POST /api/v1/tenant/invitations)
 func (_ Unimplemented) CreateInvitation(w http.ResponseWriter, r *http.Request, params CreateInvitationParams) {
@@ -860,6 +1351,115 @@ type ServerInterfaceWrapper struct {
 }
 
 type MiddlewareFunc func(http.Handler) http.Handler
+
+// AdminListAllocations operation middleware
+func (siw *ServerInterfaceWrapper) AdminListAllocations(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListAllocationsParams
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminListAllocations(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ForceReleaseAllocation operation middleware
+func (siw *ServerInterfaceWrapper) ForceReleaseAllocation(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "allocation_id" -------------
+	var allocationId AllocationIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "allocation_id", chi.URLParam(r, "allocation_id"), &allocationId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "allocation_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ForceReleaseAllocationParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ForceReleaseAllocation(w, r, allocationId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
 
 // ListAuditLog operation middleware
 func (siw *ServerInterfaceWrapper) ListAuditLog(w http.ResponseWriter, r *http.Request) {
@@ -972,6 +1572,193 @@ func (siw *ServerInterfaceWrapper) ListAuditLog(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
+// AdminListNodes operation middleware
+func (siw *ServerInterfaceWrapper) AdminListNodes(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListNodesParams
+
+	// ------------- Optional query parameter "state" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "state", r.URL.Query(), &params.State, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "state"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "state", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "sku_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "sku_id", r.URL.Query(), &params.SkuId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "sku_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "sku_id", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminListNodes(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RegisterNode operation middleware
+func (siw *ServerInterfaceWrapper) RegisterNode(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RegisterNodeParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RegisterNode(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RetireNode operation middleware
+func (siw *ServerInterfaceWrapper) RetireNode(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "node_id" -------------
+	var nodeId NodeIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "node_id", chi.URLParam(r, "node_id"), &nodeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "node_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RetireNodeParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RetireNode(w, r, nodeId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ProbeNode operation middleware
+func (siw *ServerInterfaceWrapper) ProbeNode(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "node_id" -------------
+	var nodeId NodeIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "node_id", chi.URLParam(r, "node_id"), &nodeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "node_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ProbeNodeParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ProbeNode(w, r, nodeId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListPolicies operation middleware
 func (siw *ServerInterfaceWrapper) ListPolicies(w http.ResponseWriter, r *http.Request) {
 
@@ -1018,6 +1805,222 @@ func (siw *ServerInterfaceWrapper) SetPolicy(w http.ResponseWriter, r *http.Requ
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.SetPolicy(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListAllocations operation middleware
+func (siw *ServerInterfaceWrapper) ListAllocations(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListAllocationsParams
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAllocations(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateAllocation operation middleware
+func (siw *ServerInterfaceWrapper) CreateAllocation(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateAllocationParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateAllocation(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetAllocation operation middleware
+func (siw *ServerInterfaceWrapper) GetAllocation(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "allocation_id" -------------
+	var allocationId AllocationIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "allocation_id", chi.URLParam(r, "allocation_id"), &allocationId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "allocation_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetAllocation(w, r, allocationId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ReleaseAllocation operation middleware
+func (siw *ServerInterfaceWrapper) ReleaseAllocation(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "allocation_id" -------------
+	var allocationId AllocationIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "allocation_id", chi.URLParam(r, "allocation_id"), &allocationId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "allocation_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReleaseAllocationParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ReleaseAllocation(w, r, allocationId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1163,6 +2166,20 @@ func (siw *ServerInterfaceWrapper) GetHealth(w http.ResponseWriter, r *http.Requ
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.GetHealth(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListNodes operation middleware
+func (siw *ServerInterfaceWrapper) ListNodes(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListNodes(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -1470,6 +2487,125 @@ func (siw *ServerInterfaceWrapper) RemoveProjectMember(w http.ResponseWriter, r 
 	handler.ServeHTTP(w, r)
 }
 
+// ListSKUs operation middleware
+func (siw *ServerInterfaceWrapper) ListSKUs(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListSKUs(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListSSHKeys operation middleware
+func (siw *ServerInterfaceWrapper) ListSSHKeys(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListSSHKeys(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AddSSHKey operation middleware
+func (siw *ServerInterfaceWrapper) AddSSHKey(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AddSSHKeyParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AddSSHKey(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteSSHKey operation middleware
+func (siw *ServerInterfaceWrapper) DeleteSSHKey(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "key_id" -------------
+	var keyId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "key_id", chi.URLParam(r, "key_id"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "key_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteSSHKeyParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteSSHKey(w, r, keyId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CreateInvitation operation middleware
 func (siw *ServerInterfaceWrapper) CreateInvitation(w http.ResponseWriter, r *http.Request) {
 
@@ -1749,6 +2885,51 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Put(options.BaseURL+"/api/v1/admin/policies", wrapper.SetPolicy)
 	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/skus", wrapper.ListSKUs)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/nodes", wrapper.ListNodes)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/allocations", wrapper.ListAllocations)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/allocations", wrapper.CreateAllocation)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/allocations/{allocation_id}", wrapper.GetAllocation)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/allocations/{allocation_id}/release", wrapper.ReleaseAllocation)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/ssh-keys", wrapper.ListSSHKeys)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/ssh-keys", wrapper.AddSSHKey)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/api/v1/ssh-keys/{key_id}", wrapper.DeleteSSHKey)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/nodes", wrapper.AdminListNodes)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/admin/nodes", wrapper.RegisterNode)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/api/v1/admin/nodes/{node_id}", wrapper.RetireNode)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/admin/nodes/{node_id}/probe", wrapper.ProbeNode)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/allocations", wrapper.AdminListAllocations)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/admin/allocations/{allocation_id}/force-release", wrapper.ForceReleaseAllocation)
+	})
 
 	return r
 }
@@ -1758,104 +2939,145 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3tcttGsvatdOF9qyKfgijqw6lEqvxQFCfxxk5ckn1261gucgQ0yVkBM9iZgSTGpaq9mr2wvZJT3TMA",
-	"ARIUSUWSfbL+47JIzEx3o7unP54ZfowSnRdaoXI2OvwYTVCkaPi/L1PMC+1Que1TLDIxxZQ+TtEmRhZO",
-	"ahUdRkNnShzC9QQVuAmCQVtoZRGkBQGGx4Ee8XcjaaybPTHShj+W1TrJFC5x2oviyCYTzAWthqrMo8P3",
-	"ES0TfYgjNy0wOoysM1KNo9vbODpFZ6bbxyOHZpG8M0y0Si04DddCOrjAkTZEpTNTqcbttcLcUjkco+HJ",
-	"/7Z9oo3BTNB82y9/WFzhRTLRaJmRRGQZmq8sJLMxIFPQBhJhjEQSyRgVGuEwBa3wCP5RaocgnZegwUIb",
-	"J9UYBBRGX2SYd5LYYP9v26fC4SuZS7fN/y6SeIr/KNE6CyLL9DWmIP27SkpjUDm4lirV1+F9SAtGlw4h",
-	"yYS1awhotvwp5kIqImw5CRmOXPf6Gy5l0S1/3aVyMuviEVW6iqfbOCqEETm6eTtIpr/gdHHR1+IyKIDx",
-	"XIIVIySVYzU7AoM55hdoMIUCDZQWDQt72ND8nnPZYKJLY4dEn6SJvS1GcaRETjT+bbtByjbR0mQkFzev",
-	"UI3dJDrce/48jnKpqr93u+zmjdF/x8R16fTbCYJInLxC0kJ6qgf/LTKZst6KsZDKurbKew7tRBb2yCsv",
-	"DWs8A4lQSjuwyL7hoH9wB5+BNjK4JSzu7n2zAYtvBD0zz+ZxTWZwUDU3DpVQ7giEmoJ2EzTzJBc0YU1w",
-	"mGYg0yiOSAmkIV9JPuuPkH+KI4N2cqL1pcTut2T8I+D0JSpI+EnYKi2mM5d8odNp7YCUrsYMeMyzmiU/",
-	"eMbUuCiFsIPw9J1e6Ja49l6dLeZ7kQaDp78SrWgTof+Koshkwo5x5++WuPjYmPb/GxxFh9H/25ltSTv+",
-	"W7vzwhhtTsMifsl5K8xG2uTI7laqK1JXkKooHWwNr7zySq0GIyEzTIcxDKu3Vr0w+qxUtizIB2M6yDGV",
-	"YkC8DllKja2xa1vooj4M2Vl4nhk40WqUyeQJhXTmBHn2sC5sDav/Eu8NbzQInmwg1WCUyfGEHvj3P//1",
-	"OHL4UZsLmaaonk4Qx6WboHI0O6ZwUTog31Ttj1vDUUUSCWaEwpUGB6m04oKU53HE8FI5NEpkTyeFdwpv",
-	"CkxIBGQWpUHYGspAxgBp+PDZETuRHK0VY3bdHMHIJA6xCzvOVsDzKNL5VbsfdanSp5POD5r9pQO8kdbF",
-	"EMLVsJ3lYspfXip9TfEbP2Rha6i0G4yI0kdSk7fktu2DiYGnu9NnyLHimLEHizsORfmZ1WCxjuqqB/x+",
-	"MieCM3Tby/azYXvH+e7f//zXEdDO/d2OKOTO1e6OKN3kCH52rvhNZdMjOMOkNHgEZyLHM+nwuzNnyJmt",
-	"DJkf5j3oV8KM8ekUMuypfkPXV+j1MaOAGLaGhZhmWqQDp/UgI8IeTf/0a6GmVUT/hOzT3sXcsoumJGoQ",
-	"/lxgdS4pvIvL5qMPohxLcrK7J5kfcFdqte5Ms0HLsqf1Z6IB/E7eKbJCbeTv+IS++LW0VqpxDHhTUKxG",
-	"znikzRhTSAymtJWLjLwvu6VB7h+nzdt/EIbNPggR4iPZyDslroTMKFp4wpgGUixQpVxIkRZSfa2OfA4K",
-	"mXBoYGto0VzJBAfljMBHE0FhdEJRw5MK4a+YZdshEaCwzuCIs6GtVnh7iRTi0hePwv1ttf/wjMdp+pqz",
-	"40ZOJNJU0gCRvTG6QOMkZU4jkVmMKZ2sP/oYGe3lV1XCRJpLFcWRz7ijOLqSeI2mozgWR6VFQ1npPZLP",
-	"WRr7vp4m9sTMVtIXlEHRSsdlKt2Lq+oFr8+eSPyb+7hIvUicrshf8qX/eCYcopR2/6DmIkl0qRx9MrUO",
-	"c8pudYqdsmrEsMvWXPJxjk6kwonlnPtKwILQdMLlqXQgWGqktvS/KBUOt53MKRtfWE2XLtF5i2tbJmRp",
-	"ERmDkkgvKsTznZw2yhVd7Bi0ujQJrvy+Ev7CE9X4ovNbX1zpnn1O8VjnmlJqvfeGhsSVHs2T12ZnJr2l",
-	"OvxKj98IH9VtoMV4VRXQpcPcrnJjDWu5rQkRxogp/a3wxg2S0ljdUdE+vrCoHGgfbGfCOijEmOPsu2UZ",
-	"SOxi/MSgcBiqZffzUr5o1HYz/f5mbobn6KKPvf73Op1uSFRCtr5YJHa0JUEukolUlLumeMRlyVQnnGmc",
-	"vjj+4fWLXp7WLYpMWteDX/Gan7ac/F0giDRFznbxRuRFRou+jxZqTff1Nik6ITO7yqvMtSNunBEVb9sG",
-	"RcrM8uZ742Kmf9sWmMiRTBpKMxP2SGKWdlcb9WiEKpVqHApr/GjMUppxDVw3sL0u3xWqCIuz/1zmQtXk",
-	"HtUVdDvR1zHn2U5DIYxdQ9H5rc/WWpD1Ug2r44oNbZ/GrhW4sAov2CUP7yTqJpkINcb7WWSl/A2LPOh/",
-	"+/UKkyTaUmloeyiNbO1K9HfcajP0D77pmMA64eZXfr67t5kvCC/RzzVHVJesfkaR+Rr/JiKaYHJ5h4F1",
-	"GmVTbX9TCKgowC7QNMLvQziP9OV5RGnKeUSB+CGcl/3+fmJQWK34/3gedRog8Vza5v6uL3lrHxuRdrqT",
-	"OdmFCeKKvy55vVRX0okq9NpE23Mhs+644O5AtcsLbhAKzB6NAw13RKMz7u5nOzWTc3uvAv6GHL9Ba48q",
-	"t0fJxpR3Coo80fTmDOX5QfwA8pp3HKuk8EqPdXnP/bzVJJoz5m92v93rIm6BgNebutIQma4fSIWYpSuK",
-	"8gqzsvzpnwq50qqn39nQi57PjqJ6vXjGxIdOkfDL3UwsqbRFJqaDKshaUKV7G+W62eO6+WGlky2K71BR",
-	"L45XcmP9DP3mtRUlyH1BT+Y4qabtovUNGku0vdJjeU+/Ughrr7VZSMj7ewcr92USckeUvff8682T+fBa",
-	"anI62dWZTDaNuFMciTJzq7fOju8vPbhiMWgUN0vTIG5yl+pClyqE4nW4IpX7+mC2v9YAD5ZWK7BZ/uR8",
-	"eUGygV9onXFswhR2Wc6VyMolHXscjdBDK8aZvhAZ8LOwZZ3muuYVGiNTjAEz65trQabPVke+lwwJCXlv",
-	"9SoqatovYPkbv4cxFjQw/H89t+11a5U11vN2Uhtc/2akLqvs2MGi6tJ7RqE4JV/meVcWS4L/XVSEGmwy",
-	"0wh6uGqjVcAbcqob++6uMkqw+Qangbo2E3eI+j6a8WAb+rxq3LXJhkle15ik+1G96p0+6p7awhStUYAN",
-	"YKFPGO2dofN2fT8agvvfqE7d8LQL2+k6rtKP7hLn2zp6/OPO5TGdR9Nl+Ai06TH0tWKFXCMVs1k5XrMg",
-	"GzwJj1jbh7RxBpv2CBK0dqadi/Evt/fswG/sc5ECD972eIVMjtDJnEVmPVi017nzL1jEYu7KfcT5COF7",
-	"FOYO079XgtFif560FvMtqsKKXS/jnX3KHGS9PkP7rZ0IpZVMRAbVYyC5zTuSPr1e01jeZMJRoOcNZYsN",
-	"Ab4D4kw4bZ41rSUkct5Y1ttU78p3VtkEGR0mpZFuekav38v5ghXouPTFLP/Xj1Wk+pe/vo3ixaKEV5Aa",
-	"kmPLWT2iCPx/ZeG3lz+c+G9NDYHmMMerbE3fxLmiYQLL4DqTAMOJ5+E3FQJouwVKtYkuMAWnoY3msejq",
-	"2okcq22pPP7crg9MrQKFQv6CU98Ulmqkuz3n6Yuzt1wON2IG/P3pzTshzuDnt2/fwERb14O3E2lhJDNG",
-	"vDFxXglpgCnd5PBcDf3UdifRKY5R9exkWMP7/aCfdCgIAaPqRiJBECoFotiCVOdqSMvZHRImy0UUskdz",
-	"jfUw9o9OkEkCgyK1gFdopkF9pVZfWRjebJMkfx+eK7xxqKzUCoQD64ThsnmKiUwRriea+xa0dYB0sNXZ",
-	"8njWO1fn6kSrKzI2rYgP4UAURTalyebWPzxX/wUv+LP6XEcFNR7Ot8aHh22Utc98OIWTjqFk5wqCFusR",
-	"8ZAT47t730AyEfS+0FgYGZ3D8P3x9v+I7d/729/2BofbH4axx2lfS4sgwCPQ3r17+UOPCeSOBJQWQasA",
-	"iLYTUWAMw1blf3gESSbJI4O9li6ZgFYw5Ap9j97ykKdr4LD4TIdB+MvZb7/C1vDEYxy2304LPIR5mMPw",
-	"WTxjCl7L7+FiShyHeBy2Dnb3oQvHFdM71CmmYNnCsukhlOpS6WvlezA2hmuj1dgrFs1JqpPXkGgmj+g8",
-	"6PehAw0N19JNKkZ5xiEokUuakQ/uYJYy623cbK0GFpy4RBgeB2iQ1w3wm2GofDedlK9/D49AQIDqxET0",
-	"IrinRhke9Hc9kSQHWAXzAW1ovjmsD3MwbJ4uGILFjNIIZnP+yEPrfIBQ/iCAD7IYDUq65CZIKwVQqPSA",
-	"URGOQ4AexeHkADRwobClyIzgoL8fg9UgUwup5pEZistnXslqtJsN1lefHdmi/3k9rSrRVT+4KC8ymQA5",
-	"hOBGn5EqEImNUz2wRc4khrx0wmHMjz87CrZdIezm7ZkFugBUI9l3Ys6GrILDBRQZv/QKlaMVS49EtPct",
-	"tCF9QScb8LxhhwoyC6SnDV0kTSscrT13XmZ4yGs7M/WTs18XOdNwiVOmmJ2DP7cWHL8vzNTi2Bp2HIw7",
-	"BD4HF8DSNCdNSPPyQpXy8OTM7R4sAyQdzWic0P7TPDnHfodfZqms16xvVwH32aHXmwQpCgpybJW8aBrS",
-	"ZD2CoVcfeqeiKeXmaQmv2cP4XA1DS4bjJX4kxBrhk945BaS2zHNhpgFIvC1VzEpsY29JiZd6NRR4qLQu",
-	"0FY14MMGzfu2zuhx5TvB0lHUF3V9D8dvXlKOh8b67X+31+/1GUJToBKFjA6j/d5ur8+VUDfh8KsOToiO",
-	"HVGm0m1nmjOjscdM1oJ7mUaH0StpXYUbidonx95/9PHLP0o001n40mxkLT8btBB7dk/WAMA8xFweQbPR",
-	"TO0I66VKstKSF830NSt8qVLYOv3xBPb397+dnTaaW9tKlWBr6XXAUIvrv7ip1i+LYoP1+cDgvdbvmo1d",
-	"WGu2urjoQTHiRuaUczwPEBn/127cceyxK4ZtAISqCLYweCV1aWswUBddAVO05A1zj36eww9zR7v2+v0H",
-	"A3O28FYdWM7fFDI7xKNHLz0KUvXAs9Q1sGZ9p3GkjYfsrh7SQkrzoP3Vg2ZnoWjE3rerR8zj8W/j6Pk6",
-	"HNXHjTgRrb30KQqfdLDvg0yPY1B4TfEu70Kx39FGMuNonJy3AK9Y7JDF2M5qoh/iKGw80WHU3h542ba3",
-	"bbYRljrbN9VDj6iYjUZIh1qSBVakPpJC/mm1y6eKLD0+7O+ViWLc7r7YhioVR0XZoTd1ZXpxh+7iYvbI",
-	"ztzZb+8OWRQVHPFBFG6hdH7brjZRcHn76Ap/p7I3XpXC69nbWX1hxF0G0DXkwU5ofcaOvb+G6dXHg2nA",
-	"7v5atupPpLFx763DSPOMxidyCWforwlotcMp4W64iT+ws5RuspMxEMp3qm3nBRlXenaHQ/N8Ixeb6kP0",
-	"1QnQcMxeqLoKow2IjJLq6bkyPFujdsElgYCL5XQckgyFsY3JevCrbpdxFWKKqc+h5nZBz82mrqx9m8Bj",
-	"ebI25ux28W6Avf5BByTbnzHVpftsIrzNDe5JTIcG7K/louoDaM1GQ3T4/kM72iNd7VD8WkuXnOmtrbF0",
-	"kzlj5BrCohFqmSY7teNsxHhtVfipLqALYPRvCDHf/HLyAq7QcAMoru9UYSPKfZ0AFeRSlTxWpWSIHjTs",
-	"De3C6GuLBpyubh1STropFEZfyRRND4ZNlPEQ8tI6uMBQHDlXVSWeL/hRIzkufV3Ij4F3py9tl7lWNVH8",
-	"7eUPJ4tWO3d8bYIGu+kDi3yTUYOVC5FcNqqiJCgW2bL8r4WivuumkjnM96qkcL+/1+VUg2CWCfwrC6JZ",
-	"LwZUaaGlmvcBr3RSA5U7gpNls707feVlM9Ois73nX3tRJRORZah8qrw2358yMHm6nXmJqzjjfpJQvo8Y",
-	"enV/wBVgON2wfFs+0cqWOVZlWHqLW1ol+CyGanC1h6Y4q+jOeYrwP+sNuLXHssHIsfKzcG1dqkMQod5a",
-	"9SMTPh41e6i+IOhc0QxV+yZUSLk18Hctw6z+Sd9Fk+qKS+tugtJ4KHnrUoVz1XmrglCwvNl6Z3s1PldW",
-	"g6gdRqKV1RlCIhRcIhawIBKpIMdcmylolU27/Fl1KoXU4MSf0niMQGL+8Mv6GdEqG+HrMz7v9OA/I/j4",
-	"USppJw/jUooAzqZY36OAun0KGdHsaqyQYXC3o1dNMeApBqj8ZT8MADAlHjU6zAf9/XO1eC8QbB3098EI",
-	"3yicCAUH/QPf9PbdNz6Vn5Q5Kr5ITaWUT59X4pIZbY9k/KoGqJAPcHzzgW8sWkwMumddhtnCpz+SVXZi",
-	"4L+Y5p/ONCkho72AN9XqxIDv1IUzA9yFZl0AthcYG6ECSH1j6+W9Z6dC9Cw13q4b7yg+mM/S47nL7yaC",
-	"knCF8ezJxYymbUwhW34bMHafY6o9h/jtzLU/T6v7z7ChKoLxeIdmUUkbrqHyX3Zji5nwUdffl2bQp6Wq",
-	"cGIGx9I6vnnUjwI+EkqWTeqaZZgFgALYiTYOnMxRl64He/0+G9G5ElnGRn8Ez/v7FSqIIQQePBSmrDfH",
-	"Hrz2J68teJgLKbuQ6lw1burp2r9+QhdO8T5ipTus0FHp9q2JxhU6QtlrEt2jlKSCpj0yT8eMKLKOaxiL",
-	"twM90tU3S2tNBavYBCtl9H3dltSb1qALu9IYmgdMlvcMq4c2deSzO3IftRHePF+zrAcTWHjwV/bnvq3s",
-	"nlHhwepB9X2Un6htUun0/J2UFhG2yGcHYIivP3xlqxKpYNBgLpVtxWrN81Qzg2uhwLi9GuKyto217o/5",
-	"I0YWfy4N2c4bcdbKc3Yf2it0eQRPXvql/3rv/uumFv6lYVt7Hq98jUveq+v8529P5w/pYW3gAn2qxnBm",
-	"cj+rnU8TXtq55+98nB2SvN1p3AiwKhAIB0M/13CgcSnCkmgg8PolGPgSDLBJBoUOsAmvpf7XC8JBBIoM",
-	"TED25atNrw32jm7vbSj8wwtkLN2Bw3GatkzyTxE7LNz3+Wnihsbp967MsLq67kv88CV+eFpndZymIHy3",
-	"tft3V8DpmRt7rDhh52O4VOHWV9Ay9JfWzZeBc32Fn9pHrYJPeSo/f3P+s9jm/xlT84pRWRs3P+5tWH8w",
-	"Bug8yOJt8SsbsBfpkt9Xalx/8kA/rvSh4SY8mzuyvjPQNjtQXZWOxuWJf4aAZfG2xCeOWBry7AhVXnrU",
-	"zJdg5Uuw8vQe1Csfw7f55s8AZlyodUgXMF/CcY2jhSBrutpwTeR6EQyflN3JcWlR4yd0r/HzrWMsq1/U",
-	"4iuMHskMvxQynqKQ8fiO4xMYaEudyF7iusuh0rpt5rvcRmfY6rezfd3Z8iBjzNEZmdjlDfdwHwj/1kR1",
-	"KDIT/hdtJ9I6PTYit3AxDTCwQjjipQZsl7bHd0TUqBV/4UupAt2BAKiAZr2u3vnrQOVKg3Z443aKTMg5",
-	"U+74Vce5u5SMztFNsCS3d+MAbwptZXVOPxeudw+tuaNh3FgvSGC97nB7yvaVSu8/kMvzl/J0AfDfVtLn",
-	"nxDh+0+kheM3L4+A7wjg2zD8dUXBSUNhcCRviLTSZNFhtMNeNZC5cNG973zz9SwznkKcSywtBspNcCRs",
-	"tUHuM+Tzm19OXjyLA8Ik4E1i8CefGkswwoTWaITWtvlBnQo0PnPVJclLb9eq4Yqzu5uqBf2m9uH2fwMA",
-	"AP//",
+	"7H3pbhw50uCrELULuLRIHZZk71hCA6ux3d36bHcLkrUz2JZRRWVGVXGUReaQTEk1hoD5uw+y82D9JIsI",
+	"Mu/MuizJbrf+GFYlz2BEMG5+7oVqmigJ0prewefeBHgEmv57HME0URak3TyFJOYziPDnCEyoRWKFkr2D",
+	"3tDqFIbsZgKS2QkwDSZR0gAThnGmqR9TI/o2EtrYosVIafpZZPOEM3YFs61e0DPhBKYcZwOZTnsHv/Vw",
+	"mt6noGdnCfQOesZqIce9u7ugdwpWzzaPRhZ0c3lnECoZGWYVu+HCsksYKY2rtHom5Lg6lx9bSAtj0DT4",
+	"3zdfK60h5jje5vGb5gxvw4kCQxsJeRyDfmZYWPRhImJKs5BrLQBBMgYJmluImJJwyP6ZKgtMWAdBDYnS",
+	"Vsgx4yzR6jKGaesSS9v/++Ypt/BeTIXdpH+bSzyFf6ZgrGE8jtUNREy4swpTrUFadiNkpG78eQjDtEot",
+	"sDDmxiwBoGL6U5hyIXFh3UuIYWTb519xKgO2+7hTaUXctkeQ0aI93QW9hGs+Bevp4CiOVUiHefzmhNtJ",
+	"c9ojSaB1jTJsz7HBguTSHjIuZ0zZCWikjf2dfVyHwO4JDhr0JJ/iSoqRBiLqBT0N/0yFRtpDGigvfcpv",
+	"34Mc44qe7/4l6E2FzP9uo5TjgtDeway5jQ/8ymOydsfFDB8B0g7RyyHTMIXpJWiIWAKapQY0Yc2wRMJb",
+	"1saDiUq1GeYbdEyl2OLfN0tL2cS1dGxr98WLxdv6RUXQeTJMqghZTAew8et9g/lEq39AaNuYxccJMB5a",
+	"cQ1I3thqi/1vHouIGAIfcyGNrWKPg7iZiMQcOq6A3UptWMilVJYZgDpiNeHu14ac7F622AX1bJlfSAt+",
+	"mPs+oVMYaTCT10pdCWg/Je2aMKuuQLKQWrJ+aiAq7rpLFc1yzi5V1mdAfTbyLbnOxabGScq5GfjWc9n7",
+	"He7aXZfEiv7KI89J8a9QSbyd8b88SWLhuMb2Pwzu4nNp2P+uYdQ76P237eKu33ZfzfZbrZU+9ZO4Ketc",
+	"IR4pPQW6x4S8RnRlQiapZf3htUNeZFYjLmKIhgEbZqeWHRj+lkqTJni5QTSYQiT4APc6JCiVZI62+7Zt",
+	"9b7LdqM9beC1kqNYhI8IpDPL8cr087L+MPsv7r3EHQeesw6EHIxiMZ5gg9///Z+HgcOPSl+KKAL5eIA4",
+	"Su0EpMXRIWKXqWXImzLBoz8cZUtCwIyA21TDIBKGXyLyPAwYjqUFLXn8eFA4l3CbQIggQLJINbD+UPhl",
+	"DAC7DzcOiYlMwRg+JtZNoqEIAy8UEuOsSJIPAp1flP1RpTJ6POi8UcQvLYNbYWzAvB7gr7Mpn9HHK6lu",
+	"UDCmRob1h1LZwQhX+kBocsJnU5D2NL9mHgseeN9c8pjLkNCALvN0NBKhQMkVEaf4c+AbPhAMPuLVZe5t",
+	"6zTcXL4pxpIUki3WvHVRhYyNYgZylSFr4O7UGgjOwG523enD6q37w+///s8hQ+nlh22eiO3r59s8tZND",
+	"9rO1ya8ynh2yMwhTDYfsjE/hTFj44cxqZOgL9bH7OQf1nusxPB4SernCCTXqGhxNxqhtsf4w4bNY8Whg",
+	"lRrEuLAHwz/1gctZpi4+4vbx/qbd0jWFGvrA/9nYas3iMG+X5ab3ghwdCv/8Qeod5unty45UdOpSzZcf",
+	"CTvQmZxLpEKlxb8ek/9+EMYIOQ4Y3CbI+fFCGik9hoiFGiIUZ3iMNxCxpcHUNUcBxv3guxU/eCn5gWjk",
+	"XPJrLmKUmB5RrmMRJCAjstIJwyJ1Iw+dXYDF3IJm/aEBfS1CGKTFAh8MBIlWIUpOjwqEv0Ecb3plCEVb",
+	"DSPSCPsVEf8KUMzHDw+y+7vs/nHGqSj6QBaCkl7Io0hgBx6faJWAtgK1xxGPDQSoUuc/fe5p5eCXmVl5",
+	"NBWyF/Sc1aEX9K4F3IBusbwGvdSARs18DQW8UOV/y4cJ3GKKmdQlapE401EUnZ39/A5m623S6d3VVe7s",
+	"LFhl0EvSy1iEeJxNceJXCewKZiiWFBwLmxrkHFNu8eDL873c+8v+anChVVdW0Q6aqZC/qAhWhAkfozB5",
+	"DdoIRyKN7YcaUIcbcAK321XvoBdxC5tW0NoafcZJSqMLC1OziNx+OjnHPn4QrjWf4d8T4LGdDMIJhFem",
+	"e1ctK24Axw/lVazWPq7JrPTtUqkYuMSPDrkbfWJu7GACXNtL4HYlAGWo2PigwahUhzDomFODRcRYaTJz",
+	"lXYNZ8xkMFGOklo/JkrbNvN40DOWW1h0toiRZBNpoDVRusdtv8BszNKySosIarjqsaw4ugqqViE5l2Le",
+	"i9U5iYpgeQQvaLOB5nVap3FbV5t7A1Yl8BDvx4VLzIc/cu3vgp4zUK+EaevwCueZCWetKOitJoPQc7ZG",
+	"gw68zuz5bd8SjcLJVEjV4ij8WaU6njFqw4zkiZkom7sobyYqBnIlIF/P9yekfblf7K1EJCXDdTs1x8DN",
+	"igBbxCLmkfsyNFvggqfcoJcm0crnWhIL5l9wRPkVC38hCjQ4Q/nwSrhTo/3SepdgBHXcX43AQjWdctni",
+	"Eoet8RYbGjNhmwnb3WVjPvj93//5X8jXhm0A6+TD3TwYAbUYwJ6Tei5KfYJ82fMhcuLvy1UYTt55BQ5Z",
+	"cLcWSUDCrR2EqTZtBHt0aUBappxdCK9klvAx0ed8qJTXOR8IZxnVZNKxN96DR9xrgRcSzpExzV5G2u7H",
+	"jMx7jqFBVPzm3SWtgvVRGgn79jrTZ1bh+bZLmuOhVbqLPbiP7uditx5hMq2Oh6FKJV3NM2Nh2nPctnUH",
+	"JbN115wdP0/B8ohb3r1z5/xrHJsKiSmsxqtUakM1rezapI4ZoO4nRX52qW7f6UJGv0is898z4DdZt++f",
+	"tIu85E9dnt2WoVQ59xKGBBke1ZdX3U4BvVYqQhx+r8ZrMBK4zoKRluMhBbU8Gg/xS2zb+Gu6jwomsp7K",
+	"WtzlJSXy5f5CnRWl5iuYDURkmtv920SEk4ZL/uzsZ0aKq1VMSGN5HB8yHse+4dT5uzmBinza2aHUlf4m",
+	"LfPbY9d4b3eBAOz32w1QH3HwiAaANnW8bX1kNfqrimYryw9Ri5/izPLLGNiUhxMhgWGjQwrtiFRInorT",
+	"t0dvPrzdmka5cBoLY7fYL3BDrQ050C6B8SgC8hjCLZ8mMU76W6/hr1+XfUdguYjNIjZdi5W7tZpne9vU",
+	"wCPaLBnvbm1A6980CYRiJMISFRbAHgmIo/aIDTUagYyEHPvgBGoaEJSKXTPyvZqttsugZCao6QbplMt8",
+	"uYd5VJSZqJuA3HVWsYRrswTnoFMv5mrAuhPDcrvkiswU+y5l+CQUbjA66t66qNtwwuUY1qPIDPlLFLm/",
+	"8+rlQv6mIRIa79tUi8o1j39XLG67O/ttPCnXhEpNXzzfXY0X+EPMdJPKotpg9dPJ+YrwmW+WkhHctisG",
+	"U5gqPRtMxWXHdxVB3ErQabqUEEFT+9bZcJVpC7tMGyR+pm+rIsvqpsCmtRak1TMKWywcGQfsoqeuLnpM",
+	"aXbRi9SNPGAX6c7OHiqVRkn6P1z0WlkRnr6zdmaio7oiqXGsedTKWOt3nhsgyPbXBq9jeS3sOuYfmHLR",
+	"ftALTP5t98EKUmbRNPBrmGPXL3a3HhfJN9kIx6UveAVqMOYwuwAgYpczujNRqQFdM9LvvtgP7gFedRa6",
+	"CArv1Vila0o2lZDDGlv7y/NXu22Layzgw6qXild6lpfRvfTWJqA7hFkYSOJalUwf81qfGx8yXvcz9fL5",
+	"gmITn1pBQoe7GlgiYZKYzwadRv61iXJZP9yynrYMJysrnoOiDhxrGMx99PLSiOLhvsheng3bttY1nGHj",
+	"JB0440brpYmfuy/OLkt0FxJ8qZl2TddKsYmgtN8uAD64b+QL3SLY/RTGwli9zu14qZTFromP3TArWY2K",
+	"3jnbbcgb1JmB1CqegrQ+oi1T2cijdUgKhGRKxjMX3yZMkR3VN1ZpiNiEmwlEG60ai/SovqQTqgW6veZu",
+	"gnbodJ1Cw0hKe45rVlE1GsVCkubDkbIkl6ETncmt2crXTkAbPM33aizWFBASbsyN0o0YhZ3dxaYU5JYt",
+	"hoPdFy9Xj2/IfPnZctqAeaJiEa5qRIhgxNPYLpaBW777wIY2s02nqYxsQam8VKn01oUlnGF4lZWJq7tl",
+	"3QQt6KZG1Yc4Ga2wDVWueZx2JHLAaAQu42Ycq0seM2qbk5e6Bq1FBAGD2LiYaw/TjcXK/BVlLnnbaHYU",
+	"2WqqB9B94muw2gQ7ihW4rcetRfw2H7d1tVpdwikYj26rcFsuZVty5sdcEPdmSEGxdiMfvcUc1Fs5X27W",
+	"aAnOcFFYDihL4JwGHk6yOLK6sl0DUNG2MlEHuOi/q4Gqy1liBk1KL1kE1g8r8XJn82By+3BBQNg4C8TO",
+	"0tdQmFxZZp0jt5R26le32JHrQb0OId2bIlOnpHnKhR/kQ57Zt96qF53pg+oSHX77Tg3Cp9x9RS3XiYug",
+	"neh4T26El3uLXTJf4MrJQgMq8sfeUl2z4IGcb+zu0tUupogVL1+82HOpte7v50FbxnVLOGKhV2TLazvt",
+	"s3erGjwrIc010cNxH1IGnFNKGHb27pzZCbdMKhbj51IC9kTFUdnEX2L2IWk+umI1LH+eF5O0jJbo7KDj",
+	"LvPrfE1yQjFIg7lxSicUoOR9eEVYEhk2sT/yZ+rKUimsWVJC63TGz99Ox7Uzh723a6EN4JUPqrKMViBV",
+	"4oEKROpAzDWuCXO1Qlgr4v7dYndn+9XgwpxXtY+vEX03EnIMOtFC2lWsGlcw6w5V6JRCqpHUy2NLqV91",
+	"xaWFVCLAukG6zqk7X/oKJ+8Ob+HhZ+O2rhasE9bXu6I8iFeKxy+pTw0deRn9x/Vu28zH3Lb75SLwQ4q4",
+	"ZcHW2YfLcq26kSQ2LeEoMXE6Xg3FqcfSkm41n3KdgOBChmrqVN7YI2TbHYydN50VKxYjIPOWkMy4iitb",
+	"HapVTW5repYoX6qu9v8VuJ4joK5l/q9sv760yuYrq/Izth3GuXlMD8FyAWbVU3vNpZIi5DHLmuUqtnN+",
+	"LUksJzG3eK04QukTIbAfGO6MW6U3ytTi3SyOWJZT/eZ5IxbRBBIdhKkWdnaGx+8tDoRAR6lzNbu/fszu",
+	"xf/628de0FLBhxAkTz02aeEtTPz+nxn26/Gb1+6rzusIkTLuUDZf38TapEQCXWnJE59uHNTTjLNM581K",
+	"ARITqgQiZhWrZi0bsLlnU4zlppCuiJNZvghJdmUlgu6wO4ozGKl2znn69uwjhe1oXhR5+enknPMz9vPH",
+	"jycMNYMt9hEl9ZGIKa2dFueQEDvo1E4OLuTQDW22QxXBGOSWmQzzGlmu00/KW4kYVVAY8RAYlxHDFRsm",
+	"5IUc4nRmG4FJcOGJ2MKxxmoYuKYToCUxDTwyDK5Bzzz6CiWfGTa83URI/mt4IeHWgjSoR3DLjOWawnsi",
+	"CEVEEjfFV+HVwYRl/dbQrI2tC3khXyt5jcSmpHGqCk+SeIaD1eY/uJD/g72l33Lzf1ZWZlhPARweVMP3",
+	"nDmT7LLCUsr8hWQei9UI9zDFjT/f/QsLJxzPC7RhI62mbPjb0eb/4Zv/2tl8tTU42Pw0DFxNnhthgHHm",
+	"Mu3Pz4/fbNECKXKKpQaYkr74jZnwBAI2rEQoDQ9ZGAvkyMzcCBtOmJJsSBa7LTzlIQ1Xyjenwmga2H+d",
+	"/foL6w9fu1zOzY+zBA5YPZ1zuBEUm2IfxF/Z5Qx37PVc1t9/vsfa8tUDPEMVQUR2xdDGswOWyiupbqSL",
+	"FTMBu9FKjh1i4ZiIOtO8/A0tD9e5v7PDWirfsBthJ9lGacQhk3wqcESqfgdxRFuv1kjJ0cAwy6+ADY98",
+	"QqHDDeYuQx+XUmZSLjpleMg48ynJAS66mcScV1PY33nuFolwYIvSmZnSOF4tp5l2MCxXkhoyAzGE1lFr",
+	"vbxVpRYUl67okxOyqPIH4pKdAM7kC4D4Ehjcl75iahT4KlGsVAOE9SWSEdvf2QuYUUxEhkWKesbArzYc",
+	"kuVZ/cZTX163rI//c3iaxYlkgcBO7aDETs9GNxAVcIml0nisj8wkYNPUcgsBNd849LSdVRKo0zMBtJGQ",
+	"j7Bvza0fEgoOG9nydOhZ9rGSBD0E0e4rVi1d4HGyVIZg2IKCtAXE0xIuIqYlFueu1WobHtDcVs/c4MTX",
+	"+ZTWcAUzWjExB1f80TN+520pvJvDluqSB4yKSfrCODgmDojj0kQZ8tDgtNtd1pV4fViscYL3T7n8JPEd",
+	"OsxUGodZrxYVaSKGnl8SiCjAkbFl8MJhEJPViA0d+uCZ8jKUy5WxHGYPgws59AFTJC9REy9r+F+2LlAg",
+	"Nel0yvXMF0zZFDIgJDaBo6TQQT3ryqhr7hvPvc7+gqZ7W8XYXLqIVWFR6uu1fWdHJ8eo42WJwr3nWztb",
+	"O5Q7kYDkiegd9Pa2nm/tkHvTTkj8yoUTXMd2LTFo7KpD5KA7jlD+wpaoox+VGlcLMf722Uky/0xBzwpB",
+	"Jo+iWy7Hv5Hkdhe0j0sUVBk2t6S+2ClZUnd9IPkcO2r7BD4poaOOHcWk1mXnT7VycLs7O/dW/KCW+9VS",
+	"/eBXCZQeQYy8OKYHKfCw73bW1jGHwHapGh51eb64S6XACHXaW9ypKKOGPXZfLe5RL2NzF/ReLLOjvFIZ",
+	"6TU50ZeIAoHvrpj8Dk2c8hnPUAUw7jKScIPCFbE8InE+NoUv6FPQ86ysd9CrMhyauZN+tz9XqpPebY+U",
+	"DmHT57S5iIsKxbZtt2iy3SitiiieeKdHlUP8iDOduolKaYPBijPWaqA+Ekl1Vf0qoBkwqW5YnjxYI6qO",
+	"Uszz6Kqty72Vp3osWtvZX9wjr19HHZYgzrw6JFHz7jIbKVeb+Uo8wKM+VU51pP/MlPDH1eJBTaqaYEqC",
+	"gUYSzWpAM2PT8KpANZRbvphFpJGwm7Ead17wdLf7nMDlLvZyJHl3qdeGeal9sFJy432M5TjPSiNVif9Y",
+	"hnFqUFGK1Q3JtKmMWP/0x9dsb2/vVVE8ti7tCBc3V0y9jLunOf/b22z+NElWmJ8Ka681/4oylsvPy4Ss",
+	"F8sIWU32Wkr+zIxUiYZroVKTJ3r+EUSzci7tAsHMZaY+yWSPwI+5sysS72OxGlelrsAprSMRk8EN2TBn",
+	"DrG+lNvmkdbzValfqNnSShS0vrtwT9G8XRygCCdpo7SX+49MaJXSQB0yG0H/icAenMCcQZyCW4iSnNbj",
+	"rKirEVCXSlGOCLsfRYJ2nuWC3wtKtkWt3VW9aFancNegiuf3toRGrkVr9Vi3TIhYP2cZG9+8FvPN0tvK",
+	"eszzvaUI1BUV/oMpPg61GCdmcFh9ZijzkwlLBliXdpMnsDjXR1BOtJmAhnu5gLc/+2Jjd05wjcHlwdR5",
+	"DF6J98dhKjS+3/bQDl3BT/aDJ/tBnYwQMTwReavAtboCopwQtM+7AHPo/CEOueUgNfS8l4ixb2ukLRN2",
+	"9Qt5JUoovfBz92kRNW4nWl2uYYusTNIlMlASzANR8/3JseVUnbYyxhNusySOS2CG37A+lyyVeXqLfzXJ",
+	"PeGGw7gyJ9zXT9l4Yi/rsZc/DLd4PYHwiuRuIdnzHeYjWKzXf3y+FsgoUUIiYpgb1HK9n5Y+uqyvL71q",
+	"y6lunYbFk6zRQ9JUkazXoRhmS30g3fA7V/QIevQApMMivJbaczdXv2zSFrzJA62/Vc2vEQm+lNp33wg/",
+	"F9lLRyXhpjidJ53vSef7IpZwBu6uqaRsqxHjJTbxBTfLEgEpC2NRFjCJ4hHIpmviV9RDS4vIiz+QGbbT",
+	"9fNHCHT5fn0wf9LwmJUl3K8eHdMMQmX9crjqRnd0DM6aWqgxkkrMXtma3Dx/q7k0zj/MXFW3Uk7RM5O/",
+	"8tbf39llHe+6Bb6o5zVcyJKqHfLE5NGrQb41im6n4Vmfwj9LATohTwak0kHkhuX2QpZe2ptwkwnrKHb1",
+	"KaAyqyCbP965EeT18N1uzt6d+zr5FBSbxDz0kfrlR5CliyD3qmTf2xRwTTwUdjbccC++lbpQrL25kMO8",
+	"zPbwkJXLbLOpuiZTH1PSxUVWeXa99O4XMu1vQwzsqif8yE6A+bFMp9mJZXGo4R/ABPlYLHQJoav+9OTj",
+	"2C6/Z5+BSy7x1k6SHJFt+RzPWo7CqjdAuyhZj43sFC1/AlvhUd9E/OG3ZLT4A8gceNkvfPLfh4Dg/erz",
+	"dnzV7MyeTmi4EP0qWQSrG89bYmyXQ+Dthwnrrd8cpTBExmMNnFJHsl9dkWnKCJoIOXZ5He5VDcpwckGO",
+	"2DdP5HCJSgNSpgYkkVF67nCrITA8hRM/2ev/9OHEZT7Wd751mgKpjzLllGY80zHImLJxiDK4E8atqmLZ",
+	"KpyszIZSO9mOqRCyK3DXziuu1ZVXNaovRVM6K/7sXi/274m7nGnn2nJ5nrgVx2IupHN/lrIjKx4uEmTD",
+	"GLg2pcG22C+qmiguASKI2rQRV9Z5ZY5yWkkYfyitolpz+s4rE4uCC/xr3Sq134xVY3UZ9lFoDTvsLcXT",
+	"8nJF5VIGvYPfPlWplVz1TcTPsbTjdfTcQJraSU2opSzFJhEqEYXbOactCbFVVPgpT9HnzmzpI1xP3r1+",
+	"y65BU4mJgGnwpZrdUzKUiQhUoSqlvjJCQnTPJzhCu9TqBrmOVfSnq1dhZ84QEIHeYsPyewtDNk2NZZfg",
+	"0y+dgWOijH1mWKjkSIxTl3nq+rDz02PTRq5Z1jX8evzmdZNq6x500NC+PmZARtWtXHLvS3V51wiouZbe",
+	"ynsSdSW/NfbeNVxkD91zqmidqXrAdAH8mcmfuPVPqHivb40HvC+9U9niL+oa7fz0vYNNgUVnuy9eOlCF",
+	"E5SopbMSL73vr2kieLyrvINVnFHFCi5dpRJfDeQLWAH4d166r+XXSpp0ClmiN55iX8kQNgKWdc7u0CyW",
+	"F/+qcQr/P+MIuHLHEsGIsXSjkEwi5AHjPqM7q3ji6oAVjXI97ELiCFmBCK/NU/GBfyghyyZaF+Ug5DUl",
+	"79sJCO2eknDGSs9fL2QuM/DYKKq+InCZrLucy9wCLsGFNIrxnGGEShoVoz4p2RVAwhogEZK5qngU1NjG",
+	"z7L3eRANXruApYcQJOrPAC3vpF5EI1cgTe/b9tj+OYSPH4UUZnI/LCXxNd1R1nd1xrqcKfHMFbWxRbAB",
+	"1VPYyoYY0BADkLiBaEglhnQKh6UaNvs7exdyOAJuUw2DSBjftL+/s8c0d6VIJlyy/Z19V1bH1fcQhkUq",
+	"TKcgM5O2sOYiA5eI8XoU5DvJSmAhD0CNycfJMQOhBrvRRpiVsvYPRJWtpfOfSPO7I01UyPAuoEs1e2jA",
+	"+WD8UwNU54ZwgRG9sLHm0te2X5l66e7ZzmqGdRLvx4aaEiqUD+paelBQOP0y4aiESwiKlk2Npm7Bo+8f",
+	"fRW/b1HVrlW+btW1v02q+3PQUCbBuIpKZaOS0hTWRn+ZlSnGPYP3r04N+jSVWSU6XWRPuV4ueAApG9E1",
+	"jiH2obXMTJS2zIopqNRusd2dHSIiChUgoj9kL3b2srpjVKTI28jdkPnluMU+uDcoDXOFtBDZuZAXMtRA",
+	"OiCPWxXln8D6V/we0NbtZ2ixc7to0eINPx973PA3348K6DHtgfd0RDXLjCUbRmlrJIfcPIRvbq6tKSEU",
+	"m0CGjHnJmWJpZWpQiVlIDPNTlsvZyg+GUl8zr3cd7vsVnAIIhlEMYBk3rsAYPT0sLOtLlVXJAxO496tQ",
+	"gfYY4v2ahyzP/fQZRpSMlpXunwprs6es1nMTlN/r6M4GyBp9QfjPA2fn5M+VdEVX+y3cOzoGvUbxwcWD",
+	"1DvURsmrFa4yUtGpMZoBu9pI2OE7jzfIcLoUZkB1aJE8+8Vj7UWkobe05z47UyG78vM08wINWnPgKg+y",
+	"f0cxdrUn5h85wC5/WajJEdzyngLqvmG///cbSueQj/E84tjH0NVinVxaPpnglWaX4DR+qruL7Gcx8ynX",
+	"QW2987c/F29O3W2XHpZdJAj4d7a+VXGg9LZuhzTg9/okDDwJA0SSHqF9QpTD0kMqDOgrZqNkoH19quli",
+	"0mvJcFiPUBYkzx9FUYUkvwvZ4SiK3G6+rtxQekywzcAQRU/yw5P88FWys6KIcR9I2Bolzawq2NhDyQnb",
+	"n/0blQuK9UzVNXxtHrW4xA+u8qnEz1NMbyOmFxEjozbyoa1NWF8oA7SmAjtafGZ8CE+Ux78lnLwJWY3Z",
+	"4jXZzsi3lR64qyQ8ZG85dmoNZ+/OH9QOnT1B2SHs4/RPVmgN0lIhopBbHqtx6gPHJuqGTVHSzV+DJRfX",
+	"2btzepnHJ5zefIGJ2ZjJZvbqYzeO0EuPD4smxbOVHZiCq3zClFyaODv7OXu5J4PMimlVrcEMJ1pcc+ug",
+	"HbA3Z0eB98Genh3VHojCJvkDUe7hHf8M1A/ZqzCDK5gNq+/bMHsjwiJ9Kcu/jlKHOdCSt3QURf6t0W+0",
+	"dk2+wK+kFGUvsc4rVPqkDj3pKp2lRmWNnbA+RLsvXjx/FbC3rx0T8O5zzxiQG/z+f/8f29v5n7sb93D9",
+	"bH9GJrBAX3lDv98nK/hT6x7fbTU/rxj4B8ps/dZc87qclyDj5ZNnplvMd/j9QFK+U2a2KZK/qPQ0z595",
+	"nDf9LsySxXa+0hVcgmfLNXzsUiye7uAnk+Tjs0OHfJTrO+UizjLfGh5NYX2CELfkyaykG5UZpuuwpJ2S",
+	"4qq2pzCvPsgH+Ha9lV3qaA6+RKuRiOHJXfkY7spHqFn8lfV6V+8si2WSUR4c51RsrWKoSC9EXwvF7SlY",
+	"LULTHZ3tKwiFKpX5Az4xp3ubTYSxaqz51LDLmc8ZSrjFveTZvanZoieL8xQH9/54Kv26/QJYlpW01RZo",
+	"/cGvciFBW7i120nMRY2U6zJSg3JPtJqCnUCKbO/WMrhNlKuXwlyW7dYaWDMnurg0n4fAcqHE1SGrL/z/",
+	"9glZnnsjvksYJehjE/cctzDs6OT4kNGTtfSIhHs93zNplmgYiVtcWqrj3kFvm7iqX2Z9fBfY7YxBxZ68",
+	"mItbaikBWsqkY/1qRnSRJnvy7vXbjcCnI/jkhIC5MhmlKSgdAecoGdBN+Yfc4F/6zd9ZzaWdvTs3gbOv",
+	"BpUqpZSaXVIXskKdXltojnSSvUecZ8m517TLS3fX46e7/x8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
