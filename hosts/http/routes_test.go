@@ -53,6 +53,7 @@ var wantAuthz = map[string]Authz{
 	"POST /api/v1/allocations":                                     AuthzProjectMember,
 	"GET /api/v1/allocations/{allocation_id}":                      AuthzAuthenticated,
 	"POST /api/v1/allocations/{allocation_id}/release":             AuthzAuthenticated,
+	"POST /api/v1/allocations/{allocation_id}/terminal-token":      AuthzProjectMember,
 	"GET /api/v1/admin/allocations":                                AuthzPlatformAdmin,
 	"POST /api/v1/admin/allocations/{allocation_id}/force-release": AuthzPlatformAdmin,
 	"GET /api/v1/ssh-keys":                                         AuthzAuthenticated,

@@ -19,6 +19,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
+	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
 	"github.com/gpuaas/gpuaas/ports"
 )
@@ -57,6 +58,9 @@ type Deps struct {
 	// 503 service_unavailable (a host built for identity only).
 	Inventory   *inventorysvc.Service
 	Allocations *allocationsvc.Service
+	// Terminal mints browser terminal tokens. Optional: without it
+	// POST /allocations/{id}/terminal-token answers 503 feature_disabled.
+	Terminal *terminalsvc.Service
 }
 
 func (d *Deps) check() error {

@@ -755,6 +755,20 @@ type Tenant struct {
 // TenantRole The caller's role in the tenant.
 type TenantRole string
 
+// TerminalToken defines model for TerminalToken.
+type TerminalToken struct {
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Subprotocol The subprotocol to offer with bearer.<token>: gpuaas.terminal.v1.
+	Subprotocol string `json:"subprotocol"`
+
+	// Token Single-use, 43 characters of base64url (256 bits). Shown once.
+	Token string `json:"token"`
+
+	// WebsocketPath Path of the terminal WebSocket on the gateway, e.g. /ws/terminal/{allocation_id}.
+	WebsocketPath string `json:"websocket_path"`
+}
+
 // TokenResponse defines model for TokenResponse.
 type TokenResponse struct {
 	AccessToken string `json:"access_token"`
@@ -930,6 +944,12 @@ type ReleaseAllocationParams struct {
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
 
+// CreateTerminalTokenParams defines parameters for CreateTerminalToken.
+type CreateTerminalTokenParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+}
+
 // LogoutParams defines parameters for Logout.
 type LogoutParams struct {
 	// GpuaasRefresh The refresh token cookie (used when the body carries no refresh_token).
@@ -1088,6 +1108,9 @@ type ServerInterface interface {
 	// ReleaseAllocation Release an allocation (the requesting user or a tenant admin); it moves to releasing.
 	// (POST /api/v1/allocations/{allocation_id}/release)
 	ReleaseAllocation(w http.ResponseWriter, r *http.Request, allocationId AllocationIDPath, params ReleaseAllocationParams)
+	// CreateTerminalToken Mint a single-use browser terminal token for an active allocation of the caller.
+	// (POST /api/v1/allocations/{allocation_id}/terminal-token)
+	CreateTerminalToken(w http.ResponseWriter, r *http.Request, allocationId AllocationIDPath, params CreateTerminalTokenParams)
 	// Logout Revoke the refresh token and clear the refresh cookie.
 	// (POST /api/v1/auth/logout)
 	Logout(w http.ResponseWriter, r *http.Request, params LogoutParams)
@@ -1226,6 +1249,12 @@ func (_ Unimplemented) GetAllocation(w http.ResponseWriter, r *http.Request, all
 // ReleaseAllocation Release an allocation (the requesting user or a tenant admin); it moves to releasing.
 // (POST /api/v1/allocations/{allocation_id}/release)
 func (_ Unimplemented) ReleaseAllocation(w http.ResponseWriter, r *http.Request, allocationId AllocationIDPath, params ReleaseAllocationParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateTerminalToken Mint a single-use browser terminal token for an active allocation of the caller.
+// (POST /api/v1/allocations/{allocation_id}/terminal-token)
+func (_ Unimplemented) CreateTerminalToken(w http.ResponseWriter, r *http.Request, allocationId AllocationIDPath, params CreateTerminalTokenParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2021,6 +2050,56 @@ func (siw *ServerInterfaceWrapper) ReleaseAllocation(w http.ResponseWriter, r *h
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ReleaseAllocation(w, r, allocationId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateTerminalToken operation middleware
+func (siw *ServerInterfaceWrapper) CreateTerminalToken(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "allocation_id" -------------
+	var allocationId AllocationIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "allocation_id", chi.URLParam(r, "allocation_id"), &allocationId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "allocation_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateTerminalTokenParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateTerminalToken(w, r, allocationId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -2904,6 +2983,9 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/api/v1/allocations/{allocation_id}/release", wrapper.ReleaseAllocation)
 	})
 	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/allocations/{allocation_id}/terminal-token", wrapper.CreateTerminalToken)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/api/v1/ssh-keys", wrapper.ListSSHKeys)
 	})
 	r.Group(func(r chi.Router) {
@@ -2939,145 +3021,153 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pbhw50uCrELULuLRIHZZk71hCA6ux3d36bHcLkrUz2JZRRWVGVXGUReaQTEk1hoD5uw+y82D9JIsI",
-	"Mu/MuizJbrf+GFYlz2BEMG5+7oVqmigJ0prewefeBHgEmv57HME0URak3TyFJOYziPDnCEyoRWKFkr2D",
-	"3tDqFIbsZgKS2QkwDSZR0gAThnGmqR9TI/o2EtrYosVIafpZZPOEM3YFs61e0DPhBKYcZwOZTnsHv/Vw",
-	"mt6noGdnCfQOesZqIce9u7ugdwpWzzaPRhZ0c3lnECoZGWYVu+HCsksYKY2rtHom5Lg6lx9bSAtj0DT4",
-	"3zdfK60h5jje5vGb5gxvw4kCQxsJeRyDfmZYWPRhImJKs5BrLQBBMgYJmluImJJwyP6ZKgtMWAdBDYnS",
-	"Vsgx4yzR6jKGaesSS9v/++Ypt/BeTIXdpH+bSzyFf6ZgrGE8jtUNREy4swpTrUFadiNkpG78eQjDtEot",
-	"sDDmxiwBoGL6U5hyIXFh3UuIYWTb519xKgO2+7hTaUXctkeQ0aI93QW9hGs+Bevp4CiOVUiHefzmhNtJ",
-	"c9ojSaB1jTJsz7HBguTSHjIuZ0zZCWikjf2dfVyHwO4JDhr0JJ/iSoqRBiLqBT0N/0yFRtpDGigvfcpv",
-	"34Mc44qe7/4l6E2FzP9uo5TjgtDeway5jQ/8ymOydsfFDB8B0g7RyyHTMIXpJWiIWAKapQY0Yc2wRMJb",
-	"1saDiUq1GeYbdEyl2OLfN0tL2cS1dGxr98WLxdv6RUXQeTJMqghZTAew8et9g/lEq39AaNuYxccJMB5a",
-	"cQ1I3thqi/1vHouIGAIfcyGNrWKPg7iZiMQcOq6A3UptWMilVJYZgDpiNeHu14ac7F622AX1bJlfSAt+",
-	"mPs+oVMYaTCT10pdCWg/Je2aMKuuQLKQWrJ+aiAq7rpLFc1yzi5V1mdAfTbyLbnOxabGScq5GfjWc9n7",
-	"He7aXZfEiv7KI89J8a9QSbyd8b88SWLhuMb2Pwzu4nNp2P+uYdQ76P237eKu33ZfzfZbrZU+9ZO4Ketc",
-	"IR4pPQW6x4S8RnRlQiapZf3htUNeZFYjLmKIhgEbZqeWHRj+lkqTJni5QTSYQiT4APc6JCiVZI62+7Zt",
-	"9b7LdqM9beC1kqNYhI8IpDPL8cr087L+MPsv7r3EHQeesw6EHIxiMZ5gg9///Z+HgcOPSl+KKAL5eIA4",
-	"Su0EpMXRIWKXqWXImzLBoz8cZUtCwIyA21TDIBKGXyLyPAwYjqUFLXn8eFA4l3CbQIggQLJINbD+UPhl",
-	"DAC7DzcOiYlMwRg+JtZNoqEIAy8UEuOsSJIPAp1flP1RpTJ6POi8UcQvLYNbYWzAvB7gr7Mpn9HHK6lu",
-	"UDCmRob1h1LZwQhX+kBocsJnU5D2NL9mHgseeN9c8pjLkNCALvN0NBKhQMkVEaf4c+AbPhAMPuLVZe5t",
-	"6zTcXL4pxpIUki3WvHVRhYyNYgZylSFr4O7UGgjOwG523enD6q37w+///s8hQ+nlh22eiO3r59s8tZND",
-	"9rO1ya8ynh2yMwhTDYfsjE/hTFj44cxqZOgL9bH7OQf1nusxPB4SernCCTXqGhxNxqhtsf4w4bNY8Whg",
-	"lRrEuLAHwz/1gctZpi4+4vbx/qbd0jWFGvrA/9nYas3iMG+X5ab3ghwdCv/8Qeod5unty45UdOpSzZcf",
-	"CTvQmZxLpEKlxb8ek/9+EMYIOQ4Y3CbI+fFCGik9hoiFGiIUZ3iMNxCxpcHUNUcBxv3guxU/eCn5gWjk",
-	"XPJrLmKUmB5RrmMRJCAjstIJwyJ1Iw+dXYDF3IJm/aEBfS1CGKTFAh8MBIlWIUpOjwqEv0Ecb3plCEVb",
-	"DSPSCPsVEf8KUMzHDw+y+7vs/nHGqSj6QBaCkl7Io0hgBx6faJWAtgK1xxGPDQSoUuc/fe5p5eCXmVl5",
-	"NBWyF/Sc1aEX9K4F3IBusbwGvdSARs18DQW8UOV/y4cJ3GKKmdQlapE401EUnZ39/A5m623S6d3VVe7s",
-	"LFhl0EvSy1iEeJxNceJXCewKZiiWFBwLmxrkHFNu8eDL873c+8v+anChVVdW0Q6aqZC/qAhWhAkfozB5",
-	"DdoIRyKN7YcaUIcbcAK321XvoBdxC5tW0NoafcZJSqMLC1OziNx+OjnHPn4QrjWf4d8T4LGdDMIJhFem",
-	"e1ctK24Axw/lVazWPq7JrPTtUqkYuMSPDrkbfWJu7GACXNtL4HYlAGWo2PigwahUhzDomFODRcRYaTJz",
-	"lXYNZ8xkMFGOklo/JkrbNvN40DOWW1h0toiRZBNpoDVRusdtv8BszNKySosIarjqsaw4ugqqViE5l2Le",
-	"i9U5iYpgeQQvaLOB5nVap3FbV5t7A1Yl8BDvx4VLzIc/cu3vgp4zUK+EaevwCueZCWetKOitJoPQc7ZG",
-	"gw68zuz5bd8SjcLJVEjV4ij8WaU6njFqw4zkiZkom7sobyYqBnIlIF/P9yekfblf7K1EJCXDdTs1x8DN",
-	"igBbxCLmkfsyNFvggqfcoJcm0crnWhIL5l9wRPkVC38hCjQ4Q/nwSrhTo/3SepdgBHXcX43AQjWdctni",
-	"Eoet8RYbGjNhmwnb3WVjPvj93//5X8jXhm0A6+TD3TwYAbUYwJ6Tei5KfYJ82fMhcuLvy1UYTt55BQ5Z",
-	"cLcWSUDCrR2EqTZtBHt0aUBappxdCK9klvAx0ed8qJTXOR8IZxnVZNKxN96DR9xrgRcSzpExzV5G2u7H",
-	"jMx7jqFBVPzm3SWtgvVRGgn79jrTZ1bh+bZLmuOhVbqLPbiP7uditx5hMq2Oh6FKJV3NM2Nh2nPctnUH",
-	"JbN115wdP0/B8ohb3r1z5/xrHJsKiSmsxqtUakM1rezapI4ZoO4nRX52qW7f6UJGv0is898z4DdZt++f",
-	"tIu85E9dnt2WoVQ59xKGBBke1ZdX3U4BvVYqQhx+r8ZrMBK4zoKRluMhBbU8Gg/xS2zb+Gu6jwomsp7K",
-	"WtzlJSXy5f5CnRWl5iuYDURkmtv920SEk4ZL/uzsZ0aKq1VMSGN5HB8yHse+4dT5uzmBinza2aHUlf4m",
-	"LfPbY9d4b3eBAOz32w1QH3HwiAaANnW8bX1kNfqrimYryw9Ri5/izPLLGNiUhxMhgWGjQwrtiFRInorT",
-	"t0dvPrzdmka5cBoLY7fYL3BDrQ050C6B8SgC8hjCLZ8mMU76W6/hr1+XfUdguYjNIjZdi5W7tZpne9vU",
-	"wCPaLBnvbm1A6980CYRiJMISFRbAHgmIo/aIDTUagYyEHPvgBGoaEJSKXTPyvZqttsugZCao6QbplMt8",
-	"uYd5VJSZqJuA3HVWsYRrswTnoFMv5mrAuhPDcrvkiswU+y5l+CQUbjA66t66qNtwwuUY1qPIDPlLFLm/",
-	"8+rlQv6mIRIa79tUi8o1j39XLG67O/ttPCnXhEpNXzzfXY0X+EPMdJPKotpg9dPJ+YrwmW+WkhHctisG",
-	"U5gqPRtMxWXHdxVB3ErQabqUEEFT+9bZcJVpC7tMGyR+pm+rIsvqpsCmtRak1TMKWywcGQfsoqeuLnpM",
-	"aXbRi9SNPGAX6c7OHiqVRkn6P1z0WlkRnr6zdmaio7oiqXGsedTKWOt3nhsgyPbXBq9jeS3sOuYfmHLR",
-	"ftALTP5t98EKUmbRNPBrmGPXL3a3HhfJN9kIx6UveAVqMOYwuwAgYpczujNRqQFdM9LvvtgP7gFedRa6",
-	"CArv1Vila0o2lZDDGlv7y/NXu22Layzgw6qXild6lpfRvfTWJqA7hFkYSOJalUwf81qfGx8yXvcz9fL5",
-	"gmITn1pBQoe7GlgiYZKYzwadRv61iXJZP9yynrYMJysrnoOiDhxrGMx99PLSiOLhvsheng3bttY1nGHj",
-	"JB0440brpYmfuy/OLkt0FxJ8qZl2TddKsYmgtN8uAD64b+QL3SLY/RTGwli9zu14qZTFromP3TArWY2K",
-	"3jnbbcgb1JmB1CqegrQ+oi1T2cijdUgKhGRKxjMX3yZMkR3VN1ZpiNiEmwlEG60ai/SovqQTqgW6veZu",
-	"gnbodJ1Cw0hKe45rVlE1GsVCkubDkbIkl6ETncmt2crXTkAbPM33aizWFBASbsyN0o0YhZ3dxaYU5JYt",
-	"hoPdFy9Xj2/IfPnZctqAeaJiEa5qRIhgxNPYLpaBW777wIY2s02nqYxsQam8VKn01oUlnGF4lZWJq7tl",
-	"3QQt6KZG1Yc4Ga2wDVWueZx2JHLAaAQu42Ycq0seM2qbk5e6Bq1FBAGD2LiYaw/TjcXK/BVlLnnbaHYU",
-	"2WqqB9B94muw2gQ7ihW4rcetRfw2H7d1tVpdwikYj26rcFsuZVty5sdcEPdmSEGxdiMfvcUc1Fs5X27W",
-	"aAnOcFFYDihL4JwGHk6yOLK6sl0DUNG2MlEHuOi/q4Gqy1liBk1KL1kE1g8r8XJn82By+3BBQNg4C8TO",
-	"0tdQmFxZZp0jt5R26le32JHrQb0OId2bIlOnpHnKhR/kQ57Zt96qF53pg+oSHX77Tg3Cp9x9RS3XiYug",
-	"neh4T26El3uLXTJf4MrJQgMq8sfeUl2z4IGcb+zu0tUupogVL1+82HOpte7v50FbxnVLOGKhV2TLazvt",
-	"s3erGjwrIc010cNxH1IGnFNKGHb27pzZCbdMKhbj51IC9kTFUdnEX2L2IWk+umI1LH+eF5O0jJbo7KDj",
-	"LvPrfE1yQjFIg7lxSicUoOR9eEVYEhk2sT/yZ+rKUimsWVJC63TGz99Ox7Uzh723a6EN4JUPqrKMViBV",
-	"4oEKROpAzDWuCXO1Qlgr4v7dYndn+9XgwpxXtY+vEX03EnIMOtFC2lWsGlcw6w5V6JRCqpHUy2NLqV91",
-	"xaWFVCLAukG6zqk7X/oKJ+8Ob+HhZ+O2rhasE9bXu6I8iFeKxy+pTw0deRn9x/Vu28zH3Lb75SLwQ4q4",
-	"ZcHW2YfLcq26kSQ2LeEoMXE6Xg3FqcfSkm41n3KdgOBChmrqVN7YI2TbHYydN50VKxYjIPOWkMy4iitb",
-	"HapVTW5repYoX6qu9v8VuJ4joK5l/q9sv760yuYrq/Izth3GuXlMD8FyAWbVU3vNpZIi5DHLmuUqtnN+",
-	"LUksJzG3eK04QukTIbAfGO6MW6U3ytTi3SyOWJZT/eZ5IxbRBBIdhKkWdnaGx+8tDoRAR6lzNbu/fszu",
-	"xf/628de0FLBhxAkTz02aeEtTPz+nxn26/Gb1+6rzusIkTLuUDZf38TapEQCXWnJE59uHNTTjLNM581K",
-	"ARITqgQiZhWrZi0bsLlnU4zlppCuiJNZvghJdmUlgu6wO4ozGKl2znn69uwjhe1oXhR5+enknPMz9vPH",
-	"jycMNYMt9hEl9ZGIKa2dFueQEDvo1E4OLuTQDW22QxXBGOSWmQzzGlmu00/KW4kYVVAY8RAYlxHDFRsm",
-	"5IUc4nRmG4FJcOGJ2MKxxmoYuKYToCUxDTwyDK5Bzzz6CiWfGTa83URI/mt4IeHWgjSoR3DLjOWawnsi",
-	"CEVEEjfFV+HVwYRl/dbQrI2tC3khXyt5jcSmpHGqCk+SeIaD1eY/uJD/g72l33Lzf1ZWZlhPARweVMP3",
-	"nDmT7LLCUsr8hWQei9UI9zDFjT/f/QsLJxzPC7RhI62mbPjb0eb/4Zv/2tl8tTU42Pw0DFxNnhthgHHm",
-	"Mu3Pz4/fbNECKXKKpQaYkr74jZnwBAI2rEQoDQ9ZGAvkyMzcCBtOmJJsSBa7LTzlIQ1Xyjenwmga2H+d",
-	"/foL6w9fu1zOzY+zBA5YPZ1zuBEUm2IfxF/Z5Qx37PVc1t9/vsfa8tUDPEMVQUR2xdDGswOWyiupbqSL",
-	"FTMBu9FKjh1i4ZiIOtO8/A0tD9e5v7PDWirfsBthJ9lGacQhk3wqcESqfgdxRFuv1kjJ0cAwy6+ADY98",
-	"QqHDDeYuQx+XUmZSLjpleMg48ynJAS66mcScV1PY33nuFolwYIvSmZnSOF4tp5l2MCxXkhoyAzGE1lFr",
-	"vbxVpRYUl67okxOyqPIH4pKdAM7kC4D4Ehjcl75iahT4KlGsVAOE9SWSEdvf2QuYUUxEhkWKesbArzYc",
-	"kuVZ/cZTX163rI//c3iaxYlkgcBO7aDETs9GNxAVcIml0nisj8wkYNPUcgsBNd849LSdVRKo0zMBtJGQ",
-	"j7Bvza0fEgoOG9nydOhZ9rGSBD0E0e4rVi1d4HGyVIZg2IKCtAXE0xIuIqYlFueu1WobHtDcVs/c4MTX",
-	"+ZTWcAUzWjExB1f80TN+520pvJvDluqSB4yKSfrCODgmDojj0kQZ8tDgtNtd1pV4fViscYL3T7n8JPEd",
-	"OsxUGodZrxYVaSKGnl8SiCjAkbFl8MJhEJPViA0d+uCZ8jKUy5WxHGYPgws59AFTJC9REy9r+F+2LlAg",
-	"Nel0yvXMF0zZFDIgJDaBo6TQQT3ryqhr7hvPvc7+gqZ7W8XYXLqIVWFR6uu1fWdHJ8eo42WJwr3nWztb",
-	"O5Q7kYDkiegd9Pa2nm/tkHvTTkj8yoUTXMd2LTFo7KpD5KA7jlD+wpaoox+VGlcLMf722Uky/0xBzwpB",
-	"Jo+iWy7Hv5Hkdhe0j0sUVBk2t6S+2ClZUnd9IPkcO2r7BD4poaOOHcWk1mXnT7VycLs7O/dW/KCW+9VS",
-	"/eBXCZQeQYy8OKYHKfCw73bW1jGHwHapGh51eb64S6XACHXaW9ypKKOGPXZfLe5RL2NzF/ReLLOjvFIZ",
-	"6TU50ZeIAoHvrpj8Dk2c8hnPUAUw7jKScIPCFbE8InE+NoUv6FPQ86ysd9CrMhyauZN+tz9XqpPebY+U",
-	"DmHT57S5iIsKxbZtt2iy3SitiiieeKdHlUP8iDOduolKaYPBijPWaqA+Ekl1Vf0qoBkwqW5YnjxYI6qO",
-	"Uszz6Kqty72Vp3osWtvZX9wjr19HHZYgzrw6JFHz7jIbKVeb+Uo8wKM+VU51pP/MlPDH1eJBTaqaYEqC",
-	"gUYSzWpAM2PT8KpANZRbvphFpJGwm7Ead17wdLf7nMDlLvZyJHl3qdeGeal9sFJy432M5TjPSiNVif9Y",
-	"hnFqUFGK1Q3JtKmMWP/0x9dsb2/vVVE8ti7tCBc3V0y9jLunOf/b22z+NElWmJ8Ka681/4oylsvPy4Ss",
-	"F8sIWU32Wkr+zIxUiYZroVKTJ3r+EUSzci7tAsHMZaY+yWSPwI+5sysS72OxGlelrsAprSMRk8EN2TBn",
-	"DrG+lNvmkdbzValfqNnSShS0vrtwT9G8XRygCCdpo7SX+49MaJXSQB0yG0H/icAenMCcQZyCW4iSnNbj",
-	"rKirEVCXSlGOCLsfRYJ2nuWC3wtKtkWt3VW9aFancNegiuf3toRGrkVr9Vi3TIhYP2cZG9+8FvPN0tvK",
-	"eszzvaUI1BUV/oMpPg61GCdmcFh9ZijzkwlLBliXdpMnsDjXR1BOtJmAhnu5gLc/+2Jjd05wjcHlwdR5",
-	"DF6J98dhKjS+3/bQDl3BT/aDJ/tBnYwQMTwReavAtboCopwQtM+7AHPo/CEOueUgNfS8l4ixb2ukLRN2",
-	"9Qt5JUoovfBz92kRNW4nWl2uYYusTNIlMlASzANR8/3JseVUnbYyxhNusySOS2CG37A+lyyVeXqLfzXJ",
-	"PeGGw7gyJ9zXT9l4Yi/rsZc/DLd4PYHwiuRuIdnzHeYjWKzXf3y+FsgoUUIiYpgb1HK9n5Y+uqyvL71q",
-	"y6lunYbFk6zRQ9JUkazXoRhmS30g3fA7V/QIevQApMMivJbaczdXv2zSFrzJA62/Vc2vEQm+lNp33wg/",
-	"F9lLRyXhpjidJ53vSef7IpZwBu6uqaRsqxHjJTbxBTfLEgEpC2NRFjCJ4hHIpmviV9RDS4vIiz+QGbbT",
-	"9fNHCHT5fn0wf9LwmJUl3K8eHdMMQmX9crjqRnd0DM6aWqgxkkrMXtma3Dx/q7k0zj/MXFW3Uk7RM5O/",
-	"8tbf39llHe+6Bb6o5zVcyJKqHfLE5NGrQb41im6n4Vmfwj9LATohTwak0kHkhuX2QpZe2ptwkwnrKHb1",
-	"KaAyqyCbP965EeT18N1uzt6d+zr5FBSbxDz0kfrlR5CliyD3qmTf2xRwTTwUdjbccC++lbpQrL25kMO8",
-	"zPbwkJXLbLOpuiZTH1PSxUVWeXa99O4XMu1vQwzsqif8yE6A+bFMp9mJZXGo4R/ABPlYLHQJoav+9OTj",
-	"2C6/Z5+BSy7x1k6SHJFt+RzPWo7CqjdAuyhZj43sFC1/AlvhUd9E/OG3ZLT4A8gceNkvfPLfh4Dg/erz",
-	"dnzV7MyeTmi4EP0qWQSrG89bYmyXQ+Dthwnrrd8cpTBExmMNnFJHsl9dkWnKCJoIOXZ5He5VDcpwckGO",
-	"2DdP5HCJSgNSpgYkkVF67nCrITA8hRM/2ev/9OHEZT7Wd751mgKpjzLllGY80zHImLJxiDK4E8atqmLZ",
-	"KpyszIZSO9mOqRCyK3DXziuu1ZVXNaovRVM6K/7sXi/274m7nGnn2nJ5nrgVx2IupHN/lrIjKx4uEmTD",
-	"GLg2pcG22C+qmiguASKI2rQRV9Z5ZY5yWkkYfyitolpz+s4rE4uCC/xr3Sq134xVY3UZ9lFoDTvsLcXT",
-	"8nJF5VIGvYPfPlWplVz1TcTPsbTjdfTcQJraSU2opSzFJhEqEYXbOactCbFVVPgpT9HnzmzpI1xP3r1+",
-	"y65BU4mJgGnwpZrdUzKUiQhUoSqlvjJCQnTPJzhCu9TqBrmOVfSnq1dhZ84QEIHeYsPyewtDNk2NZZfg",
-	"0y+dgWOijH1mWKjkSIxTl3nq+rDz02PTRq5Z1jX8evzmdZNq6x500NC+PmZARtWtXHLvS3V51wiouZbe",
-	"ynsSdSW/NfbeNVxkD91zqmidqXrAdAH8mcmfuPVPqHivb40HvC+9U9niL+oa7fz0vYNNgUVnuy9eOlCF",
-	"E5SopbMSL73vr2kieLyrvINVnFHFCi5dpRJfDeQLWAH4d166r+XXSpp0ClmiN55iX8kQNgKWdc7u0CyW",
-	"F/+qcQr/P+MIuHLHEsGIsXSjkEwi5AHjPqM7q3ji6oAVjXI97ELiCFmBCK/NU/GBfyghyyZaF+Ug5DUl",
-	"79sJCO2eknDGSs9fL2QuM/DYKKq+InCZrLucy9wCLsGFNIrxnGGEShoVoz4p2RVAwhogEZK5qngU1NjG",
-	"z7L3eRANXruApYcQJOrPAC3vpF5EI1cgTe/b9tj+OYSPH4UUZnI/LCXxNd1R1nd1xrqcKfHMFbWxRbAB",
-	"1VPYyoYY0BADkLiBaEglhnQKh6UaNvs7exdyOAJuUw2DSBjftL+/s8c0d6VIJlyy/Z19V1bH1fcQhkUq",
-	"TKcgM5O2sOYiA5eI8XoU5DvJSmAhD0CNycfJMQOhBrvRRpiVsvYPRJWtpfOfSPO7I01UyPAuoEs1e2jA",
-	"+WD8UwNU54ZwgRG9sLHm0te2X5l66e7ZzmqGdRLvx4aaEiqUD+paelBQOP0y4aiESwiKlk2Npm7Bo+8f",
-	"fRW/b1HVrlW+btW1v02q+3PQUCbBuIpKZaOS0hTWRn+ZlSnGPYP3r04N+jSVWSU6XWRPuV4ueAApG9E1",
-	"jiH2obXMTJS2zIopqNRusd2dHSIiChUgoj9kL3b2srpjVKTI28jdkPnluMU+uDcoDXOFtBDZuZAXMtRA",
-	"OiCPWxXln8D6V/we0NbtZ2ixc7to0eINPx973PA3348K6DHtgfd0RDXLjCUbRmlrJIfcPIRvbq6tKSEU",
-	"m0CGjHnJmWJpZWpQiVlIDPNTlsvZyg+GUl8zr3cd7vsVnAIIhlEMYBk3rsAYPT0sLOtLlVXJAxO496tQ",
-	"gfYY4v2ahyzP/fQZRpSMlpXunwprs6es1nMTlN/r6M4GyBp9QfjPA2fn5M+VdEVX+y3cOzoGvUbxwcWD",
-	"1DvURsmrFa4yUtGpMZoBu9pI2OE7jzfIcLoUZkB1aJE8+8Vj7UWkobe05z47UyG78vM08wINWnPgKg+y",
-	"f0cxdrUn5h85wC5/WajJEdzyngLqvmG///cbSueQj/E84tjH0NVinVxaPpnglWaX4DR+qruL7Gcx8ynX",
-	"QW2987c/F29O3W2XHpZdJAj4d7a+VXGg9LZuhzTg9/okDDwJA0SSHqF9QpTD0kMqDOgrZqNkoH19quli",
-	"0mvJcFiPUBYkzx9FUYUkvwvZ4SiK3G6+rtxQekywzcAQRU/yw5P88FWys6KIcR9I2Bolzawq2NhDyQnb",
-	"n/0blQuK9UzVNXxtHrW4xA+u8qnEz1NMbyOmFxEjozbyoa1NWF8oA7SmAjtafGZ8CE+Ux78lnLwJWY3Z",
-	"4jXZzsi3lR64qyQ8ZG85dmoNZ+/OH9QOnT1B2SHs4/RPVmgN0lIhopBbHqtx6gPHJuqGTVHSzV+DJRfX",
-	"2btzepnHJ5zefIGJ2ZjJZvbqYzeO0EuPD4smxbOVHZiCq3zClFyaODv7OXu5J4PMimlVrcEMJ1pcc+ug",
-	"HbA3Z0eB98Genh3VHojCJvkDUe7hHf8M1A/ZqzCDK5gNq+/bMHsjwiJ9Kcu/jlKHOdCSt3QURf6t0W+0",
-	"dk2+wK+kFGUvsc4rVPqkDj3pKp2lRmWNnbA+RLsvXjx/FbC3rx0T8O5zzxiQG/z+f/8f29v5n7sb93D9",
-	"bH9GJrBAX3lDv98nK/hT6x7fbTU/rxj4B8ps/dZc87qclyDj5ZNnplvMd/j9QFK+U2a2KZK/qPQ0z595",
-	"nDf9LsySxXa+0hVcgmfLNXzsUiye7uAnk+Tjs0OHfJTrO+UizjLfGh5NYX2CELfkyaykG5UZpuuwpJ2S",
-	"4qq2pzCvPsgH+Ha9lV3qaA6+RKuRiOHJXfkY7spHqFn8lfV6V+8si2WSUR4c51RsrWKoSC9EXwvF7SlY",
-	"LULTHZ3tKwiFKpX5Az4xp3ubTYSxaqz51LDLmc8ZSrjFveTZvanZoieL8xQH9/54Kv26/QJYlpW01RZo",
-	"/cGvciFBW7i120nMRY2U6zJSg3JPtJqCnUCKbO/WMrhNlKuXwlyW7dYaWDMnurg0n4fAcqHE1SGrL/z/",
-	"9glZnnsjvksYJehjE/cctzDs6OT4kNGTtfSIhHs93zNplmgYiVtcWqrj3kFvm7iqX2Z9fBfY7YxBxZ68",
-	"mItbaikBWsqkY/1qRnSRJnvy7vXbjcCnI/jkhIC5MhmlKSgdAecoGdBN+Yfc4F/6zd9ZzaWdvTs3gbOv",
-	"BpUqpZSaXVIXskKdXltojnSSvUecZ8m517TLS3fX46e7/x8AAP//",
+	"7H39bhs58uCrELoDIh/asmM7uR0bA5w3ycz4l2RiWPHt4saBRHWX1Fx3k70k27I2MLD/3oPcPtg8yYFF",
+	"9ne3vmI7mYz/CWI1P4tVxfrm554v4kRw4Fr1jj/3QqABSPzvWQBxIjRwvXsBSUQXEJifA1C+ZIlmgveO",
+	"e2MtUxiTeQic6BCIBJUIroAwRSiR2I+IKX6bMql00WIqJP7Msnn8BbmGxaDn9ZQfQkzNbMDTuHf8W89M",
+	"0/vk9fQigd5xT2nJ+Kx3d+f1LkDLxe7pVINsLm8IvuCBIlqQOWWaTGAqpFmllgvGZ9W53NiMa5iBxMH/",
+	"vvtKSAkRNePtnr1uzvDGDwUo3IhPowjkM0X8og9hARGS+FRKBgYkM+AgqYaACA4n5J+p0ECYthCUkAip",
+	"GZ8RShIpJhHErUssbf/vuxdUwzsWM72L/zaXeAH/TEFpRWgUiTkEhNmz8lMpgWsyZzwQc3ceTBEpUg3E",
+	"j6hSawComP4CYsq4WVj3EiKY6vb5N5xKge4+7pRrFrXtEXiwak93Xi+hksagHR2cRpHw8TDPXp9THTan",
+	"PeUIWtsow/YcGzRwyvUJoXxBhA5BGto42j8y62Cme2IG9XqcxmYlxUgjFvS8noR/pkwa2jM0UF56TG/f",
+	"AZ+ZFT0/+IvXixnP/26jlLOC0N7CormN9/TaYbK0x0UUnYKhHaSXEyIhhngCEgKSgCSpAolYMy6R8EDr",
+	"aBSKVKpxvkHLVIot/n23tJRds5aObR28eLF6W7+KADpPhnARGBbTAWzz9b7BfC7FP8DXbcziYwiE+prd",
+	"gCFv02pA/jeNWIAMgc4o40pXscdCXIUsUSeWK5hupTbEp5wLTRRAHbGacHdrM5zsXrbYBfVsmV9IC26Y",
+	"+z6hC5hKUOErIa4ZtJ+StE2IFtfAiY8tST9VEBR33UQEi5yzc5H1GWGfnXxLtnOxqVmSUqpGrvVS9n5n",
+	"dm2vS2RFf6WB46TmL19wczub/9IkiZjlGnv/UGYXn0vD/ncJ095x77/tFXf9nv2q9t5IKeSFm8ROWecK",
+	"0VTIGPAeY/zGoCthPEk16Y9vLPIaZjWlLIJg7JFxdmrZgZnfUq7SxFxuEIxiCBgdmb2OEUolmaPtvm1b",
+	"veuy12iPG3gl+DRi/iMCaaipuTLdvKQ/zv5r9l7ijiPHWUeMj6YRm4Wmwe///s/DwOEnIScsCIA/HiBO",
+	"Ux0C12Z0CMgk1cTwpkzw6I+n2ZIMYKZAdSphFDBFJwZ5HgYMZ1yD5DR6PChccrhNwDcgMGSRSiD9MXPL",
+	"GIHpPt45QSYSg1J0hqwbRUPme04oRMZZkSQfBDq/Cv2TSHnweNB5LZBfagK3TGmPOD3AXWcxXeDHay7m",
+	"RjDGRor0x1zo0dSs9IHQ5JwuYuD6Ir9mHgse5r6Z0IhyH9EAL/N0OmU+M5KrQZziz5Fr+EAw+GiuLnVv",
+	"W8fhlvJNNuOokAxI89Y1KmSkBFGQqwxZA3un1kAwBL3bdaePq7fuj7//+z8nxEgvP+7RhO3dPN+jqQ5P",
+	"yC9aJx94tDghQ/BTCSdkSGMYMg0/DrU0DH2lPnY/5yDeUTmDx0NCJ1dYoUbcgKXJyGhbpD9O6CISNBhp",
+	"IUaRWdiD4Z94T/kiUxcfcfvm/sbd4jVlNPSR+7Ox1ZrFYdkuy03vBTk6FP7lg9Q7LNPb1x2p6NSlmq8/",
+	"kumAZ3LJDRUKyf71mPz3PVOK8ZlH4DYxnN9cSFMhZxAQX0JgxBkamRsI2dIots2NAGN/cN2KH5yU/EA0",
+	"csnpDWWRkZgeUa4jASTAA7TSMUUCMecn1i5AIqpBkv5YgbxhPozSYoEPBoJECt9ITo8KhL9BFO06ZciI",
+	"thKmqBH2KyL+NRgx33x4kN3fZfePNU4FwXu0EJT0QhoEzHSg0bkUCUjNjPY4pZECz6jU+U+fe1JY+GVm",
+	"VhrEjPe8nrU69LzeDYM5yBbLq9dLFUijmW+hgBeq/G/5MJ5dTDGTmBgt0sx0GgTD4S9vYbHdJq3eXV3l",
+	"/v6KVXq9JJ1EzDfH2RQnPnAg17AwYknBsUxTZThHTLU5+PJ8Lw//crQZXHDVlVW0gyZm/FcRwIYwoTMj",
+	"TN6AVMySSGP7vgSjw40ogtvuqnfcC6iGXc1wbY0+syTF0ZmGWK0it5/PL00fNwiVki7M3yHQSIcjPwT/",
+	"WnXvqmXFDeC4oZyK1drHNlmUvk2EiIBy89Eid6NPRJUehUClngDVGwEoQ8XGBwlKpNKHUcecErRBjI0m",
+	"U9dp13BKhaNQWEpq/ZgIqdvM415Paaph1dkajESbSAOtkdIdbrsFZmOWllVahFfDVYdlxdFVULUKyaUU",
+	"845tzklEAOsjeEGbDTSv0zqO27ra3BuwKYH75n5cucR8+FPb/s7rWQP1Rpi2Da+wnhl/0YqCzmoy8h1n",
+	"azTowOvMnt/2LZFGOIkZFy2Owl9EKqMFwTZEcZqoUOjcRTkPRQToSjB8Pd8f4/rlUbG3EpGUDNft1BwB",
+	"VRsCbBWLWEbu69BsgQuOcr1emgQbn2tJLFh+wSHlVyz8hSjQ4AzlwyvhTo32S+tdgxHUcX8zAvNFHFPe",
+	"4hKHwWxAxkqFZDchBwdkRke///s//8vwtXEbwDr5cDcPNoBaDWDHSR0XxT5evuzlEDl39+UmDCfvvAGH",
+	"LLhbiyTA4VaP/FSqNoI9nSjgmghrFzJXMknoDOlzOVTK61wOhGFGNZl07Iz34BD3hpkLycyRMc1eRtr2",
+	"x4zMe5ahQVD85twlrYL1aRow/eYm02c24fm6S5qjvhayiz3Yj/bnYrcOYTKtjvq+SDlezQulIe5Zbtu6",
+	"g5LZumvOjp9j0DSgmnbv3Dr/GscmfGQKm/EqkWpfxJVdq9QyA6P7cZafXSrbd7qS0a8S69z3DPhN1u36",
+	"J+0iL/pT12e3ZShVzr2EIV6GR/XlVbdTQK+VigwOvxOzLRgJ3GTBSOvxkIJaHo2HuCW2bfwV3kcFE9lO",
+	"ZS3u8pIS+fJopc5qpOZrWIxYoJrb/VvI/LDhkh8OfyGouGpBGFeaRtEJoVHkGsbW300RVOjTzg6lrvQ3",
+	"aZnentnGhwcrBGC3326AuoiDRzQAtKnjbetDq9FfRbDYWH4IWvwUQ00nEZCY+iHjQEyjEwztCISPnoqL",
+	"N6ev378ZxEEunEZM6QH5FebYWqEDbQKEBgGgxxBuaZxEZtLfeg1//bbsOwBNWaRWselarNytljTb264E",
+	"GuBm0Xh3qz1c/65KwGdT5peosAD2lEEUtEdsiOkUeMD4zAUnYFMPoVTsmqDvVQ3aLoOSmaCmG6Qx5fly",
+	"T/KoKBWKuYfuOi1IQqVag3PgqRdzNWDdiWG5XXJDZmr6rmX4RBRuMDrs3rqoWz+kfAbbUWSG/CWKPNr/",
+	"4eVK/iYhYNLct6lklWve/F2xuB3sH7XxpFwTKjV98fxgM17gDjHTTSqLaoPVz+eXG8JnuVmKB3DbrhjE",
+	"EAu5GMVs0vFdBBC1EnSariVE4NSudTZcZdrCLtMGiV/w26bIsrkpsGmtBa7lAsMWC0fGMbnqieurHhGS",
+	"XPUCMefH5Crd3z80SqUSHP8PV71WVmRO31o7M9FRXKPUOJM0aGWs9TvPDuBl+2uD1xm/YXob8w/ElLUf",
+	"9AqTf9t9sIGUWTT13BqW2PWL3W3HRfJNNsJx8Yu5AiUodZJdABCQyQLvTKPUgKwZ6Q9eHHn3AK86C10F",
+	"hXdiJtItJZtKyGGNrf3l+Q8HbYtrLOD9ppeKU3rWl9Gd9NYmoFuEWRlIYluVTB/LWl8qFzJe9zP18vm8",
+	"YhOfWkGCh7sZWAKmkoguRp1G/q2Jcl0/3LqetgwnKytegqIWHFsYzF308tqI4uC+yl6eDdu21i2cYbMk",
+	"HVnjRuulaT53X5xdluguJPhSM+2WrpViE15pv10AfHDfyBe6RUz3C5gxpeU2t+NECG26Ji52Q21kNSp6",
+	"52y3IW9gZwJciigGrl1EW6ayoUfrBBUITgSPFja+jakiO6qvtJAQkJCqEIKdVo2FO1Rf0wnVAt1eczde",
+	"O3S6TqFhJMU9RzWrqJhOI8ZR86GGsjjlvhWd0a3ZytfOQSpzmu/EjG0pICRUqbmQjRiF/YPVphTDLVsM",
+	"BwcvXm4e35D58rPltAHzXETM39SIEMCUppFeLQO3fHeBDW1mm05TGdqCUj4RKXfWhTWcYeYqKxNXd8u6",
+	"CZrhTW1UH+RkuMI2VLmhUdqRyAHTKdiMm1kkJjQi2DYnL3EDUrIAPAKRsjHXDqY7q5X5a8xccrbR7Ciy",
+	"1VQPoPvEt2C1ienINuC2DrdW8dt83NbVSjGBC1AO3TbhtpTztuTMj7kg7syQDGPtpi56i1iot3K+3KzR",
+	"Epxho7AsUNbAOQnUD7M4srqyXQNQ0bYyUQe48L+bgarLWaJGTUovWQS2DytxcmfzYHL7cEFApnEWiJ2l",
+	"rxlhcmOZdYncUtqpW91qR64D9TaEdG+KTJ2SlikXbpD3eWbfdqtedaYPqkt0+O07NQiXcvcVtVwrLoK0",
+	"ouM9uRFeHq52yXyBKycLDajIH4drdc2CB3K+cXCAVzuLDVa8fPHi0KbW2r+fe20Z1y3hiIVekS2v7bSH",
+	"bzc1eFZCmmuih+U+qAxYpxRTZPj2kuiQasIFicznUgJ2KKKgbOIvMXsfNR9ZsRqWPy+LSVpHS7R20FmX",
+	"+XW5JhliDNJoaZzSOQYoOR9eEZaEhk3T3/Bn7EpSzrRaU0LrdMYv307HtbOEvbdroQ3glQ+qsoxWIFXi",
+	"gQpE6kDMLa4Jdb1BWKvB/bvV7s72q8GGOW9qH98i+m7K+AxkIhnXm1g1rmHRHarQKYVUI6nXx5ZSv+qK",
+	"SwupRIB1g3SbU7e+9A1O3h7eysPPxm1dLWgrrG93RTkQbxSPX1KfGjryOvqP7d22mY+5bffLReCHFHHL",
+	"gq21D5flWjHnKDat4ShRUTrbDMWxx9qS7keQMeM0+pgJQps4S7awdKl0kkihhS+iDvWtaEC0QB+8JHOm",
+	"QzIBKkEOrDsNBTfrTTsmNhNzoN1eBjfPW1W8DtvakPFZBLupAo8cHRI/pJL6GiSKBhOq4OVRKiPSP3jx",
+	"kkyYVjsDMnRmNh9aJ5rDRAn/GvQoaa1mcU51HjWTLZr8DSZD7JRFD82ohjldeATDP/fmai9ru/e5UtLl",
+	"brVdITPElY6ssczq4bQiSyX5dpvo8ULgbirgbmmMtwlspvOuNXlGbApoC2WcKFueZ9Chh9eE/HaMaIQp",
+	"/hURrVOb2cpXVNl+fWmVzVdW5WZsO4xL9ZjupPWiEaun9opywZlPI5I1y+0x1lO6Jmc9j6g23MVy1T5y",
+	"TfIjMTujWsidMmt1PjnLWdezEyxzXa1ioIajgZ9KphdDc/zOPIUIdJpa2rd//ZSxx//628ee11LuCREk",
+	"z1NXaeFaTtz+nyny4ez1K/tV5kWn0HJjUTZfX6h1UiKBrhz20OWme/Wc9CwtfrdSrUb5IoHAsOVqirsC",
+	"nbvB2YzvMm4rfqn1K9Zk8k3CUOC5w6CUqWi/Iy7eDD9ijJdh1Bkj/fn8ktIh+eXjx3Ni1MgB+WjUuimL",
+	"sAYCLs4ioekgUx0eX/GxHVrt+SKAGfCBCsd5QTXb6WfhTIoEy21MqQ+E8oCYFSvC+BUfm+nUngEmwoUm",
+	"bGDGmomxZ5uGgEsiEmigCNyAXDj0ZYI/U2R8u2sg+a/xFYdbDVwZpZNqojSVGAsWgM8CVM8wGM/IGYRp",
+	"0m+N49sZXPEr/krwG0Nsgiur19IkiRZmsNr8x1f8f5A3+FvuK8pqEI3r+aLj42qsp7V9oxGfaayvcMWJ",
+	"w2IxNXuIzcafH/ylfLFOpYjJ+LfT3f9Dd/+1v/vDYHS8+2ns2QJOc6aAUGLLMlxenr0e4AIxzI6kCojg",
+	"rlKSCmkCHhlXwtnGJ8SPmOHIRM2Z9kNzn47RvDswpzzG4UrFCbCKngTyX8MPv5L++JVN/N39uEjgmNRz",
+	"f8c7XrEp8p79lUwWZsfOKEL6R88PSVtxA8+coQggQCO0r6PFMUn5NTeCBAYWKo/MpeAzi1hmTIM6cV4r",
+	"CZdn1nm0v09ayiRZIcltFEccE05jZkbEUokQBbj1akGdHA0U0fQayPjUZZ9a3CD2MnRBTGUmZYWv8Qmh",
+	"xOWve2bRzYz3vPTG0f5zu0gDB7Iq950IacarJcDjDsblsmNjoiACX1tqrddCqxQOo9xWCLMSOZaJMbik",
+	"QzAzuWoxrl4KdXXSiJh6rqQYKRWMIX1uyIgc7R96RAnCAkUCgT0joNc7FsnyEhDKUV9e5K5v/mfxNAsq",
+	"yuQ+q6NiFrBjozsGFcwSS3UUSd8wE4/EqaYaPGy+c+JoOys7UadnBGijeoOBfWshhjGi4LhRWgEPPUtV",
+	"FxyhZ0B08AOp1rlwOFmqWTFuQUHcgsHTEi4aTEu0mbtW2G98jHNrubCDI1+nMa7hGha4YmQOtlKoY/zW",
+	"NVe4wsctpUiPCVYedVWUzJhmQDMuTpQhDw6Ouz0gXVn6J8UaQ3P/lGuVIt/Bw0y5spj1w6qKXsjQ80vC",
+	"IApQw9gyeJlhDCaLKRlb9DFnSstQLpdRs5g99q742EXXobyETZys4X4ZXHHUC+KYyoWrrrPLuIdIrDxL",
+	"Sb6FetaVYNc8kCIPUXAXNN7bIjLNuVWfmDZSX6/tOzk9P+t5vTyrvPd8sD/Yx0SbBDhNWO+4dzh4PthH",
+	"X7gOUfzKhROzjr1aFtnMlhLJQXcWGPnLtHzHlD4tNa5W7fzts5Vk/pmCXBSCTB5yuV5BiEZG5J3XPi5S",
+	"UGXY3Oz+Yr9kdj9wWQdLjO7tE7gMlo6ihxjAXJedP9VqBx7s799bpYxaomBLqYwPHDCXBhl5cUwPUg3k",
+	"yO6srWMOgb1S6UTs8nx1l0o1Gux0uLpTUXPP9Dj4YXWPes2jO6/3Yp0d5WXtUK/Jib5EFAb49orJ79DE",
+	"Kp/RwqgAyl5GHOZGuEKWhyROZ6pwHH7yeo6V9Y57VYaDM3fSb93usTcV0oddlwBpw3MqFNu23aLJXqMO",
+	"r0HxxHnIqhziJzPThZ2olGPqbThjrWDuI5FUV4m4Apoe4WJO8kzTGlF11O1eRldtXe6tltlj0dr+0eoe",
+	"ebFD7LAGcealRJGaD9bZSLk00VfiAQ71scyuJf1nqoQ/tnCT0aSq2cgoGEhDolnBcKJ06l8XqGbkli9m",
+	"EWnA9G4kZp0XPN7tLoF0vYu9nHbQXRe4YV5qH6yUCXsfY1nOs9FIVeI/436UKqMoRWKOMm3KA9K/+OkV",
+	"OTw8/KGoNFyXdpgNsiymXsfq35z/zW02f5okG8yPVdi3mn9DGcsmc2ZC1ot1hKwmey1lCmdGqkTCDROp",
+	"yrOC/wiiWTnxeoVgZtOYn2SyR+DH1NoVkfeRSMyqUpdnldYpi9DgZtgwJRaxvpTb5mH5y1WpX7HZ2koU",
+	"tD7ScU+h310coIg9aqO0l0ePTGiVOlIdMhtC/4nAHpzArEEcI6GQkqzWY62omxFQl0pRDh+8H0UCd54V",
+	"DrgXlGwLcbyretG0TOGuQRXP720JjcSc1lLDdpkQkH7OMna+eS3mm6W3jfWY54drEaitQP0HU3wsahGK",
+	"zOCk+iZV5idjGg2wNkcrz3ayrg+vnJUVgoR7uYD3PrvKdHdWcI3AJk3VeYy5Eu+Pw1Ro/KjtVSa8gp/s",
+	"B0/2gzoZGcRwROSsAjfiGpByfJAuSQfUifWHWOTmo1ThW3AsMn1bw7IJ05tfyBtRQuk5qLtPq6hxL5Fi",
+	"soUtsjJJl8iAGVMPRM33J8eW87raal6HVGcZPxMgis5Jn3KS8jwXyj2xZd/7M8PYmjjUFdvZeWIv27GX",
+	"Pwy3eBWCf41yN+Pk+T5xESza6T8uuQ94kAjGDWKoudFynZ8WP9oUwS+9ast5kZ2GxfOs0UPSVJHZ2aEY",
+	"Zkt9IN3wO1f0EHr4WqjFInMttSf6bn7ZpC14k0flf6uaXyNtYC21774Rfimyl46Kw7w4nSed70nn+yKW",
+	"MAR711Ty+8WU0BKb+IKbZY2AlJWxKCuYRPFiaNM18cHooaVF5JVC0Azb6fr5IwS6fL8+mD9peMzGEu5X",
+	"j45pBqGSfjlcdac7OsbMmmqoMZJKzF7Zmtw8fy0pV9Y/TGwJwFIC2jOVPwnYP9o/IB2PAHquAuwNXPGS",
+	"qu3TROXRq16+NYxux+FJH8M/SwE6Pk1GqNJBYIel+oqXnmUMqcqEdSN29TGgMis3nL/0uuPljyfY3Qzf",
+	"XrpHFTAoNomo7yL1yy9mcxtB7lTJvrMpmDVRn+nFeMc+D1jqgrH26oqP85rs4xNSrslOYnGDpj4iuI2L",
+	"rPLsep3mL2Ta34YY2FV8+pGdAMtjmS6yE8viUP0/gAnysVjoGkJX/Z3Sx7Fdfs8+A5tc4qydKDkatuUS",
+	"gms5CpveAO2iZD02slO0/Bl0hUd9E/GH35LR4g8gc5jLvnzbtb6J70JAzP3q8nZcifXMno5ouBL9KlkE",
+	"mxvPW2Js10PgvYcJ663fHKUwREIjCRRTR7JfbUVyzAgKGZ/ZvA77BAtmONkgR9M3T+SwiUojVKZGKJFh",
+	"eu540BAYnsKJn+z1f/pw4jIf61vfOk5hqA8z5YQkNNMx0Jiyc2JkcCuMa1HFsk042ZpsKCu6sJuXEXhA",
+	"bqRTyRWh5ODFy90J01kAAbIUrDeB2VSH+/tEeS5qVovyW/dZunGxiSveD4SfbwPzg8mHBDgZ//zm49K6",
+	"EuMsJTEvUuFqUlxxvFpK9SIUGTercHidNTvGpC9kR67pFW82R635JqsEgkuyWaV2fZcX7wYE7VrmL0Sb",
+	"eShIrsk1QBLTBYkZaq37h2ScrXnEhR5hdZbxzkkNORv5owYzMz3YJoieXHGbT0p1nkZqZb3sdijB10xl",
+	"v46tLprnyaq8usixzU3NM+swj1G5+r5aYSnfblW0WtvlC7TRTw+o2VUX2XGzIGj+bEGPj3BdPArjNx0O",
+	"14JYXmitelm8Rx8vUXmdHjKRYq6QEB1fKophG6K1NNclIH+RwpXqcC/C5xVs2dx2Nn4jrp1NylW4yBYo",
+	"RYw/YxKxy4t1xTVsDIQtCGD2YWXRK27jZEpp9JVQCGT4fgRUqtJgA/KrqFYU4QABBG28wj4WsTF7uKhU",
+	"Fnko81P1JYs7Z3VaFYU2ZDNuxPJUfzM8Y3NjxzdNm67mTe/4t09VsQ5jupqIn2Np5ZtD1rInLdVhjRgx",
+	"nb1JhIIF/l7OY0vWjioq/JzXcqHWv+VSIc7fvnpDbkBiLSKPSHAPQNgH6jBlHbDuZYp9eWAI0T7KZAkt",
+	"Z0FW/LKFjfTCWowDkAMyLr/iNCZxqjSZgMvTt5bwUCj9TBFf8CmbpbZEge1DLi/OVBu5ZiITfDh7/apJ",
+	"tfVQK5DQvj6igAfVrUyoC7qxBToMoJa6BCuvVNWtwa1JWrbhKsfZobVZ1pmqA0wXwJ+p/OF89zCbCw+q",
+	"8YB3pdevWwILuka7vHhnYVNg0fDgxUsLKj80Nwu37sS19/01bcmPp/N1sIohljai3Ja0cmWjvoAVgHs9",
+	"rvtafiW4SmPIKoKYU+wbIXvHI1nn7A7Nkj7MXzVO4f6nLAFX7lgkGDbjqtBCGD8m1JX+yEpj2eqiRaPc",
+	"YHfFzQhZJSEnhWCVmn8Ixsu+PKdi8BvmlBsm7QNVVpNw/PWK5zIDjZTAMl3MLJN01/1aWunLu+JKEJoz",
+	"DF9wJSIjV3FyDZCQBkgYJ7bWLuosbfwse/XPoMErG9n6EIJE/XHB9aOZVtHINXDV+7Y1iT+H8PET40yF",
+	"98NSEvdSjJH1bUHKLq97tLDVz3QRlYaFdwbZECMcYgTcbCAYYy06mcJJqdjZ0f7hFR9PgepUwihgyjVF",
+	"44Sk1uYQUk6O9o9s/TVbCIopEgg/jYFnvk+m1VUGLhaZ65Ghkz2rlWh4gGZ85gKqiQJfgt5pI8zKYzkP",
+	"RJWtD/I8keZ3R5pGITN3AV6q2fNF1lnvHjDCgmiICwTphcwk5e7FnI2pF++evay4ZCfxfmyoKb4w8kFd",
+	"S/cKCsdfQmqUcA5e0bKp0dRdPfh9O0vc46jatfc0WnXtb5Pq/hw0lEkwtvRe2agkJMY/419qY4qxj+v+",
+	"q1ODvkh5VrJUFmm2tpeNMjOUbdA1iiByORhEhUJqolkMItUDcrC/j0SEMWVI9Cfkxf5hVqASq9k5Z6od",
+	"Mr8cB+S9fdlaOQ+AQXbK+BX3JaAOSKNWRfln0O5t4Ad0iroZWszWNq2geBnYJak0ApPuRwV0mPbAezrF",
+	"4pZKow2jtDWUQ+YPYaBfamtKEMVCyJAxr01WLK1MDSJRK4lheW2LclmLB0Opr1kAYhvu+xW8xwYM0whA",
+	"E6psJUqiALAgMhdZOVVQnn0V0yjQDkNcAMwJyYsEuFRUzFrOHgSKmdbZA5nb+ZPLr4B1p41lje7VM3ev",
+	"aZz5I2hdaThuC/eOjl6vUaV29SD1DrVR8rK2m4xUdGqMpkBvNpLp8J0HpmU4XQ5JiOkCybNvrv781QsX",
+	"ku4s7Xlwh6qQXfnRu2URaa3J0tYJnr2v9/0EY7uVfaVI7Py9wiZHsMt7irz+hj3+32/MtUU+QouQHN4W",
+	"FGvrt6AJXkgyAavxY4F2w35WM59ywezWO3/vc/GS5d1e6bn6VYKAe73zWxUHSi/2d0gDbq9PwsCTMGDj",
+	"dpxL3WbOWiw9wQqy7mkFIxlIV8gwXk16Lalw2xHKiiorp0FQIcnvQnY4DQK7m68rN5SeKG4zMATBk/zw",
+	"JD98lTTeICDURZy3ptMQLQo29lBywt5n9/L1iqpusbiBr82jVteCM6t8qgX3lPzRSP4wiJFRG/rQtias",
+	"L5QBWmtGWFp8plwIT5DHv7lnMrNi5MUb9Z2Rbxs9m1vJjMteiO7UGoZvLx/UDp09bN0h7Jvpn6zQErjG",
+	"inU+1TQSs9QFjoViTmIj6eZvzKOLa/j2Ep9wc5UJ5l9gYlYq3M3eku7GEXw/+mHRpHgMuwNTzCqfMCWX",
+	"JobDX7In3jLIbJh/2xrMcC7ZDdUW2h55PTz1nA/2Ynhae0nQNMlfErQvtLn3An/Mng8bXcNiXH0Ijeg5",
+	"84tMpqxQR5BazIGWBNfTIHAvmH+jRc7yBX4lpSh7331ZResndehJV+msSc1r7IT0ITh48eL5Dx5588oy",
+	"Aec+d4zBcIPf/+//I4f7//Ng5x6un73Phgms0Fde4+/3yQr+1LrHd1v21SkG7iVLXb81t7wulyXIOPnk",
+	"meoW8y1+P5CUb5WZPYzkL0oCLvNnnuVNvwuzZLGdr3QFl+DZcg2f2RSLpzv4yST5+OzQIh/m+saURdVK",
+	"DyWPJtMuQYhq9GRW0o3KDNN2WNNOiXFVezEsKyT1Hr5db2WXOpqDL5FiyiJ4clc+hrvyEYrbf2W93hbG",
+	"zGKZeJAHx1kVW4oIKtIL0tdKcTsGLZmvuqOzXak5X6Q8f+ktonhvk5ApLWaSxopMFi5nKKHa7CXP7k3V",
+	"AN+2z1McQqG0fZsc1+0WQLKspEFboPV7t8qVBK3hVu8lEWU1Uq7LSA3KPZciBh1CatjerSZwmwhbWIvY",
+	"LNvBFlizJLq4NJ+DwHqhxNUhP/dsAZzT1MiCv30yLE+BvOkWRhH6pgnjM1uV+fT87ITg2+b42pAtceOY",
+	"NEkkTNmtWVoqo95xbw+5qltmfXwb2G2NQcWenJhrttRSK7qUSUf61YzoIk32/O2rNzueS0dwyQkesWUy",
+	"SlNgOoKZo2RAV+UfcoN/6Td3ZzWXNnx7qTxrX/Uq5awxNbukLmQVnZ220BzpPCuvk2fJIamUO7vr8dPd",
+	"/w8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
