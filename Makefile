@@ -28,9 +28,12 @@ bench:
 dev:
 	$(GO) run -ldflags '$(LDFLAGS)' ./hosts/gpuaas dev
 
-# Pinned tools. oapi-codegen is pinned by go.mod's tool directive.
+# Pinned tools. oapi-codegen is pinned by go.mod's tool directive; the
+# temporal CLI (dev server for `gpuaas dev` and the Temporal tests) is
+# installed into $(go env GOPATH)/bin.
 tools:
 	$(GO) build -o /dev/null tool
+	$(GO) install github.com/temporalio/cli/cmd/temporal@v1.5.1
 
 codegen:
 	./scripts/codegen.sh

@@ -1,0 +1,293 @@
+package temporal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/gpuaas/gpuaas/core/allocation"
+	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// runnerFunc adapts a function to TaskRunner.
+type runnerFunc func(ctx context.Context, nodeID string, typ nodetask.Type, params any, allocationID string) (nodetask.Result, error)
+
+func (f runnerFunc) RunTask(ctx context.Context, nodeID string, typ nodetask.Type, params any, allocationID string) (nodetask.Result, error) {
+	return f(ctx, nodeID, typ, params, allocationID)
+}
+
+// transitionsFunc answers every Mark* with err and records the calls.
+type transitionsFunc struct {
+	mu    sync.Mutex
+	err   error
+	calls []string
+}
+
+func (t *transitionsFunc) rec(s string) (allocation.Allocation, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.calls = append(t.calls, s)
+	return allocation.Allocation{}, t.err
+}
+func (t *transitionsFunc) MarkProvisioning(_ context.Context, id string) (allocation.Allocation, error) {
+	return t.rec("provisioning " + id)
+}
+func (t *transitionsFunc) MarkActive(_ context.Context, id string) (allocation.Allocation, error) {
+	return t.rec("active " + id)
+}
+func (t *transitionsFunc) MarkFailed(_ context.Context, id, code string) (allocation.Allocation, error) {
+	return t.rec("failed " + id + " " + code)
+}
+func (t *transitionsFunc) MarkReleased(_ context.Context, id string) (allocation.Allocation, error) {
+	return t.rec("released " + id)
+}
+func (t *transitionsFunc) MarkReleaseFailed(_ context.Context, id, code string) (allocation.Allocation, error) {
+	return t.rec("release_failed " + id + " " + code)
+}
+
+func provisionRequest(t *testing.T, keys ...string) NodeTaskRequest {
+	t.Helper()
+	p, err := json.Marshal(nodetask.ProvisionUserParams{AllocationID: testAlloc, Username: nodetask.UsernameFor(testAlloc), AuthorizedKeys: keys, UserCAKey: testCAKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return NodeTaskRequest{NodeID: testNode, AllocationID: testAlloc, Type: nodetask.ProvisionUser, Params: p}
+}
+
+// appError returns the application error in err, failing the test if none.
+func appError(t *testing.T, err error) *temporal.ApplicationError {
+	t.Helper()
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) {
+		t.Fatalf("error %v (%T) carries no application error", err, err)
+	}
+	return app
+}
+
+func TestRunNodeTask(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name          string
+		req           func(t *testing.T) NodeTaskRequest
+		res           nodetask.Result
+		err           error
+		wantCalled    bool
+		wantCode      string // "" = success
+		wantRetryable bool
+	}{
+		{name: "succeeded", req: func(t *testing.T) NodeTaskRequest { return provisionRequest(t, testKey) },
+			res: nodetask.Result{Succeeded: true}, wantCalled: true},
+		{name: "agent reported failure", req: func(t *testing.T) NodeTaskRequest { return provisionRequest(t, testKey) },
+			res: nodetask.Result{ErrorCode: "useradd_failed"}, wantCalled: true, wantCode: CodeNodeTaskFailed, wantRetryable: true},
+		{name: "agent refused parameters", req: func(t *testing.T) NodeTaskRequest { return provisionRequest(t, testKey) },
+			res: nodetask.Result{ErrorCode: "validation_failed"}, wantCalled: true, wantCode: CodeInvalidRequest},
+		{name: "queue unavailable", req: func(t *testing.T) NodeTaskRequest { return provisionRequest(t, testKey) },
+			err: fault.Unavailable("db down", errors.New("dial tcp postgres://secret@db")), wantCalled: true, wantCode: CodeNodeTaskError, wantRetryable: true},
+		{name: "unknown node", req: func(t *testing.T) NodeTaskRequest { return provisionRequest(t, testKey) },
+			err: fault.NotFound("node", testNode), wantCalled: true, wantCode: CodeNodeNotFound},
+		{name: "invalid params never reach the queue", req: func(t *testing.T) NodeTaskRequest { return provisionRequest(t, "ssh-dss AAAA") },
+			wantCode: CodeInvalidRequest},
+		{name: "no node", req: func(t *testing.T) NodeTaskRequest { r := provisionRequest(t, testKey); r.NodeID = ""; return r },
+			wantCode: CodeInvalidRequest},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			called := false
+			a, err := NewActivities(&transitionsFunc{}, runnerFunc(func(_ context.Context, nodeID string, typ nodetask.Type, params any, allocationID string) (nodetask.Result, error) {
+				called = true
+				if _, ok := params.(nodetask.ProvisionUserParams); !ok || nodeID != testNode || allocationID != testAlloc || typ != nodetask.ProvisionUser {
+					t.Errorf("RunTask(%q, %q, %T, %q)", nodeID, typ, params, allocationID)
+				}
+				return c.res, c.err
+			}), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivity(a)
+			_, err = env.ExecuteActivity(a.RunNodeTask, c.req(t))
+			if called != c.wantCalled {
+				t.Fatalf("RunTask called = %v, want %v", called, c.wantCalled)
+			}
+			if c.wantCode == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			app := appError(t, err)
+			if app.Type() != c.wantCode || app.NonRetryable() == c.wantRetryable {
+				t.Fatalf("error type %q non-retryable %v, want %q retryable %v", app.Type(), app.NonRetryable(), c.wantCode, c.wantRetryable)
+			}
+		})
+	}
+}
+
+func TestRunNodeTaskHeartbeatsWhileWaiting(t *testing.T) {
+	t.Parallel()
+	beat := make(chan struct{}, 1)
+	release := make(chan struct{})
+	a, err := NewActivities(&transitionsFunc{}, runnerFunc(func(ctx context.Context, _ string, _ nodetask.Type, _ any, _ string) (nodetask.Result, error) {
+		select {
+		case <-release: // only after a heartbeat was seen
+			return nodetask.Result{Succeeded: true}, nil
+		case <-ctx.Done():
+			return nodetask.Result{}, ctx.Err()
+		}
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.heartbeatEvery = 5 * time.Millisecond
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	var once sync.Once
+	env.SetOnActivityHeartbeatListener(func(*activity.Info, converter.EncodedValues) {
+		once.Do(func() { close(release); beat <- struct{}{} })
+	})
+	if _, err := env.ExecuteActivity(a.RunNodeTask, provisionRequest(t, testKey)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-beat:
+	default:
+		t.Fatal("no heartbeat while waiting for the task")
+	}
+}
+
+func TestTransitionErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name          string
+		err           error
+		wantCode      string
+		wantRetryable bool
+	}{
+		{"refused transition", fault.Conflict("invalid_state_transition", "allocation cannot go from released to active"), CodeInvalidState, false},
+		{"unknown allocation", fault.NotFound("allocation", testAlloc), CodeAllocationNotFound, false},
+		{"database down", fault.Unavailable("db", errors.New("conn refused")), CodeTransitionError, true},
+		{"unexpected", errors.New("boom"), CodeTransitionError, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			tr := &transitionsFunc{err: c.err}
+			a, err := NewActivities(tr, runnerFunc(nil), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivity(a)
+			_, err = env.ExecuteActivity(a.MarkFailed, testAlloc, CodeNodeTaskFailed)
+			app := appError(t, err)
+			if app.Type() != c.wantCode || app.NonRetryable() == c.wantRetryable {
+				t.Fatalf("type %q non-retryable %v", app.Type(), app.NonRetryable())
+			}
+			if len(tr.calls) != 1 || tr.calls[0] != "failed "+testAlloc+" "+CodeNodeTaskFailed {
+				t.Fatalf("calls %v", tr.calls)
+			}
+		})
+	}
+}
+
+// keyStore and caKey are in-memory ports for SSHAccess.
+type keyStore map[string][]ports.SSHKey
+
+func (k keyStore) AddSSHKey(context.Context, ports.SSHKey) error { return errors.New("read-only") }
+func (k keyStore) ListSSHKeys(_ context.Context, userID string) ([]ports.SSHKey, error) {
+	return k[userID], nil
+}
+func (k keyStore) DeleteSSHKey(context.Context, string, string) error { return errors.New("read-only") }
+
+type caKey string
+
+func (c caKey) PublicKey(context.Context) (string, error) { return string(c), nil }
+func (c caKey) SignUserKey(context.Context, string, string, time.Duration) (string, error) {
+	return "", errors.New("not used")
+}
+
+func TestResolveAccess(t *testing.T) {
+	t.Parallel()
+	acc, err := NewSSHAccess(keyStore{"u1": {{PublicKey: testKey}}, "u2": nil}, caKey(testCAKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewActivities(&transitionsFunc{}, runnerFunc(nil), acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestActivityEnvironment()
+	env.RegisterActivity(a)
+	v, err := env.ExecuteActivity(a.ResolveAccess, "u1", []string(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Access
+	if err := v.Get(&got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.AuthorizedKeys) != 1 || got.AuthorizedKeys[0] != testKey || got.UserCAKey != testCAKey {
+		t.Fatalf("access %+v", got)
+	}
+	_, err = env.ExecuteActivity(a.ResolveAccess, "u2", []string(nil))
+	if app := appError(t, err); app.Type() != CodeNoSSHKeys || !app.NonRetryable() {
+		t.Fatalf("no keys: %v", err)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	t.Parallel()
+	for _, hp := range []string{"", "localhost", ":7233", "host:0", "host:x"} {
+		c := Config{HostPort: hp}
+		if err := c.CheckAndSetDefaults(); err == nil {
+			t.Errorf("HostPort %q accepted", hp)
+		}
+	}
+	c := Config{HostPort: "127.0.0.1:7233"}
+	if err := c.CheckAndSetDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Namespace != "default" || c.TaskQueue != "gpuaas-provisioning" || c.RPCTimeout <= 0 {
+		t.Fatalf("defaults %+v", c)
+	}
+}
+
+// The real use case plugs in without an adapter. (*tasksvc.Service).RunTask
+// has TaskRunner's signature too; assert it here once that package is in.
+var _ AllocationTransitions = (*allocationsvc.Service)(nil)
+
+func TestSSHAccessSelectsKeys(t *testing.T) {
+	t.Parallel()
+	other := newPublicKey()
+	acc, err := NewSSHAccess(keyStore{"u1": {{ID: "k1", PublicKey: testKey}, {ID: "k2", PublicKey: other}}}, caKey(testCAKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := acc.ResolveAccess(context.Background(), "u1", []string{"k2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.AuthorizedKeys) != 1 || got.AuthorizedKeys[0] != other || got.UserCAKey != testCAKey {
+		t.Fatalf("selected %+v", got)
+	}
+	all, err := acc.ResolveAccess(context.Background(), "u1", nil)
+	if err != nil || len(all.AuthorizedKeys) != 2 {
+		t.Fatalf("all keys: %+v %v", all, err)
+	}
+}

@@ -1,0 +1,325 @@
+package temporal
+
+import (
+	"errors"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/gpuaas/gpuaas/core/allocation"
+	"github.com/gpuaas/gpuaas/core/nodetask"
+)
+
+// Registered workflow names. They are part of every recorded history: renaming
+// one orphans the workflows in flight.
+const (
+	ProvisionWorkflow = "ProvisionAllocation"
+	ReleaseWorkflow   = "ReleaseAllocation"
+)
+
+// ProvisionWorkflowID is the workflow id of an allocation's provisioning. An
+// allocation is provisioned once, so the id is the allocation id with a
+// prefix that keeps it apart from its release.
+func ProvisionWorkflowID(allocationID string) string { return "provision-" + allocationID }
+
+// ReleaseWorkflowID is the workflow id of one release attempt. An allocation
+// can be released more than once (release_failed → releasing is a retry),
+// and each releasing transition writes exactly one
+// provisioning.allocation_release_requested event; the event id therefore
+// names the attempt: a redelivered event maps to the same id and is a no-op,
+// a retry after release_failed gets a new one.
+func ReleaseWorkflowID(allocationID, eventID string) string {
+	return "release-" + allocationID + "-" + eventID
+}
+
+// Failure codes written to the allocation (MarkFailed / MarkReleaseFailed)
+// and used as the Temporal application error type of activity failures.
+const (
+	CodeInvalidRequest       = "invalid_request"          // the input or task parameters are invalid
+	CodeInvalidState         = "invalid_state_transition" // the allocation moved on elsewhere
+	CodeAllocationNotFound   = "allocation_not_found"
+	CodeNodeNotFound         = "node_not_found"
+	CodeNoSSHKeys            = "no_ssh_keys"      // the user has no SSH key to install
+	CodeNodeTaskFailed       = "node_task_failed" // the agent ran the task and reported failure
+	CodeNodeUnreachable      = "node_unreachable" // no result before the task or activity timed out
+	CodeNodeTaskError        = "node_task_error"  // the task could not be queued or awaited
+	CodeTransitionError      = "transition_error" // recording the state change kept failing
+	CodeAccessError          = "access_error"     // the user's keys or the CA key could not be read
+	CodeProvisioningCanceled = "provisioning_canceled"
+)
+
+// Retry bounds a workflow's node-task attempts. Zero fields take the
+// defaults below; tests shorten them. The values travel in the workflow
+// input, so a change of defaults never alters a workflow already running.
+type Retry struct {
+	// MaxAttempts of the node task (provision_user or revoke_user).
+	MaxAttempts int32 `json:"max_attempts,omitempty"`
+	// InitialInterval between attempts, doubling up to MaxInterval.
+	InitialInterval time.Duration `json:"initial_interval,omitempty"`
+	MaxInterval     time.Duration `json:"max_interval,omitempty"`
+	// TaskTimeout bounds one attempt: queueing the task and waiting for the
+	// agent's result. It should exceed nodetask.DefaultTTL, after which the
+	// queued task expires anyway.
+	TaskTimeout time.Duration `json:"task_timeout,omitempty"`
+	// HeartbeatTimeout: an attempt whose worker stops heartbeating for this
+	// long is retried elsewhere.
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+	// MarkTimeout bounds the retries of a state transition (Mark*) before the
+	// workflow gives up on it; transitions retry on any error but a
+	// non-retryable one, so a database outage shorter than this is ridden out.
+	MarkTimeout time.Duration `json:"mark_timeout,omitempty"`
+}
+
+// Default retry values.
+const (
+	DefaultProvisionAttempts = 3
+	DefaultReleaseAttempts   = 5
+	DefaultInitialInterval   = 5 * time.Second
+	DefaultMaxInterval       = time.Minute
+	DefaultTaskTimeout       = nodetask.DefaultTTL + time.Minute
+	DefaultHeartbeatTimeout  = 30 * time.Second
+	DefaultMarkTimeout       = 24 * time.Hour
+)
+
+func (r Retry) withDefaults(attempts int32) Retry {
+	if r.MaxAttempts <= 0 {
+		r.MaxAttempts = attempts
+	}
+	if r.InitialInterval <= 0 {
+		r.InitialInterval = DefaultInitialInterval
+	}
+	if r.MaxInterval <= 0 {
+		r.MaxInterval = DefaultMaxInterval
+	}
+	if r.MaxInterval < r.InitialInterval {
+		r.MaxInterval = r.InitialInterval
+	}
+	if r.TaskTimeout <= 0 {
+		r.TaskTimeout = DefaultTaskTimeout
+	}
+	if r.HeartbeatTimeout <= 0 {
+		r.HeartbeatTimeout = DefaultHeartbeatTimeout
+	}
+	if r.MarkTimeout <= 0 {
+		r.MarkTimeout = DefaultMarkTimeout
+	}
+	return r
+}
+
+// ProvisionInput starts ProvisionAllocation. AuthorizedKeys and UserCAKey
+// are fetched through the AccessResolver (by UserID and SSHKeyIDs) when
+// either is empty.
+type ProvisionInput struct {
+	AllocationID string `json:"allocation_id"`
+	NodeID       string `json:"node_id"`
+	UserID       string `json:"user_id,omitempty"`
+	Username     string `json:"username,omitempty"` // default nodetask.UsernameFor(AllocationID)
+	// SSHKeyIDs selects which of the user's keys to install (empty: all).
+	SSHKeyIDs      []string `json:"ssh_key_ids,omitempty"`
+	AuthorizedKeys []string `json:"authorized_keys,omitempty"`
+	UserCAKey      string   `json:"user_ca_key,omitempty"`
+	Retry          Retry    `json:"retry,omitempty"`
+}
+
+// ReleaseInput starts ReleaseAllocation.
+type ReleaseInput struct {
+	AllocationID string `json:"allocation_id"`
+	NodeID       string `json:"node_id"`
+	Username     string `json:"username,omitempty"` // default nodetask.UsernameFor(AllocationID)
+	Retry        Retry  `json:"retry,omitempty"`
+}
+
+// Outcome is what a workflow left the allocation in.
+type Outcome struct {
+	State       allocation.State `json:"state"`
+	FailureCode string           `json:"failure_code,omitempty"`
+}
+
+// acts is only used for its method values: the SDK names activities after
+// the methods of the registered *Activities.
+var acts *Activities
+
+// markOptions: state transitions are quick database writes; they retry
+// until MarkTimeout unless the error is non-retryable.
+func markOptions(ctx workflow.Context, r Retry) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: r.MarkTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+	})
+}
+
+// taskOptions: one attempt queues the node task and waits for its result,
+// heartbeating; attempts are bounded.
+func taskOptions(ctx workflow.Context, r Retry, attempts int32) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: r.TaskTimeout,
+		HeartbeatTimeout:    r.HeartbeatTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    r.InitialInterval,
+			BackoffCoefficient: 2,
+			MaximumInterval:    r.MaxInterval,
+			MaximumAttempts:    attempts,
+		},
+	})
+}
+
+// ProvisionAllocation takes an allocation from requested to active, or to
+// failed. Steps: MarkProvisioning → (ResolveAccess) → RunNodeTask
+// provision_user, retried with back-off up to Retry.MaxAttempts → MarkActive.
+// Any failure after the account may exist on the node compensates: a
+// best-effort revoke_user, then MarkFailed with the failure code. The
+// workflow always ends with the allocation active or failed, unless the
+// allocation moved on through another path (e.g. a release during
+// provisioning), in which case that path owns it.
+func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, error) {
+	log := workflow.GetLogger(ctx)
+	r := in.Retry.withDefaults(DefaultProvisionAttempts)
+	mctx := markOptions(ctx, r)
+	if in.AllocationID == "" {
+		return Outcome{}, temporal.NewNonRetryableApplicationError("allocation id is required", CodeInvalidRequest, nil)
+	}
+	if in.Username == "" {
+		in.Username = nodetask.UsernameFor(in.AllocationID)
+	}
+
+	fail := func(code string, compensate bool) (Outcome, error) {
+		// Compensation runs even if the workflow was cancelled.
+		dctx, _ := workflow.NewDisconnectedContext(ctx)
+		if compensate {
+			revoke := nodetask.RevokeUserParams{AllocationID: in.AllocationID, Username: in.Username}
+			cctx := taskOptions(dctx, r, r.MaxAttempts)
+			if err := workflow.ExecuteActivity(cctx, acts.RunNodeTask, NodeTaskRequest{
+				NodeID: in.NodeID, AllocationID: in.AllocationID, Type: nodetask.RevokeUser, Params: mustJSON(revoke),
+			}).Get(cctx, nil); err != nil {
+				// Best effort: the account is tied to an allocation that is
+				// about to be failed, and the node's next revoke or a
+				// reinstall removes it.
+				log.Warn("compensating revoke_user failed", "allocation_id", in.AllocationID, "error", err)
+			}
+		}
+		err := workflow.ExecuteActivity(markOptions(dctx, r), acts.MarkFailed, in.AllocationID, code).Get(dctx, nil)
+		switch {
+		case err == nil:
+			return Outcome{State: allocation.Failed, FailureCode: code}, nil
+		case errorCode(err) == CodeInvalidState:
+			log.Info("allocation moved on before it could be marked failed", "allocation_id", in.AllocationID)
+			return Outcome{FailureCode: code}, nil
+		default:
+			return Outcome{FailureCode: code}, err
+		}
+	}
+
+	if in.NodeID == "" {
+		return fail(CodeInvalidRequest, false)
+	}
+	if err := workflow.ExecuteActivity(mctx, acts.MarkProvisioning, in.AllocationID).Get(ctx, nil); err != nil {
+		if errorCode(err) == CodeInvalidState {
+			// Released (or failed) before provisioning began: nothing to do.
+			log.Info("allocation is no longer requested; not provisioning", "allocation_id", in.AllocationID)
+			return Outcome{}, nil
+		}
+		return fail(failureCode(err, CodeTransitionError), false)
+	}
+
+	if len(in.AuthorizedKeys) == 0 || in.UserCAKey == "" {
+		var a Access
+		if err := workflow.ExecuteActivity(mctx, acts.ResolveAccess, in.UserID, in.SSHKeyIDs).Get(ctx, &a); err != nil {
+			return fail(failureCode(err, CodeAccessError), false)
+		}
+		if len(in.AuthorizedKeys) == 0 {
+			in.AuthorizedKeys = a.AuthorizedKeys
+		}
+		if in.UserCAKey == "" {
+			in.UserCAKey = a.UserCAKey
+		}
+	}
+
+	provision := nodetask.ProvisionUserParams{
+		AllocationID: in.AllocationID, Username: in.Username,
+		AuthorizedKeys: in.AuthorizedKeys, UserCAKey: in.UserCAKey,
+	}
+	tctx := taskOptions(ctx, r, r.MaxAttempts)
+	if err := workflow.ExecuteActivity(tctx, acts.RunNodeTask, NodeTaskRequest{
+		NodeID: in.NodeID, AllocationID: in.AllocationID, Type: nodetask.ProvisionUser, Params: mustJSON(provision),
+	}).Get(ctx, nil); err != nil {
+		if temporal.IsCanceledError(err) {
+			return fail(CodeProvisioningCanceled, true)
+		}
+		return fail(failureCode(err, CodeNodeTaskFailed), true)
+	}
+
+	if err := workflow.ExecuteActivity(mctx, acts.MarkActive, in.AllocationID).Get(ctx, nil); err != nil {
+		// The account exists but the allocation is not active (it may be
+		// releasing already): remove the account again.
+		return fail(failureCode(err, CodeTransitionError), true)
+	}
+	return Outcome{State: allocation.Active}, nil
+}
+
+// ReleaseAllocation takes a releasing allocation to released: RunNodeTask
+// revoke_user, retried with back-off up to Retry.MaxAttempts, then
+// MarkReleased. Retries exhausted → MarkReleaseFailed with the failure code
+// (an operator or the user retries, which starts a new release). An
+// allocation that was never placed on a node has nothing to revoke.
+func ReleaseAllocation(ctx workflow.Context, in ReleaseInput) (Outcome, error) {
+	r := in.Retry.withDefaults(DefaultReleaseAttempts)
+	mctx := markOptions(ctx, r)
+	if in.AllocationID == "" {
+		return Outcome{}, temporal.NewNonRetryableApplicationError("allocation id is required", CodeInvalidRequest, nil)
+	}
+	if in.Username == "" {
+		in.Username = nodetask.UsernameFor(in.AllocationID)
+	}
+	if in.NodeID != "" {
+		revoke := nodetask.RevokeUserParams{AllocationID: in.AllocationID, Username: in.Username}
+		tctx := taskOptions(ctx, r, r.MaxAttempts)
+		if err := workflow.ExecuteActivity(tctx, acts.RunNodeTask, NodeTaskRequest{
+			NodeID: in.NodeID, AllocationID: in.AllocationID, Type: nodetask.RevokeUser, Params: mustJSON(revoke),
+		}).Get(ctx, nil); err != nil {
+			code := failureCode(err, CodeNodeTaskFailed)
+			dctx, _ := workflow.NewDisconnectedContext(ctx)
+			if err := workflow.ExecuteActivity(markOptions(dctx, r), acts.MarkReleaseFailed, in.AllocationID, code).Get(dctx, nil); err != nil {
+				return Outcome{FailureCode: code}, err
+			}
+			return Outcome{State: allocation.ReleaseFailed, FailureCode: code}, nil
+		}
+	}
+	if err := workflow.ExecuteActivity(mctx, acts.MarkReleased, in.AllocationID).Get(ctx, nil); err != nil {
+		return Outcome{}, err
+	}
+	return Outcome{State: allocation.Released}, nil
+}
+
+// errorCode is the application error type carried by err ("" if none).
+func errorCode(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		return app.Type()
+	}
+	return ""
+}
+
+// failureCode picks the code recorded on the allocation for err: the
+// activity's own code when it gave one, node_unreachable for timeouts.
+func failureCode(err error, fallback string) string {
+	if c := errorCode(err); c != "" && knownCodes[c] {
+		return c
+	}
+	var timeout *temporal.TimeoutError
+	if errors.As(err, &timeout) {
+		return CodeNodeUnreachable
+	}
+	return fallback
+}
+
+var knownCodes = map[string]bool{
+	CodeInvalidRequest: true, CodeInvalidState: true, CodeAllocationNotFound: true, CodeNodeNotFound: true,
+	CodeNoSSHKeys: true, CodeNodeTaskFailed: true, CodeNodeUnreachable: true, CodeNodeTaskError: true,
+	CodeTransitionError: true, CodeAccessError: true, CodeProvisioningCanceled: true,
+}
