@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gpuaas/gpuaas/core/ledger"
+	"github.com/gpuaas/gpuaas/core/payment"
 )
 
 // The ports below serve the compute, money and storage paths. Their
@@ -20,43 +21,67 @@ type LedgerStore interface {
 	Balance(ctx context.Context, tenantID string) (amountMinor int64, currency string, err error)
 }
 
-// PaymentSession is a checkout in progress.
-type PaymentSession struct {
-	ID          string
-	TenantID    string
-	UserID      string
-	AmountMinor int64
-	Currency    string
-	ProviderRef string
-	Status      string // initiated, credited, failed_reconcile, expired
-	CheckoutURL string
-	CreatedAt   time.Time
+// PaymentStore persists payment sessions, the provider's customer per
+// tenant, and the provider events already processed. Calls join the
+// transaction in ctx.
+type PaymentStore interface {
+	// CreateSession inserts s. When the user already has a session with the
+	// same idempotency key it returns that one and created=false.
+	CreateSession(ctx context.Context, s payment.Session) (stored payment.Session, created bool, err error)
+	// AttachProviderRef records the provider's checkout id and URL.
+	AttachProviderRef(ctx context.Context, id, ref, checkoutURL string) error
+	GetSession(ctx context.Context, id string) (payment.Session, error)
+	GetSessionByProviderRef(ctx context.Context, ref string) (payment.Session, error)
+	// TransitionSession moves a session from one status to another in one
+	// conditional write; false when it was not in from (someone else won).
+	TransitionSession(ctx context.Context, id string, from, to payment.Status, at time.Time) (bool, error)
+	ListSessions(ctx context.Context, f payment.SessionFilter) (sessions []payment.Session, nextCursor string, err error)
+	// MarkEventProcessed records a provider event id; false if seen before.
+	MarkEventProcessed(ctx context.Context, provider, eventID, eventType string, at time.Time) (bool, error)
+	// CustomerRef returns the tenant's customer at the provider (NotFound if none).
+	CustomerRef(ctx context.Context, tenantID, provider string) (string, error)
+	// SaveCustomerRef stores the tenant's customer unless one exists, and
+	// returns the stored one (the first writer wins).
+	SaveCustomerRef(ctx context.Context, tenantID, provider, ref string) (string, error)
 }
 
-// PaymentStore persists payment sessions and processed provider events.
-type PaymentStore interface {
-	CreateSession(ctx context.Context, s PaymentSession) error
-	GetSessionByProviderRef(ctx context.Context, ref string) (PaymentSession, error)
-	SetSessionStatus(ctx context.Context, id, status string) error
-	// MarkEventProcessed records a provider event id; false if seen before.
-	MarkEventProcessed(ctx context.Context, provider, eventID string) (bool, error)
+// CheckoutRequest is what a provider needs to open a hosted checkout.
+type CheckoutRequest struct {
+	SessionID   string // the platform's session id: client reference and provider idempotency key
+	TenantID    string
+	UserID      string
+	CustomerRef string
+	AmountMinor int64
+	Currency    string
+	SuccessURL  string
+	CancelURL   string
 }
 
 // PaymentProvider creates checkouts and verifies webhooks (Stripe, dev).
 type PaymentProvider interface {
-	CreateCheckout(ctx context.Context, s PaymentSession, successURL, cancelURL string) (ref, url string, err error)
-	CustomerPortalURL(ctx context.Context, tenantID, returnURL string) (string, error)
+	// Name is stored with sessions and processed events, e.g. "stripe".
+	Name() string
+	// EnsureCustomer creates the tenant's customer at the provider.
+	EnsureCustomer(ctx context.Context, tenantID, email string) (customerRef string, err error)
+	CreateCheckout(ctx context.Context, r CheckoutRequest) (ref, url string, err error)
+	CustomerPortalURL(ctx context.Context, customerRef, returnURL string) (string, error)
 	// ParseWebhook verifies the signature over the raw body and decodes it.
+	// A bad signature is a fault with code webhook_signature_invalid.
 	ParseWebhook(payload []byte, signatureHeader string) (WebhookEvent, error)
 }
 
 // WebhookEvent is a verified provider event.
 type WebhookEvent struct {
-	ID          string
-	Type        string
-	SessionRef  string
-	AmountMinor int64
-	Currency    string
+	ID   string
+	Type string // the provider's type, e.g. checkout.session.completed
+	// Kind is what the event means to the platform (ignored when zero).
+	Kind payment.EventKind
+	// SessionRef is the provider's checkout id; ClientReference the
+	// platform's session id the checkout was created with.
+	SessionRef      string
+	ClientReference string
+	AmountMinor     int64
+	Currency        string
 }
 
 // WorkflowEngine starts durable workflows (Temporal). Starting a workflow

@@ -10,6 +10,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
+	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/ports"
 )
@@ -40,6 +41,7 @@ type Params struct {
 	Inventory   *inventorysvc.Service  `optional:"true"`
 	Allocations *allocationsvc.Service `optional:"true"`
 	Terminal    *terminalsvc.Service   `optional:"true"`
+	Payments    *paymentsvc.Service    `optional:"true"`
 }
 
 // NewFromParams builds the server from the fx graph.
@@ -54,7 +56,7 @@ func NewFromParams(p Params) (*Server, error) {
 		Identity: p.Identity, Verifier: p.Verifier, IdP: p.IdP, Tokens: p.Tokens, RateLimiter: p.RateLimiter,
 		Policies: p.Policies, Audit: p.Audit, Idempotency: p.Idempotency, Health: health, Logger: p.Logger,
 		Metrics: p.Metrics, TracerProvider: p.TracerProvider, Clock: p.Clock,
-		Inventory: p.Inventory, Allocations: p.Allocations, Terminal: p.Terminal,
+		Inventory: p.Inventory, Allocations: p.Allocations, Terminal: p.Terminal, Payments: p.Payments,
 	})
 }
 

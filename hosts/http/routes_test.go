@@ -56,9 +56,14 @@ var wantAuthz = map[string]Authz{
 	"POST /api/v1/allocations/{allocation_id}/terminal-token":      AuthzProjectMember,
 	"GET /api/v1/admin/allocations":                                AuthzPlatformAdmin,
 	"POST /api/v1/admin/allocations/{allocation_id}/force-release": AuthzPlatformAdmin,
-	"GET /api/v1/ssh-keys":                                         AuthzAuthenticated,
-	"POST /api/v1/ssh-keys":                                        AuthzAuthenticated,
-	"DELETE /api/v1/ssh-keys/{key_id}":                             AuthzAuthenticated,
+	// Payments (doc/payments.md).
+	"POST /api/v1/payments/checkout-session":        AuthzAuthenticated,
+	"POST /api/v1/payments/customer-portal-session": AuthzTenantAdmin,
+	"POST /api/v1/payments/webhook":                 AuthzPublic,
+	"GET /api/v1/admin/payments/sessions":           AuthzPlatformAdmin,
+	"GET /api/v1/ssh-keys":                          AuthzAuthenticated,
+	"POST /api/v1/ssh-keys":                         AuthzAuthenticated,
+	"DELETE /api/v1/ssh-keys/{key_id}":              AuthzAuthenticated,
 }
 
 // TestEveryRouteHasAnAuthorisationDecision walks the router and the

@@ -19,6 +19,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
+	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
 	"github.com/gpuaas/gpuaas/ports"
@@ -61,6 +62,9 @@ type Deps struct {
 	// Terminal mints browser terminal tokens. Optional: without it
 	// POST /allocations/{id}/terminal-token answers 503 feature_disabled.
 	Terminal *terminalsvc.Service
+	// Payments runs the payment routes (checkout, portal, webhook, admin
+	// list). Optional: without it those routes answer 503.
+	Payments *paymentsvc.Service
 }
 
 func (d *Deps) check() error {
