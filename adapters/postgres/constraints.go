@@ -31,6 +31,10 @@ var uniqueConstraints = map[string]uniqueConstraint{
 	"nodes_name_key":                  {"node_name_taken", "a node with this name already exists"},
 	"ssh_keys_user_fingerprint_key":   {"ssh_key_duplicate", "this SSH key is already registered"},
 	"ssh_keys_user_name_key":          {"ssh_key_name_taken", "an SSH key with this name already exists"},
+
+	// Payments (migration 0007).
+	"payment_sessions_provider_ref_key":     {fault.CodeConflict, "the provider reference belongs to another payment session"},
+	"payment_sessions_user_idempotency_key": {fault.CodeIdempotencyKeyReused, "this idempotency key was used for another checkout"},
 }
 
 // foreignKeys maps foreign-key constraints (PostgreSQL's default
@@ -53,6 +57,11 @@ var foreignKeys = map[string]string{
 	"ledger_entries_tenant_id_fkey":       "tenant",
 	"ledger_entries_project_id_fkey":      "project",
 	"ledger_entries_user_id_fkey":         "user",
+
+	// Payments (migration 0007).
+	"payment_sessions_tenant_id_fkey":  "tenant",
+	"payment_sessions_user_id_fkey":    "user",
+	"payment_customers_tenant_id_fkey": "tenant",
 }
 
 // canonicalID parses an id given by a caller. ok is false when it is not a

@@ -1,0 +1,119 @@
+package stripe
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	stripego "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/payment"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// Verifier checks Stripe-Signature headers and maps verified events.
+type Verifier struct {
+	secrets   []string
+	tolerance time.Duration
+}
+
+// NewVerifier returns a verifier accepting any of secrets (rotation) within
+// tolerance (DefaultTolerance when 0).
+func NewVerifier(secrets []string, tolerance time.Duration) (*Verifier, error) {
+	if len(secrets) == 0 {
+		return nil, errors.New("stripe: at least one webhook secret is required")
+	}
+	for _, s := range secrets {
+		if s == "" {
+			return nil, errors.New("stripe: webhook secrets must not be empty")
+		}
+	}
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	return &Verifier{secrets: append([]string(nil), secrets...), tolerance: tolerance}, nil
+}
+
+// errNoSecretMatched is the cause logged when no configured secret verifies.
+var errNoSecretMatched = errors.New("stripe: no configured webhook secret verifies the signature")
+
+// Parse verifies the signature over the raw payload with each secret, then
+// decodes the event. Nothing is parsed before a signature verifies. Events
+// carrying another API version are accepted: the fields read here (id, type,
+// the checkout session's id, client reference, amount, currency and payment
+// status) are stable across versions.
+func (v *Verifier) Parse(payload []byte, header string) (ports.WebhookEvent, error) {
+	if header == "" {
+		return ports.WebhookEvent{}, payment.ErrSignature(webhook.ErrNotSigned)
+	}
+	var (
+		ev  stripego.Event
+		err error
+		ok  bool
+	)
+	for _, secret := range v.secrets {
+		ev, err = webhook.ConstructEventWithOptions(payload, header, secret, webhook.ConstructEventOptions{
+			Tolerance: v.tolerance, IgnoreAPIVersionMismatch: true,
+		})
+		if err == nil {
+			ok = true
+			break
+		}
+		if !errors.Is(err, webhook.ErrNoValidSignature) {
+			// A bad header, a stale timestamp or a body that is not JSON
+			// fails the same way for every secret.
+			break
+		}
+	}
+	if !ok {
+		if errors.Is(err, webhook.ErrNoValidSignature) {
+			err = errNoSecretMatched
+		}
+		return ports.WebhookEvent{}, payment.ErrSignature(err)
+	}
+	return mapEvent(ev)
+}
+
+// mapEvent turns a verified Stripe event into the platform's view of it.
+func mapEvent(ev stripego.Event) (ports.WebhookEvent, error) {
+	out := ports.WebhookEvent{ID: ev.ID, Type: string(ev.Type)}
+	switch ev.Type {
+	case stripego.EventTypeCheckoutSessionCompleted, stripego.EventTypeCheckoutSessionAsyncPaymentSucceeded,
+		stripego.EventTypeCheckoutSessionExpired:
+	default:
+		return out, nil // acknowledged and ignored
+	}
+	if ev.Data == nil || len(ev.Data.Raw) == 0 {
+		return ports.WebhookEvent{}, fault.Invalid("data", "the event carries no object")
+	}
+	var cs stripego.CheckoutSession
+	if err := json.Unmarshal(ev.Data.Raw, &cs); err != nil {
+		return ports.WebhookEvent{}, fault.Invalid("data", "the event's object is not a checkout session").Wrap(err)
+	}
+	out.SessionRef, out.ClientReference = cs.ID, cs.ClientReferenceID
+	out.AmountMinor, out.Currency = cs.AmountTotal, string(cs.Currency)
+	switch ev.Type {
+	case stripego.EventTypeCheckoutSessionExpired:
+		out.Kind = payment.EventExpired
+	case stripego.EventTypeCheckoutSessionAsyncPaymentSucceeded:
+		out.Kind = payment.EventPaid
+	case stripego.EventTypeCheckoutSessionCompleted:
+		// A delayed payment method completes the checkout unpaid; the
+		// money arrives with async_payment_succeeded.
+		if cs.PaymentStatus == stripego.CheckoutSessionPaymentStatusPaid {
+			out.Kind = payment.EventPaid
+		}
+	}
+	return out, nil
+}
+
+// SignatureHeader signs payload with secret at t in Stripe's scheme
+// ("t=<unix>,v1=<hex HMAC-SHA256 of "<unix>.<payload>">"). The dev provider
+// and tests use it to produce deliveries that Verifier accepts.
+func SignatureHeader(payload []byte, secret string, t time.Time) string {
+	return fmt.Sprintf("t=%d,v1=%s", t.Unix(), hex.EncodeToString(webhook.ComputeSignature(t, payload, secret)))
+}
