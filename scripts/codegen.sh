@@ -2,8 +2,9 @@
 # codegen.sh generates Go code from the API contract.
 #
 #   scripts/codegen.sh          regenerate hosts/http/api/api.gen.go from doc/api/openapi.yaml
+#                               and hosts/connect/gen from the buf module in doc/proto
 #   scripts/codegen.sh --check  regenerate into a temporary directory and fail if the
-#                               committed file differs (CI and a Go test run this)
+#                               committed files differ (CI and a Go test run this)
 #
 # The generator is pinned by the `tool` directive in go.mod, so the output depends
 # only on the contract, the config and that version: running it twice gives the
@@ -40,15 +41,47 @@ generate() {
 
 generate "$tmp/api.gen.go"
 
+# generate_proto writes the Go code for the agent protocol (doc/proto) under
+# $1. buf, protoc-gen-go and protoc-gen-connect-go are all pinned by go.mod's
+# tool directives; the plugins are built into a private bin directory put
+# first on PATH, so buf runs them locally and never asks a remote registry.
+proto_target="hosts/connect/gen"
+generate_proto() {
+  local out="$1"
+  mkdir -p "$tmp/bin" "$out"
+  go build -o "$tmp/bin/protoc-gen-go" google.golang.org/protobuf/cmd/protoc-gen-go
+  go build -o "$tmp/bin/protoc-gen-connect-go" connectrpc.com/connect/cmd/protoc-gen-connect-go
+  PATH="$tmp/bin:$PATH" go tool buf generate doc/proto --template doc/proto/buf.gen.yaml \
+    --output "$tmp/buf-out"
+  # buf.gen.yaml's out paths are relative to the repository root, so the
+  # files land under $tmp/buf-out/hosts/connect/gen.
+  cp -R "$tmp/buf-out/$proto_target/." "$out/"
+}
+
+generate_proto "$tmp/proto"
+
 if [[ $check -eq 1 ]]; then
+  stale=0
   if ! diff -u "$target" "$tmp/api.gen.go" >"$tmp/diff"; then
     echo "codegen: $target is stale; run scripts/codegen.sh and commit the result:" >&2
     head -n 40 "$tmp/diff" >&2
-    exit 1
+    stale=1
+  else
+    echo "codegen: $target is up to date"
   fi
-  echo "codegen: $target is up to date"
-  exit 0
+  if ! diff -ru "$proto_target" "$tmp/proto" >"$tmp/proto.diff"; then
+    echo "codegen: $proto_target is stale; run scripts/codegen.sh and commit the result:" >&2
+    head -n 40 "$tmp/proto.diff" >&2
+    stale=1
+  else
+    echo "codegen: $proto_target is up to date"
+  fi
+  exit $stale
 fi
 
 cp "$tmp/api.gen.go" "$target"
 echo "codegen: wrote $target"
+rm -rf "$proto_target"
+mkdir -p "$proto_target"
+cp -R "$tmp/proto/." "$proto_target/"
+echo "codegen: wrote $proto_target"

@@ -1,0 +1,403 @@
+package agentsvc
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gpuaas/gpuaas/core/audit"
+	"github.com/gpuaas/gpuaas/core/callctx"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/inventory"
+	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// Stable codes the agent RPCs refuse with.
+const (
+	CodeBootstrapTokenInvalid fault.Code = "bootstrap_token_invalid"
+	CodeCertificateRequired   fault.Code = "client_certificate_required"
+	CodeCertificateUnknown    fault.Code = "certificate_unknown"
+	CodeCertificateRevoked    fault.Code = "certificate_revoked"
+	CodeNodeRetired           fault.Code = "node_retired"
+)
+
+// Limits on what an agent may send.
+const (
+	MaxTasksPerPoll = 32
+	MaxPollWait     = 25 * time.Second
+	maxGPUs         = 64
+	maxVersionLen   = 64
+)
+
+// Config tunes the agent use cases.
+type Config struct {
+	// CertTTL is the lifetime of node client certificates. Default 24h;
+	// at most 7 days (they are short-lived by design: renewal is cheap).
+	CertTTL time.Duration
+	// RootsPEM are the CA roots the agent is told to trust for the gateway
+	// (ports.CertificateAuthority offers a pool, which cannot be encoded).
+	RootsPEM []byte
+	// LeaseDuration is how long a polled task stays with the agent before
+	// it is offered again. Default 2m.
+	LeaseDuration time.Duration
+	// HeartbeatInterval is what agents are asked to keep. Default 15s.
+	HeartbeatInterval time.Duration
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.CertTTL < 0 || c.LeaseDuration < 0 || c.HeartbeatInterval < 0 {
+		return errors.New("agentsvc: durations must not be negative")
+	}
+	if c.CertTTL == 0 {
+		c.CertTTL = 24 * time.Hour
+	}
+	if c.CertTTL > 7*24*time.Hour {
+		return errors.New("agentsvc: CertTTL must be at most 7 days")
+	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = 2 * time.Minute
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 15 * time.Second
+	}
+	if !strings.Contains(string(c.RootsPEM), "BEGIN CERTIFICATE") {
+		return errors.New("agentsvc: RootsPEM must hold the CA root certificates")
+	}
+	return nil
+}
+
+// Deps are the ports the service needs.
+type Deps struct {
+	Tx     ports.TxRunner
+	Tokens ports.BootstrapTokenStore
+	CA     ports.CertificateAuthority
+	Certs  ports.NodeCertificateStore
+	Nodes  ports.NodeStore
+	Tasks  ports.TaskQueue
+	Signer ports.Signer
+	Audit  ports.AuditLog
+	Clock  ports.Clock
+	IDs    ports.IDs
+}
+
+// Service implements the agent use cases. Every method except Enroll takes
+// the node id that Authenticate derived from the client certificate.
+type Service struct {
+	cfg Config
+	d   Deps
+	pub ed25519.PublicKey
+}
+
+// New checks the config and that every dependency is present.
+func New(cfg Config, d Deps) (*Service, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	if d.Tx == nil || d.Tokens == nil || d.CA == nil || d.Certs == nil || d.Nodes == nil ||
+		d.Tasks == nil || d.Signer == nil || d.Audit == nil || d.Clock == nil || d.IDs == nil {
+		return nil, errors.New("agentsvc: every dependency is required")
+	}
+	pub, ok := d.Signer.Public().(ed25519.PublicKey)
+	if !ok {
+		return nil, errors.New("agentsvc: the task signer must hold an Ed25519 key")
+	}
+	return &Service{cfg: cfg, d: d, pub: pub}, nil
+}
+
+// Config returns the effective configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// EnrollRequest is what an agent presents to enrol.
+type EnrollRequest struct {
+	BootstrapToken string
+	CSRDER         []byte
+	AgentVersion   string
+}
+
+// Enrollment is what an enrolled agent receives.
+type Enrollment struct {
+	NodeID        string
+	CertChainPEM  []byte
+	RootsPEM      []byte
+	TaskKey       ed25519.PublicKey
+	TaskKeyID     string
+	CertNotAfter  time.Time
+	HeartbeatEach time.Duration
+}
+
+// HashBootstrapToken is how bootstrap tokens are stored: SHA-256 of the
+// token as the operator received it. The token has 256 bits of entropy,
+// so an unsalted fast hash is enough and lets the store look it up.
+func HashBootstrapToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+// Enroll consumes the bootstrap token and certifies the agent's key for
+// the token's node. The CSR is checked before the token is touched, so a
+// malformed request does not burn it; consuming the token and signing the
+// certificate share one transaction, so a CA failure does not burn it
+// either. Of concurrent enrolments with one token exactly one succeeds. A
+// refused token is audited and answers Unauthenticated
+// bootstrap_token_invalid whatever the reason (unknown, used, expired).
+func (s *Service) Enroll(ctx context.Context, r EnrollRequest) (Enrollment, error) {
+	csr, err := parseCSR(r.CSRDER)
+	if err != nil {
+		return Enrollment{}, err
+	}
+	if err := checkVersion(r.AgentVersion); err != nil {
+		return Enrollment{}, err
+	}
+	if r.BootstrapToken == "" || len(r.BootstrapToken) > 512 {
+		s.deny(ctx, "", "node.enroll", string(CodeBootstrapTokenInvalid), nil)
+		return Enrollment{}, fault.Unauthenticated(CodeBootstrapTokenInvalid, "the bootstrap token is invalid, used or expired")
+	}
+	var out Enrollment
+	err = s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		now := s.d.Clock.Now()
+		nodeID, err := s.d.Tokens.ConsumeBootstrapToken(ctx, HashBootstrapToken(r.BootstrapToken), now)
+		if err != nil {
+			return err
+		}
+		n, err := s.d.Nodes.GetNode(ctx, nodeID)
+		if err != nil {
+			return err
+		}
+		if n.State == inventory.NodeRetired {
+			return fault.New(fault.KindForbidden, CodeNodeRetired, "the node is retired")
+		}
+		chain, err := s.d.CA.SignCSR(ctx, csr, nodeID, s.cfg.CertTTL)
+		if err != nil {
+			return err
+		}
+		out = Enrollment{
+			NodeID: nodeID, CertChainPEM: chain, RootsPEM: s.cfg.RootsPEM,
+			TaskKey: s.pub, TaskKeyID: s.d.Signer.KeyID(), CertNotAfter: now.Add(s.cfg.CertTTL),
+			HeartbeatEach: s.cfg.HeartbeatInterval,
+		}
+		return s.d.Audit.Record(ctx, s.event(ctx, nodeID, "node.enroll", audit.Success,
+			map[string]any{"agent_version": r.AgentVersion}))
+	})
+	if err != nil {
+		fe := fault.From(err)
+		if fe.Kind == fault.KindUnauthenticated {
+			s.deny(ctx, "", "node.enroll", string(CodeBootstrapTokenInvalid), nil)
+			return Enrollment{}, fault.Unauthenticated(CodeBootstrapTokenInvalid, "the bootstrap token is invalid, used or expired")
+		}
+		if fe.Kind == fault.KindForbidden {
+			s.deny(ctx, "", "node.enroll", string(fe.Code), nil)
+		}
+		return Enrollment{}, err
+	}
+	return out, nil
+}
+
+// Renew certifies a fresh key for an authenticated node. A retired node
+// cannot renew (Authenticate already refuses revoked certificates).
+func (s *Service) Renew(ctx context.Context, nodeID string, csrDER []byte) (Enrollment, error) {
+	csr, err := parseCSR(csrDER)
+	if err != nil {
+		return Enrollment{}, err
+	}
+	n, err := s.d.Nodes.GetNode(ctx, nodeID)
+	if err != nil {
+		return Enrollment{}, err
+	}
+	if n.State == inventory.NodeRetired {
+		s.deny(ctx, nodeID, "node.renew", string(CodeNodeRetired), nil)
+		return Enrollment{}, fault.New(fault.KindForbidden, CodeNodeRetired, "the node is retired")
+	}
+	var out Enrollment
+	err = s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		chain, err := s.d.CA.SignCSR(ctx, csr, nodeID, s.cfg.CertTTL)
+		if err != nil {
+			return err
+		}
+		out = Enrollment{NodeID: nodeID, CertChainPEM: chain, RootsPEM: s.cfg.RootsPEM,
+			TaskKey: s.pub, TaskKeyID: s.d.Signer.KeyID(), CertNotAfter: s.d.Clock.Now().Add(s.cfg.CertTTL),
+			HeartbeatEach: s.cfg.HeartbeatInterval}
+		return s.d.Audit.Record(ctx, s.event(ctx, nodeID, "node.renew", audit.Success, nil))
+	})
+	return out, err
+}
+
+// Authenticate decides whether a verified client certificate may call:
+// its serial must be one the CA issued to the node the certificate names,
+// not revoked, and the node must not be retired. It returns the node id the
+// caller acts as. Every refusal is audited.
+func (s *Service) Authenticate(ctx context.Context, serial, certNodeID, procedure string) (string, error) {
+	meta := map[string]any{"procedure": procedure, "serial": serial}
+	if serial == "" || certNodeID == "" {
+		s.deny(ctx, certNodeID, "node.authenticate", string(CodeCertificateRequired), meta)
+		return "", fault.Unauthenticated(CodeCertificateRequired, "a client certificate is required")
+	}
+	nodeID, revoked, err := s.d.Certs.CertificateStatus(ctx, serial)
+	switch {
+	case fault.IsKind(err, fault.KindNotFound):
+		s.deny(ctx, certNodeID, "node.authenticate", string(CodeCertificateUnknown), meta)
+		return "", fault.Unauthenticated(CodeCertificateUnknown, "the client certificate is unknown")
+	case err != nil:
+		return "", err
+	}
+	if !strings.EqualFold(nodeID, certNodeID) {
+		s.deny(ctx, certNodeID, "node.authenticate", string(CodeCertificateUnknown), meta)
+		return "", fault.Unauthenticated(CodeCertificateUnknown, "the client certificate is unknown")
+	}
+	if revoked {
+		s.deny(ctx, nodeID, "node.authenticate", string(CodeCertificateRevoked), meta)
+		return "", fault.Unauthenticated(CodeCertificateRevoked, "the client certificate is revoked")
+	}
+	n, err := s.d.Nodes.GetNode(ctx, nodeID)
+	if err != nil {
+		if fault.IsKind(err, fault.KindNotFound) {
+			s.deny(ctx, nodeID, "node.authenticate", string(CodeCertificateUnknown), meta)
+			return "", fault.Unauthenticated(CodeCertificateUnknown, "the client certificate is unknown")
+		}
+		return "", err
+	}
+	if n.State == inventory.NodeRetired {
+		s.deny(ctx, nodeID, "node.authenticate", string(CodeNodeRetired), meta)
+		return "", fault.New(fault.KindForbidden, CodeNodeRetired, "the node is retired")
+	}
+	return nodeID, nil
+}
+
+// DenyUnauthenticated audits a call refused before any certificate could
+// be checked (for example, none was presented) and returns the refusal.
+func (s *Service) DenyUnauthenticated(ctx context.Context, procedure string) error {
+	s.deny(ctx, "", "node.authenticate", string(CodeCertificateRequired), map[string]any{"procedure": procedure})
+	return fault.Unauthenticated(CodeCertificateRequired, "a client certificate is required")
+}
+
+// Heartbeat records the agent's report; an enrolling or offline node
+// becomes active.
+func (s *Service) Heartbeat(ctx context.Context, nodeID string, hb inventory.Heartbeat) (time.Duration, error) {
+	if err := checkVersion(hb.AgentVersion); err != nil {
+		return 0, err
+	}
+	if len(hb.GPUs) > maxGPUs {
+		return 0, fault.Invalid("gpus", "too many GPUs")
+	}
+	for _, g := range hb.GPUs {
+		if g.Index < 0 || g.Index >= maxGPUs || len(g.UUID) > 128 || len(g.Model) > 128 || g.MemoryMiB < 0 {
+			return 0, fault.Invalid("gpus", "a GPU entry is out of range")
+		}
+	}
+	if len(hb.Health.Checks) > 64 || len(hb.Health.Message) > 1024 {
+		return 0, fault.Invalid("health", "health report is too large")
+	}
+	hb.At = s.d.Clock.Now()
+	if err := s.d.Nodes.RecordHeartbeat(ctx, nodeID, hb); err != nil {
+		return 0, err
+	}
+	return s.cfg.HeartbeatInterval, nil
+}
+
+// PollTasks leases up to limit of the node's tasks in sequence order. When
+// none is queued it waits up to wait (capped at MaxPollWait) and answers as
+// soon as one is: the queue's WaitForTasks wakes it on insert.
+func (s *Service) PollTasks(ctx context.Context, nodeID string, limit int, wait time.Duration) ([]nodetask.Task, error) {
+	if limit <= 0 || limit > MaxTasksPerPoll {
+		limit = MaxTasksPerPoll
+	}
+	wait = min(max(wait, 0), MaxPollWait)
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	for {
+		tasks, err := s.d.Tasks.Lease(ctx, nodeID, limit, s.d.Clock.Now().Add(s.cfg.LeaseDuration))
+		if err != nil || len(tasks) > 0 {
+			return tasks, err
+		}
+		if wctx.Err() != nil {
+			return nil, nil
+		}
+		deadline, _ := wctx.Deadline()
+		if err := s.d.Tasks.WaitForTasks(wctx, nodeID, time.Until(deadline)); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if wctx.Err() != nil {
+				return nil, nil
+			}
+			return nil, err
+		}
+	}
+}
+
+// Refusal codes an agent reports when it refused to run a task; each such
+// report is audited as a refused (possibly forged or replayed) task.
+var refusalCodes = map[string]bool{
+	"bad_signature": true, "replayed": true, "expired": true, "wrong_node": true,
+	"unknown_type": true, "bad_params": true,
+}
+
+// ReportTaskResult records the outcome of one of the node's tasks. A task
+// of another node answers NotFound and is audited; a refusal by the agent's
+// verifier (bad_signature, replayed, …) is audited too.
+func (s *Service) ReportTaskResult(ctx context.Context, nodeID string, r nodetask.Result) error {
+	if len(r.ErrorMessage) > 1024 {
+		r.ErrorMessage = r.ErrorMessage[:1024]
+	}
+	if len(r.Output) > 64<<10 {
+		return fault.Invalid("output_json", "output is too large")
+	}
+	err := s.d.Tasks.Complete(ctx, nodeID, r)
+	if fault.IsKind(err, fault.KindNotFound) {
+		s.deny(ctx, nodeID, "node.task.report", "task_not_found", map[string]any{"task_id": r.TaskID})
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if !r.Succeeded && refusalCodes[r.ErrorCode] {
+		s.deny(ctx, nodeID, "node.task.refused", r.ErrorCode, map[string]any{"task_id": r.TaskID})
+	}
+	return nil
+}
+
+func parseCSR(der []byte) (*x509.CertificateRequest, error) {
+	if len(der) == 0 || len(der) > 16<<10 {
+		return nil, fault.Invalid("csr_der", "a DER certificate request is required")
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, fault.Invalid("csr_der", "the certificate request does not parse")
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fault.Invalid("csr_der", "the certificate request is not self-signed by its key")
+	}
+	return csr, nil
+}
+
+func checkVersion(v string) error {
+	if len(v) > maxVersionLen || !utf8.ValidString(v) {
+		return fault.Invalid("agent_version", "agent version is too long")
+	}
+	return nil
+}
+
+func (s *Service) event(ctx context.Context, nodeID, action string, outcome audit.Outcome, meta map[string]any) audit.Event {
+	return audit.Event{
+		ID: s.d.IDs.NewID(), OccurredAt: s.d.Clock.Now(), ActorType: audit.ActorNode, ActorID: nodeID,
+		Action: action, ResourceType: "node", ResourceID: nodeID, Outcome: outcome,
+		CorrelationID: callctx.CorrelationID(ctx), SourceIP: callctx.SourceIP(ctx), Metadata: meta,
+	}
+}
+
+// deny records a refusal outside any transaction (the refused work rolled
+// back; its audit record must not). A failure to audit is not the caller's
+// problem: the refusal stands either way.
+func (s *Service) deny(ctx context.Context, nodeID, action, code string, meta map[string]any) {
+	m := map[string]any{"code": code}
+	for k, v := range meta {
+		m[k] = v
+	}
+	_ = s.d.Audit.Record(context.WithoutCancel(ctx), s.event(ctx, nodeID, action, audit.Denied, m))
+}

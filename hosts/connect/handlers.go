@@ -1,0 +1,114 @@
+package connecthost
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/gpuaas/gpuaas/core/callctx"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/inventory"
+	"github.com/gpuaas/gpuaas/core/inventory/agentsvc"
+	"github.com/gpuaas/gpuaas/core/nodetask"
+	agentv1 "github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1"
+	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1/agentv1connect"
+)
+
+// handler decodes, calls a use case and encodes: no decisions of its own.
+type handler struct {
+	svc *agentsvc.Service
+	log *slog.Logger
+}
+
+var _ agentv1connect.AgentServiceHandler = (*handler)(nil)
+
+// fail logs server-side faults once, with the correlation id, and returns
+// the Connect error.
+func (h *handler) fail(ctx context.Context, procedure string, err error) error {
+	if fe := fault.From(err); fe.Kind == fault.KindInternal || fe.Kind == fault.KindUnavailable {
+		h.log.ErrorContext(ctx, "agent call failed", "procedure", procedure,
+			"correlation_id", callctx.CorrelationID(ctx), "node_id", nodeFrom(ctx), "error", err.Error())
+	}
+	return toConnect(err)
+}
+
+func (h *handler) Enroll(ctx context.Context, req *connect.Request[agentv1.EnrollRequest]) (*connect.Response[agentv1.EnrollResponse], error) {
+	e, err := h.svc.Enroll(ctx, agentsvc.EnrollRequest{
+		BootstrapToken: req.Msg.GetBootstrapToken(), CSRDER: req.Msg.GetCsrDer(), AgentVersion: req.Msg.GetAgentVersion(),
+	})
+	if err != nil {
+		return nil, h.fail(ctx, "Enroll", err)
+	}
+	return connect.NewResponse(&agentv1.EnrollResponse{
+		NodeId: e.NodeID, CertChainPem: e.CertChainPEM, CaRootsPem: e.RootsPEM,
+		TaskSigningPublicKey: e.TaskKey, TaskSigningKeyId: e.TaskKeyID,
+	}), nil
+}
+
+func (h *handler) Renew(ctx context.Context, req *connect.Request[agentv1.RenewRequest]) (*connect.Response[agentv1.RenewResponse], error) {
+	e, err := h.svc.Renew(ctx, nodeFrom(ctx), req.Msg.GetCsrDer())
+	if err != nil {
+		return nil, h.fail(ctx, "Renew", err)
+	}
+	return connect.NewResponse(&agentv1.RenewResponse{CertChainPem: e.CertChainPEM, CaRootsPem: e.RootsPEM}), nil
+}
+
+func (h *handler) Heartbeat(ctx context.Context, req *connect.Request[agentv1.HeartbeatRequest]) (*connect.Response[agentv1.HeartbeatResponse], error) {
+	hb := inventory.Heartbeat{AgentVersion: req.Msg.GetAgentVersion()}
+	for _, g := range req.Msg.GetGpus() {
+		hb.GPUs = append(hb.GPUs, inventory.GPU{Index: int(g.GetIndex()), UUID: g.GetUuid(), Model: g.GetModel(),
+			MemoryMiB: int(g.GetMemoryMib()), Healthy: g.GetHealthy()})
+	}
+	if hh := req.Msg.GetHealth(); hh != nil {
+		hb.Health = inventory.Health{OK: hh.GetOk(), Checks: hh.GetChecks(), Message: hh.GetMessage()}
+	}
+	next, err := h.svc.Heartbeat(ctx, nodeFrom(ctx), hb)
+	if err != nil {
+		return nil, h.fail(ctx, "Heartbeat", err)
+	}
+	return connect.NewResponse(&agentv1.HeartbeatResponse{NextHeartbeatSeconds: int32(next / time.Second)}), nil
+}
+
+func (h *handler) PollTasks(ctx context.Context, req *connect.Request[agentv1.PollTasksRequest]) (*connect.Response[agentv1.PollTasksResponse], error) {
+	tasks, err := h.svc.PollTasks(ctx, nodeFrom(ctx), int(req.Msg.GetMax()), time.Duration(req.Msg.GetWaitSeconds())*time.Second)
+	if err != nil {
+		return nil, h.fail(ctx, "PollTasks", err)
+	}
+	out := &agentv1.PollTasksResponse{}
+	for _, t := range tasks {
+		out.Tasks = append(out.Tasks, EnvelopeToProto(t.Envelope))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h *handler) ReportTaskResult(ctx context.Context, req *connect.Request[agentv1.ReportTaskResultRequest]) (*connect.Response[agentv1.ReportTaskResultResponse], error) {
+	err := h.svc.ReportTaskResult(ctx, nodeFrom(ctx), nodetask.Result{
+		TaskID: req.Msg.GetTaskId(), Succeeded: req.Msg.GetSucceeded(), ErrorCode: req.Msg.GetErrorCode(),
+		ErrorMessage: req.Msg.GetErrorMessage(), Output: req.Msg.GetOutputJson(),
+	})
+	if err != nil {
+		return nil, h.fail(ctx, "ReportTaskResult", err)
+	}
+	return connect.NewResponse(&agentv1.ReportTaskResultResponse{}), nil
+}
+
+// EnvelopeToProto encodes a signed envelope for the wire. Times travel as
+// Unix nanoseconds: exactly what SigningBytes covers.
+func EnvelopeToProto(e nodetask.Envelope) *agentv1.TaskEnvelope {
+	return &agentv1.TaskEnvelope{
+		TaskId: e.TaskID, NodeId: e.NodeID, Type: string(e.Type), ParamsJson: e.Params,
+		IssuedAtUnixNano: e.IssuedAt.UnixNano(), ExpiresAtUnixNano: e.ExpiresAt.UnixNano(),
+		Seq: e.Seq, KeyId: e.KeyID, Signature: e.Signature,
+	}
+}
+
+// EnvelopeFromProto is EnvelopeToProto's inverse.
+func EnvelopeFromProto(p *agentv1.TaskEnvelope) nodetask.Envelope {
+	return nodetask.Envelope{
+		TaskID: p.GetTaskId(), NodeID: p.GetNodeId(), Type: nodetask.Type(p.GetType()), Params: p.GetParamsJson(),
+		IssuedAt: time.Unix(0, p.GetIssuedAtUnixNano()).UTC(), ExpiresAt: time.Unix(0, p.GetExpiresAtUnixNano()).UTC(),
+		Seq: p.GetSeq(), KeyID: p.GetKeyId(), Signature: p.GetSignature(),
+	}
+}

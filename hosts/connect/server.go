@@ -1,0 +1,237 @@
+package connecthost
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"golang.org/x/net/http2"
+
+	"github.com/gpuaas/gpuaas/core/callctx"
+	"github.com/gpuaas/gpuaas/core/inventory/agentsvc"
+	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1/agentv1connect"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// Config configures the agent gateway.
+type Config struct {
+	// Addr is the listen address. Default 127.0.0.1:8444.
+	Addr string
+	// Certificate is the server's certificate chain and key (from the
+	// platform CA's IssueServerCert).
+	Certificate tls.Certificate
+	// ClientCAs verify agent client certificates (the CA's Roots).
+	ClientCAs *x509.CertPool
+	// TrustDomain is the SPIFFE trust domain of node URIs
+	// (spiffe://<TrustDomain>/node/<id>). Default "gpuaas".
+	TrustDomain string
+	// Clock re-checks certificate validity in the handler. Default: wall.
+	Clock ports.Clock
+	// Logger receives server errors. Default: discard.
+	Logger *slog.Logger
+}
+
+// CheckAndSetDefaults validates the config and fills in defaults.
+func (c *Config) CheckAndSetDefaults() error {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8444"
+	}
+	if len(c.Certificate.Certificate) == 0 || c.Certificate.PrivateKey == nil {
+		return errors.New("connecthost: a server certificate with its key is required")
+	}
+	if c.ClientCAs == nil {
+		return errors.New("connecthost: ClientCAs (the CA roots) are required")
+	}
+	if c.TrustDomain == "" {
+		c.TrustDomain = "gpuaas"
+	}
+	if strings.ContainsAny(c.TrustDomain, "/:@ ") {
+		return errors.New("connecthost: TrustDomain must be a host name")
+	}
+	if c.Clock == nil {
+		c.Clock = wallClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// Server serves AgentService over HTTPS (HTTP/2 and HTTP/1.1, TLS 1.3).
+type Server struct {
+	cfg Config
+	svc *agentsvc.Service
+	h   http.Handler
+	srv *http.Server
+	ln  net.Listener
+}
+
+// New builds the gateway over the agent use cases; Start listens.
+func New(cfg Config, svc *agentsvc.Service) (*Server, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	if svc == nil {
+		return nil, errors.New("connecthost: the agent service is required")
+	}
+	s := &Server{cfg: cfg, svc: svc}
+	path, handler := agentv1connect.NewAgentServiceHandler(&handler{svc: svc, log: cfg.Logger},
+		connect.WithReadMaxBytes(1<<20))
+	mux := http.NewServeMux()
+	mux.Handle(path, s.authenticate(handler))
+	s.h = mux
+	return s, nil
+}
+
+// TLSConfig is the gateway's TLS configuration: TLS 1.3 only, and client
+// certificates verified against the CA roots when presented. Enroll is
+// the one call made without one, so the handshake cannot demand it; the
+// handler refuses every other call that lacks one.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{s.cfg.Certificate},
+		ClientCAs:    s.cfg.ClientCAs,
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		NextProtos:   []string{"h2", "http/1.1"},
+	}
+}
+
+// Handler is the HTTP handler (for tests that bring their own listener).
+func (s *Server) Handler() http.Handler { return s.h }
+
+// Start listens on cfg.Addr and serves until Stop.
+func (s *Server) Start(context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("connecthost: listen: %w", err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.h,
+		TLSConfig:         s.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Long polls hold a call for up to 25 s.
+		WriteTimeout: agentsvc.MaxPollWait + 30*time.Second,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	if err := http2.ConfigureServer(s.srv, &http2.Server{}); err != nil {
+		return err
+	}
+	go func() {
+		if err := s.srv.Serve(tls.NewListener(ln, s.srv.TLSConfig)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.cfg.Logger.Error("agent gateway stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr is the address the server listens on (after Start).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return s.cfg.Addr
+	}
+	return s.ln.Addr().String()
+}
+
+// Stop shuts the server down gracefully, cutting long polls at ctx's end.
+func (s *Server) Stop(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+type nodeKey struct{}
+
+// nodeFrom returns the authenticated node id put in ctx by authenticate.
+func nodeFrom(ctx context.Context) string {
+	id, _ := ctx.Value(nodeKey{}).(string)
+	return id
+}
+
+// authenticate resolves the caller's node from its client certificate for
+// every procedure but Enroll. The TLS handshake has already refused
+// certificates that do not chain to the roots or are expired; this checks
+// again against the injected clock (defence in depth), then asks the use
+// case whether the serial is known, unrevoked and its node not retired.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	ew := connect.NewErrorWriter()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			ctx = callctx.WithSourceIP(ctx, host)
+		}
+		if cid := r.Header.Get("X-Correlation-Id"); cid != "" && len(cid) <= 64 {
+			ctx = callctx.WithCorrelationID(ctx, cid)
+		}
+		procedure := r.URL.Path
+		if procedure == agentv1connect.AgentServiceEnrollProcedure {
+			next.ServeHTTP(w, r.WithContext(ctx))
+			return
+		}
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			_ = ew.Write(w, r, toConnect(s.svc.DenyUnauthenticated(ctx, procedure)))
+			return
+		}
+		leaf := r.TLS.PeerCertificates[0]
+		nodeID, idErr := NodeIDFromCertificate(leaf, s.cfg.TrustDomain)
+		inter := x509.NewCertPool()
+		for _, c := range r.TLS.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		_, verr := leaf.Verify(x509.VerifyOptions{
+			Roots: s.cfg.ClientCAs, Intermediates: inter, CurrentTime: s.cfg.Clock.Now(),
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		})
+		if idErr != nil || verr != nil {
+			_ = ew.Write(w, r, toConnect(s.svc.DenyUnauthenticated(ctx, procedure)))
+			return
+		}
+		id, err := s.svc.Authenticate(ctx, SerialOf(leaf), nodeID, procedure)
+		if err != nil {
+			_ = ew.Write(w, r, toConnect(err))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, nodeKey{}, id)))
+	})
+}
+
+// NodeIDFromCertificate returns the node a client certificate was issued
+// to, from its single spiffe://<trustDomain>/node/<id> URI SAN.
+func NodeIDFromCertificate(c *x509.Certificate, trustDomain string) (string, error) {
+	prefix := "spiffe://" + trustDomain + "/node/"
+	var found string
+	for _, u := range c.URIs {
+		if s := uriString(u); strings.HasPrefix(s, prefix) {
+			if found != "" {
+				return "", errors.New("connecthost: certificate names more than one node")
+			}
+			found = strings.TrimPrefix(s, prefix)
+		}
+	}
+	if found == "" || strings.ContainsAny(found, "/?#") {
+		return "", errors.New("connecthost: certificate names no node")
+	}
+	return found, nil
+}
+
+func uriString(u *url.URL) string { return u.String() }
+
+// SerialOf renders a certificate serial as the certificate store keys it:
+// lowercase hexadecimal.
+func SerialOf(c *x509.Certificate) string { return c.SerialNumber.Text(16) }
