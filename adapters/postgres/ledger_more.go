@@ -1,0 +1,170 @@
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/ledger"
+	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
+)
+
+// The reads and locks the money use cases need beyond [ports.LedgerStore]
+// (ledger.go keeps the port's Post and Balance).
+
+var _ ledgersvc.EntryReader = (*LedgerStore)(nil)
+
+// Ledger page sizes.
+const (
+	DefaultLedgerPageSize = 50
+	MaxLedgerPageSize     = 200
+)
+
+const entryColumns = `id::text, tenant_id::text, COALESCE(project_id::text, ''), COALESCE(user_id::text, ''), type,
+	amount_minor, currency, idempotency_key, reference, reason, created_at`
+
+func scanEntry(row pgx.Row) (ledger.Entry, error) {
+	var e ledger.Entry
+	var typ string
+	err := row.Scan(&e.ID, &e.TenantID, &e.ProjectID, &e.UserID, &typ, &e.AmountMinor, &e.Currency,
+		&e.IdempotencyKey, &e.Reference, &e.Reason, &e.CreatedAt)
+	e.Type = ledger.EntryType(typ)
+	return e, err
+}
+
+type entryCursor struct {
+	At int64  `json:"t"`
+	ID string `json:"i"`
+}
+
+// ListEntries implements [ledgersvc.EntryReader]: newest first.
+func (s *LedgerStore) ListEntries(ctx context.Context, tenantID, cursor string, limit int) ([]ledger.Entry, string, error) {
+	switch {
+	case limit <= 0:
+		limit = DefaultLedgerPageSize
+	case limit > MaxLedgerPageSize:
+		limit = MaxLedgerPageSize
+	}
+	tid, ok := canonicalID(tenantID)
+	if !ok {
+		return []ledger.Entry{}, "", nil
+	}
+	args := []any{tid, limit + 1}
+	q := `SELECT ` + entryColumns + ` FROM ledger_entries WHERE tenant_id = $1`
+	if cursor != "" {
+		var c entryCursor
+		b, err := base64.RawURLEncoding.DecodeString(cursor)
+		if err == nil {
+			err = json.Unmarshal(b, &c)
+		}
+		if _, ok := canonicalID(c.ID); err != nil || !ok {
+			return nil, "", fault.Invalid("cursor", "the cursor is not one this API returned")
+		}
+		q += ` AND (created_at, id) < ($3, $4::uuid)`
+		args = append(args, time.UnixMicro(c.At), c.ID)
+	}
+	q += ` ORDER BY created_at DESC, id DESC LIMIT $2`
+	rows, err := s.db.Q(ctx).Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", translate(err, "ledger entry")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Entry, error) { return scanEntry(r) })
+	if err != nil {
+		return nil, "", translate(err, "ledger entry")
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[len(out)-1]
+		b, _ := json.Marshal(entryCursor{At: last.CreatedAt.UnixMicro(), ID: last.ID})
+		next = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return out, next, nil
+}
+
+// GetEntry implements [ledgersvc.EntryReader]; another tenant's entry is
+// NotFound.
+func (s *LedgerStore) GetEntry(ctx context.Context, tenantID, id string) (ledger.Entry, error) {
+	eid, ok := canonicalID(id)
+	tid, ok2 := canonicalID(tenantID)
+	if !ok || !ok2 {
+		return ledger.Entry{}, fault.NotFound("ledger entry", "")
+	}
+	e, err := scanEntry(s.db.Q(ctx).QueryRow(ctx, `SELECT `+entryColumns+` FROM ledger_entries
+		WHERE id = $1 AND tenant_id = $2`, eid, tid))
+	if err != nil {
+		return ledger.Entry{}, translate(err, "ledger entry")
+	}
+	return e, nil
+}
+
+// RefundableCredits implements [ledgersvc.EntryReader]: the tenant's
+// credits created at or after since, newest first, each with what refunds
+// (entries of type refund whose reference is the credit's id) have already
+// returned of it.
+func (s *LedgerStore) RefundableCredits(ctx context.Context, tenantID string, since time.Time) ([]ledgersvc.CreditRemaining, error) {
+	tid, ok := canonicalID(tenantID)
+	if !ok {
+		return nil, nil
+	}
+	rows, err := s.db.Q(ctx).Query(ctx, `
+		SELECT `+entryColumns+`,
+			COALESCE((SELECT -SUM(r.amount_minor) FROM ledger_entries r
+				WHERE r.type = 'refund' AND r.reference = c.id::text), 0)::bigint
+		FROM ledger_entries c
+		WHERE c.tenant_id = $1 AND c.type = 'credit' AND c.created_at >= $2
+		ORDER BY c.created_at DESC, c.id DESC`, tid, since)
+	if err != nil {
+		return nil, translate(err, "ledger entry")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledgersvc.CreditRemaining, error) {
+		var c ledgersvc.CreditRemaining
+		var typ string
+		e := &c.Credit
+		err := r.Scan(&e.ID, &e.TenantID, &e.ProjectID, &e.UserID, &typ, &e.AmountMinor, &e.Currency,
+			&e.IdempotencyKey, &e.Reference, &e.Reason, &e.CreatedAt, &c.RefundedMinor)
+		e.Type = ledger.EntryType(typ)
+		return c, err
+	})
+	if err != nil {
+		return nil, translate(err, "ledger entry")
+	}
+	return out, nil
+}
+
+// RefundedMinor implements [ledgersvc.EntryReader]: what refunds have
+// returned of one credit so far (positive).
+func (s *LedgerStore) RefundedMinor(ctx context.Context, creditEntryID string) (int64, error) {
+	var n int64
+	err := s.db.Q(ctx).QueryRow(ctx, `SELECT COALESCE(-SUM(amount_minor), 0)::bigint FROM ledger_entries
+		WHERE type = 'refund' AND reference = $1`, creditEntryID).Scan(&n)
+	return n, translate(err, "ledger entry")
+}
+
+// LockTenantMoney implements [ledgersvc.EntryReader]: a transaction-scoped
+// lock on the tenant's billing state row, so checks that read the ledger
+// and then post (refund limits) cannot interleave for one tenant. Outside a
+// transaction it would be released at once, so it refuses.
+func (s *LedgerStore) LockTenantMoney(ctx context.Context, tenantID string) error {
+	if _, inTx := ctx.Value(txKey{}).(pgx.Tx); !inTx {
+		return fault.Internal(ledgerError("postgres: LockTenantMoney needs a transaction"))
+	}
+	tid, ok := canonicalID(tenantID)
+	if !ok {
+		return fault.NotFound("tenant", "")
+	}
+	if _, err := s.db.Q(ctx).Exec(ctx, `INSERT INTO tenant_billing_state (tenant_id) VALUES ($1)
+		ON CONFLICT (tenant_id) DO NOTHING`, tid); err != nil {
+		if IsForeignKeyViolation(err) {
+			return fault.NotFound("tenant", "")
+		}
+		return translate(err, "tenant")
+	}
+	var one int
+	err := s.db.Q(ctx).QueryRow(ctx, `SELECT 1 FROM tenant_billing_state WHERE tenant_id = $1 FOR UPDATE`, tid).Scan(&one)
+	return translate(err, "tenant")
+}

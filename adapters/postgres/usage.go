@@ -1,0 +1,182 @@
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/ledger/billing"
+)
+
+// UsageStore implements [billing.UsageStore] on usage_records (migration
+// 0006). unique(allocation_id) is what makes opening idempotent.
+type UsageStore struct{ db *DB }
+
+var _ billing.UsageStore = (*UsageStore)(nil)
+
+// NewUsageStore returns a UsageStore; its calls join the transaction in ctx.
+func NewUsageStore(db *DB) *UsageStore { return &UsageStore{db: db} }
+
+// Usage page sizes.
+const (
+	DefaultUsagePageSize = 50
+	MaxUsagePageSize     = 200
+)
+
+const usageColumns = `id::text, tenant_id::text, project_id::text, user_id::text, allocation_id::text,
+	hourly_price_minor, currency, started_at, ended_at, billed_through, billed_minor, state`
+
+func scanUsage(row pgx.Row) (billing.UsageRecord, error) {
+	var r billing.UsageRecord
+	var state string
+	err := row.Scan(&r.ID, &r.TenantID, &r.ProjectID, &r.UserID, &r.AllocationID, &r.HourlyPriceMinor, &r.Currency,
+		&r.StartedAt, &r.EndedAt, &r.BilledThrough, &r.BilledMinor, &state)
+	r.State = billing.UsageState(state)
+	return r, err
+}
+
+// Open implements [billing.UsageStore].
+func (s *UsageStore) Open(ctx context.Context, r billing.UsageRecord) (bool, error) {
+	tag, err := s.db.Q(ctx).Exec(ctx, `
+		INSERT INTO usage_records (id, tenant_id, project_id, user_id, allocation_id, hourly_price_minor, currency,
+			started_at, ended_at, billed_through, state)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		ON CONFLICT (allocation_id) DO NOTHING`,
+		r.ID, r.TenantID, r.ProjectID, r.UserID, r.AllocationID, r.HourlyPriceMinor, r.Currency, r.StartedAt,
+		r.EndedAt, r.BilledThrough, string(r.State))
+	if err != nil {
+		return false, translate(err, "usage record")
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// GetByAllocation implements [billing.UsageStore]. Inside a transaction
+// the row is locked FOR UPDATE (the accrual skips it meanwhile).
+func (s *UsageStore) GetByAllocation(ctx context.Context, allocationID string) (billing.UsageRecord, error) {
+	id, ok := canonicalID(allocationID)
+	if !ok {
+		return billing.UsageRecord{}, fault.NotFound("usage record", "")
+	}
+	q := `SELECT ` + usageColumns + ` FROM usage_records WHERE allocation_id = $1`
+	if _, inTx := ctx.Value(txKey{}).(pgx.Tx); inTx {
+		q += ` FOR UPDATE`
+	}
+	r, err := scanUsage(s.db.Q(ctx).QueryRow(ctx, q, id))
+	if err != nil {
+		return billing.UsageRecord{}, translate(err, "usage record")
+	}
+	return r, nil
+}
+
+// Close implements [billing.UsageStore].
+func (s *UsageStore) Close(ctx context.Context, id string, endedAt time.Time, correctedMinor int64) (bool, error) {
+	tag, err := s.db.Q(ctx).Exec(ctx, `
+		UPDATE usage_records
+		SET state = 'closed', ended_at = GREATEST($2::timestamptz, started_at),
+			billed_through = LEAST(billed_through, GREATEST($2::timestamptz, started_at)),
+			billed_minor = billed_minor - $3, updated_at = now()
+		WHERE id = $1 AND state = 'open'`, id, endedAt, correctedMinor)
+	if err != nil {
+		return false, translate(err, "usage record")
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+type usageCursor struct {
+	At int64  `json:"t"`
+	ID string `json:"i"`
+}
+
+// List implements [billing.UsageStore]: newest first by started_at, id.
+func (s *UsageStore) List(ctx context.Context, tenantID, cursor string, limit int) ([]billing.UsageRecord, string, error) {
+	switch {
+	case limit <= 0:
+		limit = DefaultUsagePageSize
+	case limit > MaxUsagePageSize:
+		limit = MaxUsagePageSize
+	}
+	tid, ok := canonicalID(tenantID)
+	if !ok {
+		return []billing.UsageRecord{}, "", nil
+	}
+	args := []any{tid, limit + 1}
+	q := `SELECT ` + usageColumns + ` FROM usage_records WHERE tenant_id = $1`
+	if cursor != "" {
+		c, err := decodeUsageCursor(cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		q += ` AND (started_at, id) < ($3, $4::uuid)`
+		args = append(args, time.UnixMicro(c.At), c.ID)
+	}
+	q += ` ORDER BY started_at DESC, id DESC LIMIT $2`
+	rows, err := s.db.Q(ctx).Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", translate(err, "usage record")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.UsageRecord, error) { return scanUsage(r) })
+	if err != nil {
+		return nil, "", translate(err, "usage record")
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[len(out)-1]
+		b, _ := json.Marshal(usageCursor{At: last.StartedAt.UnixMicro(), ID: last.ID})
+		next = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return out, next, nil
+}
+
+func decodeUsageCursor(s string) (usageCursor, error) {
+	var c usageCursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if _, ok := canonicalID(c.ID); err != nil || !ok {
+		return usageCursor{}, fault.Invalid("cursor", "the cursor is not one this API returned")
+	}
+	return c, nil
+}
+
+// Each implements [billing.UsageStore]. Rows are decoded one at a time as
+// they arrive from the server; nothing holds the whole set.
+func (s *UsageStore) Each(ctx context.Context, tenantID string, fn func(billing.UsageRecord) error) error {
+	tid, ok := canonicalID(tenantID)
+	if !ok {
+		return nil
+	}
+	rows, err := s.db.Q(ctx).Query(ctx, `SELECT `+usageColumns+` FROM usage_records WHERE tenant_id = $1
+		ORDER BY started_at DESC, id DESC`, tid)
+	if err != nil {
+		return translate(err, "usage record")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanUsage(rows)
+		if err != nil {
+			return translate(err, "usage record")
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return translate(rows.Err(), "usage record")
+}
+
+// BurnRate implements [billing.UsageStore].
+func (s *UsageStore) BurnRate(ctx context.Context, tenantID string) (int64, error) {
+	tid, ok := canonicalID(tenantID)
+	if !ok {
+		return 0, nil
+	}
+	var n int64
+	err := s.db.Q(ctx).QueryRow(ctx, `SELECT COALESCE(SUM(hourly_price_minor), 0)::bigint FROM usage_records
+		WHERE tenant_id = $1 AND state = 'open'`, tid).Scan(&n)
+	return n, translate(err, "usage record")
+}
