@@ -63,7 +63,8 @@ func TestDecide(t *testing.T) {
 func TestUsageIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 1, 1, 0, 0, 1, 900_000_000, time.FixedZone("IST", 19800))
-	if got := billing.UsageIdempotencyKey("r1", at); got != "usage:r1:1767205801" // 2025-12-31T18:30:01Z: the zone does not matter, fractions are dropped {
+	// 2025-12-31T18:30:01Z: the zone does not matter, fractions are dropped.
+	if got := billing.UsageIdempotencyKey("r1", at); got != "usage:r1:1767205801" {
 		t.Fatalf("key %s", got)
 	}
 }
