@@ -17,6 +17,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/core/nodetask/tasksvc"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -268,9 +269,11 @@ func TestConfigValidation(t *testing.T) {
 	}
 }
 
-// The real use case plugs in without an adapter. (*tasksvc.Service).RunTask
-// has TaskRunner's signature too; assert it here once that package is in.
-var _ AllocationTransitions = (*allocationsvc.Service)(nil)
+// The real use cases plug in without adapters.
+var (
+	_ AllocationTransitions = (*allocationsvc.Service)(nil)
+	_ TaskRunner            = (*tasksvc.Service)(nil)
+)
 
 func TestSSHAccessSelectsKeys(t *testing.T) {
 	t.Parallel()
