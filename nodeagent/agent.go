@@ -81,8 +81,10 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.PollWait == 0 {
 		c.PollWait = 25 * time.Second
 	}
-	if c.PollWait > 25*time.Second {
-		return errors.New("nodeagent: PollWait must be at most 25s")
+	if c.PollWait > 25*time.Second || c.PollWait < time.Second {
+		// Under a second the gateway would answer at once and the poll
+		// loop would spin.
+		return errors.New("nodeagent: PollWait must be between 1s and 25s")
 	}
 	if c.ClockSkew == 0 {
 		c.ClockSkew = DefaultClockSkew

@@ -19,6 +19,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/inventory/agentsvc"
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	connecthost "github.com/gpuaas/gpuaas/hosts/connect"
+	agentv1 "github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1"
 	"github.com/gpuaas/gpuaas/nodeagent"
 	"github.com/gpuaas/gpuaas/nodeagent/gpu"
 	"github.com/gpuaas/gpuaas/nodeagent/sandbox"
@@ -257,6 +258,17 @@ func TestBootstrapTokenRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantRefused(t, errors.Unwrap(enrol(token)))
+	})
+	t.Run("malformed CSR does not burn the token", func(t *testing.T) {
+		_, token := e.newNode(t)
+		_, err := e.client(nil).Enroll(context.Background(), connect.NewRequest(&agentv1.EnrollRequest{
+			BootstrapToken: token, CsrDer: []byte("not a CSR")}))
+		if connect.CodeOf(err) != connect.CodeInvalidArgument {
+			t.Fatalf("malformed CSR: %v", err)
+		}
+		if err := enrol(token); err != nil {
+			t.Fatalf("the token did not survive a refused request: %v", err)
+		}
 	})
 	t.Run("expired", func(t *testing.T) {
 		nodeID, _ := e.newNode(t)

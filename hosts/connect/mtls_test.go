@@ -123,6 +123,15 @@ func TestMTLSRefusals(t *testing.T) {
 		if err := heartbeat(cert); err != nil {
 			t.Fatal(err)
 		}
+		// The same handler speaks gRPC (over HTTP/2) as well as Connect.
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(e.rootsPEM)
+		grpc := agentv1connect.NewAgentServiceClient(&http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true,
+			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{*cert}}}},
+			e.url, connect.WithGRPC())
+		if _, err := grpc.Heartbeat(ctx, connect.NewRequest(&agentv1.HeartbeatRequest{AgentVersion: "grpc"})); err != nil {
+			t.Fatalf("gRPC heartbeat: %v", err)
+		}
 		if n, _ := e.nodes.GetNode(ctx, nodeID); n.State != inventory.NodeActive {
 			t.Fatalf("node state after heartbeat = %s", n.State)
 		}
