@@ -42,6 +42,7 @@ type Params struct {
 	Allocations *allocationsvc.Service `optional:"true"`
 	Terminal    *terminalsvc.Service   `optional:"true"`
 	Payments    *paymentsvc.Service    `optional:"true"`
+	Mounts      []Mount                `group:"http_mounts"`
 }
 
 // NewFromParams builds the server from the fx graph.
@@ -57,6 +58,7 @@ func NewFromParams(p Params) (*Server, error) {
 		Policies: p.Policies, Audit: p.Audit, Idempotency: p.Idempotency, Health: health, Logger: p.Logger,
 		Metrics: p.Metrics, TracerProvider: p.TracerProvider, Clock: p.Clock,
 		Inventory: p.Inventory, Allocations: p.Allocations, Terminal: p.Terminal, Payments: p.Payments,
+		Mounts: p.Mounts,
 	})
 }
 

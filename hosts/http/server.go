@@ -65,6 +65,17 @@ type Deps struct {
 	// Payments runs the payment routes (checkout, portal, webhook, admin
 	// list). Optional: without it those routes answer 503.
 	Payments *paymentsvc.Service
+
+	// Mounts are handlers served beside the API on the same listener, outside
+	// the API's middleware and contract (they do their own checks): the
+	// terminal WebSocket gateway and the dev payment page in `gpuaas dev`.
+	Mounts []Mount
+}
+
+// Mount serves Handler for a ServeMux pattern such as "/ws/terminal/".
+type Mount struct {
+	Pattern string
+	Handler http.Handler
 }
 
 func (d *Deps) check() error {
@@ -151,6 +162,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	s.handler = s.chain(mux)
+	if len(d.Mounts) > 0 {
+		top := http.NewServeMux()
+		for _, m := range d.Mounts {
+			top.Handle(m.Pattern, m.Handler)
+		}
+		top.Handle("/", s.handler)
+		s.handler = top
+	}
 	return s, nil
 }
 
