@@ -132,8 +132,9 @@ func (s *Server) Start(context.Context) error {
 	if err := http2.ConfigureServer(s.srv, &http2.Server{}); err != nil {
 		return err
 	}
+	hl := newHandshakeListener(ln, s.srv.TLSConfig, s.handshakeRefused)
 	go func() {
-		if err := s.srv.Serve(tls.NewListener(ln, s.srv.TLSConfig)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.cfg.Logger.Error("agent gateway stopped", "err", err)
 		}
 	}()
@@ -154,6 +155,20 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	return s.srv.Shutdown(ctx)
+}
+
+// handshakeRefused audits a client certificate the TLS handshake refused.
+// The certificate did not verify, so the node it names is only a claim.
+func (s *Server) handshakeRefused(remoteAddr string, err *tls.CertificateVerificationError) {
+	ctx := context.Background()
+	if host, _, splitErr := net.SplitHostPort(remoteAddr); splitErr == nil {
+		ctx = callctx.WithSourceIP(ctx, host)
+	}
+	claimed := ""
+	if len(err.UnverifiedCertificates) > 0 {
+		claimed, _ = NodeIDFromCertificate(err.UnverifiedCertificates[0], s.cfg.TrustDomain)
+	}
+	_ = s.svc.DenyCertificate(ctx, claimed, err.Err.Error())
 }
 
 type nodeKey struct{}

@@ -23,6 +23,7 @@ const (
 	CodeBootstrapTokenInvalid fault.Code = "bootstrap_token_invalid"
 	CodeCertificateRequired   fault.Code = "client_certificate_required"
 	CodeCertificateUnknown    fault.Code = "certificate_unknown"
+	CodeCertificateInvalid    fault.Code = "certificate_invalid"
 	CodeCertificateRevoked    fault.Code = "certificate_revoked"
 	CodeNodeRetired           fault.Code = "node_retired"
 )
@@ -274,6 +275,18 @@ func (s *Service) Authenticate(ctx context.Context, serial, certNodeID, procedur
 func (s *Service) DenyUnauthenticated(ctx context.Context, procedure string) error {
 	s.deny(ctx, "", "node.authenticate", string(CodeCertificateRequired), map[string]any{"procedure": procedure})
 	return fault.Unauthenticated(CodeCertificateRequired, "a client certificate is required")
+}
+
+// DenyCertificate audits a client certificate refused during the TLS
+// handshake (another CA, expired). claimedNodeID is what the unverified
+// certificate names — a claim, recorded as such, never as the actor.
+func (s *Service) DenyCertificate(ctx context.Context, claimedNodeID, reason string) error {
+	if len(reason) > 256 {
+		reason = reason[:256]
+	}
+	s.deny(ctx, "", "node.authenticate", string(CodeCertificateInvalid),
+		map[string]any{"claimed_node_id": claimedNodeID, "reason": reason})
+	return fault.Unauthenticated(CodeCertificateInvalid, "the client certificate is not valid")
 }
 
 // Heartbeat records the agent's report; an enrolling or offline node
