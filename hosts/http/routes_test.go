@@ -130,6 +130,7 @@ func TestRouteClasses(t *testing.T) {
 		"GET /api/v1/healthz": classNone, "GET /metrics": classNone, "POST /api/v1/auth/logout": classAuth,
 		"GET /api/v1/auth/oidc/authorize": classAuth, "GET /api/v1/users/me": classRead,
 		"POST /api/v1/projects": classMutate, "PUT /api/v1/admin/policies": classMutate,
+		"POST /api/v1/payments/webhook": classNone, "POST /api/v1/payments/checkout-session": classMutate,
 	} {
 		m, p, _ := strings.Cut(k, " ")
 		if got := classify(m, p); got != want {

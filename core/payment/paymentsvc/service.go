@@ -278,10 +278,10 @@ func (s *Service) HandleWebhook(ctx context.Context, rawBody []byte, signatureHe
 func (s *Service) sessionOf(ctx context.Context, ev ports.WebhookEvent) (payment.Session, error) {
 	if ev.SessionRef != "" {
 		sess, err := s.d.Store.GetSessionByProviderRef(ctx, ev.SessionRef)
-		if err == nil {
+		if err == nil && sess.Provider == s.d.Provider.Name() {
 			return sess, nil
 		}
-		if !fault.IsKind(err, fault.KindNotFound) {
+		if err != nil && !fault.IsKind(err, fault.KindNotFound) {
 			return payment.Session{}, err
 		}
 	}
