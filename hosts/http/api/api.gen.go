@@ -224,6 +224,30 @@ func (e NodeState) Valid() bool {
 	}
 }
 
+// Defines values for PaymentSessionStatus.
+const (
+	PaymentSessionStatusCredited        PaymentSessionStatus = "credited"
+	PaymentSessionStatusExpired         PaymentSessionStatus = "expired"
+	PaymentSessionStatusFailedReconcile PaymentSessionStatus = "failed_reconcile"
+	PaymentSessionStatusInitiated       PaymentSessionStatus = "initiated"
+)
+
+// Valid indicates whether the value is a known member of the PaymentSessionStatus enum.
+func (e PaymentSessionStatus) Valid() bool {
+	switch e {
+	case PaymentSessionStatusCredited:
+		return true
+	case PaymentSessionStatusExpired:
+		return true
+	case PaymentSessionStatusFailedReconcile:
+		return true
+	case PaymentSessionStatusInitiated:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PolicyType.
 const (
 	Bool   PolicyType = "bool"
@@ -335,6 +359,36 @@ func (e UserRole) Valid() bool {
 	case UserRoleAdmin:
 		return true
 	case UserRoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookAckOutcome.
+const (
+	WebhookAckOutcomeCredited  WebhookAckOutcome = "credited"
+	WebhookAckOutcomeDuplicate WebhookAckOutcome = "duplicate"
+	WebhookAckOutcomeExpired   WebhookAckOutcome = "expired"
+	WebhookAckOutcomeIgnored   WebhookAckOutcome = "ignored"
+	WebhookAckOutcomeNoChange  WebhookAckOutcome = "no_change"
+	WebhookAckOutcomeReconcile WebhookAckOutcome = "reconcile"
+)
+
+// Valid indicates whether the value is a known member of the WebhookAckOutcome enum.
+func (e WebhookAckOutcome) Valid() bool {
+	switch e {
+	case WebhookAckOutcomeCredited:
+		return true
+	case WebhookAckOutcomeDuplicate:
+		return true
+	case WebhookAckOutcomeExpired:
+		return true
+	case WebhookAckOutcomeIgnored:
+		return true
+	case WebhookAckOutcomeNoChange:
+		return true
+	case WebhookAckOutcomeReconcile:
 		return true
 	default:
 		return false
@@ -481,6 +535,15 @@ type AuditLogPage struct {
 	NextCursor *string `json:"next_cursor,omitempty"`
 }
 
+// CheckoutSession defines model for CheckoutSession.
+type CheckoutSession struct {
+	AmountMinor int64                `json:"amount_minor"`
+	CheckoutUrl string               `json:"checkout_url"`
+	Currency    string               `json:"currency"`
+	SessionId   string               `json:"session_id"`
+	Status      PaymentSessionStatus `json:"status"`
+}
+
 // CreateAllocationRequest defines model for CreateAllocationRequest.
 type CreateAllocationRequest struct {
 	SkuId string `json:"sku_id"`
@@ -489,9 +552,23 @@ type CreateAllocationRequest struct {
 	SshKeyIds *[]string `json:"ssh_key_ids,omitempty"`
 }
 
+// CreateCheckoutSessionRequest defines model for CreateCheckoutSessionRequest.
+type CreateCheckoutSessionRequest struct {
+	// AmountMinor The top-up in minor units (cents).
+	AmountMinor int64 `json:"amount_minor"`
+
+	// Currency ISO 4217; must be the ledger's currency.
+	Currency string `json:"currency"`
+}
+
 // CreateProjectRequest defines model for CreateProjectRequest.
 type CreateProjectRequest struct {
 	Name string `json:"name"`
+}
+
+// CustomerPortalSession defines model for CustomerPortalSession.
+type CustomerPortalSession struct {
+	Url string `json:"url"`
 }
 
 // ErrorBody defines model for ErrorBody.
@@ -617,6 +694,29 @@ type NodeRegistration struct {
 
 // NodeState defines model for NodeState.
 type NodeState string
+
+// PaymentSession defines model for PaymentSession.
+type PaymentSession struct {
+	AmountMinor int64                `json:"amount_minor"`
+	CreatedAt   time.Time            `json:"created_at"`
+	Currency    string               `json:"currency"`
+	Id          string               `json:"id"`
+	Provider    string               `json:"provider"`
+	ProviderRef *string              `json:"provider_ref,omitempty"`
+	Status      PaymentSessionStatus `json:"status"`
+	TenantId    string               `json:"tenant_id"`
+	UpdatedAt   time.Time            `json:"updated_at"`
+	UserId      string               `json:"user_id"`
+}
+
+// PaymentSessionPage defines model for PaymentSessionPage.
+type PaymentSessionPage struct {
+	NextCursor *string          `json:"next_cursor,omitempty"`
+	Sessions   []PaymentSession `json:"sessions"`
+}
+
+// PaymentSessionStatus defines model for PaymentSessionStatus.
+type PaymentSessionStatus string
 
 // PersonalLoginRequest defines model for PersonalLoginRequest.
 type PersonalLoginRequest struct {
@@ -799,6 +899,15 @@ type User struct {
 // UserRole Platform role (admin = operator).
 type UserRole string
 
+// WebhookAck defines model for WebhookAck.
+type WebhookAck struct {
+	Outcome  WebhookAckOutcome `json:"outcome"`
+	Received bool              `json:"received"`
+}
+
+// WebhookAckOutcome defines model for WebhookAck.Outcome.
+type WebhookAckOutcome string
+
 // AllocationIDPath defines model for AllocationIDPath.
 type AllocationIDPath = string
 
@@ -910,6 +1019,13 @@ type ProbeNodeParams struct {
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
 
+// AdminListPaymentSessionsParams defines parameters for AdminListPaymentSessions.
+type AdminListPaymentSessionsParams struct {
+	Status *PaymentSessionStatus `form:"status,omitempty" json:"status,omitempty"`
+	Limit  *int                  `form:"limit,omitempty" json:"limit,omitempty"`
+	Cursor *string               `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // SetPolicyParams defines parameters for SetPolicy.
 type SetPolicyParams struct {
 	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
@@ -966,6 +1082,21 @@ type AuthorizeOIDCParams struct {
 type RefreshTokenParams struct {
 	// GpuaasRefresh The refresh token cookie (used when the body carries no refresh_token).
 	GpuaasRefresh *RefreshCookie `form:"gpuaas_refresh,omitempty" json:"gpuaas_refresh,omitempty"`
+}
+
+// CreateCheckoutSessionParams defines parameters for CreateCheckoutSession.
+type CreateCheckoutSessionParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// PaymentWebhookJSONBody defines parameters for PaymentWebhook.
+type PaymentWebhookJSONBody = map[string]interface{}
+
+// PaymentWebhookParams defines parameters for PaymentWebhook.
+type PaymentWebhookParams struct {
+	// StripeSignature t=<unix>,v1=<hex HMAC-SHA256>
+	StripeSignature *string `json:"Stripe-Signature,omitempty"`
 }
 
 // ListProjectsParams defines parameters for ListProjects.
@@ -1055,6 +1186,12 @@ type PersonalLoginJSONRequestBody = PersonalLoginRequest
 // RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
 type RefreshTokenJSONRequestBody = RefreshRequest
 
+// CreateCheckoutSessionJSONRequestBody defines body for CreateCheckoutSession for application/json ContentType.
+type CreateCheckoutSessionJSONRequestBody = CreateCheckoutSessionRequest
+
+// PaymentWebhookJSONRequestBody defines body for PaymentWebhook for application/json ContentType.
+type PaymentWebhookJSONRequestBody = PaymentWebhookJSONBody
+
 // CreateProjectJSONRequestBody defines body for CreateProject for application/json ContentType.
 type CreateProjectJSONRequestBody = CreateProjectRequest
 
@@ -1090,6 +1227,9 @@ type ServerInterface interface {
 	// ProbeNode Check within 10 s that the node's SSH endpoint answers with an SSH banner.
 	// (POST /api/v1/admin/nodes/{node_id}/probe)
 	ProbeNode(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params ProbeNodeParams)
+	// AdminListPaymentSessions Payment sessions of every tenant, optionally by status (e.g. failed_reconcile), newest first.
+	// (GET /api/v1/admin/payments/sessions)
+	AdminListPaymentSessions(w http.ResponseWriter, r *http.Request, params AdminListPaymentSessionsParams)
 	// ListPolicies Every policy key with its effective global value.
 	// (GET /api/v1/admin/policies)
 	ListPolicies(w http.ResponseWriter, r *http.Request)
@@ -1132,6 +1272,15 @@ type ServerInterface interface {
 	// ListNodes The fleet as users see it (no addresses, agent or health details; enrolling and retired nodes omitted).
 	// (GET /api/v1/nodes)
 	ListNodes(w http.ResponseWriter, r *http.Request)
+	// CreateCheckoutSession Start a top-up of the caller's tenant balance at the payment provider.
+	// (POST /api/v1/payments/checkout-session)
+	CreateCheckoutSession(w http.ResponseWriter, r *http.Request, params CreateCheckoutSessionParams)
+	// CreateCustomerPortalSession A link to the payment provider's billing portal for the caller's tenant.
+	// (POST /api/v1/payments/customer-portal-session)
+	CreateCustomerPortalSession(w http.ResponseWriter, r *http.Request)
+	// PaymentWebhook The payment provider's event delivery (Stripe, or the dev provider).
+	// (POST /api/v1/payments/webhook)
+	PaymentWebhook(w http.ResponseWriter, r *http.Request, params PaymentWebhookParams)
 	// ListProjects Projects the caller may see (all of the tenant's for tenant admins).
 	// (GET /api/v1/projects)
 	ListProjects(w http.ResponseWriter, r *http.Request, params ListProjectsParams)
@@ -1216,6 +1365,12 @@ func (_ Unimplemented) ProbeNode(w http.ResponseWriter, r *http.Request, nodeId 
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// AdminListPaymentSessions Payment sessions of every tenant, optionally by status (e.g. failed_reconcile), newest first.
+// (GET /api/v1/admin/payments/sessions)
+func (_ Unimplemented) AdminListPaymentSessions(w http.ResponseWriter, r *http.Request, params AdminListPaymentSessionsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // ListPolicies Every policy key with its effective global value.
 // (GET /api/v1/admin/policies)
 func (_ Unimplemented) ListPolicies(w http.ResponseWriter, r *http.Request) {
@@ -1297,6 +1452,24 @@ func (_ Unimplemented) GetHealth(w http.ResponseWriter, r *http.Request) {
 // ListNodes The fleet as users see it (no addresses, agent or health details; enrolling and retired nodes omitted).
 // (GET /api/v1/nodes)
 func (_ Unimplemented) ListNodes(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateCheckoutSession Start a top-up of the caller's tenant balance at the payment provider.
+// (POST /api/v1/payments/checkout-session)
+func (_ Unimplemented) CreateCheckoutSession(w http.ResponseWriter, r *http.Request, params CreateCheckoutSessionParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateCustomerPortalSession A link to the payment provider's billing portal for the caller's tenant.
+// (POST /api/v1/payments/customer-portal-session)
+func (_ Unimplemented) CreateCustomerPortalSession(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// PaymentWebhook The payment provider's event delivery (Stripe, or the dev provider).
+// (POST /api/v1/payments/webhook)
+func (_ Unimplemented) PaymentWebhook(w http.ResponseWriter, r *http.Request, params PaymentWebhookParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -1788,6 +1961,65 @@ func (siw *ServerInterfaceWrapper) ProbeNode(w http.ResponseWriter, r *http.Requ
 	handler.ServeHTTP(w, r)
 }
 
+// AdminListPaymentSessions operation middleware
+func (siw *ServerInterfaceWrapper) AdminListPaymentSessions(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListPaymentSessionsParams
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminListPaymentSessions(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListPolicies operation middleware
 func (siw *ServerInterfaceWrapper) ListPolicies(w http.ResponseWriter, r *http.Request) {
 
@@ -2259,6 +2491,102 @@ func (siw *ServerInterfaceWrapper) ListNodes(w http.ResponseWriter, r *http.Requ
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ListNodes(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateCheckoutSession operation middleware
+func (siw *ServerInterfaceWrapper) CreateCheckoutSession(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateCheckoutSessionParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateCheckoutSession(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateCustomerPortalSession operation middleware
+func (siw *ServerInterfaceWrapper) CreateCustomerPortalSession(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateCustomerPortalSession(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// PaymentWebhook operation middleware
+func (siw *ServerInterfaceWrapper) PaymentWebhook(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PaymentWebhookParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Stripe-Signature" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Stripe-Signature")]; found {
+		var StripeSignature string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Stripe-Signature", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Stripe-Signature", valueList[0], &StripeSignature, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Stripe-Signature", Err: err})
+			return
+		}
+
+		params.StripeSignature = &StripeSignature
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.PaymentWebhook(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3012,6 +3340,18 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/api/v1/admin/allocations/{allocation_id}/force-release", wrapper.ForceReleaseAllocation)
 	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/payments/checkout-session", wrapper.CreateCheckoutSession)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/payments/customer-portal-session", wrapper.CreateCustomerPortalSession)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/payments/webhook", wrapper.PaymentWebhook)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/payments/sessions", wrapper.AdminListPaymentSessions)
+	})
 
 	return r
 }
@@ -3021,153 +3361,173 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H39bhs58uCrELoDIh/asmM7uR0bA5w3ycz4l2RiWPHt4saBRHWX1Fx3k70k27I2MLD/3oPcPtg8yYFF",
-	"9ne3vmI7mYz/CWI1P4tVxfrm554v4kRw4Fr1jj/3QqABSPzvWQBxIjRwvXsBSUQXEJifA1C+ZIlmgveO",
-	"e2MtUxiTeQic6BCIBJUIroAwRSiR2I+IKX6bMql00WIqJP7Msnn8BbmGxaDn9ZQfQkzNbMDTuHf8W89M",
-	"0/vk9fQigd5xT2nJ+Kx3d+f1LkDLxe7pVINsLm8IvuCBIlqQOWWaTGAqpFmllgvGZ9W53NiMa5iBxMH/",
-	"vvtKSAkRNePtnr1uzvDGDwUo3IhPowjkM0X8og9hARGS+FRKBgYkM+AgqYaACA4n5J+p0ECYthCUkAip",
-	"GZ8RShIpJhHErUssbf/vuxdUwzsWM72L/zaXeAH/TEFpRWgUiTkEhNmz8lMpgWsyZzwQc3ceTBEpUg3E",
-	"j6hSawComP4CYsq4WVj3EiKY6vb5N5xKge4+7pRrFrXtEXiwak93Xi+hksagHR2cRpHw8TDPXp9THTan",
-	"PeUIWtsow/YcGzRwyvUJoXxBhA5BGto42j8y62Cme2IG9XqcxmYlxUgjFvS8noR/pkwa2jM0UF56TG/f",
-	"AZ+ZFT0/+IvXixnP/26jlLOC0N7CormN9/TaYbK0x0UUnYKhHaSXEyIhhngCEgKSgCSpAolYMy6R8EDr",
-	"aBSKVKpxvkHLVIot/n23tJRds5aObR28eLF6W7+KADpPhnARGBbTAWzz9b7BfC7FP8DXbcziYwiE+prd",
-	"gCFv02pA/jeNWIAMgc4o40pXscdCXIUsUSeWK5hupTbEp5wLTRRAHbGacHdrM5zsXrbYBfVsmV9IC26Y",
-	"+z6hC5hKUOErIa4ZtJ+StE2IFtfAiY8tST9VEBR33UQEi5yzc5H1GWGfnXxLtnOxqVmSUqpGrvVS9n5n",
-	"dm2vS2RFf6WB46TmL19wczub/9IkiZjlGnv/UGYXn0vD/ncJ095x77/tFXf9nv2q9t5IKeSFm8ROWecK",
-	"0VTIGPAeY/zGoCthPEk16Y9vLPIaZjWlLIJg7JFxdmrZgZnfUq7SxFxuEIxiCBgdmb2OEUolmaPtvm1b",
-	"veuy12iPG3gl+DRi/iMCaaipuTLdvKQ/zv5r9l7ijiPHWUeMj6YRm4Wmwe///s/DwOEnIScsCIA/HiBO",
-	"Ux0C12Z0CMgk1cTwpkzw6I+n2ZIMYKZAdSphFDBFJwZ5HgYMZ1yD5DR6PChccrhNwDcgMGSRSiD9MXPL",
-	"GIHpPt45QSYSg1J0hqwbRUPme04oRMZZkSQfBDq/Cv2TSHnweNB5LZBfagK3TGmPOD3AXWcxXeDHay7m",
-	"RjDGRor0x1zo0dSs9IHQ5JwuYuD6Ir9mHgse5r6Z0IhyH9EAL/N0OmU+M5KrQZziz5Fr+EAw+GiuLnVv",
-	"W8fhlvJNNuOokAxI89Y1KmSkBFGQqwxZA3un1kAwBL3bdaePq7fuj7//+z8nxEgvP+7RhO3dPN+jqQ5P",
-	"yC9aJx94tDghQ/BTCSdkSGMYMg0/DrU0DH2lPnY/5yDeUTmDx0NCJ1dYoUbcgKXJyGhbpD9O6CISNBhp",
-	"IUaRWdiD4Z94T/kiUxcfcfvm/sbd4jVlNPSR+7Ox1ZrFYdkuy03vBTk6FP7lg9Q7LNPb1x2p6NSlmq8/",
-	"kumAZ3LJDRUKyf71mPz3PVOK8ZlH4DYxnN9cSFMhZxAQX0JgxBkamRsI2dIots2NAGN/cN2KH5yU/EA0",
-	"csnpDWWRkZgeUa4jASTAA7TSMUUCMecn1i5AIqpBkv5YgbxhPozSYoEPBoJECt9ITo8KhL9BFO06ZciI",
-	"thKmqBH2KyL+NRgx33x4kN3fZfePNU4FwXu0EJT0QhoEzHSg0bkUCUjNjPY4pZECz6jU+U+fe1JY+GVm",
-	"VhrEjPe8nrU69LzeDYM5yBbLq9dLFUijmW+hgBeq/G/5MJ5dTDGTmBgt0sx0GgTD4S9vYbHdJq3eXV3l",
-	"/v6KVXq9JJ1EzDfH2RQnPnAg17AwYknBsUxTZThHTLU5+PJ8Lw//crQZXHDVlVW0gyZm/FcRwIYwoTMj",
-	"TN6AVMySSGP7vgSjw40ogtvuqnfcC6iGXc1wbY0+syTF0ZmGWK0it5/PL00fNwiVki7M3yHQSIcjPwT/",
-	"WnXvqmXFDeC4oZyK1drHNlmUvk2EiIBy89Eid6NPRJUehUClngDVGwEoQ8XGBwlKpNKHUcecErRBjI0m",
-	"U9dp13BKhaNQWEpq/ZgIqdvM415Paaph1dkajESbSAOtkdIdbrsFZmOWllVahFfDVYdlxdFVULUKyaUU",
-	"845tzklEAOsjeEGbDTSv0zqO27ra3BuwKYH75n5cucR8+FPb/s7rWQP1Rpi2Da+wnhl/0YqCzmoy8h1n",
-	"azTowOvMnt/2LZFGOIkZFy2Owl9EKqMFwTZEcZqoUOjcRTkPRQToSjB8Pd8f4/rlUbG3EpGUDNft1BwB",
-	"VRsCbBWLWEbu69BsgQuOcr1emgQbn2tJLFh+wSHlVyz8hSjQ4AzlwyvhTo32S+tdgxHUcX8zAvNFHFPe",
-	"4hKHwWxAxkqFZDchBwdkRke///s//8vwtXEbwDr5cDcPNoBaDWDHSR0XxT5evuzlEDl39+UmDCfvvAGH",
-	"LLhbiyTA4VaP/FSqNoI9nSjgmghrFzJXMknoDOlzOVTK61wOhGFGNZl07Iz34BD3hpkLycyRMc1eRtr2",
-	"x4zMe5ahQVD85twlrYL1aRow/eYm02c24fm6S5qjvhayiz3Yj/bnYrcOYTKtjvq+SDlezQulIe5Zbtu6",
-	"g5LZumvOjp9j0DSgmnbv3Dr/GscmfGQKm/EqkWpfxJVdq9QyA6P7cZafXSrbd7qS0a8S69z3DPhN1u36",
-	"J+0iL/pT12e3ZShVzr2EIV6GR/XlVbdTQK+VigwOvxOzLRgJ3GTBSOvxkIJaHo2HuCW2bfwV3kcFE9lO",
-	"ZS3u8pIS+fJopc5qpOZrWIxYoJrb/VvI/LDhkh8OfyGouGpBGFeaRtEJoVHkGsbW300RVOjTzg6lrvQ3",
-	"aZnentnGhwcrBGC3326AuoiDRzQAtKnjbetDq9FfRbDYWH4IWvwUQ00nEZCY+iHjQEyjEwztCISPnoqL",
-	"N6ev378ZxEEunEZM6QH5FebYWqEDbQKEBgGgxxBuaZxEZtLfeg1//bbsOwBNWaRWselarNytljTb264E",
-	"GuBm0Xh3qz1c/65KwGdT5peosAD2lEEUtEdsiOkUeMD4zAUnYFMPoVTsmqDvVQ3aLoOSmaCmG6Qx5fly",
-	"T/KoKBWKuYfuOi1IQqVag3PgqRdzNWDdiWG5XXJDZmr6rmX4RBRuMDrs3rqoWz+kfAbbUWSG/CWKPNr/",
-	"4eVK/iYhYNLct6lklWve/F2xuB3sH7XxpFwTKjV98fxgM17gDjHTTSqLaoPVz+eXG8JnuVmKB3DbrhjE",
-	"EAu5GMVs0vFdBBC1EnSariVE4NSudTZcZdrCLtMGiV/w26bIsrkpsGmtBa7lAsMWC0fGMbnqieurHhGS",
-	"XPUCMefH5Crd3z80SqUSHP8PV71WVmRO31o7M9FRXKPUOJM0aGWs9TvPDuBl+2uD1xm/YXob8w/ElLUf",
-	"9AqTf9t9sIGUWTT13BqW2PWL3W3HRfJNNsJx8Yu5AiUodZJdABCQyQLvTKPUgKwZ6Q9eHHn3AK86C10F",
-	"hXdiJtItJZtKyGGNrf3l+Q8HbYtrLOD9ppeKU3rWl9Gd9NYmoFuEWRlIYluVTB/LWl8qFzJe9zP18vm8",
-	"YhOfWkGCh7sZWAKmkoguRp1G/q2Jcl0/3LqetgwnKytegqIWHFsYzF308tqI4uC+yl6eDdu21i2cYbMk",
-	"HVnjRuulaT53X5xdluguJPhSM+2WrpViE15pv10AfHDfyBe6RUz3C5gxpeU2t+NECG26Ji52Q21kNSp6",
-	"52y3IW9gZwJciigGrl1EW6ayoUfrBBUITgSPFja+jakiO6qvtJAQkJCqEIKdVo2FO1Rf0wnVAt1eczde",
-	"O3S6TqFhJMU9RzWrqJhOI8ZR86GGsjjlvhWd0a3ZytfOQSpzmu/EjG0pICRUqbmQjRiF/YPVphTDLVsM",
-	"BwcvXm4e35D58rPltAHzXETM39SIEMCUppFeLQO3fHeBDW1mm05TGdqCUj4RKXfWhTWcYeYqKxNXd8u6",
-	"CZrhTW1UH+RkuMI2VLmhUdqRyAHTKdiMm1kkJjQi2DYnL3EDUrIAPAKRsjHXDqY7q5X5a8xccrbR7Ciy",
-	"1VQPoPvEt2C1ienINuC2DrdW8dt83NbVSjGBC1AO3TbhtpTztuTMj7kg7syQDGPtpi56i1iot3K+3KzR",
-	"Epxho7AsUNbAOQnUD7M4srqyXQNQ0bYyUQe48L+bgarLWaJGTUovWQS2DytxcmfzYHL7cEFApnEWiJ2l",
-	"rxlhcmOZdYncUtqpW91qR64D9TaEdG+KTJ2SlikXbpD3eWbfdqtedaYPqkt0+O07NQiXcvcVtVwrLoK0",
-	"ouM9uRFeHq52yXyBKycLDajIH4drdc2CB3K+cXCAVzuLDVa8fPHi0KbW2r+fe20Z1y3hiIVekS2v7bSH",
-	"bzc1eFZCmmuih+U+qAxYpxRTZPj2kuiQasIFicznUgJ2KKKgbOIvMXsfNR9ZsRqWPy+LSVpHS7R20FmX",
-	"+XW5JhliDNJoaZzSOQYoOR9eEZaEhk3T3/Bn7EpSzrRaU0LrdMYv307HtbOEvbdroQ3glQ+qsoxWIFXi",
-	"gQpE6kDMLa4Jdb1BWKvB/bvV7s72q8GGOW9qH98i+m7K+AxkIhnXm1g1rmHRHarQKYVUI6nXx5ZSv+qK",
-	"SwupRIB1g3SbU7e+9A1O3h7eysPPxm1dLWgrrG93RTkQbxSPX1KfGjryOvqP7d22mY+5bffLReCHFHHL",
-	"gq21D5flWjHnKDat4ShRUTrbDMWxx9qS7keQMeM0+pgJQps4S7awdKl0kkihhS+iDvWtaEC0QB+8JHOm",
-	"QzIBKkEOrDsNBTfrTTsmNhNzoN1eBjfPW1W8DtvakPFZBLupAo8cHRI/pJL6GiSKBhOq4OVRKiPSP3jx",
-	"kkyYVjsDMnRmNh9aJ5rDRAn/GvQoaa1mcU51HjWTLZr8DSZD7JRFD82ohjldeATDP/fmai9ru/e5UtLl",
-	"brVdITPElY6ssczq4bQiSyX5dpvo8ULgbirgbmmMtwlspvOuNXlGbApoC2WcKFueZ9Chh9eE/HaMaIQp",
-	"/hURrVOb2cpXVNl+fWmVzVdW5WZsO4xL9ZjupPWiEaun9opywZlPI5I1y+0x1lO6Jmc9j6g23MVy1T5y",
-	"TfIjMTujWsidMmt1PjnLWdezEyxzXa1ioIajgZ9KphdDc/zOPIUIdJpa2rd//ZSxx//628ee11LuCREk",
-	"z1NXaeFaTtz+nyny4ez1K/tV5kWn0HJjUTZfX6h1UiKBrhz20OWme/Wc9CwtfrdSrUb5IoHAsOVqirsC",
-	"nbvB2YzvMm4rfqn1K9Zk8k3CUOC5w6CUqWi/Iy7eDD9ijJdh1Bkj/fn8ktIh+eXjx3Ni1MgB+WjUuimL",
-	"sAYCLs4ioekgUx0eX/GxHVrt+SKAGfCBCsd5QTXb6WfhTIoEy21MqQ+E8oCYFSvC+BUfm+nUngEmwoUm",
-	"bGDGmomxZ5uGgEsiEmigCNyAXDj0ZYI/U2R8u2sg+a/xFYdbDVwZpZNqojSVGAsWgM8CVM8wGM/IGYRp",
-	"0m+N49sZXPEr/krwG0Nsgiur19IkiRZmsNr8x1f8f5A3+FvuK8pqEI3r+aLj42qsp7V9oxGfaayvcMWJ",
-	"w2IxNXuIzcafH/ylfLFOpYjJ+LfT3f9Dd/+1v/vDYHS8+2ns2QJOc6aAUGLLMlxenr0e4AIxzI6kCojg",
-	"rlKSCmkCHhlXwtnGJ8SPmOHIRM2Z9kNzn47RvDswpzzG4UrFCbCKngTyX8MPv5L++JVN/N39uEjgmNRz",
-	"f8c7XrEp8p79lUwWZsfOKEL6R88PSVtxA8+coQggQCO0r6PFMUn5NTeCBAYWKo/MpeAzi1hmTIM6cV4r",
-	"CZdn1nm0v09ayiRZIcltFEccE05jZkbEUokQBbj1akGdHA0U0fQayPjUZZ9a3CD2MnRBTGUmZYWv8Qmh",
-	"xOWve2bRzYz3vPTG0f5zu0gDB7Iq950IacarJcDjDsblsmNjoiACX1tqrddCqxQOo9xWCLMSOZaJMbik",
-	"QzAzuWoxrl4KdXXSiJh6rqQYKRWMIX1uyIgc7R96RAnCAkUCgT0joNc7FsnyEhDKUV9e5K5v/mfxNAsq",
-	"yuQ+q6NiFrBjozsGFcwSS3UUSd8wE4/EqaYaPGy+c+JoOys7UadnBGijeoOBfWshhjGi4LhRWgEPPUtV",
-	"FxyhZ0B08AOp1rlwOFmqWTFuQUHcgsHTEi4aTEu0mbtW2G98jHNrubCDI1+nMa7hGha4YmQOtlKoY/zW",
-	"NVe4wsctpUiPCVYedVWUzJhmQDMuTpQhDw6Ouz0gXVn6J8UaQ3P/lGuVIt/Bw0y5spj1w6qKXsjQ80vC",
-	"IApQw9gyeJlhDCaLKRlb9DFnSstQLpdRs5g99q742EXXobyETZys4X4ZXHHUC+KYyoWrrrPLuIdIrDxL",
-	"Sb6FetaVYNc8kCIPUXAXNN7bIjLNuVWfmDZSX6/tOzk9P+t5vTyrvPd8sD/Yx0SbBDhNWO+4dzh4PthH",
-	"X7gOUfzKhROzjr1aFtnMlhLJQXcWGPnLtHzHlD4tNa5W7fzts5Vk/pmCXBSCTB5yuV5BiEZG5J3XPi5S",
-	"UGXY3Oz+Yr9kdj9wWQdLjO7tE7gMlo6ihxjAXJedP9VqBx7s799bpYxaomBLqYwPHDCXBhl5cUwPUg3k",
-	"yO6srWMOgb1S6UTs8nx1l0o1Gux0uLpTUXPP9Dj4YXWPes2jO6/3Yp0d5WXtUK/Jib5EFAb49orJ79DE",
-	"Kp/RwqgAyl5GHOZGuEKWhyROZ6pwHH7yeo6V9Y57VYaDM3fSb93usTcV0oddlwBpw3MqFNu23aLJXqMO",
-	"r0HxxHnIqhziJzPThZ2olGPqbThjrWDuI5FUV4m4Apoe4WJO8kzTGlF11O1eRldtXe6tltlj0dr+0eoe",
-	"ebFD7LAGcealRJGaD9bZSLk00VfiAQ71scyuJf1nqoQ/tnCT0aSq2cgoGEhDolnBcKJ06l8XqGbkli9m",
-	"EWnA9G4kZp0XPN7tLoF0vYu9nHbQXRe4YV5qH6yUCXsfY1nOs9FIVeI/436UKqMoRWKOMm3KA9K/+OkV",
-	"OTw8/KGoNFyXdpgNsiymXsfq35z/zW02f5okG8yPVdi3mn9DGcsmc2ZC1ot1hKwmey1lCmdGqkTCDROp",
-	"yrOC/wiiWTnxeoVgZtOYn2SyR+DH1NoVkfeRSMyqUpdnldYpi9DgZtgwJRaxvpTb5mH5y1WpX7HZ2koU",
-	"tD7ScU+h310coIg9aqO0l0ePTGiVOlIdMhtC/4nAHpzArEEcI6GQkqzWY62omxFQl0pRDh+8H0UCd54V",
-	"DrgXlGwLcbyretG0TOGuQRXP720JjcSc1lLDdpkQkH7OMna+eS3mm6W3jfWY54drEaitQP0HU3wsahGK",
-	"zOCk+iZV5idjGg2wNkcrz3ayrg+vnJUVgoR7uYD3PrvKdHdWcI3AJk3VeYy5Eu+Pw1Ro/KjtVSa8gp/s",
-	"B0/2gzoZGcRwROSsAjfiGpByfJAuSQfUifWHWOTmo1ThW3AsMn1bw7IJ05tfyBtRQuk5qLtPq6hxL5Fi",
-	"soUtsjJJl8iAGVMPRM33J8eW87raal6HVGcZPxMgis5Jn3KS8jwXyj2xZd/7M8PYmjjUFdvZeWIv27GX",
-	"Pwy3eBWCf41yN+Pk+T5xESza6T8uuQ94kAjGDWKoudFynZ8WP9oUwS+9ast5kZ2GxfOs0UPSVJHZ2aEY",
-	"Zkt9IN3wO1f0EHr4WqjFInMttSf6bn7ZpC14k0flf6uaXyNtYC21774Rfimyl46Kw7w4nSed70nn+yKW",
-	"MAR711Ty+8WU0BKb+IKbZY2AlJWxKCuYRPFiaNM18cHooaVF5JVC0Azb6fr5IwS6fL8+mD9peMzGEu5X",
-	"j45pBqGSfjlcdac7OsbMmmqoMZJKzF7Zmtw8fy0pV9Y/TGwJwFIC2jOVPwnYP9o/IB2PAHquAuwNXPGS",
-	"qu3TROXRq16+NYxux+FJH8M/SwE6Pk1GqNJBYIel+oqXnmUMqcqEdSN29TGgMis3nL/0uuPljyfY3Qzf",
-	"XrpHFTAoNomo7yL1yy9mcxtB7lTJvrMpmDVRn+nFeMc+D1jqgrH26oqP85rs4xNSrslOYnGDpj4iuI2L",
-	"rPLsep3mL2Ta34YY2FV8+pGdAMtjmS6yE8viUP0/gAnysVjoGkJX/Z3Sx7Fdfs8+A5tc4qydKDkatuUS",
-	"gms5CpveAO2iZD02slO0/Bl0hUd9E/GH35LR4g8gc5jLvnzbtb6J70JAzP3q8nZcifXMno5ouBL9KlkE",
-	"mxvPW2Js10PgvYcJ663fHKUwREIjCRRTR7JfbUVyzAgKGZ/ZvA77BAtmONkgR9M3T+SwiUojVKZGKJFh",
-	"eu540BAYnsKJn+z1f/pw4jIf61vfOk5hqA8z5YQkNNMx0Jiyc2JkcCuMa1HFsk042ZpsKCu6sJuXEXhA",
-	"bqRTyRWh5ODFy90J01kAAbIUrDeB2VSH+/tEeS5qVovyW/dZunGxiSveD4SfbwPzg8mHBDgZ//zm49K6",
-	"EuMsJTEvUuFqUlxxvFpK9SIUGTercHidNTvGpC9kR67pFW82R635JqsEgkuyWaV2fZcX7wYE7VrmL0Sb",
-	"eShIrsk1QBLTBYkZaq37h2ScrXnEhR5hdZbxzkkNORv5owYzMz3YJoieXHGbT0p1nkZqZb3sdijB10xl",
-	"v46tLprnyaq8usixzU3NM+swj1G5+r5aYSnfblW0WtvlC7TRTw+o2VUX2XGzIGj+bEGPj3BdPArjNx0O",
-	"14JYXmitelm8Rx8vUXmdHjKRYq6QEB1fKophG6K1NNclIH+RwpXqcC/C5xVs2dx2Nn4jrp1NylW4yBYo",
-	"RYw/YxKxy4t1xTVsDIQtCGD2YWXRK27jZEpp9JVQCGT4fgRUqtJgA/KrqFYU4QABBG28wj4WsTF7uKhU",
-	"Fnko81P1JYs7Z3VaFYU2ZDNuxPJUfzM8Y3NjxzdNm67mTe/4t09VsQ5jupqIn2Np5ZtD1rInLdVhjRgx",
-	"nb1JhIIF/l7OY0vWjioq/JzXcqHWv+VSIc7fvnpDbkBiLSKPSHAPQNgH6jBlHbDuZYp9eWAI0T7KZAkt",
-	"Z0FW/LKFjfTCWowDkAMyLr/iNCZxqjSZgMvTt5bwUCj9TBFf8CmbpbZEge1DLi/OVBu5ZiITfDh7/apJ",
-	"tfVQK5DQvj6igAfVrUyoC7qxBToMoJa6BCuvVNWtwa1JWrbhKsfZobVZ1pmqA0wXwJ+p/OF89zCbCw+q",
-	"8YB3pdevWwILuka7vHhnYVNg0fDgxUsLKj80Nwu37sS19/01bcmPp/N1sIohljai3Ja0cmWjvoAVgHs9",
-	"rvtafiW4SmPIKoKYU+wbIXvHI1nn7A7Nkj7MXzVO4f6nLAFX7lgkGDbjqtBCGD8m1JX+yEpj2eqiRaPc",
-	"YHfFzQhZJSEnhWCVmn8Ixsu+PKdi8BvmlBsm7QNVVpNw/PWK5zIDjZTAMl3MLJN01/1aWunLu+JKEJoz",
-	"DF9wJSIjV3FyDZCQBkgYJ7bWLuosbfwse/XPoMErG9n6EIJE/XHB9aOZVtHINXDV+7Y1iT+H8PET40yF",
-	"98NSEvdSjJH1bUHKLq97tLDVz3QRlYaFdwbZECMcYgTcbCAYYy06mcJJqdjZ0f7hFR9PgepUwihgyjVF",
-	"44Sk1uYQUk6O9o9s/TVbCIopEgg/jYFnvk+m1VUGLhaZ65Ghkz2rlWh4gGZ85gKqiQJfgt5pI8zKYzkP",
-	"RJWtD/I8keZ3R5pGITN3AV6q2fNF1lnvHjDCgmiICwTphcwk5e7FnI2pF++evay4ZCfxfmyoKb4w8kFd",
-	"S/cKCsdfQmqUcA5e0bKp0dRdPfh9O0vc46jatfc0WnXtb5Pq/hw0lEkwtvRe2agkJMY/419qY4qxj+v+",
-	"q1ODvkh5VrJUFmm2tpeNMjOUbdA1iiByORhEhUJqolkMItUDcrC/j0SEMWVI9Cfkxf5hVqASq9k5Z6od",
-	"Mr8cB+S9fdlaOQ+AQXbK+BX3JaAOSKNWRfln0O5t4Ad0iroZWszWNq2geBnYJak0ApPuRwV0mPbAezrF",
-	"4pZKow2jtDWUQ+YPYaBfamtKEMVCyJAxr01WLK1MDSJRK4lheW2LclmLB0Opr1kAYhvu+xW8xwYM0whA",
-	"E6psJUqiALAgMhdZOVVQnn0V0yjQDkNcAMwJyYsEuFRUzFrOHgSKmdbZA5nb+ZPLr4B1p41lje7VM3ev",
-	"aZz5I2hdaThuC/eOjl6vUaV29SD1DrVR8rK2m4xUdGqMpkBvNpLp8J0HpmU4XQ5JiOkCybNvrv781QsX",
-	"ku4s7Xlwh6qQXfnRu2URaa3J0tYJnr2v9/0EY7uVfaVI7Py9wiZHsMt7irz+hj3+32/MtUU+QouQHN4W",
-	"FGvrt6AJXkgyAavxY4F2w35WM59ywezWO3/vc/GS5d1e6bn6VYKAe73zWxUHSi/2d0gDbq9PwsCTMGDj",
-	"dpxL3WbOWiw9wQqy7mkFIxlIV8gwXk16Lalw2xHKiiorp0FQIcnvQnY4DQK7m68rN5SeKG4zMATBk/zw",
-	"JD98lTTeICDURZy3ptMQLQo29lBywt5n9/L1iqpusbiBr82jVteCM6t8qgX3lPzRSP4wiJFRG/rQtias",
-	"L5QBWmtGWFp8plwIT5DHv7lnMrNi5MUb9Z2Rbxs9m1vJjMteiO7UGoZvLx/UDp09bN0h7Jvpn6zQErjG",
-	"inU+1TQSs9QFjoViTmIj6eZvzKOLa/j2Ep9wc5UJ5l9gYlYq3M3eku7GEXw/+mHRpHgMuwNTzCqfMCWX",
-	"JobDX7In3jLIbJh/2xrMcC7ZDdUW2h55PTz1nA/2Ynhae0nQNMlfErQvtLn3An/Mng8bXcNiXH0Ijeg5",
-	"84tMpqxQR5BazIGWBNfTIHAvmH+jRc7yBX4lpSh7331ZResndehJV+msSc1r7IT0ITh48eL5Dx5588oy",
-	"Aec+d4zBcIPf/+//I4f7//Ng5x6un73Phgms0Fde4+/3yQr+1LrHd1v21SkG7iVLXb81t7wulyXIOPnk",
-	"meoW8y1+P5CUb5WZPYzkL0oCLvNnnuVNvwuzZLGdr3QFl+DZcg2f2RSLpzv4yST5+OzQIh/m+saURdVK",
-	"DyWPJtMuQYhq9GRW0o3KDNN2WNNOiXFVezEsKyT1Hr5db2WXOpqDL5FiyiJ4clc+hrvyEYrbf2W93hbG",
-	"zGKZeJAHx1kVW4oIKtIL0tdKcTsGLZmvuqOzXak5X6Q8f+ktonhvk5ApLWaSxopMFi5nKKHa7CXP7k3V",
-	"AN+2z1McQqG0fZsc1+0WQLKspEFboPV7t8qVBK3hVu8lEWU1Uq7LSA3KPZciBh1CatjerSZwmwhbWIvY",
-	"LNvBFlizJLq4NJ+DwHqhxNUhP/dsAZzT1MiCv30yLE+BvOkWRhH6pgnjM1uV+fT87ITg2+b42pAtceOY",
-	"NEkkTNmtWVoqo95xbw+5qltmfXwb2G2NQcWenJhrttRSK7qUSUf61YzoIk32/O2rNzueS0dwyQkesWUy",
-	"SlNgOoKZo2RAV+UfcoN/6Td3ZzWXNnx7qTxrX/Uq5awxNbukLmQVnZ220BzpPCuvk2fJIamUO7vr8dPd",
-	"/w8AAP//",
+	"7L3rbhs59iD+KoT+f6DlRVl2bCe/aRsNrCed7uSXpNuwku3BtgOJqjqSOC6RNSTLsiYIMF/3QXYebJ5k",
+	"wUOybmLpFttJp/0liFW8Hp5zeO782InFLBMcuFad04+dKdAEJP73VQKzTGjgev8SspQuIDE/J6BiyTLN",
+	"BO+cdoZa5jAk8ylwoqdAJKhMcAWEKUKJxH5EjPHbmEmlyxZjIfFn5ueJF+QaFr1O1FHxFGbUzAY8n3VO",
+	"f++YaTofoo5eZNA57SgtGZ90Pn2KOpeg5WL/fKxBLi+vD7HgiSJakDllmoxgLKRZpZYLxif1udzYjGuY",
+	"gMTB/7b/XEgJKTXj7b/6cXmGF/FUgMKNxDRNQX6nSFz2ISwhQpKYSsnAgGQCHCTVkBDB4Yz8IxcaCNMW",
+	"ghIyITXjE0JJJsUohVlwiZXt/23/kmp4w2ZM7+O/y0u8hH/koLQiNE3FHBLC7FnFuZTANZkznoi5Ow+m",
+	"iBS5BhKnVKkNAFROfwkzyrhZWPsSUhjr8PxbTqVAtx93zjVLQ3sEnqzb06eok1FJZ6AdHZynqYjxMF/9",
+	"eEH1dHnac46gtY08thfYoIFTrs8I5Qsi9BSkoY2TwxOzDma6Z2bQqMPpzKykHGnAkk7UkfCPnElDe4YG",
+	"qkuf0ds3wCdmRU+O/hJ1ZowXf4co5VVJaK9hsbyNt/TaYbK0x0UUHYOhHaSXMyJhBrMRSEhIBpLkCiRi",
+	"zbBCwj2t08FU5FINiw1aplJu8W/7laXsm7W0bOvo6dP12/pFJNB6MoSLxLCYFmCbr3cN5gsp/g6xDjGL",
+	"d1MgNNbsBgx5m1Y98r9oyhJkCHRCGVe6jj0W4mrKMnVmuYLpVmlDYsq50EQBNBFrGe5ubYaT3ckW26Du",
+	"l/mZtOCGuesTuoSxBDV9LsQ1g/ApSduEaHENnMTYknRzBUl5141Esig4Oxe+zwD77BVbsp3LTU2ynFI1",
+	"cK1XsvdPZtf2ukRW9FeaOE5q/ooFN7ez+S/NspRZrnHwd2V28bEy7P8vYdw57fx/B+Vdf2C/qoMXUgp5",
+	"6SaxUza5QjoWcgZ4jzF+Y9CVMJ7lmnSHNxZ5DbMaU5ZCMozI0J+aPzDzW85VnpnLDZLBDBJGB2avQ4RS",
+	"ReYI3beh1bsuB0vtcQPPBR+nLH5AIPU1NVemm5d0h/6/Zu8V7jhwnHXA+GCcssnUNPjPv/59P3D4ScgR",
+	"SxLgDweI81xPgWszOiRklGtieJMXPLrDsV+SAcwYqM4lDBKm6Mggz/2A4RXXIDlNHw4K7zncZhAbEBiy",
+	"yCWQ7pC5ZQzAdB/unSETmYFSdIKsG0VDFkdOKETGWZMk7wU6vwj9k8h58nDQ+VEgv9QEbpnSEXF6gLvO",
+	"ZnSBH6+5mBvBGBsp0h1yoQdjs9J7QpMLupgB15fFNfNQ8DD3zYimlMeIBniZ5+Mxi5mRXA3ilH8OXMN7",
+	"gsE7c3WpO9s6DreSb7IJR4WkR5ZvXaNCpkoQBYXK4BvYO7UBgj7o/bY7fVi/dX/4z7/+fUaM9PLDAc3Y",
+	"wc2TA5rr6Rl5qXX2K08XZ6QPcS7hjPTpDPpMww99LQ1DX6uP3c05iDdUTuDhkNDJFVaoETdgaTI12hbp",
+	"DjO6SAVNBlqIQWoWdm/4J95SvvDq4gNu39zfuFu8poyGPnB/Lm21YXFYtctq0ztBjhaFf/UgzQ6r9PZN",
+	"Ryo7tanmm49kOuCZvOeGCoVk/3xI/vuWKcX4JCJwmxnOby6ksZATSEgsITHiDE3NDYRsaTCzzY0AY39w",
+	"3cofnJR8TzTyntMbylIjMT2gXEcSyIAnaKVjiiRizs+sXYCkVIMk3aECecNiGOTlAu8NBJkUsZGcHhQI",
+	"v0Ga7jtlyIi2EsaoEXZrIv41GDHffLiX3X/y9481TiXJW7QQVPRCmiTMdKDphRQZSM2M9jimqYLIqNTF",
+	"Tx87Ulj4eTMrTWaMd6KOtTp0os4NgznIgOU16uQKpNHMd1DAS1X+92KYyC6mnEmMjBZpZjpPkn7/5WtY",
+	"7LZJq3fXV3l4uGaVUSfLRymLzXEuixO/ciDXsDBiScmxTFNlOMeManPw1fmeHf/lZDu44KprqwiDZsb4",
+	"LyKBLWFCJ0aYvAGpmCWRpe3HEowON6AIbrurzmknoRr2NcO1LfWZZDmOzjTM1Dpy+/nivenjBqFS0oX5",
+	"ewo01dNBPIX4WrXvKrDiJeC4oZyKFexjmywq30ZCpEC5+WiRe6lPSpUeTIFKPQKqtwKQR8WlDxKUyGUM",
+	"g5Y5JWiDGFtNpq7ztuGUmg6mwlJS8GMmpA6Zx6OO0lTDurM1GIk2kSW0Rkp3uO0W6MesLKuyiKiBqw7L",
+	"yqOroWodkisp5g3bnpOIBDZH8JI2l9C8Ses4bnC1hTdgWwKPzf24donF8Oe2/aeoYw3UW2HaLrzCembi",
+	"RRAFndVkEDvOttSgBa+9PT/0LZNGOJkxLgKOwpcil+mCYBuiOM3UVOjCRTmfihTQlWD4erE/xvWzk3Jv",
+	"FSKpGK7D1JwCVVsCbB2LWEXum9BsiQuOcqNOniVbn2tFLFh9wSHl1yz8pSiwxBmqh1fBnQbtV9a7ASNo",
+	"4v52BBaL2YzygEscepMeGSo1JfsZOToiEzr4z7/+/T8NXxuGANbKh9t5sAHUegA7Tuq4KPaJimWvhsiF",
+	"uy+3YThF5y04ZMndApIAh1s9iHOpQgR7PlLANRHWLmSuZJLRCdLnaqhU17kaCH1PNV46dsZ7cIh7w8yF",
+	"ZObwTLPjSdv+6Mm8YxkaJOVvzl0SFKzP84TpFzden9mG5+s2aY7GWsg29mA/2p/L3TqE8VodjWORc7ya",
+	"F0rDrGO5bXAHFbN125wtP89A04Rq2r5z6/xbOjYRI1PYjleJXMdiVtu1yi0zMLofZ8XZ5TK807WMfp1Y",
+	"57574C+zbtc/C4u86E/dnN1WoVQ79wqGRB6Pmsurb6eEXpCKDA6/EZMdGAnc+GCkzXhISS0PxkPcEkMb",
+	"f270FpHrPii1g9Q2MzRWCikbiBqxm3CQyzSsyK0StJRd5irBIV97BM5z4rbct32aMKvM1Fh0MU1U339l",
+	"6UFI481fsuvdjAOl1FRR15+drLUOGP3kGhYDlqhlxPptyuLpUvBDv/+SoIlAC8K40jRNzwhNU9dwZiML",
+	"KCIlRg949G+aV5a5Jr19ZRsfH61RNdx+2wHaQODdoNrE42WHlxbZfp4Rxgk2IjlnWpFubBBrb0Mpu4rZ",
+	"9Rle9X8lJ0dP/uuMzHKlych6U1NIJjZAz3VsWGmOa6d+vFaS2BpZXdzMA5qxQkal4PpypcUM5IWQmqa7",
+	"Ma8wA2qa+2QaXAAaX/8qksXWYngScPf1NR2lQGY0njIOxDQ6wwipRMTo8Lt8cf7j2xe9WVLoeClTukd+",
+	"gTm2VuiHHgGhSQLoeIdbOstSM+nvnaWwl12loAQ0ZalaJ+00Qk5vtaR+b/sSaIKbRRv4rY5w/fsqg5iN",
+	"WVy5zEpgjxmkSZguxXgMPGF84mJ8sGmEUCp3TTCEQfVCMlXF2tZQsfMZ5cVyz4rgQjUV8wi93lqQjEq1",
+	"wQWMp17OtQTrVgwrzPtbyiSm70b+A0ThJXkBuwcXdRtPKZ/AbizBI3+FJZwcfv9s7eUlIWHSiK25ZDUx",
+	"w/xdY4lHhyehC6cwKFSaPn1ytB0zcofoVfzaokKw+vni/ZbwWW3d5QnchvXrGcyEXAxmbNTyXSQQFrby",
+	"fCNZHKd2rf1wtWlL82YIEi/x27bIsr1FfdnpAVzLBUb/lv7AU3LVEddXHSIkueokYs5PyVV+eHgcS6BK",
+	"cPw/XHWCrKiUML0GJq5R+ZpImgQZa1Og8bKj218IXq/4DdO7WFFhRln4oNd4zkL3wRbKWtk0cmtY4R4r",
+	"d7cbFyk2uRTVjl/MFShBqTN/AUBCRgu8MxXIG5ANKero6Ul0B/BqstB1UHgjJiLfUbSqRe422Npfnnx/",
+	"FFrc0gLebnupONvB5qquEx9Deq5FmLXxWLZVxYK4qvV75TIvmu7aTjFfVG7iQxAkeLjbgSVhKkvpYtDq",
+	"K9uZKDd1Z2/qsPY4WVvxChS14NjB7+SSADZGFAf3dW4nP2xorTv4lCdZPrA2wuClaT63X5xtDp02JPhc",
+	"b8eOHspyE1Flv20AvHcX42d6F033S5gwpeUut+NICG26Zi4ESm1lfC17F2x3Sd7AzgS4FOkMuHaBoV5l",
+	"Q8fwGSoQnAieLmyYKFNlkmFXaSEhIVOqppDsBTUW7lB9Q19uALqd5d1EYei0ncKSrwH3nDacC2I8ThlH",
+	"zYcayuKUx1Z0xuiAIF+rG+cewB55177gVneuuGFJ0A9Wfhzgkd6xYXO1JPcQXtOqeFheR232qAqsKqbW",
+	"NsdpCEPrcNjBpt8ww7eZobcQhepYvY4FFuOv311/SSFhnGlGrdsvNlqqrrj0BhJiwWOWAtqIsnY6BKkM",
+	"rN6ICdtRUM+oUnMhl0LuDo/W26sNmgQsiEdPn20frudD0/xygkAVKYu3NeYlMKZ5qtfrooHvLk4vZBtv",
+	"9fygwT3nI5FzZ+XbgMEZkXIzVtj0qDKUmEdCWJ8HrjCEKjc0zVvyEmE8BptAOknFiKYE2xbXnLgBKVkC",
+	"EYFUWaO3g+neeqPaNSbiOlefPwq/mvoBtJ/4DiJPZjqyLaQeh1vriL4YN7haKUZwCcqh2zZSD+UcWrwa",
+	"ViF2vh6GoeNjF4xMLNSDEkhhXgzEGtqgYguUDXBOAo2nPiy6afRqAKhsW5uoBVz43+1A1eb7V4NlSq9Y",
+	"5naPknT63/LBFE64koBMY59X5LOxDQ/fWndcoT9UdupWtz4uyYF6F0K6M4NCk5JWKflukLdFovpuq153",
+	"pveq07eEobVq8i6D/Atam6zaBtKqcHfkT3x2vN7v/Rn+ch/pVpM/jjfq6mPhCr5xdIRXO5sZrHj29Omx",
+	"rRRh/34ShQqIBKLrS/3eLy902v3X2zoeahk6DdHDch9Uyq3nnynSf/2e6CnVhAuSms+VeiJTkSZVV1tV",
+	"10ILhKxZ71v846FY/bXWGuuPmLS5QVZbdKYYUjtYGXZ7gfG2LlCijLJFB4Pp34gP2FBCa40tW72dlmtn",
+	"BXsPW4OWgFc9qNoygkCqaW4lIrUg5g7XhLreIkvD4P6n9TEl4avBZu1s66fawYAwZnwCMpOM621sCNew",
+	"aI+8a5VC6olBm2NLpV99xZWF1PTydpDucuo2YGmLk7eHt/bw/bjB1YK2wvpuV5QD8VbpZRX1aUlH3kT/",
+	"sb1Dm3lX+Fg+XwS+TxG3KthaS1FVrhVzjmLTBg5LleaT7VAce2ws6b4DOWOcpu+8ILSN03IHi7PKR5kU",
+	"WsQibVHfygZEC4yFkWTO9JSMgEqQPevWRsHNerVPiS0s0NNuL72bJ0EVr8XG3Wd8ksJ+riAiJ8cknlJJ",
+	"Yw0SRYMRVfDsJJcp6R49fUZGTKu9Huk7c3cMwYnmMFIivgY9yILFmS6oLkIT/aLJbzDqYycfDDuhGuZ0",
+	"ERHMZjiYqwPf9uBjrULZp/V2BW8QrxzZ0jLrhxNEllotiV2SoUqBe1kBd0tjPCSwmc771vWQsjGgT4Jx",
+	"omy1uV6LHt4Q8sMYsRR1/1dEtFZtZiefbW37zaXVNl9blZsxdBjv1UO6dTcLrq+f2nPKBWcxTYlvVthj",
+	"bMTChpz1IqXacBfLVbvINckPxOyMaiH3qqzV+cYtZ93MTrDKhbyegf4Go6kQ1+fx9ZaHEUh8YBMuJBq2",
+	"k9xm0EPd3h0ydEcdLgY2gi2IshJiYDeQbGSMck1XJRagqyDOJdOLvsF4Z5FDmjnPLbuzf/3kb4T//u1d",
+	"JwoUbESaKCrNqLyMasnckX+nyK+vfnxuv8qibCRuwlJpsb6p1lmF6tuq0ExddZmoWVXGF7bZr9WbU7HI",
+	"IDE3Ub1IjQJdROCwCd9n3NbsVJvXnPMiXcZQxvuE8XBjEb4WL1/032F4qbmb/N3x88V7Svvk5bt3F8Ro",
+	"zj3yzmiyY5ZiFSNcnKU700Hmenp6xYd2aHUQiwQmwHtqOixKotpOPwtnRSVYMGtMYyCUJ8SsWBHGr/jQ",
+	"TKcODDARLjRjPTPWRAwj23QKuCQigSaKwA3IhaNYJvh3igxv9w0k/zm84nCrgSujZ1NNlKYSw1ATiFmC",
+	"GinGARvRijBNusEQ4r3eFb/izwW/MfxFcGVVeZpl6cIM1pj/9Ir/D/ICfyvc1L6K4LBZ8WF4Ws8hsOZ+",
+	"9FswjRWSrjhxWCzGZg8zs/EnR3+pyhJjKWZk+Pv5/v+m+/883P++Nzjd/zCMbAnGOVNAKLGFld6/f/Vj",
+	"DxeIEb4kV0AEd7UO1ZRmEJFhLZJ2eEbilJlLiKg50/HUiBBDtGj3zCkPcbhKeSGsgyuB/Hf/119Id/jc",
+	"lu7Yf7fI4JQ0q3cM96JyU+Qt+ysZLcyOnR2IdE+eHJNQeaLInKFIIEG7e6zTxSnJ+TU3shPGNKuIzKXg",
+	"E4tYZkyDOrOi2iEuz6zz5PCQBAodWrnQbRRHHBJOZ8yMiMWOIU1w6/WSeAUaKKLpNZDhuasfYXGD2Pvf",
+	"xU9WmZSVN4dnhBJXgSYyi16uWVMUzzo5fGIXaeBA1lWvIUKa8RolbHAHw2rh0CFRkEKsLbU2q5nWSn9S",
+	"bmt8WiUEC70ZXNJTMDO5em+u4hl1lU6JGEeuKCiplHwjXW7IiJwcHkdECcISRRKBPVOg13sWyYoiTspR",
+	"X1Gmtmv+Z/HUxzN6Udeq5VjHw7HRPYMKZomVSsika5hJRGa5phoibL535mjbF45q0jMCdKn+koF9sJTS",
+	"EFFwuFQcCQ/dF5sRHKFnQHT0PalXqnI4Wak6NQygIG7B4GkFFw2mZdrM3SjNOzzFubVc2MGRr9MZruEa",
+	"FrhiZA621rdj/NYbWUbhDAPFxE8J1g53dRDNmGZAMy5O5JEHB8fdHpG2Ojtn5Rqn5v6pVhtHvoOHmXNl",
+	"Mev7dTU5kaEXl4RBFKCGsXl4mWEMJosxGVr0MWdKq1CuFkK1mD2MrvjQRW6giIhNnKzhfuldcVSFZjMq",
+	"F64+3j7jESKxiiwlxRbqvivBrkUMVxEd5S5ovLdFappzqzEybQTdTug7Ob941Yk6RV2YzpPeYe8QU2Uz",
+	"4DRjndPOce9J7xDd/3qK4lchnJh1HDTywCe2GFgBuleJkb9MyzdM6fNK43rd7d8/WknmHznIRSnIFOEr",
+	"m5V0Wqpp8CkKj4sUVBu28DQ8Pax4Go5cxtUKP0N4Ahf80lK2GHMnmurCh0b136PDwzurddVI9Q8Uu/qV",
+	"A2bDIiMvj+le6nmd2J2FOhYQOKgUP8YuT9Z3qdWTw07H6zuVVXNNj6Pv1/doVi38FHWebrKjojAt6jUF",
+	"0VeIwgDfXjHFHZpZFS9dGBVA2cuIw9wIV8jykMTpRJW+0g9Rx7GyzmmnznBw5lb6bZp6DsZCxrDvShjY",
+	"iKQaxYa2WzY5WKqkb1A8c07BOof4ycx0aSeqVImItpyxUfL+gUiqrchrCc2IcDEnRa2IBlG1vLyxiq5C",
+	"Xe6sGulD0drhyfoeRbli7LABcRbFwJGajzbZSLW44BfiAQ71sVC+Jf3vVAV/bOlFo0nV64mgYCANifon",
+	"P4jSeXxdopqRWz6bReQJ0/upmLRe8Hi3uxIQm13s1ZDW9sr+Sxa18GCVWhZ3MZblPFuN1EhH53GaK6Mo",
+	"pWKOMm3OE9K9/Ok5OT4+/r58K6Ap7TAb311OvYmjY3n+F7d+/jzLtpgf31HZaf4tZSybyO6FrKebCFnL",
+	"7LUSZOyNVJmEGyZyVdT1+COIZtXSKWsEM1uI5FEmewB+TK1dEXkfScWkLnVFVmkdsxQNboYNU2IR63O5",
+	"bZERtFqV+gWbbaxEQfCZrTvKOmnjAGW4VYjSnp08MKHVKkG2yGwI/UcCu3cCswZxDP5CSrJaj7WibkdA",
+	"bSpFNWLybhQJ3LmvWXInKBmK6vxU95RpmcOnJap4cmdLWMoJDD4WYJcJCekWLGPvq9divlp621qPeXK8",
+	"EYHaNyT+YIqPRS1CkRmc1V+V9H4yptEAa9NDi0RL6/qIqgmhU5BwJxfwwUdXW/aTFVxTsPmaTR5jrsS7",
+	"4zA1Gj8JvauIV/Cj/eDRftAkI4MYjoicVeBGXANSTgzS5SWBOrP+EIvcfJArfM2VpaZvMBKdML39hbwV",
+	"JVQedPz0YR01HmRSjHawRdYmaRMZMEnsnqj57uTYaipb6NWKKdU+yWkERNE56VJOcl6kf7lHMu2LvWYY",
+	"W46Lujpfe4/sZTf28ofhFljzEeVuxsmTQ+IiWLTTf1w+I/AkE4wbxFBzo+U6Py1+tFmRn3vVZjYVWx1U",
+	"E8JX67317O37cSO2FTh99CUuQ2cTs5U/3Ue9+t5J2x1OAfJNPIq5Il2M+26WONi7W1djNfG71Y1w4Rvd",
+	"JwaXqestZiC/1HvC2G/crIPQw9f97Z1hhNBwJYPtRcs8gDdF2tHXaudZyovayMhz1wi/EtkrR8VhXp7O",
+	"o4Xn0cLzWSyhD1ayrBUwEWNCK2ziM26WDcLP1kaerWES5Qv/y47IX3m6qMZLFSXJ0OnS6uj9I4S1fbse",
+	"1z9pMNzW+uwXj4VbDjkn3Wpw+goB1cyaa2gwklqEbtV3tHz+WlKubDQIsbWGKxm236niCe/uyeERaXm0",
+	"O3Kl5m/gilcMazHNVBGrHhVbw1wWHJ50Mdi7Eo4X02yABhxI7LBUX/HKM+pTqrxqbsSuLoZP+0crvKBh",
+	"evrHzuxu+q/fu0fQMAQ+S2ns8nIqyxXc5os4w1HXWRDNmmjM9GK4Z5/zrnTBzBp1xYfFG0rDM1J9Q4nM",
+	"xA0a9ongNgq6zrObr318JtP+OsTAtidMHtjltzpy8dKfmI86j/8ADoeHYqEbCF1OA7/0x/kwnopv2UNo",
+	"U8mcbwMlR8O2XMWDRkbStjdAWJRsRkK3ipY/g67xqK8i2vhrMlr8AWQOc9lXb7vGM07ebobqsblfXZae",
+	"e8vFe88QDdeiXy1naHtXWSCifjMEPrifIP7mzVEJOiY0lUAxUcz/ahPHMf9vyvjEZnHZJxMxn9GGNJu+",
+	"RdqWTUscoDI1QIkMU96HvSWB4TF54NE796dPHqjysa6NpMEpDPVhXqyQhHodA40pe2dGBrfCuBZ1LNuG",
+	"k23IhnxVmf2iTso9ciOdS64IJUdPn+2PmPbhQshSsKAO5k4eHx4SFbkYeS0qzL8oLlBu4op3ExEX28Bq",
+	"AOTXDDgZ/vzi3crCOUOfgFxU4XFFd644Xi2VgjiKDJfLDEWtRYmGpCtkS2b5FV9ujlrzjS91hEuyOeR2",
+	"fe8v3/QI2rXMX4g286kghSa3BJIZXZAZQ6318JgM/ZoHXOgBlp8a7p01kHMpW9xgpteDbTr42RW32eNU",
+	"F0njVtbzt0MFvmYq+3VoddEiK14V5ZNObSZ6kUeLWcvKPSSgFb4Z0K6K1otXfYY2+uEeNbv6IltuFgTN",
+	"n80V+wDXxYMwftPheCOIFZUk65fFW4zoIKooREZGUswVEqLjS+WrG4ZoLc21CcifpXDlenqQ4jtOti54",
+	"mI3fiGtnk3L1bPwCpZjhz1gywGXBu1I6NuLJlv8w+7Cy6BW3UXGVohm1wCdk+HEKVKrKYD3yi6jXD+IA",
+	"CSQhXmFfpdqaPVzW6gjdl/mp/mTWJ2d1Whdz2mcTbsTyXH81PGN7Y8dXTZuuwlXn9PcPdbEOIziXEb/A",
+	"0to3h6xVT1qupw1ixOIVy0QoWBIfFDy2Yu2oo8LPReUmav1bLvHp4vXzF+QGJBZbi4gE99KUfeYYC1QA",
+	"FvbNsS9PDCHa1x8toRUsyIpftnKbXhD/kEmPDKvPRQ6LZ35tVQ5rCZ8Kpb9TJBZ8zCa5LUhi+5D3l69U",
+	"iFy9yAS/vvrx+TLVNgMrQUJ4fUQBT+pbGVEXYmfL8RhArXQJ1p7DbFqDgymZtuE6x9mxtVk2maoDTBvA",
+	"v1OEVsXJIhiwwQPeeC02WEisdbT3l28sbEos6h89fWZBFU/NzcKtO3HjfX9JW/LD6XwtrKKPhcwotwXs",
+	"XJG4z2AF4J6pbb+Wnwuu8hn4+j/mFLtGyN6LiO/s71Cf4mX+anAK9z9lCbh2xyLBsAlXpRbC+CmhrtCP",
+	"L4RnyyeXjQqD3RU3I/i6YU4KwZpUfxeMV315TsXgN8wpN0zalzCtJuH46xUvZAaaKoFF+ZhZJmmv8rey",
+	"rl90xZUgtGAYseBKpEau4uQaICNLIGGc2GLiqLOE+Jl/XtigwXMbx34fgkTzFePNo5nW0cg1cNX5ujWJ",
+	"P4fw8RPjTE3vhqVk7iksI+vbirttXvd0YWsd6jIqDcts9fwQAxxiANxsIBli5UmZw1mltOHJ4fEVH46B",
+	"6lzCIGHKNUXjhKTW5jClnJwcnthqi7bsG1MkEXE+A+59n0yrKw8ulprrkaGT3ReDNTxAMz5x6RNEQSxB",
+	"74UIs/Ya2D1RZfDFsUfS/OZI0yhk5i7AS9W/z2ad9e6FNix/iLhAkF7IRFLungTbmnrx7jnwpWRbiffd",
+	"kpoSCyMfNLX0qKRw/GVKjRLOISpbLms0TVcPft/NEvcwqnbjwaCgrv11Ut2fg4a8BGMLbVaNSkJi/DP+",
+	"pbamGPuK/z9bNejLnPsCxbJMqre9bJSZoWyDrmkKqcu4ImoqpCaazUDkukeODg+RiDCmDIn+jDw9PPbl",
+	"aLF2pXOm2iGLy7FH3oJSFJ2w6AEwyE4Zv+KxBNQBaRpUlH8G/RIXeZ8xDm6GgNnaphUkkAFPwBbEVHNY",
+	"zoS+GxXQYdo97+kcS9kqjTaMytZQDpnfh4F+pa0pQxSbgkfGIm+oXFqVGkSm1hLD6ko21SI294ZSX7Lc",
+	"yy7c9wt4jw0YximAJlTZurNEAWD5cy588WRQkX1+2yjQDkNcAMwZKUqCuMRzrFHgXzybMa39S9y7+ZOL",
+	"JFFkZiLX+6p83LrFOuGsApRk9Xw40h0Wz/sO9woHb8VQNRXo4/RzRd5caZ3JTCvrHw1UTib4ELmVtI22",
+	"cRiqX+wDcU+veLDOMkbv+tmKH/3q0fLrVuZibvERaGsPTRlYXzLjWCMdodabMT7QIssz+97YsNerfKO3",
+	"tW8YN3zFh+5paZHrgRgPpLkpK9Dy75UVVlgMcoZkggAcjhgiQ883K0b1P6C3VuWZYTkGFnYnPp6aKeJf",
+	"obC+2VIjLE9JoVPiis/tixhEIv+yEHO7a3flPncQ9K9Jf6VJY8HFfqGQ4SbIWtipx02iBZrEG8b9xzDi",
+	"5NsL1v1sj7QzXhMtsv08a4m/LNiDL27h+HrhIarcL569bX/B5EqLGch9w0xoGrpngvzEdbvAXiVXuTep",
+	"Jjxha3anaYS31mMy870j8zlJGb/2frUmln6niLsd/bH46v0NdF+PztWXBcLY7O7GNSYbOi+eXBjl47Et",
+	"8uafYKm4VbER5hfueeMoGfa1ZBns99mEo7l1eMWdSychIxgLiRWNMdrXTJBR6WJ959KIhejP8a+blG+x",
+	"uJdaIqI0TeGKd23cmo3U2zPd7ascCUkgZaikYEjYIRm6PQ+UX1H5sgl5YfRirKBKWEKYuuJIgeBiAbtG",
+	"HqsOaNRsK3DVwpb3zlCsZKUk5uQVZePLrCBktiNdypiX3oZerrEPfwA+XFIKY47DDcpWjNvnPyqpaDaQ",
+	"zgp9QlZEMaZmVMdTNy3TZNis5mDGUxpoYkXa5vRFO//iTY+8QGDZl5iqL2WRREARkYfpYRKuOI2vuZjj",
+	"9p393D4x1iPn3MEdY4oKeGCebDGmNUiIDDgkLgQQPWRVya8og810j/wiNJHFEzD4wIh7IQtP3r9KNaEa",
+	"giZ5u3H3pto657/+wcZR5pzdWnSMbp6436ZwS16+PX++3395fvT0mf3s3fyWe5Z+/ibJtGXFnhx+/6zF",
+	"u7+bqLnSPY/H02m+v4Yvg1hqFvhCl1aWYSzw8bFTnqfpA1cyqDyBF7Kp4LM2yMEsaUekeN3OkIvDyL2v",
+	"J/px27DEbUXHu4sxeBe+zyxhF3yza/E78vF4CdwUrffW32oBK5Jz3a+pGuMb3Wlg7p3WbDPTrCw547Zw",
+	"57hp1KPGk1TrB2l2aIxSvGG1zUhlp6XRFOjtRjIdvvG8NI/T1YyEGV2gda5L07R81ddlpLtAuyK3Q9UJ",
+	"zpPImoS0FYqOW9E3lIvtVvaFrCoengGOYJf3mHj9FQf8f7sp1xb5jJrjM3J4SEm1xZoxAk9IMgLr8MfX",
+	"GA37Wc982nVY1/zgo08fYMmnAxdVvIkg8NY1/UrFAbu8VdKA2+ujMPAoDNi0HRdRbwtnWSw9w+ei3Duq",
+	"RjKQ7tWS2XrSC1TC2Y1Q1pRUPk+SGkl+E7LDeZLY3XxZucHhxJRlQV04SR7lh0f54YtU8UoSQl3Cedib",
+	"o0XJxu5LTjj4aFaw/gmHmbiBL82j1j/8YFb5+PDDY+2HpdoPBjE8tWEI7c6E9ZkyQLBkpKXF75TL4EmK",
+	"9LeMYjChf3nQUurKxLfmM4wzxou/A5byCptQ1/lqraH/+v29hqH1X79fJeyb6R+D0CRwjc9TxFTTVExy",
+	"lzc2FXMyM5Kuiygb2wjX/uv3hErwhQnnnxFhptR0/xoWa3Ck//K1aXOfaIJTrMIUs8pHTCmkiX7/JbEu",
+	"gwIyW5bfCjrGLyS7odpCOyI/9s8jF4J92T9Hz2bhqsYmiIYnh4cWXYf4iN2Q/ECGdmmDa1gMz+oRfnrO",
+	"4rKQia/TWfiqAvWtzpPEosfXGq5WLPALKUUOOiufr3tUhx51ldYH6HiDnZAuJEdPnz75PiIvnlsm4Fyj",
+	"jjEYbvCf//N/yfHhfx3t3cH1c/DRMIE1+sqP+PtdsoI/te7xzb7x5BQDWyCjroO7ItHqs6tVBuWT71S7",
+	"mG/x+56kfKvMHGAif/kiwCp/5qui6Tdhliy384Wu4Ao8A9fwK1th4fEOfjRJPjw7tMiHpb5mlKX1Qo8V",
+	"jybTrj4I1ejJrFUbqTJM22FDOyWmVR3MYFUd6bfw9XorW/M9PPgyKcYshUd35UO4Kx/gJcsvrNfbdzF8",
+	"LBNPiuA4q2JLkUJNekH6Wituz0BLFqv25GxXaT4WuVkjViojKcV7m0yZ0mIi6UyR0cKVDMmoNnspinvl",
+	"qkdODk/KjLWpUJrInLt1uwUQX5SkF8qzfutWuZagNdzqgyylrEHKTRlpiXIvpJiBnkJu2N6tJnCbCVtX",
+	"m9giW70dsGZF5GhlPgeBzTKJ60N+7Nj6t+e5kQV//2BYngJ50y6MIvRNE8YnNtj8/OLVmTm1qcKnxW2F",
+	"W8ekSSZhzG7N0nKZdk47B8hV3TKb49u8bmsMKvfkxFyzpcBTUZVCOqRbL4hWVsm6eP38xV7kqhG42gQR",
+	"sVUyK1NgNQIzR8WArqo/FAb/ym/uzlpeWv/1exVZ+2pUe80KK7NV1AX/oJPTFgI2f0ziUkRPpcgn02AW",
+	"TIQ3ayMRxueUuAyOymRFpPDybBc+eaAoyYOEWV2qu4w/fPp/AQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
