@@ -17,6 +17,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/event/relay"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
 	httphost "github.com/gpuaas/gpuaas/hosts/http"
+	terminalhost "github.com/gpuaas/gpuaas/hosts/terminal"
 	"github.com/gpuaas/gpuaas/hosts/workers"
 	"github.com/gpuaas/gpuaas/ports"
 )
@@ -110,6 +111,8 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay bool) fx.Option {
 		),
 		oidc.Module,
 		fx.Provide(newIdentityService),
+		computeOptions(s),
+		terminalhost.ServiceModule,
 		fx.Supply(httphost.Config{
 			Addr:                s.HTTPAddr,
 			PublicBaseURL:       s.PublicURL,
@@ -152,6 +155,35 @@ func serveAPI(ctx context.Context, s Settings) error {
 		return err
 	}
 	return runApp(ctx, newAPIApp(s, newLogger(s), true))
+}
+
+func serveAgentGateway(ctx context.Context, s Settings) error {
+	if err := s.require("DATABASE_URL"); err != nil {
+		return err
+	}
+	logger := newLogger(s)
+	return runApp(ctx, fx.New(baseOptions(s, logger), computeOptions(s), agentGatewayOptions(s)))
+}
+
+func serveTerminalGateway(ctx context.Context, s Settings, getenv func(string) string) error {
+	if err := s.require("DATABASE_URL"); err != nil {
+		return err
+	}
+	logger := newLogger(s)
+	cfg, err := terminalGatewayConfig(s, getenv, s.TerminalAddr, logger)
+	if err != nil {
+		return err
+	}
+	return runApp(ctx, fx.New(baseOptions(s, logger), ephemeralOptions(s), computeOptions(s),
+		terminalhost.ServiceModule, fx.Supply(cfg), terminalhost.Module))
+}
+
+func workerProvisioning(ctx context.Context, s Settings) error {
+	if err := s.require("DATABASE_URL"); err != nil {
+		return err
+	}
+	logger := newLogger(s)
+	return runApp(ctx, fx.New(baseOptions(s, logger), computeOptions(s), provisioningOptions(s)))
 }
 
 func workerOutbox(ctx context.Context, s Settings) error {

@@ -38,6 +38,8 @@ func TestValidateApps(t *testing.T) {
 		"serve api (redis)":       apiOptions(testSettings(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:6379"}), logger, true),
 		"serve api without relay": apiOptions(testSettings(t, nil), logger, false),
 		"serve api with tracing":  apiOptions(testSettings(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}), logger, true),
+		"serve agent-gateway":     fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), agentGatewayOptions(testSettings(t, nil))),
+		"worker provisioning":     fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), provisioningOptions(testSettings(t, nil))),
 		"worker outbox":           fx.Options(baseOptions(testSettings(t, nil), logger), relayOptions(testSettings(t, nil))),
 	}
 	for name, opts := range cases {

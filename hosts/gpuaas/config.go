@@ -65,6 +65,22 @@ type Settings struct {
 	LogFormat      string // json | text
 	RelayInterval  time.Duration
 	OTLPEndpoint   string // OTEL_EXPORTER_OTLP_ENDPOINT: traces are exported when set
+
+	DataDir          string   // local state of this process (key files)
+	KMSKeyFile       string   // local KMS key (when AWSKMSKeyID is empty)
+	AWSKMSKeyID      string   // AWS KMS key for the encryption envelope
+	AWSRegion        string   //
+	SigningKeyFile   string   // Ed25519 key that signs node tasks
+	AgentAddr        string   // agent gateway (Connect RPC, mTLS) listen address
+	AgentHosts       []string // names in the agent gateway's server certificate
+	TerminalAddr     string   // terminal gateway listen address (serve terminal-gateway)
+	TerminalOrigins  []string // browser origins allowed to open a terminal
+	TerminalAnyHost  bool     // accept any node SSH host key (dev only)
+	TemporalAddress  string   // Temporal frontend host:port
+	TemporalNS       string   //
+	StripeSecretKey  string   // STRIPE_SECRET_KEY: payments through Stripe when set
+	StripeWebhookKey []string // STRIPE_WEBHOOK_SECRETS (comma list; several during rotation)
+	StripeBackend    string   // STRIPE_API_BASE: e.g. stripe-mock
 }
 
 // readSettings reads the environment. Required values are checked by the
@@ -84,6 +100,21 @@ func readSettings(e env) (Settings, error) {
 	}
 	s.OIDCAudience = e.str("OIDC_AUDIENCE", s.OIDCClientID)
 	s.OTLPEndpoint = e.str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	s.DataDir = e.str("GPUAAS_DATA_DIR", ".gpuaas")
+	s.KMSKeyFile = e.str("GPUAAS_KMS_KEY_FILE", s.DataDir+"/kms.key")
+	s.AWSKMSKeyID = e.str("AWS_KMS_KEY_ID", "")
+	s.AWSRegion = e.str("AWS_REGION", "")
+	s.SigningKeyFile = e.str("GPUAAS_TASK_SIGNING_KEY_FILE", s.DataDir+"/task-signing-key.pem")
+	s.AgentAddr = e.str("GPUAAS_AGENT_ADDR", ":8444")
+	s.AgentHosts = e.list("GPUAAS_AGENT_HOSTS", []string{"localhost", "127.0.0.1"})
+	s.TerminalAddr = e.str("GPUAAS_TERMINAL_ADDR", ":8082")
+	s.TerminalOrigins = e.list("GPUAAS_TERMINAL_ORIGINS", []string{s.PublicURL})
+	s.TerminalAnyHost = e.str("GPUAAS_TERMINAL_INSECURE_HOST_KEYS", "") == "1"
+	s.TemporalAddress = e.str("TEMPORAL_ADDRESS", "127.0.0.1:7233")
+	s.TemporalNS = e.str("TEMPORAL_NAMESPACE", "default")
+	s.StripeSecretKey = e.str("STRIPE_SECRET_KEY", "")
+	s.StripeWebhookKey = e.list("STRIPE_WEBHOOK_SECRETS", nil)
+	s.StripeBackend = e.str("STRIPE_API_BASE", "")
 	s.RedirectURIs = e.list("GPUAAS_REDIRECT_URIS", []string{s.PublicURL + "/auth/callback"})
 	s.InsecureCookie = e.str("GPUAAS_INSECURE_COOKIES", "") == "1"
 	if err := s.LogLevel.UnmarshalText([]byte(e.str("GPUAAS_LOG_LEVEL", "info"))); err != nil {

@@ -23,6 +23,10 @@ const usage = `gpuaas — GPU cloud control plane
 
 Usage:
   gpuaas serve api            run the HTTP API (with an in-process outbox relay)
+  gpuaas serve agent-gateway  run the node agents' Connect RPC gateway (mTLS)
+  gpuaas serve terminal-gateway
+                              run the browser terminal WebSocket gateway
+  gpuaas worker provisioning  run the provisioning worker (Temporal) and node sweeper
   gpuaas worker outbox        run the outbox relay alone
   gpuaas migrate up|down [N]|status
   gpuaas dev                  run the whole platform on embedded defaults
@@ -55,6 +59,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = migrate(ctx, settings, args[1:], stdout)
 	case args[0] == "serve" && len(args) == 2 && args[1] == "api":
 		err = serveAPI(ctx, settings)
+	case args[0] == "serve" && len(args) == 2 && args[1] == "agent-gateway":
+		err = serveAgentGateway(ctx, settings)
+	case args[0] == "serve" && len(args) == 2 && args[1] == "terminal-gateway":
+		err = serveTerminalGateway(ctx, settings, getenv)
+	case args[0] == "worker" && len(args) == 2 && args[1] == "provisioning":
+		err = workerProvisioning(ctx, settings)
 	case args[0] == "worker" && len(args) == 2 && args[1] == "outbox":
 		err = workerOutbox(ctx, settings)
 	case args[0] == "dev":
