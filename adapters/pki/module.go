@@ -9,17 +9,29 @@ import (
 	"github.com/gpuaas/gpuaas/ports"
 )
 
-// Module provides the built-in CAs from a Config the host supplies. It
-// needs ports.KMS, ports.SecretStore, ports.NodeCertificateStore (one that
-// also implements CertificateStore, as postgres.SecurityModule's does) and
-// ports.Clock, and loads or creates the CA keys on start.
+// Module provides both built-in CAs: CAModule and SSHModule.
+var Module = fx.Module("pki", CAModule, SSHModule)
+
+// CAModule provides the X.509 CA from a Config the host supplies. It needs
+// ports.KMS, ports.SecretStore, ports.Clock and a ports.NodeCertificateStore
+// that also implements CertificateStore (postgres.SecurityModule's does), and
+// loads or creates the CA keys on start. Hosts that issue node certificates
+// through step-ca use stepca.Module instead, with SSHModule alone.
 //
-// Provided: *CA, ports.CertificateAuthority, *SSHCA,
-// ports.SSHCertificateAuthority.
-var Module = fx.Module("pki",
+// Provided: *CA, ports.CertificateAuthority.
+var CAModule = fx.Module("pki-ca",
 	fx.Provide(
 		provideCA,
 		fx.Annotate(func(ca *CA) *CA { return ca }, fx.As(new(ports.CertificateAuthority))),
+	),
+)
+
+// SSHModule provides the SSH user CA from Config.SSH; it needs ports.KMS,
+// ports.SecretStore and ports.Clock, and loads or creates its key on start.
+//
+// Provided: *SSHCA, ports.SSHCertificateAuthority.
+var SSHModule = fx.Module("pki-ssh",
+	fx.Provide(
 		provideSSHCA,
 		fx.Annotate(func(c *SSHCA) *SSHCA { return c }, fx.As(new(ports.SSHCertificateAuthority))),
 	),

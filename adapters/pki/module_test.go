@@ -77,3 +77,21 @@ func TestModuleRefusesStoreWithoutSerialRevocation(t *testing.T) {
 		t.Fatal("module accepted a store that cannot revoke single serials")
 	}
 }
+
+// With step-ca issuing node certificates, the SSH CA is wired alone.
+func TestSSHModuleAlone(t *testing.T) {
+	t.Parallel()
+	err := fx.ValidateApp(
+		fx.Supply(pki.Config{}),
+		fx.Provide(
+			fx.Annotate(func() *fakes.Clock { return fakes.NewClock(time.Time{}) }, fx.As(new(ports.Clock))),
+			func() (ports.KMS, error) { return nil, nil },
+			func() ports.SecretStore { return nil },
+		),
+		pki.SSHModule,
+		fx.Invoke(func(ports.SSHCertificateAuthority) {}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
