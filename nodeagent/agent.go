@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -239,9 +240,22 @@ func (a *Agent) Renew(ctx context.Context) error {
 	if !x509.NewCertPool().AppendCertsFromPEM(rootsPEM) {
 		return errors.New("nodeagent: renew: the gateway sent no CA roots")
 	}
-	if err := a.state.save(a.id, key, res.Msg.GetCertChainPem(), rootsPEM); err != nil {
+	// A rotated task signing key arrives with the certificate. Tasks run
+	// under runMu, so none is verified halfway through the switch.
+	a.runMu.Lock()
+	id := a.id
+	if k, kid := res.Msg.GetTaskSigningPublicKey(), res.Msg.GetTaskSigningKeyId(); len(k) == ed25519.PublicKeySize && kid != "" &&
+		(kid != id.TaskKeyID || !bytes.Equal(k, id.TaskKey)) {
+		id.TaskKey, id.TaskKeyID = k, kid
+		a.log.Info("task signing key changed", "key_id", kid)
+	}
+	if err := a.state.save(id, key, res.Msg.GetCertChainPem(), rootsPEM); err != nil {
+		a.runMu.Unlock()
 		return err
 	}
+	a.id = id
+	a.verifier.Key, a.verifier.KeyID = ed25519.PublicKey(id.TaskKey), id.TaskKeyID
+	a.runMu.Unlock()
 	a.cert.Store(cert)
 	a.obtained.Store(a.cfg.Now().UnixNano())
 	a.log.Info("certificate renewed", "not_after", cert.Leaf.NotAfter)

@@ -52,7 +52,8 @@ func (h *handler) Renew(ctx context.Context, req *connect.Request[agentv1.RenewR
 	if err != nil {
 		return nil, h.fail(ctx, "Renew", err)
 	}
-	return connect.NewResponse(&agentv1.RenewResponse{CertChainPem: e.CertChainPEM, CaRootsPem: e.RootsPEM}), nil
+	return connect.NewResponse(&agentv1.RenewResponse{CertChainPem: e.CertChainPEM, CaRootsPem: e.RootsPEM,
+		TaskSigningPublicKey: e.TaskKey, TaskSigningKeyId: e.TaskKeyID}), nil
 }
 
 func (h *handler) Heartbeat(ctx context.Context, req *connect.Request[agentv1.HeartbeatRequest]) (*connect.Response[agentv1.HeartbeatResponse], error) {

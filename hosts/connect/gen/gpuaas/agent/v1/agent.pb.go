@@ -215,11 +215,15 @@ func (x *RenewRequest) GetCsrDer() []byte {
 }
 
 type RenewResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CertChainPem  []byte                 `protobuf:"bytes,1,opt,name=cert_chain_pem,json=certChainPem,proto3" json:"cert_chain_pem,omitempty"`
-	CaRootsPem    []byte                 `protobuf:"bytes,2,opt,name=ca_roots_pem,json=caRootsPem,proto3" json:"ca_roots_pem,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	CertChainPem []byte                 `protobuf:"bytes,1,opt,name=cert_chain_pem,json=certChainPem,proto3" json:"cert_chain_pem,omitempty"`
+	CaRootsPem   []byte                 `protobuf:"bytes,2,opt,name=ca_roots_pem,json=caRootsPem,proto3" json:"ca_roots_pem,omitempty"`
+	// The task signing key in force, so a rotated signer reaches agents at
+	// their next renewal (over the same authenticated channel as enrolment).
+	TaskSigningPublicKey []byte `protobuf:"bytes,3,opt,name=task_signing_public_key,json=taskSigningPublicKey,proto3" json:"task_signing_public_key,omitempty"`
+	TaskSigningKeyId     string `protobuf:"bytes,4,opt,name=task_signing_key_id,json=taskSigningKeyId,proto3" json:"task_signing_key_id,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *RenewResponse) Reset() {
@@ -264,6 +268,20 @@ func (x *RenewResponse) GetCaRootsPem() []byte {
 		return x.CaRootsPem
 	}
 	return nil
+}
+
+func (x *RenewResponse) GetTaskSigningPublicKey() []byte {
+	if x != nil {
+		return x.TaskSigningPublicKey
+	}
+	return nil
+}
+
+func (x *RenewResponse) GetTaskSigningKeyId() string {
+	if x != nil {
+		return x.TaskSigningKeyId
+	}
+	return ""
 }
 
 type Gpu struct {
@@ -847,11 +865,13 @@ const file_gpuaas_agent_v1_agent_proto_rawDesc = "" +
 	"\x17task_signing_public_key\x18\x04 \x01(\fR\x14taskSigningPublicKey\x12-\n" +
 	"\x13task_signing_key_id\x18\x05 \x01(\tR\x10taskSigningKeyId\"'\n" +
 	"\fRenewRequest\x12\x17\n" +
-	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"W\n" +
+	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"\xbd\x01\n" +
 	"\rRenewResponse\x12$\n" +
 	"\x0ecert_chain_pem\x18\x01 \x01(\fR\fcertChainPem\x12 \n" +
 	"\fca_roots_pem\x18\x02 \x01(\fR\n" +
-	"caRootsPem\"~\n" +
+	"caRootsPem\x125\n" +
+	"\x17task_signing_public_key\x18\x03 \x01(\fR\x14taskSigningPublicKey\x12-\n" +
+	"\x13task_signing_key_id\x18\x04 \x01(\tR\x10taskSigningKeyId\"~\n" +
 	"\x03Gpu\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x14\n" +
