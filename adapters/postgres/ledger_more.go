@@ -102,6 +102,20 @@ func (s *LedgerStore) GetEntry(ctx context.Context, tenantID, id string) (ledger
 	return e, nil
 }
 
+// GetEntryByKey implements [ledgersvc.EntryReader].
+func (s *LedgerStore) GetEntryByKey(ctx context.Context, tenantID, idempotencyKey string) (ledger.Entry, error) {
+	tid, ok := canonicalID(tenantID)
+	if !ok {
+		return ledger.Entry{}, fault.NotFound("ledger entry", "")
+	}
+	e, err := scanEntry(s.db.Q(ctx).QueryRow(ctx, `SELECT `+entryColumns+` FROM ledger_entries
+		WHERE idempotency_key = $1 AND tenant_id = $2`, idempotencyKey, tid))
+	if err != nil {
+		return ledger.Entry{}, translate(err, "ledger entry")
+	}
+	return e, nil
+}
+
 // RefundableCredits implements [ledgersvc.EntryReader]: the tenant's
 // credits created at or after since, newest first, each with what refunds
 // (entries of type refund whose reference is the credit's id) have already

@@ -30,6 +30,23 @@ const (
 const usageColumns = `id::text, tenant_id::text, project_id::text, user_id::text, allocation_id::text,
 	hourly_price_minor, currency, started_at, ended_at, billed_through, billed_minor, state`
 
+// usageListColumns are usageColumns of usage_records u with the project's
+// name (projects p), for the listings people read.
+const usageListColumns = `u.id::text, u.tenant_id::text, u.project_id::text, u.user_id::text, u.allocation_id::text,
+	u.hourly_price_minor, u.currency, u.started_at, u.ended_at, u.billed_through, u.billed_minor, u.state,
+	COALESCE(p.name, '')`
+
+const usageListFrom = ` FROM usage_records u LEFT JOIN projects p ON p.id = u.project_id`
+
+func scanUsageListed(row pgx.Row) (billing.UsageRecord, error) {
+	var r billing.UsageRecord
+	var state string
+	err := row.Scan(&r.ID, &r.TenantID, &r.ProjectID, &r.UserID, &r.AllocationID, &r.HourlyPriceMinor, &r.Currency,
+		&r.StartedAt, &r.EndedAt, &r.BilledThrough, &r.BilledMinor, &state, &r.ProjectName)
+	r.State = billing.UsageState(state)
+	return r, err
+}
+
 func scanUsage(row pgx.Row) (billing.UsageRecord, error) {
 	var r billing.UsageRecord
 	var state string
@@ -104,21 +121,21 @@ func (s *UsageStore) List(ctx context.Context, tenantID, cursor string, limit in
 		return []billing.UsageRecord{}, "", nil
 	}
 	args := []any{tid, limit + 1}
-	q := `SELECT ` + usageColumns + ` FROM usage_records WHERE tenant_id = $1`
+	q := `SELECT ` + usageListColumns + usageListFrom + ` WHERE u.tenant_id = $1`
 	if cursor != "" {
 		c, err := decodeUsageCursor(cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		q += ` AND (started_at, id) < ($3, $4::uuid)`
+		q += ` AND (u.started_at, u.id) < ($3, $4::uuid)`
 		args = append(args, time.UnixMicro(c.At), c.ID)
 	}
-	q += ` ORDER BY started_at DESC, id DESC LIMIT $2`
+	q += ` ORDER BY u.started_at DESC, u.id DESC LIMIT $2`
 	rows, err := s.db.Q(ctx).Query(ctx, q, args...)
 	if err != nil {
 		return nil, "", translate(err, "usage record")
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.UsageRecord, error) { return scanUsage(r) })
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.UsageRecord, error) { return scanUsageListed(r) })
 	if err != nil {
 		return nil, "", translate(err, "usage record")
 	}
@@ -151,14 +168,14 @@ func (s *UsageStore) Each(ctx context.Context, tenantID string, fn func(billing.
 	if !ok {
 		return nil
 	}
-	rows, err := s.db.Q(ctx).Query(ctx, `SELECT `+usageColumns+` FROM usage_records WHERE tenant_id = $1
-		ORDER BY started_at DESC, id DESC`, tid)
+	rows, err := s.db.Q(ctx).Query(ctx, `SELECT `+usageListColumns+usageListFrom+` WHERE u.tenant_id = $1
+		ORDER BY u.started_at DESC, u.id DESC`, tid)
 	if err != nil {
 		return translate(err, "usage record")
 	}
 	defer rows.Close()
 	for rows.Next() {
-		r, err := scanUsage(rows)
+		r, err := scanUsageListed(rows)
 		if err != nil {
 			return translate(err, "usage record")
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
+	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/ports"
@@ -42,6 +43,7 @@ type Params struct {
 	Allocations *allocationsvc.Service `optional:"true"`
 	Terminal    *terminalsvc.Service   `optional:"true"`
 	Payments    *paymentsvc.Service    `optional:"true"`
+	Ledger      *ledgersvc.Service     `optional:"true"`
 	Mounts      []Mount                `group:"http_mounts"`
 }
 
@@ -58,7 +60,7 @@ func NewFromParams(p Params) (*Server, error) {
 		Policies: p.Policies, Audit: p.Audit, Idempotency: p.Idempotency, Health: health, Logger: p.Logger,
 		Metrics: p.Metrics, TracerProvider: p.TracerProvider, Clock: p.Clock,
 		Inventory: p.Inventory, Allocations: p.Allocations, Terminal: p.Terminal, Payments: p.Payments,
-		Mounts: p.Mounts,
+		Mounts: p.Mounts, Ledger: p.Ledger,
 	})
 }
 

@@ -61,9 +61,17 @@ var wantAuthz = map[string]Authz{
 	"POST /api/v1/payments/customer-portal-session": AuthzTenantAdmin,
 	"POST /api/v1/payments/webhook":                 AuthzPublic,
 	"GET /api/v1/admin/payments/sessions":           AuthzPlatformAdmin,
-	"GET /api/v1/ssh-keys":                          AuthzAuthenticated,
-	"POST /api/v1/ssh-keys":                         AuthzAuthenticated,
-	"DELETE /api/v1/ssh-keys/{key_id}":              AuthzAuthenticated,
+	// Billing (doc/billing.md): every member reads their own tenant's
+	// money; only operators move it.
+	"GET /api/v1/billing/balance":                    AuthzAuthenticated,
+	"GET /api/v1/billing/ledger":                     AuthzAuthenticated,
+	"GET /api/v1/billing/usage":                      AuthzAuthenticated,
+	"GET /api/v1/billing/usage/csv":                  AuthzAuthenticated,
+	"POST /api/v1/admin/tenants/{tenant_id}/credits": AuthzPlatformAdmin,
+	"POST /api/v1/admin/tenants/{tenant_id}/refunds": AuthzPlatformAdmin,
+	"GET /api/v1/ssh-keys":                           AuthzAuthenticated,
+	"POST /api/v1/ssh-keys":                          AuthzAuthenticated,
+	"DELETE /api/v1/ssh-keys/{key_id}":               AuthzAuthenticated,
 }
 
 // TestEveryRouteHasAnAuthorisationDecision walks the router and the

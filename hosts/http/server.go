@@ -19,6 +19,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
+	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
@@ -65,6 +66,10 @@ type Deps struct {
 	// Payments runs the payment routes (checkout, portal, webhook, admin
 	// list). Optional: without it those routes answer 503.
 	Payments *paymentsvc.Service
+	// Ledger runs the billing routes (balance, ledger, usage and its CSV,
+	// admin credits and refunds). Optional: without it those routes
+	// answer 503.
+	Ledger *ledgersvc.Service
 
 	// Mounts are handlers served beside the API on the same listener, outside
 	// the API's middleware and contract (they do their own checks): the

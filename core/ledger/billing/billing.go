@@ -34,6 +34,10 @@ type UsageRecord struct {
 	BilledThrough    time.Time
 	BilledMinor      int64
 	State            UsageState
+	// ProjectName is the project's name at read time, filled by the
+	// listings (List, Each) for people reading usage; it is not part of
+	// the metering record.
+	ProjectName string
 }
 
 // WholeSeconds is the number of whole seconds from start to t (0 when t is

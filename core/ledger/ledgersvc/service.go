@@ -2,6 +2,8 @@ package ledgersvc
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strconv"
 	"strings"
@@ -34,6 +36,9 @@ type EntryReader interface {
 	// since, newest first, with their refunded amounts.
 	RefundableCredits(ctx context.Context, tenantID string, since time.Time) ([]CreditRemaining, error)
 	RefundedMinor(ctx context.Context, creditEntryID string) (int64, error)
+	// GetEntryByKey returns the tenant's entry posted with an idempotency
+	// key (NotFound when there is none).
+	GetEntryByKey(ctx context.Context, tenantID, idempotencyKey string) (ledger.Entry, error)
 	// LockTenantMoney serialises a tenant's read-check-post money operations
 	// until the transaction ends.
 	LockTenantMoney(ctx context.Context, tenantID string) error
@@ -294,6 +299,22 @@ func checkAmount(n int64) error {
 	return nil
 }
 
+// maxLedgerKey is the ledger's limit on idempotency keys (migration 0003).
+const maxLedgerKey = 255
+
+// ledgerKey derives the ledger idempotency key of an operator's operation
+// from the client's X-Idempotency-Key (up to 255 characters itself): the
+// key verbatim when it fits, else its SHA-256, so a long client key is
+// never refused by the ledger's length check.
+func ledgerKey(prefix, tenantID, clientKey, suffix string) string {
+	k := prefix + ":" + tenantID + ":" + clientKey + suffix
+	if len(k) <= maxLedgerKey {
+		return k
+	}
+	sum := sha256.Sum256([]byte(clientKey))
+	return prefix + ":" + tenantID + ":sha256:" + hex.EncodeToString(sum[:]) + suffix
+}
+
 func checkKey(k string) error {
 	if strings.TrimSpace(k) == "" {
 		return &fault.Error{Kind: fault.KindInvalid, Code: CodeIdempotencyKeyRequired, Field: "X-Idempotency-Key",
@@ -305,7 +326,9 @@ func checkKey(k string) error {
 // AdminCredit grants a tenant credit as a positive adjustment, audited in
 // the same transaction. The currency must be the ledger's (policy
 // billing.currency for a tenant without entries). The same idempotency key
-// twice posts once and returns the first entry's shape.
+// twice posts once and returns the entry the first request posted; the
+// same key with another amount or currency is 422 idempotency_key_reused
+// (a second operator reusing a key must not believe they credited).
 func (s *Service) AdminCredit(ctx context.Context, p identity.Principal, r AdminCreditRequest) (ledger.Entry, error) {
 	if err := checkAdmin(p); err != nil {
 		return ledger.Entry{}, err
@@ -341,15 +364,26 @@ func (s *Service) AdminCredit(ctx context.Context, p identity.Principal, r Admin
 					Message: "the platform bills in " + strings.ToUpper(want)}
 			}
 		}
+		key := ledgerKey("admin-credit", r.TenantID, r.IdempotencyKey, "")
 		e, posted, err := s.Credit(ctx, ledger.Adjustment, Posting{TenantID: r.TenantID, UserID: "", AmountMinor: r.AmountMinor,
-			Currency: cur, IdempotencyKey: "admin-credit:" + r.TenantID + ":" + r.IdempotencyKey,
-			Reference: "admin:" + p.User.ID, Reason: strings.TrimSpace(r.Reason)})
+			Currency: cur, IdempotencyKey: key, Reference: "admin:" + p.User.ID, Reason: strings.TrimSpace(r.Reason)})
 		if err != nil {
 			return err
 		}
 		out = e
 		if !posted {
-			return nil // a retry: the first request was audited
+			// A retry: the first request posted and was audited. Answer with
+			// what it posted, unless this is not the same request.
+			first, err := s.d.Entries.GetEntryByKey(ctx, r.TenantID, key)
+			if err != nil {
+				return err
+			}
+			if first.Type != ledger.Adjustment || first.AmountMinor != r.AmountMinor || first.Currency != cur {
+				return &fault.Error{Kind: fault.KindUnprocessable, Code: fault.CodeIdempotencyKeyReused,
+					Message: "this idempotency key was used for a different credit"}
+			}
+			out = first
+			return nil
 		}
 		return s.d.Audit.Record(ctx, s.audit(ctx, p, r.TenantID, "billing.admin_credit", e.ID,
 			map[string]any{"amount_minor": r.AmountMinor, "currency": cur, "reason": strings.TrimSpace(r.Reason)}))
@@ -376,8 +410,10 @@ type AdminRefundRequest struct {
 // not refundable). Without a credit id the amount is taken from the newest
 // refundable credits first, one refund entry per credit, so every credit's
 // refunded sum stays exact. The tenant's money lock serialises concurrent
-// refunds. Moving the money back through the payment provider is the
-// payments path's job; this records it in the ledger.
+// refunds. A retry with the same idempotency key returns the entries the
+// first request posted (another amount with the same key is 422
+// idempotency_key_reused). Moving the money back through the payment
+// provider is the payments path's job; this records it in the ledger.
 func (s *Service) AdminRefund(ctx context.Context, p identity.Principal, r AdminRefundRequest) ([]ledger.Entry, error) {
 	if err := checkAdmin(p); err != nil {
 		return nil, err
@@ -395,6 +431,12 @@ func (s *Service) AdminRefund(ctx context.Context, p identity.Principal, r Admin
 	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
 		out = nil
 		if err := s.d.Entries.LockTenantMoney(ctx, r.TenantID); err != nil {
+			return err
+		}
+		// A retry of a refund that committed answers with its entries
+		// (under the lock, so a concurrent twin sees them too).
+		if prev, err := s.refundsOf(ctx, r); err != nil || prev != nil {
+			out = prev
 			return err
 		}
 		vals, err := s.d.Policies.Values(ctx, r.TenantID)
@@ -457,15 +499,15 @@ func (s *Service) AdminRefund(ctx context.Context, p identity.Principal, r Admin
 				continue
 			}
 			e, posted, err := s.Debit(ctx, ledger.Refund, Posting{TenantID: r.TenantID, AmountMinor: take,
-				Currency: c.Credit.Currency, IdempotencyKey: "admin-refund:" + r.TenantID + ":" + r.IdempotencyKey + ":" + strconv.Itoa(len(out)),
+				Currency: c.Credit.Currency, IdempotencyKey: ledgerKey("admin-refund", r.TenantID, r.IdempotencyKey, ":"+strconv.Itoa(len(out))),
 				Reference: c.Credit.ID, Reason: strings.TrimSpace(r.Reason)})
 			if err != nil {
 				return err
 			}
 			if !posted {
-				// The key was used before: a retry of a refund that already
-				// committed. Refuse rather than refund again.
-				return fault.Conflict(fault.CodeIdempotencyKeyReused, "this idempotency key already refunded")
+				// refundsOf found no entry for the key under the lock, so
+				// this cannot happen; refuse rather than refund twice.
+				return fault.Internal(errors.New("ledgersvc: refund key posted concurrently despite the tenant lock"))
 			}
 			out = append(out, e)
 			left -= take
@@ -480,6 +522,30 @@ func (s *Service) AdminRefund(ctx context.Context, p identity.Principal, r Admin
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// refundsOf returns the entries an earlier refund with r's idempotency key
+// posted (nil when there was none). The same key for another amount is 422
+// idempotency_key_reused.
+func (s *Service) refundsOf(ctx context.Context, r AdminRefundRequest) ([]ledger.Entry, error) {
+	var out []ledger.Entry
+	sum := int64(0)
+	for i := 0; ; i++ {
+		e, err := s.d.Entries.GetEntryByKey(ctx, r.TenantID, ledgerKey("admin-refund", r.TenantID, r.IdempotencyKey, ":"+strconv.Itoa(i)))
+		if fault.IsKind(err, fault.KindNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+		sum -= e.AmountMinor
+	}
+	if out != nil && (sum != r.AmountMinor || r.CreditEntryID != "" && out[0].Reference != r.CreditEntryID) {
+		return nil, &fault.Error{Kind: fault.KindUnprocessable, Code: fault.CodeIdempotencyKeyReused,
+			Message: "this idempotency key was used for a different refund"}
 	}
 	return out, nil
 }

@@ -176,6 +176,30 @@ func (e InvitationRequestRole) Valid() bool {
 	}
 }
 
+// Defines values for LedgerEntryType.
+const (
+	Adjustment LedgerEntryType = "adjustment"
+	Credit     LedgerEntryType = "credit"
+	Refund     LedgerEntryType = "refund"
+	UsageDebit LedgerEntryType = "usage_debit"
+)
+
+// Valid indicates whether the value is a known member of the LedgerEntryType enum.
+func (e LedgerEntryType) Valid() bool {
+	switch e {
+	case Adjustment:
+		return true
+	case Credit:
+		return true
+	case Refund:
+		return true
+	case UsageDebit:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MemberRole.
 const (
 	MemberRoleAdmin  MemberRole = "admin"
@@ -347,6 +371,24 @@ func (e TokenResponseTokenType) Valid() bool {
 	}
 }
 
+// Defines values for UsageState.
+const (
+	Closed UsageState = "closed"
+	Open   UsageState = "open"
+)
+
+// Valid indicates whether the value is a known member of the UsageState enum.
+func (e UsageState) Valid() bool {
+	switch e {
+	case Closed:
+		return true
+	case Open:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UserRole.
 const (
 	UserRoleAdmin UserRole = "admin"
@@ -439,6 +481,18 @@ type AddSSHKeyRequest struct {
 	PublicKey string `json:"public_key"`
 }
 
+// AdminCreditRequest defines model for AdminCreditRequest.
+type AdminCreditRequest struct {
+	// AmountMinor 1..10^10 minor units.
+	AmountMinor int64 `json:"amount_minor"`
+
+	// Currency ISO 4217: the platform's billing.currency.
+	Currency string `json:"currency"`
+
+	// Reason 1-500 characters, recorded with the entry and in the audit log.
+	Reason string `json:"reason"`
+}
+
 // AdminNode defines model for AdminNode.
 type AdminNode struct {
 	AgentVersion    string             `json:"agent_version"`
@@ -461,6 +515,16 @@ type AdminNode struct {
 // AdminNodeList defines model for AdminNodeList.
 type AdminNodeList struct {
 	Nodes []AdminNode `json:"nodes"`
+}
+
+// AdminRefundRequest defines model for AdminRefundRequest.
+type AdminRefundRequest struct {
+	// AmountMinor 1..10^10 minor units.
+	AmountMinor int64 `json:"amount_minor"`
+
+	// CreditEntryId The credit to refund; the newest refundable credits when absent.
+	CreditEntryId *string `json:"credit_entry_id,omitempty"`
+	Reason        string  `json:"reason"`
 }
 
 // Allocation defines model for Allocation.
@@ -533,6 +597,23 @@ type AuditLogPage struct {
 
 	// NextCursor Absent on the last page.
 	NextCursor *string `json:"next_cursor,omitempty"`
+}
+
+// BillingBalance defines model for BillingBalance.
+type BillingBalance struct {
+	// BalanceMinor The sum of the ledger in minor units; may be negative.
+	BalanceMinor         int64  `json:"balance_minor"`
+	BurnRateMinorPerHour int64  `json:"burn_rate_minor_per_hour"`
+	Currency             string `json:"currency"`
+
+	// RunwayHours runway_seconds / 3600 rounded down to 0.01; null when nothing burns.
+	RunwayHours *float64 `json:"runway_hours"`
+
+	// RunwaySeconds Null when nothing burns; 0 when the balance is used up.
+	RunwaySeconds *int64 `json:"runway_seconds"`
+
+	// RunwayText For people, e.g. "lasts about 12 hours at the current rate"; empty when nothing burns.
+	RunwayText string `json:"runway_text"`
 }
 
 // CheckoutSession defines model for CheckoutSession.
@@ -639,6 +720,33 @@ type InvitationRequest struct {
 
 // InvitationRequestRole defines model for InvitationRequest.Role.
 type InvitationRequestRole string
+
+// LedgerEntry defines model for LedgerEntry.
+type LedgerEntry struct {
+	// AmountMinor Signed: credits positive, debits and refunds negative.
+	AmountMinor int64     `json:"amount_minor"`
+	CreatedAt   time.Time `json:"created_at"`
+	Currency    string    `json:"currency"`
+	Id          string    `json:"id"`
+	ProjectId   *string   `json:"project_id,omitempty"`
+	Reason      string    `json:"reason"`
+
+	// Reference What the entry is about: a usage record, a payment session, the refunded credit's id.
+	Reference string          `json:"reference"`
+	Type      LedgerEntryType `json:"type"`
+	UserId    *string         `json:"user_id,omitempty"`
+}
+
+// LedgerEntryType defines model for LedgerEntryType.
+type LedgerEntryType string
+
+// LedgerPage defines model for LedgerPage.
+type LedgerPage struct {
+	Entries []LedgerEntry `json:"entries"`
+
+	// NextCursor Absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+}
 
 // LogoutRequest defines model for LogoutRequest.
 type LogoutRequest struct {
@@ -790,6 +898,12 @@ type RefreshRequest struct {
 	RefreshToken *string `json:"refresh_token,omitempty"`
 }
 
+// RefundResult defines model for RefundResult.
+type RefundResult struct {
+	AmountMinor int64         `json:"amount_minor"`
+	Refunds     []LedgerEntry `json:"refunds"`
+}
+
 // RegisterNodeRequest defines model for RegisterNodeRequest.
 type RegisterNodeRequest struct {
 	Name    string `json:"name"`
@@ -883,6 +997,42 @@ type TokenResponse struct {
 // TokenResponseTokenType defines model for TokenResponse.TokenType.
 type TokenResponseTokenType string
 
+// UsagePage defines model for UsagePage.
+type UsagePage struct {
+	// NextCursor Absent on the last page.
+	NextCursor *string       `json:"next_cursor,omitempty"`
+	Usage      []UsageRecord `json:"usage"`
+}
+
+// UsageRecord defines model for UsageRecord.
+type UsageRecord struct {
+	AllocationId string `json:"allocation_id"`
+
+	// BilledMinor What the ledger has been debited for it so far.
+	BilledMinor   int64     `json:"billed_minor"`
+	BilledThrough time.Time `json:"billed_through"`
+
+	// CostMinor The cost of those seconds.
+	CostMinor int64      `json:"cost_minor"`
+	Currency  string     `json:"currency"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+
+	// HourlyPriceMinor The allocation's hourly price snapshot.
+	HourlyPriceMinor int64  `json:"hourly_price_minor"`
+	Id               string `json:"id"`
+	ProjectId        string `json:"project_id"`
+	ProjectName      string `json:"project_name"`
+
+	// Seconds Whole seconds from start to end (to now while open).
+	Seconds   int64      `json:"seconds"`
+	StartedAt time.Time  `json:"started_at"`
+	State     UsageState `json:"state"`
+	UserId    string     `json:"user_id"`
+}
+
+// UsageState defines model for UsageState.
+type UsageState string
+
 // User defines model for User.
 type User struct {
 	DisplayName string `json:"display_name"`
@@ -925,6 +1075,9 @@ type ProjectIDPath = string
 
 // RefreshCookie defines model for RefreshCookie.
 type RefreshCookie = string
+
+// TenantIDPath defines model for TenantIDPath.
+type TenantIDPath = string
 
 // BadRequest defines model for BadRequest.
 type BadRequest = ErrorResponse
@@ -1032,6 +1185,18 @@ type SetPolicyParams struct {
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
 
+// AdminCreditTenantParams defines parameters for AdminCreditTenant.
+type AdminCreditTenantParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// AdminRefundTenantParams defines parameters for AdminRefundTenant.
+type AdminRefundTenantParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
 // ListAllocationsParams defines parameters for ListAllocations.
 type ListAllocationsParams struct {
 	// Status Only allocations in this state.
@@ -1082,6 +1247,22 @@ type AuthorizeOIDCParams struct {
 type RefreshTokenParams struct {
 	// GpuaasRefresh The refresh token cookie (used when the body carries no refresh_token).
 	GpuaasRefresh *RefreshCookie `form:"gpuaas_refresh,omitempty" json:"gpuaas_refresh,omitempty"`
+}
+
+// ListLedgerEntriesParams defines parameters for ListLedgerEntries.
+type ListLedgerEntriesParams struct {
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The next_cursor of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListUsageParams defines parameters for ListUsage.
+type ListUsageParams struct {
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The next_cursor of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
 }
 
 // CreateCheckoutSessionParams defines parameters for CreateCheckoutSession.
@@ -1171,6 +1352,12 @@ type RegisterNodeJSONRequestBody = RegisterNodeRequest
 // SetPolicyJSONRequestBody defines body for SetPolicy for application/json ContentType.
 type SetPolicyJSONRequestBody = SetPolicyRequest
 
+// AdminCreditTenantJSONRequestBody defines body for AdminCreditTenant for application/json ContentType.
+type AdminCreditTenantJSONRequestBody = AdminCreditRequest
+
+// AdminRefundTenantJSONRequestBody defines body for AdminRefundTenant for application/json ContentType.
+type AdminRefundTenantJSONRequestBody = AdminRefundRequest
+
 // CreateAllocationJSONRequestBody defines body for CreateAllocation for application/json ContentType.
 type CreateAllocationJSONRequestBody = CreateAllocationRequest
 
@@ -1236,6 +1423,12 @@ type ServerInterface interface {
 	// SetPolicy Set the global value of a policy key.
 	// (PUT /api/v1/admin/policies)
 	SetPolicy(w http.ResponseWriter, r *http.Request, params SetPolicyParams)
+	// AdminCreditTenant Grant a tenant credit (a positive ledger adjustment), audited.
+	// (POST /api/v1/admin/tenants/{tenant_id}/credits)
+	AdminCreditTenant(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminCreditTenantParams)
+	// AdminRefundTenant Record a refund of credits (money received) in the tenant's ledger, audited.
+	// (POST /api/v1/admin/tenants/{tenant_id}/refunds)
+	AdminRefundTenant(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminRefundTenantParams)
 	// ListAllocations Allocations of the active project (X-Project-ID), newest first.
 	// (GET /api/v1/allocations)
 	ListAllocations(w http.ResponseWriter, r *http.Request, params ListAllocationsParams)
@@ -1266,6 +1459,18 @@ type ServerInterface interface {
 	// RefreshToken Exchange a refresh token for new tokens.
 	// (POST /api/v1/auth/token/refresh)
 	RefreshToken(w http.ResponseWriter, r *http.Request, params RefreshTokenParams)
+	// GetBillingBalance The caller's tenant balance, burn rate and runway.
+	// (GET /api/v1/billing/balance)
+	GetBillingBalance(w http.ResponseWriter, r *http.Request)
+	// ListLedgerEntries The caller's tenant ledger, newest first.
+	// (GET /api/v1/billing/ledger)
+	ListLedgerEntries(w http.ResponseWriter, r *http.Request, params ListLedgerEntriesParams)
+	// ListUsage The caller's tenant usage records (one per allocation that ran), newest first.
+	// (GET /api/v1/billing/usage)
+	ListUsage(w http.ResponseWriter, r *http.Request, params ListUsageParams)
+	// ExportUsageCSV Every usage record of the caller's tenant as CSV, streamed.
+	// (GET /api/v1/billing/usage/csv)
+	ExportUsageCSV(w http.ResponseWriter, r *http.Request)
 	// GetHealth Report the health of every dependency.
 	// (GET /api/v1/healthz)
 	GetHealth(w http.ResponseWriter, r *http.Request)
@@ -1383,6 +1588,18 @@ func (_ Unimplemented) SetPolicy(w http.ResponseWriter, r *http.Request, params 
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// AdminCreditTenant Grant a tenant credit (a positive ledger adjustment), audited.
+// (POST /api/v1/admin/tenants/{tenant_id}/credits)
+func (_ Unimplemented) AdminCreditTenant(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminCreditTenantParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminRefundTenant Record a refund of credits (money received) in the tenant's ledger, audited.
+// (POST /api/v1/admin/tenants/{tenant_id}/refunds)
+func (_ Unimplemented) AdminRefundTenant(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminRefundTenantParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // ListAllocations Allocations of the active project (X-Project-ID), newest first.
 // (GET /api/v1/allocations)
 func (_ Unimplemented) ListAllocations(w http.ResponseWriter, r *http.Request, params ListAllocationsParams) {
@@ -1440,6 +1657,30 @@ func (_ Unimplemented) PersonalLogin(w http.ResponseWriter, r *http.Request) {
 // RefreshToken Exchange a refresh token for new tokens.
 // (POST /api/v1/auth/token/refresh)
 func (_ Unimplemented) RefreshToken(w http.ResponseWriter, r *http.Request, params RefreshTokenParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetBillingBalance The caller's tenant balance, burn rate and runway.
+// (GET /api/v1/billing/balance)
+func (_ Unimplemented) GetBillingBalance(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListLedgerEntries The caller's tenant ledger, newest first.
+// (GET /api/v1/billing/ledger)
+func (_ Unimplemented) ListLedgerEntries(w http.ResponseWriter, r *http.Request, params ListLedgerEntriesParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListUsage The caller's tenant usage records (one per allocation that ran), newest first.
+// (GET /api/v1/billing/usage)
+func (_ Unimplemented) ListUsage(w http.ResponseWriter, r *http.Request, params ListUsageParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ExportUsageCSV Every usage record of the caller's tenant as CSV, streamed.
+// (GET /api/v1/billing/usage/csv)
+func (_ Unimplemented) ExportUsageCSV(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2075,6 +2316,106 @@ func (siw *ServerInterfaceWrapper) SetPolicy(w http.ResponseWriter, r *http.Requ
 	handler.ServeHTTP(w, r)
 }
 
+// AdminCreditTenant operation middleware
+func (siw *ServerInterfaceWrapper) AdminCreditTenant(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminCreditTenantParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminCreditTenant(w, r, tenantId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminRefundTenant operation middleware
+func (siw *ServerInterfaceWrapper) AdminRefundTenant(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminRefundTenantParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminRefundTenant(w, r, tenantId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // ListAllocations operation middleware
 func (siw *ServerInterfaceWrapper) ListAllocations(w http.ResponseWriter, r *http.Request) {
 
@@ -2463,6 +2804,126 @@ func (siw *ServerInterfaceWrapper) RefreshToken(w http.ResponseWriter, r *http.R
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.RefreshToken(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetBillingBalance operation middleware
+func (siw *ServerInterfaceWrapper) GetBillingBalance(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetBillingBalance(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListLedgerEntries operation middleware
+func (siw *ServerInterfaceWrapper) ListLedgerEntries(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListLedgerEntriesParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListLedgerEntries(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListUsage operation middleware
+func (siw *ServerInterfaceWrapper) ListUsage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListUsageParams
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListUsage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ExportUsageCSV operation middleware
+func (siw *ServerInterfaceWrapper) ExportUsageCSV(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ExportUsageCSV(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3352,6 +3813,24 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/api/v1/admin/payments/sessions", wrapper.AdminListPaymentSessions)
 	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/billing/balance", wrapper.GetBillingBalance)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/billing/ledger", wrapper.ListLedgerEntries)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/billing/usage", wrapper.ListUsage)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/billing/usage/csv", wrapper.ExportUsageCSV)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/admin/tenants/{tenant_id}/credits", wrapper.AdminCreditTenant)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/admin/tenants/{tenant_id}/refunds", wrapper.AdminRefundTenant)
+	})
 
 	return r
 }
@@ -3361,173 +3840,205 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rbhs59iD+KoT+f6DlRVl2bCe/aRsNrCed7uSXpNuwku3BtgOJqjqSOC6RNSTLsiYIMF/3QXYebJ5k",
-	"wUOybmLpFttJp/0liFW8Hp5zeO782InFLBMcuFad04+dKdAEJP73VQKzTGjgev8SspQuIDE/J6BiyTLN",
-	"BO+cdoZa5jAk8ylwoqdAJKhMcAWEKUKJxH5EjPHbmEmlyxZjIfFn5ueJF+QaFr1O1FHxFGbUzAY8n3VO",
-	"f++YaTofoo5eZNA57SgtGZ90Pn2KOpeg5WL/fKxBLi+vD7HgiSJakDllmoxgLKRZpZYLxif1udzYjGuY",
-	"gMTB/7b/XEgJKTXj7b/6cXmGF/FUgMKNxDRNQX6nSFz2ISwhQpKYSsnAgGQCHCTVkBDB4Yz8IxcaCNMW",
-	"ghIyITXjE0JJJsUohVlwiZXt/23/kmp4w2ZM7+O/y0u8hH/koLQiNE3FHBLC7FnFuZTANZkznoi5Ow+m",
-	"iBS5BhKnVKkNAFROfwkzyrhZWPsSUhjr8PxbTqVAtx93zjVLQ3sEnqzb06eok1FJZ6AdHZynqYjxMF/9",
-	"eEH1dHnac46gtY08thfYoIFTrs8I5Qsi9BSkoY2TwxOzDma6Z2bQqMPpzKykHGnAkk7UkfCPnElDe4YG",
-	"qkuf0ds3wCdmRU+O/hJ1ZowXf4co5VVJaK9hsbyNt/TaYbK0x0UUHYOhHaSXMyJhBrMRSEhIBpLkCiRi",
-	"zbBCwj2t08FU5FINiw1aplJu8W/7laXsm7W0bOvo6dP12/pFJNB6MoSLxLCYFmCbr3cN5gsp/g6xDjGL",
-	"d1MgNNbsBgx5m1Y98r9oyhJkCHRCGVe6jj0W4mrKMnVmuYLpVmlDYsq50EQBNBFrGe5ubYaT3ckW26Du",
-	"l/mZtOCGuesTuoSxBDV9LsQ1g/ApSduEaHENnMTYknRzBUl5141Esig4Oxe+zwD77BVbsp3LTU2ynFI1",
-	"cK1XsvdPZtf2ukRW9FeaOE5q/ooFN7ez+S/NspRZrnHwd2V28bEy7P8vYdw57fx/B+Vdf2C/qoMXUgp5",
-	"6SaxUza5QjoWcgZ4jzF+Y9CVMJ7lmnSHNxZ5DbMaU5ZCMozI0J+aPzDzW85VnpnLDZLBDBJGB2avQ4RS",
-	"ReYI3beh1bsuB0vtcQPPBR+nLH5AIPU1NVemm5d0h/6/Zu8V7jhwnHXA+GCcssnUNPjPv/59P3D4ScgR",
-	"SxLgDweI81xPgWszOiRklGtieJMXPLrDsV+SAcwYqM4lDBKm6Mggz/2A4RXXIDlNHw4K7zncZhAbEBiy",
-	"yCWQ7pC5ZQzAdB/unSETmYFSdIKsG0VDFkdOKETGWZMk7wU6vwj9k8h58nDQ+VEgv9QEbpnSEXF6gLvO",
-	"ZnSBH6+5mBvBGBsp0h1yoQdjs9J7QpMLupgB15fFNfNQ8DD3zYimlMeIBniZ5+Mxi5mRXA3ilH8OXMN7",
-	"gsE7c3WpO9s6DreSb7IJR4WkR5ZvXaNCpkoQBYXK4BvYO7UBgj7o/bY7fVi/dX/4z7/+fUaM9PLDAc3Y",
-	"wc2TA5rr6Rl5qXX2K08XZ6QPcS7hjPTpDPpMww99LQ1DX6uP3c05iDdUTuDhkNDJFVaoETdgaTI12hbp",
-	"DjO6SAVNBlqIQWoWdm/4J95SvvDq4gNu39zfuFu8poyGPnB/Lm21YXFYtctq0ztBjhaFf/UgzQ6r9PZN",
-	"Ryo7tanmm49kOuCZvOeGCoVk/3xI/vuWKcX4JCJwmxnOby6ksZATSEgsITHiDE3NDYRsaTCzzY0AY39w",
-	"3cofnJR8TzTyntMbylIjMT2gXEcSyIAnaKVjiiRizs+sXYCkVIMk3aECecNiGOTlAu8NBJkUsZGcHhQI",
-	"v0Ga7jtlyIi2EsaoEXZrIv41GDHffLiX3X/y9481TiXJW7QQVPRCmiTMdKDphRQZSM2M9jimqYLIqNTF",
-	"Tx87Ulj4eTMrTWaMd6KOtTp0os4NgznIgOU16uQKpNHMd1DAS1X+92KYyC6mnEmMjBZpZjpPkn7/5WtY",
-	"7LZJq3fXV3l4uGaVUSfLRymLzXEuixO/ciDXsDBiScmxTFNlOMeManPw1fmeHf/lZDu44KprqwiDZsb4",
-	"LyKBLWFCJ0aYvAGpmCWRpe3HEowON6AIbrurzmknoRr2NcO1LfWZZDmOzjTM1Dpy+/nivenjBqFS0oX5",
-	"ewo01dNBPIX4WrXvKrDiJeC4oZyKFexjmywq30ZCpEC5+WiRe6lPSpUeTIFKPQKqtwKQR8WlDxKUyGUM",
-	"g5Y5JWiDGFtNpq7ztuGUmg6mwlJS8GMmpA6Zx6OO0lTDurM1GIk2kSW0Rkp3uO0W6MesLKuyiKiBqw7L",
-	"yqOroWodkisp5g3bnpOIBDZH8JI2l9C8Ses4bnC1hTdgWwKPzf24donF8Oe2/aeoYw3UW2HaLrzCembi",
-	"RRAFndVkEDvOttSgBa+9PT/0LZNGOJkxLgKOwpcil+mCYBuiOM3UVOjCRTmfihTQlWD4erE/xvWzk3Jv",
-	"FSKpGK7D1JwCVVsCbB2LWEXum9BsiQuOcqNOniVbn2tFLFh9wSHl1yz8pSiwxBmqh1fBnQbtV9a7ASNo",
-	"4v52BBaL2YzygEscepMeGSo1JfsZOToiEzr4z7/+/T8NXxuGANbKh9t5sAHUegA7Tuq4KPaJimWvhsiF",
-	"uy+3YThF5y04ZMndApIAh1s9iHOpQgR7PlLANRHWLmSuZJLRCdLnaqhU17kaCH1PNV46dsZ7cIh7w8yF",
-	"ZObwTLPjSdv+6Mm8YxkaJOVvzl0SFKzP84TpFzden9mG5+s2aY7GWsg29mA/2p/L3TqE8VodjWORc7ya",
-	"F0rDrGO5bXAHFbN125wtP89A04Rq2r5z6/xbOjYRI1PYjleJXMdiVtu1yi0zMLofZ8XZ5TK807WMfp1Y",
-	"57574C+zbtc/C4u86E/dnN1WoVQ79wqGRB6Pmsurb6eEXpCKDA6/EZMdGAnc+GCkzXhISS0PxkPcEkMb",
-	"f270FpHrPii1g9Q2MzRWCikbiBqxm3CQyzSsyK0StJRd5irBIV97BM5z4rbct32aMKvM1Fh0MU1U339l",
-	"6UFI481fsuvdjAOl1FRR15+drLUOGP3kGhYDlqhlxPptyuLpUvBDv/+SoIlAC8K40jRNzwhNU9dwZiML",
-	"KCIlRg949G+aV5a5Jr19ZRsfH61RNdx+2wHaQODdoNrE42WHlxbZfp4Rxgk2IjlnWpFubBBrb0Mpu4rZ",
-	"9Rle9X8lJ0dP/uuMzHKlych6U1NIJjZAz3VsWGmOa6d+vFaS2BpZXdzMA5qxQkal4PpypcUM5IWQmqa7",
-	"Ma8wA2qa+2QaXAAaX/8qksXWYngScPf1NR2lQGY0njIOxDQ6wwipRMTo8Lt8cf7j2xe9WVLoeClTukd+",
-	"gTm2VuiHHgGhSQLoeIdbOstSM+nvnaWwl12loAQ0ZalaJ+00Qk5vtaR+b/sSaIKbRRv4rY5w/fsqg5iN",
-	"WVy5zEpgjxmkSZguxXgMPGF84mJ8sGmEUCp3TTCEQfVCMlXF2tZQsfMZ5cVyz4rgQjUV8wi93lqQjEq1",
-	"wQWMp17OtQTrVgwrzPtbyiSm70b+A0ThJXkBuwcXdRtPKZ/AbizBI3+FJZwcfv9s7eUlIWHSiK25ZDUx",
-	"w/xdY4lHhyehC6cwKFSaPn1ytB0zcofoVfzaokKw+vni/ZbwWW3d5QnchvXrGcyEXAxmbNTyXSQQFrby",
-	"fCNZHKd2rf1wtWlL82YIEi/x27bIsr1FfdnpAVzLBUb/lv7AU3LVEddXHSIkueokYs5PyVV+eHgcS6BK",
-	"cPw/XHWCrKiUML0GJq5R+ZpImgQZa1Og8bKj218IXq/4DdO7WFFhRln4oNd4zkL3wRbKWtk0cmtY4R4r",
-	"d7cbFyk2uRTVjl/MFShBqTN/AUBCRgu8MxXIG5ANKero6Ul0B/BqstB1UHgjJiLfUbSqRe422Npfnnx/",
-	"FFrc0gLebnupONvB5qquEx9Deq5FmLXxWLZVxYK4qvV75TIvmu7aTjFfVG7iQxAkeLjbgSVhKkvpYtDq",
-	"K9uZKDd1Z2/qsPY4WVvxChS14NjB7+SSADZGFAf3dW4nP2xorTv4lCdZPrA2wuClaT63X5xtDp02JPhc",
-	"b8eOHspyE1Flv20AvHcX42d6F033S5gwpeUut+NICG26Zi4ESm1lfC17F2x3Sd7AzgS4FOkMuHaBoV5l",
-	"Q8fwGSoQnAieLmyYKFNlkmFXaSEhIVOqppDsBTUW7lB9Q19uALqd5d1EYei0ncKSrwH3nDacC2I8ThlH",
-	"zYcayuKUx1Z0xuiAIF+rG+cewB55177gVneuuGFJ0A9Wfhzgkd6xYXO1JPcQXtOqeFheR232qAqsKqbW",
-	"NsdpCEPrcNjBpt8ww7eZobcQhepYvY4FFuOv311/SSFhnGlGrdsvNlqqrrj0BhJiwWOWAtqIsnY6BKkM",
-	"rN6ICdtRUM+oUnMhl0LuDo/W26sNmgQsiEdPn20frudD0/xygkAVKYu3NeYlMKZ5qtfrooHvLk4vZBtv",
-	"9fygwT3nI5FzZ+XbgMEZkXIzVtj0qDKUmEdCWJ8HrjCEKjc0zVvyEmE8BptAOknFiKYE2xbXnLgBKVkC",
-	"EYFUWaO3g+neeqPaNSbiOlefPwq/mvoBtJ/4DiJPZjqyLaQeh1vriL4YN7haKUZwCcqh2zZSD+UcWrwa",
-	"ViF2vh6GoeNjF4xMLNSDEkhhXgzEGtqgYguUDXBOAo2nPiy6afRqAKhsW5uoBVz43+1A1eb7V4NlSq9Y",
-	"5naPknT63/LBFE64koBMY59X5LOxDQ/fWndcoT9UdupWtz4uyYF6F0K6M4NCk5JWKflukLdFovpuq153",
-	"pveq07eEobVq8i6D/Atam6zaBtKqcHfkT3x2vN7v/Rn+ch/pVpM/jjfq6mPhCr5xdIRXO5sZrHj29Omx",
-	"rRRh/34ShQqIBKLrS/3eLy902v3X2zoeahk6DdHDch9Uyq3nnynSf/2e6CnVhAuSms+VeiJTkSZVV1tV",
-	"10ILhKxZ71v846FY/bXWGuuPmLS5QVZbdKYYUjtYGXZ7gfG2LlCijLJFB4Pp34gP2FBCa40tW72dlmtn",
-	"BXsPW4OWgFc9qNoygkCqaW4lIrUg5g7XhLreIkvD4P6n9TEl4avBZu1s66fawYAwZnwCMpOM621sCNew",
-	"aI+8a5VC6olBm2NLpV99xZWF1PTydpDucuo2YGmLk7eHt/bw/bjB1YK2wvpuV5QD8VbpZRX1aUlH3kT/",
-	"sb1Dm3lX+Fg+XwS+TxG3KthaS1FVrhVzjmLTBg5LleaT7VAce2ws6b4DOWOcpu+8ILSN03IHi7PKR5kU",
-	"WsQibVHfygZEC4yFkWTO9JSMgEqQPevWRsHNerVPiS0s0NNuL72bJ0EVr8XG3Wd8ksJ+riAiJ8cknlJJ",
-	"Yw0SRYMRVfDsJJcp6R49fUZGTKu9Huk7c3cMwYnmMFIivgY9yILFmS6oLkIT/aLJbzDqYycfDDuhGuZ0",
-	"ERHMZjiYqwPf9uBjrULZp/V2BW8QrxzZ0jLrhxNEllotiV2SoUqBe1kBd0tjPCSwmc771vWQsjGgT4Jx",
-	"omy1uV6LHt4Q8sMYsRR1/1dEtFZtZiefbW37zaXVNl9blZsxdBjv1UO6dTcLrq+f2nPKBWcxTYlvVthj",
-	"bMTChpz1IqXacBfLVbvINckPxOyMaiH3qqzV+cYtZ93MTrDKhbyegf4Go6kQ1+fx9ZaHEUh8YBMuJBq2",
-	"k9xm0EPd3h0ydEcdLgY2gi2IshJiYDeQbGSMck1XJRagqyDOJdOLvsF4Z5FDmjnPLbuzf/3kb4T//u1d",
-	"JwoUbESaKCrNqLyMasnckX+nyK+vfnxuv8qibCRuwlJpsb6p1lmF6tuq0ExddZmoWVXGF7bZr9WbU7HI",
-	"IDE3Ub1IjQJdROCwCd9n3NbsVJvXnPMiXcZQxvuE8XBjEb4WL1/032F4qbmb/N3x88V7Svvk5bt3F8Ro",
-	"zj3yzmiyY5ZiFSNcnKU700Hmenp6xYd2aHUQiwQmwHtqOixKotpOPwtnRSVYMGtMYyCUJ8SsWBHGr/jQ",
-	"TKcODDARLjRjPTPWRAwj23QKuCQigSaKwA3IhaNYJvh3igxv9w0k/zm84nCrgSujZ1NNlKYSw1ATiFmC",
-	"GinGARvRijBNusEQ4r3eFb/izwW/MfxFcGVVeZpl6cIM1pj/9Ir/D/ICfyvc1L6K4LBZ8WF4Ws8hsOZ+",
-	"9FswjRWSrjhxWCzGZg8zs/EnR3+pyhJjKWZk+Pv5/v+m+/883P++Nzjd/zCMbAnGOVNAKLGFld6/f/Vj",
-	"DxeIEb4kV0AEd7UO1ZRmEJFhLZJ2eEbilJlLiKg50/HUiBBDtGj3zCkPcbhKeSGsgyuB/Hf/119Id/jc",
-	"lu7Yf7fI4JQ0q3cM96JyU+Qt+ysZLcyOnR2IdE+eHJNQeaLInKFIIEG7e6zTxSnJ+TU3shPGNKuIzKXg",
-	"E4tYZkyDOrOi2iEuz6zz5PCQBAodWrnQbRRHHBJOZ8yMiMWOIU1w6/WSeAUaKKLpNZDhuasfYXGD2Pvf",
-	"xU9WmZSVN4dnhBJXgSYyi16uWVMUzzo5fGIXaeBA1lWvIUKa8RolbHAHw2rh0CFRkEKsLbU2q5nWSn9S",
-	"bmt8WiUEC70ZXNJTMDO5em+u4hl1lU6JGEeuKCiplHwjXW7IiJwcHkdECcISRRKBPVOg13sWyYoiTspR",
-	"X1Gmtmv+Z/HUxzN6Udeq5VjHw7HRPYMKZomVSsika5hJRGa5phoibL535mjbF45q0jMCdKn+koF9sJTS",
-	"EFFwuFQcCQ/dF5sRHKFnQHT0PalXqnI4Wak6NQygIG7B4GkFFw2mZdrM3SjNOzzFubVc2MGRr9MZruEa",
-	"FrhiZA621rdj/NYbWUbhDAPFxE8J1g53dRDNmGZAMy5O5JEHB8fdHpG2Ojtn5Rqn5v6pVhtHvoOHmXNl",
-	"Mev7dTU5kaEXl4RBFKCGsXl4mWEMJosxGVr0MWdKq1CuFkK1mD2MrvjQRW6giIhNnKzhfuldcVSFZjMq",
-	"F64+3j7jESKxiiwlxRbqvivBrkUMVxEd5S5ovLdFappzqzEybQTdTug7Ob941Yk6RV2YzpPeYe8QU2Uz",
-	"4DRjndPOce9J7xDd/3qK4lchnJh1HDTywCe2GFgBuleJkb9MyzdM6fNK43rd7d8/WknmHznIRSnIFOEr",
-	"m5V0Wqpp8CkKj4sUVBu28DQ8Pax4Go5cxtUKP0N4Ahf80lK2GHMnmurCh0b136PDwzurddVI9Q8Uu/qV",
-	"A2bDIiMvj+le6nmd2J2FOhYQOKgUP8YuT9Z3qdWTw07H6zuVVXNNj6Pv1/doVi38FHWebrKjojAt6jUF",
-	"0VeIwgDfXjHFHZpZFS9dGBVA2cuIw9wIV8jykMTpRJW+0g9Rx7GyzmmnznBw5lb6bZp6DsZCxrDvShjY",
-	"iKQaxYa2WzY5WKqkb1A8c07BOof4ycx0aSeqVImItpyxUfL+gUiqrchrCc2IcDEnRa2IBlG1vLyxiq5C",
-	"Xe6sGulD0drhyfoeRbli7LABcRbFwJGajzbZSLW44BfiAQ71sVC+Jf3vVAV/bOlFo0nV64mgYCANifon",
-	"P4jSeXxdopqRWz6bReQJ0/upmLRe8Hi3uxIQm13s1ZDW9sr+Sxa18GCVWhZ3MZblPFuN1EhH53GaK6Mo",
-	"pWKOMm3OE9K9/Ok5OT4+/r58K6Ap7TAb311OvYmjY3n+F7d+/jzLtpgf31HZaf4tZSybyO6FrKebCFnL",
-	"7LUSZOyNVJmEGyZyVdT1+COIZtXSKWsEM1uI5FEmewB+TK1dEXkfScWkLnVFVmkdsxQNboYNU2IR63O5",
-	"bZERtFqV+gWbbaxEQfCZrTvKOmnjAGW4VYjSnp08MKHVKkG2yGwI/UcCu3cCswZxDP5CSrJaj7WibkdA",
-	"bSpFNWLybhQJ3LmvWXInKBmK6vxU95RpmcOnJap4cmdLWMoJDD4WYJcJCekWLGPvq9divlp621qPeXK8",
-	"EYHaNyT+YIqPRS1CkRmc1V+V9H4yptEAa9NDi0RL6/qIqgmhU5BwJxfwwUdXW/aTFVxTsPmaTR5jrsS7",
-	"4zA1Gj8JvauIV/Cj/eDRftAkI4MYjoicVeBGXANSTgzS5SWBOrP+EIvcfJArfM2VpaZvMBKdML39hbwV",
-	"JVQedPz0YR01HmRSjHawRdYmaRMZMEnsnqj57uTYaipb6NWKKdU+yWkERNE56VJOcl6kf7lHMu2LvWYY",
-	"W46Lujpfe4/sZTf28ofhFljzEeVuxsmTQ+IiWLTTf1w+I/AkE4wbxFBzo+U6Py1+tFmRn3vVZjYVWx1U",
-	"E8JX67317O37cSO2FTh99CUuQ2cTs5U/3Ue9+t5J2x1OAfJNPIq5Il2M+26WONi7W1djNfG71Y1w4Rvd",
-	"JwaXqestZiC/1HvC2G/crIPQw9f97Z1hhNBwJYPtRcs8gDdF2tHXaudZyovayMhz1wi/EtkrR8VhXp7O",
-	"o4Xn0cLzWSyhD1ayrBUwEWNCK2ziM26WDcLP1kaerWES5Qv/y47IX3m6qMZLFSXJ0OnS6uj9I4S1fbse",
-	"1z9pMNzW+uwXj4VbDjkn3Wpw+goB1cyaa2gwklqEbtV3tHz+WlKubDQIsbWGKxm236niCe/uyeERaXm0",
-	"O3Kl5m/gilcMazHNVBGrHhVbw1wWHJ50Mdi7Eo4X02yABhxI7LBUX/HKM+pTqrxqbsSuLoZP+0crvKBh",
-	"evrHzuxu+q/fu0fQMAQ+S2ns8nIqyxXc5os4w1HXWRDNmmjM9GK4Z5/zrnTBzBp1xYfFG0rDM1J9Q4nM",
-	"xA0a9ongNgq6zrObr318JtP+OsTAtidMHtjltzpy8dKfmI86j/8ADoeHYqEbCF1OA7/0x/kwnopv2UNo",
-	"U8mcbwMlR8O2XMWDRkbStjdAWJRsRkK3ipY/g67xqK8i2vhrMlr8AWQOc9lXb7vGM07ebobqsblfXZae",
-	"e8vFe88QDdeiXy1naHtXWSCifjMEPrifIP7mzVEJOiY0lUAxUcz/ahPHMf9vyvjEZnHZJxMxn9GGNJu+",
-	"RdqWTUscoDI1QIkMU96HvSWB4TF54NE796dPHqjysa6NpMEpDPVhXqyQhHodA40pe2dGBrfCuBZ1LNuG",
-	"k23IhnxVmf2iTso9ciOdS64IJUdPn+2PmPbhQshSsKAO5k4eHx4SFbkYeS0qzL8oLlBu4op3ExEX28Bq",
-	"AOTXDDgZ/vzi3crCOUOfgFxU4XFFd644Xi2VgjiKDJfLDEWtRYmGpCtkS2b5FV9ujlrzjS91hEuyOeR2",
-	"fe8v3/QI2rXMX4g286kghSa3BJIZXZAZQ6318JgM/ZoHXOgBlp8a7p01kHMpW9xgpteDbTr42RW32eNU",
-	"F0njVtbzt0MFvmYq+3VoddEiK14V5ZNObSZ6kUeLWcvKPSSgFb4Z0K6K1otXfYY2+uEeNbv6IltuFgTN",
-	"n80V+wDXxYMwftPheCOIFZUk65fFW4zoIKooREZGUswVEqLjS+WrG4ZoLc21CcifpXDlenqQ4jtOti54",
-	"mI3fiGtnk3L1bPwCpZjhz1gywGXBu1I6NuLJlv8w+7Cy6BW3UXGVohm1wCdk+HEKVKrKYD3yi6jXD+IA",
-	"CSQhXmFfpdqaPVzW6gjdl/mp/mTWJ2d1Whdz2mcTbsTyXH81PGN7Y8dXTZuuwlXn9PcPdbEOIziXEb/A",
-	"0to3h6xVT1qupw1ixOIVy0QoWBIfFDy2Yu2oo8LPReUmav1bLvHp4vXzF+QGJBZbi4gE99KUfeYYC1QA",
-	"FvbNsS9PDCHa1x8toRUsyIpftnKbXhD/kEmPDKvPRQ6LZ35tVQ5rCZ8Kpb9TJBZ8zCa5LUhi+5D3l69U",
-	"iFy9yAS/vvrx+TLVNgMrQUJ4fUQBT+pbGVEXYmfL8RhArXQJ1p7DbFqDgymZtuE6x9mxtVk2maoDTBvA",
-	"v1OEVsXJIhiwwQPeeC02WEisdbT3l28sbEos6h89fWZBFU/NzcKtO3HjfX9JW/LD6XwtrKKPhcwotwXs",
-	"XJG4z2AF4J6pbb+Wnwuu8hn4+j/mFLtGyN6LiO/s71Cf4mX+anAK9z9lCbh2xyLBsAlXpRbC+CmhrtCP",
-	"L4RnyyeXjQqD3RU3I/i6YU4KwZpUfxeMV315TsXgN8wpN0zalzCtJuH46xUvZAaaKoFF+ZhZJmmv8rey",
-	"rl90xZUgtGAYseBKpEau4uQaICNLIGGc2GLiqLOE+Jl/XtigwXMbx34fgkTzFePNo5nW0cg1cNX5ujWJ",
-	"P4fw8RPjTE3vhqVk7iksI+vbirttXvd0YWsd6jIqDcts9fwQAxxiANxsIBli5UmZw1mltOHJ4fEVH46B",
-	"6lzCIGHKNUXjhKTW5jClnJwcnthqi7bsG1MkEXE+A+59n0yrKw8ulprrkaGT3ReDNTxAMz5x6RNEQSxB",
-	"74UIs/Ya2D1RZfDFsUfS/OZI0yhk5i7AS9W/z2ad9e6FNix/iLhAkF7IRFLungTbmnrx7jnwpWRbiffd",
-	"kpoSCyMfNLX0qKRw/GVKjRLOISpbLms0TVcPft/NEvcwqnbjwaCgrv11Ut2fg4a8BGMLbVaNSkJi/DP+",
-	"pbamGPuK/z9bNejLnPsCxbJMqre9bJSZoWyDrmkKqcu4ImoqpCaazUDkukeODg+RiDCmDIn+jDw9PPbl",
-	"aLF2pXOm2iGLy7FH3oJSFJ2w6AEwyE4Zv+KxBNQBaRpUlH8G/RIXeZ8xDm6GgNnaphUkkAFPwBbEVHNY",
-	"zoS+GxXQYdo97+kcS9kqjTaMytZQDpnfh4F+pa0pQxSbgkfGIm+oXFqVGkSm1hLD6ko21SI294ZSX7Lc",
-	"yy7c9wt4jw0YximAJlTZurNEAWD5cy588WRQkX1+2yjQDkNcAMwZKUqCuMRzrFHgXzybMa39S9y7+ZOL",
-	"JFFkZiLX+6p83LrFOuGsApRk9Xw40h0Wz/sO9woHb8VQNRXo4/RzRd5caZ3JTCvrHw1UTib4ELmVtI22",
-	"cRiqX+wDcU+veLDOMkbv+tmKH/3q0fLrVuZibvERaGsPTRlYXzLjWCMdodabMT7QIssz+97YsNerfKO3",
-	"tW8YN3zFh+5paZHrgRgPpLkpK9Dy75UVVlgMcoZkggAcjhgiQ883K0b1P6C3VuWZYTkGFnYnPp6aKeJf",
-	"obC+2VIjLE9JoVPiis/tixhEIv+yEHO7a3flPncQ9K9Jf6VJY8HFfqGQ4SbIWtipx02iBZrEG8b9xzDi",
-	"5NsL1v1sj7QzXhMtsv08a4m/LNiDL27h+HrhIarcL569bX/B5EqLGch9w0xoGrpngvzEdbvAXiVXuTep",
-	"Jjxha3anaYS31mMy870j8zlJGb/2frUmln6niLsd/bH46v0NdF+PztWXBcLY7O7GNSYbOi+eXBjl47Et",
-	"8uafYKm4VbER5hfueeMoGfa1ZBns99mEo7l1eMWdSychIxgLiRWNMdrXTJBR6WJ959KIhejP8a+blG+x",
-	"uJdaIqI0TeGKd23cmo3U2zPd7ascCUkgZaikYEjYIRm6PQ+UX1H5sgl5YfRirKBKWEKYuuJIgeBiAbtG",
-	"HqsOaNRsK3DVwpb3zlCsZKUk5uQVZePLrCBktiNdypiX3oZerrEPfwA+XFIKY47DDcpWjNvnPyqpaDaQ",
-	"zgp9QlZEMaZmVMdTNy3TZNis5mDGUxpoYkXa5vRFO//iTY+8QGDZl5iqL2WRREARkYfpYRKuOI2vuZjj",
-	"9p393D4x1iPn3MEdY4oKeGCebDGmNUiIDDgkLgQQPWRVya8og810j/wiNJHFEzD4wIh7IQtP3r9KNaEa",
-	"giZ5u3H3pto657/+wcZR5pzdWnSMbp6436ZwS16+PX++3395fvT0mf3s3fyWe5Z+/ibJtGXFnhx+/6zF",
-	"u7+bqLnSPY/H02m+v4Yvg1hqFvhCl1aWYSzw8bFTnqfpA1cyqDyBF7Kp4LM2yMEsaUekeN3OkIvDyL2v",
-	"J/px27DEbUXHu4sxeBe+zyxhF3yza/E78vF4CdwUrffW32oBK5Jz3a+pGuMb3Wlg7p3WbDPTrCw547Zw",
-	"57hp1KPGk1TrB2l2aIxSvGG1zUhlp6XRFOjtRjIdvvG8NI/T1YyEGV2gda5L07R81ddlpLtAuyK3Q9UJ",
-	"zpPImoS0FYqOW9E3lIvtVvaFrCoengGOYJf3mHj9FQf8f7sp1xb5jJrjM3J4SEm1xZoxAk9IMgLr8MfX",
-	"GA37Wc982nVY1/zgo08fYMmnAxdVvIkg8NY1/UrFAbu8VdKA2+ujMPAoDNi0HRdRbwtnWSw9w+ei3Duq",
-	"RjKQ7tWS2XrSC1TC2Y1Q1pRUPk+SGkl+E7LDeZLY3XxZucHhxJRlQV04SR7lh0f54YtU8UoSQl3Cedib",
-	"o0XJxu5LTjj4aFaw/gmHmbiBL82j1j/8YFb5+PDDY+2HpdoPBjE8tWEI7c6E9ZkyQLBkpKXF75TL4EmK",
-	"9LeMYjChf3nQUurKxLfmM4wzxou/A5byCptQ1/lqraH/+v29hqH1X79fJeyb6R+D0CRwjc9TxFTTVExy",
-	"lzc2FXMyM5Kuiygb2wjX/uv3hErwhQnnnxFhptR0/xoWa3Ck//K1aXOfaIJTrMIUs8pHTCmkiX7/JbEu",
-	"gwIyW5bfCjrGLyS7odpCOyI/9s8jF4J92T9Hz2bhqsYmiIYnh4cWXYf4iN2Q/ECGdmmDa1gMz+oRfnrO",
-	"4rKQia/TWfiqAvWtzpPEosfXGq5WLPALKUUOOiufr3tUhx51ldYH6HiDnZAuJEdPnz75PiIvnlsm4Fyj",
-	"jjEYbvCf//N/yfHhfx3t3cH1c/DRMIE1+sqP+PtdsoI/te7xzb7x5BQDWyCjroO7ItHqs6tVBuWT71S7",
-	"mG/x+56kfKvMHGAif/kiwCp/5qui6Tdhliy384Wu4Ao8A9fwK1th4fEOfjRJPjw7tMiHpb5mlKX1Qo8V",
-	"jybTrj4I1ejJrFUbqTJM22FDOyWmVR3MYFUd6bfw9XorW/M9PPgyKcYshUd35UO4Kx/gJcsvrNfbdzF8",
-	"LBNPiuA4q2JLkUJNekH6Wituz0BLFqv25GxXaT4WuVkjViojKcV7m0yZ0mIi6UyR0cKVDMmoNnspinvl",
-	"qkdODk/KjLWpUJrInLt1uwUQX5SkF8qzfutWuZagNdzqgyylrEHKTRlpiXIvpJiBnkJu2N6tJnCbCVtX",
-	"m9giW70dsGZF5GhlPgeBzTKJ60N+7Nj6t+e5kQV//2BYngJ50y6MIvRNE8YnNtj8/OLVmTm1qcKnxW2F",
-	"W8ekSSZhzG7N0nKZdk47B8hV3TKb49u8bmsMKvfkxFyzpcBTUZVCOqRbL4hWVsm6eP38xV7kqhG42gQR",
-	"sVUyK1NgNQIzR8WArqo/FAb/ym/uzlpeWv/1exVZ+2pUe80KK7NV1AX/oJPTFgI2f0ziUkRPpcgn02AW",
-	"TIQ3ayMRxueUuAyOymRFpPDybBc+eaAoyYOEWV2qu4w/fPp/AQAA//8=",
+	"7H3rchs3l+CroLhbZWq2RVEXe75IlapRHCfx2E5Uov1laqMsG+w+JBE1gf4AtCiOy1Xzdx9k58G+J9nC",
+	"AdA3dvOmi+1EfxKL3WgAB+ccnPv52InELBUcuFad04+dKdAYJP7zdQyzVGjgev8S0oQuIDY/x6AiyVLN",
+	"BO+cdkItMwjJfAqc6CkQCSoVXAFhilAicRwRY3w2ZlLp4o2xkPgz8/NEC3INi14n6KhoCjNqZgOezTqn",
+	"v3XMNJ3fg45epNA57SgtGZ90Pn0KOpeg5WL/fKxBLi9vAJHgsSJakDllmoxgLKRZpZYLxifVudy3Gdcw",
+	"AYkf/4/9l0JKSKj53v7r75dneBVNBSjcSESTBOQzRaJiDGExEZJEVEoGBiQT4CCphpgIDmfkH5nQQJi2",
+	"EJSQCqkZnxBKUilGCcwal1ja/n/sX1INb9mM6X387/ISL+EfGSitCE0SMYeYMHtWUSYlcE3mjMdi7s6D",
+	"KSJFpoFECVVqAwAV01/CjDJuFta+hATGunn+LadSoNuPO+OaJU17BB6v29OnoJNSSWegHR2cJ4mI8DBf",
+	"f39B9XR52nOOoLUveWzPsUEDp1yfEcoXROgpSEMbJ/0Tsw5mhqfmo0GH05lZSfGlIYs7QUfCPzImDe0Z",
+	"GigvfUZv3wKfmBUdHv0t6MwYz/9uopTXBaG9gcXyNt7Ra4fJ0h4XUXQMhnaQXs6IhBnMRiAhJilIkimQ",
+	"iDVhiYR7WifDqcikCvMNWqZSbPE/9ktL2TdradnW0fPn67f1s4ih9WQIF7FhMS3ANk/vG8wXUvwBkW5i",
+	"Fu+nQGik2Q0Y8jZv9cjfacJiZAh0QhlXuoo9FuJqylJ1ZrmCGVZ6h0SUc6GJAqgj1jLc3doMJ7uXLbZB",
+	"3S/zjrTgPnPfJ3QJYwlq+lKIawbNpyTtK0SLa+AkwjdJN1MQF3fdSMSLnLNz4ccMccxeviU7uNjUJM0o",
+	"VUP39hr2/h4B1g5oC9B2BLfP7xeAn8yn7CWODPI7Gjv+bv6KBDcyg/knTdOEWV528IcyK/5YmvR/Shh3",
+	"Tjv/46CQQA7sU3XwSkohL90kdso6r0rGQs4Ab1fGbwwREcbTTJNueGNJyrDQMWUJxGFAQo9LHgrmt4yr",
+	"LDVXLsTDGcSMDs1eQzy7kiTUJAU0rd4NOVh6HzfwUvBxwqJHBNJAU3ORu3lJN/T/NHsv8eyh4/dDxofj",
+	"hE2m5oV//td/PwwcfhByxOIY+OMB4jzTU+DafB1iMso0MRzTi0PdcOyXZAAzBqozCcOYKToyyPMwYHjN",
+	"NUhOk8eDwgcOtylEBgSGLDIJpBsyt4whmOHh3hmythkoRSd4oaDAyqLAiarIzivy7YNA52ehfxAZjx8P",
+	"Ot8L5OKawC1TOiBOO3GX7Iwu8OE1F3MjruNLinRDLvRwbFb6QGhyQRcz4Poy592PBQ9zC45oQnmEaIAi",
+	"RjYes4gZedogTvHn0L34QDB4by5UdW9bx8+t5JtswlFN6pFlWcAotokSREGuyPgX7E1fA8EA9H6bpBFW",
+	"ZYFv//lf/31GzFX/7QFN2cHN4QHN9PSM/KR1+gtPFmdkAFEm4YwM6AwGTMO3Ay0NQ1+rJd7POYi3VE7g",
+	"8ZDQyRVW1BI3YGkyMTog6YYpXSSCxkMtxDAxC3sw/BPvKF94JfYRt2/ub9wtXlOSahi6P5e2WrODrNpl",
+	"+dV7QY4WM8Tqj9QHrLImbPqlYlCbwWDzL5kBeCYfuKFCIdl/Pib/fceUYnwSELhNDec3F9JYyAnEJJIQ",
+	"G3GGJuYGQrY0nNnXjQBjf3DDih+clPxANPKB0xvKEiMxPaJcR2JIgcdoO2SKxGLOz6y1giRUgyTdUIG8",
+	"YREMs2KBDwaCVIrISE6PCoRfIUn2nTJkRFsJY9RTuxUR/xqMmG8ePMjuP/n7x5rM4vgd2i1KeiGNY2YG",
+	"0ORCihSkZkZ7HNNEQWAU/fynjx0pLPy88ZfGM8Y7QcfaQjpB54bBHGSDPTjoZAqkUXd3MAsU+vFv+WcC",
+	"u5hiJjEyWqSZ6TyOB4Of3sBit01aBb26yn5/zSqDTpqNEhaZ41wWJ37hQK5hYcSSgmOZV5XhHDOqzcGX",
+	"53tx/LeT7eCCq66sohk0M8ZfSoiZ3g04dCYyroczxkWDVf+w1zvs/5/DPsHnJONMo1XXbtJac1+cdIIl",
+	"427QsfbgqAF4rwe/kJOjw389RREjTag2n3umyIglCeOTnh9aA+JxwyFJoI7Gawvff97vk2hKJY00SBUQ",
+	"CZGQMcRkzvQUZwZuuBfluZmeZjHTJBGT2sRHfYMuq4+rAsfS7vMltp7ezyKGbQ9tYlSBG5CK2c0vwSWS",
+	"YDTwIUV8yI8rphr2NUPMWhozSTP8OtMwU+uY5Y8XH8wY9xEqJV2Yv6dAEz0dRlOIrlX7rhpWvAQc9ymn",
+	"IDeOsa8sSs9GQiRAuXloWdPSmIQqPZwClXoEVG8FIM9IGrBQiUxGMGyZU4I2eLLVZOo6a/ucUtPhVFhS",
+	"b3yYCqmbXC5BR2mqYd3ZGoxEi9YSliOfdpzJLdB/s7Ss0iKCGq46LCuOroKqVUiupJi3bPt7QMSwOYIX",
+	"tLmE5nVOjd9tXe0ljDMef2ncGa+MIbJAh2bLRgn7knVLmT1YixWHOSjtfjICmHtPWXs9HSngS/efkQpW",
+	"MO+7MdtVHDb38W0L+cjIl2uRJP/8uX3/U9CxbqetaH0Xbl2+X5ceOqvjMHJ3y9ILLZzFe+manqXSCPct",
+	"qPiTyGSyIPgOUZymaip0Hngwn4oE0EG4IXqW3FHN/DQBqrYE2DomvYrhbsI1C1xwvDPoZGm89bmWxOrV",
+	"RIC8t+K3K0TpJd5cPryKdFLhvqX1bsCK67i/HYFFYjajvIHzQG/SI6FSU7KfkqMjMqHDf/7Xf/+buVnC",
+	"JoC13oTtt6AB1HoAu7vM3WM4JsiXvRoiF05i2Ybh5IO3uKMK7tYgi3G41cMok6qJYM+RTRNhJV8jFJGU",
+	"TpA+1/De0jpXA2HgqcZrl875BQ5xb5gRCcwcnml2PGnbHz2ZdyxDg7j4zbkbGxXTcyPGv7rx9oBteL5u",
+	"k6dppIVsYw/2of252K1DGG8VoVFkLi3zy0JpmHUst23cQcnt0zZny88z0DSmmrbv3Hqkl45NRMgUtuNV",
+	"ItORmFV2rTLLDIJODJzlZ5fJ5p2uZfTrBGv33AN/mXW78Wmz0pE77Tdjt2UoVc69hCGBx6P68qrbKaDX",
+	"SEUGh9+KyQ6MBG58iOFmPKSglkfjIW6JTRv/ztoAvrNuri237pxjbUKKkWlVNvOxMgnEE5BG+S/Jz2fo",
+	"gBwZMXdCDU/aUGIZZZIP0W2AHxumIDE4q0JMm1lLlrE843O6sLFey7tyT5WLyDsgxy/6fSJFxmOI0VBr",
+	"JPh+r394RniWJFZM50JPGZ8Qs+6q0hCLbJRgFE2WOCtzhWfwzNkGb/cnYt/9+C/jRFCzuWK5bkHLC/65",
+	"eRFnpF+K+Cn8oWhizdLGc2hZogdsbY12VLFCDbcNoY0/CElSEGkCAUFZ5AptBorQkcg0OTwieBCE6krc",
+	"ozn7q84ZgVmqFy0wXk0VVeytSGmt2LUE7Rq2VPfaRHAvpxBdi0wPQKkd1KSagroJqrsJh5lMmm1Xq2hB",
+	"2WWuktSztTzPufrdlgd2TP04SjPVFp1PE7Sa/RohjaJ2IR/tZhIo1JSS0vziZK05W6kpuiZYE0n+OmXR",
+	"dCmGcDD4iaBNWwvCuNI0Sc4ITRL34qyu8Of3zVrNf0ZvX9uXj4/WWFfcftsBWkPghzC0mItDi3Q/S2u3",
+	"BelGBrH27s0mfkZmmdLm/iluqGeKtFvES6d+vKuNuh22Lvz0Ef0uTV6QxvVlSosZyAshNU12Y17NDKju",
+	"n5JJ4wLQW/idiBdb671xQ3zKQKMlbUajKeNAzEtnGGgciwgjVC5fnX//7lVvFudGlYQp3SM/wxzfVl5u",
+	"oXEMGCkGt3SWJmbS3zpLcZq7qh0xaMoStU69qGVu3GpJ/d72JVBnNhTc3EoBrn9fpRCxMYtK92QB7DGD",
+	"pMVIKcZj4LG5Zm1QKr4aIJSKXROMuWu6g43KlDsYajatbEZ5vtyzPEZfTcU8wDAtLUhKpdpA4sVTL+Za",
+	"gnUrhuX+6C2VADN2I4c3ovCSgI7DGxd1G00pn8BuLMEjf4klnPS/ebH28pIQM2n0xEyyiphh/q756k6a",
+	"Lpzcgld69fnh0XbMyB2it6lVFtUEqx8vPmwJn9UOLR7DbbNBawYzIRfDGRu1PBcxNAtbWbaR8otTu7f9",
+	"5yrTFh6dJkj8hM+2RZbtnYjLXnrr5E1BlgJYTslVR1xfdYiQ5KpjNKRTcpX1+8eR9STgv+Gq08iKCgnT",
+	"mzzENVo7JpLGjYy1LtB42dHtrwler/kN07u4LWBGWfNBrwn1aLoPtrCOlLMf7BpWxHMUu9uNi+SbXEoO",
+	"wyfmCpSg1Jm/ACAmowXemQrkDci6e//5SXAP8Kqz0HVQeIvC3SuDn/cqrNqY2tPcK5cKxTS7gYDEMDI/",
+	"UB47753a1spx746qVl/TGrOgdxw2PBqDmQ6alBynsluewJxGf0ooyTAG34aIBISS1CqIxOmAgQ8+tjYV",
+	"C9lnyoXkt4QyrL57S6f/3ry+tefHmx1XxJ14SOQAqxzgGpx8XzNn202jI4ROYIi4ZOaP/8iUNsCyU2a8",
+	"Wba0X97FnMm1ZFv47ctk9XgGTbfIRpiKich2VKEqiW418eVvh98cNa1raQHvtgW5o77NYe7UxCZ424th",
+	"baKAfavkmlv19gflEpXrcYSdfL6g2MTvjSBBJr4dWGKm0oQuhq1hQDtfvpvGWW4aSenvnsqKV1xFFhw7",
+	"hNS4nNmNEcXBfV1Ejf9s01p3CJebpNnQOt8ahWPzuF1AbouUaEOCu4YR7Bh8VWwiKO23DYAPHj11x8Ap",
+	"M/wSJkxpuYsUPBJCm6Gpi81XWwksxeic7S7pFTiYAJciQUHBZix50wzGvJ2hoYATwZOFjTBlqqjJ0VVa",
+	"SIjJlKopxHuNcgR3qL5hmFoDdDvLuwmaodN2CktOfNxzUvPai/E4YRwtHNRQFqde7sDAx0a+VjXCP4Lf",
+	"4fFk1xsWNwaYFA+HeKT37MBYrbE9RjhSWQ0srqN2GTWHVcml0haR1IShVTjsIF3WxME2d9MWolAVq9ex",
+	"wPz763c3WDI8MM40ozaexornpViZodFmeMTQletSlJrpEKQysHorJmxHhTylSs2FXMoF6R+t90sZNGnw",
+	"FBw9f7F9HonPmfDLaQSqSFi0rcYdw5hmiV5vc2p47hJImnxgrRoIOtYyPrJO/A2VcyNSbsYK66FKDCXm",
+	"kRDWt4krbEKVG5pkLWU8YDwGW29lkogRTQi+m19z4gakZDEEBBJlnVsOpnvrtatrrFvjFF5/FH411QNo",
+	"P/EdRJ7UDNxG93S4tY7o8+82rlaKEVyCcui2VfQL59AW9oKGL+fTZZjTOHZZcsRCvVECyd0IDWkUNtvN",
+	"AmUDnJNAo6nP16sbt2sAKt6tTNQCLvzndqBqC6pTw2VKL1ngd08AcfpfQ4y9d7YXBGRe9ilJvniR4eFb",
+	"644r9IfSTt3q1gf8OlDvQkj3ZlCoU9IqJd995F1e12m3Va870wfV6Vviu1s1eVdw6TNam3y6yw4MbAeh",
+	"3tmx78c6uC7LxE7VDHajq4K0eus9BUu8OF4f1HOHYCAfN18Ruo43Guoj63NmeXSE8gybGVJ48fz5sa0m",
+	"Z/8+DJqKDDbkuhZGDb+8JlgP3mzrVa3ky9fkLcty0RJhw5qYIoM3H4ieUk24IIl5XKo5OBVJXI4jKCuY",
+	"aHaRFdfkpiGem5iorLN10ubjXW3GmmKCznBlEs8FZu+4KLAiZwe9p2Z8LfhpQ7G0NVJ99XZa7toVd1qz",
+	"CWwJeOWDqiyjEUgVdbVApBbE3OFuVNdbZN0a3P+0PmCumUnZHPptnfA7WE3GjE9AppJxvY3h5BoW7XH8",
+	"raJXNU1/c2wpjauuuLSQtf4yC9JdTt1GY25x8vbw1h6+/27jakFbDWW3K8qBeKtiDyWdcckwsInSZ0c3",
+	"beZ97li6u9z/kHJ9WZq35rGyMC/mHGXFDaIxVJJNtkNxHLGxeP8e5Ixxmrz30t82TtodzOwqG6VSaBGJ",
+	"pC1VI3+BaIGBftJWbxgBlSB7NmYHpVUbsnNKbJmvnnZ76d0cNnvomw37A8YnCexnCgJyclwqH2EuxRFV",
+	"8OIkkwnpHj1/QUZMq70eGTgbfwSNE81hpER0DXqYNtYVvaA6j7v2iya/wmiAg7wnekI1zOnC5SMczNWB",
+	"f/fgY6WK8af1xhTvBSgd2dIyq4fTiCyVym67pFYXWsay1cEtjfEmgc0M3rf+loSNAR0xjBOXANFrUxOq",
+	"mk0zRizl8H2HiNaqwu3kqK5sv760yuYrq3IzNh3GB0UncHfj966xEC4kZOOrDJd7ibE2a+8z++XWTbuv",
+	"7Jpp28bWRyxJIG4Tk/M4IpdANqWKjAC4ja8CG6HNNFGCjKncNH/MTqmnUmST6RYeKqFWpi2Y55bBCAVl",
+	"IrlrUhrweEuxcBMVBOt25+fzTJFpU2GBu2kea+w6/nG7h78tse1XVJl8It5YihlRmkqMEwcek64WhIs5",
+	"mU9ZAkSkrnb1BjvBz2xbQGaTaAOkoqJewVbOvnr9/IqtqgLFsulqnY5V2mqptEye3VbC9xqdLtFQK9dY",
+	"8mmbozDfToRqcZJ9UI8ZLrRZNnQV+V5SLjiLaEL8a7md30a8bii8Xrh6XFZw7aJgSr412CqpFnKvLL26",
+	"mCsrvG5mf14VmrReRv0VRlMhrs+j6y0PoyFTnU24kOgwjTNbMhCqftQmB2rQ4WJoMyAa8URCBOwG4o2c",
+	"HO7VVZnglt1kkunFwJCs8/SgWHKeWYnS/vWDZwr//uv7TtDQNwPFjry0rsqKqOhSCbZfXn//0j6VefcO",
+	"3IQVhPL1TbVOS4JVW9ndqSunG9TL6PpKvvuVsv8qEinEhl1Wq/Iq0HkEN5vwfcZt6xS1eel/L2WkDNXo",
+	"T5hPMRbNN9Dlq8F7TE8y4r8Xz3+8+EDpgPz0/v0FmQqle+T9lCkyNryc2W4eju7MAJnp6ekVD+2n1UEk",
+	"YpgA76lpmHemsYN+FM47R7BC+JhGgCHaZsWKMH7FQzOdOjDARLjQlPXMtyYiDOyrU8AlEQk0VgRuQC4c",
+	"xdpbNLzdN5D8z/DKyHzAFROcUF1cTzFELEajH+aRGe3ViDDdxhS0vd4Vv+IvBb8x/EVwZa2lNE2TBd51",
+	"1flPr/i/kFf4Wx7+5Js5hPUSl+FpNQfVupHRH840xmxfceKwWIzNHmZm44dHfyura3j3hr+d7/9vuv+f",
+	"/f1vesPT/d/DwHbCmDMFhBJbSfrDh9ff93CBmCFGMgVEcNdyQk1pCgEJK5lY4RmJEmZuUaLmTEdTIyOH",
+	"6CntmVMO8XOlesrYjkgC+ffBLz+TbvjS1irdf79I4ZTUy5WGe0GxKfKOfUdGC7NjZ2on3ZPDY9JUjzkw",
+	"ZyhiiNGfG+lkcUoyfs2Neoo5cSogcyn4xCKW+aZBnVne3gGXZ9Z50u+Ths4OVvV2G8UvhoTTGTNfxJ5T",
+	"kMS49WoPgBwNFNH0Gkh47gpmWtwgVsVy+TdlJmVV+vCMUOJK7gZm0ctFevNq4Sf9Q7tIAweyrlwvEdJ8",
+	"r1azF3cQlvu3hERBApG21FpvKlPpwEK5bbVi7TxY2d7gkp6CmckVuHcl3qlrOEPEOHC9WUipxj3pckNG",
+	"5KR/HBhNgsWKxAJHJkCv9yyS5VWrlaO+vFtQ1/zL4qnPh/G6nLV8YuFSx0b3DCqYJZYaUpGuYSYBmWVG",
+	"Wgrw9b0zR9u+UnadnhGgSwWnDewba0eHiILhUjVoPHRfXVdwhJ4B0dE3pFqa2+Fkqcx22ICCuAWDpyVc",
+	"NJiWajN3rUNSeIpza7koKoUqOsM1XIOtF4rMwbZcc4zfRrkU0Z1hQ0+3U4It3FzjB/NN80HzXZzIIw9+",
+	"HHd7RNoKC58Va0Rdotz0DfkOHmbGlcWsb9Y1IUGGnl8SBlGAGsbm4WU+YzBZjElo0cecKS1Dudz5xWJ2",
+	"GFzx0EUEooiIrzhZw/3Su+JobZrNqFy45KV9xgNEYhVYSoos1P1QgkPz2OA86tZd0Hhvi8S8zq25gmkj",
+	"6HaanpPzi9edoJOXUu0c9vq9PtY2SoHTlHVOO8e9w14fw8r0FMWvXDgx6zioFe6a2OrnOehex0b+Mm++",
+	"ZUqfl16utj/77aOVZP6RgVwUgkweFrlZDeulInSfgubvIgVVPps7c5/3S87cI5exv8KV2zyBsyu1ND/C",
+	"3Nu6uvB7rd3RUb9/b8W9a7XZGqp7/8IBLVzIyItjepAC5id2Z00DcwgclLo94ZDD9UMqBfRx0PH6QUWb",
+	"IDPi6Jv1I+ptGj4Fneeb7CjvxIN6TU70JaIwwLdXTH6HplbFSxZGBVD2MnI1SJHlIYnTiSpicH4POo6V",
+	"dU47VYaDM7fSb92afjAWMoJ9V3PORrpWKLZpu8UrB0sNDQ2Kpy7uosohfjAzXdqJSmX9gi1nrHUefCSS",
+	"autqU0AzQMNXXtyvRlQtDVBX0VXTkHtrv/JYtNY/WT8i78+EAzYgzrz7GVLz0SYbKXdT+Ew8wKE+9iu0",
+	"pP9MlfDH9powmlS1AKRLZt6XeedVonQWXReoZuSWO7OILGZ6PxGT1gse73ZXs2+zi72cKtHeH3DJotb8",
+	"sVLxwfv4luU8W32pVs6IR0mmjKKUiDnKtBmPSffyh5fk+Pj4m6JlY13aYTZvqJh6E1v38vyvbv38WZpu",
+	"MT+2s91p/i1lLFsIyQtZzzcRspbZa8l/541UqYQbJjKV++q+BtGsXOtyjWBmK0c+yWSPwI9pXG2KUZW6",
+	"Aqu0jlmCBjfDhimxiHVXbptnmq5WpX7G1zZWoqCx2/k9ZTO2cYAiorWJ0l6cPDKhVZontMhsCP0nAntw",
+	"ArMGcYyvRUqyWo+1om5HQG0qRTko/X4UCdy5r3l3LyjZFDj/qeop0zKDT0tUcXhvS1jKNW/sjmiXCTHp",
+	"5ixj74vXYr5Yettajzk83ohAbdPMr0zxsahFKDKDM1dqqOYnYxoNsLbsQJ7Ab10fQbnQwBQk3MsFfPDR",
+	"NQP5ZAXXBGzMRJ3HmCvx/jhMhcZPlr2zdr74yX7wZD+ok5FBDEdEzipwI64BKScC6fJdQZ1Zf4hFbj7M",
+	"FITOiUKbk30I09tfyFtRgiGf3EC4jhoPUilGO9giK5O0iQyYfPxA1Hx/cmw5RbqpTaePz0RIEUXnpEs5",
+	"yXieVmyRhCn0opnP2HKu1NWJ3XtiL7uxl6+GW2DNcJS7GSeHfeIiWLTTf1yePPA4FYwbxFBzo+U6Py0+",
+	"tNn2d71qXaFBdVAuNLJa761WBXkYN2JbgfwnX+IydDYxW/nTfdKrH5y0L6qlOzfyKGaKdDG1pl46Z+9+",
+	"XY3lgiKtboQL/9JDYnBREqXFDOSX+kAY+yc36yD0FhgvhHeGEUKbK+RsL1pmDXiTZ3Z+qXaepdTTjYw8",
+	"943wK5G9dFQc5sXpPFl4niw8d2IJA7CSZaUwlhgTWmITd71Z7N2mDj7mbuVPB64A+Paqok2tblAWq5TT",
+	"EDtJsMSlJWrSxUDi5QhG+7geB0nMJOqKYyotCcvFV8K8KU7e8dh+270kMj0U46Gk3AZCh7bcdUiwC/wV",
+	"LwWGd1uCm80on4QU1pMizKArnj8fzpiaUR1Nw70eOed5lLUFvYvltYGNDSK8bdb/Pi9T/CVy69JCP5NR",
+	"vlKnp5lpu+xL1+BBKP0VmAW/XHb94JbEPxV/NwOONzqYvGJM9U74URpWQT3PcJ3WuzTv1uDRu6ivvxdY",
+	"Xzw0+Adt7qMr23jHa6NUUutBro1L13rC96cQY8xIIaH9ISSu5oo3z4Ruaz27sOGc8VjMhzFdqJB0T46O",
+	"rnhYfQS3EUBsubrNopgJCURPKQayJzDWeQu76gfsSDV0S9kjXJQHlztTdjE+vzbOPQxPiUqB6yvuDtbl",
+	"fBQ98/d6fr95D37MpnE5YfbRGYJAZJowXWq9f8Ubeu9TCbZTpovOENw3rCi1wLEv98gvPFnkIyPKyQj8",
+	"R/HeNjvjQg9pDogeWXPb98g7ceNzgWaCw4KMaHR9xV02rr1TnW7uy/76vDlvBSMp1dNnivwhRq33p0Wf",
+	"r+D+9IXwPsv9WanC13KBltCDgXq6Qp+u0K/qCrW1P1yiGI8NR/csrWsZkM+w3qvWX3qm3OV6vxfqBmlA",
+	"azOA1rAvl5RoiCFYbkqQLMp5K3nLAQx+aw24/RrSi/68ka9/0aSkrf2Knz0naTn1l3TLScIrHAVm1kxD",
+	"jZFUMiXLMXzL568l5cpG5RPbM7DKzAqJtH9EQsZVNh6ziAHXuTy6F7iWsTdwxUsBDhFNVZ4zHORbw5oC",
+	"VjPpYtJtKS0qoukQHelWvtZTqo2Q51P2sRqSc5Few8IJk775dGH8CfJiPnY3gzcfXJEfTEVOExo5Wbi0",
+	"XMFt3r5z4HddJIdZE42YXhg5tZp3ZCscKJTwETEweRblT8UENwLrTNxggBURvEnorHftviPT/jIE1LZW",
+	"5I8spa7OILv0J+azf6Mn8TRnoRtIds4TeumP80lIvWuImS3p4WLM0IJv2JYTLmuVIba9AZpFyXpGaqto",
+	"+SPoCo/6IrI+vyTn8Vcgc5jLvnzbjaulcHz8Aropzf3qqqW4nuw+ijHy/VxXol+ldsP2IYsNmc2bIfDB",
+	"wyRT12+OUvInoYkEigU7/K+2gBfa5KaMT2w1DVyWrStjU0vN2Lx8hi0PM0RlaogSGZYeC3tLAsNTEvdT",
+	"lORfPom7zMe6NqMBpzDUh/WJhCy8H2hM2TszMrgVxrWoYtk2nGxDNuQLKO/nJYEfkBvpTHJFKDl6/mJ/",
+	"xLRP20CWgrWjsYbNcb9PVOBylbUoMf+8yFuxiSvejUWUbwOrspFfUuAk/PHV+5U1okNfCCovOO3qS19x",
+	"vFpKtZ8VCZcraget9bdD0hWypcLXFV9+PffP5JWWXC0vu74Pl2+dr8L8hWgznwqSa3JLIJnRBZkx1Fr7",
+	"xyT0ax5yoYdYaT3cO6sh51LVLoOZXg+2rvyzK26reNHckeNkPX87lOCLbhN8GlpdNK9OpvJK4ae2Ilhe",
+	"zwirRynXKFQr7AnaropW67TfQRv9/QE1u+oiW24WBM1fLST2Ea6Lr8N+/w4j64nKa+6TkRRzhYTo+FLR",
+	"VdcQraW5NgH5TgpXpqcHCfZpt33/mtn4jbh2NilXV9QvUIqZ9Q2LeEFcNTJX0tRmntgAIbMPK4tecZud",
+	"VCpeWElAQYYfJUClKn2sR34W1TquHP3cTbzCdp3fmj1cVuq5PpT5qdoS/5OzOq3L/RuwCTdieaa/GJ6x",
+	"vbHji6ZNV2m4c/rb71WxDjPplhE/x9LKM4esZZ9apqc1YsQigstEKFgcHeQ8tmTtqKLCj3kFXWr9W64A",
+	"xcWbl6/IDUgseh0QCa6TvI31wEKBgD2sMhzLY0OIMZN5ec+cBVnxy1bQ1os8YqFHQj9gmElWRCba6ojW",
+	"Ej4VSj9TJBJ8zCaZLQxpx5APl69VY2iD3/Ivr79/uUy19QQ3kNC8PqKAx9WtjKhLdbJlUQ2gVroEy/vr",
+	"1K3BjaVx7IvrHGfH1mZZZ6oOMG0Af6YILYuTeVJWjQe89VpsY0Hn1q99uHxrYVNg0eDo+QsLqmhqbhZu",
+	"3Ykb7/tz2pIfT+drYRUDLChNuS0k7op134EVwK0rtt56Lb8UXGU+bsqeYtcI2XsB8YP9HepLbZi/apzC",
+	"/UtZAq7csUgwbMJVoYUwfkqoK7jqC5LbqLXipdxgd8XNF3z9ZieFYG3gPwTjZV+eUzH4DXPKDZME6+Vb",
+	"TcLx1yueyww0UQKLozOzTNJebX1lffXgiitBaM4wIsGVSAADw64BUrIEEsaJ7ZuHOksTP3vlQG/Q4KXN",
+	"J34IQcJPs31WyToauQauOl+2JvHXED5+YJyp6f2wlNS1ujeyvm0u1eZ1Txa25rwusoOw3HHPf2KInxgC",
+	"NxuIMRTSYNtZqcT8Sf/4iodjoDqTMIyZcq+icUJSa3OYUk5O+ie26r0tv80UiUWUzYB73yfT6sqDiyXm",
+	"emToZPdNOQwP0IxPXBo7URBJ0HtNhFnp9v9AVFmZ44k0/7SkaRQycxfgpWruPCNBWmc9VWouZIxl6BEX",
+	"CNILmUjKXcv/rakX754D39KjlXjfL6kpkTDyQV1LDwoKx1+m1CjhHILizWWNpu7qwee7WeIeR9WuNQRv",
+	"1LW/TKr7a9CQl2BsHGvZqCQk5qHiX2prinHhqwcuAqxVk35fSmnwXWyyWdGSshIwm8eKu+YU1Dc+iESS",
+	"zbiLvhplkl9xo543fLGxn5tamg9pBGLStVa/vXLUmjojocz4nC6Gri+Y6yPhfjRTqJAouiBTMSeJcFkJ",
+	"fpsJxULB2sWuydx8IIHwLEksX3C+YdyNshvzCYB+WxYoz1TgbX5FzuAVz9NWirTCcdnp5VM7HEib7uof",
+	"QX9nP/KdO8UHdATXZmox2TsYfkGBHV+Jtfv9ciSHB2aAOEZyPLRoXKb4xlj0dr+np32Lnyuj0Ys8S7Zp",
+	"MdWn0O7NE1g3KmnsGMBX7Qf7iqnQ54K0xW/vSHx5T9xW2sNelE80d380V/RBXkNyeDZEYgLRE+F9LsKr",
+	"nALpCnNARqgsHLxoD5WU7z0MdR5E6qZVML784SU5Ofxbn7wc/N0VfiP2zIkU83xBdvk+61ZpCXQGcaFC",
+	"xlTTEVVgBmErP/N/Jz5PIYnJfCowHfg93GoSQZL4bopEpdjOcQqgyVxkCUoGhCpCjSQ5yxJKupjewPjE",
+	"he6E34YBCf+X+c+++c+/hQHRdGTkU6wkawGuM8n3UNxNJYzZrcu1JuGzsEfOMfwxk0DoWIO0BnFr6h4t",
+	"NCgyBwkEe4PTkZDaG9c5h8gGCaIxOTXrokneHtPlYTOlqdNurjg1mnmagEb3WbMZORXSMsqXg7+vF381",
+	"3Gp/qgXPqPOgRsl2FU/wLRu/Z8rm5zf5mUKqNY2mM+D6DLdtmOS3V7aF+b4LfnIlQmIbAOV+/fD+pcET",
+	"sD/2InVz1QkrXPXhfEx/Yp5jS3GVz7UlpNrQ1MvB3wvyvQODmQJN8J02tpJx36BVFkXF7Sib3UUYN9Rj",
+	"lph4xqOmQmqi2QxEpnvkqN9HJRW1YjS2nZHn/WPfjhN797kgZvvJ3CjdI+9AGYh4ijTEQxm3lQrMlmjS",
+	"pov+hIt8SB3UzdBAofYsY0iBx2AbAirDiOIHub0d4j3wns6xlafSGDtQ2hra/+cPERi3MsYjRRSbgkfG",
+	"vG5isbQyXYhUrTVCre7kUW7i8WAo9TnbXXy5vHVJNhsnRsqgyvbdJAoA2z9z4ZvHggoInYCNj3UY4hJP",
+	"zkjeEsEV3sYa7Ra0RMyY1hDv3SGOOy+Si8xMZHrfFfdcERXgvPE0rznihpBuyDjTDFuW7uWB1aUAkSnW",
+	"wSB+rsCHCdkgbqaVjUu+a/WzUyP/NPSZxaxZP1v+o189Rly5lblcV6yBZuOQEgZWEGQce0Qj1Hozxoda",
+	"pFnqqqn1eqVn9LbyzNfDaayslkMrN4T66KeyNZQ0WD7dV/MKalzoocpSw3IMLJzduDBD+y78Nia68MQW",
+	"p6QwGPCKz2E0FeKaSORflXIy7SHULx0EXQXfL7WMTONiP1Oqbh1kLezU4ybRAkPRakF1T+m78VMllyVB",
+	"3QWNES3S/SxtE9I9e/DF/Wu1pMr3i2dv218wmdJiBnLfMBOaNN0zjfzEDbvAUQVXeTCppnnC1uq25iW8",
+	"tZ6KOT84Mp+ThPFrH89ax9Jnirjb0R+L715eQ/f16FzurN6Mze5uXBMqQed5y/lRNh47t6smM6GcPmDD",
+	"mfElNETv+aAkEg60ZCnsD9iEY5hTeMVdKGVMRjAWEju6Wk8qU0avdTm2c2nEQoyjnDGlMHhpRpOxkDOI",
+	"AzKXwvyiNE3ginetZcRmyO2Z4djSH2ISQ8JQScFUrD4J3Z6Hyq9o6FJ3wx55ZfRi7CBJWEyYuuJIgeBy",
+	"8LpGHit/0KjZVuCqpAvvnaFYyQpJLC88hXld3qEwo9KVavHSW+jlGuuwhhnCMBfGHIcbFm8xbpTDK14q",
+	"AWMT2KzQJ2RJFHNFad20TJOwXs3efE9poLEVaevT5+/5org98gqBpRepC2zNU9ZiAXkmHJZlkXDFaXTN",
+	"xRy37+LWJlxgbcBz7uBuXeAeHlifKv+mNUiIFDjELvUOI1PLkl/eBpjpHvlZaOs1RayE2AbR5Sfv3fQT",
+	"qhuNi64+xq+OStYE3etvrbEu4+zWomNwc+h+m8It+end+cv9wU/nR89f2MfeZ2K5Z+E0qZNMm/vkpP/N",
+	"ixb/yW6i5sqweDyeIppdjP6AyPydU7Mwh2MQBhnGQhut+ZRnSfLIldzdcZ1H1402lSiCVCMHs6QdkDiz",
+	"U4EhF4eRe1+O02fbdMBtRcf7i+1/33yfWcLO+WbX4nceExPDTf723vpbrcGK5ELm13TN8C/da0Lsvfas",
+	"MtOsbLnhtnDvuGnUo0uq4a1hk/v43/UfqQ+ofeUSZpRxw5O2+FIxaOlrCvR2XzID/uT1YDxOlysBzOgC",
+	"rXNdmiRLUXMuwS2vqaCqBOdJZE0hmBWKjlvRn6gGmlvZZ7KqeHg2cAS7vKeCZ0/1eD9HfzxEPqPm+EoY",
+	"vElJPfPFyjEJZQQ20B7LkRv2s575tOuw7vWDjz5tn8WfDlw27yaCwDv36hcqDtjlrZIG3F6fhIEnYcCW",
+	"y3CZ7LZxkMXSM0L5wmEKSgbSKPd6CrP1pNdQgXY3QlnTUvY8jisk+aeQHc7j2O7m88oNDiemLG3UheP4",
+	"SX54kh8+S/XsOCbUFXpr9uZoUbCxh5ITDj6aFaxvYT8TN/C5edT6xvdmlU+N759qLi7VXDSI4akN4453",
+	"Jqw7ygCNuQWWFp8pVzkjznMJUorBhM4q7ih1ZcGZknH88OhvmOiQ/91gKS+xCXWdrdYaBm8+PGgY2uDN",
+	"h1XCvpn+KQhNAte2qRXVNBGTzNVrmYo5mRlJ10WUjW2E6+DNBwxidw0B5neIMFNqun8NizU4MvjpjXnn",
+	"IdEEp1iFKWaVT5iSSxODwU/EugxyyGxZ9rrRMX4h2Q3VFtoB+X5wHrgQ7MvBOXo2c1c1voJoeNLvuzSK",
+	"MYMkDsm3JLRLG17DIqx1O9VzFhUFRH1/jNxX1VBX+jyOLXp8uV3P3AI/k1LkoNPYScJH2j+pQ0+6ypIA",
+	"ZZHDd60p2AnpQnz0/PnhNwF59dIyAecadYzBcIN//t//R477/3q0dw/Xz8FHwwTW6Cvf4+/3yQr+0rrH",
+	"1qa/r0wxsIUpqzq4a86k7twlolE+eabaxXyL3w8k5Vtl5gAL6BWd+Fb5M1/nr/4pzJLFdj7TFVyCZ8M1",
+	"/NpWNny6g59Mko/PDi3yYYntGWVJtcFCyaPJtKvLSTV6MitVPssM0w7Y0E6JaVUHM1jVv+kdfLneytZ8",
+	"Dw++VIoxS+DJXfkY7sqHZxyfW6+3/Sh9LBOP8+A4q2JLkUBFekH6Wituz0BLFqn25GzX4S0SmVkjVggn",
+	"CcV7m0yZ0mIi6UyR0cKV6kypNnvJi2pnqkdO+idFxtpUKE1kxt263QKILwbaa8qzfudWuVm1gzShjG9Z",
+	"7+BCihnoKWSG7d1qAre+rAGxxa17O2DNisjR0nwOAptlElc/+bFj+86cZ0YW/O13w/IUyJt2YRShb16x",
+	"jemZIucXr8+wy7zCghi2s4xj0q4ahllaJpPOaecAuapbZv37Nq/bGoOKPTkx12ypoUVzqYAt6VYLkRfV",
+	"qS/evHy1F7gqgK4mYEBsd4rSFFgF0MxRMqCr8g+5wb/0m7uzlpc2ePNBBda+GlS6SGNF9JK64Cv/OG2h",
+	"weaPSVyKrOr7H+DNWkuE8TklLoOjNFkeKbw823e+hJpPurDlHnyiqi+Qq57lKRo2Q3mc8bi8H1/lYXmG",
+	"C5+ekBfbRdIvD3bX/e+f/n8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
