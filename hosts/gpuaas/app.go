@@ -101,7 +101,7 @@ func newIdentityService(p identityParams) (*identitysvc.Service, error) {
 
 // apiOptions wire `serve api`: the HTTP host over the identity use cases,
 // with an in-process outbox relay when withRelay is set.
-func apiOptions(s Settings, logger *slog.Logger, withRelay bool) fx.Option {
+func apiOptions(s Settings, logger *slog.Logger, withRelay, dev bool) fx.Option {
 	opts := []fx.Option{
 		baseOptions(s, logger),
 		ephemeralOptions(s),
@@ -113,6 +113,7 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay bool) fx.Option {
 		fx.Provide(newIdentityService),
 		computeOptions(s),
 		terminalhost.ServiceModule,
+		paymentOptions(s, dev),
 		fx.Supply(httphost.Config{
 			Addr:                s.HTTPAddr,
 			PublicBaseURL:       s.PublicURL,
@@ -130,10 +131,6 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay bool) fx.Option {
 
 func relayOptions(s Settings) fx.Option {
 	return fx.Options(fx.Supply(relay.Config{PollInterval: s.RelayInterval}), workers.OutboxRelayModule)
-}
-
-func newAPIApp(s Settings, logger *slog.Logger, withRelay bool) *fx.App {
-	return fx.New(apiOptions(s, logger, withRelay))
 }
 
 // runApp starts app, waits for ctx (SIGINT/SIGTERM) and stops it.
@@ -154,7 +151,7 @@ func serveAPI(ctx context.Context, s Settings) error {
 	if err := s.require("DATABASE_URL", "OIDC_ISSUER_URL"); err != nil {
 		return err
 	}
-	return runApp(ctx, newAPIApp(s, newLogger(s), true))
+	return runApp(ctx, fx.New(apiOptions(s, newLogger(s), true, false)))
 }
 
 func serveAgentGateway(ctx context.Context, s Settings) error {
@@ -184,6 +181,14 @@ func workerProvisioning(ctx context.Context, s Settings) error {
 	}
 	logger := newLogger(s)
 	return runApp(ctx, fx.New(baseOptions(s, logger), computeOptions(s), provisioningOptions(s)))
+}
+
+func workerBilling(ctx context.Context, s Settings) error {
+	if err := s.require("DATABASE_URL"); err != nil {
+		return err
+	}
+	logger := newLogger(s)
+	return runApp(ctx, fx.New(baseOptions(s, logger), computeOptions(s), billingOptions()))
 }
 
 func workerOutbox(ctx context.Context, s Settings) error {

@@ -34,14 +34,22 @@ func TestValidateApps(t *testing.T) {
 	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cases := map[string]fx.Option{
-		"serve api (in-process)":  apiOptions(testSettings(t, nil), logger, true),
-		"serve api (redis)":       apiOptions(testSettings(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:6379"}), logger, true),
-		"serve api without relay": apiOptions(testSettings(t, nil), logger, false),
-		"serve api with tracing":  apiOptions(testSettings(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}), logger, true),
+		"serve api (in-process)":  apiOptions(testSettings(t, nil), logger, true, false),
+		"serve api (redis)":       apiOptions(testSettings(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:6379"}), logger, true, false),
+		"serve api without relay": apiOptions(testSettings(t, nil), logger, false, false),
+		"serve api with tracing":  apiOptions(testSettings(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}), logger, true, false),
 		"serve agent-gateway":     fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), agentGatewayOptions(testSettings(t, nil))),
 		"worker provisioning":     fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), provisioningOptions(testSettings(t, nil))),
+		"worker billing":          fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), billingOptions()),
 		"worker outbox":           fx.Options(baseOptions(testSettings(t, nil), logger), relayOptions(testSettings(t, nil))),
 	}
+	s := testSettings(t, nil)
+	s.TerminalAnyHost = true
+	termCfg, err := terminalGatewayConfig(s, func(string) string { return "" }, "127.0.0.1:0", logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases["dev"] = devAppOptions(s, devOptions{dataDir: t.TempDir(), agentAddr: "127.0.0.1:0", nodes: 2, nodeSKU: "h100-80g-x1", sshPort: 22201}, termCfg, logger)
 	for name, opts := range cases {
 		if err := fx.ValidateApp(opts); err != nil {
 			t.Errorf("%s: %v", name, err)

@@ -21,6 +21,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/core/nodetask/tasksvc"
 	connecthost "github.com/gpuaas/gpuaas/hosts/connect"
+	httphost "github.com/gpuaas/gpuaas/hosts/http"
 	terminalhost "github.com/gpuaas/gpuaas/hosts/terminal"
 	"github.com/gpuaas/gpuaas/hosts/workers"
 	"github.com/gpuaas/gpuaas/ports"
@@ -87,8 +88,9 @@ func computeOptions(s Settings) fx.Option {
 		securityOptions(s),
 		postgres.ComputeModule,
 		postgres.TasksModule,
+		postgres.BillingModule,
 		netprobe.Module,
-		fx.Provide(newInventoryService, newAllocationService, newTaskService),
+		fx.Provide(newInventoryService, newAllocationService, newTaskService, newLedgerService),
 	)
 }
 
@@ -182,6 +184,27 @@ func terminalGatewayConfig(s Settings, getenv func(string) string, addr string, 
 		return cfg, errors.New("the terminal gateway needs GPUAAS_TERMINAL_HOST_CA (the node host CA) or, in development only, GPUAAS_TERMINAL_INSECURE_HOST_KEYS=1")
 	}
 	return cfg, nil
+}
+
+// billingOptions run the billing worker: usage metering from allocation
+// events and the accrual cycle.
+func billingOptions() fx.Option {
+	return workers.BillingModule
+}
+
+// terminalMountOptions serve the terminal gateway on the API's listener
+// (`gpuaas dev`), so the path the token endpoint returns is same-origin.
+func terminalMountOptions(cfg terminalhost.Config) fx.Option {
+	return fx.Options(
+		fx.Supply(cfg),
+		fx.Provide(fx.Annotate(func(p terminalhost.Params) (httphost.Mount, error) {
+			srv, err := terminalhost.NewFromParams(p)
+			if err != nil {
+				return httphost.Mount{}, err
+			}
+			return httphost.Mount{Pattern: "/ws/terminal/", Handler: srv.Handler()}, nil
+		}, fx.ResultTags(`group:"http_mounts"`))),
+	)
 }
 
 // provisioningOptions run the provisioning worker: Temporal worker and

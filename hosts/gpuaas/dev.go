@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,17 +13,25 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"go.uber.org/fx"
+
 	"github.com/gpuaas/gpuaas/adapters/devoidc"
 	"github.com/gpuaas/gpuaas/adapters/nats"
 	"github.com/gpuaas/gpuaas/adapters/postgres"
+	"github.com/gpuaas/gpuaas/adapters/temporal"
+	terminalhost "github.com/gpuaas/gpuaas/hosts/terminal"
 )
 
 // devOptions are the `gpuaas dev` flags.
 type devOptions struct {
-	dataDir  string
-	httpAddr string
-	oidcAddr string
-	pgPort   int
+	dataDir   string
+	httpAddr  string
+	oidcAddr  string
+	agentAddr string
+	pgPort    int
+	nodes     int
+	nodeSKU   string
+	sshPort   int
 }
 
 // dev runs the whole platform in one process on embedded defaults. Each
@@ -36,6 +45,10 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 	fs.StringVar(&o.httpAddr, "http-addr", envOr(getenv, "GPUAAS_HTTP_ADDR", "127.0.0.1:8080"), "API listen address")
 	fs.StringVar(&o.oidcAddr, "oidc-addr", envOr(getenv, "GPUAAS_DEV_OIDC_ADDR", "127.0.0.1:8081"), "dev OIDC provider listen address (loopback only)")
 	fs.IntVar(&o.pgPort, "pg-port", 54329, "port of the private PostgreSQL cluster on 127.0.0.1")
+	fs.StringVar(&o.agentAddr, "agent-addr", "127.0.0.1:8444", "agent gateway (Connect RPC, mTLS) listen address")
+	fs.IntVar(&o.nodes, "nodes", 2, "sandbox nodes to run (real agents with an embedded SSH server)")
+	fs.StringVar(&o.nodeSKU, "node-sku", "h100-80g-x1", "SKU of the sandbox nodes")
+	fs.IntVar(&o.sshPort, "node-ssh-port", 22201, "SSH port of sandbox node 1 on 127.0.0.1 (node i uses port+i-1)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -44,6 +57,12 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 	}
 	logger := newLogger(s)
 	s.HTTPAddr = o.httpAddr
+	s.AgentAddr = o.agentAddr
+	if getenv("GPUAAS_DATA_DIR") == "" {
+		s.DataDir = o.dataDir
+		s.KMSKeyFile = filepath.Join(o.dataDir, "kms.key")
+		s.SigningKeyFile = filepath.Join(o.dataDir, "task-signing-key.pem")
+	}
 	if getenv("GPUAAS_PUBLIC_URL") == "" {
 		s.PublicURL = "http://" + browserHost(o.httpAddr)
 		s.RedirectURIs = []string{s.PublicURL + "/auth/callback"}
@@ -52,6 +71,16 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 			for _, h := range []string{"localhost", "127.0.0.1"} {
 				if u := "http://" + net.JoinHostPort(h, port) + "/auth/callback"; u != s.RedirectURIs[0] {
 					s.RedirectURIs = append(s.RedirectURIs, u)
+				}
+			}
+		}
+	}
+	if getenv("GPUAAS_TERMINAL_ORIGINS") == "" {
+		s.TerminalOrigins = []string{s.PublicURL}
+		if _, port, err := net.SplitHostPort(o.httpAddr); err == nil {
+			for _, h := range []string{"localhost", "127.0.0.1"} {
+				if u := "http://" + net.JoinHostPort(h, port); u != s.PublicURL {
+					s.TerminalOrigins = append(s.TerminalOrigins, u)
 				}
 			}
 		}
@@ -133,8 +162,45 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 		parts = append(parts, [2]string{"identity", s.OIDCIssuer})
 	}
 
-	app := newAPIApp(s, logger, true)
-	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	// Temporal: TEMPORAL_ADDRESS, else the CLI's dev server as a child process.
+	if getenv("TEMPORAL_ADDRESS") == "" {
+		tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		ts, err := temporal.StartDevServer(tctx, filepath.Join(o.dataDir, "temporal"))
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w\n(build the Temporal CLI with `make tools`, or set TEMPORAL_ADDRESS)", err)
+		}
+		stops = append(stops, func() {
+			c, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			_ = ts.Stop(c)
+		})
+		s.TemporalAddress = ts.HostPort()
+		parts = append(parts, [2]string{"temporal", "dev server " + ts.HostPort() + " (UI " + ts.UIURL() + ")"})
+	} else {
+		parts = append(parts, [2]string{"temporal", "TEMPORAL_ADDRESS"})
+	}
+
+	// The dev nodes make their SSH host keys at first start; the gateway
+	// logs the fingerprint it sees instead of checking a host CA.
+	termCfg, err := terminalGatewayConfig(s, func(k string) string {
+		if k == "GPUAAS_TERMINAL_HOST_CA" {
+			return getenv(k)
+		}
+		return ""
+	}, "127.0.0.1:0", logger)
+	if err != nil {
+		s.TerminalAnyHost = true
+		if termCfg, err = terminalGatewayConfig(s, func(string) string { return "" }, "127.0.0.1:0", logger); err != nil {
+			return err
+		}
+	}
+	app := fx.New(devAppOptions(s, o, termCfg, logger))
+	parts = append(parts,
+		[2]string{"agent gateway", "https://" + o.agentAddr + " (mTLS)"},
+		[2]string{"sandbox nodes", fmt.Sprintf("%d × %s, SSH on 127.0.0.1:%d…", o.nodes, o.nodeSKU, o.sshPort)},
+		[2]string{"payments", "dev checkout " + s.PublicURL + "/dev-pay/"})
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	err = app.Start(startCtx)
 	cancel()
 	if err != nil {
@@ -146,6 +212,20 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return app.Stop(stopCtx)
+}
+
+// devAppOptions are everything `gpuaas dev` runs in its one process.
+func devAppOptions(s Settings, o devOptions, termCfg terminalhost.Config, logger *slog.Logger) fx.Option {
+	return fx.Options(
+		apiOptions(s, logger, true, true),
+		agentGatewayOptions(s),
+		provisioningOptions(s),
+		billingOptions(),
+		terminalMountOptions(termCfg),
+		sandboxNodesOptions(sandboxNodesConfig{Count: o.nodes, SKU: o.nodeSKU, Dir: filepath.Join(o.dataDir, "nodes"),
+			FirstPort: o.sshPort, AgentURL: "https://" + o.agentAddr, GPUs: 1, GPUModel: "NVIDIA H100 80GB HBM3 (simulated)",
+			GPUMemMiB: 81559}),
+	)
 }
 
 func envOr(getenv func(string) string, name, def string) string {

@@ -27,6 +27,7 @@ Usage:
   gpuaas serve terminal-gateway
                               run the browser terminal WebSocket gateway
   gpuaas worker provisioning  run the provisioning worker (Temporal) and node sweeper
+  gpuaas worker billing       run usage metering and the billing accrual worker
   gpuaas worker outbox        run the outbox relay alone
   gpuaas migrate up|down [N]|status
   gpuaas dev                  run the whole platform on embedded defaults
@@ -65,6 +66,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = serveTerminalGateway(ctx, settings, getenv)
 	case args[0] == "worker" && len(args) == 2 && args[1] == "provisioning":
 		err = workerProvisioning(ctx, settings)
+	case args[0] == "worker" && len(args) == 2 && args[1] == "billing":
+		err = workerBilling(ctx, settings)
 	case args[0] == "worker" && len(args) == 2 && args[1] == "outbox":
 		err = workerOutbox(ctx, settings)
 	case args[0] == "dev":
