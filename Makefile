@@ -8,7 +8,12 @@ LDFLAGS := -X main.version=$(VERSION)
 # Test flags: CI sets GPUAAS_REQUIRE_SERVICES=1 so missing services fail.
 TESTFLAGS ?= -count=1 -timeout 20m
 
-.PHONY: build test test-integration bench dev tools codegen lint migrate fmt
+GOBIN   ?= $(shell $(GO) env GOPATH)/bin
+TEMPORAL_VERSION    := v1.5.1
+STRIPE_MOCK_VERSION := v0.203.0
+STEP_CA_VERSION     := v0.30.2
+
+.PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca codegen lint migrate fmt golden-path
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/gpuaas ./hosts/gpuaas
@@ -25,15 +30,29 @@ test-integration:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 
-dev:
+# `gpuaas dev` runs the Temporal CLI's dev server: built once (a few minutes).
+dev: $(GOBIN)/temporal
 	$(GO) run -ldflags '$(LDFLAGS)' ./hosts/gpuaas dev
 
-# Pinned tools. oapi-codegen is pinned by go.mod's tool directive; the
-# temporal CLI (dev server for `gpuaas dev` and the Temporal tests) is
-# installed into $(go env GOPATH)/bin.
-tools:
+# Pinned tools, installed into $(GOBIN). oapi-codegen, buf and the protoc
+# plugins are pinned by go.mod's tool directives; the others are services
+# tests and `gpuaas dev` start: the Temporal CLI (dev server), stripe-mock
+# (Stripe adapter tests) and step-ca (step-ca adapter tests).
+# `make -j4 tools` builds them side by side.
+tools: tool-go $(GOBIN)/temporal tool-stripe-mock tool-step-ca
+
+tool-go:
 	$(GO) build -o /dev/null tool
-	$(GO) install github.com/temporalio/cli/cmd/temporal@v1.5.1
+
+$(GOBIN)/temporal tool-temporal:
+	$(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+
+tool-stripe-mock:
+	$(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
+
+# step-ca without cgo: its PKCS#11/PC/SC support is not needed for tests.
+tool-step-ca:
+	CGO_ENABLED=0 $(GO) install github.com/smallstep/certificates/cmd/step-ca@$(STEP_CA_VERSION)
 
 codegen:
 	./scripts/codegen.sh
@@ -42,6 +61,11 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1)
 	$(GO) vet ./...
 	./scripts/codegen.sh --check
+
+# The compute golden path against a running `gpuaas dev` (scripts/ci-golden-path.sh
+# starts one, runs it and stops it).
+golden-path:
+	./scripts/ci-golden-path.sh
 
 migrate:
 	$(GO) run ./hosts/gpuaas migrate up

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Starts `gpuaas dev` on a fresh data directory, runs the end-to-end scripts
+# against it (scripts/golden-path, then any given as arguments), and stops it.
+# Exits non-zero on any failure and then prints the platform's log tail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+api=http://127.0.0.1:8080
+dir=$(mktemp -d /tmp/gpuaas-golden.XXXXXX)
+log="$dir/dev.log"
+$GO build -o "$dir/gpuaas" ./hosts/gpuaas
+
+"$dir/gpuaas" dev -data-dir "$dir/data" >"$log" 2>&1 &
+pid=$!
+cleanup() {
+  code=$?
+  kill -INT "$pid" 2>/dev/null || true
+  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  kill -KILL "$pid" 2>/dev/null || true
+  if [ "$code" -ne 0 ]; then
+    echo "golden-path: platform log (tail):" >&2
+    tail -n 60 "$log" >&2 || true
+  fi
+  rm -rf "$dir"
+  exit "$code"
+}
+trap cleanup EXIT
+
+for i in $(seq 1 240); do
+  if curl -fsS "$api/api/v1/healthz" >/dev/null 2>&1; then break; fi
+  kill -0 "$pid" 2>/dev/null || { echo "golden-path: gpuaas dev exited" >&2; exit 1; }
+  [ "$i" -eq 240 ] && { echo "golden-path: gpuaas dev not healthy after 120 s" >&2; exit 1; }
+  sleep 0.5
+done
+
+$GO run ./scripts/golden-path -api "$api"
+for script in "$@"; do
+  $GO run "./scripts/$script" -api "$api"
+done
