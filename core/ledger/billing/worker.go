@@ -126,13 +126,31 @@ func (w *Worker) RunCycle(ctx context.Context) (CycleResult, error) {
 	if err != nil {
 		return res, err
 	}
-	threshold := vals.Int(policy.BillingLowBalanceMinor)
 	for _, s := range statuses {
+		threshold, err := w.threshold(ctx, s.TenantID, vals)
+		if err != nil {
+			return res, err
+		}
 		if err := w.evaluate(ctx, s, threshold, now, &res); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
+}
+
+// threshold is the tenant's low-balance threshold: its policy override of
+// billing.low_balance_threshold_minor, else the global value. The policy
+// store caches per tenant, so this is a map lookup on most cycles; a tenant
+// without an override reads the global value it already has.
+func (w *Worker) threshold(ctx context.Context, tenantID string, global policy.Values) (int64, error) {
+	vals, err := w.d.Policies.Values(ctx, tenantID)
+	if err != nil {
+		return 0, err
+	}
+	if vals == nil {
+		vals = global
+	}
+	return vals.Int(policy.BillingLowBalanceMinor), nil
 }
 
 func (w *Worker) evaluate(ctx context.Context, s TenantStatus, threshold int64, now time.Time, res *CycleResult) error {
