@@ -26,7 +26,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -42,7 +41,7 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/gpuaas/gpuaas/testkit/tokens/signin"
+	"github.com/gpuaas/gpuaas/testkit/e2e"
 )
 
 func main() {
@@ -53,13 +52,6 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Fprintln(os.Stdout, "golden-path: OK")
-}
-
-type client struct {
-	base    string
-	hc      *http.Client
-	token   string
-	project string
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -79,50 +71,25 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	defer cancel()
 	step := func(format string, a ...any) { fmt.Fprintf(out, "• "+format+"\n", a...) }
 
-	c := &client{base: strings.TrimRight(*api, "/"), hc: &http.Client{Timeout: 30 * time.Second}}
-	if err := c.login(ctx, *user, *password); err != nil {
+	c := e2e.New(*api)
+	if err := c.Login(ctx, *user, *password); err != nil {
 		return fmt.Errorf("sign in: %w", err)
 	}
-	var me struct {
-		User     struct{ ID, Email string }
-		Tenant   struct{ ID string }
-		Projects []struct {
-			ID        string
-			IsDefault bool `json:"is_default"`
-		}
-	}
-	if err := c.call(ctx, "GET", "/api/v1/users/me", nil, &me); err != nil {
+	me, err := c.Me(ctx)
+	if err != nil {
 		return fmt.Errorf("users/me: %w", err)
 	}
-	for _, p := range me.Projects {
-		if p.IsDefault {
-			c.project = p.ID
-		}
-	}
-	if c.project == "" {
-		return errors.New("users/me shows no default project")
-	}
-	step("signed in as %s (tenant %s, project %s)", me.User.Email, me.Tenant.ID, c.project)
+	step("signed in as %s (tenant %s, project %s)", me.User.Email, me.Tenant.ID, c.Project)
 
-	var bal struct {
-		BalanceMinor int64 `json:"balance_minor"`
-		Currency     string
-	}
-	if err := c.call(ctx, "GET", "/api/v1/billing/balance", nil, &bal); err != nil {
+	bal, err := c.Balance(ctx)
+	if err != nil {
 		return fmt.Errorf("balance: %w", err)
 	}
 	if bal.BalanceMinor <= 0 {
-		var cs struct {
-			CheckoutURL string `json:"checkout_url"`
+		if err := c.TopUp(ctx, 5000, "usd"); err != nil {
+			return err
 		}
-		if err := c.call(ctx, "POST", "/api/v1/payments/checkout-session",
-			map[string]any{"amount_minor": 5000, "currency": "usd"}, &cs); err != nil {
-			return fmt.Errorf("checkout: %w", err)
-		}
-		if err := c.pay(ctx, cs.CheckoutURL); err != nil {
-			return fmt.Errorf("dev checkout: %w", err)
-		}
-		if err := c.call(ctx, "GET", "/api/v1/billing/balance", nil, &bal); err != nil {
+		if bal, err = c.Balance(ctx); err != nil {
 			return fmt.Errorf("balance: %w", err)
 		}
 		if bal.BalanceMinor <= 0 {
@@ -137,30 +104,30 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	var key struct{ ID string }
-	if err := c.call(ctx, "POST", "/api/v1/ssh-keys", map[string]any{"name": "golden-path-" + hex.EncodeToString(suffix),
+	if err := c.Call(ctx, "POST", "/api/v1/ssh-keys", map[string]any{"name": "golden-path-" + hex.EncodeToString(suffix),
 		"public_key": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))}, &key); err != nil {
 		return fmt.Errorf("add SSH key: %w", err)
 	}
-	defer func() { _ = c.call(context.Background(), "DELETE", "/api/v1/ssh-keys/"+key.ID, nil, nil) }()
+	defer func() { _ = c.Call(context.Background(), "DELETE", "/api/v1/ssh-keys/"+key.ID, nil, nil) }()
 	step("added SSH key %s", key.ID)
 
-	skuID, avail, err := c.pickSKU(ctx, *sku)
+	skuID, avail, err := c.PickSKU(ctx, *sku)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	var alloc allocation
-	if err := c.call(ctx, "POST", "/api/v1/allocations", map[string]any{"sku_id": skuID, "ssh_key_ids": []string{key.ID}}, &alloc); err != nil {
+	var alloc e2e.Allocation
+	if err := c.Call(ctx, "POST", "/api/v1/allocations", map[string]any{"sku_id": skuID, "ssh_key_ids": []string{key.ID}}, &alloc); err != nil {
 		return fmt.Errorf("create allocation: %w", err)
 	}
 	step("requested allocation %s on %s (%d available)", alloc.ID, skuID, avail)
 	released := false
 	defer func() {
 		if !released { // leave no node held behind a failed run
-			_ = c.call(context.Background(), "POST", "/api/v1/allocations/"+alloc.ID+"/release", nil, nil)
+			_ = c.Call(context.Background(), "POST", "/api/v1/allocations/"+alloc.ID+"/release", nil, nil)
 		}
 	}()
-	if alloc, err = c.waitState(ctx, alloc.ID, "active"); err != nil {
+	if alloc, err = c.WaitState(ctx, alloc.ID, "active"); err != nil {
 		return err
 	}
 	step("allocation active after %s; connect with: %s", time.Since(start).Round(time.Millisecond), alloc.Access.Command)
@@ -175,15 +142,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	step("ssh %s@%s ran a command", alloc.Access.User, addr)
 
-	if err := c.terminal(ctx, alloc.ID); err != nil {
+	if err := terminal(ctx, c, alloc.ID); err != nil {
 		return fmt.Errorf("browser terminal: %w", err)
 	}
 	step("browser terminal ran `echo hi` and printed hi")
 
-	if err := c.call(ctx, "POST", "/api/v1/allocations/"+alloc.ID+"/release", nil, nil); err != nil {
+	if err := c.Call(ctx, "POST", "/api/v1/allocations/"+alloc.ID+"/release", nil, nil); err != nil {
 		return fmt.Errorf("release: %w", err)
 	}
-	if _, err := c.waitState(ctx, alloc.ID, "released"); err != nil {
+	if _, err := c.WaitState(ctx, alloc.ID, "released"); err != nil {
 		return err
 	}
 	released = true
@@ -192,61 +159,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return errors.New("ssh still works after release")
 	}
 	step("ssh refused after release")
-	if _, after, err := c.pickSKU(ctx, skuID); err != nil || after < avail {
+	if _, after, err := c.PickSKU(ctx, skuID); err != nil || after < avail {
 		return fmt.Errorf("the node is not available again (%d available, %d before the allocation; %v)", after, avail, err)
 	}
 	step("node available again")
 	return nil
-}
-
-type allocation struct {
-	ID          string
-	State       string
-	FailureCode string `json:"failure_code"`
-	Access      struct {
-		Host    string
-		Port    int
-		User    string
-		Command string
-	}
-}
-
-func (c *client) pickSKU(ctx context.Context, want string) (string, int, error) {
-	var skus struct {
-		SKUs []struct {
-			ID        string
-			Available int
-		} `json:"skus"`
-	}
-	if err := c.call(ctx, "GET", "/api/v1/skus", nil, &skus); err != nil {
-		return "", 0, fmt.Errorf("skus: %w", err)
-	}
-	for _, s := range skus.SKUs {
-		if (want == "" && s.Available > 0) || s.ID == want {
-			return s.ID, s.Available, nil
-		}
-	}
-	return "", 0, errors.New("no SKU has capacity (is a node enrolled and heartbeating?)")
-}
-
-func (c *client) waitState(ctx context.Context, id, want string) (allocation, error) {
-	var a allocation
-	for {
-		if err := c.call(ctx, "GET", "/api/v1/allocations/"+id, nil, &a); err != nil {
-			return a, fmt.Errorf("get allocation: %w", err)
-		}
-		if a.State == want {
-			return a, nil
-		}
-		if a.State == "failed" || a.State == "release_failed" {
-			return a, fmt.Errorf("allocation %s ended %s (%s) while waiting for %s", id, a.State, a.FailureCode, want)
-		}
-		select {
-		case <-ctx.Done():
-			return a, fmt.Errorf("allocation %s still %s, waited for %s: %w", id, a.State, want, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 func sshRun(addr, user string, signer ssh.Signer, cmd string) (string, error) {
@@ -267,16 +184,16 @@ func sshRun(addr, user string, signer ssh.Signer, cmd string) (string, error) {
 	return string(b), err
 }
 
-func (c *client) terminal(ctx context.Context, allocationID string) error {
+func terminal(ctx context.Context, c *e2e.Client, allocationID string) error {
 	var tok struct {
 		Token         string
 		WebsocketPath string `json:"websocket_path"`
 		Subprotocol   string
 	}
-	if err := c.call(ctx, "POST", "/api/v1/allocations/"+allocationID+"/terminal-token", nil, &tok); err != nil {
+	if err := c.Call(ctx, "POST", "/api/v1/allocations/"+allocationID+"/terminal-token", nil, &tok); err != nil {
 		return fmt.Errorf("mint token: %w", err)
 	}
-	u, _ := url.Parse(c.base)
+	u, _ := url.Parse(c.Base)
 	origin := u.Scheme + "://" + u.Host
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
 	u.Path = tok.WebsocketPath
@@ -314,85 +231,4 @@ func (c *client) terminal(ctx context.Context, allocationID string) error {
 		}
 	}
 	return fmt.Errorf("no 'hi' from the terminal (got %q)", seen.String())
-}
-
-// pay "presses" Pay on the dev checkout page.
-func (c *client) pay(ctx context.Context, checkoutURL string) error {
-	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(checkoutURL, "/")+"/pay", nil)
-	if err != nil {
-		return err
-	}
-	hc := *c.hc
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	return nil
-}
-
-func (c *client) login(ctx context.Context, user, password string) error {
-	redirect := c.base + "/auth/callback"
-	cb, err := signin.Login(ctx, signin.Params{StartURL: c.base + "/api/v1/auth/oidc/authorize?" +
-		url.Values{"redirect_uri": {redirect}}.Encode(), RedirectURI: redirect, Username: user, Password: password, HTTPClient: c.hc})
-	if err != nil {
-		return err
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := c.call(ctx, "POST", "/api/v1/auth/oidc/exchange", map[string]string{"code": cb.Code, "state": cb.State,
-		"redirect_uri": redirect}, &tok); err != nil {
-		return err
-	}
-	c.token = tok.AccessToken
-	return nil
-}
-
-// call sends a JSON request with the session's token, active project and a
-// fresh idempotency key on writes, and decodes a 2xx JSON answer into out.
-func (c *client) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if c.project != "" {
-		req.Header.Set("X-Project-ID", c.project)
-	}
-	if method != "GET" {
-		k := make([]byte, 16)
-		_, _ = rand.Read(k)
-		req.Header.Set("X-Idempotency-Key", hex.EncodeToString(k))
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: decode: %w", method, path, err)
-		}
-	}
-	return nil
 }
