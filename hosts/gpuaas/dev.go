@@ -52,8 +52,50 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
-	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
+	r, err := startDev(ctx, s, o, getenv, out)
+	if err != nil {
 		return err
+	}
+	printBanner(out, r.settings, r.parts, r.users)
+	<-ctx.Done()
+	fmt.Fprintln(out, "\nstopping…")
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return r.stop(stopCtx)
+}
+
+// devRun is a started `gpuaas dev`: the settings it ended up with, the
+// running app, and the embedded services to stop after it.
+type devRun struct {
+	settings Settings
+	app      *fx.App
+	parts    [][2]string // what runs where, for the banner
+	users    []devoidc.DemoUser
+	stops    []func()
+}
+
+// stop stops the app, then the embedded services in reverse order of start.
+func (r *devRun) stop(ctx context.Context) error {
+	err := r.app.Stop(ctx)
+	r.stopServices()
+	return err
+}
+
+func (r *devRun) stopServices() {
+	for i := len(r.stops) - 1; i >= 0; i-- {
+		r.stops[i]()
+	}
+	r.stops = nil
+}
+
+// startDev brings the platform up the way `gpuaas dev` does: Postgres
+// (DATABASE_URL, else a private cluster) migrated, NATS, the dev OIDC
+// provider, the Temporal dev server, then the fx app with everything in it
+// (extra options are added to the app: tests take values from the graph).
+// On error everything started is stopped again.
+func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string) string, out io.Writer, extra ...fx.Option) (_ *devRun, err error) {
+	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
+		return nil, err
 	}
 	logger := newLogger(s)
 	s.HTTPAddr = o.httpAddr
@@ -88,13 +130,12 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 	if getenv("GPUAAS_INSECURE_COOKIES") == "" {
 		s.InsecureCookie = strings.HasPrefix(s.PublicURL, "http://")
 	}
-	var stops []func()
+	r := &devRun{parts: [][2]string{}}
 	defer func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+		if err != nil {
+			r.stopServices()
 		}
 	}()
-	parts := [][2]string{}
 
 	// Postgres: DATABASE_URL, else a private cluster from local binaries.
 	if s.DatabaseURL == "" {
@@ -103,19 +144,19 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 		cl, err := postgres.StartCluster(startCtx, postgres.ClusterConfig{Dir: filepath.Join(o.dataDir, "postgres"), Port: o.pgPort})
 		cancel()
 		if err != nil {
-			return fmt.Errorf("%w\n(or set DATABASE_URL to use an existing PostgreSQL)", err)
+			return nil, fmt.Errorf("%w\n(or set DATABASE_URL to use an existing PostgreSQL)", err)
 		}
-		stops = append(stops, func() { _ = cl.Stop() })
+		r.stops = append(r.stops, func() { _ = cl.Stop() })
 		s.DatabaseURL = cl.URL()
-		parts = append(parts, [2]string{"postgres", "private cluster 127.0.0.1:" + fmt.Sprint(o.pgPort)})
+		r.parts = append(r.parts, [2]string{"postgres", "private cluster 127.0.0.1:" + fmt.Sprint(o.pgPort)})
 	} else {
-		parts = append(parts, [2]string{"postgres", "DATABASE_URL"})
+		r.parts = append(r.parts, [2]string{"postgres", "DATABASE_URL"})
 	}
 	migCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	db, err := postgres.Open(migCtx, postgres.Config{URL: s.DatabaseURL, Migrate: true})
 	cancel()
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return nil, fmt.Errorf("migrate: %w", err)
 	}
 	db.Close()
 
@@ -123,43 +164,42 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 	if getenv("NATS_URL") == "" {
 		ns, err := nats.StartEmbedded(nats.EmbeddedConfig{StoreDir: filepath.Join(o.dataDir, "jetstream")})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		stops = append(stops, ns.Shutdown)
+		r.stops = append(r.stops, ns.Shutdown)
 		s.NATSURL = ns.ClientURL()
-		parts = append(parts, [2]string{"nats", "embedded " + ns.ClientURL()})
+		r.parts = append(r.parts, [2]string{"nats", "embedded " + ns.ClientURL()})
 	} else {
-		parts = append(parts, [2]string{"nats", "NATS_URL"})
+		r.parts = append(r.parts, [2]string{"nats", "NATS_URL"})
 	}
 
 	// Redis: REDIS_URL, else in-process (single replica).
 	if s.RedisURL == "" {
-		parts = append(parts, [2]string{"tokens, rate limits", "in-process"})
+		r.parts = append(r.parts, [2]string{"tokens, rate limits", "in-process"})
 	} else {
-		parts = append(parts, [2]string{"tokens, rate limits", "REDIS_URL"})
+		r.parts = append(r.parts, [2]string{"tokens, rate limits", "REDIS_URL"})
 	}
 
 	// Identity: OIDC_ISSUER_URL, else the built-in dev provider.
-	var users []devoidc.DemoUser
 	if s.OIDCIssuer == "" {
 		srv, err := devoidc.Serve(devoidc.Config{
 			ClientID:     s.OIDCClientID,
 			RedirectURIs: s.RedirectURIs,
 		}, o.oidcAddr)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		stops = append(stops, func() {
+		r.stops = append(r.stops, func() {
 			c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = srv.Shutdown(c)
 		})
 		s.OIDCIssuer = srv.Issuer()
 		s.OIDCAudience = s.OIDCClientID
-		users = srv.Provider.Users()
-		parts = append(parts, [2]string{"identity", "dev OIDC provider " + srv.Issuer()})
+		r.users = srv.Provider.Users()
+		r.parts = append(r.parts, [2]string{"identity", "dev OIDC provider " + srv.Issuer()})
 	} else {
-		parts = append(parts, [2]string{"identity", s.OIDCIssuer})
+		r.parts = append(r.parts, [2]string{"identity", s.OIDCIssuer})
 	}
 
 	// Temporal: TEMPORAL_ADDRESS, else the CLI's dev server as a child process.
@@ -168,17 +208,17 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 		ts, err := temporal.StartDevServer(tctx, filepath.Join(o.dataDir, "temporal"))
 		cancel()
 		if err != nil {
-			return fmt.Errorf("%w\n(build the Temporal CLI with `make tools`, or set TEMPORAL_ADDRESS)", err)
+			return nil, fmt.Errorf("%w\n(build the Temporal CLI with `make tools`, or set TEMPORAL_ADDRESS)", err)
 		}
-		stops = append(stops, func() {
+		r.stops = append(r.stops, func() {
 			c, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
 			_ = ts.Stop(c)
 		})
 		s.TemporalAddress = ts.HostPort()
-		parts = append(parts, [2]string{"temporal", "dev server " + ts.HostPort() + " (UI " + ts.UIURL() + ")"})
+		r.parts = append(r.parts, [2]string{"temporal", "dev server " + ts.HostPort() + " (UI " + ts.UIURL() + ")"})
 	} else {
-		parts = append(parts, [2]string{"temporal", "TEMPORAL_ADDRESS"})
+		r.parts = append(r.parts, [2]string{"temporal", "TEMPORAL_ADDRESS"})
 	}
 
 	// The dev nodes make their SSH host keys at first start; the gateway
@@ -192,11 +232,11 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 	if err != nil {
 		s.TerminalAnyHost = true
 		if termCfg, err = terminalGatewayConfig(s, func(string) string { return "" }, "127.0.0.1:0", logger); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	app := fx.New(devAppOptions(s, o, termCfg, logger))
-	parts = append(parts,
+	app := fx.New(devAppOptions(s, o, termCfg, logger), fx.Options(extra...))
+	r.parts = append(r.parts,
 		[2]string{"agent gateway", "https://" + o.agentAddr + " (mTLS)"},
 		[2]string{"sandbox nodes", fmt.Sprintf("%d × %s, SSH on 127.0.0.1:%d…", o.nodes, o.nodeSKU, o.sshPort)},
 		[2]string{"payments", "dev checkout " + s.PublicURL + "/dev-pay/"})
@@ -204,14 +244,10 @@ func dev(ctx context.Context, s Settings, args []string, getenv func(string) str
 	err = app.Start(startCtx)
 	cancel()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	printBanner(out, s, parts, users)
-	<-ctx.Done()
-	fmt.Fprintln(out, "\nstopping…")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return app.Stop(stopCtx)
+	r.settings, r.app = s, app
+	return r, nil
 }
 
 // devAppOptions are everything `gpuaas dev` runs in its one process.
@@ -223,8 +259,7 @@ func devAppOptions(s Settings, o devOptions, termCfg terminalhost.Config, logger
 		billingOptions(),
 		terminalMountOptions(termCfg),
 		sandboxNodesOptions(sandboxNodesConfig{Count: o.nodes, SKU: o.nodeSKU, Dir: filepath.Join(o.dataDir, "nodes"),
-			FirstPort: o.sshPort, AgentURL: "https://" + o.agentAddr, GPUs: 1, GPUModel: "NVIDIA H100 80GB HBM3 (simulated)",
-			GPUMemMiB: 81559}),
+			FirstPort: o.sshPort, AgentURL: "https://" + o.agentAddr}),
 	)
 }
 

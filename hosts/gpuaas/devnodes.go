@@ -20,6 +20,7 @@ import (
 	"github.com/gpuaas/gpuaas/nodeagent"
 	"github.com/gpuaas/gpuaas/nodeagent/gpu"
 	"github.com/gpuaas/gpuaas/nodeagent/sandbox"
+	"github.com/gpuaas/gpuaas/ports"
 )
 
 // sandboxNodesConfig describes the sandbox nodes `gpuaas dev` runs: real
@@ -53,6 +54,7 @@ func sandboxNodesOptions(cfg sandboxNodesConfig) fx.Option {
 	type params struct {
 		fx.In
 		Inventory *inventorysvc.Service
+		SKUs      ports.SKUStore
 		CA        *pki.CA
 		Logger    *slog.Logger
 		Lifecycle fx.Lifecycle
@@ -66,6 +68,12 @@ func sandboxNodesOptions(cfg sandboxNodesConfig) fx.Option {
 				if err != nil {
 					return err
 				}
+				// Simulated GPUs match the SKU the nodes are registered as.
+				sku, err := p.SKUs.GetSKU(startCtx, cfg.SKU)
+				if err != nil {
+					return fmt.Errorf("sandbox nodes: SKU %q: %w", cfg.SKU, err)
+				}
+				cfg.GPUs, cfg.GPUModel, cfg.GPUMemMiB = sku.GPUCount, sku.GPUModel+" (simulated)", sku.GPUMemoryGiB*1024
 				for i := 1; i <= cfg.Count; i++ {
 					n, err := startSandboxNode(startCtx, ctx, cfg, i, roots, p.Inventory, p.Logger)
 					if err != nil {
