@@ -16,6 +16,7 @@ import (
 	"github.com/gpuaas/gpuaas/adapters/system"
 	"github.com/gpuaas/gpuaas/core/event/relay"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
+	"github.com/gpuaas/gpuaas/core/policy/policysvc"
 	httphost "github.com/gpuaas/gpuaas/hosts/http"
 	terminalhost "github.com/gpuaas/gpuaas/hosts/terminal"
 	"github.com/gpuaas/gpuaas/hosts/workers"
@@ -99,6 +100,10 @@ func newIdentityService(p identityParams) (*identitysvc.Service, error) {
 	})
 }
 
+func newPolicyService(tx ports.TxRunner, policies ports.PolicyStore, audit ports.AuditLog, clock ports.Clock, ids ports.IDs) (*policysvc.Service, error) {
+	return policysvc.New(policysvc.Deps{Tx: tx, Policies: policies, Audit: audit, Clock: clock, IDs: ids})
+}
+
 // apiOptions wire `serve api`: the HTTP host over the identity use cases,
 // with an in-process outbox relay when withRelay is set.
 func apiOptions(s Settings, logger *slog.Logger, withRelay, dev bool) fx.Option {
@@ -110,7 +115,7 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay, dev bool) fx.Option 
 			oidc.ClientConfig{Issuer: s.OIDCIssuer, ClientID: s.OIDCClientID, ClientSecret: s.OIDCSecret},
 		),
 		oidc.Module,
-		fx.Provide(newIdentityService),
+		fx.Provide(newIdentityService, newPolicyService),
 		computeOptions(s),
 		terminalhost.ServiceModule,
 		paymentOptions(s, dev),

@@ -93,16 +93,12 @@ func (h *handlers) SetPolicy(w http.ResponseWriter, r *http.Request, _ api.SetPo
 		s.fail(w, r, err)
 		return
 	}
-	k, known := policy.Lookup(req.Key)
-	if !known {
-		s.fail(w, r, fault.Invalid("key", "unknown policy key"))
+	if s.d.PolicyAdmin == nil {
+		s.fail(w, r, fault.Unavailable("policy administration is not configured on this host", nil))
 		return
 	}
-	if err := k.Validate(req.Value); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := s.d.Policies.Set(r.Context(), "", k.Name, req.Value, p.User.ID); err != nil {
+	k, err := s.d.PolicyAdmin.Set(r.Context(), p, req.Key, req.Value)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}

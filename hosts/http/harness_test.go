@@ -18,6 +18,7 @@ import (
 	"github.com/gpuaas/gpuaas/adapters/oidc"
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
+	"github.com/gpuaas/gpuaas/core/policy/policysvc"
 	"github.com/gpuaas/gpuaas/ports"
 	"github.com/gpuaas/gpuaas/testkit/fakes"
 	"github.com/gpuaas/gpuaas/testkit/tokens"
@@ -96,8 +97,12 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatalf("identity service: %v", err)
 	}
+	policyAdmin, err := policysvc.New(policysvc.Deps{Tx: h.store, Policies: h.store, Audit: h.store, Clock: h.clock, IDs: &fakes.IDs{}})
+	if err != nil {
+		t.Fatalf("policy service: %v", err)
+	}
 	cfg := Config{Addr: "127.0.0.1:0", PublicBaseURL: testOrigin, AllowedRedirectURIs: []string{testRedirect}}
-	deps := Deps{Identity: svc, Verifier: verifier, IdP: h.idp, Tokens: inproc.NewTokenStore(h.clock),
+	deps := Deps{Identity: svc, PolicyAdmin: policyAdmin, Verifier: verifier, IdP: h.idp, Tokens: inproc.NewTokenStore(h.clock),
 		RateLimiter: inproc.NewRateLimiter(h.clock), Policies: h.store, Audit: h.store, Idempotency: h.store,
 		Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Clock: h.clock}
 	for _, o := range opts {

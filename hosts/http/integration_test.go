@@ -17,6 +17,7 @@ import (
 	"github.com/gpuaas/gpuaas/adapters/postgres"
 	"github.com/gpuaas/gpuaas/adapters/system"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
+	"github.com/gpuaas/gpuaas/core/policy/policysvc"
 	httphost "github.com/gpuaas/gpuaas/hosts/http"
 	"github.com/gpuaas/gpuaas/ports"
 	"github.com/gpuaas/gpuaas/testkit/services"
@@ -60,8 +61,13 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	policyAdmin, err := policysvc.New(policysvc.Deps{Tx: db, Policies: policies, Audit: postgres.NewAuditLog(db),
+		Clock: clock, IDs: system.UUIDs{}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := httphost.New(httphost.Config{Addr: "127.0.0.1:0", AllowedRedirectURIs: []string{dev.RedirectURI}},
-		httphost.Deps{Identity: svc, Verifier: verifier, IdP: client, Tokens: inproc.NewTokenStore(clock),
+		httphost.Deps{Identity: svc, PolicyAdmin: policyAdmin, Verifier: verifier, IdP: client, Tokens: inproc.NewTokenStore(clock),
 			RateLimiter: inproc.NewRateLimiter(clock), Policies: policies, Audit: postgres.NewAuditLog(db),
 			Idempotency: postgres.NewIdempotencyStore(db, clock), Health: []ports.HealthCheck{db, client},
 			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
@@ -186,6 +192,10 @@ func TestIntegrationSignInAndTenancy(t *testing.T) {
 	if status, _, body := s.call("GET", "/api/v1/admin/audit-log?action=auth.first_sign_in", admin, ""); status != 200 ||
 		strings.Count(string(body), "auth.first_sign_in") != 3 {
 		t.Fatalf("audit log: %d %s", status, body)
+	}
+	if status, _, body := s.call("GET", "/api/v1/admin/audit-log?action=policy.set", admin, ""); status != 200 ||
+		!strings.Contains(string(body), `"new_value":"500"`) {
+		t.Fatalf("policy change not audited: %d %s", status, body)
 	}
 
 	// Idempotency on the real store.

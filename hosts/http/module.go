@@ -12,6 +12,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
+	"github.com/gpuaas/gpuaas/core/policy/policysvc"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/ports"
 )
@@ -45,6 +46,7 @@ type Params struct {
 	Payments    *paymentsvc.Service    `optional:"true"`
 	Ledger      *ledgersvc.Service     `optional:"true"`
 	Mounts      []Mount                `group:"http_mounts"`
+	PolicyAdmin *policysvc.Service     `optional:"true"`
 }
 
 // NewFromParams builds the server from the fx graph.
@@ -60,7 +62,7 @@ func NewFromParams(p Params) (*Server, error) {
 		Policies: p.Policies, Audit: p.Audit, Idempotency: p.Idempotency, Health: health, Logger: p.Logger,
 		Metrics: p.Metrics, TracerProvider: p.TracerProvider, Clock: p.Clock,
 		Inventory: p.Inventory, Allocations: p.Allocations, Terminal: p.Terminal, Payments: p.Payments,
-		Mounts: p.Mounts, Ledger: p.Ledger,
+		Mounts: p.Mounts, PolicyAdmin: p.PolicyAdmin, Ledger: p.Ledger,
 	})
 }
 
