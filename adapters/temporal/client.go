@@ -73,6 +73,11 @@ func (c *Client) Start(ctx context.Context, workflow, id string, input any) erro
 		// With both policies above the server answers "already started"
 		// for duplicates; the SDK then returns the existing run, no error.
 		WorkflowExecutionErrorWhenAlreadyStarted: false,
+		// When this client also runs the worker for the task queue (the
+		// provisioning worker does), the server hands the first workflow
+		// task back in the start response instead of through matching.
+		// Without a local worker with a free slot this is a plain start.
+		EnableEagerStart: true,
 	}, workflow, input)
 	return translate(err, "start workflow "+workflow)
 }

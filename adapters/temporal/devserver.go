@@ -116,6 +116,12 @@ func StartDevServerWith(ctx context.Context, cfg DevServerConfig) (*DevServer, e
 		"--port", strconv.Itoa(port),
 		"--db-filename", filepath.Join(cfg.Dir, "temporal.db"),
 		"--log-level", "warn",
+		// Eager activity dispatch: an activity scheduled on the task queue
+		// of the worker completing the workflow task comes back in the
+		// completion's response instead of through matching (the SDK asks
+		// for it by default; servers leave it off unless configured). A
+		// production cluster sets the same dynamic config.
+		"--dynamic-config-value", "system.enableActivityEagerExecution=true",
 	}
 	// The HTTP API and metrics listeners default to random ports on --ip;
 	// pin them so nothing binds outside 127.0.0.1 whatever the CLI does.

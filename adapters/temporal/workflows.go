@@ -154,6 +154,30 @@ func markOptions(ctx workflow.Context, r Retry) workflow.Context {
 	})
 }
 
+// markLocalOptions: the same bounds as markOptions for a step run as a
+// local activity — by the workflow worker inside its workflow task, so the
+// step costs no round trip through the server's activity queue (and no
+// extra workflow task to read its result). The steps on the way to active
+// (MarkProvisioning, ResolveAccess, MarkActive) run this way; see
+// changeLocalSteps.
+func markLocalOptions(ctx workflow.Context, r Retry) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: r.MarkTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+	})
+}
+
+// changeLocalSteps is the workflow.GetVersion change id under which
+// ProvisionAllocation runs MarkProvisioning, ResolveAccess and MarkActive as
+// local activities (version 1). Workflows recorded before it (no marker)
+// replay with regular activities (workflow.DefaultVersion).
+const changeLocalSteps = "provision-local-steps"
+
 // taskOptions: one attempt queues the node task and waits for its result,
 // heartbeating; attempts are bounded.
 func taskOptions(ctx workflow.Context, r Retry, attempts int32) workflow.Context {
@@ -218,7 +242,17 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 	if in.NodeID == "" {
 		return fail(CodeInvalidRequest, false)
 	}
-	if err := workflow.ExecuteActivity(mctx, acts.MarkProvisioning, in.AllocationID).Get(ctx, nil); err != nil {
+	// The quick database steps on the way to active run as local activities
+	// (versioned: histories from before the change replay as they ran).
+	local := workflow.GetVersion(ctx, changeLocalSteps, workflow.DefaultVersion, 1) >= 1
+	lctx := markLocalOptions(ctx, r)
+	step := func(activity any, args ...any) workflow.Future {
+		if local {
+			return workflow.ExecuteLocalActivity(lctx, activity, args...)
+		}
+		return workflow.ExecuteActivity(mctx, activity, args...)
+	}
+	if err := step(acts.MarkProvisioning, in.AllocationID).Get(ctx, nil); err != nil {
 		if errorCode(err) == CodeInvalidState {
 			// Released (or failed) before provisioning began: nothing to do.
 			log.Info("allocation is no longer requested; not provisioning", "allocation_id", in.AllocationID)
@@ -229,7 +263,7 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 
 	if len(in.AuthorizedKeys) == 0 || in.UserCAKey == "" {
 		var a Access
-		if err := workflow.ExecuteActivity(mctx, acts.ResolveAccess, in.UserID, in.SSHKeyIDs).Get(ctx, &a); err != nil {
+		if err := step(acts.ResolveAccess, in.UserID, in.SSHKeyIDs).Get(ctx, &a); err != nil {
 			return fail(failureCode(err, CodeAccessError), false)
 		}
 		if len(in.AuthorizedKeys) == 0 {
@@ -254,7 +288,7 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 		return fail(failureCode(err, CodeNodeTaskFailed), true)
 	}
 
-	if err := workflow.ExecuteActivity(mctx, acts.MarkActive, in.AllocationID).Get(ctx, nil); err != nil {
+	if err := step(acts.MarkActive, in.AllocationID).Get(ctx, nil); err != nil {
 		// The account exists but the allocation is not active (it may be
 		// releasing already): remove the account again.
 		return fail(failureCode(err, CodeTransitionError), true)
