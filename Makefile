@@ -62,10 +62,11 @@ lint:
 	$(GO) vet ./...
 	./scripts/codegen.sh --check
 
-# The compute golden path against a running `gpuaas dev` (scripts/ci-golden-path.sh
-# starts one, runs it and stops it).
+# End-to-end against a fresh `gpuaas dev` (scripts/ci-golden-path.sh starts
+# one, runs the scripts and stops it): the compute golden path, then the money
+# path. The nodes are 8-GPU SKUs so that usage drains a small credit quickly.
 golden-path:
-	./scripts/ci-golden-path.sh
+	GPUAAS_DEV_FLAGS="-node-sku h100-80g-x8" ./scripts/ci-golden-path.sh money-path
 
 migrate:
 	$(GO) run ./hosts/gpuaas migrate up

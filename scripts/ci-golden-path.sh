@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts `gpuaas dev` on a fresh data directory, runs the end-to-end scripts
-# against it (scripts/golden-path, then any given as arguments), and stops it.
+# Starts `gpuaas dev` on a fresh data directory (extra flags in
+# GPUAAS_DEV_FLAGS), runs the end-to-end scripts against it
+# (scripts/golden-path, then those named as arguments), and stops it.
 # Exits non-zero on any failure and then prints the platform's log tail.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,8 @@ dir=$(mktemp -d /tmp/gpuaas-golden.XXXXXX)
 log="$dir/dev.log"
 $GO build -o "$dir/gpuaas" ./hosts/gpuaas
 
-"$dir/gpuaas" dev -data-dir "$dir/data" >"$log" 2>&1 &
+# shellcheck disable=SC2086 # GPUAAS_DEV_FLAGS is a list of flags
+"$dir/gpuaas" dev -data-dir "$dir/data" ${GPUAAS_DEV_FLAGS:-} >"$log" 2>&1 &
 pid=$!
 cleanup() {
   code=$?

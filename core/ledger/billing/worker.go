@@ -222,9 +222,13 @@ func (w *Worker) envelope(subject, tenantID string, now time.Time, payload any) 
 // blocks for a duration (time.After in production; tests drive RunCycle
 // directly). Errors are logged and the next boundary retries: a window that
 // failed is folded into the next one, because each cycle bills from
-// billed_through, never from the previous boundary.
+// billed_through, never from the previous boundary. The window length is
+// re-read at least every policyRecheck, so a change of
+// billing.window_seconds takes effect within seconds, not at the end of a
+// long old window.
 func (w *Worker) Run(ctx context.Context, wait func(ctx context.Context, d time.Duration) error) error {
 	failing := false
+	var lastEnd time.Time
 	for {
 		res, err := w.RunCycle(ctx)
 		switch {
@@ -238,18 +242,38 @@ func (w *Worker) Run(ctx context.Context, wait func(ctx context.Context, d time.
 				w.d.Logger.Info("billing cycles recovered")
 			}
 			failing = false
+			lastEnd = res.WindowEnd
 			w.d.Logger.Debug("billing cycle", "window_end", res.WindowEnd, "tenants_debited", len(res.Debited),
 				"warned", len(res.Warned), "depleted", len(res.Depleted), "released", res.Released)
 		}
-		window, _, err := w.Window(ctx)
-		if err != nil || window <= 0 {
-			window = time.Minute
-		}
-		now := w.d.Clock.Now()
-		next := WindowEnd(now, window).Add(window)
-		// A little past the boundary, so the window has closed everywhere.
-		if err := wait(ctx, next.Sub(now)+time.Second); err != nil {
-			return nil
+		// Sleep until a boundary of the window in force has passed since the
+		// last cycle's window — a little past it, so the window has closed
+		// everywhere.
+		for {
+			window := w.windowOrDefault(ctx)
+			now := w.d.Clock.Now()
+			d := WindowEnd(now, window).Add(window).Sub(now) + time.Second
+			if d > policyRecheck {
+				d = policyRecheck
+			}
+			if err := wait(ctx, d); err != nil {
+				return nil
+			}
+			window = w.windowOrDefault(ctx)
+			if WindowEnd(w.d.Clock.Now().Add(-time.Second), window).After(lastEnd) {
+				break
+			}
 		}
 	}
+}
+
+// policyRecheck bounds how long Run sleeps before re-reading the window.
+const policyRecheck = 5 * time.Second
+
+func (w *Worker) windowOrDefault(ctx context.Context) time.Duration {
+	window, _, err := w.Window(ctx)
+	if err != nil || window <= 0 {
+		return time.Minute
+	}
+	return window
 }
