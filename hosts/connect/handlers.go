@@ -2,6 +2,7 @@ package connecthost
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -27,6 +28,11 @@ var _ agentv1connect.AgentServiceHandler = (*handler)(nil)
 // fail logs server-side faults once, with the correlation id, and returns
 // the Connect error.
 func (h *handler) fail(ctx context.Context, procedure string, err error) error {
+	// A call whose client went away (an agent stopping mid long-poll) is not
+	// a server fault.
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return toConnect(err)
+	}
 	if fe := fault.From(err); fe.Kind == fault.KindInternal || fe.Kind == fault.KindUnavailable {
 		h.log.ErrorContext(ctx, "agent call failed", "procedure", procedure,
 			"correlation_id", callctx.CorrelationID(ctx), "node_id", nodeFrom(ctx), "error", err.Error())

@@ -1,21 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -31,16 +22,13 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
-	"go.uber.org/fx"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/gpuaas/gpuaas/adapters/postgres"
 	"github.com/gpuaas/gpuaas/adapters/temporal"
-	"github.com/gpuaas/gpuaas/core/policy"
 	agentv1 "github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1"
 	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1/agentv1connect"
+	"github.com/gpuaas/gpuaas/testkit/e2e"
 	"github.com/gpuaas/gpuaas/testkit/services"
-	"github.com/gpuaas/gpuaas/testkit/tokens/signin"
 )
 
 // Benchmark shape.
@@ -67,51 +55,28 @@ const (
 // (goal ≤ 1.5).
 func BenchmarkRequestToActive(b *testing.B) {
 	b.StopTimer()
-	if _, err := temporal.LocateCLI(); err != nil {
-		services.Unavailable(b, "temporal_cli", fmt.Errorf("%w; install it with `make tools`", err))
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	// The ports are picked free and released, and the Temporal dev server
-	// picks its own the same way: a collision is retried on fresh ports
-	// with a fresh database.
-	var (
-		run   *devRun
-		o     devOptions
-		appDB *postgres.DB
-		err   error
-	)
 	began := time.Now()
-	for try := 1; ; try++ {
-		run, o, appDB, err = startBenchPlatform(ctx, b)
-		if err == nil {
-			break
-		}
-		if try == 3 || !strings.Contains(err.Error(), "address already in use") {
-			b.Fatalf("start the platform: %v", err)
-		}
-		b.Logf("start the platform (try %d): %v; retrying on other ports", try, err)
-	}
-	// A cleanup, not a defer: it runs after the floor's clients (registered
-	// later) are closed.
-	b.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := run.stop(stopCtx); err != nil {
-			b.Errorf("stop: %v", err)
-		}
-	})
+	run, o, appDB := startTestPlatform(ctx, b)
 	b.Logf("platform up in %s (API %s, agent gateway %s, temporal %s)", time.Since(began).Round(time.Millisecond),
 		o.httpAddr, o.agentAddr, run.settings.TemporalAddress)
 
 	// The user's side, over HTTP.
-	c := &benchClient{base: "http://" + o.httpAddr, hc: &http.Client{Timeout: 30 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
-	if err := c.setUp(ctx, "alice"); err != nil {
+	c := e2e.New("http://" + o.httpAddr)
+	c.HTTP = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	if err := c.Login(ctx, "alice", "alice"); err != nil {
 		b.Fatal(err)
 	}
-	skuID, err := c.waitForCapacity(ctx, o.nodeSKU)
+	if err := c.TopUp(ctx, 5000, "usd"); err != nil {
+		b.Fatal(err)
+	}
+	keyID, _, err := c.AddSSHKey(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	skuID, err := waitForCapacity(ctx, c, o.nodeSKU)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -121,13 +86,13 @@ func BenchmarkRequestToActive(b *testing.B) {
 	samples := make([]sample, 0, benchAllocations)
 	for i := 0; i < benchAllocations; i++ {
 		posted := time.Now()
-		d, id, err := c.requestToActive(ctx, skuID)
+		d, id, err := requestToActive(ctx, c, skuID, keyID)
 		if err != nil {
 			b.Fatalf("allocation %d: %v", i+1, err)
 		}
 		lat = append(lat, d)
 		samples = append(samples, sample{id: id, posted: posted, took: d})
-		if err := c.release(ctx, id); err != nil {
+		if err := release(ctx, c, id); err != nil {
 			b.Fatalf("release %d: %v", i+1, err)
 		}
 	}
@@ -241,36 +206,6 @@ func workflowTimeline(ctx context.Context, c *temporal.Client, workflowID string
 		fmt.Fprintf(&sb, "  %+8.1f ms  %s\n", msf(e.GetEventTime().AsTime().Sub(t0)), what)
 	}
 	return sb.String()
-}
-
-// startBenchPlatform runs startDev on a fresh database, free loopback ports
-// and a temporary directory.
-func startBenchPlatform(ctx context.Context, b *testing.B) (*devRun, devOptions, *postgres.DB, error) {
-	dbURL := services.FreshDatabaseURL(b)
-	// Raise the per-user rate limits before the app starts: the client
-	// polls every 5 ms, well above the default 600 GET/min.
-	db, err := postgres.Open(ctx, postgres.Config{URL: dbURL, Migrate: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, k := range []policy.Key{policy.RateLimitDefaultRPM, policy.RateLimitMutateRPM, policy.RateLimitAuthRPM} {
-		if _, err := db.Pool.Exec(ctx, `INSERT INTO policies (scope, key, value) VALUES ('', $1, '1000000')`, k.Name); err != nil {
-			b.Fatal(err)
-		}
-	}
-	db.Close()
-
-	o := devOptions{dataDir: b.TempDir(), httpAddr: freeAddr(b), oidcAddr: freeAddr(b), agentAddr: freeAddr(b),
-		nodes: 2, nodeSKU: "h100-80g-x1", sshPort: freeConsecutivePorts(b, 2)}
-	vars := map[string]string{"DATABASE_URL": dbURL, "GPUAAS_LOG_LEVEL": envOr(os.Getenv, "GPUAAS_BENCH_LOG_LEVEL", "error"),
-		"GPUAAS_LOG_FORMAT": "text"}
-	s, err := readSettings(func(k string) string { return vars[k] })
-	if err != nil {
-		b.Fatal(err)
-	}
-	var appDB *postgres.DB
-	run, err := startDev(ctx, s, o, func(string) string { return "" }, io.Discard, fx.Populate(&appDB))
-	return run, o, appDB, err
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", msf(d)) }
@@ -399,262 +334,42 @@ func agentPoll(ctx context.Context, b *testing.B, stateDir, addr string) func() 
 	}
 }
 
-func freeAddr(b *testing.B) string {
-	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// freeConsecutivePorts finds n consecutive ports free on 127.0.0.1 (the
-// sandbox nodes take FirstPort+i-1).
-func freeConsecutivePorts(b *testing.B, n int) int {
-	b.Helper()
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		first := l.Addr().(*net.TCPAddr).Port
-		ls := []net.Listener{l}
-		ok := true
-		for i := 1; i < n && ok; i++ {
-			li, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(first+i)))
-			if err != nil {
-				ok = false
-				break
-			}
-			ls = append(ls, li)
-		}
-		for _, l := range ls {
-			l.Close()
-		}
-		if ok {
-			return first
-		}
-	}
-	b.Fatalf("no %d consecutive free ports", n)
-	return 0
-}
-
-// benchClient is the user's HTTP client, as in scripts/golden-path.
-type benchClient struct {
-	base    string
-	hc      *http.Client
-	token   string
-	project string
-	keyID   string
-}
-
-type benchAllocation struct {
-	ID          string
-	State       string
-	FailureCode string `json:"failure_code"`
-}
-
-// setUp signs in, tops up through the dev checkout and adds an SSH key.
-func (c *benchClient) setUp(ctx context.Context, user string) error {
-	redirect := c.base + "/auth/callback"
-	cb, err := signin.Login(ctx, signin.Params{StartURL: c.base + "/api/v1/auth/oidc/authorize?" +
-		url.Values{"redirect_uri": {redirect}}.Encode(), RedirectURI: redirect, Username: user, Password: user, HTTPClient: c.hc})
-	if err != nil {
-		return fmt.Errorf("sign in: %w", err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := c.call(ctx, "POST", "/api/v1/auth/oidc/exchange", map[string]string{"code": cb.Code, "state": cb.State,
-		"redirect_uri": redirect}, &tok); err != nil {
-		return fmt.Errorf("exchange: %w", err)
-	}
-	c.token = tok.AccessToken
-	var me struct {
-		Projects []struct {
-			ID        string
-			IsDefault bool `json:"is_default"`
-		}
-	}
-	if err := c.call(ctx, "GET", "/api/v1/users/me", nil, &me); err != nil {
-		return err
-	}
-	for _, p := range me.Projects {
-		if p.IsDefault {
-			c.project = p.ID
-		}
-	}
-	if c.project == "" {
-		return errors.New("users/me shows no default project")
-	}
-
-	var cs struct {
-		CheckoutURL string `json:"checkout_url"`
-	}
-	if err := c.call(ctx, "POST", "/api/v1/payments/checkout-session", map[string]any{"amount_minor": 100000, "currency": "usd"}, &cs); err != nil {
-		return fmt.Errorf("checkout: %w", err)
-	}
-	if err := c.pay(ctx, cs.CheckoutURL); err != nil {
-		return fmt.Errorf("dev checkout: %w", err)
-	}
-	// The credit arrives through the (dev) webhook; wait for it.
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		var bal struct {
-			BalanceMinor int64 `json:"balance_minor"`
-		}
-		if err := c.call(ctx, "GET", "/api/v1/billing/balance", nil, &bal); err != nil {
-			return err
-		}
-		if bal.BalanceMinor > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			return errors.New("balance still not positive after paying")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-
-	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	sshPub, _ := ssh.NewPublicKey(pub)
-	var key struct{ ID string }
-	if err := c.call(ctx, "POST", "/api/v1/ssh-keys", map[string]any{"name": "bench",
-		"public_key": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))}, &key); err != nil {
-		return fmt.Errorf("add SSH key: %w", err)
-	}
-	c.keyID = key.ID
-	return nil
-}
-
-// waitForCapacity waits until the SKU shows every sandbox node available
-// (the agents have heartbeated).
-func (c *benchClient) waitForCapacity(ctx context.Context, sku string) (string, error) {
+// waitForCapacity waits until the SKU shows an available node (the agents
+// have heartbeated).
+func waitForCapacity(ctx context.Context, c *e2e.Client, sku string) (string, error) {
 	for deadline := time.Now().Add(60 * time.Second); ; {
-		var skus struct {
-			SKUs []struct {
-				ID        string
-				Available int
-			} `json:"skus"`
-		}
-		if err := c.call(ctx, "GET", "/api/v1/skus", nil, &skus); err != nil {
-			return "", err
-		}
-		for _, s := range skus.SKUs {
-			if s.ID == sku && s.Available > 0 {
-				return s.ID, nil
-			}
+		id, avail, err := c.PickSKU(ctx, sku)
+		if err == nil && avail > 0 {
+			return id, nil
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("SKU %s has no capacity after a minute (%+v)", sku, skus.SKUs)
+			return "", fmt.Errorf("SKU %s has no capacity after a minute (%d available, %v)", sku, avail, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // waiting for heartbeats, not synchronising
 	}
 }
 
 // requestToActive times POST /allocations → the first GET that answers
-// active.
-func (c *benchClient) requestToActive(ctx context.Context, sku string) (time.Duration, string, error) {
+// active (polling every benchClientPoll).
+func requestToActive(ctx context.Context, c *e2e.Client, sku, keyID string) (time.Duration, string, error) {
 	start := time.Now()
-	var a benchAllocation
-	if err := c.call(ctx, "POST", "/api/v1/allocations", map[string]any{"sku_id": sku, "ssh_key_ids": []string{c.keyID}}, &a); err != nil {
+	var a e2e.Allocation
+	if err := c.Call(ctx, "POST", "/api/v1/allocations", map[string]any{"sku_id": sku, "ssh_key_ids": []string{keyID}}, &a); err != nil {
 		return 0, "", err
 	}
-	if _, err := c.waitState(ctx, a.ID, "active", benchClientPoll); err != nil {
+	c.PollEvery = benchClientPoll
+	if _, err := c.WaitState(ctx, a.ID, "active"); err != nil {
 		return 0, a.ID, err
 	}
 	return time.Since(start), a.ID, nil
 }
 
 // release releases and waits for released (not timed).
-func (c *benchClient) release(ctx context.Context, id string) error {
-	if err := c.call(ctx, "POST", "/api/v1/allocations/"+id+"/release", nil, nil); err != nil {
+func release(ctx context.Context, c *e2e.Client, id string) error {
+	if err := c.Call(ctx, "POST", "/api/v1/allocations/"+id+"/release", nil, nil); err != nil {
 		return err
 	}
-	_, err := c.waitState(ctx, id, "released", 20*time.Millisecond)
+	c.PollEvery = 20 * time.Millisecond
+	_, err := c.WaitState(ctx, id, "released")
 	return err
-}
-
-func (c *benchClient) waitState(ctx context.Context, id, want string, every time.Duration) (benchAllocation, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	var a benchAllocation
-	for {
-		if err := c.call(ctx, "GET", "/api/v1/allocations/"+id, nil, &a); err != nil {
-			return a, fmt.Errorf("get allocation: %w", err)
-		}
-		if a.State == want {
-			return a, nil
-		}
-		if a.State == "failed" || a.State == "release_failed" {
-			return a, fmt.Errorf("allocation %s ended %s (%s) while waiting for %s", id, a.State, a.FailureCode, want)
-		}
-		select {
-		case <-ctx.Done():
-			return a, fmt.Errorf("allocation %s still %s, waited for %s: %w", id, a.State, want, ctx.Err())
-		case <-time.After(every):
-		}
-	}
-}
-
-// pay "presses" Pay on the dev checkout page.
-func (c *benchClient) pay(ctx context.Context, checkoutURL string) error {
-	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(checkoutURL, "/")+"/pay", nil)
-	if err != nil {
-		return err
-	}
-	hc := *c.hc
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	return nil
-}
-
-// call sends a JSON request with the token, active project and a fresh
-// idempotency key on writes, and decodes a 2xx answer into out.
-func (c *benchClient) call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if c.project != "" {
-		req.Header.Set("X-Project-ID", c.project)
-	}
-	if method != "GET" {
-		k := make([]byte, 16)
-		_, _ = rand.Read(k)
-		req.Header.Set("X-Idempotency-Key", hex.EncodeToString(k))
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: decode: %w", method, path, err)
-		}
-	}
-	return nil
 }

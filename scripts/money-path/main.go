@@ -18,8 +18,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,10 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/gpuaas/gpuaas/core/ledger"
 	"github.com/gpuaas/gpuaas/testkit/e2e"
@@ -111,7 +106,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	step("bought %d (minor units of %s) through the dev checkout: balance %d", *credit, b1.Currency, b1.BalanceMinor)
 
-	if err := addKey(ctx, c); err != nil {
+	if _, _, err := c.AddSSHKey(ctx, "money-path"); err != nil {
 		return err
 	}
 	skuID, _, err := c.PickSKU(ctx, "")
@@ -224,30 +219,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	step("after buying %d more, allocations are allowed again (created and released %s)", topUp, again.ID)
 	return nil
-}
-
-func addKey(ctx context.Context, c *e2e.Client) error {
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return err
-	}
-	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
-	var keys struct {
-		SSHKeys []struct{ Name string } `json:"ssh_keys"`
-	}
-	if err := c.Call(ctx, "GET", "/api/v1/ssh-keys", nil, &keys); err != nil {
-		return err
-	}
-	for _, k := range keys.SSHKeys {
-		if k.Name == "money-path" {
-			return nil
-		}
-	}
-	return c.Call(ctx, "POST", "/api/v1/ssh-keys", map[string]string{"name": "money-path", "public_key": key}, nil)
 }
 
 func usageOf(ctx context.Context, c *e2e.Client, allocationID string) (usageRecord, error) {

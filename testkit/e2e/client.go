@@ -27,6 +27,8 @@ type Client struct {
 	HTTP    *http.Client
 	Token   string
 	Project string
+	// PollEvery is how often WaitState looks (default 100 ms).
+	PollEvery time.Duration
 }
 
 // New returns a client of the API at base.
@@ -244,10 +246,14 @@ func (c *Client) WaitState(ctx context.Context, id, want string) (Allocation, er
 		if (a.State == "failed" || a.State == "release_failed" || a.State == "released") && a.State != want {
 			return a, fmt.Errorf("allocation %s is %s (%s) while waiting for %s", id, a.State, a.FailureCode, want)
 		}
+		every := c.PollEvery
+		if every <= 0 {
+			every = 100 * time.Millisecond
+		}
 		select {
 		case <-ctx.Done():
 			return a, fmt.Errorf("allocation %s still %s, waited for %s: %w", id, a.State, want, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(every):
 		}
 	}
 }

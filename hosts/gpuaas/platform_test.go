@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/fx"
+
+	"github.com/gpuaas/gpuaas/adapters/postgres"
+	"github.com/gpuaas/gpuaas/adapters/temporal"
+	"github.com/gpuaas/gpuaas/core/policy"
+	"github.com/gpuaas/gpuaas/testkit/services"
+)
+
+// startTestPlatform runs the whole platform in-process the way `gpuaas dev`
+// does (startDev), on a fresh database, free loopback ports and temporary
+// directories, and stops it at cleanup. A port taken between picking and
+// binding is retried on fresh ports. It skips loudly (fails under
+// GPUAAS_REQUIRE_SERVICES=1) without the Temporal CLI.
+func startTestPlatform(ctx context.Context, tb testing.TB) (*devRun, devOptions, *postgres.DB) {
+	tb.Helper()
+	if _, err := temporal.LocateCLI(); err != nil {
+		services.Unavailable(tb, "temporal_cli", fmt.Errorf("%w; install it with `make tools`", err))
+	}
+	for try := 1; ; try++ {
+		run, o, db, err := startPlatformOnce(ctx, tb)
+		if err == nil {
+			// A cleanup, not a defer: it runs after clients registered later
+			// are closed.
+			tb.Cleanup(func() {
+				stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if err := run.stop(stopCtx); err != nil {
+					tb.Errorf("stop: %v", err)
+				}
+			})
+			return run, o, db
+		}
+		if try == 3 || !strings.Contains(err.Error(), "address already in use") {
+			tb.Fatalf("start the platform: %v", err)
+		}
+		tb.Logf("start the platform (try %d): %v; retrying on other ports", try, err)
+	}
+}
+
+func startPlatformOnce(ctx context.Context, tb testing.TB) (*devRun, devOptions, *postgres.DB, error) {
+	dbURL := services.FreshDatabaseURL(tb)
+	// Raise the per-user rate limits before the app starts: benchmark
+	// clients poll every few milliseconds, well above the default 600/min.
+	db, err := postgres.Open(ctx, postgres.Config{URL: dbURL, Migrate: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, k := range []policy.Key{policy.RateLimitDefaultRPM, policy.RateLimitMutateRPM, policy.RateLimitAuthRPM} {
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO policies (scope, key, value) VALUES ('', $1, '1000000')`, k.Name); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	db.Close()
+
+	o := devOptions{dataDir: tb.TempDir(), httpAddr: freeAddr(tb), oidcAddr: freeAddr(tb), agentAddr: freeAddr(tb),
+		nodes: 2, nodeSKU: "h100-80g-x1", sshPort: freeConsecutivePorts(tb, 2)}
+	vars := map[string]string{"DATABASE_URL": dbURL, "GPUAAS_LOG_LEVEL": envOr(os.Getenv, "GPUAAS_TEST_LOG_LEVEL", "error"),
+		"GPUAAS_LOG_FORMAT": "text"}
+	s, err := readSettings(func(k string) string { return vars[k] })
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var appDB *postgres.DB
+	run, err := startDev(ctx, s, o, func(string) string { return "" }, io.Discard, fx.Populate(&appDB))
+	return run, o, appDB, err
+}
+
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// freeConsecutivePorts finds n consecutive ports free on 127.0.0.1 (the
+// sandbox nodes take FirstPort+i-1).
+func freeConsecutivePorts(tb testing.TB, n int) int {
+	tb.Helper()
+	for try := 0; try < 50; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		first := l.Addr().(*net.TCPAddr).Port
+		ls := []net.Listener{l}
+		ok := true
+		for i := 1; i < n && ok; i++ {
+			li, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(first+i)))
+			if err != nil {
+				ok = false
+				break
+			}
+			ls = append(ls, li)
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if ok {
+			return first
+		}
+	}
+	tb.Fatalf("no %d consecutive free ports", n)
+	return 0
+}
