@@ -22,15 +22,23 @@
 //	TokenVerifier       adapters/oidc (go-oidc, JWKS, algorithm allowlist)
 //	IdentityProvider    adapters/oidc (authorization code + PKCE, refresh, revoke)
 //	Mailer              testkit/fakes.Mailer (SMTP adapter: notification work)
+//	SKUStore, NodeStore, AllocationStore, SSHKeyStore, LedgerStore
+//	                    adapters/postgres (one live allocation per node: a unique index)
+//	BootstrapTokenStore, NodeCertificateStore, SecretStore
+//	                    adapters/postgres
+//	TaskQueue           adapters/postgres (per-node sequence, LISTEN wake-ups)
+//	PaymentStore        adapters/postgres
+//	PaymentProvider     adapters/stripe, adapters/devpay
+//	WorkflowEngine      adapters/temporal
+//	CertificateAuthority
+//	                    adapters/pki (built-in), adapters/stepca
+//	SSHCertificateAuthority
+//	                    adapters/pki
+//	Signer              adapters/keyfile (Ed25519)
+//	KMS                 adapters/keyfile, adapters/awskms
+//	NodeProber          adapters/netprobe
 //
-// Ports declared for the next capabilities, adapters arriving with them:
+// Declared for the storage capability, its adapters arriving with it:
 //
-//	AllocationStore     compute path (postgres; one live allocation per node)
-//	LedgerStore, PaymentStore, PaymentProvider
-//	                    money path (postgres; stripe and the dev provider)
-//	WorkflowEngine      compute path (temporal)
 //	ObjectStore         storage (s3, localfs)
-//	CertificateAuthority, Signer, KMS
-//	                    node agent and encryption envelope (built-in CA, step-ca,
-//	                    local key file, AWS KMS)
 package ports
