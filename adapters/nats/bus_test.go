@@ -120,10 +120,7 @@ func TestEnsureStreamsCreatesTopology(t *testing.T) {
 // parallel runs and other suites on the shared server do not collide.
 func TestEnsureTopologyOnSystemServer(t *testing.T) {
 	t.Parallel()
-	url := services.NATSURL()
-	if err := services.Reachable(strings.TrimPrefix(url, "nats://")); err != nil {
-		services.Unavailable(t, "nats", err)
-	}
+	url := services.NATS(t)
 	ctx := context.Background()
 	b := func() *natsbus.Bus {
 		b, err := natsbus.Connect(ctx, testConfig(url))

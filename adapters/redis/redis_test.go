@@ -12,10 +12,7 @@ import (
 
 func open(t *testing.T) *redis.Client {
 	t.Helper()
-	addr := services.RedisAddr()
-	if err := services.Reachable(addr); err != nil {
-		services.Unavailable(t, "redis", err)
-	}
+	addr := services.Redis(t)
 	c, err := redis.Open(context.Background(), redis.Config{URL: "redis://" + addr, Prefix: "gpuaas-test-" + services.RandomSuffix(4) + ":"})
 	if err != nil {
 		services.Unavailable(t, "redis", err)

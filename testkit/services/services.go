@@ -1,6 +1,7 @@
 // Package services finds the real Postgres, Redis and NATS that tests run
 // against: from GPUAAS_TEST_* variables, else the default localhost ports.
-// A missing service skips the test loudly, or fails it when
+// A service that does not answer there is started with testcontainers when
+// a Docker engine exists; otherwise the test skips loudly, or fails when
 // GPUAAS_REQUIRE_SERVICES=1 (CI).
 package services
 
@@ -78,7 +79,12 @@ func FreshDatabaseURL(tb testing.TB) string {
 		tb.Fatalf("bad GPUAAS_TEST_POSTGRES_URL: %v", err)
 	}
 	if err := Reachable(u.Host); err != nil {
-		Unavailable(tb, "postgres", err)
+		ep, cerr := containerEndpoint("postgres")
+		if cerr != nil {
+			Unavailable(tb, "postgres", fmt.Errorf("%v; %v", err, cerr))
+		}
+		u.Host, u.User = ep, url.User("postgres")
+		admin = u.String()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -308,10 +308,7 @@ func TestConsumeRace(t *testing.T) {
 	stores := map[string]func(t *testing.T) func(ports.Clock) ports.TokenStore{
 		"inproc": func(*testing.T) func(ports.Clock) ports.TokenStore { return inprocTokens },
 		"redis": func(t *testing.T) func(ports.Clock) ports.TokenStore {
-			addr := services.RedisAddr()
-			if err := services.Reachable(addr); err != nil {
-				services.Unavailable(t, "redis", err)
-			}
+			addr := services.Redis(t)
 			c, err := redis.Open(context.Background(), redis.Config{URL: "redis://" + addr,
 				Prefix: "gpuaas-test-" + services.RandomSuffix(4) + ":"})
 			if err != nil {
