@@ -28,7 +28,12 @@ func Required() bool { return os.Getenv("GPUAAS_REQUIRE_SERVICES") == "1" }
 // Unavailable skips (or, when required, fails) the test for a missing service.
 func Unavailable(tb testing.TB, service string, err error) {
 	tb.Helper()
-	msg := fmt.Sprintf("\n*** %s is not reachable (%v).\n*** Start it or set GPUAAS_TEST_%s; skipping.\n", service, err, strings.ToUpper(service))
+	hint := map[string]string{"postgres": "GPUAAS_TEST_POSTGRES_URL", "redis": "GPUAAS_TEST_REDIS_ADDR",
+		"nats": "GPUAAS_TEST_NATS_URL"}[service]
+	if hint == "" {
+		hint = "GPUAAS_TEST_" + strings.ToUpper(service)
+	}
+	msg := fmt.Sprintf("\n*** %s is not reachable (%v).\n*** Start it or set %s; skipping.\n", service, err, hint)
 	if Required() {
 		tb.Fatalf("GPUAAS_REQUIRE_SERVICES=1 and %s", msg)
 	}
