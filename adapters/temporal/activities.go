@@ -140,6 +140,77 @@ func (a *Activities) ResolveAccess(ctx context.Context, userID string, keyIDs []
 // worker is noticed within the heartbeat timeout. Invalid parameters are
 // not retried; a failed or expired task is (the workflow bounds attempts).
 func (a *Activities) RunNodeTask(ctx context.Context, req NodeTaskRequest) (nodetask.Result, error) {
+	return a.runTask(ctx, req)
+}
+
+// codeActivationPending is the error type ProvisionAndActivate returns when
+// the node task succeeded but MarkActive failed with a transient error. It
+// is non-retryable (a retry would run the node task again) and never
+// recorded on an allocation: the workflow reacts by running the MarkActive
+// step on its own, with MarkTimeout's retries, as versions before
+// changeSelfActivating did.
+const codeActivationPending = "activation_pending"
+
+// ProvisionAndActivate is the provisioning node task made idempotent and
+// self-completing (ProvisionAllocation from changeSelfActivating on): it
+// runs the provision_user task like RunNodeTask and, once the agent
+// reports success, moves the allocation provisioning → active itself, so
+// the workflow needs no further step — and no further workflow task —
+// before the allocation is active.
+//
+// A retried attempt first asks where the allocation stands, through the
+// transitions' own idempotency: MarkProvisioning succeeds without effect
+// while it is still provisioning (run the task); refused, MarkActive
+// succeeds without effect if an earlier attempt already activated it
+// (return success without re-running the task) and is refused otherwise
+// (the allocation moved on, e.g. a release: invalid_state_transition, which
+// the workflow compensates). MarkActive refused after the task (released
+// during provisioning) is invalid_state_transition too; MarkActive failing
+// transiently is activation_pending.
+func (a *Activities) ProvisionAndActivate(ctx context.Context, req NodeTaskRequest) (nodetask.Result, error) {
+	if req.Type != nodetask.ProvisionUser {
+		return nodetask.Result{}, temporal.NewNonRetryableApplicationError("ProvisionAndActivate runs provision_user only", CodeInvalidRequest, nil)
+	}
+	if req.AllocationID == "" {
+		return nodetask.Result{}, temporal.NewNonRetryableApplicationError("node id and allocation id are required", CodeInvalidRequest, nil)
+	}
+	if activity.GetInfo(ctx).Attempt > 1 {
+		_, err := a.transitions.MarkProvisioning(ctx, req.AllocationID)
+		if err != nil {
+			if fault.KindOf(err) != fault.KindConflict {
+				return nodetask.Result{}, classifyTransition(ctx, err)
+			}
+			// Not provisioning: active already (an earlier attempt got as
+			// far as MarkActive), or moved on.
+			if _, err := a.transitions.MarkActive(ctx, req.AllocationID); err != nil {
+				return nodetask.Result{}, classifyTransition(ctx, err)
+			}
+			return nodetask.Result{Succeeded: true}, nil
+		}
+	}
+	res, err := a.runTask(ctx, req)
+	if err != nil {
+		return res, err
+	}
+	if err := ctx.Err(); err != nil {
+		// Cancelled or timed out while the task ran: leave the allocation
+		// provisioning; the workflow compensates, or the next attempt
+		// provisions again.
+		return nodetask.Result{}, err
+	}
+	if _, err := a.transitions.MarkActive(ctx, req.AllocationID); err != nil {
+		switch fault.KindOf(err) {
+		case fault.KindConflict, fault.KindNotFound, fault.KindInvalid:
+			return res, classifyTransition(ctx, err) // final: the workflow compensates
+		}
+		logCause(ctx, err)
+		return res, temporal.NewNonRetryableApplicationError("the node task succeeded; marking the allocation active failed: "+safeMessage(err),
+			codeActivationPending, nil)
+	}
+	return res, nil
+}
+
+func (a *Activities) runTask(ctx context.Context, req NodeTaskRequest) (nodetask.Result, error) {
 	if req.NodeID == "" || req.AllocationID == "" {
 		return nodetask.Result{}, temporal.NewNonRetryableApplicationError("node id and allocation id are required", CodeInvalidRequest, nil)
 	}

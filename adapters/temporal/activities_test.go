@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -292,5 +293,181 @@ func TestSSHAccessSelectsKeys(t *testing.T) {
 	all, err := acc.ResolveAccess(context.Background(), "u1", nil)
 	if err != nil || len(all.AuthorizedKeys) != 2 {
 		t.Fatalf("all keys: %+v %v", all, err)
+	}
+}
+
+func TestProvisionAndActivate(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name          string
+		req           func(t *testing.T) NodeTaskRequest
+		res           nodetask.Result
+		markErr       error
+		wantCalled    bool
+		wantMarks     []string
+		wantCode      string // "" = success
+		wantRetryable bool
+	}{
+		{name: "task succeeded: marked active", req: func(t *testing.T) NodeTaskRequest { return provisionRequest(t, testKey) },
+			res: nodetask.Result{Succeeded: true}, wantCalled: true, wantMarks: []string{"active " + testAlloc}},
+		{name: "task failed: not marked", req: func(t *testing.T) NodeTaskRequest { return provisionRequest(t, testKey) },
+			res: nodetask.Result{ErrorCode: "useradd_failed"}, wantCalled: true, wantCode: CodeNodeTaskFailed, wantRetryable: true},
+		{name: "released during provisioning", req: func(t *testing.T) NodeTaskRequest { return provisionRequest(t, testKey) },
+			res: nodetask.Result{Succeeded: true}, markErr: fault.Conflict("invalid_state_transition", "allocation cannot go from releasing to active"),
+			wantCalled: true, wantMarks: []string{"active " + testAlloc}, wantCode: CodeInvalidState},
+		{name: "allocation gone", req: func(t *testing.T) NodeTaskRequest { return provisionRequest(t, testKey) },
+			res: nodetask.Result{Succeeded: true}, markErr: fault.NotFound("allocation", testAlloc),
+			wantCalled: true, wantMarks: []string{"active " + testAlloc}, wantCode: CodeAllocationNotFound},
+		{name: "transient mark failure: activation pending, not retried", req: func(t *testing.T) NodeTaskRequest { return provisionRequest(t, testKey) },
+			res: nodetask.Result{Succeeded: true}, markErr: fault.Unavailable("db down", errors.New("dial tcp postgres://secret@db")),
+			wantCalled: true, wantMarks: []string{"active " + testAlloc}, wantCode: codeActivationPending},
+		{name: "only provision_user", req: func(t *testing.T) NodeTaskRequest {
+			r := provisionRequest(t, testKey)
+			r.Type = nodetask.RevokeUser
+			return r
+		}, wantCode: CodeInvalidRequest},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			called := false
+			tr := &transitionsFunc{err: c.markErr}
+			a, err := NewActivities(tr, runnerFunc(func(context.Context, string, nodetask.Type, any, string) (nodetask.Result, error) {
+				called = true
+				return c.res, nil
+			}), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestActivityEnvironment()
+			env.RegisterActivity(a)
+			_, err = env.ExecuteActivity(a.ProvisionAndActivate, c.req(t))
+			if called != c.wantCalled {
+				t.Fatalf("RunTask called = %v, want %v", called, c.wantCalled)
+			}
+			if fmt.Sprint(tr.calls) != fmt.Sprint(c.wantMarks) {
+				t.Fatalf("transitions %v, want %v", tr.calls, c.wantMarks)
+			}
+			if c.wantCode == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			app := appError(t, err)
+			if app.Type() != c.wantCode || app.NonRetryable() == c.wantRetryable {
+				t.Fatalf("error type %q non-retryable %v, want %q retryable %v", app.Type(), app.NonRetryable(), c.wantCode, c.wantRetryable)
+			}
+		})
+	}
+}
+
+// machine is an in-test AllocationTransitions over the real state machine.
+type machine struct {
+	mu    sync.Mutex
+	state allocation.State
+	calls []string
+}
+
+func (m *machine) move(to allocation.State) (allocation.Allocation, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls = append(m.calls, string(to))
+	if m.state != to {
+		if err := allocation.Transition(m.state, to); err != nil {
+			return allocation.Allocation{}, err
+		}
+		m.state = to
+	}
+	return allocation.Allocation{ID: testAlloc, State: m.state}, nil
+}
+
+func (m *machine) set(s allocation.State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.state = s
+}
+
+func (m *machine) MarkProvisioning(context.Context, string) (allocation.Allocation, error) {
+	return m.move(allocation.Provisioning)
+}
+func (m *machine) MarkActive(context.Context, string) (allocation.Allocation, error) {
+	return m.move(allocation.Active)
+}
+func (m *machine) MarkFailed(context.Context, string, string) (allocation.Allocation, error) {
+	return m.move(allocation.Failed)
+}
+func (m *machine) MarkReleased(context.Context, string) (allocation.Allocation, error) {
+	return m.move(allocation.Released)
+}
+func (m *machine) MarkReleaseFailed(context.Context, string, string) (allocation.Allocation, error) {
+	return m.move(allocation.ReleaseFailed)
+}
+
+// A retried ProvisionAndActivate attempt (the real activity, retried by the
+// workflow test environment) asks where the allocation stands first: still
+// provisioning → runs the task again; already active (an earlier attempt's
+// MarkActive landed, its completion did not) → succeeds without the task;
+// moved on → invalid_state_transition, and the workflow compensates.
+func TestProvisionAndActivateRetryIsIdempotent(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		// afterFirst is the allocation's state once the first attempt failed
+		// ("" leaves it as the attempt left it).
+		afterFirst allocation.State
+		wantTasks  []nodetask.Type
+		wantCalls  []string
+		wantState  allocation.State
+		wantFinal  allocation.State
+	}{
+		{name: "still provisioning", wantState: allocation.Active, wantFinal: allocation.Active,
+			wantTasks: []nodetask.Type{nodetask.ProvisionUser, nodetask.ProvisionUser},
+			wantCalls: []string{"provisioning", "provisioning", "active"}},
+		{name: "already active", afterFirst: allocation.Active, wantState: allocation.Active, wantFinal: allocation.Active,
+			wantTasks: []nodetask.Type{nodetask.ProvisionUser},
+			wantCalls: []string{"provisioning", "provisioning", "active"}},
+		{name: "released meanwhile", afterFirst: allocation.Releasing, wantState: "", wantFinal: allocation.Releasing,
+			wantTasks: []nodetask.Type{nodetask.ProvisionUser, nodetask.RevokeUser},
+			wantCalls: []string{"provisioning", "provisioning", "active", "failed"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			m := &machine{state: allocation.Requested}
+			var mu sync.Mutex
+			var tasks []nodetask.Type
+			a, err := NewActivities(m, runnerFunc(func(_ context.Context, _ string, typ nodetask.Type, _ any, _ string) (nodetask.Result, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				tasks = append(tasks, typ)
+				if len(tasks) == 1 {
+					if c.afterFirst != "" {
+						m.set(c.afterFirst)
+					}
+					return nodetask.Result{ErrorCode: "lost"}, nil // retryable
+				}
+				return nodetask.Result{Succeeded: true}, nil
+			}), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s testsuite.WorkflowTestSuite
+			env := s.NewTestWorkflowEnvironment()
+			RegisterWorkflows(env)
+			env.RegisterActivity(a)
+			env.ExecuteWorkflow(ProvisionAllocation, ProvisionInput{AllocationID: testAlloc, NodeID: testNode,
+				AuthorizedKeys: []string{testKey}, UserCAKey: testCAKey, Retry: shortRetry})
+			if o := outcome(t, env); o.State != c.wantState {
+				t.Fatalf("outcome %+v, want %q", o, c.wantState)
+			}
+			if fmt.Sprint(tasks) != fmt.Sprint(c.wantTasks) {
+				t.Fatalf("node tasks %v, want %v", tasks, c.wantTasks)
+			}
+			if fmt.Sprint(m.calls) != fmt.Sprint(c.wantCalls) || m.state != c.wantFinal {
+				t.Fatalf("transitions %v ending %s, want %v ending %s", m.calls, m.state, c.wantCalls, c.wantFinal)
+			}
+		})
 	}
 }

@@ -178,6 +178,14 @@ func markLocalOptions(ctx workflow.Context, r Retry) workflow.Context {
 // replay with regular activities (workflow.DefaultVersion).
 const changeLocalSteps = "provision-local-steps"
 
+// changeSelfActivating is the workflow.GetVersion change id under which
+// ProvisionAllocation runs the provisioning node task as
+// ProvisionAndActivate, which marks the allocation active itself (version
+// 1): the allocation is active when the activity completes, without a
+// further workflow task for a separate MarkActive step. Workflows recorded
+// before it (no marker) replay with RunNodeTask followed by MarkActive.
+const changeSelfActivating = "provision-self-activating-task"
+
 // taskOptions: one attempt queues the node task and waits for its result,
 // heartbeating; attempts are bounded.
 func taskOptions(ctx workflow.Context, r Retry, attempts int32) workflow.Context {
@@ -194,8 +202,10 @@ func taskOptions(ctx workflow.Context, r Retry, attempts int32) workflow.Context
 }
 
 // ProvisionAllocation takes an allocation from requested to active, or to
-// failed. Steps: MarkProvisioning → (ResolveAccess) → RunNodeTask
-// provision_user, retried with back-off up to Retry.MaxAttempts → MarkActive.
+// failed. Steps: MarkProvisioning → (ResolveAccess) → ProvisionAndActivate
+// (the provision_user node task, retried with back-off up to
+// Retry.MaxAttempts, then MarkActive inside the same activity; before
+// changeSelfActivating: RunNodeTask provision_user → MarkActive).
 // Any failure after the account may exist on the node compensates: a
 // best-effort revoke_user, then MarkFailed with the failure code. The
 // workflow always ends with the allocation active or failed, unless the
@@ -279,13 +289,36 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 		AuthorizedKeys: in.AuthorizedKeys, UserCAKey: in.UserCAKey,
 	}
 	tctx := taskOptions(ctx, r, r.MaxAttempts)
-	if err := workflow.ExecuteActivity(tctx, acts.RunNodeTask, NodeTaskRequest{
+	req := NodeTaskRequest{
 		NodeID: in.NodeID, AllocationID: in.AllocationID, Type: nodetask.ProvisionUser, Params: mustJSON(provision),
-	}).Get(ctx, nil); err != nil {
-		if temporal.IsCanceledError(err) {
+	}
+	// From changeSelfActivating on, the node-task activity marks the
+	// allocation active itself; older histories replay with RunNodeTask and
+	// the separate MarkActive step below.
+	selfActivating := workflow.GetVersion(ctx, changeSelfActivating, workflow.DefaultVersion, 1) >= 1
+	task := acts.RunNodeTask
+	if selfActivating {
+		task = acts.ProvisionAndActivate
+		// A cancelled workflow waits for the activity to stop: it may have
+		// activated the allocation already, and then must not compensate.
+		opts := workflow.GetActivityOptions(tctx)
+		opts.WaitForCancellation = true
+		tctx = workflow.WithActivityOptions(tctx, opts)
+	}
+	if err := workflow.ExecuteActivity(tctx, task, req).Get(ctx, nil); err != nil {
+		switch {
+		case selfActivating && errorCode(err) == codeActivationPending:
+			// The account exists; only the transition failed, transiently:
+			// retry it as its own step (below), not the node task.
+		case temporal.IsCanceledError(err):
 			return fail(CodeProvisioningCanceled, true)
+		default:
+			// Includes invalid_state_transition from ProvisionAndActivate:
+			// released during provisioning, the account is revoked again.
+			return fail(failureCode(err, CodeNodeTaskFailed), true)
 		}
-		return fail(failureCode(err, CodeNodeTaskFailed), true)
+	} else if selfActivating {
+		return Outcome{State: allocation.Active}, nil
 	}
 
 	if err := step(acts.MarkActive, in.AllocationID).Get(ctx, nil); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/gpuaas/gpuaas/core/allocation"
@@ -79,7 +80,7 @@ func TestProvisionSucceeds(t *testing.T) {
 	env, a := newEnv(t)
 	var sent nodetask.ProvisionUserParams
 	env.OnActivity(a.MarkProvisioning, mock.Anything, testAlloc).Return(nil).Once()
-	env.OnActivity(a.RunNodeTask, mock.Anything, taskOfType(nodetask.ProvisionUser)).Run(func(args mock.Arguments) {
+	env.OnActivity(a.ProvisionAndActivate, mock.Anything, taskOfType(nodetask.ProvisionUser)).Run(func(args mock.Arguments) {
 		req := args.Get(1).(NodeTaskRequest)
 		if req.NodeID != testNode || req.AllocationID != testAlloc {
 			t.Errorf("task for node %q allocation %q", req.NodeID, req.AllocationID)
@@ -88,7 +89,6 @@ func TestProvisionSucceeds(t *testing.T) {
 			t.Error(err)
 		}
 	}).Return(nodetask.Result{Succeeded: true}, nil).Once()
-	env.OnActivity(a.MarkActive, mock.Anything, testAlloc).Return(nil).Once()
 
 	env.ExecuteWorkflow(ProvisionAllocation, ProvisionInput{
 		AllocationID: testAlloc, NodeID: testNode, UserID: "u1",
@@ -100,6 +100,9 @@ func TestProvisionSucceeds(t *testing.T) {
 	env.AssertExpectations(t)
 	env.AssertNotCalled(t, "ResolveAccess", mock.Anything, mock.Anything, mock.Anything)
 	env.AssertNotCalled(t, "MarkFailed", mock.Anything, mock.Anything, mock.Anything)
+	// The activity marks the allocation active: no separate step.
+	env.AssertNotCalled(t, "MarkActive", mock.Anything, mock.Anything)
+	env.AssertNotCalled(t, "RunNodeTask", mock.Anything, mock.Anything)
 	want := nodetask.ProvisionUserParams{AllocationID: testAlloc, Username: nodetask.UsernameFor(testAlloc),
 		AuthorizedKeys: []string{testKey}, UserCAKey: testCAKey}
 	if sent.Username != want.Username || sent.UserCAKey != want.UserCAKey || len(sent.AuthorizedKeys) != 1 || sent.AuthorizedKeys[0] != testKey {
@@ -113,10 +116,9 @@ func TestProvisionResolvesAccessWhenTheEventHasNoKeys(t *testing.T) {
 	env.OnActivity(a.MarkProvisioning, mock.Anything, testAlloc).Return(nil)
 	env.OnActivity(a.ResolveAccess, mock.Anything, "u1", mock.Anything).Return(Access{AuthorizedKeys: []string{testKey}, UserCAKey: testCAKey}, nil).Once()
 	var sent nodetask.ProvisionUserParams
-	env.OnActivity(a.RunNodeTask, mock.Anything, taskOfType(nodetask.ProvisionUser)).Run(func(args mock.Arguments) {
+	env.OnActivity(a.ProvisionAndActivate, mock.Anything, taskOfType(nodetask.ProvisionUser)).Run(func(args mock.Arguments) {
 		_ = json.Unmarshal(args.Get(1).(NodeTaskRequest).Params, &sent)
 	}).Return(nodetask.Result{Succeeded: true}, nil)
-	env.OnActivity(a.MarkActive, mock.Anything, testAlloc).Return(nil)
 
 	env.ExecuteWorkflow(ProvisionAllocation, ProvisionInput{AllocationID: testAlloc, NodeID: testNode, UserID: "u1", Retry: shortRetry})
 	if o := outcome(t, env); o.State != allocation.Active {
@@ -132,7 +134,7 @@ func TestProvisionFailsAfterRetriesAndCompensates(t *testing.T) {
 	t.Parallel()
 	env, a := newEnv(t)
 	env.OnActivity(a.MarkProvisioning, mock.Anything, testAlloc).Return(nil)
-	env.OnActivity(a.RunNodeTask, mock.Anything, taskOfType(nodetask.ProvisionUser)).
+	env.OnActivity(a.ProvisionAndActivate, mock.Anything, taskOfType(nodetask.ProvisionUser)).
 		Return(nodetask.Result{}, temporal.NewApplicationError("node task failed: useradd", CodeNodeTaskFailed))
 	revoke := env.OnActivity(a.RunNodeTask, mock.Anything, taskOfType(nodetask.RevokeUser)).Return(nodetask.Result{Succeeded: true}, nil).Once()
 	env.OnActivity(a.MarkFailed, mock.Anything, testAlloc, CodeNodeTaskFailed).Return(nil).Once().NotBefore(revoke)
@@ -145,7 +147,8 @@ func TestProvisionFailsAfterRetriesAndCompensates(t *testing.T) {
 	}
 	env.AssertExpectations(t)
 	// Three attempts of provision_user plus one compensating revoke_user.
-	env.AssertActivityNumberOfCalls(t, "RunNodeTask", 4)
+	env.AssertActivityNumberOfCalls(t, "ProvisionAndActivate", 3)
+	env.AssertActivityNumberOfCalls(t, "RunNodeTask", 1)
 	env.AssertNotCalled(t, "MarkActive", mock.Anything, mock.Anything)
 }
 
@@ -153,7 +156,7 @@ func TestProvisionDoesNotRetryInvalidParameters(t *testing.T) {
 	t.Parallel()
 	env, a := newEnv(t)
 	env.OnActivity(a.MarkProvisioning, mock.Anything, testAlloc).Return(nil)
-	env.OnActivity(a.RunNodeTask, mock.Anything, taskOfType(nodetask.ProvisionUser)).
+	env.OnActivity(a.ProvisionAndActivate, mock.Anything, taskOfType(nodetask.ProvisionUser)).
 		Return(nodetask.Result{}, temporal.NewNonRetryableApplicationError("bad key", CodeInvalidRequest, nil)).Once()
 	env.OnActivity(a.RunNodeTask, mock.Anything, taskOfType(nodetask.RevokeUser)).Return(nodetask.Result{Succeeded: true}, nil).Once()
 	env.OnActivity(a.MarkFailed, mock.Anything, testAlloc, CodeInvalidRequest).Return(nil).Once()
@@ -187,8 +190,8 @@ func TestProvisionReleasedDuringProvisioningRevokesTheAccount(t *testing.T) {
 	env, a := newEnv(t)
 	invalid := temporal.NewNonRetryableApplicationError("allocation cannot go from releasing to active", CodeInvalidState, nil)
 	env.OnActivity(a.MarkProvisioning, mock.Anything, testAlloc).Return(nil)
-	env.OnActivity(a.RunNodeTask, mock.Anything, taskOfType(nodetask.ProvisionUser)).Return(nodetask.Result{Succeeded: true}, nil)
-	env.OnActivity(a.MarkActive, mock.Anything, testAlloc).Return(invalid).Once()
+	// The task ran; the MarkActive inside the activity was refused.
+	env.OnActivity(a.ProvisionAndActivate, mock.Anything, taskOfType(nodetask.ProvisionUser)).Return(nodetask.Result{Succeeded: true}, invalid).Once()
 	env.OnActivity(a.RunNodeTask, mock.Anything, taskOfType(nodetask.RevokeUser)).Return(nodetask.Result{Succeeded: true}, nil).Once()
 	env.OnActivity(a.MarkFailed, mock.Anything, testAlloc, CodeInvalidState).Return(invalid).Once()
 
@@ -198,6 +201,65 @@ func TestProvisionReleasedDuringProvisioningRevokesTheAccount(t *testing.T) {
 		t.Fatalf("outcome %+v: the release owns the allocation", o)
 	}
 	env.AssertExpectations(t)
+	env.AssertNotCalled(t, "MarkActive", mock.Anything, mock.Anything)
+}
+
+// Workflows that took the node task before changeSelfActivating keep
+// RunNodeTask followed by a separate MarkActive step.
+func TestProvisionBeforeSelfActivatingMarksActiveAsAStep(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name       string
+		markActive error
+		wantState  allocation.State
+		wantRevoke bool
+	}{
+		{name: "success", wantState: allocation.Active},
+		{name: "released during provisioning", markActive: temporal.NewNonRetryableApplicationError("releasing", CodeInvalidState, nil), wantRevoke: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			env, a := newEnv(t)
+			env.OnGetVersion(changeSelfActivating, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+			env.OnActivity(a.MarkProvisioning, mock.Anything, testAlloc).Return(nil).Once()
+			env.OnActivity(a.RunNodeTask, mock.Anything, taskOfType(nodetask.ProvisionUser)).Return(nodetask.Result{Succeeded: true}, nil).Once()
+			env.OnActivity(a.MarkActive, mock.Anything, testAlloc).Return(c.markActive).Once()
+			if c.wantRevoke {
+				env.OnActivity(a.RunNodeTask, mock.Anything, taskOfType(nodetask.RevokeUser)).Return(nodetask.Result{Succeeded: true}, nil).Once()
+				env.OnActivity(a.MarkFailed, mock.Anything, testAlloc, CodeInvalidState).Return(c.markActive).Once()
+			}
+
+			env.ExecuteWorkflow(ProvisionAllocation, ProvisionInput{AllocationID: testAlloc, NodeID: testNode,
+				AuthorizedKeys: []string{testKey}, UserCAKey: testCAKey, Retry: shortRetry})
+			if o := outcome(t, env); o.State != c.wantState {
+				t.Fatalf("outcome %+v, want %q", o, c.wantState)
+			}
+			env.AssertExpectations(t)
+			env.AssertNotCalled(t, "ProvisionAndActivate", mock.Anything, mock.Anything)
+		})
+	}
+}
+
+// The node task succeeded but MarkActive failed transiently inside the
+// activity: the workflow retries the transition as a step (with
+// MarkTimeout's patience), never the node task.
+func TestProvisionRetriesAPendingActivationAsAStep(t *testing.T) {
+	t.Parallel()
+	env, a := newEnv(t)
+	env.OnActivity(a.MarkProvisioning, mock.Anything, testAlloc).Return(nil).Once()
+	env.OnActivity(a.ProvisionAndActivate, mock.Anything, taskOfType(nodetask.ProvisionUser)).
+		Return(nodetask.Result{Succeeded: true}, temporal.NewNonRetryableApplicationError("database down", codeActivationPending, nil)).Once()
+	env.OnActivity(a.MarkActive, mock.Anything, testAlloc).Return(temporal.NewApplicationError("database down", CodeTransitionError)).Twice()
+	env.OnActivity(a.MarkActive, mock.Anything, testAlloc).Return(nil).Once()
+
+	env.ExecuteWorkflow(ProvisionAllocation, ProvisionInput{AllocationID: testAlloc, NodeID: testNode,
+		AuthorizedKeys: []string{testKey}, UserCAKey: testCAKey, Retry: shortRetry})
+	if o := outcome(t, env); o.State != allocation.Active {
+		t.Fatalf("outcome %+v, want active", o)
+	}
+	env.AssertExpectations(t)
+	env.AssertNotCalled(t, "RunNodeTask", mock.Anything, mock.Anything)
+	env.AssertNotCalled(t, "MarkFailed", mock.Anything, mock.Anything, mock.Anything)
 }
 
 func TestProvisionWithoutSSHKeysFails(t *testing.T) {
