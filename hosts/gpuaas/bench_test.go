@@ -164,7 +164,7 @@ func phaseBreakdown(ctx context.Context, c *temporal.Client, samples []sample) s
 			switch {
 			case e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
 				started = at
-			case e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == "RunNodeTask" && scheduled.IsZero():
+			case isNodeTask(e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()) && scheduled.IsZero():
 				scheduled, nodeTask = at, e.GetEventId()
 			case e.GetActivityTaskCompletedEventAttributes().GetScheduledEventId() == nodeTask && nodeTask != 0 && done.IsZero():
 				done = at
@@ -372,4 +372,10 @@ func release(ctx context.Context, c *e2e.Client, id string) error {
 	c.PollEvery = 20 * time.Millisecond
 	_, err := c.WaitState(ctx, id, "released")
 	return err
+}
+
+// isNodeTask names the provisioning workflow's node-task activity: the
+// self-activating one since workflow version 1, RunNodeTask before.
+func isNodeTask(activity string) bool {
+	return activity == "ProvisionAndActivate" || activity == "RunNodeTask"
 }
