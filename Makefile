@@ -28,7 +28,7 @@ test-integration:
 
 # Benchmarks print their ratios (outbox relay vs raw JetStream, …).
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 
 # `gpuaas dev` runs the Temporal CLI's dev server: built once (a few minutes).
 dev: $(GOBIN)/temporal

@@ -179,7 +179,6 @@ func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx c
 		return 0, fault.Unavailable("outbox: database unavailable", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-
 	recs, err := claim(ctx, tx, limit)
 	if err != nil || len(recs) == 0 {
 		return 0, translateOutbox(err)
@@ -247,17 +246,19 @@ func claim(ctx context.Context, tx pgx.Tx, limit int) ([]ports.OutboxRecord, err
 	// mark commits only after the publish succeeded; rows whose publish failed
 	// are set back to pending (with backoff) before the commit, and a relay
 	// that dies mid-batch rolls everything back.
+	// The ids come back as an array so the UPDATE finds its rows through the
+	// primary key: a join with the claim would scan the whole table (published
+	// rows included) on every batch.
 	rows, err := tx.Query(ctx, `
-		WITH c AS (
+		UPDATE platform_outbox_events
+		SET status = 'published', published_at = now(), last_attempted_at = now()
+		WHERE id = ANY(ARRAY(
 			SELECT id FROM platform_outbox_events
 			WHERE status = 'pending' AND next_attempt_at <= now()
 			ORDER BY next_attempt_at, occurred_at
 			LIMIT $1
-			FOR UPDATE SKIP LOCKED)
-		UPDATE platform_outbox_events AS e
-		SET status = 'published', published_at = now(), last_attempted_at = now()
-		FROM c WHERE e.id = c.id
-		RETURNING e.envelope::text, e.retry_count`, limit)
+			FOR UPDATE SKIP LOCKED))
+		RETURNING envelope::text, retry_count`, limit)
 	if err != nil {
 		return nil, err
 	}
