@@ -27,8 +27,11 @@ type Config struct {
 	// Addr is the listen address. Default 127.0.0.1:8444.
 	Addr string
 	// Certificate is the server's certificate chain and key (from the
-	// platform CA's IssueServerCert).
-	Certificate tls.Certificate
+	// platform CA's IssueServerCert). GetCertificate, when set, is used
+	// instead: a long-running gateway renews its certificate through it
+	// (pki.CA.ServerTLSConfig re-issues at two thirds of the lifetime).
+	Certificate    tls.Certificate
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// ClientCAs verify agent client certificates (the CA's Roots).
 	ClientCAs *x509.CertPool
 	// TrustDomain is the SPIFFE trust domain of node URIs
@@ -45,8 +48,8 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8444"
 	}
-	if len(c.Certificate.Certificate) == 0 || c.Certificate.PrivateKey == nil {
-		return errors.New("connecthost: a server certificate with its key is required")
+	if c.GetCertificate == nil && (len(c.Certificate.Certificate) == 0 || c.Certificate.PrivateKey == nil) {
+		return errors.New("connecthost: a server certificate with its key (or GetCertificate) is required")
 	}
 	if c.ClientCAs == nil {
 		return errors.New("connecthost: ClientCAs (the CA roots) are required")
@@ -101,13 +104,18 @@ func New(cfg Config, svc *agentsvc.Service) (*Server, error) {
 // the one call made without one, so the handshake cannot demand it; the
 // handler refuses every other call that lacks one.
 func (s *Server) TLSConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{s.cfg.Certificate},
-		ClientCAs:    s.cfg.ClientCAs,
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		NextProtos:   []string{"h2", "http/1.1"},
+	c := &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		ClientCAs:  s.cfg.ClientCAs,
+		ClientAuth: tls.VerifyClientCertIfGiven,
+		NextProtos: []string{"h2", "http/1.1"},
 	}
+	if s.cfg.GetCertificate != nil {
+		c.GetCertificate = s.cfg.GetCertificate
+	} else {
+		c.Certificates = []tls.Certificate{s.cfg.Certificate}
+	}
+	return c
 }
 
 // Handler is the HTTP handler (for tests that bring their own listener).

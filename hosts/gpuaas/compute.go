@@ -120,11 +120,10 @@ func agentGatewayOptions(s Settings) fx.Option {
 				if err := p.CA.Init(ctx); err != nil {
 					return err
 				}
-				cert, err := p.CA.IssueServerCert(ctx, s.AgentHosts, 0)
-				if err != nil {
-					return err
-				}
-				roots, err := p.CA.Roots(ctx)
+				// The server certificate renews itself at two thirds of its
+				// lifetime, so a long-running gateway never serves an
+				// expired one.
+				tlsCfg, err := p.CA.ServerTLSConfig(ctx, s.AgentHosts)
 				if err != nil {
 					return err
 				}
@@ -133,7 +132,7 @@ func agentGatewayOptions(s Settings) fx.Option {
 					return err
 				}
 				srv, _, err = connecthost.NewFromParams(connecthost.Params{
-					Config: connecthost.Config{Addr: s.AgentAddr, Certificate: cert, ClientCAs: roots,
+					Config: connecthost.Config{Addr: s.AgentAddr, GetCertificate: tlsCfg.GetCertificate, ClientCAs: tlsCfg.ClientCAs,
 						TrustDomain: p.CA.TrustDomain(), Clock: p.Clock, Logger: p.Logger.With("component", "agent-gateway")},
 					AgentsCfg: agentsvc.Config{RootsPEM: rootsPEM},
 					Tx:        p.Tx, Tokens: p.Tokens, CA: p.CA, Certs: p.Certs, Nodes: p.Nodes, Tasks: p.Tasks,
