@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	user := fs.String("user", "bob", "dev identity provider user (one with no credit)")
 	admin := fs.String("admin", "admin", "dev identity provider platform admin")
 	window := fs.Int("window", 2, "billing window in seconds to set")
-	credit := fs.Int64("credit", 40, "credit to buy, in minor units (small, so usage drains it)")
+	credit := fs.Int64("credit", 0, "credit to buy in minor units (default: about 45 s of the SKU's price, so usage drains it)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "overall time limit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -87,6 +87,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := c.Login(ctx, *user, *user); err != nil {
 		return fmt.Errorf("sign in: %w", err)
 	}
+	// Pick the SKU first: the credit is sized to its price.
+	skuID, price, err := skuWithCapacity(ctx, c)
+	if err != nil {
+		return err
+	}
+	if *credit <= 0 {
+		*credit = max(price*45/3600, 3)
+	}
 	b0, err := c.Balance(ctx)
 	if err != nil {
 		return err
@@ -107,10 +115,6 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	step("bought %d (minor units of %s) through the dev checkout: balance %d", *credit, b1.Currency, b1.BalanceMinor)
 
 	if _, _, err := c.AddSSHKey(ctx, "money-path"); err != nil {
-		return err
-	}
-	skuID, _, err := c.PickSKU(ctx, "")
-	if err != nil {
 		return err
 	}
 	var alloc e2e.Allocation
@@ -219,6 +223,27 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	step("after buying %d more, allocations are allowed again (created and released %s)", topUp, again.ID)
 	return nil
+}
+
+// skuWithCapacity returns the first SKU with an available node and its
+// hourly price.
+func skuWithCapacity(ctx context.Context, c *e2e.Client) (string, int64, error) {
+	var skus struct {
+		SKUs []struct {
+			ID        string
+			Available int
+			Price     int64 `json:"hourly_price_minor"`
+		} `json:"skus"`
+	}
+	if err := c.Call(ctx, "GET", "/api/v1/skus", nil, &skus); err != nil {
+		return "", 0, err
+	}
+	for _, s := range skus.SKUs {
+		if s.Available > 0 {
+			return s.ID, s.Price, nil
+		}
+	}
+	return "", 0, errors.New("no SKU has capacity (is a node enrolled and heartbeating?)")
 }
 
 func usageOf(ctx context.Context, c *e2e.Client, allocationID string) (usageRecord, error) {
