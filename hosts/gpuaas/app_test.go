@@ -109,3 +109,27 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatalf("down: %d %s %s", code, out.String(), errOut.String())
 	}
 }
+
+// `gpuaas ca root` prints the root the CA keeps (the same on every call).
+func TestCARootCommand(t *testing.T) {
+	t.Parallel()
+	url := services.FreshDatabaseURL(t)
+	dir := t.TempDir()
+	env := func(k string) string {
+		return map[string]string{"DATABASE_URL": url, "GPUAAS_DATA_DIR": dir}[k]
+	}
+	var errOut bytes.Buffer
+	if code := run([]string{"migrate", "up"}, env, io.Discard, &errOut); code != 0 {
+		t.Fatalf("migrate: %s", errOut.String())
+	}
+	var first, second bytes.Buffer
+	if code := run([]string{"ca", "root"}, env, &first, &errOut); code != 0 {
+		t.Fatalf("ca root: %d %s", code, errOut.String())
+	}
+	if code := run([]string{"ca", "root"}, env, &second, &errOut); code != 0 {
+		t.Fatalf("ca root again: %d %s", code, errOut.String())
+	}
+	if !strings.HasPrefix(first.String(), "-----BEGIN CERTIFICATE-----") || first.String() != second.String() {
+		t.Fatalf("root: %q then %q", first.String(), second.String())
+	}
+}

@@ -30,6 +30,7 @@ Usage:
   gpuaas worker billing       run usage metering and the billing accrual worker
   gpuaas worker outbox        run the outbox relay alone
   gpuaas migrate up|down [N]|status
+  gpuaas ca root              print the platform CA root (PEM) for node agents
   gpuaas dev                  run the whole platform on embedded defaults
   gpuaas version
 
@@ -56,6 +57,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	case args[0] == "version":
 		fmt.Fprintln(stdout, "gpuaas", version)
 		return 0
+	case args[0] == "ca" && len(args) == 2 && args[1] == "root":
+		err = caRoot(ctx, settings, stdout)
 	case args[0] == "migrate":
 		err = migrate(ctx, settings, args[1:], stdout)
 	case args[0] == "serve" && len(args) == 2 && args[1] == "api":
