@@ -333,6 +333,9 @@ func (a *Agent) Heartbeat(ctx context.Context) error {
 		}
 	}
 	req := &agentv1.HeartbeatRequest{AgentVersion: Version, Health: health}
+	if r, ok := a.cfg.Executor.(HostKeyReporter); ok {
+		req.SshHostKey = r.SSHHostKey()
+	}
 	for _, g := range gpus {
 		req.Gpus = append(req.Gpus, &agentv1.Gpu{Index: int32(g.Index), Uuid: g.UUID, Model: g.Model,
 			MemoryMib: int32(g.MemoryMiB), Healthy: g.Healthy})

@@ -21,5 +21,14 @@ type Executor interface {
 	Health(ctx context.Context) map[string]string
 }
 
+// HostKeyReporter is implemented by an executor that knows the host key
+// of the sshd users reach (optional). The agent reports it in every
+// heartbeat; the terminal gateway trusts exactly that key for the node.
+type HostKeyReporter interface {
+	// SSHHostKey is the host public key in authorized_keys format, or ""
+	// when it cannot be read.
+	SSHHostKey() string
+}
+
 // GPUSource reports the node's GPUs (see package nodeagent/gpu).
 type GPUSource func(ctx context.Context) ([]inventory.GPU, error)

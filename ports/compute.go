@@ -32,8 +32,10 @@ type NodeStore interface {
 	// UpdateNode loads the node under lock, applies fn and saves it.
 	UpdateNode(ctx context.Context, id string, fn func(*inventory.Node) error) (inventory.Node, error)
 	// RecordHeartbeat stores a heartbeat; an offline or enrolling node
-	// becomes active.
-	RecordHeartbeat(ctx context.Context, nodeID string, hb inventory.Heartbeat) error
+	// becomes active. A non-empty hb.SSHHostKey replaces the node's stored
+	// host key; the key stored before the heartbeat is returned, so the
+	// caller can tell a change.
+	RecordHeartbeat(ctx context.Context, nodeID string, hb inventory.Heartbeat) (previousSSHHostKey string, err error)
 	// MarkSilentOffline moves active nodes whose last heartbeat is older than
 	// before to offline and returns their ids.
 	MarkSilentOffline(ctx context.Context, before time.Time) ([]string, error)

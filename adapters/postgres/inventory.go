@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -91,14 +92,14 @@ func (s *SKUStore) Capacity(ctx context.Context) (map[string]int, error) {
 	return out, translate(rows.Err(), "sku")
 }
 
-const nodeColumns = `id, name, sku_id, state, ssh_host, ssh_port, agent_version, gpu_inventory, health,
+const nodeColumns = `id, name, sku_id, state, ssh_host, ssh_port, ssh_host_key, agent_version, gpu_inventory, health,
 	last_heartbeat_at, created_at, retired_at`
 
 func scanNode(row pgx.Row) (inventory.Node, error) {
 	var n inventory.Node
 	var state string
 	var gpus, health []byte
-	if err := row.Scan(&n.ID, &n.Name, &n.SKUID, &state, &n.SSHHost, &n.SSHPort, &n.AgentVersion, &gpus, &health,
+	if err := row.Scan(&n.ID, &n.Name, &n.SKUID, &state, &n.SSHHost, &n.SSHPort, &n.SSHHostKey, &n.AgentVersion, &gpus, &health,
 		&n.LastHeartbeatAt, &n.CreatedAt, &n.RetiredAt); err != nil {
 		return inventory.Node{}, err
 	}
@@ -142,9 +143,10 @@ func (s *NodeStore) CreateNode(ctx context.Context, n inventory.Node) error {
 	}
 	_, err = s.db.Q(ctx).Exec(ctx, `
 		INSERT INTO nodes (id, name, sku_id, state, ssh_host, ssh_port, agent_version, gpu_inventory, health,
-			last_heartbeat_at, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11::timestamptz, now()), COALESCE($11::timestamptz, now()))`,
-		n.ID, n.Name, n.SKUID, string(n.State), n.SSHHost, n.SSHPort, n.AgentVersion, gpus, health, n.LastHeartbeatAt, created)
+			last_heartbeat_at, created_at, updated_at, ssh_host_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, COALESCE($11::timestamptz, now()), COALESCE($11::timestamptz, now()), $12)`,
+		n.ID, n.Name, n.SKUID, string(n.State), n.SSHHost, n.SSHPort, n.AgentVersion, gpus, health, n.LastHeartbeatAt, created,
+		n.SSHHostKey)
 	return translate(err, "node")
 }
 
@@ -221,34 +223,41 @@ func (s *NodeStore) UpdateNode(ctx context.Context, id string, fn func(*inventor
 // RecordHeartbeat implements [ports.NodeStore]. An enrolling or offline
 // node becomes active; a node in maintenance stays there. A retired node's
 // heartbeat is refused with Conflict node_retired (its certificates are
-// revoked; reaching here means a revocation check was missed).
-func (s *NodeStore) RecordHeartbeat(ctx context.Context, nodeID string, hb inventory.Heartbeat) error {
+// revoked; reaching here means a revocation check was missed). A non-empty
+// hb.SSHHostKey replaces the stored host key; the key stored before is
+// returned, read under the row lock the update takes, so of concurrent
+// heartbeats each sees the key the one before it left.
+func (s *NodeStore) RecordHeartbeat(ctx context.Context, nodeID string, hb inventory.Heartbeat) (string, error) {
 	cid, ok := canonicalID(nodeID)
 	if !ok {
-		return fault.NotFound("node", "")
+		return "", fault.NotFound("node", "")
 	}
 	gpus, health, err := encodeNodeJSON(inventory.Node{GPUs: hb.GPUs, Health: hb.Health})
 	if err != nil {
-		return err
+		return "", err
 	}
 	at := hb.At
 	if at.IsZero() {
 		at = time.Now()
 	}
-	tag, err := s.db.Q(ctx).Exec(ctx, `
-		UPDATE nodes SET agent_version = $2, gpu_inventory = $3, health = $4, last_heartbeat_at = $5,
-			state = CASE WHEN state IN ('enrolling', 'offline') THEN 'active' ELSE state END, updated_at = now()
-		WHERE id = $1 AND state <> 'retired'`, cid, hb.AgentVersion, gpus, health, at)
-	if err != nil {
-		return translate(err, "node")
+	var prev string
+	err = s.db.Q(ctx).QueryRow(ctx, `
+		UPDATE nodes n SET agent_version = $2, gpu_inventory = $3, health = $4, last_heartbeat_at = $5,
+			ssh_host_key = CASE WHEN $6 = '' THEN n.ssh_host_key ELSE $6 END,
+			state = CASE WHEN n.state IN ('enrolling', 'offline') THEN 'active' ELSE n.state END, updated_at = now()
+		FROM (SELECT id, ssh_host_key FROM nodes WHERE id = $1 FOR UPDATE) old
+		WHERE n.id = old.id AND n.state <> 'retired'
+		RETURNING old.ssh_host_key`, cid, hb.AgentVersion, gpus, health, at, hb.SSHHostKey).Scan(&prev)
+	if err == nil {
+		return prev, nil
 	}
-	if tag.RowsAffected() == 1 {
-		return nil
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return "", translate(err, "node")
 	}
 	if _, err := s.GetNode(ctx, cid); err != nil {
-		return err
+		return "", err
 	}
-	return fault.Conflict("node_retired", "the node is retired")
+	return "", fault.Conflict("node_retired", "the node is retired")
 }
 
 // MarkSilentOffline implements [ports.NodeStore]: one statement, so two

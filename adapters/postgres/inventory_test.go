@@ -82,7 +82,7 @@ func TestNodeLifecycleStore(t *testing.T) {
 	hb := inventory.Heartbeat{AgentVersion: "1.2.3", At: at,
 		GPUs:   []inventory.GPU{{Index: 0, UUID: "GPU-1", Model: "H100", MemoryMiB: 81559, Healthy: true}},
 		Health: inventory.Health{OK: true, Checks: map[string]string{"nvml": "ok"}}}
-	if err := nodes.RecordHeartbeat(ctx, id, hb); err != nil {
+	if _, err := nodes.RecordHeartbeat(ctx, id, hb); err != nil {
 		t.Fatal(err)
 	}
 	n, _ = nodes.GetNode(ctx, id)
@@ -102,7 +102,7 @@ func TestNodeLifecycleStore(t *testing.T) {
 	}
 	// A heartbeat brings it back.
 	hb.At = time.Now()
-	if err := nodes.RecordHeartbeat(ctx, id, hb); err != nil {
+	if _, err := nodes.RecordHeartbeat(ctx, id, hb); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ = nodes.GetNode(ctx, id); n.State != inventory.NodeActive {
@@ -119,7 +119,7 @@ func TestNodeLifecycleStore(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := nodes.RecordHeartbeat(ctx, id, hb); err != nil {
+	if _, err := nodes.RecordHeartbeat(ctx, id, hb); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ = nodes.GetNode(ctx, id); n.State != inventory.NodeMaintenance {
@@ -133,13 +133,68 @@ func TestNodeLifecycleStore(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	wantCode(t, nodes.RecordHeartbeat(ctx, id, hb), fault.KindConflict, "node_retired")
-	wantCode(t, nodes.RecordHeartbeat(ctx, newUUID(), hb), fault.KindNotFound, "")
-	wantCode(t, nodes.RecordHeartbeat(ctx, "not-a-uuid", hb), fault.KindNotFound, "")
+	wantCode(t, func() error { _, err := nodes.RecordHeartbeat(ctx, id, hb); return err }(), fault.KindConflict, "node_retired")
+	wantCode(t, func() error { _, err := nodes.RecordHeartbeat(ctx, newUUID(), hb); return err }(), fault.KindNotFound, "")
+	wantCode(t, func() error { _, err := nodes.RecordHeartbeat(ctx, "not-a-uuid", hb); return err }(), fault.KindNotFound, "")
 
 	list, err := nodes.ListNodes(ctx, ports.NodeFilter{State: inventory.NodeRetired})
 	if err != nil || len(list) != 1 || list[0].ID != id || list[0].RetiredAt == nil {
 		t.Fatalf("list retired: %+v %v", list, err)
+	}
+}
+
+// The host key an agent reports is stored, read back by GetNode and
+// ListNodes, kept when a heartbeat reports none, and each heartbeat returns
+// the key stored before it.
+func TestNodeSSHHostKeyStore(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, "")
+	ctx := context.Background()
+	nodes := postgres.NewNodeStore(db)
+	id := seedNode(t, db, "h100-80g-x1", inventory.NodeEnrolling)
+	const k1 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	const k2 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBbD/o9U4v9wPFwlQVI1HKaGmC0UkXELyXT1aa9NnXsF"
+
+	if n, _ := nodes.GetNode(ctx, id); n.SSHHostKey != "" {
+		t.Fatalf("new node has host key %q", n.SSHHostKey)
+	}
+	hb := inventory.Heartbeat{AgentVersion: "1", At: time.Now(), SSHHostKey: k1}
+	if prev, err := nodes.RecordHeartbeat(ctx, id, hb); err != nil || prev != "" {
+		t.Fatalf("first key: prev %q %v", prev, err)
+	}
+	if n, _ := nodes.GetNode(ctx, id); n.SSHHostKey != k1 || n.State != inventory.NodeActive {
+		t.Fatalf("get after first key: %+v", n)
+	}
+	// No key reported: the stored one stays.
+	hb.SSHHostKey = ""
+	if prev, err := nodes.RecordHeartbeat(ctx, id, hb); err != nil || prev != k1 {
+		t.Fatalf("empty report: prev %q %v", prev, err)
+	}
+	hb.SSHHostKey = k2
+	if prev, err := nodes.RecordHeartbeat(ctx, id, hb); err != nil || prev != k1 {
+		t.Fatalf("changed key: prev %q %v", prev, err)
+	}
+	list, err := nodes.ListNodes(ctx, ports.NodeFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, n := range list {
+		if n.ID == id {
+			found = n.SSHHostKey == k2
+		}
+	}
+	if !found {
+		t.Fatalf("ListNodes does not carry the changed key: %+v", list)
+	}
+	// CreateNode stores a key given at registration too.
+	n := inventory.Node{ID: newUUID(), Name: "keyed-" + id, SKUID: "h100-80g-x1", State: inventory.NodeEnrolling,
+		SSHHost: "10.0.0.2", SSHPort: 22, SSHHostKey: k1}
+	if err := nodes.CreateNode(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := nodes.GetNode(ctx, n.ID); got.SSHHostKey != k1 {
+		t.Fatalf("created node key %q", got.SSHHostKey)
 	}
 }
 

@@ -76,12 +76,16 @@ type Health struct {
 
 // Node is a bare-metal host running the agent.
 type Node struct {
-	ID              string
-	Name            string
-	SKUID           string
-	State           NodeState
-	SSHHost         string
-	SSHPort         int
+	ID      string
+	Name    string
+	SKUID   string
+	State   NodeState
+	SSHHost string
+	SSHPort int
+	// SSHHostKey is the node sshd's host public key (authorized_keys
+	// format) as the node's own agent last reported it over mTLS; "" until
+	// it reports one. The terminal gateway trusts exactly this key.
+	SSHHostKey      string
 	AgentVersion    string
 	GPUs            []GPU
 	Health          Health
@@ -95,7 +99,11 @@ type Heartbeat struct {
 	AgentVersion string
 	GPUs         []GPU
 	Health       Health
-	At           time.Time
+	// SSHHostKey is the node sshd's host public key (authorized_keys
+	// format); "" when the agent did not report one, which leaves the
+	// stored key as it is.
+	SSHHostKey string
+	At         time.Time
 }
 
 // OfflineAfter is how long a node may stay silent before it is offline.

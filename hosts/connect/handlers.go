@@ -63,7 +63,7 @@ func (h *handler) Renew(ctx context.Context, req *connect.Request[agentv1.RenewR
 }
 
 func (h *handler) Heartbeat(ctx context.Context, req *connect.Request[agentv1.HeartbeatRequest]) (*connect.Response[agentv1.HeartbeatResponse], error) {
-	hb := inventory.Heartbeat{AgentVersion: req.Msg.GetAgentVersion()}
+	hb := inventory.Heartbeat{AgentVersion: req.Msg.GetAgentVersion(), SSHHostKey: req.Msg.GetSshHostKey()}
 	for _, g := range req.Msg.GetGpus() {
 		hb.GPUs = append(hb.GPUs, inventory.GPU{Index: int(g.GetIndex()), UUID: g.GetUuid(), Model: g.GetModel(),
 			MemoryMiB: int(g.GetMemoryMib()), Healthy: g.GetHealthy()})

@@ -44,7 +44,6 @@ func TestValidateApps(t *testing.T) {
 		"worker outbox":           fx.Options(baseOptions(testSettings(t, nil), logger), relayOptions(testSettings(t, nil))),
 	}
 	s := testSettings(t, nil)
-	s.TerminalAnyHost = true
 	termCfg, err := terminalGatewayConfig(s, func(string) string { return "" }, "127.0.0.1:0", logger)
 	if err != nil {
 		t.Fatal(err)

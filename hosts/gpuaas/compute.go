@@ -153,10 +153,12 @@ func agentGatewayOptions(s Settings) fx.Option {
 	})
 }
 
-// terminalGatewayConfig builds the gateway's config. Node host keys: a host
-// CA (GPUAAS_TERMINAL_HOST_CA, authorized_keys format) in production, or
-// any key with its fingerprint logged when GPUAAS_TERMINAL_INSECURE_HOST_KEYS=1
-// (dev, whose sandbox nodes make their host keys at start).
+// terminalGatewayConfig builds the gateway's config. Node host keys, by
+// default: exactly the key each node's own agent reported in its heartbeats
+// over mTLS (InventoryHostKeys), so production needs no host CA. A host CA
+// (GPUAAS_TERMINAL_HOST_CA, authorized_keys format) replaces that when set;
+// GPUAAS_TERMINAL_INSECURE_HOST_KEYS=1 accepts any key, logging its
+// fingerprint (never needed: dev's sandbox nodes report their keys too).
 func terminalGatewayConfig(s Settings, getenv func(string) string, addr string, logger *slog.Logger) (terminalhost.Config, error) {
 	cfg := terminalhost.Config{Addr: addr, AllowedOrigins: s.TerminalOrigins}
 	switch {
@@ -180,7 +182,7 @@ func terminalGatewayConfig(s Settings, getenv func(string) string, addr string, 
 	case s.TerminalAnyHost:
 		cfg.HostKeys = terminalhost.InsecureAcceptAnyHostKey(logger.With("component", "terminal-gateway"))
 	default:
-		return cfg, errors.New("the terminal gateway needs GPUAAS_TERMINAL_HOST_CA (the node host CA) or, in development only, GPUAAS_TERMINAL_INSECURE_HOST_KEYS=1")
+		cfg.HostKeys = terminalhost.InventoryHostKeys()
 	}
 	return cfg, nil
 }

@@ -221,19 +221,13 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 		r.parts = append(r.parts, [2]string{"temporal", "TEMPORAL_ADDRESS"})
 	}
 
-	// The dev nodes make their SSH host keys at first start; the gateway
-	// logs the fingerprint it sees instead of checking a host CA.
-	termCfg, err := terminalGatewayConfig(s, func(k string) string {
-		if k == "GPUAAS_TERMINAL_HOST_CA" {
-			return getenv(k)
-		}
-		return ""
-	}, "127.0.0.1:0", logger)
+	// The dev nodes make their SSH host keys at first start and their agents
+	// report them in every heartbeat; the gateway trusts exactly those, as
+	// in production (GPUAAS_TERMINAL_HOST_CA and
+	// GPUAAS_TERMINAL_INSECURE_HOST_KEYS=1 still override).
+	termCfg, err := terminalGatewayConfig(s, getenv, "127.0.0.1:0", logger)
 	if err != nil {
-		s.TerminalAnyHost = true
-		if termCfg, err = terminalGatewayConfig(s, func(string) string { return "" }, "127.0.0.1:0", logger); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	app := fx.New(devAppOptions(s, o, termCfg, logger), fx.Options(extra...))
 	r.parts = append(r.parts,

@@ -72,7 +72,7 @@ func (c *Config) CheckAndSetDefaults() error {
 		c.AllowedOrigins[i] = norm
 	}
 	if c.HostKeys == nil {
-		return errors.New("terminalhost: HostKeys is required (HostCertificateAuthority or InsecureAcceptAnyHostKey)")
+		return errors.New("terminalhost: HostKeys is required (InventoryHostKeys, HostCertificateAuthority or InsecureAcceptAnyHostKey)")
 	}
 	setDur := func(d *time.Duration, def time.Duration) {
 		if *d == 0 {

@@ -3,6 +3,8 @@ package terminalhost_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -62,10 +64,22 @@ func (s *allocations) Get(_ context.Context, tenantID, id string) (allocation.Al
 
 type nodes struct {
 	ports.NodeStore
+	mu   sync.Mutex
 	byID map[string]inventory.Node
 }
 
+// setHostKey records the host key the node's agent "reported".
+func (s *nodes) setHostKey(id, key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.byID[id]
+	n.SSHHostKey = key
+	s.byID[id] = n
+}
+
 func (s *nodes) GetNode(_ context.Context, id string) (inventory.Node, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	n, ok := s.byID[id]
 	if !ok {
 		return inventory.Node{}, fault.NotFound("node", id)
@@ -85,6 +99,7 @@ type rig struct {
 	clock  *fakes.Clock
 	audit  ports.AuditLog
 	allocs *allocations
+	nodes  *nodes
 	owner  identity.Principal
 	alloc  allocation.Allocation // active, on the test node
 	other  allocation.Allocation // active, the owner's too, another node
@@ -93,17 +108,27 @@ type rig struct {
 
 type rigOption func(*terminalhost.Config)
 
-func newRig(t testing.TB, opts ...rigOption) *rig {
+// newRig's node presents a host certificate from r.hostCA.
+func newRig(t testing.TB, opts ...rigOption) *rig { return newRigHost(t, true, opts...) }
+
+// newRigHost is newRig; without withHostCA the node presents a plain host
+// key (r.sshd.hostKey) and its inventory entry has none until a test sets it.
+func newRigHost(t testing.TB, withHostCA bool, opts ...rigOption) *rig {
 	t.Helper()
 	db := services.Postgres(t)
 	r := &rig{ca: newTestCA(t), clock: fakes.NewClock(time.Time{}), audit: postgres.NewAuditLog(db),
 		allocs: &allocations{byID: map[string]allocation.Allocation{}}}
 	r.hostCA = newTestCA(t).signer
-	r.sshd = startSSHD(t, r.ca.signer.PublicKey(), r.hostCA, "127.0.0.1")
+	if withHostCA {
+		r.sshd = startSSHD(t, r.ca.signer.PublicKey(), r.hostCA, "127.0.0.1")
+	} else {
+		r.sshd = startSSHD(t, r.ca.signer.PublicKey(), nil, "127.0.0.1")
+	}
 	host, portS, _ := net.SplitHostPort(r.sshd.addr)
 	port, _ := strconv.Atoi(portS)
 	node := inventory.Node{ID: uuid.NewString(), State: inventory.NodeActive, SSHHost: host, SSHPort: port}
 	ns := &nodes{byID: map[string]inventory.Node{node.ID: node}}
+	r.nodes = ns
 
 	r.owner = identity.Principal{User: identity.User{ID: uuid.NewString()}, TenantID: uuid.NewString()}
 	mk := func(nodeID string) allocation.Allocation {
@@ -351,6 +376,61 @@ func TestUntrustedHostKey(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || respCode(resp) != string(terminalhost.CodeNodeUnreachable) {
 		t.Fatalf("got %v %v, want 503 node_unreachable", err, resp)
 	}
+}
+
+// TestInventoryHostKeys: the default policy trusts exactly the host key the
+// node's agent reported. A node with none on record, or presenting another
+// key (a man in the middle, a re-imaged node not yet re-reported), gets 503
+// node_unreachable: the session certificate never reaches it and no session
+// byte is relayed. The reported key opens the shell.
+func TestInventoryHostKeys(t *testing.T) {
+	r := newRigHost(t, false, func(c *terminalhost.Config) { c.HostKeys = terminalhost.InventoryHostKeys() })
+	refused := func(t *testing.T) {
+		t.Helper()
+		ws, resp, err := subprotocolDialer(r.mint(t, r.alloc)).Dial(r.url+r.alloc.ID, browserHeader())
+		if err == nil {
+			ws.Close()
+		}
+		if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || respCode(resp) != string(terminalhost.CodeNodeUnreachable) {
+			t.Fatalf("got %v %v, want 503 node_unreachable", err, resp)
+		}
+		if a, s := r.sshd.auths.Load(), r.sshd.sessions.Load(); a != 0 || s != 0 {
+			t.Fatalf("the refused node saw %d authentication attempts and %d sessions; want none", a, s)
+		}
+	}
+	t.Run("no key reported", func(t *testing.T) { refused(t) })
+
+	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
+	other, _ := ssh.NewSignerFromKey(otherPriv)
+	t.Run("another key reported", func(t *testing.T) {
+		r.nodes.setHostKey(r.alloc.NodeID, string(ssh.MarshalAuthorizedKey(other.PublicKey())))
+		refused(t)
+		if r.sshd.dials.Load() == 0 {
+			t.Fatal("the gateway never dialled the node, so the host key was not what refused it")
+		}
+	})
+
+	t.Run("the reported key", func(t *testing.T) {
+		r.nodes.setHostKey(r.alloc.NodeID, string(ssh.MarshalAuthorizedKey(r.sshd.hostKey)))
+		ws := r.open(t, r.alloc)
+		defer ws.Close()
+		send(t, ws, websocket.BinaryMessage, "echo in''ventory\n")
+		readUntil(t, ws, "inventory\r\n")
+		if r.sshd.sessions.Load() != 1 {
+			t.Fatalf("sessions %d, want 1", r.sshd.sessions.Load())
+		}
+	})
+}
+
+// A node whose sshd also has a host certificate is trusted under
+// InventoryHostKeys by the certified key, whoever signed the certificate.
+func TestInventoryHostKeysCertifiedNode(t *testing.T) {
+	r := newRig(t, func(c *terminalhost.Config) { c.HostKeys = terminalhost.InventoryHostKeys() })
+	r.nodes.setHostKey(r.alloc.NodeID, string(ssh.MarshalAuthorizedKey(r.sshd.hostKey)))
+	ws := r.open(t, r.alloc)
+	defer ws.Close()
+	send(t, ws, websocket.BinaryMessage, "echo ce''rt\n")
+	readUntil(t, ws, "cert\r\n")
 }
 
 // TestRefusalsBeforeDial is the refusal table: each case is answered with

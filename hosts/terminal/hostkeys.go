@@ -14,18 +14,55 @@ import (
 
 // HostKeyPolicy decides whether the gateway trusts the host key a node
 // presents. It is the gateway's only defence against a man in the middle
-// between it and the node, so production uses HostCertificateAuthority.
+// between it and the node: production uses InventoryHostKeys (the default)
+// or HostCertificateAuthority. The callback runs before the gateway
+// authenticates, so a refused node never sees the session certificate.
 type HostKeyPolicy interface {
 	// Callback returns the host key check for one connection to node.
 	Callback(node inventory.Node) ssh.HostKeyCallback
 }
 
+// InventoryHostKeys trusts exactly the host key the node's own agent last
+// reported in its heartbeat (node.SSHHostKey). That report travels over the
+// agent's mTLS channel, authenticated by the node's client certificate, so
+// it binds the key to the enrolled node without a host CA. A node whose
+// agent has reported no key (or one that does not parse) is refused.
+func InventoryHostKeys() HostKeyPolicy { return inventoryKeys{} }
+
+type inventoryKeys struct{}
+
+func (inventoryKeys) Callback(node inventory.Node) ssh.HostKeyCallback {
+	if node.SSHHostKey == "" {
+		return func(string, net.Addr, ssh.PublicKey) error {
+			return fmt.Errorf("terminalhost: node %s has not reported its SSH host key (is its agent up to date and heartbeating?)", node.ID)
+		}
+	}
+	want, _, _, _, err := ssh.ParseAuthorizedKey([]byte(node.SSHHostKey))
+	if err != nil {
+		return func(string, net.Addr, ssh.PublicKey) error {
+			return fmt.Errorf("terminalhost: node %s has an unreadable SSH host key on record", node.ID)
+		}
+	}
+	return func(_ string, _ net.Addr, got ssh.PublicKey) error {
+		// An sshd that also has a host certificate may present it; the key
+		// it certifies is what the handshake proved possession of.
+		if c, ok := got.(*ssh.Certificate); ok {
+			got = c.Key
+		}
+		if !bytes.Equal(got.Marshal(), want.Marshal()) {
+			return fmt.Errorf("terminalhost: node %s presented host key %s, but its agent reported %s",
+				node.ID, ssh.FingerprintSHA256(got), ssh.FingerprintSHA256(want))
+		}
+		return nil
+	}
+}
+
 // HostCertificateAuthority trusts nodes whose sshd presents a host
-// certificate signed by one of the platform's host CA keys, valid now, and
+// certificate signed by one of the given host CA keys, valid now, and
 // naming the address the gateway dialled (the node's ssh_host) as a
-// principal. This is the production choice: nodes get their host certificate
-// at enrolment, so the gateway needs no per-node state and a re-imaged node
-// is trusted as soon as it re-enrols. Plain host keys are refused.
+// principal. The gateway needs no per-node state, but something must issue
+// the host certificates (the platform does not yet). Plain host keys are
+// refused.
 func HostCertificateAuthority(authorities ...ssh.PublicKey) (HostKeyPolicy, error) {
 	if len(authorities) == 0 {
 		return nil, errors.New("terminalhost: at least one host CA key is required")

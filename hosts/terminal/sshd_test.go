@@ -76,30 +76,43 @@ func (c *testCA) SignUserKey(_ context.Context, publicKey, principal string, ttl
 type sshd struct {
 	addr        string
 	dials       atomic.Int32
+	auths       atomic.Int32 // user authentication attempts (the session certificate reached the node)
+	sessions    atomic.Int32 // session channels opened
+	hostKey     ssh.PublicKey
 	cfg         *ssh.ServerConfig
 	resizes     chan [2]int   // rows, cols of each window-change
 	disconnects chan struct{} // one per ended client connection
 }
 
+// startSSHD starts a test sshd trusting userCA for user certificates. With
+// a hostCA it presents a host certificate for principal; with none, a plain
+// host key (as a stock sshd does), which hostKey holds.
 func startSSHD(t testing.TB, userCA ssh.PublicKey, hostCA ssh.Signer, principal string) *sshd {
 	t.Helper()
 	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
 	hostSigner, _ := ssh.NewSignerFromKey(hostPriv)
-	hostCert := &ssh.Certificate{Key: hostSigner.PublicKey(), CertType: ssh.HostCert, KeyId: "test-node",
-		ValidPrincipals: []string{principal}, ValidBefore: ssh.CertTimeInfinity}
-	if err := hostCert.SignCert(rand.Reader, hostCA); err != nil {
-		t.Fatal(err)
-	}
-	certSigner, err := ssh.NewCertSigner(hostCert, hostSigner)
-	if err != nil {
-		t.Fatal(err)
-	}
 	checker := &ssh.CertChecker{IsUserAuthority: func(k ssh.PublicKey) bool {
 		return bytes.Equal(k.Marshal(), userCA.Marshal())
 	}}
-	s := &sshd{resizes: make(chan [2]int, 16), disconnects: make(chan struct{}, 16)}
-	s.cfg = &ssh.ServerConfig{PublicKeyCallback: checker.Authenticate}
-	s.cfg.AddHostKey(certSigner)
+	s := &sshd{resizes: make(chan [2]int, 16), disconnects: make(chan struct{}, 16), hostKey: hostSigner.PublicKey()}
+	s.cfg = &ssh.ServerConfig{PublicKeyCallback: func(c ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+		s.auths.Add(1)
+		return checker.Authenticate(c, k)
+	}}
+	if hostCA == nil {
+		s.cfg.AddHostKey(hostSigner)
+	} else {
+		hostCert := &ssh.Certificate{Key: hostSigner.PublicKey(), CertType: ssh.HostCert, KeyId: "test-node",
+			ValidPrincipals: []string{principal}, ValidBefore: ssh.CertTimeInfinity}
+		if err := hostCert.SignCert(rand.Reader, hostCA); err != nil {
+			t.Fatal(err)
+		}
+		certSigner, err := ssh.NewCertSigner(hostCert, hostSigner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.cfg.AddHostKey(certSigner)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -137,6 +150,7 @@ func (s *sshd) serve(c net.Conn) {
 		if err != nil {
 			return
 		}
+		s.sessions.Add(1)
 		go s.session(ch, creqs)
 	}
 }

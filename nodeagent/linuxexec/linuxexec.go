@@ -30,6 +30,10 @@ type Config struct {
 	// GPUGroup owns /dev/nvidia*; "" detects it from /dev/nvidiactl (none
 	// when there is no device).
 	GPUGroup string
+	// HostKeyFile is sshd's host public key, reported in heartbeats so the
+	// terminal gateway can verify the node. Default
+	// /etc/ssh/ssh_host_ed25519_key.pub.
+	HostKeyFile string
 	// Shell of the accounts. Default /bin/bash.
 	Shell string
 	// ReloadSSHD reloads sshd after its configuration changed. Default
@@ -50,13 +54,16 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.UserCAFile == "" {
 		c.UserCAFile = "/etc/ssh/gpuaas_user_ca.pub"
 	}
+	if c.HostKeyFile == "" {
+		c.HostKeyFile = "/etc/ssh/ssh_host_ed25519_key.pub"
+	}
 	if c.Shell == "" {
 		c.Shell = "/bin/bash"
 	}
 	if len(c.ReloadSSHD) == 0 {
 		c.ReloadSSHD = []string{"systemctl", "reload", "ssh"}
 	}
-	for _, p := range []string{c.SSHDDropIn, c.PrincipalsDir, c.UserCAFile} {
+	for _, p := range []string{c.SSHDDropIn, c.PrincipalsDir, c.UserCAFile, c.HostKeyFile} {
 		if !filepath.IsAbs(p) {
 			return fmt.Errorf("linuxexec: %q must be an absolute path", p)
 		}
@@ -98,7 +105,10 @@ func (e *CommandError) ExitCode() int {
 // Executor manages accounts on the host. It must run as root.
 type Executor struct{ cfg Config }
 
-var _ nodeagent.Executor = (*Executor)(nil)
+var (
+	_ nodeagent.Executor        = (*Executor)(nil)
+	_ nodeagent.HostKeyReporter = (*Executor)(nil)
+)
 
 // New validates the config.
 func New(cfg Config) (*Executor, error) {
@@ -276,4 +286,15 @@ func mustJSON(v any) []byte {
 		return nil
 	}
 	return b
+}
+
+// SSHHostKey implements [nodeagent.HostKeyReporter]: the content of
+// HostKeyFile (one authorized_keys line), or "" when it cannot be read or is
+// implausibly large. The control plane validates what it is sent.
+func (e *Executor) SSHHostKey() string {
+	b, err := os.ReadFile(e.cfg.HostKeyFile)
+	if err != nil || len(b) > 16<<10 {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -112,3 +112,23 @@ func TestLinuxExecutorForReal(t *testing.T) {
 		t.Fatalf("home directory survived revoke: %v", err)
 	}
 }
+
+// SSHHostKey is the host key file's content, "" when it cannot be read.
+func TestSSHHostKey(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ssh_host_ed25519_key.pub")
+	e, err := New(Config{HostKeyFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.SSHHostKey(); got != "" {
+		t.Fatalf("missing file gave %q", got)
+	}
+	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl root@node"
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.SSHHostKey(); got != key {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -81,9 +81,10 @@ type account struct {
 
 // Server is the sandbox SSH server and the executor over it.
 type Server struct {
-	cfg  Config
-	ln   net.Listener
-	conf *ssh.ServerConfig
+	cfg     Config
+	ln      net.Listener
+	conf    *ssh.ServerConfig
+	hostPub ssh.PublicKey
 
 	mu       sync.Mutex
 	accounts map[string]*account
@@ -91,7 +92,10 @@ type Server struct {
 	wg       sync.WaitGroup
 }
 
-var _ nodeagent.Executor = (*Server)(nil)
+var (
+	_ nodeagent.Executor        = (*Server)(nil)
+	_ nodeagent.HostKeyReporter = (*Server)(nil)
+)
 
 // New prepares the server (host key under Root, created once); Start listens.
 func New(cfg Config) (*Server, error) {
@@ -105,7 +109,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, accounts: map[string]*account{}, done: make(chan struct{})}
+	s := &Server{cfg: cfg, accounts: map[string]*account{}, done: make(chan struct{}), hostPub: signer.PublicKey()}
 	s.conf = &ssh.ServerConfig{PublicKeyCallback: s.authenticate, ServerVersion: "SSH-2.0-gpuaas-sandbox"}
 	s.conf.AddHostKey(signer)
 	return s, nil
@@ -158,9 +162,12 @@ func (s *Server) Start() error {
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // HostPublicKey is the server's host key, for clients to pin.
-func (s *Server) HostPublicKey() ssh.PublicKey {
-	signer, _ := hostKey(filepath.Join(s.cfg.Root, "ssh_host_ed25519_key"))
-	return signer.PublicKey()
+func (s *Server) HostPublicKey() ssh.PublicKey { return s.hostPub }
+
+// SSHHostKey implements [nodeagent.HostKeyReporter]: the host key in
+// authorized_keys format, which the agent reports in its heartbeats.
+func (s *Server) SSHHostKey() string {
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.hostPub)))
 }
 
 // Close stops listening, ends every session and waits for them.

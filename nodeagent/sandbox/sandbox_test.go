@@ -180,3 +180,12 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// The key the agent reports is the one the server presents.
+func TestSandboxReportsHostKey(t *testing.T) {
+	s := start(t)
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(s.SSHHostKey()))
+	if err != nil || string(k.Marshal()) != string(s.HostPublicKey().Marshal()) {
+		t.Fatalf("SSHHostKey %q does not match the host key: %v", s.SSHHostKey(), err)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/gpuaas/gpuaas/core/audit"
 	"github.com/gpuaas/gpuaas/core/callctx"
 	"github.com/gpuaas/gpuaas/core/fault"
@@ -306,11 +308,76 @@ func (s *Service) Heartbeat(ctx context.Context, nodeID string, hb inventory.Hea
 	if len(hb.Health.Checks) > 64 || len(hb.Health.Message) > 1024 {
 		return 0, fault.Invalid("health", "health report is too large")
 	}
+	if hb.SSHHostKey != "" {
+		key, err := CheckSSHHostKey(hb.SSHHostKey)
+		if err != nil {
+			// A bad key must not cost the node its liveness: the heartbeat
+			// counts and the key stored before stays.
+			s.deny(ctx, nodeID, "node.ssh_host_key", "ssh_host_key_invalid", map[string]any{"reason": err.Error()})
+			hb.SSHHostKey = ""
+		} else {
+			hb.SSHHostKey = key
+		}
+	}
 	hb.At = s.d.Clock.Now()
-	if err := s.d.Nodes.RecordHeartbeat(ctx, nodeID, hb); err != nil {
+	record := func(ctx context.Context) error {
+		prev, err := s.d.Nodes.RecordHeartbeat(ctx, nodeID, hb)
+		if err != nil || hb.SSHHostKey == "" || prev == hb.SSHHostKey {
+			return err
+		}
+		if prev == "" {
+			return s.d.Audit.Record(ctx, s.event(ctx, nodeID, "node.ssh_host_key_recorded", audit.Success,
+				map[string]any{"fingerprint": sshFingerprint(hb.SSHHostKey)}))
+		}
+		// A live node whose host key changes was re-imaged, or someone
+		// else answers for it: operators must see it.
+		return s.d.Audit.Record(ctx, s.event(ctx, nodeID, "node.ssh_host_key_changed", audit.Success,
+			map[string]any{"previous_fingerprint": sshFingerprint(prev), "fingerprint": sshFingerprint(hb.SSHHostKey)}))
+	}
+	var err error
+	if hb.SSHHostKey == "" {
+		err = record(ctx)
+	} else {
+		// The key and its audit record commit together, so a change is
+		// never stored unrecorded.
+		err = s.d.Tx.InTx(ctx, record)
+	}
+	if err != nil {
 		return 0, err
 	}
 	return s.cfg.HeartbeatInterval, nil
+}
+
+// MaxSSHHostKeyLen bounds the host key an agent may report.
+const MaxSSHHostKeyLen = 16 << 10
+
+// CheckSSHHostKey parses an agent-reported host key: one public key (not a
+// certificate) in authorized_keys format, at most MaxSSHHostKeyLen bytes.
+// It returns the key in canonical form ("type base64", no comment), so an
+// unchanged key compares equal whatever its comment or spacing.
+func CheckSSHHostKey(s string) (string, error) {
+	if len(s) > MaxSSHHostKeyLen {
+		return "", errors.New("the host key is longer than 16 KiB")
+	}
+	key, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(s))
+	if err != nil {
+		return "", errors.New("the host key is not an SSH public key in authorized_keys format")
+	}
+	if len(strings.TrimSpace(string(rest))) > 0 {
+		return "", errors.New("more than one host key")
+	}
+	if _, ok := key.(*ssh.Certificate); ok {
+		return "", errors.New("the host key is a certificate, not a public key")
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key))), nil
+}
+
+func sshFingerprint(authorizedKey string) string {
+	key, _, _, _, err := ssh.ParseAuthorizedKey([]byte(authorizedKey))
+	if err != nil {
+		return ""
+	}
+	return ssh.FingerprintSHA256(key)
 }
 
 // PollTasks leases up to limit of the node's tasks in sequence order. When

@@ -101,7 +101,7 @@ func TestNodeLifecycle(t *testing.T) {
 	if list, _ := svc.ListNodes(ctx); len(list) != 0 {
 		t.Fatalf("users see an enrolling node: %+v", list)
 	}
-	if err := nodes.RecordHeartbeat(ctx, reg.Node.ID, inventory.Heartbeat{AgentVersion: "1", At: clock.Now(),
+	if _, err := nodes.RecordHeartbeat(ctx, reg.Node.ID, inventory.Heartbeat{AgentVersion: "1", At: clock.Now(),
 		GPUs: []inventory.GPU{{Model: "H100", UUID: "GPU-x"}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -46,8 +46,8 @@ func env(name, def string) string {
 }
 
 type options struct {
-	server, tokenFile, stateDir, executor, caFile, sandboxAddr, gpuModel string
-	simGPUs, gpuMemMiB                                                   int
+	server, tokenFile, stateDir, executor, caFile, sandboxAddr, gpuModel, hostKeyFile string
+	simGPUs, gpuMemMiB                                                                int
 }
 
 func flags(fs *flag.FlagSet) *options {
@@ -58,6 +58,7 @@ func flags(fs *flag.FlagSet) *options {
 	fs.StringVar(&o.executor, "executor", env("GPUAAS_AGENT_EXECUTOR", "linux"), "executor: linux or sandbox")
 	fs.StringVar(&o.caFile, "ca-file", env("GPUAAS_AGENT_CA_FILE", ""), "PEM roots trusted for the gateway before enrolment")
 	fs.StringVar(&o.sandboxAddr, "sandbox-ssh-addr", env("GPUAAS_AGENT_SANDBOX_SSH_ADDR", "127.0.0.1:2222"), "sandbox SSH listen address (loopback)")
+	fs.StringVar(&o.hostKeyFile, "ssh-host-key-file", env("GPUAAS_AGENT_SSH_HOST_KEY_FILE", "/etc/ssh/ssh_host_ed25519_key.pub"), "sshd host public key reported to the control plane (linux executor)")
 	fs.IntVar(&o.simGPUs, "simulated-gpus", atoi(env("GPUAAS_AGENT_SIMULATED_GPUS", "0")), "simulated GPUs reported when none is found")
 	fs.StringVar(&o.gpuModel, "simulated-gpu-model", env("GPUAAS_AGENT_SIMULATED_GPU_MODEL", "NVIDIA H100 80GB HBM3"), "model of simulated GPUs")
 	fs.IntVar(&o.gpuMemMiB, "simulated-gpu-memory-mib", atoi(env("GPUAAS_AGENT_SIMULATED_GPU_MEMORY_MIB", "81559")), "memory of simulated GPUs")
@@ -130,7 +131,7 @@ func serve(o *options, gcfg gpu.Config) error {
 		logger.Info("sandbox SSH listening", "addr", sb.Addr())
 		exe = sb
 	case "linux":
-		le, err := linuxexec.New(linuxexec.Config{})
+		le, err := linuxexec.New(linuxexec.Config{HostKeyFile: o.hostKeyFile})
 		if err != nil {
 			return err
 		}

@@ -421,10 +421,14 @@ func (x *Health) GetMessage() string {
 }
 
 type HeartbeatRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AgentVersion  string                 `protobuf:"bytes,1,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
-	Gpus          []*Gpu                 `protobuf:"bytes,2,rep,name=gpus,proto3" json:"gpus,omitempty"`
-	Health        *Health                `protobuf:"bytes,3,opt,name=health,proto3" json:"health,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	AgentVersion string                 `protobuf:"bytes,1,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	Gpus         []*Gpu                 `protobuf:"bytes,2,rep,name=gpus,proto3" json:"gpus,omitempty"`
+	Health       *Health                `protobuf:"bytes,3,opt,name=health,proto3" json:"health,omitempty"`
+	// The node sshd's host public key, authorized_keys format ("ssh-ed25519
+	// AAAA…"); empty when the agent cannot read it. The terminal gateway trusts
+	// exactly this key when it connects to the node (see doc/terminal.md).
+	SshHostKey    string `protobuf:"bytes,4,opt,name=ssh_host_key,json=sshHostKey,proto3" json:"ssh_host_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -478,6 +482,13 @@ func (x *HeartbeatRequest) GetHealth() *Health {
 		return x.Health
 	}
 	return nil
+}
+
+func (x *HeartbeatRequest) GetSshHostKey() string {
+	if x != nil {
+		return x.SshHostKey
+	}
+	return ""
 }
 
 type HeartbeatResponse struct {
@@ -885,11 +896,13 @@ const file_gpuaas_agent_v1_agent_proto_rawDesc = "" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x1a9\n" +
 	"\vChecksEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x92\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x01\n" +
 	"\x10HeartbeatRequest\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12(\n" +
 	"\x04gpus\x18\x02 \x03(\v2\x14.gpuaas.agent.v1.GpuR\x04gpus\x12/\n" +
-	"\x06health\x18\x03 \x01(\v2\x17.gpuaas.agent.v1.HealthR\x06health\"I\n" +
+	"\x06health\x18\x03 \x01(\v2\x17.gpuaas.agent.v1.HealthR\x06health\x12 \n" +
+	"\fssh_host_key\x18\x04 \x01(\tR\n" +
+	"sshHostKey\"I\n" +
 	"\x11HeartbeatResponse\x124\n" +
 	"\x16next_heartbeat_seconds\x18\x01 \x01(\x05R\x14nextHeartbeatSeconds\"G\n" +
 	"\x10PollTasksRequest\x12\x10\n" +

@@ -1,0 +1,1 @@
+ALTER TABLE nodes DROP COLUMN IF EXISTS ssh_host_key;
