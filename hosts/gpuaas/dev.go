@@ -216,7 +216,11 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 			_ = ts.Stop(c)
 		})
 		s.TemporalAddress = ts.HostPort()
-		r.parts = append(r.parts, [2]string{"temporal", "dev server " + ts.HostPort() + " (UI " + ts.UIURL() + ")"})
+		desc := "dev server " + ts.HostPort()
+		if ui := ts.UIURL(); ui != "" {
+			desc += " (UI " + ui + ")"
+		}
+		r.parts = append(r.parts, [2]string{"temporal", desc})
 	} else {
 		r.parts = append(r.parts, [2]string{"temporal", "TEMPORAL_ADDRESS"})
 	}
@@ -302,6 +306,8 @@ Try:
   TOKEN=$(go run ./scripts/pkce-login -api %[1]s -user alice -password alice)
   curl -s -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/users/me
   curl -s -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/projects
+  go run ./scripts/golden-path -api %[1]s    # allocation → ssh + browser terminal → release
+  go run ./scripts/money-path -api %[1]s     # credit → per-second debits → depletion → 402
 
 Ctrl-C stops everything.
 `, api)
