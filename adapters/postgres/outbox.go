@@ -84,19 +84,15 @@ type Outbox struct {
 	db  *DB
 	cfg OutboxConfig
 
-	// The LISTEN connection lives in one background goroutine started by
-	// the first WaitForNew, so any number of waiters share one connection
-	// and no notification is lost between two calls.
-	listenOnce sync.Once
-	stop       context.CancelFunc
-	done       chan struct{}
-	mu         sync.Mutex
-	wake       chan struct{} // closed and replaced on every notification
-	// notes counts notifications (and reconnects); claimedAt is notes as
-	// it was when the latest claim began. notes > claimedAt means rows
-	// may have been committed that no claim has looked at yet, which
-	// closes the gap between an empty claim and the following WaitForNew.
-	notes, claimedAt uint64
+	// n holds the one LISTEN connection, started by the first claim or
+	// wait. since is a subscription taken when the latest claim began: it
+	// fires for any row committed after that (or a reconnect, after which
+	// notifications may have been missed), which closes the gap between an
+	// empty claim and the following WaitForNew.
+	n           *notifier
+	mu          sync.Mutex
+	since       <-chan struct{}
+	unsubscribe func()
 }
 
 var (
@@ -112,19 +108,30 @@ func NewOutbox(db *DB, cfg OutboxConfig) (*Outbox, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	return &Outbox{db: db, cfg: cfg, wake: make(chan struct{})}, nil
+	return &Outbox{db: db, cfg: cfg,
+		n: newNotifier(db, cfg.ListenHealthInterval, cfg.Logger, ListenerApplicationName, outboxChannel)}, nil
 }
 
 // Close stops the LISTEN connection, if one was started.
 func (o *Outbox) Close() {
-	o.listenOnce.Do(func() {}) // a later WaitForNew must not start one
 	o.mu.Lock()
-	stop, done := o.stop, o.done
-	o.mu.Unlock()
-	if stop != nil {
-		stop()
-		<-done
+	if o.unsubscribe != nil {
+		o.unsubscribe()
 	}
+	o.mu.Unlock()
+	o.n.close()
+}
+
+// subscribeSince replaces the "something new since" subscription and
+// returns it.
+func (o *Outbox) subscribeSince() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.unsubscribe != nil {
+		o.unsubscribe()
+	}
+	o.since, o.unsubscribe = o.n.subscribe(outboxChannel, "")
+	return o.since
 }
 
 // Append implements [ports.Outbox]. All events go in one INSERT statement
@@ -171,9 +178,7 @@ func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx c
 	if limit <= 0 {
 		return 0, fault.Invalid("limit", "limit must be positive")
 	}
-	o.mu.Lock()
-	o.claimedAt = o.notes
-	o.mu.Unlock()
+	o.subscribeSince()
 	tx, err := o.db.Pool.Begin(ctx)
 	if err != nil {
 		return 0, fault.Unavailable("outbox: database unavailable", err)
@@ -302,110 +307,21 @@ func (o *Outbox) backoff(attempt int) time.Duration {
 // (notifications may have been missed, so the caller should poll), or when
 // timeout passes. It returns ctx's error when ctx ends first.
 func (o *Outbox) WaitForNew(ctx context.Context, timeout time.Duration) error {
-	o.listenOnce.Do(o.startListener)
 	o.mu.Lock()
-	wake, pending := o.wake, o.notes > o.claimedAt
+	since := o.since
 	o.mu.Unlock()
-	if pending {
-		return ctx.Err()
+	if since == nil {
+		since = o.subscribeSince()
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-wake:
+	case <-since:
 		return nil
 	case <-t.C:
 		return nil
-	}
-}
-
-func (o *Outbox) startListener() {
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	o.mu.Lock()
-	o.stop, o.done = stop, done
-	o.mu.Unlock()
-	go func() {
-		defer close(done)
-		o.listen(ctx)
-	}()
-}
-
-// broadcast wakes every current waiter.
-func (o *Outbox) broadcast() {
-	o.mu.Lock()
-	o.notes++
-	close(o.wake)
-	o.wake = make(chan struct{})
-	o.mu.Unlock()
-}
-
-// listen keeps one LISTEN connection alive until ctx ends, reconnecting
-// with capped backoff whenever it breaks.
-func (o *Outbox) listen(ctx context.Context) {
-	const maxDelay = 10 * time.Second
-	delay := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		err := o.listenSession(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		o.cfg.Logger.Warn("outbox listener lost its connection; reconnecting", "err", sanitizeError(err), "in", delay)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, maxDelay)
-	}
-}
-
-// listenSession runs one LISTEN session: connect, LISTEN, wake waiters (rows
-// may have arrived while nobody listened), then forward notifications
-// until the connection fails.
-func (o *Outbox) listenSession(ctx context.Context) error {
-	cc := o.db.Pool.Config().ConnConfig.Copy()
-	// Named so operators (and tests) can find it in pg_stat_activity.
-	cc.RuntimeParams["application_name"] = ListenerApplicationName
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	conn, err := pgx.ConnectConfig(cctx, cc)
-	cancel()
-	if err != nil {
-		return err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = conn.Close(cctx)
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+outboxChannel); err != nil {
-		return err
-	}
-	o.broadcast()
-	for {
-		wctx, cancel := context.WithTimeout(ctx, o.cfg.ListenHealthInterval)
-		n, err := conn.WaitForNotification(wctx)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return ctx.Err()
-		case err == nil:
-			if n != nil && n.Channel == outboxChannel {
-				o.broadcast()
-			}
-		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
-			// Idle: prove the connection still works, else reconnect.
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := conn.Ping(pctx)
-			cancel()
-			if err != nil {
-				return err
-			}
-		default:
-			return err
-		}
 	}
 }
 
