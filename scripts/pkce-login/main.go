@@ -22,21 +22,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"time"
 
-	"github.com/gpuaas/gpuaas/testkit/tokens/signin"
+	"github.com/gpuaas/gpuaas/testkit/e2e"
 )
 
 func main() {
@@ -44,14 +41,6 @@ func main() {
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
-}
-
-// tokenResponse is the API's exchange response.
-type tokenResponse struct {
-	AccessToken  string `json:"access_token"`
-	RefreshToken string `json:"refresh_token"`
-	ExpiresIn    int    `json:"expires_in"`
-	TokenType    string `json:"token_type"`
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -80,87 +69,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	hc := &http.Client{Timeout: *timeout}
-	tok, err := login(ctx, hc, base, *redirect, *user, *password)
-	if err != nil {
+	c := e2e.New(base)
+	c.HTTP = &http.Client{Timeout: *timeout}
+	c.RedirectURI = *redirect
+	if err := c.Login(ctx, *user, *password); err != nil {
 		fmt.Fprintf(stderr, "pkce-login: %v\n", err)
 		return 1
 	}
 	if !*me {
-		fmt.Fprintln(stdout, tok.AccessToken)
+		fmt.Fprintln(stdout, c.Token)
 		return 0
 	}
-	body, err := getMe(ctx, hc, base, tok.AccessToken)
-	if err != nil {
-		fmt.Fprintf(stderr, "pkce-login: %v\n", err)
+	var body json.RawMessage
+	if err := c.Call(ctx, "GET", "/api/v1/users/me", nil, &body); err != nil {
+		fmt.Fprintf(stderr, "pkce-login: users/me: %v\n", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, strings.TrimSpace(string(body)))
 	return 0
-}
-
-// login runs the three steps in the package comment.
-func login(ctx context.Context, hc *http.Client, api, redirectURI, user, password string) (tokenResponse, error) {
-	start := api + "/api/v1/auth/oidc/authorize?" + url.Values{"redirect_uri": {redirectURI}}.Encode()
-	cb, err := signin.Login(ctx, signin.Params{
-		StartURL: start, RedirectURI: redirectURI, Username: user, Password: password, HTTPClient: hc,
-	})
-	if err != nil {
-		return tokenResponse{}, err
-	}
-	reqBody, _ := json.Marshal(map[string]string{"code": cb.Code, "state": cb.State, "redirect_uri": redirectURI})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, api+"/api/v1/auth/oidc/exchange", bytes.NewReader(reqBody))
-	if err != nil {
-		return tokenResponse{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	body, err := do(hc, req)
-	if err != nil {
-		return tokenResponse{}, fmt.Errorf("exchange: %w", err)
-	}
-	var tok tokenResponse
-	if err := json.Unmarshal(body, &tok); err != nil {
-		return tokenResponse{}, fmt.Errorf("exchange: decode response: %w", err)
-	}
-	if tok.AccessToken == "" {
-		return tokenResponse{}, errors.New("exchange: the response has no access_token")
-	}
-	return tok, nil
-}
-
-func getMe(ctx context.Context, hc *http.Client, api, accessToken string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, api+"/api/v1/users/me", nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+accessToken)
-	req.Header.Set("Accept", "application/json")
-	body, err := do(hc, req)
-	if err != nil {
-		return nil, fmt.Errorf("users/me: %w", err)
-	}
-	return body, nil
-}
-
-// do sends req and returns the body of a 2xx response; anything else is an
-// error quoting the API's error message (never the request's credentials).
-func do(hc *http.Client, req *http.Request) ([]byte, error) {
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		msg := strings.TrimSpace(string(body))
-		if len(msg) > 300 {
-			msg = msg[:300] + "…"
-		}
-		return nil, fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, msg)
-	}
-	return body, nil
 }

@@ -29,6 +29,10 @@ type Client struct {
 	Project string
 	// PollEvery is how often WaitState looks (default 100 ms).
 	PollEvery time.Duration
+	// RedirectURI registered at the provider (default Base + "/auth/callback").
+	RedirectURI string
+	// RefreshToken is what the last sign-in returned.
+	RefreshToken string
 }
 
 // New returns a client of the API at base.
@@ -49,33 +53,39 @@ func (e *StatusError) Error() string {
 }
 
 // Login signs in through the API's authorize/exchange endpoints and the dev
-// provider's login form, then selects the user's default project.
+// provider's login form, then selects the user's default project, if any.
 func (c *Client) Login(ctx context.Context, user, password string) error {
-	redirect := c.Base + "/auth/callback"
+	redirect := c.RedirectURI
+	if redirect == "" {
+		redirect = c.Base + "/auth/callback"
+	}
 	cb, err := signin.Login(ctx, signin.Params{StartURL: c.Base + "/api/v1/auth/oidc/authorize?" +
 		url.Values{"redirect_uri": {redirect}}.Encode(), RedirectURI: redirect, Username: user, Password: password, HTTPClient: c.HTTP})
 	if err != nil {
 		return err
 	}
 	var tok struct {
-		AccessToken string `json:"access_token"`
+		AccessToken  string `json:"access_token"`
+		RefreshToken string `json:"refresh_token"`
 	}
 	if err := c.Call(ctx, "POST", "/api/v1/auth/oidc/exchange", map[string]string{"code": cb.Code, "state": cb.State,
 		"redirect_uri": redirect}, &tok); err != nil {
-		return err
+		return fmt.Errorf("exchange: %w", err)
 	}
-	c.Token = tok.AccessToken
+	if tok.AccessToken == "" {
+		return errors.New("exchange: the response has no access_token")
+	}
+	c.Token, c.RefreshToken = tok.AccessToken, tok.RefreshToken
 	me, err := c.Me(ctx)
 	if err != nil {
 		return err
 	}
+	// Project-scoped calls go to the default project (none: they answer
+	// 400 project_required).
 	for _, p := range me.Projects {
 		if p.IsDefault {
 			c.Project = p.ID
 		}
-	}
-	if c.Project == "" {
-		return errors.New("users/me shows no default project")
 	}
 	return nil
 }
