@@ -24,8 +24,8 @@ import (
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/inventory"
-	"github.com/gpuaas/gpuaas/core/ledger"
 	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/testkit/seed"
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
 
@@ -66,27 +66,8 @@ type member struct {
 // newMember makes a tenant with a project and an owner; credit > 0 funds it.
 func (e *env) newMember(credit int64) member {
 	e.t.Helper()
-	ctx := context.Background()
-	ids := system.UUIDs{}
-	tid, pid, uid := ids.NewID(), ids.NewID(), ids.NewID()
-	sfx := services.RandomSuffix(4)
-	if err := postgres.NewTenantStore(e.db).CreateTenant(ctx, identity.Tenant{ID: tid, Name: "t", Slug: "t-" + sfx}); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := postgres.NewProjectStore(e.db).CreateProject(ctx, identity.Project{ID: pid, TenantID: tid, Name: "p"}); err != nil {
-		e.t.Fatal(err)
-	}
-	u, _, err := postgres.NewUserStore(e.db).UpsertByIdentity(ctx, identity.User{ID: uid, Issuer: "https://iss", Subject: sfx, Email: sfx + "@example.com"})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if credit > 0 {
-		if _, err := postgres.NewLedgerStore(e.db).Post(ctx, ledger.Entry{TenantID: tid, Type: ledger.Credit, AmountMinor: credit,
-			Currency: "usd", IdempotencyKey: "seed-" + tid}); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-	return member{p: identity.Principal{User: u, TenantID: tid, TenantRole: identity.TenantOwner}, projectID: pid}
+	m := seed.NewMember(e.t, e.db, credit)
+	return member{p: m.Principal, projectID: m.ProjectID}
 }
 
 func (e *env) addKey(m member) sshKeyID {

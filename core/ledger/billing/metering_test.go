@@ -23,6 +23,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/ledger"
 	"github.com/gpuaas/gpuaas/core/ledger/billing"
 	"github.com/gpuaas/gpuaas/testkit/fakes"
+	"github.com/gpuaas/gpuaas/testkit/seed"
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
 
@@ -82,24 +83,8 @@ func (e *meterEnv) member(sku string) meterMember {
 	e.t.Helper()
 	ctx := context.Background()
 	ids := system.UUIDs{}
-	tid, pid, uid := ids.NewID(), ids.NewID(), ids.NewID()
-	sfx := services.RandomSuffix(6)
-	if err := postgres.NewTenantStore(e.db).CreateTenant(ctx, identity.Tenant{ID: tid, Name: "t", Slug: "t-" + sfx}); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := postgres.NewProjectStore(e.db).CreateProject(ctx, identity.Project{ID: pid, TenantID: tid, Name: "p"}); err != nil {
-		e.t.Fatal(err)
-	}
-	u, _, err := postgres.NewUserStore(e.db).UpsertByIdentity(ctx, identity.User{ID: uid, Issuer: "https://iss", Subject: sfx,
-		Email: sfx + "@example.com"})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := postgres.NewLedgerStore(e.db).Post(ctx, ledger.Entry{TenantID: tid, Type: ledger.Credit, AmountMinor: 1_000_000,
-		Currency: "usd", IdempotencyKey: "seed-" + tid}); err != nil {
-		e.t.Fatal(err)
-	}
-	p := identity.Principal{User: u, TenantID: tid, TenantRole: identity.TenantOwner}
+	sm := seed.NewMember(e.t, e.db, 1_000_000)
+	p, pid := sm.Principal, sm.ProjectID
 	pub, _, _ := ed25519.GenerateKey(rand.Reader)
 	pk, _ := ssh.NewPublicKey(pub)
 	if _, err := e.allocs.AddSSHKey(ctx, p, "k", strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk)))); err != nil {
