@@ -29,9 +29,9 @@ type Outbox interface {
 	Append(ctx context.Context, events ...event.Envelope) error
 }
 
-// OutboxRecord is a claimed outbox row.
+// OutboxRecord is a claimed outbox row: the event as stored, not decoded.
 type OutboxRecord struct {
-	Envelope   event.Envelope
+	Event      event.Encoded
 	RetryCount int
 }
 
@@ -40,7 +40,8 @@ type OutboxRecord struct {
 type OutboxClaimer interface {
 	// ProcessBatch claims up to limit pending rows due for an attempt (FOR
 	// UPDATE SKIP LOCKED), calls publish, and records per row: nil error →
-	// published; error → retry_count+1 with backoff, failed after maxRetries.
+	// published (the row leaves the outbox); error → retry_count+1 with
+	// backoff, failed after maxRetries.
 	// It returns the number of rows claimed.
 	ProcessBatch(ctx context.Context, limit int, publish func(ctx context.Context, recs []OutboxRecord) []error) (int, error)
 	// WaitForNew blocks until new rows may be pending, or ctx/timeout ends.
@@ -48,9 +49,11 @@ type OutboxClaimer interface {
 }
 
 // Publisher publishes events to the bus with the event id as dedupe id.
+// Events arrive encoded ([event.Encode]; the outbox stores that form) and
+// are published byte for byte.
 type Publisher interface {
 	// PublishBatch publishes all events and returns one error slot per event.
-	PublishBatch(ctx context.Context, events []event.Envelope) []error
+	PublishBatch(ctx context.Context, events []event.Encoded) []error
 }
 
 // Message is a delivered event.

@@ -278,9 +278,10 @@ func (b *Bus) consumerConfig(c event.Consumer) jetstream.ConsumerConfig {
 // PublishBatch implements [ports.Publisher]. Every event is published
 // asynchronously with Nats-Msg-Id = event id, then the acks are awaited
 // together, so a batch costs about one round trip instead of one each.
-// An event JetStream already holds (same id inside the duplicate window)
-// counts as published.
-func (b *Bus) PublishBatch(ctx context.Context, events []event.Envelope) []error {
+// The body goes out as encoded (the relay forwards what the outbox
+// stored). An event JetStream already holds (same id inside the duplicate
+// window) counts as published.
+func (b *Bus) PublishBatch(ctx context.Context, events []event.Encoded) []error {
 	errs := make([]error, len(events))
 	futures := make([]jetstream.PubAckFuture, len(events))
 	for i, e := range events {
@@ -288,16 +289,11 @@ func (b *Bus) PublishBatch(ctx context.Context, events []event.Envelope) []error
 			errs[i] = err
 			continue
 		}
-		if e.ID == "" || e.Type == "" {
-			errs[i] = fault.Invalid("event", "event id and type are required")
+		if e.ID == "" || e.Type == "" || len(e.Body) == 0 {
+			errs[i] = fault.Invalid("event", "event id, type and body are required")
 			continue
 		}
-		data, err := json.Marshal(e)
-		if err != nil {
-			errs[i] = fault.Invalid("payload", "event is not valid JSON").Wrap(err)
-			continue
-		}
-		msg := &nats.Msg{Subject: e.Type, Data: data, Header: nats.Header{}}
+		msg := &nats.Msg{Subject: e.Type, Data: e.Body, Header: nats.Header{}}
 		f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID), jetstream.WithStallWait(b.cfg.PublishTimeout))
 		if err != nil {
 			errs[i] = translate(err)

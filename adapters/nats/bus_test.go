@@ -15,6 +15,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/ports"
 	"github.com/gpuaas/gpuaas/testkit/contract"
+	"github.com/gpuaas/gpuaas/testkit/fakes"
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
 
@@ -154,7 +155,7 @@ func TestEnsureTopologyOnSystemServer(t *testing.T) {
 		t.Fatalf("second EnsureTopology: %v", err)
 	}
 	ev := event.Envelope{ID: uuid.NewString(), Type: tag + "." + event.AllocationRequested, Payload: []byte(`{}`)}
-	for i, err := range b.PublishBatch(ctx, []event.Envelope{ev, ev}) {
+	for i, err := range b.PublishBatch(ctx, fakes.Encode(t, ev, ev)) {
 		if err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}
@@ -185,11 +186,12 @@ func TestPublishBatchErrors(t *testing.T) {
 	cfg.PublishTimeout = 500 * time.Millisecond
 	b := connect(t, cfg)
 	good := event.Envelope{ID: uuid.NewString(), Type: event.UserSignedUp, Payload: []byte(`{}`)}
-	errs := b.PublishBatch(ctx, []event.Envelope{
-		good,
-		{ID: "", Type: event.UserSignedUp}, // invalid
-		{ID: uuid.NewString(), Type: "nostream.anywhere"},                         // no stream listens
-		{ID: uuid.NewString(), Type: event.UserSignedUp, Payload: []byte(`{bad`)}, // not JSON
+	nostream := event.Envelope{ID: uuid.NewString(), Type: "nostream.anywhere", Payload: []byte(`{}`)}
+	errs := b.PublishBatch(ctx, []event.Encoded{
+		fakes.Encode(t, good)[0],
+		{ID: "", Type: event.UserSignedUp, Body: []byte(`{}`)}, // no id
+		fakes.Encode(t, nostream)[0],                           // no stream listens
+		{ID: uuid.NewString(), Type: event.UserSignedUp},       // no body
 	})
 	for i, want := range []fault.Kind{0, fault.KindInvalid, fault.KindUnavailable, fault.KindInvalid} {
 		if i == 0 {
@@ -205,7 +207,7 @@ func TestPublishBatchErrors(t *testing.T) {
 
 	// With the server gone, every slot reports a retryable error.
 	srv.Shutdown()
-	errs = b.PublishBatch(ctx, []event.Envelope{{ID: uuid.NewString(), Type: event.UserSignedUp, Payload: []byte(`{}`)}})
+	errs = b.PublishBatch(ctx, fakes.Encode(t, event.Envelope{ID: uuid.NewString(), Type: event.UserSignedUp, Payload: []byte(`{}`)}))
 	if !fault.IsKind(errs[0], fault.KindUnavailable) {
 		t.Fatalf("publish with the server down: %v", errs[0])
 	}
@@ -288,7 +290,7 @@ func TestEmbeddedRestartKeepsData(t *testing.T) {
 	}
 	b := connect(t, testConfig(srv.ClientURL()))
 	ev := event.Envelope{ID: uuid.NewString(), Type: event.UserSignedUp, Payload: []byte(`{}`)}
-	if errs := b.PublishBatch(ctx, []event.Envelope{ev}); errs[0] != nil {
+	if errs := b.PublishBatch(ctx, fakes.Encode(t, ev)); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	// Stop, then start a new server on the same port and directory, as a
@@ -302,7 +304,7 @@ func TestEmbeddedRestartKeepsData(t *testing.T) {
 	t.Cleanup(srv2.Shutdown)
 	// The old client reconnects and the message is still there; the dedupe
 	// window survived too.
-	if errs := b.PublishBatch(ctx, []event.Envelope{ev}); errs[0] != nil {
+	if errs := b.PublishBatch(ctx, fakes.Encode(t, ev)); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	st, err := b.JetStream().Stream(ctx, "IDENTITY")

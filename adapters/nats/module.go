@@ -41,7 +41,7 @@ type lazyBus struct{ p atomic.Pointer[Bus] }
 var errNotStarted = fault.Unavailable("nats: the bus has not started", nil)
 
 // PublishBatch implements [ports.Publisher].
-func (l *lazyBus) PublishBatch(ctx context.Context, events []event.Envelope) []error {
+func (l *lazyBus) PublishBatch(ctx context.Context, events []event.Encoded) []error {
 	b := l.p.Load()
 	if b == nil {
 		errs := make([]error, len(events))

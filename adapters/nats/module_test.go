@@ -11,6 +11,7 @@ import (
 	natsbus "github.com/gpuaas/gpuaas/adapters/nats"
 	"github.com/gpuaas/gpuaas/core/event"
 	"github.com/gpuaas/gpuaas/ports"
+	"github.com/gpuaas/gpuaas/testkit/fakes"
 )
 
 type moduleUser struct {
@@ -55,13 +56,13 @@ func TestModuleStartsPublishesAndDrains(t *testing.T) {
 	}
 	// Start ensured the topology: publishing to it works.
 	ev := event.Envelope{ID: uuid.NewString(), Type: event.BalanceCredited, Payload: []byte(`{}`)}
-	if errs := u.Pub.PublishBatch(ctx, []event.Envelope{ev}); errs[0] != nil {
+	if errs := u.Pub.PublishBatch(ctx, fakes.Encode(t, ev)); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	if err := app.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if errs := u.Pub.PublishBatch(ctx, []event.Envelope{ev}); errs[0] == nil {
+	if errs := u.Pub.PublishBatch(ctx, fakes.Encode(t, ev)); errs[0] == nil {
 		t.Fatal("publish after stop succeeded")
 	}
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -169,11 +169,14 @@ func (o *Outbox) Append(ctx context.Context, events ...event.Envelope) error {
 	return translateOutbox(err)
 }
 
-// ProcessBatch implements [ports.OutboxClaimer]. The rows stay locked for
-// the whole call, so concurrent relays (SKIP LOCKED) never hand the same
-// row to two publishers; if this process dies mid-batch the transaction
-// rolls back and the rows are claimed again (at least once; the bus dedupes
-// by event id).
+// ProcessBatch implements [ports.OutboxClaimer]. The claim deletes the
+// rows it hands out, uncommitted: they stay locked for the whole call, so
+// concurrent relays (SKIP LOCKED) never hand the same row to two
+// publishers, and if this process dies mid-batch the transaction rolls
+// back and the rows are pending again, untouched (at least once; the bus
+// dedupes by event id). Rows whose publish failed are written back, in the
+// same transaction, with their retry state. A published row is gone from
+// the outbox: the stream holds the event from then on.
 func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx context.Context, recs []ports.OutboxRecord) []error) (int, error) {
 	if limit <= 0 {
 		return 0, fault.Invalid("limit", "limit must be positive")
@@ -184,15 +187,18 @@ func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx c
 		return 0, fault.Unavailable("outbox: database unavailable", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	recs, err := claim(ctx, tx, limit)
-	if err != nil || len(recs) == 0 {
+	claimed, err := claim(ctx, tx, limit)
+	if err != nil || len(claimed) == 0 {
 		return 0, translateOutbox(err)
+	}
+	recs := make([]ports.OutboxRecord, len(claimed))
+	for i, c := range claimed {
+		recs[i] = c.rec
 	}
 
 	errs := publish(ctx, recs)
 
-	var failedIDs, failedErrs []string
-	var failedDelays []float64
+	var back retryRows
 	for i, r := range recs {
 		var perr error
 		if i < len(errs) {
@@ -200,31 +206,27 @@ func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx c
 		} else {
 			perr = errors.New("publisher returned no result for this event")
 		}
-		if perr == nil {
-			continue
+		if perr != nil {
+			back.add(r, claimed[i].occurredAt, sanitizeError(perr), o.backoff(r.RetryCount+1))
 		}
-		failedIDs = append(failedIDs, r.Envelope.ID)
-		failedErrs = append(failedErrs, sanitizeError(perr))
-		failedDelays = append(failedDelays, o.backoff(r.RetryCount+1).Seconds())
 	}
 
 	// Record outcomes even if ctx was cancelled while publishing: the events
-	// are on the bus, and marking them now spares a duplicate publish. The
-	// claim already marked every row published (uncommitted), so only the
-	// failures need a second write.
+	// are on the bus, and committing now spares a duplicate publish.
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	if len(failedIDs) > 0 {
+	if len(back.ids) > 0 {
+		// The claim deleted these rows in this transaction, so their ids
+		// are free again: the row comes back as it was, one attempt older.
 		if _, err := tx.Exec(mctx, `
-			UPDATE platform_outbox_events AS e
-			SET retry_count = e.retry_count + 1,
-			    published_at = NULL,
-			    last_attempted_at = now(),
-			    last_error = u.err,
-			    next_attempt_at = now() + make_interval(secs => u.delay),
-			    status = CASE WHEN e.retry_count + 1 >= $4 THEN 'failed' ELSE 'pending' END
-			FROM unnest($1::uuid[], $2::text[], $3::float8[]) AS u(id, err, delay)
-			WHERE e.id = u.id`, failedIDs, failedErrs, failedDelays, o.cfg.MaxRetries); err != nil {
+			INSERT INTO platform_outbox_events
+			    (id, subject, envelope, occurred_at, retry_count, last_attempted_at, last_error, next_attempt_at, status)
+			SELECT u.id, u.subject, u.body::jsonb, u.occurred_at, u.retries + 1, now(), u.err,
+			       now() + make_interval(secs => u.delay),
+			       CASE WHEN u.retries + 1 >= $8 THEN 'failed' ELSE 'pending' END
+			FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int[], $6::text[], $7::float8[])
+			     AS u(id, subject, body, occurred_at, retries, err, delay)`,
+			back.ids, back.subjects, back.bodies, back.occurred, back.retries, back.errs, back.delays, o.cfg.MaxRetries); err != nil {
 			return 0, translateOutbox(err)
 		}
 	}
@@ -234,7 +236,39 @@ func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx c
 	return len(recs), nil
 }
 
-// claim locks up to limit due rows, the longest-due first.
+// retryRows are claimed rows going back into the outbox after a failed
+// publish, as columns for one INSERT … SELECT FROM unnest.
+type retryRows struct {
+	ids, subjects, bodies, errs []string
+	occurred                    []time.Time
+	retries                     []int
+	delays                      []float64
+}
+
+func (b *retryRows) add(r ports.OutboxRecord, occurred time.Time, err string, delay time.Duration) {
+	b.ids = append(b.ids, r.Event.ID)
+	b.subjects = append(b.subjects, r.Event.Type)
+	b.bodies = append(b.bodies, string(r.Event.Body))
+	b.occurred = append(b.occurred, occurred)
+	b.retries = append(b.retries, r.RetryCount)
+	b.errs = append(b.errs, err)
+	b.delays = append(b.delays, delay.Seconds())
+}
+
+// claimedRow is a row claim took out of the outbox.
+type claimedRow struct {
+	rec        ports.OutboxRecord
+	occurredAt time.Time
+}
+
+// claim takes up to limit due rows out of the outbox, the longest-due
+// first, and returns them oldest first, as stored: the envelope is not
+// decoded, the relay forwards it.
+//
+// The rows are locked FOR UPDATE SKIP LOCKED and deleted by the same
+// statement: one delete mark per event, no new row version, no index
+// entry. A per-row "published" update would write a new version of every
+// row (and its primary-key entry) — twice the database work per event.
 //
 // The order follows platform_outbox_pending_idx (next_attempt_at,
 // occurred_at) WHERE status = 'pending' so Postgres walks the index and
@@ -244,44 +278,36 @@ func (o *Outbox) ProcessBatch(ctx context.Context, limit int, publish func(ctx c
 // next_attempt_at is the insert time, so this is still oldest first; a
 // retried row queues by when it became due, and cannot block the rows
 // behind it. Events carry no cross-event order guarantee anyway: relays
-// run concurrently and delivery is at least once.
-func claim(ctx context.Context, tx pgx.Tx, limit int) ([]ports.OutboxRecord, error) {
-	// Claim and optimistically mark published in one statement: one new row
-	// version per event instead of a lock followed by a second UPDATE. The
-	// mark commits only after the publish succeeded; rows whose publish failed
-	// are set back to pending (with backoff) before the commit, and a relay
-	// that dies mid-batch rolls everything back.
-	// The ids come back as an array so the UPDATE finds its rows through the
-	// primary key: a join with the claim would scan the whole table (published
-	// rows included) on every batch.
+// run concurrently and delivery is at least once. The ids come back as an
+// array so the DELETE finds its rows through the primary key.
+func claim(ctx context.Context, tx pgx.Tx, limit int) ([]claimedRow, error) {
 	rows, err := tx.Query(ctx, `
-		UPDATE platform_outbox_events
-		SET status = 'published', published_at = now(), last_attempted_at = now()
+		DELETE FROM platform_outbox_events
 		WHERE id = ANY(ARRAY(
 			SELECT id FROM platform_outbox_events
 			WHERE status = 'pending' AND next_attempt_at <= now()
 			ORDER BY next_attempt_at, occurred_at
 			LIMIT $1
 			FOR UPDATE SKIP LOCKED))
-		RETURNING envelope::text, retry_count`, limit)
+		RETURNING id::text, subject, envelope::text, retry_count, occurred_at`, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	recs := make([]ports.OutboxRecord, 0, limit)
-	var body []byte
-	var retries int
+	out := make([]claimedRow, 0, limit)
 	for rows.Next() {
-		if err := rows.Scan(&body, &retries); err != nil {
+		var c claimedRow
+		if err := rows.Scan(&c.rec.Event.ID, &c.rec.Event.Type, &c.rec.Event.Body, &c.rec.RetryCount, &c.occurredAt); err != nil {
 			return nil, err
 		}
-		var env event.Envelope
-		if err := json.Unmarshal(body, &env); err != nil {
-			return nil, fmt.Errorf("outbox row holds an undecodable envelope: %w", err)
-		}
-		recs = append(recs, ports.OutboxRecord{Envelope: env, RetryCount: retries})
+		out = append(out, c)
 	}
-	return recs, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// DELETE … RETURNING comes in primary-key order, not the claim's.
+	slices.SortStableFunc(out, func(a, b claimedRow) int { return a.occurredAt.Compare(b.occurredAt) })
+	return out, nil
 }
 
 // backoff returns the delay before attempt number attempt (1-based):

@@ -106,14 +106,18 @@ func TestOutboxAppendJoinsTransaction(t *testing.T) {
 		t.Fatalf("ProcessBatch = %d, %v; want 3", n, err)
 	}
 	for i := range want {
-		w, g := want[i], got[i].Envelope
-		if g.ID != w.ID || g.Type != w.Type || !g.OccurredAt.Equal(w.OccurredAt) || g.TenantID != w.TenantID ||
+		var g event.Envelope
+		if err := json.Unmarshal(got[i].Event.Body, &g); err != nil {
+			t.Fatalf("record %d body: %v", i, err)
+		}
+		w := want[i]
+		if got[i].Event.ID != w.ID || got[i].Event.Type != w.Type || g.ID != w.ID || g.Type != w.Type || !g.OccurredAt.Equal(w.OccurredAt) || g.TenantID != w.TenantID ||
 			g.AggregateID != w.AggregateID || !jsonEqual(g.Payload, w.Payload) || got[i].RetryCount != 0 {
 			t.Fatalf("record %d = %+v; want %+v (in occurred_at order)", i, got[i], w)
 		}
 	}
-	if c := statusCounts(t, db); c["published"] != 3 {
-		t.Fatalf("statuses %v; want 3 published", c)
+	if c := statusCounts(t, db); len(c) != 0 {
+		t.Fatalf("statuses %v; want none: published rows leave the outbox", c)
 	}
 }
 
@@ -169,11 +173,10 @@ func TestOutboxProcessBatchOutcomes(t *testing.T) {
 		status    string
 		retries   int
 		lastError string
-		published bool
 		delay     time.Duration
 	}
 	rows := map[string]row{}
-	r, err := db.Pool.Query(ctx, `SELECT id::text, status, retry_count, coalesce(last_error, ''), published_at IS NOT NULL,
+	r, err := db.Pool.Query(ctx, `SELECT id::text, status, retry_count, coalesce(last_error, ''),
 		extract(epoch FROM next_attempt_at - coalesce(last_attempted_at, now()))::float8 FROM platform_outbox_events`)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +185,7 @@ func TestOutboxProcessBatchOutcomes(t *testing.T) {
 		var id string
 		var x row
 		var secs float64
-		if err := r.Scan(&id, &x.status, &x.retries, &x.lastError, &x.published, &secs); err != nil {
+		if err := r.Scan(&id, &x.status, &x.retries, &x.lastError, &secs); err != nil {
 			t.Fatal(err)
 		}
 		x.delay = time.Duration(secs * float64(time.Second))
@@ -190,13 +193,13 @@ func TestOutboxProcessBatchOutcomes(t *testing.T) {
 	}
 	r.Close()
 	for _, i := range []int{0, 2} {
-		if x := rows[evs[i].ID]; x.status != "published" || !x.published || x.retries != 0 {
-			t.Errorf("event %d: %+v; want published", i, x)
+		if x, ok := rows[evs[i].ID]; ok {
+			t.Errorf("event %d: %+v; want published, out of the outbox", i, x)
 		}
 	}
 	for _, i := range []int{1, 3} {
 		x := rows[evs[i].ID]
-		if x.status != "pending" || x.retries != 1 || x.published || x.lastError == "" {
+		if x.status != "pending" || x.retries != 1 || x.lastError == "" {
 			t.Errorf("event %d: %+v; want pending retry 1 with an error", i, x)
 		}
 		// Equal jitter on a 1h base: between 30m and 1h.
@@ -206,6 +209,25 @@ func TestOutboxProcessBatchOutcomes(t *testing.T) {
 	}
 	if le := rows[evs[1].ID].lastError; strings.Contains(le, "hunter2") || !strings.Contains(le, "refused") {
 		t.Errorf("last_error %q leaks the password or lost the reason", le)
+	}
+	// A failed row comes back as it was: same subject, envelope and
+	// occurred_at, only its retry state moved.
+	for _, i := range []int{1, 3} {
+		var subject string
+		var body []byte
+		var occurred time.Time
+		if err := db.Pool.QueryRow(ctx, `SELECT subject, envelope::text, occurred_at FROM platform_outbox_events WHERE id = $1`,
+			evs[i].ID).Scan(&subject, &body, &occurred); err != nil {
+			t.Fatal(err)
+		}
+		var g event.Envelope
+		if err := json.Unmarshal(body, &g); err != nil {
+			t.Fatal(err)
+		}
+		if subject != evs[i].Type || g.ID != evs[i].ID || !g.OccurredAt.Equal(evs[i].OccurredAt) ||
+			occurred.Sub(evs[i].OccurredAt).Abs() >= time.Microsecond || !jsonEqual(g.Payload, evs[i].Payload) {
+			t.Errorf("event %d written back as %s %s %v; want it unchanged", i, subject, body, occurred)
+		}
 	}
 	// Rows backing off are not due: nothing to claim.
 	if n, err := o.ProcessBatch(ctx, 100, func(context.Context, []ports.OutboxRecord) []error {
@@ -285,12 +307,12 @@ func TestOutboxSkipLocked(t *testing.T) {
 	seen := map[string]int{}
 	n1, err := o.ProcessBatch(ctx, 6, func(ctx context.Context, recs []ports.OutboxRecord) []error {
 		for _, r := range recs {
-			seen[r.Envelope.ID]++
+			seen[r.Event.ID]++
 		}
 		// While these 6 are locked, a second claimer gets the other 4.
 		n2, err := o.ProcessBatch(ctx, 100, func(_ context.Context, recs []ports.OutboxRecord) []error {
 			for _, r := range recs {
-				seen[r.Envelope.ID]++
+				seen[r.Event.ID]++
 			}
 			return make([]error, len(recs))
 		})

@@ -5,6 +5,8 @@ package event
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -20,6 +22,30 @@ type Envelope struct {
 	AggregateID   string          `json:"aggregate_id,omitempty"`
 	CorrelationID string          `json:"correlation_id,omitempty"`
 	Payload       json.RawMessage `json:"payload"`
+}
+
+// Encoded is an envelope in its wire form, encoded once: the outbox stores
+// Body and the relay hands it to the bus byte for byte.
+type Encoded struct {
+	ID   string // Envelope.ID: the bus's dedupe id
+	Type string // Envelope.Type: the subject
+	Body []byte // the envelope as JSON
+}
+
+// Encode returns the wire forms of evs. Every event needs an id and a type.
+func Encode(evs ...Envelope) ([]Encoded, error) {
+	out := make([]Encoded, len(evs))
+	for i, e := range evs {
+		if e.ID == "" || e.Type == "" {
+			return nil, errors.New("event: id and type are required")
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("event %s: %w", e.ID, err)
+		}
+		out[i] = Encoded{ID: e.ID, Type: e.Type, Body: b}
+	}
+	return out, nil
 }
 
 // Subjects. Streams group them by their first token.

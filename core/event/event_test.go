@@ -1,6 +1,7 @@
 package event_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -37,6 +38,27 @@ func TestDurableNamesUnique(t *testing.T) {
 				t.Errorf("durable %s repeated", c.Durable)
 			}
 			seen[c.Durable] = true
+		}
+	}
+}
+
+func TestEncode(t *testing.T) {
+	e := event.Envelope{ID: "e1", Type: event.UserSignedUp, Version: 1, Payload: json.RawMessage(`{"n":1}`)}
+	enc, err := event.Encode(e)
+	if err != nil || len(enc) != 1 || enc[0].ID != "e1" || enc[0].Type != event.UserSignedUp {
+		t.Fatalf("Encode = %+v, %v", enc, err)
+	}
+	var back event.Envelope
+	if err := json.Unmarshal(enc[0].Body, &back); err != nil || back.ID != e.ID || string(back.Payload) != `{"n":1}` {
+		t.Fatalf("body %s decodes to %+v, %v", enc[0].Body, back, err)
+	}
+	for name, bad := range map[string]event.Envelope{
+		"no id":       {Type: event.UserSignedUp, Payload: json.RawMessage(`{}`)},
+		"no type":     {ID: "e2", Payload: json.RawMessage(`{}`)},
+		"bad payload": {ID: "e3", Type: event.UserSignedUp, Payload: json.RawMessage(`{bad`)},
+	} {
+		if _, err := event.Encode(e, bad); err == nil {
+			t.Errorf("%s: encoded", name)
 		}
 	}
 }

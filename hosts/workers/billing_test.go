@@ -19,6 +19,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/ledger/billing"
 	"github.com/gpuaas/gpuaas/hosts/workers"
 	"github.com/gpuaas/gpuaas/ports"
+	"github.com/gpuaas/gpuaas/testkit/fakes"
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
 
@@ -123,7 +124,7 @@ func TestBillingModuleMetersFromTheBus(t *testing.T) {
 		TenantID: tenant, AggregateType: "allocation", AggregateID: alloc, Payload: payload}
 	bad := event.Envelope{ID: system.UUIDs{}.NewID(), Type: event.AllocationReleased, Version: 1, OccurredAt: activeAt,
 		TenantID: tenant, AggregateType: "allocation", Payload: json.RawMessage(`{"allocation_id": 7}`)}
-	for i, err := range pub.PublishBatch(ctx, []event.Envelope{good, bad}) {
+	for i, err := range pub.PublishBatch(ctx, fakes.Encode(t, good, bad)) {
 		if err != nil {
 			t.Fatalf("publish %d: %v", i, err)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/hosts/workers"
 	"github.com/gpuaas/gpuaas/ports"
+	"github.com/gpuaas/gpuaas/testkit/fakes"
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
 
@@ -185,7 +186,7 @@ func TestProvisioningWorkerEndToEnd(t *testing.T) {
 	al.set(id, allocation.Requested)
 	requested := allocationsvc.RequestedPayload{AllocationID: id, NodeID: "node-1", UserID: "u1",
 		Username: nodetask.UsernameFor(id), SSHKeyIDs: []string{"k1"}}
-	if errs := pub.PublishBatch(ctx, []event.Envelope{envelope(t, "evt-req-"+id, event.AllocationRequested, id, requested)}); errs[0] != nil {
+	if errs := pub.PublishBatch(ctx, fakes.Encode(t, envelope(t, "evt-req-"+id, event.AllocationRequested, id, requested))); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	eventually(t, "active", func() bool { return al.state(id) == allocation.Active })
@@ -197,11 +198,11 @@ func TestProvisioningWorkerEndToEnd(t *testing.T) {
 
 	// The same allocation requested again under another event id (a
 	// replayed outbox row after the dedupe window): no second run.
-	if errs := pub.PublishBatch(ctx, []event.Envelope{envelope(t, "evt-req2-"+id, event.AllocationRequested, id, requested)}); errs[0] != nil {
+	if errs := pub.PublishBatch(ctx, fakes.Encode(t, envelope(t, "evt-req2-"+id, event.AllocationRequested, id, requested))); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	// An event without an allocation is dropped, not redelivered forever.
-	if errs := pub.PublishBatch(ctx, []event.Envelope{envelope(t, "evt-bad-"+id, event.AllocationRequested, "", map[string]string{})}); errs[0] != nil {
+	if errs := pub.PublishBatch(ctx, fakes.Encode(t, envelope(t, "evt-bad-"+id, event.AllocationRequested, "", map[string]string{}))); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 
@@ -209,8 +210,8 @@ func TestProvisioningWorkerEndToEnd(t *testing.T) {
 	// before it were too (one consumer handles its messages in order).
 	sentinel := id + "-s"
 	al.set(sentinel, allocation.Requested)
-	if errs := pub.PublishBatch(ctx, []event.Envelope{envelope(t, "evt-req-"+sentinel, event.AllocationRequested, sentinel,
-		allocationsvc.RequestedPayload{AllocationID: sentinel, NodeID: "node-2", UserID: "u1", SSHKeyIDs: []string{"k1"}})}); errs[0] != nil {
+	if errs := pub.PublishBatch(ctx, fakes.Encode(t, envelope(t, "evt-req-"+sentinel, event.AllocationRequested, sentinel,
+		allocationsvc.RequestedPayload{AllocationID: sentinel, NodeID: "node-2", UserID: "u1", SSHKeyIDs: []string{"k1"}}))); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	eventually(t, "sentinel active", func() bool { return al.state(sentinel) == allocation.Active })
@@ -220,7 +221,7 @@ func TestProvisioningWorkerEndToEnd(t *testing.T) {
 
 	al.set(id, allocation.Releasing)
 	release := allocationsvc.StatePayload{AllocationID: id, NodeID: "node-1", UserID: "u1", Username: nodetask.UsernameFor(id), State: "releasing"}
-	if errs := pub.PublishBatch(ctx, []event.Envelope{envelope(t, "evt-rel-"+id, event.AllocationReleaseReq, id, release)}); errs[0] != nil {
+	if errs := pub.PublishBatch(ctx, fakes.Encode(t, envelope(t, "evt-rel-"+id, event.AllocationReleaseReq, id, release))); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	eventually(t, "released", func() bool { return al.state(id) == allocation.Released })

@@ -164,7 +164,11 @@ func busPublish(t *testing.T, pub ports.Publisher, evs ...event.Envelope) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), busWait)
 	defer cancel()
-	errs := pub.PublishBatch(ctx, evs)
+	enc, err := event.Encode(evs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := pub.PublishBatch(ctx, enc)
 	if len(errs) != len(evs) {
 		t.Fatalf("PublishBatch returned %d error slots for %d events", len(errs), len(evs))
 	}

@@ -2,8 +2,10 @@ package fakes
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/gpuaas/gpuaas/core/event"
@@ -67,28 +69,33 @@ func NewBus(streams ...event.Stream) *Bus {
 }
 
 // PublishBatch implements [ports.Publisher].
-func (b *Bus) PublishBatch(ctx context.Context, events []event.Envelope) []error {
+func (b *Bus) PublishBatch(ctx context.Context, events []event.Encoded) []error {
 	errs := make([]error, len(events))
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for i, e := range events {
+	for i, enc := range events {
 		if err := ctx.Err(); err != nil {
 			errs[i] = err
 			continue
 		}
-		if e.ID == "" || e.Type == "" {
-			errs[i] = fault.Invalid("event", "event id and type are required")
+		if enc.ID == "" || enc.Type == "" || len(enc.Body) == 0 {
+			errs[i] = fault.Invalid("event", "event id, type and body are required")
 			continue
 		}
-		s := b.streamFor(e.Type)
+		var e event.Envelope
+		if err := json.Unmarshal(enc.Body, &e); err != nil {
+			errs[i] = fault.Invalid("event", "event body is not an envelope").Wrap(err)
+			continue
+		}
+		s := b.streamFor(enc.Type)
 		if s == nil {
-			errs[i] = fault.Unavailable("no stream for subject "+e.Type, nil)
+			errs[i] = fault.Unavailable("no stream for subject "+enc.Type, nil)
 			continue
 		}
-		if s.seen[e.ID] {
+		if s.seen[enc.ID] {
 			continue // duplicate: acknowledged, not stored
 		}
-		s.seen[e.ID] = true
+		s.seen[enc.ID] = true
 		s.msgs = append(s.msgs, e)
 	}
 	b.notify()
@@ -245,4 +252,15 @@ func subjectMatches(pattern, subject string) bool {
 		}
 	}
 	return len(pt) == len(st)
+}
+
+// Encode returns evs in wire form for [ports.Publisher.PublishBatch],
+// failing t on an event that cannot be encoded.
+func Encode(t testing.TB, evs ...event.Envelope) []event.Encoded {
+	t.Helper()
+	enc, err := event.Encode(evs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc
 }

@@ -41,7 +41,7 @@ func TestBusUnsettledAndFilters(t *testing.T) {
 	ctx := context.Background()
 	req := event.Envelope{ID: "1", Type: event.AllocationRequested}
 	act := event.Envelope{ID: "2", Type: event.AllocationActive}
-	if errs := b.PublishBatch(ctx, []event.Envelope{req, act}); errs[0] != nil || errs[1] != nil {
+	if errs := b.PublishBatch(ctx, fakes.Encode(t, req, act)); errs[0] != nil || errs[1] != nil {
 		t.Fatal(errs)
 	}
 	got := func(durable string, ack bool) []string {
@@ -74,7 +74,7 @@ func TestBusUnsettledAndFilters(t *testing.T) {
 	if ids := got("billing-usage", true); len(ids) != 2 {
 		t.Fatalf("wildcard consumer got %v; want both", ids)
 	}
-	if errs := b.PublishBatch(ctx, []event.Envelope{{ID: "3", Type: "nowhere.x"}}); !fault.IsKind(errs[0], fault.KindUnavailable) {
+	if errs := b.PublishBatch(ctx, fakes.Encode(t, event.Envelope{ID: "3", Type: "nowhere.x"})); !fault.IsKind(errs[0], fault.KindUnavailable) {
 		t.Fatalf("publish without a stream = %v", errs[0])
 	}
 }

@@ -37,7 +37,7 @@ func (c *fakeClaimer) add(n int) {
 	defer c.mu.Unlock()
 	for range n {
 		id := fmt.Sprintf("ev-%d", len(c.pending)+len(c.published))
-		c.pending = append(c.pending, ports.OutboxRecord{Envelope: event.Envelope{ID: id, Type: event.UserSignedUp}})
+		c.pending = append(c.pending, ports.OutboxRecord{Event: event.Encoded{ID: id, Type: event.UserSignedUp, Body: []byte(`{}`)}})
 	}
 }
 
@@ -62,7 +62,7 @@ func (c *fakeClaimer) ProcessBatch(ctx context.Context, limit int, publish func(
 	defer c.mu.Unlock()
 	for i, r := range recs {
 		if errs[i] == nil {
-			c.published = append(c.published, r.Envelope.ID)
+			c.published = append(c.published, r.Event.ID)
 		} else {
 			r.RetryCount++
 			c.pending = append(c.pending, r)
@@ -97,7 +97,7 @@ type fakePublisher struct {
 	batches    [][]string
 }
 
-func (p *fakePublisher) PublishBatch(_ context.Context, events []event.Envelope) []error {
+func (p *fakePublisher) PublishBatch(_ context.Context, events []event.Encoded) []error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	errs := make([]error, len(events))
@@ -182,7 +182,7 @@ func TestRelayDrainsInBatchesThenWaits(t *testing.T) {
 		{"empty", 0, 100, []int{100}, 0},
 		{"partial batch", 30, 100, []int{100, 100}, 30},
 		{"several batches", 250, 100, []int{100, 100, 100, 100}, 250},
-		{"default batch size", 150, 0, []int{100, 100, 100}, 150},
+		{"default batch size", 1500, 0, []int{1000, 1000, 1000}, 1500},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
