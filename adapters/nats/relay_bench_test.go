@@ -27,6 +27,7 @@ import (
 // override the shape for experiments.
 const (
 	benchEvents         = 20_000
+	benchRounds         = 3 // drains (and raw publishes) per op, interleaved
 	benchLatencySamples = 300
 )
 
@@ -40,17 +41,20 @@ func benchEnvInt(name string, def int) int {
 // BenchmarkOutboxRelay measures, in one run against the same embedded
 // JetStream server and real Postgres:
 //   - relay throughput: events/s with which running relays drain a backlog
-//     of benchEvents rows committed at once (ns/op is one drain, from the
-//     commit until the last row has left the outbox);
+//     of benchEvents rows committed at once, timed from the commit until
+//     the last row has left the outbox (ns/op covers benchRounds drains);
 //   - raw JetStream async publish/s of as many messages of the same size,
 //     and the ratio relay/raw (goal ≥ 0.5);
 //   - p50/p99 latency from an outbox insert's commit to consumer receipt
 //     with an idle relay, which the LISTEN wake-up keeps far below the
 //     2s poll interval.
 //
-// The relays are started, connected and warmed up before the clock runs,
-// as the raw publisher's connection is made before its clock: both sides
-// measure steady-state publishing, not connection set-up.
+// Both sides are measured warm, in steady state: the relays are started,
+// connected and run through one untimed drain (and the raw publisher
+// through one untimed round) before the clock runs, as the raw publisher's
+// connection is made before its clock. Each op then interleaves
+// benchRounds relay drains with benchRounds raw rounds, so a noisy moment
+// on a shared machine does not land on one side only.
 func BenchmarkOutboxRelay(b *testing.B) {
 	relays := benchEnvInt("GPUAAS_BENCH_RELAYS", 2)
 	batch := benchEnvInt("GPUAAS_BENCH_BATCH", 0) // 0: relay.Config's default
@@ -60,26 +64,30 @@ func BenchmarkOutboxRelay(b *testing.B) {
 	bus := connect(b, cfg)
 	writer := env.outbox(b, postgres.OutboxConfig{})
 	running := startBenchRelays(b, env, bus, relays, batch)
-	running.drain(b, env, writer, 1000) // warm-up: connections, prepared statements
+	running.drain(b, env, writer, benchEvents)
+	rawPublish(b, env.srv.ClientURL(), benchEvents)
 
 	var relayTime, rawTime time.Duration
 	var msgBytes int
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		evs := testEvents(benchEvents)
-		body, _ := json.Marshal(evs[0])
-		msgBytes = len(body)
-		b.StartTimer()
-		relayTime += running.drain(b, env, writer, benchEvents)
-		b.StopTimer()
-		rawTime += rawPublish(b, env.srv.ClientURL(), benchEvents)
+		for range benchRounds {
+			b.StopTimer()
+			evs := testEvents(1)
+			body, _ := json.Marshal(evs[0])
+			msgBytes = len(body)
+			b.StartTimer()
+			relayTime += running.drain(b, env, writer, benchEvents)
+			b.StopTimer()
+			rawTime += rawPublish(b, env.srv.ClientURL(), benchEvents)
+		}
 	}
 	b.StopTimer()
 	running.stop()
 
-	relayRate := float64(benchEvents*b.N) / relayTime.Seconds()
-	rawRate := float64(benchEvents*b.N) / rawTime.Seconds()
+	total := float64(benchEvents * benchRounds * b.N)
+	relayRate := total / relayTime.Seconds()
+	rawRate := total / rawTime.Seconds()
 	p50, p99 := commitToReceiveLatency(b, env, bus)
 
 	b.ReportMetric(relayRate, "relay_events/s")
