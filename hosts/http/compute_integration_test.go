@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/gpuaas/gpuaas/adapters/inproc"
@@ -337,6 +338,35 @@ func TestComputeRoutes(t *testing.T) {
 	if status, body := c.do(0, "GET", "/api/v1/allocations", alice.token, "", "X-Project-ID", alice.projectID); status != 200 || !strings.Contains(string(body), a.ID) {
 		t.Fatalf("list: %d %s", status, body)
 	}
+	// Maintenance: out of placement and back, each idempotent and audited once.
+	maint := "/api/v1/admin/nodes/" + nodes[0] + "/maintenance"
+	if status, body := c.do(0, "PUT", maint, alice.token, ""); status != 403 {
+		t.Fatalf("user starts maintenance: %d %s", status, body)
+	}
+	for range 2 {
+		if status, body := c.do(0, "PUT", maint, admin, ""); status != 200 || !strings.Contains(string(body), `"state":"maintenance"`) {
+			t.Fatalf("start maintenance: %d %s", status, body)
+		}
+	}
+	if status, body := create(mallory); status != 409 || !strings.Contains(string(body), `"no_capacity"`) {
+		t.Fatalf("create on the only node, in maintenance: %d %s", status, body)
+	}
+	for range 2 {
+		if status, body := c.do(0, "DELETE", maint, admin, ""); status != 200 || !strings.Contains(string(body), `"state":"active"`) {
+			t.Fatalf("end maintenance: %d %s", status, body)
+		}
+	}
+	var starts, ends int
+	if err := c.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE action = 'node.maintenance_start'),
+		count(*) FILTER (WHERE action = 'node.maintenance_end') FROM audit_log WHERE resource_id LIKE '%' || $1`, nodes[0]).Scan(&starts, &ends); err != nil {
+		t.Fatal(err)
+	}
+	if starts != 1 || ends != 1 {
+		t.Fatalf("audit: %d starts, %d ends; want 1 and 1", starts, ends)
+	}
+	if status, body := c.do(0, "PUT", "/api/v1/admin/nodes/"+uuid.NewString()+"/maintenance", admin, ""); status != 404 {
+		t.Fatalf("maintenance of an unknown node: %d %s", status, body)
+	}
 	// Register → the token is in the response once; retire a free node.
 	status, body = c.do(0, "POST", "/api/v1/admin/nodes", admin, `{"name":"gpu-new","sku_id":"h100-80g-x1","ssh_host":"127.0.0.1","ssh_port":1}`)
 	var reg struct {
@@ -351,6 +381,9 @@ func TestComputeRoutes(t *testing.T) {
 	}
 	if status, body := c.do(0, "DELETE", "/api/v1/admin/nodes/"+nodes[0], admin, ""); status != 204 {
 		t.Fatalf("retire: %d %s", status, body)
+	}
+	if status, body := c.do(0, "PUT", maint, admin, ""); status != 409 || !strings.Contains(string(body), "invalid_state_transition") {
+		t.Fatalf("maintenance of a retired node: %d %s", status, body)
 	}
 }
 

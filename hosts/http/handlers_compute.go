@@ -212,6 +212,30 @@ func (h *handlers) RetireNode(w http.ResponseWriter, r *http.Request, nodeID api
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// StartNodeMaintenance implements [api.ServerInterface].
+func (h *handlers) StartNodeMaintenance(w http.ResponseWriter, r *http.Request, nodeID api.NodeIDPath, _ api.StartNodeMaintenanceParams) {
+	h.setMaintenance(w, r, nodeID, true)
+}
+
+// EndNodeMaintenance implements [api.ServerInterface].
+func (h *handlers) EndNodeMaintenance(w http.ResponseWriter, r *http.Request, nodeID api.NodeIDPath, _ api.EndNodeMaintenanceParams) {
+	h.setMaintenance(w, r, nodeID, false)
+}
+
+func (h *handlers) setMaintenance(w http.ResponseWriter, r *http.Request, nodeID string, on bool) {
+	s := h.s
+	p, ok := s.principal(w, r)
+	if !ok || !s.inventoryReady(w, r) {
+		return
+	}
+	n, err := s.d.Inventory.SetMaintenance(r.Context(), p, nodeID, on)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, adminNodeView(n))
+}
+
 // CreateAllocation implements [api.ServerInterface]. The project is the
 // one the authorize layer validated from X-Project-ID.
 func (h *handlers) CreateAllocation(w http.ResponseWriter, r *http.Request, _ api.CreateAllocationParams) {

@@ -49,6 +49,8 @@ var wantAuthz = map[string]Authz{
 	"POST /api/v1/admin/nodes":                                     AuthzPlatformAdmin,
 	"DELETE /api/v1/admin/nodes/{node_id}":                         AuthzPlatformAdmin,
 	"POST /api/v1/admin/nodes/{node_id}/probe":                     AuthzPlatformAdmin,
+	"PUT /api/v1/admin/nodes/{node_id}/maintenance":                AuthzPlatformAdmin,
+	"DELETE /api/v1/admin/nodes/{node_id}/maintenance":             AuthzPlatformAdmin,
 	"GET /api/v1/allocations":                                      AuthzProjectMember,
 	"POST /api/v1/allocations":                                     AuthzProjectMember,
 	"GET /api/v1/allocations/{allocation_id}":                      AuthzAuthenticated,

@@ -1166,6 +1166,18 @@ type RetireNodeParams struct {
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
 
+// EndNodeMaintenanceParams defines parameters for EndNodeMaintenance.
+type EndNodeMaintenanceParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// StartNodeMaintenanceParams defines parameters for StartNodeMaintenance.
+type StartNodeMaintenanceParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
 // ProbeNodeParams defines parameters for ProbeNode.
 type ProbeNodeParams struct {
 	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
@@ -1411,6 +1423,12 @@ type ServerInterface interface {
 	// RetireNode Retire a node and revoke its certificates; 409 `node_in_use` while a live allocation holds it.
 	// (DELETE /api/v1/admin/nodes/{node_id})
 	RetireNode(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params RetireNodeParams)
+	// EndNodeMaintenance Return the node to placement (maintenance → active; a silent node then goes offline through the sweep). Ending it again changes nothing.
+	// (DELETE /api/v1/admin/nodes/{node_id}/maintenance)
+	EndNodeMaintenance(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params EndNodeMaintenanceParams)
+	// StartNodeMaintenance Take the node out of placement (→ maintenance); allocations on it keep running, no new one is placed. Setting it again changes nothing.
+	// (PUT /api/v1/admin/nodes/{node_id}/maintenance)
+	StartNodeMaintenance(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params StartNodeMaintenanceParams)
 	// ProbeNode Check within 10 s that the node's SSH endpoint answers with an SSH banner.
 	// (POST /api/v1/admin/nodes/{node_id}/probe)
 	ProbeNode(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params ProbeNodeParams)
@@ -1561,6 +1579,18 @@ func (_ Unimplemented) RegisterNode(w http.ResponseWriter, r *http.Request, para
 // RetireNode Retire a node and revoke its certificates; 409 `node_in_use` while a live allocation holds it.
 // (DELETE /api/v1/admin/nodes/{node_id})
 func (_ Unimplemented) RetireNode(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params RetireNodeParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// EndNodeMaintenance Return the node to placement (maintenance → active; a silent node then goes offline through the sweep). Ending it again changes nothing.
+// (DELETE /api/v1/admin/nodes/{node_id}/maintenance)
+func (_ Unimplemented) EndNodeMaintenance(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params EndNodeMaintenanceParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// StartNodeMaintenance Take the node out of placement (→ maintenance); allocations on it keep running, no new one is placed. Setting it again changes nothing.
+// (PUT /api/v1/admin/nodes/{node_id}/maintenance)
+func (_ Unimplemented) StartNodeMaintenance(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params StartNodeMaintenanceParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2143,6 +2173,106 @@ func (siw *ServerInterfaceWrapper) RetireNode(w http.ResponseWriter, r *http.Req
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.RetireNode(w, r, nodeId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// EndNodeMaintenance operation middleware
+func (siw *ServerInterfaceWrapper) EndNodeMaintenance(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "node_id" -------------
+	var nodeId NodeIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "node_id", chi.URLParam(r, "node_id"), &nodeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "node_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params EndNodeMaintenanceParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.EndNodeMaintenance(w, r, nodeId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StartNodeMaintenance operation middleware
+func (siw *ServerInterfaceWrapper) StartNodeMaintenance(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "node_id" -------------
+	var nodeId NodeIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "node_id", chi.URLParam(r, "node_id"), &nodeId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "node_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StartNodeMaintenanceParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StartNodeMaintenance(w, r, nodeId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3796,6 +3926,12 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/api/v1/admin/nodes/{node_id}/probe", wrapper.ProbeNode)
 	})
 	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/api/v1/admin/nodes/{node_id}/maintenance", wrapper.EndNodeMaintenance)
+	})
+	r.Group(func(r chi.Router) {
+		r.Put(options.BaseURL+"/api/v1/admin/nodes/{node_id}/maintenance", wrapper.StartNodeMaintenance)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/api/v1/admin/allocations", wrapper.AdminListAllocations)
 	})
 	r.Group(func(r chi.Router) {
@@ -3840,205 +3976,208 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3rchs3l+CroLhbZWq2RVEXe75IlapRHCfx2E5Uov1laqMsG+w+JBE1gf4AtCiOy1Xzdx9k58G+J9nC",
-	"AdA3dvOmi+1EfxKL3WgAB+ccnPv52InELBUcuFad04+dKdAYJP7zdQyzVGjgev8S0oQuIDY/x6AiyVLN",
-	"BO+cdkItMwjJfAqc6CkQCSoVXAFhilAicRwRY3w2ZlLp4o2xkPgz8/NEC3INi14n6KhoCjNqZgOezTqn",
-	"v3XMNJ3fg45epNA57SgtGZ90Pn0KOpeg5WL/fKxBLi9vAJHgsSJakDllmoxgLKRZpZYLxifVudy3Gdcw",
-	"AYkf/4/9l0JKSKj53v7r75dneBVNBSjcSESTBOQzRaJiDGExEZJEVEoGBiQT4CCphpgIDmfkH5nQQJi2",
-	"EJSQCqkZnxBKUilGCcwal1ja/n/sX1INb9mM6X387/ISL+EfGSitCE0SMYeYMHtWUSYlcE3mjMdi7s6D",
-	"KSJFpoFECVVqAwAV01/CjDJuFta+hATGunn+LadSoNuPO+OaJU17BB6v29OnoJNSSWegHR2cJ4mI8DBf",
-	"f39B9XR52nOOoLUveWzPsUEDp1yfEcoXROgpSEMbJ/0Tsw5mhqfmo0GH05lZSfGlIYs7QUfCPzImDe0Z",
-	"GigvfUZv3wKfmBUdHv0t6MwYz/9uopTXBaG9gcXyNt7Ra4fJ0h4XUXQMhnaQXs6IhBnMRiAhJilIkimQ",
-	"iDVhiYR7WifDqcikCvMNWqZSbPE/9ktL2TdradnW0fPn67f1s4ih9WQIF7FhMS3ANk/vG8wXUvwBkW5i",
-	"Fu+nQGik2Q0Y8jZv9cjfacJiZAh0QhlXuoo9FuJqylJ1ZrmCGVZ6h0SUc6GJAqgj1jLc3doMJ7uXLbZB",
-	"3S/zjrTgPnPfJ3QJYwlq+lKIawbNpyTtK0SLa+AkwjdJN1MQF3fdSMSLnLNz4ccMccxeviU7uNjUJM0o",
-	"VUP39hr2/h4B1g5oC9B2BLfP7xeAn8yn7CWODPI7Gjv+bv6KBDcyg/knTdOEWV528IcyK/5YmvR/Shh3",
-	"Tjv/46CQQA7sU3XwSkohL90kdso6r0rGQs4Ab1fGbwwREcbTTJNueGNJyrDQMWUJxGFAQo9LHgrmt4yr",
-	"LDVXLsTDGcSMDs1eQzy7kiTUJAU0rd4NOVh6HzfwUvBxwqJHBNJAU3ORu3lJN/T/NHsv8eyh4/dDxofj",
-	"hE2m5oV//td/PwwcfhByxOIY+OMB4jzTU+DafB1iMso0MRzTi0PdcOyXZAAzBqozCcOYKToyyPMwYHjN",
-	"NUhOk8eDwgcOtylEBgSGLDIJpBsyt4whmOHh3hmythkoRSd4oaDAyqLAiarIzivy7YNA52ehfxAZjx8P",
-	"Ot8L5OKawC1TOiBOO3GX7Iwu8OE1F3MjruNLinRDLvRwbFb6QGhyQRcz4Poy592PBQ9zC45oQnmEaIAi",
-	"RjYes4gZedogTvHn0L34QDB4by5UdW9bx8+t5JtswlFN6pFlWcAotokSREGuyPgX7E1fA8EA9H6bpBFW",
-	"ZYFv//lf/31GzFX/7QFN2cHN4QHN9PSM/KR1+gtPFmdkAFEm4YwM6AwGTMO3Ay0NQ1+rJd7POYi3VE7g",
-	"8ZDQyRVW1BI3YGkyMTog6YYpXSSCxkMtxDAxC3sw/BPvKF94JfYRt2/ub9wtXlOSahi6P5e2WrODrNpl",
-	"+dV7QY4WM8Tqj9QHrLImbPqlYlCbwWDzL5kBeCYfuKFCIdl/Pib/fceUYnwSELhNDec3F9JYyAnEJJIQ",
-	"G3GGJuYGQrY0nNnXjQBjf3DDih+clPxANPKB0xvKEiMxPaJcR2JIgcdoO2SKxGLOz6y1giRUgyTdUIG8",
-	"YREMs2KBDwaCVIrISE6PCoRfIUn2nTJkRFsJY9RTuxUR/xqMmG8ePMjuP/n7x5rM4vgd2i1KeiGNY2YG",
-	"0ORCihSkZkZ7HNNEQWAU/fynjx0pLPy88ZfGM8Y7QcfaQjpB54bBHGSDPTjoZAqkUXd3MAsU+vFv+WcC",
-	"u5hiJjEyWqSZ6TyOB4Of3sBit01aBb26yn5/zSqDTpqNEhaZ41wWJ37hQK5hYcSSgmOZV5XhHDOqzcGX",
-	"53tx/LeT7eCCq66sohk0M8ZfSoiZ3g04dCYyroczxkWDVf+w1zvs/5/DPsHnJONMo1XXbtJac1+cdIIl",
-	"427QsfbgqAF4rwe/kJOjw389RREjTag2n3umyIglCeOTnh9aA+JxwyFJoI7Gawvff97vk2hKJY00SBUQ",
-	"CZGQMcRkzvQUZwZuuBfluZmeZjHTJBGT2sRHfYMuq4+rAsfS7vMltp7ezyKGbQ9tYlSBG5CK2c0vwSWS",
-	"YDTwIUV8yI8rphr2NUPMWhozSTP8OtMwU+uY5Y8XH8wY9xEqJV2Yv6dAEz0dRlOIrlX7rhpWvAQc9ymn",
-	"IDeOsa8sSs9GQiRAuXloWdPSmIQqPZwClXoEVG8FIM9IGrBQiUxGMGyZU4I2eLLVZOo6a/ucUtPhVFhS",
-	"b3yYCqmbXC5BR2mqYd3ZGoxEi9YSliOfdpzJLdB/s7Ss0iKCGq46LCuOroKqVUiupJi3bPt7QMSwOYIX",
-	"tLmE5nVOjd9tXe0ljDMef2ncGa+MIbJAh2bLRgn7knVLmT1YixWHOSjtfjICmHtPWXs9HSngS/efkQpW",
-	"MO+7MdtVHDb38W0L+cjIl2uRJP/8uX3/U9CxbqetaH0Xbl2+X5ceOqvjMHJ3y9ILLZzFe+manqXSCPct",
-	"qPiTyGSyIPgOUZymaip0Hngwn4oE0EG4IXqW3FHN/DQBqrYE2DomvYrhbsI1C1xwvDPoZGm89bmWxOrV",
-	"RIC8t+K3K0TpJd5cPryKdFLhvqX1bsCK67i/HYFFYjajvIHzQG/SI6FSU7KfkqMjMqHDf/7Xf/+buVnC",
-	"JoC13oTtt6AB1HoAu7vM3WM4JsiXvRoiF05i2Ybh5IO3uKMK7tYgi3G41cMok6qJYM+RTRNhJV8jFJGU",
-	"TpA+1/De0jpXA2HgqcZrl875BQ5xb5gRCcwcnml2PGnbHz2ZdyxDg7j4zbkbGxXTcyPGv7rx9oBteL5u",
-	"k6dppIVsYw/2of252K1DGG8VoVFkLi3zy0JpmHUst23cQcnt0zZny88z0DSmmrbv3Hqkl45NRMgUtuNV",
-	"ItORmFV2rTLLDIJODJzlZ5fJ5p2uZfTrBGv33AN/mXW78Wmz0pE77Tdjt2UoVc69hCGBx6P68qrbKaDX",
-	"SEUGh9+KyQ6MBG58iOFmPKSglkfjIW6JTRv/ztoAvrNuri237pxjbUKKkWlVNvOxMgnEE5BG+S/Jz2fo",
-	"gBwZMXdCDU/aUGIZZZIP0W2AHxumIDE4q0JMm1lLlrE843O6sLFey7tyT5WLyDsgxy/6fSJFxmOI0VBr",
-	"JPh+r394RniWJFZM50JPGZ8Qs+6q0hCLbJRgFE2WOCtzhWfwzNkGb/cnYt/9+C/jRFCzuWK5bkHLC/65",
-	"eRFnpF+K+Cn8oWhizdLGc2hZogdsbY12VLFCDbcNoY0/CElSEGkCAUFZ5AptBorQkcg0OTwieBCE6krc",
-	"ozn7q84ZgVmqFy0wXk0VVeytSGmt2LUE7Rq2VPfaRHAvpxBdi0wPQKkd1KSagroJqrsJh5lMmm1Xq2hB",
-	"2WWuktSztTzPufrdlgd2TP04SjPVFp1PE7Sa/RohjaJ2IR/tZhIo1JSS0vziZK05W6kpuiZYE0n+OmXR",
-	"dCmGcDD4iaBNWwvCuNI0Sc4ITRL34qyu8Of3zVrNf0ZvX9uXj4/WWFfcftsBWkPghzC0mItDi3Q/S2u3",
-	"BelGBrH27s0mfkZmmdLm/iluqGeKtFvES6d+vKuNuh22Lvz0Ef0uTV6QxvVlSosZyAshNU12Y17NDKju",
-	"n5JJ4wLQW/idiBdb671xQ3zKQKMlbUajKeNAzEtnGGgciwgjVC5fnX//7lVvFudGlYQp3SM/wxzfVl5u",
-	"oXEMGCkGt3SWJmbS3zpLcZq7qh0xaMoStU69qGVu3GpJ/d72JVBnNhTc3EoBrn9fpRCxMYtK92QB7DGD",
-	"pMVIKcZj4LG5Zm1QKr4aIJSKXROMuWu6g43KlDsYajatbEZ5vtyzPEZfTcU8wDAtLUhKpdpA4sVTL+Za",
-	"gnUrhuX+6C2VADN2I4c3ovCSgI7DGxd1G00pn8BuLMEjf4klnPS/ebH28pIQM2n0xEyyiphh/q756k6a",
-	"Lpzcgld69fnh0XbMyB2it6lVFtUEqx8vPmwJn9UOLR7DbbNBawYzIRfDGRu1PBcxNAtbWbaR8otTu7f9",
-	"5yrTFh6dJkj8hM+2RZbtnYjLXnrr5E1BlgJYTslVR1xfdYiQ5KpjNKRTcpX1+8eR9STgv+Gq08iKCgnT",
-	"mzzENVo7JpLGjYy1LtB42dHtrwler/kN07u4LWBGWfNBrwn1aLoPtrCOlLMf7BpWxHMUu9uNi+SbXEoO",
-	"wyfmCpSg1Jm/ACAmowXemQrkDci6e//5SXAP8Kqz0HVQeIvC3SuDn/cqrNqY2tPcK5cKxTS7gYDEMDI/",
-	"UB47753a1spx746qVl/TGrOgdxw2PBqDmQ6alBynsluewJxGf0ooyTAG34aIBISS1CqIxOmAgQ8+tjYV",
-	"C9lnyoXkt4QyrL57S6f/3ry+tefHmx1XxJ14SOQAqxzgGpx8XzNn202jI4ROYIi4ZOaP/8iUNsCyU2a8",
-	"Wba0X97FnMm1ZFv47ctk9XgGTbfIRpiKich2VKEqiW418eVvh98cNa1raQHvtgW5o77NYe7UxCZ424th",
-	"baKAfavkmlv19gflEpXrcYSdfL6g2MTvjSBBJr4dWGKm0oQuhq1hQDtfvpvGWW4aSenvnsqKV1xFFhw7",
-	"hNS4nNmNEcXBfV1Ejf9s01p3CJebpNnQOt8ahWPzuF1AbouUaEOCu4YR7Bh8VWwiKO23DYAPHj11x8Ap",
-	"M/wSJkxpuYsUPBJCm6Gpi81XWwksxeic7S7pFTiYAJciQUHBZix50wzGvJ2hoYATwZOFjTBlqqjJ0VVa",
-	"SIjJlKopxHuNcgR3qL5hmFoDdDvLuwmaodN2CktOfNxzUvPai/E4YRwtHNRQFqde7sDAx0a+VjXCP4Lf",
-	"4fFk1xsWNwaYFA+HeKT37MBYrbE9RjhSWQ0srqN2GTWHVcml0haR1IShVTjsIF3WxME2d9MWolAVq9ex",
-	"wPz763c3WDI8MM40ozaexornpViZodFmeMTQletSlJrpEKQysHorJmxHhTylSs2FXMoF6R+t90sZNGnw",
-	"FBw9f7F9HonPmfDLaQSqSFi0rcYdw5hmiV5vc2p47hJImnxgrRoIOtYyPrJO/A2VcyNSbsYK66FKDCXm",
-	"kRDWt4krbEKVG5pkLWU8YDwGW29lkogRTQi+m19z4gakZDEEBBJlnVsOpnvrtatrrFvjFF5/FH411QNo",
-	"P/EdRJ7UDNxG93S4tY7o8+82rlaKEVyCcui2VfQL59AW9oKGL+fTZZjTOHZZcsRCvVECyd0IDWkUNtvN",
-	"AmUDnJNAo6nP16sbt2sAKt6tTNQCLvzndqBqC6pTw2VKL1ngd08AcfpfQ4y9d7YXBGRe9ilJvniR4eFb",
-	"644r9IfSTt3q1gf8OlDvQkj3ZlCoU9IqJd995F1e12m3Va870wfV6Vviu1s1eVdw6TNam3y6yw4MbAeh",
-	"3tmx78c6uC7LxE7VDHajq4K0eus9BUu8OF4f1HOHYCAfN18Ruo43Guoj63NmeXSE8gybGVJ48fz5sa0m",
-	"Z/8+DJqKDDbkuhZGDb+8JlgP3mzrVa3ky9fkLcty0RJhw5qYIoM3H4ieUk24IIl5XKo5OBVJXI4jKCuY",
-	"aHaRFdfkpiGem5iorLN10ubjXW3GmmKCznBlEs8FZu+4KLAiZwe9p2Z8LfhpQ7G0NVJ99XZa7toVd1qz",
-	"CWwJeOWDqiyjEUgVdbVApBbE3OFuVNdbZN0a3P+0PmCumUnZHPptnfA7WE3GjE9AppJxvY3h5BoW7XH8",
-	"raJXNU1/c2wpjauuuLSQtf4yC9JdTt1GY25x8vbw1h6+/27jakFbDWW3K8qBeKtiDyWdcckwsInSZ0c3",
-	"beZ97li6u9z/kHJ9WZq35rGyMC/mHGXFDaIxVJJNtkNxHLGxeP8e5Ixxmrz30t82TtodzOwqG6VSaBGJ",
-	"pC1VI3+BaIGBftJWbxgBlSB7NmYHpVUbsnNKbJmvnnZ76d0cNnvomw37A8YnCexnCgJyclwqH2EuxRFV",
-	"8OIkkwnpHj1/QUZMq70eGTgbfwSNE81hpER0DXqYNtYVvaA6j7v2iya/wmiAg7wnekI1zOnC5SMczNWB",
-	"f/fgY6WK8af1xhTvBSgd2dIyq4fTiCyVym67pFYXWsay1cEtjfEmgc0M3rf+loSNAR0xjBOXANFrUxOq",
-	"mk0zRizl8H2HiNaqwu3kqK5sv760yuYrq3IzNh3GB0UncHfj966xEC4kZOOrDJd7ibE2a+8z++XWTbuv",
-	"7Jpp28bWRyxJIG4Tk/M4IpdANqWKjAC4ja8CG6HNNFGCjKncNH/MTqmnUmST6RYeKqFWpi2Y55bBCAVl",
-	"IrlrUhrweEuxcBMVBOt25+fzTJFpU2GBu2kea+w6/nG7h78tse1XVJl8It5YihlRmkqMEwcek64WhIs5",
-	"mU9ZAkSkrnb1BjvBz2xbQGaTaAOkoqJewVbOvnr9/IqtqgLFsulqnY5V2mqptEye3VbC9xqdLtFQK9dY",
-	"8mmbozDfToRqcZJ9UI8ZLrRZNnQV+V5SLjiLaEL8a7md30a8bii8Xrh6XFZw7aJgSr412CqpFnKvLL26",
-	"mCsrvG5mf14VmrReRv0VRlMhrs+j6y0PoyFTnU24kOgwjTNbMhCqftQmB2rQ4WJoMyAa8URCBOwG4o2c",
-	"HO7VVZnglt1kkunFwJCs8/SgWHKeWYnS/vWDZwr//uv7TtDQNwPFjry0rsqKqOhSCbZfXn//0j6VefcO",
-	"3IQVhPL1TbVOS4JVW9ndqSunG9TL6PpKvvuVsv8qEinEhl1Wq/Iq0HkEN5vwfcZt6xS1eel/L2WkDNXo",
-	"T5hPMRbNN9Dlq8F7TE8y4r8Xz3+8+EDpgPz0/v0FmQqle+T9lCkyNryc2W4eju7MAJnp6ekVD+2n1UEk",
-	"YpgA76lpmHemsYN+FM47R7BC+JhGgCHaZsWKMH7FQzOdOjDARLjQlPXMtyYiDOyrU8AlEQk0VgRuQC4c",
-	"xdpbNLzdN5D8z/DKyHzAFROcUF1cTzFELEajH+aRGe3ViDDdxhS0vd4Vv+IvBb8x/EVwZa2lNE2TBd51",
-	"1flPr/i/kFf4Wx7+5Js5hPUSl+FpNQfVupHRH840xmxfceKwWIzNHmZm44dHfyura3j3hr+d7/9vuv+f",
-	"/f1vesPT/d/DwHbCmDMFhBJbSfrDh9ff93CBmCFGMgVEcNdyQk1pCgEJK5lY4RmJEmZuUaLmTEdTIyOH",
-	"6CntmVMO8XOlesrYjkgC+ffBLz+TbvjS1irdf79I4ZTUy5WGe0GxKfKOfUdGC7NjZ2on3ZPDY9JUjzkw",
-	"ZyhiiNGfG+lkcUoyfs2Neoo5cSogcyn4xCKW+aZBnVne3gGXZ9Z50u+Ths4OVvV2G8UvhoTTGTNfxJ5T",
-	"kMS49WoPgBwNFNH0Gkh47gpmWtwgVsVy+TdlJmVV+vCMUOJK7gZm0ctFevNq4Sf9Q7tIAweyrlwvEdJ8",
-	"r1azF3cQlvu3hERBApG21FpvKlPpwEK5bbVi7TxY2d7gkp6CmckVuHcl3qlrOEPEOHC9WUipxj3pckNG",
-	"5KR/HBhNgsWKxAJHJkCv9yyS5VWrlaO+vFtQ1/zL4qnPh/G6nLV8YuFSx0b3DCqYJZYaUpGuYSYBmWVG",
-	"Wgrw9b0zR9u+UnadnhGgSwWnDewba0eHiILhUjVoPHRfXVdwhJ4B0dE3pFqa2+Fkqcx22ICCuAWDpyVc",
-	"NJiWajN3rUNSeIpza7koKoUqOsM1XIOtF4rMwbZcc4zfRrkU0Z1hQ0+3U4It3FzjB/NN80HzXZzIIw9+",
-	"HHd7RNoKC58Va0Rdotz0DfkOHmbGlcWsb9Y1IUGGnl8SBlGAGsbm4WU+YzBZjElo0cecKS1Dudz5xWJ2",
-	"GFzx0EUEooiIrzhZw/3Su+JobZrNqFy45KV9xgNEYhVYSoos1P1QgkPz2OA86tZd0Hhvi8S8zq25gmkj",
-	"6HaanpPzi9edoJOXUu0c9vq9PtY2SoHTlHVOO8e9w14fw8r0FMWvXDgx6zioFe6a2OrnOehex0b+Mm++",
-	"ZUqfl16utj/77aOVZP6RgVwUgkweFrlZDeulInSfgubvIgVVPps7c5/3S87cI5exv8KV2zyBsyu1ND/C",
-	"3Nu6uvB7rd3RUb9/b8W9a7XZGqp7/8IBLVzIyItjepAC5id2Z00DcwgclLo94ZDD9UMqBfRx0PH6QUWb",
-	"IDPi6Jv1I+ptGj4Fneeb7CjvxIN6TU70JaIwwLdXTH6HplbFSxZGBVD2MnI1SJHlIYnTiSpicH4POo6V",
-	"dU47VYaDM7fSb92afjAWMoJ9V3PORrpWKLZpu8UrB0sNDQ2Kpy7uosohfjAzXdqJSmX9gi1nrHUefCSS",
-	"autqU0AzQMNXXtyvRlQtDVBX0VXTkHtrv/JYtNY/WT8i78+EAzYgzrz7GVLz0SYbKXdT+Ew8wKE+9iu0",
-	"pP9MlfDH9powmlS1AKRLZt6XeedVonQWXReoZuSWO7OILGZ6PxGT1gse73ZXs2+zi72cKtHeH3DJotb8",
-	"sVLxwfv4luU8W32pVs6IR0mmjKKUiDnKtBmPSffyh5fk+Pj4m6JlY13aYTZvqJh6E1v38vyvbv38WZpu",
-	"MT+2s91p/i1lLFsIyQtZzzcRspbZa8l/541UqYQbJjKV++q+BtGsXOtyjWBmK0c+yWSPwI9pXG2KUZW6",
-	"Aqu0jlmCBjfDhimxiHVXbptnmq5WpX7G1zZWoqCx2/k9ZTO2cYAiorWJ0l6cPDKhVZontMhsCP0nAntw",
-	"ArMGcYyvRUqyWo+1om5HQG0qRTko/X4UCdy5r3l3LyjZFDj/qeop0zKDT0tUcXhvS1jKNW/sjmiXCTHp",
-	"5ixj74vXYr5Yettajzk83ohAbdPMr0zxsahFKDKDM1dqqOYnYxoNsLbsQJ7Ab10fQbnQwBQk3MsFfPDR",
-	"NQP5ZAXXBGzMRJ3HmCvx/jhMhcZPlr2zdr74yX7wZD+ok5FBDEdEzipwI64BKScC6fJdQZ1Zf4hFbj7M",
-	"FITOiUKbk30I09tfyFtRgiGf3EC4jhoPUilGO9giK5O0iQyYfPxA1Hx/cmw5RbqpTaePz0RIEUXnpEs5",
-	"yXieVmyRhCn0opnP2HKu1NWJ3XtiL7uxl6+GW2DNcJS7GSeHfeIiWLTTf1yePPA4FYwbxFBzo+U6Py0+",
-	"tNn2d71qXaFBdVAuNLJa761WBXkYN2JbgfwnX+IydDYxW/nTfdKrH5y0L6qlOzfyKGaKdDG1pl46Z+9+",
-	"XY3lgiKtboQL/9JDYnBREqXFDOSX+kAY+yc36yD0FhgvhHeGEUKbK+RsL1pmDXiTZ3Z+qXaepdTTjYw8",
-	"943wK5G9dFQc5sXpPFl4niw8d2IJA7CSZaUwlhgTWmITd71Z7N2mDj7mbuVPB64A+Paqok2tblAWq5TT",
-	"EDtJsMSlJWrSxUDi5QhG+7geB0nMJOqKYyotCcvFV8K8KU7e8dh+270kMj0U46Gk3AZCh7bcdUiwC/wV",
-	"LwWGd1uCm80on4QU1pMizKArnj8fzpiaUR1Nw70eOed5lLUFvYvltYGNDSK8bdb/Pi9T/CVy69JCP5NR",
-	"vlKnp5lpu+xL1+BBKP0VmAW/XHb94JbEPxV/NwOONzqYvGJM9U74URpWQT3PcJ3WuzTv1uDRu6ivvxdY",
-	"Xzw0+Adt7qMr23jHa6NUUutBro1L13rC96cQY8xIIaH9ISSu5oo3z4Ruaz27sOGc8VjMhzFdqJB0T46O",
-	"rnhYfQS3EUBsubrNopgJCURPKQayJzDWeQu76gfsSDV0S9kjXJQHlztTdjE+vzbOPQxPiUqB6yvuDtbl",
-	"fBQ98/d6fr95D37MpnE5YfbRGYJAZJowXWq9f8Ubeu9TCbZTpovOENw3rCi1wLEv98gvPFnkIyPKyQj8",
-	"R/HeNjvjQg9pDogeWXPb98g7ceNzgWaCw4KMaHR9xV02rr1TnW7uy/76vDlvBSMp1dNnivwhRq33p0Wf",
-	"r+D+9IXwPsv9WanC13KBltCDgXq6Qp+u0K/qCrW1P1yiGI8NR/csrWsZkM+w3qvWX3qm3OV6vxfqBmlA",
-	"azOA1rAvl5RoiCFYbkqQLMp5K3nLAQx+aw24/RrSi/68ka9/0aSkrf2Knz0naTn1l3TLScIrHAVm1kxD",
-	"jZFUMiXLMXzL568l5cpG5RPbM7DKzAqJtH9EQsZVNh6ziAHXuTy6F7iWsTdwxUsBDhFNVZ4zHORbw5oC",
-	"VjPpYtJtKS0qoukQHelWvtZTqo2Q51P2sRqSc5Few8IJk775dGH8CfJiPnY3gzcfXJEfTEVOExo5Wbi0",
-	"XMFt3r5z4HddJIdZE42YXhg5tZp3ZCscKJTwETEweRblT8UENwLrTNxggBURvEnorHftviPT/jIE1LZW",
-	"5I8spa7OILv0J+azf6Mn8TRnoRtIds4TeumP80lIvWuImS3p4WLM0IJv2JYTLmuVIba9AZpFyXpGaqto",
-	"+SPoCo/6IrI+vyTn8Vcgc5jLvnzbjaulcHz8Aropzf3qqqW4nuw+ijHy/VxXol+ldsP2IYsNmc2bIfDB",
-	"wyRT12+OUvInoYkEigU7/K+2gBfa5KaMT2w1DVyWrStjU0vN2Lx8hi0PM0RlaogSGZYeC3tLAsNTEvdT",
-	"lORfPom7zMe6NqMBpzDUh/WJhCy8H2hM2TszMrgVxrWoYtk2nGxDNuQLKO/nJYEfkBvpTHJFKDl6/mJ/",
-	"xLRP20CWgrWjsYbNcb9PVOBylbUoMf+8yFuxiSvejUWUbwOrspFfUuAk/PHV+5U1okNfCCovOO3qS19x",
-	"vFpKtZ8VCZcraget9bdD0hWypcLXFV9+PffP5JWWXC0vu74Pl2+dr8L8hWgznwqSa3JLIJnRBZkx1Fr7",
-	"xyT0ax5yoYdYaT3cO6sh51LVLoOZXg+2rvyzK26reNHckeNkPX87lOCLbhN8GlpdNK9OpvJK4ae2Ilhe",
-	"zwirRynXKFQr7AnaropW67TfQRv9/QE1u+oiW24WBM1fLST2Ea6Lr8N+/w4j64nKa+6TkRRzhYTo+FLR",
-	"VdcQraW5NgH5TgpXpqcHCfZpt33/mtn4jbh2NilXV9QvUIqZ9Q2LeEFcNTJX0tRmntgAIbMPK4tecZud",
-	"VCpeWElAQYYfJUClKn2sR34W1TquHP3cTbzCdp3fmj1cVuq5PpT5qdoS/5OzOq3L/RuwCTdieaa/GJ6x",
-	"vbHji6ZNV2m4c/rb71WxDjPplhE/x9LKM4esZZ9apqc1YsQigstEKFgcHeQ8tmTtqKLCj3kFXWr9W64A",
-	"xcWbl6/IDUgseh0QCa6TvI31wEKBgD2sMhzLY0OIMZN5ec+cBVnxy1bQ1os8YqFHQj9gmElWRCba6ojW",
-	"Ej4VSj9TJBJ8zCaZLQxpx5APl69VY2iD3/Ivr79/uUy19QQ3kNC8PqKAx9WtjKhLdbJlUQ2gVroEy/vr",
-	"1K3BjaVx7IvrHGfH1mZZZ6oOMG0Af6YILYuTeVJWjQe89VpsY0Hn1q99uHxrYVNg0eDo+QsLqmhqbhZu",
-	"3Ykb7/tz2pIfT+drYRUDLChNuS0k7op134EVwK0rtt56Lb8UXGU+bsqeYtcI2XsB8YP9HepLbZi/apzC",
-	"/UtZAq7csUgwbMJVoYUwfkqoK7jqC5LbqLXipdxgd8XNF3z9ZieFYG3gPwTjZV+eUzH4DXPKDZME6+Vb",
-	"TcLx1yueyww0UQKLozOzTNJebX1lffXgiitBaM4wIsGVSAADw64BUrIEEsaJ7ZuHOksTP3vlQG/Q4KXN",
-	"J34IQcJPs31WyToauQauOl+2JvHXED5+YJyp6f2wlNS1ujeyvm0u1eZ1Txa25rwusoOw3HHPf2KInxgC",
-	"NxuIMRTSYNtZqcT8Sf/4iodjoDqTMIyZcq+icUJSa3OYUk5O+ie26r0tv80UiUWUzYB73yfT6sqDiyXm",
-	"emToZPdNOQwP0IxPXBo7URBJ0HtNhFnp9v9AVFmZ44k0/7SkaRQycxfgpWruPCNBWmc9VWouZIxl6BEX",
-	"CNILmUjKXcv/rakX754D39KjlXjfL6kpkTDyQV1LDwoKx1+m1CjhHILizWWNpu7qwee7WeIeR9WuNQRv",
-	"1LW/TKr7a9CQl2BsHGvZqCQk5qHiX2prinHhqwcuAqxVk35fSmnwXWyyWdGSshIwm8eKu+YU1Dc+iESS",
-	"zbiLvhplkl9xo543fLGxn5tamg9pBGLStVa/vXLUmjojocz4nC6Gri+Y6yPhfjRTqJAouiBTMSeJcFkJ",
-	"fpsJxULB2sWuydx8IIHwLEksX3C+YdyNshvzCYB+WxYoz1TgbX5FzuAVz9NWirTCcdnp5VM7HEib7uof",
-	"QX9nP/KdO8UHdATXZmox2TsYfkGBHV+Jtfv9ciSHB2aAOEZyPLRoXKb4xlj0dr+np32Lnyuj0Ys8S7Zp",
-	"MdWn0O7NE1g3KmnsGMBX7Qf7iqnQ54K0xW/vSHx5T9xW2sNelE80d380V/RBXkNyeDZEYgLRE+F9LsKr",
-	"nALpCnNARqgsHLxoD5WU7z0MdR5E6qZVML784SU5Ofxbn7wc/N0VfiP2zIkU83xBdvk+61ZpCXQGcaFC",
-	"xlTTEVVgBmErP/N/Jz5PIYnJfCowHfg93GoSQZL4bopEpdjOcQqgyVxkCUoGhCpCjSQ5yxJKupjewPjE",
-	"he6E34YBCf+X+c+++c+/hQHRdGTkU6wkawGuM8n3UNxNJYzZrcu1JuGzsEfOMfwxk0DoWIO0BnFr6h4t",
-	"NCgyBwkEe4PTkZDaG9c5h8gGCaIxOTXrokneHtPlYTOlqdNurjg1mnmagEb3WbMZORXSMsqXg7+vF381",
-	"3Gp/qgXPqPOgRsl2FU/wLRu/Z8rm5zf5mUKqNY2mM+D6DLdtmOS3V7aF+b4LfnIlQmIbAOV+/fD+pcET",
-	"sD/2InVz1QkrXPXhfEx/Yp5jS3GVz7UlpNrQ1MvB3wvyvQODmQJN8J02tpJx36BVFkXF7Sib3UUYN9Rj",
-	"lph4xqOmQmqi2QxEpnvkqN9HJRW1YjS2nZHn/WPfjhN797kgZvvJ3CjdI+9AGYh4ijTEQxm3lQrMlmjS",
-	"pov+hIt8SB3UzdBAofYsY0iBx2AbAirDiOIHub0d4j3wns6xlafSGDtQ2hra/+cPERi3MsYjRRSbgkfG",
-	"vG5isbQyXYhUrTVCre7kUW7i8WAo9TnbXXy5vHVJNhsnRsqgyvbdJAoA2z9z4ZvHggoInYCNj3UY4hJP",
-	"zkjeEsEV3sYa7Ra0RMyY1hDv3SGOOy+Si8xMZHrfFfdcERXgvPE0rznihpBuyDjTDFuW7uWB1aUAkSnW",
-	"wSB+rsCHCdkgbqaVjUu+a/WzUyP/NPSZxaxZP1v+o189Rly5lblcV6yBZuOQEgZWEGQce0Qj1Hozxoda",
-	"pFnqqqn1eqVn9LbyzNfDaayslkMrN4T66KeyNZQ0WD7dV/MKalzoocpSw3IMLJzduDBD+y78Nia68MQW",
-	"p6QwGPCKz2E0FeKaSORflXIy7SHULx0EXQXfL7WMTONiP1Oqbh1kLezU4ybRAkPRakF1T+m78VMllyVB",
-	"3QWNES3S/SxtE9I9e/DF/Wu1pMr3i2dv218wmdJiBnLfMBOaNN0zjfzEDbvAUQVXeTCppnnC1uq25iW8",
-	"tZ6KOT84Mp+ThPFrH89ax9Jnirjb0R+L715eQ/f16FzurN6Mze5uXBMqQed5y/lRNh47t6smM6GcPmDD",
-	"mfElNETv+aAkEg60ZCnsD9iEY5hTeMVdKGVMRjAWEju6Wk8qU0avdTm2c2nEQoyjnDGlMHhpRpOxkDOI",
-	"AzKXwvyiNE3ginetZcRmyO2Z4djSH2ISQ8JQScFUrD4J3Z6Hyq9o6FJ3wx55ZfRi7CBJWEyYuuJIgeBy",
-	"8LpGHit/0KjZVuCqpAvvnaFYyQpJLC88hXld3qEwo9KVavHSW+jlGuuwhhnCMBfGHIcbFm8xbpTDK14q",
-	"AWMT2KzQJ2RJFHNFad20TJOwXs3efE9poLEVaevT5+/5org98gqBpRepC2zNU9ZiAXkmHJZlkXDFaXTN",
-	"xRy37+LWJlxgbcBz7uBuXeAeHlifKv+mNUiIFDjELvUOI1PLkl/eBpjpHvlZaOs1RayE2AbR5Sfv3fQT",
-	"qhuNi64+xq+OStYE3etvrbEu4+zWomNwc+h+m8It+end+cv9wU/nR89f2MfeZ2K5Z+E0qZNMm/vkpP/N",
-	"ixb/yW6i5sqweDyeIppdjP6AyPydU7Mwh2MQBhnGQhut+ZRnSfLIldzdcZ1H1402lSiCVCMHs6QdkDiz",
-	"U4EhF4eRe1+O02fbdMBtRcf7i+1/33yfWcLO+WbX4nceExPDTf723vpbrcGK5ELm13TN8C/da0Lsvfas",
-	"MtOsbLnhtnDvuGnUo0uq4a1hk/v43/UfqQ+ofeUSZpRxw5O2+FIxaOlrCvR2XzID/uT1YDxOlysBzOgC",
-	"rXNdmiRLUXMuwS2vqaCqBOdJZE0hmBWKjlvRn6gGmlvZZ7KqeHg2cAS7vKeCZ0/1eD9HfzxEPqPm+EoY",
-	"vElJPfPFyjEJZQQ20B7LkRv2s575tOuw7vWDjz5tn8WfDlw27yaCwDv36hcqDtjlrZIG3F6fhIEnYcCW",
-	"y3CZ7LZxkMXSM0L5wmEKSgbSKPd6CrP1pNdQgXY3QlnTUvY8jisk+aeQHc7j2O7m88oNDiemLG3UheP4",
-	"SX54kh8+S/XsOCbUFXpr9uZoUbCxh5ITDj6aFaxvYT8TN/C5edT6xvdmlU+N759qLi7VXDSI4akN4453",
-	"Jqw7ygCNuQWWFp8pVzkjznMJUorBhM4q7ih1ZcGZknH88OhvmOiQ/91gKS+xCXWdrdYaBm8+PGgY2uDN",
-	"h1XCvpn+KQhNAte2qRXVNBGTzNVrmYo5mRlJ10WUjW2E6+DNBwxidw0B5neIMFNqun8NizU4MvjpjXnn",
-	"IdEEp1iFKWaVT5iSSxODwU/EugxyyGxZ9rrRMX4h2Q3VFtoB+X5wHrgQ7MvBOXo2c1c1voJoeNLvuzSK",
-	"MYMkDsm3JLRLG17DIqx1O9VzFhUFRH1/jNxX1VBX+jyOLXp8uV3P3AI/k1LkoNPYScJH2j+pQ0+6ypIA",
-	"ZZHDd60p2AnpQnz0/PnhNwF59dIyAecadYzBcIN//t//R477/3q0dw/Xz8FHwwTW6Cvf4+/3yQr+0rrH",
-	"1qa/r0wxsIUpqzq4a86k7twlolE+eabaxXyL3w8k5Vtl5gAL6BWd+Fb5M1/nr/4pzJLFdj7TFVyCZ8M1",
-	"/NpWNny6g59Mko/PDi3yYYntGWVJtcFCyaPJtKvLSTV6MitVPssM0w7Y0E6JaVUHM1jVv+kdfLneytZ8",
-	"Dw++VIoxS+DJXfkY7sqHZxyfW6+3/Sh9LBOP8+A4q2JLkUBFekH6Wituz0BLFqn25GzX4S0SmVkjVggn",
-	"CcV7m0yZ0mIi6UyR0cKV6kypNnvJi2pnqkdO+idFxtpUKE1kxt263QKILwbaa8qzfudWuVm1gzShjG9Z",
-	"7+BCihnoKWSG7d1qAre+rAGxxa17O2DNisjR0nwOAptlElc/+bFj+86cZ0YW/O13w/IUyJt2YRShb16x",
-	"jemZIucXr8+wy7zCghi2s4xj0q4ahllaJpPOaecAuapbZv37Nq/bGoOKPTkx12ypoUVzqYAt6VYLkRfV",
-	"qS/evHy1F7gqgK4mYEBsd4rSFFgF0MxRMqCr8g+5wb/0m7uzlpc2ePNBBda+GlS6SGNF9JK64Cv/OG2h",
-	"weaPSVyKrOr7H+DNWkuE8TklLoOjNFkeKbw823e+hJpPurDlHnyiqi+Qq57lKRo2Q3mc8bi8H1/lYXmG",
-	"C5+ekBfbRdIvD3bX/e+f/n8AAAD//w==",
+	"7H1rcxu3suBfQXG3ytTdEUU97JtIlaqrKE7iaztRSfbJqY1yOeBMk0Q0BOYAGFE8LledT1u1X/c/7Plh",
+	"55fcQgOYF2f40sN2oi+JxZnBo9Hd6Hd/6ERimgoOXKvO8YfOBGgMEv/5KoZpKjRwvXsBaULnEJufY1CR",
+	"ZKlmgneOO6GWGYRkNgFO9ASIBJUKroAwRSiR+B0RI3w2YlLp4o2RkPgz8/NEc3IN814n6KhoAlNqZgOe",
+	"TTvHv3bMNJ3fgo6ep9A57igtGR93Pn4MOheg5Xz3dKRBLi7vEiLBY0W0IDPKNBnCSEizSi3njI+rc7mx",
+	"GdcwBomD/3X3TEgJCTXj7b76bnGGl9FEgMKNRDRJQD5TJCq+ISwmQpKISsnAgGQMHCTVEBPB4YT8LRMa",
+	"CNMWghJSITXjY0JJKsUwgWnjEkvb/+vuBdXwhk2Z3sX/Li7xAv6WgdKK0CQRM4gJs2cVZVIC12TGeCxm",
+	"7jyYIlJkGkiUUKXWAFAx/QVMKeNmYe1LSGCkm+ffcCoFuv24M65Z0rRH4PGqPX0MOimVdAra0cFpkogI",
+	"D/PVd+dUTxanPeUIWvuSx/YcGzRwyvUJoXxOhJ6ANLRx1D8y62Dm89QMGnQ4nZqVFCMNWNwJOhL+ljFp",
+	"aM/QQHnpU3r7BvjYrGj/4KugM2U8/7uJUl4VhPYa5ovbeEuvHSZLe1xE0REY2kF6OSESpjAdgoSYpCBJ",
+	"pkAi1oQlEu5pnQwmIpMqzDdomUqxxb/ulpaya9bSsq2D589Xb+snEUPryRAuYsNiWoBtnt43mM+l+B0i",
+	"3cQs3k2A0EizGzDkbd7qkb/QhMXIEOiYMq50FXssxNWEperEcgXzWekdElHOhSYKoI5Yi3B3azOc7F62",
+	"2AZ1v8w70oIb5r5P6AJGEtTkTIhrBs2nJO0rRItr4CTCN0k3UxAXd91QxPOcs3PhvxngNzv5luzHxabG",
+	"aUapGri3V7D3dwiwdkBbgLYjuH1+vwD8aIaylzgyyG9p7Pi7+SsS3MgM5p80TRNmedne78qs+ENp0v8p",
+	"YdQ57vyPvUIC2bNP1d5LKYW8cJPYKeu8KhkJOQW8XRm/MUREGE8zTbrhjSUpw0JHlCUQhwEJPS55KJjf",
+	"Mq6y1Fy5EA+mEDM6MHsN8exKklCTFNC0evfJ3sL7uIEzwUcJix4RSJeamovczUu6of+n2XuJZw8cvx8w",
+	"PhglbDwxL/zrH/98GDh8L+SQxTHwxwPEaaYnwLUZHWIyzDQxHNOLQ91w5JdkADMCqjMJg5gpOjTI8zBg",
+	"eMU1SE6Tx4PCew63KUQGBIYsMgmkGzK3jAGYz8OdE2RtU1CKjvFCQYGVRYETVZGdV+TbB4HOT0J/LzIe",
+	"Px50vhPIxTWBW6Z0QJx24i7ZKZ3jw2suZkZcx5cU6YZc6MHIrPSB0OSczqfA9UXOux8LHuYWHNKE8gjR",
+	"AEWMbDRiETPytEGc4s+Be/GBYPDOXKjq3raOwy3lm2zMUU3qkUVZwCi2iRJEQa7I+BfsTV8DwSXo3TZJ",
+	"I6zKAt/86x//PCHmqv9mj6Zs72Z/j2Z6ckJ+1Dr9mSfzE3IJUSbhhFzSKVwyDd9camkY+kot8X7OQbyh",
+	"cgyPh4ROrrCilrgBS5OJ0QFJN0zpPBE0HmghBolZ2IPhn3hL+dwrsY+4fXN/427xmpJUw8D9ubDVmh1k",
+	"2S7Lr94LcrSYIZYPUv9gmTVh3ZGKj9oMBuuPZD7AM3nPDRUKyf7+mPz3LVOK8XFA4DY1nN9cSCMhxxCT",
+	"SEJsxBmamBsI2dJgal83Aoz9wX1W/OCk5Aeikfec3lCWGInpEeU6EkMKPEbbIVMkFjN+Yq0VJKEaJOmG",
+	"CuQNi2CQFQt8MBCkUkRGcnpUIPwCSbLrlCEj2koYoZ7arYj412DEfPPgQXb/0d8/1mQWx2/RblHSC2kc",
+	"M/MBTc6lSEFqZrTHEU0UBEbRz3/60JHCws8bf2k8ZbwTdKwtpBN0bhjMQDbYg4NOpkAadXcLs0ChH/+a",
+	"DxPYxRQziaHRIs1Mp3F8efnja5hvt0mroFdX2e+vWGXQSbNhwiJznIvixM8cyDXMjVhScCzzqjKcY0q1",
+	"OfjyfC8OvzraDC646soqmkEzZfxMQsz0dsChU5FxPZgyLhqs+vu93n7/v/b7BJ+TjDONVl27SWvNfXHU",
+	"CRaMu0HH2oOjBuC9uvyZHB3s//sxihhpQrUZ7pkiQ5YkjI97/tMaEA8bDkkCdTReW/ju836fRBMqaaRB",
+	"qoBIiISMISYzpic4M3DDvSjPzfQ0i5kmiRjXJj7oG3RZflwVOJZ2ny+x9fR+EjFsemhjowrcgFTMbn4B",
+	"LpEEo4EPKOJDflwx1bCrGWLWwjfjNMPRmYapWsUsfzh/b75xg1Ap6dz8PQGa6MkgmkB0rdp31bDiBeC4",
+	"oZyC3PiNfWVeejYUIgHKzUPLmha+SajSgwlQqYdA9UYA8oykAQuVyGQEg5Y5JWiDJxtNpq6ztuGUmgwm",
+	"wpJ648NUSN3kcgk6SlMNq87WYCRatBawHPm040xugX7M0rJKiwhquOqwrDi6CqpWIbmUYt6wze8BEcP6",
+	"CF7Q5gKa1zk1jtu62gsYZTz+3LgzXhkDZIEOzRaNEvYl65Yye7AWKw4zUNr9ZAQw956y9no6VMAX7j8j",
+	"FSxh3ndjtss4bO7j2xTykZEvVyJJPvypff9j0LFup41ofRtuXb5fFx46q+MgcnfLwgstnMV76ZqepdII",
+	"9y2o+KPIZDIn+A5RnKZqInQeeDCbiATQQbgmepbcUc38NAGqNgTYKia9jOGuwzULXHC8M+hkabzxuZbE",
+	"6uVEgLy34rcrROkF3lw+vIp0UuG+pfWuwYrruL8ZgUViOqW8gfNAb9wjoVITspuSgwMypoN//eOf/2Fu",
+	"lrAJYK03YfstaAC1GsDuLnP3GH4T5MteDpFzJ7FswnDyjze4owru1iCLcbjVgyiTqolgT5FNE2ElXyMU",
+	"kZSOkT5X8N7SOpcD4dJTjdcunfMLHOLeMCMSmDk80+x40rY/ejLvWIYGcfGbczc2KqanRox/eePtAZvw",
+	"fN0mT9NIC9nGHuxD+3OxW4cw3ipCo8hcWuaXudIw7Vhu27iDktunbc6Wn6egaUw1bd+59UgvHJuIkCls",
+	"xqtEpiMxrexaZZYZBJ0YOMvPLpPNO13J6FcJ1u65B/4i63bfp81KR+60X4/dlqFUOfcShgQej+rLq26n",
+	"gF4jFRkcfiPGWzASuPEhhuvxkIJaHo2HuCU2bfxbawP41rq5Nty6c461CSlGplXZ1MfKJBCPQRrlvyQ/",
+	"n6ADcmjE3DE1PGlNiWWYST5AtwEONkhBYnBWhZjWs5YsYnnGZ3RuY70Wd+WeKheRt0cOX/T7RIqMxxCj",
+	"odZI8P1ef/+E8CxJrJjOhZ4wPiZm3VWlIRbZMMEomixxVuYKz+CZsw3e7o7Frvvx30aJoGZzxXLdghYX",
+	"/FPzIk5IvxTxU/hD0cSapY3n0LJED9jaGu1XxQo13DaENn4vJElBpAkEBGWRK7QZKEKHItNk/4DgQRCq",
+	"K3GP5uyvOicEpqmet8B4OVVUsbcipbVi1wK0a9hS3WsTwZ1NILoWmb4EpbZQk2oK6jqo7iYcZDJptl0t",
+	"owVll7lMUs9W8jzn6ndbvrTf1I+jNFNt0fk0QavZrxHSKGoX8tF2JoFCTSkpzS+OVpqzlZqga4I1keQv",
+	"ExZNFmIILy9/JGjT1oIwrjRNkhNCk8S9OK0r/Pl9s1Lzn9LbV/blw4MV1hW333aA1hD4IQwt5uLQIt3N",
+	"0tptQbqRQayde7OJn5BpprS5f4ob6pki7Rbx0qkfbmujboetCz99RL9LkxekcX2Z0mIK8lxITZPtmFcz",
+	"A6r7p2TSuAD0Fn4r4vnGem/cEJ9yqdGSNqXRhHEg5qUTDDSORYQRKhcvT797+7I3jXOjSsKU7pGfYIZv",
+	"Ky+30DgGjBSDWzpNEzPpr52FOM1t1Y4YNGWJWqVe1DI3brWkfm+7EqgzGwpubqUA17+rUojYiEWle7IA",
+	"9ohB0mKkFKMR8NhcszYoFV8NEErFrgnG3DXdwUZlyh0MNZtWNqU8X+5JHqOvJmIWYJiWFiSlUq0h8eKp",
+	"F3MtwLoVw3J/9IZKgPl2LYc3ovCCgI6fNy7qNppQPobtWIJH/hJLOOp//WLl5SUhZtLoiZlkFTHD/F3z",
+	"1R01XTi5Ba/06vP9g82YkTtEb1OrLKoJVj+cv98QPssdWjyG22aD1hSmQs4HUzZseS5iaBa2smwt5Ren",
+	"dm/74SrTFh6dJkj8iM82RZbNnYiLXnrr5E1BlgJYjslVR1xfdYiQ5KpjNKRjcpX1+4eR9STgv+Gq08iK",
+	"CgnTmzzENVo7xpLGjYy1LtB42dHtrwler/gN09u4LWBKWfNBrwj1aLoPNrCOlLMf7BqWxHMUu9uOi+Sb",
+	"XEgOwyfmCpSg1Im/ACAmwznemQrkDci6e//5UXAP8Kqz0FVQeIPC3UuDn/cqrNqY2uPcK5cKxTS7gYDE",
+	"MDQ/UB47753a1Mpx746qVl/TCrOgdxw2PBqBmQ6alBynsluewJxGf0woyTAG34aIBISS1CqIxOmAgQ8+",
+	"tjYVC9lnyoXkt4QyLL97S6f/zry+sefHmx2XxJ14SOQAqxzgCpx8VzNn202jI4SOYYC4ZOaPf8+UNsCy",
+	"U2a8Wba0I29jzuRasg389mWyejyDpltkI0zFWGRbqlCVRLea+PLV/tcHTetaWMDbTUHuqG99mDs1sQne",
+	"9mJYmShg3yq55pa9/V65ROV6HGEnny8oNvFbI0iQiW8GlpipNKHzQWsY0NaX77pxlutGUvq7p7LiJVeR",
+	"BccWITUuZ3ZtRHFwXxVR44dtWusW4XLjNBtY51ujcGwetwvIbZESbUhw1zCCLYOvik0Epf22AfDBo6fu",
+	"GDhlPr+AMVNabiMFD4XQ5tPUxearjQSW4uuc7S7oFfgxAS5FgoKCzVjyphmMeTtBQwEngidzG2HKVFGT",
+	"o6u0kBCTCVUTiHca5QjuUH3NMLUG6HYWdxM0Q6ftFBac+LjnpOa1F6NRwjhaOKihLE693IGBj418rWqE",
+	"fwS/w+PJrjcsbgwwKR4O8Ejv2YGxXGN7jHCkshpYXEftMmoOq5JLpS0iqQlDq3DYQrqsiYNt7qYNRKEq",
+	"Vq9igfn4q3d3uWB4YJxpRm08jRXPS7EyA6PN8IihK9elKDXTIUhlYPVGjNmWCnlKlZoJuZAL0j9Y7Zcy",
+	"aNLgKTh4/mLzPBKfM+GX0whUkbBoU407hhHNEr3a5tTw3CWQNPnAWjUQdKxlfGid+Gsq50akXI8V1kOV",
+	"GErMQyGsbxNX2IQqNzTJWsp4wGgEtt7KOBFDmhB8N7/mxA1IyWIICCTKOrccTHdWa1fXWLfGKbz+KPxq",
+	"qgfQfuJbiDyp+XAT3dPh1iqiz8dtXK0UQ7gA5dBto+gXzqEt7AUNX86nyzCnceSy5IiFeqMEkrsRGtIo",
+	"bLabBcoaOCeBRhOfr1c3btcAVLxbmagFXPjPzUDVFlSnBouUXrLAb58A4vS/hhh772wvCMi87FOSfPEi",
+	"w8M31h2X6A+lnbrVrQ74daDehpDuzaBQp6RlSr4b5G1e12m7Va860wfV6Vviu1s1eVdw6RNam3y6yxYM",
+	"bAuh3tmx78c6uCrLxE7VDHajq4K0eus9BUu8OFwd1HOHYCAfN18Rug7X+tRH1ufM8uAA5Rk2NaTw4vnz",
+	"Q1tNzv69HzQVGWzIdS2MGn55TbC+fL2pV7WSL1+TtyzLRUuEDWtiily+fk/0hGrCBUnM41LNwYlI4nIc",
+	"QVnBRLOLrLgm1w3xXMdEZZ2t4zYf73Iz1gQTdAZLk3jOMXvHRYEVOTvoPTXf14Kf1hRLWyPVl2+n5a5d",
+	"cqc1m8AWgFc+qMoyGoFUUVcLRGpBzC3uRnW9Qdatwf2PqwPmmpmUzaHf1Am/hdVkxPgYZCoZ15sYTq5h",
+	"3h7H3yp6VdP018eW0nfVFZcWstJfZkG6zanbaMwNTt4e3srD9+M2rha01VC2u6IciDcq9lDSGRcMA+so",
+	"ffbrps28yx1Ld5f7H1KuL0vz1jxWFubFjKOsuEY0hkqy8WYojl+sLd6/AzllnCbvvPS3iZN2CzO7yoap",
+	"FFpEImlL1chfIFpgoJ+01RuGQCXIno3ZQWnVhuwcE1vmq6fdXno3+80e+mbD/iXj4wR2MwUBOToslY8w",
+	"l+KQKnhxlMmEdA+evyBDptVOj1w6G38EjRPNYKhEdA16kDbWFT2nOo+79osmv8DwEj/ynugx1TCjc5eP",
+	"sDdTe/7dvQ+VKsYfVxtTvBegdGQLy6weTiOyVCq7bZNaXWgZi1YHtzTGmwQ28/Gu9bckbAToiGGcuASI",
+	"XpuaUNVsmjFiIYfvW0S0VhVuK0d1Zfv1pVU2X1mVm7HpMN4rOoa7G7+3jYVwISFrX2W43AuMtVl5n9mR",
+	"WzftRtk207aNrQ9ZkkDcJibncUQugWxCFRkCcBtfBTZCm2miBBlRuW7+mJ1ST6TIxpMNPFRCLU1bMM8t",
+	"gxEKykRy16Q04PGGYuE6KgjW7c7P55kik6bCAnfTPFbYdfzjdg9/W2LbL6gy+US8kRRTojSVGCcOPCZd",
+	"LQgXMzKbsASISF3t6jV2gsNsWkBmnWgDpKKiXsFGzr56/fyKraoCxbLpapWOVdpqqbRMnt1WwvcanS7Q",
+	"UCvXWPBpm6MwYydCtTjJ3qvHDBdaLxu6inxnlAvOIpoQ/1pu57cRr2sKr+euHpcVXLsomJJvDLZKqoXc",
+	"KUuvLubKCq/r2Z+XhSatllF/geFEiOvT6HrDw2jIVGdjLiQ6TOPMlgyEqh+1yYEadLgY2AyIRjyREAG7",
+	"gXgtJ4d7dVkmuGU3mWR6fmlI1nl6UCw5zaxEaf/63jOF//zlXSdo6JuBYkdeWldlRVR0qQTbz6++O7NP",
+	"Zd69AzdhBaF8fROt05Jg1VZ2d+LK6Qb1Mrq+ku9upey/ikQKsWGX1aq8CnQewc3GfJdx2zpFrV/630sZ",
+	"KUM1+iPmU4xE8w108fLyHaYnGfHfi+c/nL+n9JL8+O7dOZkIpXvk3YQpMjK8nNluHo7uzAcy05PjKx7a",
+	"odVeJGIYA++pSZh3prEf/SCcd45ghfARjQBDtM2KFWH8iodmOrVngIlwoSnrmbHGIgzsqxPAJREJNFYE",
+	"bkDOHcXaWzS83TWQ/Ht4ZWQ+4IoJTqgurqcYIhaj0Q/zyIz2akSYbmMK2k7vil/xM8FvDH8RXFlrKU3T",
+	"ZI53XXX+4yv+b+Ql/paHP/lmDmG9xGV4XM1BtW5k9IczjTHbV5w4LBYjs4ep2fj+wVdldQ3v3vDX093/",
+	"TXf/3t/9ujc43v0tDGwnjBlTQCixlaTfv3/1XQ8XiBliJFNABHctJ9SEphCQsJKJFZ6QKGHmFiVqxnQ0",
+	"MTJyiJ7SnjnlEIcr1VPGdkQSyH9e/vwT6YZntlbp7rt5CsekXq403AmKTZG37FsynJsdO1M76R7tH5Km",
+	"esyBOUMRQ4z+3Egn82OS8Wtu1FPMiVMBmUnBxxaxzJgGdaZ5ewdcnlnnUb9PGjo7WNXbbRRHDAmnU2ZG",
+	"xJ5TkMS49WoPgBwNFNH0Gkh46gpmWtwgVsVy+TdlJmVV+vCEUOJK7gZm0YtFevNq4Uf9fbtIAweyqlwv",
+	"EdKMV6vZizsIy/1bQqIggUhbaq03lal0YKHctlqxdh6sbG9wSU/AzOQK3LsS79Q1nCFiFLjeLKRU4550",
+	"uSEjctQ/DIwmwWJFYoFfJkCvdyyS5VWrlaO+vFtQ1/zL4qnPh/G6nLV8YuFSx0Z3DCqYJZYaUpGuYSYB",
+	"mWZGWgrw9Z0TR9u+UnadnhGgCwWnDewba0eHiILhQjVoPHRfXVdwhJ4B0cHXpFqa2+Fkqcx22ICCuAWD",
+	"pyVcNJiWajN3rUNSeIxzazkvKoUqOsU1XIOtF4rMwbZcc4zfRrkU0Z1hQ0+3Y4It3FzjBzOmGdCMixN5",
+	"5MHBcbcHpK2w8EmxRtQlyk3fkO/gYWZcWcz6elUTEmTo+SVhEAWoYWweXmYYg8liREKLPuZMaRnK5c4v",
+	"FrPD4IqHLiIQRUR8xcka7pfeFUdr03RK5dwlL+0yHiASq8BSUmSh7j8l+GkeG5xH3boLGu9tkZjXuTVX",
+	"MG0E3U7Tc3J6/qoTdPJSqp39Xr/Xx9pGKXCass5x57C33+tjWJmeoPiVCydmHXu1wl1jW/08B92r2Mhf",
+	"5s03TOnT0svV9me/frCSzN8ykPNCkMnDIterYb1QhO5j0DwuUlBl2NyZ+7xfcuYeuIz9Ja7c5gmcXaml",
+	"+RHm3tbVhd9q7Y4O+v17K+5dq83WUN37Zw5o4UJGXhzTgxQwP7I7a/owh8BeqdsTfrK/+pNKAX386HD1",
+	"R0WbIPPFwderv6i3afgYdJ6vs6O8Ew/qNTnRl4jCAN9eMfkdmloVL5kbFUDZy8jVIEWWhyROx6qIwfkt",
+	"6DhW1jnuVBkOztxKv3Vr+t5IyAh2Xc05G+laodim7Rav7C00NDQonrq4iyqH+N7MdGEnKpX1CzacsdZ5",
+	"8JFIqq2rTQHNAA1feXG/GlG1NEBdRldNn9xb+5XHorX+0eov8v5M+MEaxJl3P0NqPlhnI+VuCp+IBzjU",
+	"x36FlvSfqRL+2F4TRpOqFoB0ycy7Mu+8SpTOousC1YzccmcWkcVM7yZi3HrB493uavatd7GXUyXa+wMu",
+	"WNSaBysVH7yPsSzn2WikWjkjHiWZMopSImYo02Y8Jt2L78/I4eHh10XLxrq0w2zeUDH1Orbuxflf3vr5",
+	"szTdYH5sZ7vV/BvKWLYQkheynq8jZC2y15L/zhupUgk3TGQq99V9CaJZudblCsHMVo58kskegR/TuNoU",
+	"oyp1BVZpHbEEDW6GDVNiEeuu3DbPNF2uSv2Er62tREFjt/N7ymZs4wBFRGsTpb04emRCqzRPaJHZEPpP",
+	"BPbgBGYN4hhfi5RktR5rRd2MgNpUinJQ+v0oErhzX/PuXlCyKXD+Y9VTpmUGHxeoYv/elrCQa97YHdEu",
+	"E2LSzVnGzmevxXy29LaxHrN/uBaB2qaZX5jiY1GLUGQGJ67UUM1PxjQaYG3ZgTyB37o+gnKhgQlIuJcL",
+	"eO+Dawby0QquCdiYiTqPMVfi/XGYCo0fLXpn7Xzxk/3gyX5QJyODGI6InFXgRlwDUk4E0uW7gjqx/hCL",
+	"3HyQKQidE4U2J/sQpje/kDeiBEM+uYFwFTXulWXSJZT5ksdm3LcVCfYzNiaW6pi0yqWBc78+kf8T+S+Q",
+	"fyatexsZgBYkTWgEWJynWyIZ8q//8/8cFp0QShRLzBv2mwlwMhaYCIgKIHGRhNZfOwNId3rkpSs2rAkd",
+	"U8aJDQZTvtj/Y7KKoJNmDXL/paZS/wFpn3FSOsgnHvDEA6o84B29hoIDiAxDckpcwFB+CYF2TspuXiIw",
+	"wOwaICUy4xwbgnNBOMww8oEpO1TcI5eg9T2ygJUXfirFcAvnY51VNNoIsNrIA4nv98cgyjVRmvpy+4QM",
+	"hBRRdEa6lJOM53VELEowhWEzZhhbv526wvA7T8xkO2byxfAGbBKChjbGyX6fuJBVzy1cYRzgcSoYN4ih",
+	"ZiCVD8zCh7a8zl2J21UWVnvlymLLDd3VMmAPEzfU1hHnKXhoETrr+Kn86T4Z0h+ctM+rtbrXCiHKFOli",
+	"Lm29Vt7O/cYWlSuItcYNnPuXHhKDixpoLTK2X+oDYewf3I+D0JtjgDDeGUyrlpJ4myuIjTqeL+XwuTp2",
+	"FmpNrOXVuW+EX4rspaMyUn5+Ok8unSeXzp1YwiVYybJSCVOMCC2xibveLPZuU3sf8jiyj3uu48fmqqKt",
+	"pdKgLFYppyFZgmBNa0vUpIuZQ4spC/ZxPfGBmEnUFcfaGSQsV1sL8y54+73efv+/9vtubPeSyPRAjAbS",
+	"qN3hTkBC298iJPu7z/v9K17KBOu2ZDOZr3zWcVjPgjQfXfH8+WDK1JTqaBLu9Mgpz9OqLOhd8o7NZGgQ",
+	"4c/wVN7lfQk+R25dWugn8sJXCvM1M21XbsF1dBJKfwF+wM+XXT+43fAPxd/NB4drHUxeIq56J/wgDaug",
+	"nmdYVk26NG/P5NG7aKizE9jgO2gICLLFDlyd5jteG6Uamg9ybVy4XlO+IZUYYQoqCe0PIXFF1rx5JnRb",
+	"69mFDWaMx2I2iOlchaR7dHBwxcPqI7iNAGLL1W3a5FRIIHpCMXMtgZHOe9ZWB7BfqoFbyg7hovxxuRV1",
+	"FxPyat+5h+ExUSlwfcXdwbokT/u2QYednt/vABnYgNn0WZcEbh+dIAhEpglztinURa94MU4ORSrBtsZ2",
+	"4ZiC+w5VpZ539uUe+Zkn8/zLiHIyBD8o3ttmZ1zoAc0B0SMrbvseeStufPLvVHCYkyGNrq942Wnm+2j5",
+	"Ov8+Ud5bwUhK9eSZIr+LYev9adHnC7g/feXbT3J/VsrutlygJfRgoJ6u0Kcr9Iu6Qm2xL5cZzmPD0T1L",
+	"61oG5Euq7FQLLj5T7nK93wt1jbzflSm/K9iXq0JgiCFY7EKUzCseTN9jCKPdWzNsvoR84j9uqsufNAt5",
+	"Y7/iJ09CXqz1QbrlqiBLHAVm1kxDjZFUSiOUg/YXz19LypVNwyO2SXCVmRUSaf+AhIyrbDRiEQOuc3l0",
+	"J3A94m/gipciGiOaqrxISJBvDYsIWc2ki1U2SnnQEU0H6Ei38rWeUG2EPF+jB8sfOhfpNcydMOnqEJeM",
+	"P0Fevc/u5vL1e1fVD2uPYHCFK7FSLFdwW6jHOfC7LnTTrIlGTM+NnFpNNLYljRRK+IgYWC0D5U/FBDcC",
+	"61TcYEQ1EbxJ6DxDbeQOOdhVpv15CKj1TX0iKXV5yviFPzFf7iN6Ek9zFrqGZOc8oRf+OJ+E1LsGldoa",
+	"Xi6oHC34hm054bJWCmrTG6BZlKyXoGgVLX8AXeFRn0WZh8/JefwFyBzmsi/fdqNq7Tsfv4BuSnO/uvJo",
+	"MWjKEuXTFvKQ+KXoVynWtHngcUMpk/UQeO9hqqfUb45StQdCEwkUK3T5X2sRmrZ8Fi7LFpKztSRcnKet",
+	"l2XrwQ1QmRqgRIa1RsPegsDwVLXlKUryT1+1pczHujaFEacw1IcFCYUsvB9oTNk5MTK4Fca1qGLZJpxs",
+	"TTbkOybs5j0AHpAb6UxyRSg5eP5id8i0z9NEloLNIrBo3WG/T1TgipNoUWL+eVXXYhNXvBuLKN8GlmEl",
+	"P6fASfjDy3dLm0KEvvJj3mHCNZS44ni1lJo9KBIuttAIWhtuhKQrZEtJzyu++Hrun8lLK7rinXZ97y/e",
+	"OF+F+QvRZjYRJNfkFkAypXMyZai19g9J6Nc84EIPsLVKuHNSQ86FMp0GM70ebF35J1fclu2kuSPHyXr+",
+	"dijBF90m+DS0umhejlTlrUGObQnQvIAhlotUrjO4VtgEvF0VrTZmuYM2+tsDanbVRbbcLAiaP1tI7CNc",
+	"F1+G/f4tRtYTlTfZIUMpZgoJ0fGloo2+IVpLc20C8p0UrkxP9hIxFja2so2N34hrZ5NyhcT9AqWYWt+w",
+	"iOfElR91Ncxt5okNEDL7sLLoFbfpyKVqxZUEFGT4UQJUqtJgPfKTqBZu5+jnbuIVb+xuNmUPF5UC7g9l",
+	"frKLKxmdPq6T7H/JxtyI5Zn+bHjG5saOz5o2XWuBzvGvv1XFOkydX0T8HEsrzxyyln1qmZ7UiBGrBi8S",
+	"oWBxtJfz2JK1o4oKP+Ql86n1b7mKU+evz16SG5DY5SIgEiyxKxvrgZWBAZtWZvgtjw0hxkzm9bxzFmTF",
+	"L9syQ8/ziIUeCf0Hg0yyIjLRlkO2lvCJUPqZIpHgIzbObCVo+w15f/FKNYY2+C3//Oq7s0WqrSe4gYTm",
+	"9REFPK5uZUhdqpOtg24AtdQlWN5fp24NbqyFZ19c5Tg7tDbLOlN1gGkD+DNFaFmczJOyajzgjddiGzs4",
+	"tI72/uKNhU2BRZcHz19YUEUTc7Nw605ce9+f0pb8eDpfC6vAZHNzj2HnENed4w6sAG5dd5XWa/lMcJX5",
+	"uCl7il0jZO8ExH/s71BfW8v8VeMU7l/KEnDljkWCYWOuCi2E8WNCXYV134HERq0VL+UGuytuRvANG5wU",
+	"gs0AfheMl315TsXgN8wpN0wSbJBjNQnHX694LjPQRAnshsLMMkl7e5WlDVWCK64EoTnDiARXIgEMDMME",
+	"6AWQME5so1zUWZr42UsHeoMGZzaf+CEECT/N5lklq2jkGrjqfN6axJ9D+PiecaYm98NSUpBKcJoYWd92",
+	"k2zzuidz22RGF9lB2N+g54cY4BAD4GYDMYZCGmw7KfWUOeofXvFwBFRnEgYxU+5VNE5Iam0OE8rJUf/I",
+	"trmx/TaYIrGIsilw7/tkWl15cLHEXI8Mney+C5fhAdqVKECdCiIJeqeJMM/d+t8gBB6GKitzPJHmH5Y0",
+	"jUJm7gK8VM2dZyRI66ynSs2EjLHvDOICQXohY0m53tmOevHu2fM9vFqJ992CmhIJIx/UtfSgoHD8ZUKN",
+	"Es4hKN5c1Gjqrh58vp0l7nFUbTfLUl3786S6PwcNeQnGxrGWjUpCYh4q/qU2phgXvrrnIsBaNel3pZQG",
+	"37YumxY9qCsBs3msuOtGRX2no0gk2ZS76KthJvkVN+p5w4iNDVzVwnxIIxCTrrX67ZSj1tQJCWXGZ3Q+",
+	"cI1AXeMo96OZQoVE0TmZiBlJhMtK8NtMKHYG0C52TebmAwmEZ0li+YLzDeNulN2YTwD027JAeaYCb/Mr",
+	"cgaveJ62UqQVjspOL5/a4UDadFf/APpbO8i37hQf0BFcm6nFZO9g+BkFdnwh1u53i5EcHpgB4hjJ8dCi",
+	"cZniG2PR2/2envYtfi6NRi/yLNm61dOfQrvXT2Bdq4eBYwBftB/sC6ZCnwvSFr+9JfHlTfBbaQ+bTz/R",
+	"3P3RHAJ0HZLDsyESE4ieCO9TEV7lFEhXmAMyQmXh4EV7qKR852Gocy9SN62C8cX3Z+Ro/6s+Obv8iyv8",
+	"RuyZEylm+YLs8n3WrdIS6BTiQoWMqaZDqsB8hL17zf+d+DyBJCazicB04Hdwq0kESeLbJxOVYv/mCYAm",
+	"M5ElKBkQqgg1kuQ0SyjpYnoD42MXuhN+EwYk/F/mP7vmP/8RBkTToZFPsXS8BbjOJN9BcTeVMGK3Ltea",
+	"hM/CHjnF8MdMAqEjDdIaxK2pezjXoMgMJBCFjWSHQmpvXOccIhskiMbk1KyLJnk/bJeHzZSmTru54tRo",
+	"5mkCGt1nzWbkVEjLKM8u/7Ja/NVwq/2pFjyjzoMaJdtlPMH3aP6OKZuf3+RnCqnWNJpMgesT3LZhkt9c",
+	"dXDgXRf85EqExDYAyv36/t2ZwROwP/YidXPVCStc9eF8TH9gnmNLcZXPtSWk2tDU2eVfCvK9A4OZAE3w",
+	"nTa2knHfkV0WXUTsVza7izBuqMcsMfGMR02E1ESzKYhM98hBv49KKmrFaGw7Ic/7h77/NjbrdUHMdsjc",
+	"KN0jb0EZiHiKNMRDGbeVCsyWaNKmi/6Ii3xIHdTN0ECh9ixjSIHHYDsAK8OI4ge5vR3iPfCeTrF3t9IY",
+	"O1DaGtr/Zw8RGLc0xiNFFJuAR8a8bmKxtDJdiFStNEItb91V7tr1YCj1Kftbfb68dUE2GyVGyqDKNtom",
+	"CoAwTbpc+G7xoAJCx2DjYx2GuMSTE5L3QHKdNrApiwUtEVOmNcQ7d4jjzovkIjMTmd51xT2XRAU4bzzN",
+	"a464T0g3ZJxphj3Kd/LA6lKAyATrYBA/V+DDhGwQN9PKxiXftfrZsZF/GhrLY9asny3/0a8eI67cylyu",
+	"K9ZAs3FICQMrCDJOQg+13pTxgRZplrpqar1e6Rm9rTzz9XAaK6vl0MoNoT76qWwNJQ2WTzdqXkGNCz1Q",
+	"WWpYjoGFsxsXZmhbyAFzcCqe2OKUFAYDXvEZDCdCXBOJ/KtSTqY9hPrMQdBV8P1cy8g0LvYTperWQdbC",
+	"Tj1uEi0wFK0WVPeUvhs/VXJZENRd0BjRIt3N0jYh3bMHX9y/VkuqfL949rb5BZMpLaYgdw0zoUnTPdPI",
+	"T9xn5/hVwVUeTKppnrC1uq15CW+tp2LOD47MpyRh/NrHs9ax9Jki7nb0xzLy+QJVdF+Nzq5k32Ilohyb",
+	"3d24IlSCzmz8A1NkmI1Gzu2qyVQopw/YcGZ8CQ3ROz4oiYSXWrIUdi/ZmGOYU3jFXShlTIYwEhJbuFtP",
+	"KlNGr3U5tjNpxEKMo5wypTB4aUqTkZBTiAMyk8L8ojRN4Ip3rWXEZsjtmM+nmcYagTEkDJUUTMXqk9Dt",
+	"eaD8igYudTfskZdGL8aW0YTFhKkrjhQILgeva+Sx8oBGzbYCVyVdeOcExUpWSGJ54SnM6/IOhSmVrlSL",
+	"l95CL9dYhzVMEYa5MOY43KB4i3GjHF7xUgkYm8BmhT4hS6KYK0rrpmWahPVq9mY8pYHGVqStT5+/54vi",
+	"9shLBJaepy6wNU9ZiwXkmXBYlkXCFafRNRcz3L6LWxtzgbUBT7mDu3WBe3hgfap8TGuQEClwiF3qHUam",
+	"liW/vO8/0z3yk9DWa4pYCbENostP3rvpx1Q3GhddfYxfHJWsCLrX31hjXcbZrUXH4Gbf/TaBW/Lj29Oz",
+	"3csfTw+ev7CPvc/Ecs/CaVInmTb3yVH/6xct/pPtRM2lYfF4PEU0uxj+DpH5O6dmYQ7HIAwyjLk2WvMx",
+	"z5LkkSu5u+M6ja4bbSpRBKlGDmZJOyBxZqcCQy4OI3c+H6fPpumAm4qO9xfb/675PrOEnfPNrsXvPCYm",
+	"hpv87Z3Vt1qDFcmFzK/omuFfuteE2HvtWWWmWdpyw23h3nHTqEcXVMMbwyZ38b+rB6l/UBvlAqaUccOT",
+	"Nhip+GhhNAV6s5HMB3/wejAep8uVAKZ0jta5Lk2Shag5l+CW11RQVYLzJLKiEMwSRcet6A9UA82t7BNZ",
+	"VTw8GziCXd5TwbOneryfoj8eIp9Rc3wlDN6kpJ74YuWYhDIEG2iP5cgN+1nNfNp1WPf63gefto+9rm02",
+	"7zqCwFv36mcqDtjlLZMG3F6fhIEnYcCWy3CZ7LZxkMXSE0L53GEKSgbSKPd6AtPVpNdQgXY7QlnRUvY0",
+	"jisk+YeQHU7j2O7m08oNDicmLG3UheP4SX54kh8+SfXsOCbUFXpr9uZoUbCxh5IT9j6YFfiyqTEkoGGR",
+	"QV3AVNzAp+ZRq4rf2FXGTzUXn2ou1msuGsTw1IZxx1sT1h1lgMbcAkuLz5SrnBHnuQQpxWBCZxV3lLq0",
+	"4EzJOL5/8BUmOuR/N1jKS2xCXWfLtYbL1+8fNAzt8vX7ZcK+mf4pCE0C17apFdU0EePM1WuZiBmZGknX",
+	"RZSNbITr5ev3GMTuGgLM7hBhptRk9xrmK3Dk8sfX5p2HRBOcYhmmmFU+YUouTVxe/kisyyCHzIZlrxsd",
+	"4+eS3VBtoR2Q7y5PAxeCfXF5ip7N3FWNryAaHvX7Lo1ixCCJQ/INCe3SBtcwD2vdTvWMRUUBUd8fI/dV",
+	"NdSVPo1jix6fb9czt8BPpBQ56DR2kvCR9k/q0JOusiBAWeTwXWsKdkK6EB88f77/dUBenlkm4FyjjjEY",
+	"bvCv//v/yWH/3w927uH62ftgmMAKfeU7/P0+WcGfWvfY2PT3hSkGtjBlVQd3zZnUnbtENMonz1S7mG/x",
+	"+4GkfKvM7GEBvaIT3zJ/5qv81T+EWbLYzie6gkvwbLiGX9nKhk938JNJ8vHZoUU+LLE9pSypNlgoeTSZ",
+	"dnU5qUZPZqXKZ5lh2g/WtFNiWtXeFJb1b3oLn6+3sjXfw4MvlWLEEnhyVz6Gu/LhGcen1uttP0ofy8Tj",
+	"PDjOqthSJFCRXpC+VorbU9CSRao9Odt1eItEZtaIFcJJQvHeJhOmtBhLOlVkOHelOlOqzV7yotqZ6pGj",
+	"/lGRsTYRShOZcbdutwDii4H2mvKs37pVrlftIE0o4xvWOziXYgp6Aplhe7eawK0va0BsceveFlizJHK0",
+	"NJ+DwHqZxNUhP3Rs35nTzMiCv/5mWJ4CedMujCL0zSu2MT1T5PT81Ql2mVdYEMN2lnFM2lXDMEvLZNI5",
+	"7uwhV3XLrI9v87qtMajYkxNzzZYaWjSXCtiSbrUQeVGd+vz12cudwFUBdDUBA2K7U5SmwCqAZo6SAV2V",
+	"f8gN/qXf3J21uLTL1+9VYO2rQaWLNFZEL6kLvvKP0xYabP6YxKXIsr7/Ad6stUQYn1PiMjhKk+WRwouz",
+	"fetLqPmkC1vuwSeq+gK56lmeomEzlEcZj8v78VUeFmc49+kJebFdJP3yx+66/+3jfwcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
