@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -157,11 +155,6 @@ func (s *AllocationStore) Get(ctx context.Context, tenantID, id string) (allocat
 	return a, nil
 }
 
-type allocationCursor struct {
-	At int64  `json:"t"`
-	ID string `json:"id"`
-}
-
 // List implements [ports.AllocationStore]: newest first, keyset-paginated
 // on (created_at, id). The next cursor is "" on the last page.
 func (s *AllocationStore) List(ctx context.Context, f ports.AllocationFilter) ([]allocation.Allocation, string, error) {
@@ -195,7 +188,7 @@ func (s *AllocationStore) List(ctx context.Context, f ports.AllocationFilter) ([
 		where = append(where, "state = ANY("+arg(states)+")")
 	}
 	if f.Cursor != "" {
-		c, err := decodeAllocationCursor(f.Cursor)
+		c, err := decodeCursor(f.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -218,28 +211,9 @@ func (s *AllocationStore) List(ctx context.Context, f ports.AllocationFilter) ([
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[len(out)-1]
-		b, _ := json.Marshal(allocationCursor{At: last.CreatedAt.UnixMicro(), ID: last.ID})
-		next = base64.RawURLEncoding.EncodeToString(b)
+		next = encodeCursor(last.CreatedAt, last.ID)
 	}
 	return out, next, nil
-}
-
-func decodeAllocationCursor(s string) (allocationCursor, error) {
-	bad := fault.Invalid("cursor", "the cursor is not one this server issued")
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return allocationCursor{}, bad
-	}
-	var c allocationCursor
-	if err := json.Unmarshal(b, &c); err != nil {
-		return allocationCursor{}, bad
-	}
-	id, ok := canonicalID(c.ID)
-	if !ok {
-		return allocationCursor{}, bad
-	}
-	c.ID = id
-	return c, nil
 }
 
 // Update implements [ports.AllocationStore]: the row is locked for the rest

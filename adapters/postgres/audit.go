@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -55,37 +54,6 @@ func (a *AuditLog) Record(ctx context.Context, e audit.Event) error {
 	return translate(err, "audit event")
 }
 
-// auditCursor is the keyset position after the last row of a page. It is
-// opaque to callers (base64 of JSON); the time travels as UnixMicro so it
-// is exact at the column's precision and independent of time zones.
-type auditCursor struct {
-	At int64  `json:"t"`
-	ID string `json:"id"`
-}
-
-func encodeAuditCursor(at time.Time, id string) string {
-	b, _ := json.Marshal(auditCursor{At: at.UnixMicro(), ID: id})
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeAuditCursor(s string) (auditCursor, error) {
-	bad := fault.Invalid("cursor", "the cursor is not one this server issued")
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return auditCursor{}, bad
-	}
-	var c auditCursor
-	if err := json.Unmarshal(b, &c); err != nil {
-		return auditCursor{}, bad
-	}
-	id, ok := canonicalID(c.ID)
-	if !ok {
-		return auditCursor{}, bad
-	}
-	c.ID = id
-	return c, nil
-}
-
 // List implements [ports.AuditLog]: newest first, keyset-paginated on
 // (occurred_at, id) so pages stay stable while rows are appended. Since is
 // inclusive, Until exclusive. nextCursor is "" on the last page.
@@ -120,7 +88,7 @@ func (a *AuditLog) List(ctx context.Context, f audit.Filter) ([]audit.Event, str
 		where = append(where, "occurred_at < "+arg(f.Until))
 	}
 	if f.Cursor != "" {
-		c, err := decodeAuditCursor(f.Cursor)
+		c, err := decodeCursor(f.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -157,7 +125,7 @@ func (a *AuditLog) List(ctx context.Context, f audit.Filter) ([]audit.Event, str
 	if len(events) > limit {
 		events = events[:limit]
 		last := events[limit-1]
-		next = encodeAuditCursor(last.OccurredAt, last.ID)
+		next = encodeCursor(last.OccurredAt, last.ID)
 	}
 	return events, next, nil
 }

@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,11 +34,6 @@ func scanEntry(row pgx.Row) (ledger.Entry, error) {
 	return e, err
 }
 
-type entryCursor struct {
-	At int64  `json:"t"`
-	ID string `json:"i"`
-}
-
 // ListEntries implements [ledgersvc.EntryReader]: newest first.
 func (s *LedgerStore) ListEntries(ctx context.Context, tenantID, cursor string, limit int) ([]ledger.Entry, string, error) {
 	switch {
@@ -56,13 +49,9 @@ func (s *LedgerStore) ListEntries(ctx context.Context, tenantID, cursor string, 
 	args := []any{tid, limit + 1}
 	q := `SELECT ` + entryColumns + ` FROM ledger_entries WHERE tenant_id = $1`
 	if cursor != "" {
-		var c entryCursor
-		b, err := base64.RawURLEncoding.DecodeString(cursor)
-		if err == nil {
-			err = json.Unmarshal(b, &c)
-		}
-		if _, ok := canonicalID(c.ID); err != nil || !ok {
-			return nil, "", fault.Invalid("cursor", "the cursor is not one this API returned")
+		c, err := decodeCursor(cursor)
+		if err != nil {
+			return nil, "", err
 		}
 		q += ` AND (created_at, id) < ($3, $4::uuid)`
 		args = append(args, time.UnixMicro(c.At), c.ID)
@@ -80,8 +69,7 @@ func (s *LedgerStore) ListEntries(ctx context.Context, tenantID, cursor string, 
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[len(out)-1]
-		b, _ := json.Marshal(entryCursor{At: last.CreatedAt.UnixMicro(), ID: last.ID})
-		next = base64.RawURLEncoding.EncodeToString(b)
+		next = encodeCursor(last.CreatedAt, last.ID)
 	}
 	return out, next, nil
 }

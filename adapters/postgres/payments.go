@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -147,11 +145,6 @@ const (
 	MaxPaymentPageSize     = 200
 )
 
-type paymentCursor struct {
-	At int64  `json:"t"`
-	ID string `json:"id"`
-}
-
 // ListSessions implements [ports.PaymentStore]: newest first, keyset
 // paginated on (created_at, id); the next cursor is "" on the last page.
 func (s *PaymentStore) ListSessions(ctx context.Context, f payment.SessionFilter) ([]payment.Session, string, error) {
@@ -169,7 +162,7 @@ func (s *PaymentStore) ListSessions(ctx context.Context, f payment.SessionFilter
 		where = append(where, "status = "+arg(string(f.Status)))
 	}
 	if f.Cursor != "" {
-		c, err := decodePaymentCursor(f.Cursor)
+		c, err := decodeCursor(f.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -192,28 +185,9 @@ func (s *PaymentStore) ListSessions(ctx context.Context, f payment.SessionFilter
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[len(out)-1]
-		b, _ := json.Marshal(paymentCursor{At: last.CreatedAt.UnixMicro(), ID: last.ID})
-		next = base64.RawURLEncoding.EncodeToString(b)
+		next = encodeCursor(last.CreatedAt, last.ID)
 	}
 	return out, next, nil
-}
-
-func decodePaymentCursor(s string) (paymentCursor, error) {
-	bad := fault.Invalid("cursor", "the cursor is not one this server issued")
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return paymentCursor{}, bad
-	}
-	var c paymentCursor
-	if err := json.Unmarshal(b, &c); err != nil {
-		return paymentCursor{}, bad
-	}
-	id, ok := canonicalID(c.ID)
-	if !ok {
-		return paymentCursor{}, bad
-	}
-	c.ID = id
-	return c, nil
 }
 
 // MarkEventProcessed implements [ports.PaymentStore]. A concurrent insert of

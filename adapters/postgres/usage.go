@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -103,11 +101,6 @@ func (s *UsageStore) Close(ctx context.Context, id string, endedAt time.Time, co
 	return tag.RowsAffected() == 1, nil
 }
 
-type usageCursor struct {
-	At int64  `json:"t"`
-	ID string `json:"i"`
-}
-
 // List implements [billing.UsageStore]: newest first by started_at, id.
 func (s *UsageStore) List(ctx context.Context, tenantID, cursor string, limit int) ([]billing.UsageRecord, string, error) {
 	switch {
@@ -123,7 +116,7 @@ func (s *UsageStore) List(ctx context.Context, tenantID, cursor string, limit in
 	args := []any{tid, limit + 1}
 	q := `SELECT ` + usageListColumns + usageListFrom + ` WHERE u.tenant_id = $1`
 	if cursor != "" {
-		c, err := decodeUsageCursor(cursor)
+		c, err := decodeCursor(cursor)
 		if err != nil {
 			return nil, "", err
 		}
@@ -143,22 +136,9 @@ func (s *UsageStore) List(ctx context.Context, tenantID, cursor string, limit in
 	if len(out) > limit {
 		out = out[:limit]
 		last := out[len(out)-1]
-		b, _ := json.Marshal(usageCursor{At: last.StartedAt.UnixMicro(), ID: last.ID})
-		next = base64.RawURLEncoding.EncodeToString(b)
+		next = encodeCursor(last.StartedAt, last.ID)
 	}
 	return out, next, nil
-}
-
-func decodeUsageCursor(s string) (usageCursor, error) {
-	var c usageCursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if _, ok := canonicalID(c.ID); err != nil || !ok {
-		return usageCursor{}, fault.Invalid("cursor", "the cursor is not one this API returned")
-	}
-	return c, nil
 }
 
 // Each implements [billing.UsageStore]. Rows are decoded one at a time as

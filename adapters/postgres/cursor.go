@@ -1,0 +1,43 @@
+package postgres
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/gpuaas/gpuaas/core/fault"
+)
+
+// keysetCursor is the opaque page cursor of every newest-first list
+// (ORDER BY <time> DESC, id DESC): the last row's time in microseconds —
+// exact at the column's precision, independent of time zones — and its id.
+type keysetCursor struct {
+	At int64  `json:"t"`
+	ID string `json:"id"`
+}
+
+// encodeCursor returns the cursor that continues after the row (at, id).
+func encodeCursor(at time.Time, id string) string {
+	b, _ := json.Marshal(keysetCursor{At: at.UnixMicro(), ID: id})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor reads a cursor encodeCursor made; anything else is a 400 on
+// the field "cursor". The id comes back canonical.
+func decodeCursor(s string) (keysetCursor, error) {
+	bad := fault.Invalid("cursor", "the cursor is not one this server issued")
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return keysetCursor{}, bad
+	}
+	var c keysetCursor
+	if err := json.Unmarshal(b, &c); err != nil {
+		return keysetCursor{}, bad
+	}
+	id, ok := canonicalID(c.ID)
+	if !ok {
+		return keysetCursor{}, bad
+	}
+	c.ID = id
+	return c, nil
+}
