@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -140,28 +139,21 @@ func (o *Outbox) Append(ctx context.Context, events ...event.Envelope) error {
 	if len(events) == 0 {
 		return nil
 	}
+	enc, err := event.Encode(events...)
+	if err != nil {
+		return err
+	}
 	ids := make([]string, len(events))
 	subjects := make([]string, len(events))
 	bodies := make([]string, len(events))
 	occurred := make([]*time.Time, len(events))
-	for i, e := range events {
-		if e.ID == "" {
-			return fault.Invalid("id", "event id is required")
-		}
-		if e.Type == "" {
-			return fault.Invalid("type", "event type is required")
-		}
-		b, err := json.Marshal(e)
-		if err != nil {
-			return fault.Invalid("payload", "event is not valid JSON").Wrap(err)
-		}
-		ids[i], subjects[i], bodies[i] = e.ID, e.Type, string(b)
-		if !e.OccurredAt.IsZero() {
-			t := e.OccurredAt
+	for i, e := range enc {
+		ids[i], subjects[i], bodies[i] = e.ID, e.Type, string(e.Body)
+		if t := events[i].OccurredAt; !t.IsZero() {
 			occurred[i] = &t
 		}
 	}
-	_, err := o.db.Q(ctx).Exec(ctx, `
+	_, err = o.db.Q(ctx).Exec(ctx, `
 		INSERT INTO platform_outbox_events (id, subject, envelope, occurred_at)
 		SELECT u.id::uuid, u.subject, u.body::jsonb, coalesce(u.occurred_at, now())
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS u(id, subject, body, occurred_at)`,

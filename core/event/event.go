@@ -5,9 +5,9 @@ package event
 
 import (
 	"encoding/json"
-	"errors"
-	"fmt"
 	"time"
+
+	"github.com/gpuaas/gpuaas/core/fault"
 )
 
 // Envelope wraps a payload with what consumers need to route, dedupe and trace.
@@ -32,16 +32,22 @@ type Encoded struct {
 	Body []byte // the envelope as JSON
 }
 
-// Encode returns the wire forms of evs. Every event needs an id and a type.
+// Encode returns the wire forms of evs: the one place an envelope becomes
+// JSON (the outbox stores it, the relay forwards it). Every event needs an
+// id and a type, and its payload must be JSON; otherwise the error is
+// fault.Invalid naming the field.
 func Encode(evs ...Envelope) ([]Encoded, error) {
 	out := make([]Encoded, len(evs))
 	for i, e := range evs {
-		if e.ID == "" || e.Type == "" {
-			return nil, errors.New("event: id and type are required")
+		if e.ID == "" {
+			return nil, fault.Invalid("id", "event id is required")
+		}
+		if e.Type == "" {
+			return nil, fault.Invalid("type", "event type is required")
 		}
 		b, err := json.Marshal(e)
 		if err != nil {
-			return nil, fmt.Errorf("event %s: %w", e.ID, err)
+			return nil, fault.Invalid("payload", "event is not valid JSON").Wrap(err)
 		}
 		out[i] = Encoded{ID: e.ID, Type: e.Type, Body: b}
 	}
