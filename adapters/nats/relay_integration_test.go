@@ -483,9 +483,14 @@ func TestOutboxChaos(t *testing.T) {
 	evs := testEvents(total)
 	writer := env.outbox(t, postgres.OutboxConfig{})
 	writeErrs := make(chan error, writers)
+	var written atomic.Int64 // committed rows
 	for i := range writers {
 		go func(chunk []event.Envelope) {
-			writeErrs <- env.db.InTx(ctx, func(ctx context.Context) error { return writer.Append(ctx, chunk...) })
+			err := env.db.InTx(ctx, func(ctx context.Context) error { return writer.Append(ctx, chunk...) })
+			if err == nil {
+				written.Add(int64(len(chunk)))
+			}
+			writeErrs <- err
 		}(evs[i*perTx : (i+1)*perTx])
 	}
 
@@ -526,10 +531,11 @@ func TestOutboxChaos(t *testing.T) {
 	}
 
 	// Two relays in this process run alongside while the child holds its
-	// rows, then the child is killed with SIGKILL.
+	// rows, then the child is killed with SIGKILL. Batches of 100 keep them
+	// publishing long enough for the restarts to land mid-flight.
 	for range 2 {
 		bus := connect(t, natsCfg)
-		startRelay(t, relay.Config{PollInterval: 500 * time.Millisecond, ErrorBackoff: 50 * time.Millisecond, MaxErrorBackoff: 500 * time.Millisecond},
+		startRelay(t, relay.Config{BatchSize: 100, PollInterval: 500 * time.Millisecond, ErrorBackoff: 50 * time.Millisecond, MaxErrorBackoff: 500 * time.Millisecond},
 			env.outbox(t, postgres.OutboxConfig{BaseBackoff: 50 * time.Millisecond, MaxBackoff: time.Second}), bus)
 	}
 	if err := child.Process.Kill(); err != nil {
@@ -537,8 +543,12 @@ func TestOutboxChaos(t *testing.T) {
 	}
 	_ = child.Wait()
 
+	// A published row has left the outbox: restart when the relays have
+	// published this many of the committed rows, so the restarts land
+	// while they are still publishing.
+	published := func() int { return int(written.Load()) - outboxLeft(t, env.db) }
 	for i, at := range []int{restart1, restart2} {
-		waitFor(t, ctx, fmt.Sprintf("%d events received before restart %d", at, i+1), func() bool { return rcv.unique.Load() >= int64(at) })
+		waitFor(t, ctx, fmt.Sprintf("%d rows published before restart %d", at, i+1), func() bool { return published() >= at })
 		c := outboxCounts(t, env.db)
 		if err := env.srv.Restart(); err != nil {
 			t.Fatalf("restart %d: %v", i+1, err)
