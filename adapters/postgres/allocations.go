@@ -42,13 +42,13 @@ func errNoCapacity(sku string) error {
 }
 
 const allocationColumns = `id, tenant_id, project_id, user_id, sku_id, COALESCE(node_id::text, ''), state, price_minor,
-	currency, failure_code, created_at, updated_at, active_at, released_at`
+	currency, failure_code, created_at, updated_at, active_at, release_requested_at, released_at`
 
 func scanAllocation(row pgx.Row) (allocation.Allocation, error) {
 	var a allocation.Allocation
 	var state string
 	if err := row.Scan(&a.ID, &a.TenantID, &a.ProjectID, &a.UserID, &a.SKUID, &a.NodeID, &state, &a.PriceMinor,
-		&a.Currency, &a.FailureCode, &a.CreatedAt, &a.UpdatedAt, &a.ActiveAt, &a.ReleasedAt); err != nil {
+		&a.Currency, &a.FailureCode, &a.CreatedAt, &a.UpdatedAt, &a.ActiveAt, &a.ReleaseRequestedAt, &a.ReleasedAt); err != nil {
 		return allocation.Allocation{}, err
 	}
 	a.State = allocation.State(state)
@@ -218,7 +218,7 @@ func (s *AllocationStore) List(ctx context.Context, f ports.AllocationFilter) ([
 
 // Update implements [ports.AllocationStore]: the row is locked for the rest
 // of the caller's transaction while fn decides. fn may change the state,
-// failure code and the active/released times; ownership, SKU, node and
+// failure code and the active/release-requested/released times; ownership, SKU, node and
 // price are fixed at creation.
 func (s *AllocationStore) Update(ctx context.Context, id string, fn func(*allocation.Allocation) error) (allocation.Allocation, error) {
 	cid, ok := canonicalID(id)
@@ -235,9 +235,10 @@ func (s *AllocationStore) Update(ctx context.Context, id string, fn func(*alloca
 			return err
 		}
 		out, err = scanAllocation(s.db.Q(ctx).QueryRow(ctx, `
-			UPDATE allocations SET state = $2, failure_code = $3, active_at = $4, released_at = $5, updated_at = now()
+			UPDATE allocations SET state = $2, failure_code = $3, active_at = $4, release_requested_at = $5,
+				released_at = $6, updated_at = now()
 			WHERE id = $1 RETURNING `+allocationColumns,
-			cid, string(a.State), a.FailureCode, a.ActiveAt, a.ReleasedAt))
+			cid, string(a.State), a.FailureCode, a.ActiveAt, a.ReleaseRequestedAt, a.ReleasedAt))
 		return translate(err, "allocation")
 	})
 	return out, err

@@ -119,7 +119,10 @@ type ProvisionInput struct {
 	SSHKeyIDs      []string `json:"ssh_key_ids,omitempty"`
 	AuthorizedKeys []string `json:"authorized_keys,omitempty"`
 	UserCAKey      string   `json:"user_ca_key,omitempty"`
-	Retry          Retry    `json:"retry,omitempty"`
+	// Sessions is the browser-terminal policy the node enforces for the
+	// account (zero: the node's defaults).
+	Sessions nodetask.SessionPolicy `json:"sessions,omitzero"`
+	Retry    Retry                  `json:"retry,omitempty"`
 }
 
 // ReleaseInput starts ReleaseAllocation.
@@ -127,7 +130,9 @@ type ReleaseInput struct {
 	AllocationID string `json:"allocation_id"`
 	NodeID       string `json:"node_id"`
 	Username     string `json:"username,omitempty"` // default nodetask.UsernameFor(AllocationID)
-	Retry        Retry  `json:"retry,omitempty"`
+	// GraceSeconds the account's processes get between SIGTERM and SIGKILL.
+	GraceSeconds int   `json:"grace_seconds,omitempty"`
+	Retry        Retry `json:"retry,omitempty"`
 }
 
 // Outcome is what a workflow left the allocation in.
@@ -286,7 +291,7 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 
 	provision := nodetask.ProvisionUserParams{
 		AllocationID: in.AllocationID, Username: in.Username,
-		AuthorizedKeys: in.AuthorizedKeys, UserCAKey: in.UserCAKey,
+		AuthorizedKeys: in.AuthorizedKeys, UserCAKey: in.UserCAKey, Sessions: in.Sessions,
 	}
 	tctx := taskOptions(ctx, r, r.MaxAttempts)
 	req := NodeTaskRequest{
@@ -344,7 +349,8 @@ func ReleaseAllocation(ctx workflow.Context, in ReleaseInput) (Outcome, error) {
 		in.Username = nodetask.UsernameFor(in.AllocationID)
 	}
 	if in.NodeID != "" {
-		revoke := nodetask.RevokeUserParams{AllocationID: in.AllocationID, Username: in.Username}
+		revoke := nodetask.RevokeUserParams{AllocationID: in.AllocationID, Username: in.Username,
+			GraceSeconds: in.GraceSeconds}
 		tctx := taskOptions(ctx, r, r.MaxAttempts)
 		if err := workflow.ExecuteActivity(tctx, acts.RunNodeTask, NodeTaskRequest{
 			NodeID: in.NodeID, AllocationID: in.AllocationID, Type: nodetask.RevokeUser, Params: mustJSON(revoke),

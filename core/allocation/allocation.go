@@ -57,18 +57,23 @@ func Transition(from, to State) error {
 
 // Allocation is owned by a tenant, scoped to a project, requested by a user.
 type Allocation struct {
-	ID          string
-	TenantID    string
-	ProjectID   string
-	UserID      string
-	SKUID       string
-	NodeID      string // empty until placed
-	State       State
-	PriceMinor  int64 // hourly price snapshot for the whole node, minor units
-	Currency    string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-	ActiveAt    *time.Time
-	ReleasedAt  *time.Time
-	FailureCode string
+	ID         string
+	TenantID   string
+	ProjectID  string
+	UserID     string
+	SKUID      string
+	NodeID     string // empty until placed
+	State      State
+	PriceMinor int64 // hourly price snapshot for the whole node, minor units
+	Currency   string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	ActiveAt   *time.Time
+	// ReleaseRequestedAt is when the release was first asked for (by the
+	// user, an operator or depletion). Billing ends here, not when the node
+	// finished cleaning up (doc/billing.md); a retry after release_failed
+	// keeps the first request's time.
+	ReleaseRequestedAt *time.Time
+	ReleasedAt         *time.Time
+	FailureCode        string
 }

@@ -94,7 +94,8 @@ var Streams = []Stream{
 	{Name: "PROVISIONING", Subjects: []string{"provisioning.>"}, Consumers: []Consumer{
 		{Durable: "provisioning-worker-requested", FilterSubject: AllocationRequested},
 		{Durable: "provisioning-worker-release", FilterSubject: AllocationReleaseReq},
-		// Billing opens usage on active and closes it on released / release_failed.
+		// Billing opens usage on active and closes it at the release request
+		// (released / release_failed close records from before that rule).
 		{Durable: "billing-usage", FilterSubject: "provisioning.>"},
 	}},
 	{Name: "BILLING", Subjects: []string{"billing.>"}, Consumers: []Consumer{

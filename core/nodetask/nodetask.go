@@ -105,12 +105,36 @@ type ProvisionUserParams struct {
 	UserCAKey string `json:"user_ca_key"`
 	// GPUIndices the account may use; empty means all of the node's GPUs.
 	GPUIndices []int `json:"gpu_indices,omitempty"`
+	// Sessions bounds the account's browser-terminal sessions on the node;
+	// zero fields take the node's defaults.
+	Sessions SessionPolicy `json:"sessions,omitzero"`
 }
+
+// SessionPolicy is how the node keeps an account's browser-terminal
+// sessions (doc/terminal.md#sessions).
+type SessionPolicy struct {
+	// ReconnectWindowSeconds a session whose client went away keeps its
+	// shell for a reconnect; 0 takes the node's default.
+	ReconnectWindowSeconds int `json:"reconnect_window_seconds,omitempty"`
+	// MaxSessions the account may hold at once, attached or detached; 0
+	// takes the node's default.
+	MaxSessions int `json:"max_sessions,omitempty"`
+}
+
+// Bounds of the parameters that carry durations and counts.
+const (
+	MaxReconnectWindowSeconds = 86400
+	MaxSessionsPerAccount     = 64
+	MaxGraceSeconds           = 300
+)
 
 // RevokeUserParams remove the account, its processes and its files.
 type RevokeUserParams struct {
 	AllocationID string `json:"allocation_id"`
 	Username     string `json:"username"`
+	// GraceSeconds the account's processes get between SIGTERM and
+	// SIGKILL; 0 kills at once.
+	GraceSeconds int `json:"grace_seconds,omitempty"`
 }
 
 // HealthCheckParams ask the agent for a fresh health report.
@@ -171,6 +195,12 @@ func ValidateParams(t Type, raw json.RawMessage) (any, error) {
 				return nil, fault.Invalid("params.user_ca_key", "user CA key is not a valid public key")
 			}
 		}
+		if w := p.Sessions.ReconnectWindowSeconds; w < 0 || w > MaxReconnectWindowSeconds {
+			return nil, fault.Invalid("params.sessions.reconnect_window_seconds", "the reconnect window must be within 0..86400 seconds")
+		}
+		if m := p.Sessions.MaxSessions; m < 0 || m > MaxSessionsPerAccount {
+			return nil, fault.Invalid("params.sessions.max_sessions", "max_sessions must be within 0..64")
+		}
 		seen := map[int]bool{}
 		for _, i := range p.GPUIndices {
 			if i < 0 || i > 63 || seen[i] {
@@ -189,6 +219,9 @@ func ValidateParams(t Type, raw json.RawMessage) (any, error) {
 		}
 		if p.AllocationID == "" || len(p.AllocationID) > 64 {
 			return nil, fault.Invalid("params.allocation_id", "allocation_id is required")
+		}
+		if p.GraceSeconds < 0 || p.GraceSeconds > MaxGraceSeconds {
+			return nil, fault.Invalid("params.grace_seconds", "grace_seconds must be within 0..300")
 		}
 		return p, nil
 	case HealthCheck:

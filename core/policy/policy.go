@@ -33,6 +33,9 @@ var (
 	AllocationMaxPerUser    = Key{Name: "allocation.max_concurrent_per_user", Type: Int, Default: "4", Min: 0, Max: 1000, Description: "live allocations one user may hold"}
 	AllocationMaxPerProject = Key{Name: "allocation.max_concurrent_per_project", Type: Int, Default: "16", Min: 0, Max: 10000, Description: "live allocations one project may hold"}
 	AllocationMaxPerTenant  = Key{Name: "allocation.max_concurrent_per_tenant", Type: Int, Default: "32", Min: 0, Max: 100000, Description: "live allocations one tenant may hold"}
+	AllocationReleaseGrace  = Key{Name: "allocation.release_grace_seconds", Type: Int, Default: "10", Min: 0, Max: 300, Description: "seconds a released allocation's processes get between SIGTERM and SIGKILL"}
+	TerminalReconnectWindow = Key{Name: "terminal.reconnect_window_seconds", Type: Int, Default: "300", Min: 0, Max: 86400, Description: "how long a browser terminal whose browser went away keeps its shell for a reconnect"}
+	TerminalMaxSessions     = Key{Name: "terminal.max_sessions_per_allocation", Type: Int, Default: "8", Min: 1, Max: 64, Description: "browser terminal sessions one allocation may hold at once, attached or waiting for a reconnect"}
 	RateLimitDefaultRPM     = Key{Name: "ratelimit.default_per_minute", Type: Int, Default: "600", Min: 1, Max: 1000000, Description: "requests per minute per user for ordinary routes"}
 	RateLimitMutateRPM      = Key{Name: "ratelimit.mutate_per_minute", Type: Int, Default: "120", Min: 1, Max: 1000000, Description: "requests per minute per user for mutating routes"}
 	RateLimitAuthRPM        = Key{Name: "ratelimit.auth_per_minute", Type: Int, Default: "30", Min: 1, Max: 1000000, Description: "requests per minute per client for auth routes"}
@@ -50,6 +53,7 @@ var registry = map[string]Key{}
 
 func init() {
 	for _, k := range []Key{AllocationMaxPerUser, AllocationMaxPerProject, AllocationMaxPerTenant,
+		AllocationReleaseGrace, TerminalReconnectWindow, TerminalMaxSessions,
 		RateLimitDefaultRPM, RateLimitMutateRPM, RateLimitAuthRPM, BillingWindowSeconds,
 		BillingLowBalanceMinor, BillingCurrency, PaymentsMinTopUpMinor, PaymentsMaxTopUpMinor,
 		RefundWindowDays, PersonalLoginEnabled, IdempotencyTTLHours} {

@@ -76,7 +76,7 @@ func (c *ProvisioningConsumer) HandleRequested(ctx context.Context, m ports.Mess
 	}
 	c.start(ctx, m, temporal.ProvisionWorkflow, temporal.ProvisionWorkflowID(id), temporal.ProvisionInput{
 		AllocationID: id, NodeID: p.NodeID, UserID: p.UserID, Username: p.Username,
-		SSHKeyIDs: p.SSHKeyIDs, Retry: c.cfg.Retry,
+		SSHKeyIDs: p.SSHKeyIDs, Sessions: p.Sessions, Retry: c.cfg.Retry,
 	})
 }
 
@@ -89,7 +89,7 @@ func (c *ProvisioningConsumer) HandleRelease(ctx context.Context, m ports.Messag
 		return
 	}
 	c.start(ctx, m, temporal.ReleaseWorkflow, temporal.ReleaseWorkflowID(id, m.Envelope.ID), temporal.ReleaseInput{
-		AllocationID: id, NodeID: p.NodeID, Username: p.Username, Retry: c.cfg.Retry,
+		AllocationID: id, NodeID: p.NodeID, Username: p.Username, GraceSeconds: p.GraceSeconds, Retry: c.cfg.Retry,
 	})
 }
 

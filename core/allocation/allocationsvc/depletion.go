@@ -5,7 +5,6 @@ import (
 
 	"github.com/gpuaas/gpuaas/core/allocation"
 	"github.com/gpuaas/gpuaas/core/audit"
-	"github.com/gpuaas/gpuaas/core/event"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -56,6 +55,7 @@ func (s *Service) ForceReleaseForTenant(ctx context.Context, tenantID, reason st
 					return err
 				}
 				a.State, moved = allocation.Releasing, true
+				s.markReleaseRequested(a)
 				return nil
 			})
 			if err != nil || !moved {
@@ -66,7 +66,7 @@ func (s *Service) ForceReleaseForTenant(ctx context.Context, tenantID, reason st
 			if err := s.d.Audit.Record(ctx, ev); err != nil {
 				return err
 			}
-			return s.emit(ctx, event.AllocationReleaseReq, a, statePayload(a, true))
+			return s.emitReleaseRequested(ctx, a, true)
 		})
 		if err != nil {
 			return n, err

@@ -73,6 +73,9 @@ type RequestedPayload struct {
 	Username     string   `json:"username"`
 	SKUID        string   `json:"sku_id"`
 	SSHKeyIDs    []string `json:"ssh_key_ids"`
+	// Sessions is the browser-terminal policy the node enforces for the
+	// allocation's account, from the tenant's policy at request time.
+	Sessions nodetask.SessionPolicy `json:"sessions"`
 }
 
 // StatePayload is the payload of every later allocation event.
@@ -85,6 +88,10 @@ type StatePayload struct {
 	State        string `json:"state"`
 	FailureCode  string `json:"failure_code,omitempty"`
 	Forced       bool   `json:"forced,omitempty"`
+	// GraceSeconds (release requests only) is how long the account's
+	// processes get between SIGTERM and SIGKILL, from the tenant's
+	// allocation.release_grace_seconds policy.
+	GraceSeconds int `json:"grace_seconds,omitempty"`
 }
 
 // Create requests an allocation in the caller's project. In ONE
@@ -161,7 +168,9 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 			return err
 		}
 		return s.emit(ctx, event.AllocationRequested, out, RequestedPayload{AllocationID: out.ID, NodeID: out.NodeID,
-			UserID: out.UserID, Username: nodetask.UsernameFor(out.ID), SKUID: out.SKUID, SSHKeyIDs: keys})
+			UserID: out.UserID, Username: nodetask.UsernameFor(out.ID), SKUID: out.SKUID, SSHKeyIDs: keys,
+			Sessions: nodetask.SessionPolicy{ReconnectWindowSeconds: int(vals.Int(policy.TerminalReconnectWindow)),
+				MaxSessions: int(vals.Int(policy.TerminalMaxSessions))}})
 	})
 	return out, err
 }
@@ -340,6 +349,7 @@ func (s *Service) release(ctx context.Context, p identity.Principal, tenantID, i
 				return err
 			}
 			a.State = allocation.Releasing
+			s.markReleaseRequested(a)
 			return nil
 		})
 		if err != nil {
@@ -356,7 +366,7 @@ func (s *Service) release(ctx context.Context, p identity.Principal, tenantID, i
 		if err := s.d.Audit.Record(ctx, s.auditEvent(ctx, audit.ActorUser, p.User.ID, a, action)); err != nil {
 			return err
 		}
-		return s.emit(ctx, event.AllocationReleaseReq, a, statePayload(a, forced))
+		return s.emitReleaseRequested(ctx, a, forced)
 	})
 	return out, err
 }
@@ -459,6 +469,27 @@ func (s *Service) transition(ctx context.Context, id string, to allocation.State
 		return s.emit(ctx, subject, a, statePayload(a, false))
 	})
 	return out, err
+}
+
+// markReleaseRequested stamps the first release request: billing ends
+// there. A retry (release_failed → releasing) keeps the first time.
+func (s *Service) markReleaseRequested(a *allocation.Allocation) {
+	if a.ReleaseRequestedAt == nil {
+		now := s.d.Clock.Now()
+		a.ReleaseRequestedAt = &now
+	}
+}
+
+// emitReleaseRequested writes provisioning.allocation_release_requested with
+// the tenant's grace period for the account's processes.
+func (s *Service) emitReleaseRequested(ctx context.Context, a allocation.Allocation, forced bool) error {
+	vals, err := s.d.Policies.Values(ctx, a.TenantID)
+	if err != nil {
+		return err
+	}
+	p := statePayload(a, forced)
+	p.GraceSeconds = int(vals.Int(policy.AllocationReleaseGrace))
+	return s.emit(ctx, event.AllocationReleaseReq, a, p)
 }
 
 func statePayload(a allocation.Allocation, forced bool) StatePayload {

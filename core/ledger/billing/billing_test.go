@@ -26,8 +26,49 @@ func TestWindowsSumToTheSpan(t *testing.T) {
 			sum += c
 			from = to
 		}
-		if want := ledger.CostMinor(price, billing.WholeSeconds(start, from)); sum != want {
-			t.Errorf("price %d: windows sum to %d; the span costs %d", price, sum, want)
+		// The expectation is computed here, not by the functions under test:
+		// whole seconds of the span, priced per hour, rounded down once.
+		secs := int64(from.Sub(start) / time.Second)
+		if want := price * secs / 3600; sum != want {
+			t.Errorf("price %d: windows sum to %d; the span of %d s costs %d", price, sum, secs, want)
+		}
+	}
+}
+
+// TestCosts pins the price arithmetic to literal amounts, so a change to
+// the rounding or the unit shows up here and not only as drift.
+func TestCosts(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		hourly, seconds, want int64
+	}{
+		{299, 5400, 448}, // 1.5 h at 2.99/h = 4.485: rounded down
+		{299, 3600, 299},
+		{299, 12, 0}, // under one minor unit
+		{299, 13, 1},
+		{2392, 1, 0},
+		{2392, 270, 179},
+		{250_000, 37, 2569},
+		{250_000, -5, 0},
+		{0, 3600, 0},
+	} {
+		if got := ledger.CostMinor(c.hourly, c.seconds); got != c.want {
+			t.Errorf("CostMinor(%d, %d) = %d; want %d", c.hourly, c.seconds, got, c.want)
+		}
+	}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		hourly   int64
+		from, to time.Duration
+		want     int64
+	}{
+		{299, 0, time.Minute, 4},                   // 0..60 s: 4.98 → 4
+		{299, time.Minute, 2 * time.Minute, 5},     // 60..120 s: 9.96 → 9, minus 4
+		{299, 2 * time.Minute, 3 * time.Minute, 5}, // 120..180 s: 14.95 → 14, minus 9
+		{3600, 10 * time.Second, 20*time.Second + 999*time.Millisecond, 10},
+	} {
+		if got := billing.WindowCostMinor(c.hourly, start, start.Add(c.from), start.Add(c.to)); got != c.want {
+			t.Errorf("WindowCostMinor(%d, %v..%v) = %d; want %d", c.hourly, c.from, c.to, got, c.want)
 		}
 	}
 }

@@ -36,7 +36,7 @@ func NewMetering(d MeteringDeps) (*Metering, error) {
 // Handles reports whether Metering acts on events of this subject.
 func Handles(subject string) bool {
 	switch subject {
-	case event.AllocationActive, event.AllocationReleased, event.AllocationReleaseFailed:
+	case event.AllocationActive, event.AllocationReleaseReq, event.AllocationReleased, event.AllocationReleaseFailed:
 		return true
 	}
 	return false
@@ -136,17 +136,24 @@ func (m *Metering) close(ctx context.Context, r UsageRecord, end time.Time) erro
 }
 
 // endOf is when metering stops for an allocation, or nil while it runs:
-// its release time, or when its release failed (the node is then no longer
-// serving the user; a retried release does not reopen billing).
+// the moment its release was first requested (by the user, an operator or
+// depletion) — the user stops paying when they ask, however long the node
+// takes to clean up (doc/billing.md). Rows from before release requests were
+// stamped fall back to the release time, or to when the release failed (the
+// node is then no longer serving the user; a retried release does not
+// reopen billing).
 func endOf(a allocation.Allocation) *time.Time {
 	var end time.Time
-	switch a.State {
-	case allocation.Released:
+	switch {
+	case a.ReleaseRequestedAt != nil && (a.State == allocation.Releasing || a.State == allocation.Released ||
+		a.State == allocation.ReleaseFailed):
+		end = *a.ReleaseRequestedAt
+	case a.State == allocation.Released:
 		end = a.UpdatedAt
 		if a.ReleasedAt != nil {
 			end = *a.ReleasedAt
 		}
-	case allocation.ReleaseFailed:
+	case a.State == allocation.ReleaseFailed:
 		end = a.UpdatedAt
 	default:
 		return nil

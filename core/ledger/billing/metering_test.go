@@ -20,7 +20,6 @@ import (
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/inventory"
-	"github.com/gpuaas/gpuaas/core/ledger"
 	"github.com/gpuaas/gpuaas/core/ledger/billing"
 	"github.com/gpuaas/gpuaas/testkit/fakes"
 	"github.com/gpuaas/gpuaas/testkit/seed"
@@ -225,7 +224,7 @@ func TestMeteringFollowsTheAllocation(t *testing.T) {
 		if _, err := e.bills.AccrueWindow(ctx, t0.Add(3*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := e.debited(r.ID), ledger.CostMinor(299, 90*60); got != want {
+		if got, want := e.debited(r.ID), int64(448); got != want { // 1.5 h at 299/h, rounded down
 			t.Fatalf("debited %d; want %d (90 min at 299/h)", got, want)
 		}
 	})
@@ -246,22 +245,61 @@ func TestMeteringFollowsTheAllocation(t *testing.T) {
 		}
 	})
 
-	t.Run("release_failed closes the record when the failure is recorded", func(t *testing.T) {
+	t.Run("usage ends at the release request, however long the node takes", func(t *testing.T) {
+		p := e.member(sku)
+		t0 := e.clock.Now()
+		a := e.active(p, sku)
+		e.handle(e.event(a.ID, event.AllocationActive))
+		e.clock.Advance(20 * time.Minute)
+		asked := e.clock.Now()
+		admin := identity.Principal{User: identity.User{ID: system.UUIDs{}.NewID(), Role: identity.RoleAdmin}}
+		rel, err := e.allocs.ForceRelease(ctx, admin, a.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rel.ReleaseRequestedAt == nil || !sameTime(*rel.ReleaseRequestedAt, asked) {
+			t.Fatalf("release_requested_at %v; want %v", rel.ReleaseRequestedAt, asked)
+		}
+		// The request alone closes the record: the billing worker stops
+		// debiting while the node is still cleaning up.
+		e.handle(e.event(a.ID, event.AllocationReleaseReq))
+		r, n := e.record(a.ID)
+		if n != 1 || r.State != billing.UsageClosed || r.EndedAt == nil || !sameTime(*r.EndedAt, t0.Add(20*time.Minute)) {
+			t.Fatalf("after the request: %d records, %+v; want closed at %v", n, r, asked)
+		}
+		// The node takes another 40 minutes; the user pays for 20.
+		e.clock.Advance(40 * time.Minute)
+		if _, err := e.allocs.MarkReleased(ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		e.handle(e.event(a.ID, event.AllocationReleased))
+		if _, err := e.bills.AccrueWindow(ctx, t0.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		r2, _ := e.record(a.ID)
+		if !sameTime(*r2.EndedAt, asked) || e.debited(r.ID) != 99 { // 20 min at 299/h = 99.67
+			t.Fatalf("after released: %+v, debited %d; want ended at %v and 99 debited", r2, e.debited(r.ID), asked)
+		}
+	})
+
+	t.Run("release_failed closes the record at the release request", func(t *testing.T) {
 		p := e.member(sku)
 		a := e.active(p, sku)
+		e.clock.Advance(5 * time.Minute)
+		asked := e.clock.Now()
 		admin := identity.Principal{User: identity.User{ID: system.UUIDs{}.NewID(), Role: identity.RoleAdmin}}
 		if _, err := e.allocs.ForceRelease(ctx, admin, a.ID); err != nil {
 			t.Fatal(err)
 		}
-		failed, err := e.allocs.MarkReleaseFailed(ctx, a.ID, "agent_unreachable")
-		if err != nil {
+		e.clock.Advance(3 * time.Minute)
+		if _, err := e.allocs.MarkReleaseFailed(ctx, a.ID, "agent_unreachable"); err != nil {
 			t.Fatal(err)
 		}
 		e.handle(e.event(a.ID, event.AllocationActive))
 		e.handle(e.event(a.ID, event.AllocationReleaseFailed))
 		r, n := e.record(a.ID)
-		if n != 1 || r.State != billing.UsageClosed || r.EndedAt == nil || !sameTime(*r.EndedAt, failed.UpdatedAt) {
-			t.Fatalf("%d records, %+v; want closed at %v", n, r, failed.UpdatedAt)
+		if n != 1 || r.State != billing.UsageClosed || r.EndedAt == nil || !sameTime(*r.EndedAt, asked) {
+			t.Fatalf("%d records, %+v; want closed at %v", n, r, asked)
 		}
 		// A retried release that then succeeds does not reopen or move it.
 		if _, err := e.allocs.ForceRelease(ctx, admin, a.ID); err != nil {
@@ -290,7 +328,7 @@ func TestMeteringFollowsTheAllocation(t *testing.T) {
 			}
 		}
 		r, _ := e.record(a.ID)
-		billed := ledger.CostMinor(299, 600)
+		billed := int64(49) // 10 min at 299/h = 49.83
 		if r.BilledMinor != billed || e.debited(r.ID) != billed {
 			t.Fatalf("billed %d, ledger %d; want %d", r.BilledMinor, e.debited(r.ID), billed)
 		}
@@ -302,7 +340,7 @@ func TestMeteringFollowsTheAllocation(t *testing.T) {
 		e.handle(rel)
 		e.handle(rel)
 		r2, n := e.record(a.ID)
-		want := ledger.CostMinor(299, 270)
+		want := int64(22) // 4m30s at 299/h = 22.43
 		if n != 1 || r2.State != billing.UsageClosed || !sameTime(*r2.EndedAt, end) || !sameTime(r2.BilledThrough, end) ||
 			r2.BilledMinor != want {
 			t.Fatalf("after the late close: %+v; want closed at %v, billed %d", r2, end, want)

@@ -118,7 +118,8 @@ func TestWorkerBalanceStates(t *testing.T) {
 	if _, err := e.allocs.Create(ctx, m.p, m.project, allocationsvc.CreateRequest{SKUID: sku}); !fault.IsKind(err, fault.KindPaymentRequired) {
 		t.Fatalf("create while depleted: %v; want payment required", err)
 	}
-	// The release completes at 52:30; the usage record closes there.
+	// The release completes at 52:30; billing ended at the force release
+	// (51:05), when the usage record closed.
 	e.clock.Set(t0.Add(52*time.Minute + 30*time.Second))
 	if _, err := e.allocs.MarkReleased(ctx, a.ID); err != nil {
 		t.Fatal(err)
@@ -139,8 +140,9 @@ func TestWorkerBalanceStates(t *testing.T) {
 	if _, err := e.allocs.Create(ctx, m.p, m.project, allocationsvc.CreateRequest{SKUID: sku}); err != nil {
 		t.Fatalf("create after the top-up: %v", err)
 	}
-	// Exactly the span was charged: 52 min 30 s at 2392/h.
-	if want := int64(2000+50_000) - ledger.CostMinor(2392, 52*60+30); balance() != want {
+	// Exactly the span up to the force release was charged: 51 min 5 s at
+	// 2392/h = 2036.5, rounded down.
+	if want := int64(2000+50_000) - 2036; balance() != want {
 		t.Fatalf("balance %d; want %d", balance(), want)
 	}
 	// Nothing happened to the bystander.
