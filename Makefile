@@ -60,6 +60,7 @@ codegen:
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1)
 	$(GO) vet ./...
+	$(GO) run ./scripts/openapi-check doc/api/openapi.yaml
 	./scripts/codegen.sh --check
 
 # End-to-end against a fresh `gpuaas dev` (scripts/ci-golden-path.sh starts

@@ -99,7 +99,7 @@ func newComputeCluster(t *testing.T, replicas int) *computeCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ts := httptest.NewServer(srv.Handler())
+		ts := httptest.NewServer(srv.ContractChecked(t))
 		t.Cleanup(ts.Close)
 		c.urls = append(c.urls, ts.URL)
 	}

@@ -85,7 +85,7 @@ func newBillingStack(t *testing.T) *billingStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(srv.ContractChecked(t))
 	t.Cleanup(ts.Close)
 	return &billingStack{t: t, db: db, iss: iss, srv: srv, url: ts.URL, clock: clock}
 }

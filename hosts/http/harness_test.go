@@ -113,7 +113,7 @@ func newHarness(t *testing.T, opts ...harnessOption) *harness {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	h.ts = httptest.NewServer(h.srv.Handler())
+	h.ts = httptest.NewServer(h.srv.ContractChecked(t))
 	t.Cleanup(h.ts.Close)
 	return h
 }

@@ -74,7 +74,7 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(srv.ContractChecked(t))
 	t.Cleanup(ts.Close)
 	return &stack{t: t, ts: ts, dev: dev}
 }

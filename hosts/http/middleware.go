@@ -20,7 +20,11 @@ import (
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/policy"
+	"github.com/gpuaas/gpuaas/core/text"
 )
+
+// maxIDLength is the contract's maxLength of every id parameter.
+const maxIDLength = 128
 
 // reqState is what the layers learn about a request, shared by pointer so
 // the outermost layer can log what the inner ones found.
@@ -122,7 +126,7 @@ func (r *recorder) Flush() {
 func (s *Server) chain(router http.Handler) http.Handler {
 	h := router
 	for _, mw := range []func(http.Handler) http.Handler{
-		s.idempotency, s.rateLimit, s.authorize, s.authenticate, s.bodyLimit, s.cors, s.correlation, s.tracing,
+		s.idempotency, s.validate, s.rateLimit, s.authorize, s.authenticate, s.bodyLimit, s.cors, s.correlation, s.tracing,
 	} {
 		h = mw(h)
 	}
@@ -398,9 +402,13 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 		}
 		ctx := r.Context()
 		scoped := false
+		// The project ids are checked against the text policy here, before
+		// they reach a store; the rest of the request is validated after
+		// the decision (validate), so a caller who may not use the route
+		// learns nothing from its input rules.
 		if hdr := r.Header.Get("X-Project-ID"); hdr != "" {
-			if len(hdr) > 128 {
-				s.fail(w, r, fault.Invalid("X-Project-ID", "X-Project-ID is too long"))
+			if err := text.Line("X-Project-ID", hdr, 1, maxIDLength); err != nil {
+				s.fail(w, r, err)
 				return
 			}
 			pr, role, err := s.d.Identity.ProjectAccess(ctx, p, hdr)
@@ -412,6 +420,10 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 			scoped = true
 		}
 		if pid := st.urlParam("project_id"); pid != "" {
+			if err := text.Line("project_id", pid, 1, maxIDLength); err != nil {
+				s.fail(w, r, err)
+				return
+			}
 			pr, role, err := s.d.Identity.ProjectAccess(ctx, p, pid)
 			if err != nil {
 				s.fail(w, r, err)

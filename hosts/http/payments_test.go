@@ -91,7 +91,7 @@ func newPayServer(t *testing.T, url string, iss *tokens.Issuer, provider ports.P
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	ts := httptest.NewServer(srv.ContractChecked(t))
 	t.Cleanup(ts.Close)
 	return payServer{ts: ts, db: db}
 }

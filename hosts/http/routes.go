@@ -1,10 +1,13 @@
 package httphost
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sort"
 	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/gpuaas/gpuaas/hosts/http/api"
 )
@@ -54,6 +57,12 @@ type route struct {
 	OperationID string
 	Authz       Authz
 	Class       rateClass
+
+	// The contract's view of the operation, for the request validator.
+	item    *openapi3.PathItem
+	op      *openapi3.Operation
+	params  []*openapi3.Parameter // the path item's and the operation's, the operation's winning
+	rawBody bool                  // x-raw-body: the handler verifies the raw body itself
 }
 
 // mutating reports whether the route changes state (and so may carry an
@@ -85,14 +94,23 @@ func classify(method, pattern string) rateClass {
 	}
 }
 
-// loadRoutes reads every operation of the embedded contract with its
-// x-authz decision. A missing or unknown decision is an error, so a route
-// without one cannot be served.
-func loadRoutes() (map[string]*route, error) {
+// loadSpec loads the embedded contract and checks it is a valid OpenAPI
+// document (a host never serves a contract it cannot enforce).
+func loadSpec() (*openapi3.T, error) {
 	spec, err := api.GetSpec()
 	if err != nil {
 		return nil, fmt.Errorf("httphost: load embedded contract: %w", err)
 	}
+	if err := spec.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("httphost: the embedded contract is not a valid OpenAPI document: %w", err)
+	}
+	return spec, nil
+}
+
+// loadRoutes reads every operation of the contract with its x-authz
+// decision. A missing or unknown decision is an error, so a route without
+// one cannot be served.
+func loadRoutes(spec *openapi3.T) (map[string]*route, error) {
 	out := map[string]*route{}
 	var problems []string
 	for path, item := range spec.Paths.Map() {
@@ -104,8 +122,9 @@ func loadRoutes() (map[string]*route, error) {
 				problems = append(problems, fmt.Sprintf("%s %s: x-authz %v", method, path, raw))
 				continue
 			}
+			rawBody, _ := op.Extensions[extRawBody].(bool)
 			out[routeKey(method, path)] = &route{Method: method, Pattern: path, OperationID: op.OperationID,
-				Authz: a, Class: classify(method, path)}
+				Authz: a, Class: classify(method, path), item: item, op: op, params: paramsOf(item, op), rawBody: rawBody}
 		}
 	}
 	if len(problems) > 0 {
@@ -113,4 +132,21 @@ func loadRoutes() (map[string]*route, error) {
 		return nil, fmt.Errorf("httphost: operations without a valid authorisation decision: %s", strings.Join(problems, "; "))
 	}
 	return out, nil
+}
+
+// paramsOf merges the path item's parameters with the operation's; an
+// operation parameter of the same name and location overrides.
+func paramsOf(item *openapi3.PathItem, op *openapi3.Operation) []*openapi3.Parameter {
+	var out []*openapi3.Parameter
+	for _, p := range item.Parameters {
+		if p.Value != nil && op.Parameters.GetByInAndName(p.Value.In, p.Value.Name) == nil {
+			out = append(out, p.Value)
+		}
+	}
+	for _, p := range op.Parameters {
+		if p.Value != nil {
+			out = append(out, p.Value)
+		}
+	}
+	return out
 }

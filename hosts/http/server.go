@@ -116,13 +116,14 @@ func (d *Deps) check() error {
 // Server is the HTTP host: the router with its middleware chain and the
 // listener it serves on.
 type Server struct {
-	cfg     Config
-	d       Deps
-	log     *slog.Logger
-	routes  map[string]*route
-	mux     *chi.Mux
-	handler http.Handler
-	metrics *httpMetrics
+	cfg      Config
+	d        Deps
+	log      *slog.Logger
+	routes   map[string]*route
+	contract *contract
+	mux      *chi.Mux
+	handler  http.Handler
+	metrics  *httpMetrics
 
 	redirectURIs map[string]bool
 	origins      map[string]bool
@@ -143,12 +144,16 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := d.check(); err != nil {
 		return nil, err
 	}
-	routes, err := loadRoutes()
+	spec, err := loadSpec()
+	if err != nil {
+		return nil, err
+	}
+	routes, err := loadRoutes(spec)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, d: d, routes: routes,
+		cfg: cfg, d: d, routes: routes, contract: newContract(spec),
 		log:          slog.New(newRedactingHandler(d.Logger.Handler())).With("component", "http"),
 		redirectURIs: map[string]bool{},
 		origins:      map[string]bool{},

@@ -1,0 +1,95 @@
+package httphost
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// recordingT collects what ContractChecked reports.
+type recordingT struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (r *recordingT) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+// TestContractCheckedCatchesDrift proves the response check can fail: a
+// handler that answers outside the document is reported, one inside is not.
+func TestContractCheckedCatchesDrift(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		status int
+		body   string
+		drift  bool
+	}{
+		{"a body of the documented shape", 503, `{"status":"degraded","checks":{"db":"down: x"}}`, false},
+		{"a missing required field", 200, `{"status":"ok"}`, true},
+		{"a field the schema does not have", 200, `{"status":"ok","checks":{},"extra":1}`, true},
+		{"a value outside the enum", 200, `{"status":"fine","checks":{}}`, true},
+		{"an undeclared status", 418, `{"status":"ok","checks":{}}`, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := newHarness(t).srv
+			srv.handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("X-Correlation-ID", "c")
+				w.WriteHeader(c.status)
+				_, _ = w.Write([]byte(c.body))
+			})
+			rec := &recordingT{}
+			srv.ContractChecked(rec).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/api/v1/healthz", nil))
+			if got := len(rec.errs) > 0; got != c.drift {
+				t.Fatalf("reported drift = %v (%v), want %v", got, rec.errs, c.drift)
+			}
+		})
+	}
+}
+
+// TestContractDeclaresTheErrorsTheHostGives: the host answers 400 to any
+// operation that takes input, 401 and 429 to any that is not public, and
+// 413 to any that takes a body it reads, so the document must declare them
+// (the response check then holds every test to it).
+func TestContractDeclaresTheErrorsTheHostGives(t *testing.T) {
+	t.Parallel()
+	spec, err := loadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, err := loadRoutes(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var problems []string
+	for k, rt := range routes {
+		need := []string{}
+		if len(rt.params) > 0 || rt.op.RequestBody != nil {
+			need = append(need, "400")
+		}
+		if rt.Authz != AuthzPublic {
+			need = append(need, "401", "429")
+		}
+		if rt.op.RequestBody != nil && !rt.rawBody {
+			need = append(need, "413")
+		}
+		for _, code := range need {
+			if rt.op.Responses.Value(code) == nil {
+				problems = append(problems, k+" does not declare "+code)
+			}
+		}
+	}
+	sort.Strings(problems)
+	if len(problems) > 0 {
+		t.Fatalf("the contract is missing responses the host gives:\n%s", strings.Join(problems, "\n"))
+	}
+}
