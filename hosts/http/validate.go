@@ -192,20 +192,7 @@ func decodeAny(data []byte) (any, error) {
 }
 
 // pointerField names a JSON pointer as the error's field: a.b, items[2].
-func pointerField(tokens iter.Seq[string]) string {
-	var b strings.Builder
-	for tok := range tokens {
-		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
-			b.WriteString("[" + tok + "]")
-			continue
-		}
-		if b.Len() > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(tok)
-	}
-	return b.String()
-}
+func pointerField(tokens iter.Seq[string]) string { return joinField("", slices.Collect(tokens)) }
 
 // contractFault turns an openapi3filter error into a validation fault that
 // names the field and never quotes the value.
@@ -238,15 +225,21 @@ func contractFault(err error) error {
 	return fault.Invalid(field, "invalid value for "+field)
 }
 
+// joinField appends pointer tokens to a field name: a.b, items[2].
 func joinField(prefix string, ptr []string) string {
-	f := pointerField(slices.Values(ptr))
-	switch {
-	case prefix == "":
-		return f
-	case f == "":
-		return prefix
+	var b strings.Builder
+	b.WriteString(prefix)
+	for _, tok := range ptr {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
 	}
-	return prefix + "." + f
+	return b.String()
 }
 
 // schemaFault writes the message for one failed schema keyword.
