@@ -109,7 +109,9 @@ type Size struct {
 }
 
 // Valid reports whether the size is within the terminal limits.
-func (s Size) Valid() bool { return s.Cols >= 1 && s.Cols <= MaxCols && s.Rows >= 1 && s.Rows <= MaxRows }
+func (s Size) Valid() bool {
+	return s.Cols >= 1 && s.Cols <= MaxCols && s.Rows >= 1 && s.Rows <= MaxRows
+}
 
 // Attached answers a hello that succeeded.
 type Attached struct {
