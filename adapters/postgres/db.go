@@ -179,6 +179,7 @@ const (
 	codeCheckViolation       = "23514"
 	codeExclusionViolation   = "23P01"
 	codeInvalidText          = "22P02" // e.g. a malformed uuid
+	codeBadEncoding          = "22021" // character_not_in_repertoire: NUL or invalid UTF-8 in text
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
 )
@@ -225,6 +226,10 @@ func translate(err error, resource string) error {
 	case pe != nil && pe.Code == codeInvalidText:
 		// Ids are uuids: one that does not parse names nothing that exists.
 		return fault.NotFound(resource, "").Wrap(err)
+	case pe != nil && pe.Code == codeBadEncoding:
+		// The use cases hold text to core/text first; this is the last line
+		// for a path that forgot: bad input, never a 500.
+		return fault.Invalid("", "text must be valid UTF-8 without NUL").Wrap(err)
 	}
 	var fe *fault.Error
 	if errors.As(err, &fe) {

@@ -3,11 +3,14 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gpuaas/gpuaas/adapters/postgres"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/testkit/contract"
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
@@ -146,5 +149,19 @@ func TestInTxNestedJoinsOuter(t *testing.T) {
 	}
 	if _, err := tenants.GetTenant(ctx, tn.ID); err == nil {
 		t.Fatal("the nested write survived the outer rollback")
+	}
+}
+
+// TestBadTextIsInvalidNotInternal: a NUL or invalid UTF-8 that reaches a
+// store (the use cases refuse them first) is the caller's error, not a 500.
+func TestBadTextIsInvalidNotInternal(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, "")
+	for i, name := range []string{"a\x00b", "a\xffb"} {
+		err := postgres.NewTenantStore(db).CreateTenant(context.Background(), identity.Tenant{
+			ID: fmt.Sprintf("01900000-0000-7000-8000-00000000000%d", i), Name: name, Slug: fmt.Sprintf("bad-text-%d", i)})
+		if !fault.IsKind(err, fault.KindInvalid) {
+			t.Fatalf("CreateTenant(%q) = %v, want invalid", name, err)
+		}
 	}
 }

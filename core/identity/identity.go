@@ -5,9 +5,9 @@ package identity
 import (
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/text"
 )
 
 // Role is a platform-wide role carried by the user's identity token.
@@ -135,25 +135,37 @@ func MapRole(roles []string) Role {
 	return RoleUser
 }
 
-// ValidateName checks a human-facing name (project or tenant).
+// Lengths of identity inputs, in characters (code points). The API
+// contract's maxLength values equal them (hosts/http checks).
+const (
+	NameMaxLength  = 100 // project names
+	EmailMaxLength = 254 // RFC 5321's path limit
+	IDMaxLength    = 128 // any id a caller names
+
+	// DisplayNameMaxLength bounds the name taken from the identity provider.
+	DisplayNameMaxLength = 200
+)
+
+// ValidateName checks a human-facing name (project or tenant): single-line
+// text (core/text) of 1..NameMaxLength characters without surrounding
+// spaces.
 func ValidateName(field, name string) error {
+	if err := text.Line(field, name, 1, NameMaxLength); err != nil {
+		return err
+	}
 	n := strings.TrimSpace(name)
 	if n == "" {
 		return fault.Invalid(field, field+" must not be empty")
 	}
-	if utf8.RuneCountInString(n) > 100 {
-		return fault.Invalid(field, field+" must be at most 100 characters")
-	}
 	if n != name {
 		return fault.Invalid(field, field+" must not start or end with spaces")
 	}
-	for _, r := range n {
-		if r < 0x20 || r == 0x7f {
-			return fault.Invalid(field, field+" must not contain control characters")
-		}
-	}
 	return nil
 }
+
+// ValidateID checks an id a caller names (a user, a project): single-line
+// text of 1..IDMaxLength characters. Whether it exists is the store's to say.
+func ValidateID(field, id string) error { return text.Line(field, id, 1, IDMaxLength) }
 
 // Slugify derives a URL-safe slug from a name.
 func Slugify(name string) string {

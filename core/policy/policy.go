@@ -8,7 +8,12 @@ import (
 	"strings"
 
 	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/text"
 )
+
+// ValueMaxLength bounds a string policy value, in characters; the API
+// contract's maxLength equals it (hosts/http checks).
+const ValueMaxLength = 1024
 
 // Type is the value type of a key.
 type Type string
@@ -90,8 +95,8 @@ func (k Key) Validate(raw string) error {
 			return fault.Invalid("value", k.Name+" must be true or false")
 		}
 	case String:
-		if len(raw) > 1024 {
-			return fault.Invalid("value", k.Name+" is too long")
+		if err := text.Line("value", raw, 0, ValueMaxLength); err != nil {
+			return err
 		}
 	}
 	return nil

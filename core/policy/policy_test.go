@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/gpuaas/gpuaas/core/fault"
@@ -56,5 +57,19 @@ func TestValuesFallBackToDefaults(t *testing.T) {
 	}
 	if v.Bool(policy.PersonalLoginEnabled) {
 		t.Fatal("personal login default should be false")
+	}
+}
+
+// TestStringValuesAreSingleLineText: string policy values follow core/text.
+func TestStringValuesAreSingleLineText(t *testing.T) {
+	t.Parallel()
+	k := policy.BillingCurrency
+	for _, v := range []string{"us\x00d", "us\x1bd", "u\u202esd", "us\xffd", strings.Repeat("x", policy.ValueMaxLength+1)} {
+		if err := k.Validate(v); !fault.IsKind(err, fault.KindInvalid) {
+			t.Errorf("Validate(%q) = %v, want invalid", v, err)
+		}
+	}
+	if err := k.Validate("eur"); err != nil {
+		t.Errorf("Validate(eur) = %v", err)
 	}
 }

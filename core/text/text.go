@@ -2,6 +2,7 @@ package text
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/gpuaas/gpuaas/core/fault"
@@ -30,6 +31,26 @@ func Opaque(field, s string, max int) error {
 		return err
 	}
 	return length(field, s, 0, max)
+}
+
+// Clean makes s single-line text for text that comes from elsewhere and is
+// kept rather than refused (a name from the identity provider): invalid
+// UTF-8 and every character Line refuses are dropped, and the result is cut
+// to max characters (0: no bound).
+func Clean(s string, max int) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range strings.ToValidUTF8(s, "") {
+		if Refused(r) != "" {
+			continue
+		}
+		if max > 0 && n == max {
+			break
+		}
+		b.WriteRune(r)
+		n++
+	}
+	return b.String()
 }
 
 // Refused reports why r is not allowed in single-line text ("" when it is).

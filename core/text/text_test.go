@@ -103,3 +103,27 @@ func FuzzLine(f *testing.F) {
 		}
 	})
 }
+
+func TestClean(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"Zoë", 0, "Zoë"},
+		{"evil\u202Egnp.exe", 0, "evilgnp.exe"},
+		{"a\x00b\x1b[31mc\td\ne", 0, "ab[31mcde"},
+		{"bad\xffbytes", 0, "badbytes"},
+		{strings.Repeat("é", 10), 4, "éééé"},
+	}
+	for _, c := range cases {
+		got := text.Clean(c.in, c.max)
+		if got != c.want {
+			t.Errorf("Clean(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
+		}
+		if err := text.Line("f", got, 0, 0); err != nil {
+			t.Errorf("Clean(%q) is not single-line text: %v", c.in, err)
+		}
+	}
+}

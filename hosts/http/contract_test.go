@@ -8,6 +8,14 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
+	"github.com/gpuaas/gpuaas/core/identity"
+	"github.com/gpuaas/gpuaas/core/inventory"
+	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
+	"github.com/gpuaas/gpuaas/core/policy"
 )
 
 // recordingT collects what ContractChecked reports.
@@ -91,5 +99,59 @@ func TestContractDeclaresTheErrorsTheHostGives(t *testing.T) {
 	sort.Strings(problems)
 	if len(problems) > 0 {
 		t.Fatalf("the contract is missing responses the host gives:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
+// TestContractLengthsMatchTheCore: the use cases hold text to the lengths
+// the contract publishes; a limit changed on one side only fails here.
+func TestContractLengthsMatchTheCore(t *testing.T) {
+	t.Parallel()
+	spec, err := loadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prop := func(schema, name string) *openapi3.Schema {
+		s := spec.Components.Schemas[schema]
+		if s == nil || s.Value.Properties[name] == nil {
+			t.Fatalf("the contract has no %s.%s", schema, name)
+		}
+		return s.Value.Properties[name].Value
+	}
+	param := func(name string) *openapi3.Schema {
+		p := spec.Components.Parameters[name]
+		if p == nil {
+			t.Fatalf("the contract has no parameter %s", name)
+		}
+		return p.Value.Schema.Value
+	}
+	cases := []struct {
+		name string
+		sc   *openapi3.Schema
+		core int
+	}{
+		{"CreateProjectRequest.name", prop("CreateProjectRequest", "name"), identity.NameMaxLength},
+		{"InvitationRequest.email", prop("InvitationRequest", "email"), identity.EmailMaxLength},
+		{"AddMemberRequest.user_id", prop("AddMemberRequest", "user_id"), identity.IDMaxLength},
+		{"ProjectID", param("ProjectID"), identity.IDMaxLength},
+		{"ProjectIDPath", param("ProjectIDPath"), identity.IDMaxLength},
+		{"AllocationIDPath", param("AllocationIDPath"), identity.IDMaxLength},
+		{"NodeIDPath", param("NodeIDPath"), identity.IDMaxLength},
+		{"TenantIDPath", param("TenantIDPath"), identity.IDMaxLength},
+		{"AddSSHKeyRequest.name", prop("AddSSHKeyRequest", "name"), allocationsvc.SSHKeyNameMaxLength},
+		{"AddSSHKeyRequest.public_key", prop("AddSSHKeyRequest", "public_key"), allocationsvc.PublicKeyMaxLength},
+		{"CreateAllocationRequest.sku_id", prop("CreateAllocationRequest", "sku_id"), inventory.SKUIDMaxLength},
+		{"CreateAllocationRequest.ssh_key_ids[]", prop("CreateAllocationRequest", "ssh_key_ids").Items.Value, identity.IDMaxLength},
+		{"RegisterNodeRequest.name", prop("RegisterNodeRequest", "name"), inventory.NodeNameMaxLength},
+		{"RegisterNodeRequest.sku_id", prop("RegisterNodeRequest", "sku_id"), inventory.SKUIDMaxLength},
+		{"RegisterNodeRequest.ssh_host", prop("RegisterNodeRequest", "ssh_host"), inventory.SSHHostMaxLength},
+		{"AdminCreditRequest.reason", prop("AdminCreditRequest", "reason"), ledgersvc.ReasonMaxLength},
+		{"AdminRefundRequest.reason", prop("AdminRefundRequest", "reason"), ledgersvc.ReasonMaxLength},
+		{"AdminRefundRequest.credit_entry_id", prop("AdminRefundRequest", "credit_entry_id"), identity.IDMaxLength},
+		{"SetPolicyRequest.value", prop("SetPolicyRequest", "value"), policy.ValueMaxLength},
+	}
+	for _, c := range cases {
+		if c.sc.MaxLength == nil || int(*c.sc.MaxLength) != c.core {
+			t.Errorf("%s: contract maxLength %v, core %d", c.name, c.sc.MaxLength, c.core)
+		}
 	}
 }

@@ -23,9 +23,6 @@ import (
 	"github.com/gpuaas/gpuaas/core/text"
 )
 
-// maxIDLength is the contract's maxLength of every id parameter.
-const maxIDLength = 128
-
 // reqState is what the layers learn about a request, shared by pointer so
 // the outermost layer can log what the inner ones found.
 type reqState struct {
@@ -407,7 +404,7 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 		// the decision (validate), so a caller who may not use the route
 		// learns nothing from its input rules.
 		if hdr := r.Header.Get("X-Project-ID"); hdr != "" {
-			if err := text.Line("X-Project-ID", hdr, 1, maxIDLength); err != nil {
+			if err := text.Line("X-Project-ID", hdr, 1, identity.IDMaxLength); err != nil {
 				s.fail(w, r, err)
 				return
 			}
@@ -420,7 +417,7 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 			scoped = true
 		}
 		if pid := st.urlParam("project_id"); pid != "" {
-			if err := text.Line("project_id", pid, 1, maxIDLength); err != nil {
+			if err := text.Line("project_id", pid, 1, identity.IDMaxLength); err != nil {
 				s.fail(w, r, err)
 				return
 			}

@@ -113,6 +113,9 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 	if len(req.SSHKeyIDs) > maxSSHKeysPerRequest {
 		return allocation.Allocation{}, fault.Invalid("ssh_key_ids", "at most 32 keys")
 	}
+	if err := checkCreateText(req); err != nil {
+		return allocation.Allocation{}, err
+	}
 	var out allocation.Allocation
 	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
 		sku, err := s.d.SKUs.GetSKU(ctx, req.SKUID)
@@ -505,12 +508,9 @@ func statePayload(a allocation.Allocation, forced bool) StatePayload {
 // canonical "type base64" form is stored.
 func (s *Service) AddSSHKey(ctx context.Context, p identity.Principal, name, publicKey string) (ports.SSHKey, error) {
 	name = strings.TrimSpace(name)
-	if name == "" || len([]rune(name)) > 100 {
-		return ports.SSHKey{}, fault.Invalid("name", "name must be 1-100 characters")
-	}
 	publicKey = strings.TrimSpace(publicKey)
-	if len(publicKey) > 16<<10 {
-		return ports.SSHKey{}, fault.Invalid("public_key", "the key is too long")
+	if err := checkSSHKeyText(name, publicKey); err != nil {
+		return ports.SSHKey{}, err
 	}
 	if err := nodetask.ValidatePublicKey(publicKey); err != nil {
 		return ports.SSHKey{}, err

@@ -12,6 +12,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/resource"
+	"github.com/gpuaas/gpuaas/core/text"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -56,8 +57,11 @@ func (s *Service) SignIn(ctx context.Context, c identity.Claims) (identity.Princ
 		now := s.d.Clock.Now()
 		u, created, err := s.d.Users.UpsertByIdentity(ctx, identity.User{
 			ID: s.d.IDs.NewID(), Issuer: c.Issuer, Subject: c.Subject,
-			Email: strings.ToLower(strings.TrimSpace(c.Email)), DisplayName: c.Name,
-			Role: identity.MapRole(c.Roles), Status: identity.UserActive, CreatedAt: now, UpdatedAt: now,
+			// The provider's profile is text from outside: cleaned to the
+			// text policy (never refused: the person did nothing wrong).
+			Email:       strings.ToLower(strings.TrimSpace(text.Clean(c.Email, identity.EmailMaxLength))),
+			DisplayName: strings.TrimSpace(text.Clean(c.Name, identity.DisplayNameMaxLength)),
+			Role:        identity.MapRole(c.Roles), Status: identity.UserActive, CreatedAt: now, UpdatedAt: now,
 		})
 		if err != nil {
 			return err
@@ -322,8 +326,8 @@ func (s *Service) AddMember(ctx context.Context, p identity.Principal, projectID
 	if !role.Valid() {
 		return fault.Invalid("role", "role must be admin, member or viewer")
 	}
-	if userID == "" {
-		return fault.Invalid("user_id", "user_id is required")
+	if err := identity.ValidateID("user_id", userID); err != nil {
+		return err
 	}
 	if _, _, err := s.ProjectAccess(ctx, p, projectID); err != nil {
 		return err
@@ -358,6 +362,9 @@ func (s *Service) AddMember(ctx context.Context, p identity.Principal, projectID
 
 // RemoveMember removes a user from a project. Tenant admins only.
 func (s *Service) RemoveMember(ctx context.Context, p identity.Principal, projectID, userID string) error {
+	if err := identity.ValidateID("user_id", userID); err != nil {
+		return err
+	}
 	if _, _, err := s.ProjectAccess(ctx, p, projectID); err != nil {
 		return err
 	}
@@ -381,8 +388,13 @@ func (s *Service) RemoveMember(ctx context.Context, p identity.Principal, projec
 // Invite lets a person with this email join the caller's tenant at their
 // first sign-in. Tenant admins only.
 func (s *Service) Invite(ctx context.Context, p identity.Principal, email string, role identity.TenantRole) error {
-	email = strings.ToLower(strings.TrimSpace(email))
-	if at := strings.IndexByte(email, '@'); at < 1 || at == len(email)-1 || len(email) > 254 {
+	// Checked before lowering: strings.ToLower turns invalid UTF-8 into U+FFFD.
+	email = strings.TrimSpace(email)
+	if err := text.Line("email", email, 1, identity.EmailMaxLength); err != nil {
+		return err
+	}
+	email = strings.ToLower(email)
+	if at := strings.IndexByte(email, '@'); at < 1 || at == len(email)-1 || strings.Count(email, "@") != 1 || strings.Contains(email, " ") {
 		return fault.Invalid("email", "a valid email address is required")
 	}
 	if role != identity.TenantAdmin && role != identity.TenantMember {

@@ -448,3 +448,68 @@ func TestSuspendedUserIsForbidden(t *testing.T) {
 		t.Fatal("the suspension was lifted by a sign-in")
 	}
 }
+
+// TestInputsFollowTheTextPolicy: every text input of the identity use cases
+// is held to core/text whatever host calls them, before any store sees it
+// (a NUL used to reach Postgres and come back as a 500).
+func TestInputsFollowTheTextPolicy(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	tm := newTeam(t, e)
+	pr, err := e.svc.CreateProject(ctx, tm.owner, "text-policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	projects := e.count(`SELECT count(*) FROM projects WHERE tenant_id = $1`, tm.owner.TenantID)
+	bad := map[string]string{"NUL": "a\x00b", "ESC": "a\x1b[2Jb", "BEL": "a\ab", "bidi override": "evil\u202etxt",
+		"invalid UTF-8": "a\xffb", "C1 control": "a\u0085b"}
+	for name, v := range bad {
+		t.Run(name, func(t *testing.T) {
+			_, err := e.svc.CreateProject(ctx, tm.owner, v)
+			wantField(t, err, "name")
+			wantField(t, e.svc.Invite(ctx, tm.owner, "x"+v+"@example.com", identity.TenantMember), "email")
+			wantField(t, e.svc.AddMember(ctx, tm.owner, pr.ID, v, identity.ProjectMember), "user_id")
+			wantField(t, e.svc.RemoveMember(ctx, tm.owner, pr.ID, v), "user_id")
+		})
+	}
+	_, err = e.svc.CreateProject(ctx, tm.owner, strings.Repeat("n", identity.NameMaxLength+1))
+	wantField(t, err, "name")
+	if n := e.count(`SELECT count(*) FROM projects WHERE tenant_id = $1`, tm.owner.TenantID); n != projects {
+		t.Fatalf("%d projects after refused creations, want %d", n, projects)
+	}
+	if n := e.count(`SELECT count(*) FROM tenant_invitations WHERE tenant_id = $1`, tm.owner.TenantID); n != 0 {
+		t.Fatalf("%d invitations after refused ones", n)
+	}
+}
+
+// TestSignInCleansTheProfile: the identity provider's name and email are
+// kept, cleaned to the text policy, rather than refused.
+func TestSignInCleansTheProfile(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	c := claims("mallory")
+	c.Name = "Mal\u202Elory\x1b[31m" + strings.Repeat("y", 300)
+	p := e.signIn(c)
+	var name, tenant string
+	if err := e.db.Pool.QueryRow(context.Background(), `SELECT u.display_name, t.name FROM users u, tenants t
+		WHERE u.id = $1 AND t.id = $2`, p.User.ID, p.TenantID).Scan(&name, &tenant); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{name, tenant, p.User.DisplayName} {
+		if strings.ContainsAny(s, "\u202e\x1b") || !strings.HasPrefix(s, "Mallory[31m") {
+			t.Fatalf("stored %q: the profile was not cleaned", s)
+		}
+	}
+	if n := len([]rune(name)); n != identity.DisplayNameMaxLength {
+		t.Fatalf("display name of %d characters, want it cut to %d", n, identity.DisplayNameMaxLength)
+	}
+}
+
+func wantField(t *testing.T, err error, field string) {
+	t.Helper()
+	fe := fault.From(err)
+	if err == nil || fe.Kind != fault.KindInvalid || fe.Field != field {
+		t.Fatalf("err = %v, want invalid on field %s", err, field)
+	}
+}

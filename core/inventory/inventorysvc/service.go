@@ -18,6 +18,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/inventory"
+	"github.com/gpuaas/gpuaas/core/text"
 	"github.com/gpuaas/gpuaas/core/resource"
 	"github.com/gpuaas/gpuaas/ports"
 )
@@ -176,6 +177,7 @@ type RegisterRequest struct {
 	SSHPort int
 }
 
+// nodeNameRE allows 1..inventory.NodeNameMaxLength (63) characters.
 var nodeNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 func (r *RegisterRequest) validate() error {
@@ -184,8 +186,11 @@ func (r *RegisterRequest) validate() error {
 	if !nodeNameRE.MatchString(r.Name) {
 		return fault.Invalid("name", "name must be 1-63 characters of a-z, 0-9, '.', '_' or '-'")
 	}
-	if r.SKUID == "" {
-		return fault.Invalid("sku_id", "sku_id is required")
+	if err := text.Line("sku_id", r.SKUID, 1, inventory.SKUIDMaxLength); err != nil {
+		return err
+	}
+	if err := text.Line("ssh_host", r.SSHHost, 1, inventory.SSHHostMaxLength); err != nil {
+		return err
 	}
 	if r.SSHPort == 0 {
 		r.SSHPort = 22

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gpuaas/gpuaas/core/audit"
 	"github.com/gpuaas/gpuaas/core/callctx"
@@ -18,6 +17,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/ledger/billing"
 	"github.com/gpuaas/gpuaas/core/policy"
 	"github.com/gpuaas/gpuaas/core/resource"
+	"github.com/gpuaas/gpuaas/core/text"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -283,10 +283,18 @@ func checkAdmin(p identity.Principal) error {
 	return nil
 }
 
+// ReasonMaxLength bounds an operator's reason, in characters. The API
+// contract's maxLength equals it (hosts/http checks).
+const ReasonMaxLength = 500
+
+// checkReason holds a reason to core/text: single-line, 1-500 characters,
+// not only spaces.
 func checkReason(reason string) error {
-	reason = strings.TrimSpace(reason)
-	if reason == "" || utf8.RuneCountInString(reason) > 500 {
-		return fault.Invalid("reason", "a reason of 1-500 characters is required")
+	if err := text.Line("reason", reason, 1, ReasonMaxLength); err != nil {
+		return err
+	}
+	if strings.TrimSpace(reason) == "" {
+		return fault.Invalid("reason", "reason must not be empty")
 	}
 	return nil
 }
@@ -426,6 +434,11 @@ func (s *Service) AdminRefund(ctx context.Context, p identity.Principal, r Admin
 	}
 	if err := checkReason(r.Reason); err != nil {
 		return nil, err
+	}
+	if r.CreditEntryID != "" {
+		if err := identity.ValidateID("credit_entry_id", r.CreditEntryID); err != nil {
+			return nil, err
+		}
 	}
 	var out []ledger.Entry
 	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
