@@ -18,8 +18,8 @@ import (
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/inventory"
-	"github.com/gpuaas/gpuaas/core/text"
 	"github.com/gpuaas/gpuaas/core/resource"
+	"github.com/gpuaas/gpuaas/core/text"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
