@@ -37,6 +37,10 @@ type Config struct {
 	RefreshCookieTTL time.Duration
 	// BodyLimit caps request bodies in bytes. Default 1 MiB.
 	BodyLimit int64
+	// HeaderLimit caps the request line and headers in bytes: more is 431
+	// headers_too_large in the error body. Default 64 KiB. The listener
+	// reads up to MaxHeaderBytes (1 MiB) before any handler can answer.
+	HeaderLimit int
 	// MetricsDisabled turns GET /metrics into a 404 (for deployments that
 	// must not expose it on the API listener).
 	MetricsDisabled bool
@@ -53,8 +57,12 @@ type Config struct {
 
 // Defaults applied by CheckAndSetDefaults.
 const (
-	DefaultAddr              = "127.0.0.1:8080"
-	DefaultBodyLimit         = 1 << 20
+	DefaultAddr        = "127.0.0.1:8080"
+	DefaultBodyLimit   = 1 << 20
+	DefaultHeaderLimit = 64 << 10
+	// MaxHeaderBytes is the listener's hard cap on headers (answered by
+	// net/http in text/plain); HeaderLimit must stay below it.
+	MaxHeaderBytes           = 1 << 20
 	DefaultHealthTimeout     = 2 * time.Second
 	DefaultRefreshCookieTTL  = 7 * 24 * time.Hour
 	DefaultReadHeaderTimeout = 10 * time.Second
@@ -105,6 +113,12 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.BodyLimit == 0 {
 		c.BodyLimit = DefaultBodyLimit
 	}
+	if c.HeaderLimit == 0 {
+		c.HeaderLimit = DefaultHeaderLimit
+	}
+	if c.HeaderLimit > MaxHeaderBytes/2 {
+		return fmt.Errorf("httphost: HeaderLimit must be at most %d bytes", MaxHeaderBytes/2)
+	}
 	if c.HealthTimeout == 0 {
 		c.HealthTimeout = DefaultHealthTimeout
 	}
@@ -114,7 +128,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
-	if c.BodyLimit < 0 || c.RefreshCookieTTL < 0 || c.HealthTimeout < 0 || c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
+	if c.BodyLimit < 0 || c.HeaderLimit < 0 || c.RefreshCookieTTL < 0 || c.HealthTimeout < 0 || c.ReadHeaderTimeout < 0 || c.IdleTimeout < 0 {
 		return errors.New("httphost: limits and timeouts must not be negative")
 	}
 	return nil

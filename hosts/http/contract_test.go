@@ -155,3 +155,52 @@ func TestContractLengthsMatchTheCore(t *testing.T) {
 		}
 	}
 }
+
+// TestContractBoundsEveryRequestString: every string a request may carry
+// (parameter, body member, array item) has a maxLength, an enum or the
+// date-time format, so the
+// host refuses over-long input before a store does; a string with a
+// pattern also carries an example (the route walk builds valid requests
+// from it).
+func TestContractBoundsEveryRequestString(t *testing.T) {
+	t.Parallel()
+	spec, err := loadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, err := loadRoutes(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var problems []string
+	var check func(where string, sc *openapi3.Schema)
+	check = func(where string, sc *openapi3.Schema) {
+		switch {
+		case sc.Type.Is("string"):
+			if sc.MaxLength == nil && len(sc.Enum) == 0 && sc.Format != "date-time" { // a date-time's format bounds it
+				problems = append(problems, where+": a string without maxLength")
+			}
+			if sc.Pattern != "" && sc.Example == nil && len(sc.Examples) == 0 {
+				problems = append(problems, where+": a pattern without an example")
+			}
+		case sc.Type.Is("array"):
+			check(where+"[]", sc.Items.Value)
+		case sc.Type.Is("object"):
+			for name, p := range sc.Properties {
+				check(where+"."+name, p.Value)
+			}
+		}
+	}
+	for k, rt := range routes {
+		for _, p := range rt.params {
+			check(k+" "+p.In+" "+p.Name, p.Schema.Value)
+		}
+		if sc := bodySchema(rt.op); sc != nil && !rt.rawBody {
+			check(k+" body", sc)
+		}
+	}
+	sort.Strings(problems)
+	if len(problems) > 0 {
+		t.Fatalf("unbounded request strings:\n%s", strings.Join(problems, "\n"))
+	}
+}

@@ -3,6 +3,7 @@ package httphost
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -145,4 +146,29 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	}
 	s.writeFault(w, r, http.StatusMethodNotAllowed,
 		&fault.Error{Kind: fault.KindInvalid, Code: fault.CodeMethodNotAllowed, Message: "method not allowed on this route"})
+}
+
+// codeHeadersTooLarge answers request headers over Config.HeaderLimit.
+const codeHeadersTooLarge fault.Code = "headers_too_large"
+
+// headerLimit answers a request whose headers exceed Config.HeaderLimit with
+// 431 in the platform's error body. The listener's own cap
+// (http.Server.MaxHeaderBytes, set well above) would answer in text/plain
+// before any handler runs. Like 405, 431 has no fault kind: no use case
+// gives it.
+func (s *Server) headerLimit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + len(r.Host)
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				n += len(k) + len(v) + 4 // ": " and CRLF
+			}
+		}
+		if n > s.cfg.HeaderLimit {
+			s.writeFault(w, r, http.StatusRequestHeaderFieldsTooLarge, &fault.Error{Kind: fault.KindTooLarge,
+				Code: codeHeadersTooLarge, Message: fmt.Sprintf("request headers exceed %d bytes", s.cfg.HeaderLimit)})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -29,8 +29,11 @@ func (s *Server) ContractChecked(t errorReporter) http.Handler {
 			rt = s.routes[routeKey(r.Method, p)]
 		}
 		s.handler.ServeHTTP(rec, r)
-		if rt == nil {
-			return // unknown routes (404/405) are outside the document
+		if rt == nil || rec.status == http.StatusRequestHeaderFieldsTooLarge {
+			// Unknown routes (404/405) and oversized headers (431, answered
+			// before the route matters) are outside the operations; the
+			// document's description and doc/api/README.md state them.
+			return
 		}
 		params := map[string]string{}
 		for i, k := range rctx.URLParams.Keys {

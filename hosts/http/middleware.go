@@ -123,7 +123,7 @@ func (r *recorder) Flush() {
 func (s *Server) chain(router http.Handler) http.Handler {
 	h := router
 	for _, mw := range []func(http.Handler) http.Handler{
-		s.idempotency, s.validate, s.rateLimit, s.authorize, s.authenticate, s.bodyLimit, s.cors, s.correlation, s.tracing,
+		s.idempotency, s.validate, s.rateLimit, s.authorize, s.authenticate, s.bodyLimit, s.headerLimit, s.cors, s.correlation, s.tracing,
 	} {
 		h = mw(h)
 	}

@@ -234,7 +234,7 @@ func (s *Server) Start(ctx context.Context) error {
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    MaxHeaderBytes, // HeaderLimit answers below it, in the error body
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		// No Read/WriteTimeout: the browser terminal will hijack long-lived
 		// connections; bodies are bounded by BodyLimit instead.

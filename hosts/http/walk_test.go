@@ -178,6 +178,10 @@ func (o object) MarshalJSON() ([]byte, error) {
 // value, lengths and bounds respected.
 func sample(sc *openapi3.Schema) any {
 	switch {
+	case sc.Example != nil:
+		return sc.Example
+	case len(sc.Examples) > 0:
+		return sc.Examples[0]
 	case len(sc.Enum) > 0:
 		return sc.Enum[0]
 	case sc.Type.Is("object"):
