@@ -96,6 +96,10 @@ type Grant struct {
 	NodeID       string    `json:"node_id"`
 	SSHUser      string    `json:"ssh_user"`
 	ExpiresAt    time.Time `json:"expires_at"`
+	// SessionID names the terminal session on the node; Resume says whether
+	// the token resumes it (else it starts it).
+	SessionID string `json:"session_id"`
+	Resume    bool   `json:"resume,omitempty"`
 }
 
 // Validate checks that a grant names everything a session needs.
@@ -109,6 +113,8 @@ func (g Grant) Validate() error {
 		return fault.Internal(fmt.Errorf("terminal: grant without ssh user"))
 	case g.ExpiresAt.IsZero():
 		return fault.Internal(fmt.Errorf("terminal: grant without expiry"))
+	case !ValidSessionID(g.SessionID):
+		return fault.Internal(fmt.Errorf("terminal: grant without a valid session id"))
 	}
 	return nil
 }

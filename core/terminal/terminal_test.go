@@ -72,7 +72,7 @@ func TestStoreKeyHidesToken(t *testing.T) {
 
 func grant(now time.Time) terminal.Grant {
 	return terminal.Grant{UserID: "u1", TenantID: "t1", ProjectID: "p1", AllocationID: "a1", NodeID: "n1",
-		SSHUser: "ga_00000000a1", ExpiresAt: now.Add(terminal.TokenTTL)}
+		SSHUser: "ga_00000000a1", ExpiresAt: now.Add(terminal.TokenTTL), SessionID: "sess-0001"}
 }
 
 func TestGrantCheck(t *testing.T) {

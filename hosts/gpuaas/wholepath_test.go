@@ -12,7 +12,7 @@ import (
 // one process: real Postgres, embedded NATS, the Temporal dev server, the
 // agent gateway over mTLS and two sandbox nodes running the real agent. A
 // user signs in (PKCE), buys credit through the dev checkout, adds an SSH
-// key, gets an allocation active, runs a command over SSH and `echo hi` in
+// key, gets an allocation active, runs a command over SSH and `echo hi-$((6*7))` in
 // the browser terminal, releases it, and is refused by SSH afterwards.
 func TestWholePath(t *testing.T) {
 	if testing.Short() {

@@ -22,11 +22,20 @@ func (h *handlers) CreateTerminalToken(w http.ResponseWriter, r *http.Request, a
 		s.fail(w, r, fault.New(fault.KindUnavailable, fault.CodeFeatureDisabled, "the browser terminal is not enabled on this server"))
 		return
 	}
+	var body api.TerminalTokenRequest
+	if err := s.decode(r, &body, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resume := ""
+	if body.SessionId != nil {
+		resume = *body.SessionId
+	}
 	projectID := ""
 	if ap, ok := ActiveProjectFrom(r.Context()); ok {
 		projectID = ap.Project.ID
 	}
-	m, err := s.d.Terminal.Mint(r.Context(), p, projectID, allocationID)
+	m, err := s.d.Terminal.Mint(r.Context(), p, projectID, allocationID, resume)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -34,5 +43,6 @@ func (h *handlers) CreateTerminalToken(w http.ResponseWriter, r *http.Request, a
 	// The token is a bearer credential: never cached by anything in between.
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, api.TerminalToken{Token: m.Token, ExpiresAt: m.ExpiresAt.UTC(),
-		WebsocketPath: terminal.WebSocketPath(allocationID), Subprotocol: terminal.Subprotocol})
+		WebsocketPath: terminal.WebSocketPath(allocationID), Subprotocol: terminal.Subprotocol,
+		SessionId: m.SessionID, Resume: m.Resume})
 }

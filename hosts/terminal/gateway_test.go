@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -175,11 +176,27 @@ func newRigHost(t testing.TB, withHostCA bool, opts ...rigOption) *rig {
 
 func (r *rig) mint(t testing.TB, a allocation.Allocation) string {
 	t.Helper()
-	m, err := r.svc.Mint(context.Background(), r.owner, "", a.ID)
+	return r.mintSession(t, a, "").Token
+}
+
+// mintSession mints a token that resumes sessionID ("" for a new session).
+func (r *rig) mintSession(t testing.TB, a allocation.Allocation, sessionID string) terminalsvc.Minted {
+	t.Helper()
+	m, err := r.svc.Mint(context.Background(), r.owner, "", a.ID, sessionID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m.Token
+	return m
+}
+
+// openToken connects with a minted token.
+func (r *rig) openToken(t testing.TB, a allocation.Allocation, token string) *websocket.Conn {
+	t.Helper()
+	ws, resp, err := subprotocolDialer(token).Dial(r.url+a.ID, browserHeader())
+	if err != nil {
+		t.Fatalf("open terminal: %v (%s)", err, respCode(resp))
+	}
+	return ws
 }
 
 func subprotocolDialer(token string) *websocket.Dialer {
@@ -264,14 +281,6 @@ func TestTerminalEndToEnd(t *testing.T) {
 	}
 
 	send(t, ws, websocket.TextMessage, `{"type":"resize","cols":132,"rows":43}`)
-	select {
-	case rc := <-r.sshd.resizes:
-		if rc != [2]int{43, 132} {
-			t.Fatalf("server saw window-change %v, want 43 rows 132 cols", rc)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("resize never reached the SSH server")
-	}
 	send(t, ws, websocket.BinaryMessage, "stty size\n")
 	readUntil(t, ws, "43 132")
 
@@ -316,6 +325,88 @@ func TestTerminalAuthorizationHeader(t *testing.T) {
 	}
 	send(t, ws, websocket.BinaryMessage, "echo o''k\n")
 	readUntil(t, ws, "ok\r\n")
+}
+
+// TestResumeAfterTheBrowserLeft: a browser that goes away mid-command
+// leaves the session on the node; a token for the same session id resumes
+// it, replaying what the command printed meanwhile.
+func TestResumeAfterTheBrowserLeft(t *testing.T) {
+	r := newRig(t)
+	m := r.mintSession(t, r.alloc, "")
+	if m.Resume || m.SessionID == "" {
+		t.Fatalf("first token %+v; want a new session with an id", m)
+	}
+	ws := r.openToken(t, r.alloc, m.Token)
+	send(t, ws, websocket.BinaryMessage, "echo $$ > /dev/null; sleep 1; echo la''ter-$((6*7))\n")
+	ws.Close() // mid-command
+	select {
+	case <-r.sshd.disconnects:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gateway kept the SSH connection after the browser went away")
+	}
+	if n := len(r.sshd.terms.Sessions("")); n != 1 {
+		t.Fatalf("%d sessions on the node; want the detached one", n)
+	}
+	again := r.mintSession(t, r.alloc, m.SessionID)
+	if !again.Resume || again.SessionID != m.SessionID {
+		t.Fatalf("resume token %+v", again)
+	}
+	ws2 := r.openToken(t, r.alloc, again.Token)
+	defer ws2.Close()
+	readUntil(t, ws2, "later-42")
+	send(t, ws2, websocket.BinaryMessage, "echo a''gain\n")
+	readUntil(t, ws2, "again\r\n")
+}
+
+// TestResumeOfAnEndedSession: once the reconnect window passed the shell is
+// gone and a resume is refused before the upgrade.
+func TestResumeOfAnEndedSession(t *testing.T) {
+	r := newRig(t)
+	r.sshd.policy = nodetask.SessionPolicy{ReconnectWindowSeconds: 1}
+	m := r.mintSession(t, r.alloc, "")
+	ws := r.openToken(t, r.alloc, m.Token)
+	send(t, ws, websocket.BinaryMessage, "echo u''p\n")
+	readUntil(t, ws, "up\r\n")
+	pid := r.sshd.terms.Sessions("")[0].PID
+	ws.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.sshd.terms.Sessions("")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the detached session outlived its window")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Fatalf("the shell %d survived the window", pid)
+	}
+	_, resp, err := subprotocolDialer(r.mintSession(t, r.alloc, m.SessionID).Token).Dial(r.url+r.alloc.ID, browserHeader())
+	if err == nil || resp == nil || resp.StatusCode != http.StatusConflict || respCode(resp) != "terminal_session_ended" {
+		t.Fatalf("resume after the window: %v, %s; want 409 terminal_session_ended", err, respCode(resp))
+	}
+}
+
+// TestSessionLimitAndTakeOver: the node bounds sessions per allocation (429
+// before the upgrade); a second browser resuming a session takes it over
+// and the first is closed with 4001.
+func TestSessionLimitAndTakeOver(t *testing.T) {
+	r := newRig(t)
+	r.sshd.policy = nodetask.SessionPolicy{MaxSessions: 1}
+	m := r.mintSession(t, r.alloc, "")
+	first := r.openToken(t, r.alloc, m.Token)
+	defer first.Close()
+	send(t, first, websocket.BinaryMessage, "echo u''p\n")
+	readUntil(t, first, "up\r\n")
+	_, resp, err := subprotocolDialer(r.mint(t, r.alloc)).Dial(r.url+r.alloc.ID, browserHeader())
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || respCode(resp) != "terminal_session_limit" {
+		t.Fatalf("a second session: %v, %s; want 429 terminal_session_limit", err, respCode(resp))
+	}
+	second := r.openToken(t, r.alloc, r.mintSession(t, r.alloc, m.SessionID).Token)
+	defer second.Close()
+	if ce := closeOf(t, first); ce.Code != terminalhost.CloseSessionTakenOver {
+		t.Fatalf("first browser closed with %d %q; want 4001", ce.Code, ce.Text)
+	}
+	send(t, second, websocket.BinaryMessage, "echo st''ill\n")
+	readUntil(t, second, "still\r\n")
 }
 
 func TestBrowserGoneClosesSSH(t *testing.T) {
@@ -473,11 +564,11 @@ func TestRefusalsBeforeDial(t *testing.T) {
 			return ws(tok, r.alloc), ""
 		}, 401, "terminal_token_invalid", false},
 		{"another user may not mint, so no token exists", func(t *testing.T) (attempt, string) {
-			if _, err := r.svc.Mint(ctx, colleague, "", r.alloc.ID); fault.From(err).Code != "terminal_not_owner" {
+			if _, err := r.svc.Mint(ctx, colleague, "", r.alloc.ID, ""); fault.From(err).Code != "terminal_not_owner" {
 				t.Fatalf("colleague minted for the owner's allocation: %v", err)
 			}
 			// The colleague's own token does not open the owner's allocation.
-			m, err := r.svc.Mint(ctx, colleague, "", theirs.ID)
+			m, err := r.svc.Mint(ctx, colleague, "", theirs.ID, "")
 			if err != nil {
 				t.Fatal(err)
 			}

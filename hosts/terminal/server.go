@@ -214,7 +214,13 @@ func (s *Server) serveTerminal(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With("allocation_id", grant.AllocationID, "node_id", grant.NodeID,
 		"correlation_id", callctx.CorrelationID(ctx))
 	up, err := s.dialNode(ctx, grant)
-	if err != nil {
+	var we *terminal.WireError
+	switch {
+	case errors.As(err, &we):
+		log.Info("terminal: the node refused the session", "session_id", grant.SessionID, "code", we.Code)
+		s.writeFault(w, r, sessionRefusal(we))
+		return
+	case err != nil:
 		log.Warn("terminal: node unreachable", "error", err)
 		s.writeFault(w, r, fault.New(fault.KindUnavailable, CodeNodeUnreachable, "the node could not be reached").Wrap(err))
 		return
@@ -232,6 +238,22 @@ func (s *Server) serveTerminal(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.untrack(sess)
 	sess.run()
+}
+
+// sessionRefusal turns the node's refusal of a hello into the answer the
+// browser gets before the upgrade.
+func sessionRefusal(we *terminal.WireError) *fault.Error {
+	switch we.Code {
+	case terminal.CodeSessionEnded:
+		return fault.Conflict(fault.Code(we.Code), "the terminal session has ended; open a new one")
+	case terminal.CodeSessionExists:
+		return fault.Conflict(fault.Code(we.Code), "a terminal session with this id is open already")
+	case terminal.CodeSessionLimit:
+		return fault.New(fault.KindRateLimited, fault.Code(we.Code), we.Message)
+	default:
+		return fault.New(fault.KindUnavailable, fault.Code(terminal.CodeSessionUnavailable),
+			"the node could not start a terminal session")
+	}
 }
 
 // reserve counts a session in flight, refusing above MaxSessions and after

@@ -4,14 +4,15 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/ssh"
@@ -23,26 +24,38 @@ import (
 const (
 	initialCols = 80
 	initialRows = 24
-	// relayBuffer is the read size of the node → browser pump: large enough
-	// that bulk output goes in few frames, small enough to stay interactive.
-	relayBuffer = 32 << 10
 	// closeGrace is how long the gateway waits for the browser to answer a
 	// close frame before dropping the connection.
 	closeGrace = 2 * time.Second
 )
 
-// upstream is an SSH connection to a node with a shell on a pty.
+// upstream is an SSH connection to a node carrying one terminal session
+// (core/terminal's session protocol on its subsystem).
 type upstream struct {
-	client *ssh.Client
-	sess   *ssh.Session
-	stdin  io.WriteCloser
-	stdout io.Reader
-	stderr io.Reader
+	client   *ssh.Client
+	ch       ssh.Channel
+	frames   *terminal.FrameReader
+	wmu      sync.Mutex // frames to the node are written whole
+	attached terminal.Attached
 }
 
+// close drops the connection: the node keeps the session for its
+// reconnect window.
 func (u *upstream) close() {
-	_ = u.sess.Close()
+	_ = u.ch.Close()
 	_ = u.client.Close()
+}
+
+func (u *upstream) send(typ byte, p []byte) error {
+	u.wmu.Lock()
+	defer u.wmu.Unlock()
+	for len(p) > terminal.MaxFramePayload {
+		if err := terminal.WriteFrame(u.ch, typ, p[:terminal.MaxFramePayload]); err != nil {
+			return err
+		}
+		p = p[terminal.MaxFramePayload:]
+	}
+	return terminal.WriteFrame(u.ch, typ, p)
 }
 
 // dialNode opens the SSH session for a grant. The key pair is generated
@@ -108,7 +121,7 @@ func (s *Server) dialNode(ctx context.Context, g terminal.Grant) (*upstream, err
 		return nil, fmt.Errorf("ssh handshake with %s: %w", addr, err)
 	}
 	client := ssh.NewClient(cc, chans, reqs)
-	up, err := openShell(client, s.cfg.Term)
+	up, err := openSession(client, g, s.cfg.Term)
 	if err != nil {
 		_ = client.Close()
 		return nil, err
@@ -117,32 +130,70 @@ func (s *Server) dialNode(ctx context.Context, g terminal.Grant) (*upstream, err
 	return up, nil
 }
 
-func openShell(client *ssh.Client, term string) (*upstream, error) {
-	sess, err := client.NewSession()
+// openSession opens the grant's terminal session on the node: the session
+// subsystem, a hello (new or resume), and the node's answer. A refusal by
+// the node is returned as its *terminal.WireError.
+func openSession(client *ssh.Client, g terminal.Grant, term string) (*upstream, error) {
+	ch, reqs, err := client.OpenChannel("session", nil)
 	if err != nil {
 		return nil, fmt.Errorf("open session: %w", err)
 	}
-	up := &upstream{client: client, sess: sess}
-	if up.stdin, err = sess.StdinPipe(); err != nil {
-		return nil, err
+	go ssh.DiscardRequests(reqs)
+	ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{terminal.SessionSubsystem}))
+	if err != nil || !ok {
+		_ = ch.Close()
+		return nil, fmt.Errorf("the node does not offer terminal sessions (%s): %v", terminal.SessionSubsystem, err)
 	}
-	if up.stdout, err = sess.StdoutPipe(); err != nil {
-		return nil, err
+	mode := terminal.ModeNew
+	if g.Resume {
+		mode = terminal.ModeResume
 	}
-	if up.stderr, err = sess.StderrPipe(); err != nil {
-		return nil, err
+	up := &upstream{client: client, ch: ch, frames: terminal.NewFrameReader(ch)}
+	if err := terminal.WriteJSONFrame(ch, terminal.FrameHello, terminal.Hello{SessionID: g.SessionID, Mode: mode,
+		Cols: initialCols, Rows: initialRows, Term: term}); err != nil {
+		_ = ch.Close()
+		return nil, fmt.Errorf("send hello: %w", err)
 	}
-	modes := ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
-	if err := sess.RequestPty(term, initialRows, initialCols, modes); err != nil {
-		return nil, fmt.Errorf("request pty: %w", err)
+	typ, p, err := up.frames.Next()
+	if err != nil {
+		_ = ch.Close()
+		return nil, fmt.Errorf("read the node's answer: %w", err)
 	}
-	if err := sess.Shell(); err != nil {
-		return nil, fmt.Errorf("start shell: %w", err)
+	switch typ {
+	case terminal.FrameAttached:
+		if err := json.Unmarshal(p, &up.attached); err != nil {
+			_ = ch.Close()
+			return nil, fmt.Errorf("the node's answer is not JSON: %w", err)
+		}
+		return up, nil
+	case terminal.FrameError:
+		_ = ch.Close()
+		var we terminal.WireError
+		if err := json.Unmarshal(p, &we); err != nil || we.Code == "" {
+			return nil, fmt.Errorf("the node refused the session without a reason")
+		}
+		return nil, &we
+	default:
+		_ = ch.Close()
+		return nil, fmt.Errorf("the node answered the hello with frame %q", typ)
 	}
-	return up, nil
 }
 
-// session relays one browser WebSocket to one SSH shell.
+// Close codes the gateway ends a WebSocket with, besides 1000 (the shell
+// exited: reason "exit status N"), 1001 (gateway shutdown: the session is
+// kept on the node, resume it) and 1009 (frame too large).
+const (
+	// CloseSessionTakenOver: the session was resumed from another browser.
+	CloseSessionTakenOver = 4001
+	// CloseSessionEnded: the node ended the session (the allocation is
+	// being released, or the node is stopping).
+	CloseSessionEnded = 4002
+	// CloseNodeLost: the connection to the node broke; the session may
+	// still be there to resume.
+	CloseNodeLost = 4003
+)
+
+// session relays one browser WebSocket to one terminal session on a node.
 type session struct {
 	cfg Config
 	ws  *websocket.Conn
@@ -161,8 +212,16 @@ func newSession(cfg Config, ws *websocket.Conn, up *upstream, log *slog.Logger) 
 // goAway ends the session from the gateway's side (shutdown).
 func (s *session) goAway() { s.awayOne.Do(func() { close(s.away) }) }
 
-// run relays until the shell exits (close 1000), the browser goes away (SSH
-// closed), or the gateway shuts down (close 1001).
+// nodeEnd is how the node's side of a session ended.
+type nodeEnd struct {
+	code   int
+	reason string
+}
+
+// run relays until the shell exits (close 1000), the node ends the session
+// (4001/4002), the node connection breaks (4003), the browser goes away
+// (the SSH connection is closed; the node keeps the session for its
+// reconnect window), or the gateway shuts down (close 1001, same).
 func (s *session) run() {
 	ws := s.ws
 	pongWait := 2 * s.cfg.PingInterval
@@ -175,49 +234,38 @@ func (s *session) run() {
 		defer close(browserGone)
 		s.readLoop(pongWait)
 	}()
-
-	var pumps sync.WaitGroup
-	pumps.Add(2)
-	go func() { defer pumps.Done(); s.pump(s.up.stdout) }()
-	go func() { defer pumps.Done(); s.pump(s.up.stderr) }()
-	shellDone := make(chan error, 1)
-	go func() {
-		// Wait returns once the node reports the exit and closes the channel;
-		// the pumps then drain what is still buffered.
-		err := s.up.sess.Wait()
-		pumps.Wait()
-		shellDone <- err
-	}()
+	nodeDone := make(chan nodeEnd, 1)
+	go func() { nodeDone <- s.pump() }()
 
 	stopPing := make(chan struct{})
 	go s.pinger(stopPing)
 	defer close(stopPing)
 
 	select {
-	case err := <-shellDone:
-		s.close(websocket.CloseNormalClosure, exitReason(err))
+	case end := <-nodeDone:
+		s.close(end.code, end.reason)
 		s.up.close()
 		s.awaitClose(browserGone)
-		s.log.Info("terminal session ended", "reason", exitReason(err))
+		s.log.Info("terminal session ended", "reason", end.reason)
 	case <-browserGone:
-		// The browser closed or vanished: end the shell on the node too.
+		// The browser closed or vanished: the node keeps the session.
 		s.up.close()
-		<-shellDone
-		s.log.Info("terminal session ended", "reason", "browser went away")
+		<-nodeDone
+		s.log.Info("terminal detached", "reason", "browser went away", "session_id", s.up.attached.SessionID)
 	case <-s.away:
-		s.close(websocket.CloseGoingAway, "gateway shutting down")
+		s.close(websocket.CloseGoingAway, "gateway shutting down; reconnect to resume")
 		s.up.close()
 		s.awaitClose(browserGone)
-		<-shellDone
-		s.log.Info("terminal session ended", "reason", "gateway shutdown")
+		<-nodeDone
+		s.log.Info("terminal detached", "reason", "gateway shutdown", "session_id", s.up.attached.SessionID)
 	}
 	_ = ws.Close()
 }
 
-// readLoop feeds the browser's frames to the shell. Binary frames are input;
-// text frames that are control frames ({"type":"resize",…}) act on the pty,
-// other text frames are input too (clients should send input as binary to
-// avoid any doubt).
+// readLoop feeds the browser's frames to the node. Binary frames are input;
+// text frames that are control frames ({"type":"resize",…}) resize the
+// terminal, other text frames are input too (clients should send input as
+// binary to avoid any doubt).
 func (s *session) readLoop(pongWait time.Duration) {
 	for {
 		mt, data, err := s.ws.ReadMessage()
@@ -227,40 +275,68 @@ func (s *session) readLoop(pongWait time.Duration) {
 		_ = s.ws.SetReadDeadline(time.Now().Add(pongWait))
 		if mt == websocket.TextMessage && len(data) > 0 && data[0] == '{' {
 			if c, err := terminal.ParseControl(data); err == nil {
-				if err := s.up.sess.WindowChange(c.Rows, c.Cols); err != nil {
+				b, _ := json.Marshal(terminal.Size{Cols: c.Cols, Rows: c.Rows})
+				if err := s.up.send(terminal.FrameResize, b); err != nil {
 					return
 				}
 				continue
 			}
 		}
-		if _, err := s.up.stdin.Write(data); err != nil {
+		if err := s.up.send(terminal.FrameData, data); err != nil {
 			return
 		}
 	}
 }
 
-// pump copies node output to the browser as binary frames (output need not
-// be valid UTF-8, which text frames require).
-func (s *session) pump(r io.Reader) {
-	buf := make([]byte, relayBuffer)
+// pump copies the node's output to the browser as binary frames (output
+// need not be valid UTF-8, which text frames require) until the session
+// ends, and says how it ended.
+func (s *session) pump() nodeEnd {
+	browserOK := true
 	for {
-		n, err := r.Read(buf)
-		if n > 0 {
+		typ, p, err := s.up.frames.Next()
+		if err != nil {
+			return nodeEnd{CloseNodeLost, "the connection to the node was lost; reconnect to resume"}
+		}
+		switch typ {
+		case terminal.FrameData:
+			if !browserOK {
+				continue // keep draining so the node is not stuck on a full window
+			}
 			s.wmu.Lock()
 			_ = s.ws.SetWriteDeadline(time.Now().Add(2 * s.cfg.PingInterval))
-			werr := s.ws.WriteMessage(websocket.BinaryMessage, buf[:n])
+			werr := s.ws.WriteMessage(websocket.BinaryMessage, p)
 			s.wmu.Unlock()
-			if werr != nil {
-				// The browser is gone; keep draining so the SSH channel is not
-				// stuck on a full window while the session tears down.
-				_, _ = io.Copy(io.Discard, r)
-				return
+			browserOK = werr == nil
+		case terminal.FrameExit:
+			var x terminal.Exit
+			_ = json.Unmarshal(p, &x)
+			return nodeEnd{websocket.CloseNormalClosure, "exit status " + strconv.Itoa(x.Status)}
+		case terminal.FrameError:
+			var we terminal.WireError
+			_ = json.Unmarshal(p, &we)
+			code := CloseSessionEnded
+			if we.Code == terminal.CodeSessionTakenOver {
+				code = CloseSessionTakenOver
 			}
-		}
-		if err != nil {
-			return
+			return nodeEnd{code, closeReason(we)}
 		}
 	}
+}
+
+// closeReason is "code: message", cut to the 123 bytes a close frame holds.
+func closeReason(we terminal.WireError) string {
+	r := we.Code
+	if we.Message != "" {
+		r += ": " + we.Message
+	}
+	if len(r) > 123 {
+		r = r[:123]
+		for !utf8.ValidString(r) {
+			r = r[:len(r)-1]
+		}
+	}
+	return r
 }
 
 func (s *session) pinger(stop <-chan struct{}) {
@@ -288,17 +364,4 @@ func (s *session) close(code int, reason string) {
 func (s *session) awaitClose(browserGone <-chan struct{}) {
 	_ = s.ws.SetReadDeadline(time.Now().Add(closeGrace))
 	<-browserGone
-}
-
-// exitReason is the close frame's reason (at most 123 bytes).
-func exitReason(err error) string {
-	var ee *ssh.ExitError
-	switch {
-	case err == nil:
-		return "exit status 0"
-	case errors.As(err, &ee):
-		return "exit status " + strconv.Itoa(ee.ExitStatus())
-	default:
-		return "session ended"
-	}
 }

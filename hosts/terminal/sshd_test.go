@@ -18,6 +18,9 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/core/terminal"
+	"github.com/gpuaas/gpuaas/nodeagent/termsession"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -70,17 +73,20 @@ func (c *testCA) SignUserKey(_ context.Context, publicKey, principal string, ttl
 
 // sshd is an SSH server written for the tests: it accepts user
 // certificates from the test user CA for the login name, presents a host
-// certificate from the test host CA, and runs /bin/sh on a real pty
-// (creack/pty). It counts TCP connections so refusal tests can prove the
-// gateway never dialled.
+// certificate from the test host CA, serves terminal sessions on the
+// session subsystem with the node agent's own termsession.Manager (what
+// real nodes run), and a plain /bin/sh on a real pty (creack/pty) for the
+// direct-SSH benchmark baseline. It counts TCP connections so refusal tests
+// can prove the gateway never dialled.
 type sshd struct {
+	terms       *termsession.Manager
+	policy      nodetask.SessionPolicy
 	addr        string
 	dials       atomic.Int32
 	auths       atomic.Int32 // user authentication attempts (the session certificate reached the node)
 	sessions    atomic.Int32 // session channels opened
 	hostKey     ssh.PublicKey
 	cfg         *ssh.ServerConfig
-	resizes     chan [2]int   // rows, cols of each window-change
 	disconnects chan struct{} // one per ended client connection
 }
 
@@ -94,7 +100,12 @@ func startSSHD(t testing.TB, userCA ssh.PublicKey, hostCA ssh.Signer, principal 
 	checker := &ssh.CertChecker{IsUserAuthority: func(k ssh.PublicKey) bool {
 		return bytes.Equal(k.Marshal(), userCA.Marshal())
 	}}
-	s := &sshd{resizes: make(chan [2]int, 16), disconnects: make(chan struct{}, 16), hostKey: hostSigner.PublicKey()}
+	terms, err := termsession.New(termsession.Config{HangupGrace: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(terms.Close)
+	s := &sshd{terms: terms, disconnects: make(chan struct{}, 16), hostKey: hostSigner.PublicKey()}
 	s.cfg = &ssh.ServerConfig{PublicKeyCallback: func(c ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
 		s.auths.Add(1)
 		return checker.Authenticate(c, k)
@@ -151,7 +162,7 @@ func (s *sshd) serve(c net.Conn) {
 			return
 		}
 		s.sessions.Add(1)
-		go s.session(ch, creqs)
+		go s.session(sc.User(), ch, creqs)
 	}
 }
 
@@ -164,7 +175,13 @@ type ptyReq struct {
 
 type winch struct{ Cols, Rows, W, H uint32 }
 
-func (s *sshd) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
+func testShell(string, string) (*exec.Cmd, func(), error) {
+	cmd := exec.Command("/bin/sh")
+	cmd.Env = []string{"PS1=$ ", "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TERM=xterm"}
+	return cmd, nil, nil
+}
+
+func (s *sshd) session(user string, ch ssh.Channel, reqs <-chan *ssh.Request) {
 	defer ch.Close()
 	var (
 		size    = &pty.Winsize{Rows: 24, Cols: 80}
@@ -195,15 +212,19 @@ func (s *sshd) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 				_ = req.Reply(true, nil)
 			case "window-change":
 				var w winch
-				if ssh.Unmarshal(req.Payload, &w) == nil {
-					if setSize != nil {
-						setSize(&pty.Winsize{Rows: uint16(w.Rows), Cols: uint16(w.Cols)})
-					}
-					select {
-					case s.resizes <- [2]int{int(w.Rows), int(w.Cols)}:
-					default:
-					}
+				if ssh.Unmarshal(req.Payload, &w) == nil && setSize != nil {
+					setSize(&pty.Winsize{Rows: uint16(w.Rows), Cols: uint16(w.Cols)})
 				}
+			case "subsystem":
+				var sub struct{ Name string }
+				if ssh.Unmarshal(req.Payload, &sub) != nil || sub.Name != terminal.SessionSubsystem {
+					_ = req.Reply(false, nil)
+					continue
+				}
+				_ = req.Reply(true, nil)
+				go ssh.DiscardRequests(reqs)
+				_ = s.terms.Serve(user, s.policy, testShell, ch)
+				return
 			case "shell":
 				cmd := exec.Command("/bin/sh")
 				cmd.Env = []string{"PS1=$ ", "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "TERM=xterm"}

@@ -12,7 +12,7 @@
 //
 //  5. ssh into the node with that key and run a command;
 //
-//  6. open the browser terminal WebSocket, run `echo hi`, expect `hi`;
+//  6. open the browser terminal WebSocket, run `echo hi-$((6*7))`, expect `hi-42`;
 //
 //  7. release, wait for `released`, and check SSH is refused and the node is
 //     available again.

@@ -54,6 +54,10 @@ func New(d Deps) (*Service, error) {
 type Minted struct {
 	Token     string
 	ExpiresAt time.Time
+	// SessionID is the terminal session the token opens (Resume false) or
+	// resumes.
+	SessionID string
+	Resume    bool
 }
 
 // Mint issues a single-use terminal token for an allocation of the caller.
@@ -61,10 +65,16 @@ type Minted struct {
 // of another project is not found, as is one of another tenant, so ids do
 // not leak. Only the user who requested the allocation may mint (the shell
 // runs as the allocation's account, which holds that user's keys), and only
-// while it is active.
-func (s *Service) Mint(ctx context.Context, p identity.Principal, projectID, allocationID string) (Minted, error) {
+// while it is active. resumeSessionID, when not empty, is the terminal
+// session the token resumes; otherwise the token starts a new session with
+// a fresh id. Whether the session still exists is the node's to say, at the
+// gateway.
+func (s *Service) Mint(ctx context.Context, p identity.Principal, projectID, allocationID, resumeSessionID string) (Minted, error) {
 	if allocationID == "" || len(allocationID) > 128 {
 		return Minted{}, fault.NotFound("allocation", "")
+	}
+	if resumeSessionID != "" && !terminal.ValidSessionID(resumeSessionID) {
+		return Minted{}, fault.Invalid("session_id", "session_id must be 8-64 characters [A-Za-z0-9-]")
 	}
 	a, err := s.d.Allocations.Get(ctx, p.TenantID, allocationID)
 	if err != nil {
@@ -96,6 +106,10 @@ func (s *Service) Mint(ctx context.Context, p identity.Principal, projectID, all
 	g := terminal.Grant{
 		UserID: p.User.ID, TenantID: a.TenantID, ProjectID: a.ProjectID, AllocationID: a.ID, NodeID: a.NodeID,
 		SSHUser: nodetask.UsernameFor(a.ID), ExpiresAt: now.Add(terminal.TokenTTL),
+		SessionID: resumeSessionID, Resume: resumeSessionID != "",
+	}
+	if !g.Resume {
+		g.SessionID = s.d.IDs.NewID()
 	}
 	if err := g.Validate(); err != nil {
 		return Minted{}, err
@@ -110,11 +124,12 @@ func (s *Service) Mint(ctx context.Context, p identity.Principal, projectID, all
 		return Minted{}, err
 	}
 	ev := s.auditEvent(ctx, audit.ActorUser, p.User.ID, a.TenantID, a.ProjectID, ActionMint, a.ID, audit.Success)
-	ev.Metadata = map[string]any{"node_id": a.NodeID, "expires_at": g.ExpiresAt.UTC().Format(time.RFC3339)}
+	ev.Metadata = map[string]any{"node_id": a.NodeID, "expires_at": g.ExpiresAt.UTC().Format(time.RFC3339),
+		"session_id": g.SessionID, "resume": g.Resume}
 	if err := s.d.Audit.Record(ctx, ev); err != nil {
 		return Minted{}, err
 	}
-	return Minted{Token: token, ExpiresAt: g.ExpiresAt}, nil
+	return Minted{Token: token, ExpiresAt: g.ExpiresAt, SessionID: g.SessionID, Resume: g.Resume}, nil
 }
 
 func (s *Service) refuseMint(ctx context.Context, p identity.Principal, a allocation.Allocation, refusal *fault.Error) error {
@@ -165,7 +180,7 @@ func (s *Service) Consume(ctx context.Context, token, allocationID string) (term
 			fault.Conflict(terminal.CodeAllocationNotActive, "the allocation is not active").With("state", string(a.State)))
 	}
 	ev := s.auditEvent(ctx, audit.ActorUser, g.UserID, g.TenantID, g.ProjectID, ActionConsume, g.AllocationID, audit.Success)
-	ev.Metadata = map[string]any{"node_id": g.NodeID, "ssh_user": g.SSHUser}
+	ev.Metadata = map[string]any{"node_id": g.NodeID, "ssh_user": g.SSHUser, "session_id": g.SessionID, "resume": g.Resume}
 	if err := s.d.Audit.Record(ctx, ev); err != nil {
 		return terminal.Grant{}, err
 	}

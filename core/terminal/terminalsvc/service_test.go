@@ -3,6 +3,7 @@ package terminalsvc_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,7 +118,7 @@ func (f *fixture) auditRows(t *testing.T, action string, outcome audit.Outcome) 
 func TestMint(t *testing.T) {
 	f := newFixture(t, inprocTokens)
 	ctx := context.Background()
-	m, err := f.svc.Mint(ctx, f.owner, f.active.ProjectID, f.active.ID)
+	m, err := f.svc.Mint(ctx, f.owner, f.active.ProjectID, f.active.ID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,11 @@ func TestMint(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := terminal.Grant{UserID: f.owner.User.ID, TenantID: f.owner.TenantID, ProjectID: f.active.ProjectID,
-		AllocationID: f.active.ID, NodeID: f.active.NodeID, SSHUser: nodetask.UsernameFor(f.active.ID), ExpiresAt: m.ExpiresAt}
+		AllocationID: f.active.ID, NodeID: f.active.NodeID, SSHUser: nodetask.UsernameFor(f.active.ID), ExpiresAt: m.ExpiresAt,
+		SessionID: m.SessionID}
+	if m.Resume || !terminal.ValidSessionID(m.SessionID) {
+		t.Fatalf("a token without session_id must open a new session with a fresh id: %+v", m)
+	}
 	if !g.ExpiresAt.Equal(want.ExpiresAt) {
 		t.Fatalf("grant expiry %v, want %v", g.ExpiresAt, want.ExpiresAt)
 	}
@@ -152,10 +157,19 @@ func TestMint(t *testing.T) {
 	if len(rows) != 1 || rows[0].ActorID != f.owner.User.ID || rows[0].TenantID != f.owner.TenantID {
 		t.Fatalf("mint audit rows: %+v", rows)
 	}
-	// Expired after the TTL even if nobody used it.
-	m2, err := f.svc.Mint(ctx, f.owner, "", f.active.ID)
+	// Expired after the TTL even if nobody used it. A token can resume the
+	// session of the first one; a malformed session id is refused.
+	m2, err := f.svc.Mint(ctx, f.owner, "", f.active.ID, m.SessionID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !m2.Resume || m2.SessionID != m.SessionID {
+		t.Fatalf("resume token %+v; want session %s resumed", m2, m.SessionID)
+	}
+	for _, bad := range []string{"short", "../../etc/passwd", "sess id with spaces", strings.Repeat("a", 65)} {
+		if _, err := f.svc.Mint(ctx, f.owner, "", f.active.ID, bad); fault.From(err).Field != "session_id" {
+			t.Fatalf("session id %q: %v; want 400 naming session_id", bad, err)
+		}
 	}
 	f.clock.Advance(300 * time.Second)
 	if _, err := f.tokens.Consume(ctx, terminal.StoreKey(m2.Token)); !fault.IsKind(err, fault.KindNotFound) {
@@ -190,7 +204,7 @@ func TestMintRefusals(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(f.auditRows(t, terminalsvc.ActionMint, audit.Denied))
-			m, err := f.svc.Mint(ctx, tc.p, tc.project, tc.id)
+			m, err := f.svc.Mint(ctx, tc.p, tc.project, tc.id, "")
 			if err == nil || m.Token != "" {
 				t.Fatalf("minted %+v, want refusal", m)
 			}
@@ -222,7 +236,7 @@ func TestConsume(t *testing.T) {
 	ctx := context.Background()
 	mint := func() string {
 		t.Helper()
-		m, err := f.svc.Mint(ctx, f.owner, "", f.active.ID)
+		m, err := f.svc.Mint(ctx, f.owner, "", f.active.ID, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +260,7 @@ func TestConsume(t *testing.T) {
 	expired := mint()
 	mismatched := mint()
 	released := f.allocation(allocation.Active)
-	mRel, err := f.svc.Mint(ctx, f.owner, "", released.ID)
+	mRel, err := f.svc.Mint(ctx, f.owner, "", released.ID, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +336,7 @@ func TestConsumeRace(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, mk(t))
 			ctx := context.Background()
-			m, err := f.svc.Mint(ctx, f.owner, "", f.active.ID)
+			m, err := f.svc.Mint(ctx, f.owner, "", f.active.ID, "")
 			if err != nil {
 				t.Fatal(err)
 			}
