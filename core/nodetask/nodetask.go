@@ -144,6 +144,10 @@ type HealthCheckParams struct{}
 // an existing system account.
 var usernameRE = regexp.MustCompile(`^ga_[a-z0-9]{8,24}$`)
 
+// ValidUsername reports whether name is an allocation account's name (the
+// platform's prefix: never root or a system account).
+func ValidUsername(name string) bool { return usernameRE.MatchString(name) }
+
 // UsernameFor derives the account name for an allocation.
 func UsernameFor(allocationID string) string {
 	s := strings.ReplaceAll(strings.ToLower(allocationID), "-", "")

@@ -5,16 +5,23 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/core/terminal"
 	"github.com/gpuaas/gpuaas/nodeagent"
+	"github.com/gpuaas/gpuaas/nodeagent/procset"
+	"github.com/gpuaas/gpuaas/nodeagent/termsession"
 )
 
 // Config configures the executor. The defaults fit Debian and Ubuntu.
@@ -39,8 +46,23 @@ type Config struct {
 	// ReloadSSHD reloads sshd after its configuration changed. Default
 	// ["systemctl", "reload", "ssh"].
 	ReloadSSHD []string
+	// TerminalSocket is the local socket where the agent serves browser-
+	// terminal sessions to the sshd subsystem command. Default
+	// /run/gpuaas-agent/terminal.sock.
+	TerminalSocket string
+	// AttachCommand is the sshd subsystem command for terminal sessions (it
+	// runs as the account and relays to TerminalSocket). Default: this
+	// executable with `terminal-attach --socket <TerminalSocket>`.
+	AttachCommand string
+	// Sessions configures browser-terminal sessions (termsession defaults).
+	Sessions termsession.Config
+	// CgroupBase is passed to procset: "" detects the agent's own cgroup
+	// (run the agent with systemd's Delegate=yes), "-" disables cgroups.
+	CgroupBase string
 	// Run executes a command (tests record instead). Default: exec.
 	Run func(ctx context.Context, argv []string) error
+	// Logger. Default: discard.
+	Logger *slog.Logger
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -63,13 +85,32 @@ func (c *Config) CheckAndSetDefaults() error {
 	if len(c.ReloadSSHD) == 0 {
 		c.ReloadSSHD = []string{"systemctl", "reload", "ssh"}
 	}
-	for _, p := range []string{c.SSHDDropIn, c.PrincipalsDir, c.UserCAFile, c.HostKeyFile} {
+	if c.TerminalSocket == "" {
+		c.TerminalSocket = "/run/gpuaas-agent/terminal.sock"
+	}
+	for _, p := range []string{c.SSHDDropIn, c.PrincipalsDir, c.UserCAFile, c.HostKeyFile, c.TerminalSocket} {
 		if !filepath.IsAbs(p) {
 			return fmt.Errorf("linuxexec: %q must be an absolute path", p)
 		}
 	}
+	if c.AttachCommand == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("linuxexec: AttachCommand: %w", err)
+		}
+		c.AttachCommand = exe + " terminal-attach --socket " + c.TerminalSocket
+	}
+	if strings.ContainsAny(c.AttachCommand, "\n\r") {
+		return errors.New("linuxexec: AttachCommand must be one line")
+	}
 	if c.Run == nil {
 		c.Run = run
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Sessions.Logger == nil {
+		c.Sessions.Logger = c.Logger
 	}
 	return nil
 }
@@ -103,29 +144,52 @@ func (e *CommandError) ExitCode() int {
 }
 
 // Executor manages accounts on the host. It must run as root.
-type Executor struct{ cfg Config }
+type Executor struct {
+	cfg   Config
+	procs *procset.Tracker
+	terms *termsession.Manager
+
+	mu       sync.Mutex
+	policies map[string]nodetask.SessionPolicy // account → its terminal-session policy
+	ln       net.Listener
+}
 
 var (
 	_ nodeagent.Executor        = (*Executor)(nil)
 	_ nodeagent.HostKeyReporter = (*Executor)(nil)
 )
 
-// New validates the config.
+// New validates the config and prepares the process tracker (a cgroup
+// below the agent's own when the host allows it) and the terminal
+// sessions; Start serves them.
 func New(cfg Config) (*Executor, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	return &Executor{cfg: cfg}, nil
+	procs, err := procset.New(procset.Config{Name: "gpuaas-accounts", CgroupBase: cfg.CgroupBase})
+	if err != nil {
+		return nil, err
+	}
+	terms, err := termsession.New(cfg.Sessions)
+	if err != nil {
+		return nil, err
+	}
+	if procs.Mode() != procset.ModeCgroup {
+		cfg.Logger.Warn("linuxexec: accounts' processes are found by uid and marker only", "why", procs.Why())
+	}
+	return &Executor{cfg: cfg, procs: procs, terms: terms, policies: map[string]nodetask.SessionPolicy{}}, nil
 }
 
 // SSHDDropInContent is the drop-in's content: trust the platform's user CA, and
 // accept a certificate for an account only when its principal is listed in
 // that account's principals file (so a certificate for one allocation
-// never opens another, and accounts without a file accept none).
+// never opens another, and accounts without a file accept none); offer
+// browser-terminal sessions as a subsystem.
 func (c Config) SSHDDropInContent() string {
 	return "# Managed by gpuaas-agent; do not edit.\n" +
 		"TrustedUserCAKeys " + c.UserCAFile + "\n" +
-		"AuthorizedPrincipalsFile " + c.PrincipalsDir + "/%u\n"
+		"AuthorizedPrincipalsFile " + c.PrincipalsDir + "/%u\n" +
+		"Subsystem " + terminal.SessionSubsystem + " " + c.AttachCommand + "\n"
 }
 
 // ProvisionCommands are the commands that create an account (exists says
@@ -142,14 +206,16 @@ func ProvisionCommands(c Config, username, gpuGroup string, exists bool) [][]str
 	return cmds
 }
 
-// RevokeCommands are the commands that remove an account: kill every
-// process it owns first (userdel refuses while it has any), then delete it
-// with its home and mail spool.
-func RevokeCommands(username string) [][]string {
-	return [][]string{
-		{"pkill", "-KILL", "-u", username},
-		{"userdel", "--remove", "--force", username},
-	}
+// LockCommand expires the account, so sshd refuses it from now on
+// whatever key or certificate is offered (exit 6: no such user).
+func LockCommand(username string) []string {
+	return []string{"usermod", "--expiredate", "1", username}
+}
+
+// DeleteCommand removes the account with its home and mail spool (exit 6:
+// no such user).
+func DeleteCommand(username string) []string {
+	return []string{"userdel", "--remove", "--force", username}
 }
 
 // ProvisionUser implements [nodeagent.Executor].
@@ -157,6 +223,9 @@ func (e *Executor) ProvisionUser(ctx context.Context, p nodetask.ProvisionUserPa
 	if _, err := nodetask.ValidateParams(nodetask.ProvisionUser, mustJSON(p)); err != nil {
 		return err
 	}
+	e.mu.Lock()
+	e.policies[p.Username] = p.Sessions
+	e.mu.Unlock()
 	_, lookErr := user.Lookup(p.Username)
 	exists := lookErr == nil
 	group := e.cfg.GPUGroup
@@ -227,22 +296,46 @@ func (e *Executor) trustCA(ctx context.Context, username, caKey string) error {
 	return nil
 }
 
-// RevokeUser implements [nodeagent.Executor]. pkill exiting 1 (no process)
-// and userdel exiting 6 (no such user) are success: the account is gone.
+// RevokeUser implements [nodeagent.Executor]: the account is refused at
+// once (its principals file and authorized keys removed, the account
+// expired), its browser-terminal sessions are ended, every process of it —
+// in its cgroup or anywhere under its uid, sshd sessions included — gets
+// SIGTERM and, after the grace period, SIGKILL, and the account is deleted
+// with its home. A process that survives SIGKILL fails the task (the
+// release is retried, then release_failed with the reason). An account
+// that is already gone is success.
 func (e *Executor) RevokeUser(ctx context.Context, p nodetask.RevokeUserParams) error {
 	if _, err := nodetask.ValidateParams(nodetask.RevokeUser, mustJSON(p)); err != nil {
-		return err
-	}
-	cmds := RevokeCommands(p.Username)
-	if err := e.cfg.Run(ctx, cmds[0]); err != nil && exitCode(err) != 1 {
-		return err
-	}
-	if err := e.cfg.Run(ctx, cmds[1]); err != nil && exitCode(err) != 6 {
 		return err
 	}
 	if err := os.Remove(filepath.Join(e.cfg.PrincipalsDir, p.Username)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
+	uid := -1
+	if u, err := user.Lookup(p.Username); err == nil {
+		uid, _ = strconv.Atoi(u.Uid)
+		if err := os.Remove(filepath.Join(u.HomeDir, ".ssh", "authorized_keys")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := e.cfg.Run(ctx, LockCommand(p.Username)); err != nil && exitCode(err) != 6 {
+		return err
+	}
+	e.terms.EndAccount(p.Username)
+	g, err := e.procs.Group(p.Username)
+	if err != nil {
+		return err
+	}
+	g.UID = uid
+	if err := g.End(ctx, time.Duration(p.GraceSeconds)*time.Second); err != nil {
+		return err
+	}
+	if err := e.cfg.Run(ctx, DeleteCommand(p.Username)); err != nil && exitCode(err) != 6 {
+		return err
+	}
+	e.mu.Lock()
+	delete(e.policies, p.Username)
+	e.mu.Unlock()
 	return nil
 }
 

@@ -396,6 +396,11 @@ func (g *Group) End(ctx context.Context, grace time.Duration) error {
 		}
 	}
 	for attempt := 0; ; attempt++ {
+		// Stopped first, so a process found by uid or marker cannot fork a
+		// replacement between the scan and the kill.
+		if _, err := g.Signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
 		if g.dir != "" {
 			// Writing cgroup.kill SIGKILLs the whole subtree, including
 			// processes created while it runs (Linux ≥ 5.14).

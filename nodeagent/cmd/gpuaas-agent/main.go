@@ -1,8 +1,10 @@
 // Command gpuaas-agent is the node agent for GPU hosts.
 //
-//	gpuaas-agent run       enrol (first start) and serve the control plane
-//	gpuaas-agent discover  print the GPUs found, as JSON
-//	gpuaas-agent version   print the version
+//	gpuaas-agent run              enrol (first start) and serve the control plane
+//	gpuaas-agent discover         print the GPUs found, as JSON
+//	gpuaas-agent version          print the version
+//	gpuaas-agent terminal-attach  sshd's subsystem command for browser terminals
+//	                              (runs as the account; relays to the agent's socket)
 //
 // Configuration comes from flags, each with an environment variable
 // fallback (GPUAAS_AGENT_*). The bootstrap token is best passed through
@@ -46,8 +48,8 @@ func env(name, def string) string {
 }
 
 type options struct {
-	server, tokenFile, stateDir, executor, caFile, sandboxAddr, gpuModel, hostKeyFile string
-	simGPUs, gpuMemMiB                                                                int
+	server, tokenFile, stateDir, executor, caFile, sandboxAddr, gpuModel, hostKeyFile, terminalSocket string
+	simGPUs, gpuMemMiB                                                                                int
 }
 
 func flags(fs *flag.FlagSet) *options {
@@ -59,6 +61,7 @@ func flags(fs *flag.FlagSet) *options {
 	fs.StringVar(&o.caFile, "ca-file", env("GPUAAS_AGENT_CA_FILE", ""), "PEM roots trusted for the gateway before enrolment")
 	fs.StringVar(&o.sandboxAddr, "sandbox-ssh-addr", env("GPUAAS_AGENT_SANDBOX_SSH_ADDR", "127.0.0.1:2222"), "sandbox SSH listen address (loopback)")
 	fs.StringVar(&o.hostKeyFile, "ssh-host-key-file", env("GPUAAS_AGENT_SSH_HOST_KEY_FILE", "/etc/ssh/ssh_host_ed25519_key.pub"), "sshd host public key reported to the control plane (linux executor)")
+	fs.StringVar(&o.terminalSocket, "socket", env("GPUAAS_AGENT_TERMINAL_SOCKET", "/run/gpuaas-agent/terminal.sock"), "local socket of browser-terminal sessions (linux executor; terminal-attach)")
 	fs.IntVar(&o.simGPUs, "simulated-gpus", atoi(env("GPUAAS_AGENT_SIMULATED_GPUS", "0")), "simulated GPUs reported when none is found")
 	fs.StringVar(&o.gpuModel, "simulated-gpu-model", env("GPUAAS_AGENT_SIMULATED_GPU_MODEL", "NVIDIA H100 80GB HBM3"), "model of simulated GPUs")
 	fs.IntVar(&o.gpuMemMiB, "simulated-gpu-memory-mib", atoi(env("GPUAAS_AGENT_SIMULATED_GPU_MEMORY_MIB", "81559")), "memory of simulated GPUs")
@@ -92,8 +95,10 @@ func run(args []string) error {
 		return enc.Encode(res)
 	case "run":
 		return serve(o, gcfg)
+	case "terminal-attach":
+		return linuxexec.Attach(context.Background(), o.terminalSocket, os.Stdin, os.Stdout)
 	}
-	return fmt.Errorf("unknown command %q (run, discover, version)", cmd)
+	return fmt.Errorf("unknown command %q (run, discover, version, terminal-attach)", cmd)
 }
 
 func serve(o *options, gcfg gpu.Config) error {
@@ -131,10 +136,15 @@ func serve(o *options, gcfg gpu.Config) error {
 		logger.Info("sandbox SSH listening", "addr", sb.Addr())
 		exe = sb
 	case "linux":
-		le, err := linuxexec.New(linuxexec.Config{HostKeyFile: o.hostKeyFile})
+		le, err := linuxexec.New(linuxexec.Config{HostKeyFile: o.hostKeyFile, TerminalSocket: o.terminalSocket,
+			Logger: logger.With("component", "linux-executor")})
 		if err != nil {
 			return err
 		}
+		if err := le.Start(); err != nil {
+			return err
+		}
+		defer le.Close()
 		exe = le
 	default:
 		return errors.New("executor must be linux or sandbox")
