@@ -113,7 +113,13 @@ type RateDecision struct {
 
 // RateLimiter counts requests per key in fixed windows.
 type RateLimiter interface {
+	// Allow counts one request against the key's current window.
 	Allow(ctx context.Context, key string, limit int, window time.Duration) (RateDecision, error)
+	// Peek reports the key's current window without counting: Allowed is
+	// whether one more request would be. It lets a caller refuse cheaply
+	// before expensive work and count only the outcomes it limits (failed
+	// sign-ins, say).
+	Peek(ctx context.Context, key string, limit int, window time.Duration) (RateDecision, error)
 }
 
 // Mailer sends an email.

@@ -114,6 +114,22 @@ func (l *RateLimiter) Allow(_ context.Context, key string, limit int, win time.D
 	return decision(w.count, limit, start.Add(win)), nil
 }
 
+// Peek implements [ports.RateLimiter].
+func (l *RateLimiter) Peek(_ context.Context, key string, limit int, win time.Duration) (ports.RateDecision, error) {
+	if limit <= 0 || win <= 0 {
+		return ports.RateDecision{}, fault.Invalid("limit", "limit and window must be positive")
+	}
+	start := l.clock.Now().Truncate(win)
+	l.mu.Lock()
+	w := l.windows[key]
+	l.mu.Unlock()
+	n := 0
+	if w.start.Equal(start) {
+		n = w.count
+	}
+	return decision(n+1, limit, start.Add(win)), nil
+}
+
 func decision(count, limit int, reset time.Time) ports.RateDecision {
 	rem := limit - count
 	if rem < 0 {

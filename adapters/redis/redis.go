@@ -114,9 +114,24 @@ func (c *Client) Allow(ctx context.Context, key string, limit int, win time.Dura
 	if err != nil {
 		return ports.RateDecision{}, fault.Unavailable("rate limiter unavailable", err)
 	}
-	rem := limit - n
-	if rem < 0 {
-		rem = 0
+	return rateDecision(n, limit, start.Add(win)), nil
+}
+
+// Peek implements [ports.RateLimiter]: a GET of the window's counter.
+func (c *Client) Peek(ctx context.Context, key string, limit int, win time.Duration) (ports.RateDecision, error) {
+	if limit <= 0 || win <= 0 {
+		return ports.RateDecision{}, fault.Invalid("limit", "limit and window must be positive")
 	}
-	return ports.RateDecision{Allowed: n <= limit, Limit: limit, Remaining: rem, ResetAt: start.Add(win)}, nil
+	start := time.Now().Truncate(win)
+	n, err := c.rdb.Get(ctx, fmt.Sprintf("%srl:%s:%d", c.prefix, key, start.UnixMilli())).Int()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return ports.RateDecision{}, fault.Unavailable("rate limiter unavailable", err)
+	}
+	// As Allow would answer for one more request.
+	return rateDecision(n+1, limit, start.Add(win)), nil
+}
+
+// rateDecision is the outcome for the count'th request of a window.
+func rateDecision(count, limit int, reset time.Time) ports.RateDecision {
+	return ports.RateDecision{Allowed: count <= limit, Limit: limit, Remaining: max(0, limit-count), ResetAt: reset}
 }

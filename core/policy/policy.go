@@ -44,6 +44,7 @@ var (
 	RateLimitDefaultRPM     = Key{Name: "ratelimit.default_per_minute", Type: Int, Default: "600", Min: 1, Max: 1000000, Description: "requests per minute per user for ordinary routes"}
 	RateLimitMutateRPM      = Key{Name: "ratelimit.mutate_per_minute", Type: Int, Default: "120", Min: 1, Max: 1000000, Description: "requests per minute per user for mutating routes"}
 	RateLimitAuthRPM        = Key{Name: "ratelimit.auth_per_minute", Type: Int, Default: "30", Min: 1, Max: 1000000, Description: "requests per minute per client for auth routes"}
+	RateLimitUnauthRPM      = Key{Name: "ratelimit.unauthenticated_per_minute", Type: Int, Default: "60", Min: 1, Max: 1000000, Description: "requests per minute per client address without a valid access token, refused before the token's signature is checked"}
 	BillingWindowSeconds    = Key{Name: "billing.window_seconds", Type: Int, Default: "60", Min: 1, Max: 86400, Description: "length of one accrual window"}
 	BillingLowBalanceMinor  = Key{Name: "billing.low_balance_threshold_minor", Type: Int, Default: "1000", Min: 0, Description: "balance (minor units) below which users are warned"}
 	BillingCurrency         = Key{Name: "billing.currency", Type: String, Default: "usd", Description: "ISO currency of the ledger"}
@@ -59,7 +60,7 @@ var registry = map[string]Key{}
 func init() {
 	for _, k := range []Key{AllocationMaxPerUser, AllocationMaxPerProject, AllocationMaxPerTenant,
 		AllocationReleaseGrace, TerminalReconnectWindow, TerminalMaxSessions,
-		RateLimitDefaultRPM, RateLimitMutateRPM, RateLimitAuthRPM, BillingWindowSeconds,
+		RateLimitDefaultRPM, RateLimitMutateRPM, RateLimitAuthRPM, RateLimitUnauthRPM, BillingWindowSeconds,
 		BillingLowBalanceMinor, BillingCurrency, PaymentsMinTopUpMinor, PaymentsMaxTopUpMinor,
 		RefundWindowDays, PersonalLoginEnabled, IdempotencyTTLHours} {
 		registry[k.Name] = k

@@ -113,3 +113,36 @@ func TestOversizedHeadersGetTheErrorBody(t *testing.T) {
 		t.Fatalf("60 KiB of headers: %d %s", r.status, r.body)
 	}
 }
+
+// TestSecurityHeaders: nosniff on every response, no-store on every
+// authenticated one, HSTS when the public URL is https (and only then).
+func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t) // public URL https://console.example.com
+	tok := h.token("headers")
+	for _, c := range []struct {
+		name    string
+		r       req
+		noStore bool
+	}{
+		{"authenticated 200", req{method: "GET", path: "/api/v1/users/me", bearer: tok}, true},
+		{"authenticated 401", req{method: "GET", path: "/api/v1/users/me"}, true},
+		{"public health", req{method: "GET", path: "/api/v1/healthz"}, false},
+		{"unknown route", req{method: "GET", path: "/api/v1/nope"}, true},
+	} {
+		r := h.do(c.r)
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q", c.name, got)
+		}
+		if got := r.header.Get("Cache-Control"); c.noStore && got != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", c.name, got)
+		}
+		if got := r.header.Get("Strict-Transport-Security"); got != hstsValue {
+			t.Errorf("%s: Strict-Transport-Security %q over an https public URL", c.name, got)
+		}
+	}
+	plain := newHarness(t, func(c *Config, _ *Deps) { c.PublicBaseURL = "http://127.0.0.1:8080" })
+	if got := plain.do(req{method: "GET", path: "/api/v1/healthz"}).header.Get("Strict-Transport-Security"); got != "" {
+		t.Errorf("HSTS %q over a plain-http public URL", got)
+	}
+}

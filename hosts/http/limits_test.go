@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/policy"
 	"github.com/gpuaas/gpuaas/ports"
 )
@@ -71,6 +73,10 @@ func TestRateLimitAuthRoutesByClientAddress(t *testing.T) {
 type failingLimiter struct{}
 
 func (failingLimiter) Allow(context.Context, string, int, time.Duration) (ports.RateDecision, error) {
+	return ports.RateDecision{}, errors.New("redis: connection refused")
+}
+
+func (failingLimiter) Peek(context.Context, string, int, time.Duration) (ports.RateDecision, error) {
 	return ports.RateDecision{}, errors.New("redis: connection refused")
 }
 
@@ -218,5 +224,62 @@ func TestMetrics(t *testing.T) {
 	off := newHarness(t, func(c *Config, _ *Deps) { c.MetricsDisabled = true })
 	if r := off.do(req{method: "GET", path: "/metrics"}); r.status != http.StatusNotFound {
 		t.Fatalf("disabled metrics: %d", r.status)
+	}
+}
+
+// countingVerifier counts signature checks.
+type countingVerifier struct {
+	ports.TokenVerifier
+	n atomic.Int64
+}
+
+func (v *countingVerifier) Verify(ctx context.Context, raw string) (identity.Claims, error) {
+	v.n.Add(1)
+	return v.TokenVerifier.Verify(ctx, raw)
+}
+
+// TestForgedTokensAreLimitedBeforeVerifying: requests without a valid token
+// are counted per client address; once the address has spent its budget
+// (ratelimit.unauthenticated_per_minute) it gets 429 without its token's
+// signature being checked, until the window ends. Valid tokens from other
+// callers are not counted.
+func TestForgedTokensAreLimitedBeforeVerifying(t *testing.T) {
+	t.Parallel()
+	var cv *countingVerifier
+	h := newHarness(t, func(_ *Config, d *Deps) {
+		cv = &countingVerifier{TokenVerifier: d.Verifier}
+		d.Verifier = cv
+	})
+	const limit = 5
+	h.store.setPolicy(policy.RateLimitUnauthRPM, "5")
+	good := h.token("legit")
+	for i := 0; i < 3*limit; i++ { // valid tokens spend nothing
+		if r := h.do(req{method: "GET", path: "/api/v1/projects", bearer: good}); r.status != 200 {
+			t.Fatalf("valid request %d: %d %s", i, r.status, r.body)
+		}
+	}
+	forged := good[:len(good)-4] + "AAAA"
+	verified := cv.n.Load()
+	for i := 0; i < limit; i++ {
+		if r := h.do(req{method: "GET", path: "/api/v1/users/me", bearer: forged}); r.status != 401 {
+			t.Fatalf("forged token %d: %d, want 401", i, r.status)
+		}
+	}
+	for _, r := range []req{
+		{method: "GET", path: "/api/v1/users/me", bearer: forged},
+		{method: "GET", path: "/api/v1/users/me"}, // no token at all
+		{method: "GET", path: "/api/v1/users/me", bearer: good},
+	} {
+		got := h.do(r)
+		if e := got.errBody(t); got.status != 429 || e.Code != "rate_limited" || got.header.Get("Retry-After") == "" {
+			t.Fatalf("over the budget: %d %s", got.status, got.body)
+		}
+	}
+	if n := cv.n.Load() - verified; n != int64(limit) {
+		t.Fatalf("%d signature checks for %d forged tokens and 3 refused requests; want %d", n, limit, limit)
+	}
+	h.clock.Advance(time.Minute)
+	if r := h.do(req{method: "GET", path: "/api/v1/users/me", bearer: good}); r.status != 200 {
+		t.Fatalf("next window: %d %s", r.status, r.body)
 	}
 }

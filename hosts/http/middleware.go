@@ -21,6 +21,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/policy"
 	"github.com/gpuaas/gpuaas/core/text"
+	"github.com/gpuaas/gpuaas/ports"
 )
 
 // reqState is what the layers learn about a request, shared by pointer so
@@ -123,7 +124,7 @@ func (r *recorder) Flush() {
 func (s *Server) chain(router http.Handler) http.Handler {
 	h := router
 	for _, mw := range []func(http.Handler) http.Handler{
-		s.idempotency, s.validate, s.rateLimit, s.authorize, s.authenticate, s.bodyLimit, s.headerLimit, s.cors, s.correlation, s.tracing,
+		s.idempotency, s.validate, s.rateLimit, s.authorize, s.authenticate, s.bodyLimit, s.headerLimit, s.cors, s.securityHeaders, s.correlation, s.tracing,
 	} {
 		h = mw(h)
 	}
@@ -264,6 +265,30 @@ func (s *Server) correlation(next http.Handler) http.Handler {
 	})
 }
 
+// hstsValue is sent when the public URL is https: browsers then refuse
+// plain http to this host for a year (subdomains included).
+const hstsValue = "max-age=31536000; includeSubDomains"
+
+// securityHeaders sets the headers every response carries: nosniff (a
+// browser never guesses a JSON or CSV body into HTML or script), no-store on
+// every route that is not public (authenticated answers are the caller's
+// and must not sit in a shared or browser cache; a handler may still say
+// otherwise), and HSTS when the host is served over https.
+func (s *Server) securityHeaders(next http.Handler) http.Handler {
+	hsts := strings.HasPrefix(s.cfg.PublicBaseURL, "https://")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		if hsts {
+			h.Set("Strict-Transport-Security", hstsValue)
+		}
+		if st := stateOf(r.Context()); st.route == nil || st.route.Authz != AuthzPublic {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // clientIP is the peer address. X-Forwarded-For is not trusted: behind a
 // proxy the address must come from a trusted-proxy setting (not yet needed).
 func clientIP(r *http.Request) string {
@@ -357,13 +382,21 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		// Requests without a valid token are counted per client address,
+		// and an address over its budget is refused before its token's
+		// signature is checked: forged tokens cost a lookup, not a verify.
+		if !s.unauthAllowed(w, r) {
+			return
+		}
 		raw, err := bearerToken(r)
 		if err != nil {
+			s.countUnauth(r)
 			s.fail(w, r, err)
 			return
 		}
 		claims, err := s.d.Verifier.Verify(r.Context(), raw)
 		if err != nil {
+			s.countUnauth(r)
 			s.fail(w, r, err)
 			return
 		}
@@ -375,6 +408,37 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		st.userID = p.User.ID
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 	})
+}
+
+// unauthKey is the budget of requests without a valid token from the
+// request's client address.
+func unauthKey(r *http.Request) string { return "rl:" + string(classUnauth) + ":ip:" + clientIP(r) }
+
+// unauthAllowed refuses (429) a client address that has spent its budget of
+// requests without a valid token, without counting this one. The limiter
+// failing lets the request through (fail open, as rateLimit does).
+func (s *Server) unauthAllowed(w http.ResponseWriter, r *http.Request) bool {
+	ctx := r.Context()
+	dec, err := s.d.RateLimiter.Peek(ctx, unauthKey(r), s.rateLimitFor(ctx, classUnauth, ""), time.Minute)
+	if err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter failed; allowing request",
+			slog.String("correlation_id", stateOf(ctx).correlationID), slog.String("error", scrubText(err.Error())))
+		return true
+	}
+	if dec.Allowed {
+		return true
+	}
+	s.tooMany(w, r, dec)
+	return false
+}
+
+// countUnauth counts a request that had no valid token.
+func (s *Server) countUnauth(r *http.Request) {
+	ctx := r.Context()
+	if _, err := s.d.RateLimiter.Allow(ctx, unauthKey(r), s.rateLimitFor(ctx, classUnauth, ""), time.Minute); err != nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter failed to count a request without a valid token",
+			slog.String("correlation_id", stateOf(ctx).correlationID), slog.String("error", scrubText(err.Error())))
+	}
 }
 
 // authorize applies the route's decision and the project context. Projects
@@ -470,19 +534,32 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		reset := int(max(0, dec.ResetAt.Sub(s.now()).Round(time.Second)/time.Second))
-		h := w.Header()
-		h.Set("X-RateLimit-Limit", strconv.Itoa(dec.Limit))
-		h.Set("X-RateLimit-Remaining", strconv.Itoa(max(0, dec.Remaining)))
-		h.Set("X-RateLimit-Reset", strconv.Itoa(reset))
 		if !dec.Allowed {
-			h.Set("Retry-After", strconv.Itoa(max(1, reset)))
-			s.fail(w, r, (&fault.Error{Kind: fault.KindRateLimited, Code: fault.CodeRateLimited,
-				Message: "too many requests; retry later"}).With("retry_after_seconds", max(1, reset)))
+			s.tooMany(w, r, dec)
 			return
 		}
+		s.rateHeaders(w, dec)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// rateHeaders describes the caller's budget; it returns the seconds until
+// the window ends.
+func (s *Server) rateHeaders(w http.ResponseWriter, dec ports.RateDecision) int {
+	reset := int(max(0, dec.ResetAt.Sub(s.now()).Round(time.Second)/time.Second))
+	h := w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(dec.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(0, dec.Remaining)))
+	h.Set("X-RateLimit-Reset", strconv.Itoa(reset))
+	return reset
+}
+
+// tooMany answers 429 rate_limited with Retry-After.
+func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, dec ports.RateDecision) {
+	reset := s.rateHeaders(w, dec)
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, reset)))
+	s.fail(w, r, (&fault.Error{Kind: fault.KindRateLimited, Code: fault.CodeRateLimited,
+		Message: "too many requests; retry later"}).With("retry_after_seconds", max(1, reset)))
 }
 
 // rateLimitFor reads the class's per-minute limit from policy (the tenant's
@@ -495,6 +572,8 @@ func (s *Server) rateLimitFor(ctx context.Context, c rateClass, tenantID string)
 		key = policy.RateLimitMutateRPM
 	case classAuth:
 		key = policy.RateLimitAuthRPM
+	case classUnauth:
+		key = policy.RateLimitUnauthRPM
 	}
 	vals, err := s.d.Policies.Values(ctx, tenantID)
 	if err != nil {

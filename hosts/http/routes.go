@@ -48,6 +48,10 @@ const (
 	classRead   rateClass = "read"   // GET: ratelimit.default_per_minute
 	classMutate rateClass = "mutate" // everything else: ratelimit.mutate_per_minute
 	classAuth   rateClass = "auth"   // sign-in routes, keyed by client address: ratelimit.auth_per_minute
+	// classUnauth is not a route's class: it is the per-address budget of
+	// requests to authenticated routes without a valid token
+	// (ratelimit.unauthenticated_per_minute), checked before verification.
+	classUnauth rateClass = "unauthenticated"
 )
 
 // route is one operation of the contract as the host serves it.

@@ -44,6 +44,10 @@ func (allowAll) Allow(_ context.Context, _ string, limit int, w time.Duration) (
 	return ports.RateDecision{Allowed: true, Limit: limit, Remaining: limit, ResetAt: time.Now().Add(w)}, nil
 }
 
+func (a allowAll) Peek(ctx context.Context, key string, limit int, w time.Duration) (ports.RateDecision, error) {
+	return a.Allow(ctx, key, limit, w)
+}
+
 // fullStack is the HTTP host with every use case wired over real Postgres
 // stores, as `gpuaas serve api` runs it.
 func fullStack(t *testing.T) (*httptest.Server, *postgres.DB, *tokens.Issuer) {

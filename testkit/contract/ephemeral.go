@@ -146,6 +146,29 @@ func RunRateLimiterSuite(t *testing.T, h RateLimiterHarness) {
 			t.Fatalf("call 6: %+v, %v; want refused", d, err)
 		}
 	})
+	t.Run("peek reports without counting", func(t *testing.T) {
+		l := h.New(t)
+		key := uniq("peek")
+		for i := 0; i < 3; i++ {
+			d, err := l.Peek(ctx, key, 2, time.Hour)
+			if err != nil || !d.Allowed || d.Remaining != 1 || d.Limit != 2 {
+				t.Fatalf("peek %d on a fresh key: %+v, %v", i, d, err)
+			}
+		}
+		if d, _ := l.Allow(ctx, key, 2, time.Hour); !d.Allowed {
+			t.Fatal("first Allow after peeks refused: peeks counted")
+		}
+		if d, _ := l.Peek(ctx, key, 2, time.Hour); !d.Allowed || d.Remaining != 0 {
+			t.Fatalf("peek after one request: %+v; want allowed, none remaining after it", d)
+		}
+		_, _ = l.Allow(ctx, key, 2, time.Hour)
+		if d, _ := l.Peek(ctx, key, 2, time.Hour); d.Allowed {
+			t.Fatalf("peek at the limit: %+v; want refused", d)
+		}
+		if _, err := l.Peek(ctx, key, 0, time.Hour); !fault.IsKind(err, fault.KindInvalid) {
+			t.Fatalf("peek with limit 0: %v; want Invalid", err)
+		}
+	})
 	t.Run("keys are independent", func(t *testing.T) {
 		l := h.New(t)
 		a, b := uniq("a"), uniq("b")
