@@ -12,10 +12,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/gpuaas/gpuaas/adapters/childproc"
 )
 
 // ClusterConfig configures a private PostgreSQL cluster started from the
@@ -35,12 +38,19 @@ type ClusterConfig struct {
 
 // Cluster is a running private cluster.
 type Cluster struct {
-	cfg  ClusterConfig
-	cmd  *exec.Cmd
-	cred *syscall.Credential
-	done chan error
-	url  string
+	cfg      ClusterConfig
+	cmd      *exec.Cmd
+	cred     *syscall.Credential
+	done     <-chan error
+	url      string
+	lock     *childproc.Lock
+	leftover int
+	stopOnce sync.Once
 }
+
+// ErrPortTaken says the cluster's port is used by a process that is not a
+// server of this cluster (another cluster, another PostgreSQL).
+var ErrPortTaken = errors.New("postgres cluster: port taken")
 
 // ErrNoPostgresBinaries says no local PostgreSQL installation was found.
 var ErrNoPostgresBinaries = errors.New("no PostgreSQL binaries found (looked for initdb and postgres in $PATH and /usr/lib/postgresql/*/bin); install PostgreSQL ≥ 14 or set DATABASE_URL")
@@ -87,7 +97,15 @@ func versionOf(dir string) int {
 // StartCluster initialises the cluster on first use and starts it. PostgreSQL
 // refuses to run as root, so when the process is root the cluster runs as
 // the "postgres" system user (or "nobody") and its directory is handed over.
-func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
+//
+// The caller owns Dir while the cluster runs: StartCluster locks it
+// (cluster.lock), and a second StartCluster on the same Dir, in this process
+// or another, fails with an error matching childproc.ErrLocked. The server
+// gets SIGINT (a fast shutdown) when this process dies, however it dies; one
+// still running from Dir when the lock is free is a leftover of an owner
+// that crashed (or of a platform without a parent-death signal), and is
+// stopped before the new server starts ([Cluster.StoppedLeftover]).
+func StartCluster(ctx context.Context, cfg ClusterConfig) (c *Cluster, err error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("postgres cluster: Dir is required")
 	}
@@ -111,7 +129,16 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	c := &Cluster{cfg: cfg, done: make(chan error, 1)}
+	lock, err := childproc.LockFile(filepath.Join(dir, "cluster.lock"))
+	if err != nil {
+		return nil, fmt.Errorf("postgres cluster: %s is in use: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = lock.Unlock()
+		}
+	}()
+	c = &Cluster{cfg: cfg, lock: lock}
 	if os.Geteuid() == 0 {
 		cred, err := unprivileged()
 		if err != nil {
@@ -146,20 +173,24 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 			return nil, fmt.Errorf("postgres cluster: initdb failed (see %s): %w", filepath.Join(dir, "postgres.log"), err)
 		}
 	}
+	if c.leftover, err = stopLeftover(ctx, dataDir); err != nil {
+		return nil, err
+	}
 	if err := portFree(cfg.Port); err != nil {
-		return nil, fmt.Errorf("postgres cluster: 127.0.0.1:%d is taken (another gpuaas dev running?): %w", cfg.Port, err)
+		return nil, fmt.Errorf("%w: 127.0.0.1:%d is used by a process that is not a server of %s (a cluster in another directory, or another PostgreSQL): %v",
+			ErrPortTaken, cfg.Port, dataDir, err)
 	}
 	c.cmd = c.command(context.WithoutCancel(ctx), filepath.Join(bin, "postgres"), "-D", dataDir,
 		"-h", "127.0.0.1", "-p", strconv.Itoa(cfg.Port), "-k", sockDir,
 		"-c", "fsync=off", "-c", "max_connections=200", "-c", "TimeZone=UTC")
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	// Own process group: Ctrl-C in the terminal reaches gpuaas, which then
-	// shuts the server down in order instead of it dying mid-write.
+	// shuts the server down in order instead of it dying mid-write. If this
+	// process dies first, the parent-death signal asks for a fast shutdown.
 	c.cmd.SysProcAttr.Setpgid = true
-	if err := c.cmd.Start(); err != nil {
+	if c.done, err = childproc.Start(c.cmd, syscall.SIGINT); err != nil {
 		return nil, fmt.Errorf("postgres cluster: start: %w", err)
 	}
-	go func() { c.done <- c.cmd.Wait() }()
 	admin := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", cfg.Port)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -197,19 +228,79 @@ func StartCluster(ctx context.Context, cfg ClusterConfig) (*Cluster, error) {
 // URL is the connection string of the platform database.
 func (c *Cluster) URL() string { return c.url }
 
-// Stop shuts the server down ("fast" mode: SIGINT) and waits for it.
+// StoppedLeftover is the process id of a server that an earlier owner of
+// the directory left running and StartCluster stopped; 0 when there was none.
+func (c *Cluster) StoppedLeftover() int { return c.leftover }
+
+// Stop shuts the server down ("fast" mode: SIGINT), waits for it and
+// releases the directory. It is safe to call more than once.
 func (c *Cluster) Stop() error {
-	if c.cmd == nil || c.cmd.Process == nil {
-		return nil
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-c.done:
-	case <-time.After(20 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
+	c.stopOnce.Do(func() {
+		if c.cmd != nil && c.cmd.Process != nil && c.done != nil {
+			_ = c.cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-c.done:
+			case <-time.After(20 * time.Second):
+				_ = c.cmd.Process.Kill()
+				<-c.done
+			}
+		}
+		_ = c.lock.Unlock()
+	})
 	return nil
+}
+
+// StopLeftoverCluster stops a server that a crashed owner of dir (a cluster
+// directory of [StartCluster]) left running, and returns its process id (0
+// when nothing was running). It fails, with an error matching
+// childproc.ErrLocked, while a live process owns dir.
+func StopLeftoverCluster(ctx context.Context, dir string) (int, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	lock, err := childproc.LockFile(filepath.Join(dir, "cluster.lock"))
+	if err != nil {
+		return 0, fmt.Errorf("postgres cluster: %s is in use: %w", dir, err)
+	}
+	defer lock.Unlock()
+	return stopLeftover(ctx, filepath.Join(dir, "data"))
+}
+
+// stopLeftover stops the server postmaster.pid in dataDir names if it still
+// runs and is a server of dataDir; the caller holds the directory's lock, so
+// such a server belongs to an owner that is gone. A pid file naming an
+// unrelated process (the pid was reused after a reboot or a crash) is
+// removed: PostgreSQL would refuse to start over it.
+func stopLeftover(ctx context.Context, dataDir string) (int, error) {
+	pidFile := filepath.Join(dataDir, "postmaster.pid")
+	pid, err := childproc.ReadPIDFile(pidFile)
+	if err != nil || pid == 0 || !childproc.Running(pid) {
+		// Absent, unreadable or stale: PostgreSQL handles a stale file itself.
+		return 0, nil
+	}
+	args, err := childproc.Cmdline(pid)
+	if errors.Is(err, childproc.ErrNotRunning) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres cluster: %s names process %d, which could not be inspected: %w", pidFile, pid, err)
+	}
+	if !childproc.HasArgs(args, "-D", dataDir) {
+		if err := os.Remove(pidFile); err != nil {
+			return 0, fmt.Errorf("postgres cluster: remove stale %s: %w", pidFile, err)
+		}
+		return 0, nil
+	}
+	// Fast shutdown first (what the parent-death signal sent, if it did), then
+	// immediate shutdown, then SIGKILL; the next start recovers from the WAL.
+	if err := childproc.Stop(ctx, pid, 20*time.Second, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGKILL); err != nil {
+		return 0, fmt.Errorf("postgres cluster: stop the server (pid %d) left running in %s: %w", pid, dataDir, err)
+	}
+	return pid, nil
 }
 
 func (c *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {

@@ -2,10 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
+	"net"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/gpuaas/gpuaas/adapters/childproc"
 	"github.com/gpuaas/gpuaas/adapters/postgres"
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
@@ -49,4 +52,86 @@ func TestStartCluster(t *testing.T) {
 		t.Fatalf("restart: %v", err)
 	}
 	c2.Stop()
+}
+
+// A second StartCluster on a directory in use is refused; a server left
+// running by an owner that is gone (its lock dropped, its server not
+// stopped) is stopped by the next StartCluster, which then starts its own,
+// or by StopLeftoverCluster (`gpuaas dev down`).
+func TestStartClusterLockAndLeftover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL servers")
+	}
+	if _, err := postgres.FindBinDir(""); err != nil {
+		services.Unavailable(t, "postgres", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "gpuaas-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	port := freeTCPPort(t)
+	first, err := postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Stop() })
+	if first.StoppedLeftover() != 0 {
+		t.Fatalf("a fresh directory had a leftover (pid %d)", first.StoppedLeftover())
+	}
+	if _, err := postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: port}); !errors.Is(err, childproc.ErrLocked) {
+		t.Fatalf("second StartCluster on a directory in use: %v, want ErrLocked", err)
+	}
+	if _, err := postgres.StopLeftoverCluster(ctx, dir); !errors.Is(err, childproc.ErrLocked) {
+		t.Fatalf("StopLeftoverCluster on a directory in use: %v, want ErrLocked", err)
+	}
+
+	leftPID := first.AbandonForTest()
+	second, err := postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: port})
+	if err != nil {
+		t.Fatalf("start over a leftover server: %v", err)
+	}
+	t.Cleanup(func() { second.Stop() })
+	if second.StoppedLeftover() != leftPID {
+		t.Fatalf("StoppedLeftover = %d, want the first server's pid %d", second.StoppedLeftover(), leftPID)
+	}
+	if childproc.Running(leftPID) {
+		t.Fatalf("the leftover server (pid %d) still runs", leftPID)
+	}
+	db, err := postgres.Open(ctx, postgres.Config{URL: second.URL()})
+	if err != nil {
+		t.Fatalf("the new server does not answer: %v", err)
+	}
+	db.Close()
+
+	leftPID = second.AbandonForTest()
+	if pid, err := postgres.StopLeftoverCluster(ctx, dir); err != nil || pid != leftPID {
+		t.Fatalf("StopLeftoverCluster = %d, %v; want %d", pid, err, leftPID)
+	}
+	if pid, err := postgres.StopLeftoverCluster(ctx, dir); err != nil || pid != 0 {
+		t.Fatalf("StopLeftoverCluster with nothing left = %d, %v", pid, err)
+	}
+
+	// A port held by something else is named as such.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, err = postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: l.Addr().(*net.TCPAddr).Port})
+	if !errors.Is(err, postgres.ErrPortTaken) {
+		t.Fatalf("start on a taken port: %v, want ErrPortTaken", err)
+	}
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

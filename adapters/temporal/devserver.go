@@ -16,12 +16,15 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+
+	"github.com/gpuaas/gpuaas/adapters/childproc"
 )
 
 // DevServerConfig configures a `temporal server start-dev` child process.
 type DevServerConfig struct {
-	// Dir holds the SQLite database (temporal.db) and the server's log
-	// (temporal.log). Required; reusing it keeps workflows across restarts.
+	// Dir holds the SQLite database (temporal.db), the server's log
+	// (temporal.log), its pid file and the lock of its owner. Required;
+	// reusing it keeps workflows across restarts. Made absolute.
 	Dir string
 	// CLIPath is the temporal CLI; default LocateCLI().
 	CLIPath string
@@ -42,6 +45,11 @@ func (c *DevServerConfig) CheckAndSetDefaults() error {
 	if c.Dir == "" {
 		return errors.New("temporal: the dev server needs a Dir")
 	}
+	dir, err := filepath.Abs(c.Dir)
+	if err != nil {
+		return fmt.Errorf("temporal: dev server dir: %w", err)
+	}
+	c.Dir = dir
 	if c.Port < 0 || c.Port > 65535 || c.UIPort < 0 || c.UIPort > 65535 {
 		return errors.New("temporal: dev server port out of range")
 	}
@@ -89,7 +97,15 @@ type DevServer struct {
 	waitErr  error
 	stopOnce sync.Once
 	stopErr  error
+	lock     *childproc.Lock
+	leftover int
 }
+
+// Files in DevServerConfig.Dir besides the database and the log.
+const (
+	devServerLock    = "devserver.lock" // held by the owner while it runs the server
+	devServerPIDFile = "devserver.pid"  // the server's pid, to find it after a crash
+)
 
 // StartDevServer starts a headless dev server keeping its state in dir and
 // waits until it answers.
@@ -100,12 +116,32 @@ func StartDevServer(ctx context.Context, dir string) (*DevServer, error) {
 // StartDevServerWith starts a dev server with cfg and waits until its
 // frontend answers a health check, or ctx / cfg.ReadyTimeout ends (then
 // the process is stopped again).
-func StartDevServerWith(ctx context.Context, cfg DevServerConfig) (*DevServer, error) {
+//
+// The caller owns cfg.Dir while the server runs: a second start on the same
+// Dir, in this process or another, fails with an error matching
+// childproc.ErrLocked. The server is interrupted when this process dies,
+// however it dies; one still running from Dir when the lock is free is a
+// leftover of an owner that crashed, and is stopped first
+// ([DevServer.StoppedLeftover]) so two servers never share the database.
+func StartDevServerWith(ctx context.Context, cfg DevServerConfig) (_ *DevServer, err error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("temporal: dev server dir: %w", err)
+	}
+	lock, err := childproc.LockFile(filepath.Join(cfg.Dir, devServerLock))
+	if err != nil {
+		return nil, fmt.Errorf("temporal: dev server dir %s is in use: %w", cfg.Dir, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = lock.Unlock()
+		}
+	}()
+	leftover, err := stopLeftover(ctx, cfg.Dir)
+	if err != nil {
+		return nil, err
 	}
 	port, err := freePort(cfg.Port)
 	if err != nil {
@@ -134,7 +170,8 @@ func StartDevServerWith(ctx context.Context, cfg DevServerConfig) (*DevServer, e
 		return nil, err
 	}
 	args = append(args, "--http-port", strconv.Itoa(httpPort), "--metrics-port", strconv.Itoa(metricsPort))
-	d := &DevServer{cfg: cfg, hostPort: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), exited: make(chan struct{})}
+	d := &DevServer{cfg: cfg, hostPort: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), exited: make(chan struct{}),
+		lock: lock, leftover: leftover}
 	if cfg.UI {
 		uiPort, err := freePort(cfg.UIPort)
 		if err != nil {
@@ -154,16 +191,27 @@ func StartDevServerWith(ctx context.Context, cfg DevServerConfig) (*DevServer, e
 	cmd := exec.Command(cfg.CLIPath, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childAttrs()
-	if err := cmd.Start(); err != nil {
+	// If this process dies first, the parent-death signal interrupts the
+	// server as Stop would.
+	done, err := childproc.Start(cmd, syscall.SIGINT)
+	if err != nil {
 		_ = logFile.Close()
 		return nil, fmt.Errorf("temporal: starting %s: %w", cfg.CLIPath, err)
 	}
 	d.cmd = cmd
 	go func() {
-		d.waitErr = cmd.Wait()
+		d.waitErr = <-done
 		_ = logFile.Close()
 		close(d.exited)
 	}()
+	// Where a crash leaves it, so the next owner can stop it (a platform
+	// without a parent-death signal, a server that ignored it).
+	if err := childproc.WritePIDFile(filepath.Join(cfg.Dir, devServerPIDFile), cmd.Process.Pid); err != nil {
+		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
+		defer cancel()
+		_ = d.Stop(stopCtx)
+		return nil, fmt.Errorf("temporal: dev server pid file: %w", err)
+	}
 
 	if err := d.waitReady(ctx); err != nil {
 		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
@@ -172,6 +220,56 @@ func StartDevServerWith(ctx context.Context, cfg DevServerConfig) (*DevServer, e
 		return nil, fmt.Errorf("%w%s", err, d.logTail())
 	}
 	return d, nil
+}
+
+// StoppedLeftover is the process id of a server that an earlier owner of
+// the directory left running and the start stopped; 0 when there was none.
+func (d *DevServer) StoppedLeftover() int { return d.leftover }
+
+// StopLeftoverDevServer stops a dev server that a crashed owner of dir left
+// running, and returns its process id (0 when nothing was running). It
+// fails, with an error matching childproc.ErrLocked, while a live process
+// owns dir.
+func StopLeftoverDevServer(ctx context.Context, dir string) (int, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	lock, err := childproc.LockFile(filepath.Join(dir, devServerLock))
+	if err != nil {
+		return 0, fmt.Errorf("temporal: dev server dir %s is in use: %w", dir, err)
+	}
+	defer lock.Unlock()
+	return stopLeftover(ctx, dir)
+}
+
+// stopLeftover stops the server the pid file in dir names if it still runs
+// and serves dir's database; the caller holds dir's lock, so such a server
+// belongs to an owner that is gone.
+func stopLeftover(ctx context.Context, dir string) (int, error) {
+	pidFile := filepath.Join(dir, devServerPIDFile)
+	pid, err := childproc.ReadPIDFile(pidFile)
+	if err != nil || pid == 0 || !childproc.Running(pid) {
+		return 0, nil
+	}
+	args, err := childproc.Cmdline(pid)
+	if errors.Is(err, childproc.ErrNotRunning) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("temporal: %s names process %d, which could not be inspected: %w", pidFile, pid, err)
+	}
+	if !childproc.HasArgs(args, "--db-filename", filepath.Join(dir, "temporal.db")) {
+		return 0, nil // the pid was reused by an unrelated process
+	}
+	if err := childproc.Stop(ctx, pid, 15*time.Second, syscall.SIGINT, syscall.SIGKILL); err != nil {
+		return 0, fmt.Errorf("temporal: stop the dev server (pid %d) left running in %s: %w", pid, dir, err)
+	}
+	_ = os.Remove(pidFile)
+	return pid, nil
 }
 
 // waitReady polls the frontend's health RPC until it answers.
@@ -216,11 +314,16 @@ func (d *DevServer) HostPort() string { return d.hostPort }
 func (d *DevServer) UIURL() string { return d.uiURL }
 
 // Stop interrupts the server and waits for it to exit, killing it when ctx
-// or the stop timeout ends first. It is safe to call more than once.
+// or the stop timeout ends first, then releases the directory. It is safe
+// to call more than once.
 func (d *DevServer) Stop(ctx context.Context) error {
 	d.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(ctx, d.cfg.StopTimeout)
 		defer cancel()
+		defer func() {
+			_ = os.Remove(filepath.Join(d.cfg.Dir, devServerPIDFile))
+			_ = d.lock.Unlock()
+		}()
 		select {
 		case <-d.exited:
 			return
