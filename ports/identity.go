@@ -36,6 +36,9 @@ type MembershipStore interface {
 	// TenantMembershipOf returns the user's (single, MVP) tenant membership.
 	TenantMembershipOf(ctx context.Context, userID string) (identity.TenantMembership, error)
 	AddProjectMember(ctx context.Context, m identity.ProjectMembership) error
+	// RemoveProjectMember removes a membership: NotFound when there is
+	// none, identity.ErrLastProjectMember (Conflict) when it is the
+	// project's last, decided atomically against concurrent removals.
 	RemoveProjectMember(ctx context.Context, projectID, userID string) error
 	ProjectMembership(ctx context.Context, projectID, userID string) (identity.ProjectMembership, error)
 	ListProjectMembers(ctx context.Context, projectID string) ([]identity.ProjectMembership, error)

@@ -231,22 +231,38 @@ func (s *MembershipStore) AddProjectMember(ctx context.Context, m identity.Proje
 }
 
 // RemoveProjectMember implements [ports.MembershipStore]. Removing someone
-// who is not a member is NotFound, so callers can tell a no-op from success.
+// who is not a member is NotFound, so callers can tell a no-op from success;
+// removing the last member is identity.ErrLastProjectMember. The project row
+// is locked first and the count is a later statement (a fresh snapshot under
+// READ COMMITTED), so two removals of a project's last two members cannot
+// both see the other still there.
 func (s *MembershipStore) RemoveProjectMember(ctx context.Context, projectID, userID string) error {
 	projectID, ok1 := canonicalID(projectID)
 	userID, ok2 := canonicalID(userID)
 	if !ok1 || !ok2 {
 		return fault.NotFound("project membership", "")
 	}
-	tag, err := s.db.Q(ctx).Exec(ctx,
-		`DELETE FROM project_memberships WHERE project_id = $1 AND user_id = $2`, projectID, userID)
-	if err != nil {
+	return s.db.InTx(ctx, func(ctx context.Context) error {
+		q := s.db.Q(ctx)
+		if _, err := q.Exec(ctx, `SELECT 1 FROM projects WHERE id = $1 FOR UPDATE`, projectID); err != nil {
+			return translate(err, "project")
+		}
+		var member, others bool
+		if err := q.QueryRow(ctx, `SELECT
+				EXISTS (SELECT 1 FROM project_memberships WHERE project_id = $1 AND user_id = $2),
+				EXISTS (SELECT 1 FROM project_memberships WHERE project_id = $1 AND user_id <> $2)`,
+			projectID, userID).Scan(&member, &others); err != nil {
+			return translate(err, "project membership")
+		}
+		switch {
+		case !member:
+			return fault.NotFound("project membership", "")
+		case !others:
+			return identity.ErrLastProjectMember()
+		}
+		_, err := q.Exec(ctx, `DELETE FROM project_memberships WHERE project_id = $1 AND user_id = $2`, projectID, userID)
 		return translate(err, "project membership")
-	}
-	if tag.RowsAffected() == 0 {
-		return fault.NotFound("project membership", "")
-	}
-	return nil
+	})
 }
 
 func collectProjectMembers(rows pgx.Rows, err error) ([]identity.ProjectMembership, error) {

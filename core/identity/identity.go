@@ -167,6 +167,16 @@ func ValidateName(field, name string) error {
 // text of 1..IDMaxLength characters. Whether it exists is the store's to say.
 func ValidateID(field, id string) error { return text.Line(field, id, 1, IDMaxLength) }
 
+// CodeLastProjectMember refuses removing a project's last member: a project
+// nobody belongs to can be reached only by tenant admins and is easy to
+// lose track of. Remove the project instead (or add someone first).
+const CodeLastProjectMember fault.Code = "last_project_member"
+
+// ErrLastProjectMember is the refusal stores return for the last member.
+func ErrLastProjectMember() *fault.Error {
+	return fault.Conflict(CodeLastProjectMember, "the last member of a project cannot be removed; add another member first")
+}
+
 // Slugify derives a URL-safe slug from a name.
 func Slugify(name string) string {
 	var b strings.Builder

@@ -141,6 +141,11 @@ func TestIdempotency(t *testing.T) {
 	}
 	// 204 responses replay without a body.
 	project := h.me(tok).defaultProject(t)
+	// A second member, so removing the caller is not removing the last one.
+	if err := h.store.AddProjectMember(context.Background(), identity.ProjectMembership{ProjectID: project,
+		UserID: "0193aaaa-0000-7000-8000-0000000000ee", Role: identity.ProjectMember}); err != nil {
+		t.Fatal(err)
+	}
 	del := func() response {
 		return h.do(req{method: "DELETE", path: "/api/v1/projects/" + project + "/members/" + userID, bearer: tok,
 			header: map[string]string{"X-Idempotency-Key": "key-del"}})

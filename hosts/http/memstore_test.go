@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -199,6 +200,15 @@ func (m *memStore) RemoveProjectMember(_ context.Context, projectID, userID stri
 	k := projectID + "|" + userID
 	if _, ok := m.projectMem[k]; !ok {
 		return fault.NotFound("project member", "")
+	}
+	others := false
+	for other := range m.projectMem {
+		if other != k && strings.HasPrefix(other, projectID+"|") {
+			others = true
+		}
+	}
+	if !others {
+		return identity.ErrLastProjectMember()
 	}
 	delete(m.projectMem, k)
 	return nil

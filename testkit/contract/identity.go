@@ -251,6 +251,46 @@ func RunIdentityStoresSuite(t *testing.T, newStores func(t *testing.T) IdentityS
 		if _, err := s.Members.ProjectMembership(ctx, p.ID, v.ID); !fault.IsKind(err, fault.KindNotFound) {
 			t.Fatalf("membership after removal: %v; want NotFound", err)
 		}
+		assertConflict(t, s.Members.RemoveProjectMember(ctx, p.ID, u.ID), identity.CodeLastProjectMember)
+		if _, err := s.Members.ProjectMembership(ctx, p.ID, u.ID); err != nil {
+			t.Fatalf("the last member after a refused removal: %v", err)
+		}
+	})
+
+	t.Run("RemovingTheLastTwoMembersAtOnceKeepsOne", func(t *testing.T) {
+		t.Parallel()
+		s := newStores(t)
+		tn := newTenant(t, s, t0)
+		for round := 0; round < 5; round++ {
+			p := identity.Project{ID: newID(), TenantID: tn.ID, Name: uniqueKey("race"), CreatedAt: t0}
+			if err := s.Projects.CreateProject(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			users := []identity.User{newStoredUser(t, s, t0), newStoredUser(t, s, t0)}
+			for _, u := range users {
+				if err := s.Members.AddProjectMember(ctx, identity.ProjectMembership{ProjectID: p.ID, UserID: u.ID,
+					Role: identity.ProjectMember, CreatedAt: t0}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			errs := make([]error, 2)
+			race(2, func(i int) { errs[i] = s.Members.RemoveProjectMember(ctx, p.ID, users[i].ID) })
+			won, refused := 0, 0
+			for i, err := range errs {
+				switch fe := fault.From(err); {
+				case err == nil:
+					won++
+				case fe.Code == identity.CodeLastProjectMember:
+					refused++
+				default:
+					t.Fatalf("racer %d: %v", i, err)
+				}
+			}
+			ms, err := s.Members.ListProjectMembers(ctx, p.ID)
+			if won != 1 || refused != 1 || err != nil || len(ms) != 1 {
+				t.Fatalf("round %d: %d removed, %d refused, %d members left (%v); want 1, 1, 1", round, won, refused, len(ms), err)
+			}
+		}
 	})
 
 	t.Run("Invitations", func(t *testing.T) {

@@ -399,9 +399,18 @@ func TestProjectMembers(t *testing.T) {
 	if n := e.audits("project.member_remove", tm.owner.TenantID); n != 1 {
 		t.Fatalf("%d member_remove audit rows", n)
 	}
+	// The creator is now the project's last member: the tenant owner may
+	// not remove them (a project nobody belongs to is easy to lose).
+	wantKind(t, e.svc.RemoveMember(ctx, tm.owner, pr.ID, tm.owner.User.ID), fault.KindConflict, identity.CodeLastProjectMember)
+	if ms, err := e.svc.ListMembers(ctx, tm.owner, pr.ID); err != nil || len(ms) != 1 {
+		t.Fatalf("members after refusing the last removal: %+v, %v", ms, err)
+	}
 	// Refused requests leave no trace.
 	if n := e.audits("project.member_add", tm.owner.TenantID); n != 1 {
 		t.Fatalf("%d member_add audit rows; want only the successful one", n)
+	}
+	if n := e.audits("project.member_remove", tm.owner.TenantID); n != 1 {
+		t.Fatalf("%d member_remove audit rows; want only the successful one", n)
 	}
 }
 
