@@ -18,6 +18,12 @@ import (
 	"github.com/gpuaas/gpuaas/ports"
 )
 
+// CodeSessionEnded is the code of a refused refresh: the sign-in session is
+// over (signed out, expired, or ended by the issuer because one of its
+// refresh tokens was presented twice, which rotation treats as theft). The
+// user must sign in again; retrying the refresh cannot help.
+const CodeSessionEnded fault.Code = "session_ended"
+
 // Client is the platform seen as an OAuth client of the issuer: it builds the
 // sign-in URL and calls the token and revocation endpoints. It holds no
 // per-user state: the host keeps the PKCE verifier (server side, keyed by
@@ -114,6 +120,15 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (ports.Tokens
 	}
 	// An expired token with only a refresh token makes the source refresh.
 	tok, err := oc.TokenSource(c.httpContext(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
+		// Whatever the issuer's reason (Keycloak and the dev provider word it
+		// differently), a refresh token it refuses means the session cannot go
+		// on: say so, and what to do, rather than "invalid grant".
+		return ports.Tokens{}, fault.Unauthenticated(CodeSessionEnded,
+			"your sign-in session has ended (signed out, expired, or ended because a refresh token was used twice); sign in again").
+			Wrap(fmt.Errorf("could not refresh the session: error %q: %s", re.ErrorCode, re.ErrorDescription))
+	}
 	if err != nil {
 		return ports.Tokens{}, mapTokenError(err, "refresh the session")
 	}

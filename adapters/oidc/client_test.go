@@ -2,9 +2,11 @@ package oidc_test
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gpuaas/gpuaas/adapters/devoidc"
@@ -117,10 +119,22 @@ func TestClientFullFlowAgainstDevProvider(t *testing.T) {
 		t.Fatalf("Verify refreshed: %v", err)
 	}
 	_, err = p.client.Refresh(ctx, tok.RefreshToken)
-	wantFault(t, err, fault.KindUnauthenticated, fault.CodeTokenInvalid)
-	// Reuse revoked the session: the newest refresh token is dead too.
+	wantSessionEnded(t, err)
+	// Reuse revoked the session: the newest refresh token is dead too, and
+	// the answer says the session was ended and to sign in again.
 	_, err = p.client.Refresh(ctx, next.RefreshToken)
-	wantFault(t, err, fault.KindUnauthenticated, fault.CodeTokenInvalid)
+	wantSessionEnded(t, err)
+}
+
+// wantSessionEnded checks a refused refresh: 401 session_ended with a message
+// that tells the user to sign in again.
+func wantSessionEnded(t *testing.T, err error) {
+	t.Helper()
+	wantFault(t, err, fault.KindUnauthenticated, oidc.CodeSessionEnded)
+	var fe *fault.Error
+	if errors.As(err, &fe); !strings.Contains(fe.Message, "session has ended") || !strings.Contains(fe.Message, "sign in again") {
+		t.Fatalf("message %q does not say the session ended and to sign in again", fe.Message)
+	}
 }
 
 func TestClientExchangeRefusesWrongVerifier(t *testing.T) {
@@ -149,7 +163,7 @@ func TestClientRevoke(t *testing.T) {
 		t.Fatalf("Revoke: %v", err)
 	}
 	_, err := p.client.Refresh(ctx, tok.RefreshToken)
-	wantFault(t, err, fault.KindUnauthenticated, fault.CodeTokenInvalid)
+	wantSessionEnded(t, err)
 	// Unknown and empty tokens are not errors (RFC 7009).
 	if err := p.client.Revoke(ctx, "no-such-token"); err != nil {
 		t.Fatalf("Revoke unknown: %v", err)
