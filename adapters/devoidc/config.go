@@ -66,8 +66,15 @@ type Config struct {
 	RefreshTTL time.Duration
 	// SigningKey signs tokens: *rsa.PrivateKey (RS256, ≥ 2048 bits),
 	// *ecdsa.PrivateKey on P-256 (ES256) or ed25519.PrivateKey (EdDSA).
-	// Default: a fresh P-256 key, so tokens do not survive a restart.
+	// Default: a fresh P-256 key, so tokens do not survive a restart;
+	// [LoadOrCreateKey] keeps one in a file.
 	SigningKey crypto.Signer
+	// StateFile, when set, is where the provider keeps its sign-in sessions
+	// (each refresh token's SHA-256, its session and expiry; never a token
+	// itself), written (mode 0600) after every change and read by [New]. With
+	// the same SigningKey and Issuer, a restarted provider then honours the
+	// access and refresh tokens it issued before: nobody is signed out.
+	StateFile string
 	// RequirePassword turns off one-click sign-in from the login page.
 	RequirePassword bool
 	// DisablePasswordGrant refuses the resource-owner password grant.

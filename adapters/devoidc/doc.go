@@ -1,8 +1,10 @@
 // Package devoidc is the built-in OpenID Connect provider that `gpuaas dev`
-// and tests use instead of Keycloak. It runs in-process, keeps everything in
-// memory and knows a handful of demo users with documented passwords, so it
-// is for development only: [Serve] refuses to listen on anything but a
-// loopback address.
+// and tests use instead of Keycloak. It runs in-process, keeps its state in
+// memory (and its sign-in sessions in Config.StateFile when set: `gpuaas dev`
+// keeps them and the signing key from [LoadOrCreateKey] in its data dir, so a
+// restart signs nobody out) and knows a handful of demo users with
+// documented passwords, so it is for development only: [Serve] refuses to
+// listen on anything but a loopback address.
 //
 // It issues the same kind of tokens Keycloak does (RS256/ES256/EdDSA JWT
 // access tokens with iss, sub, aud = azp = client id, exp, nbf, iat, email,

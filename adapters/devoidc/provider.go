@@ -139,6 +139,11 @@ func New(cfg Config) (*Provider, error) {
 		p.users[u.Username] = u
 		p.bySub[u.Subject] = u.Username
 	}
+	if cfg.StateFile != "" {
+		if err := p.loadState(); err != nil {
+			return nil, err
+		}
+	}
 	p.loginUI = newLoginPage(p)
 	return p, nil
 }

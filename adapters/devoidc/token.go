@@ -162,7 +162,11 @@ func (p *Provider) grantRefresh(r *http.Request) (*tokenResponse, *oauthError) {
 		return nil, &oauthError{status: http.StatusBadRequest, Code: "invalid_scope", Desc: "the scope exceeds the original grant"}
 	}
 	rec.used = true
-	return p.issueLocked(rec.family, now)
+	resp, err := p.issueLocked(rec.family, now)
+	if err != nil {
+		rec.used = false // nothing was issued: the token may be presented again
+	}
+	return resp, err
 }
 
 func (p *Provider) grantPassword(r *http.Request) (*tokenResponse, *oauthError) {
@@ -246,6 +250,12 @@ func (p *Provider) issueLocked(sid string, now time.Time) (*tokenResponse, *oaut
 	if rexp.After(fam.expires) {
 		fam.expires = rexp
 	}
+	// A refresh token that is not in the StateFile would not survive a
+	// restart; better no token than one that dies with the process.
+	if err := p.saveLocked(); err != nil {
+		delete(p.refreshes, hashToken(rt))
+		return nil, &oauthError{status: http.StatusInternalServerError, Code: "server_error", Desc: "the session could not be saved"}
+	}
 	resp.RefreshToken = rt
 	return resp, nil
 }
@@ -268,6 +278,9 @@ func (p *Provider) sign(claims map[string]any) (string, error) {
 func (p *Provider) revokeFamilyLocked(sid string) {
 	if f := p.families[sid]; f != nil {
 		f.revoked = true
+		// Best effort: the session is revoked in memory whatever happens, and
+		// the next successful save records it.
+		_ = p.saveLocked()
 	}
 }
 
