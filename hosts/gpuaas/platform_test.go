@@ -24,13 +24,13 @@ import (
 // directories, and stops it at cleanup. A port taken between picking and
 // binding is retried on fresh ports. It skips loudly (fails under
 // GPUAAS_REQUIRE_SERVICES=1) without the Temporal CLI.
-func startTestPlatform(ctx context.Context, tb testing.TB) (*devRun, devOptions, *postgres.DB) {
+func startTestPlatform(ctx context.Context, tb testing.TB, opts ...func(*devOptions)) (*devRun, devOptions, *postgres.DB) {
 	tb.Helper()
 	if _, err := temporal.LocateCLI(); err != nil {
 		services.Unavailable(tb, "temporal_cli", fmt.Errorf("%w; install it with `make tools`", err))
 	}
 	for try := 1; ; try++ {
-		run, o, db, err := startPlatformOnce(ctx, tb)
+		run, o, db, err := startPlatformOnce(ctx, tb, opts...)
 		if err == nil {
 			// A cleanup, not a defer: it runs after clients registered later
 			// are closed.
@@ -50,7 +50,7 @@ func startTestPlatform(ctx context.Context, tb testing.TB) (*devRun, devOptions,
 	}
 }
 
-func startPlatformOnce(ctx context.Context, tb testing.TB) (*devRun, devOptions, *postgres.DB, error) {
+func startPlatformOnce(ctx context.Context, tb testing.TB, opts ...func(*devOptions)) (*devRun, devOptions, *postgres.DB, error) {
 	dbURL := services.FreshDatabaseURL(tb)
 	// Raise the per-user rate limits before the app starts: benchmark
 	// clients poll every few milliseconds, well above the default 600/min.
@@ -67,6 +67,9 @@ func startPlatformOnce(ctx context.Context, tb testing.TB) (*devRun, devOptions,
 
 	o := devOptions{dataDir: tb.TempDir(), httpAddr: freeAddr(tb), oidcAddr: freeAddr(tb), agentAddr: freeAddr(tb),
 		nodes: 2, nodeSKU: "h100-80g-x1", sshPort: freeConsecutivePorts(tb, 2)}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	vars := map[string]string{"DATABASE_URL": dbURL, "GPUAAS_LOG_LEVEL": envOr(os.Getenv, "GPUAAS_TEST_LOG_LEVEL", "error"),
 		"GPUAAS_LOG_FORMAT": "text"}
 	s, err := readSettings(func(k string) string { return vars[k] })

@@ -164,6 +164,12 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
+	// Parents it has to create are left passable (0755), so the accounts'
+	// homes below can be reached when it switches users; its own
+	// directories are private.
+	if err := os.MkdirAll(filepath.Dir(cfg.Root), 0o755); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{cfg.Root, filepath.Join(cfg.Root, "home"), filepath.Join(cfg.Root, "accounts")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -762,11 +768,18 @@ func (s *Server) RevokeUser(ctx context.Context, p nodetask.RevokeUserParams) er
 	if a != nil {
 		a.revoked = true
 		delete(s.accounts, p.Username)
+	}
+	s.mu.Unlock()
+	// Terminal sessions first, so their browsers are told why (close 4002)
+	// before the connections carrying them are cut.
+	s.terms.EndAccount(p.Username)
+	if a != nil {
+		s.mu.Lock()
 		for c := range a.conns {
 			_ = c.Close()
 		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
 	if err := s.endAccount(ctx, p.Username, time.Duration(p.GraceSeconds)*time.Second); err != nil {
 		return err
 	}

@@ -61,6 +61,21 @@ func StartPTY(cmd *exec.Cmd, cols, rows int) (*PTY, error) {
 	return &PTY{File: os.NewFile(uintptr(fd), "/dev/ptmx")}, nil
 }
 
+// foreground is the terminal's foreground process group (0 if unknown).
+func (p *PTY) foreground() int {
+	sc, err := p.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	pgrp := 0
+	_ = sc.Control(func(fd uintptr) {
+		if n, err := unix.IoctlGetInt(int(fd), unix.TIOCGPGRP); err == nil {
+			pgrp = n
+		}
+	})
+	return pgrp
+}
+
 // Resize sets the terminal size (the shell gets SIGWINCH).
 func (p *PTY) Resize(cols, rows int) error {
 	sc, err := p.SyscallConn()

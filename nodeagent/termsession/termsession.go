@@ -3,8 +3,9 @@
 // browser (and so the gateway's SSH channel) goes away the session is kept,
 // with the last ReplayBytes of its output, for a reconnect window; a
 // reconnect with the same session id attaches to it again and replays that
-// output. When the window passes, the terminal is hung up and the shell and
-// every process still in its login session are killed. The protocol is
+// output. When the window passes, the terminal is hung up as sshd does on a
+// lost connection, and the shell and its foreground job are killed if the
+// hang-up did not end them. The protocol is
 // core/terminal's session frames (doc/terminal.md#sessions).
 //
 // Executors own the Manager: the sandbox serves it on its embedded SSH
@@ -18,11 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -469,7 +466,12 @@ func (s *session) expire() {
 	}
 }
 
-// end hangs the terminal up and kills what is left of its login session.
+// end hangs the terminal up, as sshd does when its client is gone: the
+// kernel sends SIGHUP to the shell and the terminal's foreground job. If
+// either is still there after the grace, it is killed: after end the shell
+// and its terminal are gone. Processes that ignore the hang-up in the
+// background (nohup) or left the session (setsid) keep running as they
+// would after an SSH disconnect; they end with the allocation.
 func (s *session) end(why string) {
 	s.mu.Lock()
 	if s.ended {
@@ -491,17 +493,17 @@ func (s *session) end(why string) {
 		c.wmu.Unlock()
 		_ = c.conn.Close()
 	}
-	// Closing the master hangs the terminal up: the kernel sends SIGHUP to
-	// the shell and its foreground job. What ignores it, in the same login
-	// session, is killed after the grace. Processes that left the session
-	// (setsid) are the account's, ended with it at release.
+	fg := s.pty.foreground()
 	_ = s.pty.Close()
-	sid := s.cmd.Process.Pid
 	select {
 	case <-s.exited:
 	case <-time.After(s.m.cfg.HangupGrace):
 	}
-	killSession(sid)
+	shell := s.cmd.Process.Pid
+	_ = syscall.Kill(-shell, syscall.SIGKILL) // the shell leads its own process group
+	if fg > 0 && fg != shell {
+		_ = syscall.Kill(-fg, syscall.SIGKILL)
+	}
 	<-s.exited
 	s.m.log.Info("terminal session ended", "account", s.account, "session_id", s.id, "reason", why)
 	s.m.forget(s)
@@ -533,46 +535,6 @@ func (s *session) finish(typ byte, v any) {
 	}
 	s.m.forget(s)
 	s.m.log.Info("terminal session exited", "account", s.account, "session_id", s.id, "status", s.status)
-}
-
-// killSession SIGKILLs every process whose session id is sid (the shell
-// leads its session: the pty made it so).
-func killSession(sid int) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if sessionOf(pid) == sid {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-	}
-}
-
-// sessionOf reads field 6 (session) of /proc/pid/stat; -1 when unknown.
-func sessionOf(pid int) int {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return -1
-	}
-	// The command name (field 2) is in parentheses and may contain spaces.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return -1
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 4 { // state ppid pgrp session
-		return -1
-	}
-	sid, err := strconv.Atoi(f[3])
-	if err != nil {
-		return -1
-	}
-	return sid
 }
 
 // ring keeps the last n bytes written.

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/core/terminal"
 )
@@ -327,21 +325,4 @@ func TestRing(t *testing.T) {
 	if string(r.Bytes()) != "3456789x" {
 		t.Fatal(string(r.Bytes()))
 	}
-}
-
-func TestSessionOf(t *testing.T) {
-	if got := sessionOf(os.Getpid()); got != mustSID(t) {
-		t.Fatalf("sessionOf(self) = %d; want %d", got, mustSID(t))
-	}
-	if sessionOf(-5) != -1 {
-		t.Fatal("a missing process has a session")
-	}
-}
-
-func mustSID(t *testing.T) int {
-	sid, err := unix.Getsid(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sid
 }

@@ -1,21 +1,16 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -132,47 +127,19 @@ func sshRun(addr, user string, signer ssh.Signer, cmd string) (string, error) {
 }
 
 func terminal(ctx context.Context, c *Client, allocationID string) error {
-	var tok struct {
-		Token         string
-		WebsocketPath string `json:"websocket_path"`
-		Subprotocol   string
-	}
-	if err := c.Call(ctx, "POST", "/api/v1/allocations/"+allocationID+"/terminal-token", nil, &tok); err != nil {
-		return fmt.Errorf("mint token: %w", err)
-	}
-	u, _ := url.Parse(c.Base)
-	origin := u.Scheme + "://" + u.Host
-	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
-	u.Path = tok.WebsocketPath
-	d := websocket.Dialer{HandshakeTimeout: 15 * time.Second, Subprotocols: []string{tok.Subprotocol, "bearer." + tok.Token}}
-	ws, resp, err := d.DialContext(ctx, u.String(), http.Header{"Origin": {origin}})
+	t, err := c.OpenTerminal(ctx, allocationID, "")
 	if err != nil {
-		if resp != nil {
-			b, _ := io.ReadAll(resp.Body)
-			return fmt.Errorf("dial: %w (%d %s)", err, resp.StatusCode, strings.TrimSpace(string(b)))
-		}
-		return fmt.Errorf("dial: %w", err)
+		return err
 	}
-	defer ws.Close()
+	defer t.Close()
 	// The terminal echoes the typed line; only the command's output holds
 	// "hi-42" (the echoed line holds "hi-$((6*7))"), whatever the shell's
 	// prompt and escape sequences around it.
-	if err := ws.WriteMessage(websocket.BinaryMessage, []byte("echo hi-$((6*7))\n")); err != nil {
+	if err := t.Send("echo hi-$((6*7))\n"); err != nil {
 		return err
 	}
-	var seen bytes.Buffer
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		_ = ws.SetReadDeadline(deadline)
-		_, msg, err := ws.ReadMessage()
-		if err != nil {
-			return fmt.Errorf("read: %w (so far %q)", err, seen.String())
-		}
-		seen.Write(msg)
-		if strings.Contains(seen.String(), "hi-42") {
-			_ = ws.WriteMessage(websocket.BinaryMessage, []byte("exit\n"))
-			return nil
-		}
+	if err := t.WaitFor("hi-42", 20*time.Second); err != nil {
+		return err
 	}
-	return fmt.Errorf("no 'hi-42' from the terminal (got %q)", seen.String())
+	return t.Send("exit\n")
 }
