@@ -53,9 +53,13 @@ type BootstrapTokenStore interface {
 // NodeCertificateStore records issued node certificates and revocations.
 type NodeCertificateStore interface {
 	RecordCertificate(ctx context.Context, serial, nodeID string, notAfter time.Time) error
-	// CertificateStatus reports the node a serial was issued to and whether
-	// it is revoked.
-	CertificateStatus(ctx context.Context, serial string) (nodeID string, revoked bool, err error)
+	// UseCertificate reports the node a serial was issued to and whether it
+	// is revoked (NotFound for a serial never recorded). When it is not, the
+	// node's certificates issued before it are revoked at at: the first call
+	// made with a renewed certificate supersedes the one it replaced, which
+	// keeps working only until then (a renewal whose answer was lost
+	// strands nothing).
+	UseCertificate(ctx context.Context, serial string, at time.Time) (nodeID string, revoked bool, err error)
 	RevokeNodeCertificates(ctx context.Context, nodeID string, at time.Time) error
 }
 

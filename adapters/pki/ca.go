@@ -588,7 +588,7 @@ func (ca *CA) AuthenticateNode(ctx context.Context, cs *tls.ConnectionState) (no
 		return "", "", fault.Unauthenticated(CodeNodeCertificateInvalid, "the client certificate is not valid now")
 	}
 	serial = Serial(leaf)
-	recorded, revoked, err := ca.certs.CertificateStatus(ctx, serial)
+	recorded, revoked, err := ca.certs.UseCertificate(ctx, serial, now)
 	switch {
 	case fault.IsKind(err, fault.KindNotFound):
 		return "", "", fault.Unauthenticated(CodeNodeCertificateInvalid, "the client certificate is unknown")

@@ -207,7 +207,7 @@ func TestSignCSRIssuesNodeClientCertificate(t *testing.T) {
 		if leaf.SerialNumber.BitLen() > 128 || leaf.SerialNumber.BitLen() < 64 {
 			t.Fatalf("%s: serial has %d bits", tc.name, leaf.SerialNumber.BitLen())
 		}
-		recorded, revoked, err := f.certs.CertificateStatus(ctx, pki.Serial(leaf))
+		recorded, revoked, err := f.certs.UseCertificate(ctx, pki.Serial(leaf), time.Now())
 		if err != nil || recorded != node || revoked {
 			t.Fatalf("%s: recorded %q revoked=%v err=%v", tc.name, recorded, revoked, err)
 		}
@@ -566,7 +566,7 @@ func TestAuthenticateNodeOverMTLS(t *testing.T) {
 	if status != 401 || body["code"] != string(pki.CodeNodeCertificateRevoked) {
 		t.Fatalf("revoked: %d %v", status, body)
 	}
-	if _, revoked, err := f.certs.CertificateStatus(ctx, serial); err != nil || !revoked {
+	if _, revoked, err := f.certs.UseCertificate(ctx, serial, time.Now()); err != nil || !revoked {
 		t.Fatalf("store: revoked=%v err=%v", revoked, err)
 	}
 	wantCode(t, ca.Revoke(ctx, "abcdef"), fault.KindNotFound, fault.CodeNotFound)

@@ -116,15 +116,24 @@ func (s *NodeCertificateStore) RecordCertificate(ctx context.Context, serial, no
 	return translate(err, "node certificate")
 }
 
-// CertificateStatus implements [ports.NodeCertificateStore]; a serial never
-// recorded is NotFound (callers treat it as not trusted).
-func (s *NodeCertificateStore) CertificateStatus(ctx context.Context, serial string) (string, bool, error) {
+// UseCertificate implements [ports.NodeCertificateStore] in one statement;
+// a serial never recorded is NotFound (callers treat it as not trusted).
+// The supersede is an UPDATE that matches nothing on every call but the
+// first with a new certificate (node_certificates_node_idx finds the node's
+// few rows).
+func (s *NodeCertificateStore) UseCertificate(ctx context.Context, serial string, at time.Time) (string, bool, error) {
 	var (
 		nodeID  string
 		revoked bool
 	)
 	err := s.db.Q(ctx).QueryRow(ctx, `
-		SELECT node_id::text, revoked_at IS NOT NULL FROM node_certificates WHERE serial = $1`, serial).
+		WITH c AS (SELECT node_id, revoked_at, created_at FROM node_certificates WHERE serial = $1),
+		superseded AS (
+			UPDATE node_certificates o SET revoked_at = $2 FROM c
+			WHERE c.revoked_at IS NULL AND o.node_id = c.node_id AND o.serial <> $1
+				AND o.revoked_at IS NULL AND o.created_at < c.created_at
+			RETURNING 1)
+		SELECT node_id::text, revoked_at IS NOT NULL FROM c`, serial, at).
 		Scan(&nodeID, &revoked)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", false, fault.NotFound("node certificate", serial)

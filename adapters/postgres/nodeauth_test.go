@@ -255,8 +255,9 @@ func TestNodeCertificates(t *testing.T) {
 	s := postgres.NewNodeCertificateStore(db)
 	nodeA, nodeB := insertEnrolmentNode(t, db), insertEnrolmentNode(t, db)
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	for serial, node := range map[string]string{"a1": nodeA, "a2": nodeA, "b1": nodeB} {
-		if err := s.RecordCertificate(ctx, serial, node, at.Add(24*time.Hour)); err != nil {
+	// In order: a certificate's use supersedes the node's older ones.
+	for _, c := range [][2]string{{"a1", nodeA}, {"a2", nodeA}, {"b1", nodeB}} {
+		if err := s.RecordCertificate(ctx, c[0], c[1], at.Add(24*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -266,7 +267,7 @@ func TestNodeCertificates(t *testing.T) {
 
 	status := func(serial string) (string, bool) {
 		t.Helper()
-		n, r, err := s.CertificateStatus(ctx, serial)
+		n, r, err := s.UseCertificate(ctx, serial, at)
 		if err != nil {
 			t.Fatalf("status %s: %v", serial, err)
 		}
@@ -275,7 +276,7 @@ func TestNodeCertificates(t *testing.T) {
 	if n, r := status("a1"); n != nodeA || r {
 		t.Fatalf("a1 = %s revoked=%v", n, r)
 	}
-	_, _, err := s.CertificateStatus(ctx, "unknown")
+	_, _, err := s.UseCertificate(ctx, "unknown", at)
 	wantFault(t, err, fault.KindNotFound, fault.CodeNotFound)
 
 	// One serial: only it is revoked; again is fine; unknown is NotFound.
@@ -309,6 +310,24 @@ func TestNodeCertificates(t *testing.T) {
 	}
 	if err := s.RevokeNodeCertificates(ctx, newTestID(), at); err != nil {
 		t.Fatalf("revoking a node without certificates: %v", err)
+	}
+
+	// A renewal: b2 is issued after b1; b1 works until b2 is first used,
+	// then it is superseded (revoked) and b2 is not.
+	if err := s.RecordCertificate(ctx, "b2", nodeB, at.Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, r := status("b1"); r {
+		t.Fatal("b1 revoked before b2 was used")
+	}
+	if _, r := status("b2"); r {
+		t.Fatal("b2 revoked on its first use")
+	}
+	if _, r := status("b1"); !r {
+		t.Fatal("b1 still valid after b2 was used")
+	}
+	if _, r := status("b2"); r {
+		t.Fatal("b2 revoked by its own later use")
 	}
 }
 

@@ -271,7 +271,7 @@ func TestSignCSRThroughStepCA(t *testing.T) {
 		if d := leaf.NotAfter.Sub(before.Add(2 * time.Hour)); d < -2*time.Minute || d > 2*time.Minute {
 			t.Fatalf("%s: NotAfter %v; want about %v", name, leaf.NotAfter, before.Add(2*time.Hour))
 		}
-		got, revoked, err := f.certs.CertificateStatus(ctx, leaf.SerialNumber.Text(16))
+		got, revoked, err := f.certs.UseCertificate(ctx, leaf.SerialNumber.Text(16), time.Now())
 		if err != nil || got != node || revoked {
 			t.Fatalf("%s: recorded %q revoked=%v err=%v", name, got, revoked, err)
 		}
@@ -286,7 +286,7 @@ func TestSignCSRThroughStepCA(t *testing.T) {
 	if err := ca.Revoke(ctx, serial); err != nil {
 		t.Fatal(err)
 	}
-	if _, revoked, _ := f.certs.CertificateStatus(ctx, serial); !revoked {
+	if _, revoked, _ := f.certs.UseCertificate(ctx, serial, time.Now()); !revoked {
 		t.Fatal("not revoked")
 	}
 

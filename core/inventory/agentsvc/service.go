@@ -241,7 +241,7 @@ func (s *Service) Authenticate(ctx context.Context, serial, certNodeID, procedur
 		s.deny(ctx, certNodeID, "node.authenticate", string(CodeCertificateRequired), meta)
 		return "", fault.Unauthenticated(CodeCertificateRequired, "a client certificate is required")
 	}
-	nodeID, revoked, err := s.d.Certs.CertificateStatus(ctx, serial)
+	nodeID, revoked, err := s.d.Certs.UseCertificate(ctx, serial, s.d.Clock.Now())
 	switch {
 	case fault.IsKind(err, fault.KindNotFound):
 		s.deny(ctx, certNodeID, "node.authenticate", string(CodeCertificateUnknown), meta)
