@@ -375,13 +375,18 @@ func (s *Server) refuseAtGate(w http.ResponseWriter, r *http.Request, allocation
 }
 
 // kindStatus maps fault kinds to HTTP statuses for answers before the
-// upgrade. It matches the REST host's table (doc/api/README.md).
+// upgrade: every kind, with the statuses of the REST host's table
+// (doc/api/README.md), so a refusal means the same on both hosts.
+// TestKindStatusTable pins it.
 var kindStatus = map[fault.Kind]int{
 	fault.KindInvalid:         http.StatusBadRequest,
 	fault.KindUnauthenticated: http.StatusUnauthorized,
+	fault.KindPaymentRequired: http.StatusPaymentRequired,
 	fault.KindForbidden:       http.StatusForbidden,
 	fault.KindNotFound:        http.StatusNotFound,
 	fault.KindConflict:        http.StatusConflict,
+	fault.KindTooLarge:        http.StatusRequestEntityTooLarge,
+	fault.KindUnprocessable:   http.StatusUnprocessableEntity,
 	fault.KindRateLimited:     http.StatusTooManyRequests,
 	fault.KindUnavailable:     http.StatusServiceUnavailable,
 	fault.KindInternal:        http.StatusInternalServerError,
