@@ -246,9 +246,12 @@ func TestBillingWorkerCrash(t *testing.T) {
 			t.Errorf("tenant %d: usage_debited events sum to %d; debits are %d", i, evSum, debitedBy[ts.id])
 		}
 		counts := map[string]int{}
-		rows, _ := db.Pool.Query(ctx, `SELECT subject, COUNT(*)::int FROM platform_outbox_events
+		rows, err := db.Pool.Query(ctx, `SELECT subject, COUNT(*)::int FROM platform_outbox_events
 			WHERE envelope->>'tenant_id' = $1 AND subject IN ($2, $3) GROUP BY subject`,
 			ts.id, event.LowBalanceWarning, event.BalanceDepleted)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for rows.Next() {
 			var s string
 			var n int
@@ -256,6 +259,9 @@ func TestBillingWorkerCrash(t *testing.T) {
 				t.Fatal(err)
 			}
 			counts[s] = n
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
 		}
 		wantLow, wantDepleted := 0, 0
 		switch i {

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -241,18 +242,34 @@ func TestMTLSRefusals(t *testing.T) {
 	}
 }
 
-// TestKindCodeTable pins how fault kinds become Connect codes.
+// TestKindCodeTable pins how every fault kind becomes a Connect code: a kind
+// the core adds fails here until it is placed.
 func TestKindCodeTable(t *testing.T) {
 	t.Parallel()
-	for kind, want := range map[fault.Kind]connect.Code{
+	want := map[fault.Kind]connect.Code{
+		fault.KindInternal: connect.CodeInternal, fault.KindInvalid: connect.CodeInvalidArgument,
 		fault.KindUnauthenticated: connect.CodeUnauthenticated, fault.KindForbidden: connect.CodePermissionDenied,
-		fault.KindNotFound: connect.CodeNotFound, fault.KindInvalid: connect.CodeInvalidArgument,
-		fault.KindConflict: connect.CodeFailedPrecondition, fault.KindUnavailable: connect.CodeUnavailable,
-		fault.KindInternal: connect.CodeInternal, fault.KindRateLimited: connect.CodeResourceExhausted,
-		fault.Kind(200): connect.CodeInternal,
-	} {
-		if got := connecthost.CodeOf(kind); got != want {
-			t.Errorf("%v → %v, want %v", kind, got, want)
+		fault.KindNotFound: connect.CodeNotFound, fault.KindConflict: connect.CodeFailedPrecondition,
+		fault.KindRateLimited: connect.CodeResourceExhausted, fault.KindPaymentRequired: connect.CodeFailedPrecondition,
+		fault.KindUnprocessable: connect.CodeFailedPrecondition, fault.KindTooLarge: connect.CodeResourceExhausted,
+		fault.KindUnavailable: connect.CodeUnavailable,
+	}
+	n := 0
+	for k := fault.Kind(0); !strings.HasPrefix(k.String(), "kind("); k++ {
+		n++
+		w, ok := want[k]
+		if !ok {
+			t.Errorf("kind %s has no pinned Connect code; add it here and to kindCode", k)
+			continue
 		}
+		if got := connecthost.CodeOf(k); got != w {
+			t.Errorf("%v → %v, want %v", k, got, w)
+		}
+	}
+	if n != len(want) {
+		t.Errorf("the core has %d kinds, the table pins %d", n, len(want))
+	}
+	if got := connecthost.CodeOf(fault.Kind(200)); got != connect.CodeInternal {
+		t.Errorf("an unknown kind → %v, want internal", got)
 	}
 }
