@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,10 +39,13 @@ type devOptions struct {
 // default is replaced when its variable is set (DATABASE_URL, NATS_URL,
 // REDIS_URL, OIDC_ISSUER_URL), exactly as in production.
 func dev(ctx context.Context, s Settings, args []string, getenv func(string) string, out io.Writer) error {
+	if len(args) > 0 && args[0] == "down" {
+		return devDown(ctx, args[1:], getenv, out)
+	}
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	fs.SetOutput(out)
 	var o devOptions
-	fs.StringVar(&o.dataDir, "data-dir", envOr(getenv, "GPUAAS_DEV_DIR", ".gpuaas/dev"), "where the dev cluster and JetStream keep their files")
+	fs.StringVar(&o.dataDir, "data-dir", devDataDir(getenv), "where the dev cluster and JetStream keep their files")
 	fs.StringVar(&o.httpAddr, "http-addr", envOr(getenv, "GPUAAS_HTTP_ADDR", "127.0.0.1:8080"), "API listen address")
 	fs.StringVar(&o.oidcAddr, "oidc-addr", envOr(getenv, "GPUAAS_DEV_OIDC_ADDR", "127.0.0.1:8081"), "dev OIDC provider listen address (loopback only)")
 	fs.IntVar(&o.pgPort, "pg-port", 54329, "port of the private PostgreSQL cluster on 127.0.0.1")
@@ -97,6 +101,13 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return nil, err
 	}
+	// One gpuaas dev per data dir. The lock also makes whatever still runs
+	// from the data dir (a cluster, a dev server) a leftover of a run that
+	// crashed, which the adapters then stop instead of failing on it.
+	lock, err := lockDevDir(o.dataDir)
+	if err != nil {
+		return nil, err
+	}
 	logger := newLogger(s)
 	s.HTTPAddr = o.httpAddr
 	s.AgentAddr = o.agentAddr
@@ -130,7 +141,7 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 	if getenv("GPUAAS_INSECURE_COOKIES") == "" {
 		s.InsecureCookie = strings.HasPrefix(s.PublicURL, "http://")
 	}
-	r := &devRun{parts: [][2]string{}}
+	r := &devRun{parts: [][2]string{}, stops: []func(){func() { _ = lock.Unlock() }}}
 	defer func() {
 		if err != nil {
 			r.stopServices()
@@ -143,10 +154,16 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 		startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		cl, err := postgres.StartCluster(startCtx, postgres.ClusterConfig{Dir: filepath.Join(o.dataDir, "postgres"), Port: o.pgPort})
 		cancel()
+		if errors.Is(err, postgres.ErrPortTaken) {
+			return nil, fmt.Errorf("%w\n(pass -pg-port to use another port, or set DATABASE_URL to use an existing PostgreSQL)", err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w\n(or set DATABASE_URL to use an existing PostgreSQL)", err)
 		}
 		r.stops = append(r.stops, func() { _ = cl.Stop() })
+		if pid := cl.StoppedLeftover(); pid != 0 {
+			fmt.Fprintf(out, "stopped the PostgreSQL server (pid %d) an earlier gpuaas dev left running\n", pid)
+		}
 		s.DatabaseURL = cl.URL()
 		r.parts = append(r.parts, [2]string{"postgres", "private cluster 127.0.0.1:" + fmt.Sprint(o.pgPort)})
 	} else {
@@ -182,9 +199,17 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 
 	// Identity: OIDC_ISSUER_URL, else the built-in dev provider.
 	if s.OIDCIssuer == "" {
+		// The signing key and the sessions live in the data dir, so a restart
+		// (or a crash) of gpuaas dev signs nobody out.
+		key, err := devoidc.LoadOrCreateKey(filepath.Join(o.dataDir, "oidc-signing-key.pem"))
+		if err != nil {
+			return nil, err
+		}
 		srv, err := devoidc.Serve(devoidc.Config{
 			ClientID:     s.OIDCClientID,
 			RedirectURIs: s.RedirectURIs,
+			SigningKey:   key,
+			StateFile:    filepath.Join(o.dataDir, "oidc-sessions.json"),
 		}, o.oidcAddr)
 		if err != nil {
 			return nil, err
@@ -215,6 +240,9 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 			defer cancel()
 			_ = ts.Stop(c)
 		})
+		if pid := ts.StoppedLeftover(); pid != 0 {
+			fmt.Fprintf(out, "stopped the Temporal dev server (pid %d) an earlier gpuaas dev left running\n", pid)
+		}
 		s.TemporalAddress = ts.HostPort()
 		desc := "dev server " + ts.HostPort()
 		if ui := ts.UIURL(); ui != "" {
@@ -237,7 +265,10 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 	r.parts = append(r.parts,
 		[2]string{"agent gateway", "https://" + o.agentAddr + " (mTLS)"},
 		[2]string{"sandbox nodes", fmt.Sprintf("%d × %s, SSH on 127.0.0.1:%d…", o.nodes, o.nodeSKU, o.sshPort)},
-		[2]string{"payments", "dev checkout " + s.PublicURL + "/dev-pay/"})
+		[2]string{"payments", "dev checkout " + s.PublicURL + "/dev-pay/"},
+		// In dev the terminal gateway is mounted on the API listener, not on
+		// GPUAAS_TERMINAL_ADDR (:8082) as `serve terminal-gateway` is.
+		[2]string{"terminal", "ws://" + browserHost(o.httpAddr) + "/ws/terminal/{allocation_id} (on the API listener)"})
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	err = app.Start(startCtx)
 	cancel()

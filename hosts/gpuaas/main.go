@@ -32,6 +32,8 @@ Usage:
   gpuaas migrate up|down [N]|status
   gpuaas ca root              print the platform CA root (PEM) for node agents
   gpuaas dev                  run the whole platform on embedded defaults
+  gpuaas dev down             stop a gpuaas dev and what a crashed one left running
+                              (-data-dir, as for gpuaas dev)
   gpuaas version
 
 Configuration comes from the environment; see README.md.
