@@ -452,7 +452,12 @@ func (a *Agent) HandleEnvelope(ctx context.Context, p *agentv1.TaskEnvelope) nod
 		return nodetask.Result{TaskID: e.TaskID, ErrorCode: ref.Code, ErrorMessage: ref.Message}
 	}
 	r := a.run(ctx, e, params)
-	_ = a.replay.Remember(r)
+	if err := a.replay.Remember(r); err != nil {
+		// The result stays in memory and is still reported; only a
+		// re-delivery after a restart would be refused as replayed instead
+		// of answered with it. Loud, since the state directory is failing.
+		a.log.Error("task result not saved in the replay window", "task_id", e.TaskID, "error", err)
+	}
 	return r
 }
 

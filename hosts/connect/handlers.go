@@ -36,6 +36,8 @@ func (h *handler) fail(ctx context.Context, procedure string, err error) error {
 	if fe := fault.From(err); fe.Kind == fault.KindInternal || fe.Kind == fault.KindUnavailable {
 		h.log.ErrorContext(ctx, "agent call failed", "procedure", procedure,
 			"correlation_id", callctx.CorrelationID(ctx), "node_id", nodeFrom(ctx), "error", err.Error())
+	} else {
+		logUnaudited(ctx, h.log, procedure, err)
 	}
 	return toConnect(err)
 }
@@ -117,5 +119,14 @@ func EnvelopeFromProto(p *agentv1.TaskEnvelope) nodetask.Envelope {
 		TaskID: p.GetTaskId(), NodeID: p.GetNodeId(), Type: nodetask.Type(p.GetType()), Params: p.GetParamsJson(),
 		IssuedAt: time.Unix(0, p.GetIssuedAtUnixNano()).UTC(), ExpiresAt: time.Unix(0, p.GetExpiresAtUnixNano()).UTC(),
 		Seq: p.GetSeq(), KeyID: p.GetKeyId(), Signature: p.GetSignature(),
+	}
+}
+
+// logUnaudited logs a refusal whose audit record could not be written: the
+// caller is refused all the same, but the audit log has a gap to explain.
+func logUnaudited(ctx context.Context, log *slog.Logger, procedure string, err error) {
+	if errors.Is(err, agentsvc.ErrRefusalNotAudited) {
+		log.ErrorContext(ctx, "refused agent call not audited", "procedure", procedure,
+			"correlation_id", callctx.CorrelationID(ctx), "error", err.Error())
 	}
 }

@@ -176,7 +176,7 @@ func (s *Server) handshakeRefused(remoteAddr string, err *tls.CertificateVerific
 	if len(err.UnverifiedCertificates) > 0 {
 		claimed, _ = NodeIDFromCertificate(err.UnverifiedCertificates[0], s.cfg.TrustDomain)
 	}
-	_ = s.svc.DenyCertificate(ctx, claimed, err.Err.Error())
+	logUnaudited(ctx, s.cfg.Logger, "tls handshake", s.svc.DenyCertificate(ctx, claimed, err.Err.Error()))
 }
 
 type nodeKey struct{}
@@ -207,8 +207,12 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
+		refuse := func(err error) {
+			logUnaudited(ctx, s.cfg.Logger, procedure, err)
+			_ = ew.Write(w, r, toConnect(err))
+		}
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			_ = ew.Write(w, r, toConnect(s.svc.DenyUnauthenticated(ctx, procedure)))
+			refuse(s.svc.DenyUnauthenticated(ctx, procedure))
 			return
 		}
 		leaf := r.TLS.PeerCertificates[0]
@@ -222,12 +226,12 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		})
 		if idErr != nil || verr != nil {
-			_ = ew.Write(w, r, toConnect(s.svc.DenyUnauthenticated(ctx, procedure)))
+			refuse(s.svc.DenyUnauthenticated(ctx, procedure))
 			return
 		}
 		id, err := s.svc.Authenticate(ctx, SerialOf(leaf), nodeID, procedure)
 		if err != nil {
-			_ = ew.Write(w, r, toConnect(err))
+			refuse(err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, nodeKey{}, id)))

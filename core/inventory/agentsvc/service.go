@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -159,8 +160,7 @@ func (s *Service) Enroll(ctx context.Context, r EnrollRequest) (Enrollment, erro
 		return Enrollment{}, err
 	}
 	if r.BootstrapToken == "" || len(r.BootstrapToken) > 512 {
-		s.deny(ctx, "", "node.enroll", string(CodeBootstrapTokenInvalid), nil)
-		return Enrollment{}, fault.Unauthenticated(CodeBootstrapTokenInvalid, "the bootstrap token is invalid, used or expired")
+		return Enrollment{}, s.denied(ctx, "", "node.enroll", errBootstrapTokenInvalid(), nil)
 	}
 	var out Enrollment
 	err = s.d.Tx.InTx(ctx, func(ctx context.Context) error {
@@ -191,11 +191,10 @@ func (s *Service) Enroll(ctx context.Context, r EnrollRequest) (Enrollment, erro
 	if err != nil {
 		fe := fault.From(err)
 		if fe.Kind == fault.KindUnauthenticated {
-			s.deny(ctx, "", "node.enroll", string(CodeBootstrapTokenInvalid), nil)
-			return Enrollment{}, fault.Unauthenticated(CodeBootstrapTokenInvalid, "the bootstrap token is invalid, used or expired")
+			return Enrollment{}, s.denied(ctx, "", "node.enroll", errBootstrapTokenInvalid(), nil)
 		}
 		if fe.Kind == fault.KindForbidden {
-			s.deny(ctx, "", "node.enroll", string(fe.Code), nil)
+			return Enrollment{}, s.denied(ctx, "", "node.enroll", fe, nil)
 		}
 		return Enrollment{}, err
 	}
@@ -214,8 +213,7 @@ func (s *Service) Renew(ctx context.Context, nodeID string, csrDER []byte) (Enro
 		return Enrollment{}, err
 	}
 	if n.State == inventory.NodeRetired {
-		s.deny(ctx, nodeID, "node.renew", string(CodeNodeRetired), nil)
-		return Enrollment{}, fault.New(fault.KindForbidden, CodeNodeRetired, "the node is retired")
+		return Enrollment{}, s.denied(ctx, nodeID, "node.renew", fault.New(fault.KindForbidden, CodeNodeRetired, "the node is retired"), nil)
 	}
 	var out Enrollment
 	err = s.d.Tx.InTx(ctx, func(ctx context.Context) error {
@@ -238,36 +236,30 @@ func (s *Service) Renew(ctx context.Context, nodeID string, csrDER []byte) (Enro
 func (s *Service) Authenticate(ctx context.Context, serial, certNodeID, procedure string) (string, error) {
 	meta := map[string]any{"procedure": procedure, "serial": serial}
 	if serial == "" || certNodeID == "" {
-		s.deny(ctx, certNodeID, "node.authenticate", string(CodeCertificateRequired), meta)
-		return "", fault.Unauthenticated(CodeCertificateRequired, "a client certificate is required")
+		return "", s.denied(ctx, certNodeID, "node.authenticate", fault.Unauthenticated(CodeCertificateRequired, "a client certificate is required"), meta)
 	}
 	nodeID, revoked, err := s.d.Certs.UseCertificate(ctx, serial, s.d.Clock.Now())
 	switch {
 	case fault.IsKind(err, fault.KindNotFound):
-		s.deny(ctx, certNodeID, "node.authenticate", string(CodeCertificateUnknown), meta)
-		return "", fault.Unauthenticated(CodeCertificateUnknown, "the client certificate is unknown")
+		return "", s.denied(ctx, certNodeID, "node.authenticate", fault.Unauthenticated(CodeCertificateUnknown, "the client certificate is unknown"), meta)
 	case err != nil:
 		return "", err
 	}
 	if !strings.EqualFold(nodeID, certNodeID) {
-		s.deny(ctx, certNodeID, "node.authenticate", string(CodeCertificateUnknown), meta)
-		return "", fault.Unauthenticated(CodeCertificateUnknown, "the client certificate is unknown")
+		return "", s.denied(ctx, certNodeID, "node.authenticate", fault.Unauthenticated(CodeCertificateUnknown, "the client certificate is unknown"), meta)
 	}
 	if revoked {
-		s.deny(ctx, nodeID, "node.authenticate", string(CodeCertificateRevoked), meta)
-		return "", fault.Unauthenticated(CodeCertificateRevoked, "the client certificate is revoked")
+		return "", s.denied(ctx, nodeID, "node.authenticate", fault.Unauthenticated(CodeCertificateRevoked, "the client certificate is revoked"), meta)
 	}
 	n, err := s.d.Nodes.GetNode(ctx, nodeID)
 	if err != nil {
 		if fault.IsKind(err, fault.KindNotFound) {
-			s.deny(ctx, nodeID, "node.authenticate", string(CodeCertificateUnknown), meta)
-			return "", fault.Unauthenticated(CodeCertificateUnknown, "the client certificate is unknown")
+			return "", s.denied(ctx, nodeID, "node.authenticate", fault.Unauthenticated(CodeCertificateUnknown, "the client certificate is unknown"), meta)
 		}
 		return "", err
 	}
 	if n.State == inventory.NodeRetired {
-		s.deny(ctx, nodeID, "node.authenticate", string(CodeNodeRetired), meta)
-		return "", fault.New(fault.KindForbidden, CodeNodeRetired, "the node is retired")
+		return "", s.denied(ctx, nodeID, "node.authenticate", fault.New(fault.KindForbidden, CodeNodeRetired, "the node is retired"), meta)
 	}
 	return nodeID, nil
 }
@@ -275,8 +267,8 @@ func (s *Service) Authenticate(ctx context.Context, serial, certNodeID, procedur
 // DenyUnauthenticated audits a call refused before any certificate could
 // be checked (for example, none was presented) and returns the refusal.
 func (s *Service) DenyUnauthenticated(ctx context.Context, procedure string) error {
-	s.deny(ctx, "", "node.authenticate", string(CodeCertificateRequired), map[string]any{"procedure": procedure})
-	return fault.Unauthenticated(CodeCertificateRequired, "a client certificate is required")
+	return s.denied(ctx, "", "node.authenticate", fault.Unauthenticated(CodeCertificateRequired, "a client certificate is required"),
+		map[string]any{"procedure": procedure})
 }
 
 // DenyCertificate audits a client certificate refused during the TLS
@@ -286,9 +278,8 @@ func (s *Service) DenyCertificate(ctx context.Context, claimedNodeID, reason str
 	if len(reason) > 256 {
 		reason = reason[:256]
 	}
-	s.deny(ctx, "", "node.authenticate", string(CodeCertificateInvalid),
+	return s.denied(ctx, "", "node.authenticate", fault.Unauthenticated(CodeCertificateInvalid, "the client certificate is not valid"),
 		map[string]any{"claimed_node_id": claimedNodeID, "reason": reason})
-	return fault.Unauthenticated(CodeCertificateInvalid, "the client certificate is not valid")
 }
 
 // Heartbeat records the agent's report; an enrolling or offline node
@@ -313,7 +304,11 @@ func (s *Service) Heartbeat(ctx context.Context, nodeID string, hb inventory.Hea
 		if err != nil {
 			// A bad key must not cost the node its liveness: the heartbeat
 			// counts and the key stored before stays.
-			s.deny(ctx, nodeID, "node.ssh_host_key", "ssh_host_key_invalid", map[string]any{"reason": err.Error()})
+			// The refused key is a security event: one that cannot be
+			// recorded fails the heartbeat (retried) rather than vanish.
+			if err := s.deny(ctx, nodeID, "node.ssh_host_key", "ssh_host_key_invalid", map[string]any{"reason": err.Error()}); err != nil {
+				return 0, err
+			}
 			hb.SSHHostKey = ""
 		} else {
 			hb.SSHHostKey = key
@@ -428,18 +423,22 @@ func (s *Service) ReportTaskResult(ctx context.Context, nodeID string, r nodetas
 	if len(r.Output) > 64<<10 {
 		return fault.Invalid("output_json", "output is too large")
 	}
-	err := s.d.Tasks.Complete(ctx, nodeID, r)
-	if fault.IsKind(err, fault.KindNotFound) {
-		s.deny(ctx, nodeID, "node.task.report", "task_not_found", map[string]any{"task_id": r.TaskID})
-		return err
+	// A task the agent refused (forged, replayed …) is a security event: its
+	// result and its audit record commit together, so a failed audit write
+	// fails the report, which the agent retries, instead of vanishing.
+	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		if err := s.d.Tasks.Complete(ctx, nodeID, r); err != nil {
+			return err
+		}
+		if !r.Succeeded && refusalCodes[r.ErrorCode] {
+			return s.deny(ctx, nodeID, "node.task.refused", r.ErrorCode, map[string]any{"task_id": r.TaskID})
+		}
+		return nil
+	})
+	if fe := fault.From(err); err != nil && fe.Kind == fault.KindNotFound {
+		return s.denied(ctx, nodeID, "node.task.report", fe, map[string]any{"task_id": r.TaskID})
 	}
-	if err != nil {
-		return err
-	}
-	if !r.Succeeded && refusalCodes[r.ErrorCode] {
-		s.deny(ctx, nodeID, "node.task.refused", r.ErrorCode, map[string]any{"task_id": r.TaskID})
-	}
-	return nil
+	return err
 }
 
 func parseCSR(der []byte) (*x509.CertificateRequest, error) {
@@ -474,10 +473,35 @@ func (s *Service) event(ctx context.Context, nodeID, action string, outcome audi
 // deny records a refusal outside any transaction (the refused work rolled
 // back; its audit record must not). A failure to audit is not the caller's
 // problem: the refusal stands either way.
-func (s *Service) deny(ctx context.Context, nodeID, action, code string, meta map[string]any) {
+// deny writes the audit record of a refusal (outcome denied, the code in
+// its metadata) and returns the write's error.
+func (s *Service) deny(ctx context.Context, nodeID, action, code string, meta map[string]any) error {
 	m := map[string]any{"code": code}
 	for k, v := range meta {
 		m[k] = v
 	}
-	_ = s.d.Audit.Record(context.WithoutCancel(ctx), s.event(ctx, nodeID, action, audit.Denied, m))
+	if err := s.d.Audit.Record(context.WithoutCancel(ctx), s.event(ctx, nodeID, action, audit.Denied, m)); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrRefusalNotAudited, action, err)
+	}
+	return nil
+}
+
+// ErrRefusalNotAudited is the cause a refusal carries when its audit record
+// could not be written. The caller is refused all the same (an audit outage
+// must not open the door); the host logs the cause.
+var ErrRefusalNotAudited = errors.New("agentsvc: the refusal could not be audited")
+
+// denied audits a refusal and returns it, carrying the audit failure, if
+// any, as its cause.
+func (s *Service) denied(ctx context.Context, nodeID, action string, refusal *fault.Error, meta map[string]any) error {
+	if err := s.deny(ctx, nodeID, action, string(refusal.Code), meta); err != nil {
+		return refusal.Wrap(err)
+	}
+	return refusal
+}
+
+// errBootstrapTokenInvalid is every enrolment refusal of a token: unknown,
+// used and expired look alike.
+func errBootstrapTokenInvalid() *fault.Error {
+	return fault.Unauthenticated(CodeBootstrapTokenInvalid, "the bootstrap token is invalid, used or expired")
 }
