@@ -10,6 +10,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/policy"
 	"github.com/gpuaas/gpuaas/testkit/fakes"
+	"github.com/gpuaas/gpuaas/testkit/poll"
 )
 
 var capKey = policy.AllocationMaxPerUser // default "4"
@@ -24,20 +25,8 @@ func startedPolicyStore(t *testing.T, db *postgres.DB, cfg postgres.PolicyConfig
 	}
 	s.Start()
 	t.Cleanup(s.Close)
-	eventually(t, "the policy listener to connect", s.Listening)
+	poll.Until(t, 10*time.Second, "the policy listener to connect", s.Listening)
 	return s
-}
-
-// eventually polls cond until it holds or a deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-time.After(5 * time.Millisecond)
-	}
 }
 
 func policyValue(t *testing.T, s *postgres.PolicyStore, tenantID string) string {
@@ -158,7 +147,7 @@ func TestPolicyCacheInvalidatedAcrossInstances(t *testing.T) {
 	if err := writer.Set(context.Background(), "", capKey.Name, "6", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the reader to see the new value", func() bool { return policyValue(t, reader, "") == "6" })
+	poll.Until(t, 10*time.Second, "the reader to see the new value", func() bool { return policyValue(t, reader, "") == "6" })
 	// The writer dropped its own cache at once.
 	if got := policyValue(t, writer, ""); got != "6" {
 		t.Fatalf("writer reads %q after its own Set; want 6", got)
@@ -190,13 +179,13 @@ func TestPolicyListenerReconnects(t *testing.T) {
 		}
 		return pids
 	}
-	eventually(t, "two listening sessions", func() bool { return len(listeners()) == 2 })
+	poll.Until(t, 10*time.Second, "two listening sessions", func() bool { return len(listeners()) == 2 })
 	old := listeners()
 	if _, err := db.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE datname = current_database() AND query = 'LISTEN policy_changed'`); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "both listeners to reconnect", func() bool {
+	poll.Until(t, 10*time.Second, "both listeners to reconnect", func() bool {
 		now := listeners()
 		for pid := range now {
 			if old[pid] {
@@ -211,7 +200,7 @@ func TestPolicyListenerReconnects(t *testing.T) {
 	if err := writer.Set(ctx, "", capKey.Name, "3", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the reconnected reader to see the new value", func() bool { return policyValue(t, reader, "") == "3" })
+	poll.Until(t, 10*time.Second, "the reconnected reader to see the new value", func() bool { return policyValue(t, reader, "") == "3" })
 }
 
 // The TTL bounds staleness when a notification is lost.

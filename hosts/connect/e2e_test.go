@@ -23,6 +23,7 @@ import (
 	"github.com/gpuaas/gpuaas/nodeagent"
 	"github.com/gpuaas/gpuaas/nodeagent/gpu"
 	"github.com/gpuaas/gpuaas/nodeagent/sandbox"
+	"github.com/gpuaas/gpuaas/testkit/poll"
 )
 
 // runningAgent is a real agent with the sandbox executor, enrolled with the
@@ -95,7 +96,7 @@ func TestGoldenPath(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	eventually(t, 10*time.Second, "first heartbeat", func() bool {
+	poll.Until(t, 10*time.Second, "first heartbeat", func() bool {
 		n, err := e.nodes.GetNode(ctx, nodeID)
 		return err == nil && n.State == inventory.NodeActive && len(n.GPUs) == 1 && n.LastHeartbeatAt != nil
 	})
@@ -207,7 +208,7 @@ func TestForgedTaskThroughTheGateway(t *testing.T) {
 		t.Fatalf("forged task created accounts %v", a.sb.Accounts())
 	}
 	// The refusal is audited right after the result is stored.
-	eventually(t, 5*time.Second, "the refusal audit", func() bool {
+	poll.Until(t, 5*time.Second, "the refusal audit", func() bool {
 		got := e.audits(t, "node.task.refused", audit.Denied)
 		return len(got) == 1 && got[0].ActorID == nodeID && got[0].Metadata["code"] == nodeagent.CodeBadSignature
 	})
@@ -220,7 +221,7 @@ func TestCertificateRenewal(t *testing.T) {
 	_, token := e.newNode(t)
 	a := startAgent(t, e, token)
 	first := a.Certificate().SerialNumber.String()
-	eventually(t, 15*time.Second, "a renewed certificate", func() bool {
+	poll.Until(t, 15*time.Second, "a renewed certificate", func() bool {
 		return a.Certificate().SerialNumber.String() != first
 	})
 	if err := a.Heartbeat(context.Background()); err != nil {

@@ -148,15 +148,3 @@ func (e *env) audits(t *testing.T, action string, outcome audit.Outcome) []audit
 	}
 	return out
 }
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline, not synchronising
-	}
-}

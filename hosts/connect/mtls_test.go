@@ -31,6 +31,7 @@ import (
 	agentv1 "github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1"
 	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1/agentv1connect"
 	"github.com/gpuaas/gpuaas/testkit/fakes"
+	"github.com/gpuaas/gpuaas/testkit/poll"
 )
 
 // client is an AgentService client presenting cert (nil: none).
@@ -221,7 +222,7 @@ func TestMTLSRefusals(t *testing.T) {
 	// which the client may notice first: poll briefly.
 	var codes map[string]bool
 	invalid := 0
-	eventually(t, 5*time.Second, "two handshake refusals in the audit log", func() bool {
+	poll.Until(t, 5*time.Second, "two handshake refusals in the audit log", func() bool {
 		codes, invalid = map[string]bool{}, 0
 		for _, ev := range e.audits(t, "node.authenticate", audit.Denied) {
 			codes[ev.Metadata["code"].(string)] = true

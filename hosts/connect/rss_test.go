@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gpuaas/gpuaas/core/inventory/agentsvc"
+	"github.com/gpuaas/gpuaas/testkit/poll"
 )
 
 // BenchmarkAgentRSS builds the gpuaas-agent binary, enrols it with the
@@ -54,7 +55,7 @@ func agentRSS(t testing.TB) float64 {
 		t.Fatal(err)
 	}
 	defer func() { cancel(); _ = cmd.Wait() }()
-	eventually(t, 30*time.Second, "the agent's first heartbeat", func() bool {
+	poll.Until(t, 30*time.Second, "the agent's first heartbeat", func() bool {
 		n, err := e.nodes.GetNode(context.Background(), nodeID)
 		return err == nil && n.LastHeartbeatAt != nil && len(n.GPUs) == 8
 	})
