@@ -19,6 +19,9 @@ cleanup() {
   kill -INT "$pid" 2>/dev/null || true
   for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
   kill -KILL "$pid" 2>/dev/null || true
+  # Whatever a killed run left (its children die with it on Linux; this
+  # covers the rest) before the data dir goes.
+  "$dir/gpuaas" dev down -data-dir "$dir/data" >/dev/null 2>&1 || true
   if [ "$code" -ne 0 ]; then
     echo "golden-path: platform log (tail):" >&2
     tail -n 60 "$log" >&2 || true

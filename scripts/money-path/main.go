@@ -2,7 +2,9 @@
 // (`gpuaas dev`) and exits non-zero on the first thing that is wrong:
 //
 //  1. an operator shortens the billing window (policy billing.window_seconds)
-//     and allows small top-ups (payments.min_topup_minor), as CI does;
+//     and allows small top-ups (payments.min_topup_minor), as CI does; both
+//     are put back when the run ends, whether it passed, failed or was
+//     interrupted;
 //
 //  2. a user buys credit through the dev checkout and sees the balance;
 //
@@ -25,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gpuaas/gpuaas/core/ledger"
@@ -57,7 +60,7 @@ type ledgerEntry struct {
 	Reference   string
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
+func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	fs := flag.NewFlagSet("money-path", flag.ContinueOnError)
 	api := fs.String("api", "http://127.0.0.1:8080", "base URL of the platform API")
 	user := fs.String("user", "bob", "dev identity provider user (one with no credit)")
@@ -76,11 +79,20 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err := op.Login(ctx, *admin, *admin); err != nil {
 		return fmt.Errorf("operator sign in: %w", err)
 	}
-	for k, v := range map[string]string{"billing.window_seconds": strconv.Itoa(*window), "payments.min_topup_minor": "1"} {
-		if err := op.Call(ctx, "PUT", "/api/v1/admin/policies", map[string]string{"key": k, "value": v}, nil); err != nil {
-			return fmt.Errorf("set policy %s: %w", k, err)
-		}
+	relogin := func(ctx context.Context) error { return op.Login(ctx, *admin, *admin) }
+	restore, err := changePolicies(ctx, op, []policyValue{{"billing.window_seconds", strconv.Itoa(*window)},
+		{"payments.min_topup_minor", "1"}}, relogin)
+	if err != nil {
+		return err
 	}
+	defer func() {
+		restored, rerr := restore()
+		if rerr != nil {
+			err = errors.Join(err, rerr)
+			return
+		}
+		step("operator put back %s", restored)
+	}()
 	step("operator set billing.window_seconds=%d and payments.min_topup_minor=1", *window)
 
 	c := e2e.New(*api)
@@ -280,4 +292,66 @@ func pause(ctx context.Context, what string, d time.Duration) error {
 	case <-time.After(d):
 		return nil
 	}
+}
+
+type policyValue struct{ Key, Value string }
+
+// changePolicies sets each policy's global value and returns restore, which
+// puts the values from before back (a policy that had its default gets the
+// default stored: the API has no "unset"). If a set fails, what was already
+// changed is put back before the error returns. restore runs on a fresh
+// context, since the run's may be cancelled (Ctrl-C, -timeout) by then, and
+// signs the operator in again (relogin) if the access token has expired.
+func changePolicies(ctx context.Context, op *e2e.Client, set []policyValue,
+	relogin func(context.Context) error) (restore func() (string, error), err error) {
+	var list struct {
+		Policies []struct{ Key, Value string }
+	}
+	if err := op.Call(ctx, "GET", "/api/v1/admin/policies", nil, &list); err != nil {
+		return nil, fmt.Errorf("read policies: %w", err)
+	}
+	before := map[string]string{}
+	for _, p := range list.Policies {
+		before[p.Key] = p.Value
+	}
+	var changed []policyValue // the values to put back, in order of change
+	restore = func() (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var done []string
+		var errs []error
+		for _, p := range changed {
+			put := func() error {
+				return op.Call(ctx, "PUT", "/api/v1/admin/policies", map[string]string{"key": p.Key, "value": p.Value}, nil)
+			}
+			err := put()
+			var se *e2e.StatusError
+			if errors.As(err, &se) && se.Status == 401 {
+				if err = relogin(ctx); err == nil {
+					err = put()
+				}
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("put back policy %s=%s: %w", p.Key, p.Value, err))
+				continue
+			}
+			done = append(done, p.Key+"="+p.Value)
+		}
+		return strings.Join(done, " and "), errors.Join(errs...)
+	}
+	for _, p := range set {
+		old, ok := before[p.Key]
+		if !ok {
+			_, rerr := restore()
+			return nil, errors.Join(fmt.Errorf("policy %s does not exist", p.Key), rerr)
+		}
+		// Recorded before the call: a PUT that failed in flight may still
+		// have been applied, and putting back the old value is harmless.
+		changed = append(changed, policyValue{p.Key, old})
+		if err := op.Call(ctx, "PUT", "/api/v1/admin/policies", map[string]string{"key": p.Key, "value": p.Value}, nil); err != nil {
+			_, rerr := restore()
+			return nil, errors.Join(fmt.Errorf("set policy %s: %w", p.Key, err), rerr)
+		}
+	}
+	return restore, nil
 }
