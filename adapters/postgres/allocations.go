@@ -57,12 +57,13 @@ func scanAllocation(row pgx.Row) (allocation.Allocation, error) {
 
 // CreatePlaced implements [ports.AllocationStore].
 //
-// The pick locks one free active node of the SKU with FOR UPDATE SKIP
-// LOCKED, so concurrent placements take different nodes instead of queuing
-// on the same one, and inserts the allocation on it. Under READ COMMITTED a
-// pick can still see a node whose allocation committed after the pick's
-// snapshot; the unique index then refuses the insert, the savepoint undoes
-// just that insert and the pick runs again (a new statement, a new
+// The pick locks one free active node of the SKU (an O(log n) read of the
+// partial index nodes_free_idx) with FOR UPDATE SKIP LOCKED, so concurrent
+// placements take different nodes instead of queuing on the same one, and
+// inserts the allocation on it; a trigger marks the node held in the same
+// transaction. Should a pick still land on a node whose allocation
+// committed meanwhile, the unique index refuses the insert, the savepoint
+// undoes just that insert and the pick runs again (a new statement, a new
 // snapshot). When no node is free, or every attempt lost, the answer is
 // Conflict no_capacity. a.State defaults to requested; ssh_user is derived
 // from the id (nodetask.UsernameFor) and gpu_count from the SKU.
@@ -83,11 +84,16 @@ func (s *AllocationStore) CreatePlaced(ctx context.Context, a allocation.Allocat
 		q := s.db.Q(ctx)
 		for attempt := 0; attempt < placementAttempts; attempt++ {
 			var nodeID string
+			// nodes_free_idx lists exactly the free active nodes of a SKU
+			// (live_allocation_id is kept by a trigger on allocations), so
+			// the pick reads one index entry instead of the fleet. A node
+			// taken by a transaction that committed after this statement's
+			// snapshot is re-checked by FOR UPDATE and skipped. (ORDER BY
+			// n.id, not the text output column, so the index gives the order.)
 			err := q.QueryRow(ctx, `
 				SELECT n.id::text FROM nodes n
-				WHERE n.sku_id = $1 AND n.state = 'active'
-				  AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.node_id = n.id AND a.state IN `+liveStates+`)
-				ORDER BY n.last_heartbeat_at DESC NULLS LAST, n.id
+				WHERE n.sku_id = $1 AND n.state = 'active' AND n.live_allocation_id IS NULL
+				ORDER BY n.id
 				LIMIT 1
 				FOR UPDATE OF n SKIP LOCKED`, a.SKUID).Scan(&nodeID)
 			if errors.Is(err, pgx.ErrNoRows) {

@@ -72,10 +72,9 @@ func (s *SKUStore) GetSKU(ctx context.Context, id string) (inventory.SKU, error)
 // allocation holds. SKUs with no free node are absent (read as 0).
 func (s *SKUStore) Capacity(ctx context.Context) (map[string]int, error) {
 	rows, err := s.db.Q(ctx).Query(ctx, `
-		SELECT n.sku_id, count(*) FROM nodes n
-		WHERE n.state = 'active'
-		  AND NOT EXISTS (SELECT 1 FROM allocations a WHERE a.node_id = n.id AND a.state IN `+liveStates+`)
-		GROUP BY n.sku_id`)
+		SELECT sku_id, count(*) FROM nodes
+		WHERE state = 'active' AND live_allocation_id IS NULL
+		GROUP BY sku_id`)
 	if err != nil {
 		return nil, translate(err, "sku")
 	}
