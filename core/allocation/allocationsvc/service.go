@@ -133,11 +133,18 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 			return fault.New(fault.KindPaymentRequired, fault.CodeInsufficientBalance,
 				"the balance is not positive: top up before requesting a node").With("balance_minor", bal)
 		}
-		counts, err := s.d.Allocations.CountLive(ctx, p.TenantID, projectID, p.User.ID)
+		// Everything that needs no lock comes first: the tenant lock that
+		// CountLive takes serialises this tenant's creates until commit,
+		// so the critical section is only count, pick, insert, audit, event.
+		keys, err := s.selectKeys(ctx, p.User.ID, req.SSHKeyIDs)
 		if err != nil {
 			return err
 		}
 		vals, err := s.d.Policies.Values(ctx, p.TenantID)
+		if err != nil {
+			return err
+		}
+		counts, err := s.d.Allocations.CountLive(ctx, p.TenantID, projectID, p.User.ID)
 		if err != nil {
 			return err
 		}
@@ -152,10 +159,6 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 					"the "+c.scope+" already holds the most live allocations allowed").
 					With("scope", c.scope).With("limit", limit)
 			}
-		}
-		keys, err := s.selectKeys(ctx, p.User.ID, req.SSHKeyIDs)
-		if err != nil {
-			return err
 		}
 		now := s.d.Clock.Now()
 		a := allocation.Allocation{ID: s.d.IDs.NewID(), TenantID: p.TenantID, ProjectID: projectID, UserID: p.User.ID,
