@@ -101,6 +101,9 @@ type IdempotencyStore interface {
 type TokenStore interface {
 	Put(ctx context.Context, key string, value []byte, ttl time.Duration) error
 	Consume(ctx context.Context, key string) ([]byte, error) // NotFound when absent or expired
+	// Has reports whether an unexpired token is stored under key, without
+	// consuming it (a deny-list entry, say).
+	Has(ctx context.Context, key string) (bool, error)
 }
 
 // RateDecision is the outcome of one rate-limit check.

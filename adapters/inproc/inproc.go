@@ -49,6 +49,15 @@ func (s *TokenStore) Put(_ context.Context, key string, value []byte, ttl time.D
 	return nil
 }
 
+// Has implements [ports.TokenStore].
+func (s *TokenStore) Has(_ context.Context, key string) (bool, error) {
+	now := s.clock.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, ok := s.items[key]
+	return ok && now.Before(it.expires), nil
+}
+
 // Consume implements [ports.TokenStore]: get and delete under one lock.
 func (s *TokenStore) Consume(_ context.Context, key string) ([]byte, error) {
 	now := s.clock.Now()

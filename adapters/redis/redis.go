@@ -81,6 +81,15 @@ func (c *Client) Put(ctx context.Context, key string, value []byte, ttl time.Dur
 	return nil
 }
 
+// Has implements [ports.TokenStore] with EXISTS (Redis expires keys itself).
+func (c *Client) Has(ctx context.Context, key string) (bool, error) {
+	n, err := c.rdb.Exists(ctx, c.prefix+"tok:"+key).Result()
+	if err != nil {
+		return false, fault.Unavailable("token store unavailable", err)
+	}
+	return n == 1, nil
+}
+
 // Consume implements [ports.TokenStore] with GETDEL: atomic, so of
 // concurrent consumers exactly one gets the value.
 func (c *Client) Consume(ctx context.Context, key string) ([]byte, error) {

@@ -334,6 +334,31 @@ func TestOIDCSignIn(t *testing.T) {
 	}
 }
 
+// TestLogoutSignsOutTheAccessToken: the access token presented to logout
+// is refused from then on (it used to work until it expired); another
+// session's token is untouched, and a logout without one, or with a forged
+// one, still succeeds.
+func TestLogoutSignsOutTheAccessToken(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	session := h.token("dave", tokens.Set("jti", "session-1"))
+	other := h.token("dave", tokens.Set("jti", "session-2"))
+	h.me(session)
+	r := h.do(req{method: "POST", path: "/api/v1/auth/logout", bearer: session})
+	if r.status != 204 {
+		t.Fatalf("logout: %d %s", r.status, r.body)
+	}
+	r = h.do(req{method: "GET", path: "/api/v1/users/me", bearer: session})
+	if e := r.errBody(t); r.status != 401 || e.Code != "token_invalid" {
+		t.Fatalf("the signed-out token: %d %s", r.status, r.body)
+	}
+	h.me(other)
+	if r := h.do(req{method: "POST", path: "/api/v1/auth/logout", bearer: session[:len(session)-3] + "xyz"}); r.status != 204 {
+		t.Fatalf("logout with a forged token: %d %s", r.status, r.body)
+	}
+	h.me(other)
+}
+
 func refreshCookieOf(t *testing.T, r response) *http.Cookie {
 	t.Helper()
 	for _, c := range r.cookie {

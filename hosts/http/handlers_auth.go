@@ -1,18 +1,12 @@
 package httphost
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/gpuaas/gpuaas/core/fault"
-	"github.com/gpuaas/gpuaas/core/identity"
-	"github.com/gpuaas/gpuaas/core/policy"
+	"github.com/gpuaas/gpuaas/core/identity/authsvc"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
-	"github.com/gpuaas/gpuaas/ports"
 )
 
 const (
@@ -20,58 +14,17 @@ const (
 	RefreshCookieName = "gpuaas_refresh"
 	// refreshCookiePath keeps the cookie off every route but the auth ones.
 	refreshCookiePath = "/api/v1/auth"
-	// oidcStateTTL bounds how long a started sign-in may take.
-	oidcStateTTL = 10 * time.Minute
-	// oidcStatePrefix namespaces the state in the shared token store.
-	oidcStatePrefix = "oidc-state:"
 )
 
-// pendingSignIn is what authorize remembers under the state for exchange.
-type pendingSignIn struct {
-	Verifier    string `json:"verifier"`
-	RedirectURI string `json:"redirect_uri"`
-}
-
-// randomToken returns n random bytes, base64url without padding.
-func randomToken(n int) (string, error) {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b), nil
-}
-
-// s256 is the PKCE S256 code challenge of a verifier.
-func s256(verifier string) string {
-	sum := sha256.Sum256([]byte(verifier))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
+// The sign-in flows are core/identity/authsvc's; these handlers decode,
+// call it, and answer with the tokens and the refresh cookie.
 
 // AuthorizeOIDC implements [api.ServerInterface].
 func (h *handlers) AuthorizeOIDC(w http.ResponseWriter, r *http.Request, params api.AuthorizeOIDCParams) {
 	s := h.s
-	if !s.redirectURIs[params.RedirectUri] {
-		s.fail(w, r, fault.Invalid("redirect_uri", "redirect_uri is not one of this host's sign-in redirect URIs"))
-		return
-	}
-	state, err := randomToken(32)
+	target, err := s.auth.StartSignIn(r.Context(), params.RedirectUri)
 	if err != nil {
-		s.fail(w, r, fault.Internal(err))
-		return
-	}
-	verifier, err := randomToken(32) // 43 characters, the RFC 7636 minimum, with 256 bits of entropy
-	if err != nil {
-		s.fail(w, r, fault.Internal(err))
-		return
-	}
-	val, _ := json.Marshal(pendingSignIn{Verifier: verifier, RedirectURI: params.RedirectUri})
-	if err := s.d.Tokens.Put(r.Context(), oidcStatePrefix+state, val, oidcStateTTL); err != nil {
 		s.fail(w, r, err)
-		return
-	}
-	target := s.d.IdP.AuthCodeURL(state, s256(verifier), params.RedirectUri)
-	if target == "" { // the port has no error; "" means the issuer could not be reached
-		s.fail(w, r, fault.Unavailable("the identity provider is unreachable", nil))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -86,37 +39,12 @@ func (h *handlers) ExchangeOIDCCode(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	for _, f := range []struct{ name, v string }{{"code", req.Code}, {"state", req.State}, {"redirect_uri", req.RedirectUri}} {
-		if f.v == "" {
-			s.fail(w, r, fault.Invalid(f.name, f.name+" is required"))
-			return
-		}
-	}
-	// Consume, not read: a state works once, so a replayed callback fails.
-	raw, err := s.d.Tokens.Consume(r.Context(), oidcStatePrefix+req.State)
-	if err != nil {
-		if fault.IsKind(err, fault.KindNotFound) {
-			s.fail(w, r, fault.Invalid("state", "unknown, used or expired sign-in state; start the sign-in again"))
-			return
-		}
-		s.fail(w, r, err)
-		return
-	}
-	var pending pendingSignIn
-	if err := json.Unmarshal(raw, &pending); err != nil {
-		s.fail(w, r, fault.Internal(err))
-		return
-	}
-	if pending.RedirectURI != req.RedirectUri {
-		s.fail(w, r, fault.Invalid("redirect_uri", "redirect_uri does not match the one the sign-in started with"))
-		return
-	}
-	tokens, err := s.d.IdP.Exchange(r.Context(), req.Code, pending.Verifier, req.RedirectUri)
+	sess, err := s.auth.FinishSignIn(r.Context(), req.Code, req.State, req.RedirectUri)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.signedIn(w, r, tokens, true)
+	s.signedIn(w, r, sess)
 }
 
 // RefreshToken implements [api.ServerInterface].
@@ -131,22 +59,21 @@ func (h *handlers) RefreshToken(w http.ResponseWriter, r *http.Request, params a
 	if tok == "" {
 		tok = deref(params.GpuaasRefresh)
 	}
-	if tok == "" {
-		s.fail(w, r, fault.Unauthenticated(fault.CodeTokenMissing, "a refresh token is required (body or cookie)"))
-		return
-	}
-	tokens, err := s.d.IdP.Refresh(r.Context(), tok)
+	sess, err := s.auth.Refresh(r.Context(), tok)
 	if err != nil {
-		if fault.IsKind(err, fault.KindUnauthenticated) {
+		if fault.IsKind(err, fault.KindUnauthenticated) && tok != "" {
 			s.clearRefreshCookie(w) // a dead cookie would only fail again
 		}
 		s.fail(w, r, err)
 		return
 	}
-	s.signedIn(w, r, tokens, false)
+	s.signedIn(w, r, sess)
 }
 
-// Logout implements [api.ServerInterface].
+// Logout implements [api.ServerInterface]. Besides the refresh token (body
+// or cookie) it reads an optional bearer access token, which is signed out
+// with it (refused from now on): the one public route that reads the
+// Authorization header, and never fails on it.
 func (h *handlers) Logout(w http.ResponseWriter, r *http.Request, params api.LogoutParams) {
 	s := h.s
 	var req api.LogoutRequest
@@ -159,77 +86,37 @@ func (h *handlers) Logout(w http.ResponseWriter, r *http.Request, params api.Log
 	if tok == "" {
 		tok = deref(params.GpuaasRefresh)
 	}
-	if tok != "" {
-		// Revoking an unknown or dead token is success (RFC 7009): the
-		// caller's goal, a token that no longer works, holds.
-		if err := s.d.IdP.Revoke(r.Context(), tok); err != nil &&
-			!fault.IsKind(err, fault.KindUnauthenticated) && !fault.IsKind(err, fault.KindNotFound) &&
-			!fault.IsKind(err, fault.KindInvalid) {
-			s.fail(w, r, err)
-			return
-		}
+	access, _ := bearerToken(r)
+	if err := s.auth.Logout(r.Context(), tok, access); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// PersonalLogin implements [api.ServerInterface]. When the policy is off
-// the answer is 403 feature_disabled rather than 404: the route is in the
-// published contract, and whether it is enabled is an operator setting, not
-// something to hide.
+// PersonalLogin implements [api.ServerInterface]. authsvc checks the policy
+// gate first: a disabled route answers 403 feature_disabled whatever the
+// credentials.
 func (h *handlers) PersonalLogin(w http.ResponseWriter, r *http.Request) {
 	s := h.s
-	vals, err := s.d.Policies.Values(r.Context(), "")
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if !vals.Bool(policy.PersonalLoginEnabled) {
-		s.fail(w, r, &fault.Error{Kind: fault.KindForbidden, Code: fault.CodeFeatureDisabled,
-			Message: "personal login is disabled on this platform"})
-		return
-	}
 	var req api.PersonalLoginRequest
 	if err := s.decode(r, &req, false); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if req.Username == "" {
-		s.fail(w, r, fault.Invalid("username", "username is required"))
-		return
-	}
-	if req.Password == "" {
-		s.fail(w, r, fault.Invalid("password", "password is required"))
-		return
-	}
-	tokens, err := s.d.IdP.PasswordLogin(r.Context(), req.Username, req.Password)
+	sess, err := s.auth.PersonalLogin(r.Context(), req.Username, req.Password)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.signedIn(w, r, tokens, true)
+	s.signedIn(w, r, sess)
 }
 
-// signedIn verifies the issued access token like any other (so a provider
-// misconfiguration shows here, not on the next call), signs the user in or
-// resolves them, and answers with the tokens and the refresh cookie.
-func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, tokens ports.Tokens, signIn bool) {
-	claims, err := s.d.Verifier.Verify(r.Context(), tokens.AccessToken)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	var p identity.Principal
-	if signIn {
-		p, err = s.d.Identity.SignIn(r.Context(), claims)
-	} else {
-		p, err = s.d.Identity.Resolve(r.Context(), claims)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	stateOf(r.Context()).userID = p.User.ID
+// signedIn answers with the tokens and the refresh cookie.
+func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, sess authsvc.Session) {
+	stateOf(r.Context()).userID = sess.Principal.User.ID
+	tokens := sess.Tokens
 	if tokens.RefreshToken != "" {
 		http.SetCookie(w, s.refreshCookie(tokens.RefreshToken, int(s.cfg.RefreshCookieTTL/time.Second)))
 	}
@@ -237,7 +124,7 @@ func (s *Server) signedIn(w http.ResponseWriter, r *http.Request, tokens ports.T
 	w.Header().Set("Pragma", "no-cache")
 	writeJSON(w, http.StatusOK, api.TokenResponse{
 		AccessToken: tokens.AccessToken, RefreshToken: tokens.RefreshToken, ExpiresIn: tokens.ExpiresIn,
-		TokenType: api.Bearer, User: userView(p.User),
+		TokenType: api.Bearer, User: userView(sess.Principal.User),
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/gpuaas/gpuaas/adapters/inproc"
 	"github.com/gpuaas/gpuaas/adapters/oidc"
 	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/identity/authsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
 	"github.com/gpuaas/gpuaas/core/policy/policysvc"
 	"github.com/gpuaas/gpuaas/ports"
@@ -310,7 +311,7 @@ func (s *stubIdP) Exchange(_ context.Context, code, verifier, _ string) (ports.T
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	g, ok := s.codes[code]
-	if !ok || s256(verifier) != g[0] {
+	if !ok || authsvc.S256(verifier) != g[0] {
 		return ports.Tokens{}, fault.Unauthenticated(fault.CodeTokenInvalid, "the sign-in grant is invalid or has expired")
 	}
 	delete(s.codes, code)

@@ -394,14 +394,11 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			s.fail(w, r, err)
 			return
 		}
-		claims, err := s.d.Verifier.Verify(r.Context(), raw)
+		p, err := s.auth.Authenticate(r.Context(), raw)
 		if err != nil {
-			s.countUnauth(r)
-			s.fail(w, r, err)
-			return
-		}
-		p, err := s.d.Identity.Resolve(r.Context(), claims)
-		if err != nil {
+			if fault.IsKind(err, fault.KindUnauthenticated) {
+				s.countUnauth(r)
+			}
 			s.fail(w, r, err)
 			return
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/adapters/system"
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
+	"github.com/gpuaas/gpuaas/core/identity/authsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
@@ -125,8 +126,8 @@ type Server struct {
 	handler  http.Handler
 	metrics  *httpMetrics
 
-	redirectURIs map[string]bool
-	origins      map[string]bool
+	auth    *authsvc.Service
+	origins map[string]bool
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -154,12 +155,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, d: d, routes: routes, contract: newContract(spec),
-		log:          slog.New(newRedactingHandler(d.Logger.Handler())).With("component", "http"),
-		redirectURIs: map[string]bool{},
-		origins:      map[string]bool{},
+		log:     slog.New(newRedactingHandler(d.Logger.Handler())).With("component", "http"),
+		origins: map[string]bool{},
 	}
-	for _, u := range cfg.AllowedRedirectURIs {
-		s.redirectURIs[u] = true
+	// The sign-in use cases are built from the ports the host is given.
+	if s.auth, err = authsvc.New(authsvc.Config{RedirectURIs: cfg.AllowedRedirectURIs}, authsvc.Deps{
+		Identity: d.Identity, Verifier: d.Verifier, IdP: d.IdP, Tokens: d.Tokens, Policies: d.Policies}); err != nil {
+		return nil, err
 	}
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[strings.TrimRight(o, "/")] = true

@@ -38,6 +38,36 @@ func RunTokenStoreSuite(t *testing.T, h TokenStoreHarness) {
 			t.Fatalf("second consume err = %v; want NotFound", err)
 		}
 	})
+	t.Run("has reports without consuming", func(t *testing.T) {
+		s := h.New(t)
+		key := uniq("has")
+		if ok, err := s.Has(ctx, key); err != nil || ok {
+			t.Fatalf("Has on an unknown key = %v, %v", ok, err)
+		}
+		if err := s.Put(ctx, key, []byte("v"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 2; i++ {
+			if ok, err := s.Has(ctx, key); err != nil || !ok {
+				t.Fatalf("Has %d = %v, %v; want true", i, ok, err)
+			}
+		}
+		if v, err := s.Consume(ctx, key); err != nil || string(v) != "v" {
+			t.Fatalf("consume after Has = %q, %v", v, err)
+		}
+		if ok, _ := s.Has(ctx, key); ok {
+			t.Fatal("Has after Consume = true")
+		}
+		if h.CanAdvance {
+			if err := s.Put(ctx, key, []byte("v"), time.Second); err != nil {
+				t.Fatal(err)
+			}
+			h.Advance(2 * time.Second)
+			if ok, _ := s.Has(ctx, key); ok {
+				t.Fatal("Has after expiry = true")
+			}
+		}
+	})
 	t.Run("unknown key is not found", func(t *testing.T) {
 		s := h.New(t)
 		if _, err := s.Consume(ctx, uniq("missing")); !fault.IsKind(err, fault.KindNotFound) {
