@@ -12,8 +12,9 @@ GOBIN   ?= $(shell $(GO) env GOPATH)/bin
 TEMPORAL_VERSION    := v1.5.1
 STRIPE_MOCK_VERSION := v0.203.0
 STEP_CA_VERSION     := v0.30.2
+VERSITYGW_VERSION   := v1.8.0
 
-.PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca codegen lint migrate fmt golden-path
+.PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca tool-versitygw codegen lint migrate fmt golden-path
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/gpuaas ./hosts/gpuaas
@@ -37,9 +38,10 @@ dev: $(GOBIN)/temporal
 # Pinned tools, installed into $(GOBIN). oapi-codegen, buf and the protoc
 # plugins are pinned by go.mod's tool directives; the others are services
 # tests and `gpuaas dev` start: the Temporal CLI (dev server), stripe-mock
-# (Stripe adapter tests) and step-ca (step-ca adapter tests).
+# (Stripe adapter tests), step-ca (step-ca adapter tests) and versitygw
+# (the S3 gateway of `gpuaas dev` and of the storage adapter tests).
 # `make -j4 tools` builds them side by side.
-tools: tool-go $(GOBIN)/temporal tool-stripe-mock tool-step-ca
+tools: tool-go $(GOBIN)/temporal tool-stripe-mock tool-step-ca $(GOBIN)/versitygw
 
 tool-go:
 	$(GO) build -o /dev/null tool
@@ -53,6 +55,11 @@ tool-stripe-mock:
 # step-ca without cgo: its PKCS#11/PC/SC support is not needed for tests.
 tool-step-ca:
 	CGO_ENABLED=0 $(GO) install github.com/smallstep/certificates/cmd/step-ca@$(STEP_CA_VERSION)
+
+# versitygw: a real S3 gateway (posix backend); adapters/s3.LocateGateway
+# finds it here.
+$(GOBIN)/versitygw tool-versitygw:
+	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 codegen:
 	./scripts/codegen.sh

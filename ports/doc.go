@@ -37,8 +37,9 @@
 //	Signer              adapters/keyfile (Ed25519)
 //	KMS                 adapters/keyfile, adapters/awskms
 //	NodeProber          adapters/netprobe
-//
-// Declared for the storage capability, its adapters arriving with it:
-//
-//	ObjectStore         storage (s3, localfs)
+//	ObjectStore, ObjectPresigner, MultipartUploads
+//	                    adapters/s3 (any S3; versitygw in dev and tests),
+//	                    testkit/fakes.ObjectStore (serves its presigned URLs)
+//	StorageIndex, StorageReservations
+//	                    adapters/postgres (quota checked under a per-project lock)
 package ports

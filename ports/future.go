@@ -4,14 +4,13 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"io"
 	"time"
 
 	"github.com/gpuaas/gpuaas/core/ledger"
 	"github.com/gpuaas/gpuaas/core/payment"
 )
 
-// The ports below serve the compute, money and storage paths. Their
+// The ports below serve the compute and money paths. Their
 // adapters arrive with those capabilities (see doc.go).
 
 // LedgerStore posts entries and sums balances.
@@ -89,21 +88,6 @@ type WebhookEvent struct {
 type WorkflowEngine interface {
 	Start(ctx context.Context, workflow, id string, input any) error
 	Signal(ctx context.Context, id, signal string, arg any) error
-}
-
-// ObjectStore stores project files under /{tenant}/{project}/.
-type ObjectStore interface {
-	Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error
-	Get(ctx context.Context, key string) (io.ReadCloser, int64, error)
-	Delete(ctx context.Context, key string) error
-	List(ctx context.Context, prefix, cursor string, limit int) (keys []ObjectInfo, next string, err error)
-}
-
-// ObjectInfo describes a stored object.
-type ObjectInfo struct {
-	Key          string
-	Size         int64
-	LastModified time.Time
 }
 
 // CertificateAuthority signs short-lived node client certificates.
