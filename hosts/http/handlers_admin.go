@@ -9,22 +9,16 @@ import (
 	"github.com/gpuaas/gpuaas/hosts/http/api"
 )
 
-// Audit-log page sizes.
-const (
-	defaultAuditLimit = 100
-	maxAuditLimit     = 500
-)
-
 // ListAuditLog implements [api.ServerInterface].
 func (h *handlers) ListAuditLog(w http.ResponseWriter, r *http.Request, params api.ListAuditLogParams) {
 	s := h.s
+	p, ok := s.principal(w, r)
+	if !ok {
+		return
+	}
 	f := audit.Filter{TenantID: deref(params.TenantId), ActorID: deref(params.ActorId), Action: deref(params.Action),
-		Cursor: deref(params.Cursor), Limit: defaultAuditLimit}
+		Cursor: deref(params.Cursor)}
 	if params.Limit != nil {
-		if *params.Limit < 1 || *params.Limit > maxAuditLimit {
-			s.fail(w, r, fault.Invalid("limit", "limit must be between 1 and 500"))
-			return
-		}
 		f.Limit = *params.Limit
 	}
 	if params.Since != nil {
@@ -33,11 +27,7 @@ func (h *handlers) ListAuditLog(w http.ResponseWriter, r *http.Request, params a
 	if params.Until != nil {
 		f.Until = *params.Until
 	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
-		s.fail(w, r, fault.Invalid("until", "until must be after since"))
-		return
-	}
-	events, next, err := s.d.Audit.List(r.Context(), f)
+	events, next, err := s.audit.List(r.Context(), p, f)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -66,17 +56,29 @@ func (h *handlers) ListAuditLog(w http.ResponseWriter, r *http.Request, params a
 	writeJSON(w, http.StatusOK, page)
 }
 
+// errPolicyAdminOff answers the policy routes on a host built without
+// policy administration (Deps.PolicyAdmin nil).
+var errPolicyAdminOff = fault.Unavailable("policy administration is not configured on this host", nil)
+
 // ListPolicies implements [api.ServerInterface].
 func (h *handlers) ListPolicies(w http.ResponseWriter, r *http.Request) {
 	s := h.s
-	vals, err := s.d.Policies.Values(r.Context(), "")
+	p, ok := s.principal(w, r)
+	if !ok {
+		return
+	}
+	if s.d.PolicyAdmin == nil {
+		s.fail(w, r, errPolicyAdminOff)
+		return
+	}
+	settings, err := s.d.PolicyAdmin.List(r.Context(), p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	out := api.PolicyList{Policies: []api.Policy{}}
-	for _, k := range policy.Keys() {
-		out.Policies = append(out.Policies, policyView(k, vals.String(k)))
+	out := api.PolicyList{Policies: make([]api.Policy, 0, len(settings))}
+	for _, st := range settings {
+		out.Policies = append(out.Policies, policyView(st.Key, st.Value))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -94,7 +96,7 @@ func (h *handlers) SetPolicy(w http.ResponseWriter, r *http.Request, _ api.SetPo
 		return
 	}
 	if s.d.PolicyAdmin == nil {
-		s.fail(w, r, fault.Unavailable("policy administration is not configured on this host", nil))
+		s.fail(w, r, errPolicyAdminOff)
 		return
 	}
 	k, err := s.d.PolicyAdmin.Set(r.Context(), p, req.Key, req.Value)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/adapters/system"
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
+	"github.com/gpuaas/gpuaas/core/audit/auditsvc"
 	"github.com/gpuaas/gpuaas/core/identity/authsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
@@ -126,7 +127,8 @@ type Server struct {
 	handler  http.Handler
 	metrics  *httpMetrics
 
-	auth    *authsvc.Service
+	auth    *authsvc.Service  // sign-in use cases, built from Deps' ports
+	audit   *auditsvc.Service // the audit log's reads, built from Deps.Audit
 	origins map[string]bool
 
 	mu   sync.Mutex
@@ -161,6 +163,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	// The sign-in use cases are built from the ports the host is given.
 	if s.auth, err = authsvc.New(authsvc.Config{RedirectURIs: cfg.AllowedRedirectURIs}, authsvc.Deps{
 		Identity: d.Identity, Verifier: d.Verifier, IdP: d.IdP, Tokens: d.Tokens, Policies: d.Policies}); err != nil {
+		return nil, err
+	}
+	if s.audit, err = auditsvc.New(d.Audit); err != nil {
 		return nil, err
 	}
 	for _, o := range cfg.AllowedOrigins {

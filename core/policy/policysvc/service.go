@@ -35,6 +35,30 @@ func New(d Deps) (*Service, error) {
 	return &Service{d: d}, nil
 }
 
+// Setting is a policy key with its effective global value.
+type Setting struct {
+	Key   policy.Key
+	Value string
+}
+
+// List returns every registered key with its effective global value (the
+// stored override, else the default), sorted by name. Platform admins only.
+func (s *Service) List(ctx context.Context, p identity.Principal) ([]Setting, error) {
+	if !p.User.IsAdmin() {
+		return nil, fault.Forbidden("only platform administrators can read policy")
+	}
+	vals, err := s.d.Policies.Values(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	keys := policy.Keys()
+	out := make([]Setting, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, Setting{Key: k, Value: vals.String(k)})
+	}
+	return out, nil
+}
+
 // Set changes a global policy value. Platform admins only; the key must be
 // registered and the value valid for it. The audit record names the old and
 // the new value (policy values are configuration, never secrets).

@@ -62,4 +62,22 @@ func TestSetIsValidatedAndAudited(t *testing.T) {
 		events[0].Metadata["new_value"] != "5" {
 		t.Fatalf("audit: %+v", events)
 	}
+
+	// List: every key with its effective value, for operators only.
+	if _, err := svc.List(ctx, user); !fault.IsKind(err, fault.KindForbidden) {
+		t.Fatalf("List as a user: %v; want forbidden", err)
+	}
+	settings, err := svc.List(ctx, admin)
+	if err != nil || len(settings) != len(policy.Keys()) {
+		t.Fatalf("List = %d settings, %v; want %d", len(settings), err, len(policy.Keys()))
+	}
+	found := false
+	for _, st := range settings {
+		if st.Key.Name == policy.BillingWindowSeconds.Name {
+			found = st.Value == "5"
+		}
+	}
+	if !found {
+		t.Fatalf("List does not show the value just set: %+v", settings)
+	}
 }

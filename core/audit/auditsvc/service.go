@@ -1,0 +1,55 @@
+// Package auditsvc holds the audit log's read use case: platform operators
+// list events with filters and a cursor.
+package auditsvc
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gpuaas/gpuaas/core/audit"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/identity"
+	"github.com/gpuaas/gpuaas/core/text"
+	"github.com/gpuaas/gpuaas/ports"
+)
+
+// Page sizes of List.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 500
+)
+
+// Service reads the audit log.
+type Service struct{ log ports.AuditLog }
+
+// New returns the service over the audit log.
+func New(log ports.AuditLog) (*Service, error) {
+	if log == nil {
+		return nil, errors.New("auditsvc: the audit log is required")
+	}
+	return &Service{log: log}, nil
+}
+
+// List returns one page of events, newest first, and the cursor of the
+// next page ("" on the last). Platform operators only. A zero Limit is
+// DefaultLimit; Since must be before Until when both are set.
+func (s *Service) List(ctx context.Context, p identity.Principal, f audit.Filter) ([]audit.Event, string, error) {
+	if !p.User.IsAdmin() {
+		return nil, "", fault.Forbidden("the audit log is for platform operators")
+	}
+	if f.Limit == 0 {
+		f.Limit = DefaultLimit
+	}
+	if f.Limit < 1 || f.Limit > MaxLimit {
+		return nil, "", fault.Invalid("limit", "limit must be between 1 and 500")
+	}
+	for _, c := range []struct{ field, v string }{{"tenant_id", f.TenantID}, {"actor_id", f.ActorID}, {"action", f.Action}} {
+		if err := text.Line(c.field, c.v, 0, identity.IDMaxLength); err != nil {
+			return nil, "", err
+		}
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return nil, "", fault.Invalid("until", "until must be after since")
+	}
+	return s.log.List(ctx, f)
+}
