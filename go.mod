@@ -2,6 +2,9 @@ module github.com/gpuaas/gpuaas
 
 go 1.26.8
 
+// The web console's npm packages are not Go code (some ship stray .go files).
+ignore ./hosts/web/node_modules
+
 require (
 	connectrpc.com/connect v1.21.1
 	github.com/NVIDIA/go-nvml v0.13.4-1
