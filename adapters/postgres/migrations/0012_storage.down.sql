@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS storage_reservations;
+DROP TABLE IF EXISTS storage_objects;
