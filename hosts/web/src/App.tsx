@@ -1,0 +1,66 @@
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { createBrowserRouter, RouterProvider } from "react-router";
+import { isApiError } from "./api/errors";
+import { AnnouncerProvider } from "./components/Announcer";
+import { AuthProvider } from "./auth";
+import { Shell } from "./Shell";
+import { CallbackPage } from "./pages/CallbackPage";
+import { NotFound } from "./pages/NotFound";
+
+export function makeQueryClient() {
+  return new QueryClient({
+    defaultOptions: {
+      queries: {
+        // Retry only what may pass on retry: never 4xx (a 429 shows its wait instead).
+        retry: (n, e) => n < 2 && !(isApiError(e) && e.status >= 400 && e.status < 500),
+        refetchOnWindowFocus: true,
+        staleTime: 5_000,
+      },
+      mutations: { retry: false },
+    },
+  });
+}
+
+// Every screen but the shell is a lazy chunk: the first paint loads only
+// the shell, the API client and the sign-in flow (vite.config.ts budget).
+export const routes = [
+  { path: "/auth/callback", Component: CallbackPage },
+  {
+    path: "/",
+    Component: Shell,
+    children: [
+      { index: true, lazy: () => import("./pages/CapacityPage") },
+      { path: "allocations", lazy: () => import("./pages/AllocationsPage") },
+      { path: "allocations/new", lazy: () => import("./pages/RequestAllocationPage") },
+      { path: "allocations/:id", lazy: () => import("./pages/AllocationPage") },
+      { path: "keys", lazy: () => import("./pages/SSHKeysPage") },
+      { path: "billing", lazy: () => import("./pages/BillingPage") },
+      { path: "settings", lazy: () => import("./pages/SettingsPage") },
+      { path: "admin", lazy: () => import("./pages/admin/NodesPage") },
+      { path: "admin/nodes", lazy: () => import("./pages/admin/NodesPage") },
+      { path: "admin/allocations", lazy: () => import("./pages/admin/AdminAllocationsPage") },
+      { path: "admin/money", lazy: () => import("./pages/admin/MoneyPage") },
+      { path: "admin/policies", lazy: () => import("./pages/admin/PoliciesPage") },
+      { path: "admin/audit", lazy: () => import("./pages/admin/AuditPage") },
+      { path: "*", Component: NotFound },
+    ],
+  },
+];
+
+/** Top-level path segments the console owns; hosts/web/console.go serves index.html for them. */
+export const CONSOLE_PREFIXES = ["/", "/auth/", "/allocations", "/keys", "/billing", "/settings", "/admin"];
+
+const queryClient = makeQueryClient();
+const router = createBrowserRouter(routes);
+
+export function App() {
+  return (
+    <QueryClientProvider client={queryClient}>
+      <AnnouncerProvider>
+        <AuthProvider>
+          <RouterProvider router={router} />
+        </AuthProvider>
+      </AnnouncerProvider>
+    </QueryClientProvider>
+  );
+}

@@ -1,0 +1,47 @@
+import type { components } from "./schema.gen";
+type S = components["schemas"];
+export type Me = S["Me"];
+export type Project = S["Project"];
+export type Member = S["Member"];
+export type SKU = S["SKU"];
+export type Node = S["Node"];
+export type Allocation = S["Allocation"];
+export type AllocationState = S["AllocationState"];
+export type AllocationPage = S["AllocationPage"];
+export type SSHKey = S["SSHKey"];
+export type BillingBalance = S["BillingBalance"];
+export type LedgerEntry = S["LedgerEntry"];
+export type LedgerPage = S["LedgerPage"];
+export type UsageRecord = S["UsageRecord"];
+export type UsagePage = S["UsagePage"];
+export type AdminNode = S["AdminNode"];
+export type NodeState = S["NodeState"];
+export type NodeRegistration = S["NodeRegistration"];
+export type ProbeResult = S["ProbeResult"];
+export type Policy = S["Policy"];
+export type AuditEvent = S["AuditEvent"];
+export type AuditLogPage = S["AuditLogPage"];
+export type PaymentSession = S["PaymentSession"];
+export type PaymentSessionStatus = S["PaymentSessionStatus"];
+export type PaymentSessionPage = S["PaymentSessionPage"];
+export type TerminalToken = S["TerminalToken"];
+export type CreateAllocationRequest = S["CreateAllocationRequest"];
+export type RegisterNodeRequest = S["RegisterNodeRequest"];
+
+export const ALLOCATION_STATES: AllocationState[] = [
+  "requested",
+  "provisioning",
+  "active",
+  "releasing",
+  "released",
+  "failed",
+  "release_failed",
+];
+export const LIVE_STATES: AllocationState[] = [
+  "requested",
+  "provisioning",
+  "active",
+  "releasing",
+  "release_failed",
+];
+export const TRANSITIONAL_STATES: AllocationState[] = ["requested", "provisioning", "releasing"];

@@ -1,0 +1,42 @@
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useState } from "react";
+import { adminAllocationsQuery, forceReleaseMutation } from "../../api/queries/admin";
+import type { AllocationState } from "../../api/types";
+import { newId } from "../../api/client";
+import { loadable } from "../../components/States";
+import { useCursorPages } from "../../components/hooks";
+import { useAnnounce } from "../../components/Announcer";
+import { AdminAllocationsPageView } from "./AdminAllocationsPageView";
+
+export function AdminAllocationsPage() {
+  const qc = useQueryClient();
+  const announce = useAnnounce();
+  const [status, setStatus] = useState<AllocationState | undefined>();
+  const pages = useCursorPages();
+  const q = useQuery({ ...adminAllocationsQuery(status, pages.cursor), placeholderData: (p) => p });
+  const release = useMutation(forceReleaseMutation(qc));
+  return (
+    <AdminAllocationsPageView
+      page={loadable(q)}
+      status={status}
+      onStatus={(s) => {
+        setStatus(s);
+        pages.reset();
+      }}
+      pager={{
+        page: pages.page,
+        hasPrev: pages.page > 1,
+        hasNext: !!q.data?.next_cursor,
+        onPrev: pages.prev,
+        onNext: () => pages.next(q.data?.next_cursor),
+      }}
+      // The confirm button is disabled while the request runs; the key makes a network retry safe.
+      onForceRelease={(id) =>
+        release.mutateAsync({ id, key: newId() }).then(() => announce("Release forced."))
+      }
+      releasing={release.isPending}
+      releaseError={release.error}
+    />
+  );
+}
+export { AdminAllocationsPage as Component };

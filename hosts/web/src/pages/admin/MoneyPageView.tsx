@@ -1,0 +1,204 @@
+import type { LedgerEntry, PaymentSessionPage, PaymentSessionStatus } from "../../api/types";
+import { ActionButton, Field, StateBadge } from "../../components/Controls";
+import { ActionError, Empty, StateView, type Loadable } from "../../components/States";
+import { DataTable, type Pager } from "../../components/Table";
+import { dateTime, money, shortId } from "../../components/format";
+import { usePageHeading } from "../../components/hooks";
+import { fieldError } from "../../api/errors";
+
+export interface MoneyForm {
+  tenant_id: string;
+  amount: string;
+  reason: string;
+  credit_entry_id: string;
+}
+
+export interface MoneyPageViewProps {
+  currency: string;
+  credit: MoneyForm;
+  onCredit: (f: MoneyForm) => void;
+  onSubmitCredit: () => void;
+  crediting: boolean;
+  creditError: unknown;
+  credited?: LedgerEntry;
+  refund: MoneyForm;
+  onRefund: (f: MoneyForm) => void;
+  onSubmitRefund: () => void;
+  refunding: boolean;
+  refundError: unknown;
+  refunded?: { amount_minor: number; refunds: LedgerEntry[] };
+  sessions: Loadable<PaymentSessionPage>;
+  sessionStatus: PaymentSessionStatus | undefined;
+  onSessionStatus: (s: PaymentSessionStatus | undefined) => void;
+  sessionsPager: Pager;
+}
+
+function MoneyFields({
+  form,
+  onChange,
+  error,
+  currency,
+  withCredit,
+}: {
+  form: MoneyForm;
+  onChange: (f: MoneyForm) => void;
+  error: unknown;
+  currency: string;
+  withCredit?: boolean;
+}) {
+  return (
+    <>
+      <Field label="Tenant id" error={fieldError(error, "tenant_id")}>
+        {(f) => (
+          <input
+            {...f}
+            value={form.tenant_id}
+            onChange={(e) => onChange({ ...form, tenant_id: e.target.value })}
+            required
+          />
+        )}
+      </Field>
+      <Field label={`Amount (${currency.toUpperCase()})`} error={fieldError(error, "amount_minor")}>
+        {(f) => (
+          <input
+            {...f}
+            inputMode="decimal"
+            value={form.amount}
+            onChange={(e) => onChange({ ...form, amount: e.target.value })}
+            required
+            pattern="[0-9]+([.][0-9]{1,2})?"
+          />
+        )}
+      </Field>
+      <Field
+        label="Reason"
+        error={fieldError(error, "reason")}
+        hint="Recorded with the entry and in the audit log."
+      >
+        {(f) => (
+          <input
+            {...f}
+            value={form.reason}
+            onChange={(e) => onChange({ ...form, reason: e.target.value })}
+            required
+            maxLength={500}
+          />
+        )}
+      </Field>
+      {withCredit && (
+        <Field
+          label="Credit entry id (optional)"
+          error={fieldError(error, "credit_entry_id")}
+          hint="Empty: the newest refundable credits first."
+        >
+          {(f) => (
+            <input
+              {...f}
+              value={form.credit_entry_id}
+              onChange={(e) => onChange({ ...form, credit_entry_id: e.target.value })}
+            />
+          )}
+        </Field>
+      )}
+    </>
+  );
+}
+
+export function MoneyPageView(p: MoneyPageViewProps) {
+  const h = usePageHeading("Credits and refunds");
+  return (
+    <section>
+      <h1 ref={h} tabIndex={-1}>
+        Credits and refunds
+      </h1>
+      <div className="cards">
+        <form
+          className="card"
+          onSubmit={(e) => (e.preventDefault(), p.onSubmitCredit())}
+          aria-labelledby="credit-h"
+        >
+          <h2 id="credit-h" style={{ marginTop: 0 }}>
+            Credit a tenant
+          </h2>
+          <MoneyFields form={p.credit} onChange={p.onCredit} error={p.creditError} currency={p.currency} />
+          <ActionError error={p.creditError} />
+          {p.credited && (
+            <p role="status">
+              Credited {money(p.credited.amount_minor, p.credited.currency)} (entry{" "}
+              <span className="mono">{shortId(p.credited.id)}</span>).
+            </p>
+          )}
+          <ActionButton type="submit" className="primary" pending={p.crediting}>
+            Credit tenant
+          </ActionButton>
+        </form>
+        <form
+          className="card"
+          onSubmit={(e) => (e.preventDefault(), p.onSubmitRefund())}
+          aria-labelledby="refund-h"
+        >
+          <h2 id="refund-h" style={{ marginTop: 0 }}>
+            Refund credits
+          </h2>
+          <MoneyFields
+            form={p.refund}
+            onChange={p.onRefund}
+            error={p.refundError}
+            currency={p.currency}
+            withCredit
+          />
+          <ActionError error={p.refundError} />
+          {p.refunded && (
+            <p role="status">
+              Refunded {money(p.refunded.amount_minor, p.currency)} in {p.refunded.refunds.length} entr
+              {p.refunded.refunds.length === 1 ? "y" : "ies"}.
+            </p>
+          )}
+          <ActionButton type="submit" pending={p.refunding}>
+            Record refund
+          </ActionButton>
+        </form>
+      </div>
+      <h2>Payment sessions</h2>
+      <div className="toolbar">
+        <label className="row" style={{ alignItems: "center" }}>
+          <span>Status</span>
+          <select
+            value={p.sessionStatus ?? ""}
+            onChange={(e) =>
+              p.onSessionStatus((e.target.value || undefined) as PaymentSessionStatus | undefined)
+            }
+          >
+            <option value="">All</option>
+            <option value="initiated">initiated</option>
+            <option value="credited">credited</option>
+            <option value="failed_reconcile">failed reconcile</option>
+            <option value="expired">expired</option>
+          </select>
+        </label>
+      </div>
+      <StateView
+        state={p.sessions}
+        what="payment sessions"
+        isEmpty={(d) => d.sessions.length === 0}
+        empty={<Empty title="No payment sessions" />}
+      >
+        {(d) => (
+          <DataTable
+            caption="Payment sessions"
+            rows={d.sessions}
+            rowKey={(s) => s.id}
+            pager={p.sessionsPager}
+            columns={[
+              { header: "When", cell: (s) => dateTime(s.created_at) },
+              { header: "Tenant", cell: (s) => <span className="mono">{s.tenant_id}</span> },
+              { header: "Status", cell: (s) => <StateBadge state={s.status} /> },
+              { header: "Provider", cell: (s) => s.provider },
+              { header: "Amount", numeric: true, cell: (s) => money(s.amount_minor, s.currency) },
+            ]}
+          />
+        )}
+      </StateView>
+    </section>
+  );
+}
