@@ -127,6 +127,7 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay, dev bool) fx.Option 
 			CookieInsecure:      s.InsecureCookie,
 		}),
 		httphost.Module,
+		consoleOptions(s),
 	}
 	if withRelay {
 		opts = append(opts, relayOptions(s))
