@@ -338,7 +338,7 @@ func (a *Agent) Heartbeat(ctx context.Context) error {
 	}
 	for _, g := range gpus {
 		req.Gpus = append(req.Gpus, &agentv1.Gpu{Index: int32(g.Index), Uuid: g.UUID, Model: g.Model,
-			MemoryMib: int32(g.MemoryMiB), Healthy: g.Healthy})
+			MemoryMib: int32(g.MemoryMiB), Healthy: g.Healthy, Source: g.Source})
 	}
 	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()

@@ -65,6 +65,32 @@ type GPU struct {
 	Model     string `json:"model"`
 	MemoryMiB int    `json:"memory_mib"`
 	Healthy   bool   `json:"healthy"`
+	// Source is how the agent found the GPU: GPUSourceNVML,
+	// GPUSourceNvidiaSMI or GPUSourceSimulated ("" from an agent too old
+	// to say).
+	Source string `json:"source,omitempty"`
+}
+
+// Where a GPU was discovered.
+const (
+	GPUSourceNVML      = "nvml"
+	GPUSourceNvidiaSMI = "nvidia-smi"
+	GPUSourceSimulated = "simulated" // configured, not found: sandbox and test nodes
+)
+
+// ValidGPUSource reports whether s is a source an agent may report.
+func ValidGPUSource(s string) bool {
+	return s == "" || s == GPUSourceNVML || s == GPUSourceNvidiaSMI || s == GPUSourceSimulated
+}
+
+// Simulated reports whether any of the GPUs is simulated.
+func Simulated(gpus []GPU) bool {
+	for _, g := range gpus {
+		if g.Source == GPUSourceSimulated {
+			return true
+		}
+	}
+	return false
 }
 
 // Health is the node's self-reported health.

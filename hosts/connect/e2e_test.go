@@ -88,7 +88,8 @@ func dialSSH(addr, user string, s ssh.Signer, host ssh.PublicKey) (*ssh.Client, 
 // through a signed task, SSH in with the user's key and run a command,
 // revoke, and SSH is refused and the running session is gone.
 func TestGoldenPath(t *testing.T) {
-	e := newEnv(t, agentsvc.Config{})
+	// The sandbox agent's GPUs are simulated: allowed here, as in gpuaas dev.
+	e := newEnv(t, agentsvc.Config{AllowSimulatedGPUs: true})
 	nodeID, token := e.newNode(t)
 	a := startAgent(t, e, token)
 	if a.NodeID() != nodeID {
@@ -317,3 +318,49 @@ type nopExecutor struct{}
 func (nopExecutor) ProvisionUser(context.Context, nodetask.ProvisionUserParams) error { return nil }
 func (nopExecutor) RevokeUser(context.Context, nodetask.RevokeUserParams) error       { return nil }
 func (nopExecutor) Health(context.Context) map[string]string                          { return nil }
+
+// TestSimulatedGPUsAreHeldOutOfPlacement: an agent whose GPUs are simulated
+// reports so; outside dev (AllowSimulatedGPUs off) its node is held in
+// maintenance with a health check saying why, audited once, so placement
+// never rents it as real hardware; allowed, the same agent's node is active.
+func TestSimulatedGPUsAreHeldOutOfPlacement(t *testing.T) {
+	ctx := context.Background()
+	for _, allow := range []bool{false, true} {
+		e := newEnv(t, agentsvc.Config{AllowSimulatedGPUs: allow, HeartbeatInterval: time.Second})
+		nodeID, token := e.newNode(t)
+		startAgent(t, e, token)
+		want := inventory.NodeMaintenance
+		if allow {
+			want = inventory.NodeActive
+		}
+		var n inventory.Node
+		poll.Until(t, 15*time.Second, "two heartbeats", func() bool {
+			var err error
+			n, err = e.nodes.GetNode(ctx, nodeID)
+			return err == nil && n.State == want && n.LastHeartbeatAt != nil && len(n.GPUs) == 1 &&
+				time.Since(*n.LastHeartbeatAt) < 2*time.Second && len(e.audits(t, "node.enroll", audit.Success)) == 1
+		})
+		if n.GPUs[0].Source != inventory.GPUSourceSimulated {
+			t.Fatalf("allow=%v: GPU source %q, want simulated", allow, n.GPUs[0].Source)
+		}
+		held := e.audits(t, "node.held_simulated_gpus", audit.Success)
+		if allow {
+			if len(held) != 0 || !n.Health.OK {
+				t.Fatalf("allowed: held %d times, health %+v", len(held), n.Health)
+			}
+			continue
+		}
+		if n.Health.OK || n.Health.Checks["gpu_source"] == "" {
+			t.Fatalf("held node's health %+v: want not ok with a gpu_source check", n.Health)
+		}
+		// Later heartbeats keep it held without auditing again.
+		last := *n.LastHeartbeatAt
+		poll.Until(t, 10*time.Second, "a later heartbeat", func() bool {
+			n, _ = e.nodes.GetNode(ctx, nodeID)
+			return n.LastHeartbeatAt != nil && n.LastHeartbeatAt.After(last)
+		})
+		if n.State != inventory.NodeMaintenance || len(e.audits(t, "node.held_simulated_gpus", audit.Success)) != 1 {
+			t.Fatalf("after another heartbeat: %s, %d hold audits; want maintenance and 1", n.State, len(held))
+		}
+	}
+}

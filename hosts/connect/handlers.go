@@ -68,7 +68,7 @@ func (h *handler) Heartbeat(ctx context.Context, req *connect.Request[agentv1.He
 	hb := inventory.Heartbeat{AgentVersion: req.Msg.GetAgentVersion(), SSHHostKey: req.Msg.GetSshHostKey()}
 	for _, g := range req.Msg.GetGpus() {
 		hb.GPUs = append(hb.GPUs, inventory.GPU{Index: int(g.GetIndex()), UUID: g.GetUuid(), Model: g.GetModel(),
-			MemoryMiB: int(g.GetMemoryMib()), Healthy: g.GetHealthy()})
+			MemoryMiB: int(g.GetMemoryMib()), Healthy: g.GetHealthy(), Source: g.GetSource()})
 	}
 	if hh := req.Msg.GetHealth(); hh != nil {
 		hb.Health = inventory.Health{OK: hh.GetOk(), Checks: hh.GetChecks(), Message: hh.GetMessage()}

@@ -134,7 +134,7 @@ func agentGatewayOptions(s Settings) fx.Option {
 				srv, _, err = connecthost.NewFromParams(connecthost.Params{
 					Config: connecthost.Config{Addr: s.AgentAddr, GetCertificate: tlsCfg.GetCertificate, ClientCAs: tlsCfg.ClientCAs,
 						TrustDomain: p.CA.TrustDomain(), Clock: p.Clock, Logger: p.Logger.With("component", "agent-gateway")},
-					AgentsCfg: agentsvc.Config{RootsPEM: rootsPEM},
+					AgentsCfg: agentsvc.Config{RootsPEM: rootsPEM, AllowSimulatedGPUs: s.AllowSimGPUs},
 					Tx:        p.Tx, Tokens: p.Tokens, CA: p.CA, Certs: p.Certs, Nodes: p.Nodes, Tasks: p.Tasks,
 					Signer: p.Signer, Audit: p.Audit, Clock: p.Clock, IDs: p.IDs,
 				})

@@ -76,6 +76,7 @@ type Settings struct {
 	TerminalAddr     string   // terminal gateway listen address (serve terminal-gateway)
 	TerminalOrigins  []string // browser origins allowed to open a terminal
 	TerminalAnyHost  bool     // accept any node SSH host key (dev only)
+	AllowSimGPUs     bool     // place nodes whose GPUs are simulated (dev's sandbox nodes; GPUAAS_ALLOW_SIMULATED_GPUS)
 	TemporalAddress  string   // Temporal frontend host:port
 	TemporalNS       string   //
 	StripeSecretKey  string   // STRIPE_SECRET_KEY: payments through Stripe when set
@@ -110,6 +111,7 @@ func readSettings(e env) (Settings, error) {
 	s.TerminalAddr = e.str("GPUAAS_TERMINAL_ADDR", ":8082")
 	s.TerminalOrigins = e.list("GPUAAS_TERMINAL_ORIGINS", []string{s.PublicURL})
 	s.TerminalAnyHost = e.str("GPUAAS_TERMINAL_INSECURE_HOST_KEYS", "") == "1"
+	s.AllowSimGPUs = e.str("GPUAAS_ALLOW_SIMULATED_GPUS", "") == "1"
 	s.TemporalAddress = e.str("TEMPORAL_ADDRESS", "127.0.0.1:7233")
 	s.TemporalNS = e.str("TEMPORAL_NAMESPACE", "default")
 	s.StripeSecretKey = e.str("STRIPE_SECRET_KEY", "")

@@ -111,6 +111,7 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 	logger := newLogger(s)
 	s.HTTPAddr = o.httpAddr
 	s.AgentAddr = o.agentAddr
+	s.AllowSimGPUs = true // the sandbox nodes' GPUs are simulated
 	if getenv("GPUAAS_DATA_DIR") == "" {
 		s.DataDir = o.dataDir
 		s.KMSKeyFile = filepath.Join(o.dataDir, "kms.key")

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gpuaas/gpuaas/adapters/postgres"
+	"github.com/gpuaas/gpuaas/adapters/system"
+	"github.com/gpuaas/gpuaas/core/inventory"
 	"github.com/gpuaas/gpuaas/testkit/tokens"
 )
 
@@ -145,4 +148,49 @@ func TestSecurityHeaders(t *testing.T) {
 	if got := plain.do(req{method: "GET", path: "/api/v1/healthz"}).header.Get("Strict-Transport-Security"); got != "" {
 		t.Errorf("HSTS %q over a plain-http public URL", got)
 	}
+}
+
+// TestOperatorsSeeTheGPUSource: the admin node view says how each GPU was
+// found, so a simulated node is told from a real one.
+func TestOperatorsSeeTheGPUSource(t *testing.T) {
+	t.Parallel()
+	ts, db, iss := fullStack(t)
+	admin := iss.Mint(t, tokens.Subject("ops-gpus"), tokens.Email("ops-gpus@example.com"), tokens.Roles("admin"))
+	id := system.UUIDs{}.NewID()
+	if err := postgres.NewNodeStore(db).CreateNode(context.Background(), inventory.Node{ID: id, Name: "sim-" + id[:8],
+		SKUID: "h100-80g-x1", State: inventory.NodeMaintenance, SSHHost: "10.0.0.7", SSHPort: 22,
+		GPUs: []inventory.GPU{{Index: 0, UUID: "GPU-sim-00000000", Model: "H100", MemoryMiB: 81559, Healthy: true,
+			Source: inventory.GPUSourceSimulated}}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := http.NewRequestWithContext(context.Background(), "GET", ts.URL+"/api/v1/admin/nodes", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := ts.Client().Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Nodes []struct {
+			ID   string `json:"id"`
+			Gpus []struct {
+				Source string `json:"source"`
+			} `json:"gpus"`
+		} `json:"nodes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("admin nodes: %d %v", resp.StatusCode, err)
+	}
+	for _, n := range out.Nodes {
+		if n.ID == id {
+			if len(n.Gpus) != 1 || n.Gpus[0].Source != "simulated" {
+				t.Fatalf("node %s GPUs %+v, want one simulated", id, n.Gpus)
+			}
+			return
+		}
+	}
+	t.Fatalf("node %s not listed", id)
 }

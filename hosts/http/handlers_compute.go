@@ -65,7 +65,12 @@ func adminNodeView(n inventory.Node) api.AdminNode {
 		v.HealthChecks = &c
 	}
 	for _, g := range n.GPUs {
-		v.Gpus = append(v.Gpus, api.GPU{Index: g.Index, Uuid: g.UUID, Model: g.Model, MemoryMib: g.MemoryMiB, Healthy: g.Healthy})
+		gv := api.GPU{Index: g.Index, Uuid: g.UUID, Model: g.Model, MemoryMib: g.MemoryMiB, Healthy: g.Healthy}
+		if g.Source != "" {
+			src := api.GPUSource(g.Source)
+			gv.Source = &src
+		}
+		v.Gpus = append(v.Gpus, gv)
 	}
 	return v
 }

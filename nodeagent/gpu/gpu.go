@@ -18,11 +18,23 @@ import (
 
 // Sources a discovery may report.
 const (
-	SourceNVML      = "nvml"
-	SourceNvidiaSMI = "nvidia-smi"
-	SourceSimulated = "simulated"
+	SourceNVML      = inventory.GPUSourceNVML
+	SourceNvidiaSMI = inventory.GPUSourceNvidiaSMI
+	SourceSimulated = inventory.GPUSourceSimulated
 	SourceNone      = "none"
 )
+
+// found is a discovery's result with the source stamped on every GPU, so
+// the heartbeat carries it to the control plane (which shows it to
+// operators and keeps simulated GPUs out of placement unless allowed).
+func found(source string, gpus []inventory.GPU, notes []string) Result {
+	out := make([]inventory.GPU, len(gpus))
+	for i, g := range gpus {
+		g.Source = source
+		out[i] = g
+	}
+	return Result{Source: source, GPUs: out, Notes: notes}
+}
 
 // Result is what a discovery found and where.
 type Result struct {
@@ -49,7 +61,7 @@ func Discover(ctx context.Context, cfg Config) (Result, error) {
 	if !cfg.SkipNVML {
 		gpus, err := fromNVML()
 		if err == nil {
-			return Result{Source: SourceNVML, GPUs: gpus}, nil
+			return found(SourceNVML, gpus, nil), nil
 		}
 		notes = append(notes, "nvml: "+err.Error())
 	}
@@ -60,14 +72,14 @@ func Discover(ctx context.Context, cfg Config) (Result, error) {
 	if smi != "" {
 		gpus, err := fromNvidiaSMI(ctx, smi)
 		if err == nil {
-			return Result{Source: SourceNvidiaSMI, GPUs: gpus, Notes: notes}, nil
+			return found(SourceNvidiaSMI, gpus, notes), nil
 		}
 		notes = append(notes, "nvidia-smi: "+err.Error())
 	} else {
 		notes = append(notes, "nvidia-smi: not installed")
 	}
 	if len(cfg.Simulated) > 0 {
-		return Result{Source: SourceSimulated, GPUs: append([]inventory.GPU(nil), cfg.Simulated...), Notes: notes}, nil
+		return found(SourceSimulated, cfg.Simulated, notes), nil
 	}
 	return Result{Source: SourceNone, Notes: notes}, nil
 }
@@ -176,7 +188,7 @@ func Simulated(n int, model string, memoryMiB int) []inventory.GPU {
 	gpus := make([]inventory.GPU, n)
 	for i := range gpus {
 		gpus[i] = inventory.GPU{Index: i, UUID: fmt.Sprintf("GPU-sim-%08d", i), Model: model,
-			MemoryMiB: memoryMiB, Healthy: true}
+			MemoryMiB: memoryMiB, Healthy: true, Source: inventory.GPUSourceSimulated}
 	}
 	return gpus
 }

@@ -52,6 +52,13 @@ type Config struct {
 	LeaseDuration time.Duration
 	// HeartbeatInterval is what agents are asked to keep. Default 15s.
 	HeartbeatInterval time.Duration
+	// AllowSimulatedGPUs lets nodes whose GPUs are simulated (configured,
+	// not found) be placed. Off, such a node is held out of placement
+	// (maintenance, health not ok) at every heartbeat: a production agent
+	// started with --simulated-gpus must not be rented as real hardware.
+	// `gpuaas dev` turns it on for its sandbox nodes; operators elsewhere
+	// with GPUAAS_ALLOW_SIMULATED_GPUS=1.
+	AllowSimulatedGPUs bool
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -292,9 +299,19 @@ func (s *Service) Heartbeat(ctx context.Context, nodeID string, hb inventory.Hea
 		return 0, fault.Invalid("gpus", "too many GPUs")
 	}
 	for _, g := range hb.GPUs {
-		if g.Index < 0 || g.Index >= maxGPUs || len(g.UUID) > 128 || len(g.Model) > 128 || g.MemoryMiB < 0 {
+		if g.Index < 0 || g.Index >= maxGPUs || len(g.UUID) > 128 || len(g.Model) > 128 || g.MemoryMiB < 0 ||
+			!inventory.ValidGPUSource(g.Source) {
 			return 0, fault.Invalid("gpus", "a GPU entry is out of range")
 		}
+	}
+	hold := inventory.Simulated(hb.GPUs) && !s.cfg.AllowSimulatedGPUs
+	if hold {
+		checks := make(map[string]string, len(hb.Health.Checks)+1)
+		for k, v := range hb.Health.Checks {
+			checks[k] = v
+		}
+		checks["gpu_source"] = heldSimulated
+		hb.Health = inventory.Health{OK: false, Checks: checks, Message: heldSimulated}
 	}
 	if len(hb.Health.Checks) > 64 || len(hb.Health.Message) > 1024 {
 		return 0, fault.Invalid("health", "health report is too large")
@@ -317,8 +334,16 @@ func (s *Service) Heartbeat(ctx context.Context, nodeID string, hb inventory.Hea
 	hb.At = s.d.Clock.Now()
 	record := func(ctx context.Context) error {
 		prev, err := s.d.Nodes.RecordHeartbeat(ctx, nodeID, hb)
-		if err != nil || hb.SSHHostKey == "" || prev == hb.SSHHostKey {
+		if err != nil {
 			return err
+		}
+		if hold {
+			if err := s.holdOutOfPlacement(ctx, nodeID); err != nil {
+				return err
+			}
+		}
+		if hb.SSHHostKey == "" || prev == hb.SSHHostKey {
+			return nil
 		}
 		if prev == "" {
 			return s.d.Audit.Record(ctx, s.event(ctx, nodeID, "node.ssh_host_key_recorded", audit.Success,
@@ -330,17 +355,41 @@ func (s *Service) Heartbeat(ctx context.Context, nodeID string, hb inventory.Hea
 			map[string]any{"previous_fingerprint": sshFingerprint(prev), "fingerprint": sshFingerprint(hb.SSHHostKey)}))
 	}
 	var err error
-	if hb.SSHHostKey == "" {
+	if hb.SSHHostKey == "" && !hold {
 		err = record(ctx)
 	} else {
 		// The key and its audit record commit together, so a change is
-		// never stored unrecorded.
+		// never stored unrecorded; a held node never shows as active
+		// outside the transaction that would have made it so.
 		err = s.d.Tx.InTx(ctx, record)
 	}
 	if err != nil {
 		return 0, err
 	}
 	return s.cfg.HeartbeatInterval, nil
+}
+
+// heldSimulated is the health check and message of a node held out of
+// placement for its simulated GPUs.
+const heldSimulated = "simulated GPUs: held out of placement (allow with GPUAAS_ALLOW_SIMULATED_GPUS=1)"
+
+// holdOutOfPlacement moves an active node to maintenance, audited as a
+// system action the first time.
+func (s *Service) holdOutOfPlacement(ctx context.Context, nodeID string) error {
+	held := false
+	_, err := s.d.Nodes.UpdateNode(ctx, nodeID, func(n *inventory.Node) error {
+		if n.State != inventory.NodeActive {
+			return nil
+		}
+		n.State, held = inventory.NodeMaintenance, true
+		return nil
+	})
+	if err != nil || !held {
+		return err
+	}
+	ev := s.event(ctx, nodeID, "node.held_simulated_gpus", audit.Success, map[string]any{"to": string(inventory.NodeMaintenance)})
+	ev.ActorType, ev.ActorID = audit.ActorSystem, ""
+	return s.d.Audit.Record(ctx, ev)
 }
 
 // MaxSSHHostKeyLen bounds the host key an agent may report.
@@ -470,11 +519,10 @@ func (s *Service) event(ctx context.Context, nodeID, action string, outcome audi
 	}
 }
 
-// deny records a refusal outside any transaction (the refused work rolled
-// back; its audit record must not). A failure to audit is not the caller's
-// problem: the refusal stands either way.
 // deny writes the audit record of a refusal (outcome denied, the code in
-// its metadata) and returns the write's error.
+// its metadata) and returns the write's error. Called outside the refused
+// work's transaction, which rolled back, its record still commits; the
+// context is kept past the caller's cancellation for the same reason.
 func (s *Service) deny(ctx context.Context, nodeID, action, code string, meta map[string]any) error {
 	m := map[string]any{"code": code}
 	for k, v := range meta {

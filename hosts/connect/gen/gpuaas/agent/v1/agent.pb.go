@@ -285,12 +285,16 @@ func (x *RenewResponse) GetTaskSigningKeyId() string {
 }
 
 type Gpu struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Index         int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	Uuid          string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
-	Model         string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
-	MemoryMib     int32                  `protobuf:"varint,4,opt,name=memory_mib,json=memoryMib,proto3" json:"memory_mib,omitempty"`
-	Healthy       bool                   `protobuf:"varint,5,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Index     int32                  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Uuid      string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Model     string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	MemoryMib int32                  `protobuf:"varint,4,opt,name=memory_mib,json=memoryMib,proto3" json:"memory_mib,omitempty"`
+	Healthy   bool                   `protobuf:"varint,5,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	// How the agent found it: "nvml", "nvidia-smi" or "simulated" (configured,
+	// not found). The control plane shows it to operators and keeps nodes
+	// with simulated GPUs out of placement unless allowed (doc/node-agent.md).
+	Source        string `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -358,6 +362,13 @@ func (x *Gpu) GetHealthy() bool {
 		return x.Healthy
 	}
 	return false
+}
+
+func (x *Gpu) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
 }
 
 type Health struct {
@@ -882,14 +893,15 @@ const file_gpuaas_agent_v1_agent_proto_rawDesc = "" +
 	"\fca_roots_pem\x18\x02 \x01(\fR\n" +
 	"caRootsPem\x125\n" +
 	"\x17task_signing_public_key\x18\x03 \x01(\fR\x14taskSigningPublicKey\x12-\n" +
-	"\x13task_signing_key_id\x18\x04 \x01(\tR\x10taskSigningKeyId\"~\n" +
+	"\x13task_signing_key_id\x18\x04 \x01(\tR\x10taskSigningKeyId\"\x96\x01\n" +
 	"\x03Gpu\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x14\n" +
 	"\x05model\x18\x03 \x01(\tR\x05model\x12\x1d\n" +
 	"\n" +
 	"memory_mib\x18\x04 \x01(\x05R\tmemoryMib\x12\x18\n" +
-	"\ahealthy\x18\x05 \x01(\bR\ahealthy\"\xaa\x01\n" +
+	"\ahealthy\x18\x05 \x01(\bR\ahealthy\x12\x16\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\"\xaa\x01\n" +
 	"\x06Health\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12;\n" +
 	"\x06checks\x18\x02 \x03(\v2#.gpuaas.agent.v1.Health.ChecksEntryR\x06checks\x12\x18\n" +
