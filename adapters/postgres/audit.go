@@ -100,11 +100,7 @@ func (a *AuditLog) List(ctx context.Context, f audit.Filter) ([]audit.Event, str
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY occurred_at DESC, id DESC LIMIT " + arg(limit+1)
-	rows, err := a.db.Q(ctx).Query(ctx, q, args...)
-	if err != nil {
-		return nil, "", translate(err, "audit event")
-	}
-	events, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (audit.Event, error) {
+	return keysetPage(ctx, a.db.Q(ctx), q, args, limit, "audit event", func(r pgx.CollectableRow) (audit.Event, error) {
 		var e audit.Event
 		var actorType, outcome string
 		var meta []byte
@@ -117,15 +113,5 @@ func (a *AuditLog) List(ctx context.Context, f audit.Filter) ([]audit.Event, str
 			return e, err
 		}
 		return e, nil
-	})
-	if err != nil {
-		return nil, "", translate(err, "audit event")
-	}
-	next := ""
-	if len(events) > limit {
-		events = events[:limit]
-		last := events[limit-1]
-		next = encodeCursor(last.OccurredAt, last.ID)
-	}
-	return events, next, nil
+	}, func(e audit.Event) (time.Time, string) { return e.OccurredAt, e.ID })
 }

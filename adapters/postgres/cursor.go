@@ -1,9 +1,12 @@
 package postgres
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/gpuaas/gpuaas/core/fault"
 )
@@ -40,4 +43,27 @@ func decodeCursor(s string) (keysetCursor, error) {
 	}
 	c.ID = id
 	return c, nil
+}
+
+// keysetPage is the tail every newest-first list shares: it runs the query
+// (which asked for limit+1 rows), scans the rows, keeps limit of them and,
+// when there was one more, returns the cursor that continues after the last
+// kept row (key gives its time and id). resource names the rows in errors.
+func keysetPage[T any](ctx context.Context, q querier, sql string, args []any, limit int, resource string,
+	scan func(pgx.CollectableRow) (T, error), key func(T) (time.Time, string)) ([]T, string, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, "", translate(err, resource)
+	}
+	out, err := pgx.CollectRows(rows, scan)
+	if err != nil {
+		return nil, "", translate(err, resource)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		at, id := key(out[limit-1])
+		next = encodeCursor(at, id)
+	}
+	return out, next, nil
 }

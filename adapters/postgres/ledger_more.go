@@ -57,21 +57,9 @@ func (s *LedgerStore) ListEntries(ctx context.Context, tenantID, cursor string, 
 		args = append(args, time.UnixMicro(c.At), c.ID)
 	}
 	q += ` ORDER BY created_at DESC, id DESC LIMIT $2`
-	rows, err := s.db.Q(ctx).Query(ctx, q, args...)
-	if err != nil {
-		return nil, "", translate(err, "ledger entry")
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.Entry, error) { return scanEntry(r) })
-	if err != nil {
-		return nil, "", translate(err, "ledger entry")
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[len(out)-1]
-		next = encodeCursor(last.CreatedAt, last.ID)
-	}
-	return out, next, nil
+	return keysetPage(ctx, s.db.Q(ctx), q, args, limit, "ledger entry",
+		func(r pgx.CollectableRow) (ledger.Entry, error) { return scanEntry(r) },
+		func(e ledger.Entry) (time.Time, string) { return e.CreatedAt, e.ID })
 }
 
 // GetEntry implements [ledgersvc.EntryReader]; another tenant's entry is

@@ -173,21 +173,9 @@ func (s *PaymentStore) ListSessions(ctx context.Context, f payment.SessionFilter
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY created_at DESC, id DESC LIMIT " + arg(limit+1)
-	rows, err := s.db.Q(ctx).Query(ctx, q, args...)
-	if err != nil {
-		return nil, "", translate(err, "payment session")
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (payment.Session, error) { return scanPayment(r) })
-	if err != nil {
-		return nil, "", translate(err, "payment session")
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[len(out)-1]
-		next = encodeCursor(last.CreatedAt, last.ID)
-	}
-	return out, next, nil
+	return keysetPage(ctx, s.db.Q(ctx), q, args, limit, "payment session",
+		func(r pgx.CollectableRow) (payment.Session, error) { return scanPayment(r) },
+		func(p payment.Session) (time.Time, string) { return p.CreatedAt, p.ID })
 }
 
 // MarkEventProcessed implements [ports.PaymentStore]. A concurrent insert of

@@ -124,21 +124,9 @@ func (s *UsageStore) List(ctx context.Context, tenantID, cursor string, limit in
 		args = append(args, time.UnixMicro(c.At), c.ID)
 	}
 	q += ` ORDER BY u.started_at DESC, u.id DESC LIMIT $2`
-	rows, err := s.db.Q(ctx).Query(ctx, q, args...)
-	if err != nil {
-		return nil, "", translate(err, "usage record")
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.UsageRecord, error) { return scanUsageListed(r) })
-	if err != nil {
-		return nil, "", translate(err, "usage record")
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[len(out)-1]
-		next = encodeCursor(last.StartedAt, last.ID)
-	}
-	return out, next, nil
+	return keysetPage(ctx, s.db.Q(ctx), q, args, limit, "usage record",
+		func(r pgx.CollectableRow) (billing.UsageRecord, error) { return scanUsageListed(r) },
+		func(u billing.UsageRecord) (time.Time, string) { return u.StartedAt, u.ID })
 }
 
 // Each implements [billing.UsageStore]. Rows are decoded one at a time as
