@@ -10,7 +10,6 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
-	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/ledger/billing"
 	"github.com/gpuaas/gpuaas/ports"
 )
@@ -74,23 +73,7 @@ type BillingParams struct {
 // ack a malformed event after logging it, since redelivery cannot fix it.
 func BillingUsageHandler(m *billing.Metering, nakDelay time.Duration, log *slog.Logger) func(ctx context.Context, msg ports.Message) {
 	return func(ctx context.Context, msg ports.Message) {
-		err := m.HandleEvent(ctx, msg.Envelope)
-		switch {
-		case err == nil:
-		case fault.IsKind(err, fault.KindInvalid):
-			log.Error("dropping a malformed allocation event", "event_id", msg.Envelope.ID, "type", msg.Envelope.Type, "err", err)
-		default:
-			log.Warn("metering an allocation event failed; redelivering", "event_id", msg.Envelope.ID,
-				"type", msg.Envelope.Type, "err", err)
-			if nerr := msg.Nak(nakDelay); nerr != nil {
-				log.Warn("nak failed", "event_id", msg.Envelope.ID, "err", nerr)
-			}
-			return
-		}
-		if err := msg.Ack(); err != nil {
-			log.Warn("ack failed; the event will be redelivered and handled again (idempotent)",
-				"event_id", msg.Envelope.ID, "err", err)
-		}
+		settle(msg, m.HandleEvent(ctx, msg.Envelope), nakDelay, log)
 	}
 }
 
@@ -140,17 +123,8 @@ var BillingModule = fx.Module("billing-worker",
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					handle := BillingUsageHandler(m, cfg.NakDelay, log)
-					for ctx.Err() == nil {
-						err := p.Subscriber.Consume(ctx, BillingStream, BillingConsumer, handle)
-						if err == nil || ctx.Err() != nil {
-							return
-						}
-						log.Error("usage consumer stopped; restarting", "err", err)
-						if waitFor(ctx, cfg.NakDelay) != nil {
-							return
-						}
-					}
+					consumeForever(ctx, p.Subscriber, BillingStream, BillingConsumer, BillingUsageHandler(m, cfg.NakDelay, log),
+						log.With("durable", BillingConsumer))
 				}()
 				if !cfg.DisableCycles {
 					wg.Add(1)

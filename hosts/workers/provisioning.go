@@ -118,19 +118,12 @@ func (c *ProvisioningConsumer) decode(m ports.Message, payload any, idOf func() 
 func (c *ProvisioningConsumer) start(ctx context.Context, m ports.Message, workflow, id string, input any) {
 	log := c.log.With("event_id", m.Envelope.ID, "workflow", workflow, "workflow_id", id)
 	err := c.engine.Start(ctx, workflow, id, input)
-	switch {
-	case err == nil:
+	if err == nil {
 		log.Debug("workflow started (or already known)")
-		c.ack(m, log)
-	case fault.IsKind(err, fault.KindInvalid):
-		log.Error("dropping an allocation event the engine refuses", "err", err)
-		c.ack(m, log)
-	default:
-		log.Warn("could not start the workflow; redelivering", "err", err, "delay", c.cfg.NakDelay)
-		if err := m.Nak(c.cfg.NakDelay); err != nil {
-			log.Warn("nak failed; the bus redelivers after the ack wait", "err", err)
-		}
 	}
+	// Redelivery of an acked-then-lost event starts the same workflow id
+	// again: harmless.
+	settle(m, err, c.cfg.NakDelay, log)
 }
 
 func (c *ProvisioningConsumer) ack(m ports.Message, log *slog.Logger) {
@@ -217,34 +210,3 @@ var ProvisioningModule = fx.Module("provisioning-worker",
 		return nil
 	}),
 )
-
-// consumeForever keeps a durable consumer running until ctx ends: Consume
-// returns early when the bus drops the consumer, and is then resumed with a
-// doubling pause (1s up to 30s), logged once per outage.
-func consumeForever(ctx context.Context, sub ports.Subscriber, stream, durable string, handle func(context.Context, ports.Message), log *slog.Logger) {
-	pause := time.Second
-	down := false
-	for {
-		began := time.Now()
-		err := sub.Consume(ctx, stream, durable, handle)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(began) > time.Minute {
-			// It ran healthily for a while: a new outage.
-			pause, down = time.Second, false
-		}
-		if !down {
-			log.Error("consumer stopped; resuming", "err", err)
-			down = true
-		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		pause = min(pause*2, 30*time.Second)
-	}
-}
