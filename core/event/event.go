@@ -72,6 +72,9 @@ const (
 	ProjectCreated          = "identity.project_created"
 	ProjectMemberAdded      = "identity.project_member_added"
 	ProjectMemberRemoved    = "identity.project_member_removed"
+	StorageObjectCreated    = "storage.object_created"
+	StorageObjectDeleted    = "storage.object_deleted"
+	StorageObjectMoved      = "storage.object_moved"
 )
 
 // Stream is a JetStream stream definition owned by the platform.
@@ -108,6 +111,7 @@ var Streams = []Stream{
 		{Durable: "notification-worker", FilterSubject: "notification.>"},
 	}},
 	{Name: "IDENTITY", Subjects: []string{"identity.>"}},
+	{Name: "STORAGE", Subjects: []string{"storage.>"}},
 }
 
 // StreamFor returns the stream a subject belongs to.

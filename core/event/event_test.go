@@ -14,7 +14,7 @@ func TestEverySubjectHasAStream(t *testing.T) {
 		event.AllocationReleaseReq, event.AllocationReleased, event.AllocationReleaseFailed, event.UsageDebited,
 		event.LowBalanceWarning, event.BalanceDepleted, event.BalanceCredited, event.PaymentReconcileFailed,
 		event.NotificationRequested, event.UserSignedUp, event.ProjectCreated, event.ProjectMemberAdded,
-		event.ProjectMemberRemoved} {
+		event.ProjectMemberRemoved, event.StorageObjectCreated, event.StorageObjectDeleted, event.StorageObjectMoved} {
 		st, ok := event.StreamFor(s)
 		if !ok {
 			t.Errorf("%s has no stream", s)

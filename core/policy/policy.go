@@ -53,6 +53,8 @@ var (
 	RefundWindowDays        = Key{Name: "billing.refund_window_days", Type: Int, Default: "30", Min: 0, Max: 3650, Description: "days after a credit during which it may be refunded"}
 	PersonalLoginEnabled    = Key{Name: "auth.personal_login_enabled", Type: Bool, Default: "false", Description: "allow the personal (password) login endpoint"}
 	IdempotencyTTLHours     = Key{Name: "idempotency.ttl_hours", Type: Int, Default: "24", Min: 1, Max: 720, Description: "how long idempotency keys are remembered"}
+	StorageQuotaBytes       = Key{Name: "storage.quota_bytes", Type: Int, Default: "107374182400", Min: 0, Max: 1 << 50, Description: "bytes one project may keep in project storage (the sum of its files and its uploads in flight)"}
+	StorageMaxUploadBytes   = Key{Name: "storage.max_upload_bytes", Type: Int, Default: "5497558138880", Min: 1, Max: 5497558138880, Description: "largest file one upload may carry (S3's limit is 5 TiB; the streamed API upload has its own lower ceiling, larger files go through presigned multipart URLs)"}
 )
 
 var registry = map[string]Key{}
@@ -62,7 +64,7 @@ func init() {
 		AllocationReleaseGrace, TerminalReconnectWindow, TerminalMaxSessions,
 		RateLimitDefaultRPM, RateLimitMutateRPM, RateLimitAuthRPM, RateLimitUnauthRPM, BillingWindowSeconds,
 		BillingLowBalanceMinor, BillingCurrency, PaymentsMinTopUpMinor, PaymentsMaxTopUpMinor,
-		RefundWindowDays, PersonalLoginEnabled, IdempotencyTTLHours} {
+		RefundWindowDays, PersonalLoginEnabled, IdempotencyTTLHours, StorageQuotaBytes, StorageMaxUploadBytes} {
 		registry[k.Name] = k
 	}
 }
