@@ -123,8 +123,9 @@ type StorageIndex interface {
 	Files(ctx context.Context, sc storage.Scope, p storage.Path, cursor string, limit int) (files []storage.Entry, next string, err error)
 	// Move renames p and everything below it to `to`, creating to's missing
 	// ancestors: Conflict when `to` exists or lies within p, NotFound when
-	// p does not exist. It returns how many entries moved.
-	Move(ctx context.Context, sc storage.Scope, p, to storage.Path, at time.Time) (int, error)
+	// p does not exist. It returns the entries it moved, at their new paths
+	// (the caller checks them against the objects it copied).
+	Move(ctx context.Context, sc storage.Scope, p, to storage.Path, at time.Time) ([]storage.Entry, error)
 	// Delete removes p, and with recursive everything below it, and returns
 	// the files removed (their objects are the caller's to delete). A folder
 	// with children without recursive is Conflict storage_conflict.
@@ -171,4 +172,7 @@ type StorageReservations interface {
 	Release(ctx context.Context, sc storage.Scope, id string) error
 	// Expired lists up to limit reservations that expired before now.
 	Expired(ctx context.Context, now time.Time, limit int) ([]Reservation, error)
+	// Live lists the scope's reservations still live at now (uploads in
+	// flight, whose objects the reconciler must leave alone).
+	Live(ctx context.Context, sc storage.Scope, now time.Time) ([]Reservation, error)
 }

@@ -281,15 +281,15 @@ func (s *StorageStore) Files(ctx context.Context, sc storage.Scope, p storage.Pa
 
 // Move implements [ports.StorageIndex] in one statement: the entry and
 // every path below it take the new prefix.
-func (s *StorageStore) Move(ctx context.Context, sc storage.Scope, p, to storage.Path, at time.Time) (int, error) {
+func (s *StorageStore) Move(ctx context.Context, sc storage.Scope, p, to storage.Path, at time.Time) ([]storage.Entry, error) {
 	t, pr, ok := scopeIDs(sc)
 	if !ok || p.IsRoot() {
-		return 0, storage.NotFound(p)
+		return nil, storage.NotFound(p)
 	}
 	if to.IsRoot() || to.Within(p) {
-		return 0, storage.Conflict("a folder cannot move into itself", to)
+		return nil, storage.Conflict("a folder cannot move into itself", to)
 	}
-	var moved int
+	var moved []storage.Entry
 	err := s.inTx(ctx, func(ctx context.Context) error {
 		q := s.db.Q(ctx)
 		src, err := s.Get(ctx, sc, p)
@@ -321,21 +321,21 @@ func (s *StorageStore) Move(ctx context.Context, sc storage.Scope, p, to storage
 		}
 		// char_length, not octet_length: substring counts characters, and
 		// p is a prefix of every path it rewrites.
-		tag, err := q.Exec(ctx, `UPDATE storage_objects SET
+		rows, err := q.Query(ctx, `UPDATE storage_objects SET
 				path = CASE WHEN path = $3 THEN $6 ELSE $6 || substring(path FROM char_length($3) + 1) END,
 				parent = CASE WHEN path = $3 THEN $7 ELSE $6 || substring(parent FROM char_length($3) + 1) END,
 				name = CASE WHEN path = $3 THEN $8 ELSE name END,
 				updated_at = $9
-			WHERE project_id = $1 AND tenant_id = $2 AND (path = $3 OR (path >= $4 AND path < $5))`,
+			WHERE project_id = $1 AND tenant_id = $2 AND (path = $3 OR (path >= $4 AND path < $5))
+			RETURNING `+storageEntryCols,
 			pr, t, p.Canonical(), lo, hi, to.Canonical(), to.Parent().Canonical(), to.Name(), at)
+		if err == nil {
+			moved, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Entry, error) { return scanStorageEntry(r) })
+		}
 		if IsUniqueViolation(err, "storage_objects_pkey") {
 			return storage.Conflict("a file or folder exists at the target path", to)
 		}
-		if err != nil {
-			return translate(err, "file")
-		}
-		moved = int(tag.RowsAffected())
-		return nil
+		return translate(err, "file")
 	})
 	return moved, err
 }
@@ -546,6 +546,21 @@ func (s *StorageStore) Expired(ctx context.Context, now time.Time, limit int) ([
 	}
 	rows, err := s.db.Q(ctx).Query(ctx, `SELECT `+reservationCols+` FROM storage_reservations
 		WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, translate(err, "upload")
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ports.Reservation, error) { return scanReservation(r) })
+	return out, translate(err, "upload")
+}
+
+// Live implements [ports.StorageReservations].
+func (s *StorageStore) Live(ctx context.Context, sc storage.Scope, now time.Time) ([]ports.Reservation, error) {
+	t, pr, ok := scopeIDs(sc)
+	if !ok {
+		return nil, nil
+	}
+	rows, err := s.db.Q(ctx).Query(ctx, `SELECT `+reservationCols+` FROM storage_reservations
+		WHERE project_id = $1 AND tenant_id = $2 AND expires_at > $3 ORDER BY created_at`, pr, t, now)
 	if err != nil {
 		return nil, translate(err, "upload")
 	}

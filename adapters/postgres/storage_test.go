@@ -121,9 +121,9 @@ func TestStorageIndex(t *testing.T) {
 	}
 
 	// Move a folder with non-ASCII names below it; the rows follow.
-	n, err := st.Move(ctx, sc, P("/data"), P("/archive/2026/dätä"), now)
-	if err != nil || n != 6 {
-		t.Fatalf("move folder: %d %v", n, err)
+	mv, err := st.Move(ctx, sc, P("/data"), P("/archive/2026/dätä"), now)
+	if n := len(mv); err != nil || n != 6 || mv[0].Path.Canonical() == "data" {
+		t.Fatalf("move folder: %v %v", mv, err)
 	}
 	if got := fmt.Sprint(listAll(t, st, sc, "/archive/2026/dätä/ünï", 10)); got != "[file:ç.txt]" {
 		t.Fatalf("after move: %s", got)
@@ -152,8 +152,9 @@ func TestStorageIndex(t *testing.T) {
 	if _, err := st.Move(ctx, sc, P("/archive"), P(long), now); code(err) != storage.CodePathTraversal {
 		t.Fatalf("move past the path limit: %v", err)
 	}
-	if n, err := st.Move(ctx, sc, P("/top.txt"), P("/new/top-moved.txt"), now); err != nil || n != 1 {
-		t.Fatalf("move file: %d %v", n, err)
+	if mv, err := st.Move(ctx, sc, P("/top.txt"), P("/new/top-moved.txt"), now); err != nil || len(mv) != 1 ||
+		mv[0].Path.Canonical() != "new/top-moved.txt" || mv[0].ETag != "v2" {
+		t.Fatalf("move file: %v %v", mv, err)
 	}
 
 	files, next, err := st.Files(ctx, sc, P("/archive"), "", 2)
@@ -289,6 +290,9 @@ func TestStorageReserveRace(t *testing.T) {
 	if _, err := st.Reserve(ctx, ports.Reservation{ID: newUUID(), Scope: sc, Path: storage.MustParsePath("/seed"), Bytes: 10,
 		CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, 100); err != nil {
 		t.Fatalf("overwrite within the quota: %v", err)
+	}
+	if live, err := st.Live(ctx, sc, now); err != nil || len(live) != 10 {
+		t.Fatalf("live %d %v", len(live), err)
 	}
 	// Expired reservations stop counting and are listed for the reconciler.
 	later := now.Add(2 * time.Hour)
