@@ -54,7 +54,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		st := stateOf(r.Context())
 		key := r.Header.Get("X-Idempotency-Key")
 		p, authed := PrincipalFrom(r.Context())
-		if key == "" || st.route == nil || !st.route.mutating() || !authed {
+		if key == "" || st.route == nil || !st.route.mutating() || !authed || st.route.noIdempotency {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -67,6 +67,13 @@ type route struct {
 	op      *openapi3.Operation
 	params  []*openapi3.Parameter // the path item's and the operation's, the operation's winning
 	rawBody bool                  // x-raw-body: the handler verifies the raw body itself
+	// streamBody (x-stream-body): the body is a file the handler streams
+	// on; the host neither reads, validates nor bounds it by BodyLimit
+	// (rawBody is set too).
+	streamBody bool
+	// noIdempotency (x-idempotency: false): X-Idempotency-Key is not taken
+	// (the response holds credentials, or the body cannot be fingerprinted).
+	noIdempotency bool
 }
 
 // mutating reports whether the route changes state (and so may carry an
@@ -127,8 +134,11 @@ func loadRoutes(spec *openapi3.T) (map[string]*route, error) {
 				continue
 			}
 			rawBody, _ := op.Extensions[extRawBody].(bool)
+			stream, _ := op.Extensions[extStreamBody].(bool)
+			idem, hasIdem := op.Extensions[extIdempotency].(bool)
 			out[routeKey(method, path)] = &route{Method: method, Pattern: path, OperationID: op.OperationID,
-				Authz: a, Class: classify(method, path), item: item, op: op, params: paramsOf(item, op), rawBody: rawBody}
+				Authz: a, Class: classify(method, path), item: item, op: op, params: paramsOf(item, op),
+				rawBody: rawBody || stream, streamBody: stream, noIdempotency: stream || (hasIdem && !idem)}
 		}
 	}
 	if len(problems) > 0 {

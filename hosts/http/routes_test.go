@@ -74,6 +74,17 @@ var wantAuthz = map[string]Authz{
 	"GET /api/v1/ssh-keys":                           AuthzAuthenticated,
 	"POST /api/v1/ssh-keys":                          AuthzAuthenticated,
 	"DELETE /api/v1/ssh-keys/{key_id}":               AuthzAuthenticated,
+	// Project storage (doc/storage.md): members of the active project.
+	"GET /api/v1/storage/list":              AuthzProjectMember,
+	"GET /api/v1/storage/stat":              AuthzProjectMember,
+	"GET /api/v1/storage/download":          AuthzProjectMember,
+	"PUT /api/v1/storage/upload":            AuthzProjectMember,
+	"POST /api/v1/storage/mkdir":            AuthzProjectMember,
+	"POST /api/v1/storage/rename":           AuthzProjectMember,
+	"DELETE /api/v1/storage/delete":         AuthzProjectMember,
+	"GET /api/v1/storage/usage":             AuthzProjectMember,
+	"POST /api/v1/storage/presign":          AuthzProjectMember,
+	"POST /api/v1/storage/presign/complete": AuthzProjectMember,
 }
 
 // TestEveryRouteHasAnAuthorisationDecision walks the router and the

@@ -24,6 +24,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
 	"github.com/gpuaas/gpuaas/core/policy/policysvc"
+	"github.com/gpuaas/gpuaas/core/storage/storagesvc"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
 	"github.com/gpuaas/gpuaas/ports"
@@ -77,6 +78,10 @@ type Deps struct {
 	// PolicyAdmin changes policy values (audited). Optional: without it
 	// PUT /admin/policies answers 503.
 	PolicyAdmin *policysvc.Service
+
+	// Storage runs the project storage routes (/storage/*). Optional:
+	// without it those routes answer 503.
+	Storage *storagesvc.Service
 
 	// Mounts are handlers served beside the API on the same listener, outside
 	// the API's middleware and contract (they do their own checks): the

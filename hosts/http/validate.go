@@ -40,6 +40,12 @@ const (
 	// extRawBody on an operation: the handler verifies the raw body itself
 	// (a signed webhook); the host neither parses nor validates it.
 	extRawBody = "x-raw-body"
+	// extStreamBody on an operation: the body is a file streamed to the
+	// handler (any media type, not bounded by BodyLimit, never read here).
+	extStreamBody = "x-stream-body"
+	// extIdempotency false on an operation: X-Idempotency-Key is ignored
+	// (a response holding credentials must never be stored for replay).
+	extIdempotency = "x-idempotency"
 	// extText on a string schema: "opaque" exempts it from the single-line
 	// rules (controls allowed; NUL and invalid UTF-8 still refused).
 	extText = "x-text"

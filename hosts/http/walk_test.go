@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -28,8 +29,10 @@ import (
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
 	"github.com/gpuaas/gpuaas/core/policy/policysvc"
+	"github.com/gpuaas/gpuaas/core/storage/storagesvc"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/ports"
+	"github.com/gpuaas/gpuaas/testkit/fakes"
 	"github.com/gpuaas/gpuaas/testkit/services"
 	"github.com/gpuaas/gpuaas/testkit/tokens"
 )
@@ -103,11 +106,22 @@ func fullStack(t *testing.T) (*httptest.Server, *postgres.DB, *tokens.Issuer) {
 	must(err)
 	padmin, err := policysvc.New(policysvc.Deps{Tx: db, Policies: policies, Audit: auditLog, Clock: clock, IDs: ids})
 	must(err)
+	// Project storage over the in-memory object store, which serves the
+	// URLs it presigns.
+	objects := fakes.NewObjectStore()
+	objSrv := httptest.NewServer(objects)
+	t.Cleanup(objSrv.Close)
+	objects.BaseURL = objSrv.URL
+	storageIndex := postgres.NewStorageStore(db)
+	stor, err := storagesvc.New(storagesvc.Config{}, storagesvc.Deps{Tx: db, Index: storageIndex, Reservations: storageIndex,
+		Objects: objects, Presigner: objects, Multipart: objects, Projects: postgres.NewProjectStore(db), Policies: policies,
+		Audit: auditLog, Outbox: outbox, Clock: clock, IDs: ids})
+	must(err)
 	srv, err := New(Config{Addr: "127.0.0.1:0", PublicBaseURL: testOrigin, AllowedRedirectURIs: []string{testRedirect}},
 		Deps{Identity: idsvc, Verifier: verifier, IdP: newStubIdP(t, iss), Tokens: tokenStore, RateLimiter: allowAll{},
 			Policies: policies, Audit: auditLog, Idempotency: postgres.NewIdempotencyStore(db, clock),
 			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Inventory: inv, Allocations: allocs, Ledger: lsvc,
-			Payments: pay, Terminal: term, PolicyAdmin: padmin})
+			Payments: pay, Terminal: term, PolicyAdmin: padmin, Storage: stor})
 	must(err)
 	ts := httptest.NewServer(srv.ContractChecked(t))
 	t.Cleanup(ts.Close)
@@ -371,8 +385,20 @@ func walkRequests(t *testing.T, rt *route, project string) []walkReq {
 	if bsc != nil && !rt.rawBody {
 		baseBody = sample(bsc)
 	}
+	// Required query parameters get valid values, so a request fails on
+	// the one input it spoils and not on a missing one.
+	required := url.Values{}
+	for _, p := range rt.params {
+		if p.In == openapi3.ParameterInQuery && p.Required {
+			required.Set(p.Name, fmt.Sprint(sample(p.Schema.Value)))
+		}
+	}
 	base := func() walkReq {
-		return walkReq{path: rt.Pattern, query: url.Values{}, header: http.Header{}, body: baseBody}
+		q := url.Values{}
+		for k, v := range required {
+			q[k] = append([]string(nil), v...)
+		}
+		return walkReq{path: rt.Pattern, query: q, header: http.Header{}, body: baseBody}
 	}
 	// Parameters: each string parameter gets every bad value.
 	for _, p := range rt.params {

@@ -356,6 +356,78 @@ func (e ProjectMembershipRole) Valid() bool {
 	}
 }
 
+// Defines values for StorageDeletedKind.
+const (
+	StorageDeletedKindDir  StorageDeletedKind = "dir"
+	StorageDeletedKindFile StorageDeletedKind = "file"
+)
+
+// Valid indicates whether the value is a known member of the StorageDeletedKind enum.
+func (e StorageDeletedKind) Valid() bool {
+	switch e {
+	case StorageDeletedKindDir:
+		return true
+	case StorageDeletedKindFile:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StorageEntryKind.
+const (
+	StorageEntryKindDir  StorageEntryKind = "dir"
+	StorageEntryKindFile StorageEntryKind = "file"
+)
+
+// Valid indicates whether the value is a known member of the StorageEntryKind enum.
+func (e StorageEntryKind) Valid() bool {
+	switch e {
+	case StorageEntryKindDir:
+		return true
+	case StorageEntryKindFile:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StoragePresignRequestMethod.
+const (
+	StoragePresignRequestMethodGET StoragePresignRequestMethod = "GET"
+	StoragePresignRequestMethodPUT StoragePresignRequestMethod = "PUT"
+)
+
+// Valid indicates whether the value is a known member of the StoragePresignRequestMethod enum.
+func (e StoragePresignRequestMethod) Valid() bool {
+	switch e {
+	case StoragePresignRequestMethodGET:
+		return true
+	case StoragePresignRequestMethodPUT:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StoragePresignedMethod.
+const (
+	StoragePresignedMethodGET StoragePresignedMethod = "GET"
+	StoragePresignedMethodPUT StoragePresignedMethod = "PUT"
+)
+
+// Valid indicates whether the value is a known member of the StoragePresignedMethod enum.
+func (e StoragePresignedMethod) Valid() bool {
+	switch e {
+	case StoragePresignedMethodGET:
+		return true
+	case StoragePresignedMethodPUT:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TenantRole.
 const (
 	TenantRoleAdmin  TenantRole = "admin"
@@ -985,6 +1057,184 @@ type SetPolicyRequest struct {
 	Value string `json:"value"`
 }
 
+// StorageCompleteRequest defines model for StorageCompleteRequest.
+type StorageCompleteRequest struct {
+	Parts *[]struct {
+		Etag   string `json:"etag"`
+		Number int    `json:"number"`
+	} `json:"parts,omitempty"`
+	UploadId string `json:"upload_id"`
+}
+
+// StorageDeleted defines model for StorageDeleted.
+type StorageDeleted struct {
+	Bytes int64              `json:"bytes"`
+	Files int                `json:"files"`
+	Kind  StorageDeletedKind `json:"kind"`
+	Path  string             `json:"path"`
+}
+
+// StorageDeletedKind defines model for StorageDeleted.Kind.
+type StorageDeletedKind string
+
+// StorageEntry defines model for StorageEntry.
+type StorageEntry struct {
+	// ContentType Files only.
+	ContentType *string   `json:"content_type,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	CreatedBy   *string   `json:"created_by,omitempty"`
+
+	// Etag The object's ETag (files).
+	Etag *string          `json:"etag,omitempty"`
+	Kind StorageEntryKind `json:"kind"`
+	Name string           `json:"name"`
+
+	// Path Canonical path with a leading slash.
+	Path      string    `json:"path"`
+	SizeBytes int64     `json:"size_bytes"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// StorageEntryKind defines model for StorageEntry.Kind.
+type StorageEntryKind string
+
+// StorageListing defines model for StorageListing.
+type StorageListing struct {
+	Entries []StorageEntry `json:"entries"`
+
+	// NextCursor Absent on the last page.
+	NextCursor *string `json:"next_cursor,omitempty"`
+	Path       string  `json:"path"`
+}
+
+// StorageMkdirRequest defines model for StorageMkdirRequest.
+type StorageMkdirRequest struct {
+	// Path A path in the project's storage, relative to its top folder (a leading slash is
+	// optional). `..`, `.`, empty segments, backslashes, control and bidirectional characters,
+	// a drive letter, a name over 255 bytes or a path over 950 bytes are 400
+	// `storage_path_traversal` (NUL, invalid UTF-8 and over-long strings are refused by the
+	// contract first); see doc/storage.md.
+	//
+	//
+	// Examples: /datasets/train.bin
+	Path StoragePath `json:"path"`
+}
+
+// StorageMoved defines model for StorageMoved.
+type StorageMoved struct {
+	// Entries The entry and everything below it.
+	Entries int          `json:"entries"`
+	Entry   StorageEntry `json:"entry"`
+}
+
+// StoragePath A path in the project's storage, relative to its top folder (a leading slash is
+// optional). `..`, `.`, empty segments, backslashes, control and bidirectional characters,
+// a drive letter, a name over 255 bytes or a path over 950 bytes are 400
+// `storage_path_traversal` (NUL, invalid UTF-8 and over-long strings are refused by the
+// contract first); see doc/storage.md.
+//
+// Examples: /datasets/train.bin
+type StoragePath = string
+
+// StoragePresignRequest defines model for StoragePresignRequest.
+type StoragePresignRequest struct {
+	// ContentType PUT only; default application/octet-stream.
+	ContentType *string                     `json:"content_type,omitempty"`
+	Method      StoragePresignRequestMethod `json:"method"`
+
+	// Path A path in the project's storage, relative to its top folder (a leading slash is
+	// optional). `..`, `.`, empty segments, backslashes, control and bidirectional characters,
+	// a drive letter, a name over 255 bytes or a path over 950 bytes are 400
+	// `storage_path_traversal` (NUL, invalid UTF-8 and over-long strings are refused by the
+	// contract first); see doc/storage.md.
+	//
+	//
+	// Examples: /datasets/train.bin
+	Path StoragePath `json:"path"`
+
+	// SizeBytes PUT only; the file's exact size.
+	SizeBytes *int64 `json:"size_bytes,omitempty"`
+}
+
+// StoragePresignRequestMethod defines model for StoragePresignRequest.Method.
+type StoragePresignRequestMethod string
+
+// StoragePresigned defines model for StoragePresigned.
+type StoragePresigned struct {
+	ExpiresAt time.Time              `json:"expires_at"`
+	Method    StoragePresignedMethod `json:"method"`
+
+	// PartSizeBytes Multipart uploads only.
+	PartSizeBytes *int64 `json:"part_size_bytes,omitempty"`
+
+	// Parts Multipart uploads only, one URL per part.
+	Parts   *[]StoragePresignedPart `json:"parts,omitempty"`
+	Path    string                  `json:"path"`
+	Request *StorageSignedRequest   `json:"request,omitempty"`
+
+	// UploadId PUT only; complete the upload with it.
+	UploadId *string `json:"upload_id,omitempty"`
+}
+
+// StoragePresignedMethod defines model for StoragePresigned.Method.
+type StoragePresignedMethod string
+
+// StoragePresignedPart defines model for StoragePresignedPart.
+type StoragePresignedPart struct {
+	Number    int                  `json:"number"`
+	Request   StorageSignedRequest `json:"request"`
+	SizeBytes int64                `json:"size_bytes"`
+}
+
+// StorageRenameRequest defines model for StorageRenameRequest.
+type StorageRenameRequest struct {
+	// From A path in the project's storage, relative to its top folder (a leading slash is
+	// optional). `..`, `.`, empty segments, backslashes, control and bidirectional characters,
+	// a drive letter, a name over 255 bytes or a path over 950 bytes are 400
+	// `storage_path_traversal` (NUL, invalid UTF-8 and over-long strings are refused by the
+	// contract first); see doc/storage.md.
+	//
+	//
+	// Examples: /datasets/train.bin
+	From StoragePath `json:"from"`
+
+	// To A path in the project's storage, relative to its top folder (a leading slash is
+	// optional). `..`, `.`, empty segments, backslashes, control and bidirectional characters,
+	// a drive letter, a name over 255 bytes or a path over 950 bytes are 400
+	// `storage_path_traversal` (NUL, invalid UTF-8 and over-long strings are refused by the
+	// contract first); see doc/storage.md.
+	//
+	//
+	// Examples: /datasets/train.bin
+	To StoragePath `json:"to"`
+}
+
+// StorageSignedRequest defines model for StorageSignedRequest.
+type StorageSignedRequest struct {
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Headers Headers the request must carry as signed.
+	Headers map[string]string `json:"headers"`
+	Method  string            `json:"method"`
+	Url     string            `json:"url"`
+}
+
+// StorageUsage defines model for StorageUsage.
+type StorageUsage struct {
+	Files     int64 `json:"files"`
+	Folders   int64 `json:"folders"`
+	FreeBytes int64 `json:"free_bytes"`
+
+	// QuotaBytes `storage.quota_bytes` for the tenant.
+	QuotaBytes int64 `json:"quota_bytes"`
+
+	// ReservedBytes Uploads in flight.
+	ReservedBytes int64 `json:"reserved_bytes"`
+
+	// UsedBytes SUM of the files' sizes.
+	UsedBytes int64 `json:"used_bytes"`
+}
+
 // Tenant defines model for Tenant.
 type Tenant struct {
 	Id         string `json:"id"`
@@ -1385,6 +1635,106 @@ type DeleteSSHKeyParams struct {
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
 
+// DeleteStorageParams defines parameters for DeleteStorage.
+type DeleteStorageParams struct {
+	Path      StoragePath `form:"path" json:"path"`
+	Recursive *bool       `form:"recursive,omitempty" json:"recursive,omitempty"`
+
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// DownloadStorageParams defines parameters for DownloadStorage.
+type DownloadStorageParams struct {
+	Path StoragePath `form:"path" json:"path"`
+
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+
+	// Range One byte range: bytes=a-b, bytes=a- or bytes=-n.
+	Range *string `json:"Range,omitempty"`
+
+	// IfNoneMatch ETags the caller holds; a match is 304.
+	IfNoneMatch *string `json:"If-None-Match,omitempty"`
+
+	// IfRange The ETag a Range applies to; any other sends the whole file.
+	IfRange *string `json:"If-Range,omitempty"`
+}
+
+// ListStorageParams defines parameters for ListStorage.
+type ListStorageParams struct {
+	// Path The folder; the top folder when absent.
+	Path  *StoragePath `form:"path,omitempty" json:"path,omitempty"`
+	Limit *int         `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The next_cursor of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+}
+
+// MkdirStorageParams defines parameters for MkdirStorage.
+type MkdirStorageParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// PresignStorageParams defines parameters for PresignStorage.
+type PresignStorageParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+}
+
+// CompleteStorageUploadParams defines parameters for CompleteStorageUpload.
+type CompleteStorageUploadParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// RenameStorageParams defines parameters for RenameStorage.
+type RenameStorageParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// StatStorageParams defines parameters for StatStorage.
+type StatStorageParams struct {
+	Path StoragePath `form:"path" json:"path"`
+
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+}
+
+// UploadStorageParams defines parameters for UploadStorage.
+type UploadStorageParams struct {
+	Path StoragePath `form:"path" json:"path"`
+
+	// Size The file's size in bytes (required for a chunked body).
+	Size *int64 `form:"size,omitempty" json:"size,omitempty"`
+
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+}
+
+// StorageUsageParams defines parameters for StorageUsage.
+type StorageUsageParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+}
+
 // CreateInvitationParams defines parameters for CreateInvitation.
 type CreateInvitationParams struct {
 	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
@@ -1444,6 +1794,18 @@ type AddProjectMemberJSONRequestBody = AddMemberRequest
 
 // AddSSHKeyJSONRequestBody defines body for AddSSHKey for application/json ContentType.
 type AddSSHKeyJSONRequestBody = AddSSHKeyRequest
+
+// MkdirStorageJSONRequestBody defines body for MkdirStorage for application/json ContentType.
+type MkdirStorageJSONRequestBody = StorageMkdirRequest
+
+// PresignStorageJSONRequestBody defines body for PresignStorage for application/json ContentType.
+type PresignStorageJSONRequestBody = StoragePresignRequest
+
+// CompleteStorageUploadJSONRequestBody defines body for CompleteStorageUpload for application/json ContentType.
+type CompleteStorageUploadJSONRequestBody = StorageCompleteRequest
+
+// RenameStorageJSONRequestBody defines body for RenameStorage for application/json ContentType.
+type RenameStorageJSONRequestBody = StorageRenameRequest
 
 // CreateInvitationJSONRequestBody defines body for CreateInvitation for application/json ContentType.
 type CreateInvitationJSONRequestBody = InvitationRequest
@@ -1576,6 +1938,36 @@ type ServerInterface interface {
 	// DeleteSSHKey Remove one of the caller's SSH keys.
 	// (DELETE /api/v1/ssh-keys/{key_id})
 	DeleteSSHKey(w http.ResponseWriter, r *http.Request, keyId string, params DeleteSSHKeyParams)
+	// DeleteStorage Delete a file, or a folder with everything in it (recursive=true).
+	// (DELETE /api/v1/storage/delete)
+	DeleteStorage(w http.ResponseWriter, r *http.Request, params DeleteStorageParams)
+	// DownloadStorage A file's bytes, streamed, whole or one byte range.
+	// (GET /api/v1/storage/download)
+	DownloadStorage(w http.ResponseWriter, r *http.Request, params DownloadStorageParams)
+	// ListStorage The children of a folder of the active project's storage, in name order.
+	// (GET /api/v1/storage/list)
+	ListStorage(w http.ResponseWriter, r *http.Request, params ListStorageParams)
+	// MkdirStorage Make a folder (and the missing folders above it).
+	// (POST /api/v1/storage/mkdir)
+	MkdirStorage(w http.ResponseWriter, r *http.Request, params MkdirStorageParams)
+	// PresignStorage Short-lived presigned URLs for a direct transfer of one file.
+	// (POST /api/v1/storage/presign)
+	PresignStorage(w http.ResponseWriter, r *http.Request, params PresignStorageParams)
+	// CompleteStorageUpload Record a presigned upload whose bytes have arrived.
+	// (POST /api/v1/storage/presign/complete)
+	CompleteStorageUpload(w http.ResponseWriter, r *http.Request, params CompleteStorageUploadParams)
+	// RenameStorage Rename or move a file or a whole folder.
+	// (POST /api/v1/storage/rename)
+	RenameStorage(w http.ResponseWriter, r *http.Request, params RenameStorageParams)
+	// StatStorage One file or folder of the active project's storage.
+	// (GET /api/v1/storage/stat)
+	StatStorage(w http.ResponseWriter, r *http.Request, params StatStorageParams)
+	// UploadStorage Store a file from the request body, streamed to the object store.
+	// (PUT /api/v1/storage/upload)
+	UploadStorage(w http.ResponseWriter, r *http.Request, params UploadStorageParams)
+	// StorageUsage The active project's storage against its quota.
+	// (GET /api/v1/storage/usage)
+	StorageUsage(w http.ResponseWriter, r *http.Request, params StorageUsageParams)
 	// CreateInvitation Invite an email to the caller's tenant; it joins at its first sign-in.
 	// (POST /api/v1/tenant/invitations)
 	CreateInvitation(w http.ResponseWriter, r *http.Request, params CreateInvitationParams)
@@ -1840,6 +2232,66 @@ func (_ Unimplemented) AddSSHKey(w http.ResponseWriter, r *http.Request, params 
 // DeleteSSHKey Remove one of the caller's SSH keys.
 // (DELETE /api/v1/ssh-keys/{key_id})
 func (_ Unimplemented) DeleteSSHKey(w http.ResponseWriter, r *http.Request, keyId string, params DeleteSSHKeyParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DeleteStorage Delete a file, or a folder with everything in it (recursive=true).
+// (DELETE /api/v1/storage/delete)
+func (_ Unimplemented) DeleteStorage(w http.ResponseWriter, r *http.Request, params DeleteStorageParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DownloadStorage A file's bytes, streamed, whole or one byte range.
+// (GET /api/v1/storage/download)
+func (_ Unimplemented) DownloadStorage(w http.ResponseWriter, r *http.Request, params DownloadStorageParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListStorage The children of a folder of the active project's storage, in name order.
+// (GET /api/v1/storage/list)
+func (_ Unimplemented) ListStorage(w http.ResponseWriter, r *http.Request, params ListStorageParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// MkdirStorage Make a folder (and the missing folders above it).
+// (POST /api/v1/storage/mkdir)
+func (_ Unimplemented) MkdirStorage(w http.ResponseWriter, r *http.Request, params MkdirStorageParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// PresignStorage Short-lived presigned URLs for a direct transfer of one file.
+// (POST /api/v1/storage/presign)
+func (_ Unimplemented) PresignStorage(w http.ResponseWriter, r *http.Request, params PresignStorageParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CompleteStorageUpload Record a presigned upload whose bytes have arrived.
+// (POST /api/v1/storage/presign/complete)
+func (_ Unimplemented) CompleteStorageUpload(w http.ResponseWriter, r *http.Request, params CompleteStorageUploadParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RenameStorage Rename or move a file or a whole folder.
+// (POST /api/v1/storage/rename)
+func (_ Unimplemented) RenameStorage(w http.ResponseWriter, r *http.Request, params RenameStorageParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// StatStorage One file or folder of the active project's storage.
+// (GET /api/v1/storage/stat)
+func (_ Unimplemented) StatStorage(w http.ResponseWriter, r *http.Request, params StatStorageParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// UploadStorage Store a file from the request body, streamed to the object store.
+// (PUT /api/v1/storage/upload)
+func (_ Unimplemented) UploadStorage(w http.ResponseWriter, r *http.Request, params UploadStorageParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// StorageUsage The active project's storage against its quota.
+// (GET /api/v1/storage/usage)
+func (_ Unimplemented) StorageUsage(w http.ResponseWriter, r *http.Request, params StorageUsageParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -3649,6 +4101,666 @@ func (siw *ServerInterfaceWrapper) DeleteSSHKey(w http.ResponseWriter, r *http.R
 	handler.ServeHTTP(w, r)
 }
 
+// DeleteStorage operation middleware
+func (siw *ServerInterfaceWrapper) DeleteStorage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteStorageParams
+
+	// ------------- Required query parameter "path" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "path", r.URL.Query(), &params.Path, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "path"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "path", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "recursive" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "recursive", r.URL.Query(), &params.Recursive, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "recursive"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "recursive", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteStorage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DownloadStorage operation middleware
+func (siw *ServerInterfaceWrapper) DownloadStorage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DownloadStorageParams
+
+	// ------------- Required query parameter "path" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "path", r.URL.Query(), &params.Path, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "path"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "path", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	// ------------- Optional header parameter "Range" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Range")]; found {
+		var Range string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Range", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Range", valueList[0], &Range, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Range", Err: err})
+			return
+		}
+
+		params.Range = &Range
+
+	}
+
+	// ------------- Optional header parameter "If-None-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-None-Match")]; found {
+		var IfNoneMatch string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-None-Match", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-None-Match", valueList[0], &IfNoneMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-None-Match", Err: err})
+			return
+		}
+
+		params.IfNoneMatch = &IfNoneMatch
+
+	}
+
+	// ------------- Optional header parameter "If-Range" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Range")]; found {
+		var IfRange string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "If-Range", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Range", valueList[0], &IfRange, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "If-Range", Err: err})
+			return
+		}
+
+		params.IfRange = &IfRange
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DownloadStorage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListStorage operation middleware
+func (siw *ServerInterfaceWrapper) ListStorage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListStorageParams
+
+	// ------------- Optional query parameter "path" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "path", r.URL.Query(), &params.Path, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "path"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "path", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListStorage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// MkdirStorage operation middleware
+func (siw *ServerInterfaceWrapper) MkdirStorage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params MkdirStorageParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.MkdirStorage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// PresignStorage operation middleware
+func (siw *ServerInterfaceWrapper) PresignStorage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params PresignStorageParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.PresignStorage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CompleteStorageUpload operation middleware
+func (siw *ServerInterfaceWrapper) CompleteStorageUpload(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CompleteStorageUploadParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CompleteStorageUpload(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RenameStorage operation middleware
+func (siw *ServerInterfaceWrapper) RenameStorage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RenameStorageParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RenameStorage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StatStorage operation middleware
+func (siw *ServerInterfaceWrapper) StatStorage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StatStorageParams
+
+	// ------------- Required query parameter "path" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "path", r.URL.Query(), &params.Path, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "path"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "path", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StatStorage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UploadStorage operation middleware
+func (siw *ServerInterfaceWrapper) UploadStorage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UploadStorageParams
+
+	// ------------- Required query parameter "path" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "path", r.URL.Query(), &params.Path, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "path"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "path", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "size" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "size", r.URL.Query(), &params.Size, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "size"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "size", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UploadStorage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StorageUsage operation middleware
+func (siw *ServerInterfaceWrapper) StorageUsage(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StorageUsageParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StorageUsage(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // CreateInvitation operation middleware
 func (siw *ServerInterfaceWrapper) CreateInvitation(w http.ResponseWriter, r *http.Request) {
 
@@ -4012,6 +5124,36 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/api/v1/admin/tenants/{tenant_id}/refunds", wrapper.AdminRefundTenant)
 	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/storage/list", wrapper.ListStorage)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/storage/stat", wrapper.StatStorage)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/storage/download", wrapper.DownloadStorage)
+	})
+	r.Group(func(r chi.Router) {
+		r.Put(options.BaseURL+"/api/v1/storage/upload", wrapper.UploadStorage)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/storage/mkdir", wrapper.MkdirStorage)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/storage/rename", wrapper.RenameStorage)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/api/v1/storage/delete", wrapper.DeleteStorage)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/storage/usage", wrapper.StorageUsage)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/storage/presign", wrapper.PresignStorage)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/storage/presign/complete", wrapper.CompleteStorageUpload)
+	})
 
 	return r
 }
@@ -4021,226 +5163,280 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L17cxu3kij+VVDcrTK1vyH1tDeRKlWrOE7ijZ2oLOtk6xdlSXCmSeJoCMwBMKK5LlftX7fq/nu/w90P",
-	"dj7JLXQD8yBn+JAl28nRP4nFmcGj0d3od7/vxGqWKQnSms7p+84UeAIa//kygVmmLEjbewNZyheQuJ8T",
-	"MLEWmRVKdk47Q6tzGLL5FCSzU2AaTKakASYM40zjd0yN8dlYaGPLN8ZK488izBMv2A0s+p2oY+IpzLib",
-	"DWQ+65z+1nHTdH6POnaRQee0Y6wWctL58CHqvAGrF73zsQW9urxLiJVMDLOKzbmwbARjpd0qrV4IOanP",
-	"5ccW0sIENA7+H73nSmtIuRuv9/K71RlexFMFBjcS8zQF/cSwuPyGiYQpzWKutQAHkglI0NxCwpSEM/a3",
-	"XFlgwhIENWRKWyEnjLNMq1EKs8YlVrb/H7033MIrMRO2h/9dXeIb+FsOxhrG01TNIWGCzirOtQZp2VzI",
-	"RM39eQjDtMotsDjlxmwBoHL6NzDjQrqFtS8hhbFtnn/HqQzY9uPOpRVp0x5BJpv29CHqZFzzGVhPB+dp",
-	"qmI8zJffXXA7XZ32XCJo6aWA7QU2WJBc2jPG5YIpOwXtaOPk4MStQ7jPMzdo1JF85lZSjjQQSSfqaPhb",
-	"LrSjPUcD1aXP+LtXICduRYdHX0WdmZDF302U8rIktJ9gsbqN1/zGY7Km42KGj8HRDtLLGdMwg9kINCQs",
-	"A81yAxqxZlgh4b616WCqcm2GxQaJqZRb/I9eZSk9t5aWbR09fbp5Wz+rBFpPhkmVOBbTAmz39L7BfKHV",
-	"XyG2Tczi7RQYj624BUfe7q0++wtPRYIMgU+4kMbWsYcgbqYiM2fEFdxnlXdYzKVUlhmAZcRahbtfm+Nk",
-	"97LFNqiHZX4kLfhh7vuE3sBYg5k+V+pGQPMpaXqFWXUDksX4JuvmBpLyrhupZFFwdqnCNwP8Zq/YEn1c",
-	"bmqS5ZybgX+77Ry+Ovz6qGntbxGC7ZAnCLdjPD2/X4h+cEPRrY4c81ueeIbv/oqVdEKE+yfPslQQc9v/",
-	"q3Erfl+Z9J81jDunnX/aL0WSfXpq9l9orfQbPwlNucy80rHSM8DrVshbR1VMyCy3rDu8JRpzPHXMRQrJ",
-	"MGLDgFwBCu63XJo8c3cwJIMZJIIP3F6HeJgV0ahJLGhavf9kf+V93MBzJcepiD8hkC4tdze7n5d1h+Gf",
-	"bu8VJj7wF8BAyME4FZOpe+Hv//0/DwOH75UeiSQB+ekAcZ7bKUjrRoeEjXLLHAsN8lF3OA5LcoAZA7e5",
-	"hkEiDB855HkYMLyUFrTk6aeDwpWEdxnEDgSOLHINrDsUfhkDcJ8P986Q183AGD7BGwYlWBFHXnZF/l4T",
-	"eB8EOj8r+73KZfLpoPOdQrZuGbwTxkbMqyv+1p3xBT68kWru5Hd8ybDuUCo7GLuVPhCaXPDFDKR9U/Du",
-	"TwUPdy2OeMpljGiAMkc+HotYOAHbIU7558C/+EAweOtuWHNvW8fh1vJNMZGoN/XZqnDgNN3UKGag0GzC",
-	"C3T1L4HgEmyvTfQY1oWDb/7+3/9zxtxV/80+z8T+7eE+z+30jP1obfaLTBdn7BLiXMMZu+QzuBQWvrm0",
-	"2jH0jWrj/ZyDesX1BD4dEnq5gmQvdQtEk6lTCll3mPFFqngysEoNUrewB8M/9ZrLRdBqP+H23f2Nu8Vr",
-	"SnMLA//nylaXDCPrdll99V6Qo8UusX6Q5Q/WmRe2Han8qM2CsP1I7gM8kyvpqFBp8V+fkv++FsYIOYkY",
-	"vMsc53cX0ljpCSQs1pA4cYan7gZCtjSY0etOgKEf/GflD15KfiAauZL8lovUSUyfUK5jCWQgEzQmCsMS",
-	"NZdnZL5gKbegWXdoQN+KGAZ5ucAHA0GmVewkp08KhF8hTXteGXKirYYxKq7dmoh/A07Mdw8eZPcfwv1D",
-	"NrQkeY2GjIpeyJNEuA94eqFVBtoKpz2OeWogcpp/8dP7jlYEv2AN5slMyE7UIeNIJ+rcCpiDbjAQR53c",
-	"gHbq7h3sBKV+/FsxTESLKWdSI6dFupnOk+Ty8sefYHG3TZKCXl/lwcGGVUadLB+lInbHuSpO/CKB3cDC",
-	"iSUlx3KvGsc5ZtxGjBs2jLlFy3uWj4Ys00Ja40TaLmdWc5EKOWES5qmQKPiNhYS9Pru0yjEhDT2QsUog",
-	"idhc2KnKLRPWsFjNnJjqMKu6oWfHX52s31LUedez8M460Gb8bzmsHAUCqrbx5tOYCflcQyLs3c6Dz1Qu",
-	"7WAmpGrwLBz2+4cH/3l4wPA5y6WwaFkmuJJF+dlJJ1oxMEcdsknHDef18vIXdnJ0+K+nKNVkKbduuCeG",
-	"jUTqjqEfPl0C63EDXmjgnq0sS1Cx0gkkeFo4D0jHHrksHAM8T4RlqZosTfN0IzounVQNhJWNF6trPbif",
-	"VQK7ntfEKR63oI2gfa+AJNbg9P0BR1QoTirhFnpWIFKtfDPJchxdWJiZTaz5h4sr940fhGvNF+7vKfDU",
-	"TgfxFOIb076rhhWvAMcP5dXxxm/olUXl2UipFLh0D4kRrnyTcmMHU+DajoDbnQAU2FYDAhqV6xgGLXNq",
-	"sA5PdprM3ORtwxkzHUwVUXnjw0xp2+TxiTrGcgubztZhJNrPVrAcbwXPlPwCw5iVZVUWES3hqsey8uhq",
-	"qFqH5FqKeSV2v3VUAtsjeEmbK2i+zKRx3NbVvoFxLpMvjTHjbTFAfujRbNUEQi+RV8ztgexjEuZgrP/J",
-	"iXv+PUPuAj4yDZehk0H+CHx7HbMuvJW7HmLsBOON+FYMf07vf4g65EDbiW3chfFXb+mVh95cOoj9NbXy",
-	"QguTCv7GpmeZdlpJC1b/qHKdLhi+w4zkmZkqW4RQzKcqBXR1bonpFcdaM2tOgZsdAbaJ36/j3dsw4BIX",
-	"PBuOOnmW7HyuFX1gPREgG695IEsdYIXNVw+vJujUGHllvVtw9WXc343AnADOZQMTg/6kz4bGTFkvY0dH",
-	"bMIHf//v//k3d0kNmwDWeqm2X6gOUJsB7K9FfyXiN1Gx7PUQufDCzy4Mp/h4h+uu5G4NYp2Ed3YQ59o0",
-	"Eew5cnymiDM7+YplfIL0uYH3Vta5HgiXgWqCWuy9duAR91Y46YJ0KmKanUDa9GMg8w4xNEjK37yftFGj",
-	"PnfXzIvbYMjYhefbNtGcx1bpNvZAD+nncrceYYI5h8exu7TcLwtjYdYhbtu4g4q/qm3Olp9nYHnCLW/f",
-	"ObnSV45NxcgUduNVKrexmtV2bXJiBlEnASmKs8t18043MvpNMrp/HoC/yrr991mz/lJEG2zHbqtQqp17",
-	"BUOigEfLy6tvp4ReIxU5HH6lJndgJHAbgiW34yEltXwyHuKX2LTxb8mS8C3553bcuvfqtQkpTjw2+SxE",
-	"/aSQTEA74bQiip+h53TkJOYJdzxpS4lllGs5QH8HDjbIQGOYWY2YtrO5rGJ5Lud8QVFrq7vyT42PLdxn",
-	"x88ODphWuXTSeKLm0ikDB/2DwzMm8zQliV8qOxVywty66/pHovJRivFAeerN4zWeIXNv1HzXm6ie//Ff",
-	"xqnibnPlcv2CVhf8c/MizthBJXapdOSibTjPGs+hZYkBsEtrpK/KFZIZb3l53yvNMlBZChFDWeQazQ+G",
-	"8ZHKLTs8YngQjNtaBKc7++vOGYNZZhctMF5PFXXsrUlprdi1Au0lbKnvtYngnk8hvlG5vQRj7qAmLem6",
-	"26C6n3CQ67TZDLaOFgwtc52knm/keT5GwW/5kr5ZPo7KTEuLLqaJWi2IjZBGUbuUj+5mXSjVlIoG/exk",
-	"ox3emCn6VEQTSf46FfF0JRry8vJHhsZ4q5iQxvI0PWM8Tf2Ls2XbQXHfbDQizPi7l/Ty8dEGQ43fbztA",
-	"lxD4IWw27uKwKuvl2dJtwbqxQ6y9e7Osn7FZbqy7f8ob6olh7Xb1yqkf39Xc3Q5bH0j7CR1GTb6UxvXl",
-	"xqoZ6AulLU/vxryaGdCyY02njQtAN+e3KlnsrPcmDYE1lxaNcjMeT4UE5l46w5DpRMUYWvPmxfl3r1/0",
-	"Z0lhVEmFsX32M8zxbRPkFp4kgCFu8I7PstRN+ltnJcD0rmpHApaL1GxSL5ZyUN5ZzcPeehq4t0Aq6W6l",
-	"CNffMxnEYiziyj1ZAnssIG2xd6rxGGTirlmKpsVXI4RSuWuGwYJNd7BTmQpfxZJNK59xWSz3rMg2MFM1",
-	"jzC+zCqWcW22kHjx1Mu5VmDdimGFI31HJcB9u5WnHlF4RUDHzxsX9S6ecjmBu7GEgPwVlnBy8PWzjZeX",
-	"hkRopyfmWtTEDPd3jSUeHZw0XTiFBa9qdj482o0Z+UMMNrXaoppg9cPF1Y7wWe8bkwm8azZozWCm9GIw",
-	"E6OW5yqBdI1+3GTQnZPjQCXwxDB0CDGMG8Wff7i4OvM3PxtrNaMXnKSgmEoTJBO+6DOf4DKfKoMfGcY1",
-	"MCNmeYqhzd1YybGY5BoSIimcYs/J/VNI0XMw424j0onGEXMSuBqzLOUxOBEuYrlMwVBaEC1ywi3M+YKi",
-	"pSlQwIctsgRuhxgo+8PF1fn55eD81atffh1cvnx99er87YvvBj9cXF1+c4i3ebBnyNuZE/jkrUgE75mZ",
-	"Q7di+c0BHflW5gQ8TP92OKDaQZbutibc+hGf7Up+u3t4VwM2yK2Tga7EMp2y6466ue442F53nM55yq7z",
-	"g4PjmHwz+G+47jQy91JmD0BXN2g/mmieNAJ5WUQM0rjfXxO8XspbYe/iCIIZF82ksyHqpwk3drA3VRNh",
-	"aA1rQnvK3d2NLxebXEkcxCdOqNBgzFm4UiFhowXSnAF9C3pJLj16ehLdA7yWL6VNUHiF4vILh5/3Kv5T",
-	"ePVp4TLNlBFW3ELEEhi5H7hMvGvV7Go3unfXX6v3boOhNXh1Gx6NwU0HTWqjN4IQTxDeRnLKOMsxHUOj",
-	"UzhinGWkcjOvVUchDp2sVATZJ8ZnZ7TEmayXZiqn/9a9vrMvLRhy1wQFBUgUAKsd4AacfLvkIKBNo2uJ",
-	"T2CAuOTmT/6aG+uARVPmsvmeoZHvYiCWVosdgiqqZPXpTMR+kY0wVROV31EprSVBbpnTuLKA17uC3FPf",
-	"9jD3incTvOli2JgzQm9VnJ3r3r4yPol9OaS0U8wXlZv4vREkyMR3A0siTJbyxaA1RuvOl++2IbfbBtWG",
-	"u6e24jVXEYHjDvFOPp96a0TxcN8U7hSGbVrrHWIZJ1k+IHdmo7rhHrerHG2xJ21I8LGBGXeMjCs3EVX2",
-	"2wbABw9t+8ioNvf5G5gIY/VdpOCRUtZ9mvk0DbOTwFJ+XbDdFb0CP2YgtUpRUKDktWDsQtXuDE0vkimZ",
-	"LiimTJiyXkvXUMT3lJspJHuNcoT0qL5lDGEDdDuru4maodN2CithEbjndCkOQo3HqZBoMyr1304RldrI",
-	"1+pujU/gyfl0suutSBpDdsqHAzzSe3YJrdfYPkWAV1UNLK+jdhm1gFXFSdUW49WEoXU43EG6XBIH2xx4",
-	"O4hCdazexAKL8Tfv7nLF8CCksIJThBKJ55Xoo4HTZmQs0Dnus9Wa6RC0cbB6pSbijgp5xo2ZK91g877g",
-	"xgAa2HxxKmmFXbBw7mdoVtcqZfGUax5b0GVhpe7PV698bvTecrDvwdHuiS+Ekg1+nqOnz3ZPXwp5M2Hr",
-	"jQeoUhHvqt0nMOZ5ajfbtxqe+7ylJg9mq7aDbtFcjigEY0tDgBNft2O7y4FmAqXzkVLkmcYVNqHlLU/z",
-	"lnIyMB4D1f2ZpGrEU4bvFlequgWtRQIRg9SQa9LDdG+zJneD9ZO8ch2OIqymfgDtJ34H8SpzH+6i53rc",
-	"2sRginEbV6vVCN6A8ei2U+ySlNAWtIRGNu+RJ5If++RMRlBvlHYKJ1BDPg0lWRJQtsA5DTyehjTRZdfE",
-	"EoDKd2sTtYAL/7kbqNpCIs1gldIr/pO7ZwJ5XbMh2SKESpQE5F4OCQ+hiFbFn7C9nrpGV6ns1K9uc7i2",
-	"B/VdCOnejBfLlLTOoOAHeV3UF7vbqjed6YPaD1qi81utBr7w12e0bIW8pzswsDsoEN5mfj+WyE05QjRV",
-	"M9idXgyadOR7CnV5drw5JOsjQrlC1kNN6Dre6tOQF1Ewy6MjlGfEzJHCs6dPj6mqIf19GDUVu2zIdy4N",
-	"KGF5TbC+/GlXn3itTMOSvEUsF60eFJQmDLv86YrZKbdMKpa6x5Xal1OVJtUokKoyiyYeXXODbhugu405",
-	"jBy7kzYP/XqT2RTTqwZrU7AuMPfKx/CVGVfoqXXfL4WubSmWtuYZrN9Oy1275k5rNretAK96ULVlNAKp",
-	"phqXiNSCmHe4G83NDunXDvc/bA53bGZSVLphV4f/HSw0YyEnoLHMwi5GmhtYtGdhtIpe9eoQ22NL5bv6",
-	"iisL2eibI5De5dQplnaHk6fD23j4YdzG1YIlDeVuV5QH8U41Rio644qpYBulj75u2szbwon18XL/Q8r1",
-	"VWmeTHFVYV7NJcqKW0R+mDSf7Ibi+MXW4v1b0DMhefo2SH+7OITvYNLXYPJZY0gAYN1cBBia8OlNw7ik",
-	"IoRCTkIUQOUmruhp9RD/hkhsv9UwCl37NJnKQBqmdJi1US82+SjTyqpYpW1JQsULzCoMMdWU1z4CrkH3",
-	"KbYJp6TQplNGIWb9sLj+7WFzJEOzA+RSyEkKvdxAxE6Oq7Y7NWYjbuDZSa5T1j16+oyNhDV7fXbpfSEx",
-	"NE40h5FR8Q3YQdZYiveC2yLiv4DorzC6xI+Cx94H0/lMmP252Q/v7r+vVQL/sNkQFLwlFXRbWWb9cKJ6",
-	"EobHuY3of8fEip3RTnksY10KgZQMuE6Fw363jCcO580c9N4ZUzNB6fCcSZhX8d+HaXdOOwfjr+AoPuG9",
-	"Z6PDpHcCx+Pe1/xf497T5Gh0CAfjY/4srhttna6QcWtBu0X+52/nvf+f9/7roPd17/f3X0XPTj78c2cr",
-	"ra9eYPIuhRJKrXPVCuWPW8gmAd593CPaTcUY0AkoJPPpTP02tbGu6TZT2UpG7rdIvK0q/Z2CJGrbX15a",
-	"bfO1VfkZm1D5yvAJfLzj5a5xOD4caWvRBpdLxT82yjc0cuum/Sh3zZtvu+ZHIk0haVObihg2nw465YaN",
-	"ACTF9gHlWwjLjGJjrrfNBqUp7VSrfDLdwTuqzNokJPecmLYyUCWSj00xBZnsqCZso5JiP4HifJ4YNm0q",
-	"E/JxmugGO1943B5d0pam+iuq0CGtFjm8sVxj1gfIhHWtYlLN2XwqUkDBY9s0MBxm18pS20S6IBWV1Ud2",
-	"cjQv9/Wo2S5rUKyaMjfp3JWtVmpOFbmqFXxfotMVGmrlGivxFO4o3NipMi0O2ivzKUPVtqttUEe+51wq",
-	"KWKesvBa4fehaOstlZkLX6OPFJkuKirsG4etmlula6kOPt6PlJnt/BHrwuI26yy/wmiq1M15fLPjYTTU",
-	"nRATqTQ665OcKpdC3Yff5LyPOlINKJ+pEU80xCBuIdnK6eVfXVfXgdhNroVdXDqS9Z4/FEvOc5LS6a/v",
-	"A1P491/fdqKGfj4odhQVvk1eRuRXyjL+8vK75/RUF12FcBMkCBXrm1qbVQSrturfU1/VO1qu5h0Kivdq",
-	"7UhMrDKKVKgXBzdgi+wBMZE9Iamlk9m+JUmQMjKBZpUPmB01Vs030JsXl28pKoKXLV9+uLji/JL9+Pbt",
-	"BZsqY/vs7RSLh6ZYdAAXR3TnPtC5nZ5eyyENbfZjlcAEZN9Mh0XHLProB+W9tQwbFYx5DJge4FZsmJDX",
-	"cuimM/sOmAgXnom+G2uihhG9OgVcEtPAE8PgFvTCUyzdosN3PQfJ/xpeO5kPJGoj3JbXUwKxoKwrzAqN",
-	"eZpiHlRjQule/1pey+dK3jr+oqQh6znPsnSBd119/tNr+S/sBf5WhN6FJjPD5Uq7w9N6RjmFFWB8hLCY",
-	"L3AtWVDdx24PM7fxw6Ovqiow3r3DUrvpD057vw8j6tAzFwYYZ1TQ/urq5Xd9XCDme7LcAFPSt8IxU55B",
-	"xIa1vMrhGYtTgblrZi5sPHUy8hA95313ysM+O5cLt8oCAghT0uzYyfEhG/o6w5Wy7tWGc1QQHqvTutP1",
-	"L7sR4V0MkLBnJ+wn8S0uu1I+HtuxaWD/fvnLz6w7fE6lmXtvFxmcsuXqzMO9qAQeey2+ZSNcs3fxsO7J",
-	"4TFrLD9fHCVNLEwlxads+CRwvYmKc4zN9G3qhDVsymWSgmY6l+aU5fJGolVCs7lWctKLuQFKyTURKzhz",
-	"6BoVuVHxRaKPiBDEMJVb4zDYqdQyn0UsRY2XMm1IYDIRmxU9dRBIVGkQl+/GvXr7fe8rBOHJwQFr6LFD",
-	"Fh1/1rjGIZN8Jtxqpn7VAT50J7hhhWGGjDV4pBbeWdaViv189SpiUhXhV0qzkaAEUbzUeqtxWXs+eRGH",
-	"dQiIYhwzfIE07oY+ZRRrNWzJBkesqXeLKfDUMMtvgA3PfWllIl9GWrBPz6veI2TJGp4xznxx9oiwdLmc",
-	"e9FX4uTgkIDoKIVtKuzOlHbjLVV3xx0Mq62/hsxACrH1SZ1L/chqzbu4pC5dZJrF1E5H7nYKbibfCsU3",
-	"A+Ee65gaR76tF6t0Q2Fd6TgdOzk4jpyyJxLDEoVfpsBv9og+i/4GxjPIotFc1/2LWElIlwvqNjkrsMS1",
-	"v+n2HLK6JVZ6GbKu4/cRm+VOoI3w9b0zz35DT4VllosAXWlN4GDf2GVgiEQyXOkbgIce6rArCR7RT46+",
-	"ZvUmDp5mKg0Zhg0oiFtwdFTBRYdpmXVzLzXXG57i3FYvytKhhs9wDTdABUSRf1O3Tn83h+reIfh72NAO",
-	"9JRh90/fIsiN6QZEnuMmCsiDg+Nuj1hbCfqzco2o7lX7hSLnxMPMpSHM+npTuyq8c4t73CEKcHf3FHeM",
-	"MIjJasyGhD7uTHkVytUeYYTZw+haDn3AMErx+IoXB/0v/WuJRtbZjOuFz23sCRkhEpuIKCkmqIdPGX5a",
-	"pA4UQflehgqMLUu5JIuSsGjQbHrOzi9edqJOUQa7c9g/6B9gMbkMJM9E57Rz3D/sH2AkqJ2ihFzIj24d",
-	"+0uVEifUJ6MA3cvEicjuzVfC2PPKy/XOmb+9J2HzbznoRSlrFlHT23U7WKn6+SFqHhcpqDZsEX/x9KAS",
-	"f3HkS6Ssib5onsCb/lra5GGxg2WN7velxnhHBwf31gZiqRhmQx+IXySgERIZeXlMD9Lq4oR21vRhAYH9",
-	"Sl9A/ORw8ye1Viv40fHmj8qGcu6Lo683f7Hc0OdD1Hm6zY6Knm2oehZEXyEKB3y6Yoo7NCOBJV04Lc3Q",
-	"ZeTrRyPLQxLnE1OGzf0edTwr65x26gwHZ26l32Un0v5Y6Rh6vsgnBcLXKLZpu+Ur+yu9cB2KZz5Uqs4h",
-	"vnczvaGJKnVUox1nXGpa+4lIqq3/WQnNCG2TRTXVJaJq6Z29jq6aPrm3Rl1fMHkenGz+omj+hx9sQc9F",
-	"a01kAEfbbKTaquczsQ1PLdgdl7jFE1NBOWpk5PTWepFeXx6hp4s+38zYPL4psdOJOh/NVfJE2F6qJq0y",
-	"AYoDvq7qdrJANfmqvfnsip20ebBKgdj7GIuY1U4jLZWck3GaG6dbpWqOYnAuE9Z98/1zdnx8/HXZIHhZ",
-	"QBKUiVhOvY0HY3X+F+/C/HmW7TA/Nk+/0/w7imVUrC7IZU+3kctWOXLFKxtMj5mGW6FyU3hg/wjSXLUe",
-	"8QZZjqr7Popxn4Af86TeWKMuqFHHKzYWKWUByoRxRoj1sdy2yF1fr339jK9trXfV2co950e3cYAybr2J",
-	"0p6dfGJCq/XKaRHzEPqPBPbgBEa2X6pg5yiJFCUyDO9GQG1aSDX15H50D9x5qEt6LyjZlB7zoe7/tDqH",
-	"DytUcXhvS1ipXtHYepeWCQnrFixj71HxubPis6sec3i8FYFSR+Y/mOJDqMU4MoMz79lb8n4KizZbKmRS",
-	"lAQhb0lULV0yBQ33cgHvv/cNmz6Q4JoCRcIs8xh3Jd4fh6nR+ElTJzC8gh8p79HkcA+U53DJ0503JNyq",
-	"G/I9x6B9IjyYM/K6ED3IQW7QCS9S921jFiATdvc7fCficRRXmCE3EfB+VYxdQ8wvZOLGfV0Ter9gk2Wl",
-	"mFKrKBt5J+8jx3jkGPfBMXIti9rVWKM9VItm3QqVsb//r//jEe+McWZE6t6gb6Yg2URhUvGYwjwoCpUc",
-	"yXOAbK/PXviy85YCZRgFEprQ9uVTcpeok+UN2sWl5dr+CdlFvSr4I9t4ZBsfzTbe8hsomcZymXnWdcyi",
-	"gnN7Z1WXNVMYz3gDkDGdSynkBGPBJMwxikMYGirps0uw9h65xkaxItNqdAdH6jJ3aTReYLGjB9Ir7o+n",
-	"VEsyNXCVIv8HIcUMn7MulyyXRRkjQglhMATIDUOdCrjvKvJoYvh0/OcPw06wKRUaDYVkhwfMB1VXOmpc",
-	"Xv7IQCaZEtL6aGIT4tLwIRUE+1h+4Ouum/1q3cX1Rvt6kcSHCZtq68D2GDu1Cp1tfG7hdB+dAg9O2hf1",
-	"TgZbRVDlhnUxg365kuje/YZWVWsetsZAXISXHhKDy6qNLZJ8WOoDYeyf3CeF0FtgfDTeGcKaliKeu6uh",
-	"jZpkKD7zpTqpVqrjbOWhum+EX4vslaNyikFxOo+y46N76qNYwiWQZFmr3avGjFfYxMfeLHS3mf33RUzc",
-	"h33fD2l37ZKqPzXol3XKacgVYVjxn4iadTGxazVjgx4v530wN4m5llgxhw2r9SGHRdfVw37/8OA/Dw/8",
-	"2P4llduBGg+009SHexEbUvefITvsPT04uJaVXMVuS7KZ+yrkxQ+X83TdR9eyeD6YCTPjNp4O9/rsXBZZ",
-	"dQR6n7tEiRwNIvxzPJW3RdeWL5FbVxb6mSIKaqVEm5m2Lwji+90pYx99ml+yqfFPxd/dB8dbHUxR1LJ+",
-	"J/ygHavggWcQq2ZdXjSvC+hdthvbiyiQEBqCm6gch68s/5HXRqXq74NcG298J77Qrk+NMbuYDemHIfNl",
-	"IYN5Zui31qeFDeZCJmo+SPjCDFn35OjoWg7rjyhxm7g6ZY3OlAZmpxwT91IY26JHen0A+tIM/FL2mFTV",
-	"j929MOIpuqe6mI+49J1/ODxlJgNpr6U/WJ/jSm87dNjrh/0OkIENBGU3+zIF9OgMQaByy4S3TaEuei3L",
-	"cQoocg0M00N9aKmSoX9fpSMovdxnv8h0UXwZc8lGEAbFe9vtTCo74AUg+mzDbd9nr9VtyM2eKQkLNuLx",
-	"zbWsuuZCl8HQDSOUcghWMJZxO31i2F/VqPX+JPT5A9yfoVb3Z7k/a4XCWy7QCnoIMI9X6OMV+oe6Qqkc",
-	"nU+Ml4nj6IGldYkBhaI/e/USsU+Mv1zv90LdIu15Y8bzBvblizA4YohWe7Sli5rTM3Rgw8j91myhP0I6",
-	"9Z83becfNAl7Z7/iZ8/BXi11wrrVoihrHAVu1tzCEiOpVYaoJiCsnr/VXBpKKWTUQr3OzEqJ9OCIDYU0",
-	"+XgsYgHSFvLoHjV0TsUtXMtKqGXMM1PUSImKrWGZK9JMulhkpJIGHvNsgL53kq/tlFsn5IUqUlig07tI",
-	"b2DhhUlfOb1i/ImK+pK0m8ufrnzdSSy9gvEYvsJMuVwlqZSU9/l3fUypWxOPhV04ObWeZ01FtwxK+IgY",
-	"WCwE5U8jlHQC60zdYnQ4U7JJ6HyO2shHpKDXmfaXIaAub+ozSanrM+bfhBML1U7iR/G0YKFbSHbeE/om",
-	"HOejkPqxoatUhM1Hu6MF37EtL1wuVcLa9QZoFiWXK3C0ipY/gK3xqC+iysWjmPLQOOnkg+oFOa4XdAwh",
-	"D+jZdFeyLyiXgOUiNSEFowjvX4uxtfJWu0dENxR/2Q7n9x+m3szyZVMpdsF4qoFjTbPw61IcKBUcw2VR",
-	"6T0qpeGjSanCGFXQG6D+NUAhDgvoDvsrMsZjnZtH69JjLPjudW6qrK9bKefqCBarPmJHD6/JoMlm78xJ",
-	"+iTyY4OQCmLuwvy25FyhKUmv6IXxgAzM5loaxtnR02e9kbAhsxW5EDaiwcqAxwcHzES+nItvU+1Vt1Dd",
-	"uNzEtewmKi62geWI2S8ZSDb84cXbtQ1nhqG8ZtGYxTeruZZ4G1UayRg2XG3PE7U28xmyrtItdVOv5err",
-	"hReoqF/pK6TS+q7evPIeEfcXos18qlihL66AZMYXbCZQNz44ZsOw5oFUdoAtp4Z7Z0vIuVIL1WFm0LYp",
-	"YODsWlJtVF64i7xEGS6UCnzROYNPh6TxFjVfTdF26JTqrBZVIrEmp6EUZyoNbKZY55JC1qoNmvhqN50Q",
-	"+iwS1h2WvXiGhfRLrXRoNU4+vpY3ABlWkwpDYFeMkVZzhDFWYp3zRVGvEqMupYMI+fGuZbcAbr94GJx8",
-	"vksBhpEUnX6Ejeho/FFzy2qLRdtCmAUTPE7D1BgzGmsgMGp/t/TZr94Fx6kQqUO94JWrDr1HRpA6FKu9",
-	"hNh5pSEWtwxbetBUVNfVx597KsFJriUefIFhYT78dsiWafOfQszrXrsho96I7CNsGQ9kmWjsFPXB2yUe",
-	"yAxRh0mLTIMn+48Wv/0lmgv+GN6p15g3EmqR5xXGV7BW4hXYdUwGXt+my32UOSG30/1UTRRFDreJD7fq",
-	"xltcfSOHsECtZhT54Pif59W+hwSlYhVF5b3adC2pCkClFHktIwsFjTgFrk1lsD77WdUbZ0iM4jijitfY",
-	"IIublnt/SIXfJ9IpYbmTfdRpwVm7JweHy3XN965l2Ji7LiM2nwLWzGdzladJpXnBXOkbhlXt3FPfMcyx",
-	"c1okMvNEgbmWbpO3oMUY61X7lidNrPgVHcau3PdNrf/HQ3FgWtxa1nvS1CExwP6L4ZF/MtbiO9N0Tn/7",
-	"va4NYcGNVbotiKz2zNNa1eGd2+kSL8GK5qs8RIkk3i/ulIopso4KPxQdVzg5n31pu4ufnr8g+hCgI6bB",
-	"t5mgQCyUAgF7YOf4rRPVNFCLBuITBQclrYU6LtlFEU7UZ8PwwSDXogwbplLtJKFNlbFPDIuVHItJTlXq",
-	"6Rt29ealaYw7Clv+5eV3z1epdqXDqobm9TEDMqlvZcR9HiL1aHCAWuuvr+6vs+yqaSy6SS9W+9AfnHy1",
-	"2c19TB6G5UvCQ6rtBJ4YxqvsuUihXGIKr4IBqbEjUOtoV29eEbBKtLo8evqMYBdP3U0pyfnfCojVrlmf",
-	"j0F9OttJC+/AAhTuXsZOVL7b00fwBnjnu3W1ihnPlaR2w9Qlwp1i1ymrexELHweZIFT1c38tsQ7/L0MU",
-	"XZMZkILERJpSm3dKHvftIEJHK4oxLV8qbOXX0o0QGvN4qQo7l/xVCVn1vHtVXd4KbyQQmmHDNdKBPcO9",
-	"loUMxFOjsLuWcMtk7e261jboiq6lUU4b9RwkVtKoFDCMEyscrIBESEaN+FH3b2JwLzzoHRo8p4IBDyFZ",
-	"hGl2zwHbRCM3IE3ny1al/jGkke+FFGZ6PywlA22U5KnTXag7cVuMTLooO3r5nCpsxtIPQwxwiAFIt4EE",
-	"lQWHbWcVMf/k4PhaDsfAba5hkAjjX0Ujn+a+azqX7OTgxBuNsDmQMEXjLR+pIKy5DuASqbseBYbEhK6O",
-	"jgdYX4MEdUSINdhGm82FX/8rhMDDUGVtjkfS/NOSptPQ3F2Al6q785xISaE13Ji50gk2yUJcYEgvbKK5",
-	"tHt3o168e/ZDT8hW4n27orfEyskHy1aHqKRw/GXKDZNKQlS+uaTisPOlgVFixW6b3jJgWLc0GUShk1oU",
-	"bBzBXEuW2hHEPMdehvVR59xQ4oWdixj2Qt+1Yd1We4qsEG/+CSeGuOwCxkHvZpb9NIYBP8tay8CXyRL+",
-	"MQg8iFcrKOpUawlz+svsTM4+En7fB5O26v1vK9lRoUdrPgt2zKXY+yLtxPf146FnXKzSfCa9I2mUa3kt",
-	"NbdNIzZ2Kzcr8yGNQMK6ZGLdqwbAmjM21Lmc80XhT6IWfP5HN4UZMsMXbKrmLFU+wSlsM+XYMMX6MFhd",
-	"GDs0MJmnKTEtHzOCuzG0sZBLHLZFQHliCuZTph9fyyIDrsxQHlc928Ef5UHaJEj8APZbGuRbf4oPGCCy",
-	"NFOLQ8XD8AsqMPIHcS28XY3wCsCMEMdYgYeExlWKb0xraQ9uCLRP+Lk2saVM2RbbNpV4zBLZPhd+q9Yu",
-	"ngH8ob2Uf2AqDGllbakgdyS+3PAJrKW9K3zjkebujeYQoNuQHJ4Nhq7o5JHwPhfh1U6BdZU7ICdUlt50",
-	"NNZqLvcehjr3Y3PbKhi/+f45Ozn86oA9v/yLD6TyfeaZVvNiQbT8kMBvrAY+g6TUbxNu+YgbcB9hA3n3",
-	"fy8+TyFN2HyqsLLAW3hnWQxp6stacmYyDTwxU4Dg39a5ZNwwju3a85SzLmZKYRd1aiL9zTBiw//P/afn",
-	"/vNvw4hZPnLyKXbUIIDbXMs9FHczDWPxzpdtYMMnQ6eAj7lIcw2Mjy1ostaTHX60sGDYHLRTs6VlfKS0",
-	"DZZ/DM/C4GG0dGduXTxlY5GiGuBLOghjudduriVnDotSsOjsa7ZxZ0oTo3x++ZfN4q+FdzacaskzlnlQ",
-	"o2S7jic8pxl63wlDpT6anGBDbi2PpzOQ9gy37ZjkN9cdHLjnIxx9taGEohz9r1dvnzs8AfqxH5vb686w",
-	"xlUfzgH2J+Y5FCJZPdeWVAtHU88v/1KS70cwmCnwFN9pYyu5NL60pS6bK9FXlCjKhHTU45aYBsZjpkpb",
-	"ZsUMVG777OjgAJVU1IrREnjGnh4cM8lnTmXFtuc+uYGGLCzmffYajINIoEhHPFxIKnritsTTNl30R1zk",
-	"Q+qgfoYGCqWzTCADmQD1UjeOESUPcnt7xHvgPZ072ZMbi5EOla2hc2L+EGGLayNSMkSxKQRkLEqwlkur",
-	"0oXKzEYj1PqOhtVmhg+GUp+z7d+Xy1tXZLNx6qQMsoprwwxgVF1XKsaTRIMxYCLGJ0BB8B5DfELaGSta",
-	"w/luQtirikDL1ExYC8neRyRrFPW2kZmp3Pa8nX5NyIIPFeBF+aLgGOgOhRRWuEmGe0X2RCV6ZYoldViY",
-	"KwpBTZSpIayh5IOPLaR46uQfDVYvyoiJoqximK34Mawe48P8ynzaPJZTpKipVAAJgkKyYYBafybkwKos",
-	"z3xhxn6/8oy/qz0LpbUaizQW0CoMoSFWq2oNZQ2WTz9qUYxRKjsweeZYjoOFtxuXZmiqCYO5eTU3cXlK",
-	"5AO6lnMYTZW6YRr5V60yVXs8/XMPQV8M/EutSNW42M+U9b8MshZ2GnCTWYWBc0shgI+phMljUagVQd1H",
-	"tDGrsl6etQnpgT2E1iJLZemq90tgb7tfMLmxaga655gJT5vumUZ+4j+7wK9KrvJgUk3zhK2Fst1LeGs9",
-	"1oV/cGQ+Z6mQNyHYdhlLnxjmb8dwLCGRbgndN6Ozr/65WtSswGZ/N26I4+BzCs4Qho3y8di7XS2bKeP1",
-	"AQq+xpfQEL0XIqbY8NJqkUHvUkwkxmANr6WP80zYCMZKA+NyQZ5UYZxe63Pv59qJhRjkORPGYGTVjKdj",
-	"pWeQRGyulfvFWJ7CteySZYTSYPciNs7dXL0EK47WHjLukHXPzTDLLT5PIBWox2CQx8G1HHq4DExYdZFg",
-	"0mcvnO6M3faZSJgw1xKpFHwybtfJbNURnSpOQlmt1MDeGYqeopTWijp3mOAZnA4zrn1lqCDhDYPsQ05t",
-	"mCGcC4HNc8FB+ZaQlGtTqThFmawkGCpdEdd8DWw/rbBsuNw8w41nLPCExN7l6Yv3Qg3uPnuBwLKLzEfm",
-	"FrmriYIiJRarQGm4ljy+kWqO2/eBdz7jhp1LD3dyk5d5l9Tpi8Yko4XKQFIe5snBCYbWVqVDlKqpeXCf",
-	"/awseVYRcyGhKMDi5IMrf8ItkBTqsP1aFmtHjHVA9OXHoYxmwqAgpJFKOCHrDt/1NJ/33CvDPZ/PW86n",
-	"bsHndji6Q4Oqk3cdkoQ6sI0xhXQAv3qK3pDOYL8hw2IuxTuijuj20P82hXfsx9fnz3uXP54fPX1Gj4N/",
-	"hzh96eBZJu82V8/JwdfPWnw9dxOL1+YXIJoUAeUJwdThaQHTfpk0oEZ/hfiTt67wB3Ue3zRafuIYMuRd",
-	"nrlELMlpKsQ1TxN7X45rateU0l0F3PtLj3jbfOsSayk4d5cwu4jcSeC2eHtv893rbV3up0DrHqeq9zDl",
-	"IWxoHBRe+tis7ofr9OemWdt1yG/h3rHVqXVvuIVXjnX38L+bB1n+YGmUNzDjQjr+tMNI5Ucroxmwu43k",
-	"PngsibXSAMzjULWyyYwv0BDZ5Wm6EiDoMw+LGjGmTrWBqjbUwlqj0/kV/YkqR/qVfSYDUoBnAxOh5T2W",
-	"iXysYv45uooi8jltLVT2kU36+Flo8YDJQCOghAds4uDYz2bm066u+9f334dyECL5sO/TrLeRHV77V79Q",
-	"CYKWt06A8Ht9lB8e5Ye7UrGnAd+hjRD7jHG58MiFwoQGjg6J2WZqbSj1fTfa2tDu+zxJalT8pxA3zpOE",
-	"dvN5RQ2PE1ORNergSfIocjyKHJ+lTUGSMO5rXTb7uqwq2dhDiRb7790KQn3qBFKwsGp6Oy+LK4aKUIGl",
-	"+hKIwfbqxn9iMLsqvBFzLK80AqZhpm4pKuJrNnTvDOosdrjXlF7pPvrc/HFTESVa5SMreaySex9Vch0u",
-	"BeaAQeR35gMfKbI0JooQrT4xvkZLUiSGZBwjQ73bwDOWtbWOKt6Dw6OvMGul+LvBlVDhauYmX68XXf50",
-	"9aAxhZc/Xa1TZ9z0jxGFGqSlZofc8lRNcl8ZaKrmbOYEcx8eOKZw5cufrjAjwTeKmX9EuKAx094NLDbg",
-	"yOWPP7l3HhJNcIp1mOJW+YgphfBzefkjI89KAZkdexs0RjlcaHHLLUE7Yt9dnkc+nv7N5Tm6oIu4A3wF",
-	"0fDk4MDnxIwFpMmQfcOGtLTBDSyGS12wsYpEUfI59E0qXHoNzQPOk4TQ48vthukX+Jl0OA+dxg5DIW3i",
-	"UeR6VK1WBChCjtDNrGQnrAvJ0dOnh19H7MVzYgLeg+wZg+MGf//f/5cdH/zr0d49XD/77x0TWFGv6nzg",
-	"O/z9PlnBo7rywMbNP5guQWVU61YG3+fPfHT3oEaR5olp1wyIJB5IMSD9Zx+rO5ZNXdc5eV8Wr/4pDK/l",
-	"dj7TrV2BZ8PN/ZLKbj6ynkej66dnh4R8WM9+xkVa76JTcfMK64vGcovu3VoJ2irDpA+2tMRiWt3+DNa1",
-	"AnwNX64LtzXfJ4Av02osUnj04X6hPtyH5zWf23pA3ZBDTJhMirhEUuS1SqEm8CBJbhTqZ2C1iE17Pr/v",
-	"Lxqr3K0RS+CzlONVz6bCWDXRfGbYaOFLz2bcur0UVeNz02cnBydlkuNUGct0Lv26/QJYKG7bb0rNf+1X",
-	"uV2BjCzlQu5YIuNCqxnYKeSOU77Dlhq+EgajYu39O2DNmjDeynweAtsln9eHfN+hfmTnuRMff/vdcUkD",
-	"+rZdfkXou1cEVg0Uhp1fvDxzpzY1WEOFOo55vu4LqLil5TrtnHb2kRH7ZS6PT6UAyORU7slLxm5Lq0b3",
-	"akFm1q0X1i+rrV/89PzFXuQLR/oykhGj7jGVKbBwpJujYqY31R8Kt0LlN3/NrS7t8qcrE5EVN6q2uacK",
-	"/xUNIxSL8gpGg2cB8/4Ms1Ot8sm0MXEqwst4KXcqpCH5hJ7KZEXY9ups34aqeyEHhyqEhNzmUPDZPCky",
-	"diipfZzLpLqfUBhkdYaLkK1SFI9G0q9+7CWE3z/8vwAAAP//",
+	"7L3rjhtHsjD4Kgl+BxB7tsi+SsdWw8DXlmVbx5It9GV8sEMfVrIqSOZ0MZOTmdUtjiFgfi2wfxf7CjsP",
+	"Nk+yyIjMupBVvLS6dfH0H1vNqspLZERk3OP3TqJmcyVBWtN5/ntnCjwFjf98lcJsrixI2zuHecYXkLqf",
+	"UzCJFnMrlOw878RW5xCz2ylIZqfANJi5kgaYMIwzjd8xNcZnY6GNLd8YK40/izBPsmDXsOh3oo5JpjDj",
+	"bjaQ+azz/C8dN03nt6hjF3PoPO8Yq4WcdN6/jzrnYPWidza2oFeXdwGJkqlhVrFbLiwbwVhpt0qrF0JO",
+	"6nP5sYW0MAGNg/9374XSGjLuxuu9+m51hpfJVIHBjSQ8y0A/MSwpv2EiZUqzhGstwIFkAhI0t5AyJeGU",
+	"/S1XFpiwBEENc6WtkBPG2VyrUQazxiVWtv/fvXNu4bWYCdvD/64u8Rz+loOxhvEsU7eQMkFnleRag7Ts",
+	"VshU3frzEIZplVtgScaN2QJA5fTnMONCuoW1LyGDsW2ef8epDNj2486lFVnTHkGmm/b0PurMueYzsJ4O",
+	"zrJMJXiYr757y+10ddoziaCllwK2F9hgQXJpTxmXC6bsFLSjjZODE7cO4T6fu0GjjuQzt5JypKFIO1FH",
+	"w99yoR3tORqoLn3G370GOXErOjz6KurMhCz+bqKUVyWh/QSL1W284dcekzUdFzN8DI52kF5OmYYZzEag",
+	"IWVz0Cw3oBFr4goJ963NhlOVaxMXGySmUm7xv3uVpfTcWlq2dfT06eZt/axSaD0ZJlXqWEwLsN3T+wbz",
+	"W63+ColtYhaXU2A8seIGHHm7t/rszzwTKTIEPuFCGlvHHoK4mYq5OSWu4D6rvMMSLqWyzAAsI9Yq3P3a",
+	"HCe7ly22QT0s8wNpwQ9z3yd0DmMNZvpCqWsBzaek6RVm1TVIluCbrJsbSMu7bqTSRcHZpQrfDPGbvWJL",
+	"9HG5qck859wM/dtt5/DV4ddHTWu/RAi2Q54g3I7x9Px+IfreDUW3OnLMb3nqGb77K1HSCRHun3w+zwQx",
+	"t/2/Grfi3yuT/oeGced553/tlyLJPj01+y+1VvrcT0JTLjOvbKz0DPC6FfLGURUTcp5b1o1viMYcTx1z",
+	"kUEaRywOyBWg4H7Lpcnn7g6GdDiDVPCh22uMh1kRjZrEgqbV+0/2V97HDbxQcpyJ5CMC6cJyd7P7eVk3",
+	"Dv90e68w8aG/AIZCDseZmEzdC//6xz8fBg7fKz0SaQry4wHiLLdTkNaNDikb5ZY5Fhrko248DktygBkD",
+	"t7mGYSoMHznkeRgwvJIWtOTZx4PClYR3c0gcCBxZ5BpYNxZ+GUNwn8d7p8jrZmAMn+ANgxKsSCIvuyJ/",
+	"rwm8DwKdn5X9XuUy/XjQ+U4hW7cM3gljI+bVFX/rzvgCH15Ldevkd3zJsG4slR2O3UofCE3e8sUMpD0v",
+	"ePfHgoe7Fkc84zJBNECZIx+PRSKcgO0Qp/xz6F98IBhcuhvW3NvWcbi1fFNMJOpNfbYqHDhNNzOKGSg0",
+	"m/ACXf1LILgA22sTPeK6cPDNv/7xz1Pmrvpv9vlc7N8c7vPcTk/Zj9bOf5HZ4pRdQJJrOGUXfAYXwsI3",
+	"F1Y7hr5Rbbyfc1CvuZ7Ax0NCL1eQ7KVugGgyc0oh68ZzvsgUT4dWqWHmFvZg+KfecLkIWu1H3L67v3G3",
+	"eE1pbmHo/1zZ6pJhZN0uq6/eC3K02CXWD7L8wTrzwrYjlR+1WRC2H8l9gGdyJR0VKi3+/jH57xthjJCT",
+	"iMG7ueP87kIaKz2BlCUaUifO8MzdQMiWhjN63Qkw9IP/rPzBS8kPRCNXkt9wkTmJ6SPKdSyFOcgUjYnC",
+	"sFTdylMyX7CMW9CsGxvQNyKBYV4u8MFAMNcqcZLTRwXCr5BlPa8MOdFWwxgV125NxL8GJ+a7Bw+y+/fh",
+	"/iEbWpq+QUNGRS/kaSrcBzx7q9UctBVOexzzzEDkNP/ip987WhH8gjWYpzMhO1GHjCOdqHMj4BZ0g4E4",
+	"6uQGtFN372AnKPXjvxTDRLSYciY1clqkm+ksTS8ufvwJFnfbJCno9VUeHGxYZdSZ56NMJO44V8WJXySw",
+	"a1g4saTkWO5V4zjHjNuIccPihFu0vM/zUczmWkhrnEjb5cxqLjIhJ0zCbSYkCn5jIWGvzy6sckxIQw9k",
+	"olJII3Yr7FTllglrWKJmTkx1mFXd0LPjr07WbynqvOtZeGcdaOf8bzmsHAUCqrbx5tOYCflCQyrs3c6D",
+	"z1Qu7XAmpGrwLBz2+4cH/3N4wPA5y6WwaFkmuJJF+dlJJ1oxMEcdskknDef16uIXdnJ0+J/PUaqZZ9y6",
+	"4Z4YNhKZO4Z++HQJrMcNeKGBe7ayLEElSqeQ4mnhPCAde+SycAzwPBWWZWqyNM3Tjei4dFI1EFY2Xqyu",
+	"9eB+Vinsel4Tp3jcgDaC9r0CkkSD0/eHHFGhOKmUW+hZgUi18s1knuPowsLMbGLNP7y9ct/4QbjWfOH+",
+	"ngLP7HSYTCG5Nu27aljxCnD8UF4db/yGXllUno2UyoBL95AY4co3GTd2OAWu7Qi43QlAgW01IKBRuU5g",
+	"2DKnBuvwZKfJzHXeNpwx0+FUEZU3PpwrbZs8PlHHWG5h09k6jET72QqW463gmZJfYBizsqzKIqIlXPVY",
+	"Vh5dDVXrkFxLMa/F7reOSmF7BC9pcwXNl5k0jtu62nMY5zL93Bgz3hZD5IcezVZNIPQSecXcHsg+JuEW",
+	"jPU/OXHPv2fIXcBHpuEydDLIl8C31zHrwlu56yEmTjDeiG/F8Gf0/vuoQw60ndjGXRh/9ZZeeejNpcPE",
+	"X1MrL7QwqeBvbHo2104racHqH1WuswXDd5iRfG6myhYhFLdTlQG6OrfE9IpjrZk1Z8DNjgDbxO/X8e5t",
+	"GHCJC54NR518nu58rhV9YD0RIBuveSBLHWCFzVcPrybo1Bh5Zb1bcPVl3N+NwJwAzmUDE4P+pM9iY6as",
+	"N2dHR2zCh//6xz//t7uk4iaAtV6q7ReqA9RmAPtr0V+J+E1ULHs9RN564WcXhlN8vMN1V3K3BrFOwjs7",
+	"THJtmgj2DDk+U8SZnXzF5nyC9LmB91bWuR4IF4FqglrsvXbgEfdGOOmCdCpimp1A2vRjIPMOMTRIy9+8",
+	"n7RRoz5z18zLm2DI2IXn2zbRnCdW6Tb2QA/p53K3HmGCOYcnibu03C8LY2HWIW7buIOKv6ptzpafZ2B5",
+	"yi1v3zm50leOTSXIFHbjVSq3iZrVdm1yYgZRJwUpirPLdfNONzL6TTK6fx6Av8q6/ffzZv2liDbYjt1W",
+	"oVQ79wqGRAGPlpdX304JvUYqcjj8Wk3uwEjgJgRLbsdDSmr5aDzEL7Fp49+SJeFb8s/tuHXv1WsTUpx4",
+	"bPJZiPrJIJ2AdsJpRRQ/Rc/pyEnME+540pYSyyjXcoj+DhxsOAeNYWY1YtrO5rKK5bm85QuKWlvdlX9q",
+	"fGzhPjt+dnDAtMqlk8ZTdSudMnDQPzg8ZTLPMpL4pbJTISfMrbuuf6QqH2UYD5Rn3jxe4xky90bNd72J",
+	"6vkf/zTOFHebK5frF7S64J+bF3HKDiqxS6UjF23D+bzxHFqWGAC7tEb6qlwhmfGWl/e90mwOap5BxFAW",
+	"GaD5wTA+Urllh0cMD4JxW4vgdGc/6JwymM3togXG66mijr01Ka0Vu1agvYQt9b02EdyLKSTXKrcXYMwd",
+	"1KQlXXcbVPcTDnOdNZvB1tGCoWWuk9TzjTzPxyj4LV/QN8vHUZlpadHFNFGrBbER0ihql/LR3awLpZpS",
+	"0aCfnWy0wxszRZ+KaCLJX6cima5EQ15c/MjQGG8VE9JYnmWnjGeZf3G2bDso7puNRoQZf/eKXj4+2mCo",
+	"8fttB+gSAj+EzcZdHFbNe/l86bZg3cQh1t69WdZP2Sw31t0/5Q31xLB2u3rl1I/vau5uh60PpP2IDqMm",
+	"X0rj+nJj1Qz0W6Utz+7GvJoZ0LJjTWeNC0A357cqXeys96YNgTUXFo1yM55MhQTmXjrFkOlUJRhac/7y",
+	"7Ls3L/uztDCqZMLYPvsZbvFtE+QWnqaAIW7wjs/mmZv0L52VANO7qh0pWC4ys0m9WMpBeWc1D3vraeDe",
+	"Aqmku5UiXH/PzCERY5FU7skS2GMBWYu9U43HIFN3zVI0Lb4aIZTKXTMMFmy6g53KVPgqlmxa+YzLYrmn",
+	"RbaBmarbCOPLrGJzrs0WEi+eejnXCqxbMaxwpO+oBLhvt/LUIwqvCOj4eeOi3iVTLidwN5YQkL/CEk4O",
+	"vn628fLSkArt9MRci5qY4f6uscSjg5OmC6ew4FXNzodHuzEjf4jBplZbVBOsfnh7tSN81vvGZArvmg1a",
+	"M5gpvRjOxKjluUohW6MfNxl0b8lxoFJ4Yhg6hBjGjeLPP7y9OvU3PxtrNaMXnKSgmMpSJBO+6DOf4HI7",
+	"VQY/MoxrYEbM8gxDm7uJkmMxyTWkRFI4xZ6T+6eQoedgxt1GpBONI+YkcDVm84wn4ES4iOUyA0NpQbTI",
+	"CbdwyxcULU2BAj5skaVwE2Og7A9vr87OLoZnr1//8uvw4tWbq9dnly+/G/7w9urim0O8zYM9Q97MnMAn",
+	"b0QqeM/MHLoVy28O6Mi3MifgYfq3wwHVDrJ0tzXh1o/4bFfy293DuxqwQW6dOehKLNNzNuio60HHwXbQ",
+	"cTrnczbIDw6OE/LN4L9h0Glk7qXMHoCurtF+NNE8bQTysogYpHG/vyZ4vZI3wt7FEQQzLppJZ0PUTxNu",
+	"7GBvqibC0BrWhPaUu7sbXy42uZI4iE+cUKHBmNNwpULKRgukOQP6BvSSXHr09CS6B3gtX0qboPAaxeWX",
+	"Dj/vVfyn8Ornhct0royw4gYilsLI/cBl6l2rZle70b27/lq9dxsMrcGr2/BoDG46aFIbvRGEeILwNpLn",
+	"jLMc0zE0OoUjxtmcVG7mteooxKGTlYog+8T47IyWOJP10kzl9C/d6zv70oIhd01QUIBEAbDaAW7Aycsl",
+	"BwFtGl1LfAJDxCU3f/rX3FgHLJoyl833DI18FwOxtFrsEFRRJauPZyL2i2yEqZqo/I5KaS0JcsucxpUF",
+	"vNkV5J76toe5V7yb4E0Xw8acEXqr4uxc9/aV8UnsyyGlnWK+qNzEb40gQSa+G1hSYeYZXwxbY7TufPlu",
+	"G3K7bVBtuHtqK15zFRE47hDv5POpt0YUD/dN4U5h2Ka13iGWcTLPh+TObFQ33ON2laMt9qQNCT40MOOO",
+	"kXHlJqLKftsA+OChbR8Y1eY+P4eJMFbfRQoeKWXdp3OfpmF2EljKrwu2u6JX4McMpFYZCgqUvBaMXaja",
+	"naLpRTIlswXFlAlT1mvpGor4nnIzhXSvUY6QHtW3jCFsgG5ndTdRM3TaTmElLAL3nC3FQajxOBMSbUal",
+	"/tspolIb+VrdrfERPDkfT3a9EWljyE75cIhHes8uofUa28cI8KqqgeV11C6jFrCqOKnaYryaMLQOhztI",
+	"l0viYJsDbwdRqI7Vm1hgMf7m3V2sGB6EFFZwilAi8bwSfTR02oxMBDrHfbZaMx2CNg5Wr9VE3FEhn3Nj",
+	"bpVusHm/5cYAGth8cSpphV2wcO6naFbXKmPJlGueWNBlYaXuz1evfW703nKw78HR7okvhJINfp6jp892",
+	"T18KeTNh640HqDKR7KrdpzDmeWY327canvu8pSYPZqu2g27RXI4oBGNLQ4ATX7dju8uBZgKl85FS5JnG",
+	"FTah5Q3P8pZyMjAeA9X9mWRqxDOG7xZXqroBrUUKEYPMkGvSw3RvsyZ3jfWTvHIdjiKspn4A7Sd+B/Fq",
+	"7j7cRc/1uLWJwRTjNq5WqxGcg/HotlPskpTQFrSERjbvkSeSH/vkTEZQb5R2CidQQz4NJVkSULbAOQ08",
+	"mYY00WXXxBKAyndrE7WAC/+5G6jaQiLNcJXSK/6Tu2cCeV2zIdkihEqUBOReDgkPoYhWxZ+wvZ66Rlep",
+	"7NSvbnO4tgf1XQjp3owXy5S0zqDgB3lT1Be726o3nemD2g9aovNbrQa+8NcntGyFvKc7MLA7KBDeZn4/",
+	"lshNOUI0VTPYnV4MmnTkewp1eXa8OSTrA0K5QtZDTeg63urTkBdRMMujI5RnxMyRwrOnT4+pqiH9fRg1",
+	"FbtsyHcuDShheU2wvvhpV594rUzDkrxFLBetHhSUJgy7+OmK2Sm3TCqWuceV2pdTlaXVKJCqMosmHl1z",
+	"g24boLuNOYwcu5M2D/16k9kU06uGa1Ow3mLulY/hKzOu0FPrvl8KXdtSLG3NM1i/nZa7ds2d1mxuWwFe",
+	"9aBqy2gEUk01LhGpBTHvcDea6x3Srx3uv98c7tjMpKh0w64O/ztYaMZCTkBjmYVdjDTXsGjPwmgVverV",
+	"IbbHlsp39RVXFrLRN0cgvcupUyztDidPh7fx8MO4jasFSxrK3a4oD+KdaoxUdMYVU8E2Sh993bgZqzSf",
+	"wAs1m2dg4a5GEr0kle7iBbV8cgeA+OwH+tDfkAcHPqx16xszpFDgIprgUwZI+9GXvYD5HCuJ3UPhmGKg",
+	"Nef0HbhTSndVaRcWtlUwxyJru3qvBaWJBlF9TBa4VDRL53NfeXaDaE5VZ3HsMHvkV7wGEHcJLvFVlQru",
+	"uJRu4qZGl0b/3lLD/TejZmklYH5DLC1u94lhLy/5hHURKs2OlB3PpJ3/N5YJfsGlkiLhGXPPqaIAZxlw",
+	"jPM1GTfTxlUZ8XcY7oJ1u9vvm9HI30oemyrL2M347pHM3Ui+jtwDhnXUMPrh4jp2JMh1cR9+xW+uU6Hv",
+	"emPQUraACxawblzkuqWpm525ZOXcGgyzRQ0NuAG98PlkkGFR12ZFBgKL2v7wG2JvFtudRWuBdUe3dSvY",
+	"E8MMfRQxCn2/wXB6gWHDczZWWQqadZcInQkzkGpOwNzrs7jfjyMWu/9Qqp2BycztLWIjnlzjN2Ciwg3i",
+	"YDcSFKmNY1QcI9FAcpZqt5AMrAUdMc4cLVPpzqOnTxmSMVMaQ9jslB58/fTAP+Aa2MnBwUDGfm9D99bQ",
+	"an4D2vAsRp9LVFT8vrr8vvcVrskN1MuU2yYSBI0VauFRdOVA4i54Yqk5yV6ZE+Kn68/S/kAuZXvsp9xy",
+	"A9bsW82F7I8EmtYrUsLXT4+2cu+EU9ZgxETeNeZ/3fX39uoSL7/T4FFg1cqDKrFge8Zq4LOVGNOnjckc",
+	"dqpqN9MPLy87kZtmrbCwNUNYvmTadkMNZTJ4Yhi8cwfoPmvUuQu58WCj3Oh5pN/kOrKkA9udF90huGN3",
+	"kGs7XAfEN3lmhXuLkWxaSkfbVI4JOsE2Y0ZMSWBX56/RSOIe19IYt0GKAOi3XDdG67VcflEohrHlPBSC",
+	"HAhwWf5vQ8LEq1eIjfQFCVO1u2P9heyPN+psCG1pBMiOVtRCt2oyFX8QuHaUDNv0tZpkF5a0Bhrn4G6T",
+	"u/HNsVazHVmTVR8i3OCEOMiaHdUh+/DcpVL29Y45Kz/SCLXGQZhkm3DtZCvDCGEbc1NK5rbqBdome7Sg",
+	"HsobD7vZlpquzO4BOIUmvY3WjTLX1m9r2E29+luuLG9j80Fi6lfeiouAP4p72pLpa0APedo21ZXn+UIy",
+	"ahey5bhOFGsb8+LqTdk4LgPzBG/47czqq8EvaYWr1PZSB2LtDEqzRTjGJky6LMLFP9zD/pAe9KrfvDz8",
+	"IiPsViID3iLHymT5ZDdjMn6xtSP9EvRMSJ5dBj/rA3NADSafNSbfAHaoQoBhsCy9aRiX1O4DdSgKdasw",
+	"t0pERL2YRkPNA7/VMAo52GgyNQeJipGftdkgk4/mWlmVqKytHE/xgtMF1XgMmkSUEXANuk9ZhDglJRE+",
+	"Z5TM2Q+L698cNucMNYcaXwg5yaCXG4jYyXE1Sk6N2YgbeHaS64x1j54+YyNhzV6fXfio46TZvnELI6OS",
+	"a7DDZmvWW9Qbxx6zPUR/hdEFfhRsKD5t1dec2b81++Hd/d9rPffebxbdQlxyBd1Wllk/nKhe7sTj3Eb0",
+	"v2MJk53RTnksY11KNpYMuM6Ew363jCcO580t6L1TpmaCCk9yJuG2iv9eRe487xyMv4Kj5IT3no0O094J",
+	"HI97X/P/THpP06PRIRyMj/mzpK5tPjtBUd6Cdov8n7+c9f5P3vv7Qe/r3m+/fxU9O3n/H52t4ivqrVzu",
+	"UpK0jO9YNez64xayyVXuPu4R7WZiDBhuLyTzhYP6bQEa9ZiSZipbqX33LRJva/DMndKRattfXlpt87VV",
+	"+RmbUBmlqw8Pcb67ZTQP4t1WKicul8rsbvQk0sitm/aj3LVCZds1PxJZBmlbgEKRLeoLr025YSMASVm0",
+	"QJVNhGVGsTHX29ZdoyntVKt8Mt3BR6LM2nI/7jkxbWWgSiQfWswNZLqjO2eb4A/s3FmczxPDpk0FeT8s",
+	"5mNDRF143J7H1VYQ7lcMVgkF7JDDG8s11lcBmbKuVUyqW3Y7FRmg4LFtwSUcZtca7tvklCEVlXV+d0rp",
+	"WO6gW4sSrEGxGjS4KbqlstVKdfeiKlwF35fodIWGWrnGSuaSOwo3dqZMSyrElfmYSaHbVRFt8zWG14oI",
+	"a6prsKUy89Z3wyBFpouKCvvGYavmVulaURGfWUvKzHaRv+sSUDfrLL/CaKrU9VlyveNhNFR4FROpNKbF",
+	"pDlZ6qGeLdOUJhN1pBpS5aBGPNGQgPC+s43h5f7VdRVUid3kWtjFhSNZH5CAYslZTlI6/fV9YAr/9etl",
+	"J2ronI1iR9FLz+Rl7YtKA5RfXn33gp7qon83boIEoWJ9U2vnFcGqrc/e1PfPi5b75oXWfb1a41+TqDnl",
+	"BNXb8BmwRZ0OMZE9Ial5utm++W+QMuYCA5jeYx2isWq+gc5fXlyywmXlVZ4f3l5xfsF+vLx8y6bK2D67",
+	"nGKbngzLe+LiiO7cBzq30+cDGdPQZj9RKUxA9s00LnrT00c/KJ8XwbAl6JgngI41t2LDhBzI2E1n9h0w",
+	"ES58LvpurImKI3p1CrgkpoGnhlysnmLpFo3f9Rwk/x4PnMwHErURbsvrKYVEUH0jrL+W8CzDikONpdv2",
+	"+gM5kC+UvHH8RUlDcap8Ps8WeNfV538+kH9iL/G3Isk1tHOOl3taxc/rtRspgQczkYTFyhwDyYLqPnZ7",
+	"mLmNHx59VVWB8e6NS+2mP3ze+y2OqBf2rTDAOKPWkVdXr77r4wKxshrLDaAzBRsfmimfQ8TiWgWz+JQl",
+	"mcAqUeZW2GTqZOQYc1T67pTjPjuTC7fKAgIIU9Ls2MnxIYu9/bTSQLEsGRtsu9gHyp2uf9mNCO8SgJQ9",
+	"O2E/iW9x2ZVGjcL7cf/r4pefWTd+Qf7K3uViDs/Zch+0eC8qgcfeiG/ZCNccvJfdk8Nj1tjosThKmliY",
+	"SjGdsrW6wPWmKskxC3oEY6UBfeRTLtMMNNO5NM9ZLq8lWiU0u9VKTnoJN0DF70zECs4c+rNHblR8kegj",
+	"IgQxTOXWOAx2KrXMZxHLUOOlmjYkMJmIzYru1Qgk6umBy3fjeqc2ucJZQzdrsuj4s8Y1xkzymXCrmfpV",
+	"B/jQneCGFYYZMtbgkVp4Z1lXKoYOdakKD7/SdQd/bzUDcs+XCcNhHQKiGMcMXyCNu6GfM3J7xy11FxFr",
+	"6n2ZCzw1zPJrYPGZb2JG5MtIC/aFsKr3CFmy4lPGmW+DGBGWLjdOLDq4nhwcEhAdpbBNLRSZ0m68pT6K",
+	"uIO42mQ/ZgYySKwvn7bU+b/WJp9L6odPplksoubIHYMUWGg67Nvuco91TI0j30CfVfoOs650nI6dHBxH",
+	"TtkTqWGpwi8z4Nd7RJ9FJ1HjGeQctOMymnXdv4iVhMJUQd2msGBsJudvuj2HrG6J+CdLMm4M6zp+H7FZ",
+	"7gTaCF/fO/XsN3QvXWa5CNCVJqAO9o39PGMkknilQyceeojyUBI8op8cfc3q7VI9zVRan8YNKIhbcHRU",
+	"wUWHaXPr5n5V9lPs/QSL+DnObfWibNJj+AzXcA0UZoT8W4OTMf3dHProhTILcTGq25J7EdLn7uKG0Izb",
+	"jekGRJ6DsXseeXBw3O0Ra2v2eFquEdU9YhAaL2nknHiYuTSEWV9vagyPd25xjztEAe7unuKOEQYxWY1Z",
+	"TOjjzpRXoVztxk+YHUcDGfvUfJTi8RUvDvpfKC7H5LMZ1wtfRawnZIRIbCKipISgHj5l+GlRpKPwhnkZ",
+	"KjC2ecYlWZSERYNm03N29vZVJ+oUDec6h/2D/gG2bZiD5HPRed457h/2DzoUpYASciE/unXsL/UkmVBH",
+	"2gJ0r1InIrs3XwtjzyovYxwGn4FF5+Jffidh8285YFyZlzWL+gTb9RVd6a/zPmoeFymoNmyR6fT0oJLp",
+	"dLQ5art5Am/6q86wXFZ0WaP7DXU0pCAE5dHBwb01XF1qO9PQcfUXCWiEREZeHtODNJU9oZ01fVhAYP9b",
+	"Xg3OODk43PxJrakxfnS8+aPvlR6JNAX0dp0cfb35i+XW2e+jztNtdvTK6SCSZ6R6FkRfIQoHfLpiijvU",
+	"RzVmC6elGbqMfKc2ZHlI4nxiygTV36KOZ2Wd5506w8GZW+l32Ym0P1Y6gZ5vp+OzKaoU27Td8pUK0r36",
+	"jqJJfos6c5+UWOcQ37uZzmmiSseiaMcZK5cZqqIfh6SayKlubI3QNln0LVoiqobLchNdNX1yby3xP2Py",
+	"PDjZ/MXPyn7vhEj6YAt6fqHkOBNkBTs5OtpmI9Wm2J+IbXhqYVwGbvHEVFCOWoY7vbXeDssXIu15Kcgw",
+	"zozNk+sSO52o88FcJU+F7WVq0ioToDjgOxhtJwtUyxw13qpNfSTa7udKK6b7GIuY1U4jLTV3kEmWG4wy",
+	"V7coBucyZd3z71+w4+Pjr/cKa9yygCSo5lc59XYZKr+v1N8P8+fz+Q7z59KizXn3+XcUy6gtRJDLnm4j",
+	"l61y5IpXNpge5xpuhMpN4YH9EqS5auevDbIc9dF6FOM+Aj/mab2FbV1Qo97ybCwyqrclU8YZIdaHctui",
+	"SuR67etnfG1rvavOVu65EmEbBygrRDRR2rOTj0xota7ULWIeQv+RwB6cwMj2S70iHCWRokSG4d0IqE0L",
+	"qRZ5uR/dA3ceOgDdC0o2FaJ5X/d/Wp3D+xWqOLy3JazUiW0gjLBMSFm3YBl7j4rPnRWfXfWYw+OtCPQ1",
+	"1xP40hQfQi3GkRmces/ekvdTWLTZUsngovgueUuiapHgKWi4lwt4/3ffGv09Ca4ZUCTMMo9xV+L9cZga",
+	"jZ809dzHK/iR8h5NDvdAeQ6XPN15Q8KNuibfcwLal5wEc0peF6IHOcwNOuFF5r5trLcVsg13usN3Ih5H",
+	"cYUZchMB71fF2DXE/FKmbtw3NaH3MzZZVsqWt4qykXfyPnKMR45xHxwj17LoEofdEENfNtatUBn71//1",
+	"/3jEO2WcGZG5N+ibKUg2UVi+b0xhHhSFSo7kW4D5Xp+99A0eLQXKMAokNKHB8sfkLlFnnjdoFxeWa/sH",
+	"ZBf1/nuPbOORbXww27jk11AyjeWGjqzrmEUF5/ZOqy5rpjCe8RpgznQupZATjAWTcItRHMLQUGmfXYC1",
+	"98g1NooVc61Gd3CkLnOXRuMFlhV/IL3i/nhKtfh5A1cp8n8QUszwW9blkuWyKBhOKCEMhgC5YagnKPf9",
+	"ex9NDB+P/3wx7ATbv6PRUEh2eMB8UHWld+3FxY8MZDpXQlofTWxCXBo+pNL7H8oPfIdDs1/tcLLeaF9v",
+	"R/IwYVPNjW0eY6eaoLONzy2c7qNT4MFJ+229Z+hWEVS5YV3MoF/u2bN3v6FV1e4irTEQb8NLD4nBZX+U",
+	"Fkk+LPWBMPYP7pNC6C0wPtqXzjIt7XJ2V0MbNclQ5vlzdVKt1KHeykN13wi/FtkrR+UUg+J0HmXHR/fU",
+	"B7GECyDJstYlS40Zr7CJD71Z6G4z+78XMXHv933n8d21S6r+1KBfLtXiWs0VYdhbk4iadTGxazVjgx4v",
+	"530wN4kZSKyYw+JqJ5aYSq+NgB32+4cH/3N44Mf2L6ncDtV4qJ2mHu9FLKY+2zE77D09OBjISq5ityXZ",
+	"zH0V8uLj5TzdLhVrDc+HM2Fm3CbTeK/PzmSRVUeg97lLlMjRIMK/wFO5LPojf47curLQTxRRUGva08y0",
+	"fUEQKnbskOfRp/k5mxr/UPzdfXC81cEU7WPqd8IP2rEKHngGsWrWdVeCEZZqSyN6l4399yIKJISG4CYq",
+	"x+F7OH7gtVHpr/Ug1wZ1CzN+z9SCaTEHFtMPMfPF74N5JvZb69PChrdCpup2mPKFiVn35OhoIOP6I0rc",
+	"Jq5OWaMzpYHZKcfEvQzGoc7AbGkA+tIM/VL2mFTVj929MOIZuqe6mI+49J1/GD9nZg7SDqQ/WJ/jSm87",
+	"dNjrh/0OkYENBWU3+zIF9OgUQaByy4S3TaEuOpDlOAUUuQaG6aE+tFRJ8NMFDgnav9xnv8hsUXyZcMlG",
+	"EAbFe9vtTCo75AUg+mzDbd9nb9RNyM2eKQkLrKw+kFXXnLd2FX1nQymHYAXDaulPDPurGrXen4Q+X8D9",
+	"GbrifZL7s9aSr+UCraCHAPN4hT5eoV/UFUrl6HxivEwdRw8srUsMKBT92auXiH1i/OV6vxfqFmnPGzOe",
+	"N7AvX4TBEcNKNgvy9KrTU/jKqxi535ot9CWkU/9x03b+TZOwd/YrfvIc7NVSJ6xbLYqyxlHgZs0tLDGS",
+	"WmWIagLC6vlbzaWhlEKWTCG5NnVmVkqkB0csFtLk47FIBEhbyKN7EdXQFDcwkJVQy4TPTVEjJSq2hmWu",
+	"SDPpYpGRShp4wudD9L2TfG2n3DohL1SRwgKd3kV6DQsvTPoehRXjT1TUl6TdXPx05etOYukVjMfwFWbK",
+	"5SpJpaS8z7/rY0rdmngi7MLJqfU8ayq6ZVDCR8TAYiEofxqhpBNYZ+oGo8OZkk1C5wvURj4gBb3OtD8P",
+	"AXV5U59ISl2fMX8eTixUO0kexdOChW4h2XlP6Hk4zkch9UNDV6kIm492Rwu+Y1teuFyqhLXrDdAsSi5X",
+	"4GgVLX8AW+NRn0WVi0cx5aFx0skH1QtyXC/oGEIe0LPprmRfUC4Fy0VmQgpGEd6/FmNr5a12j4huKP6y",
+	"Hc7vP0y9meXLplLsgvFMA8eaZuHXpThQKjiGy6LSe1RKw0eTUoUxqqA3RP1riEIcFtCN+ysyxmOdm0fr",
+	"0mMs+O51bqqsr1sp5+oIFqs+YkcPr8mgyWbv1En6JPJjg5AKYu7C/LbkXKEpSa/ohfGADMzmWhrG2dHT",
+	"Z72RsCGzlXqIKqchjpVmxwcHzES+nItVlfuiqG5cbmIgu6lKim1gOWL2yxwki394ebm24UwcymsWjVl8",
+	"s5qBxNuo0kjGsHi1PU/U2swnZl2lW+qmDuTq64UXqKhf6Suk0vquzl97jwg2PHRocztVrNAXV0Ay4ws2",
+	"E6gbHxyzOKx5KJUdYsupeO90CTlXaqE6zAzaNgUMnA4k1UblhbvIS5ThQqnAF50z+DQmjbeo+WqKtkPP",
+	"qc5qUSUSa3JSC0tfGthMsc4lhaxVGzTx1W46IfRZpKwbl7144kL6pVY6tBonHw/kNcAcq0mFIbArxkir",
+	"W4QxVmK95YuiXiVGXUoHEfLjDWS3AG6/eBicfL5LAYaRFJ1+hI3oaPxRc8tqi0XbQpgFEzyeh6kxZjTR",
+	"QGDU/m7ps1+9C45TIVKHesErVx16j4wgdShWewmxs0pDLG4ZtvSgqaiuq48/91SCkwwkHnyBYWE+/DZm",
+	"y7T5v0LM6167IaPeiOwDbBkPZJlo7BT13tslHsgMUYdJi0yDJ/vvFr/9OZoLvgzv1BvMGwm1yPMK4ytY",
+	"K/EK7DomA69v0+U+yJyQ2+l+piaKIofbxIcbdQ2h4SmV6/cL1GpGkQ+O/3le7XtIUCpWUVTeq00DSVUA",
+	"KqXIaxlZKGgkGXDfYJUG67OfVb1xhsQojlOqeI0NsrhpufdjKvw+kU4Jy53so54XnLV7cnC4XNd8byDD",
+	"xtx1GbHbKWDNfHar8iytNC+4VfqaYVU799R3DHPsnBaJzDxVYAbSbfIGtBhjvWrf8qSJFb+mw9iV+57X",
+	"+n88FAemxa1lvSdNHRID7D8bHvkHYy2+M03n+V9+q2tDWHBjlW4LIqs987RWdXjndrrES7Ci+SoPUSJN",
+	"9os7pWKKrKPCD0XHFU7OZ1/a7u1PL14SfQjQEdPg20xQIBZKgSCd+Jbjt05U00AtGohPFByUtBbquGQX",
+	"RThRn8Xhg2GuRRk2TKXaSUKbKmOfGJYoORaTnKrU0zfs6vyVaYw7Clv+5dV3L1apdqXDqobm9TEDMq1v",
+	"ZcR9HiL1aHCAWuuvr+6vs+yqaSy6SS9WvNxHBydfbXZzH5OHYfmS8JBqO4EnhvEqey5SKJeYwutgQGrs",
+	"CNQ62tX5awJWiVYXR0+fEeySqbspJTn/WwGx2jXr0zGoj2c7aeEdWIDC3cvYicp3e/oA3gDvfLeuVjHj",
+	"hZLUbpi6RLhT7DpldS9i4eMgE4Sqfu6vJdbh/2WIomsyA1KQmEhTavNOyeO+HUToaEUxpuVLha18IN0I",
+	"oTGPl6qwc8lflZBVz7tX1eWN8EYCoRk2XCMd2DPcgSxkIJ4Zhd21hFsma2/XtbZBVzSQRjlt1HOQREmj",
+	"MsAwTqxwsAISIdkMZkovUPdvYnAvPegdGrygggEPIVmEaXbPAdtEI9cgTefzVqX+PaSR74UUZno/LGUO",
+	"2ijJM6e7UHfithiZbFF29PI5VdiMpR+GGOIQQ5BuAykqCw7bTiti/snB8UDGY+A21zBMhfGvopFPc981",
+	"nUt2cnDijUbYHEiYovGWj1QQ1gwCuETmrkeBITGhq6PjAdbXIEEdERINttFm89av/zVC4GGosjbHI2n+",
+	"YUnTaWjuLsBL1d15TqSk0BpuzK3SKTbJQlxgSC9sorm0e3ejXrx79kNPyFbivVzRWxLl5INlq0NUUjj+",
+	"MuWGSSUhKt9cUnHY2dLAKLFit01vGTCsW5oMotBJLQo2jmCuJUvtCBKeYy/D+qi33FDihb0VCeyFvmtx",
+	"3Vb7HFkh3vwTTgxx2QWMg97NLPtxDAN+lrWWgc+TJfx7EHgQr1ZQ1KnWEm7pL7MzOftI+H0fTNqq919W",
+	"sqNCj9Z8FuyYS7H3RdqJ7+vHQ8+4RGX5THpH0ijXciA1t00jNnYrNyvzIY1AyrpkYt2rBsCaUxbrXN7y",
+	"ReFPohZ8/kc3hYmZ4Qs2VbcsUz7BKWwz49gwxfowWF0YOzQwmWcZMS0fM4K7MbSxkEsctkVAeWIK5lOm",
+	"Hw9kkQFXZiiPq57t4I/yIG0SJH4A+y0N8q0/xQcMEFmaqcWh4mH4GRUY+UJcC5erEV4BmBHiGCvwkNC4",
+	"SvGNaS3twQ2B9gk/1ya2lCnbYtumEo9ZItvnwm/V2sUzgC/aS/kFU2FIK2tLBbkj8eWGT2At7V3hG480",
+	"d280hwDdhuTwbDB0RaePhPepCK92Cqyr3AE5obL0pqOxVnO59zDUuZ+Ym1bB+Pz7F+zk8KsD9uLizz6Q",
+	"yveZZ1rdFgui5YcEfmM18BmkpX6bcstH3ID7CBvIu/978XkKWcpupworC1zCO8sSyDJf1pIzM9fAUzMF",
+	"CP5tnUvGDePYrj3POOtiphR2Uacm0t/EEYv/D/efnvvP/44jZvnIyafYUYMAbnMt91DcnWsYi3e+bAOL",
+	"n8ROAR9zkeUaGB9b0GStJzv8aGHBsFvQTs2WlvGR0jZY/jE8C4OH0dI9d+viGRuLDNUAX9JBGMu9djOQ",
+	"nDksysCis6/Zxj1Xmhjli4s/bxZ/Lbyz4VRLnrHMgxol23U84QXN0PtOGCr10eQEi7m1PJnOQNpT3LZj",
+	"kt8MOjhwz0c4+mpDKUU5+l+vLl84PAH6sZ+Ym0EnrnHVh3OA/YF5DoVIVs+1JdXC0dSLiz+X5PsBDGYK",
+	"PMN32thKLo0vbanL5kr0FSWKMiEd9bglZoHxmKnSllkxA5XbPjs6OEAlFbVitASesqcHx0zymVNZse25",
+	"T26gIQuLeZ+9AeMgEijSEQ8XkoqeuC3xrE0X/REX+ZA6qJ+hgULpLFOYg0yBeqkbx4jSB7m9PeI98J7O",
+	"nOzJjcVIh8rW0Dlx+xBhi2sjUuaIYlMIyFiUYC2XVqULNTcbjVDrOxpWmxk+GEp9yrZ/ny9vXZHNxpmT",
+	"Msgqrg0zgFF1XakYT1MNxoCJGJ8ABcF7DPEJaaesaA3nuwlhryoCLVMzYS2kex+QrFHU20ZmpnLb83b6",
+	"NSELPlSAF+WLgmOgGwsprHCTxHtF9kQlemWKJXVYmCsKQU2UqSGsoeSDDy2k+NzJPxqsXpQRE0VZxTBb",
+	"8WNYPcaH+ZX5tHksp0hRU5kAEgSFZHGAWn8m5NCqeT73hRn7/coz/q72LJTWaizSWECrMISGWK2qNZQ1",
+	"WD79qEUxRqns0ORzx3IcLLzduDRDU00YzM2ruYnLUyIf0EDewmiq1DXTyL9qlana4+lfeAj6YuCfa0Wq",
+	"xsV+oqz/ZZC1sNOAm8wqDJxbCgF8TCVMH4tCrQjqPqKNWTXv5fM2IT2wh9BaZKksXfV+Cext9wsmN1bN",
+	"QPccM+FZ0z3TyE/8Z2/xq5KrPJhU0zxha6Fs9xLeWo914R8cmc9YJuR1CLZdxtInhvnbMRxLSKRbQvfN",
+	"6Oyrf64WNSuw2d+NG+I4+C0FZwjDRvl47N2uls2U8foABV/jS2iI3gsRUyy+sFrMoXchJhJjsOKB9HGe",
+	"KRvBWGlgXC7IkyqM02t97v2tdmIhBnnOhDEYWTXj2VjpGaQRu9XK/WIsz2Agu2QZoTTYvYiNczdXL8WK",
+	"o7WHjDtk3XMzzHKLz1PIBOoxGORxMJCxh8vQhFUXCSZ99tLpzthtn4mUCTOQSKXgk3G7TmarjuhUcRLK",
+	"aqUG9k5R9BSltFbUucMEz+B0mHHtK0MFCS8Osg85tWGGcC4ENs8Fh+VbQlKuTaXiFGWykmCodEVc8zWw",
+	"/bTCsni5eYYbz1jgKYm9y9MX74Ua3H32EoFlF3MfmVvkrqYKipRYrAKlYSB5ci3VLW7fB975jBt2Jj3c",
+	"yU1e5l1Spy8ak4wWag6S8jBPDk4wtLYqHaJUTc2D++xnZcmzipgLKUUBFicfXPkTboGkUIftA1msHTHW",
+	"AdGXH4cymgmDgpBGKuGErBu/62l+23OvxHs+n7ecT92Az+1wdIcGVSfvOiQJdWAbYwrpAH71FL0hncF+",
+	"Q4bFXIp3RB3RzaH/bQrv2I9vzl70Ln48O3r6jB4H/w5x+tLBs0zeba6ek4Ovn7X4eu4mFq/NL0A0KQLK",
+	"U4Kpw9MCpv0yaUCN/grJR29d4Q/qLLlutPwkCcyRd3nmErE0p6kQ1zxN7H0+rqldU0p3FXDvLz3isvnW",
+	"JdZScO4uYXYRuZPCTfH23ua719u63E+B1j1OVe9hykPY0DgovPShWd0P1+nPTbO265Dfwr1jq1PrzrmF",
+	"14519/C/mwdZ/mBplHOYcSEdf9phpPKjldEM2N1Gch88lsRaaQDmcaha2WTGF2iI7PIsWwkQ9JmHRY0Y",
+	"U6faQFUbamGt0en8iv5AlSP9yj6RASnAs4GJ0PIey0Q+VjH/FF1FEfmcthYq+8gmffw0tHjAZKARUMID",
+	"NnFw7Gcz82lX1/3r+7+HchAifb/v06y3kR3e+Fc/UwmClrdOgPB7fZQfHuWHu1KxpwHfoY0Q+5RxufDI",
+	"hcKEBo4Oidlmam0o9X032trQ7vssTWtU/IcQN87SlHbzaUUNjxNTMW/UwdP0UeR4FDk+SZuCNGXc17ps",
+	"9nVZVbKxhxIt9n93Kwj1qVPIwMKq6e2sLK4YKkIFlupLIAbbqxv/icHsqvBGwrG80giYhpm6oaiIr1ns",
+	"3hnWWWy815Re6T761PxxUxElWuUjK3msknsfVXIdLgXmgEHkd+YDHyiyNCaKEK0+Mb5GS1okhsw5RoZ6",
+	"t4FnLGtrHVW8B4dHX2HWSvF3gyuhwtXMdb5eL7r46epBYwovfrpap8646R8jCjVIS80OueWZmuS+MtBU",
+	"3bKZE8x9eOCYwpUvfrrCjATfKOb2A8IFjZn2rmGxAUcufvzJvfOQaIJTrMMUt8pHTCmEn4uLHxl5VgrI",
+	"7NjboDHK4a0WN9wStCP23cVZ5OPpzy/O0AVdxB3gK4iGJwcHPidmLCBLY/YNi2lpw2tYxEtdsLGKRFHy",
+	"OfRNKlx6Dc0DztKU0OPz7YbpF/iJdDgPncYOQyFt4lHkelStVgQoQo7QzaxkJ6wL6dHTp4dfR+zlC2IC",
+	"3oPsGYPjBv/6v/8/dnzwn0d793D97P/umMCKelXnA9/h7/fJCh7VlQc2bn5hugSVUa1bGXyfP/PB3YMa",
+	"RZonpl0zIJJ4KMXAKs0nsF+1ZbRZNcYqS0N3iVDVRkgsJR0aBWjHH4y4gW/cEuPyfqdpholnqQ3Xuydr",
+	"evHj2ixaerv6Y2gH+9rLmDZCimHbDAW4musUjHlmoDi/kVIZcPnABQH8uuk00iZh4tcpt1gNjDDlkS1+",
+	"tJaDf+iMBsI4LGCbUZAZr3OcG9AhKhqZTrfObGryh+c3W7cOKNigupWZ4mlrLvIFpjtTzA3m6RdVCyho",
+	"kqp7hWoFITh8r8/icy4n8JxiLb/hvVEcsZj3fKuWuCdjn5/Ljg6eeT0q5NDjpzG2YsO6Zyq3RqRQLsKx",
+	"2cNnp8y4WXlGr5mB5BqKrN8yZQ7LJ+CHfRa/Gvd+VhJ6b7hNpnH5knv8xLCXlxyj0I+xcY97mxYT+uRQ",
+	"rx98qyz6XZ2A7BocI4/nQkoomjHdgDbYZwjrFcoU3jHHFs1zjwPUmyZxK8fufcJSsiBPm6so1IqXzsQ7",
+	"DKvHNjFYoYFQqf1Caogg/s5jw/1cSg9/xaxWb3HYRthQwbyo+KejMvp3T/bbAprxwNuimA8Pjk4aio0v",
+	"r8UhSC1Qbaqy1DiMpuB6wrDWJdSQ9AOX4hAS8ZWzc6oiiPHEhllF3m9C6UZsXrO+O0Bp8zX+p/0/1W/u",
+	"osj7SEiOiLRVoY76FiqXNUVV0+JNQ30ORI5NdTU+qNQHRdi7PyisftCJWff8+xfs2dGzZxG7uvy+9xXx",
+	"BcZN8eGf9jasyZ1wc1B8lbF1/5arkGj98JVDjg6ePdD5lj3ckNZbSrGch5L1TYfMeG+0b8TfIf4CIXvc",
+	"pLXX7KSJmi9Yt8ZHsIQt5fkst234HPf4B5JjD5/dX6l9rZU+99O0kgfyeWTyK6JTN8anlF7PrTBj4YTT",
+	"+HRJ/PL3J/sTEcnenWjsT1tR2D3hyxeT/OlpCkFUFhSK/K2lNNpjSknmPuT8TJDXo7nekBMxC7meJNNQ",
+	"vVeyi2P2+tXF5V6E5iCwvTmfCIlpk6MF3lRO3HSCXdHj0us0A6l0SHaMfChIKYmS/oB4OHakFWNGokpT",
+	"GgtLY4R33S9Dq7kTcHkW++6l/ik2L21qxiWMvR9JtoEtonR96puOzgvFbQqS8ZHxHHaNBHyPRpU1hR8P",
+	"D6qVHw8PPqfSj4fHbjUfs/ajh6bDixbZ4g9Xc/Uzjcu9n1qRU5GlGqgJb6BAj5++62IZcuZ5RcSERJ7F",
+	"lF4qCHFX1jq7ToVuz58/kwzeEcbRBax0WGtRpcJOg/0Hu/aP1A11vN3BmvzGreKTGJMfyLns94L7+lT+",
+	"ZVrCS2n1ok3UoqN8NAmnjxG/n6IZLb+Gkvd1Q+0tXy3D/24KjnIvJuO5BiMma+qqxT+8vIx9rzbOgoWZ",
+	"WqXXeWGfxW+vLmOmwYC+AcNipy4MyQgTWLlTOjl1b/NjSpbPw5DwjicWW7xzSzFjpHl0i8pSVCeNCmg6",
+	"aEQM+pM+VRrLWO+SmG7vR/Yk6DSXizk8Z//6xz+fsEHnP3KdDTrx3imVEHjKfhDfetMsZ7M8s2LOtQ0r",
+	"oubeTn6/On+NpYrd0z4r22dVXmTx218uLtkyZPdDxdu470YxdF9Rz/fiPruGsr86ystYBQ2rgWC3G9Y9",
+	"fMpmQp7iAgw7OmHTPSp1IUpWQ605nvt2e2SOR0sl21Dq8y0t9R4unIe9Pvw6d+9+9QCLaPYuXvpSI9iv",
+	"FFfZNXv/ZkLnY3PxUOVsqrTtZeIGUjYPWENMgCrehDatmkszJnHXMZtg6d6Ft7tHldKT3vu+huMXfGmN",
+	"sLvKEYUpKnh7ries8UypK3PMAQn3FloZL45LFx7wZDqQb68ufflHshlgace/Q62ypL9CUnrSrVkPaCVD",
+	"vFtCeaN4IMu+Y3hjTPkNUPKK1ngAVHX9lG4t7CBW2VOzXH7q7inyp1DzUZLrK73UJUTs5OCkz44ODv2Z",
+	"Srj1PuCjgwP8zR1pcAY2Vqj0APX85QpX9UeS+sMGPy3fXi/444ndTkUyLR237uAqWt1nrhZ8bF0pIPqj",
+	"tvSoLX2K2/WcCvzzytUapPGpMrV7wN8B96EvaSBzaKu6ZJVvaO8uH9SPKOMg/JQJYEKiFyceazWLfYbk",
+	"yu2zdxo0v4FcVv0wY2HGU+izX0ZURsf9kqi5gDQMT727lYbI/VNW3AEzdYPBj6TbVMoIVt5UWeovaMMm",
+	"6rTUS6nuYT2sJUyMN+lAdkMrPQw8bjTnnyMc/4AmLtrYp73q3jiwtwY/PkaDP3LtT8i1vb2e+bzXYEXn",
+	"IcynMMF+KKs2ltvWjMALy+0XERj32yeWjME9fHSbfY609Iu3FVScUBscZvdBViRkoQSUt7UX9tWlbaFZ",
+	"obl4wWaQCo6Vg1kXywxXjbSYb+HbC6N9GLAGfHLNlBzIYHk+xX7i7tW4ivgqsWB7FH0R7/XZK0uj+e5s",
+	"VrGL49BbaeQOGtKBpABn9q9//L9suT8bE5LNYKb0gkI4WCrMNb5J+aMLNgI25ppljm/7sF233/+6+OXn",
+	"gSxLZ2N5YFpHtUIwWTZEBQTkSY+LAqVoPY9ZwXeKDmrTXF5DSkDujpSdsom4AUkiJp9oAG9fKY8fre4U",
+	"f+wNK9TfrUvlsYPsia8N4V0CkEIaR0UT+nSf9iIki30PmBgLXhP63YAuR8EOI95IQ7Z/3FJRBvns7asn",
+	"4WScjJiAwOroXQ9JN6QTOQfSTrXKJ22G9XiPXKqHxytRKFapIY6G3e0QUOhRAJmagQSus0XEdC4Nm3Nf",
+	"8hyPQ2k20sCvDVPjMaFiUd/bN7rJgBtf9ppgieg3kFvYqPb67E2jK6eI5gpSfSltD+QHuJXXWaVI9C/M",
+	"UuwcrF4I3zcb05xL65jhY8Amfy0dcJxag03+mgR9Mmd9mTHolZBJIlcZ/FFF0x8Cb5Um99oCaNwQtfCZ",
+	"IlxWSPvspFMJ5jloCOZZq7bcJRT3C7S5/aEsZY+a0r+LHwiTqvhSxpUnZuQZUU1SWc7HuosvqCJxrNYp",
+	"L0S5tR2rgz/C3IdP+GH5DK2xgfzwwaP28rkG/bXpKUWnDackoFT6IZoLVcnaF/JGWDxEs6m906vi1T+E",
+	"abLczieKvavAs4FI8emjSfKxNOenKJpByIdhATMusnD/rhQDF5b9VQlpnHTquBIp0E4R7dWLgdMHW9br",
+	"xOar+7P2S/gHsG/g8y303doVMoBvrtWDiL6Plb6/FF7zqWvMORKLis4hMi2615B1S6sMamVxkCQ3ln6a",
+	"gdUiMWuysEi6T1Tu1mhw5ozjVc+mwlg10Xxm2GjBtMotartuL2T5tNzmpo8ZVkVc01QZS0YrXLdfAEsF",
+	"ss+039TA/Y1f5UYeYOGd3Z9nXCxR/8b83bdazcBOIXec8p1l8C4kUTMyQfTvgDVrmj1V5vMQ2K5FeX3I",
+	"3zsj4Br0WW6nbgbHJdEw2lrlCKHvXiEbmTDs7O2rU7RRGJZwrRd4SJ6vs7mGsXjnlpbrrPO8s4+M2C9z",
+	"eXxqGE+G5XJP3mrkttRQHeHVdy/C5cO6gajx7FmiUl958+1PL17uRcyqa5BMw1iDmUYsUxOV28oU7nOc",
+	"o1LM1VR/KIrPVn7z19zq0i5+ujIR1fqMGM8yRVcLUUC1DlXIK/NlqBrMb9gd1rBgB25qrxnhZbzUYTM0",
+	"q/RtH/tVa6Fv7rU627fUZzFioVMjasdFNCPRltLmSdHXkSzC41ym1f34tTTM4G/lQsnpkqlbSHZxHFFo",
+	"BqR7USWgJUSGGraSIlmxK3p1qGHC0EQxLJ54TXW1XiT57f3/HwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
