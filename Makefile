@@ -31,8 +31,9 @@ test-integration:
 bench:
 	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./...
 
-# `gpuaas dev` runs the Temporal CLI's dev server: built once (a few minutes).
-dev: $(GOBIN)/temporal
+# `gpuaas dev` runs the Temporal CLI's dev server and versitygw: built once
+# (a few minutes).
+dev: $(GOBIN)/temporal $(GOBIN)/versitygw
 	$(GO) run -ldflags '$(LDFLAGS)' ./hosts/gpuaas dev
 
 # Pinned tools, installed into $(GOBIN). oapi-codegen, buf and the protoc

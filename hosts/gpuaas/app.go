@@ -119,6 +119,7 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay, dev bool) fx.Option 
 		computeOptions(s),
 		terminalhost.ServiceModule,
 		paymentOptions(s, dev),
+		storageOptions(s),
 		fx.Supply(httphost.Config{
 			Addr:                s.HTTPAddr,
 			PublicBaseURL:       s.PublicURL,

@@ -42,8 +42,11 @@ func TestValidateApps(t *testing.T) {
 		"worker provisioning":     fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), provisioningOptions(testSettings(t, nil))),
 		"worker billing":          fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), billingOptions()),
 		"worker outbox":           fx.Options(baseOptions(testSettings(t, nil), logger), relayOptions(testSettings(t, nil))),
+		"serve api with storage":  apiOptions(testSettings(t, map[string]string{"S3_BUCKET": "b", "S3_ENDPOINT": "http://127.0.0.1:9"}), logger, true, false),
+		"worker storage": fx.Options(baseOptions(testSettings(t, nil), logger), storageOptions(testSettings(t, map[string]string{"S3_BUCKET": "b"})),
+			storageReconcilerOptions(testSettings(t, map[string]string{"S3_BUCKET": "b"}))),
 	}
-	s := testSettings(t, nil)
+	s := testSettings(t, map[string]string{"S3_BUCKET": "gpuaas-dev", "S3_ENDPOINT": "http://127.0.0.1:9"})
 	termCfg, err := terminalGatewayConfig(s, func(string) string { return "" }, "127.0.0.1:0", logger)
 	if err != nil {
 		t.Fatal(err)

@@ -82,6 +82,14 @@ type Settings struct {
 	StripeSecretKey  string   // STRIPE_SECRET_KEY: payments through Stripe when set
 	StripeWebhookKey []string // STRIPE_WEBHOOK_SECRETS (comma list; several during rotation)
 	StripeBackend    string   // STRIPE_API_BASE: e.g. stripe-mock
+
+	S3Bucket          string // S3_BUCKET: project storage on when set
+	S3Endpoint        string // S3_ENDPOINT: an S3-compatible service (path-style); empty: AWS
+	S3Region          string // S3_REGION, else AWS_REGION, else us-east-1
+	S3PresignEndpoint string // S3_PRESIGN_ENDPOINT: the endpoint presigned URLs name, when clients reach S3 elsewhere
+	S3AccessKey       string // dev only (its versitygw); production uses the SDK's default chain
+	S3SecretKey       string //
+	S3CreateBucket    bool   // dev only: create the bucket at start
 }
 
 // readSettings reads the environment. Required values are checked by the
@@ -117,6 +125,10 @@ func readSettings(e env) (Settings, error) {
 	s.StripeSecretKey = e.str("STRIPE_SECRET_KEY", "")
 	s.StripeWebhookKey = e.list("STRIPE_WEBHOOK_SECRETS", nil)
 	s.StripeBackend = e.str("STRIPE_API_BASE", "")
+	s.S3Bucket = e.str("S3_BUCKET", "")
+	s.S3Endpoint = e.str("S3_ENDPOINT", "")
+	s.S3Region = e.str("S3_REGION", e.str("AWS_REGION", "us-east-1"))
+	s.S3PresignEndpoint = e.str("S3_PRESIGN_ENDPOINT", "")
 	s.RedirectURIs = e.list("GPUAAS_REDIRECT_URIS", []string{s.PublicURL + "/auth/callback"})
 	s.InsecureCookie = e.str("GPUAAS_INSECURE_COOKIES", "") == "1"
 	if err := s.LogLevel.UnmarshalText([]byte(e.str("GPUAAS_LOG_LEVEL", "info"))); err != nil {
@@ -143,6 +155,8 @@ func (s Settings) require(names ...string) error {
 			v = s.OIDCIssuer
 		case "NATS_URL":
 			v = s.NATSURL
+		case "S3_BUCKET":
+			v = s.S3Bucket
 		}
 		if v == "" {
 			missing = append(missing, n)

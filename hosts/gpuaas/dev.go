@@ -254,6 +254,16 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 		r.parts = append(r.parts, [2]string{"temporal", "TEMPORAL_ADDRESS"})
 	}
 
+	// Objects: S3_ENDPOINT / S3_BUCKET, else versitygw as a child process.
+	objects, stopObjects, err := startDevObjects(ctx, &s, o.dataDir, getenv, out)
+	if err != nil {
+		return nil, err
+	}
+	if stopObjects != nil {
+		r.stops = append(r.stops, stopObjects)
+	}
+	r.parts = append(r.parts, objects)
+
 	// The dev nodes make their SSH host keys at first start and their agents
 	// report them in every heartbeat; the gateway trusts exactly those, as
 	// in production (GPUAAS_TERMINAL_HOST_CA and
@@ -287,6 +297,7 @@ func devAppOptions(s Settings, o devOptions, termCfg terminalhost.Config, logger
 		agentGatewayOptions(s),
 		provisioningOptions(s),
 		billingOptions(),
+		storageReconcilerOptions(s),
 		terminalMountOptions(termCfg),
 		sandboxNodesOptions(sandboxNodesConfig{Count: o.nodes, SKU: o.nodeSKU, Dir: filepath.Join(o.dataDir, "nodes"),
 			FirstPort: o.sshPort, AgentURL: "https://" + o.agentAddr}),

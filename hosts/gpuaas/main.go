@@ -29,6 +29,7 @@ Usage:
   gpuaas worker provisioning  run the provisioning worker (Temporal) and node sweeper
   gpuaas worker billing       run usage metering and the billing accrual worker
   gpuaas worker outbox        run the outbox relay alone
+  gpuaas worker storage       run the project storage reconciler (S3_BUCKET)
   gpuaas migrate up|down [N]|status
   gpuaas ca root              print the platform CA root (PEM) for node agents
   gpuaas dev                  run the whole platform on embedded defaults
@@ -75,6 +76,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = workerBilling(ctx, settings)
 	case args[0] == "worker" && len(args) == 2 && args[1] == "outbox":
 		err = workerOutbox(ctx, settings)
+	case args[0] == "worker" && len(args) == 2 && args[1] == "storage":
+		err = workerStorage(ctx, settings)
 	case args[0] == "dev":
 		err = dev(ctx, settings, args[1:], getenv, stdout)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":

@@ -13,6 +13,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
 	"github.com/gpuaas/gpuaas/core/policy/policysvc"
+	"github.com/gpuaas/gpuaas/core/storage/storagesvc"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/ports"
 )
@@ -47,6 +48,7 @@ type Params struct {
 	Ledger      *ledgersvc.Service     `optional:"true"`
 	Mounts      []Mount                `group:"http_mounts"`
 	PolicyAdmin *policysvc.Service     `optional:"true"`
+	Storage     *storagesvc.Service    `optional:"true"`
 }
 
 // NewFromParams builds the server from the fx graph.
@@ -62,7 +64,7 @@ func NewFromParams(p Params) (*Server, error) {
 		Policies: p.Policies, Audit: p.Audit, Idempotency: p.Idempotency, Health: health, Logger: p.Logger,
 		Metrics: p.Metrics, TracerProvider: p.TracerProvider, Clock: p.Clock,
 		Inventory: p.Inventory, Allocations: p.Allocations, Terminal: p.Terminal, Payments: p.Payments,
-		Mounts: p.Mounts, PolicyAdmin: p.PolicyAdmin, Ledger: p.Ledger,
+		Mounts: p.Mounts, PolicyAdmin: p.PolicyAdmin, Ledger: p.Ledger, Storage: p.Storage,
 	})
 }
 
