@@ -330,3 +330,23 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// StopLeftoverGateway stops a versitygw that a crashed owner of dir left
+// running, and returns its process id (0 when nothing was running). It
+// fails, with an error matching childproc.ErrLocked, while a live process
+// owns dir.
+func StopLeftoverGateway(ctx context.Context, dir string) (int, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	lock, err := childproc.LockFile(filepath.Join(dir, gatewayLock))
+	if err != nil {
+		return 0, fmt.Errorf("s3: gateway dir %s is in use: %w", dir, err)
+	}
+	defer lock.Unlock()
+	return stopLeftoverGateway(ctx, dir)
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/adapters/childproc"
 	"github.com/gpuaas/gpuaas/adapters/postgres"
+	"github.com/gpuaas/gpuaas/adapters/s3"
 	"github.com/gpuaas/gpuaas/adapters/temporal"
 )
 
@@ -71,6 +72,12 @@ func devDown(ctx context.Context, args []string, getenv func(string) string, out
 		return err
 	} else if pid != 0 {
 		fmt.Fprintf(out, "stopped the Temporal dev server (pid %d) left running in %s\n", pid, filepath.Join(*dir, "temporal"))
+		stopped = true
+	}
+	if pid, err := s3.StopLeftoverGateway(ctx, filepath.Join(*dir, "objects")); err != nil {
+		return err
+	} else if pid != 0 {
+		fmt.Fprintf(out, "stopped the versitygw (pid %d) left running in %s\n", pid, filepath.Join(*dir, "objects"))
 		stopped = true
 	}
 	if !stopped {
