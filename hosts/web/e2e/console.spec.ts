@@ -1,0 +1,318 @@
+// The console as people use it, against a fresh `gpuaas dev`: the user's
+// journey, the operator's, one journey by keyboard only, and every screen's
+// error / restricted / rate-limited / empty states by intercepting responses.
+import { expect, test, type Page } from "@playwright/test";
+import { nav, newPublicKey, screen, signIn } from "./helpers";
+
+test.describe.configure({ mode: "serial" });
+
+let tenantId = "";
+let secondAllocation = "";
+
+async function setPolicy(page: Page, key: string, value: string) {
+  const input = page.getByLabel(`Value of ${key}`);
+  await input.fill(value);
+  await page.getByRole("button", { name: `Save ${key}` }).click();
+  await expect(page.getByRole("button", { name: `Save ${key}` })).toBeDisabled();
+}
+
+test("operator setup: billing windows of 5 s and room for many page loads", async ({ page }) => {
+  await signIn(page, "admin");
+  await page.getByRole("link", { name: "Policies" }).click();
+  await expect(page.getByRole("heading", { name: "Policies" })).toBeVisible();
+  await setPolicy(page, "billing.window_seconds", "5");
+  await setPolicy(page, "ratelimit.auth_per_minute", "1000");
+  await screen(page, "admin-policies");
+});
+
+test("a new user: sign in, top up, request, watch it go active, terminal, release, usage", async ({
+  page,
+}) => {
+  await signIn(page, "alice");
+  await expect(page.getByRole("heading", { name: "Capacity" })).toBeVisible();
+  await screen(page, "capacity");
+
+  await nav(page, "Settings");
+  tenantId = (await page.locator("dt:text('Tenant id') + dd").textContent()) ?? "";
+  expect(tenantId).not.toBe("");
+  await screen(page, "settings");
+
+  // An SSH key, needed to request a node.
+  await nav(page, "SSH keys");
+  await expect(page.getByRole("heading", { name: "No SSH keys yet" })).toBeVisible();
+  await page.getByLabel("Name", { exact: true }).fill("laptop");
+  await page.getByLabel("Public key").fill("not a key");
+  await page.getByRole("button", { name: "Add key" }).click();
+  await expect(page.locator(".field .error")).toBeVisible(); // next to the field, in words
+  await page.getByLabel("Public key").fill(newPublicKey("alice@laptop"));
+  await page.getByRole("button", { name: "Add key" }).click();
+  await expect(page.getByRole("cell", { name: "laptop", exact: true })).toBeVisible();
+  await screen(page, "ssh-keys");
+
+  // Top up through the dev checkout and come back to a real /billing page.
+  await nav(page, "Billing");
+  await expect(page.getByTestId("balance")).toBeVisible();
+  await page.getByRole("button", { name: "$25.00" }).click();
+  await page.getByRole("button", { name: "Continue to payment" }).click();
+  await page.waitForURL(/\/dev-pay\//);
+  await page.locator("#pay").click();
+  await page.waitForURL(/\/billing\?checkout=success/);
+  await expect(page.getByTestId("checkout-outcome")).toContainText("Payment received", { timeout: 60_000 });
+  await expect(page.getByTestId("balance")).toContainText("25.00");
+  await screen(page, "billing-after-topup");
+
+  // Request a node: the price is shown before confirming.
+  await nav(page, "Capacity");
+  await page.getByRole("link", { name: "Request a node" }).click();
+  await expect(page.getByRole("heading", { name: "Price" })).toBeVisible();
+  await screen(page, "request");
+  await page.getByRole("button", { name: /^Request .* per hour$/ }).click();
+  await page.waitForURL(/\/allocations\/[^/]+$/);
+  // Live state without reloading.
+  await expect(page.getByTestId("allocation-state")).toContainText("Active", { timeout: 120_000 });
+  await expect(page.getByTestId("ssh-command")).toContainText("ssh");
+
+  // The browser terminal: run a command and read its output.
+  await expect(page.getByTestId("terminal-status")).toContainText("Connected", { timeout: 30_000 });
+  await page.getByTestId("terminal").click();
+  await page.keyboard.type("echo console-$((6*7))\n");
+  await expect(page.locator(".xterm-rows")).toContainText("console-42", { timeout: 30_000 });
+  await screen(page, "allocation-active");
+
+  // Cost so far ticks while it runs (so the billing worker has something to debit).
+  await expect(page.getByTestId("cost-so-far")).not.toHaveText("$0.00", { timeout: 30_000 });
+
+  // Release with confirm.
+  await page.getByRole("button", { name: "Release", exact: true }).click();
+  await expect(page.getByRole("dialog")).toBeVisible();
+  await page.getByRole("button", { name: "Release node" }).click();
+  await expect(page.getByTestId("allocation-state")).toContainText(/Releasing|Released/, { timeout: 30_000 });
+  await expect(page.getByTestId("allocation-state")).toContainText("Released", { timeout: 120_000 });
+
+  await nav(page, "Allocations");
+  await expect(page.getByRole("table", { name: "Allocations of this project" })).toBeVisible();
+  await screen(page, "allocations");
+
+  // Usage, the spend chart and the debits.
+  await nav(page, "Billing");
+  await expect(page.getByRole("table", { name: "Usage records" })).toBeVisible({ timeout: 60_000 });
+  await expect(page.getByTestId("spend-chart")).toBeVisible({ timeout: 90_000 });
+  await expect(
+    page.getByRole("table", { name: "Ledger entries" }).getByText("usage debit").first(),
+  ).toBeVisible();
+  const download = page.waitForEvent("download");
+  await page.getByRole("button", { name: "Download usage CSV" }).click();
+  expect((await download).suggestedFilename()).toMatch(/\.csv$/);
+  await screen(page, "billing");
+
+  // A second node for the operator to force-release.
+  await nav(page, "Capacity");
+  await page.getByRole("link", { name: "Request a node" }).click();
+  await page.getByRole("button", { name: /^Request .* per hour$/ }).click();
+  await page.waitForURL(/\/allocations\/[^/]+$/);
+  secondAllocation = page.url().split("/").pop() ?? "";
+});
+
+test("an operator: register a node, force release, credit a tenant, read the audit log", async ({ page }) => {
+  await signIn(page, "admin");
+  await page.getByRole("link", { name: "Nodes" }).click();
+  await expect(page.getByRole("table", { name: "Nodes" })).toBeVisible();
+  await page.getByLabel("Name", { exact: true }).fill("e2e-node-1");
+  await page.getByLabel("Node type").selectOption({ index: 1 });
+  await page.getByLabel("SSH host").fill("127.0.0.1");
+  await page.getByLabel("SSH port").fill("22299");
+  await page.getByRole("button", { name: "Register node" }).click();
+  await expect(page.getByTestId("agent-command")).toContainText("GPUAAS_AGENT_BOOTSTRAP_TOKEN=");
+  await screen(page, "admin-node-registered");
+  await page.getByRole("button", { name: "Done" }).click();
+  await expect(page.getByRole("cell", { name: "e2e-node-1", exact: true })).toBeVisible();
+  await screen(page, "admin-nodes");
+
+  await page.getByRole("link", { name: "All allocations" }).click();
+  await page.getByRole("button", { name: `Force release ${secondAllocation}` }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Force release" }).click();
+  await expect(page.getByRole("dialog")).toBeHidden();
+  await screen(page, "admin-allocations");
+
+  await page.getByRole("link", { name: "Credits & refunds" }).click();
+  const credit = page.getByRole("form", { name: "Credit a tenant" });
+  await credit.getByLabel("Tenant id").fill(tenantId);
+  await credit.getByLabel(/^Amount/).fill("7.50");
+  await credit.getByLabel("Reason").fill("e2e goodwill");
+  await credit.getByRole("button", { name: "Credit tenant" }).click();
+  await expect(credit.getByRole("status")).toContainText("Credited $7.50");
+  await screen(page, "admin-money");
+
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await page.getByLabel("Action").fill("billing.admin_credit");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await expect(
+    page.getByRole("table", { name: "Audit events" }).getByText("billing.admin_credit").first(),
+  ).toBeVisible();
+  await screen(page, "admin-audit");
+});
+
+test("by keyboard only: add an SSH key and delete it with its confirm dialog", async ({ page }) => {
+  await signIn(page, "bob");
+  // Focus starts on the page heading; the main navigation is before it.
+  await expect(page.getByRole("heading", { name: "Capacity", level: 1 })).toBeFocused();
+  const keysLink = page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "SSH keys" });
+  for (let i = 0; i < 30 && !(await keysLink.evaluate((el) => el === document.activeElement)); i++) {
+    await page.keyboard.press("Shift+Tab");
+  }
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("heading", { name: "SSH keys", level: 1 })).toBeFocused();
+  const name = page.getByLabel("Name", { exact: true });
+  for (let i = 0; i < 20 && !(await name.evaluate((el) => el === document.activeElement)); i++) {
+    await page.keyboard.press("Tab");
+  }
+  await page.keyboard.type("kbd");
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(newPublicKey("bob@kbd"));
+  await page.keyboard.press("Tab"); // to the button
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("cell", { name: "kbd", exact: true })).toBeVisible();
+  const del = page.getByRole("button", { name: "Delete key kbd" });
+  await del.focus();
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("dialog")).toBeVisible();
+  await expect(page.getByRole("button", { name: "Cancel" })).toBeFocused();
+  await page.keyboard.press("Escape");
+  await expect(del).toBeFocused(); // focus returns to the trigger
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Tab");
+  await expect(page.getByRole("button", { name: "Delete key" })).toBeFocused();
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("heading", { name: "No SSH keys yet" })).toBeVisible();
+});
+
+// Each screen's main read, answered by the test instead of the API.
+const SCREENS: { name: string; path: string; api: string; empty: unknown; emptyText?: RegExp }[] = [
+  { name: "capacity", path: "/", api: "**/api/v1/skus", empty: { skus: [] }, emptyText: /No node types yet/ },
+  {
+    name: "allocations",
+    path: "/allocations",
+    api: "**/api/v1/allocations?**",
+    empty: { allocations: [] },
+    emptyText: /No allocations yet/,
+  },
+  {
+    name: "request",
+    path: "/allocations/new",
+    api: "**/api/v1/skus",
+    empty: { skus: [] },
+    emptyText: /No node types/,
+  },
+  {
+    name: "allocation",
+    path: "/allocations/00000000-0000-0000-0000-000000000000",
+    api: "**/api/v1/allocations/0000*",
+    empty: null,
+  },
+  {
+    name: "ssh-keys",
+    path: "/keys",
+    api: "**/api/v1/ssh-keys",
+    empty: { ssh_keys: [] },
+    emptyText: /No SSH keys yet/,
+  },
+  {
+    name: "billing",
+    path: "/billing",
+    api: "**/api/v1/billing/usage?**",
+    empty: { usage: [] },
+    emptyText: /No usage yet/,
+  },
+  { name: "settings", path: "/settings", api: "**/api/v1/projects", empty: null },
+  {
+    name: "admin-nodes",
+    path: "/admin/nodes",
+    api: "**/api/v1/admin/nodes**",
+    empty: { nodes: [] },
+    emptyText: /No nodes/,
+  },
+  {
+    name: "admin-allocations",
+    path: "/admin/allocations",
+    api: "**/api/v1/admin/allocations**",
+    empty: { allocations: [] },
+    emptyText: /No allocations/,
+  },
+  {
+    name: "admin-money",
+    path: "/admin/money",
+    api: "**/api/v1/admin/payments/sessions**",
+    empty: { sessions: [] },
+    emptyText: /No payment sessions/,
+  },
+  { name: "admin-policies", path: "/admin/policies", api: "**/api/v1/admin/policies", empty: null },
+  {
+    name: "admin-audit",
+    path: "/admin/audit",
+    api: "**/api/v1/admin/audit-log**",
+    empty: { events: [] },
+    emptyText: /No events match/,
+  },
+];
+
+const err = (status: number, code: string, headers: Record<string, string> = {}) => ({
+  status,
+  headers: { "Content-Type": "application/json", "X-Correlation-ID": "e2e-corr", ...headers },
+  body: JSON.stringify({ error: { code, message: code, correlation_id: "e2e-corr" } }),
+});
+
+test("every screen's error, restricted, rate-limited and empty states", async ({ page }) => {
+  test.setTimeout(600_000);
+  await signIn(page, "admin");
+  for (const s of SCREENS) {
+    const states: {
+      label: string;
+      reply: { status: number; headers: Record<string, string>; body: string };
+      text: RegExp;
+    }[] = [
+      { label: "error", reply: err(500, "internal_error"), text: /Could not load[\s\S]*e2e-corr/ },
+      { label: "restricted", reply: err(403, "forbidden"), text: /Restricted/ },
+      {
+        label: "rate-limited",
+        reply: err(429, "rate_limited", { "Retry-After": "30" }),
+        text: /try again in \d+ s/,
+      },
+    ];
+    if (s.empty)
+      states.push({
+        label: "empty",
+        reply: {
+          status: 200,
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify(s.empty),
+        },
+        text: s.emptyText ?? /./,
+      });
+    for (const st of states) {
+      await page.route(s.api, (route) => route.fulfill(st.reply));
+      await page.goto(s.path);
+      await expect(page.locator("main"), `${s.name} ${st.label}`).toContainText(st.text, { timeout: 30_000 });
+      if (st.label !== "error" || s.name === "capacity") await screen(page, `state-${s.name}-${st.label}`);
+      await page.unroute(s.api);
+    }
+  }
+});
+
+test("an expired session asks to sign in again and comes back", async ({ page }) => {
+  await signIn(page, "alice", "/billing");
+  // From now on the access token is refused and the refresh cookie is dead.
+  const api = /\/api\/v1\/(?!auth\/)/;
+  await page.route("**/api/v1/auth/token/refresh", (r) => r.fulfill(err(401, "session_ended")));
+  await page.route(api, (r) => r.fulfill(err(401, "token_expired")));
+  await nav(page, "Settings");
+  await expect(page.getByText(/Your session ended/)).toBeVisible();
+  await screen(page, "session-expired");
+  await page.unroute("**/api/v1/auth/token/refresh");
+  await page.unroute(api);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByLabel("Username").fill("alice");
+  await page.getByLabel("Password").fill("alice");
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
+  await page.waitForURL(/\/settings$/);
+  await expect(page.getByRole("heading", { name: "Settings", level: 1 })).toBeVisible();
+});
