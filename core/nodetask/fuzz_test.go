@@ -2,6 +2,7 @@ package nodetask
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -16,6 +17,10 @@ func FuzzValidateParams(f *testing.F) {
 		`{}`, `null`, `[]`, `{"allocation_id":"a1","username":"root","authorized_keys":["x"]}`,
 		`{"allocation_id":"a1","username":"ga_abcdefgh","authorized_keys":["` + key + `"],"gpu_indices":[0,1,1]}`,
 		`{} {}`,
+		`{"allocation_id":"a1","username":"ga_abcdefgh","direction":"pull","dir":"project","files":[{"path":"a/b.txt","size":3,"url":"http://127.0.0.1:9000/b/k?X-Amz-Signature=x"}]}`,
+		`{"allocation_id":"a1","username":"ga_abcdefgh","direction":"scan","dir":"project","max_files":10}`,
+		`{"allocation_id":"a1","username":"ga_abcdefgh","direction":"push","dir":".ssh","files":[]}`,
+		`{"allocation_id":"a1","username":"ga_abcdefgh","direction":"pull","dir":"p","files":[{"path":"../x","size":1,"url":"http://h/x"}]}`,
 	} {
 		for _, t := range Catalogue {
 			f.Add(string(t), []byte(s))
@@ -45,6 +50,15 @@ func FuzzValidateParams(f *testing.F) {
 		case RevokeUserParams:
 			if !usernameRE.MatchString(v.Username) {
 				t.Fatalf("invalid revoke params accepted: %+v", v)
+			}
+		case StorageSyncParams:
+			if !usernameRE.MatchString(v.Username) || ValidSyncDir(v.Dir) != nil || len(v.Files) > MaxSyncFiles {
+				t.Fatalf("invalid storage sync params accepted: %+v", v)
+			}
+			for _, f := range v.Files {
+				if strings.HasPrefix(f.Path, "/") || strings.Contains("/"+f.Path+"/", "/../") {
+					t.Fatalf("a sync path outside its folder was accepted: %q", f.Path)
+				}
 			}
 		}
 	})

@@ -27,8 +27,8 @@ const (
 	HealthCheck   Type = "node.health_check"
 )
 
-// Catalogue lists every type an agent may run.
-var Catalogue = []Type{ProvisionUser, RevokeUser, HealthCheck}
+// Catalogue lists every type an agent may run (StorageSync: storage.go).
+var Catalogue = []Type{ProvisionUser, RevokeUser, HealthCheck, StorageSync}
 
 // Known reports whether t is in the catalogue.
 func Known(t Type) bool {
@@ -231,6 +231,15 @@ func ValidateParams(t Type, raw json.RawMessage) (any, error) {
 	case HealthCheck:
 		var p HealthCheckParams
 		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		return p, nil
+	case StorageSync:
+		var p StorageSyncParams
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		if err := validateStorageSync(p); err != nil {
 			return nil, err
 		}
 		return p, nil
