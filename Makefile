@@ -14,9 +14,18 @@ STRIPE_MOCK_VERSION := v0.203.0
 STEP_CA_VERSION     := v0.30.2
 VERSITYGW_VERSION   := v1.8.0
 
-.PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca tool-versitygw codegen lint migrate fmt golden-path
+.PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca tool-versitygw codegen lint migrate fmt golden-path web web-deps web-lint web-test web-e2e
 
-build:
+# The web console (hosts/web, Node 20.19+): built into hosts/web/static/dist and
+# embedded in the binary. `make build` and `make dev` rebuild it when its
+# sources changed and npm is installed; without Node the binary serves a page
+# saying how to build it.
+WEB     := hosts/web
+WEB_SRC := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) \
+           $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json $(WEB)/package-lock.json
+HAVE_NPM := $(shell command -v npm 2>/dev/null)
+
+build: $(if $(HAVE_NPM),web)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/gpuaas ./hosts/gpuaas
 
 test:
@@ -33,7 +42,7 @@ bench:
 
 # `gpuaas dev` runs the Temporal CLI's dev server and versitygw: built once
 # (a few minutes).
-dev: $(GOBIN)/temporal $(GOBIN)/versitygw
+dev: $(GOBIN)/temporal $(GOBIN)/versitygw $(if $(HAVE_NPM),web)
 	$(GO) run -ldflags '$(LDFLAGS)' ./hosts/gpuaas dev
 
 # Pinned tools, installed into $(GOBIN). oapi-codegen, buf and the protoc
@@ -62,20 +71,45 @@ tool-step-ca:
 $(GOBIN)/versitygw tool-versitygw:
 	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
-codegen:
+codegen: web-deps
 	./scripts/codegen.sh
+	cd $(WEB) && npm run gen
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1)
 	$(GO) vet ./...
 	$(GO) run ./scripts/openapi-check doc/api/openapi.yaml
 	./scripts/codegen.sh --check
+	$(MAKE) web-lint
 
 # End-to-end against a fresh `gpuaas dev` (scripts/ci-golden-path.sh starts
 # one, runs the scripts and stops it): the compute golden path, then the money
 # path. The nodes are 8-GPU SKUs so that usage drains a small credit quickly.
 golden-path:
 	GPUAAS_DEV_FLAGS="-node-sku h100-80g-x8" ./scripts/ci-golden-path.sh money-path
+
+web: $(WEB)/static/dist/index.html
+
+web-deps: $(WEB)/node_modules/.package-lock.json
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+	@touch $@
+
+$(WEB)/static/dist/index.html: $(WEB)/node_modules/.package-lock.json $(WEB_SRC)
+	cd $(WEB) && npm run build
+
+# The typed client is current (like codegen.sh --check), ESLint, Prettier, tsc.
+web-lint: web-deps
+	cd $(WEB) && npm run lint
+
+# Vitest: the API wrapper and the shared state components.
+web-test: web-deps
+	cd $(WEB) && npm test
+
+# Playwright against a fresh `gpuaas dev` in Debian's Chromium (apt-get install chromium).
+web-e2e: web
+	./scripts/ci-console.sh
 
 migrate:
 	$(GO) run ./hosts/gpuaas migrate up

@@ -122,7 +122,10 @@ export interface paths {
         /**
          * Revoke the refresh token and clear the refresh cookie.
          * @description Revokes the refresh token from the body or the cookie (an unknown or already
-         *     revoked token is not an error) and clears the cookie. No access token needed.
+         *     revoked token is not an error) and clears the cookie. No access token needed; one
+         *     sent as `Authorization: Bearer` is signed out too: refused (401 `token_invalid`)
+         *     from then on, where it would otherwise work until it expires. A token that does
+         *     not verify is ignored.
          */
         post: operations["logout"];
         delete?: never;
@@ -809,6 +812,229 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/storage/list": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The children of a folder of the active project's storage, in name order.
+         * @description Read from the index (never an S3 LIST), keyset-paginated by name. A path that is a file,
+         *     or nothing, is 404 `storage_object_not_found`; an odd path 400 `storage_path_traversal`
+         *     (doc/storage.md).
+         */
+        get: operations["listStorage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/stat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One file or folder of the active project's storage. */
+        get: operations["statStorage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A file's bytes, streamed, whole or one byte range.
+         * @description Streams the file from the object store (never buffered). `Range: bytes=a-b`, `a-` and
+         *     `-n` answer 206 with `Content-Range`; a range outside the file is 416; several ranges
+         *     are answered with the whole file. `If-None-Match` with the file's ETag is 304;
+         *     `If-Range` with another ETag sends the whole file. The read is pinned to the version
+         *     the index names: a file replaced while it is read aborts the connection rather than mix
+         *     versions. A folder is 409 `storage_conflict`.
+         */
+        get: operations["downloadStorage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Store a file from the request body, streamed to the object store.
+         * @description The body is the file, of any media type (its `Content-Type` is stored and sent back on
+         *     download; none is `application/octet-stream`). It is streamed to S3 with a bounded
+         *     buffer — never held whole in memory or on disk — and may be far larger than the JSON
+         *     body limit (`x-stream-body`): the size is `Content-Length`, or the `size` parameter for
+         *     a chunked body (both given must agree). The project's quota is reserved first (400
+         *     `storage_quota_exceeded`, with used/limit in `details`); a file over
+         *     `storage.max_upload_bytes`, or over the API's streaming ceiling (larger files go
+         *     through `POST /storage/presign`), is 413 `storage_object_too_large`. A body that ends
+         *     early, runs past the size or breaks off stores nothing and releases the reservation
+         *     (400 `storage_upload_size_mismatch`). Missing folders above the file are made; a folder
+         *     at the path, or a file above it, is 409 `storage_conflict`. 201 for a new file, 200 for
+         *     one replaced. Retrying the same upload is safe, so `X-Idempotency-Key` is not taken.
+         */
+        put: operations["uploadStorage"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/mkdir": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make a folder (and the missing folders above it).
+         * @description An existing file or folder at the path, or a file above it, is 409 `storage_conflict`.
+         */
+        post: operations["mkdirStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/rename": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rename or move a file or a whole folder.
+         * @description `to` must not exist and must not lie inside `from` (409 `storage_conflict`); missing
+         *     folders above it are made. Objects are copied inside the store, then the index moves in
+         *     one transaction, then the old objects go; a folder changed while it is copied is 409
+         *     (nothing moved).
+         */
+        post: operations["renameStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a file, or a folder with everything in it (recursive=true).
+         * @description A folder with entries in it without `recursive=true` is 409 `storage_conflict`.
+         */
+        delete: operations["deleteStorage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The active project's storage against its quota. */
+        get: operations["storageUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/presign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Short-lived presigned URLs for a direct transfer of one file.
+         * @description `GET` signs a download of an existing file. `PUT` reserves `size_bytes` of the quota
+         *     and signs an upload of exactly that many bytes (send the returned headers, e.g.
+         *     `curl -T file -H 'Content-Type: …' "$url"`); over 5 GiB it is a multipart upload with
+         *     one URL per part. Finish an upload with `POST /storage/presign/complete`. URLs name the
+         *     project's key for the path only and expire (15 min; parts 24 h). Not idempotent-stored:
+         *     the answer holds credentials.
+         */
+        post: operations["presignStorage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/storage/presign/complete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record a presigned upload whose bytes have arrived.
+         * @description A multipart upload is completed with its parts (number and the ETag S3 answered each
+         *     PUT). The object's size must be the reserved size (400 `storage_upload_size_mismatch`
+         *     when the bytes have not arrived whole); an expired upload is 409 `storage_conflict`;
+         *     another user's, or an unknown one, 404. 201 for a new file, 200 for one replaced.
+         */
+        post: operations["completeStorageUpload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1031,6 +1257,11 @@ export interface components {
             model: string;
             memory_mib: number;
             healthy: boolean;
+            /**
+             * @description How the node's agent found the GPU; absent from agents too old to say. A node whose GPUs are simulated (configured, not found) is held in maintenance, out of placement, unless the agent gateway allows it (`gpuaas dev`, or GPUAAS_ALLOW_SIMULATED_GPUS=1).
+             * @enum {string}
+             */
+            source?: "nvml" | "nvidia-smi" | "simulated";
         };
         AdminNode: {
             id: string;
@@ -1321,6 +1552,134 @@ export interface components {
             /** Format: int64 */
             amount_minor: number;
             refunds: components["schemas"]["LedgerEntry"][];
+        };
+        /**
+         * @description A path in the project's storage, relative to its top folder (a leading slash is
+         *     optional). `..`, `.`, empty segments, backslashes, control and bidirectional characters,
+         *     a drive letter, a name over 255 bytes or a path over 950 bytes are 400
+         *     `storage_path_traversal` (NUL, invalid UTF-8 and over-long strings are refused by the
+         *     contract first); see doc/storage.md.
+         * @example /datasets/train.bin
+         */
+        StoragePath: string;
+        StorageEntry: {
+            /** @description Canonical path with a leading slash. */
+            path: string;
+            name: string;
+            /** @enum {string} */
+            kind: "file" | "dir";
+            /** Format: int64 */
+            size_bytes: number;
+            /** @description The object's ETag (files). */
+            etag?: string;
+            /** @description Files only. */
+            content_type?: string;
+            created_by?: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        StorageListing: {
+            path: string;
+            entries: components["schemas"]["StorageEntry"][];
+            /** @description Absent on the last page. */
+            next_cursor?: string;
+        };
+        StorageMkdirRequest: {
+            path: components["schemas"]["StoragePath"];
+        };
+        StorageRenameRequest: {
+            from: components["schemas"]["StoragePath"];
+            to: components["schemas"]["StoragePath"];
+        };
+        StorageMoved: {
+            entry: components["schemas"]["StorageEntry"];
+            /** @description The entry and everything below it. */
+            entries: number;
+        };
+        StorageDeleted: {
+            path: string;
+            /** @enum {string} */
+            kind: "file" | "dir";
+            files: number;
+            /** Format: int64 */
+            bytes: number;
+        };
+        StorageUsage: {
+            /**
+             * Format: int64
+             * @description SUM of the files' sizes.
+             */
+            used_bytes: number;
+            /**
+             * Format: int64
+             * @description Uploads in flight.
+             */
+            reserved_bytes: number;
+            /**
+             * Format: int64
+             * @description `storage.quota_bytes` for the tenant.
+             */
+            quota_bytes: number;
+            /** Format: int64 */
+            free_bytes: number;
+            /** Format: int64 */
+            files: number;
+            /** Format: int64 */
+            folders: number;
+        };
+        StoragePresignRequest: {
+            path: components["schemas"]["StoragePath"];
+            /** @enum {string} */
+            method: "GET" | "PUT";
+            /**
+             * Format: int64
+             * @description PUT only; the file's exact size.
+             */
+            size_bytes?: number;
+            /** @description PUT only; default application/octet-stream. */
+            content_type?: string;
+        };
+        StorageSignedRequest: {
+            method: string;
+            url: string;
+            /** @description Headers the request must carry as signed. */
+            headers: {
+                [key: string]: string;
+            };
+            /** Format: date-time */
+            expires_at: string;
+        };
+        StoragePresignedPart: {
+            number: number;
+            /** Format: int64 */
+            size_bytes: number;
+            request: components["schemas"]["StorageSignedRequest"];
+        };
+        StoragePresigned: {
+            path: string;
+            /** @enum {string} */
+            method: "GET" | "PUT";
+            request?: components["schemas"]["StorageSignedRequest"];
+            /** @description PUT only; complete the upload with it. */
+            upload_id?: string;
+            /**
+             * Format: int64
+             * @description Multipart uploads only.
+             */
+            part_size_bytes?: number;
+            /** @description Multipart uploads only, one URL per part. */
+            parts?: components["schemas"]["StoragePresignedPart"][];
+            /** Format: date-time */
+            expires_at: string;
+        };
+        StorageCompleteRequest: {
+            upload_id: string;
+            parts?: {
+                number: number;
+                etag: string;
+            }[];
         };
     };
     responses: {
@@ -2931,6 +3290,440 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listStorage: {
+        parameters: {
+            query?: {
+                /** @description The folder; the top folder when absent. */
+                path?: components["schemas"]["StoragePath"];
+                limit?: number;
+                /** @description The next_cursor of the previous page. */
+                cursor?: string;
+            };
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of entries. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageListing"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    statStorage: {
+        parameters: {
+            query: {
+                path: components["schemas"]["StoragePath"];
+            };
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The entry. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageEntry"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    downloadStorage: {
+        parameters: {
+            query: {
+                path: components["schemas"]["StoragePath"];
+            };
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+                /** @description One byte range: bytes=a-b, bytes=a- or bytes=-n. */
+                Range?: string;
+                /** @description ETags the caller holds; a match is 304. */
+                "If-None-Match"?: string;
+                /** @description The ETag a Range applies to; any other sends the whole file. */
+                "If-Range"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole file. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    /** @description The file's ETag (quoted). */
+                    ETag?: string;
+                    /** @description `bytes` */
+                    "Accept-Ranges"?: string;
+                    /** @description `attachment; filename="<name>"` (RFC 6266, UTF-8 names as filename*) */
+                    "Content-Disposition"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description The requested range. */
+            206: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    /** @description The file's ETag (quoted). */
+                    ETag?: string;
+                    /** @description `bytes a-b/size` */
+                    "Content-Range"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            /** @description The caller's copy (If-None-Match) is current. */
+            304: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    /** @description The file's ETag (quoted). */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            /** @description The range lies outside the file (`range_not_satisfiable`; `Content-Range: bytes *\/size`). */
+            416: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    /** @description `bytes *\/size` */
+                    "Content-Range"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    uploadStorage: {
+        parameters: {
+            query: {
+                path: components["schemas"]["StoragePath"];
+                /** @description The file's size in bytes (required for a chunked body). */
+                size?: number;
+            };
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "*/*": string;
+            };
+        };
+        responses: {
+            /** @description The file, which replaced one at the path. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageEntry"];
+                };
+            };
+            /** @description The new file. */
+            201: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageEntry"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    mkdirStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+                /** @description Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`. */
+                "X-Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StorageMkdirRequest"];
+            };
+        };
+        responses: {
+            /** @description The folder. */
+            201: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageEntry"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    renameStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+                /** @description Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`. */
+                "X-Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StorageRenameRequest"];
+            };
+        };
+        responses: {
+            /** @description What moved. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageMoved"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteStorage: {
+        parameters: {
+            query: {
+                path: components["schemas"]["StoragePath"];
+                recursive?: boolean;
+            };
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+                /** @description Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`. */
+                "X-Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description What was deleted. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageDeleted"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    storageUsage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Usage. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageUsage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    presignStorage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StoragePresignRequest"];
+            };
+        };
+        responses: {
+            /** @description The signed request(s). */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoragePresigned"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    completeStorageUpload: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+                /** @description Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`. */
+                "X-Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["StorageCompleteRequest"];
+            };
+        };
+        responses: {
+            /** @description The file, which replaced one at the path. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageEntry"];
+                };
+            };
+            /** @description The new file. */
+            201: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageEntry"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
