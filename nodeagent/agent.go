@@ -474,6 +474,16 @@ func (a *Agent) run(ctx context.Context, e nodetask.Envelope, params any) nodeta
 		var out []byte
 		out, err = a.healthReport(ctx)
 		r.Output = out
+	case nodetask.StorageSyncParams:
+		syncer, ok := a.cfg.Executor.(StorageSyncer)
+		if !ok {
+			r.ErrorCode, r.ErrorMessage = CodeUnknownType, "this node's executor does not sync storage"
+			return r
+		}
+		var rep nodetask.SyncReport
+		if rep, err = syncer.SyncStorage(ctx, p); err == nil {
+			r.Output, err = json.Marshal(rep)
+		}
 	default:
 		r.ErrorCode, r.ErrorMessage = CodeUnknownType, "no handler for "+string(e.Type)
 		return r
