@@ -176,3 +176,29 @@ type StorageReservations interface {
 	// flight, whose objects the reconciler must leave alone).
 	Live(ctx context.Context, sc storage.Scope, now time.Time) ([]Reservation, error)
 }
+
+// NodeSync is an allocation's storage sync: the project folder pulled into
+// a folder of the account's home at activation and pushed back at release.
+type NodeSync struct {
+	AllocationID string
+	Scope        storage.Scope
+	UserID       string
+	Path         storage.Path // the project folder
+	Dir          string       // the folder below the account's home
+	// PulledNodeTime is the node's clock (Unix nanoseconds) when the pull
+	// ended; 0 until then. Files not modified since are not pushed back.
+	PulledNodeTime int64
+	PushedAt       time.Time // zero until pushed
+	CreatedAt      time.Time
+}
+
+// StorageSyncs records allocations' storage syncs (adapters/postgres).
+type StorageSyncs interface {
+	// SaveSync records ns; an allocation's existing record is kept (the
+	// activation may run again).
+	SaveSync(ctx context.Context, ns NodeSync) error
+	// SyncOf returns the allocation's record, NotFound when it has none.
+	SyncOf(ctx context.Context, allocationID string) (NodeSync, error)
+	MarkPulled(ctx context.Context, allocationID string, nodeTime int64) error
+	MarkPushed(ctx context.Context, allocationID string, at time.Time) error
+}

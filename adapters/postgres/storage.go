@@ -567,3 +567,70 @@ func (s *StorageStore) Live(ctx context.Context, sc storage.Scope, now time.Time
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ports.Reservation, error) { return scanReservation(r) })
 	return out, translate(err, "upload")
 }
+
+var _ ports.StorageSyncs = (*StorageStore)(nil)
+
+// SaveSync implements [ports.StorageSyncs].
+func (s *StorageStore) SaveSync(ctx context.Context, ns ports.NodeSync) error {
+	t, pr, ok := scopeIDs(ns.Scope)
+	aid, ok2 := canonicalID(ns.AllocationID)
+	if !ok || !ok2 {
+		return fault.Invalid("allocation_id", "a storage sync needs an allocation and a project")
+	}
+	_, err := s.db.Q(ctx).Exec(ctx, `INSERT INTO storage_node_syncs (allocation_id, tenant_id, project_id, user_id, path, dir, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (allocation_id) DO NOTHING`,
+		aid, t, pr, nullableID(ns.UserID), ns.Path.Canonical(), ns.Dir, ns.CreatedAt)
+	return translate(err, "storage sync")
+}
+
+// SyncOf implements [ports.StorageSyncs].
+func (s *StorageStore) SyncOf(ctx context.Context, allocationID string) (ports.NodeSync, error) {
+	aid, ok := canonicalID(allocationID)
+	if !ok {
+		return ports.NodeSync{}, fault.NotFound("storage sync", "")
+	}
+	var ns ports.NodeSync
+	var path string
+	var pushed *time.Time
+	err := s.db.Q(ctx).QueryRow(ctx, `SELECT allocation_id::text, tenant_id::text, project_id::text, COALESCE(user_id::text, ''),
+			path, dir, pulled_node_time, pushed_at, created_at
+		FROM storage_node_syncs WHERE allocation_id = $1`, aid).Scan(&ns.AllocationID, &ns.Scope.TenantID, &ns.Scope.ProjectID,
+		&ns.UserID, &path, &ns.Dir, &ns.PulledNodeTime, &pushed, &ns.CreatedAt)
+	if err != nil {
+		return ports.NodeSync{}, translate(err, "storage sync")
+	}
+	if pushed != nil {
+		ns.PushedAt = *pushed
+	}
+	if path != "" {
+		if ns.Path, err = storage.FromCanonical(path); err != nil {
+			return ports.NodeSync{}, fault.Internal(err)
+		}
+	}
+	return ns, nil
+}
+
+// MarkPulled implements [ports.StorageSyncs].
+func (s *StorageStore) MarkPulled(ctx context.Context, allocationID string, nodeTime int64) error {
+	return s.markSync(ctx, `UPDATE storage_node_syncs SET pulled_node_time = $2 WHERE allocation_id = $1`, allocationID, nodeTime)
+}
+
+// MarkPushed implements [ports.StorageSyncs].
+func (s *StorageStore) MarkPushed(ctx context.Context, allocationID string, at time.Time) error {
+	return s.markSync(ctx, `UPDATE storage_node_syncs SET pushed_at = $2 WHERE allocation_id = $1`, allocationID, at)
+}
+
+func (s *StorageStore) markSync(ctx context.Context, sql, allocationID string, arg any) error {
+	aid, ok := canonicalID(allocationID)
+	if !ok {
+		return fault.NotFound("storage sync", "")
+	}
+	tag, err := s.db.Q(ctx).Exec(ctx, sql, aid, arg)
+	if err != nil {
+		return translate(err, "storage sync")
+	}
+	if tag.RowsAffected() == 0 {
+		return fault.NotFound("storage sync", "")
+	}
+	return nil
+}

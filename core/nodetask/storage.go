@@ -66,6 +66,9 @@ type SyncReport struct {
 	Failed    int              `json:"failed"`
 	Truncated bool             `json:"truncated,omitempty"` // a scan stopped at its bounds
 	Skipped   int              `json:"skipped,omitempty"`   // names a project path cannot hold, links, devices
+	// Time is the node's clock (Unix nanoseconds) when the task ended; a
+	// later scan's MTime compares against it on the same clock.
+	Time int64 `json:"time,omitempty"`
 }
 
 // SyncFileResult is one file of a report.
@@ -74,6 +77,9 @@ type SyncFileResult struct {
 	Size  int64  `json:"size"`
 	ETag  string `json:"etag,omitempty"`
 	Error string `json:"error,omitempty"`
+	// MTime (scans) is the file's modification time, Unix nanoseconds of
+	// the node's clock.
+	MTime int64 `json:"mtime,omitempty"`
 }
 
 // ValidSyncDir checks a storage_sync folder: a canonical relative path

@@ -33,7 +33,7 @@ type storageParams struct {
 func newStorageService(p storageParams) (*storagesvc.Service, error) {
 	return storagesvc.New(storagesvc.Config{}, storagesvc.Deps{Tx: p.Tx, Index: p.Index, Reservations: p.Index,
 		Objects: p.Store, Presigner: p.Store, Multipart: p.Store, Projects: p.Projects, Policies: p.Policies,
-		Audit: p.Audit, Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs})
+		Audit: p.Audit, Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs, Syncs: p.Index})
 }
 
 // s3Config is the adapter's slice of the settings: S3_BUCKET (required for

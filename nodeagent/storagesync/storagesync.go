@@ -23,6 +23,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/core/storage"
@@ -57,18 +58,24 @@ func Run(ctx context.Context, client *http.Client, t Target, p nodetask.StorageS
 		return nodetask.SyncReport{}, fmt.Errorf("storagesync: open home: %w", err)
 	}
 	defer root.Close()
+	var rep nodetask.SyncReport
 	switch p.Direction {
 	case nodetask.SyncPull:
 		if err := mkdirAll(root, t, p.Dir); err != nil {
 			return nodetask.SyncReport{}, err
 		}
-		return pull(ctx, client, root, t, p), nil
+		rep = pull(ctx, client, root, t, p)
 	case nodetask.SyncScan:
-		return scan(root, p)
+		if rep, err = scan(root, p); err != nil {
+			return rep, err
+		}
 	case nodetask.SyncPush:
-		return push(ctx, client, root, p), nil
+		rep = push(ctx, client, root, p)
+	default:
+		return nodetask.SyncReport{}, fmt.Errorf("storagesync: unknown direction %q", p.Direction)
 	}
-	return nodetask.SyncReport{}, fmt.Errorf("storagesync: unknown direction %q", p.Direction)
+	rep.Time = time.Now().UnixNano()
+	return rep, nil
 }
 
 // mkdirAll makes dir and its parents inside the root, each owned by the
@@ -230,7 +237,7 @@ func scan(root *os.Root, p nodetask.StorageSyncParams) (nodetask.SyncReport, err
 			rep.Truncated = true
 			return fs.SkipAll
 		}
-		rep.Files = append(rep.Files, nodetask.SyncFileResult{Path: rel, Size: info.Size()})
+		rep.Files = append(rep.Files, nodetask.SyncFileResult{Path: rel, Size: info.Size(), MTime: info.ModTime().UnixNano()})
 		rep.Bytes += info.Size()
 		return nil
 	})

@@ -3,6 +3,7 @@ package storagesvc_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http/httptest"
@@ -65,7 +66,7 @@ func newRigOn(t *testing.T, db *postgres.DB, objs contract.Objects, clock *fakes
 	index := postgres.NewStorageStore(db)
 	svc, err := storagesvc.New(cfg, storagesvc.Deps{Tx: db, Index: index, Reservations: index, Objects: objs, Presigner: objs,
 		Multipart: objs, Projects: postgres.NewProjectStore(db), Policies: policies, Audit: postgres.NewAuditLog(db),
-		Outbox: outbox, Clock: clock, IDs: system.UUIDs{}})
+		Outbox: outbox, Clock: clock, IDs: system.UUIDs{}, Syncs: index})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +146,15 @@ func (r *rig) subjects(t *testing.T) map[string]int {
 		out[s] = n
 	}
 	return out
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func codeOf(err error) fault.Code {

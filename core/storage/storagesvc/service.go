@@ -91,6 +91,9 @@ type Deps struct {
 	Outbox       ports.Outbox
 	Clock        ports.Clock
 	IDs          ports.IDs
+	// Syncs records allocations' storage syncs; optional (without it the
+	// node sync use cases answer unavailable).
+	Syncs ports.StorageSyncs
 }
 
 // Service implements the storage use cases.
