@@ -67,7 +67,7 @@ test("a new user: sign in, top up, request, watch it go active, terminal, releas
   await expect(page.getByRole("heading", { name: "Price" })).toBeVisible();
   await screen(page, "request");
   await page.getByRole("button", { name: /^Request .* per hour$/ }).click();
-  await page.waitForURL(/\/allocations\/[^/]+$/);
+  await page.waitForURL(/\/allocations\/(?!new$)[^/]+$/);
   // Live state without reloading.
   await expect(page.getByTestId("allocation-state")).toContainText("Active", { timeout: 120_000 });
   await expect(page.getByTestId("ssh-command")).toContainText("ssh");
@@ -109,7 +109,7 @@ test("a new user: sign in, top up, request, watch it go active, terminal, releas
   await nav(page, "Capacity");
   await page.getByRole("link", { name: "Request a node" }).click();
   await page.getByRole("button", { name: /^Request .* per hour$/ }).click();
-  await page.waitForURL(/\/allocations\/[^/]+$/);
+  await page.waitForURL(/\/allocations\/(?!new$)[^/]+$/);
   secondAllocation = page.url().split("/").pop() ?? "";
 });
 
