@@ -15,13 +15,19 @@ func RegisterWorkflows(r worker.WorkflowRegistry) {
 }
 
 // NewWorker builds a worker for the client's task queue with the workflows
-// and activities registered. The caller starts and stops it.
-func NewWorker(c *Client, a *Activities) (worker.Worker, error) {
+// and activities registered (storage may be nil: a host without storage).
+// The caller starts and stops it.
+func NewWorker(c *Client, a *Activities, storage ...*StorageActivities) (worker.Worker, error) {
 	if c == nil || a == nil {
 		return nil, errors.New("temporal: a worker needs a Client and Activities")
 	}
 	w := worker.New(c.SDK(), c.cfg.TaskQueue, worker.Options{})
 	RegisterWorkflows(w)
 	w.RegisterActivity(a)
+	for _, s := range storage {
+		if s != nil {
+			w.RegisterActivity(s)
+		}
+	}
 	return w, nil
 }

@@ -123,6 +123,17 @@ type ProvisionInput struct {
 	// account (zero: the node's defaults).
 	Sessions nodetask.SessionPolicy `json:"sessions,omitzero"`
 	Retry    Retry                  `json:"retry,omitempty"`
+	// StorageSync, when set, pulls that project folder into the account's
+	// home once the allocation is active (StorageActivities.SyncStorageIn,
+	// best effort: a failure is logged and the allocation stays active).
+	StorageSync *StorageSyncSpec `json:"storage_sync,omitempty"`
+}
+
+// StorageSyncSpec names the project folder an allocation syncs.
+type StorageSyncSpec struct {
+	TenantID  string `json:"tenant_id"`
+	ProjectID string `json:"project_id"`
+	Path      string `json:"path"`
 }
 
 // ReleaseInput starts ReleaseAllocation.
@@ -133,6 +144,48 @@ type ReleaseInput struct {
 	// GraceSeconds the account's processes get between SIGTERM and SIGKILL.
 	GraceSeconds int   `json:"grace_seconds,omitempty"`
 	Retry        Retry `json:"retry,omitempty"`
+	// StorageSync: the worker has storage; the allocation's synced folder,
+	// if it has one, is pushed back before the account is revoked
+	// (StorageActivities.SyncStorageOut, best effort).
+	StorageSync bool `json:"storage_sync,omitempty"`
+}
+
+// storageSyncOptions: a sync runs its node tasks (each bounded like any
+// node task, heartbeating) for at most two hours, three attempts.
+func storageSyncOptions(ctx workflow.Context, r Retry) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Hour,
+		HeartbeatTimeout:    r.HeartbeatTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    r.InitialInterval,
+			BackoffCoefficient: 2,
+			MaximumInterval:    r.MaxInterval,
+			MaximumAttempts:    3,
+		},
+	})
+}
+
+// storageActs is only used for its method values (activity names).
+var storageActs *StorageActivities
+
+// syncStorageIn pulls the allocation's folder, best effort. The steps run
+// only for inputs that carry StorageSync, a field older histories do not
+// have, so no version marker is needed for replay.
+func syncStorageIn(ctx workflow.Context, r Retry, in ProvisionInput) {
+	if in.StorageSync == nil || in.StorageSync.Path == "" {
+		return
+	}
+	var sum StorageSyncSummary
+	err := workflow.ExecuteActivity(storageSyncOptions(ctx, r), storageActs.SyncStorageIn, StorageSyncRequest{
+		AllocationID: in.AllocationID, NodeID: in.NodeID, Username: in.Username, TenantID: in.StorageSync.TenantID,
+		ProjectID: in.StorageSync.ProjectID, UserID: in.UserID, Path: in.StorageSync.Path}).Get(ctx, &sum)
+	log := workflow.GetLogger(ctx)
+	if err != nil {
+		log.Warn("storage sync (pull) failed; the allocation stays active", "allocation_id", in.AllocationID, "error", err)
+		return
+	}
+	log.Info("storage synced to the node", "allocation_id", in.AllocationID, "files", sum.Files, "bytes", sum.Bytes,
+		"failed", sum.Failed)
 }
 
 // Outcome is what a workflow left the allocation in.
@@ -323,6 +376,7 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 			return fail(failureCode(err, CodeNodeTaskFailed), true)
 		}
 	} else if selfActivating {
+		syncStorageIn(ctx, r, in)
 		return Outcome{State: allocation.Active}, nil
 	}
 
@@ -331,6 +385,7 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 		// releasing already): remove the account again.
 		return fail(failureCode(err, CodeTransitionError), true)
 	}
+	syncStorageIn(ctx, r, in)
 	return Outcome{State: allocation.Active}, nil
 }
 
@@ -347,6 +402,18 @@ func ReleaseAllocation(ctx workflow.Context, in ReleaseInput) (Outcome, error) {
 	}
 	if in.Username == "" {
 		in.Username = nodetask.UsernameFor(in.AllocationID)
+	}
+	if in.NodeID != "" && in.StorageSync {
+		// Before the account (and its home) goes: push the synced folder
+		// back. Best effort; the release goes on whatever happens.
+		var sum StorageSyncSummary
+		if err := workflow.ExecuteActivity(storageSyncOptions(ctx, r), storageActs.SyncStorageOut, StorageSyncRequest{
+			AllocationID: in.AllocationID, NodeID: in.NodeID, Username: in.Username}).Get(ctx, &sum); err != nil {
+			workflow.GetLogger(ctx).Warn("storage sync (push) failed; releasing anyway", "allocation_id", in.AllocationID, "error", err)
+		} else if sum.Files+sum.Failed+sum.Skipped > 0 {
+			workflow.GetLogger(ctx).Info("storage synced back from the node", "allocation_id", in.AllocationID,
+				"files", sum.Files, "bytes", sum.Bytes, "failed", sum.Failed, "skipped", sum.Skipped)
+		}
 	}
 	if in.NodeID != "" {
 		revoke := nodetask.RevokeUserParams{AllocationID: in.AllocationID, Username: in.Username,

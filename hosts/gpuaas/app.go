@@ -187,7 +187,7 @@ func workerProvisioning(ctx context.Context, s Settings) error {
 		return err
 	}
 	logger := newLogger(s)
-	return runApp(ctx, fx.New(baseOptions(s, logger), computeOptions(s), provisioningOptions(s)))
+	return runApp(ctx, fx.New(baseOptions(s, logger), computeOptions(s), storageOptions(s), provisioningOptions(s)))
 }
 
 func workerBilling(ctx context.Context, s Settings) error {

@@ -218,6 +218,7 @@ func provisioningOptions(s Settings) fx.Option {
 			fx.Annotate(func(a *allocationsvc.Service) *allocationsvc.Service { return a }, fx.As(new(temporal.AllocationTransitions))),
 			fx.Annotate(func(t *tasksvc.Service) *tasksvc.Service { return t }, fx.As(new(temporal.TaskRunner))),
 			fx.Annotate(temporal.NewSSHAccess, fx.As(new(temporal.AccessResolver))),
+			provideStorageActivities,
 		),
 		workers.ProvisioningModule,
 		workers.NodeSweeperModule,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/adapters/postgres"
 	"github.com/gpuaas/gpuaas/adapters/s3"
+	"github.com/gpuaas/gpuaas/adapters/temporal"
 	"github.com/gpuaas/gpuaas/core/storage/storagesvc"
 	"github.com/gpuaas/gpuaas/hosts/workers"
 	"github.com/gpuaas/gpuaas/ports"
@@ -70,6 +71,22 @@ func storageOptions(s Settings) fx.Option {
 			newStorageService,
 		),
 	)
+}
+
+// storageActivityParams: the storage service when the graph has one.
+type storageActivityParams struct {
+	fx.In
+	Storage *storagesvc.Service `optional:"true"`
+	Tasks   temporal.TaskRunner
+}
+
+// provideStorageActivities gives the provisioning worker the storage sync
+// activities when storage is configured (nil otherwise: no syncs).
+func provideStorageActivities(p storageActivityParams) (*temporal.StorageActivities, error) {
+	if p.Storage == nil {
+		return nil, nil
+	}
+	return temporal.NewStorageActivities(p.Storage, p.Tasks)
 }
 
 // storageReconcilerOptions run the reconciler (gpuaas worker storage, and

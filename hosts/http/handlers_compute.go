@@ -263,6 +263,9 @@ func (h *handlers) CreateAllocation(w http.ResponseWriter, r *http.Request, _ ap
 	if req.SshKeyIds != nil {
 		cr.SSHKeyIDs = *req.SshKeyIds
 	}
+	if req.StorageSync != nil {
+		cr.StorageSync = req.StorageSync.Path
+	}
 	a, err := s.d.Allocations.Create(r.Context(), p, ap.Project.ID, cr)
 	if err != nil {
 		s.fail(w, r, err)

@@ -32,6 +32,11 @@ type ProvisioningConfig struct {
 	// Retry overrides the workflows' node-task retry bounds (zero fields
 	// keep the workflow defaults); tests shorten it.
 	Retry temporal.Retry
+	// StorageSync: the worker runs the storage sync activities, so
+	// workflows pull an allocation's storage_sync folder at activation and
+	// push it back at release. The module sets it when the graph has
+	// *temporal.StorageActivities.
+	StorageSync bool
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -74,10 +79,14 @@ func (c *ProvisioningConsumer) HandleRequested(ctx context.Context, m ports.Mess
 	if !ok {
 		return
 	}
-	c.start(ctx, m, temporal.ProvisionWorkflow, temporal.ProvisionWorkflowID(id), temporal.ProvisionInput{
+	in := temporal.ProvisionInput{
 		AllocationID: id, NodeID: p.NodeID, UserID: p.UserID, Username: p.Username,
 		SSHKeyIDs: p.SSHKeyIDs, Sessions: p.Sessions, Retry: c.cfg.Retry,
-	})
+	}
+	if p.StorageSync != "" && c.cfg.StorageSync {
+		in.StorageSync = &temporal.StorageSyncSpec{TenantID: m.Envelope.TenantID, ProjectID: m.Envelope.ProjectID, Path: p.StorageSync}
+	}
+	c.start(ctx, m, temporal.ProvisionWorkflow, temporal.ProvisionWorkflowID(id), in)
 }
 
 // HandleRelease starts ReleaseAllocation for a
@@ -90,6 +99,7 @@ func (c *ProvisioningConsumer) HandleRelease(ctx context.Context, m ports.Messag
 	}
 	c.start(ctx, m, temporal.ReleaseWorkflow, temporal.ReleaseWorkflowID(id, m.Envelope.ID), temporal.ReleaseInput{
 		AllocationID: id, NodeID: p.NodeID, Username: p.Username, GraceSeconds: p.GraceSeconds, Retry: c.cfg.Retry,
+		StorageSync: c.cfg.StorageSync,
 	})
 }
 
@@ -150,6 +160,9 @@ type ProvisioningParams struct {
 	Tasks       temporal.TaskRunner
 	Access      temporal.AccessResolver
 	Logger      *slog.Logger
+	// Storage runs allocations' storage syncs (optional: a host without
+	// project storage).
+	Storage *temporal.StorageActivities `optional:"true"`
 }
 
 // ProvisioningModule runs the provisioning worker for the app's lifetime:
@@ -159,6 +172,7 @@ type ProvisioningParams struct {
 var ProvisioningModule = fx.Module("provisioning-worker",
 	fx.Invoke(func(lc fx.Lifecycle, p ProvisioningParams) error {
 		log := p.Logger.With("component", "provisioning-worker")
+		p.Config.StorageSync = p.Storage != nil
 		consumer, err := NewProvisioningConsumer(p.Config, p.Client, log)
 		if err != nil {
 			return err
@@ -167,7 +181,7 @@ var ProvisioningModule = fx.Module("provisioning-worker",
 		if err != nil {
 			return err
 		}
-		w, err := temporal.NewWorker(p.Client, acts)
+		w, err := temporal.NewWorker(p.Client, acts, p.Storage)
 		if err != nil {
 			return err
 		}

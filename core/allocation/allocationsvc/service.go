@@ -18,6 +18,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/core/policy"
 	"github.com/gpuaas/gpuaas/core/resource"
+	"github.com/gpuaas/gpuaas/core/storage"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -63,6 +64,10 @@ const (
 type CreateRequest struct {
 	SKUID     string
 	SSHKeyIDs []string
+	// StorageSync, when set, is a folder of the project's storage pulled
+	// into the account's home once the allocation is active and pushed
+	// back at release (doc/storage.md, "Files on the node").
+	StorageSync string
 }
 
 // RequestedPayload is the provisioning.allocation_requested event payload.
@@ -76,6 +81,8 @@ type RequestedPayload struct {
 	// Sessions is the browser-terminal policy the node enforces for the
 	// allocation's account, from the tenant's policy at request time.
 	Sessions nodetask.SessionPolicy `json:"sessions"`
+	// StorageSync is the project folder to sync to the node ("" none).
+	StorageSync string `json:"storage_sync,omitempty"`
 }
 
 // StatePayload is the payload of every later allocation event.
@@ -115,6 +122,13 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 	}
 	if err := checkCreateText(req); err != nil {
 		return allocation.Allocation{}, err
+	}
+	if req.StorageSync != "" {
+		p, err := storage.ParsePath("storage_sync.path", req.StorageSync)
+		if err != nil {
+			return allocation.Allocation{}, err
+		}
+		req.StorageSync = p.String()
 	}
 	var out allocation.Allocation
 	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
@@ -176,7 +190,7 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 		return s.emit(ctx, event.AllocationRequested, out, RequestedPayload{AllocationID: out.ID, NodeID: out.NodeID,
 			UserID: out.UserID, Username: nodetask.UsernameFor(out.ID), SKUID: out.SKUID, SSHKeyIDs: keys,
 			Sessions: nodetask.SessionPolicy{ReconnectWindowSeconds: int(vals.Int(policy.TerminalReconnectWindow)),
-				MaxSessions: int(vals.Int(policy.TerminalMaxSessions))}})
+				MaxSessions: int(vals.Int(policy.TerminalMaxSessions))}, StorageSync: req.StorageSync})
 	})
 	return out, err
 }
