@@ -4,13 +4,18 @@
 //
 //  1. upload small files and a 1 GiB file (streamed from a generator, never
 //     held: its SHA-256 is computed on the way), list them;
+//
 //  2. download the 1 GiB file whole and compare checksums, and byte ranges
 //     (206, Content-Range) against the generator;
+//
 //  3. mkdir, rename a folder with files in it, delete it recursively;
+//
 //  4. round-trip a file through presigned URLs with a plain HTTP client (no
 //     platform token), as curl would;
+//
 //  5. ask for more than the quota: 400 storage_quota_exceeded with used and
 //     limit;
+//
 //  6. start an allocation with storage_sync: the project folder shows up in
 //     the user's home over SSH; a file written there is back in project
 //     storage after release.
