@@ -43,6 +43,7 @@ export function SpendChart({ entries, currency }: { entries: LedgerEntry[]; curr
     const fg = css.getPropertyValue("--fg-muted").trim() || "#555";
     const bar = css.getPropertyValue("--chart-bar").trim() || "#2f4fc7";
     const grid = css.getPropertyValue("--border").trim() || "#ddd";
+    const size = unit === "minute" ? 60 : unit === "hour" ? 3600 : 86400;
     const data: uPlot.AlignedData = [buckets.map((b) => b.start), buckets.map((b) => b.minor / 100)];
     const plot = new uPlot(
       {
@@ -50,7 +51,8 @@ export function SpendChart({ entries, currency }: { entries: LedgerEntry[]; curr
         height: 220,
         legend: { show: false },
         cursor: { show: false },
-        scales: { x: { time: true } },
+        // One bucket either side, so a single bar reads as minutes, not years.
+        scales: { x: { time: true, range: (_u, min, max) => [min - size, max + size] } },
         axes: [
           { stroke: fg, grid: { stroke: grid } },
           {
@@ -79,7 +81,7 @@ export function SpendChart({ entries, currency }: { entries: LedgerEntry[]; curr
       ro.disconnect();
       plot.destroy();
     };
-  }, [buckets, currency]);
+  }, [buckets, currency, unit]);
   if (buckets.length === 0)
     return <p className="muted">No usage debits yet: the chart fills in as nodes run.</p>;
   return (
