@@ -1374,6 +1374,15 @@ export interface components {
             sku_id: string;
             /** @description Which of the caller's SSH keys to install; all of them when absent. */
             ssh_key_ids?: string[];
+            /**
+             * @description A folder of the project's storage to have on the node: pulled into the account's home
+             *     (`~/<folder name>`, `~/project` for the top folder) once the allocation is active, and
+             *     pushed back (new and changed files, within the quota) when it is released. Best effort:
+             *     the allocation does not wait for it nor fail with it (doc/storage.md).
+             */
+            storage_sync?: {
+                path: components["schemas"]["StoragePath"];
+            };
         };
         SSHKey: {
             id: string;
