@@ -205,21 +205,9 @@ func (s *AllocationStore) List(ctx context.Context, f ports.AllocationFilter) ([
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY created_at DESC, id DESC LIMIT " + arg(limit+1)
-	rows, err := s.db.Q(ctx).Query(ctx, q, args...)
-	if err != nil {
-		return nil, "", translate(err, "allocation")
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (allocation.Allocation, error) { return scanAllocation(r) })
-	if err != nil {
-		return nil, "", translate(err, "allocation")
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		last := out[len(out)-1]
-		next = encodeCursor(last.CreatedAt, last.ID)
-	}
-	return out, next, nil
+	return keysetPage(ctx, s.db.Q(ctx), q, args, limit, "allocation",
+		func(r pgx.CollectableRow) (allocation.Allocation, error) { return scanAllocation(r) },
+		func(a allocation.Allocation) (time.Time, string) { return a.CreatedAt, a.ID })
 }
 
 // Update implements [ports.AllocationStore]: the row is locked for the rest

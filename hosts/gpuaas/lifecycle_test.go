@@ -15,6 +15,7 @@ import (
 	"github.com/gpuaas/gpuaas/adapters/postgres"
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/testkit/e2e"
+	"github.com/gpuaas/gpuaas/testkit/poll"
 )
 
 // lifecyclePlatform starts the platform with its data directory where
@@ -102,17 +103,6 @@ func accountProcesses(account string) []int {
 	return out
 }
 
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling another process's effects with a deadline
-	}
-}
-
 // TestReleaseIsBoundedAndBillingStopsAtTheRequest: a browser terminal runs
 // `sleep 600` in the foreground after starting a nohup'd background loop
 // that ignores SIGTERM. Release completes within the grace period + 5 s, no
@@ -145,7 +135,7 @@ func TestReleaseIsBoundedAndBillingStopsAtTheRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	var before []int
-	eventually(t, "the shell, its sleep and the loop", 20*time.Second, func() bool {
+	poll.Until(t, 20*time.Second, "the shell, its sleep and the loop", func() bool {
 		before = accountProcesses(account)
 		return len(before) >= 4 // shell, sleep 600, the loop's sh and its sleep 1
 	})
@@ -238,7 +228,7 @@ func TestTerminalSessionsSurviveTheBrowser(t *testing.T) {
 
 	// Wait past the window.
 	_ = t2.Close()
-	eventually(t, "the shell to end after the window", time.Duration(window+10)*time.Second, func() bool {
+	poll.Until(t, time.Duration(window+10)*time.Second, "the shell to end after the window", func() bool {
 		for _, p := range accountProcesses(account) {
 			if p == shell {
 				return false

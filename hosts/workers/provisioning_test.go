@@ -26,6 +26,7 @@ import (
 	"github.com/gpuaas/gpuaas/hosts/workers"
 	"github.com/gpuaas/gpuaas/ports"
 	"github.com/gpuaas/gpuaas/testkit/fakes"
+	"github.com/gpuaas/gpuaas/testkit/poll"
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
 
@@ -124,20 +125,6 @@ func envelope(t *testing.T, id, subject, allocationID string, payload any) event
 		AggregateType: "allocation", AggregateID: allocationID, Payload: b}
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
-}
-
 // TestProvisioningWorkerEndToEnd runs the module on embedded JetStream and
 // a real Temporal dev server: events in, workflows run, transitions out.
 func TestProvisioningWorkerEndToEnd(t *testing.T) {
@@ -189,7 +176,7 @@ func TestProvisioningWorkerEndToEnd(t *testing.T) {
 	if errs := pub.PublishBatch(ctx, fakes.Encode(t, envelope(t, "evt-req-"+id, event.AllocationRequested, id, requested))); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	eventually(t, "active", func() bool { return al.state(id) == allocation.Active })
+	poll.Until(t, 60*time.Second, "active", func() bool { return al.state(id) == allocation.Active })
 	got := tk.of(id)
 	want := "allocation.provision_user keys=" + key + " user=" + nodetask.UsernameFor(id)
 	if len(got) != 1 || got[0] != want {
@@ -214,7 +201,7 @@ func TestProvisioningWorkerEndToEnd(t *testing.T) {
 		allocationsvc.RequestedPayload{AllocationID: sentinel, NodeID: "node-2", UserID: "u1", SSHKeyIDs: []string{"k1"}}))); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	eventually(t, "sentinel active", func() bool { return al.state(sentinel) == allocation.Active })
+	poll.Until(t, 60*time.Second, "sentinel active", func() bool { return al.state(sentinel) == allocation.Active })
 	if got := tk.of(id); len(got) != 1 {
 		t.Fatalf("the duplicate request provisioned again: %q", got)
 	}
@@ -224,7 +211,7 @@ func TestProvisioningWorkerEndToEnd(t *testing.T) {
 	if errs := pub.PublishBatch(ctx, fakes.Encode(t, envelope(t, "evt-rel-"+id, event.AllocationReleaseReq, id, release))); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
-	eventually(t, "released", func() bool { return al.state(id) == allocation.Released })
+	poll.Until(t, 60*time.Second, "released", func() bool { return al.state(id) == allocation.Released })
 	got = tk.of(id)
 	if len(got) != 2 || !strings.HasPrefix(got[0], string(nodetask.ProvisionUser)) || got[1] != string(nodetask.RevokeUser) {
 		t.Fatalf("node tasks %q", got)

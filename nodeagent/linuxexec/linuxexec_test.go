@@ -15,6 +15,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/core/terminal"
+	"github.com/gpuaas/gpuaas/testkit/poll"
 )
 
 func TestCommands(t *testing.T) {
@@ -143,7 +144,7 @@ func TestLinuxExecutorForReal(t *testing.T) {
 	}
 	go func() { _ = outside.Wait() }()
 	var pids []int
-	waitUntil(t, "the account's processes", func() bool { pids = processesOf(uid); return len(pids) >= 5 })
+	poll.Until(t, 10*time.Second, "the account's processes", func() bool { pids = processesOf(uid); return len(pids) >= 5 })
 
 	start := time.Now()
 	if err := e.RevokeUser(ctx, nodetask.RevokeUserParams{AllocationID: "a", Username: name, GraceSeconds: 1}); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/core/terminal"
+	"github.com/gpuaas/gpuaas/testkit/poll"
 )
 
 func newKey(t *testing.T) (ssh.Signer, string) {
@@ -250,17 +251,6 @@ func pidAlive(pid int) bool {
 	return err == nil && !strings.Contains(string(b), "State:\tZ")
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling processes with a deadline
-	}
-}
-
 // TestSandboxReleaseEndsEveryProcess: a shell running a foreground sleep,
 // a nohup'd loop and a setsid'd loop that ignores SIGTERM — revoke ends all
 // of them within the grace period plus seconds, and nothing of the account
@@ -297,7 +287,7 @@ echo started`)
 			}
 			_, _ = in.Write([]byte("sleep 600\n"))
 			var pids []int
-			waitFor(t, "the account's processes", func() bool {
+			poll.Until(t, 10*time.Second, "the account's processes", func() bool {
 				pids, _ = s.Processes(acct)
 				return len(pids) >= 5 // shell, sleep 600, two loops (and their sleeps)
 			})
@@ -388,9 +378,9 @@ func TestSandboxDisconnectHangsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = in.Write([]byte("sleep 600\n"))
-	waitFor(t, "the shell and its sleep", func() bool { p, _ := s.Processes(acct); return len(p) >= 2 })
+	poll.Until(t, 10*time.Second, "the shell and its sleep", func() bool { p, _ := s.Processes(acct); return len(p) >= 2 })
 	c.Close()
-	waitFor(t, "the hang-up to end them", func() bool { p, _ := s.Processes(acct); return len(p) == 0 })
+	poll.Until(t, 10*time.Second, "the hang-up to end them", func() bool { p, _ := s.Processes(acct); return len(p) == 0 })
 }
 
 // TestSandboxTerminalSessionResumes: the browser-terminal subsystem keeps
@@ -440,7 +430,7 @@ func TestSandboxTerminalSessionResumes(t *testing.T) {
 	readUntil(ch1, "first-6")
 	_ = terminal.WriteFrame(ch1, terminal.FrameData, []byte("sleep 0.5; echo second-$((3*3))\n"))
 	c1.Close()
-	waitFor(t, "the session to detach", func() bool {
+	poll.Until(t, 10*time.Second, "the session to detach", func() bool {
 		ss := s.TerminalSessions(acct)
 		return len(ss) == 1 && !ss[0].Attached
 	})

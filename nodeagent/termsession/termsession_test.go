@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/core/terminal"
+	"github.com/gpuaas/gpuaas/testkit/poll"
 )
 
 func shell(sessionID, term string) (*exec.Cmd, func(), error) {
@@ -148,17 +149,6 @@ func alive(pid int) bool {
 	return err == nil && !strings.Contains(string(b), "State:\tZ")
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestResumeReplaysWhatHappenedWhileAway(t *testing.T) {
 	t.Parallel()
 	m := newManager(t, Config{Window: time.Minute})
@@ -171,7 +161,7 @@ func TestResumeReplaysWhatHappenedWhileAway(t *testing.T) {
 	// A command still running when the browser goes away.
 	c.send("sleep 0.5; echo later-$((6*7))\n")
 	c.c.Close()
-	eventually(t, "detach", func() bool { s := m.Sessions("ga_acct0001"); return len(s) == 1 && !s[0].Attached })
+	poll.Until(t, 10*time.Second, "detach", func() bool { s := m.Sessions("ga_acct0001"); return len(s) == 1 && !s[0].Attached })
 	pid := m.Sessions("ga_acct0001")[0].PID
 	time.Sleep(700 * time.Millisecond) // the command finishes while nobody is attached
 	r := dial(t, m, "ga_acct0001", nodetask.SessionPolicy{}, terminal.Hello{SessionID: "sess-0001", Mode: terminal.ModeResume})
@@ -188,7 +178,7 @@ func TestResumeReplaysWhatHappenedWhileAway(t *testing.T) {
 	if f.typ != terminal.FrameExit || json.Unmarshal(f.p, &x) != nil || x.Status != 3 {
 		t.Fatalf("frame %c %s; want exit 3", f.typ, f.p)
 	}
-	eventually(t, "session gone", func() bool { return len(m.Sessions("ga_acct0001")) == 0 })
+	poll.Until(t, 10*time.Second, "session gone", func() bool { return len(m.Sessions("ga_acct0001")) == 0 })
 }
 
 func TestWindowEndsTheSessionAndItsProcesses(t *testing.T) {
@@ -202,7 +192,7 @@ func TestWindowEndsTheSessionAndItsProcesses(t *testing.T) {
 	// (The terminal echoes the command line; $((0)) makes the output differ.)
 	c.send("sh -c 'trap \"\" HUP; echo child-$((0))$$; exec sleep 600'\n")
 	c.waitOutput("child-0")
-	eventually(t, "the pid", func() bool {
+	poll.Until(t, 10*time.Second, "the pid", func() bool {
 		select {
 		case f := <-c.frames:
 			c.out.Write(f.p)
@@ -224,11 +214,11 @@ func TestWindowEndsTheSessionAndItsProcesses(t *testing.T) {
 	}
 	start := time.Now()
 	c.c.Close()
-	eventually(t, "the session to end", func() bool { return len(m.Sessions("ga_acct0002")) == 0 })
+	poll.Until(t, 10*time.Second, "the session to end", func() bool { return len(m.Sessions("ga_acct0002")) == 0 })
 	if d := time.Since(start); d < time.Second {
 		t.Fatalf("ended after %v, before its 1 s window", d)
 	}
-	eventually(t, "the processes to die", func() bool { return !alive(child) && !alive(shellPID) })
+	poll.Until(t, 10*time.Second, "the processes to die", func() bool { return !alive(child) && !alive(shellPID) })
 	r := dial(t, m, "ga_acct0002", pol, terminal.Hello{SessionID: "sess-0002", Mode: terminal.ModeResume})
 	if e := r.wireError(); e.Code != terminal.CodeSessionEnded {
 		t.Fatalf("resume after the window: %+v", e)
