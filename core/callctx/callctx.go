@@ -33,3 +33,20 @@ func SourceIP(ctx context.Context) string {
 	s, _ := ctx.Value(sourceIPKey).(string)
 	return s
 }
+
+// ValidCorrelationID reports whether a caller's correlation id is safe to
+// echo in a header and write to logs: 1-128 characters of [A-Za-z0-9._:-].
+// Hosts keep a valid one and mint their own otherwise.
+func ValidCorrelationID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == ':':
+		default:
+			return false
+		}
+	}
+	return true
+}

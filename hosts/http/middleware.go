@@ -234,27 +234,13 @@ func (s *Server) tracing(next http.Handler) http.Handler {
 	return otelhttp.NewHandler(next, "http", opts...)
 }
 
-// saneCorrelationID accepts caller ids that are safe to echo and log.
-func saneCorrelationID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for _, c := range id {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == ':':
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // correlation echoes a sane X-Correlation-ID or makes one, and puts it and
 // the client address in the context for use cases (audit, events).
 func (s *Server) correlation(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Correlation-ID")
-		if !saneCorrelationID(id) {
+		if !callctx.ValidCorrelationID(id) {
 			id = uuid.NewString()
 		}
 		stateOf(r.Context()).correlationID = id

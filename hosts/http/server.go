@@ -27,6 +27,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/storage/storagesvc"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
+	"github.com/gpuaas/gpuaas/hosts/internal/httpserve"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -139,7 +140,7 @@ type Server struct {
 	mu   sync.Mutex
 	srv  *http.Server
 	ln   net.Listener
-	done chan struct{}
+	done <-chan struct{}
 }
 
 // New builds the host. It fails when the configuration is invalid, a
@@ -236,13 +237,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.srv != nil {
 		return errors.New("httphost: already started")
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("httphost: listen on %s: %w", s.cfg.Addr, err)
-	}
-	s.ln = ln
-	s.srv = &http.Server{
+	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
@@ -251,15 +246,11 @@ func (s *Server) Start(ctx context.Context) error {
 		// No Read/WriteTimeout: the browser terminal will hijack long-lived
 		// connections; bodies are bounded by BodyLimit instead.
 	}
-	s.done = make(chan struct{})
-	srv, done := s.srv, s.done
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("http server stopped", "error", scrubText(err.Error()))
-		}
-	}()
-	s.log.Info("http server listening", "addr", ln.Addr().String())
+	ln, done, err := httpserve.Start(ctx, "http server", s.cfg.Addr, srv, s.log, scrubText)
+	if err != nil {
+		return fmt.Errorf("httphost: %w", err)
+	}
+	s.ln, s.srv, s.done = ln, srv, done
 	return nil
 }
 

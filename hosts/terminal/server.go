@@ -19,6 +19,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/terminal"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
+	"github.com/gpuaas/gpuaas/hosts/internal/httpserve"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -113,25 +114,17 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.srv != nil {
 		return errors.New("terminalhost: already started")
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("terminalhost: listen on %s: %w", s.cfg.Addr, err)
-	}
-	s.ln = ln
-	s.srv = &http.Server{
+	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	srv := s.srv
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("terminal gateway stopped", "error", err)
-		}
-	}()
-	s.log.Info("terminal gateway listening", "addr", ln.Addr().String())
+	ln, _, err := httpserve.Start(ctx, "terminal gateway", s.cfg.Addr, srv, s.log, nil)
+	if err != nil {
+		return fmt.Errorf("terminalhost: %w", err)
+	}
+	s.ln, s.srv = ln, srv
 	return nil
 }
 
@@ -427,11 +420,9 @@ func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, err error) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// correlationID keeps a caller's sane X-Correlation-ID, else mints one.
+// correlationID keeps a caller's valid X-Correlation-ID, else mints one.
 func correlationID(r *http.Request) string {
-	if id := r.Header.Get("X-Correlation-ID"); id != "" && len(id) <= 128 && strings.IndexFunc(id, func(c rune) bool {
-		return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._:-", c))
-	}) < 0 {
+	if id := r.Header.Get("X-Correlation-ID"); callctx.ValidCorrelationID(id) {
 		return id
 	}
 	return uuid.NewString()
