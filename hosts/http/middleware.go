@@ -234,7 +234,6 @@ func (s *Server) tracing(next http.Handler) http.Handler {
 	return otelhttp.NewHandler(next, "http", opts...)
 }
 
-
 // correlation echoes a sane X-Correlation-ID or makes one, and puts it and
 // the client address in the context for use cases (audit, events).
 func (s *Server) correlation(next http.Handler) http.Handler {
