@@ -125,7 +125,16 @@ type RateLimiter interface {
 	Peek(ctx context.Context, key string, limit int, window time.Duration) (RateDecision, error)
 }
 
-// Mailer sends an email.
+// Mail is one plain-text email.
+type Mail struct {
+	To        string
+	Subject   string
+	Body      string
+	MessageID string // "<id@domain>"; the same on every retry of one message
+}
+
+// Mailer sends an email. An error means it may not have been accepted: the
+// caller retries (with the same MessageID).
 type Mailer interface {
-	Send(ctx context.Context, to, subject, body string) error
+	Send(ctx context.Context, m Mail) error
 }

@@ -65,9 +65,11 @@ const (
 	UsageDebited            = "billing.usage_debited"
 	LowBalanceWarning       = "billing.low_balance_warning"
 	BalanceDepleted         = "billing.balance_depleted"
+	AutoReleasePending      = "billing.auto_release_pending"
 	BalanceCredited         = "payments.balance_credited"
 	PaymentReconcileFailed  = "payments.reconcile_failed"
 	NotificationRequested   = "notification.requested"
+	WebhookEndpointDisabled = "notification.webhook_endpoint_disabled"
 	UserSignedUp            = "identity.user_signed_up"
 	ProjectCreated          = "identity.project_created"
 	ProjectMemberAdded      = "identity.project_member_added"
@@ -100,6 +102,8 @@ var Streams = []Stream{
 		// Billing opens usage on active and closes it at the release request
 		// (released / release_failed close records from before that rule).
 		{Durable: "billing-usage", FilterSubject: "provisioning.>"},
+		// Notifications tell the allocation's owner it is ready, failed or gone.
+		{Durable: "notification-provisioning", FilterSubject: "provisioning.>"},
 	}},
 	{Name: "BILLING", Subjects: []string{"billing.>"}, Consumers: []Consumer{
 		{Durable: "notification-billing", FilterSubject: "billing.>"},

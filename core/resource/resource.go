@@ -31,11 +31,13 @@ const (
 	TypePayment    = "payment-session"
 	TypeObject     = "object"
 	TypeServiceAcc = "service-account"
+	TypeWebhook    = "webhook-endpoint"
+	TypeRefund     = "refund-request"
 )
 
 var knownTypes = map[string]bool{TypeTenant: true, TypeProject: true, TypeUser: true,
 	TypeAllocation: true, TypeNode: true, TypeSKU: true, TypeSSHKey: true, TypePayment: true,
-	TypeObject: true, TypeServiceAcc: true}
+	TypeObject: true, TypeServiceAcc: true, TypeWebhook: true, TypeRefund: true}
 
 // ID is a parsed canonical identifier.
 type ID struct {

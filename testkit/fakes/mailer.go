@@ -7,28 +7,37 @@ import (
 	"github.com/gpuaas/gpuaas/ports"
 )
 
-// Mail is one message the fake mailer "sent".
-type Mail struct{ To, Subject, Body string }
-
 // Mailer records messages instead of sending them.
 type Mailer struct {
 	mu   sync.Mutex
-	sent []Mail
+	sent []ports.Mail
+	// Fail, when set, is returned by Send instead of sending.
+	Fail error
 }
 
 var _ ports.Mailer = (*Mailer)(nil)
 
 // Send implements [ports.Mailer].
-func (m *Mailer) Send(_ context.Context, to, subject, body string) error {
+func (m *Mailer) Send(_ context.Context, mail ports.Mail) error {
 	m.mu.Lock()
-	m.sent = append(m.sent, Mail{to, subject, body})
-	m.mu.Unlock()
+	defer m.mu.Unlock()
+	if m.Fail != nil {
+		return m.Fail
+	}
+	m.sent = append(m.sent, mail)
 	return nil
 }
 
+// SetFail makes Send fail with err (nil: succeed again).
+func (m *Mailer) SetFail(err error) {
+	m.mu.Lock()
+	m.Fail = err
+	m.mu.Unlock()
+}
+
 // Sent returns a copy of what was sent.
-func (m *Mailer) Sent() []Mail {
+func (m *Mailer) Sent() []ports.Mail {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]Mail(nil), m.sent...)
+	return append([]ports.Mail(nil), m.sent...)
 }

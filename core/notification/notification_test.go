@@ -1,0 +1,96 @@
+package notification_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gpuaas/gpuaas/core/event"
+	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/notification"
+)
+
+// The Standard Webhooks specification's published example.
+func TestSignMatchesTheSpecExample(t *testing.T) {
+	t.Parallel()
+	sig, err := notification.Sign([]notification.Secret{{Value: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
+		"msg_p5jXN8AQM9LWM0D4loKWxJek", time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; sig != want {
+		t.Fatalf("signature %q; want %q", sig, want)
+	}
+}
+
+func TestCheckURL(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		url          string
+		allowPrivate bool
+		ok           bool
+	}{
+		{"https://hooks.example.com/gpuaas", false, true},
+		{"https://93.184.216.34:8443/x", false, true},
+		{"http://hooks.example.com/x", false, false},
+		{"http://127.0.0.1:8099/x", true, true},
+		{"https://127.0.0.1/x", false, false},
+		{"https://10.0.0.1/x", false, false},
+		{"https://192.168.1.1/x", false, false},
+		{"https://169.254.169.254/latest/meta-data", false, false},
+		{"https://100.64.0.1/x", false, false},
+		{"https://[::1]/x", false, false},
+		{"https://[fd00::1]/x", false, false},
+		{"https://[::ffff:127.0.0.1]/x", false, false},
+		{"https://0.0.0.0/x", false, false},
+		{"https://localhost/x", false, false},
+		{"https://api.localhost/x", false, false},
+		{"https://a:b@hooks.example.com/x", false, false},
+		{"hooks.example.com/x", false, false},
+		{"https://hooks.example.com/x#frag", false, false},
+		{"https://" + strings.Repeat("a", 2100) + ".com", false, false},
+	} {
+		err := notification.CheckURL(c.url, c.allowPrivate)
+		if (err == nil) != c.ok {
+			t.Errorf("CheckURL(%.60q, %v) = %v; want ok=%v", c.url, c.allowPrivate, err, c.ok)
+		}
+		if err != nil && fault.From(err).Code != notification.CodeWebhookURLRefused {
+			t.Errorf("%q: code %s", c.url, fault.From(err).Code)
+		}
+	}
+}
+
+func TestFromEvent(t *testing.T) {
+	t.Parallel()
+	env := func(typ string, p map[string]any) event.Envelope {
+		b, _ := json.Marshal(p)
+		return event.Envelope{ID: "e1", Type: typ, TenantID: "t1", Payload: b}
+	}
+	m, ok, err := notification.FromEvent(env(event.AutoReleasePending, map[string]any{"balance_minor": 250, "currency": "usd",
+		"burn_rate_minor_per_hour": 1000, "runway_seconds": 900}))
+	if err != nil || !ok || m.Audience != notification.ToTenant || !strings.Contains(m.Body, "about 15 minutes") {
+		t.Fatalf("auto-release pending: %+v %v %v", m, ok, err)
+	}
+	m, ok, err = notification.FromEvent(env(event.AllocationActive, map[string]any{"allocation_id": "0193-abcdef12", "user_id": "u1", "sku_id": "h100"}))
+	if err != nil || !ok || m.Audience != notification.ToUser || m.UserID != "u1" || m.Data["allocation_id"] != "0193-abcdef12" {
+		t.Fatalf("allocation active: %+v %v %v", m, ok, err)
+	}
+	if _, ok, err := notification.FromEvent(env(event.UsageDebited, map[string]any{})); ok || err != nil {
+		t.Fatalf("usage_debited raised a notification: %v %v", ok, err)
+	}
+	if _, _, err := notification.FromEvent(env(event.AllocationActive, map[string]any{})); !fault.IsKind(err, fault.KindInvalid) {
+		t.Fatalf("an allocation event without a user: %v", err)
+	}
+	if _, _, err := notification.FromEvent(event.Envelope{Type: event.LowBalanceWarning, Payload: []byte(`{`)}); !fault.IsKind(err, fault.KindInvalid) {
+		t.Fatalf("malformed payload: %v", err)
+	}
+	for _, k := range notification.Kinds() {
+		if k.Flag().Name != "notification."+string(k)+".enabled" {
+			t.Errorf("kind %s has flag %q", k, k.Flag().Name)
+		}
+	}
+	if notification.Money(-1234, "usd") != "-12.34 USD" {
+		t.Error(notification.Money(-1234, "usd"))
+	}
+}
