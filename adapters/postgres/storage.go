@@ -108,10 +108,10 @@ func (s *StorageStore) List(ctx context.Context, sc storage.Scope, dir storage.P
 			return nil, "", err
 		}
 	}
-	if _, err := s.dirExists(ctx, sc, dir); err != nil {
-		return nil, "", err
+	t, pr, ok := scopeIDs(sc)
+	if !ok {
+		return nil, "", storage.NotFound(dir)
 	}
-	t, pr, _ := scopeIDs(sc)
 	rows, err := s.db.Q(ctx).Query(ctx, `SELECT `+storageEntryCols+` FROM storage_objects
 		WHERE project_id = $1 AND parent = $2 AND name > $3 AND tenant_id = $4
 		ORDER BY name LIMIT $5`, pr, dir.Canonical(), after, t, limit+1)
@@ -121,6 +121,13 @@ func (s *StorageStore) List(ctx context.Context, sc storage.Scope, dir storage.P
 	out, err := collectStorageEntries(rows)
 	if err != nil {
 		return nil, "", err
+	}
+	if len(out) == 0 {
+		// Children exist only below a folder; an empty page asks whether
+		// the folder itself does.
+		if _, err := s.dirExists(ctx, sc, dir); err != nil {
+			return nil, "", err
+		}
 	}
 	next := ""
 	if len(out) > limit {

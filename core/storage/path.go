@@ -75,7 +75,8 @@ func ParsePath(field, raw string) (Path, error) {
 			return bad("must be valid UTF-8")
 		}
 	}
-	for i, seg := range strings.Split(s, "/") {
+	for i, rest := 0, s; ; i++ {
+		seg, after, more := strings.Cut(rest, "/")
 		switch {
 		case seg == "":
 			return bad("must not contain empty segments")
@@ -86,6 +87,10 @@ func ParsePath(field, raw string) (Path, error) {
 		case i == 0 && isDriveLetter(seg):
 			return bad("must not start with a drive letter")
 		}
+		if !more {
+			break
+		}
+		rest = after
 	}
 	return Path{p: s}, nil
 }

@@ -105,7 +105,7 @@ func TestStorageRoutes(t *testing.T) {
 	}
 
 	resp, body = c.call(http.MethodGet, "list", nil, nil, nil)
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `"kind":"dir","name":"data"`) {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"name":"data","kind":"dir"`) {
 		t.Fatalf("list root %d %s", resp.StatusCode, body)
 	}
 	resp, body = c.call(http.MethodGet, "stat", q("path", "data/big.bin"), nil, nil)
