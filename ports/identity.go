@@ -2,6 +2,7 @@ package ports
 
 import (
 	"context"
+	"time"
 
 	"github.com/gpuaas/gpuaas/core/identity"
 )
@@ -73,4 +74,71 @@ type IdentityProvider interface {
 	// PasswordLogin is the personal login grant; ErrUnsupported-kind fault if
 	// the issuer does not allow it.
 	PasswordLogin(ctx context.Context, username, password string) (Tokens, error)
+}
+
+// ServiceAccountStore persists service accounts and their credentials
+// (doc/service-accounts.md). Creating an account also creates the users
+// row that acts for it (same id, issuer identity.ServiceAccountIssuer).
+type ServiceAccountStore interface {
+	CreateServiceAccount(ctx context.Context, sa identity.ServiceAccount) error
+	// GetServiceAccount returns an account, disabled ones included.
+	GetServiceAccount(ctx context.Context, id string) (identity.ServiceAccount, error)
+	// ListServiceAccounts lists a project's accounts that are not disabled.
+	ListServiceAccounts(ctx context.Context, projectID string) ([]identity.ServiceAccount, error)
+	// DisableServiceAccount disables the account and revokes every
+	// credential it holds, at at. NotFound when it is unknown or already
+	// disabled.
+	DisableServiceAccount(ctx context.Context, id string, at time.Time) error
+	// AddCredential stores a credential unless the account already holds
+	// identity.MaxActiveCredentials active ones at c.CreatedAt (Conflict
+	// credential_limit_reached), decided under the account's row lock.
+	AddCredential(ctx context.Context, c identity.Credential) error
+	// Credentials lists an account's credentials, revoked ones included,
+	// newest first.
+	Credentials(ctx context.Context, serviceAccountID string) ([]identity.Credential, error)
+	// GetCredential returns one credential (for token checks).
+	GetCredential(ctx context.Context, id string) (identity.Credential, error)
+	// RevokeCredential revokes one credential of the account at at.
+	// NotFound when it is unknown, another account's, or already revoked.
+	RevokeCredential(ctx context.Context, serviceAccountID, id string, at time.Time) error
+}
+
+// APIKeyStore persists personal API keys, hashed.
+type APIKeyStore interface {
+	CreateAPIKey(ctx context.Context, k identity.APIKey) error
+	// APIKeyByLookup returns the key with this lookup id, revoked and
+	// expired ones included (the caller decides).
+	APIKeyByLookup(ctx context.Context, lookup string) (identity.APIKey, error)
+	// ListAPIKeys lists a user's keys that are not revoked, newest first.
+	ListAPIKeys(ctx context.Context, userID string) ([]identity.APIKey, error)
+	// RevokeAPIKey revokes one of the user's keys at at. NotFound when it
+	// is unknown, another user's, or already revoked.
+	RevokeAPIKey(ctx context.Context, userID, id string, at time.Time) error
+	// TouchAPIKey records that the key was used at at (last_used_at only
+	// moves forward).
+	TouchAPIKey(ctx context.Context, id string, at time.Time) error
+}
+
+// ServiceTokenClaims are what a platform-signed service-account access
+// token says.
+type ServiceTokenClaims struct {
+	ID               string // jti
+	ServiceAccountID string // sub
+	TenantID         string
+	ProjectID        string
+	CredentialID     string
+	Scopes           []string
+	IssuedAt         time.Time
+	ExpiresAt        time.Time
+}
+
+// TokenIssuer signs the platform's own access tokens (service accounts)
+// and publishes the keys that verify them. The verifier
+// (ports.TokenVerifier) checks them next to the OIDC issuer's.
+type TokenIssuer interface {
+	// Issuer is the iss claim of the tokens it signs.
+	Issuer() string
+	IssueServiceToken(ctx context.Context, c ServiceTokenClaims) (string, error)
+	// JWKS is the JSON Web Key Set of the verifying keys.
+	JWKS(ctx context.Context) ([]byte, error)
 }

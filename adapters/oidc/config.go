@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"context"
 	"crypto"
 	"errors"
 	"fmt"
@@ -59,10 +60,49 @@ type VerifierConfig struct {
 	HTTPClient *http.Client
 	// Clock tells the time; default the system clock.
 	Clock ports.Clock
+	// Trusted are further issuers whose tokens are verified beside the
+	// OIDC issuer's, through the same path (signature with an algorithm
+	// allowlist, exp/nbf with the leeway, audience, subject): the
+	// platform's own service-account tokens.
+	Trusted []TrustedIssuer
+}
+
+// TrustedIssuer is an issuer verified beside the OIDC issuer, with keys the
+// process already holds (no discovery, no HTTP).
+type TrustedIssuer struct {
+	// Issuer is the iss claim its tokens carry; it must differ from the
+	// OIDC issuer's.
+	Issuer string
+	// Audience its tokens must name in aud (azp is not consulted).
+	Audience string
+	// Keys returns the verifying keys; called once, at the first token.
+	Keys func(ctx context.Context) ([]crypto.PublicKey, error)
+	// Algorithms is this issuer's allowlist; default ES256 only.
+	Algorithms []string
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
 func (c *VerifierConfig) CheckAndSetDefaults() error {
+	for i := range c.Trusted {
+		t := &c.Trusted[i]
+		if err := checkIssuer(t.Issuer); err != nil {
+			return err
+		}
+		if t.Issuer == c.Issuer {
+			return errors.New("oidc: a trusted issuer must differ from the OIDC issuer")
+		}
+		if strings.TrimSpace(t.Audience) == "" || t.Keys == nil {
+			return fmt.Errorf("oidc: trusted issuer %s needs an audience and keys", t.Issuer)
+		}
+		if len(t.Algorithms) == 0 {
+			t.Algorithms = []string{"ES256"}
+		}
+		for _, a := range t.Algorithms {
+			if !allowedAlgorithms[a] {
+				return fmt.Errorf("oidc: signing algorithm %q is not allowed", a)
+			}
+		}
+	}
 	if err := checkIssuer(c.Issuer); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,11 +40,28 @@ import (
 // Tokens whose typ claim is "ID" or "Refresh" (Keycloak's markers) are
 // refused: an ID token carries aud = client id and would otherwise pass as an
 // access token.
+//
+// Tokens of the trusted issuers (VerifierConfig.Trusted: the platform's own
+// service-account tokens) take the same path with their own key set,
+// algorithm allowlist and audience; the iss claim, read before the
+// signature is checked, only picks which key set may verify the token.
+// Their actor_type, project_id, scope and cred claims are read; the OIDC
+// issuer's tokens never set them, whatever they carry.
 type Verifier struct {
 	cfg  VerifierConfig
 	disc *discoverer
 
 	mu    sync.Mutex // serialises building inner
+	inner atomic.Pointer[oidc.IDTokenVerifier]
+
+	trusted []trustedVerifier
+}
+
+// trustedVerifier is one trusted issuer's go-oidc verifier, built at its
+// first token.
+type trustedVerifier struct {
+	cfg   TrustedIssuer
+	mu    sync.Mutex
 	inner atomic.Pointer[oidc.IDTokenVerifier]
 }
 
@@ -55,7 +73,12 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	return &Verifier{cfg: cfg, disc: &discoverer{issuer: cfg.Issuer, hc: cfg.HTTPClient}}, nil
+	v := &Verifier{cfg: cfg, disc: &discoverer{issuer: cfg.Issuer, hc: cfg.HTTPClient}}
+	v.trusted = make([]trustedVerifier, len(cfg.Trusted))
+	for i, t := range cfg.Trusted {
+		v.trusted[i].cfg = t
+	}
+	return v, nil
 }
 
 // Verify implements [ports.TokenVerifier].
@@ -63,6 +86,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (identity.Claims, err
 	raw = strings.TrimSpace(raw)
 	if raw == "" {
 		return identity.Claims{}, fault.Unauthenticated(fault.CodeTokenMissing, "an access token is required")
+	}
+	if iss := peekIssuer(raw); iss != "" && iss != v.cfg.Issuer {
+		for i := range v.trusted {
+			if t := &v.trusted[i]; t.cfg.Issuer == iss {
+				return v.verifyTrusted(ctx, t, raw)
+			}
+		}
 	}
 	inner, err := v.verifier(ctx)
 	if err != nil {
@@ -80,14 +110,80 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (identity.Claims, err
 	if err := tok.Claims(&c); err != nil {
 		return identity.Claims{}, invalid(fmt.Errorf("decode claims: %w", err))
 	}
-	if err := v.check(c); err != nil {
+	if err := v.check(c, v.cfg.Audience, true); err != nil {
 		return identity.Claims{}, err
 	}
 	return c.identity(), nil
 }
 
-// check applies the rules go-oidc is told to skip (see [Verifier]).
-func (v *Verifier) check(c tokenClaims) error {
+// verifyTrusted verifies a token of a trusted issuer: its own key set and
+// allowlist, the same time, audience and subject rules.
+func (v *Verifier) verifyTrusted(ctx context.Context, t *trustedVerifier, raw string) (identity.Claims, error) {
+	inner, err := t.verifier(ctx)
+	if err != nil {
+		return identity.Claims{}, fault.Unavailable("the platform's token keys are unavailable", err)
+	}
+	tok, err := inner.Verify(ctx, raw)
+	if err != nil {
+		return identity.Claims{}, invalid(err)
+	}
+	var c tokenClaims
+	if err := tok.Claims(&c); err != nil {
+		return identity.Claims{}, invalid(fmt.Errorf("decode claims: %w", err))
+	}
+	if err := v.check(c, t.cfg.Audience, false); err != nil {
+		return identity.Claims{}, err
+	}
+	out := c.identity()
+	out.ActorType, out.ProjectID, out.CredentialID = c.ActorType, c.ProjectID, c.Cred
+	out.Scopes = strings.Fields(c.Scope)
+	return out, nil
+}
+
+func (t *trustedVerifier) verifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+	if in := t.inner.Load(); in != nil {
+		return in, nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if in := t.inner.Load(); in != nil {
+		return in, nil
+	}
+	keys, err := t.cfg.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	in := oidc.NewVerifier(t.cfg.Issuer, &oidc.StaticKeySet{PublicKeys: keys}, &oidc.Config{
+		SupportedSigningAlgs: t.cfg.Algorithms, SkipClientIDCheck: true, SkipExpiryCheck: true,
+	})
+	t.inner.Store(in)
+	return in, nil
+}
+
+// peekIssuer reads the iss claim of a JWS without verifying it: it only
+// picks the key set that must then verify the token ("" when unreadable,
+// which falls to the OIDC issuer's path and fails there).
+func peekIssuer(raw string) string {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 || len(parts[1]) > 16<<10 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(b, &c) != nil {
+		return ""
+	}
+	return c.Iss
+}
+
+// check applies the rules go-oidc is told to skip (see [Verifier]); azp
+// stands for aud only where allowAzp (the OIDC issuer's access tokens).
+func (v *Verifier) check(c tokenClaims, aud string, allowAzp bool) error {
 	now := v.cfg.Clock.Now()
 	if c.Exp == nil {
 		return invalid(errors.New("token has no exp claim"))
@@ -98,8 +194,8 @@ func (v *Verifier) check(c tokenClaims) error {
 	if c.Nbf != nil && now.Add(v.cfg.Leeway).Before(c.Nbf.Time()) {
 		return invalid(errors.New("token is not valid yet (nbf)"))
 	}
-	if !slices.Contains(c.Aud, v.cfg.Audience) && c.Azp != v.cfg.Audience {
-		return invalid(fmt.Errorf("token audience %q / azp %q does not match %q", []string(c.Aud), c.Azp, v.cfg.Audience))
+	if !slices.Contains(c.Aud, aud) && (!allowAzp || c.Azp != aud) {
+		return invalid(fmt.Errorf("token audience %q / azp %q does not match %q", []string(c.Aud), c.Azp, aud))
 	}
 	if strings.EqualFold(c.Typ, "ID") || strings.EqualFold(c.Typ, "Refresh") {
 		return invalid(fmt.Errorf("token of type %q is not an access token", c.Typ))
@@ -194,6 +290,12 @@ type tokenClaims struct {
 	} `json:"realm_access"`
 	Roles    []string `json:"roles"`
 	TenantID string   `json:"tenant_id"`
+
+	// The platform's own tokens only (verifyTrusted reads them).
+	ActorType string `json:"actor_type"`
+	ProjectID string `json:"project_id"`
+	Scope     string `json:"scope"`
+	Cred      string `json:"cred"`
 }
 
 func (c tokenClaims) identity() identity.Claims {

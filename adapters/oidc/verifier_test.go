@@ -2,6 +2,7 @@ package oidc_test
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"net/http/httptest"
 	"slices"
@@ -285,5 +286,60 @@ func TestVerifierConfig(t *testing.T) {
 				t.Fatalf("defaults not set: %+v", cfg)
 			}
 		})
+	}
+}
+
+// TestTrustedIssuer: the platform's own tokens are verified next to the
+// OIDC issuer's through the same checks, with their own key set and
+// allowlist; their machine claims are read, the OIDC issuer's never are.
+func TestTrustedIssuer(t *testing.T) {
+	t.Parallel()
+	idp := tokens.NewIssuer(t)
+	plat := tokens.NewIssuer(t, tokens.WithAudience("https://api.test"))
+	rsaPlat := tokens.NewIssuer(t, tokens.WithKeyType(tokens.KeyRS256), tokens.WithAudience("https://api.test"))
+	trusted := func(iss *tokens.Issuer) oidc.TrustedIssuer {
+		return oidc.TrustedIssuer{Issuer: iss.URL(), Audience: "https://api.test",
+			Keys: func(context.Context) ([]crypto.PublicKey, error) { return iss.PublicKeys(), nil }}
+	}
+	v := newVerifier(t, idp, func(c *oidc.VerifierConfig) {
+		c.StaticKeys = idp.PublicKeys()
+		c.Trusted = []oidc.TrustedIssuer{trusted(plat), trusted(rsaPlat)}
+	})
+	ctx := context.Background()
+	machine := []tokens.Claim{tokens.Set("actor_type", "service_account"), tokens.Set("project_id", "p1"),
+		tokens.Set("scope", "read allocations"), tokens.Set("cred", "c1"), tokens.Tenant("t1")}
+	c, err := v.Verify(ctx, plat.Mint(t, machine...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != plat.URL() || c.ActorType != "service_account" || c.ProjectID != "p1" || c.CredentialID != "c1" ||
+		!slices.Equal(c.Scopes, []string{"read", "allocations"}) || c.TenantID != "t1" {
+		t.Fatalf("claims %+v", c)
+	}
+	// The OIDC issuer's token says the same things: they are not read.
+	c, err = v.Verify(ctx, idp.Mint(t, machine...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ActorType != "" || c.ProjectID != "" || c.CredentialID != "" || len(c.Scopes) != 0 {
+		t.Fatalf("OIDC claims leaked machine fields: %+v", c)
+	}
+	// RS256 is outside the platform issuer's allowlist (ES256 only).
+	_, err = v.Verify(ctx, rsaPlat.Mint(t, machine...))
+	wantFault(t, err, fault.KindUnauthenticated, fault.CodeTokenInvalid)
+	for _, f := range []tokens.Forgery{tokens.ForgeWrongKey, tokens.ForgeUnknownKID, tokens.ForgeTampered, tokens.ForgeAlgNone,
+		tokens.ForgeHS256PublicKey, tokens.ForgeNoExpiry, tokens.ForgeWrongAudience, tokens.ForgeNotYetValid} {
+		_, err := v.Verify(ctx, plat.Forge(t, f, machine...))
+		wantFault(t, err, fault.KindUnauthenticated, fault.CodeTokenInvalid)
+	}
+	_, err = v.Verify(ctx, plat.Forge(t, tokens.ForgeExpired, machine...))
+	wantFault(t, err, fault.KindUnauthenticated, fault.CodeTokenExpired)
+	// A platform token naming the OIDC issuer's audience via azp is refused:
+	// azp stands for aud only on the OIDC issuer's tokens.
+	_, err = v.Verify(ctx, plat.Mint(t, append(machine, tokens.Audience("other"), tokens.AZP("https://api.test"))...))
+	wantFault(t, err, fault.KindUnauthenticated, fault.CodeTokenInvalid)
+	// Configuration: a trusted issuer equal to the OIDC issuer is refused.
+	if _, err := oidc.NewVerifier(oidc.VerifierConfig{Issuer: idp.URL(), Audience: "a", Trusted: []oidc.TrustedIssuer{trusted(idp)}}); err == nil {
+		t.Fatal("a trusted issuer equal to the OIDC issuer was accepted")
 	}
 }

@@ -58,3 +58,24 @@ func provideSSHCA(lc fx.Lifecycle, cfg Config, kms ports.KMS, secrets ports.Secr
 	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error { return c.Init(ctx) }})
 	return c, nil
 }
+
+// TokenModule provides the platform's access-token issuer (service
+// accounts) from a TokenConfig the host supplies; it needs ports.KMS and
+// ports.SecretStore, and loads or creates its signing key on start.
+//
+// Provided: *TokenIssuer, ports.TokenIssuer.
+var TokenModule = fx.Module("pki-tokens",
+	fx.Provide(
+		provideTokenIssuer,
+		fx.Annotate(func(t *TokenIssuer) *TokenIssuer { return t }, fx.As(new(ports.TokenIssuer))),
+	),
+)
+
+func provideTokenIssuer(lc fx.Lifecycle, cfg TokenConfig, kms ports.KMS, secrets ports.SecretStore) (*TokenIssuer, error) {
+	t, err := NewTokenIssuer(cfg, kms, secrets)
+	if err != nil {
+		return nil, err
+	}
+	lc.Append(fx.Hook{OnStart: t.Init})
+	return t, nil
+}

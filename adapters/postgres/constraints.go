@@ -35,6 +35,11 @@ var uniqueConstraints = map[string]uniqueConstraint{
 	// Payments (migration 0007).
 	"payment_sessions_provider_ref_key":     {fault.CodeConflict, "the provider reference belongs to another payment session"},
 	"payment_sessions_user_idempotency_key": {fault.CodeIdempotencyKeyReused, "this idempotency key was used for another checkout"},
+
+	// Machine access (migration 0016).
+	"service_accounts_project_name_key": {"service_account_name_taken", "a service account with this name already exists in the project"},
+	"api_keys_user_name_key":            {"api_key_name_taken", "an API key with this name already exists"},
+	"api_keys_lookup_key":               {fault.CodeConflict, "the API key already exists"},
 }
 
 // foreignKeys maps foreign-key constraints (PostgreSQL's default
@@ -62,6 +67,14 @@ var foreignKeys = map[string]string{
 	"payment_sessions_tenant_id_fkey":  "tenant",
 	"payment_sessions_user_id_fkey":    "user",
 	"payment_customers_tenant_id_fkey": "tenant",
+
+	// Machine access (migration 0016).
+	"service_accounts_tenant_id_fkey":                     "tenant",
+	"service_accounts_project_id_fkey":                    "project",
+	"service_account_credentials_service_account_id_fkey": "service account",
+	"api_keys_user_id_fkey":                               "user",
+	"api_keys_tenant_id_fkey":                             "tenant",
+	"api_keys_project_id_fkey":                            "project",
 }
 
 // canonicalID parses an id given by a caller. ok is false when it is not a

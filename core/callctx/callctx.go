@@ -50,3 +50,29 @@ func ValidCorrelationID(id string) bool {
 	}
 	return true
 }
+
+// Actor is the machine credential a request authenticated with, when it
+// was not a person's interactive sign-in: audit rows written during the
+// request name it (core/audit/auditsvc.StampActor).
+type Actor struct {
+	// UserID is the users row the credential acts as (a service account's
+	// own, or an API key's holder).
+	UserID string
+	// Kind is "service_account" or "api_key".
+	Kind string
+	// ID is the service account's or the API key's id.
+	ID string
+}
+
+const actorKey key = 100
+
+// WithActor returns ctx carrying the request's machine actor.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey, a)
+}
+
+// ActorOf returns the machine actor in ctx, if any.
+func ActorOf(ctx context.Context) (Actor, bool) {
+	a, ok := ctx.Value(actorKey).(Actor)
+	return a, ok
+}

@@ -121,6 +121,13 @@ type Claims struct {
 	Name     string
 	Roles    []string // raw roles from the token (realm_access.roles or roles)
 	TenantID string   // optional tenant claim
+
+	// The platform's own tokens (service accounts) also carry these;
+	// tokens of the OIDC issuer leave them empty.
+	ActorType    string   // actor_type: "service_account"
+	ProjectID    string   // project_id
+	Scopes       []string // scope, split on spaces
+	CredentialID string   // cred: the credential the token was issued from
 }
 
 // MapRole maps token roles to the platform role: "admin" (or "gpuaas-admin")
@@ -209,8 +216,17 @@ type Principal struct {
 	User       User
 	TenantID   string
 	TenantRole TenantRole
+	// Machine is set when the caller authenticated with a service-account
+	// token or an API key (machine.go): it limits the principal to one
+	// project and a set of scopes. Nil for people signed in interactively.
+	Machine *Machine
 }
 
 // CanManageTenant reports whether the principal may manage its tenant's
-// projects and members.
-func (p Principal) CanManageTenant() bool { return p.TenantRole.CanManage() }
+// projects and members. Machine credentials never may, whatever their
+// holder's role.
+func (p Principal) CanManageTenant() bool { return p.Machine == nil && p.TenantRole.CanManage() }
+
+// IsPlatformAdmin reports whether the principal may use platform operator
+// routes: an operator signed in interactively, never a machine credential.
+func (p Principal) IsPlatformAdmin() bool { return p.Machine == nil && p.User.IsAdmin() }

@@ -28,6 +28,13 @@ type Config struct {
 	// DenyTTL is how long a signed-out access token stays refused. It must
 	// outlive the issuer's access tokens (minutes, usually); default 24 h.
 	DenyTTL time.Duration
+	// ServiceTokenTTL is the lifetime of service-account tokens; default
+	// and maximum 15 min.
+	ServiceTokenTTL time.Duration
+	// MachineCacheTTL bounds how long this process trusts what it read
+	// about a service-account credential or an API key: revocations take
+	// effect within it. Default 500 ms, at most 1 s.
+	MachineCacheTTL time.Duration
 }
 
 // Defaults of Config.
@@ -47,6 +54,16 @@ type Deps struct {
 	Policies ports.PolicyStore
 	// Rand is the entropy source of states and verifiers (crypto/rand when nil).
 	Rand io.Reader
+
+	// Machine access (machine.go): service-account tokens and API keys.
+	// Optional, all together: without them the token endpoint answers 503
+	// feature_disabled and API keys are refused.
+	Accounts ports.ServiceAccountStore
+	Keys     ports.APIKeyStore
+	Issuer   ports.TokenIssuer
+	Audit    ports.AuditLog
+	Clock    ports.Clock
+	IDs      ports.IDs
 }
 
 // Service implements the sign-in use cases.
@@ -54,6 +71,9 @@ type Service struct {
 	cfg       Config
 	d         Deps
 	redirects map[string]bool
+
+	saCache  ttlCache[saEntry]
+	keyCache ttlCache[keyEntry]
 }
 
 // New checks the configuration and dependencies.
@@ -69,6 +89,18 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	if cfg.StateTTL < 0 || cfg.DenyTTL < 0 {
 		return nil, errors.New("authsvc: StateTTL and DenyTTL must not be negative")
+	}
+	if cfg.ServiceTokenTTL == 0 {
+		cfg.ServiceTokenTTL = DefaultServiceTokenTTL
+	}
+	if cfg.MachineCacheTTL == 0 {
+		cfg.MachineCacheTTL = DefaultMachineCacheTTL
+	}
+	if cfg.ServiceTokenTTL < time.Minute || cfg.ServiceTokenTTL > MaxServiceTokenTTL {
+		return nil, errors.New("authsvc: ServiceTokenTTL must be between 1 min and 15 min")
+	}
+	if cfg.MachineCacheTTL < 0 || cfg.MachineCacheTTL > MaxMachineCacheTTL {
+		return nil, errors.New("authsvc: MachineCacheTTL must be between 0 and 1 s")
 	}
 	if d.Rand == nil {
 		d.Rand = rand.Reader
@@ -219,12 +251,20 @@ func (s *Service) Logout(ctx context.Context, refreshToken, accessToken string) 
 	return s.d.Tokens.Put(ctx, denyKey(accessToken), []byte{1}, s.cfg.DenyTTL)
 }
 
-// Authenticate verifies a bearer token (signature, issuer, audience, time),
-// refuses a signed-out one and resolves the caller.
+// Authenticate verifies a bearer credential and resolves the caller: an
+// API key (gpa_…; machine.go), or a token — signature, issuer, audience and
+// time by the one verifier, which also holds the platform's own
+// service-account tokens (machine.go) — refused when signed out.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (identity.Principal, error) {
+	if looksLikeKey(accessToken) {
+		return s.authenticateKey(ctx, accessToken)
+	}
 	claims, err := s.d.Verifier.Verify(ctx, accessToken)
 	if err != nil {
 		return identity.Principal{}, err
+	}
+	if s.isPlatformToken(claims) {
+		return s.authenticateServiceToken(ctx, claims)
 	}
 	denied, err := s.d.Tokens.Has(ctx, denyKey(accessToken))
 	if err != nil {

@@ -180,6 +180,24 @@ func (s *Service) Resolve(ctx context.Context, c identity.Claims) (identity.Prin
 	return identity.Principal{User: u, TenantID: m.TenantID, TenantRole: m.Role}, nil
 }
 
+// PrincipalOf resolves an active user by id with their tenant membership:
+// the holder behind an API key. Suspended users are Forbidden; a user
+// without a tenant is NotFound.
+func (s *Service) PrincipalOf(ctx context.Context, userID string) (identity.Principal, error) {
+	u, err := s.d.Users.Get(ctx, userID)
+	if err != nil {
+		return identity.Principal{}, err
+	}
+	if u.Status != identity.UserActive {
+		return identity.Principal{}, fault.Forbidden("this account is suspended")
+	}
+	m, err := s.d.Members.TenantMembershipOf(ctx, u.ID)
+	if err != nil {
+		return identity.Principal{}, err
+	}
+	return identity.Principal{User: u, TenantID: m.TenantID, TenantRole: m.Role}, nil
+}
+
 // ProjectView is a project with the caller's role in it.
 type ProjectView struct {
 	Project identity.Project
@@ -209,7 +227,19 @@ func (s *Service) Me(ctx context.Context, p identity.Principal) (Profile, error)
 
 // ListProjects lists the projects the caller may see: all of the tenant's
 // for tenant admins, else those they are a member of.
+//
+// A machine credential sees its one project.
 func (s *Service) ListProjects(ctx context.Context, p identity.Principal) ([]ProjectView, error) {
+	if p.Machine != nil {
+		pr, role, err := s.ProjectAccess(ctx, p, p.Machine.ProjectID)
+		if fault.IsKind(err, fault.KindNotFound) {
+			return []ProjectView{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []ProjectView{{Project: pr, Role: role}}, nil
+	}
 	mine, err := s.d.Projects.ListProjectsForUser(ctx, p.User.ID)
 	if err != nil {
 		return nil, err
@@ -244,7 +274,15 @@ func (s *Service) ListProjects(ctx context.Context, p identity.Principal) ([]Pro
 // ProjectAccess returns the caller's effective role in a project. A project
 // of another tenant, or one the caller is not a member of, is NotFound (not
 // Forbidden), so ids do not leak across tenants.
+//
+// A machine credential (service account, API key) reaches its one project
+// only: any other is NotFound. A service account's role is its own; an API
+// key acts with its holder's role, which the holder's memberships decide
+// as for the holder signed in.
 func (s *Service) ProjectAccess(ctx context.Context, p identity.Principal, projectID string) (identity.Project, identity.ProjectRole, error) {
+	if p.Machine != nil && p.Machine.ProjectID != projectID {
+		return identity.Project{}, "", fault.NotFound("project", "")
+	}
 	pr, err := s.d.Projects.GetProject(ctx, projectID)
 	if err != nil || pr.TenantID != p.TenantID {
 		if err == nil || fault.IsKind(err, fault.KindNotFound) || fault.IsKind(err, fault.KindInvalid) {
@@ -252,7 +290,10 @@ func (s *Service) ProjectAccess(ctx context.Context, p identity.Principal, proje
 		}
 		return identity.Project{}, "", err
 	}
-	if p.CanManageTenant() {
+	if m := p.Machine; m != nil && m.Kind == identity.CallerServiceAccount {
+		return pr, m.ProjectRole, nil
+	}
+	if p.TenantRole.CanManage() { // an API key of a tenant admin acts as its holder in the project
 		return pr, identity.ProjectAdmin, nil
 	}
 	m, err := s.d.Members.ProjectMembership(ctx, projectID, p.User.ID)
