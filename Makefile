@@ -13,8 +13,9 @@ TEMPORAL_VERSION    := v1.5.1
 STRIPE_MOCK_VERSION := v0.203.0
 STEP_CA_VERSION     := v0.30.2
 VERSITYGW_VERSION   := v1.8.0
+MAILPIT_VERSION     := v1.33.1
 
-.PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca tool-versitygw codegen lint migrate fmt golden-path web web-deps web-lint web-test web-e2e
+.PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca tool-versitygw tool-mailpit codegen lint migrate fmt golden-path web web-deps web-lint web-test web-e2e
 
 # The web console (hosts/web, Node 20.19+): built into hosts/web/static/dist and
 # embedded in the binary. `make build` and `make dev` rebuild it when its
@@ -42,16 +43,17 @@ bench:
 
 # `gpuaas dev` runs the Temporal CLI's dev server and versitygw: built once
 # (a few minutes).
-dev: $(GOBIN)/temporal $(GOBIN)/versitygw $(if $(HAVE_NPM),web)
+dev: $(GOBIN)/temporal $(GOBIN)/versitygw $(GOBIN)/mailpit $(if $(HAVE_NPM),web)
 	$(GO) run -ldflags '$(LDFLAGS)' ./hosts/gpuaas dev
 
 # Pinned tools, installed into $(GOBIN). oapi-codegen, buf and the protoc
 # plugins are pinned by go.mod's tool directives; the others are services
 # tests and `gpuaas dev` start: the Temporal CLI (dev server), stripe-mock
 # (Stripe adapter tests), step-ca (step-ca adapter tests) and versitygw
-# (the S3 gateway of `gpuaas dev` and of the storage adapter tests).
+# (the S3 gateway of `gpuaas dev` and of the storage adapter tests) and mailpit
+# (the SMTP server with a web inbox of `gpuaas dev` and of the mail tests).
 # `make -j4 tools` builds them side by side.
-tools: tool-go $(GOBIN)/temporal tool-stripe-mock tool-step-ca $(GOBIN)/versitygw
+tools: tool-go $(GOBIN)/temporal tool-stripe-mock tool-step-ca $(GOBIN)/versitygw $(GOBIN)/mailpit
 
 tool-go:
 	$(GO) build -o /dev/null tool
@@ -70,6 +72,11 @@ tool-step-ca:
 # finds it here.
 $(GOBIN)/versitygw tool-versitygw:
 	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+# mailpit: SMTP server with a web inbox and an HTTP API; adapters/smtp.LocateMailpit
+# finds it here.
+$(GOBIN)/mailpit tool-mailpit:
+	$(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
 
 codegen: web-deps
 	./scripts/codegen.sh
