@@ -40,6 +40,9 @@ type Config struct {
 	Lease time.Duration
 	// MailMaxAttempts bounds email attempts; default 40 (about 6 hours).
 	MailMaxAttempts int
+	// NoEmail turns the email channel off (no relay configured): nothing
+	// is queued for it.
+	NoEmail bool
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -203,6 +206,9 @@ func (s *Service) deliver(ctx context.Context, m notification.Message, rs []port
 	inserted, err := s.d.Inbox.Deliver(ctx, rows)
 	if err != nil {
 		return err
+	}
+	if s.cfg.NoEmail {
+		return nil
 	}
 	var mails []notification.Email
 	for _, n := range inserted {
