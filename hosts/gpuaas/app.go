@@ -120,6 +120,7 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay, dev bool) fx.Option 
 		terminalhost.ServiceModule,
 		paymentOptions(s, dev),
 		storageOptions(s),
+		notificationOptions(s),
 		fx.Supply(httphost.Config{
 			Addr:                s.HTTPAddr,
 			PublicBaseURL:       s.PublicURL,

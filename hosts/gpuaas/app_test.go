@@ -42,7 +42,12 @@ func TestValidateApps(t *testing.T) {
 		"worker provisioning":     fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), provisioningOptions(testSettings(t, nil))),
 		"worker billing":          fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), billingOptions()),
 		"worker outbox":           fx.Options(baseOptions(testSettings(t, nil), logger), relayOptions(testSettings(t, nil))),
-		"serve api with storage":  apiOptions(testSettings(t, map[string]string{"S3_BUCKET": "b", "S3_ENDPOINT": "http://127.0.0.1:9"}), logger, true, false),
+		"worker notifications": fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)),
+			fx.Provide(newIdentityService), notificationOptions(testSettings(t, nil)), notificationWorkerOptions(testSettings(t, nil))),
+		"worker notifications (smtp)": fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)),
+			fx.Provide(newIdentityService), notificationOptions(testSettings(t, map[string]string{"SMTP_HOST": "mail.example.com"})),
+			notificationWorkerOptions(testSettings(t, map[string]string{"SMTP_HOST": "mail.example.com"}))),
+		"serve api with storage": apiOptions(testSettings(t, map[string]string{"S3_BUCKET": "b", "S3_ENDPOINT": "http://127.0.0.1:9"}), logger, true, false),
 		"worker storage": fx.Options(baseOptions(testSettings(t, nil), logger), storageOptions(testSettings(t, map[string]string{"S3_BUCKET": "b"})),
 			storageReconcilerOptions(testSettings(t, map[string]string{"S3_BUCKET": "b"}))),
 	}
@@ -73,6 +78,8 @@ func TestCommands(t *testing.T) {
 		{args: []string{"launch", "rockets"}, code: 2, inStderr: "unknown command"},
 		{args: []string{"serve", "api"}, code: 1, inStderr: "missing required environment: DATABASE_URL, OIDC_ISSUER_URL"},
 		{args: []string{"worker", "outbox"}, code: 1, inStderr: "DATABASE_URL"},
+		{args: []string{"worker", "notifications"}, code: 1, inStderr: "DATABASE_URL"},
+		{args: []string{"version"}, env: map[string]string{"SMTP_PORT": "smtp"}, code: 2, inStderr: "SMTP_PORT"},
 		{args: []string{"migrate"}, env: map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:1/x"}, code: 2, inStderr: "migrate needs"},
 		{args: []string{"version"}, env: map[string]string{"GPUAAS_LOG_LEVEL": "loud"}, code: 2, inStderr: "GPUAAS_LOG_LEVEL"},
 	}

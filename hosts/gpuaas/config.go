@@ -90,6 +90,16 @@ type Settings struct {
 	S3AccessKey       string // dev only (its versitygw); production uses the SDK's default chain
 	S3SecretKey       string //
 	S3CreateBucket    bool   // dev only: create the bucket at start
+
+	SMTPHost     string // SMTP_HOST: the email channel is on when set
+	SMTPPort     int    // SMTP_PORT (default by SMTP_TLS: 587, or 465 for tls)
+	SMTPUsername string // SMTP_USERNAME, SMTP_PASSWORD: SMTP AUTH when set
+	SMTPPassword string //
+	SMTPFrom     string // SMTP_FROM, e.g. "GPUaaS <noreply@example.com>"
+	SMTPTLS      string // SMTP_TLS: starttls (default), tls, opportunistic or none
+	// WebhooksAllowPrivate lets webhook endpoints be http or private
+	// addresses (GPUAAS_WEBHOOKS_ALLOW_PRIVATE=1; gpuaas dev sets it).
+	WebhooksAllowPrivate bool
 }
 
 // readSettings reads the environment. Required values are checked by the
@@ -129,6 +139,17 @@ func readSettings(e env) (Settings, error) {
 	s.S3Endpoint = e.str("S3_ENDPOINT", "")
 	s.S3Region = e.str("S3_REGION", e.str("AWS_REGION", "us-east-1"))
 	s.S3PresignEndpoint = e.str("S3_PRESIGN_ENDPOINT", "")
+	s.SMTPHost = e.str("SMTP_HOST", "")
+	s.SMTPUsername = e.str("SMTP_USERNAME", "")
+	s.SMTPPassword = e.str("SMTP_PASSWORD", "")
+	s.SMTPFrom = e.str("SMTP_FROM", "GPUaaS <noreply@gpuaas.invalid>")
+	s.SMTPTLS = e.str("SMTP_TLS", "starttls")
+	if p := e.str("SMTP_PORT", ""); p != "" {
+		if _, err := fmt.Sscanf(p, "%d", &s.SMTPPort); err != nil {
+			return s, fmt.Errorf("SMTP_PORT: %q is not a port", p)
+		}
+	}
+	s.WebhooksAllowPrivate = e.str("GPUAAS_WEBHOOKS_ALLOW_PRIVATE", "") == "1"
 	s.RedirectURIs = e.list("GPUAAS_REDIRECT_URIS", []string{s.PublicURL + "/auth/callback"})
 	s.InsecureCookie = e.str("GPUAAS_INSECURE_COOKIES", "") == "1"
 	if err := s.LogLevel.UnmarshalText([]byte(e.str("GPUAAS_LOG_LEVEL", "info"))); err != nil {

@@ -112,6 +112,9 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 	s.HTTPAddr = o.httpAddr
 	s.AgentAddr = o.agentAddr
 	s.AllowSimGPUs = true // the sandbox nodes' GPUs are simulated
+	if getenv("GPUAAS_WEBHOOKS_ALLOW_PRIVATE") == "" {
+		s.WebhooksAllowPrivate = true // webhook receivers in dev are local
+	}
 	if getenv("GPUAAS_DATA_DIR") == "" {
 		s.DataDir = o.dataDir
 		s.KMSKeyFile = filepath.Join(o.dataDir, "kms.key")
@@ -264,6 +267,17 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 	}
 	r.parts = append(r.parts, objects)
 
+	// Mail: SMTP_HOST, else mailpit as a child process (its web inbox shows
+	// every notification email).
+	mail, stopMail, err := startDevMail(ctx, &s, o.dataDir, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if stopMail != nil {
+		r.stops = append(r.stops, stopMail)
+	}
+	r.parts = append(r.parts, mail)
+
 	// The dev nodes make their SSH host keys at first start and their agents
 	// report them in every heartbeat; the gateway trusts exactly those, as
 	// in production (GPUAAS_TERMINAL_HOST_CA and
@@ -297,6 +311,7 @@ func devAppOptions(s Settings, o devOptions, termCfg terminalhost.Config, logger
 		agentGatewayOptions(s),
 		provisioningOptions(s),
 		billingOptions(),
+		notificationWorkerOptions(s),
 		storageReconcilerOptions(s),
 		terminalMountOptions(termCfg),
 		sandboxNodesOptions(sandboxNodesConfig{Count: o.nodes, SKU: o.nodeSKU, Dir: filepath.Join(o.dataDir, "nodes"),

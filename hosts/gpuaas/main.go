@@ -28,6 +28,7 @@ Usage:
                               run the browser terminal WebSocket gateway
   gpuaas worker provisioning  run the provisioning worker (Temporal) and node sweeper
   gpuaas worker billing       run usage metering and the billing accrual worker
+  gpuaas worker notifications run the notifications worker (inbox, email, webhooks)
   gpuaas worker outbox        run the outbox relay alone
   gpuaas worker storage       run the project storage reconciler (S3_BUCKET)
   gpuaas migrate up|down [N]|status
@@ -74,6 +75,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = workerProvisioning(ctx, settings)
 	case args[0] == "worker" && len(args) == 2 && args[1] == "billing":
 		err = workerBilling(ctx, settings)
+	case args[0] == "worker" && len(args) == 2 && args[1] == "notifications":
+		err = workerNotifications(ctx, settings)
 	case args[0] == "worker" && len(args) == 2 && args[1] == "outbox":
 		err = workerOutbox(ctx, settings)
 	case args[0] == "worker" && len(args) == 2 && args[1] == "storage":
