@@ -114,7 +114,10 @@ func (s *BillingStore) TenantsToEvaluate(ctx context.Context, tenantIDs []string
 			COALESCE((SELECT SUM(l.amount_minor) FROM ledger_entries l WHERE l.tenant_id = t.tenant_id), 0)::bigint,
 			COALESCE((SELECT l.currency FROM ledger_entries l WHERE l.tenant_id = t.tenant_id LIMIT 1), ''),
 			COALESCE(st.state, 'ok'), st.last_warned_at, st.tenant_id IS NOT NULL,
-			EXISTS (SELECT 1 FROM usage_records u WHERE u.tenant_id = t.tenant_id AND u.state = 'open')
+			EXISTS (SELECT 1 FROM usage_records u WHERE u.tenant_id = t.tenant_id AND u.state = 'open'),
+			COALESCE((SELECT SUM(u.hourly_price_minor) FROM usage_records u
+				WHERE u.tenant_id = t.tenant_id AND u.state = 'open'), 0)::bigint,
+			st.release_warned_at
 		FROM t LEFT JOIN tenant_billing_state st ON st.tenant_id = t.tenant_id
 		ORDER BY t.tenant_id`, ids)
 	if err != nil {
@@ -123,7 +126,8 @@ func (s *BillingStore) TenantsToEvaluate(ctx context.Context, tenantIDs []string
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (billing.TenantStatus, error) {
 		var t billing.TenantStatus
 		var state string
-		err := r.Scan(&t.TenantID, &t.BalanceMinor, &t.Currency, &state, &t.LastWarnedAt, &t.HasStateRow, &t.HasOpenUsage)
+		err := r.Scan(&t.TenantID, &t.BalanceMinor, &t.Currency, &state, &t.LastWarnedAt, &t.HasStateRow, &t.HasOpenUsage,
+			&t.BurnRateMinor, &t.ReleaseWarnedAt)
 		t.State = billing.TenantState(state)
 		return t, err
 	})
@@ -131,6 +135,25 @@ func (s *BillingStore) TenantsToEvaluate(ctx context.Context, tenantIDs []string
 		return nil, translate(err, "tenant")
 	}
 	return out, nil
+}
+
+// MarkReleaseWarned implements [billing.Accruer] (a tenant without a row
+// counts as ok, never warned).
+func (s *BillingStore) MarkReleaseWarned(ctx context.Context, tenantID string, from, to *time.Time) (bool, error) {
+	q := `INSERT INTO tenant_billing_state AS st (tenant_id, state, release_warned_at, changed_at)
+		VALUES ($1, 'ok', $2, now())
+		ON CONFLICT (tenant_id) DO UPDATE SET release_warned_at = EXCLUDED.release_warned_at
+		WHERE st.release_warned_at IS NULL`
+	args := []any{tenantID, to}
+	if from != nil {
+		q = `UPDATE tenant_billing_state SET release_warned_at = $2 WHERE tenant_id = $1 AND release_warned_at = $3`
+		args = append(args, *from)
+	}
+	tag, err := s.db.Q(ctx).Exec(ctx, q, args...)
+	if err != nil {
+		return false, translate(err, "tenant")
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // SetTenantState implements [billing.Accruer] as a compare-and-set: the row

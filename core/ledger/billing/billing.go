@@ -99,7 +99,35 @@ type TenantStatus struct {
 	LastWarnedAt  *time.Time
 	HasOpenUsage  bool // some allocation of the tenant is still metered
 	HasStateRow   bool // tenant_billing_state has a row (else State is ok by default)
-	BurnRateMinor int64
+	BurnRateMinor int64 // per hour: the sum of the price snapshots of its open usage
+	// ReleaseWarnedAt is when the tenant was last told its nodes will be
+	// released soon (nil: not since the runway was last comfortable).
+	ReleaseWarnedAt *time.Time
+}
+
+// Runway is how long the balance lasts at the burn rate (ok false when
+// nothing burns).
+func (s TenantStatus) Runway() (time.Duration, bool) {
+	if s.BurnRateMinor <= 0 {
+		return 0, false
+	}
+	if s.BalanceMinor <= 0 {
+		return 0, true
+	}
+	return time.Duration(s.BalanceMinor) * time.Hour / time.Duration(s.BurnRateMinor), true
+}
+
+// ReleaseWarning decides the auto-release warning: it is due once when a
+// tenant that still has money, and burns it, will run out (and so have its
+// nodes released) within warnWithin; it is re-armed when the runway is back
+// above twice that (a top-up, or allocations released) or nothing burns, so
+// a runway hovering around the line does not warn every cycle.
+func ReleaseWarning(s TenantStatus, warnWithin time.Duration) (warn, rearm bool) {
+	runway, burning := s.Runway()
+	if s.ReleaseWarnedAt != nil {
+		return false, !burning || runway > 2*warnWithin
+	}
+	return warnWithin > 0 && burning && s.BalanceMinor > 0 && runway <= warnWithin, false
 }
 
 // WarnAgainAfter is how long a tenant that stays low waits for the next
@@ -166,6 +194,9 @@ type Accruer interface {
 	// set on State and LastWarnedAt) to next. It reports false when another
 	// worker changed it first.
 	SetTenantState(ctx context.Context, from TenantStatus, next TenantState, warnedAt *time.Time, now time.Time) (bool, error)
+	// MarkReleaseWarned sets the tenant's ReleaseWarnedAt from `from` to
+	// `to` (compare and set); false when another worker changed it first.
+	MarkReleaseWarned(ctx context.Context, tenantID string, from, to *time.Time) (bool, error)
 }
 
 // UsageStore persists usage records.

@@ -109,3 +109,31 @@ func TestUsageIdempotencyKey(t *testing.T) {
 		t.Fatalf("key %s", got)
 	}
 }
+
+func TestReleaseWarning(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	const hour = 6000 // burn per hour: 100 per minute
+	for _, c := range []struct {
+		name        string
+		s           billing.TenantStatus
+		within      time.Duration
+		warn, rearm bool
+	}{
+		{"runway 30 min, warn at 60", billing.TenantStatus{BalanceMinor: 3000, BurnRateMinor: hour}, time.Hour, true, false},
+		{"runway exactly 60 min", billing.TenantStatus{BalanceMinor: 6000, BurnRateMinor: hour}, time.Hour, true, false},
+		{"runway 61 min", billing.TenantStatus{BalanceMinor: 6100, BurnRateMinor: hour}, time.Hour, false, false},
+		{"nothing burns", billing.TenantStatus{BalanceMinor: 10}, time.Hour, false, false},
+		{"already spent (depletion handles it)", billing.TenantStatus{BalanceMinor: 0, BurnRateMinor: hour}, time.Hour, false, false},
+		{"warning off", billing.TenantStatus{BalanceMinor: 100, BurnRateMinor: hour}, 0, false, false},
+		{"warned, still close", billing.TenantStatus{BalanceMinor: 3000, BurnRateMinor: hour, ReleaseWarnedAt: &at}, time.Hour, false, false},
+		{"warned, runway 100 min (under twice)", billing.TenantStatus{BalanceMinor: 10000, BurnRateMinor: hour, ReleaseWarnedAt: &at}, time.Hour, false, false},
+		{"warned, topped up past twice", billing.TenantStatus{BalanceMinor: 12100, BurnRateMinor: hour, ReleaseWarnedAt: &at}, time.Hour, false, true},
+		{"warned, released everything", billing.TenantStatus{BalanceMinor: 10, ReleaseWarnedAt: &at}, time.Hour, false, true},
+	} {
+		warn, rearm := billing.ReleaseWarning(c.s, c.within)
+		if warn != c.warn || rearm != c.rearm {
+			t.Errorf("%s: warn %v rearm %v; want %v %v", c.name, warn, rearm, c.warn, c.rearm)
+		}
+	}
+}

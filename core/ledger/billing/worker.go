@@ -43,12 +43,13 @@ func NewWorker(d WorkerDeps) (*Worker, error) {
 
 // CycleResult says what one cycle did.
 type CycleResult struct {
-	WindowEnd  time.Time
-	Debited    []AccrualTotal
-	Warned     []string // tenants warned of a low balance
-	Depleted   []string // tenants that became depleted
-	Released   int      // allocations released for depleted tenants
-	ReleaseErr error    // the first release failure (retried next cycle)
+	WindowEnd     time.Time
+	Debited       []AccrualTotal
+	Warned        []string // tenants warned of a low balance
+	ReleaseWarned []string // tenants warned that their nodes will be released soon
+	Depleted      []string // tenants that became depleted
+	Released      int      // allocations released for depleted tenants
+	ReleaseErr    error    // the first release failure (retried next cycle)
 }
 
 // UsageDebitedPayload is the payload of billing.usage_debited: one event
@@ -59,6 +60,18 @@ type UsageDebitedPayload struct {
 	Currency    string    `json:"currency"`
 	Records     int       `json:"records"`
 	WindowEnd   time.Time `json:"window_end"`
+}
+
+// AutoReleasePayload is the payload of billing.auto_release_pending: the
+// tenant's nodes will be released when the balance runs out, in about
+// RunwaySeconds at the current burn rate.
+type AutoReleasePayload struct {
+	TenantID             string    `json:"tenant_id"`
+	BalanceMinor         int64     `json:"balance_minor"`
+	Currency             string    `json:"currency"`
+	BurnRateMinorPerHour int64     `json:"burn_rate_minor_per_hour"`
+	RunwaySeconds        int64     `json:"runway_seconds"`
+	ReleaseAt            time.Time `json:"release_at"`
 }
 
 // BalancePayload is the payload of billing.low_balance_warning and
@@ -127,30 +140,68 @@ func (w *Worker) RunCycle(ctx context.Context) (CycleResult, error) {
 		return res, err
 	}
 	for _, s := range statuses {
-		threshold, err := w.threshold(ctx, s.TenantID, vals)
+		tv, err := w.tenantValues(ctx, s.TenantID, vals)
 		if err != nil {
 			return res, err
 		}
-		if err := w.evaluate(ctx, s, threshold, now, &res); err != nil {
+		if err := w.evaluate(ctx, s, tv.Int(policy.BillingLowBalanceMinor), now, &res); err != nil {
+			return res, err
+		}
+		warnWithin := time.Duration(tv.Int(policy.AutoReleaseWarnMinutes)) * time.Minute
+		if err := w.warnRelease(ctx, s, warnWithin, now, &res); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
 }
 
-// threshold is the tenant's low-balance threshold: its policy override of
-// billing.low_balance_threshold_minor, else the global value. The policy
+// warnRelease tells a tenant, once per approach, that its nodes will be
+// released when its balance runs out (billing.ReleaseWarning), in a
+// compare-and-set committed with the event so replicas warn once.
+func (w *Worker) warnRelease(ctx context.Context, s TenantStatus, warnWithin time.Duration, now time.Time, res *CycleResult) error {
+	warn, rearm := ReleaseWarning(s, warnWithin)
+	switch {
+	case rearm:
+		_, err := w.d.Accruer.MarkReleaseWarned(ctx, s.TenantID, s.ReleaseWarnedAt, nil)
+		return err
+	case !warn:
+		return nil
+	}
+	runway, _ := s.Runway()
+	var won bool
+	err := w.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		if won, err = w.d.Accruer.MarkReleaseWarned(ctx, s.TenantID, nil, &now); err != nil || !won {
+			return err
+		}
+		env, err := w.envelope(event.AutoReleasePending, s.TenantID, now, AutoReleasePayload{TenantID: s.TenantID,
+			BalanceMinor: s.BalanceMinor, Currency: s.Currency, BurnRateMinorPerHour: s.BurnRateMinor,
+			RunwaySeconds: int64(runway / time.Second), ReleaseAt: now.Add(runway).UTC()})
+		if err != nil {
+			return err
+		}
+		return w.d.Outbox.Append(ctx, env)
+	})
+	if err == nil && won {
+		res.ReleaseWarned = append(res.ReleaseWarned, s.TenantID)
+	}
+	return err
+}
+
+// tenantValues are the tenant's policy values: its overrides (of
+// billing.low_balance_threshold_minor, billing.auto_release_warning_minutes)
+// over the global values. The policy
 // store caches per tenant, so this is a map lookup on most cycles; a tenant
 // without an override reads the global value it already has.
-func (w *Worker) threshold(ctx context.Context, tenantID string, global policy.Values) (int64, error) {
+func (w *Worker) tenantValues(ctx context.Context, tenantID string, global policy.Values) (policy.Values, error) {
 	vals, err := w.d.Policies.Values(ctx, tenantID)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if vals == nil {
 		vals = global
 	}
-	return vals.Int(policy.BillingLowBalanceMinor), nil
+	return vals, nil
 }
 
 func (w *Worker) evaluate(ctx context.Context, s TenantStatus, threshold int64, now time.Time, res *CycleResult) error {

@@ -2,6 +2,7 @@ package billing_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -48,6 +49,10 @@ func TestWorkerBalanceStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := pol.Set(ctx, tenant, "billing.low_balance_threshold_minor", "1500", "test"); err != nil {
+		t.Fatal(err)
+	}
+	// And its own auto-release warning: 30 minutes of runway (global 60).
+	if err := pol.Set(ctx, tenant, "billing.auto_release_warning_minutes", "30", "test"); err != nil {
 		t.Fatal(err)
 	}
 	t0 := e.clock.Now() // 10:00:00, a window boundary
@@ -98,6 +103,27 @@ func TestWorkerBalanceStates(t *testing.T) {
 		// The bystander has nothing metered: it is never debited.
 		t.Fatalf("debited %+v", res.Debited)
 	}
+	if events(event.AutoReleasePending) != 0 {
+		t.Fatalf("at 14 min (runway about 35 min, warning at 30): %d auto-release warnings", events(event.AutoReleasePending))
+	}
+	// 21 minutes: 2000 − 837 = 1163, which lasts 29 minutes at 2392/h: the
+	// tenant is told its node will be released, once.
+	if res := cycle(21*time.Minute + 5*time.Second); len(res.ReleaseWarned) != 1 || events(event.AutoReleasePending) != 1 {
+		t.Fatalf("at 21 min: %+v, %d auto-release warnings", res, events(event.AutoReleasePending))
+	}
+	var payload billing.AutoReleasePayload
+	var raw []byte
+	if err := e.db.Pool.QueryRow(ctx, `SELECT envelope->'payload' FROM platform_outbox_events WHERE envelope->>'type' = $1
+		AND envelope->>'tenant_id' = $2`, event.AutoReleasePending, tenant).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &payload); err != nil || payload.BurnRateMinorPerHour != 2392 || payload.BalanceMinor != balance() ||
+		payload.RunwaySeconds/60 != 29 {
+		t.Fatalf("payload %+v (%v)", payload, err)
+	}
+	if res := cycle(22*time.Minute + 5*time.Second); len(res.ReleaseWarned) != 0 || events(event.AutoReleasePending) != 1 {
+		t.Fatalf("at 22 min: %+v", res)
+	}
 
 	// 51 minutes: 2000 − 2033 < 0 → depleted once, the allocation released.
 	res = cycle(51*time.Minute + 5*time.Second)
@@ -139,6 +165,12 @@ func TestWorkerBalanceStates(t *testing.T) {
 	}
 	if _, err := e.allocs.Create(ctx, m.p, m.project, allocationsvc.CreateRequest{SKUID: sku}); err != nil {
 		t.Fatalf("create after the top-up: %v", err)
+	}
+	// Nothing burns any more: the auto-release warning is armed again.
+	var warnedAt *time.Time
+	if err := e.db.Pool.QueryRow(ctx, `SELECT release_warned_at FROM tenant_billing_state WHERE tenant_id = $1`, tenant).Scan(&warnedAt); err != nil ||
+		warnedAt != nil || events(event.AutoReleasePending) != 1 {
+		t.Fatalf("release_warned_at %v (%v) after the top-up; want re-armed", warnedAt, err)
 	}
 	// Exactly the span up to the force release was charged: 51 min 5 s at
 	// 2392/h = 2036.5, rounded down.
