@@ -24,6 +24,12 @@ type AuditLog interface {
 	List(ctx context.Context, f audit.Filter) (events []audit.Event, nextCursor string, err error)
 }
 
+// AuditExporter streams the audit events a filter selects, newest first,
+// without buffering them (the CSV export).
+type AuditExporter interface {
+	Each(ctx context.Context, f audit.Filter, fn func(audit.Event) error) error
+}
+
 // Outbox appends events inside the caller's transaction.
 type Outbox interface {
 	Append(ctx context.Context, events ...event.Envelope) error

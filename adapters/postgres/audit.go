@@ -24,7 +24,10 @@ const (
 // (a trigger refuses UPDATE and DELETE).
 type AuditLog struct{ db *DB }
 
-var _ ports.AuditLog = (*AuditLog)(nil)
+var (
+	_ ports.AuditLog      = (*AuditLog)(nil)
+	_ ports.AuditExporter = (*AuditLog)(nil)
+)
 
 // NewAuditLog returns an AuditLog; Record joins the transaction in ctx, so
 // an audited change and its record commit together.
@@ -65,13 +68,53 @@ func (a *AuditLog) List(ctx context.Context, f audit.Filter) ([]audit.Event, str
 	case limit > MaxAuditPageSize:
 		limit = MaxAuditPageSize
 	}
-	var where []string
-	var args []any
+	where, args, none := auditWhere(f)
+	if none {
+		return []audit.Event{}, "", nil // no tenant has this id, so none has events
+	}
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	if f.Cursor != "" {
+		c, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, "(occurred_at, id) < ("+arg(time.UnixMicro(c.At))+", "+arg(c.ID)+"::uuid)")
+	}
+	q := auditSelect
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY occurred_at DESC, id DESC LIMIT " + arg(limit+1)
+	return keysetPage(ctx, a.db.Q(ctx), q, args, limit, "audit event", scanAudit,
+		func(e audit.Event) (time.Time, string) { return e.OccurredAt, e.ID })
+}
+
+const auditSelect = `SELECT id, occurred_at, actor_type, actor_id, COALESCE(tenant_id::text, ''), COALESCE(project_id::text, ''),
+		action, resource_type, resource_id, outcome, correlation_id, source_ip, metadata FROM audit_log`
+
+func scanAudit(r pgx.CollectableRow) (audit.Event, error) {
+	var e audit.Event
+	var actorType, outcome string
+	var meta []byte
+	if err := r.Scan(&e.ID, &e.OccurredAt, &actorType, &e.ActorID, &e.TenantID, &e.ProjectID, &e.Action,
+		&e.ResourceType, &e.ResourceID, &outcome, &e.CorrelationID, &e.SourceIP, &meta); err != nil {
+		return e, err
+	}
+	e.ActorType, e.Outcome = audit.ActorType(actorType), audit.Outcome(outcome)
+	if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+// auditWhere turns a filter (but its cursor) into conditions; none is true
+// when nothing can match (a tenant id that is not a uuid).
+func auditWhere(f audit.Filter) (where []string, args []any, none bool) {
 	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
 	if f.TenantID != "" {
 		id, ok := canonicalID(f.TenantID)
 		if !ok {
-			return []audit.Event{}, "", nil // no tenant has this id, so none has events
+			return nil, nil, true
 		}
 		where = append(where, "tenant_id = "+arg(id))
 	}
@@ -81,37 +124,52 @@ func (a *AuditLog) List(ctx context.Context, f audit.Filter) ([]audit.Event, str
 	if f.Action != "" {
 		where = append(where, "action = "+arg(f.Action))
 	}
+	if f.ResourceType != "" {
+		where = append(where, "resource_type = "+arg(f.ResourceType))
+	}
+	if f.ResourceID != "" {
+		// A canonical identifier matches exactly; a bare id matches the
+		// identifier's last segment.
+		if strings.Contains(f.ResourceID, ":") {
+			where = append(where, "resource_id = "+arg(f.ResourceID))
+		} else {
+			p := arg(f.ResourceID)
+			where = append(where, "(resource_id = "+p+" OR right(resource_id, length("+p+") + 1) = ':' || "+p+")")
+		}
+	}
 	if !f.Since.IsZero() {
 		where = append(where, "occurred_at >= "+arg(f.Since))
 	}
 	if !f.Until.IsZero() {
 		where = append(where, "occurred_at < "+arg(f.Until))
 	}
-	if f.Cursor != "" {
-		c, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", err
-		}
-		where = append(where, "(occurred_at, id) < ("+arg(time.UnixMicro(c.At))+", "+arg(c.ID)+"::uuid)")
+	return where, args, false
+}
+
+// Each implements [ports.AuditExporter]: one query, rows handed to fn as
+// they arrive.
+func (a *AuditLog) Each(ctx context.Context, f audit.Filter, fn func(audit.Event) error) error {
+	where, args, none := auditWhere(f)
+	if none {
+		return nil
 	}
-	q := `SELECT id, occurred_at, actor_type, actor_id, COALESCE(tenant_id::text, ''), COALESCE(project_id::text, ''),
-		action, resource_type, resource_id, outcome, correlation_id, source_ip, metadata FROM audit_log`
+	q := auditSelect
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	q += " ORDER BY occurred_at DESC, id DESC LIMIT " + arg(limit+1)
-	return keysetPage(ctx, a.db.Q(ctx), q, args, limit, "audit event", func(r pgx.CollectableRow) (audit.Event, error) {
-		var e audit.Event
-		var actorType, outcome string
-		var meta []byte
-		if err := r.Scan(&e.ID, &e.OccurredAt, &actorType, &e.ActorID, &e.TenantID, &e.ProjectID, &e.Action,
-			&e.ResourceType, &e.ResourceID, &outcome, &e.CorrelationID, &e.SourceIP, &meta); err != nil {
-			return e, err
+	rows, err := a.db.Q(ctx).Query(ctx, q+" ORDER BY occurred_at DESC, id DESC", args...)
+	if err != nil {
+		return translate(err, "audit event")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return translate(err, "audit event")
 		}
-		e.ActorType, e.Outcome = audit.ActorType(actorType), audit.Outcome(outcome)
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
-			return e, err
+		if err := fn(e); err != nil {
+			return err
 		}
-		return e, nil
-	}, func(e audit.Event) (time.Time, string) { return e.OccurredAt, e.ID })
+	}
+	return translate(rows.Err(), "audit event")
 }

@@ -247,3 +247,60 @@ func TestAuditIsAppendOnlyAndTransactional(t *testing.T) {
 		t.Fatalf("log = %+v, %v; want only the kept event, stamped by now()", got, err)
 	}
 }
+
+func TestAuditFilterByTargetAndExport(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(t, nonUTC)
+	log := postgres.NewAuditLog(db)
+	tn := newTestTenant()
+	if err := postgres.NewTenantStore(db).CreateTenant(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	target := newTestID()
+	canonical := "core42:aicloud::" + tn.ID + "::allocation:" + target
+	for i, e := range []audit.Event{
+		{ResourceType: "allocation", ResourceID: canonical},
+		{ResourceType: "allocation", ResourceID: "core42:aicloud::" + tn.ID + "::allocation:" + newTestID()},
+		{ResourceType: "node", ResourceID: target + "x"},
+		{ResourceType: "policy", ResourceID: "billing.window_seconds"},
+	} {
+		e.ID, e.ActorType, e.Action, e.Outcome, e.TenantID = newTestID(), audit.ActorUser, "a.b", audit.Success, tn.ID
+		e.OccurredAt = time.Date(2026, 3, 1, 10, i, 0, 0, time.UTC)
+		if err := log.Record(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		f    audit.Filter
+		want int
+	}{
+		{audit.Filter{TenantID: tn.ID, ResourceType: "allocation"}, 2},
+		{audit.Filter{TenantID: tn.ID, ResourceID: canonical}, 1},
+		{audit.Filter{TenantID: tn.ID, ResourceID: target}, 1}, // the bare id: not the node whose id merely starts with it
+		{audit.Filter{TenantID: tn.ID, ResourceID: "%"}, 0},    // no wildcards
+		{audit.Filter{TenantID: tn.ID, ResourceID: "billing.window_seconds"}, 1},
+	} {
+		got, _, err := log.List(ctx, c.f)
+		if err != nil || len(got) != c.want {
+			t.Errorf("List(%+v) = %d, %v; want %d", c.f, len(got), err, c.want)
+		}
+		n := 0
+		if err := log.Each(ctx, c.f, func(audit.Event) error { n++; return nil }); err != nil || n != c.want {
+			t.Errorf("Each(%+v) = %d, %v; want %d", c.f, n, err, c.want)
+		}
+	}
+	// Each streams newest first and stops at fn's error.
+	var order []time.Time
+	stop := errors.New("stop")
+	err := log.Each(ctx, audit.Filter{TenantID: tn.ID}, func(e audit.Event) error {
+		order = append(order, e.OccurredAt)
+		if len(order) == 2 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || len(order) != 2 || !order[0].After(order[1]) {
+		t.Fatalf("Each: %v, %v", order, err)
+	}
+}

@@ -47,6 +47,10 @@ type Filter struct {
 	TenantID string
 	ActorID  string
 	Action   string
+	// ResourceType and ResourceID select by target: the type alone, or
+	// one resource (its canonical identifier, or the bare id at its end).
+	ResourceType string
+	ResourceID   string
 	Since    time.Time
 	Until    time.Time
 	Limit    int
