@@ -51,8 +51,8 @@ type Filter struct {
 	// one resource (its canonical identifier, or the bare id at its end).
 	ResourceType string
 	ResourceID   string
-	Since    time.Time
-	Until    time.Time
-	Limit    int
-	Cursor   string
+	Since        time.Time
+	Until        time.Time
+	Limit        int
+	Cursor       string
 }

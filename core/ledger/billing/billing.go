@@ -97,8 +97,8 @@ type TenantStatus struct {
 	Currency      string
 	State         TenantState
 	LastWarnedAt  *time.Time
-	HasOpenUsage  bool // some allocation of the tenant is still metered
-	HasStateRow   bool // tenant_billing_state has a row (else State is ok by default)
+	HasOpenUsage  bool  // some allocation of the tenant is still metered
+	HasStateRow   bool  // tenant_billing_state has a row (else State is ok by default)
 	BurnRateMinor int64 // per hour: the sum of the price snapshots of its open usage
 	// ReleaseWarnedAt is when the tenant was last told its nodes will be
 	// released soon (nil: not since the runway was last comfortable).
