@@ -65,7 +65,7 @@ func TestContractCheckedCatchesDrift(t *testing.T) {
 }
 
 // TestContractDeclaresTheErrorsTheHostGives: the host answers 400 to any
-// operation that takes input, 401 and 429 to any that is not public, and
+// operation that takes input, 401, 403 and 429 to any that is not public, and
 // 413 to any that takes a body it reads, so the document must declare them
 // (the response check then holds every test to it).
 func TestContractDeclaresTheErrorsTheHostGives(t *testing.T) {
@@ -85,7 +85,9 @@ func TestContractDeclaresTheErrorsTheHostGives(t *testing.T) {
 			need = append(need, "400")
 		}
 		if rt.Authz != AuthzPublic {
-			need = append(need, "401", "429")
+			// 403: a machine credential without the route's scope, or on a
+			// route for people only (x-scope).
+			need = append(need, "401", "403", "429")
 		}
 		if rt.op.RequestBody != nil && !rt.rawBody {
 			need = append(need, "413")

@@ -19,6 +19,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/callctx"
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
+	"github.com/gpuaas/gpuaas/core/identity/machinesvc"
 	"github.com/gpuaas/gpuaas/core/policy"
 	"github.com/gpuaas/gpuaas/core/text"
 	"github.com/gpuaas/gpuaas/ports"
@@ -392,7 +393,13 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			return
 		}
 		st.userID = p.User.ID
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
+		ctx := context.WithValue(r.Context(), principalKey, p)
+		if m := p.Machine; m != nil {
+			// Audit rows written during the request name the credential
+			// (auditsvc.StampActor).
+			ctx = callctx.WithActor(ctx, callctx.Actor{UserID: p.User.ID, Kind: string(m.Kind), ID: m.ID})
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -427,6 +434,10 @@ func (s *Server) countUnauth(r *http.Request) {
 	}
 }
 
+// CodeInsufficientScope refuses a machine credential without the scope a
+// route needs (x-scope).
+const CodeInsufficientScope fault.Code = "insufficient_scope"
+
 // authorize applies the route's decision and the project context. Projects
 // are checked before roles so a project of another tenant is 404 to
 // everyone; platform routes are checked first since they are not scoped to
@@ -443,7 +454,14 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 			s.fail(w, r, fault.Unauthenticated(fault.CodeTokenMissing, "an access token is required"))
 			return
 		}
-		if st.route.Authz == AuthzPlatformAdmin && !p.User.IsAdmin() {
+		// A machine credential (service-account token, API key) never
+		// reaches a route for people only: every tenant-admin and
+		// platform-admin route is one, whatever the holder's roles.
+		if st.route.Scope == identity.ScopeInteractive && !p.Interactive() {
+			s.fail(w, r, machinesvc.ErrInteractiveRequired())
+			return
+		}
+		if st.route.Authz == AuthzPlatformAdmin && !p.IsPlatformAdmin() {
 			s.fail(w, r, fault.Forbidden("this route is for platform administrators"))
 			return
 		}
@@ -479,6 +497,13 @@ func (s *Server) authorize(next http.Handler) http.Handler {
 			// The path names the project the route acts on; it wins over the header.
 			ctx = context.WithValue(ctx, projectKey, ActiveProject{Project: pr, Role: role})
 			scoped = true
+		}
+		// Scopes after projects: a credential of another project learns
+		// nothing (404) before it learns what it may not do (403).
+		if !p.Allows(st.route.Scope) {
+			s.fail(w, r, (&fault.Error{Kind: fault.KindForbidden, Code: CodeInsufficientScope,
+				Message: "this credential lacks the scope this route needs"}).With("required_scope", string(st.route.Scope)))
+			return
 		}
 		switch st.route.Authz {
 		case AuthzProjectMember:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
 )
 
@@ -40,6 +41,11 @@ func (a Authz) valid() bool {
 	return false
 }
 
+// extScope on an operation (x-scope): the scope a machine credential needs,
+// or "interactive" (people only). Required on every operation that is not
+// public; tenant-admin and platform-admin operations must say interactive.
+const extScope = "x-scope"
+
 // rateClass groups routes that share a rate-limit budget.
 type rateClass string
 
@@ -60,7 +66,11 @@ type route struct {
 	Pattern     string // chi pattern, identical to the contract's path
 	OperationID string
 	Authz       Authz
-	Class       rateClass
+	// Scope (x-scope) is what a machine credential (service-account
+	// token, API key) needs to call the route; identity.ScopeInteractive:
+	// only people signed in interactively. Empty on public routes.
+	Scope identity.Scope
+	Class rateClass
 
 	// The contract's view of the operation, for the request validator.
 	item    *openapi3.PathItem
@@ -133,17 +143,30 @@ func loadRoutes(spec *openapi3.T) (map[string]*route, error) {
 				problems = append(problems, fmt.Sprintf("%s %s: x-authz %v", method, path, raw))
 				continue
 			}
+			scRaw, _ := op.Extensions[extScope].(string)
+			sc := identity.Scope(scRaw)
+			switch {
+			case a == AuthzPublic && scRaw != "":
+				problems = append(problems, fmt.Sprintf("%s %s: a public operation has x-scope %q", method, path, scRaw))
+				continue
+			case a != AuthzPublic && !sc.Valid() && sc != identity.ScopeInteractive:
+				problems = append(problems, fmt.Sprintf("%s %s: x-scope %q (want read, allocations, storage, billing or interactive)", method, path, scRaw))
+				continue
+			case (a == AuthzTenantAdmin || a == AuthzPlatformAdmin) && sc != identity.ScopeInteractive:
+				problems = append(problems, fmt.Sprintf("%s %s: a %s operation must have x-scope interactive", method, path, a))
+				continue
+			}
 			rawBody, _ := op.Extensions[extRawBody].(bool)
 			stream, _ := op.Extensions[extStreamBody].(bool)
 			idem, hasIdem := op.Extensions[extIdempotency].(bool)
 			out[routeKey(method, path)] = &route{Method: method, Pattern: path, OperationID: op.OperationID,
-				Authz: a, Class: classify(method, path), item: item, op: op, params: paramsOf(item, op),
+				Authz: a, Scope: sc, Class: classify(method, path), item: item, op: op, params: paramsOf(item, op),
 				rawBody: rawBody || stream, streamBody: stream, noIdempotency: stream || (hasIdem && !idem)}
 		}
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return nil, fmt.Errorf("httphost: operations without a valid authorisation decision: %s", strings.Join(problems, "; "))
+		return nil, fmt.Errorf("httphost: operations without a valid authorisation decision (x-authz, x-scope): %s", strings.Join(problems, "; "))
 	}
 	return out, nil
 }

@@ -85,6 +85,17 @@ var wantAuthz = map[string]Authz{
 	"GET /api/v1/storage/usage":             AuthzProjectMember,
 	"POST /api/v1/storage/presign":          AuthzProjectMember,
 	"POST /api/v1/storage/presign/complete": AuthzProjectMember,
+	// Machine access (doc/service-accounts.md).
+	"POST /api/v1/auth/service-token":                                                                        AuthzPublic,
+	"GET /api/v1/auth/jwks":                                                                                  AuthzPublic,
+	"GET /api/v1/projects/{project_id}/service-accounts":                                                     AuthzTenantAdmin,
+	"POST /api/v1/projects/{project_id}/service-accounts":                                                    AuthzTenantAdmin,
+	"DELETE /api/v1/projects/{project_id}/service-accounts/{service_account_id}":                             AuthzTenantAdmin,
+	"POST /api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials":                   AuthzTenantAdmin,
+	"DELETE /api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials/{credential_id}": AuthzTenantAdmin,
+	"GET /api/v1/api-keys":                                                                                   AuthzAuthenticated,
+	"POST /api/v1/api-keys":                                                                                  AuthzAuthenticated,
+	"DELETE /api/v1/api-keys/{key_id}":                                                                       AuthzAuthenticated,
 }
 
 // TestEveryRouteHasAnAuthorisationDecision walks the router and the

@@ -20,6 +20,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/audit/auditsvc"
 	"github.com/gpuaas/gpuaas/core/identity/authsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
+	"github.com/gpuaas/gpuaas/core/identity/machinesvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
@@ -83,6 +84,17 @@ type Deps struct {
 	// Storage runs the project storage routes (/storage/*). Optional:
 	// without it those routes answer 503.
 	Storage *storagesvc.Service
+
+	// Machine access (doc/service-accounts.md), optional and together:
+	// Machine manages service accounts and API keys; ServiceAccounts,
+	// APIKeys and TokenIssuer let the sign-in use cases issue
+	// service-account tokens and authenticate them and API keys. Without
+	// them those routes answer 503 feature_disabled and API keys are
+	// refused.
+	Machine         *machinesvc.Service
+	ServiceAccounts ports.ServiceAccountStore
+	APIKeys         ports.APIKeyStore
+	TokenIssuer     ports.TokenIssuer
 
 	// Mounts are handlers served beside the API on the same listener, outside
 	// the API's middleware and contract (they do their own checks): the
@@ -167,8 +179,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 		origins: map[string]bool{},
 	}
 	// The sign-in use cases are built from the ports the host is given.
-	if s.auth, err = authsvc.New(authsvc.Config{RedirectURIs: cfg.AllowedRedirectURIs}, authsvc.Deps{
-		Identity: d.Identity, Verifier: d.Verifier, IdP: d.IdP, Tokens: d.Tokens, Policies: d.Policies}); err != nil {
+	ad := authsvc.Deps{Identity: d.Identity, Verifier: d.Verifier, IdP: d.IdP, Tokens: d.Tokens, Policies: d.Policies}
+	if d.ServiceAccounts != nil && d.APIKeys != nil && d.TokenIssuer != nil {
+		ad.Accounts, ad.Keys, ad.Issuer, ad.Audit, ad.Clock, ad.IDs = d.ServiceAccounts, d.APIKeys, d.TokenIssuer, d.Audit, d.Clock, system.UUIDs{}
+	}
+	if s.auth, err = authsvc.New(authsvc.Config{RedirectURIs: cfg.AllowedRedirectURIs}, ad); err != nil {
 		return nil, err
 	}
 	if s.audit, err = auditsvc.New(d.Audit); err != nil {

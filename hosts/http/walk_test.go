@@ -17,6 +17,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gpuaas/gpuaas/adapters/inproc"
 	"github.com/gpuaas/gpuaas/adapters/netprobe"
@@ -24,6 +25,7 @@ import (
 	"github.com/gpuaas/gpuaas/adapters/postgres"
 	"github.com/gpuaas/gpuaas/adapters/system"
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
+	"github.com/gpuaas/gpuaas/core/audit/auditsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
@@ -55,10 +57,18 @@ func (a allowAll) Peek(ctx context.Context, key string, limit int, w time.Durati
 // stores, as `gpuaas serve api` runs it.
 func fullStack(t *testing.T) (*httptest.Server, *postgres.DB, *tokens.Issuer) {
 	t.Helper()
+	return fullStackWith(t, io.Discard, nil)
+}
+
+// fullStackWith is fullStack logging to logs and tracing to tp (nil: the
+// global provider).
+func fullStackWith(t *testing.T, logs io.Writer, tp trace.TracerProvider) (*httptest.Server, *postgres.DB, *tokens.Issuer) {
+	t.Helper()
 	db := services.Postgres(t)
 	iss := tokens.NewIssuer(t)
+	mach := newMachineAccess(t, db)
 	verifier, err := oidc.NewVerifier(oidc.VerifierConfig{Issuer: iss.URL(), Audience: iss.Audience(),
-		StaticKeys: append([]crypto.PublicKey(nil), iss.PublicKeys()...)})
+		StaticKeys: append([]crypto.PublicKey(nil), iss.PublicKeys()...), Trusted: []oidc.TrustedIssuer{mach.trusted()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +80,7 @@ func fullStack(t *testing.T) (*httptest.Server, *postgres.DB, *tokens.Issuer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock, ids, auditLog := system.Clock{}, system.UUIDs{}, postgres.NewAuditLog(db)
+	clock, ids, auditLog := system.Clock{}, system.UUIDs{}, auditsvc.StampActor(postgres.NewAuditLog(db))
 	tokenStore := inproc.NewTokenStore(clock)
 	must := func(err error) {
 		t.Helper()
@@ -82,6 +92,7 @@ func fullStack(t *testing.T) (*httptest.Server, *postgres.DB, *tokens.Issuer) {
 		Projects: postgres.NewProjectStore(db), Members: postgres.NewMembershipStore(db), Audit: auditLog,
 		Outbox: outbox, Clock: clock, IDs: ids})
 	must(err)
+	must(mach.wire(db, idsvc, auditLog))
 	prober, err := netprobe.New(netprobe.Config{Timeout: 2 * time.Second})
 	must(err)
 	inv, err := inventorysvc.New(inventorysvc.Config{}, inventorysvc.Deps{Tx: db, SKUs: postgres.NewSKUStore(db),
@@ -120,8 +131,9 @@ func fullStack(t *testing.T) (*httptest.Server, *postgres.DB, *tokens.Issuer) {
 	srv, err := New(Config{Addr: "127.0.0.1:0", PublicBaseURL: testOrigin, AllowedRedirectURIs: []string{testRedirect}},
 		Deps{Identity: idsvc, Verifier: verifier, IdP: newStubIdP(t, iss), Tokens: tokenStore, RateLimiter: allowAll{},
 			Policies: policies, Audit: auditLog, Idempotency: postgres.NewIdempotencyStore(db, clock),
-			Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Inventory: inv, Allocations: allocs, Ledger: lsvc,
-			Payments: pay, Terminal: term, PolicyAdmin: padmin, Storage: stor})
+			Logger: slog.New(slog.NewJSONHandler(logs, nil)), TracerProvider: tp, Inventory: inv, Allocations: allocs, Ledger: lsvc,
+			Payments: pay, Terminal: term, PolicyAdmin: padmin, Storage: stor, Machine: mach.svc,
+			ServiceAccounts: mach.accounts, APIKeys: mach.keys, TokenIssuer: mach.issuer})
 	must(err)
 	ts := httptest.NewServer(srv.ContractChecked(t))
 	t.Cleanup(ts.Close)

@@ -230,6 +230,14 @@ func (s *Service) selectKeys(ctx context.Context, userID string, ids []string) (
 	return out, nil
 }
 
+// hiddenFrom reports whether an allocation of the caller's tenant lies
+// outside what the caller may see: a machine credential (service account,
+// API key) sees its one project's allocations only, and anything else is
+// NotFound to it, as another tenant's is.
+func hiddenFrom(p identity.Principal, a allocation.Allocation) bool {
+	return p.Machine != nil && a.ProjectID != p.Machine.ProjectID
+}
+
 // AccessInfo says how to reach an active allocation over SSH.
 type AccessInfo struct {
 	Host    string
@@ -252,6 +260,9 @@ func (s *Service) Get(ctx context.Context, p identity.Principal, id string) (Det
 	if err != nil {
 		return Detail{}, err
 	}
+	if hiddenFrom(p, a) {
+		return Detail{}, fault.NotFound("allocation", "")
+	}
 	d := Detail{Allocation: a}
 	if a.State == allocation.Active && a.NodeID != "" {
 		info, err := s.accessFor(ctx, a)
@@ -269,6 +280,9 @@ func (s *Service) AccessInfo(ctx context.Context, p identity.Principal, id strin
 	a, err := s.d.Allocations.Get(ctx, p.TenantID, id)
 	if err != nil {
 		return AccessInfo{}, err
+	}
+	if hiddenFrom(p, a) {
+		return AccessInfo{}, fault.NotFound("allocation", "")
 	}
 	if a.State != allocation.Active || a.NodeID == "" {
 		return AccessInfo{}, fault.Conflict(CodeNotActive, "the allocation is not active").With("state", string(a.State))
@@ -353,8 +367,12 @@ func (s *Service) ForceRelease(ctx context.Context, p identity.Principal, id str
 func (s *Service) release(ctx context.Context, p identity.Principal, tenantID, id string, forced bool) (allocation.Allocation, error) {
 	var out allocation.Allocation
 	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.d.Allocations.Get(ctx, tenantID, id); err != nil {
+		cur, err := s.d.Allocations.Get(ctx, tenantID, id)
+		if err != nil {
 			return err
+		}
+		if !forced && hiddenFrom(p, cur) {
+			return fault.NotFound("allocation", "")
 		}
 		emit := true
 		a, err := s.d.Allocations.Update(ctx, id, func(a *allocation.Allocation) error {

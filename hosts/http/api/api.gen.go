@@ -122,6 +122,51 @@ func (e AuditEventOutcome) Valid() bool {
 	}
 }
 
+// Defines values for CreateServiceAccountRequestRole.
+const (
+	CreateServiceAccountRequestRoleAdmin  CreateServiceAccountRequestRole = "admin"
+	CreateServiceAccountRequestRoleMember CreateServiceAccountRequestRole = "member"
+	CreateServiceAccountRequestRoleViewer CreateServiceAccountRequestRole = "viewer"
+)
+
+// Valid indicates whether the value is a known member of the CreateServiceAccountRequestRole enum.
+func (e CreateServiceAccountRequestRole) Valid() bool {
+	switch e {
+	case CreateServiceAccountRequestRoleAdmin:
+		return true
+	case CreateServiceAccountRequestRoleMember:
+		return true
+	case CreateServiceAccountRequestRoleViewer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CredentialScope.
+const (
+	Allocations CredentialScope = "allocations"
+	Billing     CredentialScope = "billing"
+	Read        CredentialScope = "read"
+	Storage     CredentialScope = "storage"
+)
+
+// Valid indicates whether the value is a known member of the CredentialScope enum.
+func (e CredentialScope) Valid() bool {
+	switch e {
+	case Allocations:
+		return true
+	case Billing:
+		return true
+	case Read:
+		return true
+	case Storage:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for GPUSource.
 const (
 	NvidiaSmi GPUSource = "nvidia-smi"
@@ -356,6 +401,42 @@ func (e ProjectMembershipRole) Valid() bool {
 	}
 }
 
+// Defines values for ServiceAccountRole.
+const (
+	ServiceAccountRoleAdmin  ServiceAccountRole = "admin"
+	ServiceAccountRoleMember ServiceAccountRole = "member"
+	ServiceAccountRoleViewer ServiceAccountRole = "viewer"
+)
+
+// Valid indicates whether the value is a known member of the ServiceAccountRole enum.
+func (e ServiceAccountRole) Valid() bool {
+	switch e {
+	case ServiceAccountRoleAdmin:
+		return true
+	case ServiceAccountRoleMember:
+		return true
+	case ServiceAccountRoleViewer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ServiceTokenRequestGrantType.
+const (
+	ClientCredentials ServiceTokenRequestGrantType = "client_credentials"
+)
+
+// Valid indicates whether the value is a known member of the ServiceTokenRequestGrantType enum.
+func (e ServiceTokenRequestGrantType) Valid() bool {
+	switch e {
+	case ClientCredentials:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for StorageDeletedKind.
 const (
 	StorageDeletedKindDir  StorageDeletedKind = "dir"
@@ -557,6 +638,30 @@ func (e AdminListNodesParamsState) Valid() bool {
 	}
 }
 
+// APIKey defines model for APIKey.
+type APIKey struct {
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	Id        string     `json:"id"`
+
+	// LastUsedAt When it was last used (to about a minute).
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+	Name       string     `json:"name"`
+
+	// Prefix The key's public start (`gpa_` and its lookup id), to recognise it.
+	Prefix    string            `json:"prefix"`
+	ProjectId string            `json:"project_id"`
+	Scopes    []CredentialScope `json:"scopes"`
+
+	// SpendCapMinor Most that allocations requested with the key may spend per UTC day (0: no cap).
+	SpendCapMinor int64 `json:"spend_cap_minor"`
+}
+
+// APIKeyList defines model for APIKeyList.
+type APIKeyList struct {
+	ApiKeys []APIKey `json:"api_keys"`
+}
+
 // AddMemberRequest defines model for AddMemberRequest.
 type AddMemberRequest struct {
 	Role   AddMemberRequestRole `json:"role"`
@@ -720,6 +825,16 @@ type CheckoutSession struct {
 	Status      PaymentSessionStatus `json:"status"`
 }
 
+// CreateAPIKeyRequest defines model for CreateAPIKeyRequest.
+type CreateAPIKeyRequest struct {
+	// ExpiresAt Optional; within a year.
+	ExpiresAt     *time.Time        `json:"expires_at,omitempty"`
+	Name          string            `json:"name"`
+	ProjectId     string            `json:"project_id"`
+	Scopes        []CredentialScope `json:"scopes"`
+	SpendCapMinor *int64            `json:"spend_cap_minor,omitempty"`
+}
+
 // CreateAllocationRequest defines model for CreateAllocationRequest.
 type CreateAllocationRequest struct {
 	SkuId string `json:"sku_id"`
@@ -753,10 +868,45 @@ type CreateCheckoutSessionRequest struct {
 	Currency string `json:"currency"`
 }
 
+// CreateCredentialRequest defines model for CreateCredentialRequest.
+type CreateCredentialRequest struct {
+	// ExpiresAt Optional; within two years.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
 // CreateProjectRequest defines model for CreateProjectRequest.
 type CreateProjectRequest struct {
 	Name string `json:"name"`
 }
+
+// CreateServiceAccountRequest defines model for CreateServiceAccountRequest.
+type CreateServiceAccountRequest struct {
+	Name string                          `json:"name"`
+	Role CreateServiceAccountRequestRole `json:"role"`
+}
+
+// CreateServiceAccountRequestRole defines model for CreateServiceAccountRequest.Role.
+type CreateServiceAccountRequestRole string
+
+// CreatedAPIKey defines model for CreatedAPIKey.
+type CreatedAPIKey struct {
+	ApiKey APIKey `json:"api_key"`
+
+	// Secret The key (`gpa_…`), shown once.
+	Secret string `json:"secret"`
+}
+
+// CreatedCredential defines model for CreatedCredential.
+type CreatedCredential struct {
+	ClientId string `json:"client_id"`
+
+	// ClientSecret Shown once.
+	ClientSecret string                   `json:"client_secret"`
+	Credential   ServiceAccountCredential `json:"credential"`
+}
+
+// CredentialScope defines model for CredentialScope.
+type CredentialScope string
 
 // CustomerPortalSession defines model for CustomerPortalSession.
 type CustomerPortalSession struct {
@@ -837,6 +987,11 @@ type InvitationRequest struct {
 
 // InvitationRequestRole defines model for InvitationRequest.Role.
 type InvitationRequestRole string
+
+// JWKS defines model for JWKS.
+type JWKS struct {
+	Keys []map[string]interface{} `json:"keys"`
+}
 
 // LedgerEntry defines model for LedgerEntry.
 type LedgerEntry struct {
@@ -1065,6 +1220,67 @@ type SSHKey struct {
 // SSHKeyList defines model for SSHKeyList.
 type SSHKeyList struct {
 	SshKeys []SSHKey `json:"ssh_keys"`
+}
+
+// ServiceAccount defines model for ServiceAccount.
+type ServiceAccount struct {
+	// ClientId The client id of the token route (the account's id).
+	ClientId    string                     `json:"client_id"`
+	CreatedAt   time.Time                  `json:"created_at"`
+	Credentials []ServiceAccountCredential `json:"credentials"`
+	Id          string                     `json:"id"`
+	Name        string                     `json:"name"`
+	ProjectId   string                     `json:"project_id"`
+	Role        ServiceAccountRole         `json:"role"`
+	Scopes      []CredentialScope          `json:"scopes"`
+}
+
+// ServiceAccountRole defines model for ServiceAccount.Role.
+type ServiceAccountRole string
+
+// ServiceAccountCredential defines model for ServiceAccountCredential.
+type ServiceAccountCredential struct {
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// Hint The secret's first characters (`gps_AbCd…`), to tell credentials apart.
+	Hint      string     `json:"hint"`
+	Id        string     `json:"id"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// ServiceAccountList defines model for ServiceAccountList.
+type ServiceAccountList struct {
+	ServiceAccounts []ServiceAccount `json:"service_accounts"`
+}
+
+// ServiceTokenRequest defines model for ServiceTokenRequest.
+type ServiceTokenRequest struct {
+	// ClientId The service account's id.
+	ClientId string `json:"client_id"`
+
+	// ClientSecret One of its active secrets (`gps_…`).
+	ClientSecret string `json:"client_secret"`
+
+	// GrantType Optional; the only grant this route takes.
+	GrantType *ServiceTokenRequestGrantType `json:"grant_type,omitempty"`
+}
+
+// ServiceTokenRequestGrantType Optional; the only grant this route takes.
+type ServiceTokenRequestGrantType string
+
+// ServiceTokenResponse defines model for ServiceTokenResponse.
+type ServiceTokenResponse struct {
+	AccessToken string `json:"access_token"`
+
+	// ExpiresIn Lifetime in seconds.
+	ExpiresIn int `json:"expires_in"`
+
+	// Scope Space-separated scopes (`read allocations storage billing`), from the account's role.
+	Scope string `json:"scope"`
+
+	// TokenType Always `Bearer`.
+	TokenType string `json:"token_type"`
 }
 
 // SetPolicyRequest defines model for SetPolicyRequest.
@@ -1384,6 +1600,9 @@ type ProjectIDPath = string
 // RefreshCookie defines model for RefreshCookie.
 type RefreshCookie = string
 
+// ServiceAccountIDPath defines model for ServiceAccountIDPath.
+type ServiceAccountIDPath = string
+
 // TenantIDPath defines model for TenantIDPath.
 type TenantIDPath = string
 
@@ -1551,6 +1770,12 @@ type CreateTerminalTokenParams struct {
 	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
 }
 
+// RevokeAPIKeyParams defines parameters for RevokeAPIKey.
+type RevokeAPIKeyParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
 // LogoutParams defines parameters for Logout.
 type LogoutParams struct {
 	// GpuaasRefresh The refresh token cookie (used when the body carries no refresh_token).
@@ -1632,6 +1857,45 @@ type AddProjectMemberParams struct {
 
 // RemoveProjectMemberParams defines parameters for RemoveProjectMember.
 type RemoveProjectMemberParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// ListServiceAccountsParams defines parameters for ListServiceAccounts.
+type ListServiceAccountsParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+}
+
+// CreateServiceAccountParams defines parameters for CreateServiceAccount.
+type CreateServiceAccountParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// DeleteServiceAccountParams defines parameters for DeleteServiceAccount.
+type DeleteServiceAccountParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// CreateServiceAccountCredentialParams defines parameters for CreateServiceAccountCredential.
+type CreateServiceAccountCredentialParams struct {
+	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
+	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
+}
+
+// RevokeServiceAccountCredentialParams defines parameters for RevokeServiceAccountCredential.
+type RevokeServiceAccountCredentialParams struct {
 	// XProjectID The active project. Validated against the caller's memberships; a project the caller cannot see is 404.
 	XProjectID *ProjectID `json:"X-Project-ID,omitempty"`
 
@@ -1784,6 +2048,9 @@ type CreateAllocationJSONRequestBody = CreateAllocationRequest
 // CreateTerminalTokenJSONRequestBody defines body for CreateTerminalToken for application/json ContentType.
 type CreateTerminalTokenJSONRequestBody = TerminalTokenRequest
 
+// CreateAPIKeyJSONRequestBody defines body for CreateAPIKey for application/json ContentType.
+type CreateAPIKeyJSONRequestBody = CreateAPIKeyRequest
+
 // LogoutJSONRequestBody defines body for Logout for application/json ContentType.
 type LogoutJSONRequestBody = LogoutRequest
 
@@ -1792,6 +2059,9 @@ type ExchangeOIDCCodeJSONRequestBody = ExchangeRequest
 
 // PersonalLoginJSONRequestBody defines body for PersonalLogin for application/json ContentType.
 type PersonalLoginJSONRequestBody = PersonalLoginRequest
+
+// CreateServiceTokenJSONRequestBody defines body for CreateServiceToken for application/json ContentType.
+type CreateServiceTokenJSONRequestBody = ServiceTokenRequest
 
 // RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
 type RefreshTokenJSONRequestBody = RefreshRequest
@@ -1807,6 +2077,12 @@ type CreateProjectJSONRequestBody = CreateProjectRequest
 
 // AddProjectMemberJSONRequestBody defines body for AddProjectMember for application/json ContentType.
 type AddProjectMemberJSONRequestBody = AddMemberRequest
+
+// CreateServiceAccountJSONRequestBody defines body for CreateServiceAccount for application/json ContentType.
+type CreateServiceAccountJSONRequestBody = CreateServiceAccountRequest
+
+// CreateServiceAccountCredentialJSONRequestBody defines body for CreateServiceAccountCredential for application/json ContentType.
+type CreateServiceAccountCredentialJSONRequestBody = CreateCredentialRequest
 
 // AddSSHKeyJSONRequestBody defines body for AddSSHKey for application/json ContentType.
 type AddSSHKeyJSONRequestBody = AddSSHKeyRequest
@@ -1885,6 +2161,18 @@ type ServerInterface interface {
 	// CreateTerminalToken Mint a single-use browser terminal token for an active allocation of the caller.
 	// (POST /api/v1/allocations/{allocation_id}/terminal-token)
 	CreateTerminalToken(w http.ResponseWriter, r *http.Request, allocationId AllocationIDPath, params CreateTerminalTokenParams)
+	// ListAPIKeys The caller's API keys (live ones), with their scopes, expiry, spend cap and last use.
+	// (GET /api/v1/api-keys)
+	ListAPIKeys(w http.ResponseWriter, r *http.Request)
+	// CreateAPIKey Create a personal API key (`gpa_…`), scoped to one of the caller's projects; shown once.
+	// (POST /api/v1/api-keys)
+	CreateAPIKey(w http.ResponseWriter, r *http.Request)
+	// RevokeAPIKey Revoke one of the caller's API keys; it stops working within a second.
+	// (DELETE /api/v1/api-keys/{key_id})
+	RevokeAPIKey(w http.ResponseWriter, r *http.Request, keyId string, params RevokeAPIKeyParams)
+	// GetPlatformJWKS The JSON Web Key Set that verifies the platform's own access tokens (service accounts).
+	// (GET /api/v1/auth/jwks)
+	GetPlatformJWKS(w http.ResponseWriter, r *http.Request)
 	// Logout Revoke the refresh token and clear the refresh cookie.
 	// (POST /api/v1/auth/logout)
 	Logout(w http.ResponseWriter, r *http.Request, params LogoutParams)
@@ -1897,6 +2185,9 @@ type ServerInterface interface {
 	// PersonalLogin Sign in with username and password (personal login grant).
 	// (POST /api/v1/auth/personal/login)
 	PersonalLogin(w http.ResponseWriter, r *http.Request)
+	// CreateServiceToken Client-credentials grant for a service account (doc/service-accounts.md).
+	// (POST /api/v1/auth/service-token)
+	CreateServiceToken(w http.ResponseWriter, r *http.Request)
 	// RefreshToken Exchange a refresh token for new tokens.
 	// (POST /api/v1/auth/token/refresh)
 	RefreshToken(w http.ResponseWriter, r *http.Request, params RefreshTokenParams)
@@ -1942,6 +2233,21 @@ type ServerInterface interface {
 	// RemoveProjectMember Remove a user from a project.
 	// (DELETE /api/v1/projects/{project_id}/members/{user_id})
 	RemoveProjectMember(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, userId string, params RemoveProjectMemberParams)
+	// ListServiceAccounts The project's service accounts with their credentials (secrets never shown again).
+	// (GET /api/v1/projects/{project_id}/service-accounts)
+	ListServiceAccounts(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, params ListServiceAccountsParams)
+	// CreateServiceAccount Create a service account in the project with a project role.
+	// (POST /api/v1/projects/{project_id}/service-accounts)
+	CreateServiceAccount(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, params CreateServiceAccountParams)
+	// DeleteServiceAccount Disable a service account; its credentials are revoked and its tokens stop working within a second.
+	// (DELETE /api/v1/projects/{project_id}/service-accounts/{service_account_id})
+	DeleteServiceAccount(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, serviceAccountId ServiceAccountIDPath, params DeleteServiceAccountParams)
+	// CreateServiceAccountCredential Add a client secret to a service account (at most two active, for rotation); shown once.
+	// (POST /api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials)
+	CreateServiceAccountCredential(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, serviceAccountId ServiceAccountIDPath, params CreateServiceAccountCredentialParams)
+	// RevokeServiceAccountCredential Revoke a credential; its secret is refused at once and its tokens within a second.
+	// (DELETE /api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials/{credential_id})
+	RevokeServiceAccountCredential(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, serviceAccountId ServiceAccountIDPath, credentialId string, params RevokeServiceAccountCredentialParams)
 	// ListSKUs The rentable catalogue with how many nodes of each SKU are free now.
 	// (GET /api/v1/skus)
 	ListSKUs(w http.ResponseWriter, r *http.Request)
@@ -2113,6 +2419,30 @@ func (_ Unimplemented) CreateTerminalToken(w http.ResponseWriter, r *http.Reques
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// ListAPIKeys The caller's API keys (live ones), with their scopes, expiry, spend cap and last use.
+// (GET /api/v1/api-keys)
+func (_ Unimplemented) ListAPIKeys(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateAPIKey Create a personal API key (`gpa_…`), scoped to one of the caller's projects; shown once.
+// (POST /api/v1/api-keys)
+func (_ Unimplemented) CreateAPIKey(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RevokeAPIKey Revoke one of the caller's API keys; it stops working within a second.
+// (DELETE /api/v1/api-keys/{key_id})
+func (_ Unimplemented) RevokeAPIKey(w http.ResponseWriter, r *http.Request, keyId string, params RevokeAPIKeyParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetPlatformJWKS The JSON Web Key Set that verifies the platform's own access tokens (service accounts).
+// (GET /api/v1/auth/jwks)
+func (_ Unimplemented) GetPlatformJWKS(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // Logout Revoke the refresh token and clear the refresh cookie.
 // (POST /api/v1/auth/logout)
 func (_ Unimplemented) Logout(w http.ResponseWriter, r *http.Request, params LogoutParams) {
@@ -2134,6 +2464,12 @@ func (_ Unimplemented) ExchangeOIDCCode(w http.ResponseWriter, r *http.Request) 
 // PersonalLogin Sign in with username and password (personal login grant).
 // (POST /api/v1/auth/personal/login)
 func (_ Unimplemented) PersonalLogin(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateServiceToken Client-credentials grant for a service account (doc/service-accounts.md).
+// (POST /api/v1/auth/service-token)
+func (_ Unimplemented) CreateServiceToken(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2224,6 +2560,36 @@ func (_ Unimplemented) AddProjectMember(w http.ResponseWriter, r *http.Request, 
 // RemoveProjectMember Remove a user from a project.
 // (DELETE /api/v1/projects/{project_id}/members/{user_id})
 func (_ Unimplemented) RemoveProjectMember(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, userId string, params RemoveProjectMemberParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListServiceAccounts The project's service accounts with their credentials (secrets never shown again).
+// (GET /api/v1/projects/{project_id}/service-accounts)
+func (_ Unimplemented) ListServiceAccounts(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, params ListServiceAccountsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateServiceAccount Create a service account in the project with a project role.
+// (POST /api/v1/projects/{project_id}/service-accounts)
+func (_ Unimplemented) CreateServiceAccount(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, params CreateServiceAccountParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DeleteServiceAccount Disable a service account; its credentials are revoked and its tokens stop working within a second.
+// (DELETE /api/v1/projects/{project_id}/service-accounts/{service_account_id})
+func (_ Unimplemented) DeleteServiceAccount(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, serviceAccountId ServiceAccountIDPath, params DeleteServiceAccountParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateServiceAccountCredential Add a client secret to a service account (at most two active, for rotation); shown once.
+// (POST /api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials)
+func (_ Unimplemented) CreateServiceAccountCredential(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, serviceAccountId ServiceAccountIDPath, params CreateServiceAccountCredentialParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RevokeServiceAccountCredential Revoke a credential; its secret is refused at once and its tokens within a second.
+// (DELETE /api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials/{credential_id})
+func (_ Unimplemented) RevokeServiceAccountCredential(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, serviceAccountId ServiceAccountIDPath, credentialId string, params RevokeServiceAccountCredentialParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -3325,6 +3691,98 @@ func (siw *ServerInterfaceWrapper) CreateTerminalToken(w http.ResponseWriter, r 
 	handler.ServeHTTP(w, r)
 }
 
+// ListAPIKeys operation middleware
+func (siw *ServerInterfaceWrapper) ListAPIKeys(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListAPIKeys(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateAPIKey operation middleware
+func (siw *ServerInterfaceWrapper) CreateAPIKey(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateAPIKey(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeAPIKey operation middleware
+func (siw *ServerInterfaceWrapper) RevokeAPIKey(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "key_id" -------------
+	var keyId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "key_id", chi.URLParam(r, "key_id"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "key_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RevokeAPIKeyParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeAPIKey(w, r, keyId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetPlatformJWKS operation middleware
+func (siw *ServerInterfaceWrapper) GetPlatformJWKS(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetPlatformJWKS(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // Logout operation middleware
 func (siw *ServerInterfaceWrapper) Logout(w http.ResponseWriter, r *http.Request) {
 
@@ -3412,6 +3870,20 @@ func (siw *ServerInterfaceWrapper) PersonalLogin(w http.ResponseWriter, r *http.
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.PersonalLogin(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateServiceToken operation middleware
+func (siw *ServerInterfaceWrapper) CreateServiceToken(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateServiceToken(w, r)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3989,6 +4461,349 @@ func (siw *ServerInterfaceWrapper) RemoveProjectMember(w http.ResponseWriter, r 
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.RemoveProjectMember(w, r, projectId, userId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListServiceAccounts operation middleware
+func (siw *ServerInterfaceWrapper) ListServiceAccounts(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListServiceAccountsParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListServiceAccounts(w, r, projectId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateServiceAccount operation middleware
+func (siw *ServerInterfaceWrapper) CreateServiceAccount(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateServiceAccountParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateServiceAccount(w, r, projectId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteServiceAccount operation middleware
+func (siw *ServerInterfaceWrapper) DeleteServiceAccount(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "service_account_id" -------------
+	var serviceAccountId ServiceAccountIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "service_account_id", chi.URLParam(r, "service_account_id"), &serviceAccountId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "service_account_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteServiceAccountParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteServiceAccount(w, r, projectId, serviceAccountId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateServiceAccountCredential operation middleware
+func (siw *ServerInterfaceWrapper) CreateServiceAccountCredential(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "service_account_id" -------------
+	var serviceAccountId ServiceAccountIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "service_account_id", chi.URLParam(r, "service_account_id"), &serviceAccountId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "service_account_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params CreateServiceAccountCredentialParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateServiceAccountCredential(w, r, projectId, serviceAccountId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RevokeServiceAccountCredential operation middleware
+func (siw *ServerInterfaceWrapper) RevokeServiceAccountCredential(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "service_account_id" -------------
+	var serviceAccountId ServiceAccountIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "service_account_id", chi.URLParam(r, "service_account_id"), &serviceAccountId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "service_account_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "credential_id" -------------
+	var credentialId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "credential_id", chi.URLParam(r, "credential_id"), &credentialId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "credential_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params RevokeServiceAccountCredentialParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Project-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Project-ID")]; found {
+		var XProjectID ProjectID
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Project-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Project-ID", valueList[0], &XProjectID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Project-ID", Err: err})
+			return
+		}
+
+		params.XProjectID = &XProjectID
+
+	}
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RevokeServiceAccountCredential(w, r, projectId, serviceAccountId, credentialId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -5170,6 +5985,36 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Post(options.BaseURL+"/api/v1/storage/presign/complete", wrapper.CompleteStorageUpload)
 	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/auth/service-token", wrapper.CreateServiceToken)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/auth/jwks", wrapper.GetPlatformJWKS)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/projects/{project_id}/service-accounts", wrapper.ListServiceAccounts)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/projects/{project_id}/service-accounts", wrapper.CreateServiceAccount)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/api/v1/projects/{project_id}/service-accounts/{service_account_id}", wrapper.DeleteServiceAccount)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials", wrapper.CreateServiceAccountCredential)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials/{credential_id}", wrapper.RevokeServiceAccountCredential)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/api-keys", wrapper.ListAPIKeys)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/api-keys", wrapper.CreateAPIKey)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/api/v1/api-keys/{key_id}", wrapper.RevokeAPIKey)
+	})
 
 	return r
 }
@@ -5179,283 +6024,325 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rchtHsjD4KhX4ToTA2QZ4lY5NhiM+WpZtHUu2gpfjEzvwQRe6E0ANG1WYqmpSGIdPzK+N2L8b+wo7",
-	"DzZPslGZVX0BunGhSEn28I8torvrkpWZlff8tZOo2VxJkNZ0Tn/tTIGnoPGfr1OYzZUFaXsXMM/4AlL3",
-	"cwom0WJuhZKd005sdQ4xu5uCZHYKTIOZK2mACcM40/gdU2N8Nhba2PKNsdL4swjzJAt2A4t+J+qYZAoz",
-	"7mYDmc86p3/uuGk6v0Qdu5hD57RjrBZy0vntt6hzAVYveudjC3p1eZeQKJkaZhW748KyEYyVdqu0eiHk",
-	"pD6XH1tICxPQOPh/9V4qrSHjbrze629WZ3iVTBUY3EjCswz0M8OS8hsmUqY0S7jWAhxIJiBBcwspUxLO",
-	"2F9zZYEJSxDUMFfaCjlhnM21GmUwa1xiZfv/1bvgFt6ImbA9/O/qEi/grzkYaxjPMnUHKRN0VkmuNUjL",
-	"7oRM1Z0/D2GYVrkFlmTcmC0AVE5/ATMupFtY+xIyGNvm+XecyoBtP+5cWpE17RFkumlPv0WdOdd8BtbT",
-	"wXmWqQQP8/U377idrk57LhG09FLA9gIbLEgu7RnjcsGUnYJ2tHFycOLWIdznczdo1JF85lZSjjQUaSfq",
-	"aPhrLrSjPUcD1aXP+Ps3ICduRYdHX0SdmZDF302U8roktB9gsbqNt/zGY7Km42KGj8HRDtLLGdMwg9kI",
-	"NKRsDprlBjRiTVwh4b612XCqcm3iYoPEVMot/levspSeW0vLto6eP9+8rR9VCq0nw6RKHYtpAbZ7+tBg",
-	"fqfVXyCxTcziagqMJ1bcgiNv91af/SfPRIoMgU+4kMbWsYcgbqZibs6IK7jPKu+whEupLDMAy4i1Cne/",
-	"NsfJHmSLbVAPy/xAWvDDPPQJXcBYg5m+VOpGQPMpaXqFWXUDkiX4JuvmBtLyrhupdFFwdqnCN0P8Zq/Y",
-	"En1cbmoyzzk3Q/922zl8cfjlUdParxCC7ZAnCLdjPD1/WIj+5oaiWx055tc89Qzf/ZUo6YQI908+n2eC",
-	"mNv+X4xb8a+VSf9Nw7hz2vlf+6VIsk9Pzf4rrZW+8JPQlMvMKxsrPQO8boW8dVTFhJznlnXjW6Ixx1PH",
-	"XGSQxhGLA3IFKLjfcmnyubuDIR3OIBV86PYa42FWRKMmsaBp9f6T/ZX3cQMvlRxnIvmIQLq03N3sfl7W",
-	"jcM/3d4rTHzoL4ChkMNxJiZT98I///6Px4HDt0qPRJqC/HiAOM/tFKR1o0PKRrlljoUG+agbj8OSHGDG",
-	"wG2uYZgKw0cOeR4HDK+lBS159vGgcC3h/RwSBwJHFrkG1o2FX8YQ3Ofx3hnyuhkYwyd4w6AEK5LIy67I",
-	"32sC76NA50dlv1W5TD8edL5RyNYtg/fC2Ih5dcXfujO+wIc3Ut05+R1fMqwbS2WHY7fSR0KTd3wxA2kv",
-	"Ct79seDhrsURz7hMEA1Q5sjHY5EIJ2A7xCn/HPoXHwkGV+6GNQ+2dRxuLd8UE4l6U5+tCgdO082MYgYK",
-	"zSa8QFf/EgguwfbaRI+4Lhx89c+//+OMuav+q30+F/u3h/s8t9Mz9r21859ktjhjl5DkGs7YJZ/BpbDw",
-	"1aXVjqFvVBsf5hzUG64n8PGQ0MsVJHupWyCazJxSyLrxnC8yxdOhVWqYuYU9Gv6pt1wuglb7Ebfv7m/c",
-	"LV5TmlsY+j9XtrpkGFm3y+qrD4IcLXaJ9YMsf7DOvLDtSOVHbRaE7UdyH+CZXEtHhUqLv31M/vtWGCPk",
-	"JGLwfu44v7uQxkpPIGWJhtSJMzxzNxCypeGMXncCDP3gPyt/8FLyI9HIteS3XGROYvqIch1LYQ4yRWOi",
-	"MCxVd/KMzBcs4xY068YG9K1IYJiXC3w0EMy1Spzk9FGB8DNkWc8rQ0601TBGxbVbE/FvwIn57sGj7P63",
-	"cP+QDS1N36Iho6IX8jQV7gOevdNqDtoKpz2OeWYgcpp/8dOvHa0IfsEazNOZkJ2oQ8aRTtS5FXAHusFA",
-	"HHVyA9qpu/ewE5T68Z+LYSJaTDmTGjkt0s10nqaXl9//AIv7bZIU9PoqDw42rDLqzPNRJhJ3nKvixE8S",
-	"2A0snFhSciz3qnGcY8ZtxLhhccItWt7n+Shmcy2kNU6k7XJmNReZkBMm4S4TEgW/sZCw12eXVjkmpKEH",
-	"MlEppBG7E3aqcsuENSxRMyemOsyqbujF8Rcn67cUdd73LLy3DrRz/tccVo4CAVXbePNpzIR8qSEV9n7n",
-	"wWcql3Y4E1I1eBYO+/3Dg/8+PGD4nOVSWLQsE1zJovzipBOtGJijDtmkk4bzen35Ezs5Ovz3U5Rq5hm3",
-	"brhnho1E5o6hHz5dAutxA15o4J6tLEtQidIppHhaOA9Ixx65LBwDPE+FZZmaLE3zfCM6Lp1UDYSVjRer",
-	"az24H1UKu57XxCket6CNoH2vgCTR4PT9IUdUKE4q5RZ6ViBSrXwzmec4urAwM5tY83fvrt03fhCuNV+4",
-	"v6fAMzsdJlNIbkz7rhpWvAIcP5RXxxu/oVcWlWcjpTLg0j0kRrjyTcaNHU6BazsCbncCUGBbDQhoVK4T",
-	"GLbMqcE6PNlpMnOTtw1nzHQ4VUTljQ/nStsmj0/UMZZb2HS2DiPRfraC5XgreKbkFxjGrCyrsohoCVc9",
-	"lpVHV0PVOiTXUswbsfuto1LYHsFL2lxB82UmjeO2rvYCxrlMPzfGjLfFEPmhR7NVEwi9RF4xtweyj0m4",
-	"A2P9T07c8+8ZchfwkWm4DJ0M8nvg2+uYdeGt3PUQEycYb8S3Yvhzev+3qEMOtJ3Yxn0Yf/WWXnnozaXD",
-	"xF9TKy+0MKngb2x6NtdOK2nB6u9VrrMFw3eYkXxupsoWIRR3U5UBujq3xPSKY62ZNWfAzY4A28Tv1/Hu",
-	"bRhwiQueDUedfJ7ufK4VfWA9ESAbr3kgSx1ghc1XD68m6NQYeWW9W3D1ZdzfjcCcAM5lAxOD/qTPYmOm",
-	"rDdnR0dswof//Ps//re7pOImgLVequ0XqgPUZgD7a9FfifhNVCx7PUTeeeFnF4ZTfLzDdVdytwaxTsJ7",
-	"O0xybZoI9hw5PlPEmZ18xeZ8gvS5gfdW1rkeCJeBaoJa7L124BH3VjjpgnQqYpqdQNr0YyDzDjE0SMvf",
-	"vJ+0UaM+d9fMq9tgyNiF59s20ZwnVuk29kAP6edytx5hgjmHJ4m7tNwvC2Nh1iFu27iDir+qbc6Wn2dg",
-	"ecotb985udJXjk0lyBR241Uqt4ma1XZtcmIGUScFKYqzy3XzTjcy+k0yun8egL/Kuv3382b9pYg22I7d",
-	"VqFUO/cKhkQBj5aXV99OCb1GKnI4/EZN7sFI4DYES27HQ0pq+Wg8xC+xaeNfkyXha/LP7bh179VrE1Kc",
-	"eGzyWYj6ySCdgHbCaUUUP0PP6chJzBPueNKWEsso13KI/g4cbDgHjWFmNWLazuayiuW5vOMLilpb3ZV/",
-	"anxs4T47fnFwwLTKpZPGU3UnnTJw0D84PGMyzzKS+KWyUyEnzK27rn+kKh9lGA+UZ948XuMZMvdGzfe9",
-	"ier5H/80zhR3myuX6xe0uuAfmxdxxg4qsUulIxdtw/m88RxalhgAu7RG+qpcIZnxlpf3rdJsDmqeQcRQ",
-	"Fhmg+cEwPlK5ZYdHDA+CcVuL4HRnP+icMZjN7aIFxuupoo69NSmtFbtWoL2ELfW9NhHcyykkNyq3l2DM",
-	"PdSkJV13G1T3Ew5znTWbwdbRgqFlrpPU8408z8co+C1f0jfLx1GZaWnRxTRRqwWxEdIoapfy0f2sC6Wa",
-	"UtGgX5xstMMbM0WfimgiyZ+nIpmuRENeXn7P0BhvFRPSWJ5lZ4xnmX9xtmw7KO6bjUaEGX//ml4+Plq9",
-	"dIxVmk9gaBYy2QidZQfbWGUp6LAXL188M8wP6vYy5bcQbi0ng52yeZ5lGEBhFVkqSFh7ZthUzWAgu/H/",
-	"7A/yg4PjxA8v+QzwB4gjFv/Pvp8nLlReq+Z+KXtMOU6Gw5ZR2ML4SNuIcZkO5Dw3U0jZiCc3rCvhDu0m",
-	"yZTLCaRsLDIw5L/wppS/5sryPToAYd1oQVjus6/BWAbjsdL2dCCX5k1D1BDmG7jVCsvc7eekNLLdCMu6",
-	"qUr2PcT6s3SvP5CdZUSc+wjPdYR2SUNgMOgyfeH3q3SyTIWE7u30tMS/HsNkd0Xn2cvnS8IC6yZuu3sP",
-	"5lg5Y7PcWCd+lALKM8Pa3SoVoj++r7ejHbY+jvoj+gubXGmN68uNVTPQ75S2PLvf3dV8/yz7VXXWuAD0",
-	"cn+t0sXOZo+0Ia7q0qJNdsaTqZDA3EtnGDHv6JDPxf7Fq/Nv3r7qz9KCwWTC2D77Ee7wbRPEVp6mgBGO",
-	"8J7P5pmb9M+dlfji+2qdKVguMrNJu1xKQXpvNQ9762ng3gCtpBNKIlx/z8whEWORVMSkEthjAVmLuVuN",
-	"xyBTJ2VRMDW+GiGUyl0zjBVtEsGcxly4qpZMmvmMy2K5Z0WyiZmquwhZqFVszrXZQuHBUy/nWoF1K4YV",
-	"cRQ76oDu260CNRCFV/Qz/LxxUe/pTrofSwjIX2EJJwdfvtgou2hIhYbESV+iJmW6v2ss8ejgpEneKAy4",
-	"Va/D4dFuzMgfYjCp1hbVBKvv3l3vCJ/1rlGZwvtme+YMZkovhjMxanmuUsjWmEea7Pl3hXj0zDD0BzIM",
-	"G8afv3t3feYFPzbWakYvOEFRMZWlSCZ80Wc+v+luqgx+ZBjXwIyY5RlGtncTJcdikmtIiaRwij0nz0wh",
-	"Q8fRjLuNSKcZRcwpYGrM5hlPwEnwEctlBoaywmiRE27hji8oWJ7iRHzUKkvhNsY46e/eXZ+fXw7P37z5",
-	"6efh5eu312/Or159M/zu3fXlV4d4mwdzlrydOXlf3opU8J6ZOXQrlt8cz5NvZU3Cw/RvhwOqHWTpbW3C",
-	"re/x2a7kt7uDfzVeh7x6c9CVULZTNuiom0HHwXbQSdWdPGUkLpNrjiTlQaeRuZcqWwC6ukHz4UTztBHI",
-	"yyJiUMb8/prg9VreCnsfPyDMuGgmnQ1BX024sYO5sZoHRWtYE9lV7u5+fLnY5EreKD5xQoUGY87CleoU",
-	"lQXSnAF9C3pJLj16fhI9ALyWL6VNUHiD4vIrh58PKv5TdP1p4TGfKyNIc0th5H5wqhp51s2uZsMH9/y2",
-	"Om832NmDU7/h0RjcdNBkNfA2MOIJwpvIThlnOWbjaIwJiBhnc7K4MG9UiUIaAhkpCbLPjE/OaQkzWi/N",
-	"VE7/yr2+sys12PHXxIQFSBQAqx3gBpy8WvIP0abRs8gnMERccvOnf8mNdcCiKXPZfM/QyPfxD0irxQ4x",
-	"NVWy+ngeAr/IRpiqicrvqZTWcmC3TGldWcDbXUHuqW97mHvFuwnedDFsTBmityq+7nVvXxtfw2A5orhT",
-	"zBeVm/ilESTIxHcDSyrMPOOLYWuI3r0v320jrreNqQ53T23Fa64iAsc9wt18Ov3WiOLhvinaLQzbtNZ7",
-	"hLJO5vmQvNmN6oZ73K5ytIUetSHBh8bl3DMwstxEVNlvGwAfPbLxA4Ma3ecXMBHG6vtIwSOlrPt07rN0",
-	"zE4CS/l1wXZX9Ar8mIHUKkNBgXIXg7ELVbszNL1IpmS2oJBCNHv7cj1dQwH/U26mkO41yhHSo/qWIaQN",
-	"0O2s7iZqhk7bKaxExeCes6UwGDUeZ0KizajUfztFUHIjX6t7tT6CI+/jya63Im2M2CofDvFIH9gjuF5j",
-	"+xjxfVU1sLyO2mXUAlYVH2VbiF8ThtbhcA/pckkcbPPf7iAK1bF6Ewssxt+8u8sVw4OQwgpOAWoknleC",
-	"z4ZOm5GJwNgIn6zYTIegjYPVGzUR91TI59yYO6UbbN7vuDGABjZfm0xaYRcsnPsZmtW1ylgy5ZonFnRZ",
-	"V6v74/Ubnxq/txzrfXC0e94ToWSDn+fo+Yvds9dC2lTYeuMBqkwku2r3KYx5ntnN9q2G5z5trcmB3art",
-	"oFM2lyOKwNnSEODE1+3Y7nKcoUDpfKQUBSbgCpvQ8pZneUs1IRiPgco+TTI14hnDd4srVd2C1iKFiEFm",
-	"yDXpYbq3WZO7wfJZXrkORxFWUz+A9hO/h3g1dx/uoud63NrEYIpxG1er1QguwHh02yl0TUpoi1lDI5sP",
-	"yCCSH/vcXEZQb5R2CidQQzoV5dgSULbAOQ08mYYs4WXXxBKAyndrE7WAC/+5G6jaImLNcJXSK/6T+yeC",
-	"eV2zIdcmRMqUBOReDvkuoYZaxZ+wvZ66Rlep7NSvbnO0vgf1fQjpwYwXy5S0zqDgB3lblJe736o3nemj",
-	"2g9akjNarQa+7tsntGyFtLd7MLB7KBDeZv4wlshNKWI0VTPYnV4MmnTkBwp1eXG8OSLvAyL5QtJLTeg6",
-	"3urTkBZTMMujI5RnxMyRwovnz4+pqCX9fRg11TptSHcvDShheU2wvvxhV594rUrHkrxFLBetHhTwJwy7",
-	"/OGa2Sm3TCqWuceV4LepytJqFEhVmUUTj665QbeNz97GHEaO3Umbh369yWyK2XXDtRl47zD1zoc9lgl3",
-	"6Kl13y+Frm0plrammazfTstdu+ZOaza3rQCvelC1ZTQCqaYal4jUgpj3uBvNzQ7Z9w73N6qvbsDG9WHl",
-	"jl0d/vew0IyFnIDGKhu7GGluYNGehNMqetWLg2yPLZXv6iuuLGSjb45Aep9Tp1DqHU6eDm/j4YdxG1cL",
-	"ljSU+11RHsQ7lZip6IwrpoJtlD76unEzFBf8Us3mGVi4r5FEL0mlu3hBLZ/cAyA++YU+9DfkwYEPa936",
-	"xgwZNLiIJviU8fF+9GUvYD7HQnIPUDeoGGjNOX0D7pTSXVXahYVtFUyMcG++S24EZQkHUX1MFrhUNEvn",
-	"ISx9g2hORYdx7DB75Fe8BhD3CS7xRbUK7riUbeSmRpdG/8EqA/hvRs3SSsD8hljakc+VeHXFJ6yLUGl2",
-	"pOx4Ju38v7FK9EsulRQJz5h7TkkJnGXAMc7XZNxMG1dlxN9guAvW7W6/b0Yjfyt5bKosYzfju0cydyP5",
-	"MoKPGNZRw+jHi+vYkSDXxX34Fb+9SYW+743xKCkr5dLU7c5csnJuDYbZooQK3IJe+HRCyLCmb7MiA4FF",
-	"bX/4DbE3i+3OorW+vqPbuhWsTMGKGIW+32I4vcCw4ZAsxbpLhM6EGUg1J2Du9Vnc78cRi91/KNPSwGTm",
-	"9hZh7hR+AyYq3CAOdiNBkdo4RsUxEg0kZ6l2C8nAWtAR45jZRZVbj54/Z0jGTGkMYbNTevDl8wP/gGtg",
-	"JwcHAxmHnDX31tBqfgva8CxGn0tUFHy/vvq29wWuyQ3Uy5TbJhIEjRVKIVJ05UDiLnhiqTfNXpkTUuZm",
-	"UWpWNdtjP+WWG7Bm32ouZH8k0LRekRK+fH60lXsnnLIGIybyvjH/666/d9dXePmdBY8CqxaeVIkF2zNW",
-	"A5+txJg+b0zmsFNVu5m+e3XVidw0a4WFrRnC8iXTthvqJ5TBM8PgvTtA91mjzl3IjQcb5UbPI/0m15El",
-	"HdjuvOgewR27g1zb4Togvs0zK9xbjGTTUjrapnBQ0Am2GTNiSgK7vniDRhL3uJbFug1SBEC/47oxWq/l",
-	"8otCLZQt56EQ5ECAy/J/GxImXr1CbKQvQoZnf1vRxh9v1NkQ2tIIkB2tqIVu1WQq/iBw7SgZtulrNcku",
-	"LGkNNC7A3Sb345tjrWY7siarPkS4wQlxkDU7qkP28blLpervPXNWvqcRan2jMMk24drJVoYRwjbmppTM",
-	"bdULtE32aEE9VDYg7GZbaro2uwfgFJr0Nlo3ylxbv61hN/UKk9Tb2HyQmPqVtyrp8xj3tCXT14Ae8rRt",
-	"qmvP84Vk1C1my3GdKNY25uX127JvYAbmGd7w25nVV4Nf0gpXqe2lDsTaGZRmi3CMTZh0VYSLf7iH/TE9",
-	"6FW/eXn4RUbYnUQGvEWOlcnyyW7GZPxia0f6FeiZkDy7Cn7WR+aAGkw+a0y+AWxQRsUmbrA7o3vTMC6p",
-	"2wvqUBTqVmFulYiIei2VhpoHfqthFHKw0WRqDhIVIz9rs0EmH821sipRWVs1puIFpwuq8Rg0iSgj4Bp0",
-	"n7IIcUpKIjxllMzZD4vr3x425ww1hxpfCjnJoJcbiNjJcTVKTo3ZiBt4cZLrjHWPnr9gI2HNXp9d+qjj",
-	"pNm+cQcjo5IbsMNma9Y71BvHHrM9RH+G0SV+FGwoPm3VlxzavzP74d39X2stF3/bLLqFuOQKuq0ss344",
-	"Ub3ajce5jeh/zwo2O6Od8ljGupRsLBlwnQmH/W4ZzxzOmzvQe2dMzXxZE84k3FXx36vIndPOwfgLOEpO",
-	"eO/F6DDtncDxuPcl//ek9zw9Gh3CwfiYv0jq2uaLExTlLWi3yP/+83nv/+S9vx30vuz98usX0YuT3/6t",
-	"s1V8Rb2Tz30q0pbxHauGXX/cQja5yt3HPaLdTIwBw+2FZL5uVL8tQKMeU9JMZSulD79G4m0NnrlXOlJt",
-	"+8tLq22+tio/YxMqo3T14SHO97eM5kG820rlxOVSleWNnkQauXXTfpT7Fihtu+ZHIssgbQtQKLJFfd29",
-	"KTdsBCApixbSUIzIKDbmetuyezSlnWqVT6Y7+EiUWVvuxz0npq0MVInkQ2v5gUx3dOdsE/xxVSvyhGWr",
-	"Guoxf1jMx4aIuvC4PY+rrR7gzxisEuoXIoc3lmusrwIyZV2rmFR37G4qMkDBY9uCSzjMriX8t8kpQyoq",
-	"yzzvlNKx3EC5FiVYg2I1aHBTdEtlq5Xi/kVRwAq+L9HpCg21co2VzCV3FG7sTJmWVIhr8zGTQrcrItvm",
-	"awyvFRHWVNdgS2XmnW+GQopMFxUV9pXDVs2t0rWiIj6zlpSZ7SJ/1yWgbtZZfobRVKmb8+Rmx8NoKPAr",
-	"JlJpTItJc7LUQz1bpilNJupINaTKQY14oiEB4X1nG8PL/avrCugSu8m1sItLR7I+IAHFkvOcpHT669vA",
-	"FP7j56tO1NA4HcWOopWiycvaF5X+Nz+9/uYlPdVF+3bcBAlCxfqm1s4rglVbm8Wpb58YLbdNDJ0be7W+",
-	"zyZRc8oJqndhNGCLOh1iIntCUu98s33v5yBlzAUGMP2GdYjGqvkGunh1ecUKl5VXeb57d835Jfv+6uod",
-	"mypj++xqil2aMqzuiosjunMf6NxOTwcypqHNfqJSmIDsm2lMjV259T3gv1M+L4JhR9gxTwAda27Fhgk5",
-	"kLGbzuw7YCJc+Fz03VgTFUf06hRwSUwDTw25WD3F0i0av+85SP4tHjiZDyRqI9yW11MKiaD6Rlh/LeFZ",
-	"hhWHGku37fUHciBfKnnr+IuShuJU+XyeLfCuq89/OpB/Yq/wtyLJNXTzjpdbmsWn9dKdlMBTKQ/JB5IF",
-	"1X3s9jBzGz88+qKqAuPdG5faTX942vsljqgV+p0wwDijzqHX16+/6eMCsbIayw2gMwX7Xpopn0PE4loF",
-	"s/iMJZnAKlHmTthk6mTkGHNU+u6U4z47lwu3ygICCFPS7NjJ8SGLvf200j+zrBgcbLvYBsydrn/ZjQjv",
-	"E4CUvThhP4ivcdmVPp3C+3H/4/KnH1k3fkn+yt7VYg6nbLkNXrwXlcBjb8XXbIRrDt7L7snhMWvs81kc",
-	"JU0sTKWYTtlZX+B6U5XkmAU9grHSgD7yKZdpBprpXJpTlssbiVYJze60kpNewg1Q8TsTsYIzh/b8kRsV",
-	"XyT6iAhBDFO5NQ6DnUot81nEMtR4qaYNCUwmYrOieTkCiVq64PLduN6pTa5w1tDMnCw6/qxxjTGTfCbc",
-	"aqZ+1QE+dCe4YYVhhow1eKQW3lvWlYqhQ12qwsOvdN3B31vNgNzzZcJwWIeAKMYxwxdI427oU0Zu77il",
-	"7iJiTb0td4Gnhll+Ayw+9z3siHwZacG+EFb1HvGFY88YZ74LZkRYutw3s2jge3JwSEB0lMI2ddBkSrvx",
-	"ltpo4g7i/+r5zBrHNJiBDBLry6dRNH1IWmLn4Z/IMKQiayOaZrGImiN3DFJgoee077rMPdYxNY5o8Ses",
-	"0naadaXjdOzk4Dhyyp5IDUsVfpkBv9kj+iwayRrPIOegHZfRrOv+RawkFKYK6jaFBWMvQX/T7VF1XUZ/",
-	"siTjxrCu4/cRm+VOoI3w9b0zz35D89pllosAXekB62Df2M41RiKJVxq04qGHKA8lwSP6ydGXrN4t19NM",
-	"pfNt3ICCuAVHRxVcdJg2t27u12U7zd4PsIhPcW6rF2WPJsNnuIYboDAj5N8anIzp7+bQRjGUWYiLUd2W",
-	"3IuQnrqLG0IvdjemGxB5DsbueeTBwXG3R6yt1+dZuUZU94hBaLykkXPiYebSEGZ9WR/IvzMUckienhjv",
-	"3OIed4gC3N09xR0jDGKyGrOY0MedKa9C2f0Q9DLC7DgayNin5qMUj694cdD/QnE5Jp/NuF74KmI9ISNE",
-	"YhMRJSUE9fApw0+LIh2FN8zLUIGxzTMuyaIkLBo0m56z83evO1Gn6DfYOewf9A+wa8ccJJ+LzmnnuH/Y",
-	"P+hQlAJKyIX86Naxv9SSZkINiQvQvU6diOzefCOMPa+8jHEYfAYWnYt//pWEzb/mgHFlXtYs6hNs11Z2",
-	"pb3Sb1HzuEhBtWGLTKfnB5VMp6PNUdvNE3jTX3WG5bKiyxrdL6ijIQUhKI8ODh6s3+5S16GGhrs/SUAj",
-	"JDLy8pgepafwCe2s6cMCAvtf82pwxsnB4eZPaj2t8aPjzR99q/RIpCmgt+vk6MvNXyx3Tv8t6jzfZkev",
-	"nQ4ieUaqZ0H0FaJwwKcrprhDfVRjtnBamqHLyDfqQ5aHJM4npkxQ/SXqeFbWOe3UGQ7O3Eq/y06k/bHS",
-	"CfR80XifTVGl2Kbtlq9UkO71NxRN8kvUmfukxDqH+NbNdEETVRpWRTvOWLnMUBX9OCTVRE51Y2uEtsmi",
-	"bdUSUTVclpvoqumTB2l6/5mT58HJ5i9+VPZbJ0TSB1vQ80slx5kgK9jJ0dE2G6n2RP9EbMNTC+MycItn",
-	"poJy1DHe6a31bmi+EGnPS0GGcWZsntyU2OlEnQ/mKnkqbC9Tk1aZAMUB38BqO1mgWuao8VZtaiPSdj9X",
-	"OnE9xFjErHYaaam5g0yy3GCUubpDMTiXKetefPuSHR8ff7lXWOOWBSRBNb/KqbfLUPl1pf5+mD+fz3eY",
-	"P5cWbc67z7+jWEZtIYJc9nwbuWyVI1e8smXzF7gVKjeFB/b3IM1VG79tkOWojdqTGPcR+DFP6x2M64Ia",
-	"teZhY5FRvS2ZMs4IsT6U2xZVItdrXz/ia1vrXXW28sCVCNs4QFkhoonSXpx8ZEKrNSVvEfMQ+k8E9ugE",
-	"RrZf6hXhKIkUJTIM70ZAbVpItcjLw+geuPPQAehBULKpEM1vdf+n1Tn8tkIVhw+2hJU6sQ2EEZYJKesW",
-	"LGPvSfG5t+Kzqx5zeLwVgb7hegK/N8WHUItxZAZn3rO35P0UFm22VDK4KL5L3pKoWiR4Choe5ALe/9V3",
-	"xv+NBNcMKBJmmce4K/HhOEyNxk9Wfe40X/pEeU8mhwegPIdLnu68IeFW3ZDvOQHtS06COSOvC9GDHOYG",
-	"nfAic9821tsK2YY73eE7EY+juMIMuYmA96ti7BpifiVTN+7bmtD7GZssK2XLW0XZyDt5nzjGE8d4CI6R",
-	"67KJLnZDDH3ZWLdCZeyf/9f/4xHvjHFmRObeoG+mINlEYfm+MYV5UBQqOZLvAOZ7ffbKN3i0FCjj2+Ka",
-	"0F/7Y3KXqDPPG7SLS8u1/QOyi3r/vSe28cQ2PphtXPEbKJnGckNH1nXMooJze2dVlzVTGM94AzBnOpdS",
-	"yAnGgkm4wygOYWiotM8uwdoH5BobxYq5VqN7OFKXuUuj8QLLij+SXvFwPKVa/LyBqxT5PwgpZvgd63LJ",
-	"clkUDCeUEAZDgNww1BOU+/69TyaGj8d/fjfsBNu/h874hwfMB1VXetdeXn7PQKZzJaT10cQmxKXhQyq9",
-	"/6H8wHc4NPvVDifrjfb1diSPEzbV3NjmKXaqCTrb+NzC6T45BR6dtN/Ve4ZuFUGVG9bFDPrlnj17Dxta",
-	"Ve0u0hoD8S689JgYXPZHaZHkw1IfCWP/4D4phN4C46N96SzT0i5ndzW0UZMMZZ4/VyfVSh3qrTxUD43w",
-	"a5G9clROMShO50l2fHJPfRBLuASSLGtdstSY8Qqb+NCbhe42s/9rERP3277vPL67dknVnxr0y6VaXKu5",
-	"Igx7axJRsy4mdq1mbNDj5bwP5iYxA4kVc1hc7cQSU+m1EbDDfv/w4L8PD/zY/iWV26EaD7XT1OO9iMXU",
-	"Zztmh73nBwcDWclV7LYkm7mvQl58vJyn26VireH5cCbMjNtkGu/12bkssuoI9D53iRI5GkT4l3gqV0V/",
-	"5M+RW1cW+okiCmpNe5qZti8IQsWOHfI8+TQ/Z1PjH4q/uw+OtzqYon1M/U74TjtWwQPPIFbNuu5KMMJS",
-	"bWlE77Kx/15EgYTQENxE5Th8D8cPvDYq/bUe5dqgbmHG75laMC3mwGL6IWa++H0wz8R+a31a2PBOyFTd",
-	"DVO+MDHrnhwdDWRcf0SJ28TVKWt0pjQwO+WYuJfBONQZmC0NQF+aoV/KHpOq+rG7F0Y8Q/dUF/MRl77z",
-	"D+NTZuYg7UD6g/U5rvS2Q4e9ftjvEBnYUFB2sy9TQI/OEAQqt0x42xTqogNZjlNAkWtgmB7qQ0uVBD9d",
-	"4JCg/ct99pPMFsWXCZdsBGFQvLfdzqSyQ14Aos823PZ99lbdhtzsmZKwwMrqA1l1zXlrV9F3NpRyCFYw",
-	"rJb+zLC/qFHr/Uno8zu4P0NXvE9yf9Za8rVcoBX0EGCertCnK/R3dYVSOTqfGC9Tx9EDS+sSAwpFf/bq",
-	"JWKfGX+5PuyFukXa88aM5w3syxdhcMSwks2CPL3q9BS+8ipG7rdmC/0e0qn/uGk7/6JJ2Dv7FT95DvZq",
-	"qRPWrRZFWeMocLPmFpYYSa0yRDUBYfX8rebSUEohS6aQ3Jg6Mysl0oMjFgtp8vFYJAKkLeTRvYhqaIpb",
-	"GMhKqGXC56aokRIVW8MyV6SZdLHISCUNPOHzIfreSb62U26dkBeqSGGBTu8ivYGFFyZ9j8KK8Scq6kvS",
-	"bi5/uPZ1J7H0CsZj+Aoz5XKVpFJS3uff9TGlbk08EXbh5NR6njUV3TIo4SNiYLEQlD+NUNIJrDN1i9Hh",
-	"TMkmofMlaiMfkIJeZ9qfh4C6vKlPJKWuz5i/CCcWqp0kT+JpwUK3kOy8J/QiHOeTkPqhoatUhM1Hu6MF",
-	"37EtL1wuVcLa9QZoFiWXK3C0ipbfga3xqM+iysWTmPLYOOnkg+oFOa4XdAwhD+jZdFeyLyiXguUiMyEF",
-	"owjvX4uxtfJWu0dENxR/2Q7n9x+n3szyZVMpdsF4poFjTbPw61IcKBUcw2VR6T0qpeGjSanCGFXQG6L+",
-	"NUQhDgvoxv0VGeOpzs2TdekpFnz3OjdV1tetlHN1BItVH7Gjh9dk0GSzd+YkfRL5sUFIBTF3YX5bcq7Q",
-	"lKRX9MJ4RAZmcy0N4+zo+YveSNiQ2Uo9RJXTEMdKs+ODA2YiX87Fqsp9UVQ3LjcxkN1UJcU2sBwx+2kO",
-	"ksXfvbpa23AmDuU1i8YsvlnNQOJtVGkkY1i82p4nam3mE7Ou0i11Uwdy9fXCC1TUr/QVUml91xdvvEcE",
-	"Gx46tLmbKlboiysgmfEFmwnUjQ+OWRzWPJTKDrHlVLx3toScK7VQHWYGbZsCBs4Gkmqj8sJd5CXKcKFU",
-	"4IvOGXwak8Zb1Hw1RduhU6qzWlSJxJqc1MLSlwY2U6xzSSFr1QZNfLWbTgh9FinrxmUvnriQfqmVDq3G",
-	"yccDeQMwx2pSYQjsijHS6g5hjJVY7/iiqFeJUZfSQYT8eAPZLYDbLx4GJ5/vUoBhJEWnH2EjOhp/1Nyy",
-	"2mLRthBmwQSP0zA1xowmGgiM2t8tffazd8FxKkTqUC945apD75ERpA7Fai8hdl5piMUtw5YeNBXVdfXx",
-	"555KcJKBxIMvMCzMh9/GbJk2/1eIed1rN2TUG5F9gC3jkSwTjZ2ifvN2iUcyQ9Rh0iLT4Mn+q8Vvf47m",
-	"gt+Hd+ot5o2EWuR5hfEVrJV4BXYdk4HXt+lyH2ROyO10P1MTRZHDbeLDrbqB0PCUyvX7BWo1o8gHx/88",
-	"r/Y9JCgVqygq79WmgaQqAJVS5LWMLBQ0kgy4b7BKg/XZj6reOENiFMcZVbzGBlnctNz7MRV+n0inhOVO",
-	"9lGnBWftnhwcLtc13xvIsDF3XUbsbgpYM5/dqTxLK80L7pS+YVjVzj31HcMcO6dFIjNPFZiBdJu8BS3G",
-	"WK/atzxpYsVv6DB25b4Xtf4fj8WBaXFrWe9JU4fEAPvPhkf+wViL70zTOf3zL3VtCAturNJtQWS1Z57W",
-	"qg7v3E6XeAlWNF/lIUqkyX5xp1RMkXVU+K7ouMLJ+exL27374eUrog8BOmIafJsJCsRCKRCkE99y/NaJ",
-	"ahqoRQPxiYKDktZCHZfsoggn6rM4fDDMtSjDhqlUO0loU2XsM8MSJcdiklOVevqGXV+8No1xR2HLP73+",
-	"5uUq1a50WNXQvD5mQKb1rYy4z0OkHg0OUGv99dX9dZZdNY1FN+nFipf76ODki81u7mPyMCxfEh5SbSfw",
-	"zDBeZc9FCuUSU3gTDEiNHYFaR7u+eEPAKtHq8uj5C4JdMnU3pSTnfysgVrtmfToG9fFsJy28AwtQuHsZ",
-	"O1H5bk8fwBvgve/W1SpmvFSS2g1Tlwh3il2nrO5FLHwcZIJQ1c/9tcQ6/L8MUXRNZkAKEhNpSm3eKXnc",
-	"t4MIHa0oxrR8qbCVD6QbITTm8VIVdi75ixKy6nn3qrq8Fd5IIDTDhmukA3uGO5CFDMQzo7C7lnDLZO3t",
-	"utY26IoG0iinjXoOkihpVAYYxokVDlZAIiSbwUzpBer+TQzulQe9Q4OXVDDgMSSLMM3uOWCbaOQGpOl8",
-	"3qrUv4Y08q2QwkwfhqXMQRsleeZ0F+pO3BYjky3Kjl4+pwqbsfTDEEMcYgjSbSBFZcFh21lFzD85OB7I",
-	"eAzc5hqGqTD+VTTyae67pnPJTg5OvNEImwMJUzTe8pEKwppBAJfI3PUoMCQmdHV0PMD6GiSoI0KiwTba",
-	"bN759b9BCDwOVdbmeCLNPyxpOg3N3QV4qbo7z4mUFFrDjblTOsUmWYgLDOmFTTSXdu9+1It3z37oCdlK",
-	"vFcrekuinHywbHWISgrHX6bcMKkkROWbSyoOO18aGCVW7LbpLQOGdUuTQRQ6qUXBxhHMtWSpHUHCc+xl",
-	"WB/1jhtKvLB3IoG90HctrttqT5EV4s0/4cQQl13AOOj9zLIfxzDgZ1lrGfg8WcK/BoEH8WoFRZ1qLeGO",
-	"/jI7k7OPhN/3waStev9VJTsq9GjNZ8GOuRR7X6Sd+L5+PPSMS1SWz6R3JI1yLQdSc9s0YmO3crMyH9II",
-	"pKxLJta9agCsOWOxzuUdXxT+JGrB5390U5iYGb5gU3XHMuUTnMI2M44NU6wPg9WFsUMDk3mWEdPyMSO4",
-	"G0MbC7nEYVsElGemYD5l+vFAFhlwZYbyuOrZDv4oD9ImQeI7sF/TIF/7U3zEAJGlmVocKh6Gn1GBkd+J",
-	"a+FqNcIrADNCHGMFHhIaVym+Ma2lPbgh0D7h59rEljJlW2zbVOIpS2T7XPitWrt4BvC79lL+jqkwpJW1",
-	"pYLck/hywyewlvau8Y0nmnswmkOAbkNyeDYYuqLTJ8L7VIRXOwXWVe6AnFBZetPRWKu53Hsc6txPzG2r",
-	"YHzx7Ut2cvjFAXt5+Z8+kMr3mWda3RULouWHBH5jNfAZpKV+m3LLR9yA+wgbyLv/e/F5ClnK7qYKKwtc",
-	"wXvLEsgyX9aSMzPXwFMzBQj+bZ1Lxg3j2K49zzjrYqYUdlGnJtJfxRGL/w/3n577z/+OI2b5yMmn2FGD",
-	"AG5zLfdQ3J1rGIv3vmwDi5/FTgEfc5HlGhgfW9BkrSc7/GhhwbA70E7NlpbxkdI2WP4xPAuDh9HSPXfr",
-	"4hkbiwzVAF/SQRjLvXYzkJw5LMrAorOv2cY9V5oY5cvL/9ws/lp4b8OpljxjmQc1SrbreMJLmqH3jTBU",
-	"6qPJCRZza3kynYG0Z7htxyS/GnRw4J6PcPTVhlKKcvS/Xl+9dHgC9GM/MbeDTlzjqo/nAPsD8xwKkaye",
-	"a0uqhaOpl5f/WZLvBzCYKfAM32ljK7k0vrSlLpsr0VeUKMqEdNTjlpgFxmOmSltmxQxUbvvs6OAAlVTU",
-	"itESeMaeHxwzyWdOZcW25z65gYYsLOZ99haMg0igSEc8XEgqeuK2xLM2XfR7XORj6qB+hgYKpbNMYQ4y",
-	"BeqlbhwjSh/l9vaI98h7OneyJzcWIx0qW0PnxN1jhC2ujUiZI4pNISBjUYK1XFqVLtTcbDRCre9oWG1m",
-	"+Ggo9Snb/n2+vHVFNhtnTsogq7g2zABG1XWlYjxNNRgDJmJ8AhQE7zHEJ6SdsaI1nO8mhL2qCLRMzYS1",
-	"kO59QLJGUW8bmZnKbc/b6deELPhQAV6ULwqOgW4spLDCTRLvFdkTleiVKZbUYWGuKAQ1UaaGsIaSDz60",
-	"kOKpk380WL0oIyaKsophtuLHsHqMD/Mr82nzWE6RoqYyASQICsniALX+TMihVfN87gsz9vuVZ/x97Vko",
-	"rdVYpLGAVmEIDbFaVWsoa7B8+lGLYoxS2aHJ547lOFh4u3FphqaaMJibV3MTl6dEPqCBvIPRVKkbppF/",
-	"1SpTtcfTv/QQ9MXAP9eKVI2L/URZ/8sga2GnATeZVRg4txQC+JRKmD4VhVoR1H1EG7Nq3svnbUJ6YA+h",
-	"tchSWbrq/RLY2+4XTG6smoHuOWbCs6Z7ppGf+M/e4VclV3k0qaZ5wtZC2e4lvLWe6sI/OjKfs0zImxBs",
-	"u4ylzwzzt2M4lpBIt4Tum9HZV/9cLWpWYLO/GzfEcfA7Cs4Qho3y8di7XS2bKeP1AQq+xpfQEL0XIqZY",
-	"fGm1mEPvUkwkxmDFA+njPFM2grHSwLhckCdVGKfX+tz7O+3EQgzynAljMLJqxrOx0jNII3anlfvFWJ7B",
-	"QHbJMkJpsHsRG+durl6KFUdrDxl3yLrnZpjlFp+nkAnUYzDI42AgYw+XoQmrLhJM+uyV052x2z4TKRNm",
-	"IJFKwSfjdp3MVh3RqeIklNVKDeydoegpSmmtqHOHCZ7B6TDj2leGChJeHGQfcmrDDOFcCGyeCw7Lt4Sk",
-	"XJtKxSnKZCXBUOmKuOZrYPtphWXxcvMMN56xwFMSe5enL94LNbj77BUCyy7mPjK3yF1NFRQpsVgFSsNA",
-	"8uRGqjvcvg+88xk37Fx6uJObvMy7pE5fNCYZLdQcJOVhnhycYGhtVTpEqZqaB/fZj8qSZxUxF1KKAixO",
-	"PrjyJ9wCSaEO2weyWDtirAOiLz8OZTQTBgUhjVTCCVk3ft/T/K7nXon3fD5vOZ+6BZ/b4egODapO3nVI",
-	"EurANsYU0gH87Cl6QzqD/YoMi7kU74k6ottD/9sU3rPv356/7F1+f370/AU9Dv4d4vSlg2eZvNtcPScH",
-	"X75o8fXcTyxem1+AaFIElKcEU4enBUz7ZdKAGv0Fko/eusIf1Hly02j5SRKYI+/yzCViaU5TIa55mtj7",
-	"fFxTu6aU7irgPlx6xFXzrUuspeDcXcLsInInhdvi7b3Nd6+3dbmfAq17nKrew5SHsKFxUHjpQ7O6H6/T",
-	"n5tmbdchv4UHx1an1l1wC28c6+7hfzcPsvzB0igXMONCOv60w0jlRyujGbC7jeQ+eCqJtdIAzONQtbLJ",
-	"jC/QENnlWbYSIOgzD4saMaZOtYGqNtTCWqPT+RX9gSpH+pV9IgNSgGcDE6HlPZWJfKpi/im6iiLyOW0t",
-	"VPaRTfr4WWjxgMlAI6CEB2zi4NjPZubTrq771/d/DeUgRPrbvk+z3kZ2eOtf/UwlCFreOgHC7/VJfniS",
-	"H+5LxZ4GfIc2QuwzxuXCIxcKExo4OiRmm6m1odT3/WhrQ7vv8zStUfEfQtw4T1PazacVNTxOTMW8UQdP",
-	"0yeR40nk+CRtCtKUcV/rstnXZVXJxh5LtNj/1a0g1KdOIQMLq6a387K4YqgIFViqL4EYbK9u/GcGs6vC",
-	"GwnH8kojYBpm6paiIr5ksXtnWGex8V5TeqX76FPzx01FlGiVT6zkqUruQ1TJdbgUmAMGkd+bD3ygyNKY",
-	"KEK0+sz4Gi1pkRgy5xgZ6t0GnrGsrXVU8R4cHn2BWSvF3w2uhApXMzf5er3o8ofrR40pvPzhep0646Z/",
-	"iijUIC01O+SWZ2qS+8pAU3XHZk4w9+GBYwpXvvzhGjMSfKOYuw8IFzRm2ruBxQYcufz+B/fOY6IJTrEO",
-	"U9wqnzClEH4uL79n5FkpILNjb4PGKId3WtxyS9CO2DeX55GPp7+4PEcXdBF3gK8gGp4cHPicmLGALI3Z",
-	"VyympQ1vYBEvdcHGKhJFyefQN6lw6TU0DzhPU0KPz7cbpl/gJ9LhPHQaOwyFtIknketJtVoRoAg5Qjez",
-	"kp2wLqRHz58ffhmxVy+JCXgPsmcMjhv88//+/9jxwb8f7T3A9bP/q2MCK+pVnQ98g78/JCt4Ulce2bj5",
-	"O9MlqIxq3crg+/yZD+4e1CjSPDPtmgGRxGMpBlZpPoH9qi2jzaoxVlkaukuEqjZCYinp0ChAO/5gxC18",
-	"5ZYYl/c7TTNMPEttuN49WdOLH9dm0dLb1R9DO9jXXsa0EVIM22YowNVcp2DMMwPF+Y2UyoDLRy4I4NdN",
-	"p5E2CRM/T7nFamCEKU9s8aO1HPxDZzQQxmEB24yCzHid49yCDlHRyHS6dWZTkz88v9m6dUDBBtWdzBRP",
-	"W3ORLzHdmWJuME+/qFpAQZNU3StUKwjB4Xt9Fl9wOYFTirX8ivdGccRi3vOtWuKejH1+Ljs6eOH1qJBD",
-	"j5/G2IoN656p3BqRQrkIx2YPX5wx42blGb1mBpJrKLJ+y5Q5LJ+AH/ZZ/Hrc+1FJ6L3lNpnG5Uvu8TPD",
-	"Xl1xjEI/xsY97m1aTOiTQ71+8K2y6Hd1ArJrcIw8ngspoWjGdAvaYJ8hrFcoU3jPHFs0px4HqDdN4laO",
-	"3fuEpWRBnjZXUagVL52J9xhWj21isEIDoVL7hdQQQfyNx4aHuZQe/4pZrd7isI2woYJ5UfFPR2X0757s",
-	"twU044G3RTEfHhydNBQbX16LQ5BaoNpUZalxGE3B9YRhrUuoIekHLsUhJOIrZxdURRDjiQ2zirzfhNKN",
-	"2LxmffeA0uZr/E/7f6rf3EWR95GQHBFpq0Id9S1ULmuKqqbFm4b6HIgcm+pqfFCpD4qwd39QWP2gE7Pu",
-	"xbcv2YujFy8idn31be8L4guMm+LDP+1tWJM74eag+Cpj6/41VyHR+vErhxwdvHik8y17uCGtt5RiuQgl",
-	"65sOmfHeaN+Iv0H8O4TscZPWXrOTJmq+YN0aH8EStpTns9y24XPc4x9Ijj188XCl9rVW+sJP00oeyOeR",
-	"ya+ITt0Yn1J6PbfCjIUTTuOzJfHL35/sT0Qke/eisT9tRWEPhC+/m+RPT1MIorKgUORvLaXRHlNKMg8h",
-	"52eCvB7N9YaciFnI9SSZhuq9kl0eszevL6/2IjQHge3N+URITJscLfCmcuKmE+yKHpdepxlIpUOyY+RD",
-	"QUpJlPQHxMOxI60YMxJVmtJYWBojvOt+GVrNnYDLs9h3L/VPsXlpUzMuYezDSLINbBGl6zPfdHReKG5T",
-	"kIyPjOewayTgBzSqrCn8eHhQrfx4ePA5lX48PHar+Zi1Hz00HV60yBZ/uJqrn2lc7sPUipyKLNVATXgD",
-	"BXr89F0Xy5AzzysiJiTyLKb0UkGI+7LW2U0qdHv+/Llk8J4wji5gpcNaiyoVdhrsP9i1f6RuqePtDtbk",
-	"t24Vn8SY/EjOZb8X3Nen8i/TEl5JqxdtohYd5ZNJOH2K+P0UzWj5DZS8rxtqb/lqGf53U3CUBzEZzzUY",
-	"MVlTVy3+7tVV7Hu1cRYszNQqvc4L+yx+d30VMw0G9C0YFjt1YUhGmMDKndLJqXubH1OyfB6GhPc8sdji",
-	"nVuKGSPNo1tUlqI6aVRA00EjYtCf9KnSWMZ6V8R0e9+zZ0GnuVrM4ZT98+//eMYGnX/LdTboxHtnVELg",
-	"OftOfO1Ns5zN8syKOdc2rIiaezv5/friDZYqdk/7rGyfVXmRxe9+urxiy5DdDxVv474bxdB9RT3fi/vs",
-	"Bsr+6igvYxU0rAaC3W5Y9/A5mwl5hgsw7OiETfeo1IUoWQ215jj17fbIHI+WSrah1Oc7WuoDXDiPe334",
-	"de7e/eoRFtHsXbzypUawXymusmv2/sWEzqfm4qHK2VRp28vELaRsHrCGmABVvAltWjWXZkzirmM2wdK9",
-	"C293jyqlJ733fQ3HL/jSGmF3lSMKU1Tw9lxPWOOZUlfmmAMS7i20Ml4ely484Ml0IN9dX/nyj2QzwNKO",
-	"f4NaZUl/haT0pFuzHtBKhni3hPJG8UCWfcfwxpjyW6DkFa3xAKjq+hndWthBrLKnZrn8zN1T5E+h5qMk",
-	"11d6qUuI2MnBSZ8dHRz6M5Vw533ARwcH+Js70uAMbKxQ6QHq+cs1ruqPJPWHDX5avr1e8McTu5uKZFo6",
-	"bt3BVbS6z1wt+Ni6UkD0J23pSVv6FLfrBRX455WrNUjjU2Vq94C/Ax5CX9JA5tBWdckq39DeXT6oH1HG",
-	"QfgpE8CERC9OPNZqFvsMyZXbZ+8saH4Duaz6YcbCjKfQZz+NqIyO+yVRcwFpGJ56dysNkfunrLgDZuoW",
-	"gx9Jt6mUEay8qbLUX9CGTdRZqZdS3cN6WEuYGG/SgeyGVnoYeNxozr9AOP4BTVy0sU971b11YG8NfnyK",
-	"Bn/i2p+Qa3t7PfN5r8GKzkOYT2GC/VBWbSy3rRmBl5bb30Vg3C+fWDIG9/DJbfY50tJP3lZQcUJtcJg9",
-	"BFmRkIUSUN7WXthXl7aFZoXm4gWbQSo4Vg5mXSwzXDXSYr6Fby+M9mHAGvDJDVNyIIPl+Qz7ibtX4yri",
-	"q8SC7VH0RbzXZ68tjea7s1nFLo9Db6WRO2hIB5ICnNk///7/suX+bExINoOZ0gsK4WCpMDf4JuWPLtgI",
-	"2Jhrljm+7cN23X7/4/KnHweyLJ2N5YFpHdUKwWTZEBUQkCc9LgqUovU8ZgXfKTqoTXN5AykBuTtSdsom",
-	"4hYkiZh8ogG8faU8frS6U/yxN6xQf7culccOsie+NoT3CUAKaRwVTejTfdqLkCz2PWBiLHhN6HcLuhwF",
-	"O4x4Iw3Z/nFLRRnk83evn4WTcTJiAgKro3c9JN2QTuQcSDvVKp+0GdbjPXKpHh6vRKFYpYY4Gna3Q0Ch",
-	"RwFkagYSuM4WEdO5NGzOfclzPA6l2UgDvzFMjceEikV9b9/oJgNufNlrgiWi30BuYaPa67O3ja6cIpor",
-	"SPWltD2QH+BWXmeVItG/MEuxC7B6IXzfbExzLq1jho8Bm/y1dMBxag02+WsS9Mmc9fuMQa+ETBK5yuCP",
-	"Kpr+EHirNLnXFkDjhqiFzxThskLaFyedSjDPQUMwz1q15T6huL9Dm9sfylL2pCn9q/iBMKmKL2VceWJG",
-	"nhHVJJXlfKz7+IIqEsdqnfJClFvbsTr4I8xD+IQfl8/QGhvIDx88aS+fa9Bfm55SdNpwSgJKpR+iuVCV",
-	"rH0hb4XFQzSb2ju9Ll79Q5gmy+18oti7CjwbiBSfPpkkn0pzfoqiGYR8GBYw4yIL9+9KMXBh2V+UkMZJ",
-	"p44rkQLtFNFevRg4fbBlvU5svro/a7+EvwP7Fj7fQt+tXSED+OZaPYro+1Tp+/fCaz51jTlHYlHROUSm",
-	"Rfcasm5plUGtLA6S5MbSTzOwWiRmTRYWSfeJyt0aDc6ccbzq2VQYqyaazwwbLZhWuUVt1+2FLJ+W29z0",
-	"McOqiGuaKmPJaIXr9gtgqUD2mfabGri/9avcyAMsvLf784yLJerfmL/7TqsZ2CnkjlO+twzehyRqRiaI",
-	"/j2wZk2zp8p8HgLbtSivD/lrZwRcgz7P7dTN4LgkGkZbqxwh9N0rZCMThp2/e32GNgrDEq71Ag/J83U2",
-	"1zAW793Scp11Tjv7yIj9MpfHp4bxZFgu9+StRm5LDdURXn/zMlw+rBuIGs+eJSr1lTff/fDy1V7ErLoB",
-	"yTSMNZhpxDI1UbmtTOE+xzkqxVxN9Yei+GzlN3/NrS7t8odrE1Gtz4jxLFN0tRAFVOtQhbwyX4aqwfyG",
-	"3WENC3bgpvaaEV7GSx02Q7NK3/axX7UW+uZeq7N9TX0WIxY6NaJ2XEQzEm0pbZ4VfR3JIjzOZVrdj19L",
-	"wwz+Vi6UnC6ZuoVkl8cRhWZAuhdVAlpCZKhhKymSFbuiV4caJgxNFMPiiddUV+tFkl9++/8DAAD//w==",
+	"7L3rciM3ti74KgieE1FkT5K6lKp2WwpHHFku27WrylaUpO2OaXozwUyQhJUEsgGkJLajTvSviZi/E/MK",
+	"0w/WTzKBtYC8kJm8lai6NPuHW8XMxHVhYV2/9UcrktNUCiaMbp3+0ZowGjMFf76O2TSVhgnTfc/ShM5Y",
+	"bH+OmY4UTw2XonXaCo3KWEjuJ0wQM2FEMZ1KoRnhmlCi4DsiR/BsxJU2xRsjqeBn7vuJZuSWzXqtoKWj",
+	"CZtS2xsT2bR1+teW7ab1W9Ays5S1TlvaKC7GrQ8fgtZ7ZtSsez4yTC0O74pFUsSaGEnuKTdkyEZS2VEa",
+	"NeNiXO3Ltc2FYWOmoPG/dC+kUiyhtr3u6+8Xe3gVTSTTMJGIJglTzzSJim8Ij4lUJKJKcWaXZMwEU9Sw",
+	"mEjBzsjfMmkY4QZXULFUKsPFmFCSKjlM2LR2iKXp/6X7nhr2lk+56cJ/F4f4nv0tY9poQpNE3rOYcNyr",
+	"KFOKCUPuuYjlvdsPromSmWEkSqjWayxQ0f17NqVc2IE1DyFhI1Pf/4ZdaWaatzsThid1c2QiXjWnD0Er",
+	"pYpOmXHn4DxJZASb+fr7S2omi92eC1hafMlTe04NhgkqzBmhYkakmTBlz8bJ4YkdB7efp7bRoCXo1I6k",
+	"aGnA41bQUuxvGVf27NkzUB76lD68ZWJsR3R0/OegNeUi/3fdSXldHLQ3bLY4jXf01lGywu0imo6YPTtw",
+	"Xs6IYlM2HTLFYpIyRTLNFFBNWDrCPWOSwURmSof5BJGpFFP8S7c0lK4dS8O0jl+8WD2tn2XMGneGCBlb",
+	"FtOw2PbpYy/zpZK/s8jUMYvrCSM0MvyO2eNt3+qR/6IJj4Eh0DHlQpsq9eCK6wlP9RlyBftZ6R0SUSGk",
+	"IZqxecJaXHc3NsvJHmWKTavuh/mRZ8E189g79J6NFNOTCylvOavfJYWvECNvmSARvEnamWZxcdcNZTzL",
+	"ObuQ/psBfNPJp4QfF5MapxmleuDebtqHPx99c1w39ium7njEzqNIZmLJDmh8j1B80e+EW9G1d8A1M3DN",
+	"PPZOXAM9NM8C6aX5/OLzxx3VB9sUyijA/7+jsbu+7L8iKaxIZP+kaZpwZNUHv2s74j9Knf5PxUat09b/",
+	"OCgErAN8qg9eKSXVe9cJdjnPipORVFMGwgMXd5ZHEC7SzJB2eIccw94QI8oTFocBCf1R8atgf8uEzlIr",
+	"UbB4MGUxpwM71xBIsyTo1Qk5daN3nxwsvA8TuJBilPDoCRfpylArp7h+STv0f9q5l66kgbvOBlwMRgkf",
+	"T+wL//rHP3ezDj9INeRxzMTTLcR5ZiZMGNs6i8kwM8ReCF7aa4cjPyS7MCNGTabYIOaaDh3xcKGz0YhH",
+	"nAkz0JFMGf5qmMLrqiCr3Szaa9uVoMnTrdmNYA8pi+yC2UOUKUbaOGNBkwGzn4edM+CZU6Y1HcPtCtI7",
+	"jwInt8PdVhH2d7I6P0vzg8xE/HSr872EK80Q9sC1CYhT1ZzEMaUzeHgr5L3VXeAlTdqhkGYwsiPdEZlc",
+	"0tmUCfM+5/RPtR5WJBjShIoIyADkrfzEAOGUDpB7cUdrcG2lC/1oU4fmlnJZPhagM/bIomBktfxES6JZ",
+	"rtX5F1DsmVuCK2a6TWJXWBWMvv3XP/55Rqxg8O0BTfnB3dEBzczkjPxkTPqLSGZn5IpFmWJn5IpO2RU3",
+	"7Nsroyz7X6kyP84+yLdUjdnTEaGTQlDulHcMz2RiFWLSDlM6SySNB0bKQWIHtjP6k++omHmN/gmnb297",
+	"mC1caooaNnD/XJjqnFFo2SzLrz4KcTTYZJY3Mv/BMtPKui0VHzVZT9ZvyX4Ae3Ij7CmUiv/9KfnvO641",
+	"F+OAsIfUcn57IY2kGrOYRIrFVvihib2BgC0Npvi6FWLwB/dZ8YOTqcMzK+bAn4Mosdw7JBL5mNN8usjo",
+	"wCa2mwN1I+gd5YkVxp5QZCQxS5mIwerKNYnlvThDOw9JqGGKtEOv+2XFAMNdLUGqZGTFrCddhF9ZknSd",
+	"nmWlZsVGoOG3K9rDLbMahH2wk9l/8JcVGhsvXzvbHI1jbl+jyaWSKVOGW3V0RBPNglZa+umPVqSYlfwH",
+	"FBbMTsj+1YqpYV3Dp6y1oOQGLTwReqNveFxzoQathGozsOvjGptb5ImVEwy5p5rYNwkusZGEDmVmCCVT",
+	"LvzhWm8cqPzXjCRVbMQf6i06t2z2TJM0GyY8ItpQZS/NcUoHIaEiJtxokkh5m6WEx50ArZ6RHAuuGeGm",
+	"VzeOknmqbjSgSMEGccOmehW5XuSM7Mp+aFtwTVKl6AxatEd2ENF0MOVC1vg73kmwH1JTMkhrb85lMbnn",
+	"ZgLc7ZbNQIyHFsGae3N9QWI6I+3DUyIkiWha3REuzMuTYhXKlvnC8vLXFphiYIOCqvnO7U2+LIuzCcqE",
+	"XPh65NA2YqePh+MtR0vMBgeEptwe4/X3wh3DhS2Ym2zebu1o4/gdGG9L1qMNxqwkskLvAaPxlItW0EKD",
+	"cCto3XF2z1SNUyxoZZopR5WbWuTK0/PNBDiYhkleXf30hs22m6Q/yeVRHh6uGGXQwlNsl37xCPwikLq5",
+	"IIWkArtEkJYDQjUJI2rA25hmw5CkigujLZdqU2IU5QkXYyLYfcIFKHwjLlinR66MtMKHYl0mIhmzOIAT",
+	"ZdmY5R+RnFr11B6b8oRePv/zyfIpBa2HrmEP9pjJlP4tYwtb4U9UMfH63ZhyYfkIN9vtB52ClbeBuxz1",
+	"ekeH/310SOA5yQQ3ei0eEbTQDxfV7Nfrq1/IyfHRf5yifTqhxjb3TJMhT+w29Pync8v6vIYuFKNOQpjX",
+	"nCKp4jL/Y8JKOsD4UdyjWcwNSeR4rpsXK8lxnieUl7A08Xx0jRv3s4zZpvs1ZsIM7pjSHOe9sCTbyAbj",
+	"NFufVf54eVN3VU0YTcxkEE1YdKubZ1Uz4oXFcU05M1ztN/jKrPRsKGXCqFgltkwYVWbIqNlogRoFEMW0",
+	"zFTEmkQCxYylk40607dZo4ShJ4OJxFNe+zCVytR5uYOWNtSwVXtrKRKs7EuveTdA32ZpWKVBBHO06qis",
+	"2LoKqVZXcumJ2UIcEDLeQC4rzuYqcQDbbRztezbKRPy5MWa4LQbADx2ZLcrO+BLKxHYOaBcX7J5p436y",
+	"mpt7T6OLlA51zWVoZZAvgW8vY9a5aL3pJkZWx11Jb3nz5/j+h6DlvDCbsI1tGH/5ll546Nwkg8hdU+uq",
+	"hz7Gol5h4xFrouqfZKaSGYF3iBY01RNp8rCx+4lMGIR3rEnpK7Q1xRJG9YYLtorfL+Pd6zDgghYcGw5a",
+	"WRpvvK8lfWD5IXCaWkltK3SABTZf3ryKoFNh5KXxrsHV52l/Q0OInE6pqGFirDfukVDrCemm5PiYjOng",
+	"X//45/+yl1RYt2CNl2rzhWoXavUCu2vRXYnwTZAPe/mKXDrhZxOGUxgB1r/uCu5WI9YJ9mAGUaZ03YE9",
+	"B47vDahg7EnpmNXYTuZ5b2mcyxfhyp8arxbntg0k3DtupQvUqZBptvzRxh/9MW8hQ2Nx8ZuLpqjVqM/t",
+	"NfPqztskN+H5pkk0p5GRqok94EP8uZitI5i5qBz7y0wbNm0ht62dQclP3dRnw89TZmhMDW2eOQbcLGyb",
+	"jIApbMarZGYiOa3MWmfIDIJWzATP9y5T9TNdyehXyejuuV/8Rdbtvk/r9Zc8Jmk9dltepcq+lygk8HQ0",
+	"P7zqdIrVqz1FlobfyvEWjITd+QDx9XhIcVqejIe4IdZN/Du0JHyHfvkNp+68+U1CihWPdTb18XUJi8dM",
+	"WeG0JIqfgal1aCXmMbU8aU2JZZgpMQA/JzQ2SJmC0NrKYVrP5rJI5Zm4pzOM1F2clXuqXTz1AXn+8vCQ",
+	"KJkJK43H8l5YZeCwd3h0RkSWJCjxC2kmXIyJHXdV/4hlNkwgBjJLnKerwjNE5oyaD92x7Lof/zRKJLWT",
+	"K4brBrQ44J/rB3FGDkvxmkUAB/ggsrR2HxqG6Bd2boz4VTFCNOPND+8HqUjKZJqwgIAs0gfzg3Y+kKNj",
+	"AhtBqKlErdu977fOCJumZtawxstPRZV6K1JaI3UtrPYctVTnWnfgLiYsupWZuWJab6Emzem665C663CQ",
+	"qaTeDLbsLGgc5jJJPVvJ81xskpvyFX4zvx2lnuYGnXcTNFoQa1caRG10V2xnWag6Auds6Sk2cgYKOBeE",
+	"khmjanNP3ab2/coNvpEL4zHcblP68Bo/Rbu9+8fR3FUWtDLB/5Yx99hyi3of3QIBT+kDn1rZ5ujQ/w86",
+	"wh8PVzrZ6vxrbtpLiCQXorcjlEKXLW3Iy5PV+6En4EPndXz71wmPJgtpAldXPxHw2BhJuNCGJskZoUni",
+	"XpzOG5jyjV5paSq29vlxjX/VSEXHbKBnIlq5OvMBFSOZxEzNBdo/08Q1aucyoXfMizZWUD8laZYkEF1n",
+	"JJqzUKJ/pslETllftMP/fdDPDg+fR655u/XwA4To/u8D10+Y20WMTN1QOkTa6w6aLdKTuHYpKAGhIu6L",
+	"NNMTFpMhjW5JW7B7MK5FEyrGLCYjnjAd+NNvW/pbJg3t4AZwY1vzGlWPfMe0IWw0ksqc9sVcv7EPKYVE",
+	"PDtabogVkawojwY+bkg7ltGBW7HeNO70+qI1T4ipSxZYdqqvsAnIK5g/PfD94jmZZ9VI7s3nae6S24Vd",
+	"9xr3s5ulcxIlaUd2up1H876dkWmmjZVRCyn2mSbNvrfSoX++rUtsydrmTPkJLjVzL+Fa0+veax8ax+0S",
+	"o57QGV53MzSvazV76El99tvHM9Rffo0hCTjTeKtIKhfQsX54iGaRqstEdRFHLsToX//4Z9gJiJ5Yxcky",
+	"5TVMYm4keRdLplqclk3tpRDy2CT3uqdNU7xaNht0LBWDWsqrK0RZmsz8mpSaDEpjnx9pw0pVpLyKBZGC",
+	"gaVkg8wlAasmofGg1tJ0kWkjp0xdSmVosp22U6+xzEfiqKR2WhDi+J2MN44YdD6chYSqYcLIlEYTLhix",
+	"L51BXqm9lGnKD96/Ov/+3aveNM6ljYRr0yM/s3t4W3tDB41jBrkw7IFO08R2+tfWQt7atnbKmBnKE73K",
+	"HjmXqP9gFPVz69pNR5elFFaNDWD8XZ2yiI94VKLoYrFHnCUNDlI5GjERW70ck/Tg1QBWqZg1gawiXXta",
+	"SsENc06wbEpFPtyzPCXb8pIA5CkjSUqVXoOnwK4XfS2sdSOF5UG0G97C9tu1onSBhBcsevB57aAeUEDd",
+	"7gLzxF+6wE4Ov3m5+gZjMVdW38oUr6h19t8V+ej48KRO+chdfmU/9dHxZje820TvhKsMqm6tfry82XB9",
+	"lgfTiJg91HvApmwq1Www5cOG5zJmyRKDep0H+D7XlZ5pAhEkBBLM4OcfL2/OnBZIRkpO8QWrNUoikxiO",
+	"CZ31iEMBuJ9IDR9pQhUjmk+zBDIm25EUIz7OFIvxSEEXHavcTFgCoQZTaiciqIhYQGQG+dRpQiM2ZcIE",
+	"JBMJ04idgIMcU8Pu6QyTMDGy0OU3kZjdhZBR9+Plzfn51eD87dtffh1cvX538/b8+tX3gx8vb66+PQLR",
+	"3l9R4m5qrzxxx2NOu3pqyS0ffn0EaLaW/wE2073tN6iykUV8Th1t/QTPNj1+m4eELUZ4YhxIylQpj+GU",
+	"9Fvytt+ya9tvxfJenBLUnTGYA9XmfquWuRdGPr/o8hYcTmNF49pFntcXvfnOza9uvV6LO262iRxhU8rr",
+	"j84KsbqONjZwUJXz63EMSwTvYnZbKm1+kgvoKvDEChWKaX3mr1QWk+Esz9Vhak5JPX5xEjzCes1fSqtW",
+	"4T9/fXO14cQXQtPXl2rOyX9e/fIz+ZUNyRurbrz/4YL8x4uj/+jUEvnS6LXGQPa3YA14ZU/co1o3MLP0",
+	"NI8aS6XmaJiK2dD+QEXsosv0pq6zR49+agxgWuFr9oFtNY9GzHbH6oyizg+EXI47N9EpoSSDTHQFcXEB",
+	"oSRFrwNxjoXAp+Ciow5X9pl2iekNobbL5bPS7l/P0D6+WTiR92UviYv2K5Ev2MpUkPlRlU40Thqia+iY",
+	"DYCWbP/x75k2drGwy0zU35zY8jY+cmEU38DxUD5WT+cld4OsXVM5ltmWRqEK9s2aUDYLA3i36ZK707f+",
+	"mjv7XN1641W3Ml0e3yrFey17+0bXOG9cDI/rLygm8VvtksC1tNmyxFynCZ0NGsPUtxYn1s06WjevyN+m",
+	"lREvuVxxObYI+XYwWmsTilv3VXemb7ZurFukc4zTbIARXbUKlH3crEQ1hd82EcHHxqZumRxQTCIozbdp",
+	"AXce3f+Rgf328/dszLVR28j1QymN/TQdbJOPW3yds90FTQk+JkwomYCggOns3nwHyupZbphOZhhWD149",
+	"B9PZ1pj0NqF6wuJOrRwhHKmvmUZRs7qtxdkE9avTtAsLkaEw52QuFFSORgkXYAUrNPpWnphTy9eqkR1P",
+	"EMzydLLrHY9ro5aLhwPY0keOilmugz5FjHtZsS2uo2YZNV+rUpxOU5h7HYVW12EL6XJOHGyKYdpAFKpS",
+	"9SoWmLe/enZXC6YULrjhFIO0UTwvBWAPrDYjIg7xgQ6oo/4cMqXtWr2VY76liSGlWt9LVWPFv6RaMzAZ",
+	"OkxiYbiZEb/vZ+AoUDIh0YQqGhmmCjzd9s83bx0sVGc+3+nwePPcXyTJGj/r8YuXm2dw+2AhP/XaDZQJ",
+	"jzbV7mM2olliVlvsap47J2tdfE6jtgMxJ5kYYhTqmoYAK76ux3bnY+05SOdDKTE4TzU5Ae9okjWgiLLR",
+	"iCHc6ziRQ5oQeDe/UuUdU4rHLCAs0Rh54da0s1qTQ+ewU679VvjRVDegece3EK9S++Emeq6jrVUMJm+3",
+	"drRKDtl7ph25bRS+LQRritsGs6GLN8MjP3JQMwRXvVbayd1aNSnFCBmDi7IGzSlGo4kHvZl3tswtUPFu",
+	"paOG5YI/N1uqpqwQPVg86SWP0PbJ0E7XrMk39YGAxQGyL/ucT4+dXPKQbB1NUtZVSjN1o1udseaWepuD",
+	"9GjGi/mTtMyg4Bp5l8NKbzfqVXu6U/tBQ4Jio9XA4T1/QsuWT/3egoFtoUA4m/njWCJXpUljV/XLbvVi",
+	"plBHfqRQs5fPVwccf0Sgsk/8rAhdz9f61KeG5szy+LgU6f3yxYvnL0pB3kfrBnkXBhQ/vLq1vnqzqZe/",
+	"Ajo3J28hywWrB8Yzc02u3twgspSQJLGPS7G9E5nE5biWsjILJh5Vceyum6O0jjkMXdXjppiD5SazCWSY",
+	"D5ZmoV9C+rmL6i6SzsH3bL+fi8xdUyxtTLVcPp2Gu3bJnVZvbltYvPJGVYZRu0gV1bggpAbC3OJu1Lcb",
+	"INBY2l+pvtoGa8cH6FVPALg34mLMFCBNbWKkuWWz5kTUZiC8CkDW+tRS+q464tJAVvrmcEm32XXMFNlg",
+	"53HzVm6+b7d2tJXo048JoK2RY+Ex1AAaueSMHEyUtKv5HrzBtrqVNbDARF1/LRujcBd9ZZu6GnYoND42",
+	"yGLd4SiHGtelXjlVIQc2rBgGy3uxmv62D+V+IgzQieNfddp0pJilZKzzVbKTtcNxqgfnw4vYBcIbSQxL",
+	"kgp2L02pqofZbIytuJO3G824bm8nyN1WsbTKJm3D2qqIDdseyzXMtHP9LJmNg37fKoR2Od+bKz6TB6Bs",
+	"mMm5IgHhFwFyGUQKocSKb3qCA2LbotuxosLkl25T8pDl3uAxg9fLldMMvWW6bJxw86jnBE1hvhulN1R3",
+	"dKtgbQSnKtTcRm7BaxyNb/mIgaORC+KyxuvVAe2zL+ZCwVIasa5mKcXaeMhKSTtUjMYVLFufTenSMiw3",
+	"gdDf6mVqOXJ9xBOgf9fv7XlyT2eahN8xqpgK18jRKS9Zpe3KavlZ12+cQfvodufQCXgbEnhusV5wVKxj",
+	"csavayeDe3Mhp2nCDNvWRaPMOtGQ9TFYho63WBAHP4EfljKzN9PXPYYFDKJufYrkY9f6vFyVpVDC4RGQ",
+	"e/OGluzT98zuUrypQX1m2LrmbUgfrtdkbznidHkeOUL/X8zrxTyf87vCMIjFwaBt33vgRrxkIbYJbXUI",
+	"9Q2s5AfbNVwPjynTwzfDeluJp/ya3KShS0R/dU3HpA2rUq9qbLgnzeJ+bTW3Cyqk4BFNiH2OGd+UJIxC",
+	"3pROqJ7Ujkrzv7PBJlS3efRAPRk5Ud9RU2kYm7n+HZFZodEV8NhhUGmFoncXVbrhgVwWdepG/O425mrb",
+	"G2MneADF0OTdxlyytG81buEcxJTdMTVzgD4sgWpa9XIT8yxq/c2vifydrbcXjVU97bmt+uAKfIuAYCrh",
+	"HaQnckjD8kgUpD130AnXfSGdLN3pkbDXCwMS2v8g1pFm46mdWwDAFPAN00EehGHXbsgx8w3aKKmbQV9Q",
+	"Eis7kIQZw1RAKMBmYM2k4xcvCBxjIhUE0JsJPvjmxaF7QBUjJ4eHfRF6QBD71sAoeseUpkkIER9BXpjx",
+	"5vqH7p9hTLahbiLtNOFAYFu+rghmq/QFzIJGBjXlTpFjWwBfIO5FOXv2IKaGamb0gVGUi96Qg2O/JCV8",
+	"8+J4reASv8uKaT7eVgFcev1d3lzD5Xfm4xlIuYqLjAwzXW0Uo9OFnJ0XtcmxZiIrN9OPr65bge1mqbCw",
+	"NkOYv2SaZoNVzBP2TBP2YDfQflZr8d8AzMfxSDfJZccSN2xzXrSFmWfzJVdmsGwR32WJ4fYtgrJpIR2t",
+	"A93rdYJ12gyIFIzcvH8LLhpvVdrk9swX+pKq2lyBhssv8Gika/aDCVD+AM7L/01EGDn1CqgRv/DwOb11",
+	"RRu3vRUT4DqUBwuyoQ83163qHNUftVwbSoZN+lpFsvNDWrIa75m9TbbjmyMlpxuyJiM/RriBDqGRJTOq",
+	"ruzuuUuphNaWOcA/YQuVavWAYBRRZWUrTZBga9MgC+a2GIOyDhpHfnoQuM/PZt3TdKM3D//NNel1tG6Q",
+	"udZ+W7HN1CtAAGti815i6pXeKmGTQdT1mkxfMYjPi5u6unE8nwuCVZ3XbBcqlTW0eXXzzrvqYMWfwQ2v",
+	"tymEVepmYS7VRazsQWG28NtYR0nXebLax8f37TJ+rxy1V2x+nmF/L4ABr5GzrpNsvJkrG75YO4zvmqkp",
+	"FzS59ubvHXNAxXQ2rU39ZVCUv+Qshjc1oQLrLIMOhYH2JeZWisesopnWAMq5qfpW0HWBncmUCVCMXK/1",
+	"BplsmCppZCSTJjzk/AWrC8rRiCkUUYZgWu8hKgN0iaAMpwTBMXp+cL27o2b7fV0quRgnrJtpFpCT52Xf",
+	"oxyRIdXs5UmmEtI+fvGSDLnRnR5ZAV91z4ZaRrfMDOqtWZegNzqvvl/RX9nwCj7yNhQHA+JAfw/u9YF/",
+	"9+CPwqsx4PGH1aKbdzOUyG1hmNXNCap4s47mVpL/lvCgG5OddFRG2gjeIgijKuGW+u0wnlma1/dMdc6I",
+	"nDrMSEoEuy/Tv1ORW6etw9Gf2XF0Qrsvh0dx94Q9H3W/of8RdV/Ex8Mjdjh6Tl9GVW3z5QmI8oYpO8j/",
+	"/ut59/+k3b8fdr/p/vbHn4OXJx/+53rYf5/M7YZFMlyJ2mRdH9xCROsKL5ln1+gXawzd3SoZes6FVh3a",
+	"nBet4l+DHutIGaSrj0+w2t4ymnnxbi2VE4aLdY5WOvex5cZJu1a2LRHSdM0PeZKwuCk8MseqcMj3E6rJ",
+	"kDGBGB4s9kivWpLRHHL0EuB77NJMlMzGkw18JFIvxVK1z5FpS83Kh+Rj0fSZiDd056wTenpdQdAFTOCa",
+	"ikgfF3G6IjTLP27OIm9C5P8VQmV9BQHg8Fh110jCBFYAFvKe3E94wkDwWBfNFprZtIjeOhntcIqKQksb",
+	"JZRWz9FC7dvSKpZTFlbF1pamWiqvl8Pyl+h97pwunKFGrrGQN223AoJOpG5IxLzRTwlJsV4ZlyZfo38t",
+	"z+9CnKg1lZlLV44UFZk2KCrkW0utihqpKiBtDtcDlZn18o6WwV+s1ll+ZcOJlLfn0e2Gm1FTYoePhVSQ",
+	"lBtnaKln1VzduiTdoCXkAJEYa+lEsYhx5ztbmdzmXl1WwgbZTaa4mV3ZI+sCEkAsOc9qfVaCoITh9ZvR",
+	"fJXZX15/f0G41hn6iXzVfxdK5OESlJz2RXj5y9U1ASDUu6MDmpnJgX8dXgtJG41OHpbMdxMgmD01JKx8",
+	"/fv9rQ47QV+gJ8qlN5Pzy9fz2ME98s6DspZDJiNjhT0pcndcXiiRq77Ig6geuvBn2AEflWB3TFlRBqLV",
+	"tINFzF8iXJPQcluFQXUhuqKAR8IOohSYb87EmLQkVV5IectrTpJ97Rewzl/RKbvihn17ZRSPoH6k/dBJ",
+	"sRF8jwFgkI5dXrEzopnJQd/4WHS5nwbY+G1H2IC3A5y2ULEcuF6KcdOUQ+z4BwC1HMn66/f9q6trkvvr",
+	"HPn8eHlD6RX56fr6kkykNj1yPYEi0QkUl4HBIdOxH6jMTE77IsSm9UEkYzZmoqcnIRkzYTkJw49+lC4l",
+	"lcD6j2jEYMfsiDXhoi9C250+sIsJ60JT3rNtjWUY4KsTBkMiitFYo3/ZsSsUIcKHrl3Jv4d9K/AyAaoY",
+	"NcXdHLOII1gmgPlGNEkAvrIWB7jT64u+uJDiztKkFNoVn0/TZAYXfbX/0774E3kFv+X4IhFVijNNwr90",
+	"Lwo42u7r78PTalEIzJ0uFR6gfUGKc00NmdqJHx3/uaz/g+ARFqpdb3Da/S0MiDQTpu65ZoQSoAxyc/P6",
+	"+x4MEGB6SaYZHK2hjGdET2jKAhJW4HDDMxfhr4m+5yaa2FMVQnpwz+5y2CPnYmZHma8ArCmqteTk+REJ",
+	"nfF4YKQcJFSNWVgULPKGbahCbnfXvWxbZA8RYzF5eULe8O9g2E5tt+PlzokN2IDt8AKdtd3rWcpOK67Y",
+	"37UUYScoFo+849+RIYzZu27bJ0fPSZjSGfiminF2evlWYsdcl5AZ6ZhyoTEuFlqTUQYANEM2kopBgMCE",
+	"ijhhiqhM6FOSiVsBJhlF7pUU425ENUMkZR2Q/FoiDnMpsK3Ci3g+AiQQTWRmtKVgKoi93QKSgLqPcIIo",
+	"LeqATGli/2YxLhJWlIXh23adRx/jAEi4gFwdIqN1ew1jDImgU25HM3Gj9uuDF6Jtlmui0VIFW2rYgyFt",
+	"IQlEEwiZhzdIVY1u6C6CT3Qc5iw0awkQZFiiIYIVnf6nBH3+YQOIN1CNvTft2Y1g13I61RDFTMJzV0If",
+	"jy9BE4BDVS3frK4kyRmhZMq1nWSAVAqSgp3QSKoxcHR7XrkmJ4dHuIj2pJAQlXv3bRj4H1wDIZHKtud+",
+	"dTsVwgzCv3RdUrNlGkSzhEXGYfFiWLjPFyfn+T1pGYaQaGoFuzQg8trjDhEaxLEdh+phZwVUR+QowMGf",
+	"kFBIMwCk4JC08VI9OXweWE2Xx5rEEr5MGL3t4Pm0xJvwKcSrA4NMmbJcRpG2/cslCzmUU29rwIwsYnm2",
+	"u+k6WLeFuGjzKKFak7bl9wGZZlaaD+D1zpljv9AnixdYLizoX7p2XG/tK134r1378o/vrZAq7KbAIZl7",
+	"ppmBTfchLlIwR+gnx9+QEMqLuf79mXnPjJp1z0eGqbCGBGEK9hyVaNFSWmps369jNk0lgB9037BZeAp9",
+	"GzUrSkRrOoUxWBEK4oQs/1bMCtjubkb0jQLhKsxbtVOyL7L41F7cLOyc5W3aBoHnQOCiIx5oHGZ7TEJe",
+	"DA4qHilm18StD4wRdF1kEAouaeCcsJmZ0EhZ31Qbcu8MuBigmyuEOze/xy2hMGrvnvyO4RooWY5IiORj",
+	"95SWV9n+4JVSpOww6IvQoSKBCgOvOAHW/dIrSYmLvcLN786Lo1orgmmsBASfNQrYVgAWueArGIt98D8M",
+	"vYj/t/90LkYYsU8DOEMIlZPD51Z41dloxCNMmkDJF453Ray116xyKRxe+HZO474AlxUozvVwQFXRyPWa",
+	"tz3wmk3YOcUz2EeoMdNFDdKSpV9b9xMcZpThzi9fd+0yTKmgYwAYdyJ4Np1SNXPIuV0uAuAeOkAWFs0q",
+	"7RJoNwemy32wTnj1N0qaUIF2TG7AjF733A6pFbR87f7T1lHvsHcI1VpTJmjKW6et572j3mELY2NAL8sF",
+	"dzuOg7lSxGNM6Mmp53VstTX75luuzXmlFkdKFZ0yAy7tv/6BUv7fMgbRjE7IzzG58BrcuKz2h6C+XWBd",
+	"lWbz7P4Xh6Xs/uPVuQL1HTiDc7mH+eIA83aE38AyAKwLlvL48LAUkYdVbKoSHrhnNlwYsKCDcrSYdJXS",
+	"MXCX0p72WpWojnlZvqlf98nBwvvQ8wnOrO7DfAUOvqPlkKCTw6PVn9wI6sQaFuNHz1d/9INUQx7HDHys",
+	"J8ffrP7iWsp3VPjMHoC9e7HOjF5bTiJc/Zvi0JcOhV18vNtz4cXF0iYzqx5rlAIEu7dyOdw1cMTpWBf5",
+	"tb8FLXeHtE5bVU4PcaMuVatVYmwwosZzPe/SPBhJFbGuqw/ncnvKJ7luGYpXSsT4+nuMbfotaKUOoKPK",
+	"OX6wPb3HjkoFzIMNeyxJF2AbeJqjVnfMqqb/ACzleRnzucNWI72sOm91n3wIvv5je3iy+oufpfnBSvX4",
+	"wRrn/EKKUcLRJntyfLzORFIlre4EqBmfiJ2400Ko8FzkmS6R3BmIrJzl9R2d5utA+btOLNVWpDNZdFtQ",
+	"p5U9d8ZtspibbiLHjTIEiA+u0Pl6skMZCrT2Fq6rJNp0n5cqtj9GW8jENmpprr6jiJJMQy6EvAd9JRMx",
+	"lol4/vz5N53cbDovUHHExS26Xi+P6o+Fqlu+/yxNN+g/EwY8I5v3v6EYh6ULvRz3Yh05bpFTl2IHivqv",
+	"7I7LTOdxAl+C9OfOzTqyH5bb34t9T8CnKZr1gfeRRI6rgh1W5yUjniAmrYgJJUhYu+LCOcL6ci3uZ3ht",
+	"bf2tym4eGcW7iTMU6Gp1J/DlyRMfQI+RDggjDWIhrP7+4O384KHxHivH2ROGChda9h/nYDVpM2XgxMfR",
+	"YWBFfJ3QRyHVOnDHD1WvviuIP3dajh5tCAu1F2oOjB8mi0k7ZyWdvQK1tQK1qT509Hytg/uWqjH70hQo",
+	"JC1CgUmcOZftnFubGzDGYxmOvKAFmr2DcuGNCVNspxf2wR/2/wY8/oACcMIw7mue99gr9PE4T+XsnywG",
+	"WWB/8f5E7k0aj3AiLS258+gMFXfyFoMNIqYcvDvTZ+hmw/MgBpkGdxBP7Le12LY+t/ZR7vyNDpU9ibn5",
+	"c9XBPiiLw0sO+SsR23bfVYTnz9hUWiod1CgSB87bv+cke07yGJwkUyKvPQ011n21Z9IunTLyr//r/3GE",
+	"d0Yo0Tyxb+A3EybIWAKE9gjjfUouZX3PWNrpkVeubLzBiCmC4bTgRZ/4AhSfmOsErTSr0VKuDFXmK2Qj",
+	"1Wrfe3ayZycfzU6u6S0rmMl8+XjStkykRHOdswrkpYSA11vGUqIyIbgYQ7CgYPcQ5sM1NhX3yBUz5gm4",
+	"yUoxJFVyuIXDd57r1BpHoBTQjvSTx+M15YJFNdwmz5qDlSKa3pM2FSQTeZEfJBWuIXbMNhNgIKIgEHO6",
+	"N2E8HV/6YtjMxYRFt2Cs5IIcHRIXje8Zjyt0xUScSi6MC0PXPqARHmK5rF3xCVetXB+UqxUudyJUSwvu",
+	"JhysvkjlPiasbnXW8Q363d07KXZ+5C+r9f/XigzLNGkDHsV8/c3O04SMlSsINsZwXPqXdknZRQ3EBo3A",
+	"D3VHlPyV+85g9WYQ0u0A6nRDSczHU3NrNVUPsv65OtMWUODX8qQ99kFYeghKW2gVj3zX9jLo3o32Uazi",
+	"iqGEWqmQK0eEltjHrm4ivCP1wR95DOCHA8x515trr4jJVqO/ziHkLSYxEai3j4edtCHjcDGVyGeUVBOS",
+	"iO1E9wXgWJGwXJ0xREDEISNHvd7R4X8fHbq23UsyMwM5GigqxpAgEypGtRQhOeq+ODzsi3IBn4YsSPuV",
+	"R6sI5zPr2wih7J8PplxPqYkmYadHzkWe7olL75LqMNGlRhW4gF1xsHefKRcvDfQTRURUCnnWM3MH04MQ",
+	"5JZ49r7Xz9nE+VXxffvB87U2Ji8pWb0rfoRSS9TzDGTVpG2vCs0NIr4DedP490wbqxl1AgycZDVBWwiS",
+	"4+q67+g6KdXi3cl1gpWFtVsLLNc6SxkJ8YeQuFIV3izkMyZ7OLDBPRexvB/EdKZD0j45Pu6LsPoIkQaQ",
+	"22Oa81QqRsyEQqZpwkYeGGM61wB+qQduKB0iZPlje18MaQJutDYk0M595x6Gp0SnTJi+cBvukkzxbUsm",
+	"nZ6f7wAY24BjOr7D1cBHZ7AEMjOEO5sY6Lp9UbSTryJVjEA+swuxlYK57jznZMq93CO/iGSWfxlRQYbM",
+	"Nwr3uZ2ZkGZA84XokRVSQI+8k3ceTGAqBZtBHYS+KLsQnTWtSEp12CPeyga1DZ5p8rscNt6rSD5fwL3q",
+	"K2h/knu1Ur674WItkQdnen+17q/WL+pqRfBIh+QgoGCtZ2ltZEAeoqtTBXR+pt2l+zQX7Rpp5CszyFew",
+	"NYcmYg9JsFhzMplVnLPc4SdDBkNjNtWXkJ7+9aY17ZPad+UZ/eRZ8IsoP6RdxgNa4tKwvWaGzbGkCihK",
+	"hSUpRuNyzsYiCRlFhcasTRJNWHSrq3yyEHYPj+dgSryo2wkQTJffsb4oRaFGNNU5XlCQzxUg31AZagPg",
+	"TikDP6LpAMIJUHQ3E2oQisVBG02o9l5fQBsEOdWVSi/Zm4IcaBZnc/XmxgHQAgwRhJ44tKViuFIgrJoL",
+	"Y2i7cFs7JhpxM7MicDXFHQHoNCgPQCkAnAOireZSWFl4Ku8goJ5IUSfPXoCi8xHZ/1W+/3nIvvOT+kQC",
+	"8HKwgvd+xzwATbSXfHMuvIbQ6Jy47/127iXmp4/3RQhDlzoA7gfL6JykO4cj9xGXSFl+bZBr52FUGuXc",
+	"H5mpcLvPAqpkLzN9fjKTlU3Kl/OoCqzqI0XAwWvFAQfsGDNDeaJ9ZkyeXbGU9iswc/Xy08eCAK13bA52",
+	"gzs0f/OVQE8ITewcZyUolLn4W0QChGEhJiZCqrgoXoT+Q2jLAeiTA5AoAdYbytHPp+rt8Y72VrR9DP6m",
+	"eEdlXtgu4SzbAwtwrADH7tQqME11zqzagfoHlC0qEeaW3HALQSCvHdXNK/fskLGZTAlNKDl+8bI75MZn",
+	"LGPFY2nV2JFU5PnhIdGBg/UxsnSx5HDkxST6oh3LKJ8G4IeTX1ImSPjjq+ul5bFCj4ebl5FypbX6Aq6t",
+	"UtkrTcLFYmJBY+mxkLSlagA67ovF13MvWA446yCNcXw37986jxCUZ7XkdD+RJFdqF5ZkSmdkyoWHEfVj",
+	"HghpBlAgL+yczRHtAnixpVhvEsBAirO+QDDjApPVCbH+oimtLzinHNg/qOU5SLPOi6SdIjByji4KILpY",
+	"cNdheesJANNi6F+5nBxdrP3lQ855TNphUTkszAVuLPyFo7EieV/cMpYC2phvAsoWDJW8hzUG6OR7Ostx",
+	"TiGqVWBNBBHL+75o54vbyx96J6erqQLhNXldMm4C3Bq31dSQymDBAOJ7gYSbU981xORGiuEyKnfn9Miv",
+	"zgVJETnYkp73Spab7qClprqK5cpn5LxUvo8aAgWIsCsEYnZx/+6UQCd9ARufU5jvD74NyfzZ/B8+prjT",
+	"bG2plk38CIPLjswntXXtPjjjyY5sJdU1aZB1YGf3utKnt1B8Gd65d5Cv44sHZCXGl7NWV6kGkbQdr29S",
+	"+nZiwUh595bNVrjlLl+/se/sUs+ALpYF9dtR7gP6d0+0lUrADttdkzYAbEjBdCcolStCgHgdYMmIWQAh",
+	"PzGJaAqCJJRczHTF/gDg5+vK2w3AW3NlZJmTWaF2gG4qf+HLMvXIaxCrtH23JPlyAQVIrFjkDpKVxpJZ",
+	"UMTQ57WZVmHckxLEfV5bw6Hpc22v9EbE+7zQUwV73oqKNdDzEK/7vC8acOwDAoicVg1yNTltQyBv3Mlb",
+	"K9mcl3YM1AFN7sHlVPaWF2KwWwkA0scPU6bIzfUFienMecjg96ofCyTCkhiKUmEuhV79dN49fvGyRy6Z",
+	"TBPm8PytVFmaVjKDD5b4kICFtHbq0YEuPpE3B4cQu2k2c8kSubJIMfNvJ6/sxQ+XWAwEs6JGXVAq2ubK",
+	"j1TMzI4V6rOSVrkxOy/lReTFDdeIGnKyycEft2y2GgHNcrScBzwJBhry0L2Zc5/S/yihfAB6VncGvRQG",
+	"9kxtZKrJvVS3VqRw8eHUlex9NEGrenwW7xk3pGea8DgPKHPF7F08GR7a1vwVuQwYfcpF/u+aaLMyb/CV",
+	"OJf5WX0d2P/89c3VLpUXaH/JhayZIe1XV8cvXqIwXZKfb3nc2c0F/XmTvSsI2zr962/zygdU9vuVDckb",
+	"NiOYZ0gNuWOKj7iLWSrlq9k7qVzSTpO2K1ZFXLEq3amEtmZmMqc1Q9Wr6s1jqSuRY4l5yU3GdntgtbMd",
+	"YjXKovAs5knIeEacZdOVSEXAmLxmonM+9oWTyAsjbgU3BrSpKGFU6VJjPfKzrFbKFZDzcYYF3aD4faM+",
+	"FGJdQ5C0ZWaIkfI0t0O2Tw6P5sv2dfrCT8yKAYErxcUNuZdZEpdqc1rmtKB5WF0DBwn7GUum+8JOEnYW",
+	"yrG5csZ1Iv5b3IxNL/b3lfK2u7JX4uCWGipr5IerfO0/Gwn9K5OEG5iMu2kXz21+yCrP3FnbiodIHkcH",
+	"uaBUuquqpPBjXlCYYki6Kwhw+ebiled8KiCKuSqqmLYFPhMmyJQLMAWAY0MxrECKfCK3N8r6ing9EvoP",
+	"BpniRfIxiiHoz5hIbZ5pEkkx4uMMizDiN+Tm/Wtdm6Xkp/zL6+8vWivkiV+Bj9RX7NNMxNWpDKlDS8IS",
+	"pHahlkbxl+e3VBjJS5XgiyXZ5Pjw5M+rg9+fY9Dg/CXhVqppB55pQsvsOQd6mmMKb30YRm3B68bWbt6/",
+	"xcUqyArkEFi7aGIlTIEpAY0LsVgR/9MxqKeLQGjgHQCfae9lqEDvipl/BG9gD64Sf6OYcSGFznxOJO5i",
+	"2yrhnYD4j71M4Gse2H/NsQ4vPuGJrsgMcIL4WOjC983FKaGu2qkv2I4ZqcVLeQhaX9gWfN1pZy+Ayp2/",
+	"Sy7KwfTOsS3uuHOpc0XYlPIEPcaO4fZFLgPRREuQnqH6JmmuRr+0/nzQF1oSmnOQSAotEwZJn4DPuLAk",
+	"XJApm0rVbHJ85ZbeksEFwhruQrLw3WyOMLPqjFhRufV52wf+PaSRH7jgevI4LMUb+qzuwkUzT4FIl7xg",
+	"vUNsgVrDPd/EAJoYMGEnEIOyYKntrCTmo+dhxKjJFBvEXLtXISRGUYx0mVBBTg5PXIgF1L7mOq8r75IP",
+	"uNF9v1w8sdcjhywXPHPSigEAkerQNJ1huzbC4dKN/y2swG5OZaWP/dH8ao+m1dDsXQCXqr3zrEiJ2TJU",
+	"63upYqgBj7Z1OC9krKgwWxocfJHtIk6w9vCekzkDxzNNQixD7+ObvBURQBEwqACPjCbDbGYP0EQq0034",
+	"nT2AcPP5W7d99MIqFB1vGhjOKhYX0g6xWKKVCkPyLQndYAZuMOUa5TyGat/o2oRi5rH9xKD9EI0aTjCJ",
+	"IW3VS8nACbnWGYoZcCLOYDZgP6OK9QU1Lv5w3iIY9gh4hPkS4wdZjBAswxv1Ba5nQCi5V9IyHm+fkcoZ",
+	"NGK3pE5V8+zPbwqAUdAkISeHR+CfxQBxbNcV1be7NGVa0zGacira6Cmh+hbj05p9nle4+D6Qazcod0UX",
+	"nwjorjoE7OQrDtH692CuF3ASupFioBLTRCPzxGCoeR6HcY6eQ3rLLsQir8Nr652QCxwYiOfAHcNmDny9",
+	"YDmKpNXQ5u2+QSFjwS8TqomQggXFm3NGJnI+1zDYDIAROtusJu3CaBt4XhR4K7MPL8XI0iGLaKYZ4kOU",
+	"Wr2nGoFyzD2PWAeji4+KWFaMLT2FOwB0L+BCNaks0Oh2YaRPY5p1vSy1zX6eQtm/BxfwCu4CiVouINi9",
+	"u/w3Fqhc+NWBy9BvtLxel9CsHBCTzqbeAzuHlZLDBLUxSItiPH1MIplkU+EC34eZEn2hqKlrcSIzlcxc",
+	"Kn6Roj/fH5wRFpM2Sm+dSjzWGQlVJu7pLI9/BxnE/2i70CHRdEYm8p4k0gFS+WkmFAqAG4ctoHJzs2JE",
+	"ZEmCTMvlvsFsNE7MY0L6aeGiPNM58ynccn2RI5YVSJOjcoaOj593S1on4vzIzHfYyHduF3coY8z11CBd",
+	"uDXcx6E+cRyqIxq3/AFQJckpFwm/zCNqgYuaox/863UcBKl8aXx0AeDJ1y2dvMcAWh8Zda3C5o6N7GsX",
+	"fCln2cOPNQH9POIRzqyGvfQE38Ab+5P7aCcXFnSdgwt7A2l/Kt4f3y/n+Fb2jbSl3VIrEhe5S+DsU1R0",
+	"nu6MH0T6rlHUf//DBTk5+vMhubj6L5fKSpByiJL3+SBxSh5CVhvF6JTFhcYeU0OHVDP7ERnO+sL+v1MI",
+	"JiyJyf1EArbtNXswJGJJ4go6UaJTxWisJ4z5mCmVCUI1oVY2nmYJJW0A1OJi7DKkw2/DgIT/h/1P1/7n",
+	"f4UBMXRoJW6oVY2bYDIlOiDAp4qN+IPP1AifhT1yDoAVmWKEjgxT6AFG3+5wZpgm90wxgsFiQ6mM9yZD",
+	"gizAOoD3NLXjogkZ8QQUGwcqzLWhTl/rC0osZSXMQABJvd80lQrZ7cXVf60W6A17MH5XC84zz8lqZfVl",
+	"nOUCe+h+zzWCUNcFVoTUGBpNpkyYM5i2ZbXf9lvQcNdZkB0OfoxWZPcrJsQYhj/2In3Xb4UV3ry7oIo9",
+	"51qoaFOmhAYcHXsKL67+qzjwj8ymJowm8F0Tc8qEdiWglKtQz2KCXyEqIeHCnkE77MSzL3DjEMOnTGam",
+	"R44PD0F5B2sB+KjOyIvD50TQqVXlGY0mHrwGm8x9uT3yDv0Q/lzbI0i5QPBuZ59t0NF/gkHuUjd3PdSc",
+	"c9zfmKVMxGCaQAiChayMxzlcjhh3PKdzKxtTbcA9VJoauM3vd+HbWBormQKJTZgnxrxUWTG08lmRqV5p",
+	"nIPCo0vl8Z/hjR2SlO1gWbYxDHFv5tmwYK4VLBIr3aB/QWmiGUSIt4UkNI4V05rpgNAxQ/gTR1MOs+yM",
+	"MKEkME+06zADjlbYDCKn3BhWdfhsBWZWosS8tCXwQ5mZrnOBLInHc3FwNEfy9z6XdsgFN9z2GnZyIJ1S",
+	"aOYE0OWJ7yvwEbsI2sONRhyaj601dGoFMcWMmhXhgHnlId9b/qMfPQQ/u5E5mFeoOIQhwQlnKJFyQUK/",
+	"ar0pFwMj0yx1tYt6vdIz+lB55qtM1NYxylcrtzH7QOSyoZnUGJVdq3m9IiHNQGep5Vp55nHZwo/w6ADf",
+	"VomBKnYJ3Wt9cc+GEylviQIWWCnS0OyQv3Ar6Opufq7FGWoH+6nymueWrIEje9okRkJU+Fx8+z4N8+li",
+	"ub7mNEwX4E2MTLtZ2qQteIbi64HP1XQpX1GeIX6M9lBcU5k2cspU17IkmtTdVrVcyX12CV8VvGln4lV9",
+	"h42VKu1LcPftBa6dE/g5Sbi49ZF285T7TBNHgH5bPDLb3BFYTeKunNb6VUJyKnc374oAHHqPUTVck2E2",
+	"Gjl/uSFTqZ3CgnlL8BJY7Ts+2JiEV0bxlHWv+FhA+HLYF3kk4pCNpGKEihm6wLm2ircDf71XVgqF/AgH",
+	"6xKQKU1GUk1ZHPhoQW1owvqijQYgxFvsBGSU2b66MZT2qjwk1BJxx/YwzQw8j1nCQdGC6JzDvgjdugy0",
+	"H3Wem9kjr6xyz+4YGKMAYwZOL3Ooj20rEZZbPD48dCJfBeu2cwaCLS9kwbygDCAJeq/NlCpXJ8HLj6GX",
+	"rDAagU1hnXNx0HHMQfEWF5imWqq/gJCJKHZKVRIGXRFK1y03JJyvgm3b04bRGIXq+e7z93wRzB55BYtl",
+	"ZulcUjGkpnrsRaiJAOGm0a2Q9zB9F7PuklXJuXDr7gPXPMCfpRvfpkP1SZlAwL+TwxPISinLniCzcyiW",
+	"0CM/S4MObqBcFmMAfb7zPgZjTA1DGddSe1/kYweKtYvo6n+yIgwNorngjJQi8Uk7fOgqet+1r4QdBxxZ",
+	"9CfvmEuLtOcO7MZWmrZE4guu1Ybj4wb86k70ikxA8y3aTzPBH/B0BHdH7rcJeyA/vTu/6F79dH784iU+",
+	"9s4wvAEKb9j88W7yi50cfvOywTG2ndC9NDUPyCQoQp5hTS2d5mvaK/Lt5PB3Fj15qK3bqPPottY0FUUs",
+	"Bd7lmEtA4gy7AlpzZ6Lz+fjxNoUY2VQYfrzMwuv62xhZS86520jZechVzO7ytzur7+RSOKw/646myvew",
+	"g/xZXunfv/Sx8KG7Ko6O3Syz8fl5Pjq1WqXxPTXsrWXdXfjv6kbmP5hr5T2bUi4sf9qgpeKjhdY0M5u1",
+	"ZD/Yl3X4eCOpPzhl6EGA02NWSkuShVhQl+afw5pX8Uzyw7ppPYcl6qIb4ldUismN7BNZuPx61vAhB+q3",
+	"t17t6yc9PSsqAAI9Cr2oU/XPfDlmSMUdMkx2gdxCy49Wc6PNLQGumYM/ilTCDwcO/GQdseSde/UzFU5w",
+	"eMtkEzfXvWiyF02ejh+4U4OF1NzJOyNUzBw5gpxiBQjAH1p97tcpy7nd8VyogzJfJD2uMIKvQpI5j2Oc",
+	"zaeVYhyRTHhaayGI4700s5dmPkmN4Tgm1JWCqvfaGVnwtaeWWg7+sCNbRDGex3bIaw95CEjPe12FIG8x",
+	"tu0/04iw796IKOApDhlRbCrvMFLkGxLadwZVXhx26rJ57Uefmm+uRl2Gqe1ZzL643CMUl7O05JkGRPg/",
+	"On/4SBGnNkcIz/Az7cDamgCYHcPZEQJzPbebR2hYqqw5XI9z/+5nqq1Vh7lMa8txKfYloj4H5eZREp+K",
+	"u3YeV7qM412GMWl7rCV0+mLdBHC6dj4TrtJYQPK10UTJhJGYRTx2Vh5f9eaOs3umCBa/OfNSB2A0NhXC",
+	"OUMTkXvJ18Tp9AgKa8WqWdks04xw01sOdeRO4Vdkm65O7BMpd3Oru7dU73W7Lz2SM7duz0NJcVFWonwu",
+	"lf+nZX9PphzOi0sHf8zB6a0qe/M9/P7JeeMqre17h4635x77YjmPcbYdPS0ebkSJLEtjVLEcvNGHf7pK",
+	"IdrIdJ1KOp9W/1vxQfXs5xLe47Ceg9JKbl65/LHmEiwJA8aETzKRSezjUQGVsx2OU40lziAC9qwa49lU",
+	"gfCcmAlXcV842NSShOpLcBc/DSA2My9zeOroDBI3MSKS/CxNX/CCZznAsHZRLhugjpchGtdJiRf5GD7D",
+	"8s0u5yAf4hNVcHYCamlpmjKJij39dy+VuC/tvG0WBeqvgGHqWQ64FxZwS/OMhHvpsJgDCOlS0gCddJoq",
+	"K65562xXW/GR7oSDP0rccK0KjbvgY8G+wONeZv1SCjyWrV5npbsHU7yx/Bo1mLUzJ69+XSJqrWujWJtl",
+	"pSUrTGdH/g19m63wXry52SlExdWbm2W+Btv9Pl9yc4AKxYQB3TGihiZynLmiSRN5T6ZUzDzaxAjxcq7e",
+	"3IAKOVKMESHvHxN9QusJFDheTmZXP72x7+yS0qCLZcRmR7knts2JLY9Aubr6iWDyTb6WH0VFTSrxpeJ3",
+	"1OCGBeT7q/PAgUS9vzqH6yTPVc1LaZCTw0MHFzfiLIESHSGOdXDLZuFZFUAEIONzZVjrCaCP5Glg4aL/",
+	"5jyOkcI+VzSMfICfyvmCq1Nz9t7nWGB7KXRrKXQfIleIoEhOhIo5jkTaLD5+8eLom4C8ukC24fIUHSux",
+	"/ONf//f/R54f/sfxx0AwlRzFtXfhWsX+ndfjEZnKPuxsrwt+XBRZXeF+e8Y+8rqvnJc1CvN/yqL8Lurj",
+	"oBzd2hTnOpJJzBTKHb6sBhdQTdxVhgiV5UCa37Fv7RDDQubAbgaRY9o1IodjEPji05qWgnrYcLcNzcu+",
+	"VEDAiaDe3NRDvlz14OTONOj2byhlwqjYMQq4GzfuRlwn4Pw6oQbKESGl7BnsPq73E3mUgf6g6nGC8Aq0",
+	"yqPumPJ4QMCm2lX2VJGJHIdaOxvKv/+hjpnKe5FIGjdCB18BYjE6PwGcO4cqRwgRLFLkIco9VFKnR8L3",
+	"VIzZKSKPfEu7Q6jR2A0RQSfsitC7KI8PXzoN0QNnw6fhGaEEEByJzIzmMSsGYZn10cszom2vNMHXdF9A",
+	"WUQH0lvAUwJmOnzYI+HrUfdnKVj3HTXRJCxeso+fafLqmgIm0/PDk7O+sG/jYFwgjwBQY3yrqB5f7gCt",
+	"QBRweFIuBFaMtm/dMaW5FAiRzkXMHohlrvrU0QVRlqNEduQTmKSz2tK4Hjq9UgV3yh8AZMr2oAGWHcmr",
+	"+VqrcQZ/76jhca623V9Ui4UfLLUhNZQoL8j/tCcP/+6KXhO8D2x4E6bP0eHxSU3V+vmxWAKpgDBACIGl",
+	"aISaQgprHEKFSD9yKJYggV4peY/F0ABdRxMjMf0SSbqWmpeMb4tVWi0M/OngT9X7fyTVlBoALhQUCGkt",
+	"dP7qFEpXPmIM4eB1DSg/EMcqMP2PwvdHvCn7DwSZ6rdC0n7/wwV5efzyZUBurn/o/hn5AqE6//BPnRVj",
+	"sjtcH8NSZmztv2XSoxzvvlzA8eHLHe2vs9OxGM96Q/0FJNGGTSa0OzzQ/O8s/AJX9nmdFaFiEo5kOiPt",
+	"Ch+BSpyIejcfi/I5zvHfO7Ll5aOpSa+UkmpVYWOUs+BaWBC22iE8RfBrargecSvihmdzApu7ccmf8Fh1",
+	"tjqVf1rrTD4ShX0xoKruFMISFVVEAnfPSQX2oUL2+RhtYdGP6FSFhKNLqL7CiJVSc9UAhVtfx1SQq+fk",
+	"7eur604A9ipmuikdcwE4pMMZXHZWYrWyIRYzgqBFUJX6QiqPHhq4LOVCmEUVBAhzZM9aCBCfMo6xLUCy",
+	"9+/aXwZGUSsj0yTsC6z5jE+h1HONQAwu0kcRhms4Kwjo6P8yMs31wQkThA61Y9JLhOhHtO4sKTt3dFiu",
+	"O3d0+DkVnjt6bkfzlJXn3GpaumgQT/Z1I7/qhM1owpNYMYEwNu7MOop2Ud2lnE6kloBwAVyOSDWH3/5o",
+	"3Hl6G3PVjGl9Lgh7QKLFS10qP/gcZd5MvGXKvkCH8o4RboJNLOPv7Cg+iWF8R857NxeY16fy3+MQXgmj",
+	"Zk3iG27l3ry9z578MjjpOwqxqo4DtX19Hod5737XOQ/amfk7VUzz8ZJ6TOGPr65DAEa3Iqm3lgPzn+Oo",
+	"PRJe3lyHRDHN1B3TJLSKzAANSv6GsAo07Qs7X9emIFnqm2QPNDLJDGVgiBZEnaidV6TB+kpYu8+uUEBY",
+	"b9zDCkUJ6V4j6+7+RJ55bet6lrJT8q9//PMZ6bf+Z6aSfivsnCE4+AvyI//OmZkpmWaJ4SlVxo/onptJ",
+	"X1jN4ub9W6i/ap/2yA9ccD0pDR2N95e/XF2T+ZU98CU7w55tReM1COjvxTV5y2Z5IQgQ3CFzCnD+H1Ku",
+	"GGkfvSBTLs5gAJocn5BJB0HsF5KfTtG8XkncWlFl8BKH+gjX1m4vITfOja6hwx0Not7feu2KCLDYW+ja",
+	"urOXfvdpT2tWR5pIZboJv2MxST2dIdvA6hcxVywyBGp6jFDuxmzIZCuTx/LkpjXujZy7LRG8F/kq13kh",
+	"47jIEUTW1hYZ4p44hg9216vnhVOT0WjSF5c31674HJpAoLDc31mlrp27iGJ80q4YQ3AkA7ihfPmTsC/y",
+	"gnV470zoHUOYOKVgU7D49BnefSmUCyzmVK8jnNnbDj1MmWbqmUYdQ5BM3ApMTGMBOTk86ZHjwyO3z4Ld",
+	"O0/58eEh/Ga32btHa9NY3YI6LnUDo/qaNBA/wU/L/ZcrIbBj9xMeTQpXtt24kob5masoT623eULfa257",
+	"ze1LyTOEOue0dEF7LWAideXmcLfGrnQ3xdBG3Ki6GRnihWivMNDVMEfF/5RwRrgAX1c4UnIaOkTThTus",
+	"c+Y1076YV00hx2VKY9Yjvwyx9Ib9JZIpZ7FvHlJcrHoS2D9FyUcylXcQmop6VqlYWelNmcTumtdkLM8K",
+	"vRmrq1XDhXzHcB/3Rdv5TqCjeh/He1jHr9BohxP7tBfmO7vsjaGp+6j/Pe//oni/c2IQh2zrPQnUB1zl",
+	"ZuhdMHxtqGlMZr0y1HwRYYu/fWIpndmHe5vM1+GR/MVZP0ruvBW+yJ04H1ECBFEsa0DS8sV0Ta4ogg19",
+	"RqYs5hQKpZI2VFUtW64hLcehWoHRnEF57OiWSNEX3hx/RkB64pqE5bMjI8NMF4Nlwk6PvDbYGgbPECPJ",
+	"1XOPzzi0O8/ivsAIdvKvf/y/DmB3whJn+CBckCmbSjXDiBsSc30Lb2Lq84wMGRlRRRJ7Hbi4bDvf/7z6",
+	"5ee+KCoFQzVUHEe5ICoaanhpCTDOIczrMYJLISQ56yIjqfqCkmiSiVsW4yK3h9JMyJjfMYGyLh0rxpy5",
+	"qKAHcEVggLmzEwGoGBiK+iIXguG1AXuIGItZHAa4YJlm8QHOhQsSxsxQnugQ6vsiPd4xVbTSm9IHb3NC",
+	"hwhMKa/6en75+pnfGSusRoxDkei2W0nbpJV9+8JMlMzGTd6GsIPe6qPnCzFCRsoBtBb2yDkuFLhZmIh1",
+	"XzCqkllAVCY0Samr8AzbIRUZKkZvNZGjEZJiXs4Y9l2xhFHtqvziWgL59cUaJrdOj7yr9XnlwXdevSjE",
+	"/r74CI/9MiMb6iC5lY28Z0bN7NDyDP3C2KfpiAVESxL+pVuS6rtv2Cz0xSUMvWWiTuNA69yXmWRQionF",
+	"4yq8k85355a3fCY7TeFNtolKcFMeD82FeXnSKoVaHdaEWi3Vn7aJtf4CTYhfleFvL4jtnWNNzjHIs6Nz",
+	"SXju+AOXCSqyzXyK3mNoZfBbIbcsFnfOBUJNMca7QVdDJ41+DHf7brkVjrHmEMOD/en9egI7mxQmrK2h",
+	"DThpQRp+VBUKQfQOuLjjxgExlCzadVi9r/NXvwpjbTGdTxRfWVrPmnMOT/dG2r2R9lOAvyDxQbjFlPLE",
+	"X+sLFZS5Ib9LLrQVky2bQk3easTdagVl/OAji01k2hLitPl+/5GZd+zzrY7ciNztlzVVciey+b488l5u",
+	"WQ/Q0R6xwBcWpSL2YomrCqZkwiqwT3AkN0cKnTKjeKSXZPWhdgHIumCcEjFJKMgEZMK1kWNFp5oMZ0TJ",
+	"zIB+bieHtlpDTaZ7kLGXB5ZNpDZoZoOJuAGQuFTBpYaX4ChXMgXDHsxBmlA+xw5WppRfKjllZsIyy1If",
+	"DGEPPq+foNGktwUZ2d11KHet07/+Vt7rUn9uBcqbKdP5StcApIcDLzX5R2vIqGLqPDMT24Nlm2DKbYTv",
+	"gtUH0HWw6nFNzi9fn4FVRZOIKjWDTXKMnqSKjfiDHVqmktZp6wA4sxvmfPs/MZoAQkpcnpOzc9kp1QB2",
+	"vP7+wt9SpO1POew9iWTsoHMv31y86gSIUk0UGymmJwFJ5FhmptSF/Rz6KNWn1OUfchDr0m/uPlwc2tWb",
+	"Gx0gWG9ASihpML8y8JrPU3S4azUGQ5l2s1QTb7lGM9ZsyoSxp/qOx/ao21vbFbAjqVSGJjk89z0bTqS8",
+	"7ZXtm/B53ZJ+RxMqIhaQhMVj2zBo4nk4KZ4tqfQzCIq3zaMNe5SJuDwfN5aaHtw1natHbTTOc0GungcY",
+	"1cLiTlCKD/LhupospNyWLKHe8bvYoa+q4gePvKY8WpRdPvz24f8PAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -1035,6 +1035,191 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/service-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Client-credentials grant for a service account (doc/service-accounts.md).
+         * @description A service account's `client_id` and one of its active secrets buy a short-lived access
+         *     token (15 min) signed by the platform (`actor_type` = `service_account`, `project_id`,
+         *     `scope`, `aud` = the API) and verified next to the OIDC issuer's tokens; its keys are
+         *     at `GET /api/v1/auth/jwks`. Send it as `Authorization: Bearer <token>`. An unknown
+         *     client, a wrong, revoked or expired secret and a disabled account are all 401
+         *     `invalid_client` with one message. No refresh token: ask again.
+         */
+        post: operations["createServiceToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/jwks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The JSON Web Key Set that verifies the platform's own access tokens (service accounts). */
+        get: operations["getPlatformJWKS"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project_id}/service-accounts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A project of the caller's tenant; any other is 404. */
+                project_id: components["parameters"]["ProjectIDPath"];
+            };
+            cookie?: never;
+        };
+        /** The project's service accounts with their credentials (secrets never shown again). */
+        get: operations["listServiceAccounts"];
+        put?: never;
+        /**
+         * Create a service account in the project with a project role.
+         * @description Its role decides its scopes (viewer `read`; member also `allocations`, `storage`; admin also `billing`). Add a credential to use it.
+         */
+        post: operations["createServiceAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project_id}/service-accounts/{service_account_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A project of the caller's tenant; any other is 404. */
+                project_id: components["parameters"]["ProjectIDPath"];
+                /** @description A service account of the project; any other is 404. */
+                service_account_id: components["parameters"]["ServiceAccountIDPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Disable a service account; its credentials are revoked and its tokens stop working within a second. */
+        delete: operations["deleteServiceAccount"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A project of the caller's tenant; any other is 404. */
+                project_id: components["parameters"]["ProjectIDPath"];
+                /** @description A service account of the project; any other is 404. */
+                service_account_id: components["parameters"]["ServiceAccountIDPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add a client secret to a service account (at most two active, for rotation); shown once.
+         * @description The answer holds the secret (`gps_…`) once; the platform keeps only its SHA-256. A third
+         *     active credential is 409 `credential_limit_reached`: revoke one first. Not
+         *     idempotent-stored (the answer is a secret).
+         */
+        post: operations["createServiceAccountCredential"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials/{credential_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A project of the caller's tenant; any other is 404. */
+                project_id: components["parameters"]["ProjectIDPath"];
+                /** @description A service account of the project; any other is 404. */
+                service_account_id: components["parameters"]["ServiceAccountIDPath"];
+                /** @description The credential's id. */
+                credential_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke a credential; its secret is refused at once and its tokens within a second. */
+        delete: operations["revokeServiceAccountCredential"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's API keys (live ones), with their scopes, expiry, spend cap and last use. */
+        get: operations["listAPIKeys"];
+        put?: never;
+        /**
+         * Create a personal API key (`gpa_…`), scoped to one of the caller's projects; shown once.
+         * @description Send the key as `Authorization: Bearer gpa_…`. It acts as the caller inside its project
+         *     only, with its scopes (`read`, `allocations`, `storage`, `billing`; a missing scope is
+         *     403 `insufficient_scope`), never on tenant-admin or platform-admin routes (403
+         *     `interactive_required`), until it expires or is revoked. A spend cap bounds what
+         *     allocations requested with it may spend per UTC day (402 `spend_cap_reached`). The
+         *     platform keeps only its SHA-256. People signed in interactively only.
+         */
+        post: operations["createAPIKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/api-keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The API key's id. */
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke one of the caller's API keys; it stops working within a second. */
+        delete: operations["revokeAPIKey"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1690,6 +1875,120 @@ export interface components {
                 etag: string;
             }[];
         };
+        ServiceTokenRequest: {
+            /**
+             * @description Optional; the only grant this route takes.
+             * @enum {string}
+             */
+            grant_type?: "client_credentials";
+            /** @description The service account's id. */
+            client_id: string;
+            /** @description One of its active secrets (`gps_…`). */
+            client_secret: string;
+        };
+        ServiceTokenResponse: {
+            access_token: string;
+            /** @description Always `Bearer`. */
+            token_type: string;
+            /** @description Lifetime in seconds. */
+            expires_in: number;
+            /** @description Space-separated scopes (`read allocations storage billing`), from the account's role. */
+            scope: string;
+        };
+        JWKS: {
+            keys: {
+                [key: string]: unknown;
+            }[];
+        };
+        /** @enum {string} */
+        CredentialScope: "read" | "allocations" | "storage" | "billing";
+        ServiceAccountCredential: {
+            id: string;
+            /** @description The secret's first characters (`gps_AbCd…`), to tell credentials apart. */
+            hint: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            expires_at?: string;
+            /** Format: date-time */
+            revoked_at?: string;
+        };
+        ServiceAccount: {
+            id: string;
+            /** @description The client id of the token route (the account's id). */
+            client_id: string;
+            name: string;
+            project_id: string;
+            /** @enum {string} */
+            role: "admin" | "member" | "viewer";
+            scopes: components["schemas"]["CredentialScope"][];
+            /** Format: date-time */
+            created_at: string;
+            credentials: components["schemas"]["ServiceAccountCredential"][];
+        };
+        ServiceAccountList: {
+            service_accounts: components["schemas"]["ServiceAccount"][];
+        };
+        CreateServiceAccountRequest: {
+            name: string;
+            /** @enum {string} */
+            role: "admin" | "member" | "viewer";
+        };
+        CreateCredentialRequest: {
+            /**
+             * Format: date-time
+             * @description Optional; within two years.
+             */
+            expires_at?: string;
+        };
+        CreatedCredential: {
+            credential: components["schemas"]["ServiceAccountCredential"];
+            client_id: string;
+            /** @description Shown once. */
+            client_secret: string;
+        };
+        APIKey: {
+            id: string;
+            name: string;
+            project_id: string;
+            /** @description The key's public start (`gpa_` and its lookup id), to recognise it. */
+            prefix: string;
+            scopes: components["schemas"]["CredentialScope"][];
+            /**
+             * Format: int64
+             * @description Most that allocations requested with the key may spend per UTC day (0: no cap).
+             */
+            spend_cap_minor: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            expires_at?: string;
+            /**
+             * Format: date-time
+             * @description When it was last used (to about a minute).
+             */
+            last_used_at?: string;
+        };
+        APIKeyList: {
+            api_keys: components["schemas"]["APIKey"][];
+        };
+        CreateAPIKeyRequest: {
+            name: string;
+            project_id: string;
+            scopes: components["schemas"]["CredentialScope"][];
+            /**
+             * Format: date-time
+             * @description Optional; within a year.
+             */
+            expires_at?: string;
+            /** Format: int64 */
+            spend_cap_minor?: number;
+        };
+        CreatedAPIKey: {
+            api_key: components["schemas"]["APIKey"];
+            /** @description The key (`gpa_…`), shown once. */
+            secret: string;
+        };
     };
     responses: {
         /** @description Signed in. The refresh token is also set in the refresh cookie. */
@@ -1714,7 +2013,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description Missing, expired or forged credentials (`token_missing`, `token_expired`, `token_invalid`). */
+        /** @description Missing, expired or forged credentials (`token_missing`, `token_expired`, `token_invalid`; `invalid_client` on the service-token route). */
         Unauthorized: {
             headers: {
                 "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
@@ -1724,7 +2023,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description Authenticated but not allowed (`forbidden`, `feature_disabled`). */
+        /** @description Authenticated but not allowed (`forbidden`, `feature_disabled`, `insufficient_scope`, `interactive_required`). */
         Forbidden: {
             headers: {
                 "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
@@ -1830,6 +2129,8 @@ export interface components {
         NodeIDPath: string;
         /** @description Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`. */
         IdempotencyKey: string;
+        /** @description A service account of the project; any other is 404. */
+        ServiceAccountIDPath: string;
         /** @description A tenant id. */
         TenantIDPath: string;
         /** @description The refresh token cookie (used when the body carries no refresh_token). */
@@ -2095,6 +2396,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
@@ -2170,6 +2472,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
@@ -2415,6 +2718,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
         };
@@ -2439,6 +2743,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
         };
@@ -2473,6 +2778,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
@@ -2510,6 +2816,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             402: components["responses"]["PaymentRequired"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
@@ -2542,6 +2849,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
@@ -2643,6 +2951,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
         };
@@ -2676,6 +2985,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
             422: components["responses"]["Unprocessable"];
@@ -2709,6 +3019,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
@@ -3017,6 +3328,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["TooLarge"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
@@ -3132,6 +3444,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3162,6 +3475,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3192,6 +3506,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3219,6 +3534,7 @@ export interface operations {
                 };
             };
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
@@ -3338,6 +3654,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
@@ -3370,6 +3687,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
@@ -3438,6 +3756,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             /** @description The range lies outside the file (`range_not_satisfiable`; `Content-Range: bytes *\/size`). */
@@ -3499,6 +3818,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
@@ -3538,6 +3858,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
@@ -3578,6 +3899,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
@@ -3617,6 +3939,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             422: components["responses"]["Unprocessable"];
@@ -3649,6 +3972,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
@@ -3683,6 +4007,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
@@ -3733,9 +4058,356 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createServiceToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ServiceTokenRequest"];
+            };
+        };
+        responses: {
+            /** @description The token. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceTokenResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getPlatformJWKS: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key set (ES256 keys with their kid). */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JWKS"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listServiceAccounts: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+            };
+            path: {
+                /** @description A project of the caller's tenant; any other is 404. */
+                project_id: components["parameters"]["ProjectIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The accounts. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceAccountList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+                /** @description Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`. */
+                "X-Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description A project of the caller's tenant; any other is 404. */
+                project_id: components["parameters"]["ProjectIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateServiceAccountRequest"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceAccount"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteServiceAccount: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+                /** @description Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`. */
+                "X-Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description A project of the caller's tenant; any other is 404. */
+                project_id: components["parameters"]["ProjectIDPath"];
+                /** @description A service account of the project; any other is 404. */
+                service_account_id: components["parameters"]["ServiceAccountIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Disabled. */
+            204: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createServiceAccountCredential: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+            };
+            path: {
+                /** @description A project of the caller's tenant; any other is 404. */
+                project_id: components["parameters"]["ProjectIDPath"];
+                /** @description A service account of the project; any other is 404. */
+                service_account_id: components["parameters"]["ServiceAccountIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["CreateCredentialRequest"];
+            };
+        };
+        responses: {
+            /** @description The credential with its secret. */
+            201: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedCredential"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    revokeServiceAccountCredential: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+                /** @description Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`. */
+                "X-Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description A project of the caller's tenant; any other is 404. */
+                project_id: components["parameters"]["ProjectIDPath"];
+                /** @description A service account of the project; any other is 404. */
+                service_account_id: components["parameters"]["ServiceAccountIDPath"];
+                /** @description The credential's id. */
+                credential_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            204: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listAPIKeys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The keys. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["APIKeyList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createAPIKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAPIKeyRequest"];
+            };
+        };
+        responses: {
+            /** @description The key with its secret. */
+            201: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedAPIKey"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    revokeAPIKey: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`. */
+                "X-Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description The API key's id. */
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Revoked. */
+            204: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
