@@ -40,6 +40,6 @@
 //	ObjectStore, ObjectPresigner, MultipartUploads
 //	                    adapters/s3 (any S3; versitygw in dev and tests),
 //	                    testkit/fakes.ObjectStore (serves its presigned URLs)
-//	StorageIndex, StorageReservations
+//	StorageIndex, StorageReservations, StorageSyncs
 //	                    adapters/postgres (quota checked under a per-project lock)
 package ports
