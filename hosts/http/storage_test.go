@@ -114,6 +114,7 @@ func TestStorageRoutes(t *testing.T) {
 	// Download: whole, ranges, ETag.
 	resp, body = c.call(http.MethodGet, "download", q("path", "/data/big.bin"), nil, nil)
 	if resp.StatusCode != 200 || !bytes.Equal(body, big) || resp.Header.Get("Content-Type") != "text/plain" ||
+		resp.Header.Get("Content-Security-Policy") != "sandbox" ||
 		!strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") || resp.Header.Get("Accept-Ranges") != "bytes" {
 		t.Fatalf("download %d %d bytes %v", resp.StatusCode, len(body), resp.Header)
 	}
