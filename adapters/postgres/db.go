@@ -19,8 +19,13 @@ import (
 type Config struct {
 	URL      string
 	MaxConns int32 // 0: pgx default
-	// Migrate applies pending migrations when the pool opens.
+	// Migrate applies pending migrations when the pool opens. Otherwise
+	// Connect only verifies that no applied migration changed
+	// (VerifyMigrations) and refuses to start if one did.
 	Migrate bool
+	// SkipMigrationCheck leaves that check out (`gpuaas migrate status`,
+	// which reports changed migrations instead of refusing).
+	SkipMigrationCheck bool
 	// PolicyCacheTTL bounds how long a PolicyStore serves cached values
 	// when a change notification was lost. 0: DefaultPolicyCacheTTL.
 	PolicyCacheTTL time.Duration
@@ -87,15 +92,19 @@ func New(cfg Config) (*DB, error) {
 	return &DB{Pool: pool, cfg: cfg}, nil
 }
 
-// Connect pings the server and, if the config says so, migrates.
+// Connect pings the server and, if the config says so, migrates; either
+// way an applied migration whose file changed refuses the start.
 func (db *DB) Connect(ctx context.Context) error {
 	if err := db.Pool.Ping(ctx); err != nil {
 		return fmt.Errorf("postgres: ping: %w", redactErr(err))
 	}
-	if db.cfg.Migrate {
+	switch {
+	case db.cfg.Migrate:
 		if _, err := db.MigrateUp(ctx); err != nil {
 			return err
 		}
+	case !db.cfg.SkipMigrationCheck:
+		return db.VerifyMigrations(ctx)
 	}
 	return nil
 }

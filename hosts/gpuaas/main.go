@@ -115,7 +115,9 @@ func migrate(ctx context.Context, s Settings, args []string, out io.Writer) erro
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	db, err := postgres.Open(ctx, postgres.Config{URL: s.DatabaseURL})
+	// up and down verify the applied migrations themselves; status reports
+	// a changed one instead of refusing.
+	db, err := postgres.Open(ctx, postgres.Config{URL: s.DatabaseURL, SkipMigrationCheck: true})
 	if err != nil {
 		return err
 	}
@@ -155,11 +157,20 @@ func runMigrate(ctx context.Context, db *postgres.DB, args []string, out io.Writ
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED")
+		fmt.Fprintln(tw, "VERSION\tNAME\tAPPLIED\tCHANGED")
+		changed := 0
 		for _, m := range st {
-			fmt.Fprintf(tw, "%04d\t%s\t%v\n", m.Version, m.Name, m.Applied)
+			fmt.Fprintf(tw, "%04d\t%s\t%v\t%v\n", m.Version, m.Name, m.Applied, m.Changed)
+			if m.Changed {
+				changed++
+			}
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if changed > 0 {
+			return fmt.Errorf("%d applied migration(s) changed since they were applied: %w", changed, postgres.ErrMigrationChanged)
+		}
 	default:
 		return usageError{"migrate needs up, down [N] or status"}
 	}
