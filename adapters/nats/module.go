@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/fx"
 
+	"github.com/gpuaas/gpuaas/core/admin"
 	"github.com/gpuaas/gpuaas/core/event"
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/ports"
@@ -28,7 +29,7 @@ var Module = fx.Module("nats",
 	),
 	fx.Provide(
 		fx.Annotate(func(b *lazyBus) *lazyBus { return b },
-			fx.As(new(ports.Publisher)), fx.As(new(ports.Subscriber))),
+			fx.As(new(ports.Publisher)), fx.As(new(ports.Subscriber)), fx.As(new(ports.ConsumerMonitor))),
 		fx.Annotate(func(b *lazyBus) ports.HealthCheck { return b }, fx.ResultTags(`group:"`+HealthGroup+`"`)),
 	),
 )
@@ -71,10 +72,20 @@ func (l *lazyBus) Check(ctx context.Context) error {
 	return b.Check(ctx)
 }
 
+// ConsumerLag implements [ports.ConsumerMonitor].
+func (l *lazyBus) ConsumerLag(ctx context.Context) ([]admin.ConsumerLag, error) {
+	b := l.p.Load()
+	if b == nil {
+		return nil, errNotStarted
+	}
+	return b.ConsumerLag(ctx)
+}
+
 var (
-	_ ports.Publisher   = (*lazyBus)(nil)
-	_ ports.Subscriber  = (*lazyBus)(nil)
-	_ ports.HealthCheck = (*lazyBus)(nil)
+	_ ports.ConsumerMonitor = (*lazyBus)(nil)
+	_ ports.Publisher       = (*lazyBus)(nil)
+	_ ports.Subscriber      = (*lazyBus)(nil)
+	_ ports.HealthCheck     = (*lazyBus)(nil)
 )
 
 // Name implements [ports.HealthCheck] even before the bus connects.

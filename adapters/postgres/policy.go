@@ -269,3 +269,40 @@ func (s *PolicyStore) Set(ctx context.Context, tenantID, key, value, actorID str
 	s.invalidate()
 	return nil
 }
+
+// Overrides returns the values stored for one tenant (its own overrides,
+// without the global values or defaults).
+func (s *PolicyStore) Overrides(ctx context.Context, tenantID string) (map[string]string, error) {
+	id, ok := canonicalID(tenantID)
+	if !ok {
+		return nil, fault.NotFound("tenant", "")
+	}
+	rows, err := s.db.Q(ctx).Query(ctx, `SELECT key, value FROM policies WHERE scope = $1`, id)
+	if err != nil {
+		return nil, translate(err, "policy")
+	}
+	out := map[string]string{}
+	var key, value string
+	_, err = pgx.ForEachRow(rows, []any{&key, &value}, func() error { out[key] = value; return nil })
+	return out, translate(err, "policy")
+}
+
+// Unset removes a tenant's override of key (the global value applies
+// again), notifying every replica's cache like Set.
+func (s *PolicyStore) Unset(ctx context.Context, tenantID, key string) error {
+	id, ok := canonicalID(tenantID)
+	if !ok {
+		return fault.NotFound("tenant", "")
+	}
+	err := s.db.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.db.Q(ctx).Exec(ctx, `DELETE FROM policies WHERE scope = $1 AND key = $2`, id, key); err != nil {
+			return translate(err, "policy")
+		}
+		_, err := s.db.Q(ctx).Exec(ctx, `SELECT pg_notify($1, $2)`, policyChannel, id)
+		return translate(err, "policy")
+	})
+	if err == nil {
+		s.invalidate()
+	}
+	return err
+}

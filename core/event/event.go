@@ -74,6 +74,8 @@ const (
 	ProjectCreated          = "identity.project_created"
 	ProjectMemberAdded      = "identity.project_member_added"
 	ProjectMemberRemoved    = "identity.project_member_removed"
+	UserSuspended           = "identity.user_suspended"
+	UserReinstated          = "identity.user_reinstated"
 	StorageObjectCreated    = "storage.object_created"
 	StorageObjectDeleted    = "storage.object_deleted"
 	StorageObjectMoved      = "storage.object_moved"

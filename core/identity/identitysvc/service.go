@@ -27,6 +27,9 @@ type Deps struct {
 	Outbox   ports.Outbox
 	Clock    ports.Clock
 	IDs      ports.IDs
+	// Pending, when set, lets a user an operator created (by email) take
+	// their account at their first sign-in. Optional.
+	Pending ports.PendingUsers
 }
 
 // Service implements the identity use cases.
@@ -53,13 +56,18 @@ func (s *Service) SignIn(ctx context.Context, c identity.Claims) (identity.Princ
 		return identity.Principal{}, fault.Unauthenticated(fault.CodeTokenInvalid, "token has no issuer or subject")
 	}
 	var p identity.Principal
+	email := strings.ToLower(strings.TrimSpace(text.Clean(c.Email, identity.EmailMaxLength)))
 	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
 		now := s.d.Clock.Now()
+		claimed, err := s.claimPending(ctx, c, email)
+		if err != nil {
+			return err
+		}
 		u, created, err := s.d.Users.UpsertByIdentity(ctx, identity.User{
 			ID: s.d.IDs.NewID(), Issuer: c.Issuer, Subject: c.Subject,
 			// The provider's profile is text from outside: cleaned to the
 			// text policy (never refused: the person did nothing wrong).
-			Email:       strings.ToLower(strings.TrimSpace(text.Clean(c.Email, identity.EmailMaxLength))),
+			Email:       email,
 			DisplayName: strings.TrimSpace(text.Clean(c.Name, identity.DisplayNameMaxLength)),
 			Role:        identity.MapRole(c.Roles), Status: identity.UserActive, CreatedAt: now, UpdatedAt: now,
 		})
@@ -81,7 +89,7 @@ func (s *Service) SignIn(ctx context.Context, c identity.Claims) (identity.Princ
 			return err
 		}
 		p = identity.Principal{User: u, TenantID: m.TenantID, TenantRole: m.Role}
-		if created {
+		if created || claimed {
 			if err := s.d.Audit.Record(ctx, s.auditEvent(ctx, p, "auth.first_sign_in", resource.TypeUser, u.ID, "")); err != nil {
 				return err
 			}
@@ -89,6 +97,28 @@ func (s *Service) SignIn(ctx context.Context, c identity.Claims) (identity.Princ
 		return nil
 	})
 	return p, err
+}
+
+// claimPending binds an operator-created user with this email to the
+// identity signing in for the first time (the same trust in the issuer's
+// email as an invitation). claimed reports that it did.
+func (s *Service) claimPending(ctx context.Context, c identity.Claims, email string) (bool, error) {
+	if s.d.Pending == nil || email == "" {
+		return false, nil
+	}
+	_, err := s.d.Users.GetByIdentity(ctx, c.Issuer, c.Subject)
+	if !fault.IsKind(err, fault.KindNotFound) {
+		return false, err // known already (or a database error)
+	}
+	_, err = s.d.Pending.ClaimPending(ctx, email, c.Issuer, c.Subject)
+	switch {
+	case err == nil:
+		return true, nil
+	case fault.IsKind(err, fault.KindNotFound):
+		return false, nil
+	default:
+		return false, err
+	}
 }
 
 // provisionTenant gives a user with no tenant membership one: the inviting
