@@ -28,7 +28,7 @@ var (
 func NewAdminStore(db *DB) *AdminStore { return &AdminStore{db: db} }
 
 // pendingIssuer marks a user an operator created who has not signed in:
-// (oidc_issuer '', oidc_subject 'pending:' || email) keeps users_identity_key
+// (oidc_issuer ”, oidc_subject 'pending:' || email) keeps users_identity_key
 // unique per email until the first sign-in binds the real identity.
 const pendingIssuer = ""
 
