@@ -34,6 +34,7 @@ func baseOptions(s Settings, logger *slog.Logger) fx.Option {
 		}),
 		fx.Supply(logger),
 		tracingOptions(s),
+		metricsOptions(s),
 		fx.Provide(
 			fx.Annotate(func() system.Clock { return system.Clock{} }, fx.As(new(ports.Clock))),
 			fx.Annotate(func() system.UUIDs { return system.UUIDs{} }, fx.As(new(ports.IDs))),

@@ -65,6 +65,7 @@ type Settings struct {
 	LogFormat      string // json | text
 	RelayInterval  time.Duration
 	OTLPEndpoint   string // OTEL_EXPORTER_OTLP_ENDPOINT: traces are exported when set
+	MetricsAddr    string // GPUAAS_METRICS_ADDR: admin listener (/metrics, /livez, /readyz); "" off
 
 	DataDir          string   // local state of this process (key files)
 	KMSKeyFile       string   // local KMS key (when AWSKMSKeyID is empty)
@@ -119,6 +120,9 @@ func readSettings(e env) (Settings, error) {
 	}
 	s.OIDCAudience = e.str("OIDC_AUDIENCE", s.OIDCClientID)
 	s.OTLPEndpoint = e.str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	if s.MetricsAddr = e.str("GPUAAS_METRICS_ADDR", ":9090"); s.MetricsAddr == "off" {
+		s.MetricsAddr = ""
+	}
 	s.DataDir = e.str("GPUAAS_DATA_DIR", ".gpuaas")
 	s.KMSKeyFile = e.str("GPUAAS_KMS_KEY_FILE", s.DataDir+"/kms.key")
 	s.AWSKMSKeyID = e.str("AWS_KMS_KEY_ID", "")

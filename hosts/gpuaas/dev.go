@@ -112,6 +112,9 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 	s.HTTPAddr = o.httpAddr
 	s.AgentAddr = o.agentAddr
 	s.AllowSimGPUs = true // the sandbox nodes' GPUs are simulated
+	if getenv("GPUAAS_METRICS_ADDR") == "" {
+		s.MetricsAddr = "" // one process: the API listener serves /metrics
+	}
 	if getenv("GPUAAS_WEBHOOKS_ALLOW_PRIVATE") == "" {
 		s.WebhooksAllowPrivate = true // webhook receivers in dev are local
 	}
