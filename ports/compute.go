@@ -61,6 +61,11 @@ type NodeCertificateStore interface {
 	// strands nothing).
 	UseCertificate(ctx context.Context, serial string, at time.Time) (nodeID string, revoked bool, err error)
 	RevokeNodeCertificates(ctx context.Context, nodeID string, at time.Time) error
+	// RevocationGeneration changes whenever a certificate may have been
+	// revoked, by this process or any other, so a caller may keep
+	// UseCertificate's answer while it stays the same. 0 means "unknown
+	// right now": cache nothing. It never blocks.
+	RevocationGeneration() uint64
 }
 
 // TaskQueue holds node tasks. Enqueue assigns the per-node sequence number
@@ -107,8 +112,24 @@ type AllocationFilter struct {
 	UserID    string
 	NodeID    string
 	States    []allocation.State
-	Limit     int
-	Cursor    string
+	// CostCapped selects allocations with a total-cost cap only.
+	CostCapped bool
+	Limit      int
+	Cursor     string
+}
+
+// KeySpend is what an API key's allocations cost.
+type KeySpend struct {
+	// SpentMinor: what allocations requested with the key cost between
+	// the given times (their active seconds at their price).
+	SpentMinor int64
+	// LiveHourlyMinor: the hourly prices of its live allocations.
+	LiveHourlyMinor int64
+}
+
+// KeySpendReader reads an API key's spend (its daily spend cap).
+type KeySpendReader interface {
+	KeySpend(ctx context.Context, apiKeyID string, since, now time.Time) (KeySpend, error)
 }
 
 // LiveCounts are live allocations held per scope, for concurrency caps.

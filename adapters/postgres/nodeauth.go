@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -86,12 +88,49 @@ func (s *BootstrapTokenStore) ConsumeBootstrapToken(ctx context.Context, tokenHa
 // which the built-in CA needs for Revoke(serial).
 type NodeCertificateStore struct {
 	db *DB
+	n  *notifier
+	// gen counts revocations seen through LISTEN (and every (re)connect of
+	// the listener, when notifications may have been missed); listening
+	// says whether the listener is connected right now.
+	gen       atomic.Uint64
+	listening atomic.Bool
 }
 
 var _ ports.NodeCertificateStore = (*NodeCertificateStore)(nil)
 
-// NewNodeCertificateStore returns a NodeCertificateStore.
-func NewNodeCertificateStore(db *DB) *NodeCertificateStore { return &NodeCertificateStore{db: db} }
+// nodeCertificateRevokedChannel is NOTIFYed by a trigger on every
+// revocation (migration 0018).
+const nodeCertificateRevokedChannel = "node_certificate_revoked"
+
+// CertificateListenerName is the application_name of the revocation
+// listener's connection.
+const CertificateListenerName = "gpuaas-cert-revocations"
+
+// NewNodeCertificateStore returns a NodeCertificateStore. Its revocation
+// listener starts on the first RevocationGeneration call; Close stops it.
+func NewNodeCertificateStore(db *DB) *NodeCertificateStore {
+	s := &NodeCertificateStore{db: db}
+	s.n = newNotifier(db, 30*time.Second, slog.New(slog.DiscardHandler), CertificateListenerName, nodeCertificateRevokedChannel)
+	s.n.onListen = func() { s.gen.Add(1); s.listening.Store(true) }
+	s.n.onNote = func() { s.gen.Add(1) }
+	s.n.onLost = func() { s.listening.Store(false); s.gen.Add(1) }
+	return s
+}
+
+// RevocationGeneration implements [ports.NodeCertificateStore]: it changes
+// with every revocation any replica commits (a trigger NOTIFYs it) and
+// whenever the listener reconnects; it is 0 while the listener is not
+// connected, when nothing may be cached.
+func (s *NodeCertificateStore) RevocationGeneration() uint64 {
+	s.n.listen()
+	if !s.listening.Load() {
+		return 0
+	}
+	return s.gen.Load()
+}
+
+// Close stops the revocation listener.
+func (s *NodeCertificateStore) Close() { s.n.close() }
 
 // RecordCertificate implements [ports.NodeCertificateStore]. An unknown node
 // is NotFound; a serial recorded before is a Conflict.

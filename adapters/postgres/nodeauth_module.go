@@ -16,7 +16,11 @@ var SecurityModule = fx.Module("postgres-security",
 	fx.Provide(
 		fx.Annotate(NewSecretStore, fx.As(new(ports.SecretStore))),
 		fx.Annotate(NewBootstrapTokenStore, fx.As(new(ports.BootstrapTokenStore))),
-		NewNodeCertificateStore,
+		func(lc fx.Lifecycle, db *DB) *NodeCertificateStore {
+			s := NewNodeCertificateStore(db)
+			lc.Append(fx.StopHook(s.Close))
+			return s
+		},
 		fx.Annotate(func(s *NodeCertificateStore) *NodeCertificateStore { return s }, fx.As(new(ports.NodeCertificateStore))),
 	),
 )

@@ -26,12 +26,21 @@ type notifier struct {
 	subs map[string]map[chan struct{}]struct{}
 	stop context.CancelFunc
 	done chan struct{}
+	// onListen, when set, runs each time the listener is (re)established;
+	// onNote for every notification. Both must be quick.
+	onListen, onNote func()
+	// onLost runs when the listener loses its connection.
+	onLost func()
 }
 
 func newNotifier(db *DB, health time.Duration, log *slog.Logger, appName string, channels ...string) *notifier {
 	return &notifier{db: db, health: health, log: log, appName: appName, channels: channels,
 		subs: map[string]map[chan struct{}]struct{}{}}
 }
+
+// listen starts the listener if nobody has yet (for users of the hooks
+// rather than of subscribe).
+func (n *notifier) listen() { n.once.Do(n.start) }
 
 // subscribe registers a waiter for payload on channel and starts the
 // listener on first use. The returned channel receives at most one wake-up.
@@ -136,6 +145,12 @@ func (n *notifier) session(ctx context.Context) error {
 		}
 	}
 	n.wakeAll()
+	if n.onListen != nil {
+		n.onListen()
+	}
+	if n.onLost != nil {
+		defer n.onLost()
+	}
 	for {
 		wctx, cancel := context.WithTimeout(ctx, n.health)
 		note, err := conn.WaitForNotification(wctx)
@@ -146,6 +161,9 @@ func (n *notifier) session(ctx context.Context) error {
 		case err == nil:
 			if note != nil {
 				n.wake(note.Channel + "\x00" + note.Payload)
+				if n.onNote != nil {
+					n.onNote()
+				}
 			}
 		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -41,8 +41,14 @@ type env struct {
 
 func newEnv(t testing.TB, acfg agentsvc.Config) *env {
 	t.Helper()
+	return newEnvOn(t, services.Postgres(t), acfg)
+}
+
+// newEnvOn is newEnv on a given database (the fleet benchmark uses a
+// fresh one).
+func newEnvOn(t testing.TB, db *postgres.DB, acfg agentsvc.Config) *env {
+	t.Helper()
 	ctx := context.Background()
-	db := services.Postgres(t)
 	dir := t.TempDir()
 	kms, err := keyfile.NewKMS(keyfile.KMSConfig{Path: filepath.Join(dir, "kms.key")})
 	if err != nil {
@@ -53,6 +59,7 @@ func newEnv(t testing.TB, acfg agentsvc.Config) *env {
 		t.Fatal(err)
 	}
 	certs := postgres.NewNodeCertificateStore(db)
+	t.Cleanup(certs.Close)
 	ca, err := pki.New(pki.Config{}, pki.Deps{KMS: kms, Secrets: postgres.NewSecretStore(db), Certificates: certs})
 	if err != nil {
 		t.Fatal(err)

@@ -206,6 +206,36 @@ func TestMTLSRefusals(t *testing.T) {
 			t.Fatalf("renew with a revoked certificate: %v", err)
 		}
 	})
+	// A certificate in use is remembered as good between calls; a
+	// revocation committed anywhere (here: by SQL, as another replica
+	// would) still refuses its next call, announced by the store's trigger.
+	t.Run("revoked while in use", func(t *testing.T) {
+		nodeID, cert := issue(t)
+		if err := heartbeat(cert); err != nil {
+			t.Fatal(err)
+		}
+		if err := heartbeat(cert); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.Pool.Exec(ctx, `UPDATE node_certificates SET revoked_at = now() WHERE node_id = $1`, nodeID); err != nil {
+			t.Fatal(err)
+		}
+		poll.Until(t, 2*time.Second, "the revoked certificate to be refused", func() bool {
+			return connecthost.FaultCode(heartbeat(cert)) == string(agentsvc.CodeCertificateRevoked)
+		})
+	})
+	t.Run("retired while in use", func(t *testing.T) {
+		nodeID, cert := issue(t)
+		if err := heartbeat(cert); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.Pool.Exec(ctx, `UPDATE nodes SET state = 'retired', retired_at = now() WHERE id = $1`, nodeID); err != nil {
+			t.Fatal(err)
+		}
+		poll.Until(t, 2*time.Second, "the retired node to be refused", func() bool {
+			return connecthost.FaultCode(heartbeat(cert)) == string(agentsvc.CodeNodeRetired)
+		})
+	})
 	t.Run("retired node", func(t *testing.T) {
 		nodeID, cert := issue(t)
 		if _, err := e.nodes.UpdateNode(ctx, nodeID, func(n *inventory.Node) error { n.State = inventory.NodeRetired; return nil }); err != nil {

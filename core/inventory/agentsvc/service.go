@@ -5,9 +5,11 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -59,7 +61,22 @@ type Config struct {
 	// `gpuaas dev` turns it on for its sandbox nodes; operators elsewhere
 	// with GPUAAS_ALLOW_SIMULATED_GPUS=1.
 	AllowSimulatedGPUs bool
+	// AuthCacheTTL bounds how long a certificate found good is trusted
+	// without asking the store again, while no revocation is announced
+	// (ports.NodeCertificateStore.RevocationGeneration). Default 60s;
+	// negative turns the cache off.
+	AuthCacheTTL time.Duration
+	// HeartbeatWriteEvery: a heartbeat that changes nothing the node row
+	// holds but the time is written at most this often (liveness needs
+	// far less than every heartbeat: inventory.OfflineAfter). Default
+	// 30s; it must stay under OfflineAfter minus two heartbeats. Negative
+	// writes every heartbeat.
+	HeartbeatWriteEvery time.Duration
 }
+
+// maxAuthCache bounds the cache of certificates found good (one per
+// connected node and certificate).
+const maxAuthCache = 1 << 18
 
 // CheckAndSetDefaults validates the config and fills in defaults.
 func (c *Config) CheckAndSetDefaults() error {
@@ -77,6 +94,15 @@ func (c *Config) CheckAndSetDefaults() error {
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 15 * time.Second
+	}
+	if c.AuthCacheTTL == 0 {
+		c.AuthCacheTTL = 60 * time.Second
+	}
+	if c.HeartbeatWriteEvery == 0 {
+		c.HeartbeatWriteEvery = 30 * time.Second
+	}
+	if c.HeartbeatWriteEvery > inventory.OfflineAfter-2*c.HeartbeatInterval {
+		return errors.New("agentsvc: HeartbeatWriteEvery must stay under OfflineAfter minus two heartbeat intervals")
 	}
 	if !strings.Contains(string(c.RootsPEM), "BEGIN CERTIFICATE") {
 		return errors.New("agentsvc: RootsPEM must hold the CA root certificates")
@@ -104,6 +130,28 @@ type Service struct {
 	cfg Config
 	d   Deps
 	pub ed25519.PublicKey
+
+	// auth caches certificates found good: serial → node, the revocation
+	// generation they were checked at and until when. Every call of every
+	// agent authenticates; a connected fleet would otherwise cost the
+	// database two queries per call.
+	authMu sync.Mutex
+	auth   map[string]authEntry
+	// beats remembers what each node's row last got from a heartbeat and
+	// when, so an unchanged heartbeat skips the write.
+	beatMu sync.Mutex
+	beats  map[string]beatEntry
+}
+
+type authEntry struct {
+	nodeID string
+	gen    uint64
+	until  time.Time
+}
+
+type beatEntry struct {
+	digest  [32]byte
+	written time.Time
 }
 
 // New checks the config and that every dependency is present.
@@ -119,7 +167,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if !ok {
 		return nil, errors.New("agentsvc: the task signer must hold an Ed25519 key")
 	}
-	return &Service{cfg: cfg, d: d, pub: pub}, nil
+	return &Service{cfg: cfg, d: d, pub: pub, auth: map[string]authEntry{}, beats: map[string]beatEntry{}}, nil
 }
 
 // Config returns the effective configuration.
@@ -245,6 +293,12 @@ func (s *Service) Authenticate(ctx context.Context, serial, certNodeID, procedur
 	if serial == "" || certNodeID == "" {
 		return "", s.denied(ctx, certNodeID, "node.authenticate", fault.Unauthenticated(CodeCertificateRequired, "a client certificate is required"), meta)
 	}
+	// The generation is read before the store is asked: a revocation that
+	// commits after the answer changes it, and the entry is not used again.
+	gen := s.d.Certs.RevocationGeneration()
+	if id, ok := s.cachedAuth(serial, certNodeID, gen); ok {
+		return id, nil
+	}
 	nodeID, revoked, err := s.d.Certs.UseCertificate(ctx, serial, s.d.Clock.Now())
 	switch {
 	case fault.IsKind(err, fault.KindNotFound):
@@ -268,7 +322,46 @@ func (s *Service) Authenticate(ctx context.Context, serial, certNodeID, procedur
 	if n.State == inventory.NodeRetired {
 		return "", s.denied(ctx, nodeID, "node.authenticate", fault.New(fault.KindForbidden, CodeNodeRetired, "the node is retired"), meta)
 	}
+	s.cacheAuth(serial, nodeID, gen)
 	return nodeID, nil
+}
+
+// cachedAuth answers from the cache when the serial was found good at the
+// same revocation generation and not too long ago. Retiring a node revokes
+// its certificates, so the generation covers that too.
+func (s *Service) cachedAuth(serial, certNodeID string, gen uint64) (string, bool) {
+	if gen == 0 || s.cfg.AuthCacheTTL < 0 {
+		return "", false
+	}
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
+	e, ok := s.auth[serial]
+	if !ok || e.gen != gen || !s.d.Clock.Now().Before(e.until) || !strings.EqualFold(e.nodeID, certNodeID) {
+		return "", false
+	}
+	return e.nodeID, true
+}
+
+func (s *Service) cacheAuth(serial, nodeID string, gen uint64) {
+	if gen == 0 || s.cfg.AuthCacheTTL < 0 {
+		return
+	}
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
+	if len(s.auth) >= maxAuthCache {
+		// Full: drop stale entries (those of an older generation or past
+		// their time first, then any), as an LRU would, without its cost.
+		now := s.d.Clock.Now()
+		for k, e := range s.auth {
+			if e.gen != gen || !now.Before(e.until) || len(s.auth) >= maxAuthCache {
+				delete(s.auth, k)
+			}
+			if len(s.auth) < maxAuthCache/2 {
+				break
+			}
+		}
+	}
+	s.auth[serial] = authEntry{nodeID: nodeID, gen: gen, until: s.d.Clock.Now().Add(s.cfg.AuthCacheTTL)}
 }
 
 // DenyUnauthenticated audits a call refused before any certificate could
@@ -332,6 +425,13 @@ func (s *Service) Heartbeat(ctx context.Context, nodeID string, hb inventory.Hea
 		}
 	}
 	hb.At = s.d.Clock.Now()
+	digest, err := heartbeatDigest(hb)
+	if err != nil {
+		return 0, err
+	}
+	if !hold && s.beatUnchanged(nodeID, digest, hb.At) {
+		return s.cfg.HeartbeatInterval, nil
+	}
 	record := func(ctx context.Context) error {
 		prev, err := s.d.Nodes.RecordHeartbeat(ctx, nodeID, hb)
 		if err != nil {
@@ -354,7 +454,6 @@ func (s *Service) Heartbeat(ctx context.Context, nodeID string, hb inventory.Hea
 		return s.d.Audit.Record(ctx, s.event(ctx, nodeID, "node.ssh_host_key_changed", audit.Success,
 			map[string]any{"previous_fingerprint": sshFingerprint(prev), "fingerprint": sshFingerprint(hb.SSHHostKey)}))
 	}
-	var err error
 	if hb.SSHHostKey == "" && !hold {
 		err = record(ctx)
 	} else {
@@ -364,9 +463,63 @@ func (s *Service) Heartbeat(ctx context.Context, nodeID string, hb inventory.Hea
 		err = s.d.Tx.InTx(ctx, record)
 	}
 	if err != nil {
+		s.forgetBeat(nodeID)
 		return 0, err
 	}
+	s.rememberBeat(nodeID, digest, hb.At)
 	return s.cfg.HeartbeatInterval, nil
+}
+
+// heartbeatDigest identifies what a heartbeat writes to the node row,
+// its time aside (json.Marshal orders map keys, so equal reports hash
+// equal).
+func heartbeatDigest(hb inventory.Heartbeat) ([32]byte, error) {
+	b, err := json.Marshal(struct {
+		V string
+		G []inventory.GPU
+		H inventory.Health
+		K string
+	}{hb.AgentVersion, hb.GPUs, hb.Health, hb.SSHHostKey})
+	if err != nil {
+		return [32]byte{}, fault.Internal(err)
+	}
+	return sha256.Sum256(b), nil
+}
+
+// beatUnchanged reports whether the node's row already holds this report,
+// written less than HeartbeatWriteEvery ago: then only liveness would
+// change, and it does not need refreshing yet (the row says the node is
+// alive well within inventory.OfflineAfter).
+func (s *Service) beatUnchanged(nodeID string, digest [32]byte, now time.Time) bool {
+	if s.cfg.HeartbeatWriteEvery < 0 {
+		return false
+	}
+	s.beatMu.Lock()
+	defer s.beatMu.Unlock()
+	e, ok := s.beats[nodeID]
+	return ok && e.digest == digest && now.Sub(e.written) < s.cfg.HeartbeatWriteEvery
+}
+
+func (s *Service) rememberBeat(nodeID string, digest [32]byte, at time.Time) {
+	s.beatMu.Lock()
+	defer s.beatMu.Unlock()
+	if len(s.beats) >= maxAuthCache {
+		for k, e := range s.beats {
+			if at.Sub(e.written) >= s.cfg.HeartbeatWriteEvery {
+				delete(s.beats, k)
+			}
+		}
+		if len(s.beats) >= maxAuthCache {
+			clear(s.beats)
+		}
+	}
+	s.beats[nodeID] = beatEntry{digest: digest, written: at}
+}
+
+func (s *Service) forgetBeat(nodeID string) {
+	s.beatMu.Lock()
+	delete(s.beats, nodeID)
+	s.beatMu.Unlock()
 }
 
 // heldSimulated is the health check and message of a node held out of
