@@ -42,13 +42,15 @@ func errNoCapacity(sku string) error {
 }
 
 const allocationColumns = `id, tenant_id, project_id, user_id, sku_id, COALESCE(node_id::text, ''), state, price_minor,
-	currency, failure_code, created_at, updated_at, active_at, release_requested_at, released_at`
+	currency, failure_code, created_at, updated_at, active_at, release_requested_at, released_at,
+	COALESCE(max_total_cost_minor, 0), COALESCE(api_key_id::text, '')`
 
 func scanAllocation(row pgx.Row) (allocation.Allocation, error) {
 	var a allocation.Allocation
 	var state string
 	if err := row.Scan(&a.ID, &a.TenantID, &a.ProjectID, &a.UserID, &a.SKUID, &a.NodeID, &state, &a.PriceMinor,
-		&a.Currency, &a.FailureCode, &a.CreatedAt, &a.UpdatedAt, &a.ActiveAt, &a.ReleaseRequestedAt, &a.ReleasedAt); err != nil {
+		&a.Currency, &a.FailureCode, &a.CreatedAt, &a.UpdatedAt, &a.ActiveAt, &a.ReleaseRequestedAt, &a.ReleasedAt,
+		&a.MaxTotalCostMinor, &a.APIKeyID); err != nil {
 		return allocation.Allocation{}, err
 	}
 	a.State = allocation.State(state)
@@ -111,12 +113,13 @@ func (s *AllocationStore) CreatePlaced(ctx context.Context, a allocation.Allocat
 			}
 			row := q.QueryRow(ctx, `
 				INSERT INTO allocations (id, tenant_id, project_id, user_id, sku_id, node_id, state, price_minor, currency,
-					failure_code, ssh_user, gpu_count, created_at, updated_at)
+					failure_code, ssh_user, gpu_count, created_at, updated_at, max_total_cost_minor, api_key_id)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '', $10,
-					(SELECT gpu_count FROM skus WHERE id = $5), COALESCE($11::timestamptz, now()), COALESCE($11::timestamptz, now()))
+					(SELECT gpu_count FROM skus WHERE id = $5), COALESCE($11::timestamptz, now()), COALESCE($11::timestamptz, now()),
+					$12, $13)
 				RETURNING `+allocationColumns,
 				a.ID, a.TenantID, a.ProjectID, a.UserID, a.SKUID, nodeID, string(a.State), a.PriceMinor, a.Currency,
-				nodetask.UsernameFor(a.ID), created)
+				nodetask.UsernameFor(a.ID), created, nullableMinor(a.MaxTotalCostMinor), nullableID(a.APIKeyID))
 			out, err = scanAllocation(row)
 			if err == nil {
 				_, err = q.Exec(ctx, `RELEASE SAVEPOINT allocation_place`)
@@ -185,6 +188,9 @@ func (s *AllocationStore) List(ctx context.Context, f ports.AllocationFilter) ([
 			return []allocation.Allocation{}, "", nil // names nothing, so nothing matches
 		}
 		where = append(where, c.col+" = "+arg(id))
+	}
+	if f.CostCapped {
+		where = append(where, "max_total_cost_minor IS NOT NULL")
 	}
 	if len(f.States) > 0 {
 		states := make([]string, len(f.States))
@@ -262,4 +268,42 @@ func (s *AllocationStore) CountLive(ctx context.Context, tenantID, projectID, us
 		return ports.LiveCounts{}, translate(err, "allocation")
 	}
 	return c, nil
+}
+
+// nullableMinor maps 0 to SQL NULL for optional amounts.
+func nullableMinor(v int64) any {
+	if v == 0 {
+		return nil
+	}
+	return v
+}
+
+var _ ports.KeySpendReader = (*AllocationStore)(nil)
+
+// KeySpend implements [ports.KeySpendReader] from the allocations alone
+// (no ledger read): each allocation requested with the key costs its price
+// for the whole seconds it was active within [since, now) — active_at until
+// its release was requested, as billing meters it — and its live ones add
+// their hourly prices.
+func (s *AllocationStore) KeySpend(ctx context.Context, apiKeyID string, since, now time.Time) (ports.KeySpend, error) {
+	kid, ok := canonicalID(apiKeyID)
+	if !ok {
+		return ports.KeySpend{}, nil
+	}
+	var out ports.KeySpend
+	err := s.db.Q(ctx).QueryRow(ctx, `
+		WITH k AS (
+			SELECT price_minor, state, active_at,
+				LEAST(COALESCE(release_requested_at, $3::timestamptz), $3::timestamptz) AS until
+			FROM allocations
+			WHERE api_key_id = $1 AND (state IN ('requested', 'provisioning', 'active')
+				OR release_requested_at >= $2::timestamptz OR released_at >= $2::timestamptz)
+		)
+		SELECT
+			COALESCE(SUM(price_minor * GREATEST(0, floor(extract(epoch FROM until)
+				- extract(epoch FROM GREATEST(active_at, $2::timestamptz))))::bigint / 3600)
+				FILTER (WHERE active_at IS NOT NULL), 0)::bigint,
+			COALESCE(SUM(price_minor) FILTER (WHERE state IN ('requested', 'provisioning', 'active')), 0)::bigint
+		FROM k`, kid, since, now).Scan(&out.SpentMinor, &out.LiveHourlyMinor)
+	return out, translate(err, "allocation")
 }

@@ -76,4 +76,10 @@ type Allocation struct {
 	ReleaseRequestedAt *time.Time
 	ReleasedAt         *time.Time
 	FailureCode        string
+	// MaxTotalCostMinor caps what the allocation may cost (0: no cap): the
+	// billing worker releases it before its cost would pass the cap.
+	MaxTotalCostMinor int64
+	// APIKeyID is the personal API key it was requested with ("" for
+	// others): the key's daily spend cap counts it.
+	APIKeyID string
 }

@@ -72,9 +72,11 @@ func newInventoryService(p computeParams) (*inventorysvc.Service, error) {
 }
 
 func newAllocationService(p computeParams) (*allocationsvc.Service, error) {
+	// The Postgres allocation store also reads API keys' spend (their daily caps).
+	spend, _ := p.Allocations.(ports.KeySpendReader)
 	return allocationsvc.New(allocationsvc.Deps{Tx: p.Tx, Allocations: p.Allocations, SKUs: p.SKUs, Nodes: p.Nodes,
 		SSHKeys: p.SSHKeys, Ledger: p.Ledger, Policies: p.Policies, Audit: p.Audit, Outbox: p.Outbox,
-		Clock: p.Clock, IDs: p.IDs})
+		Clock: p.Clock, IDs: p.IDs, Spend: spend})
 }
 
 func newTaskService(tasks ports.TaskQueue, signer ports.Signer, clock ports.Clock, ids ports.IDs) (*tasksvc.Service, error) {

@@ -100,7 +100,7 @@ func fullStackWith(t *testing.T, logs io.Writer, tp trace.TracerProvider) (*http
 		Bootstrap: postgres.NewBootstrapTokenStore(db), Certs: postgres.NewNodeCertificateStore(db), Prober: prober,
 		Audit: auditLog, Clock: clock, IDs: ids})
 	must(err)
-	allocs, err := allocationsvc.New(allocationsvc.Deps{Tx: db, Allocations: postgres.NewAllocationStore(db),
+	allocs, err := allocationsvc.New(allocationsvc.Deps{Tx: db, Allocations: postgres.NewAllocationStore(db), Spend: postgres.NewAllocationStore(db),
 		SKUs: postgres.NewSKUStore(db), Nodes: postgres.NewNodeStore(db), SSHKeys: postgres.NewSSHKeyStore(db),
 		Ledger: postgres.NewLedgerStore(db), Policies: policies, Audit: auditLog, Outbox: outbox, Clock: clock, IDs: ids})
 	must(err)

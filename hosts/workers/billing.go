@@ -91,8 +91,12 @@ func NewBillingUseCases(p BillingParams) (*billing.Metering, *billing.Worker, er
 	if err != nil {
 		return nil, nil, err
 	}
-	w, err := billing.NewWorker(billing.WorkerDeps{Tx: p.Tx, Accruer: p.Accruer, Releaser: rel, Policies: p.Policies,
-		Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs, Logger: p.Logger.With("component", "billing-worker")})
+	deps := billing.WorkerDeps{Tx: p.Tx, Accruer: p.Accruer, Releaser: rel, Policies: p.Policies,
+		Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs, Logger: p.Logger.With("component", "billing-worker")}
+	if p.AllocationService != nil {
+		deps.CostCaps = p.AllocationService // max_total_cost releases (allocationsvc/guards.go)
+	}
+	w, err := billing.NewWorker(deps)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/gpuaas/gpuaas/core/allocation"
-	"github.com/gpuaas/gpuaas/core/audit"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -44,30 +43,7 @@ func (s *Service) ForceReleaseForTenant(ctx context.Context, tenantID, reason st
 	}
 	n := 0
 	for _, id := range ids {
-		moved := false
-		err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
-			moved = false
-			a, err := s.d.Allocations.Update(ctx, id, func(a *allocation.Allocation) error {
-				if a.TenantID != tenantID || !a.State.Live() || a.State == allocation.Releasing {
-					return nil
-				}
-				if err := allocation.Transition(a.State, allocation.Releasing); err != nil {
-					return err
-				}
-				a.State, moved = allocation.Releasing, true
-				s.markReleaseRequested(a)
-				return nil
-			})
-			if err != nil || !moved {
-				return err
-			}
-			ev := s.auditEvent(ctx, audit.ActorSystem, "billing", a, "allocation.force_release")
-			ev.Metadata = map[string]any{"reason": reason}
-			if err := s.d.Audit.Record(ctx, ev); err != nil {
-				return err
-			}
-			return s.emitReleaseRequested(ctx, a, true)
-		})
+		moved, err := s.forceReleaseIf(ctx, id, reason, func(a allocation.Allocation) bool { return a.TenantID == tenantID })
 		if err != nil {
 			return n, err
 		}

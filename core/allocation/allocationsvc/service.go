@@ -22,7 +22,7 @@ import (
 	"github.com/gpuaas/gpuaas/ports"
 )
 
-// Deps are the ports the service needs; all are required.
+// Deps are the ports the service needs; all are required but Spend.
 type Deps struct {
 	Tx          ports.TxRunner
 	Allocations ports.AllocationStore
@@ -35,6 +35,9 @@ type Deps struct {
 	Outbox      ports.Outbox
 	Clock       ports.Clock
 	IDs         ports.IDs
+	// Spend reads API keys' spend for their daily caps; without it a key
+	// with a cap cannot create allocations (503).
+	Spend ports.KeySpendReader
 }
 
 // Service implements the allocation and SSH key use cases.
@@ -68,6 +71,13 @@ type CreateRequest struct {
 	// into the account's home once the allocation is active and pushed
 	// back at release (doc/storage.md, "Files on the node").
 	StorageSync string
+	// MaxHourlyPriceMinor refuses a SKU that costs more per hour (422
+	// max_hourly_price_exceeded); 0: any price.
+	MaxHourlyPriceMinor int64
+	// MaxTotalCostMinor caps what the allocation may cost: the billing
+	// worker releases it before its cost passes the cap (guards.go); 0:
+	// no cap.
+	MaxTotalCostMinor int64
 }
 
 // RequestedPayload is the provisioning.allocation_requested event payload.
@@ -123,6 +133,9 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 	if err := checkCreateText(req); err != nil {
 		return allocation.Allocation{}, err
 	}
+	if err := checkGuardAmounts(req); err != nil {
+		return allocation.Allocation{}, err
+	}
 	if req.StorageSync != "" {
 		p, err := storage.ParsePath("storage_sync.path", req.StorageSync)
 		if err != nil {
@@ -137,6 +150,9 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 			if err == nil || fault.IsKind(err, fault.KindNotFound) {
 				return fault.Invalid("sku_id", "unknown or retired SKU")
 			}
+			return err
+		}
+		if err := priceGuard(req, sku); err != nil {
 			return err
 		}
 		bal, _, err := s.d.Ledger.Balance(ctx, p.TenantID)
@@ -175,15 +191,26 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 			}
 		}
 		now := s.d.Clock.Now()
+		// Under the tenant lock CountLive took: a key's concurrent creates
+		// see each other's live allocations.
+		if err := s.spendGuard(ctx, p, req, sku, now); err != nil {
+			return err
+		}
 		a := allocation.Allocation{ID: s.d.IDs.NewID(), TenantID: p.TenantID, ProjectID: projectID, UserID: p.User.ID,
 			SKUID: sku.ID, State: allocation.Requested, PriceMinor: sku.HourlyPriceMinor, Currency: sku.Currency,
-			CreatedAt: now, UpdatedAt: now}
+			CreatedAt: now, UpdatedAt: now, MaxTotalCostMinor: req.MaxTotalCostMinor}
+		if m := p.Machine; m != nil && m.Kind == identity.CallerAPIKey {
+			a.APIKeyID = m.ID
+		}
 		out, err = s.d.Allocations.CreatePlaced(ctx, a)
 		if err != nil {
 			return err
 		}
 		ev := s.auditEvent(ctx, audit.ActorUser, p.User.ID, out, "allocation.create")
 		ev.Metadata = map[string]any{"sku_id": sku.ID, "node_id": out.NodeID, "price_minor": sku.HourlyPriceMinor}
+		if req.MaxTotalCostMinor > 0 {
+			ev.Metadata["max_total_cost_minor"] = req.MaxTotalCostMinor
+		}
 		if err := s.d.Audit.Record(ctx, ev); err != nil {
 			return err
 		}

@@ -23,6 +23,15 @@ type WorkerDeps struct {
 	Clock    ports.Clock
 	IDs      ports.IDs
 	Logger   *slog.Logger
+	// CostCaps, optional, releases allocations before their cost passes
+	// their max_total_cost (allocationsvc implements it).
+	CostCaps CostCapReleaser
+}
+
+// CostCapReleaser releases every allocation whose cost would reach its
+// total-cost cap by horizon. allocationsvc implements it (guards.go).
+type CostCapReleaser interface {
+	ReleaseOverCostCaps(ctx context.Context, horizon time.Time) (int, error)
 }
 
 // Worker runs billing cycles: accrue one window, then evaluate the
@@ -49,6 +58,7 @@ type CycleResult struct {
 	ReleaseWarned []string // tenants warned that their nodes will be released soon
 	Depleted      []string // tenants that became depleted
 	Released      int      // allocations released for depleted tenants
+	CapReleased   int      // allocations released at their total-cost cap
 	ReleaseErr    error    // the first release failure (retried next cycle)
 }
 
@@ -152,7 +162,26 @@ func (w *Worker) RunCycle(ctx context.Context) (CycleResult, error) {
 			return res, err
 		}
 	}
+	w.releaseAtCostCaps(ctx, now, window, &res)
 	return res, nil
+}
+
+// releaseAtCostCaps releases the allocations whose cost would reach their
+// cap before the next cycle (one window and the Run loop's second of slack
+// from now), so what they are billed stays within it. A failure is
+// retried next cycle, like a depletion release.
+func (w *Worker) releaseAtCostCaps(ctx context.Context, now time.Time, window time.Duration, res *CycleResult) {
+	if w.d.CostCaps == nil {
+		return
+	}
+	n, err := w.d.CostCaps.ReleaseOverCostCaps(ctx, now.Add(window+2*time.Second))
+	res.CapReleased += n
+	if err != nil {
+		w.d.Logger.Error("releasing allocations at their cost cap failed; retrying next cycle", "err", err)
+		if res.ReleaseErr == nil {
+			res.ReleaseErr = err
+		}
+	}
 }
 
 // warnRelease tells a tenant, once per approach, that its nodes will be

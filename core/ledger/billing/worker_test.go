@@ -184,3 +184,52 @@ func TestWorkerBalanceStates(t *testing.T) {
 		t.Fatalf("%d billing events for the bystander (%v)", n, err)
 	}
 }
+
+// capStub records the horizons the worker asks about.
+type capStub struct {
+	horizons []time.Time
+	n        int
+	err      error
+}
+
+func (c *capStub) ReleaseOverCostCaps(_ context.Context, horizon time.Time) (int, error) {
+	c.horizons = append(c.horizons, horizon)
+	return c.n, c.err
+}
+
+// TestWorkerReleasesAtCostCaps: every cycle asks the allocation use cases
+// to release what would reach its total-cost cap before the next cycle
+// (one window and the Run loop's slack ahead); a failure is reported and
+// retried next cycle without failing the cycle.
+func TestWorkerReleasesAtCostCaps(t *testing.T) {
+	t.Parallel()
+	e := newMeterEnv(t)
+	ctx := context.Background()
+	pol, err := postgres.NewPolicyStore(e.db, postgres.PolicyConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outbox, err := postgres.NewOutbox(e.db, postgres.OutboxConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := &capStub{n: 2}
+	w, err := billing.NewWorker(billing.WorkerDeps{Tx: e.db, Accruer: e.bills, Releaser: e.allocs, Policies: pol,
+		Outbox: outbox, Clock: e.clock, IDs: system.UUIDs{}, CostCaps: caps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.RunCycle(ctx)
+	if err != nil || res.CapReleased != 2 || len(caps.horizons) != 1 {
+		t.Fatalf("cycle %+v %v, horizons %v", res, err, caps.horizons)
+	}
+	window, _, _ := w.Window(ctx)
+	if want := e.clock.Now().Add(window + 2*time.Second); !caps.horizons[0].Equal(want) {
+		t.Fatalf("horizon %s, want %s", caps.horizons[0], want)
+	}
+	caps.n, caps.err = 0, fault.Unavailable("down", nil)
+	res, err = w.RunCycle(ctx)
+	if err != nil || res.ReleaseErr == nil {
+		t.Fatalf("a failing release: %+v %v", res, err)
+	}
+}
