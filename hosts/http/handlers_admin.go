@@ -1,6 +1,7 @@
 package httphost
 
 import (
+	"encoding/json"
 	"net/http"
 
 	"github.com/gpuaas/gpuaas/core/audit"
@@ -17,7 +18,7 @@ func (h *handlers) ListAuditLog(w http.ResponseWriter, r *http.Request, params a
 		return
 	}
 	f := audit.Filter{TenantID: deref(params.TenantId), ActorID: deref(params.ActorId), Action: deref(params.Action),
-		Cursor: deref(params.Cursor)}
+		ResourceType: deref(params.ResourceType), ResourceID: deref(params.ResourceId), Cursor: deref(params.Cursor)}
 	if params.Limit != nil {
 		f.Limit = *params.Limit
 	}
@@ -126,3 +127,7 @@ func optional(s string) *string {
 	}
 	return &s
 }
+
+// jsonMarshalRedacted encodes audit metadata with anything secret-looking
+// withheld (Redact), for the CSV export.
+func jsonMarshalRedacted(md map[string]any) ([]byte, error) { return json.Marshal(Redact(md)) }

@@ -52,6 +52,10 @@ func (h *handlers) GetBillingBalance(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, balanceView(b))
+}
+
+func balanceView(b ledgersvc.Balance) api.BillingBalance {
 	out := api.BillingBalance{BalanceMinor: b.BalanceMinor, Currency: b.Currency,
 		BurnRateMinorPerHour: b.BurnRateMinorPerHour, RunwaySeconds: b.RunwaySeconds, RunwayText: b.RunwayText()}
 	if b.RunwaySeconds != nil {
@@ -60,7 +64,7 @@ func (h *handlers) GetBillingBalance(w http.ResponseWriter, r *http.Request) {
 		hours := float64(*b.RunwaySeconds/36) / 100
 		out.RunwayHours = &hours
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 // ListLedgerEntries implements [api.ServerInterface].
@@ -160,25 +164,36 @@ func (h *handlers) ExportUsageCSV(w http.ResponseWriter, r *http.Request) {
 	if !ok || !s.ledgerReady(w, r) {
 		return
 	}
+	name := "usage-" + p.TenantID + "-" + s.d.Clock.Now().UTC().Format("2006-01-02") + ".csv"
+	s.streamCSV(w, r, name, usageCSVHeader, "usage export", func(write func([]string) error) error {
+		return s.d.Ledger.EachUsage(r.Context(), p, func(u ledgersvc.UsageLine) error { return write(usageCSVRow(u)) })
+	})
+}
+
+// streamCSV writes an RFC 4180 CSV download: the header once the first row
+// arrives (an error before it is an ordinary error response), rows as each
+// produces them, flushed every csvFlushEvery; a failure after the first
+// bytes aborts the connection so a partial file never looks complete.
+func (s *Server) streamCSV(w http.ResponseWriter, r *http.Request, filename string, header []string, what string,
+	each func(write func([]string) error) error) {
 	rc := http.NewResponseController(w)
 	cw := csv.NewWriter(w)
 	started := false
 	begin := func() {
 		started = true
-		name := "usage-" + p.TenantID + "-" + s.d.Clock.Now().UTC().Format("2006-01-02") + ".csv"
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+		w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(http.StatusOK)
-		_ = cw.Write(usageCSVHeader)
+		_ = cw.Write(header)
 	}
 	rows := 0
-	err := s.d.Ledger.EachUsage(r.Context(), p, func(u ledgersvc.UsageLine) error {
+	err := each(func(row []string) error {
 		if !started {
 			begin()
 		}
-		if err := cw.Write(usageCSVRow(u)); err != nil {
+		if err := cw.Write(row); err != nil {
 			return err
 		}
 		rows++
@@ -199,13 +214,13 @@ func (h *handlers) ExportUsageCSV(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if r.Context().Err() == nil {
-			s.log.LogAttrs(r.Context(), slog.LevelWarn, "usage export failed mid-stream; aborting the response",
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, what+" failed mid-stream; aborting the response",
 				slog.String("error", scrubText(err.Error())))
 		}
 		panic(http.ErrAbortHandler)
 	}
 	if !started {
-		begin() // no usage yet: the header row alone
+		begin() // nothing selected: the header row alone
 	}
 	cw.Flush()
 	_ = rc.Flush()

@@ -7,10 +7,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/fx"
 
+	"github.com/gpuaas/gpuaas/core/admin/adminsvc"
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
+	"github.com/gpuaas/gpuaas/core/notification/notificationsvc"
 	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
 	"github.com/gpuaas/gpuaas/core/policy/policysvc"
 	"github.com/gpuaas/gpuaas/core/storage/storagesvc"
@@ -49,6 +51,9 @@ type Params struct {
 	Mounts      []Mount                `group:"http_mounts"`
 	PolicyAdmin *policysvc.Service     `optional:"true"`
 	Storage     *storagesvc.Service    `optional:"true"`
+
+	Notifications *notificationsvc.Service `optional:"true"`
+	Admin         *adminsvc.Service        `optional:"true"`
 }
 
 // NewFromParams builds the server from the fx graph.
@@ -65,6 +70,7 @@ func NewFromParams(p Params) (*Server, error) {
 		Metrics: p.Metrics, TracerProvider: p.TracerProvider, Clock: p.Clock,
 		Inventory: p.Inventory, Allocations: p.Allocations, Terminal: p.Terminal, Payments: p.Payments,
 		Mounts: p.Mounts, PolicyAdmin: p.PolicyAdmin, Ledger: p.Ledger, Storage: p.Storage,
+		Notifications: p.Notifications, Admin: p.Admin,
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gpuaas/gpuaas/adapters/system"
+	"github.com/gpuaas/gpuaas/core/admin/adminsvc"
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/audit/auditsvc"
 	"github.com/gpuaas/gpuaas/core/identity/authsvc"
@@ -23,6 +24,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/identity/machinesvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
+	"github.com/gpuaas/gpuaas/core/notification/notificationsvc"
 	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
 	"github.com/gpuaas/gpuaas/core/policy/policysvc"
 	"github.com/gpuaas/gpuaas/core/storage/storagesvc"
@@ -80,6 +82,13 @@ type Deps struct {
 	// PolicyAdmin changes policy values (audited). Optional: without it
 	// PUT /admin/policies answers 503.
 	PolicyAdmin *policysvc.Service
+
+	// Notifications runs the inbox, live stream, preferences and webhook
+	// endpoint routes. Optional: without it those routes answer 503.
+	Notifications *notificationsvc.Service
+	// Admin runs the operators' user, tenant, policy-override, ops and
+	// event-retry routes. Optional: without it those routes answer 503.
+	Admin *adminsvc.Service
 
 	// Storage runs the project storage routes (/storage/*). Optional:
 	// without it those routes answer 503.

@@ -326,7 +326,7 @@ func TestWebhookRetriesThenDisablesTheEndpoint(t *testing.T) {
 	log, err := e.svc.Deliveries(ctx, e.owner.Principal, e.owner.ProjectID, ep.ID, ports.WebhookDeliveryFilter{})
 	must(t, err)
 	if len(log.Deliveries) != 1 || log.Deliveries[0].Status != notification.DeliveryFailed ||
-		len(log.Deliveries[0].Attempts) != attempts || log.Deliveries[0].Attempts[0].StatusCode != 500 {
+		len(log.Deliveries[0].Log) != attempts || log.Deliveries[0].Log[0].StatusCode != 500 {
 		t.Fatalf("delivery log: %+v (attempts %d)", log, attempts)
 	}
 	var disabledEvents int

@@ -282,7 +282,7 @@ type DeliveryLog struct {
 // DeliveryWithAttempts is one delivery and its attempts, oldest first.
 type DeliveryWithAttempts struct {
 	notification.Delivery
-	Attempts []ports.WebhookAttempt
+	Log []ports.WebhookAttempt
 }
 
 // Deliveries pages an endpoint's delivery log, newest first.
@@ -316,7 +316,7 @@ func (s *Service) Deliveries(ctx context.Context, p identity.Principal, projectI
 		if err != nil {
 			return DeliveryLog{}, err
 		}
-		out.Deliveries = append(out.Deliveries, DeliveryWithAttempts{Delivery: d, Attempts: as})
+		out.Deliveries = append(out.Deliveries, DeliveryWithAttempts{Delivery: d, Log: as})
 	}
 	return out, nil
 }

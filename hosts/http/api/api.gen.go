@@ -44,6 +44,126 @@ func (e AddMemberRequestRole) Valid() bool {
 	}
 }
 
+// Defines values for AdminCreateUserRequestRole.
+const (
+	AdminCreateUserRequestRoleAdmin  AdminCreateUserRequestRole = "admin"
+	AdminCreateUserRequestRoleMember AdminCreateUserRequestRole = "member"
+	AdminCreateUserRequestRoleOwner  AdminCreateUserRequestRole = "owner"
+)
+
+// Valid indicates whether the value is a known member of the AdminCreateUserRequestRole enum.
+func (e AdminCreateUserRequestRole) Valid() bool {
+	switch e {
+	case AdminCreateUserRequestRoleAdmin:
+		return true
+	case AdminCreateUserRequestRoleMember:
+		return true
+	case AdminCreateUserRequestRoleOwner:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminMemberRole.
+const (
+	AdminMemberRoleAdmin  AdminMemberRole = "admin"
+	AdminMemberRoleMember AdminMemberRole = "member"
+	AdminMemberRoleOwner  AdminMemberRole = "owner"
+)
+
+// Valid indicates whether the value is a known member of the AdminMemberRole enum.
+func (e AdminMemberRole) Valid() bool {
+	switch e {
+	case AdminMemberRoleAdmin:
+		return true
+	case AdminMemberRoleMember:
+		return true
+	case AdminMemberRoleOwner:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminProjectRoleRole.
+const (
+	AdminProjectRoleRoleAdmin  AdminProjectRoleRole = "admin"
+	AdminProjectRoleRoleMember AdminProjectRoleRole = "member"
+	AdminProjectRoleRoleViewer AdminProjectRoleRole = "viewer"
+)
+
+// Valid indicates whether the value is a known member of the AdminProjectRoleRole enum.
+func (e AdminProjectRoleRole) Valid() bool {
+	switch e {
+	case AdminProjectRoleRoleAdmin:
+		return true
+	case AdminProjectRoleRoleMember:
+		return true
+	case AdminProjectRoleRoleViewer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminUserRole.
+const (
+	AdminUserRoleAdmin AdminUserRole = "admin"
+	AdminUserRoleUser  AdminUserRole = "user"
+)
+
+// Valid indicates whether the value is a known member of the AdminUserRole enum.
+func (e AdminUserRole) Valid() bool {
+	switch e {
+	case AdminUserRoleAdmin:
+		return true
+	case AdminUserRoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminUserStatus.
+const (
+	AdminUserStatusActive    AdminUserStatus = "active"
+	AdminUserStatusSuspended AdminUserStatus = "suspended"
+)
+
+// Valid indicates whether the value is a known member of the AdminUserStatus enum.
+func (e AdminUserStatus) Valid() bool {
+	switch e {
+	case AdminUserStatusActive:
+		return true
+	case AdminUserStatusSuspended:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminUserTenantRole.
+const (
+	AdminUserTenantRoleAdmin  AdminUserTenantRole = "admin"
+	AdminUserTenantRoleMember AdminUserTenantRole = "member"
+	AdminUserTenantRoleOwner  AdminUserTenantRole = "owner"
+)
+
+// Valid indicates whether the value is a known member of the AdminUserTenantRole enum.
+func (e AdminUserTenantRole) Valid() bool {
+	switch e {
+	case AdminUserTenantRoleAdmin:
+		return true
+	case AdminUserTenantRoleMember:
+		return true
+	case AdminUserTenantRoleOwner:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AllocationState.
 const (
 	AllocationStateActive        AllocationState = "active"
@@ -314,6 +434,63 @@ func (e NodeState) Valid() bool {
 	}
 }
 
+// Defines values for NotificationKind.
+const (
+	AllocationActive        NotificationKind = "allocation_active"
+	AllocationFailed        NotificationKind = "allocation_failed"
+	AllocationReleaseFailed NotificationKind = "allocation_release_failed"
+	AllocationReleased      NotificationKind = "allocation_released"
+	AutoReleasePending      NotificationKind = "auto_release_pending"
+	BalanceDepleted         NotificationKind = "balance_depleted"
+	LowBalance              NotificationKind = "low_balance"
+	PaymentCredited         NotificationKind = "payment_credited"
+	WebhookEndpointDisabled NotificationKind = "webhook_endpoint_disabled"
+)
+
+// Valid indicates whether the value is a known member of the NotificationKind enum.
+func (e NotificationKind) Valid() bool {
+	switch e {
+	case AllocationActive:
+		return true
+	case AllocationFailed:
+		return true
+	case AllocationReleaseFailed:
+		return true
+	case AllocationReleased:
+		return true
+	case AutoReleasePending:
+		return true
+	case BalanceDepleted:
+		return true
+	case LowBalance:
+		return true
+	case PaymentCredited:
+		return true
+	case WebhookEndpointDisabled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OpsEntryStatus.
+const (
+	OpsEntryDegraded OpsEntryStatus = "degraded"
+	OpsEntryOK       OpsEntryStatus = "ok"
+)
+
+// Valid indicates whether the value is a known member of the OpsEntryStatus enum.
+func (e OpsEntryStatus) Valid() bool {
+	switch e {
+	case OpsEntryDegraded:
+		return true
+	case OpsEntryOK:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PaymentSessionStatus.
 const (
 	PaymentSessionStatusCredited        PaymentSessionStatus = "credited"
@@ -340,19 +517,19 @@ func (e PaymentSessionStatus) Valid() bool {
 
 // Defines values for PolicyType.
 const (
-	Bool   PolicyType = "bool"
-	Int    PolicyType = "int"
-	String PolicyType = "string"
+	PolicyTypeBool   PolicyType = "bool"
+	PolicyTypeInt    PolicyType = "int"
+	PolicyTypeString PolicyType = "string"
 )
 
 // Valid indicates whether the value is a known member of the PolicyType enum.
 func (e PolicyType) Valid() bool {
 	switch e {
-	case Bool:
+	case PolicyTypeBool:
 		return true
-	case Int:
+	case PolicyTypeInt:
 		return true
-	case String:
+	case PolicyTypeString:
 		return true
 	default:
 		return false
@@ -530,6 +707,27 @@ func (e TenantRole) Valid() bool {
 	}
 }
 
+// Defines values for TenantPolicyType.
+const (
+	TenantPolicyTypeBool   TenantPolicyType = "bool"
+	TenantPolicyTypeInt    TenantPolicyType = "int"
+	TenantPolicyTypeString TenantPolicyType = "string"
+)
+
+// Valid indicates whether the value is a known member of the TenantPolicyType enum.
+func (e TenantPolicyType) Valid() bool {
+	switch e {
+	case TenantPolicyTypeBool:
+		return true
+	case TenantPolicyTypeInt:
+		return true
+	case TenantPolicyTypeString:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for TokenResponseTokenType.
 const (
 	Bearer TokenResponseTokenType = "Bearer"
@@ -611,6 +809,81 @@ func (e WebhookAckOutcome) Valid() bool {
 	}
 }
 
+// Defines values for WebhookDeliveryStatus.
+const (
+	WebhookDeliveryStatusFailed    WebhookDeliveryStatus = "failed"
+	WebhookDeliveryStatusPending   WebhookDeliveryStatus = "pending"
+	WebhookDeliveryStatusSucceeded WebhookDeliveryStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the WebhookDeliveryStatus enum.
+func (e WebhookDeliveryStatus) Valid() bool {
+	switch e {
+	case WebhookDeliveryStatusFailed:
+		return true
+	case WebhookDeliveryStatusPending:
+		return true
+	case WebhookDeliveryStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEndpointStatus.
+const (
+	Disabled WebhookEndpointStatus = "disabled"
+	Enabled  WebhookEndpointStatus = "enabled"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEndpointStatus enum.
+func (e WebhookEndpointStatus) Valid() bool {
+	switch e {
+	case Disabled:
+		return true
+	case Enabled:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WebhookEventType.
+const (
+	BillingAutoReleasePending           WebhookEventType = "billing.auto_release_pending"
+	BillingBalanceDepleted              WebhookEventType = "billing.balance_depleted"
+	BillingLowBalanceWarning            WebhookEventType = "billing.low_balance_warning"
+	PaymentsBalanceCredited             WebhookEventType = "payments.balance_credited"
+	ProvisioningAllocationActive        WebhookEventType = "provisioning.allocation_active"
+	ProvisioningAllocationFailed        WebhookEventType = "provisioning.allocation_failed"
+	ProvisioningAllocationReleaseFailed WebhookEventType = "provisioning.allocation_release_failed"
+	ProvisioningAllocationReleased      WebhookEventType = "provisioning.allocation_released"
+)
+
+// Valid indicates whether the value is a known member of the WebhookEventType enum.
+func (e WebhookEventType) Valid() bool {
+	switch e {
+	case BillingAutoReleasePending:
+		return true
+	case BillingBalanceDepleted:
+		return true
+	case BillingLowBalanceWarning:
+		return true
+	case PaymentsBalanceCredited:
+		return true
+	case ProvisioningAllocationActive:
+		return true
+	case ProvisioningAllocationFailed:
+		return true
+	case ProvisioningAllocationReleaseFailed:
+		return true
+	case ProvisioningAllocationReleased:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for AdminListNodesParamsState.
 const (
 	AdminListNodesParamsStateActive      AdminListNodesParamsState = "active"
@@ -632,6 +905,45 @@ func (e AdminListNodesParamsState) Valid() bool {
 	case AdminListNodesParamsStateOffline:
 		return true
 	case AdminListNodesParamsStateRetired:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminListUsersParamsStatus.
+const (
+	AdminListUsersParamsStatusActive    AdminListUsersParamsStatus = "active"
+	AdminListUsersParamsStatusSuspended AdminListUsersParamsStatus = "suspended"
+)
+
+// Valid indicates whether the value is a known member of the AdminListUsersParamsStatus enum.
+func (e AdminListUsersParamsStatus) Valid() bool {
+	switch e {
+	case AdminListUsersParamsStatusActive:
+		return true
+	case AdminListUsersParamsStatusSuspended:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListWebhookDeliveriesParamsStatus.
+const (
+	ListWebhookDeliveriesParamsStatusFailed    ListWebhookDeliveriesParamsStatus = "failed"
+	ListWebhookDeliveriesParamsStatusPending   ListWebhookDeliveriesParamsStatus = "pending"
+	ListWebhookDeliveriesParamsStatusSucceeded ListWebhookDeliveriesParamsStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the ListWebhookDeliveriesParamsStatus enum.
+func (e ListWebhookDeliveriesParamsStatus) Valid() bool {
+	switch e {
+	case ListWebhookDeliveriesParamsStatusFailed:
+		return true
+	case ListWebhookDeliveriesParamsStatusPending:
+		return true
+	case ListWebhookDeliveriesParamsStatusSucceeded:
 		return true
 	default:
 		return false
@@ -679,6 +991,24 @@ type AddSSHKeyRequest struct {
 	PublicKey string `json:"public_key"`
 }
 
+// AdminCreateUserRequest defines model for AdminCreateUserRequest.
+type AdminCreateUserRequest struct {
+	DisplayName *string `json:"display_name,omitempty"`
+	Email       string  `json:"email"`
+
+	// NewTenantName Or make a tenant the user owns.
+	NewTenantName *string `json:"new_tenant_name,omitempty"`
+
+	// Role The role in tenant_id.
+	Role *AdminCreateUserRequestRole `json:"role,omitempty"`
+
+	// TenantId Join this tenant (with role).
+	TenantId *string `json:"tenant_id,omitempty"`
+}
+
+// AdminCreateUserRequestRole The role in tenant_id.
+type AdminCreateUserRequestRole string
+
 // AdminCreditRequest defines model for AdminCreditRequest.
 type AdminCreditRequest struct {
 	// AmountMinor 1..10^10 minor units.
@@ -690,6 +1020,15 @@ type AdminCreditRequest struct {
 	// Reason Recorded with the entry and in the audit log.
 	Reason string `json:"reason"`
 }
+
+// AdminMember defines model for AdminMember.
+type AdminMember struct {
+	Role AdminMemberRole `json:"role"`
+	User AdminUser       `json:"user"`
+}
+
+// AdminMemberRole defines model for AdminMember.Role.
+type AdminMemberRole string
 
 // AdminNode defines model for AdminNode.
 type AdminNode struct {
@@ -715,6 +1054,16 @@ type AdminNodeList struct {
 	Nodes []AdminNode `json:"nodes"`
 }
 
+// AdminProjectRole defines model for AdminProjectRole.
+type AdminProjectRole struct {
+	Id   string               `json:"id"`
+	Name string               `json:"name"`
+	Role AdminProjectRoleRole `json:"role"`
+}
+
+// AdminProjectRoleRole defines model for AdminProjectRole.Role.
+type AdminProjectRoleRole string
+
 // AdminRefundRequest defines model for AdminRefundRequest.
 type AdminRefundRequest struct {
 	// AmountMinor 1..10^10 minor units.
@@ -725,6 +1074,75 @@ type AdminRefundRequest struct {
 
 	// Reason Recorded with the entry and in the audit log.
 	Reason string `json:"reason"`
+}
+
+// AdminTenant defines model for AdminTenant.
+type AdminTenant struct {
+	BalanceMinor    int64     `json:"balance_minor"`
+	CreatedAt       time.Time `json:"created_at"`
+	Currency        string    `json:"currency"`
+	Id              string    `json:"id"`
+	LiveAllocations int       `json:"live_allocations"`
+	Members         int       `json:"members"`
+	Name            string    `json:"name"`
+	Slug            string    `json:"slug"`
+}
+
+// AdminTenantDetail defines model for AdminTenantDetail.
+type AdminTenantDetail struct {
+	Balance         BillingBalance     `json:"balance"`
+	LiveAllocations []Allocation       `json:"live_allocations"`
+	Members         []AdminMember      `json:"members"`
+	PolicyOverrides map[string]string  `json:"policy_overrides"`
+	Projects        []AdminProjectRole `json:"projects"`
+	Tenant          AdminTenant        `json:"tenant"`
+}
+
+// AdminTenantPage defines model for AdminTenantPage.
+type AdminTenantPage struct {
+	NextCursor *string       `json:"next_cursor,omitempty"`
+	Tenants    []AdminTenant `json:"tenants"`
+}
+
+// AdminUser defines model for AdminUser.
+type AdminUser struct {
+	CreatedAt   time.Time `json:"created_at"`
+	DisplayName string    `json:"display_name"`
+	Email       string    `json:"email"`
+	Id          string    `json:"id"`
+
+	// Pending Created by an operator and not signed in yet.
+	Pending bool `json:"pending"`
+
+	// Role Platform role.
+	Role       AdminUserRole        `json:"role"`
+	Status     AdminUserStatus      `json:"status"`
+	TenantId   *string              `json:"tenant_id,omitempty"`
+	TenantName *string              `json:"tenant_name,omitempty"`
+	TenantRole *AdminUserTenantRole `json:"tenant_role,omitempty"`
+}
+
+// AdminUserRole Platform role.
+type AdminUserRole string
+
+// AdminUserStatus defines model for AdminUser.Status.
+type AdminUserStatus string
+
+// AdminUserTenantRole defines model for AdminUser.TenantRole.
+type AdminUserTenantRole string
+
+// AdminUserDetail defines model for AdminUserDetail.
+type AdminUserDetail struct {
+	Balance         BillingBalance     `json:"balance"`
+	LiveAllocations []Allocation       `json:"live_allocations"`
+	Projects        []AdminProjectRole `json:"projects"`
+	User            AdminUser          `json:"user"`
+}
+
+// AdminUserPage defines model for AdminUserPage.
+type AdminUserPage struct {
+	NextCursor *string     `json:"next_cursor,omitempty"`
+	Users      []AdminUser `json:"users"`
 }
 
 // Allocation defines model for Allocation.
@@ -825,6 +1243,15 @@ type CheckoutSession struct {
 	Status      PaymentSessionStatus `json:"status"`
 }
 
+// ConsumerLag defines model for ConsumerLag.
+type ConsumerLag struct {
+	AckPending  int    `json:"ack_pending"`
+	Durable     string `json:"durable"`
+	Pending     int64  `json:"pending"`
+	Redelivered int    `json:"redelivered"`
+	Stream      string `json:"stream"`
+}
+
 // CreateAPIKeyRequest defines model for CreateAPIKeyRequest.
 type CreateAPIKeyRequest struct {
 	// ExpiresAt Optional; within a year.
@@ -888,6 +1315,13 @@ type CreateServiceAccountRequest struct {
 // CreateServiceAccountRequestRole defines model for CreateServiceAccountRequest.Role.
 type CreateServiceAccountRequestRole string
 
+// CreateWebhookEndpointRequest defines model for CreateWebhookEndpointRequest.
+type CreateWebhookEndpointRequest struct {
+	Description *string            `json:"description,omitempty"`
+	EventTypes  []WebhookEventType `json:"event_types"`
+	Url         string             `json:"url"`
+}
+
 // CreatedAPIKey defines model for CreatedAPIKey.
 type CreatedAPIKey struct {
 	ApiKey APIKey `json:"api_key"`
@@ -903,6 +1337,14 @@ type CreatedCredential struct {
 	// ClientSecret Shown once.
 	ClientSecret string                   `json:"client_secret"`
 	Credential   ServiceAccountCredential `json:"credential"`
+}
+
+// CreatedWebhookEndpoint defines model for CreatedWebhookEndpoint.
+type CreatedWebhookEndpoint struct {
+	Endpoint WebhookEndpoint `json:"endpoint"`
+
+	// Secret The signing secret (`whsec_…`), shown once.
+	Secret string `json:"secret"`
 }
 
 // CredentialScope defines model for CredentialScope.
@@ -941,6 +1383,15 @@ type ExchangeRequest struct {
 	Code        string `json:"code"`
 	RedirectUri string `json:"redirect_uri"`
 	State       string `json:"state"`
+}
+
+// FailedEvent defines model for FailedEvent.
+type FailedEvent struct {
+	Id         string    `json:"id"`
+	LastError  string    `json:"last_error"`
+	OccurredAt time.Time `json:"occurred_at"`
+	RetryCount int       `json:"retry_count"`
+	Subject    string    `json:"subject"`
 }
 
 // GPU defines model for GPU.
@@ -1025,6 +1476,18 @@ type LogoutRequest struct {
 	RefreshToken *string `json:"refresh_token,omitempty"`
 }
 
+// MarkReadRequest defines model for MarkReadRequest.
+type MarkReadRequest struct {
+	// All Mark every notification read (then name no ids).
+	All *bool     `json:"all,omitempty"`
+	Ids *[]string `json:"ids,omitempty"`
+}
+
+// MarkReadResult defines model for MarkReadResult.
+type MarkReadResult struct {
+	Marked int `json:"marked"`
+}
+
 // Me defines model for Me.
 type Me struct {
 	Projects []Project `json:"projects"`
@@ -1074,6 +1537,76 @@ type NodeRegistration struct {
 
 // NodeState defines model for NodeState.
 type NodeState string
+
+// Notification defines model for Notification.
+type Notification struct {
+	Body      string    `json:"body"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// Data Facts a client may act on (allocation_id, balance_minor, …).
+	Data map[string]interface{} `json:"data"`
+
+	// EventId The platform event that raised it.
+	EventId string           `json:"event_id"`
+	Id      string           `json:"id"`
+	Kind    NotificationKind `json:"kind"`
+	Read    bool             `json:"read"`
+	ReadAt  *time.Time       `json:"read_at,omitempty"`
+
+	// Seq Order of arrival; the live stream's event id.
+	Seq   int64  `json:"seq"`
+	Title string `json:"title"`
+}
+
+// NotificationKind defines model for NotificationKind.
+type NotificationKind string
+
+// NotificationPage defines model for NotificationPage.
+type NotificationPage struct {
+	// NextCursor Absent on the last page.
+	NextCursor    *string        `json:"next_cursor,omitempty"`
+	Notifications []Notification `json:"notifications"`
+
+	// Unread Unread notifications in all.
+	Unread int `json:"unread"`
+}
+
+// NotificationPreferences defines model for NotificationPreferences.
+type NotificationPreferences struct {
+	// Email Email on (true) or off (false) per notification kind; a kind not named is on. The inbox and the live stream always get every enabled notification.
+	Email map[string]bool `json:"email"`
+}
+
+// OpsCount defines model for OpsCount.
+type OpsCount struct {
+	Count int    `json:"count"`
+	Name  string `json:"name"`
+}
+
+// OpsEntry defines model for OpsEntry.
+type OpsEntry struct {
+	Detail *string `json:"detail,omitempty"`
+	Name   string  `json:"name"`
+
+	// Runbook The runbook id (GET /admin/runbooks) when degraded.
+	Runbook *string        `json:"runbook,omitempty"`
+	Status  OpsEntryStatus `json:"status"`
+	Value   int64          `json:"value"`
+}
+
+// OpsEntryStatus defines model for OpsEntry.Status.
+type OpsEntryStatus string
+
+// OpsView defines model for OpsView.
+type OpsView struct {
+	AllocationsByState []OpsCount    `json:"allocations_by_state"`
+	At                 time.Time     `json:"at"`
+	Consumers          []ConsumerLag `json:"consumers"`
+	Entries            []OpsEntry    `json:"entries"`
+	FailedEvents       []FailedEvent `json:"failed_events"`
+	NodesByHealth      []OpsCount    `json:"nodes_by_health"`
+	NodesByState       []OpsCount    `json:"nodes_by_state"`
+}
 
 // PaymentSession defines model for PaymentSession.
 type PaymentSession struct {
@@ -1183,6 +1716,20 @@ type RegisterNodeRequest struct {
 	SkuId   string `json:"sku_id"`
 	SshHost string `json:"ssh_host"`
 	SshPort *int   `json:"ssh_port,omitempty"`
+}
+
+// Runbook defines model for Runbook.
+type Runbook struct {
+	Id    string `json:"id"`
+	Title string `json:"title"`
+
+	// Url The section of doc/runbook.md (repository-relative).
+	Url string `json:"url"`
+}
+
+// RunbookList defines model for RunbookList.
+type RunbookList struct {
+	Runbooks []Runbook `json:"runbooks"`
 }
 
 // SKU defines model for SKU.
@@ -1481,6 +2028,28 @@ type Tenant struct {
 // TenantRole The caller's role in the tenant.
 type TenantRole string
 
+// TenantPolicy defines model for TenantPolicy.
+type TenantPolicy struct {
+	Default     string `json:"default"`
+	Description string `json:"description"`
+	Key         string `json:"key"`
+
+	// Overridden The tenant has its own value.
+	Overridden bool             `json:"overridden"`
+	Type       TenantPolicyType `json:"type"`
+
+	// Value The tenant's effective value.
+	Value string `json:"value"`
+}
+
+// TenantPolicyType defines model for TenantPolicy.Type.
+type TenantPolicyType string
+
+// TenantPolicyList defines model for TenantPolicyList.
+type TenantPolicyList struct {
+	Policies []TenantPolicy `json:"policies"`
+}
+
 // TerminalToken defines model for TerminalToken.
 type TerminalToken struct {
 	ExpiresAt time.Time `json:"expires_at"`
@@ -1520,6 +2089,16 @@ type TokenResponse struct {
 
 // TokenResponseTokenType defines model for TokenResponse.TokenType.
 type TokenResponseTokenType string
+
+// UpdateWebhookEndpointRequest defines model for UpdateWebhookEndpointRequest.
+type UpdateWebhookEndpointRequest struct {
+	Description *string `json:"description,omitempty"`
+
+	// Enabled Enabling a disabled endpoint clears its failure record.
+	Enabled    *bool               `json:"enabled,omitempty"`
+	EventTypes *[]WebhookEventType `json:"event_types,omitempty"`
+	Url        *string             `json:"url,omitempty"`
+}
 
 // UsagePage defines model for UsagePage.
 type UsagePage struct {
@@ -1582,8 +2161,82 @@ type WebhookAck struct {
 // WebhookAckOutcome defines model for WebhookAck.Outcome.
 type WebhookAckOutcome string
 
+// WebhookAttempt defines model for WebhookAttempt.
+type WebhookAttempt struct {
+	At         time.Time `json:"at"`
+	Attempt    int       `json:"attempt"`
+	DurationMs int64     `json:"duration_ms"`
+	Error      string    `json:"error"`
+
+	// StatusCode 0 when no response arrived.
+	StatusCode int `json:"status_code"`
+}
+
+// WebhookDelivery defines model for WebhookDelivery.
+type WebhookDelivery struct {
+	Attempts  int       `json:"attempts"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// EventId The webhook-id header of every attempt.
+	EventId        string                `json:"event_id"`
+	EventType      string                `json:"event_type"`
+	Id             string                `json:"id"`
+	LastError      *string               `json:"last_error,omitempty"`
+	LastStatusCode *int                  `json:"last_status_code,omitempty"`
+	Log            []WebhookAttempt      `json:"log"`
+	NextAttemptAt  time.Time             `json:"next_attempt_at"`
+	Status         WebhookDeliveryStatus `json:"status"`
+}
+
+// WebhookDeliveryStatus defines model for WebhookDelivery.Status.
+type WebhookDeliveryStatus string
+
+// WebhookDeliveryPage defines model for WebhookDeliveryPage.
+type WebhookDeliveryPage struct {
+	Deliveries []WebhookDelivery `json:"deliveries"`
+	NextCursor *string           `json:"next_cursor,omitempty"`
+}
+
+// WebhookEndpoint defines model for WebhookEndpoint.
+type WebhookEndpoint struct {
+	CreatedAt   time.Time `json:"created_at"`
+	Description string    `json:"description"`
+
+	// DisabledReason manual, or failing (disabled after 24 hours of failed attempts).
+	DisabledReason *string            `json:"disabled_reason,omitempty"`
+	EventTypes     []WebhookEventType `json:"event_types"`
+
+	// FailingSince The first failed attempt since the last success.
+	FailingSince *time.Time            `json:"failing_since,omitempty"`
+	Id           string                `json:"id"`
+	ProjectId    string                `json:"project_id"`
+	Status       WebhookEndpointStatus `json:"status"`
+	UpdatedAt    time.Time             `json:"updated_at"`
+	Url          string                `json:"url"`
+}
+
+// WebhookEndpointStatus defines model for WebhookEndpoint.Status.
+type WebhookEndpointStatus string
+
+// WebhookEndpointList defines model for WebhookEndpointList.
+type WebhookEndpointList struct {
+	Endpoints []WebhookEndpoint `json:"endpoints"`
+}
+
+// WebhookEventType defines model for WebhookEventType.
+type WebhookEventType string
+
+// WebhookSecret defines model for WebhookSecret.
+type WebhookSecret struct {
+	// Secret The new signing secret (`whsec_…`), shown once.
+	Secret string `json:"secret"`
+}
+
 // AllocationIDPath defines model for AllocationIDPath.
 type AllocationIDPath = string
+
+// EndpointIDPath defines model for EndpointIDPath.
+type EndpointIDPath = string
 
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
@@ -1605,6 +2258,9 @@ type ServiceAccountIDPath = string
 
 // TenantIDPath defines model for TenantIDPath.
 type TenantIDPath = string
+
+// UserIDPath defines model for UserIDPath.
+type UserIDPath = string
 
 // BadRequest defines model for BadRequest.
 type BadRequest = ErrorResponse
@@ -1661,6 +2317,12 @@ type ListAuditLogParams struct {
 	ActorId  *string `form:"actor_id,omitempty" json:"actor_id,omitempty"`
 	Action   *string `form:"action,omitempty" json:"action,omitempty"`
 
+	// ResourceType The target's type (allocation, user, tenant, policy, …).
+	ResourceType *string `form:"resource_type,omitempty" json:"resource_type,omitempty"`
+
+	// ResourceId The target: its canonical identifier, or the bare id at its end.
+	ResourceId *string `form:"resource_id,omitempty" json:"resource_id,omitempty"`
+
 	// Since Inclusive lower bound (RFC 3339).
 	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
 
@@ -1670,6 +2332,23 @@ type ListAuditLogParams struct {
 
 	// Cursor The next_cursor of the previous page.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ExportAuditLogParams defines parameters for ExportAuditLog.
+type ExportAuditLogParams struct {
+	TenantId     *string    `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+	ActorId      *string    `form:"actor_id,omitempty" json:"actor_id,omitempty"`
+	Action       *string    `form:"action,omitempty" json:"action,omitempty"`
+	ResourceType *string    `form:"resource_type,omitempty" json:"resource_type,omitempty"`
+	ResourceId   *string    `form:"resource_id,omitempty" json:"resource_id,omitempty"`
+	Since        *time.Time `form:"since,omitempty" json:"since,omitempty"`
+	Until        *time.Time `form:"until,omitempty" json:"until,omitempty"`
+}
+
+// AdminRetryEventParams defines parameters for AdminRetryEvent.
+type AdminRetryEventParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
 
 // AdminListNodesParams defines parameters for AdminListNodes.
@@ -1711,6 +2390,12 @@ type ProbeNodeParams struct {
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
 
+// AdminOpsParams defines parameters for AdminOps.
+type AdminOpsParams struct {
+	// StuckAfterMinutes An allocation in requested, provisioning or releasing longer than this is stuck.
+	StuckAfterMinutes *int `form:"stuck_after_minutes,omitempty" json:"stuck_after_minutes,omitempty"`
+}
+
 // AdminListPaymentSessionsParams defines parameters for AdminListPaymentSessions.
 type AdminListPaymentSessionsParams struct {
 	Status *PaymentSessionStatus `form:"status,omitempty" json:"status,omitempty"`
@@ -1724,14 +2409,63 @@ type SetPolicyParams struct {
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
 
+// AdminListTenantsParams defines parameters for AdminListTenants.
+type AdminListTenantsParams struct {
+	Name   *string `form:"name,omitempty" json:"name,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
 // AdminCreditTenantParams defines parameters for AdminCreditTenant.
 type AdminCreditTenantParams struct {
 	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
 
+// AdminSetTenantPolicyParams defines parameters for AdminSetTenantPolicy.
+type AdminSetTenantPolicyParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// AdminResetTenantPolicyParams defines parameters for AdminResetTenantPolicy.
+type AdminResetTenantPolicyParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
 // AdminRefundTenantParams defines parameters for AdminRefundTenant.
 type AdminRefundTenantParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// AdminListUsersParams defines parameters for AdminListUsers.
+type AdminListUsersParams struct {
+	Email    *string                     `form:"email,omitempty" json:"email,omitempty"`
+	TenantId *string                     `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+	Status   *AdminListUsersParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+	Limit    *int                        `form:"limit,omitempty" json:"limit,omitempty"`
+	Cursor   *string                     `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// AdminListUsersParamsStatus defines parameters for AdminListUsers.
+type AdminListUsersParamsStatus string
+
+// AdminCreateUserParams defines parameters for AdminCreateUser.
+type AdminCreateUserParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// AdminSuspendUserParams defines parameters for AdminSuspendUser.
+type AdminSuspendUserParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// AdminUnsuspendUserParams defines parameters for AdminUnsuspendUser.
+type AdminUnsuspendUserParams struct {
 	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
@@ -1808,6 +2542,37 @@ type ListUsageParams struct {
 
 	// Cursor The next_cursor of the previous page.
 	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListNotificationsParams defines parameters for ListNotifications.
+type ListNotificationsParams struct {
+	// Unread Only unread ones.
+	Unread *bool `form:"unread,omitempty" json:"unread,omitempty"`
+	Limit  *int  `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// Cursor The next_cursor of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// SetNotificationPreferencesParams defines parameters for SetNotificationPreferences.
+type SetNotificationPreferencesParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// MarkNotificationsReadParams defines parameters for MarkNotificationsRead.
+type MarkNotificationsReadParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// StreamNotificationsParams defines parameters for StreamNotifications.
+type StreamNotificationsParams struct {
+	// LastEventId Same as the header, for clients that cannot set it.
+	LastEventId *string `form:"last_event_id,omitempty" json:"last_event_id,omitempty"`
+
+	// LastEventID The id of the last event received.
+	LastEventID *string `json:"Last-Event-ID,omitempty"`
 }
 
 // CreateCheckoutSessionParams defines parameters for CreateCheckoutSession.
@@ -1902,6 +2667,28 @@ type RevokeServiceAccountCredentialParams struct {
 	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
+
+// DeleteWebhookEndpointParams defines parameters for DeleteWebhookEndpoint.
+type DeleteWebhookEndpointParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// UpdateWebhookEndpointParams defines parameters for UpdateWebhookEndpoint.
+type UpdateWebhookEndpointParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// ListWebhookDeliveriesParams defines parameters for ListWebhookDeliveries.
+type ListWebhookDeliveriesParams struct {
+	Status *ListWebhookDeliveriesParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+	Limit  *int                               `form:"limit,omitempty" json:"limit,omitempty"`
+	Cursor *string                            `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// ListWebhookDeliveriesParamsStatus defines parameters for ListWebhookDeliveries.
+type ListWebhookDeliveriesParamsStatus string
 
 // AddSSHKeyParams defines parameters for AddSSHKey.
 type AddSSHKeyParams struct {
@@ -2039,8 +2826,14 @@ type SetPolicyJSONRequestBody = SetPolicyRequest
 // AdminCreditTenantJSONRequestBody defines body for AdminCreditTenant for application/json ContentType.
 type AdminCreditTenantJSONRequestBody = AdminCreditRequest
 
+// AdminSetTenantPolicyJSONRequestBody defines body for AdminSetTenantPolicy for application/json ContentType.
+type AdminSetTenantPolicyJSONRequestBody = SetPolicyRequest
+
 // AdminRefundTenantJSONRequestBody defines body for AdminRefundTenant for application/json ContentType.
 type AdminRefundTenantJSONRequestBody = AdminRefundRequest
+
+// AdminCreateUserJSONRequestBody defines body for AdminCreateUser for application/json ContentType.
+type AdminCreateUserJSONRequestBody = AdminCreateUserRequest
 
 // CreateAllocationJSONRequestBody defines body for CreateAllocation for application/json ContentType.
 type CreateAllocationJSONRequestBody = CreateAllocationRequest
@@ -2066,6 +2859,12 @@ type CreateServiceTokenJSONRequestBody = ServiceTokenRequest
 // RefreshTokenJSONRequestBody defines body for RefreshToken for application/json ContentType.
 type RefreshTokenJSONRequestBody = RefreshRequest
 
+// SetNotificationPreferencesJSONRequestBody defines body for SetNotificationPreferences for application/json ContentType.
+type SetNotificationPreferencesJSONRequestBody = NotificationPreferences
+
+// MarkNotificationsReadJSONRequestBody defines body for MarkNotificationsRead for application/json ContentType.
+type MarkNotificationsReadJSONRequestBody = MarkReadRequest
+
 // CreateCheckoutSessionJSONRequestBody defines body for CreateCheckoutSession for application/json ContentType.
 type CreateCheckoutSessionJSONRequestBody = CreateCheckoutSessionRequest
 
@@ -2083,6 +2882,12 @@ type CreateServiceAccountJSONRequestBody = CreateServiceAccountRequest
 
 // CreateServiceAccountCredentialJSONRequestBody defines body for CreateServiceAccountCredential for application/json ContentType.
 type CreateServiceAccountCredentialJSONRequestBody = CreateCredentialRequest
+
+// CreateWebhookEndpointJSONRequestBody defines body for CreateWebhookEndpoint for application/json ContentType.
+type CreateWebhookEndpointJSONRequestBody = CreateWebhookEndpointRequest
+
+// UpdateWebhookEndpointJSONRequestBody defines body for UpdateWebhookEndpoint for application/json ContentType.
+type UpdateWebhookEndpointJSONRequestBody = UpdateWebhookEndpointRequest
 
 // AddSSHKeyJSONRequestBody defines body for AddSSHKey for application/json ContentType.
 type AddSSHKeyJSONRequestBody = AddSSHKeyRequest
@@ -2113,6 +2918,12 @@ type ServerInterface interface {
 	// ListAuditLog Read the audit log, newest first, with filters and a cursor.
 	// (GET /api/v1/admin/audit-log)
 	ListAuditLog(w http.ResponseWriter, r *http.Request, params ListAuditLogParams)
+	// ExportAuditLog The audit events the filters select, as CSV, streamed (same filters as the list).
+	// (GET /api/v1/admin/audit-log/export)
+	ExportAuditLog(w http.ResponseWriter, r *http.Request, params ExportAuditLogParams)
+	// AdminRetryEvent Put a failed outbox event back to pending (the relay publishes it; consumers dedupe by event id).
+	// (POST /api/v1/admin/events/{event_id}/retry)
+	AdminRetryEvent(w http.ResponseWriter, r *http.Request, eventId string, params AdminRetryEventParams)
 	// AdminListNodes Every node with every field.
 	// (GET /api/v1/admin/nodes)
 	AdminListNodes(w http.ResponseWriter, r *http.Request, params AdminListNodesParams)
@@ -2131,6 +2942,9 @@ type ServerInterface interface {
 	// ProbeNode Check within 10 s that the node's SSH endpoint answers with an SSH banner.
 	// (POST /api/v1/admin/nodes/{node_id}/probe)
 	ProbeNode(w http.ResponseWriter, r *http.Request, nodeId NodeIDPath, params ProbeNodeParams)
+	// AdminOps The platform's health: nodes, allocations (stuck, release_failed), outbox backlog and age, failed events, consumer lag, payments to reconcile, notification queues.
+	// (GET /api/v1/admin/ops)
+	AdminOps(w http.ResponseWriter, r *http.Request, params AdminOpsParams)
 	// AdminListPaymentSessions Payment sessions of every tenant, optionally by status (e.g. failed_reconcile), newest first.
 	// (GET /api/v1/admin/payments/sessions)
 	AdminListPaymentSessions(w http.ResponseWriter, r *http.Request, params AdminListPaymentSessionsParams)
@@ -2140,12 +2954,45 @@ type ServerInterface interface {
 	// SetPolicy Set the global value of a policy key.
 	// (PUT /api/v1/admin/policies)
 	SetPolicy(w http.ResponseWriter, r *http.Request, params SetPolicyParams)
+	// AdminListRunbooks The runbooks (sections of doc/runbook.md) that degraded ops entries point at.
+	// (GET /api/v1/admin/runbooks)
+	AdminListRunbooks(w http.ResponseWriter, r *http.Request)
+	// AdminListTenants Tenants, newest first, by name or slug (substring), with members, balance and live allocations.
+	// (GET /api/v1/admin/tenants)
+	AdminListTenants(w http.ResponseWriter, r *http.Request, params AdminListTenantsParams)
+	// AdminGetTenant A tenant with balance, burn, runway, projects, members, live allocations and policy overrides.
+	// (GET /api/v1/admin/tenants/{tenant_id})
+	AdminGetTenant(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath)
 	// AdminCreditTenant Grant a tenant credit (a positive ledger adjustment), audited.
 	// (POST /api/v1/admin/tenants/{tenant_id}/credits)
 	AdminCreditTenant(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminCreditTenantParams)
+	// AdminListTenantPolicies The policy keys that may be overridden per tenant, with the tenant's effective values.
+	// (GET /api/v1/admin/tenants/{tenant_id}/policies)
+	AdminListTenantPolicies(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath)
+	// AdminSetTenantPolicy Override a tenant-scoped key for this tenant (400 policy_not_tenant_scoped for platform-wide keys).
+	// (PUT /api/v1/admin/tenants/{tenant_id}/policies)
+	AdminSetTenantPolicy(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminSetTenantPolicyParams)
+	// AdminResetTenantPolicy Remove the tenant's override; the platform-wide value applies again.
+	// (DELETE /api/v1/admin/tenants/{tenant_id}/policies/{key})
+	AdminResetTenantPolicy(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, key string, params AdminResetTenantPolicyParams)
 	// AdminRefundTenant Record a refund of credits (money received) in the tenant's ledger, audited.
 	// (POST /api/v1/admin/tenants/{tenant_id}/refunds)
 	AdminRefundTenant(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminRefundTenantParams)
+	// AdminListUsers Users of every tenant, newest first, by email (substring), tenant and status.
+	// (GET /api/v1/admin/users)
+	AdminListUsers(w http.ResponseWriter, r *http.Request, params AdminListUsersParams)
+	// AdminCreateUser Create a user in a tenant (or a new one); they sign in through the identity provider with this email.
+	// (POST /api/v1/admin/users)
+	AdminCreateUser(w http.ResponseWriter, r *http.Request, params AdminCreateUserParams)
+	// AdminGetUser A user with tenant, memberships, the tenant's balance and runway, and live allocations.
+	// (GET /api/v1/admin/users/{user_id})
+	AdminGetUser(w http.ResponseWriter, r *http.Request, userId UserIDPath)
+	// AdminSuspendUser Suspend a user; their tokens are refused from their next request. Not yourself, not the last platform admin (409).
+	// (POST /api/v1/admin/users/{user_id}/suspend)
+	AdminSuspendUser(w http.ResponseWriter, r *http.Request, userId UserIDPath, params AdminSuspendUserParams)
+	// AdminUnsuspendUser Reinstate a suspended user.
+	// (POST /api/v1/admin/users/{user_id}/unsuspend)
+	AdminUnsuspendUser(w http.ResponseWriter, r *http.Request, userId UserIDPath, params AdminUnsuspendUserParams)
 	// ListAllocations Allocations of the active project (X-Project-ID), newest first.
 	// (GET /api/v1/allocations)
 	ListAllocations(w http.ResponseWriter, r *http.Request, params ListAllocationsParams)
@@ -2209,6 +3056,21 @@ type ServerInterface interface {
 	// ListNodes The fleet as users see it (no addresses, agent or health details; enrolling and retired nodes omitted).
 	// (GET /api/v1/nodes)
 	ListNodes(w http.ResponseWriter, r *http.Request)
+	// ListNotifications The caller's notifications, newest first, with the unread count.
+	// (GET /api/v1/notifications)
+	ListNotifications(w http.ResponseWriter, r *http.Request, params ListNotificationsParams)
+	// GetNotificationPreferences The caller's channel preferences.
+	// (GET /api/v1/notifications/preferences)
+	GetNotificationPreferences(w http.ResponseWriter, r *http.Request)
+	// SetNotificationPreferences Replace the caller's channel preferences (email per kind; a kind not named stays on).
+	// (PUT /api/v1/notifications/preferences)
+	SetNotificationPreferences(w http.ResponseWriter, r *http.Request, params SetNotificationPreferencesParams)
+	// MarkNotificationsRead Mark the caller's notifications read (the ids given, or all).
+	// (POST /api/v1/notifications/read)
+	MarkNotificationsRead(w http.ResponseWriter, r *http.Request, params MarkNotificationsReadParams)
+	// StreamNotifications The caller's notifications live, as Server-Sent Events.
+	// (GET /api/v1/notifications/stream)
+	StreamNotifications(w http.ResponseWriter, r *http.Request, params StreamNotificationsParams)
 	// CreateCheckoutSession Start a top-up of the caller's tenant balance at the payment provider.
 	// (POST /api/v1/payments/checkout-session)
 	CreateCheckoutSession(w http.ResponseWriter, r *http.Request, params CreateCheckoutSessionParams)
@@ -2248,6 +3110,27 @@ type ServerInterface interface {
 	// RevokeServiceAccountCredential Revoke a credential; its secret is refused at once and its tokens within a second.
 	// (DELETE /api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials/{credential_id})
 	RevokeServiceAccountCredential(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, serviceAccountId ServiceAccountIDPath, credentialId string, params RevokeServiceAccountCredentialParams)
+	// ListWebhookEndpoints The project's webhook endpoints (project admins).
+	// (GET /api/v1/projects/{project_id}/webhooks)
+	ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath)
+	// CreateWebhookEndpoint Register an HTTPS endpoint for chosen event types; returns its signing secret once.
+	// (POST /api/v1/projects/{project_id}/webhooks)
+	CreateWebhookEndpoint(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath)
+	// DeleteWebhookEndpoint Remove an endpoint with its delivery log.
+	// (DELETE /api/v1/projects/{project_id}/webhooks/{endpoint_id})
+	DeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, endpointId EndpointIDPath, params DeleteWebhookEndpointParams)
+	// GetWebhookEndpoint One webhook endpoint.
+	// (GET /api/v1/projects/{project_id}/webhooks/{endpoint_id})
+	GetWebhookEndpoint(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, endpointId EndpointIDPath)
+	// UpdateWebhookEndpoint Change an endpoint's URL, description, event types, or enable/disable it.
+	// (PATCH /api/v1/projects/{project_id}/webhooks/{endpoint_id})
+	UpdateWebhookEndpoint(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, endpointId EndpointIDPath, params UpdateWebhookEndpointParams)
+	// ListWebhookDeliveries An endpoint's delivery log, newest first, with every attempt.
+	// (GET /api/v1/projects/{project_id}/webhooks/{endpoint_id}/deliveries)
+	ListWebhookDeliveries(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, endpointId EndpointIDPath, params ListWebhookDeliveriesParams)
+	// RotateWebhookSecret A new signing secret (shown once); the previous one keeps signing for 24 hours.
+	// (POST /api/v1/projects/{project_id}/webhooks/{endpoint_id}/rotate-secret)
+	RotateWebhookSecret(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, endpointId EndpointIDPath)
 	// ListSKUs The rentable catalogue with how many nodes of each SKU are free now.
 	// (GET /api/v1/skus)
 	ListSKUs(w http.ResponseWriter, r *http.Request)
@@ -2323,6 +3206,18 @@ func (_ Unimplemented) ListAuditLog(w http.ResponseWriter, r *http.Request, para
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// ExportAuditLog The audit events the filters select, as CSV, streamed (same filters as the list).
+// (GET /api/v1/admin/audit-log/export)
+func (_ Unimplemented) ExportAuditLog(w http.ResponseWriter, r *http.Request, params ExportAuditLogParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminRetryEvent Put a failed outbox event back to pending (the relay publishes it; consumers dedupe by event id).
+// (POST /api/v1/admin/events/{event_id}/retry)
+func (_ Unimplemented) AdminRetryEvent(w http.ResponseWriter, r *http.Request, eventId string, params AdminRetryEventParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // AdminListNodes Every node with every field.
 // (GET /api/v1/admin/nodes)
 func (_ Unimplemented) AdminListNodes(w http.ResponseWriter, r *http.Request, params AdminListNodesParams) {
@@ -2359,6 +3254,12 @@ func (_ Unimplemented) ProbeNode(w http.ResponseWriter, r *http.Request, nodeId 
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// AdminOps The platform's health: nodes, allocations (stuck, release_failed), outbox backlog and age, failed events, consumer lag, payments to reconcile, notification queues.
+// (GET /api/v1/admin/ops)
+func (_ Unimplemented) AdminOps(w http.ResponseWriter, r *http.Request, params AdminOpsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // AdminListPaymentSessions Payment sessions of every tenant, optionally by status (e.g. failed_reconcile), newest first.
 // (GET /api/v1/admin/payments/sessions)
 func (_ Unimplemented) AdminListPaymentSessions(w http.ResponseWriter, r *http.Request, params AdminListPaymentSessionsParams) {
@@ -2377,15 +3278,81 @@ func (_ Unimplemented) SetPolicy(w http.ResponseWriter, r *http.Request, params 
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// AdminListRunbooks The runbooks (sections of doc/runbook.md) that degraded ops entries point at.
+// (GET /api/v1/admin/runbooks)
+func (_ Unimplemented) AdminListRunbooks(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminListTenants Tenants, newest first, by name or slug (substring), with members, balance and live allocations.
+// (GET /api/v1/admin/tenants)
+func (_ Unimplemented) AdminListTenants(w http.ResponseWriter, r *http.Request, params AdminListTenantsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminGetTenant A tenant with balance, burn, runway, projects, members, live allocations and policy overrides.
+// (GET /api/v1/admin/tenants/{tenant_id})
+func (_ Unimplemented) AdminGetTenant(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // AdminCreditTenant Grant a tenant credit (a positive ledger adjustment), audited.
 // (POST /api/v1/admin/tenants/{tenant_id}/credits)
 func (_ Unimplemented) AdminCreditTenant(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminCreditTenantParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// AdminListTenantPolicies The policy keys that may be overridden per tenant, with the tenant's effective values.
+// (GET /api/v1/admin/tenants/{tenant_id}/policies)
+func (_ Unimplemented) AdminListTenantPolicies(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminSetTenantPolicy Override a tenant-scoped key for this tenant (400 policy_not_tenant_scoped for platform-wide keys).
+// (PUT /api/v1/admin/tenants/{tenant_id}/policies)
+func (_ Unimplemented) AdminSetTenantPolicy(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminSetTenantPolicyParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminResetTenantPolicy Remove the tenant's override; the platform-wide value applies again.
+// (DELETE /api/v1/admin/tenants/{tenant_id}/policies/{key})
+func (_ Unimplemented) AdminResetTenantPolicy(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, key string, params AdminResetTenantPolicyParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // AdminRefundTenant Record a refund of credits (money received) in the tenant's ledger, audited.
 // (POST /api/v1/admin/tenants/{tenant_id}/refunds)
 func (_ Unimplemented) AdminRefundTenant(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminRefundTenantParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminListUsers Users of every tenant, newest first, by email (substring), tenant and status.
+// (GET /api/v1/admin/users)
+func (_ Unimplemented) AdminListUsers(w http.ResponseWriter, r *http.Request, params AdminListUsersParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminCreateUser Create a user in a tenant (or a new one); they sign in through the identity provider with this email.
+// (POST /api/v1/admin/users)
+func (_ Unimplemented) AdminCreateUser(w http.ResponseWriter, r *http.Request, params AdminCreateUserParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminGetUser A user with tenant, memberships, the tenant's balance and runway, and live allocations.
+// (GET /api/v1/admin/users/{user_id})
+func (_ Unimplemented) AdminGetUser(w http.ResponseWriter, r *http.Request, userId UserIDPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminSuspendUser Suspend a user; their tokens are refused from their next request. Not yourself, not the last platform admin (409).
+// (POST /api/v1/admin/users/{user_id}/suspend)
+func (_ Unimplemented) AdminSuspendUser(w http.ResponseWriter, r *http.Request, userId UserIDPath, params AdminSuspendUserParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminUnsuspendUser Reinstate a suspended user.
+// (POST /api/v1/admin/users/{user_id}/unsuspend)
+func (_ Unimplemented) AdminUnsuspendUser(w http.ResponseWriter, r *http.Request, userId UserIDPath, params AdminUnsuspendUserParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2515,6 +3482,36 @@ func (_ Unimplemented) ListNodes(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// ListNotifications The caller's notifications, newest first, with the unread count.
+// (GET /api/v1/notifications)
+func (_ Unimplemented) ListNotifications(w http.ResponseWriter, r *http.Request, params ListNotificationsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetNotificationPreferences The caller's channel preferences.
+// (GET /api/v1/notifications/preferences)
+func (_ Unimplemented) GetNotificationPreferences(w http.ResponseWriter, r *http.Request) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// SetNotificationPreferences Replace the caller's channel preferences (email per kind; a kind not named stays on).
+// (PUT /api/v1/notifications/preferences)
+func (_ Unimplemented) SetNotificationPreferences(w http.ResponseWriter, r *http.Request, params SetNotificationPreferencesParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// MarkNotificationsRead Mark the caller's notifications read (the ids given, or all).
+// (POST /api/v1/notifications/read)
+func (_ Unimplemented) MarkNotificationsRead(w http.ResponseWriter, r *http.Request, params MarkNotificationsReadParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// StreamNotifications The caller's notifications live, as Server-Sent Events.
+// (GET /api/v1/notifications/stream)
+func (_ Unimplemented) StreamNotifications(w http.ResponseWriter, r *http.Request, params StreamNotificationsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // CreateCheckoutSession Start a top-up of the caller's tenant balance at the payment provider.
 // (POST /api/v1/payments/checkout-session)
 func (_ Unimplemented) CreateCheckoutSession(w http.ResponseWriter, r *http.Request, params CreateCheckoutSessionParams) {
@@ -2590,6 +3587,48 @@ func (_ Unimplemented) CreateServiceAccountCredential(w http.ResponseWriter, r *
 // RevokeServiceAccountCredential Revoke a credential; its secret is refused at once and its tokens within a second.
 // (DELETE /api/v1/projects/{project_id}/service-accounts/{service_account_id}/credentials/{credential_id})
 func (_ Unimplemented) RevokeServiceAccountCredential(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, serviceAccountId ServiceAccountIDPath, credentialId string, params RevokeServiceAccountCredentialParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListWebhookEndpoints The project's webhook endpoints (project admins).
+// (GET /api/v1/projects/{project_id}/webhooks)
+func (_ Unimplemented) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// CreateWebhookEndpoint Register an HTTPS endpoint for chosen event types; returns its signing secret once.
+// (POST /api/v1/projects/{project_id}/webhooks)
+func (_ Unimplemented) CreateWebhookEndpoint(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// DeleteWebhookEndpoint Remove an endpoint with its delivery log.
+// (DELETE /api/v1/projects/{project_id}/webhooks/{endpoint_id})
+func (_ Unimplemented) DeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, endpointId EndpointIDPath, params DeleteWebhookEndpointParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// GetWebhookEndpoint One webhook endpoint.
+// (GET /api/v1/projects/{project_id}/webhooks/{endpoint_id})
+func (_ Unimplemented) GetWebhookEndpoint(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, endpointId EndpointIDPath) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// UpdateWebhookEndpoint Change an endpoint's URL, description, event types, or enable/disable it.
+// (PATCH /api/v1/projects/{project_id}/webhooks/{endpoint_id})
+func (_ Unimplemented) UpdateWebhookEndpoint(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, endpointId EndpointIDPath, params UpdateWebhookEndpointParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// ListWebhookDeliveries An endpoint's delivery log, newest first, with every attempt.
+// (GET /api/v1/projects/{project_id}/webhooks/{endpoint_id}/deliveries)
+func (_ Unimplemented) ListWebhookDeliveries(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, endpointId EndpointIDPath, params ListWebhookDeliveriesParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// RotateWebhookSecret A new signing secret (shown once); the previous one keeps signing for 24 hours.
+// (POST /api/v1/projects/{project_id}/webhooks/{endpoint_id}/rotate-secret)
+func (_ Unimplemented) RotateWebhookSecret(w http.ResponseWriter, r *http.Request, projectId ProjectIDPath, endpointId EndpointIDPath) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -2861,6 +3900,32 @@ func (siw *ServerInterfaceWrapper) ListAuditLog(w http.ResponseWriter, r *http.R
 		return
 	}
 
+	// ------------- Optional query parameter "resource_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_type", r.URL.Query(), &params.ResourceType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "resource_type"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "resource_type", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "resource_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_id", r.URL.Query(), &params.ResourceId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "resource_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "resource_id", Err: err})
+		}
+		return
+	}
+
 	// ------------- Optional query parameter "since" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "since", r.URL.Query(), &params.Since, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
@@ -2915,6 +3980,167 @@ func (siw *ServerInterfaceWrapper) ListAuditLog(w http.ResponseWriter, r *http.R
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ListAuditLog(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ExportAuditLog operation middleware
+func (siw *ServerInterfaceWrapper) ExportAuditLog(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ExportAuditLogParams
+
+	// ------------- Optional query parameter "tenant_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tenant_id", r.URL.Query(), &params.TenantId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "tenant_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "actor_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "actor_id", r.URL.Query(), &params.ActorId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "actor_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "actor_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "action" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "action", r.URL.Query(), &params.Action, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "action"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "action", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "resource_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_type", r.URL.Query(), &params.ResourceType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "resource_type"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "resource_type", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "resource_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "resource_id", r.URL.Query(), &params.ResourceId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "resource_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "resource_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "since" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "since", r.URL.Query(), &params.Since, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "since"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "since", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "until" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "until", r.URL.Query(), &params.Until, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "until"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "until", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ExportAuditLog(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminRetryEvent operation middleware
+func (siw *ServerInterfaceWrapper) AdminRetryEvent(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "event_id" -------------
+	var eventId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "event_id", chi.URLParam(r, "event_id"), &eventId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "event_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminRetryEventParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminRetryEvent(w, r, eventId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -3211,6 +4437,39 @@ func (siw *ServerInterfaceWrapper) ProbeNode(w http.ResponseWriter, r *http.Requ
 	handler.ServeHTTP(w, r)
 }
 
+// AdminOps operation middleware
+func (siw *ServerInterfaceWrapper) AdminOps(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminOpsParams
+
+	// ------------- Optional query parameter "stuck_after_minutes" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "stuck_after_minutes", r.URL.Query(), &params.StuckAfterMinutes, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "stuck_after_minutes"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "stuck_after_minutes", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminOps(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // AdminListPaymentSessions operation middleware
 func (siw *ServerInterfaceWrapper) AdminListPaymentSessions(w http.ResponseWriter, r *http.Request) {
 
@@ -3325,6 +4584,105 @@ func (siw *ServerInterfaceWrapper) SetPolicy(w http.ResponseWriter, r *http.Requ
 	handler.ServeHTTP(w, r)
 }
 
+// AdminListRunbooks operation middleware
+func (siw *ServerInterfaceWrapper) AdminListRunbooks(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminListRunbooks(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminListTenants operation middleware
+func (siw *ServerInterfaceWrapper) AdminListTenants(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListTenantsParams
+
+	// ------------- Optional query parameter "name" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "name", r.URL.Query(), &params.Name, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "name"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "name", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminListTenants(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminGetTenant operation middleware
+func (siw *ServerInterfaceWrapper) AdminGetTenant(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminGetTenant(w, r, tenantId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // AdminCreditTenant operation middleware
 func (siw *ServerInterfaceWrapper) AdminCreditTenant(w http.ResponseWriter, r *http.Request) {
 
@@ -3375,6 +4733,141 @@ func (siw *ServerInterfaceWrapper) AdminCreditTenant(w http.ResponseWriter, r *h
 	handler.ServeHTTP(w, r)
 }
 
+// AdminListTenantPolicies operation middleware
+func (siw *ServerInterfaceWrapper) AdminListTenantPolicies(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminListTenantPolicies(w, r, tenantId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminSetTenantPolicy operation middleware
+func (siw *ServerInterfaceWrapper) AdminSetTenantPolicy(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminSetTenantPolicyParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminSetTenantPolicy(w, r, tenantId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminResetTenantPolicy operation middleware
+func (siw *ServerInterfaceWrapper) AdminResetTenantPolicy(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "key" -------------
+	var key string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "key", chi.URLParam(r, "key"), &key, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "key", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminResetTenantPolicyParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminResetTenantPolicy(w, r, tenantId, key, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // AdminRefundTenant operation middleware
 func (siw *ServerInterfaceWrapper) AdminRefundTenant(w http.ResponseWriter, r *http.Request) {
 
@@ -3416,6 +4909,258 @@ func (siw *ServerInterfaceWrapper) AdminRefundTenant(w http.ResponseWriter, r *h
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.AdminRefundTenant(w, r, tenantId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminListUsers operation middleware
+func (siw *ServerInterfaceWrapper) AdminListUsers(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListUsersParams
+
+	// ------------- Optional query parameter "email" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "email", r.URL.Query(), &params.Email, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "email"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "email", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "tenant_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tenant_id", r.URL.Query(), &params.TenantId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "tenant_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminListUsers(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminCreateUser operation middleware
+func (siw *ServerInterfaceWrapper) AdminCreateUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminCreateUserParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminCreateUser(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminGetUser operation middleware
+func (siw *ServerInterfaceWrapper) AdminGetUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", chi.URLParam(r, "user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminGetUser(w, r, userId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminSuspendUser operation middleware
+func (siw *ServerInterfaceWrapper) AdminSuspendUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", chi.URLParam(r, "user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminSuspendUserParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminSuspendUser(w, r, userId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminUnsuspendUser operation middleware
+func (siw *ServerInterfaceWrapper) AdminUnsuspendUser(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "user_id" -------------
+	var userId UserIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "user_id", chi.URLParam(r, "user_id"), &userId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "user_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminUnsuspendUserParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminUnsuspendUser(w, r, userId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4067,6 +5812,215 @@ func (siw *ServerInterfaceWrapper) ListNodes(w http.ResponseWriter, r *http.Requ
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.ListNodes(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListNotifications operation middleware
+func (siw *ServerInterfaceWrapper) ListNotifications(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListNotificationsParams
+
+	// ------------- Optional query parameter "unread" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "unread", r.URL.Query(), &params.Unread, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "unread"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "unread", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListNotifications(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetNotificationPreferences operation middleware
+func (siw *ServerInterfaceWrapper) GetNotificationPreferences(w http.ResponseWriter, r *http.Request) {
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetNotificationPreferences(w, r)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// SetNotificationPreferences operation middleware
+func (siw *ServerInterfaceWrapper) SetNotificationPreferences(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params SetNotificationPreferencesParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.SetNotificationPreferences(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// MarkNotificationsRead operation middleware
+func (siw *ServerInterfaceWrapper) MarkNotificationsRead(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params MarkNotificationsReadParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.MarkNotificationsRead(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// StreamNotifications operation middleware
+func (siw *ServerInterfaceWrapper) StreamNotifications(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params StreamNotificationsParams
+
+	// ------------- Optional query parameter "last_event_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "last_event_id", r.URL.Query(), &params.LastEventId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "last_event_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "last_event_id", Err: err})
+		}
+		return
+	}
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "Last-Event-ID" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("Last-Event-ID")]; found {
+		var LastEventID string
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "Last-Event-ID", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "Last-Event-ID", valueList[0], &LastEventID, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "Last-Event-ID", Err: err})
+			return
+		}
+
+		params.LastEventID = &LastEventID
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.StreamNotifications(w, r, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -4804,6 +6758,323 @@ func (siw *ServerInterfaceWrapper) RevokeServiceAccountCredential(w http.Respons
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.RevokeServiceAccountCredential(w, r, projectId, serviceAccountId, credentialId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListWebhookEndpoints operation middleware
+func (siw *ServerInterfaceWrapper) ListWebhookEndpoints(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListWebhookEndpoints(w, r, projectId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// CreateWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) CreateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.CreateWebhookEndpoint(w, r, projectId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// DeleteWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) DeleteWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "endpoint_id" -------------
+	var endpointId EndpointIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "endpoint_id", chi.URLParam(r, "endpoint_id"), &endpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "endpoint_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteWebhookEndpointParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.DeleteWebhookEndpoint(w, r, projectId, endpointId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// GetWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) GetWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "endpoint_id" -------------
+	var endpointId EndpointIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "endpoint_id", chi.URLParam(r, "endpoint_id"), &endpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.GetWebhookEndpoint(w, r, projectId, endpointId)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// UpdateWebhookEndpoint operation middleware
+func (siw *ServerInterfaceWrapper) UpdateWebhookEndpoint(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "endpoint_id" -------------
+	var endpointId EndpointIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "endpoint_id", chi.URLParam(r, "endpoint_id"), &endpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "endpoint_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateWebhookEndpointParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.UpdateWebhookEndpoint(w, r, projectId, endpointId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// ListWebhookDeliveries operation middleware
+func (siw *ServerInterfaceWrapper) ListWebhookDeliveries(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "endpoint_id" -------------
+	var endpointId EndpointIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "endpoint_id", chi.URLParam(r, "endpoint_id"), &endpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "endpoint_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListWebhookDeliveriesParams
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.ListWebhookDeliveries(w, r, projectId, endpointId, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// RotateWebhookSecret operation middleware
+func (siw *ServerInterfaceWrapper) RotateWebhookSecret(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "project_id" -------------
+	var projectId ProjectIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "project_id", chi.URLParam(r, "project_id"), &projectId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "project_id", Err: err})
+		return
+	}
+
+	// ------------- Path parameter "endpoint_id" -------------
+	var endpointId EndpointIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "endpoint_id", chi.URLParam(r, "endpoint_id"), &endpointId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "endpoint_id", Err: err})
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.RotateWebhookSecret(w, r, projectId, endpointId)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -6015,6 +8286,84 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 	r.Group(func(r chi.Router) {
 		r.Delete(options.BaseURL+"/api/v1/api-keys/{key_id}", wrapper.RevokeAPIKey)
 	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/notifications", wrapper.ListNotifications)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/notifications/read", wrapper.MarkNotificationsRead)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/notifications/stream", wrapper.StreamNotifications)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/notifications/preferences", wrapper.GetNotificationPreferences)
+	})
+	r.Group(func(r chi.Router) {
+		r.Put(options.BaseURL+"/api/v1/notifications/preferences", wrapper.SetNotificationPreferences)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/projects/{project_id}/webhooks", wrapper.ListWebhookEndpoints)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/projects/{project_id}/webhooks", wrapper.CreateWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/api/v1/projects/{project_id}/webhooks/{endpoint_id}", wrapper.DeleteWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/projects/{project_id}/webhooks/{endpoint_id}", wrapper.GetWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Patch(options.BaseURL+"/api/v1/projects/{project_id}/webhooks/{endpoint_id}", wrapper.UpdateWebhookEndpoint)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/projects/{project_id}/webhooks/{endpoint_id}/rotate-secret", wrapper.RotateWebhookSecret)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/projects/{project_id}/webhooks/{endpoint_id}/deliveries", wrapper.ListWebhookDeliveries)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/users", wrapper.AdminListUsers)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/admin/users", wrapper.AdminCreateUser)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/users/{user_id}", wrapper.AdminGetUser)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/admin/users/{user_id}/suspend", wrapper.AdminSuspendUser)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/admin/users/{user_id}/unsuspend", wrapper.AdminUnsuspendUser)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/tenants", wrapper.AdminListTenants)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/tenants/{tenant_id}", wrapper.AdminGetTenant)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/tenants/{tenant_id}/policies", wrapper.AdminListTenantPolicies)
+	})
+	r.Group(func(r chi.Router) {
+		r.Put(options.BaseURL+"/api/v1/admin/tenants/{tenant_id}/policies", wrapper.AdminSetTenantPolicy)
+	})
+	r.Group(func(r chi.Router) {
+		r.Delete(options.BaseURL+"/api/v1/admin/tenants/{tenant_id}/policies/{key}", wrapper.AdminResetTenantPolicy)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/audit-log/export", wrapper.ExportAuditLog)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/ops", wrapper.AdminOps)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/runbooks", wrapper.AdminListRunbooks)
+	})
+	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/admin/events/{event_id}/retry", wrapper.AdminRetryEvent)
+	})
 
 	return r
 }
@@ -6024,325 +8373,411 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3rciM3ti74KgieE1FkT5K6lKp2WwpHHFku27WrylaUpO2OaXozwUyQhJUEsgGkJLajTvSviZi/E/MK",
-	"0w/WTzKBtYC8kJm8lai6NPuHW8XMxHVhYV2/9UcrktNUCiaMbp3+0ZowGjMFf76O2TSVhgnTfc/ShM5Y",
-	"bH+OmY4UTw2XonXaCo3KWEjuJ0wQM2FEMZ1KoRnhmlCi4DsiR/BsxJU2xRsjqeBn7vuJZuSWzXqtoKWj",
-	"CZtS2xsT2bR1+teW7ab1W9Ays5S1TlvaKC7GrQ8fgtZ7ZtSsez4yTC0O74pFUsSaGEnuKTdkyEZS2VEa",
-	"NeNiXO3Ltc2FYWOmoPG/dC+kUiyhtr3u6+8Xe3gVTSTTMJGIJglTzzSJim8Ij4lUJKJKcWaXZMwEU9Sw",
-	"mEjBzsjfMmkY4QZXULFUKsPFmFCSKjlM2LR2iKXp/6X7nhr2lk+56cJ/F4f4nv0tY9poQpNE3rOYcNyr",
-	"KFOKCUPuuYjlvdsPromSmWEkSqjWayxQ0f17NqVc2IE1DyFhI1Pf/4ZdaWaatzsThid1c2QiXjWnD0Er",
-	"pYpOmXHn4DxJZASb+fr7S2omi92eC1hafMlTe04NhgkqzBmhYkakmTBlz8bJ4YkdB7efp7bRoCXo1I6k",
-	"aGnA41bQUuxvGVf27NkzUB76lD68ZWJsR3R0/OegNeUi/3fdSXldHLQ3bLY4jXf01lGywu0imo6YPTtw",
-	"Xs6IYlM2HTLFYpIyRTLNFFBNWDrCPWOSwURmSof5BJGpFFP8S7c0lK4dS8O0jl+8WD2tn2XMGneGCBlb",
-	"FtOw2PbpYy/zpZK/s8jUMYvrCSM0MvyO2eNt3+qR/6IJj4Eh0DHlQpsq9eCK6wlP9RlyBftZ6R0SUSGk",
-	"IZqxecJaXHc3NsvJHmWKTavuh/mRZ8E189g79J6NFNOTCylvOavfJYWvECNvmSARvEnamWZxcdcNZTzL",
-	"ObuQ/psBfNPJp4QfF5MapxmleuDebtqHPx99c1w39ium7njEzqNIZmLJDmh8j1B80e+EW9G1d8A1M3DN",
-	"PPZOXAM9NM8C6aX5/OLzxx3VB9sUyijA/7+jsbu+7L8iKaxIZP+kaZpwZNUHv2s74j9Knf5PxUat09b/",
-	"OCgErAN8qg9eKSXVe9cJdjnPipORVFMGwgMXd5ZHEC7SzJB2eIccw94QI8oTFocBCf1R8atgf8uEzlIr",
-	"UbB4MGUxpwM71xBIsyTo1Qk5daN3nxwsvA8TuJBilPDoCRfpylArp7h+STv0f9q5l66kgbvOBlwMRgkf",
-	"T+wL//rHP3ezDj9INeRxzMTTLcR5ZiZMGNs6i8kwM8ReCF7aa4cjPyS7MCNGTabYIOaaDh3xcKGz0YhH",
-	"nAkz0JFMGf5qmMLrqiCr3Szaa9uVoMnTrdmNYA8pi+yC2UOUKUbaOGNBkwGzn4edM+CZU6Y1HcPtCtI7",
-	"jwInt8PdVhH2d7I6P0vzg8xE/HSr872EK80Q9sC1CYhT1ZzEMaUzeHgr5L3VXeAlTdqhkGYwsiPdEZlc",
-	"0tmUCfM+5/RPtR5WJBjShIoIyADkrfzEAOGUDpB7cUdrcG2lC/1oU4fmlnJZPhagM/bIomBktfxES6JZ",
-	"rtX5F1DsmVuCK2a6TWJXWBWMvv3XP/55Rqxg8O0BTfnB3dEBzczkjPxkTPqLSGZn5IpFmWJn5IpO2RU3",
-	"7Nsroyz7X6kyP84+yLdUjdnTEaGTQlDulHcMz2RiFWLSDlM6SySNB0bKQWIHtjP6k++omHmN/gmnb297",
-	"mC1caooaNnD/XJjqnFFo2SzLrz4KcTTYZJY3Mv/BMtPKui0VHzVZT9ZvyX4Ae3Ij7CmUiv/9KfnvO641",
-	"F+OAsIfUcn57IY2kGrOYRIrFVvihib2BgC0Npvi6FWLwB/dZ8YOTqcMzK+bAn4Mosdw7JBL5mNN8usjo",
-	"wCa2mwN1I+gd5YkVxp5QZCQxS5mIwerKNYnlvThDOw9JqGGKtEOv+2XFAMNdLUGqZGTFrCddhF9ZknSd",
-	"nmWlZsVGoOG3K9rDLbMahH2wk9l/8JcVGhsvXzvbHI1jbl+jyaWSKVOGW3V0RBPNglZa+umPVqSYlfwH",
-	"FBbMTsj+1YqpYV3Dp6y1oOQGLTwReqNveFxzoQathGozsOvjGptb5ImVEwy5p5rYNwkusZGEDmVmCCVT",
-	"LvzhWm8cqPzXjCRVbMQf6i06t2z2TJM0GyY8ItpQZS/NcUoHIaEiJtxokkh5m6WEx50ArZ6RHAuuGeGm",
-	"VzeOknmqbjSgSMEGccOmehW5XuSM7Mp+aFtwTVKl6AxatEd2ENF0MOVC1vg73kmwH1JTMkhrb85lMbnn",
-	"ZgLc7ZbNQIyHFsGae3N9QWI6I+3DUyIkiWha3REuzMuTYhXKlvnC8vLXFphiYIOCqvnO7U2+LIuzCcqE",
-	"XPh65NA2YqePh+MtR0vMBgeEptwe4/X3wh3DhS2Ym2zebu1o4/gdGG9L1qMNxqwkskLvAaPxlItW0EKD",
-	"cCto3XF2z1SNUyxoZZopR5WbWuTK0/PNBDiYhkleXf30hs22m6Q/yeVRHh6uGGXQwlNsl37xCPwikLq5",
-	"IIWkArtEkJYDQjUJI2rA25hmw5CkigujLZdqU2IU5QkXYyLYfcIFKHwjLlinR66MtMKHYl0mIhmzOIAT",
-	"ZdmY5R+RnFr11B6b8oRePv/zyfIpBa2HrmEP9pjJlP4tYwtb4U9UMfH63ZhyYfkIN9vtB52ClbeBuxz1",
-	"ekeH/310SOA5yQQ3ei0eEbTQDxfV7Nfrq1/IyfHRf5yifTqhxjb3TJMhT+w29Pync8v6vIYuFKNOQpjX",
-	"nCKp4jL/Y8JKOsD4UdyjWcwNSeR4rpsXK8lxnieUl7A08Xx0jRv3s4zZpvs1ZsIM7pjSHOe9sCTbyAbj",
-	"NFufVf54eVN3VU0YTcxkEE1YdKubZ1Uz4oXFcU05M1ztN/jKrPRsKGXCqFgltkwYVWbIqNlogRoFEMW0",
-	"zFTEmkQCxYylk40607dZo4ShJ4OJxFNe+zCVytR5uYOWNtSwVXtrKRKs7EuveTdA32ZpWKVBBHO06qis",
-	"2LoKqVZXcumJ2UIcEDLeQC4rzuYqcQDbbRztezbKRPy5MWa4LQbADx2ZLcrO+BLKxHYOaBcX7J5p436y",
-	"mpt7T6OLlA51zWVoZZAvgW8vY9a5aL3pJkZWx11Jb3nz5/j+h6DlvDCbsI1tGH/5ll546Nwkg8hdU+uq",
-	"hz7Gol5h4xFrouqfZKaSGYF3iBY01RNp8rCx+4lMGIR3rEnpK7Q1xRJG9YYLtorfL+Pd6zDgghYcGw5a",
-	"WRpvvK8lfWD5IXCaWkltK3SABTZf3ryKoFNh5KXxrsHV52l/Q0OInE6pqGFirDfukVDrCemm5PiYjOng",
-	"X//45/+yl1RYt2CNl2rzhWoXavUCu2vRXYnwTZAPe/mKXDrhZxOGUxgB1r/uCu5WI9YJ9mAGUaZ03YE9",
-	"B47vDahg7EnpmNXYTuZ5b2mcyxfhyp8arxbntg0k3DtupQvUqZBptvzRxh/9MW8hQ2Nx8ZuLpqjVqM/t",
-	"NfPqztskN+H5pkk0p5GRqok94EP8uZitI5i5qBz7y0wbNm0ht62dQclP3dRnw89TZmhMDW2eOQbcLGyb",
-	"jIApbMarZGYiOa3MWmfIDIJWzATP9y5T9TNdyehXyejuuV/8Rdbtvk/r9Zc8Jmk9dltepcq+lygk8HQ0",
-	"P7zqdIrVqz1FlobfyvEWjITd+QDx9XhIcVqejIe4IdZN/Du0JHyHfvkNp+68+U1CihWPdTb18XUJi8dM",
-	"WeG0JIqfgal1aCXmMbU8aU2JZZgpMQA/JzQ2SJmC0NrKYVrP5rJI5Zm4pzOM1F2clXuqXTz1AXn+8vCQ",
-	"KJkJK43H8l5YZeCwd3h0RkSWJCjxC2kmXIyJHXdV/4hlNkwgBjJLnKerwjNE5oyaD92x7Lof/zRKJLWT",
-	"K4brBrQ44J/rB3FGDkvxmkUAB/ggsrR2HxqG6Bd2boz4VTFCNOPND+8HqUjKZJqwgIAs0gfzg3Y+kKNj",
-	"AhtBqKlErdu977fOCJumZtawxstPRZV6K1JaI3UtrPYctVTnWnfgLiYsupWZuWJab6Emzem665C663CQ",
-	"qaTeDLbsLGgc5jJJPVvJ81xskpvyFX4zvx2lnuYGnXcTNFoQa1caRG10V2xnWag6Auds6Sk2cgYKOBeE",
-	"khmjanNP3ab2/coNvpEL4zHcblP68Bo/Rbu9+8fR3FUWtDLB/5Yx99hyi3of3QIBT+kDn1rZ5ujQ/w86",
-	"wh8PVzrZ6vxrbtpLiCQXorcjlEKXLW3Iy5PV+6En4EPndXz71wmPJgtpAldXPxHw2BhJuNCGJskZoUni",
-	"XpzOG5jyjV5paSq29vlxjX/VSEXHbKBnIlq5OvMBFSOZxEzNBdo/08Q1aucyoXfMizZWUD8laZYkEF1n",
-	"JJqzUKJ/pslETllftMP/fdDPDg+fR655u/XwA4To/u8D10+Y20WMTN1QOkTa6w6aLdKTuHYpKAGhIu6L",
-	"NNMTFpMhjW5JW7B7MK5FEyrGLCYjnjAd+NNvW/pbJg3t4AZwY1vzGlWPfMe0IWw0ksqc9sVcv7EPKYVE",
-	"PDtabogVkawojwY+bkg7ltGBW7HeNO70+qI1T4ipSxZYdqqvsAnIK5g/PfD94jmZZ9VI7s3nae6S24Vd",
-	"9xr3s5ulcxIlaUd2up1H876dkWmmjZVRCyn2mSbNvrfSoX++rUtsydrmTPkJLjVzL+Fa0+veax8ax+0S",
-	"o57QGV53MzSvazV76El99tvHM9Rffo0hCTjTeKtIKhfQsX54iGaRqstEdRFHLsToX//4Z9gJiJ5Yxcky",
-	"5TVMYm4keRdLplqclk3tpRDy2CT3uqdNU7xaNht0LBWDWsqrK0RZmsz8mpSaDEpjnx9pw0pVpLyKBZGC",
-	"gaVkg8wlAasmofGg1tJ0kWkjp0xdSmVosp22U6+xzEfiqKR2WhDi+J2MN44YdD6chYSqYcLIlEYTLhix",
-	"L51BXqm9lGnKD96/Ov/+3aveNM6ljYRr0yM/s3t4W3tDB41jBrkw7IFO08R2+tfWQt7atnbKmBnKE73K",
-	"HjmXqP9gFPVz69pNR5elFFaNDWD8XZ2yiI94VKLoYrFHnCUNDlI5GjERW70ck/Tg1QBWqZg1gawiXXta",
-	"SsENc06wbEpFPtyzPCXb8pIA5CkjSUqVXoOnwK4XfS2sdSOF5UG0G97C9tu1onSBhBcsevB57aAeUEDd",
-	"7gLzxF+6wE4Ov3m5+gZjMVdW38oUr6h19t8V+ej48KRO+chdfmU/9dHxZje820TvhKsMqm6tfry82XB9",
-	"lgfTiJg91HvApmwq1Www5cOG5zJmyRKDep0H+D7XlZ5pAhEkBBLM4OcfL2/OnBZIRkpO8QWrNUoikxiO",
-	"CZ31iEMBuJ9IDR9pQhUjmk+zBDIm25EUIz7OFIvxSEEXHavcTFgCoQZTaiciqIhYQGQG+dRpQiM2ZcIE",
-	"JBMJ04idgIMcU8Pu6QyTMDGy0OU3kZjdhZBR9+Plzfn51eD87dtffh1cvX538/b8+tX3gx8vb66+PQLR",
-	"3l9R4m5qrzxxx2NOu3pqyS0ffn0EaLaW/wE2073tN6iykUV8Th1t/QTPNj1+m4eELUZ4YhxIylQpj+GU",
-	"9Fvytt+ya9tvxfJenBLUnTGYA9XmfquWuRdGPr/o8hYcTmNF49pFntcXvfnOza9uvV6LO262iRxhU8rr",
-	"j84KsbqONjZwUJXz63EMSwTvYnZbKm1+kgvoKvDEChWKaX3mr1QWk+Esz9Vhak5JPX5xEjzCes1fSqtW",
-	"4T9/fXO14cQXQtPXl2rOyX9e/fIz+ZUNyRurbrz/4YL8x4uj/+jUEvnS6LXGQPa3YA14ZU/co1o3MLP0",
-	"NI8aS6XmaJiK2dD+QEXsosv0pq6zR49+agxgWuFr9oFtNY9GzHbH6oyizg+EXI47N9EpoSSDTHQFcXEB",
-	"oSRFrwNxjoXAp+Ciow5X9pl2iekNobbL5bPS7l/P0D6+WTiR92UviYv2K5Ev2MpUkPlRlU40Thqia+iY",
-	"DYCWbP/x75k2drGwy0zU35zY8jY+cmEU38DxUD5WT+cld4OsXVM5ltmWRqEK9s2aUDYLA3i36ZK707f+",
-	"mjv7XN1641W3Ml0e3yrFey17+0bXOG9cDI/rLygm8VvtksC1tNmyxFynCZ0NGsPUtxYn1s06WjevyN+m",
-	"lREvuVxxObYI+XYwWmsTilv3VXemb7ZurFukc4zTbIARXbUKlH3crEQ1hd82EcHHxqZumRxQTCIozbdp",
-	"AXce3f+Rgf328/dszLVR28j1QymN/TQdbJOPW3yds90FTQk+JkwomYCggOns3nwHyupZbphOZhhWD149",
-	"B9PZ1pj0NqF6wuJOrRwhHKmvmUZRs7qtxdkE9avTtAsLkaEw52QuFFSORgkXYAUrNPpWnphTy9eqkR1P",
-	"EMzydLLrHY9ro5aLhwPY0keOilmugz5FjHtZsS2uo2YZNV+rUpxOU5h7HYVW12EL6XJOHGyKYdpAFKpS",
-	"9SoWmLe/enZXC6YULrjhFIO0UTwvBWAPrDYjIg7xgQ6oo/4cMqXtWr2VY76liSGlWt9LVWPFv6RaMzAZ",
-	"OkxiYbiZEb/vZ+AoUDIh0YQqGhmmCjzd9s83bx0sVGc+3+nwePPcXyTJGj/r8YuXm2dw+2AhP/XaDZQJ",
-	"jzbV7mM2olliVlvsap47J2tdfE6jtgMxJ5kYYhTqmoYAK76ux3bnY+05SOdDKTE4TzU5Ae9okjWgiLLR",
-	"iCHc6ziRQ5oQeDe/UuUdU4rHLCAs0Rh54da0s1qTQ+ewU679VvjRVDegece3EK9S++Emeq6jrVUMJm+3",
-	"drRKDtl7ph25bRS+LQRritsGs6GLN8MjP3JQMwRXvVbayd1aNSnFCBmDi7IGzSlGo4kHvZl3tswtUPFu",
-	"paOG5YI/N1uqpqwQPVg86SWP0PbJ0E7XrMk39YGAxQGyL/ucT4+dXPKQbB1NUtZVSjN1o1udseaWepuD",
-	"9GjGi/mTtMyg4Bp5l8NKbzfqVXu6U/tBQ4Jio9XA4T1/QsuWT/3egoFtoUA4m/njWCJXpUljV/XLbvVi",
-	"plBHfqRQs5fPVwccf0Sgsk/8rAhdz9f61KeG5szy+LgU6f3yxYvnL0pB3kfrBnkXBhQ/vLq1vnqzqZe/",
-	"Ajo3J28hywWrB8Yzc02u3twgspSQJLGPS7G9E5nE5biWsjILJh5Vceyum6O0jjkMXdXjppiD5SazCWSY",
-	"D5ZmoV9C+rmL6i6SzsH3bL+fi8xdUyxtTLVcPp2Gu3bJnVZvbltYvPJGVYZRu0gV1bggpAbC3OJu1Lcb",
-	"INBY2l+pvtoGa8cH6FVPALg34mLMFCBNbWKkuWWz5kTUZiC8CkDW+tRS+q464tJAVvrmcEm32XXMFNlg",
-	"53HzVm6+b7d2tJXo048JoK2RY+Ex1AAaueSMHEyUtKv5HrzBtrqVNbDARF1/LRujcBd9ZZu6GnYoND42",
-	"yGLd4SiHGtelXjlVIQc2rBgGy3uxmv62D+V+IgzQieNfddp0pJilZKzzVbKTtcNxqgfnw4vYBcIbSQxL",
-	"kgp2L02pqofZbIytuJO3G824bm8nyN1WsbTKJm3D2qqIDdseyzXMtHP9LJmNg37fKoR2Od+bKz6TB6Bs",
-	"mMm5IgHhFwFyGUQKocSKb3qCA2LbotuxosLkl25T8pDl3uAxg9fLldMMvWW6bJxw86jnBE1hvhulN1R3",
-	"dKtgbQSnKtTcRm7BaxyNb/mIgaORC+KyxuvVAe2zL+ZCwVIasa5mKcXaeMhKSTtUjMYVLFufTenSMiw3",
-	"gdDf6mVqOXJ9xBOgf9fv7XlyT2eahN8xqpgK18jRKS9Zpe3KavlZ12+cQfvodufQCXgbEnhusV5wVKxj",
-	"csavayeDe3Mhp2nCDNvWRaPMOtGQ9TFYho63WBAHP4EfljKzN9PXPYYFDKJufYrkY9f6vFyVpVDC4RGQ",
-	"e/OGluzT98zuUrypQX1m2LrmbUgfrtdkbznidHkeOUL/X8zrxTyf87vCMIjFwaBt33vgRrxkIbYJbXUI",
-	"9Q2s5AfbNVwPjynTwzfDeluJp/ya3KShS0R/dU3HpA2rUq9qbLgnzeJ+bTW3Cyqk4BFNiH2OGd+UJIxC",
-	"3pROqJ7Ujkrzv7PBJlS3efRAPRk5Ud9RU2kYm7n+HZFZodEV8NhhUGmFoncXVbrhgVwWdepG/O425mrb",
-	"G2MneADF0OTdxlyytG81buEcxJTdMTVzgD4sgWpa9XIT8yxq/c2vifydrbcXjVU97bmt+uAKfIuAYCrh",
-	"HaQnckjD8kgUpD130AnXfSGdLN3pkbDXCwMS2v8g1pFm46mdWwDAFPAN00EehGHXbsgx8w3aKKmbQV9Q",
-	"Eis7kIQZw1RAKMBmYM2k4xcvCBxjIhUE0JsJPvjmxaF7QBUjJ4eHfRF6QBD71sAoeseUpkkIER9BXpjx",
-	"5vqH7p9hTLahbiLtNOFAYFu+rghmq/QFzIJGBjXlTpFjWwBfIO5FOXv2IKaGamb0gVGUi96Qg2O/JCV8",
-	"8+J4reASv8uKaT7eVgFcev1d3lzD5Xfm4xlIuYqLjAwzXW0Uo9OFnJ0XtcmxZiIrN9OPr65bge1mqbCw",
-	"NkOYv2SaZoNVzBP2TBP2YDfQflZr8d8AzMfxSDfJZccSN2xzXrSFmWfzJVdmsGwR32WJ4fYtgrJpIR2t",
-	"A93rdYJ12gyIFIzcvH8LLhpvVdrk9swX+pKq2lyBhssv8Gika/aDCVD+AM7L/01EGDn1CqgRv/DwOb11",
-	"RRu3vRUT4DqUBwuyoQ83163qHNUftVwbSoZN+lpFsvNDWrIa75m9TbbjmyMlpxuyJiM/RriBDqGRJTOq",
-	"ruzuuUuphNaWOcA/YQuVavWAYBRRZWUrTZBga9MgC+a2GIOyDhpHfnoQuM/PZt3TdKM3D//NNel1tG6Q",
-	"udZ+W7HN1CtAAGti815i6pXeKmGTQdT1mkxfMYjPi5u6unE8nwuCVZ3XbBcqlTW0eXXzzrvqYMWfwQ2v",
-	"tymEVepmYS7VRazsQWG28NtYR0nXebLax8f37TJ+rxy1V2x+nmF/L4ABr5GzrpNsvJkrG75YO4zvmqkp",
-	"FzS59ubvHXNAxXQ2rU39ZVCUv+Qshjc1oQLrLIMOhYH2JeZWisesopnWAMq5qfpW0HWBncmUCVCMXK/1",
-	"BplsmCppZCSTJjzk/AWrC8rRiCkUUYZgWu8hKgN0iaAMpwTBMXp+cL27o2b7fV0quRgnrJtpFpCT52Xf",
-	"oxyRIdXs5UmmEtI+fvGSDLnRnR5ZAV91z4ZaRrfMDOqtWZegNzqvvl/RX9nwCj7yNhQHA+JAfw/u9YF/",
-	"9+CPwqsx4PGH1aKbdzOUyG1hmNXNCap4s47mVpL/lvCgG5OddFRG2gjeIgijKuGW+u0wnlma1/dMdc6I",
-	"nDrMSEoEuy/Tv1ORW6etw9Gf2XF0Qrsvh0dx94Q9H3W/of8RdV/Ex8Mjdjh6Tl9GVW3z5QmI8oYpO8j/",
-	"/ut59/+k3b8fdr/p/vbHn4OXJx/+53rYf5/M7YZFMlyJ2mRdH9xCROsKL5ln1+gXawzd3SoZes6FVh3a",
-	"nBet4l+DHutIGaSrj0+w2t4ymnnxbi2VE4aLdY5WOvex5cZJu1a2LRHSdM0PeZKwuCk8MseqcMj3E6rJ",
-	"kDGBGB4s9kivWpLRHHL0EuB77NJMlMzGkw18JFIvxVK1z5FpS83Kh+Rj0fSZiDd056wTenpdQdAFTOCa",
-	"ikgfF3G6IjTLP27OIm9C5P8VQmV9BQHg8Fh110jCBFYAFvKe3E94wkDwWBfNFprZtIjeOhntcIqKQksb",
-	"JZRWz9FC7dvSKpZTFlbF1pamWiqvl8Pyl+h97pwunKFGrrGQN223AoJOpG5IxLzRTwlJsV4ZlyZfo38t",
-	"z+9CnKg1lZlLV44UFZk2KCrkW0utihqpKiBtDtcDlZn18o6WwV+s1ll+ZcOJlLfn0e2Gm1FTYoePhVSQ",
-	"lBtnaKln1VzduiTdoCXkAJEYa+lEsYhx5ztbmdzmXl1WwgbZTaa4mV3ZI+sCEkAsOc9qfVaCoITh9ZvR",
-	"fJXZX15/f0G41hn6iXzVfxdK5OESlJz2RXj5y9U1ASDUu6MDmpnJgX8dXgtJG41OHpbMdxMgmD01JKx8",
-	"/fv9rQ47QV+gJ8qlN5Pzy9fz2ME98s6DspZDJiNjhT0pcndcXiiRq77Ig6geuvBn2AEflWB3TFlRBqLV",
-	"tINFzF8iXJPQcluFQXUhuqKAR8IOohSYb87EmLQkVV5IectrTpJ97Rewzl/RKbvihn17ZRSPoH6k/dBJ",
-	"sRF8jwFgkI5dXrEzopnJQd/4WHS5nwbY+G1H2IC3A5y2ULEcuF6KcdOUQ+z4BwC1HMn66/f9q6trkvvr",
-	"HPn8eHlD6RX56fr6kkykNj1yPYEi0QkUl4HBIdOxH6jMTE77IsSm9UEkYzZmoqcnIRkzYTkJw49+lC4l",
-	"lcD6j2jEYMfsiDXhoi9C250+sIsJ60JT3rNtjWUY4KsTBkMiitFYo3/ZsSsUIcKHrl3Jv4d9K/AyAaoY",
-	"NcXdHLOII1gmgPlGNEkAvrIWB7jT64u+uJDiztKkFNoVn0/TZAYXfbX/0774E3kFv+X4IhFVijNNwr90",
-	"Lwo42u7r78PTalEIzJ0uFR6gfUGKc00NmdqJHx3/uaz/g+ARFqpdb3Da/S0MiDQTpu65ZoQSoAxyc/P6",
-	"+x4MEGB6SaYZHK2hjGdET2jKAhJW4HDDMxfhr4m+5yaa2FMVQnpwz+5y2CPnYmZHma8ArCmqteTk+REJ",
-	"nfF4YKQcJFSNWVgULPKGbahCbnfXvWxbZA8RYzF5eULe8O9g2E5tt+PlzokN2IDt8AKdtd3rWcpOK67Y",
-	"37UUYScoFo+849+RIYzZu27bJ0fPSZjSGfiminF2evlWYsdcl5AZ6ZhyoTEuFlqTUQYANEM2kopBgMCE",
-	"ijhhiqhM6FOSiVsBJhlF7pUU425ENUMkZR2Q/FoiDnMpsK3Ci3g+AiQQTWRmtKVgKoi93QKSgLqPcIIo",
-	"LeqATGli/2YxLhJWlIXh23adRx/jAEi4gFwdIqN1ew1jDImgU25HM3Gj9uuDF6Jtlmui0VIFW2rYgyFt",
-	"IQlEEwiZhzdIVY1u6C6CT3Qc5iw0awkQZFiiIYIVnf6nBH3+YQOIN1CNvTft2Y1g13I61RDFTMJzV0If",
-	"jy9BE4BDVS3frK4kyRmhZMq1nWSAVAqSgp3QSKoxcHR7XrkmJ4dHuIj2pJAQlXv3bRj4H1wDIZHKtud+",
-	"dTsVwgzCv3RdUrNlGkSzhEXGYfFiWLjPFyfn+T1pGYaQaGoFuzQg8trjDhEaxLEdh+phZwVUR+QowMGf",
-	"kFBIMwCk4JC08VI9OXweWE2Xx5rEEr5MGL3t4Pm0xJvwKcSrA4NMmbJcRpG2/cslCzmUU29rwIwsYnm2",
-	"u+k6WLeFuGjzKKFak7bl9wGZZlaaD+D1zpljv9AnixdYLizoX7p2XG/tK134r1378o/vrZAq7KbAIZl7",
-	"ppmBTfchLlIwR+gnx9+QEMqLuf79mXnPjJp1z0eGqbCGBGEK9hyVaNFSWmps369jNk0lgB9037BZeAp9",
-	"GzUrSkRrOoUxWBEK4oQs/1bMCtjubkb0jQLhKsxbtVOyL7L41F7cLOyc5W3aBoHnQOCiIx5oHGZ7TEJe",
-	"DA4qHilm18StD4wRdF1kEAouaeCcsJmZ0EhZ31Qbcu8MuBigmyuEOze/xy2hMGrvnvyO4RooWY5IiORj",
-	"95SWV9n+4JVSpOww6IvQoSKBCgOvOAHW/dIrSYmLvcLN786Lo1orgmmsBASfNQrYVgAWueArGIt98D8M",
-	"vYj/t/90LkYYsU8DOEMIlZPD51Z41dloxCNMmkDJF453Ray116xyKRxe+HZO474AlxUozvVwQFXRyPWa",
-	"tz3wmk3YOcUz2EeoMdNFDdKSpV9b9xMcZpThzi9fd+0yTKmgYwAYdyJ4Np1SNXPIuV0uAuAeOkAWFs0q",
-	"7RJoNwemy32wTnj1N0qaUIF2TG7AjF733A6pFbR87f7T1lHvsHcI1VpTJmjKW6et572j3mELY2NAL8sF",
-	"dzuOg7lSxGNM6Mmp53VstTX75luuzXmlFkdKFZ0yAy7tv/6BUv7fMgbRjE7IzzG58BrcuKz2h6C+XWBd",
-	"lWbz7P4Xh6Xs/uPVuQL1HTiDc7mH+eIA83aE38AyAKwLlvL48LAUkYdVbKoSHrhnNlwYsKCDcrSYdJXS",
-	"MXCX0p72WpWojnlZvqlf98nBwvvQ8wnOrO7DfAUOvqPlkKCTw6PVn9wI6sQaFuNHz1d/9INUQx7HDHys",
-	"J8ffrP7iWsp3VPjMHoC9e7HOjF5bTiJc/Zvi0JcOhV18vNtz4cXF0iYzqx5rlAIEu7dyOdw1cMTpWBf5",
-	"tb8FLXeHtE5bVU4PcaMuVatVYmwwosZzPe/SPBhJFbGuqw/ncnvKJ7luGYpXSsT4+nuMbfotaKUOoKPK",
-	"OX6wPb3HjkoFzIMNeyxJF2AbeJqjVnfMqqb/ACzleRnzucNWI72sOm91n3wIvv5je3iy+oufpfnBSvX4",
-	"wRrn/EKKUcLRJntyfLzORFIlre4EqBmfiJ2400Ko8FzkmS6R3BmIrJzl9R2d5utA+btOLNVWpDNZdFtQ",
-	"p5U9d8ZtspibbiLHjTIEiA+u0Pl6skMZCrT2Fq6rJNp0n5cqtj9GW8jENmpprr6jiJJMQy6EvAd9JRMx",
-	"lol4/vz5N53cbDovUHHExS26Xi+P6o+Fqlu+/yxNN+g/EwY8I5v3v6EYh6ULvRz3Yh05bpFTl2IHivqv",
-	"7I7LTOdxAl+C9OfOzTqyH5bb34t9T8CnKZr1gfeRRI6rgh1W5yUjniAmrYgJJUhYu+LCOcL6ci3uZ3ht",
-	"bf2tym4eGcW7iTMU6Gp1J/DlyRMfQI+RDggjDWIhrP7+4O384KHxHivH2ROGChda9h/nYDVpM2XgxMfR",
-	"YWBFfJ3QRyHVOnDHD1WvviuIP3dajh5tCAu1F2oOjB8mi0k7ZyWdvQK1tQK1qT509Hytg/uWqjH70hQo",
-	"JC1CgUmcOZftnFubGzDGYxmOvKAFmr2DcuGNCVNspxf2wR/2/wY8/oACcMIw7mue99gr9PE4T+XsnywG",
-	"WWB/8f5E7k0aj3AiLS258+gMFXfyFoMNIqYcvDvTZ+hmw/MgBpkGdxBP7Le12LY+t/ZR7vyNDpU9ibn5",
-	"c9XBPiiLw0sO+SsR23bfVYTnz9hUWiod1CgSB87bv+cke07yGJwkUyKvPQ011n21Z9IunTLyr//r/3GE",
-	"d0Yo0Tyxb+A3EybIWAKE9gjjfUouZX3PWNrpkVeubLzBiCmC4bTgRZ/4AhSfmOsErTSr0VKuDFXmK2Qj",
-	"1Wrfe3ayZycfzU6u6S0rmMl8+XjStkykRHOdswrkpYSA11vGUqIyIbgYQ7CgYPcQ5sM1NhX3yBUz5gm4",
-	"yUoxJFVyuIXDd57r1BpHoBTQjvSTx+M15YJFNdwmz5qDlSKa3pM2FSQTeZEfJBWuIXbMNhNgIKIgEHO6",
-	"N2E8HV/6YtjMxYRFt2Cs5IIcHRIXje8Zjyt0xUScSi6MC0PXPqARHmK5rF3xCVetXB+UqxUudyJUSwvu",
-	"JhysvkjlPiasbnXW8Q363d07KXZ+5C+r9f/XigzLNGkDHsV8/c3O04SMlSsINsZwXPqXdknZRQ3EBo3A",
-	"D3VHlPyV+85g9WYQ0u0A6nRDSczHU3NrNVUPsv65OtMWUODX8qQ99kFYeghKW2gVj3zX9jLo3o32Uazi",
-	"iqGEWqmQK0eEltjHrm4ivCP1wR95DOCHA8x515trr4jJVqO/ziHkLSYxEai3j4edtCHjcDGVyGeUVBOS",
-	"iO1E9wXgWJGwXJ0xREDEISNHvd7R4X8fHbq23UsyMwM5GigqxpAgEypGtRQhOeq+ODzsi3IBn4YsSPuV",
-	"R6sI5zPr2wih7J8PplxPqYkmYadHzkWe7olL75LqMNGlRhW4gF1xsHefKRcvDfQTRURUCnnWM3MH04MQ",
-	"5JZ49r7Xz9nE+VXxffvB87U2Ji8pWb0rfoRSS9TzDGTVpG2vCs0NIr4DedP490wbqxl1AgycZDVBWwiS",
-	"4+q67+g6KdXi3cl1gpWFtVsLLNc6SxkJ8YeQuFIV3izkMyZ7OLDBPRexvB/EdKZD0j45Pu6LsPoIkQaQ",
-	"22Oa81QqRsyEQqZpwkYeGGM61wB+qQduKB0iZPlje18MaQJutDYk0M595x6Gp0SnTJi+cBvukkzxbUsm",
-	"nZ6f7wAY24BjOr7D1cBHZ7AEMjOEO5sY6Lp9UbSTryJVjEA+swuxlYK57jznZMq93CO/iGSWfxlRQYbM",
-	"Nwr3uZ2ZkGZA84XokRVSQI+8k3ceTGAqBZtBHYS+KLsQnTWtSEp12CPeyga1DZ5p8rscNt6rSD5fwL3q",
-	"K2h/knu1Ur674WItkQdnen+17q/WL+pqRfBIh+QgoGCtZ2ltZEAeoqtTBXR+pt2l+zQX7Rpp5CszyFew",
-	"NYcmYg9JsFhzMplVnLPc4SdDBkNjNtWXkJ7+9aY17ZPad+UZ/eRZ8IsoP6RdxgNa4tKwvWaGzbGkCihK",
-	"hSUpRuNyzsYiCRlFhcasTRJNWHSrq3yyEHYPj+dgSryo2wkQTJffsb4oRaFGNNU5XlCQzxUg31AZagPg",
-	"TikDP6LpAMIJUHQ3E2oQisVBG02o9l5fQBsEOdWVSi/Zm4IcaBZnc/XmxgHQAgwRhJ44tKViuFIgrJoL",
-	"Y2i7cFs7JhpxM7MicDXFHQHoNCgPQCkAnAOireZSWFl4Ku8goJ5IUSfPXoCi8xHZ/1W+/3nIvvOT+kQC",
-	"8HKwgvd+xzwATbSXfHMuvIbQ6Jy47/127iXmp4/3RQhDlzoA7gfL6JykO4cj9xGXSFl+bZBr52FUGuXc",
-	"H5mpcLvPAqpkLzN9fjKTlU3Kl/OoCqzqI0XAwWvFAQfsGDNDeaJ9ZkyeXbGU9iswc/Xy08eCAK13bA52",
-	"gzs0f/OVQE8ITewcZyUolLn4W0QChGEhJiZCqrgoXoT+Q2jLAeiTA5AoAdYbytHPp+rt8Y72VrR9DP6m",
-	"eEdlXtgu4SzbAwtwrADH7tQqME11zqzagfoHlC0qEeaW3HALQSCvHdXNK/fskLGZTAlNKDl+8bI75MZn",
-	"LGPFY2nV2JFU5PnhIdGBg/UxsnSx5HDkxST6oh3LKJ8G4IeTX1ImSPjjq+ul5bFCj4ebl5FypbX6Aq6t",
-	"UtkrTcLFYmJBY+mxkLSlagA67ovF13MvWA446yCNcXw37986jxCUZ7XkdD+RJFdqF5ZkSmdkyoWHEfVj",
-	"HghpBlAgL+yczRHtAnixpVhvEsBAirO+QDDjApPVCbH+oimtLzinHNg/qOU5SLPOi6SdIjByji4KILpY",
-	"cNdheesJANNi6F+5nBxdrP3lQ855TNphUTkszAVuLPyFo7EieV/cMpYC2phvAsoWDJW8hzUG6OR7Ostx",
-	"TiGqVWBNBBHL+75o54vbyx96J6erqQLhNXldMm4C3Bq31dSQymDBAOJ7gYSbU981xORGiuEyKnfn9Miv",
-	"zgVJETnYkp73Spab7qClprqK5cpn5LxUvo8aAgWIsCsEYnZx/+6UQCd9ARufU5jvD74NyfzZ/B8+prjT",
-	"bG2plk38CIPLjswntXXtPjjjyY5sJdU1aZB1YGf3utKnt1B8Gd65d5Cv44sHZCXGl7NWV6kGkbQdr29S",
-	"+nZiwUh595bNVrjlLl+/se/sUs+ALpYF9dtR7gP6d0+0lUrADttdkzYAbEjBdCcolStCgHgdYMmIWQAh",
-	"PzGJaAqCJJRczHTF/gDg5+vK2w3AW3NlZJmTWaF2gG4qf+HLMvXIaxCrtH23JPlyAQVIrFjkDpKVxpJZ",
-	"UMTQ57WZVmHckxLEfV5bw6Hpc22v9EbE+7zQUwV73oqKNdDzEK/7vC8acOwDAoicVg1yNTltQyBv3Mlb",
-	"K9mcl3YM1AFN7sHlVPaWF2KwWwkA0scPU6bIzfUFienMecjg96ofCyTCkhiKUmEuhV79dN49fvGyRy6Z",
-	"TBPm8PytVFmaVjKDD5b4kICFtHbq0YEuPpE3B4cQu2k2c8kSubJIMfNvJ6/sxQ+XWAwEs6JGXVAq2ubK",
-	"j1TMzI4V6rOSVrkxOy/lReTFDdeIGnKyycEft2y2GgHNcrScBzwJBhry0L2Zc5/S/yihfAB6VncGvRQG",
-	"9kxtZKrJvVS3VqRw8eHUlex9NEGrenwW7xk3pGea8DgPKHPF7F08GR7a1vwVuQwYfcpF/u+aaLMyb/CV",
-	"OJf5WX0d2P/89c3VLpUXaH/JhayZIe1XV8cvXqIwXZKfb3nc2c0F/XmTvSsI2zr962/zygdU9vuVDckb",
-	"NiOYZ0gNuWOKj7iLWSrlq9k7qVzSTpO2K1ZFXLEq3amEtmZmMqc1Q9Wr6s1jqSuRY4l5yU3GdntgtbMd",
-	"YjXKovAs5knIeEacZdOVSEXAmLxmonM+9oWTyAsjbgU3BrSpKGFU6VJjPfKzrFbKFZDzcYYF3aD4faM+",
-	"FGJdQ5C0ZWaIkfI0t0O2Tw6P5sv2dfrCT8yKAYErxcUNuZdZEpdqc1rmtKB5WF0DBwn7GUum+8JOEnYW",
-	"yrG5csZ1Iv5b3IxNL/b3lfK2u7JX4uCWGipr5IerfO0/Gwn9K5OEG5iMu2kXz21+yCrP3FnbiodIHkcH",
-	"uaBUuquqpPBjXlCYYki6Kwhw+ebiled8KiCKuSqqmLYFPhMmyJQLMAWAY0MxrECKfCK3N8r6ing9EvoP",
-	"BpniRfIxiiHoz5hIbZ5pEkkx4uMMizDiN+Tm/Wtdm6Xkp/zL6+8vWivkiV+Bj9RX7NNMxNWpDKlDS8IS",
-	"pHahlkbxl+e3VBjJS5XgiyXZ5Pjw5M+rg9+fY9Dg/CXhVqppB55pQsvsOQd6mmMKb30YRm3B68bWbt6/",
-	"xcUqyArkEFi7aGIlTIEpAY0LsVgR/9MxqKeLQGjgHQCfae9lqEDvipl/BG9gD64Sf6OYcSGFznxOJO5i",
-	"2yrhnYD4j71M4Gse2H/NsQ4vPuGJrsgMcIL4WOjC983FKaGu2qkv2I4ZqcVLeQhaX9gWfN1pZy+Ayp2/",
-	"Sy7KwfTOsS3uuHOpc0XYlPIEPcaO4fZFLgPRREuQnqH6JmmuRr+0/nzQF1oSmnOQSAotEwZJn4DPuLAk",
-	"XJApm0rVbHJ85ZbeksEFwhruQrLw3WyOMLPqjFhRufV52wf+PaSRH7jgevI4LMUb+qzuwkUzT4FIl7xg",
-	"vUNsgVrDPd/EAJoYMGEnEIOyYKntrCTmo+dhxKjJFBvEXLtXISRGUYx0mVBBTg5PXIgF1L7mOq8r75IP",
-	"uNF9v1w8sdcjhywXPHPSigEAkerQNJ1huzbC4dKN/y2swG5OZaWP/dH8ao+m1dDsXQCXqr3zrEiJ2TJU",
-	"63upYqgBj7Z1OC9krKgwWxocfJHtIk6w9vCekzkDxzNNQixD7+ObvBURQBEwqACPjCbDbGYP0EQq0034",
-	"nT2AcPP5W7d99MIqFB1vGhjOKhYX0g6xWKKVCkPyLQndYAZuMOUa5TyGat/o2oRi5rH9xKD9EI0aTjCJ",
-	"IW3VS8nACbnWGYoZcCLOYDZgP6OK9QU1Lv5w3iIY9gh4hPkS4wdZjBAswxv1Ba5nQCi5V9IyHm+fkcoZ",
-	"NGK3pE5V8+zPbwqAUdAkISeHR+CfxQBxbNcV1be7NGVa0zGacira6Cmh+hbj05p9nle4+D6Qazcod0UX",
-	"nwjorjoE7OQrDtH692CuF3ASupFioBLTRCPzxGCoeR6HcY6eQ3rLLsQir8Nr652QCxwYiOfAHcNmDny9",
-	"YDmKpNXQ5u2+QSFjwS8TqomQggXFm3NGJnI+1zDYDIAROtusJu3CaBt4XhR4K7MPL8XI0iGLaKYZ4kOU",
-	"Wr2nGoFyzD2PWAeji4+KWFaMLT2FOwB0L+BCNaks0Oh2YaRPY5p1vSy1zX6eQtm/BxfwCu4CiVouINi9",
-	"u/w3Fqhc+NWBy9BvtLxel9CsHBCTzqbeAzuHlZLDBLUxSItiPH1MIplkU+EC34eZEn2hqKlrcSIzlcxc",
-	"Kn6Roj/fH5wRFpM2Sm+dSjzWGQlVJu7pLI9/BxnE/2i70CHRdEYm8p4k0gFS+WkmFAqAG4ctoHJzs2JE",
-	"ZEmCTMvlvsFsNE7MY0L6aeGiPNM58ynccn2RI5YVSJOjcoaOj593S1on4vzIzHfYyHduF3coY8z11CBd",
-	"uDXcx6E+cRyqIxq3/AFQJckpFwm/zCNqgYuaox/863UcBKl8aXx0AeDJ1y2dvMcAWh8Zda3C5o6N7GsX",
-	"fCln2cOPNQH9POIRzqyGvfQE38Ab+5P7aCcXFnSdgwt7A2l/Kt4f3y/n+Fb2jbSl3VIrEhe5S+DsU1R0",
-	"nu6MH0T6rlHUf//DBTk5+vMhubj6L5fKSpByiJL3+SBxSh5CVhvF6JTFhcYeU0OHVDP7ERnO+sL+v1MI",
-	"JiyJyf1EArbtNXswJGJJ4go6UaJTxWisJ4z5mCmVCUI1oVY2nmYJJW0A1OJi7DKkw2/DgIT/h/1P1/7n",
-	"f4UBMXRoJW6oVY2bYDIlOiDAp4qN+IPP1AifhT1yDoAVmWKEjgxT6AFG3+5wZpgm90wxgsFiQ6mM9yZD",
-	"gizAOoD3NLXjogkZ8QQUGwcqzLWhTl/rC0osZSXMQABJvd80lQrZ7cXVf60W6A17MH5XC84zz8lqZfVl",
-	"nOUCe+h+zzWCUNcFVoTUGBpNpkyYM5i2ZbXf9lvQcNdZkB0OfoxWZPcrJsQYhj/2In3Xb4UV3ry7oIo9",
-	"51qoaFOmhAYcHXsKL67+qzjwj8ymJowm8F0Tc8qEdiWglKtQz2KCXyEqIeHCnkE77MSzL3DjEMOnTGam",
-	"R44PD0F5B2sB+KjOyIvD50TQqVXlGY0mHrwGm8x9uT3yDv0Q/lzbI0i5QPBuZ59t0NF/gkHuUjd3PdSc",
-	"c9zfmKVMxGCaQAiChayMxzlcjhh3PKdzKxtTbcA9VJoauM3vd+HbWBormQKJTZgnxrxUWTG08lmRqV5p",
-	"nIPCo0vl8Z/hjR2SlO1gWbYxDHFv5tmwYK4VLBIr3aB/QWmiGUSIt4UkNI4V05rpgNAxQ/gTR1MOs+yM",
-	"MKEkME+06zADjlbYDCKn3BhWdfhsBWZWosS8tCXwQ5mZrnOBLInHc3FwNEfy9z6XdsgFN9z2GnZyIJ1S",
-	"aOYE0OWJ7yvwEbsI2sONRhyaj601dGoFMcWMmhXhgHnlId9b/qMfPQQ/u5E5mFeoOIQhwQlnKJFyQUK/",
-	"ar0pFwMj0yx1tYt6vdIz+lB55qtM1NYxylcrtzH7QOSyoZnUGJVdq3m9IiHNQGep5Vp55nHZwo/w6ADf",
-	"VomBKnYJ3Wt9cc+GEylviQIWWCnS0OyQv3Ar6Opufq7FGWoH+6nymueWrIEje9okRkJU+Fx8+z4N8+li",
-	"ub7mNEwX4E2MTLtZ2qQteIbi64HP1XQpX1GeIX6M9lBcU5k2cspU17IkmtTdVrVcyX12CV8VvGln4lV9",
-	"h42VKu1LcPftBa6dE/g5Sbi49ZF285T7TBNHgH5bPDLb3BFYTeKunNb6VUJyKnc374oAHHqPUTVck2E2",
-	"Gjl/uSFTqZ3CgnlL8BJY7Ts+2JiEV0bxlHWv+FhA+HLYF3kk4pCNpGKEihm6wLm2ircDf71XVgqF/AgH",
-	"6xKQKU1GUk1ZHPhoQW1owvqijQYgxFvsBGSU2b66MZT2qjwk1BJxx/YwzQw8j1nCQdGC6JzDvgjdugy0",
-	"H3Wem9kjr6xyz+4YGKMAYwZOL3Ooj20rEZZbPD48dCJfBeu2cwaCLS9kwbygDCAJeq/NlCpXJ8HLj6GX",
-	"rDAagU1hnXNx0HHMQfEWF5imWqq/gJCJKHZKVRIGXRFK1y03JJyvgm3b04bRGIXq+e7z93wRzB55BYtl",
-	"ZulcUjGkpnrsRaiJAOGm0a2Q9zB9F7PuklXJuXDr7gPXPMCfpRvfpkP1SZlAwL+TwxPISinLniCzcyiW",
-	"0CM/S4MObqBcFmMAfb7zPgZjTA1DGddSe1/kYweKtYvo6n+yIgwNorngjJQi8Uk7fOgqet+1r4QdBxxZ",
-	"9CfvmEuLtOcO7MZWmrZE4guu1Ybj4wb86k70ikxA8y3aTzPBH/B0BHdH7rcJeyA/vTu/6F79dH784iU+",
-	"9s4wvAEKb9j88W7yi50cfvOywTG2ndC9NDUPyCQoQp5hTS2d5mvaK/Lt5PB3Fj15qK3bqPPottY0FUUs",
-	"Bd7lmEtA4gy7AlpzZ6Lz+fjxNoUY2VQYfrzMwuv62xhZS86520jZechVzO7ytzur7+RSOKw/646myvew",
-	"g/xZXunfv/Sx8KG7Ko6O3Syz8fl5Pjq1WqXxPTXsrWXdXfjv6kbmP5hr5T2bUi4sf9qgpeKjhdY0M5u1",
-	"ZD/Yl3X4eCOpPzhl6EGA02NWSkuShVhQl+afw5pX8Uzyw7ppPYcl6qIb4ldUismN7BNZuPx61vAhB+q3",
-	"t17t6yc9PSsqAAI9Cr2oU/XPfDlmSMUdMkx2gdxCy49Wc6PNLQGumYM/ilTCDwcO/GQdseSde/UzFU5w",
-	"eMtkEzfXvWiyF02ejh+4U4OF1NzJOyNUzBw5gpxiBQjAH1p97tcpy7nd8VyogzJfJD2uMIKvQpI5j2Oc",
-	"zaeVYhyRTHhaayGI4700s5dmPkmN4Tgm1JWCqvfaGVnwtaeWWg7+sCNbRDGex3bIaw95CEjPe12FIG8x",
-	"tu0/04iw796IKOApDhlRbCrvMFLkGxLadwZVXhx26rJ57Uefmm+uRl2Gqe1ZzL643CMUl7O05JkGRPg/",
-	"On/4SBGnNkcIz/Az7cDamgCYHcPZEQJzPbebR2hYqqw5XI9z/+5nqq1Vh7lMa8txKfYloj4H5eZREp+K",
-	"u3YeV7qM412GMWl7rCV0+mLdBHC6dj4TrtJYQPK10UTJhJGYRTx2Vh5f9eaOs3umCBa/OfNSB2A0NhXC",
-	"OUMTkXvJ18Tp9AgKa8WqWdks04xw01sOdeRO4Vdkm65O7BMpd3Oru7dU73W7Lz2SM7duz0NJcVFWonwu",
-	"lf+nZX9PphzOi0sHf8zB6a0qe/M9/P7JeeMqre17h4635x77YjmPcbYdPS0ebkSJLEtjVLEcvNGHf7pK",
-	"IdrIdJ1KOp9W/1vxQfXs5xLe47Ceg9JKbl65/LHmEiwJA8aETzKRSezjUQGVsx2OU40lziAC9qwa49lU",
-	"gfCcmAlXcV842NSShOpLcBc/DSA2My9zeOroDBI3MSKS/CxNX/CCZznAsHZRLhugjpchGtdJiRf5GD7D",
-	"8s0u5yAf4hNVcHYCamlpmjKJij39dy+VuC/tvG0WBeqvgGHqWQ64FxZwS/OMhHvpsJgDCOlS0gCddJoq",
-	"K65562xXW/GR7oSDP0rccK0KjbvgY8G+wONeZv1SCjyWrV5npbsHU7yx/Bo1mLUzJ69+XSJqrWujWJtl",
-	"pSUrTGdH/g19m63wXry52SlExdWbm2W+Btv9Pl9yc4AKxYQB3TGihiZynLmiSRN5T6ZUzDzaxAjxcq7e",
-	"3IAKOVKMESHvHxN9QusJFDheTmZXP72x7+yS0qCLZcRmR7knts2JLY9Aubr6iWDyTb6WH0VFTSrxpeJ3",
-	"1OCGBeT7q/PAgUS9vzqH6yTPVc1LaZCTw0MHFzfiLIESHSGOdXDLZuFZFUAEIONzZVjrCaCP5Glg4aL/",
-	"5jyOkcI+VzSMfICfyvmCq1Nz9t7nWGB7KXRrKXQfIleIoEhOhIo5jkTaLD5+8eLom4C8ukC24fIUHSux",
-	"/ONf//f/R54f/sfxx0AwlRzFtXfhWsX+ndfjEZnKPuxsrwt+XBRZXeF+e8Y+8rqvnJc1CvN/yqL8Lurj",
-	"oBzd2hTnOpJJzBTKHb6sBhdQTdxVhgiV5UCa37Fv7RDDQubAbgaRY9o1IodjEPji05qWgnrYcLcNzcu+",
-	"VEDAiaDe3NRDvlz14OTONOj2byhlwqjYMQq4GzfuRlwn4Pw6oQbKESGl7BnsPq73E3mUgf6g6nGC8Aq0",
-	"yqPumPJ4QMCm2lX2VJGJHIdaOxvKv/+hjpnKe5FIGjdCB18BYjE6PwGcO4cqRwgRLFLkIco9VFKnR8L3",
-	"VIzZKSKPfEu7Q6jR2A0RQSfsitC7KI8PXzoN0QNnw6fhGaEEEByJzIzmMSsGYZn10cszom2vNMHXdF9A",
-	"WUQH0lvAUwJmOnzYI+HrUfdnKVj3HTXRJCxeso+fafLqmgIm0/PDk7O+sG/jYFwgjwBQY3yrqB5f7gCt",
-	"QBRweFIuBFaMtm/dMaW5FAiRzkXMHohlrvrU0QVRlqNEduQTmKSz2tK4Hjq9UgV3yh8AZMr2oAGWHcmr",
-	"+VqrcQZ/76jhca623V9Ui4UfLLUhNZQoL8j/tCcP/+6KXhO8D2x4E6bP0eHxSU3V+vmxWAKpgDBACIGl",
-	"aISaQgprHEKFSD9yKJYggV4peY/F0ABdRxMjMf0SSbqWmpeMb4tVWi0M/OngT9X7fyTVlBoALhQUCGkt",
-	"dP7qFEpXPmIM4eB1DSg/EMcqMP2PwvdHvCn7DwSZ6rdC0n7/wwV5efzyZUBurn/o/hn5AqE6//BPnRVj",
-	"sjtcH8NSZmztv2XSoxzvvlzA8eHLHe2vs9OxGM96Q/0FJNGGTSa0OzzQ/O8s/AJX9nmdFaFiEo5kOiPt",
-	"Ch+BSpyIejcfi/I5zvHfO7Ll5aOpSa+UkmpVYWOUs+BaWBC22iE8RfBrargecSvihmdzApu7ccmf8Fh1",
-	"tjqVf1rrTD4ShX0xoKruFMISFVVEAnfPSQX2oUL2+RhtYdGP6FSFhKNLqL7CiJVSc9UAhVtfx1SQq+fk",
-	"7eur604A9ipmuikdcwE4pMMZXHZWYrWyIRYzgqBFUJX6QiqPHhq4LOVCmEUVBAhzZM9aCBCfMo6xLUCy",
-	"9+/aXwZGUSsj0yTsC6z5jE+h1HONQAwu0kcRhms4Kwjo6P8yMs31wQkThA61Y9JLhOhHtO4sKTt3dFiu",
-	"O3d0+DkVnjt6bkfzlJXn3GpaumgQT/Z1I7/qhM1owpNYMYEwNu7MOop2Ud2lnE6kloBwAVyOSDWH3/5o",
-	"3Hl6G3PVjGl9Lgh7QKLFS10qP/gcZd5MvGXKvkCH8o4RboJNLOPv7Cg+iWF8R857NxeY16fy3+MQXgmj",
-	"Zk3iG27l3ry9z578MjjpOwqxqo4DtX19Hod5737XOQ/amfk7VUzz8ZJ6TOGPr65DAEa3Iqm3lgPzn+Oo",
-	"PRJe3lyHRDHN1B3TJLSKzAANSv6GsAo07Qs7X9emIFnqm2QPNDLJDGVgiBZEnaidV6TB+kpYu8+uUEBY",
-	"b9zDCkUJ6V4j6+7+RJ55bet6lrJT8q9//PMZ6bf+Z6aSfivsnCE4+AvyI//OmZkpmWaJ4SlVxo/onptJ",
-	"X1jN4ub9W6i/ap/2yA9ccD0pDR2N95e/XF2T+ZU98CU7w55tReM1COjvxTV5y2Z5IQgQ3CFzCnD+H1Ku",
-	"GGkfvSBTLs5gAJocn5BJB0HsF5KfTtG8XkncWlFl8BKH+gjX1m4vITfOja6hwx0Not7feu2KCLDYW+ja",
-	"urOXfvdpT2tWR5pIZboJv2MxST2dIdvA6hcxVywyBGp6jFDuxmzIZCuTx/LkpjXujZy7LRG8F/kq13kh",
-	"47jIEUTW1hYZ4p44hg9216vnhVOT0WjSF5c31674HJpAoLDc31mlrp27iGJ80q4YQ3AkA7ihfPmTsC/y",
-	"gnV470zoHUOYOKVgU7D49BnefSmUCyzmVK8jnNnbDj1MmWbqmUYdQ5BM3ApMTGMBOTk86ZHjwyO3z4Ld",
-	"O0/58eEh/Ga32btHa9NY3YI6LnUDo/qaNBA/wU/L/ZcrIbBj9xMeTQpXtt24kob5masoT623eULfa257",
-	"ze1LyTOEOue0dEF7LWAideXmcLfGrnQ3xdBG3Ki6GRnihWivMNDVMEfF/5RwRrgAX1c4UnIaOkTThTus",
-	"c+Y1076YV00hx2VKY9Yjvwyx9Ib9JZIpZ7FvHlJcrHoS2D9FyUcylXcQmop6VqlYWelNmcTumtdkLM8K",
-	"vRmrq1XDhXzHcB/3Rdv5TqCjeh/He1jHr9BohxP7tBfmO7vsjaGp+6j/Pe//oni/c2IQh2zrPQnUB1zl",
-	"ZuhdMHxtqGlMZr0y1HwRYYu/fWIpndmHe5vM1+GR/MVZP0ruvBW+yJ04H1ECBFEsa0DS8sV0Ta4ogg19",
-	"RqYs5hQKpZI2VFUtW64hLcehWoHRnEF57OiWSNEX3hx/RkB64pqE5bMjI8NMF4Nlwk6PvDbYGgbPECPJ",
-	"1XOPzzi0O8/ivsAIdvKvf/y/DmB3whJn+CBckCmbSjXDiBsSc30Lb2Lq84wMGRlRRRJ7Hbi4bDvf/7z6",
-	"5ee+KCoFQzVUHEe5ICoaanhpCTDOIczrMYJLISQ56yIjqfqCkmiSiVsW4yK3h9JMyJjfMYGyLh0rxpy5",
-	"qKAHcEVggLmzEwGoGBiK+iIXguG1AXuIGItZHAa4YJlm8QHOhQsSxsxQnugQ6vsiPd4xVbTSm9IHb3NC",
-	"hwhMKa/6en75+pnfGSusRoxDkei2W0nbpJV9+8JMlMzGTd6GsIPe6qPnCzFCRsoBtBb2yDkuFLhZmIh1",
-	"XzCqkllAVCY0Samr8AzbIRUZKkZvNZGjEZJiXs4Y9l2xhFHtqvziWgL59cUaJrdOj7yr9XnlwXdevSjE",
-	"/r74CI/9MiMb6iC5lY28Z0bN7NDyDP3C2KfpiAVESxL+pVuS6rtv2Cz0xSUMvWWiTuNA69yXmWRQionF",
-	"4yq8k85355a3fCY7TeFNtolKcFMeD82FeXnSKoVaHdaEWi3Vn7aJtf4CTYhfleFvL4jtnWNNzjHIs6Nz",
-	"SXju+AOXCSqyzXyK3mNoZfBbIbcsFnfOBUJNMca7QVdDJ41+DHf7brkVjrHmEMOD/en9egI7mxQmrK2h",
-	"DThpQRp+VBUKQfQOuLjjxgExlCzadVi9r/NXvwpjbTGdTxRfWVrPmnMOT/dG2r2R9lOAvyDxQbjFlPLE",
-	"X+sLFZS5Ib9LLrQVky2bQk3easTdagVl/OAji01k2hLitPl+/5GZd+zzrY7ciNztlzVVciey+b488l5u",
-	"WQ/Q0R6xwBcWpSL2YomrCqZkwiqwT3AkN0cKnTKjeKSXZPWhdgHIumCcEjFJKMgEZMK1kWNFp5oMZ0TJ",
-	"zIB+bieHtlpDTaZ7kLGXB5ZNpDZoZoOJuAGQuFTBpYaX4ChXMgXDHsxBmlA+xw5WppRfKjllZsIyy1If",
-	"DGEPPq+foNGktwUZ2d11KHet07/+Vt7rUn9uBcqbKdP5StcApIcDLzX5R2vIqGLqPDMT24Nlm2DKbYTv",
-	"gtUH0HWw6nFNzi9fn4FVRZOIKjWDTXKMnqSKjfiDHVqmktZp6wA4sxvmfPs/MZoAQkpcnpOzc9kp1QB2",
-	"vP7+wt9SpO1POew9iWTsoHMv31y86gSIUk0UGymmJwFJ5FhmptSF/Rz6KNWn1OUfchDr0m/uPlwc2tWb",
-	"Gx0gWG9ASihpML8y8JrPU3S4azUGQ5l2s1QTb7lGM9ZsyoSxp/qOx/ao21vbFbAjqVSGJjk89z0bTqS8",
-	"7ZXtm/B53ZJ+RxMqIhaQhMVj2zBo4nk4KZ4tqfQzCIq3zaMNe5SJuDwfN5aaHtw1natHbTTOc0GungcY",
-	"1cLiTlCKD/LhupospNyWLKHe8bvYoa+q4gePvKY8WpRdPvz24f8PAAD//w==",
+	"7P1rjxs3tjeKfxVCzwYszVNSX9z2TroRYHdsJ/GOnRjd7cngP8pWUVWUxOkSWSFZrdYEeTCv/sB5e3C+",
+	"wpkPNp/kgGuRdZGqdHOrfRnlhWOrqnhfi+v6W7+3IjlNpWDC6Nb5760JozFT8NfXMZum0jBhulcsTeic",
+	"xfbnmOlI8dRwKVrnrdCojIVkNmGCmAkjiulUCs0I14QSBd8ROYJnI660Kd4YSQU/c99PNCe3bN5rBS0d",
+	"TdiU2t6YyKat87+2bDetX4OWmaesdd7SRnExbv3xR9C6YkbNu5cjw9Ty8K5ZJEWsiZFkRrkhQzaSyo7S",
+	"qDkX42pfrm0uDBszBY3/pftCKsUSatvrvn653MOraCKZholENEmYeqJJVHxDeEykIhFVijO7JGMmmKKG",
+	"xUQKdkF+y6RhhBtcQcVSqQwXY0JJquQwYdPaIZam/5fuFTXsDZ9y04U/l4d4xX7LmDaa0CSRMxYTjnsV",
+	"ZUoxYciMi1jO3H5wTZTMDCNRQrXeYIGK7q/YlHJhB9Y8hISNTH3/W3almWne7kwYntTNkYl43Zz+CFop",
+	"VXTKjKODyySREWzm65fvqJksd3spYGnxJX/a89NgmKDCXBAq5kSaCVOWNs6Oz+w4uP08tY0GLUGndiRF",
+	"SwMet4KWYr9lXFnaszRQHvqU3r9hYmxHdHL6VdCacpH/u45SXok4lVyYxmmQGRtOpLy1ywRv+rmkSv6N",
+	"RaZhxP7thx7v64Ix/Mjmy+N9S28d5Sk8XkTTEbO0DvR9QRSbsumQKRaTlCmSaabglIclltMzJhlMZKZ0",
+	"mE8PmWAxwb90S0Pp2rE0TOv02bP10/pJxqx5C4SMLUtsWGr79KGX+R1ubh1zu5kwQiPD74ojQP5MEx4D",
+	"A6NjyoU21dOOK64nPNUXyMXsZ6V3SESFkIZoxhYJYXnd3dgs532QKTatuh/mB9Kua+ahd+iKjRTTkxdS",
+	"3nJWv0sKXyFG3jJBIniTtDPN4uJuHsp4nt9EQvpvBvBNJ58SflxMapxmlOqBe7tpH746+fq0buzXTN3x",
+	"iF1GkcxWsR6N7xGKLy5wno13wDUzcM089E7cwHlongWel2b6xecPPar3mqnmMQHbaxyRffqw4/nDNoUy",
+	"Htyf39LYXf/2X5EUVqS0f6VpmnC86o7+pu1ofy91+h+KjVrnrf91VAioR/hUH71SSqor1wl2uXg1JCOp",
+	"pgyELy7uLM8iXKSZIe3wDjmYvWFHlCcsDgMSetL1q2B/y4TOUiuRsXgwZTGnAzvXEEilJCjXCYl1o3ef",
+	"HC29DxN4IcUo4dEjLtK1oVbOc/2Sduj/audeuiIH7nodcDEYJXw8sS/86x//3M86fCfVkMcxE4+3EJeZ",
+	"mTBhbOssJsPMEHtBeWm5HY78kOzCjBg1mWKDmGs6dIeHC52NRjziTJiBjmTK8FfDFF6fxbHaz6K9tl0J",
+	"mjzemr0X7D5lkV0wS0SZYqSNMxY0GTD7edi5AB4+ZVrTMdz2oP3wKHB6D9y1FWVpL6vzkzTfyUzEj7c6",
+	"LyVcsYawe65NQJyq6ySgKZ3Dw1shZ1b3g5c0aYdCmsHIjnRPx+QdnU+ZMFc5p3+s9bAiypAmVERwDED+",
+	"yykGDk6JgNyLe1qDGyvt6AebOjS3ksvysQCdu0eWBTVulXItiWa5VuxfQDFsYQmumek2iYFhVVD75l//",
+	"+OcFsULBN0c05Ud3J0c0M5ML8oMx6c8imV+QaxZlil2Qazpl19ywb66Nsux/rcnhYfZBvqFqzB7vEDop",
+	"BOVgeceQJhM+5fYIpnSeSBoPjJSDxA5sb+dPvqVi7i0ijzh9e9vDbOFSU9Swgfvn0lQXjGqrZll+9UEO",
+	"R4NNa3Ujix+sMk1t2lLxUZP1afOW7AewJ++FpUKp+N8fk/++5VpzMQ4Iu08t57cX0kiqMYtJpFhshR+a",
+	"2BsI2NJgiq9bIQZ/cJ8VPziZOrywYg78dRAllnuHRCIfc5pYFxkd2BT3Q1DvBb2jPLHC2COKjCRmKRMx",
+	"WK25JrGciQu0O5GEGqZIO/S6aFYMMNzXEqRKRlbMetRF+IUlSdfpWVZqVmwEFod2RXu4ZVaDsA/2Mvs/",
+	"/GWFxtp3r52tkMYxt6/R5J2SKVOGW3V0RBPNglZa+un3VqSYlfwHFBbMTsj+rRVTw7qGT1lrSckNWkgR",
+	"eqtveFxzoQathGozsOvjGltY5ImVEwyZUU3smwSX2EhChzIzhJIpF564NhsHqv41I0kVG/H7egvTLZs/",
+	"0STNhgmPiDZU2UtznNJBSKiICTeaJFLeZinhcSdAK2wkx4JrRjiYjmu6y81ldaMBRQo2iBs21euO64uc",
+	"kV3bD20LrkmqFJ1Di5ZkBxFNB1MuZI2/6K0EeyY1JYO+9uZlFpMZNxPgbrdsDmI8tAjW5fc3L0hM56R9",
+	"fE6EJBFNqzvChXl+VqxC2bNRWF7+2gJTDGxQUDUnur3Jl2V5NkH5IBe+Mjm0jdjpI3G84WiJ2YJAaMot",
+	"GW++F44Ml7ZgYbJ5u7WjjeO3YEwuWY+2GLOSyAq9B5HGUy5aQQsN1K2gdcfZjKkap2KQG8V2sMWVp1ey",
+	"rdnBNEzy+vqHH9l8t0l6Si6P8vh4zSiDFlKxXfplEvhZ4OnmghSSCuwSwbMcEKpJGFED3to0G4YkVVwY",
+	"bblUmxKjKE+4GBPBZgkXoPCNuGCdHrk20gofinWZiGTM4gAoyrIxyz8iObXqqSWb8oSeP/3qbPWUgtZ9",
+	"17B7S2Yypb9lbGkrPEUVE6/fjSkXL4CI3utdD17MdZrQ+aBmb07t3ixfJVPKkyVP0tnaXRRsNnAGZd/X",
+	"wlYqMqW3jFBvl7acC8zBcib04jJvcG48TdX4H2TCQIP1Bm7buic9ORNAcQskWEd5hYF8qZv/lqAhc++V",
+	"IW3gxrbnzuJctqVU3IJVRyLmZrfjQKfgiGi4cE56vZPj/zk5JvCcZIIbvdG1EbTQtR3VkPDr65/J2enJ",
+	"f56jCyWhxjb3RJMhTyxl9vynC8v2tG7LGXVC46IyHUkVl69EJqzwC7IAagA0i7khiRwvdPNs7UlbvCbK",
+	"S1iaeD66xo3DC+QDb44tjq8lrrV3o23Gspfa+2L1ZTHl4icZs22P4JgJM7hjSnPcyqVx7yIBj9Nsc4Hg",
+	"+3fv6wSyCaOJmQyiCYtudfOsaka8tDiuKWdsrv0GX5mXng2lTBgV64TzCaPKDBk1Wy1Qo5itmJaZiliT",
+	"4KuYsUdiq870bdYoR+vJYCKRcdU+TKUydbEwQUsbati6vbUnEnxJK4VZN0DfZmlYpUEEC2fVnbJi6ypH",
+	"tbqSKylmB6FXyHgL7aOgzXVCL7bbOFoXq3DlmNAWA27Y/uZjuLOEvGKbVzOvKzbKRPypXaRwuw/g/qqV",
+	"PKyAgy+hWmvngK4twWZMG/cTHSb+PY1RF3Soa+RZK5x8DvfsussVgyG23EXn3Cm2cbMN2vp2KktHGxti",
+	"+B0blBT/ep7oIpzqHzYSm06ycb07pZFh2i+K7oKFpavIQUsjX28LKHbwJTNOAdl+H9exxW9R4vzWvd2w",
+	"yJtx2PybOkmitCub82snHtY0l8qER/OBvGNKcXcP7C6bOEPOlqMr3wQ1QzQ5+a1tyVHq4mlzLeQnq1Ua",
+	"afng1ZyupfVZc8beOZlsm/uX3ZtBlCmNfKJBVdxyTf1KrLmjfduNs3qvt1YrduFii7aEZtvBpjwuZSKu",
+	"DdFGs0dMhvZuIXbg1EgF9wy4670bm8xZ2ZpbkqDrrQPvnPoJinrZKuC0HZQ66pQpKyiiipFLKBBMY3lj",
+	"BsZPFq83IjQ9bVxS93xnLbCOpeM2LeynW7F8osXmbMa97Rn8Inj3Xtjjg6jiJXZY8MilVVi5Q3vgfHZw",
+	"Wy4WTnIN18N2a2dT7N+WQnsUMb3F8bjE9/8IHK1vJ/M9tJzoItsGkbO5bMpkfZh+vY+Nl8XfKrP8QWYq",
+	"mRN4h2hBUz2RJs+Umk1kwiBDYEPNZo2DTbGEUb3lgq0zXqwyRGxiTSjOgrMpBK0sjbfe15ILZwP+XPG0",
+	"FW6bJZtFefMqAnjFKlEa7wYmisWzv6VUIadTKmqUVtYb90io9YR0U3J6SsZ08K9//PO/JlJDgNeycazJ",
+	"QtRsHfIsdvUCOxuPs+84xuqHvXpFduCdD387LXDjhTgQ0PB9zAv451M6ZjXu7kVde939sUAGJUkkd0fj",
+	"wb3jmkuBYkMuICFp44+ezFvI0Fhc/OYC4GulqMss5ubVHdtaxbeDaLAz08hI1cQe8CH+/PuimLiQ2GF/",
+	"mWvDpi3ktrUzKIUWN/XZ8POUGRpTQ5tnjjkSS9smI2AK2/EqmZlITiuz1hkyg6AVM8HzvctU/UzXMvp1",
+	"Bmf33C/+Mut236erROaN2W15lSr7XjohgT9Hi8OrTqdYvVoqsmf4jRzvwEjYHdtKuyyo5dF4iBti3cQX",
+	"ZPcPtNEtm0N1NvUpWgmLx0xZzbBker2A6JghI4KNqeVJG0osw0yJAYSmQmODlCnIztzUUrhKmlOZmNE5",
+	"Jnsuz8o91S6F+Ig8fX58TJTMrJoJ8X3ESHLcOz65ICJLErTwCmkmXIyJHXfV3hzLbAjanX0Z4/IqPENk",
+	"zsp+3x3LrvvxT6NEUju5YrhuQMsD/ql+EBfkuJTyV8TcQ9hYltbuQ8MQ/cIujBG/KkaIkReLw/tOKpIy",
+	"mSYsICCL9MGXpl3Y2skpgY0g1FQSte3e91sXhE1TM29Y49VUscJM2ni6llZ74bRU51pHcC8mLLqVmblm",
+	"Wu+gJi34NjY56q7DQabqDUAraUHjMFdJ6tlanufSSdyUr/Gbxe0o9bQw6JLho8nDX7vSUuhsytQbOt5a",
+	"MLkdlOxfy2saZ8pH0K4ynG2wO4rFLOF3zGXZ1HlWFaPT9fele68YW9lKVJ5Qtc/ahQMdBUPzdnPBVYNe",
+	"F4KNUmzkAjxVXBBK5oyq7aNSt41lq4g+WwUBPUSI6ZTev8ZPMWDL/eNkQQYIWpngv2XMPbZstj4edels",
+	"Tek9n1qh8OTY/wcd4Y/HawNK62JJ3bRXHJJc+9jtoBRGgNKGPF8f0qb1BOLFed2F98uER5OlFP3r6x8I",
+	"RCcaSbjQhibJBaFJ4l6cLnpi841e65IttvbpaU0ssZGKjtlAz0W0dnUWkwdGMomZWkhyf6KJa9TOZULv",
+	"mJcJrYZzTtIsScAEbyT6fVEVeqLJRE5ZX7TD/3PUz46Pn0auebv18AOko/6fI9dPmBuUjEzdUDpEWjkB",
+	"mi2gTLh28A8BoSLuizTTExaTIY1uSVuwGXgHogkVYxaTEU+YDjz125Z+y6ShHdwAbmxrXhXtkW+ZNoSN",
+	"RlKZ875Y6Df26ZMA2mNHyw2xsqXVgdATzg1pxzI6civWm8adXl+0Fg9i6pLiV1H1NTYB+fOL1APfL9PJ",
+	"IpPG495MTwvSwT4CIG5wP7tZuiCKk3Zkp9t5sLDCCzLNtLHCfSH+P9GkOaiwRPRPd431W7G2OVN+hEvN",
+	"zCRca3rTe+2PxnF7/8XjBX7X3QzN61pF7njU+PQHi0xaF5SEM/0FYY88PtKOYd/lg7NJ1LdV3sGisbn8",
+	"4QdqP72ZLwogX60SQP4IWk5RqIzsbNuUBpDby2NvXtZ4p2QslxOyeYaJZpGqAwNzSUsuS+lf//hn2AmI",
+	"nlhF3t51G5ho3UjyLlZMtWBC29rvIWuySQ9zT5umeL1qNhjYVgxq5RVYofXSZBbXpNRkUBr74khXrNQC",
+	"sW3LrEufbUIp/vU150TzseBiTPAd0g5nE82iXQ5NPsB1p6aiSFSs+xSMn5VwGyfltIKWC+GvtQK/yLSR",
+	"U6beSWVospslot6aUMMF6qYFGaPfynjrBEznX13CpxkmjExpNOGCEfvSBcCGWbmPpvzo6tXly7evetM4",
+	"F2gTrk2P/MRm8Lb2RkgaxwwzUu7pNE1sp39tLcEA7epDiCEGQ6/zFSzgRt4bRf3cunbTMXxUCsPuTQDj",
+	"7+qURXzEo9KxKxZ7xFnSEKwqRyO0CjjMI3g1gFUqZk0ApEXXco5SFP2CgzqbUpEP9yJH3LMkEoDIbiRJ",
+	"qdIbkArsetHX0lo3nrA8J3lL3mG/3SjpGY7wEmXD57WDukcdaDfBwR/+0r18dvz18/VCEou5sip9pnjF",
+	"cmD/HSxf883u+HLM8MnpdgKB20TvIK8Mqm6tvgNS28WtuCpBI9/aZd/aLg45yOMfoKOx3nqX4YQ2c3f5",
+	"txcdX+VuKhOpW7jv373fcsFWp7uImN03BjhLNR9M+bDhuYxZssJLWBfWMsvtGE80gRwPAkBH8PP3795f",
+	"OAsNGSk5xRc0MVISmcTAX+i8Rxw65mwiNXykCVX27p5mCYQutiMpRnycKRYjL4IuOoRrMmEJBC9OqZ2I",
+	"oCJiAZEZ4AymCY3YlAkTkEwkTCOmKA5yTA2b0TmCgWGGq8PZITG7CwHZ6ft37y8vrweXb978/Mvg+vXb",
+	"928ub169HHz/7v31NyedcsijuJtauUnc8ZjTrp5aOs2HX59Qlm3kVIXNdG/7DapsZJFBU3e2foBn2/Kt",
+	"7ZO2ljONMZkhZaqEp3FO+i1522/Zte23YjkT5wTtWpiRgCatfqv2VlwOGpW34EUfK1ofL7pkcHc+CTe/",
+	"uvV6Le642SUcrjlcd43Ku22Ya20886ASi9qoFBez29Gg4ie5hJIMT6w0ppjWF14WwaBjjxnD1IIBCVKh",
+	"P3y9ajN+V6zCf//y4/WWE1+CSNhcHLwk/33980/kFzYkP1qd9eq7F+Q/n538Z6f2kK+M4mwEVHgDlrpX",
+	"luIe1PKICGfneepTKjVHo3HMhvYHKmKXIqW3jQd4rNSftQE0Pjur5tGI2e5YncPCObeRy3Hn+z4nlGSA",
+	"iKgguSsglKToSiXOWxp4KDiMPsCVfaIdQGJDwslqwba0+950tF2MpA/QWZGM7VciX7C1geyLoypRNE4a",
+	"QgbpmA3gLEH8/d8ybexiYZeZqL85seVdAn+EUXwLo1yZrB4v9McNsnZN5VhmO1oxK5jQG0I8Lw3gLVW3",
+	"V4zumueZJHVY7+qWsDumADnT6sSow1pNlLQNhInQqZUwCY91pz5BxXkVGz2AaxSuwtJatugWTHjFOugs",
+	"2XYZplTd1gcPLBwF92LdSXi77dnfOhPDOTF2z08rErI2SdhYlauRZ7Plk6hfkh0QIT4gDeuBYIg2BRpa",
+	"lWjUvBw7ZMdvm2/ZlGq5eJhds3Vj3QH5Ypxmq9R4+7hZm902n/5DMx92xFEoJhGU5tu0gHsHQvhADAT7",
+	"+RUbc23ULgrWUEpjP00HuwD0FV/n99+SygofEyaUTEBiQ3xLb4AGq8FF7jFI5sSDFuV1j9oaUbAmVE9Y",
+	"3KkV6IQ76hsiTtSsbmt5NkH96jTtwlLeAcw5WUg0kKNRwgXYcQvTSivHMKnlaz+VbvCt9zeePxiCzSYR",
+	"/gtBrTSy+gxBbxe4F2gE8lu7UrcnIJUo1AIuf2ml0ZXahDrhsZsIvIbIhIpyzeImTMUGBnTLMUdoNeUW",
+	"2/KjfR8Vn7jegGifbIdQw36rgyhzcVBUKX5HkwvnxrljBCMfn2g3d1R9NlAZDTe1IZy1lln2W8stjv8w",
+	"wDPmTkdpg5agZ2jcQDsLy1gioUTOBkUiKc2MHPhMnCKO0x+dmKUJwzSf0uHKKa/0W57WU/qtlPWz/Gvx",
+	"hVM8B6htwU+uCtQgr+vkSx2sJeYPz3XdVT2yLLMYxza3VYkV1WURC08Bi+UPQPOodAqQiUnSWw/yWR1r",
+	"3su60/Qu17D1ria5NabaEn0vuCvBcmf5nGWLHSIt0Y5IG3rrgAG3opdZkrogFP4PpngrvcSEayIdED4X",
+	"Q3kPpqEFiic0mdG5JmNmnMbHBBy/Sg81zHRjTL+fU/3CC4VbOeoaBckGmbA+GqlZQPs51buY5+IcBGAL",
+	"8KdMDKW8bUBzxIeEx6T9/asbcgRay5H7WbuQTm9TryXHre3wQeu+a1/t3lFlRw0+er8gP//YKlbnZd7G",
+	"H0HrjiYZ2ygov34zcnM/NtSwK3/mbLZ7IupgOB/kGsBGbCk/oTUsaStTqMuV2CLEvZRdUdP5tsax/ETX",
+	"tIV30GDLRLuyA7nO3GY1C7vgk9yn9cErnrf5UJu4GGhmWsXKLnW3PKeg/nAtrmh5++vOdTV95xEylh7P",
+	"ln/HY6ZWPhzAxj1w6tM66Jn9AxmUHX2FVajZZp+vVYkTNmEZrD9De8A6cQ6RLSyS1VO9jvby9tfP7nrp",
+	"SuOCG05Rai4J0I4MFYukiDjoFK6ARq0E/Y4pbdfqjRzzHV2uKdV6JlWNoPqOaqstupQRDlGHZk78vl9A",
+	"xJmSCYkmVNHIMFXUCW7/9P6NK9e0hLB8fLo9JjceyTpc7GfPt0dW94lNfuq1GwgwZVuLUyPq7PWrIxjq",
+	"9GxWz6qm9L5RvQFhyopW4OzbUMudcrEh210EVMDgVCvpA9GrpmjSXLJalg/ZaMSwLOw4kUOaEHg3t2x5",
+	"VLiAsERjlohb0856zxZGXDtno98KP5rqBjTv+A5WTkC020a0cWdrHYPJ260drZJDtpN7aEiFYE3J+RBG",
+	"4XLjkORzxQxXvVZkbw6iSyiWcsFF2Sj9lUaThVTaXLdcWKDi3UpHDcvlw+4+PHCQ68EypZcU4N3hmxtR",
+	"8vOkxYKAcuD8apntB8XkLc00x5xbB0vklnoXQnowH+IiJa3y67lG3ublp3cb9bo93asbrwGFqtF55+pC",
+	"f0RPv8dz3oGB7aBAuBiih4nMWId9jF3VL/uYa8MUuqoeKC3u+dP1ydEfkFTt0b0qQtfTjT71+F85szw9",
+	"LWWlP3/27OmzUkL6ycaGl9yP6YdXu9aFmerDOX6TZyBPjau7SgGEiMgRZJ04C1hvGpO2YhDoJtW8i1kL",
+	"d2wD8YaXPQ1NeTRu1jswX2+i25hG/AKvo4+84brxXv+4bWx6pWTfglSMFyMYPTBDnmty/eN79H4Jibbi",
+	"Urb4RCax7tWbHMAfrlgDWvdK68ImsQMYYD1uipRfHV8wAbDHwUpAyHeABOlwAgr8RzC42+8Xcr03VB4a",
+	"Uc9WT2czK3dZ8qiPTVhavPJGVYZRu0gVA0ZxkBoO5g5EpG+3qGxiz/5aI4NtsHZ8UPvrEYCkR1yMmYI6",
+	"XduY0m7ZvBkTrrmMYKW82OanpfRddcSlgayNKMUl3WXXEXtki53HzVu7+b7d2tFWEm8/JHe4RtvAIAUe",
+	"e/5RKsUKMZMlBBHeEIiyk822qCi7+Vo2JiAvm+O3jcvao2j/0CUq64ijnGVdB+bjQcR9WciK+ba8F+vP",
+	"3+5Z7I9UQXXi+FetoKaYPckjrrQpWzPb4TjVg8vhi9ilcxtJDEuSSuVjmlK1VUCNYnfydqsZ1+3tBLnb",
+	"OpZW2aRdWFsVPHVXstzAmL7Qz4rZuML5O2XMruZ7bhQV7rZ1gcC12As/C5DLIL8FJVZ80x84OGw7dDtW",
+	"1GFrrIKjsdwbwgvhdRdhCIzd0FumyyYkN496TtCU1bsVskN1R3fKzUac+MIY0cgteE1U5hs+YhCVyQVx",
+	"AI716oD2YAsLCUwpjVhXs5QqyEZDVkraIcT4lCsBe3wuh8JguQkkrFYvU1/pYlkBhdrp9Xt7iVEv4beM",
+	"KqbCDeBJyktWabuyWn7W9Rtn0Iq9Gx06AW/LA577FZbcSZs4BprDNByM1ws5hbC5XR1pymySw1cfZWUQ",
+	"knLLBXFIsPhhCetvO6uKh5OFQdStT5G+4lpfinVLE0njh6h7nDe0Yp9eMgxu3NLtMTdsUycEANLVa7K3",
+	"C3GZI/TSxrxezPMocmvMtxRiM1w0KfYeuBGvWIhdIr5cff8GVvKd7Rquh4eU6eGbYb2txJ/8GiiSoYM2",
+	"fHVDx6QNq1Kvamy5J83ivtushfJGVEjBI5oQ+xwxBClJGAWYFJ1QPamPY+N/Z4NtTt32MR71x8iJ+u40",
+	"lYaxXYCGO2RWaHTotXtMhayc6P3lQm5JkKtyJd2I397GXO16Y+wFYbIYmrzbmkuW9q3GeZ/Xj4ToWoet",
+	"zRI5q+YUlM408yxq882vyVedb7YX72rp9xLptuopLRBTA+Jt8IADC+AhHtuUtBcInXDdF9LJ0p0eCXu9",
+	"MCCh/QNhxzUbT+3cAoA6hW+YDvJQGbt2Q45AN9BGSd0M+oKSWNmBJMwYpgJCMTVV3jFFTp89I0DGRCpI",
+	"+zYTfPD1s2P3gCpGzo6P+yL0ELP2rYFR9I4pTZMQ4nICwgXgJ5D3N991v4Ix2Ya6ibTTBILAthQbAfY7",
+	"Yiz0BcyCRgY15U4BqVVAqSKSahks6yimhmpm9JFRlIveEGu2laSEr5+dbhQC5HdZMc3HuyqAK6+/d+9v",
+	"4PK78FEnhKZp4gIgjmRkmOliqPkS0sSzWiwsM5GVm+n7VzetwHazUljYmCEsXjJNs7EH316KTzRh93YD",
+	"7We1Fv8t4KEdj3STXEWWuGHb86IdzDzbL7kyg1WL+DZLDLdvEZRNC+lokypaXifYpM2ASMHI+6s34KLx",
+	"VqVtbs98od9RVRuO3HD5Bb4w0Ib9IGyHJ8BF+b/pEEZOvYLTiF94QObepqKN296KCXCTkwcLsqWnPdet",
+	"6sIJPmi5tpQMm/S1imTnh7RiNa6YvU1245sjJadbsiYjP0S4gQ6hkRUzqq7s/rnLhNHYpUTsiFz1A7bg",
+	"QFpg3IiJHVFlZSvtyqXWZnwWzK0pDGE1EeXUg1i8fjabUtN7vX2Qdq5Jb6J1g8y18duKbadeAaZ8E5v3",
+	"ElOv9FYJ7R5i4zdk+opBFGXc1NV7x/O5IKOEjyebtmtFsaY2r9+/9a46WPEncMNv5tRfDpCOS1ylMpfq",
+	"Ilb2oDBb+G2sO0k7FX7f1mv3AFGW5djKYvO3Luj7AcXbNwy2dDWyP5VgdRe/HdchINzka0kmVIOmJWcC",
+	"A8DrUXf2EH+OA6jE0S4OYLfo8tLM14eal3ftMQLOK6fkg8LOb5iackGTG+9u2fONq5jOprUAacxMmCoH",
+	"J8CbmlBB2D3arDwmWv3pqhayqjsqOFXfCrrKsDOZMgGKuOu13gCYDVMljYxkU4hg8QIxErCXFYrEQ3Dl",
+	"9BC7ErpE6MpzghCiPT+43t1Js7+oDnBPjBPWzTQLyNnTsq9bjsiQavb8LFMJaZ8+e06G3OhOj6xBip+x",
+	"oZbRLTODeuvpO7BTuCgSv6K/sOE1fORtdg4s1dV7O5rpI//u0e8VeIw/1hOqd2uVjtvSMKubE1RLjbkz",
+	"t/b471jgaOtjJ90pI22EuBWEUZVwe/rtMJ7YM69nTHUuiJy6qjeUCDYrn39nkmmdt45HX7HT6Ix2nw9P",
+	"4u4Zezrqfk3/M+o+i0+HJ+x49JQ+j6rWjednoDoapuwg/+evl93/H+3+/bj7dffX378Knp/98R+bVS/5",
+	"aG5erI/cRdpNNvX5LsW5r/HK+msK/bCNAf07IZUtuGyrQ1vw2lb8udBj3VF+D9b/j1PABFEZlvfplX1g",
+	"GTclHjmEeCwREiWMKpQbXEFbh4JZz94/nyopy1ujQSv+eIgomdf0Nlo1GO4VbMVa4QJb/rVp0q6VXfES",
+	"miT+IU8SFjdFSudgq64erZVOhwxgKobcsNiXEdOSjBbKEq4oR4tdmomS2XiyDe6CXlmoyz7H+1RqVuZf",
+	"H1rjlol4S8/uJlHoN5XybFBwzn5E4COiBU31RJoPCz5fE6XpHzej7zXVyf0FouZ9XV+4fLWhCipVMBGT",
+	"tpFEyBmZTXjCQCbctFQaNLPlcm+EBAhU5KAAt0UAqNLRQqxoZRXLOWbrwuxLUy2QB4tiuaXzvkCnSzTU",
+	"yDWW8ObsVkD8mdQNmfPv9WNCeW5WXL0p7MC/lifkItD5hnaNdx4IDmwabbBZkG/saVXUSFWpMuDwUNGu",
+	"sVmi6CrY0PXmC3fhXkbb5mnVFL7nYyEVoCjEGTrtWBVcoQ5VIWgJOcAaLLXnRLGI8TsWb5SN7F5dXVje",
+	"T9kYNk23Tn3cgl/Qoof6esVA6RsnZjfneCP8x6C+FNOxr8RdwFgCYF/FxN1ki/RTCFo59/Ad+QFVp7Ji",
+	"wV9iheOtAexxCE1pYLtEr6/EbXQQel0eE7TP28sewczcUHqtlTUBt2FAayrgwOOF3V1eg0SOtxWw/eFv",
+	"CvRxM936eqxirBS4iDqLIsbiEsTKptytgHAsrXC5/Lg/HssjX4i2ssu0wfHcQex3tbv59opOThPrI65W",
+	"L1ZpCCvmuGPlvp0AWtcYsL16OSjqM1RpcUpFRhOo0mNPjFVK27lOSkeGKXJ6BtIs2M7wVHkSbYhTfCiV",
+	"tA4OjYvxQPPaYhI34BVS2iyMksD7hToIVKL15nXXd5PHlwnV2wOKbak3nuyCgbWJX3RZ2kUHaXkZq7u3",
+	"I+bVAh3sYPr31pDtD1CpnuVKDb3oYdUM8uNY5rdK3nHNpeBi3KvDnW16oYCUbXihhEi75pWiLZdo0SsB",
+	"5w5mVAmHlOueNgHpusc1gLoO9lbnz3IJs+7MuvW6zlOBtrIUN5cdBevug5UebczQQe04U9zMr+15cqH0",
+	"YOC8zGqjLQVBW6X3lLhC9U4LeaLJz69fviBc6wwjHF3OVdclwXhUdCWnfRG++/n6hkDFzruTI5qZyZF/",
+	"HV4LSRvDJXwZKN9NgIX9qSFh5eu/zW512An6AmMoHXwauXz3erHgb4+89dVDy8l+kSFcQKCW4xforzET",
+	"xlVf5Ok/9134a9iB6Eph5TciXQKtdmXo8pcI1yS0ApVCSgkxiBIIGBQOtCfnmzMxJi3Zp19Iectr2L59",
+	"7WeIK7umU3bNDfvm2igeGeI+dPbwCL7H1CWAeyuv2AXRzORFtvhYdLmfBkSn2Y6wAe/BPm+hi2rgeinG",
+	"TVMOWc9/QBHBkaw/2Vevrm9IHmnqjs/3795Tek1+uLl5RyZSmx65mXANsQ529WBwqCPbD1RmJud9EWLT",
+	"+sjKrmMmenoSkjETVvFl+NH30kFeEVj/EY0YAgtbLk+46IvQdqeP7GLCutCU92xbYxkGOQaxfQcKymgn",
+	"qqN2jRav8L5rV/LvYd+KVEyAU4eawpQUs4hjcUKAhY9okkC5wNqCtZ1eX/TFCyksB4bMMgC3oGmazMEu",
+	"Ve3/vC/+RF7Bb7n+FVkFjGkS/qX7oqib2n39MjyH2eRREIjNBvobN1CEqi9IQdfUkKmd+MnpV2VPItjJ",
+	"wsJJ1Bucd38NAyLNhKkZtwoggZNB3r9//bIHA4R6siTTDEhrKOM50ROasoCElbqt4YXLTddEz7iJJpaq",
+	"QtBgenaXwx65FHM7ynwFEGofHGTk7OkJCV3Y08BIOUioGrMQp1gOyUos4dvddS/bFtm91SHI8zPyI/8W",
+	"hu28JXa83IVfQy22dvgCw4y79oo8rwQR/01LYdlzvnjkLf+WDGHMPui4fXbylIQpnUNUZTHOTi/fSuyY",
+	"61IlPDqmXGjM6ITWZJRBnYkhG0nFwHEyoSJOmCIqE/qcZOJWwCWhyExJMe5GVDMs+asDkltRiCutEthW",
+	"4UWkjwAPiCYyM9qeYCqIlQUCkoC7A8u3oZymAzKlif07i3GR7DMXiG7bdbHoGMFOwqUSyyEyWrfXMMaQ",
+	"CDq1FyCGPbEk9uuD15xtlmsr5Y4T1oUtNezekLaQBOLghcwD86WqxuV3l8EtO67GJzRrDyAIWERD7iWG",
+	"q58TjFYPG6pNw6mx96al3Qh2LT+nGvJvSWgfS8X/juRL0JnoqliWb1YMCAgvCCVTru0kAzylYNgCvUWq",
+	"MXB0S69ck7PjE1xESykkRDeh+zYM/A+ugZBIZdtzv7qdCmEG4V+6DjTNMg2iWcIi42qfYkyNx6Mjl/k9",
+	"aRmGkBi0AeEooFtZcofcAuLYjkMNtbOCU0fkKMDBn5FQSDOAyqwhaeOlenb8NCAaSneRWMKXCaO3HaRP",
+	"e3gTPoVMa2CQKVOWyyjStn9zMBeuqqR3jSGWCLE82910cIvbIWKedJRQrUnb8vuATDNDDQvg9c6FY7/Q",
+	"J4uXWC4s6F+6dlxv7Ctd+NOuffnHKzal3Ep2IRDJwjPNDGy6T86QgrmDfnb6NQnt3TZw/XuauWJGzbuX",
+	"VmkNa44gTMHSUeks2pOWGtv365hNUwngit0f2Tw8h76NmueSD9F0CmOwIhRkuFj+rViaWNKAFxDdsyhk",
+	"E+at2inZF1l8bi9uFnYu8jZtg8BzIOXOHR5oHGZ7SkJeDG5wy+YDxeyauPWBMYJrxuQasOOcsJmZ0Hiy",
+	"vq425N4ZcDHAAM0Q7tz8HrcHhVF79+R3DFQnAOEjxONj95SWV9n+4FVMPNlh0BehQ10Gizu84gRY90uv",
+	"JCUu9wo3v6MXd2oB/74vYAXtZ40CthWARS74CsZin7YOQy8y1+0/XXAsjNgnsF8gROvZ8VMrvOpsNOIR",
+	"pvuj5AvkXRFr7TWrHPiAF75duHNfQLAl+Hnq4YaropHrNW974LWZsHOONNjHikKmiw4Peyz92rqfgJhR",
+	"hrt897prl2FKBR1DQWcngmfTKVVzV6m0y0UA3EMHyMKieaVdAu3m9afy6GEnvPobJU2oQJ0MQeVadc/t",
+	"kFpB644pRFhvnfSOe8cQYpkyQVPeOm897Z30jluY1QF6WS64Q82F0h5CQTNUJfPT8zq22pp98w3X5rL0",
+	"MuSt0CkzEIz9199Ryv8tY5CH54T83P6B1+DaklN5+3mdsvp2gXVVms3jVJ8dl9ADT9dnudd34Eya5R4W",
+	"q9gvKsu/giMLWBcs5enxcSmXDLT6BQkP1PctFwYsv6AcLcOFpHQM3KW0p71WJR9hUZZv6td9crT0PvR8",
+	"hjOr+zBfgaNvaTmZ5ez4ZP0n7wV1Yg2L8aOn6z/6TqohRtTaL06/Xv/FjZRvqfCYFACr/2yTGb22nETQ",
+	"BA0eOdGXiKLwwuTCi8sCTeZWPdYoBQg2s3I53DVA4nSsC2SoX4OWu0Na560qp4eMRwcy0ioxNhhRI10v",
+	"BkcejaSKWNfZsxwqRZmS65aheKV0GF+/xKycX4NW6gBAq5zjO9vTFXZUfLbMO9b0WJIuwDbwOKRWR2bV",
+	"SJUAAjtwIR3qdYnYaqSXdfRW98kfwZdPtsdn67/4SZrvrFSPH2xA5y+kGCUcLdJnp6ebTCRV0upOgPf4",
+	"kdiJoxZCxbzIQyiO3AWIrJxpUrVluyLoXSeWaivSmSy6LU6nlT33xm2ymJuu8/HWyhAgPti33sjxZrJD",
+	"udRI7S0MuDFLJuv6xmhkpHq4tpCJbdVSTQw3VWOAlLNvlws8ovwY5JcI5FrMiyKPdYPKY2i87/khxnYO",
+	"JowojzEqQotAbrdi65AqK4cTq2MYTZiI146weRdq5aql8b0WUZJpQECQM9D1MhGT9tV3L8jTp0+/blwi",
+	"dHyWu94MPWUp/vje95+l6Rb9Z8JAENT2/W8pAp8cl2XgZ5vIwHW+o9yzn7tnFLvjMtN5SPDnIDk7nrOJ",
+	"3Ix1rQ4i8yPccRRdInBvkESOq0JxgMacEU+wXpCICSV4sPZ+gx2xe49IP67zq1oyPzv56pi8uP6zh3ly",
+	"MVhKzhbngTggLC5g/GJq6JBq1iM37N6QiCUJemf6ghKdgn9owpghM5klMVGZINTe5nZWWUJJO/wmDEj4",
+	"v+0fXfvHf4UBMXQYoPnQHmXFTKZEh1DF+iJVbMTvmUNRCJ+EPXKZp0ZgiEph+HIIMUOpnKU2kkKgtRtt",
+	"HdVL/RUs1b/1tf7gd/EDX50PexE+4LW2nukbdm+OIn1XZfaL7dSqaLWc3LvbXnINlRV4XURXSI2h0WQK",
+	"ZdZHPAE0jG/6LeQP6GB5f/PCkjFD50ov0nf9VlhZgeVAisM18vDXyE1+g+B+e2QDuDTQ3xRY5vni+s8l",
+	"TtwGp0F+t2hXH1i74mF7uFtwdEe/+zjRP47A7VBjeVnEJHO6nczMUN7jLHO4YaDFMpjfeTkQtQjcwTrz",
+	"zTxodeJZo2kHjMLgM8JaqZ+yTadS03UFxyCAOEBmVOfxDLgD/24y4db2mMehfvvB040WIK/aUeUY7zJj",
+	"RallqgIgPmIkcdF9WL/AbtkcnWZ6wuzZgHqWWPOWxCzOUkaGc9eEr3GwBw4CxWrW+2d+gtc29sxUZYAi",
+	"zlZJcN61glYelClHo4QLBhnfHJ1mEabumIa6o43CR16XqY4jPT97ZPXQLp1dNoiybeANsPoHtXDv9zmG",
+	"5UD9IVBW0JWCMTsPQ1hNl1m55NrD3GSwIt/KeP5gR7WuLNwf1Rhde9X/sUQtJw82BOx6nDuv6wjGD9NK",
+	"Wjkr6RxcIztfxdt6Ok6ebkS4b6gas8/NNYJHi1BgEhcuGHMhYBUgowTqnWQopbGnNcWAliLgPZmTCVNs",
+	"rxf20e/2f1bgdwlYDBOQF3mPvUIfjvNUaP+sxoCFV/aBIg/OygegSHuWHD06F+SdvMUw4ogpVxia6QsM",
+	"oEN6EINMQ6AXT+y3tfUWPd7rg9z5WxGVpcQ8sGEdYR+VxeEVRP5KxLbdtxXh+RMOgvBi8SqROHBxvAdO",
+	"cuAkD8FJMoWh1cBLrCqe0AjCLEm7RGXkX////9sdvAtCieaJfQO/mTBBxhLKuo4wkr8ULKpnjKWdHnmF",
+	"Cj43mAtBENcB4mMnvnT9R+Y6QSvNarSUa0OV+QLZCBektMEHdnJgJx/uGqC3rGAmMoPMkhJDsUykdOY6",
+	"F5UybBJMv7eMpURlQnAxhjQgwWYQwM81NhX3yDUz5hG4yVoxJFVyuEMo5yLXqTWOvLNt70k/eTheA6O8",
+	"YjpLau14OXwbrBTRdEbaVJBMKEajiT2qeFS4hqwQ20yAKUaCQDbZwYTxiN6Ez4XNvJiw6BaMlVyQk2Pi",
+	"8mw943miyfX1DwU4JSaYap+qBA+HVAi2t7AWma5xG/yc1jgMlpP1C+2MC58exeKAlIEWEOnYR5smUowh",
+	"toQ6TGSuMSK1MTzPPhxARMpgykWGePF14W3Pgkolw6/Wxbftk+38nOo/czZrEnBkqskdZ7OD9+CT9Afe",
+	"VEEnJowmZnKODp+gIhK04XgGC1HXncB7EYc0uk3kGGPVxizwTkb0/Qe525AkdBwQDw+CsM0OcA7uGzSY",
+	"WEL7LWOZwwzfA2PwIzhy6M8beBff4SfX/oN9ZIBV+7jGjw9pYLWrs0lIq9/dA//ZuyzgNidf8k2SwTJN",
+	"2gBmj9xikPOCzuNkiZVrRDSmbbzzL+3zZBdVLhpuUj/UPZ3kL9ypjikkkMXtqqmVi5uMEzmkSanGyYPY",
+	"v2pNWL4i+KfqZV8qWb6Ri/2hCWElEZS2ULBZsWsH5fTgX/8gVnHNUHUtswPIJy+xj33dRCoTQylvNxBD",
+	"r/ybe6RC18eq+8gP+HAfPY6a5tebtDUmpICAFcvIH53eNO6g+SVmY0VjgE3SxFWEJs4CszdRCoW8Dc7v",
+	"jXtxI/XJl3urjd6uKZty0JRKnidX0GwDNclt3kFL+jTJH3dnMbduOHeFzxXRSTYmbZ0N8XB1XAKhh6Qj",
+	"DoUVrDML4SZ6zwzh6Pc84+2P1czhe+Z4Q+txCOMlM5QnTfdbUdDykPjw+Sc+XPqimlg4EMkhIMNMicBe",
+	"rVBWzyGP6aAgnEViQSgrlAZdMcsHs1FuqxHiKW4O1aohwCOEYdbbe0oXOit8pQvpg8tQeIRr4vVH0gbc",
+	"ymVAOo9LVoW1I7YT3ReAz0xCOpWZcHVwQiwIPWTkpNc7Of6fk2PXtntJZmYgRwNFxRhg1kKEsA/JSffZ",
+	"8XFflKBY2w1YmvYrX6InXMRnth/1Rf58MOV6Sk00CTs9cily0FB36hCasS6FGPjRC9iVnPl9koaB0kA/",
+	"UvT9Gyg89koY1WgfcLXJrMyLh+cQ5/sph9N8UaaED76jvleWVVDPM5BVkzYlmK19lx9vGv8t02bKhOkE",
+	"mADMahKEcnz+/clz6+3nC1rfY5jSl8pGrxTwnuh9W9YPst7HcGrnBjsXkjKlcyssFAXIAeXYe6ZykN6m",
+	"yuefiIzX4FUAKrtmplLB/OBg2KDK+xrWUOdbOPCFRb6w/TX+eTCSn52Cl9/JXVf+w6omiFvMtb+uQYtA",
+	"tjMQ0gzcLem+sG/nyMoz26ZlTZ1HtL3kd/XR77dsvjIjz0Fb6H0wlE+GqomQswNlfxk3/hWbyjtWvcC9",
+	"deaiorkj7eEBgNPGNAaufxL3e7CMgFP1PNZg3tyy+UPC3WzEShQbZa4W9F6sSFfYvlOBwNEFGKEh/hAS",
+	"V07ORx57uP0eDmww4yKWs0FM5zok7bPT074Iq4+wTA0aebBGxlQqhtG6XJOEjXxVpelCA/ildgXNwg4R",
+	"svwxYoKitb0N1RcWvnMPw3OiUyZMXzg9z1UowLftGe/0/HwHYM8YcKzl4ooy4aMLWAKZGcJd2DW4CPqi",
+	"aCdfRaoYgWIYzn8gBXPdeYMJU+7lHvlZJPP8y4gKMmS+UTDj2ZnZa47mC9Eja4x/PfJW3vlKNFMp2Byi",
+	"RvuinKXm4jKLigaucFUeMWpP/xNN/iaHjeY0PD6fgTkNB/qRzGm+86aMEXA6F8cDfcgHi9rBovY5yQWR",
+	"VLErAyRiy9E9S2sjA/LlyDuEi6r8gLa2R7SvQc2U9Ya09/DaRsETvup8rTBw+uxs4+iJB8UsrYmI99Bb",
+	"OdyWzuzlGG8FrPVvGeJhT8MmAR5wuA7hHZ8klwKKXo6WXwr2AHKuRnk42wMVsQun3zNOmHcCUsPsqD91",
+	"X6Ub5kcSsHICbZKusMqBR1wEHGGskevQqF0l2YOV4uNLSZ8HJ8EjTyhWb+SicCa2oZSzS+DHKIs5nC+y",
+	"tqSc841wjQxoXyZLuKGOfrf/2yhUzPGf/V+vq8PE7HgPBPqlBIkB3eCBd7ewiwSb8FQHVQWhHFPpI8j2",
+	"GF+57VVrj25zbNgCtR05gXt7i16lm5ViwzV28XByw74J/0Dyjwqt83nwCHeK3R174eQ1ANdEC6uvOOwL",
+	"nnAFpYQ8aESP/CQNmctMaZaMEGIFAPipNgs1Ukn77PjrziPdt0eZeAQe8N53cuACh4v/U7ITcgGA8ISS",
+	"3PSU7/ADU98GBYfX1hpeQyiu7rw9UUsuRXDslCPaucOngQVoBqf5DAoZf7lF3A7ljz9rBrWqXjKUgcNI",
+	"Q5d/Qtp/6ToK7r5+uQIJw/aaGbbAkirl8yssSTEal217y0fIKCo0FgIj0YRFt7pe52mfHZ8uFLT3fu1O",
+	"4AoK3bG+KOFmRTTV4GF2Vi83V6sx5RFUp1+Xi+oPIpoOAJ4O/fRYJA583zRJmCITqj2K2C2bO6e01pOF",
+	"nJKAaEFTPZGuQtL1j+9Jqjiqbn0BUIb4pDRcKQglI8UcLF7bwTfbMdGIm3nY6ZFqMWTLQJXRECng8MHC",
+	"iypA2FTeAUA7qS8nh+abD6gTXeX7n4YtdnFSH8sYu7Ks9ZXfMczvQnDLg5sbP9rAQ+ywf678dh7c44+P",
+	"Hw3teCh6QK2wjM65tas3zIdcImX5tUGuXSy43yjnfs9Mhdt9EkXtDzLTpyczWdmkfDmj2IRiwBNdTeOw",
+	"4gCNLD2SGEz32ldayNH6V559+38mDNRtiOvlp60u5eLs1Zpjm8nmyGEtbm+QqemyOdSyVB6f0MTOcV6C",
+	"MV3Ac76AYBoYVkykykvJISo0CElcQCrtAPTJAUiUUGs07C0JPK7W/wdIPI9qEtqCiQREyFmxjAdZ4oDp",
+	"/gBXPFCLVXlKvNAVaoQuIIxAM0XA2+uDQ+IpF50Lq3ag/gGYq6WDuSM33EEQODJMTbmgSRcM5ntmbCZT",
+	"QhNKTp897w658RWwgDsRadXYkVTk6fEx0QEZ2gNkl6akX4JuWiHrvmjHMsqn0ZvGnR75OWWChN+/uiFH",
+	"M50/W5x7aFVKVKbxBTKmhs3ovC/g2tLZMFXSyEgmmoTjNKNU9/KO7k4CMmRUMdXDGswwGSzAHIJ3P7x0",
+	"pAY9npNv4e2+WH49D3kvsh7tUy8qvr9648K/jTNzk9lEFqDXS0sypXMy5ZgC9ZSEfsyQBSVngqmwc7Fw",
+	"aK14am+UPAXTnlhvEkCwhIu+kFDBhOax8U6I9RdNaX0hEh2ehqiWuxnpvN5ZxM7twEHdRx+LNlIxjaXQ",
+	"uNFkQvWk1xd9gYiR2IJMwa9TbJpDN80hzHlM2qH7ESL0vcANUOfOSGBF8r64ZSy1beVNTKRmZKjkDNYY",
+	"6u/OqM8sYwiMLOyKYNJCX7Tzxe3lD31Gg7Y/xBogNCQg+E8Z4SbArXFbTQ2pDBYMIL4XyIM5910DlGuk",
+	"GC6jcndOj/zi8g0oGcp4DkfPpyCUm+6gpaa6ioLN/Ox75DJfCBgX2tyhK3SgORx5RyXQSV/AxucnzPcH",
+	"34ZkkTb/l4ei7TRbW27c6zfAkD7A4LIn80llfCXbyT5tJdU1acqmsw8PutIhNG0zF9tbQB8kVuZIWDcr",
+	"Mb6ctSKvsNzPXhbI65uUvr1YMFLevWXzNW65d69/tO/sU8+ALlZBV9hRHnA3HwdJIjcyXL57jXgSbYjw",
+	"koLpToEcwRWB86UDwu5TruYBwUCRiKYYFka1sdJU+eRiyseG8nZDgHb1dFwzJ7PesjmhukEqJOOUDv71",
+	"j3+GPfIaxCpt3y1JvlxoHmMVS0dIVhpL5kEBvYyzJe1QMRqHQVkc0/afVryiY2b/6vJkwgtCyZRrsCvA",
+	"54Rre6U/XXAlwbNCTJUeRquLYTHlVHr8RcnMMMDketoXYWmhKl4gDLDmBjfIin4K5Y07eWslm8vSjoE6",
+	"oMkMXE5lb3khBruVAGQR/DBliry/eUFiOnceMvi96scCibAkhqJUmEuh1z9cdk+fPe+Rd0ymCYMYXSsX",
+	"WfE8n1Yyhw9W+JCAhbT26tGBLj6SNweHELtpNnPJ0nFlkWL/fnCOB/FjITI+ZUpLK204dk7aoWeGnYA4",
+	"tA4jwaK5aGb2+JAXJa1ya3Zewj5snY9ootlGUUNONgHwjvUVtS1Hy3nAo9TURh56MHMeSsQ9SDweFNGu",
+	"o0EvhYE9UxuZajKT6taKFA4MghI0hTyYoLWqNpy9Z9yQnmjC42aQDsye3QtOR2YmR3+bragd8D0z75y8",
+	"8d+//Hi9T+UF2l9xIWtmSPvV9emz5yhMl+TnWx539nNBf9rHnkWZ4mbeOv/rr4vKx39f//wT+YUNyY9s",
+	"TrA8BTXkjik+4i5mqYRJa+8k5/l0AeltzdQdRDpFkcyEWUCcysxkQWvOhgmPqjePPV2JHEsEnmsytluC",
+	"1c52OFJMT7w678Lg0VroLJuRlLecuQKkCJRrtX50PvaFk8gLI26lDiloU1HCqNKlxnrkJ1mZPBEA8HJh",
+	"uUhfaLCuNulDAFPiJG2ZGWKkPM/tkO2z4xMSQpsD59sMO33hJ2bFgIDMJkxZfYnMZJbEBEzbM64ZMKcl",
+	"zcPqGjhIrNcgme4LO0nY2bkdDR8LqVhcJ+K/wc3Y9mK/wn15Acu1N3slDm6lobJGfrjO1/6TkdC/MEm4",
+	"gcm4m3aZbnMiqzxztLYTD5E8jo5yQal0V1WPwvdM2MPOwFOCMfmQbvPuxxevPOdTAVHMZeYhRhP4TJgg",
+	"rnAqOjYUi7myAjsyIG9vlPWJrj0S+g8GmeIFwDiKIejPmEhtnmgSSTHi40yxmPhvyPur17oWkshP+efX",
+	"L1+sqzX7C/CR+kRczURcncqQuuq7JJIxy2EAGsPay/NbKYzYC4Wa1nkLXyzDhhyffbU++P0pBg0uXhJu",
+	"pZp24IkmtMye88LBC0zhjQ/DOK8Txxpbe3/1BherOFYgh8DaRRMrYQpMCWhciCUoko/IoB4vAqGBd1wb",
+	"quBetge7DFawI29g9xhs1CxmvMAiskgEuIttq4R3AuI/9jJBzAr39gLr8OITUnRFZgAK4mOhC983F+eE",
+	"VgEZHPxc8VIegtYXtgWXwuLtBYEVbv4muSgH0zvHtrjjzqXOlcuvJzcFw+2LXAaiiZYgPVsVR5CJMenP",
+	"YJG9plN2zQ375tooHhkvXBWmjPJKB32hJaE5B4mk0DJhgPAG9f6XloQLMmVTqZpNjq/c0ttj8ALL5O9D",
+	"svDdbI8bvI5GrKjc+rTtA/8e0sh3XHA9eRiW4g19VnfhopmnQKTLbMIwbMPBbYa2iZ5vYgBNDJiwE4hB",
+	"WbCn7aIk5qPnYcSoyRQbxFy7VyEkRlGMdJlQQc6Oz1yIhcwMxLLEMsqmTPjkA2503y8XT+z1yCHLBWlO",
+	"WjHAGC7GmDpMnWG7NsLhnRv/G1iB/VBlpY8DaX6xpHntsGLgUrV3HpQeg2wZqvVMqpi0c9s60AsZKyrM",
+	"jgYHZ7coxQnWEu8lWTBwPNEkjBLwIrr4Jm9FBARUDCpAktFkmM0tAU2kMt2E31kChJvP37rtk2dWoeh4",
+	"08BwXrG4kHZIIyPVwEqFIfmGhG4wAzeYMCChj0PgcRj0RYiuzcAymNh+YtB+iEYNJ5jECBjgpGTghFzr",
+	"DMUMoIgLmA3Yz6hifUGNiz9ctAiGPQIeYb7C+EGWIwTLJYz6AtczIJTMlLSMx9tnpHIGjdgtqVPVPPvz",
+	"mwK4CDRJyNnxCfhnMUAc2w3xSNldmjKt6RhNORVt9JxQfetwmht9nte4+D6Qaz+1C4ouPlL5guoQsJMv",
+	"OETr34O5vgBK6EaKgUpME43ME4OhFnkcxjl6DuktuxCLvAmvrXdCLnFgODxHjgybOfDNkuUoklZDW7T7",
+	"BoWMBb9MqCZCChYUby4YmcjlQsNgMwBG6GyzmrQLo23geVHgrcw+vBQjS4csoplmCAZbanVGNaJimxmP",
+	"WAeji0+KWFaMLT3PwdJytPhFnys0ulsY6eOYZl0vK22zn6ZQ9u/BBbyCu3RELRcQbOYu/60FKhd+deQy",
+	"9Bstrzcl6HqHuq6zqffALgAj55jgbQzSohhPH5NIJtlUuMD3YaZEXyhq6lqcyEwlc5eKX6ToL/YHNMJi",
+	"0kbprVOJx7ogIWKv5fHvIIP4H20XOiSazslEzkgiHfq8n2ZCtRULjcMWULm5WTEisiRBpuVy32A2Gifm",
+	"6z76aeGiPNE58ynccn2RlycoqkmOyhk6Pn7eLWmdiPM9M99iI9+6XdyjjLHQU4N04dbwEIf6yHGo7tBU",
+	"atiS/OTiwS/ziFqU8uboB/96HQfBU74yProo0oll/jaAKT9gAG1e/XQT/B/PRg5o358LLftaA01APw9I",
+	"wpnVsFdS8Ht440C5D0a5sKCbgfTbvygoWnEg38+HfCv7RtrSbqkViYvcJXD2KSo6j0fjR5G+axT1r757",
+	"Qc5OvjomL67/7FJZCZ4couQsHyROyZcg0EYxOi1Bm5KYGjqkmtmPyHDeF/b/TiGYsCQms4mEQlY37N6Q",
+	"iCWJq8ZKiU4Vo7GeMOZjplQmCNWEWtl4miWUtAFQi4uxy5AOvwkDEv5v+0fX/vFfYUAMHVqJO6JKcdwE",
+	"kynRAQE+VWzE732mRvgk7JFLAKzIFCN0ZJhCDzD6dodzwzSZMcUIBosNpTLemwwJsgDrAN7T1I6LJmTE",
+	"E1BsXAUxrg11+lpfUGJPVsIMBJDU+01TqZDdvrj+83qB3rB743e14DyLnKwBrLSZs7zAHrovucZC03WB",
+	"FSE1hkaTKRPmAqZtWe03/RY03HUWZFfrPkYrsvsVE2IMwx97kb7rt8IKb95fUMWBc5XNC5DWXj4JDTg6",
+	"lgpfXP+5IPgHZlMTRhP4rok5ZUK7WiiKjblG9R+/QlRCwoWlQTvsxLMvcOMQw6dMZqZHTo+PQXkHawH4",
+	"qC7Is+OnRNCpVeUZjSYevAabzH25PfIW/RCeri0JUi6wUp+zzzbo6D/AIPepm7seaugc9zdmgF4rormD",
+	"IFjKyngY4nKHcc9zurSyMdUG3EOlqYHbfLYP38bKWMkUjtiE+cOY1+wphlamFZnqtcY5IWO2OuP4J3hj",
+	"j0fKdrAq2xiGeDDzbAfWYxdulFjpBv0LShPNIEK8LSShcayY1kwHhI4Zwp+4M+Uwyy4IE0oC80S7DjPg",
+	"aIXNIHLKjWFVh89OYGaVk2j4iG8CTf1T5c01Ea0QX5MJ2x3kTDcpbfhKnWAwlDJhVHxhINLPzx5XCy1v",
+	"2ibKaOU4HJTRT18ZrWzYYvm4PBbWUSL4jMvco0r9D8JDjqwCxhQTEVuZmlY5maVPHosYSl023ICliRzu",
+	"wUc+1tGECsGSxT14gHMbtNKs5kRerzqRn2S5w5Wn+fFCkz45ojqEjD563jZAp1eNCjUETNpYyzRlitxy",
+	"EV8QCv+HkGYBNkZt6FwTKTofTOxNkArVuwpYQinKqcoT3lJ1W5F6r1BW/STZgR2sHd9HilAsum+qLP+D",
+	"nJEpFfOqyOKghuMDM/hCEN+ouq1ygup2gxzaxkRATcb8jokA08CTxyJ6NHA2GiIvSQg2d3bHhOniyyE6",
+	"MBx7Spk4R1tiuWGXsQGfkbD8JETQz74IOeaRIDTRb5lli0Rk06GDnUVs0Jga6iOMyuwHcAEs04zkdGo7",
+	"SbhgaIrqi5NnDgBDO2ypVMl77kMyo0QC/hY3PXJVAhg1ExK+odp0X8FkX78MSdsliekngIkqzLXMVMQg",
+	"XZ1wQ4aAWMWS0YUPegoTqs0A5g3h96AQk5wDdhCZFCrue2gtpSDwfsqoQJR2p7AYHy0KYGsGEuM89Cjj",
+	"Lp+GORO1K72C0yg37CYt5IxIgZFb7guG8F5MLGe8leDBiixA3Rd5ZbCLCjQrWJ9L4Xp1puFr6HQru8kN",
+	"EIY3OAB6HB4ot4AF1AhyvsLuUNnGap39ezpNE/vO2eliWq8djrHE3zpv/c9fj7tf//q//6NVW3x/IXUf",
+	"8kC0N4vGTAUQ3YbR/c7fF1GAN4D0RdNkL6kcnoce96+budfKpL6Dnw13CD8/2Ew+M5sJsJrAnuVrpu6Y",
+	"6l7bzQRC0g9vKkmxZI4+AveTzEzXRZyvSH92aceUuI/zEPd2yAU33PYadnLc8lIm/EQCZqHvK/AACYiR",
+	"bm8hgP0O/9ItCandH9k8RIhEFB5J++z4mISl7IGFUlvnfUGJYkbNC4uTtgzils2J7y3/0Y8esCbcyFxV",
+	"rSkkOgACQ8IZBgBwQUK/ar0pFwMj0ywdTLmQKuz1Ss/ofeUZVAbrixBbHcjMDORooKy0WVqtPKTX4z6U",
+	"43pJTQyva9X/ACDkOktTqUwO9FgOqI4UiyHbW1ZTTotdwmyGvpix4UTKW6LA4+RwfnB2zflPL9wKXrtj",
+	"9IlqJ7WD/VgwkgtL1sDV/dm04ov2AKsFnMgB9e7xVJ8vGfXO4WkQI9NuljYFZ+Rl502ZLRQoNqWLyjPE",
+	"DwnWKK6pTBs5ZaprWRJN6m6rWq7kPnsHXxW8aW/mh/oOm2yQ8BLcfQe7/t4P+KXVU299YvPiyX2iiTuA",
+	"flt8IYwFElh/xPG9LYoy56fc3bxr8h3pDJMYuSbDbDRy6UmGTKV28SEIEwUvgXe647EdSHhtFE9Z95qP",
+	"BaBFhH2RJ34P2UgqRqiYY8YR11Z7drW2ZoobA8nQHkU7IFOajKSasjjwydna0IT1RRvj7bC8TScgo8z2",
+	"1Y0t0ZPKQ0LtIe7YHqaZgecxs6KwmmMy5HFfhG5dBtqPOofC65FXNJo4zYfHoCkD9TJXZKdtJcJyi6fH",
+	"x07kq5QW61yAYMsLWdBJTBoLt/gg+SlVriytlx9DL1lh8hebwjrn4qDjmIPiLS4QFbBU7hYr1KDYabXX",
+	"XBjkekpNNHHdckNCDBsbgA0g4gmz7WnDaIxC9WL3+XsD/NCuGCyW1SirGI5oWnGlbqAELWT3R7dCzmD6",
+	"DiLEYQOSS29k8nnCvp6KPTe+TQeinjKB9VXOjs8ABKgse4LMzsGs0yM/SYP5RHByWYx4JfnOe4PUmBqG",
+	"Mq497X2Rjx1OrF1EOCC2oTzrF5JngUZKwCekHd53FZ117Sthx9XpKfqTd87YA3QHYbpWmraHhLng5Fr0",
+	"E9yAXxxFrzG3mG8wXDUT/B6pI7g7cb9N2D354e3li+71D5enz57j4ybryyJ5N8V/nB1//bzBTLGb0L0S",
+	"CQ2OSVAgTMCa2nOar2mvMJrI4d9Y9Oh+A7dRl9FtbSRgFLEUeJdjLgGJM+wKzpqjic6nY3XZFtF5W2H4",
+	"4YDcbupvY2QtOedu48nOM1xjdpe/3Vl/J5fQBzytuzNVvocdwvrK8LN3/qUPrda0p4PsulkVUunn+eCn",
+	"1SqNV9SwN5Z1d+HP9Y0sfrDQyhWbUi4sf9qipeKjpdY0M9u1ZD84VNH98JhUTzjlSi9QvYRZKS1JllLv",
+	"HapqXkWyCh+dE+u2UTcr1EU3xC+o8r0b2UeycPn1rOFDrobKwXp1KFf/+KyoqMfii36KOlX/An+0L0tF",
+	"hgyxhQDKzfKj9dxoe0uAa+bo9wK57Y8jhzW9iVjy1r36iQonOLxVsomb60E0OYgmj8cPHNVAYWDPEy4I",
+	"FXN3HEFOgYghM2HT9XS/ovzjblX8c/JcKju9gPYexxVG8EVIMpdxjLP5uFKMOyQTntZaCOL4IM0cpJmP",
+	"wb0u45hQV3m/3mtnZMHXHltqOfrdjmy5aNxisGNe6t1X3PG81xVk9xZj2/4TjSFp7g0X3zVkRLGpvMNI",
+	"ka9dPGCVF4edOvBE+9HH5pvri9zB1A4s5tNlMZ8Nx8Cz5JkGBKk+OH/4QBGnNhcWafiJdlGxTfXuHMPZ",
+	"U8G7em63CIi7UllzMMqX/t1PVFurDnOV1pbDAB8q8n8Kys2DhKkWd+1iGb9y2cQyanTbQ9uj0xfL1ILT",
+	"tfOJcJVfmyqXvzaaKJkwErOIx87K44uM33E2Y4pgrfELL3VASZymuuMXaCJyL/kS5J0eQWGtWDUrm2Wa",
+	"ucD0Fcjyjgq/INt0dWIfSblbWN2Dpfqg233ukZy5dXsRuZ+LshLlk4f8Py37ezTlcFFcOvp9oXrJuirj",
+	"L+H3j84b12ltL10xkgP3ONQmfwjadudpmbixKE9ZGqOK5bVyfPinK8ysjUw3KVz+cfW/NR9UaT+X8B6G",
+	"9RyVVhLCcT/KXIIVYcCIr0cmMol9PCoUQWqH41QP/vWPf4YdiIC9qMZ4YlIu5ADZA3H9w2X39NlzKAk9",
+	"4SruC1elqiShggHua4xzxZ8GEJs5UIxGEyhPooqS+RgRSX6Spi94wbNcfQbIuHZD53p1Abk6KfFFPoYP",
+	"Vpr3llyUD3FlrZOTB+42Li1NUyZRsadw92P6t13/g97+8UXSzySLAvVXSK/2LAfcC0tlovKMhJl0pe8w",
+	"NVtJA+ekc+EsBNLV8djy1lmuIrVncbR8Jxz9XuKGa0RVrHK+Dz62N1cDSA0HmfUgsz4MLhMIB2Wr10Xp",
+	"7sEU7xFUQaMGs3YW5NUvS0StdW0Ua/NEN3s2KkznUf0bLgVrtV/DJVG8coXz9wqiuNDXKu+EL+Svg7zY",
+	"lbNUH+SeL9Ff4QEM8n0nbW/kqgkkz0/2piFcj+KQeImJL5yhIu8qTaYuF+3aUBFTFRNHBZrolEWk7TMl",
+	"uzwOA5L/y/Ap04ZOU6gC7H/Nc9zCcxLenQSYbjakmj0/W844CzFrK+RxL2+uBzlzuTuoL5CsnmgSs0hC",
+	"3cu5YboTuAw/VwyD3ePCWEVkSKPbrhyNMIlwaGnz9AyK8+kLQkVf+E1EKJ8R5YmH56fGsGmK6Yf+G8Bm",
+	"zwsAF0gk7mTg9mNio5FJjBmE76/e5LAbE2NSDV/CLx4SEOyk/I4aFpBEytQOm0gFKcXdREY08ajafYEw",
+	"JT5nNVPJwF1v4QWJ2R1LZDrF3KY0kZisBAGGNEnkDCIMV6jDC2yvtU9NdqGvjwWTgert4sTX8PpchPBm",
+	"EdQ1IPXTihidA+s/qLybyq9YBoRQQX64uXl3XRwygBqbSM18KjRkVV+QMrSRZbNcjP1BXNR2N75+HlLf",
+	"9Z0e/e6nspm/ZZn7PADKz26RbweC/UxlNR98Jgoyyq2RebpvIscPKaM1gb/X3aaPo6+su78Op/3LOO0/",
+	"C7akj3wy2sd6C4Y/rmV9hZposkxN79OY7umCeHj5tnawHwmx+sAYHpYxfKli6AtXnr+4N58AbmZASocl",
+	"KMuhAJbBhG3ryCnFLs7wYbjPjmLmUZzbNjaxJhaWkM3KAmtDTaarCL4im4KxmImYi7F9lkURYzFgBCAw",
+	"kl2CGrjhvVd8+gxKCFc3Yr5J/aZiiw/86ssQZC4rfKcsqNdWe6qY6D5ngWdXJgdubtZFrf8RQojqJLXa",
+	"HOErGJij6Wsc3v6Zh+uoqcgjmx0iUb4sdoF7WrV9tYuAj85FtZShFMzFpvlvymb9RzSY6dtsTfLWj+/3",
+	"6ti8/vH9Kmem7f4AF7t9OVTFhAEJOKKGJnKcMbyoJkU5IKhtOsKKKtc/vgfH20gxRoScPWStU60n3Vs2",
+	"X3PMrn/40b6zz5MGXaw6bHaUh8O2/WHLE/Cvr38giD2Yr+UHnaImd/E7dE5CJwF5eX0ZuJLkV9eX6M30",
+	"UL3wChzts+NjV3pnxFkSh+QbEuJYB7dsHl5U6yeYGcdCAhALrPUEii/kKJjhcvraZRzjCftUrUD5AD9W",
+	"7hmuTg3tXeWV5w9BeDtLVgeEkDoPZpUjkTaLT589O/k6IK9eINtwMK2OlVj+8a//6/8lT4//8/RDCn6X",
+	"8mRr78Kj3y072Szp6wGZygF14xAK+2EgGlZxWYTdsTT2gdd9hV42KNZ2y+arAkeRuPYUMeqS3o/K4D5N",
+	"MD8jmcRMORuRcLDvgnCTh2aGynIgze/YN3aIYSFzYDeDyDHtGpHDMQh88XEj6xtMuW4bmpd9pYCAE0GD",
+	"TlMP+XLVW6Sd4uv2byhlwqjYs8HYjRt3I64TcH6ZUENmFAyJ7JBdf4A1+mgJtXD+CCUjniC6PK3yqDum",
+	"fDkUYFPtKnuqyESOQ21s2vbv/1HHTOVMJBLLQtfWh8Wqnpj7OYLapUpO4V9YQYFAyiVpIxiLrxTT6ZHw",
+	"iooxO8fY3G9odxgGJKTdEAuIhF0R+gzN0+PnTkN8gWyhC5+GF4QSKGBHZGY0j1kxCMusT55fEG17pQm+",
+	"pvuCKp/36aOA7SeziUzwwx4JX4+6P0nBum+piSZFVDE8fqLJqxsKJWmeHp9d9IV9GwfjcAyEhLKs8JaG",
+	"+qqLHaAViEIZkpQLwWJfDOiOKc2l6AuoByxidg9Bv/rcnQuisLR4TLBKLHdJKzQmdJjXyHNFWbkURFFX",
+	"I5YKMuX3UGPH9qB7JL8Cm6+1muDfl+40PMzVtv+LatkzaE8bnobSyQvyv1rKw793RWNtWdjwJrfoyfHp",
+	"2QYVY+0BqWDQQwa1PdFYaQdPWOMQKof0A4diDyScV0qu0LcPxUU0MRLRZ/FI157mFePbYZXWCwN/OvpT",
+	"9f4fSTWlBuq2CQoHaaMatdUplK58LLGCg9fL3C6EwxFWprW0wC3Ppl5ynUrNjSsRt9AUNYZGkykT5gJG",
+	"Ypfum34L8x/sPzDjod8KSfvquxfk+enz5wF5f/Nd9yvkC4Tq/MM/ddaMye5wfQp/mbG1f8ukcRVkVrX2",
+	"MPLM6fHzPe2vs9OxGGl9YZMr10jTJhPaHR5p/ncWfoYr+7TOilAxCUcynZN2hY90oKQUFP1adIB+inP8",
+	"985yeP5gatIrpaS6ct00EhTcDHAtLAlb7RCeYu1fargecSvihhcLApu7ccmfkKw6O1HlnzaiyQc6YZ+N",
+	"l9tRISxR4GqvQz1EuOekAvtQIft8iLaw7Ed0qkLC0SVUqyZcWSk1Vw1QuHU6ARXk+il58/r6phOAvYqZ",
+	"bkrHXEAZxuEcLjsrsVrZEPPvALMFVKW+kMoXTwwcSHMhzKIKAgdzZGkthAqHMo6xLciQ8+/aXwZGUSsj",
+	"0yTsi3YsIz+53jSuzYYDF+mDCMM1nBUEdPR/GZnm+uCECUKH2jHpFUL0A1p3VsQanhyXgw1PjjeJNqwL",
+	"vbk3Aww49HbMPCgjpWPWNNXVMYonT+1oHjNI0a2mPRcN4kk5PtGZHg/RRl9O/nc04UmsmMAqHo5m3Yl2",
+	"oFYlSFs8LQHhAvN7pVooX/1g3Hl6G3PVXNL3UhB2j4cWL3Wp/ODzIttm4i1T9gU6lHeMcBNsYxl/a0fx",
+	"UQzje3Leu7nAvD6W/x6H8EoYNW8S33ArD+btA3js58FJ31KA6nEcqO0hFFzJb/e7znnQ3szfqWKaj0Uz",
+	"3wy/f3UTQrCoFUm9tRyY/wJH7ZHw3fubkCimmbpjmoRWkRmgQcnfEFaBpn1h5+vaFCRLfZPsnkYmmaMM",
+	"DNGCqBO1NXMLhBnfLCaO0gLCeuNeX4RRphLSvUHW3f2BPPHa1s08ZefkX//45xPSb/1HppJ+K+xcIMrG",
+	"M/I9/9aZmSmZZonhKVXGj2jGzaQvrGbx/uoNgILYpz3yHRdcT0pDR+P9u5+vb8jiysLBSJhhYc+2ovEa",
+	"BBSP4pq8ZfO8Dj4I7gAcCWXO71OuGGmfPCNTLi5gABridTtYw3sJ+/EczesV3MoSolptEW0c6gNcW/u9",
+	"hNw4P1ICYXUQ9f7Wm0mOIePWoa0PEBgHCIwNb4XriVSmm/A7FpPUnzNkG1j8P+aKRYYYRYUeodyNYLDJ",
+	"TiaP1aH7G9wbOXdbIXgv81Wuif8uLkAJkLW1RYZlHxzDB7vr9dPCqcloNOmLd+9vOuhqRBOI1TX431mO",
+	"L4R3BVxEMT5pV4whOJIB3FBTrsEnFfYF2B7st3jvTOgdwypZSsGmgLmpc4F3n+XMcWlO9TrChb3t0MOU",
+	"aaaeYLqovTvErcA0DRaQs+OzHjk9PnH7LNjMecpPj4/hN7vN3j1aC1vkFtRxqfcwqi9JA/ET/Ljcf7US",
+	"Ajs2m/BoUriy7caVNMxPXEV5bL3NH/SD5nbQ3D4XXJ1IqhiA6vwF7bWAidSVm8PdGvvS3RRDG3Gj6mZk",
+	"WMDrga5WRdxLOCNcgK8rHCk5DV1Bx6U7rHPhNdO+WFRNIcdlSmPWIz/DVYxZL5FMOYt985DiYtWTwP5V",
+	"lHwkU3kHoamoZ4FgQyOEWMjflEnsrnlNxvKi0JsjwGqohgv5juE+7ou2851AR/U+jitYxy/QaIcT+7gX",
+	"5lu77I2hqYeo/wPv/6x4v3NiEFfY03sSqA+4ys3Q+2D42lDTmMx6baj5LMIWf/3IUjqzDw82mS8H923B",
+	"nbfGF7kX5yNKgCCKZQ2FhIYynlupxOSKItjQ52TKYk4BSYq0udFFTNHNPMW0HFfUB4zmTBiCqMiiL7w5",
+	"/oKA9MQ1Ccu0IyPDTBeDZcJOj7w22BoGzxAjyfVTX55uaHeexX2BEezkX//4f1x90QlLnOGDcEGmbCrV",
+	"HCNuSMz1LbyJqc9zMmRkRBVJ7HXg4rLtfP/7+uef+gJWAAItSDu8d+PqArZ15xxFRP53nIVfAoxzCMFk",
+	"Yl8Al0JIctZFRlL1BSXRJBO3LMZFbg+lmZAxv2MCZV06Vow5c1FxHsAVgQHmzk4EwDpgKOqLXAiG1wbs",
+	"HnGsQoe7k2kWH+FcuCBhzAzlibaCsr8U7pgqWulN6b23OaFDBKYETgg7r8t3r5/4nbHCasR4Yv/fditp",
+	"m7Syb1+YiZLZuMnbEHbQW33ydClGyEg5gNbCHrnEhQI3CxOx7gtGVTIPiMqEJinVptgOqchQMXqriRyN",
+	"8ChqH5AE+65YwqhmumRzg+PnEbpXmtw6PfK21ueVB9959aIQ+/viAzz2q4xsqIPkVjZyxYya26HlGfqF",
+	"sU/TEQuIliT8S7ck1Xd/ZPPQ19Y39JaJOo0DrXOfZ5JBKSYWyVV4J53vzi1vmSY7TeFNtolKcFMeD82F",
+	"eX7WKoVaHdeEWq3Un3aJtf4MTYhflOHvIIgdnGNNzjHIs6MLSXiO/IHLBBXZZjFF7yG0MvitkFucFaVO",
+	"INQUY7wbdDV00uiHcLfvl1vhGGuIGB4cqPfLCexsUpgIHVMutAEnLUjDD6pCYQ2xIy7uuHFADCWLdl1t",
+	"ltf5q1+EsbaYzkeKryytZw2dw9ODkfZgpP0Y4C94+CDcYkp54q/1PMkPmccF4Yb8TULJKWRTqMlbjbjL",
+	"RZld4QcfWGs/0/YgTpvv9++ZefvJXuxvG3Pg8mVNldyLbG6p/Yoa9oZPuenCn+sbWfxgoZUrezKEVd+2",
+	"aKn4aKk1zcx2LWmPt3uQWx4O0NGSWODIG6xMHhQazW9KJqwC+wQkuT1S6JQZxSO9IqsPtQsoLArGKRGT",
+	"hIJMQCZcGzlWdKrJcE6UzAzo53ZyaKsFhPweZOzlgWUTqQ2a2WAibgB5Mb3ljBLgJTjKtUzBsHtzlCaU",
+	"L7CDtSnl75ScMjNhmWWp9wZKB2JeP0GjSW+HY2R316Hctc7/+mt5r0v9uRUob6ZMF1GHAUgPB15q8vfW",
+	"kFHF1GVmJrYHyzbBlNsI3wWrDzWnwarHNbl89/oCrCqaRFSpOWySY/QkVWzE7+3QMpW0zltHwJndMBfb",
+	"/4HRBBBS4vKcnJ3LTqkGsOP1yxf+liJtT+Ww9ySSsYPOfffji1edAIv0EsVGiulJQBI5lpkpdWE/hz7c",
+	"v5EkSj/kNXxLv7n7cHlo1z++1wGC9QakhJIG8ysDr/k8RYe7VmMwlGk3SzXxlms0Y0FBRkvVdzy2pG5v",
+	"7SFPwOqdSmVokpcWdEjUvbJ9E+s51vT2LU2oiFhAEhaPbcOgiefhpEhbUuknEBRvm0cb9igTcXk+biw1",
+	"PbhrOleP2mic54JcPw0wqoXFnaAUH+TDdTVZSrkt19Nwjt/lDhP6/6kElAvhjoeUNciuhbRdamNrAQEA",
+	"AP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
