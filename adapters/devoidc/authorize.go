@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/gpuaas/gpuaas/core/identity"
 )
 
 // Login form field names. The page at /authorize posts them to /login;
@@ -37,7 +39,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirectURI := q.Get("redirect_uri")
-	if !slices.Contains(p.cfg.RedirectURIs, redirectURI) {
+	if !slices.Contains(p.cfg.RedirectURIs, redirectURI) && !(p.cfg.AllowLoopbackRedirects && identity.IsLoopbackRedirect(redirectURI)) {
 		p.loginUI.renderError(w, http.StatusBadRequest, "The redirect_uri is not registered for this client.")
 		return
 	}

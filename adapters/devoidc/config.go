@@ -56,6 +56,9 @@ type Config struct {
 	ClientSecret string
 	// RedirectURIs the client may use, matched exactly. Required.
 	RedirectURIs []string
+	// AllowLoopbackRedirects also admits native applications' loopback
+	// redirects, any port (identity.IsLoopbackRedirect; the CLI's login).
+	AllowLoopbackRedirects bool
 	// PostLogoutRedirectURIs allowed at end_session; default RedirectURIs.
 	PostLogoutRedirectURIs []string
 	// Users; default [DefaultUsers].

@@ -563,3 +563,27 @@ func TestModule(t *testing.T) {
 		t.Fatalf("provider %s %s", p.Issuer(), p.PathPrefix())
 	}
 }
+
+// TestLoopbackRedirects: a native app's loopback redirect (any port) is
+// admitted only when the provider allows them.
+func TestLoopbackRedirects(t *testing.T) {
+	t.Parallel()
+	_, challenge := signin.NewPKCE()
+	for _, allow := range []bool{false, true} {
+		dev := tokens.NewDevOIDC(t, func(c *devoidc.Config) { c.AllowLoopbackRedirects = allow })
+		hc := noRedirects(dev)
+		for uri, ok := range map[string]bool{"http://127.0.0.1:49213/callback": allow, "http://localhost:49213/callback": false,
+			"http://127.0.0.1:49213/other": false} {
+			q := url.Values{"client_id": {dev.ClientID()}, "redirect_uri": {uri}, "response_type": {"code"},
+				"state": {"st"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+			resp, err := hc.Get(dev.AuthorizationURL() + "?" + q.Encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.StatusCode == http.StatusOK; got != ok {
+				t.Errorf("allow=%v %s: status %d", allow, uri, resp.StatusCode)
+			}
+		}
+	}
+}

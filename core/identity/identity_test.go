@@ -48,3 +48,27 @@ func TestSlugify(t *testing.T) {
 		}
 	}
 }
+
+func TestIsLoopbackRedirect(t *testing.T) {
+	t.Parallel()
+	for uri, want := range map[string]bool{
+		"http://127.0.0.1:49152/callback":    true,
+		"http://[::1]:8080/callback":         true,
+		"http://127.0.0.1/callback":          false, // a port is required
+		"http://localhost:8080/callback":     false,
+		"https://127.0.0.1:8080/callback":    false,
+		"http://127.0.0.1:8080/other":        false,
+		"http://127.0.0.1:8080/callback?x=1": false,
+		"http://127.0.0.1:8080/callback#f":   false,
+		"http://u@127.0.0.1:8080/callback":   false,
+		"http://127.0.0.2:8080/callback":     false,
+		"http://127.0.0.1:0/callback":        false,
+		"http://127.0.0.1:080/callback":      false,
+		"http://127.0.0.1:70000/callback":    false,
+		"http://evil.example/callback":       false,
+	} {
+		if got := identity.IsLoopbackRedirect(uri); got != want {
+			t.Errorf("IsLoopbackRedirect(%q) = %v, want %v", uri, got, want)
+		}
+	}
+}

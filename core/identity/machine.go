@@ -6,7 +6,9 @@ import (
 	"hash/crc32"
 	"io"
 	"math/big"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -307,3 +309,26 @@ const (
 	// MaxSpendCapMinor bounds a key's daily spend cap.
 	MaxSpendCapMinor = 1_000_000_000
 )
+
+// LoopbackRedirectPath is the path of a native application's loopback
+// redirect: the CLI's `gpuaas login` listens on 127.0.0.1 at a free port.
+const LoopbackRedirectPath = "/callback"
+
+// IsLoopbackRedirect reports whether uri is a native application's
+// loopback redirect (RFC 8252 §7.3): http on 127.0.0.1 or [::1] — never
+// "localhost", which a resolver may send elsewhere (§8.3) — with any port,
+// path LoopbackRedirectPath, and nothing else. Such a redirect delivers the
+// code to a process on the user's own machine, which is why any port may be
+// allowed without registering each.
+func IsLoopbackRedirect(uri string) bool {
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return false
+	}
+	host, port := u.Hostname(), u.Port()
+	if (host != "127.0.0.1" && host != "::1") || port == "" || u.Path != LoopbackRedirectPath {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n > 0 && n < 65536 && strconv.Itoa(n) == port
+}

@@ -23,6 +23,11 @@ type Config struct {
 	// RedirectURIs are the exact redirect_uri values a sign-in may use. An
 	// open list would let anyone send sign-in codes to their own site.
 	RedirectURIs []string
+	// AllowLoopbackRedirects also admits native applications' loopback
+	// redirects (identity.IsLoopbackRedirect: http://127.0.0.1:<any
+	// port>/callback), which the CLI's `gpuaas login` uses. The identity
+	// provider must allow them too.
+	AllowLoopbackRedirects bool
 	// StateTTL bounds how long a started sign-in may take. Default 10 min.
 	StateTTL time.Duration
 	// DenyTTL is how long a signed-out access token stays refused. It must
@@ -134,7 +139,7 @@ type pendingSignIn struct {
 // verifier (256 bits each) are remembered for StateTTL, and the issuer's
 // authorization URL with the S256 challenge is returned.
 func (s *Service) StartSignIn(ctx context.Context, redirectURI string) (string, error) {
-	if !s.redirects[redirectURI] {
+	if !s.redirects[redirectURI] && !(s.cfg.AllowLoopbackRedirects && identity.IsLoopbackRedirect(redirectURI)) {
 		return "", fault.Invalid("redirect_uri", "redirect_uri is not one of this platform's sign-in redirect URIs")
 	}
 	state, err := s.random()
