@@ -92,12 +92,15 @@ type identityParams struct {
 	Outbox   ports.Outbox
 	Clock    ports.Clock
 	IDs      ports.IDs
+	// Pending lets operator-created users take their account at first
+	// sign-in (operatorOptions provides it; the API has it).
+	Pending ports.PendingUsers `optional:"true"`
 }
 
 func newIdentityService(p identityParams) (*identitysvc.Service, error) {
 	return identitysvc.New(identitysvc.Deps{
 		Tx: p.Tx, Users: p.Users, Tenants: p.Tenants, Projects: p.Projects, Members: p.Members,
-		Audit: p.Audit, Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs,
+		Audit: p.Audit, Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs, Pending: p.Pending,
 	})
 }
 
@@ -122,6 +125,7 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay, dev bool) fx.Option 
 		paymentOptions(s, dev),
 		storageOptions(s),
 		notificationOptions(s),
+		operatorOptions(),
 		fx.Supply(httphost.Config{
 			Addr:                s.HTTPAddr,
 			PublicBaseURL:       s.PublicURL,

@@ -14,7 +14,9 @@ import (
 	"github.com/gpuaas/gpuaas/adapters/postgres"
 	"github.com/gpuaas/gpuaas/adapters/smtp"
 	"github.com/gpuaas/gpuaas/adapters/webhook"
+	"github.com/gpuaas/gpuaas/core/admin/adminsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
+	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/notification/notificationsvc"
 	"github.com/gpuaas/gpuaas/hosts/workers"
 	"github.com/gpuaas/gpuaas/ports"
@@ -117,4 +119,43 @@ func startDevMail(ctx context.Context, s *Settings, dataDir string, getenv func(
 		mp.Stop(c)
 	}
 	return [2]string{"mail", "mailpit: web inbox " + mp.WebURL() + ", SMTP " + mp.SMTPHost() + ":" + strconv.Itoa(mp.SMTPPort())}, stop, nil
+}
+
+type adminParams struct {
+	fx.In
+	Tx          ports.TxRunner
+	Store       *postgres.AdminStore
+	Consumers   ports.ConsumerMonitor `optional:"true"`
+	Ledger      *ledgersvc.Service
+	Projects    ports.ProjectStore
+	Members     ports.MembershipStore
+	Tenants     ports.TenantStore
+	Allocations ports.AllocationStore
+	Policies    ports.PolicyStore
+	Audit       ports.AuditLog
+	Outbox      ports.Outbox
+	Clock       ports.Clock
+	IDs         ports.IDs
+}
+
+// operatorOptions wire the operators' use cases (users, tenants, policy
+// overrides, ops view, event retry) and let an operator-created user take
+// their account at first sign-in (ports.PendingUsers).
+func operatorOptions() fx.Option {
+	return fx.Options(
+		fx.Provide(
+			postgres.NewAdminStore,
+			fx.Annotate(func(s *postgres.AdminStore) ports.PendingUsers { return s }),
+			func(p adminParams) (*adminsvc.Service, error) {
+				overrides, ok := p.Policies.(adminsvc.PolicyOverrides)
+				if !ok {
+					return nil, fmt.Errorf("gpuaas: the policy store %T cannot list or remove tenant overrides", p.Policies)
+				}
+				return adminsvc.New(adminsvc.Deps{Tx: p.Tx, Directory: p.Store, Ops: p.Store, Consumers: p.Consumers,
+					Balances: p.Ledger, Projects: p.Projects, Members: p.Members, Tenants: p.Tenants,
+					Allocations: p.Allocations, Policies: p.Policies, Overrides: overrides, Audit: p.Audit,
+					Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs})
+			},
+		),
+	)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/core/audit"
 	"github.com/gpuaas/gpuaas/core/callctx"
+	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -35,4 +36,14 @@ func (s stamped) Record(ctx context.Context, e audit.Event) error {
 		}
 	}
 	return s.AuditLog.Record(ctx, e)
+}
+
+// Each implements [ports.AuditExporter] by passing through to the wrapped
+// log (the export reads; there is nothing to stamp).
+func (s stamped) Each(ctx context.Context, f audit.Filter, fn func(audit.Event) error) error {
+	ex, ok := s.AuditLog.(ports.AuditExporter)
+	if !ok {
+		return fault.Unavailable("this audit log cannot be exported", nil)
+	}
+	return ex.Each(ctx, f, fn)
 }
