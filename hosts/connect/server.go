@@ -137,7 +137,15 @@ func (s *Server) Start(context.Context) error {
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
 	}
-	if err := http2.ConfigureServer(s.srv, &http2.Server{}); err != nil {
+	// Every agent holds one connection open for good; what each connection
+	// keeps is what a fleet costs (doc/performance.md, fleet scale). Agent
+	// calls carry a handful of small headers, so the HPACK tables need not
+	// be 4 KiB each way.
+	if err := http2.ConfigureServer(s.srv, &http2.Server{
+		MaxDecoderHeaderTableSize: 1 << 10,
+		MaxEncoderHeaderTableSize: 1 << 10,
+		MaxConcurrentStreams:      16,
+	}); err != nil {
 		return err
 	}
 	hl := newHandshakeListener(ln, s.srv.TLSConfig, s.handshakeRefused)
