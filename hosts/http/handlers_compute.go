@@ -39,7 +39,12 @@ func allocationView(a allocation.Allocation, access *allocationsvc.AccessInfo) a
 		ActiveAt: a.ActiveAt, ReleasedAt: a.ReleasedAt, NodeId: optional(a.NodeID), FailureCode: optional(a.FailureCode),
 		ResourceId: resource.New("", a.TenantID, a.ProjectID, resource.TypeAllocation, a.ID).String()}
 	if access != nil {
-		v.Access = &api.AllocationAccess{Host: access.Host, Port: access.Port, User: access.User, Command: access.Command}
+		v.Access = &api.AllocationAccess{Host: access.Host, Port: access.Port, User: access.User, Command: access.Command,
+			HostKey: optional(access.HostKey)}
+	}
+	if a.MaxTotalCostMinor > 0 {
+		c := a.MaxTotalCostMinor
+		v.MaxTotalCostMinor = &c
 	}
 	return v
 }
@@ -259,19 +264,60 @@ func (h *handlers) CreateAllocation(w http.ResponseWriter, r *http.Request, _ ap
 		s.fail(w, r, err)
 		return
 	}
-	cr := allocationsvc.CreateRequest{SKUID: req.SkuId}
+	a, err := s.d.Allocations.Create(r.Context(), p, ap.Project.ID, createRequest(req))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, allocationView(a, nil))
+}
+
+func createRequest(req api.CreateAllocationRequest) allocationsvc.CreateRequest {
+	cr := allocationsvc.CreateRequest{SKUID: req.SkuId, MaxHourlyPriceMinor: derefInt(req.MaxHourlyPriceMinor),
+		MaxTotalCostMinor: derefInt(req.MaxTotalCostMinor)}
 	if req.SshKeyIds != nil {
 		cr.SSHKeyIDs = *req.SshKeyIds
 	}
 	if req.StorageSync != nil {
 		cr.StorageSync = req.StorageSync.Path
 	}
-	a, err := s.d.Allocations.Create(r.Context(), p, ap.Project.ID, cr)
+	return cr
+}
+
+// QuoteAllocation implements [api.ServerInterface]: the create's checks,
+// nothing written (allocationsvc.Quote).
+func (h *handlers) QuoteAllocation(w http.ResponseWriter, r *http.Request, _ api.QuoteAllocationParams) {
+	s := h.s
+	p, ok := s.principal(w, r)
+	if !ok || !s.allocationsReady(w, r) {
+		return
+	}
+	ap, ok := ActiveProjectFrom(r.Context())
+	if !ok {
+		s.fail(w, r, fault.Internal(errNoProject))
+		return
+	}
+	var req api.CreateAllocationRequest
+	if err := s.decode(r, &req, false); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	q, err := s.d.Allocations.Quote(r.Context(), p, ap.Project.ID, createRequest(req))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, allocationView(a, nil))
+	out := api.AllocationQuote{SkuId: q.SKUID, HourlyPriceMinor: q.HourlyPriceMinor, Currency: q.Currency,
+		BalanceMinor: q.BalanceMinor, BurnRateMinorPerHour: q.BurnRateMinorPerHour, RunwaySecondsAfter: q.RunwaySecondsAfter,
+		FreeNodes: q.FreeNodes, Allowed: q.Allowed, Refusals: make([]api.QuoteRefusal, 0, len(q.Refusals))}
+	if q.MaxDurationSeconds > 0 {
+		d := q.MaxDurationSeconds
+		out.MaxDurationSeconds = &d
+	}
+	for _, rf := range q.Refusals {
+		out.Refusals = append(out.Refusals, api.QuoteRefusal{Code: string(rf.Code), Message: rf.Message})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 const errNoProject = wiringError("httphost: project route reached without an active project")

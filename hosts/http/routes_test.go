@@ -53,6 +53,7 @@ var wantAuthz = map[string]Authz{
 	"DELETE /api/v1/admin/nodes/{node_id}/maintenance":             AuthzPlatformAdmin,
 	"GET /api/v1/allocations":                                      AuthzProjectMember,
 	"POST /api/v1/allocations":                                     AuthzProjectMember,
+	"POST /api/v1/allocations/quote":                               AuthzProjectMember,
 	"GET /api/v1/allocations/{allocation_id}":                      AuthzAuthenticated,
 	"POST /api/v1/allocations/{allocation_id}/release":             AuthzAuthenticated,
 	"POST /api/v1/allocations/{allocation_id}/terminal-token":      AuthzProjectMember,

@@ -271,6 +271,9 @@ type AccessInfo struct {
 	Port    int
 	User    string
 	Command string
+	// HostKey is the node's SSH host key as its agent reported it
+	// (authorized_keys format; "" before the first report).
+	HostKey string
 }
 
 // Detail is an allocation with its access information (present while it
@@ -327,7 +330,7 @@ func (s *Service) accessFor(ctx context.Context, a allocation.Allocation) (Acces
 	if strings.Contains(host, ":") { // IPv6 literal
 		host = "[" + host + "]"
 	}
-	return AccessInfo{Host: n.SSHHost, Port: n.SSHPort, User: user,
+	return AccessInfo{Host: n.SSHHost, Port: n.SSHPort, User: user, HostKey: n.SSHHostKey,
 		Command: "ssh -p " + strconv.Itoa(n.SSHPort) + " " + user + "@" + host}, nil
 }
 

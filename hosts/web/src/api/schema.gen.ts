@@ -339,9 +339,37 @@ export interface paths {
          *     allocation caps per user, project and tenant (429 `allocation_cap_reached`), that
          *     the caller has an SSH key (422 `ssh_key_required`), snapshots the SKU price and
          *     places the allocation on a free node (409 `no_capacity`). The allocation starts
-         *     `requested`; provisioning moves it on.
+         *     `requested`; provisioning moves it on. `max_hourly_price_minor` refuses a dearer SKU
+         *     (422 `max_hourly_price_exceeded`); `max_total_cost_minor` has the platform release the
+         *     node before it costs more; an API key with a daily spend cap is refused over it (402
+         *     `spend_cap_reached`). `POST /allocations/quote` answers the same checks without
+         *     creating anything.
          */
         post: operations["createAllocation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/allocations/quote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * What an allocation would cost and whether it would be allowed, creating nothing (the agent-safe dry run).
+         * @description Takes the body of `POST /allocations` and answers the SKU's hourly price, the tenant's
+         *     balance, its burn rate now and its runway with the new node, how long a
+         *     `max_total_cost_minor` would let it run, the free nodes, and every refusal the create
+         *     would give (`allowed` is false when there is one). Nothing is written or reserved: a
+         *     quote is advice, the create decides.
+         */
+        post: operations["quoteAllocation"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1912,6 +1940,8 @@ export interface components {
             user: string;
             /** @description e.g. `ssh -p 22 ga_…@host` */
             command: string;
+            /** @description The node's SSH host key as its agent reported it (authorized_keys format), for known_hosts. */
+            host_key?: string;
         };
         TerminalTokenRequest: {
             /**
@@ -1956,6 +1986,11 @@ export interface components {
             active_at?: string;
             /** Format: date-time */
             released_at?: string;
+            /**
+             * Format: int64
+             * @description The allocation's total-cost cap, when it has one.
+             */
+            max_total_cost_minor?: number;
             access?: components["schemas"]["AllocationAccess"];
             resource_id: string;
         };
@@ -1977,6 +2012,50 @@ export interface components {
             storage_sync?: {
                 path: components["schemas"]["StoragePath"];
             };
+            /**
+             * Format: int64
+             * @description Refuse the request (422 `max_hourly_price_exceeded`) when the SKU costs more per hour (minor units).
+             */
+            max_hourly_price_minor?: number;
+            /**
+             * Format: int64
+             * @description The most the allocation may cost (minor units): the billing worker releases it in the last
+             *     cycle before its cost would reach this, so what it is billed stays within it.
+             */
+            max_total_cost_minor?: number;
+        };
+        AllocationQuote: {
+            sku_id: string;
+            /** Format: int64 */
+            hourly_price_minor: number;
+            currency: string;
+            /** Format: int64 */
+            balance_minor: number;
+            /**
+             * Format: int64
+             * @description What the tenant's live allocations cost per hour now.
+             */
+            burn_rate_minor_per_hour: number;
+            /**
+             * Format: int64
+             * @description How long the balance lasts with this node added (0 when it is not positive).
+             */
+            runway_seconds_after: number;
+            /**
+             * Format: int64
+             * @description How long the node may run under max_total_cost_minor.
+             */
+            max_duration_seconds?: number;
+            free_nodes: number;
+            /** @description True when nothing in refusals would refuse the request. */
+            allowed: boolean;
+            /** @description Every check the create would fail, in the order it checks them. */
+            refusals: components["schemas"]["QuoteRefusal"][];
+        };
+        QuoteRefusal: {
+            /** @description The code the create would answer (`insufficient_balance`, `ssh_key_required`, `max_hourly_price_exceeded`, `allocation_cap_reached`, `spend_cap_reached`, `no_capacity`). */
+            code: string;
+            message: string;
         };
         SSHKey: {
             id: string;
@@ -2760,7 +2839,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorResponse"];
             };
         };
-        /** @description The balance is not sufficient (`insufficient_balance`). */
+        /** @description The balance is not sufficient (`insufficient_balance`), or an API key's daily spend cap would be passed (`spend_cap_reached`). */
         PaymentRequired: {
             headers: {
                 "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
@@ -3504,6 +3583,42 @@ export interface operations {
             422: components["responses"]["Unprocessable"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+        };
+    };
+    quoteAllocation: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The active project. Validated against the caller's memberships; a project the caller cannot see is 404. */
+                "X-Project-ID"?: components["parameters"]["ProjectID"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAllocationRequest"];
+            };
+        };
+        responses: {
+            /** @description The quote. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AllocationQuote"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getAllocation: {
