@@ -44,6 +44,39 @@ type PaymentStore interface {
 	SaveCustomerRef(ctx context.Context, tenantID, provider, ref string) (string, error)
 }
 
+// RefundStore persists refund requests. Calls join the transaction in ctx.
+type RefundStore interface {
+	// CreateRefund inserts r; when the tenant already has a request with
+	// the same idempotency key it returns that one and created=false.
+	CreateRefund(ctx context.Context, r payment.Refund) (stored payment.Refund, created bool, err error)
+	GetRefund(ctx context.Context, id string) (payment.Refund, error)
+	GetRefundByProviderRef(ctx context.Context, provider, ref string) (payment.Refund, error)
+	// PendingRefundMinor sums the requested and submitted refunds of a credit.
+	PendingRefundMinor(ctx context.Context, creditEntryID string) (int64, error)
+	// TransitionRefund moves a request whose status is one of from to `to`,
+	// recording the provider's ref (when not empty) and a failure reason,
+	// in one conditional write; false when it was in none of them.
+	TransitionRefund(ctx context.Context, id string, from []payment.RefundStatus, to payment.RefundStatus, providerRef, failure string, at time.Time) (bool, error)
+	ListRefunds(ctx context.Context, f payment.RefundFilter) ([]payment.Refund, string, error)
+}
+
+// RefundCall asks a provider to refund (part of) a paid checkout.
+type RefundCall struct {
+	RefundID    string // the platform's request id: the provider's idempotency key and metadata
+	SessionRef  string // the provider's checkout id that took the money
+	AmountMinor int64
+	Currency    string
+}
+
+// RefundResult is the provider's answer: its refund id and where the refund
+// stands (submitted while pending, succeeded, failed).
+type RefundResult struct {
+	Ref    string
+	Status payment.RefundStatus
+	// Failure says why, when Status is failed.
+	Failure string
+}
+
 // CheckoutRequest is what a provider needs to open a hosted checkout.
 type CheckoutRequest struct {
 	SessionID   string // the platform's session id: client reference and provider idempotency key
@@ -67,6 +100,10 @@ type PaymentProvider interface {
 	// ParseWebhook verifies the signature over the raw body and decodes it.
 	// A bad signature is a fault with code webhook_signature_invalid.
 	ParseWebhook(payload []byte, signatureHeader string) (WebhookEvent, error)
+	// Refund returns money of a paid checkout (idempotent by RefundID). A
+	// refusal is fault.Unprocessable (payment_provider_refused); an outage
+	// is fault.Unavailable (retry).
+	Refund(ctx context.Context, r RefundCall) (RefundResult, error)
 }
 
 // WebhookEvent is a verified provider event.
@@ -81,6 +118,11 @@ type WebhookEvent struct {
 	ClientReference string
 	AmountMinor     int64
 	Currency        string
+	// RefundRef is the provider's refund id and RefundID the platform's
+	// request id (from the refund's metadata), for refund events.
+	RefundRef     string
+	RefundID      string
+	RefundFailure string
 }
 
 // WorkflowEngine starts durable workflows (Temporal). Starting a workflow

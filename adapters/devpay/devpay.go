@@ -17,6 +17,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/adapters/stripe"
 	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/payment"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -224,4 +225,41 @@ func randomHex(n int) string {
 		panic("devpay: crypto/rand failed: " + err.Error())
 	}
 	return hex.EncodeToString(b)
+}
+
+// Refund implements [ports.PaymentProvider] like Stripe does it: the refund
+// is accepted as pending (submitted) and confirmed a moment later by a
+// signed refund.updated (succeeded) event to the platform's webhook, the
+// path real refunds settle through. The refund id derives from the
+// platform's request id, so a retry is the same refund.
+func (p *Provider) Refund(ctx context.Context, r ports.RefundCall) (ports.RefundResult, error) {
+	p.mu.Lock()
+	c, ok := p.checkouts[r.SessionRef]
+	paid := ok && c.paid
+	p.mu.Unlock()
+	if !paid {
+		return ports.RefundResult{}, &fault.Error{Kind: fault.KindUnprocessable, Code: "payment_provider_refused",
+			Message: "the dev checkout was not paid here (checkouts live in memory: a restarted gpuaas dev forgets them)"}
+	}
+	ref := "re_dev_" + strings.ReplaceAll(r.RefundID, "-", "")
+	body, err := json.Marshal(map[string]any{
+		"id": "evt_" + ref, "object": "event", "type": "refund.updated", "api_version": "dev",
+		"created": p.cfg.Clock.Now().Unix(), "livemode": false,
+		"data": map[string]any{"object": map[string]any{
+			"id": ref, "object": "refund", "amount": r.AmountMinor, "currency": r.Currency, "status": "succeeded",
+			"metadata": map[string]string{"refund_request_id": r.RefundID},
+		}},
+	})
+	if err != nil {
+		return ports.RefundResult{}, err
+	}
+	go func() {
+		// Confirmed after the caller has recorded the submission, as a
+		// provider's webhook would be (it may also overtake it: the
+		// platform settles either order once).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = p.deliver(ctx, body)
+	}()
+	return ports.RefundResult{Ref: ref, Status: payment.RefundSubmitted}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stripe/stripe-go/v76/client"
 
 	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/payment"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -132,4 +133,43 @@ func apiError(err error) error {
 			Message: "the payment provider refused the request"}).Wrap(err)
 	}
 	return fault.Unavailable("the payment provider is unavailable", err)
+}
+
+// Refund implements [ports.PaymentProvider]: the checkout's payment intent
+// is looked up, then refunded for the amount with the platform's request id
+// as idempotency key and metadata (refund_request_id), so a retry returns
+// the same refund and the webhook names the request.
+func (p *Provider) Refund(ctx context.Context, r ports.RefundCall) (ports.RefundResult, error) {
+	gp := &stripego.CheckoutSessionParams{}
+	gp.Context = ctx
+	cs, err := p.api.CheckoutSessions.Get(r.SessionRef, gp)
+	if err != nil {
+		return ports.RefundResult{}, apiError(err)
+	}
+	if cs.PaymentIntent == nil || cs.PaymentIntent.ID == "" {
+		return ports.RefundResult{}, &fault.Error{Kind: fault.KindUnprocessable, Code: "payment_provider_refused",
+			Message: "the checkout has no payment to refund"}
+	}
+	params := &stripego.RefundParams{PaymentIntent: stripego.String(cs.PaymentIntent.ID),
+		Amount: stripego.Int64(r.AmountMinor)}
+	params.Context = ctx
+	params.AddMetadata("refund_request_id", r.RefundID)
+	params.SetIdempotencyKey("gpuaas-refund-" + r.RefundID)
+	re, err := p.api.Refunds.New(params)
+	if err != nil {
+		return ports.RefundResult{}, apiError(err)
+	}
+	return ports.RefundResult{Ref: re.ID, Status: refundStatus(re.Status), Failure: string(re.FailureReason)}, nil
+}
+
+// refundStatus maps Stripe's refund status to the platform's.
+func refundStatus(s stripego.RefundStatus) payment.RefundStatus {
+	switch s {
+	case stripego.RefundStatusSucceeded:
+		return payment.RefundSucceeded
+	case stripego.RefundStatusFailed, stripego.RefundStatusCanceled:
+		return payment.RefundFailed
+	default: // pending, requires_action
+		return payment.RefundSubmitted
+	}
 }

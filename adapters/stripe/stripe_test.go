@@ -192,6 +192,13 @@ func TestAgainstStripeMock(t *testing.T) {
 	if err != nil || !strings.HasPrefix(portal, "https://") {
 		t.Fatalf("CustomerPortalURL = %q, %v", portal, err)
 	}
+	// A refund of the checkout's payment: the session is read for its
+	// payment intent, which is refunded with the request id as key.
+	res, err := p.Refund(ctx, ports.RefundCall{RefundID: "0190f000-0000-7000-8000-0000000000bb", SessionRef: ref,
+		AmountMinor: 500, Currency: "usd"})
+	if err != nil || !strings.HasPrefix(res.Ref, "re_") || res.Status == "" {
+		t.Fatalf("Refund = %+v, %v", res, err)
+	}
 }
 
 // TestProviderDown maps an unreachable API to 503.
@@ -207,5 +214,33 @@ func TestProviderDown(t *testing.T) {
 	}
 	if strings.Contains(fault.From(err).Message, "sk_test_123") {
 		t.Fatal("message leaks the key")
+	}
+}
+
+// TestRefundEvents: refund.updated and charge.refunded map to the refund
+// kinds with the provider's refund id and the platform's request id.
+func TestRefundEvents(t *testing.T) {
+	t.Parallel()
+	v, err := stripe.NewVerifier([]string{"whsec_refunds"}, stripe.DefaultTolerance)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		typ    string
+		object string
+		kind   payment.EventKind
+		ref    string
+	}{
+		{"refund.updated", `{"id":"re_1","object":"refund","amount":400,"currency":"usd","status":"succeeded","metadata":{"refund_request_id":"rq1"}}`, payment.EventRefundSucceeded, "re_1"},
+		{"refund.updated", `{"id":"re_2","object":"refund","amount":400,"currency":"usd","status":"failed","failure_reason":"lost_or_stolen_card","metadata":{"refund_request_id":"rq1"}}`, payment.EventRefundFailed, "re_2"},
+		{"refund.created", `{"id":"re_3","object":"refund","amount":400,"currency":"usd","status":"pending","metadata":{"refund_request_id":"rq1"}}`, payment.EventRefundPending, "re_3"},
+		{"charge.refunded", `{"id":"ch_1","object":"charge","refunds":{"object":"list","data":[{"id":"re_4","object":"refund","amount":400,"currency":"usd","status":"succeeded","metadata":{"refund_request_id":"rq1"}}]}}`, payment.EventRefundSucceeded, "re_4"},
+		{"charge.refunded", `{"id":"ch_2","object":"charge"}`, payment.EventIgnored, ""},
+	} {
+		body := []byte(`{"id":"evt_` + c.ref + c.typ + `","object":"event","type":"` + c.typ + `","api_version":"2023-10-16","data":{"object":` + c.object + `}}`)
+		ev, err := v.Parse(body, stripe.SignatureHeader(body, "whsec_refunds", time.Now()))
+		if err != nil || ev.Kind != c.kind || ev.RefundRef != c.ref || (c.ref != "" && ev.RefundID != "rq1") {
+			t.Errorf("%s %s: %+v %v", c.typ, c.ref, ev, err)
+		}
 	}
 }

@@ -111,6 +111,8 @@ func (v *Verifier) Parse(payload []byte, header string) (ports.WebhookEvent, err
 func mapEvent(ev stripego.Event) (ports.WebhookEvent, error) {
 	out := ports.WebhookEvent{ID: ev.ID, Type: string(ev.Type)}
 	switch ev.Type {
+	case stripego.EventTypeRefundCreated, stripego.EventTypeRefundUpdated, stripego.EventTypeChargeRefunded:
+		return mapRefund(ev, out)
 	case stripego.EventTypeCheckoutSessionCompleted, stripego.EventTypeCheckoutSessionAsyncPaymentSucceeded,
 		stripego.EventTypeCheckoutSessionExpired:
 	default:
@@ -145,4 +147,40 @@ func mapEvent(ev stripego.Event) (ports.WebhookEvent, error) {
 // and tests use it to produce deliveries that Verifier accepts.
 func SignatureHeader(payload []byte, secret string, t time.Time) string {
 	return fmt.Sprintf("t=%d,v1=%s", t.Unix(), hex.EncodeToString(webhook.ComputeSignature(t, payload, secret)))
+}
+
+// mapRefund reads a refund event: refund.created/refund.updated carry the
+// refund; charge.refunded carries the charge with its refunds (the newest
+// first; older API versions only). The refund's metadata names the
+// platform's request.
+func mapRefund(ev stripego.Event, out ports.WebhookEvent) (ports.WebhookEvent, error) {
+	if ev.Data == nil || len(ev.Data.Raw) == 0 {
+		return ports.WebhookEvent{}, fault.Invalid("data", "the event carries no object")
+	}
+	var re stripego.Refund
+	if ev.Type == stripego.EventTypeChargeRefunded {
+		var ch stripego.Charge
+		if err := json.Unmarshal(ev.Data.Raw, &ch); err != nil {
+			return ports.WebhookEvent{}, fault.Invalid("data", "the event's object is not a charge").Wrap(err)
+		}
+		if ch.Refunds == nil || len(ch.Refunds.Data) == 0 || ch.Refunds.Data[0] == nil {
+			return out, nil // nothing to match: acknowledged and ignored
+		}
+		re = *ch.Refunds.Data[0]
+	} else if err := json.Unmarshal(ev.Data.Raw, &re); err != nil {
+		return ports.WebhookEvent{}, fault.Invalid("data", "the event's object is not a refund").Wrap(err)
+	}
+	out.RefundRef, out.RefundID, out.AmountMinor, out.Currency = re.ID, re.Metadata["refund_request_id"], re.Amount, string(re.Currency)
+	switch refundStatus(re.Status) {
+	case payment.RefundSucceeded:
+		out.Kind = payment.EventRefundSucceeded
+	case payment.RefundFailed:
+		out.Kind, out.RefundFailure = payment.EventRefundFailed, string(re.FailureReason)
+		if out.RefundFailure == "" {
+			out.RefundFailure = string(re.Status)
+		}
+	default:
+		out.Kind = payment.EventRefundPending
+	}
+	return out, nil
 }

@@ -68,6 +68,8 @@ const (
 	AutoReleasePending      = "billing.auto_release_pending"
 	BalanceCredited         = "payments.balance_credited"
 	PaymentReconcileFailed  = "payments.reconcile_failed"
+	RefundSucceeded         = "payments.refund_succeeded"
+	RefundFailed            = "payments.refund_failed"
 	NotificationRequested   = "notification.requested"
 	WebhookEndpointDisabled = "notification.webhook_endpoint_disabled"
 	UserSignedUp            = "identity.user_signed_up"

@@ -43,11 +43,13 @@ type paymentParams struct {
 	Outbox   ports.Outbox
 	Clock    ports.Clock
 	IDs      ports.IDs
+	Refunds  ports.RefundStore
+	Credits  ledgersvc.EntryReader
 }
 
 func newPaymentService(p paymentParams) (*paymentsvc.Service, error) {
 	return paymentsvc.New(p.Config, paymentsvc.Deps{Tx: p.Tx, Store: p.Store, Ledger: p.Ledger, Provider: p.Provider,
-		Policies: p.Policies, Audit: p.Audit, Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs})
+		Policies: p.Policies, Audit: p.Audit, Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs, Refunds: p.Refunds, Credits: p.Credits})
 }
 
 // paymentOptions choose the payment provider: Stripe when STRIPE_SECRET_KEY

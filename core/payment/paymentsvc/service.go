@@ -51,6 +51,11 @@ type Deps struct {
 	Outbox   ports.Outbox
 	Clock    ports.Clock
 	IDs      ports.IDs
+
+	// Refunds and Credits run provider refunds (refund.go). Optional:
+	// without them RequestRefund answers 503.
+	Refunds ports.RefundStore
+	Credits CreditReader
 }
 
 // Service implements the payment use cases.
@@ -249,6 +254,11 @@ func (s *Service) HandleWebhook(ctx context.Context, rawBody []byte, signatureHe
 		if !fresh {
 			out = OutcomeDuplicate
 			return nil
+		}
+		switch ev.Kind {
+		case payment.EventRefundSucceeded, payment.EventRefundFailed, payment.EventRefundPending:
+			out, err = s.applyRefundEvent(ctx, ev)
+			return err
 		}
 		sess, err := s.sessionOf(ctx, ev)
 		if err != nil {
