@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # codegen.sh generates Go code from the API contract.
 #
-#   scripts/codegen.sh          regenerate hosts/http/api/api.gen.go from doc/api/openapi.yaml
+#   scripts/codegen.sh          regenerate hosts/http/api/api.gen.go and the Go client's
+#                               client/internal/apigen/client.gen.go from doc/api/openapi.yaml,
 #                               and hosts/connect/gen from the buf module in doc/proto
 #   scripts/codegen.sh --check  regenerate into a temporary directory and fail if the
 #                               committed files differ (CI and a Go test run this)
@@ -33,13 +34,25 @@ generate() {
   local out="$1"
   {
     echo "// Regenerate with scripts/codegen.sh from doc/api/openapi.yaml (config: hosts/http/api/oapi-codegen.yaml)."
-    echo "// Do not edit by hand; the types here must not be used outside hosts/http."
+    echo "// Do not edit by hand; the types here are used by hosts/http and, re-exported, by the Go client (client/) only."
     echo
     go tool oapi-codegen -config "$config" "$spec"
   } >"$out"
 }
 
 generate "$tmp/api.gen.go"
+
+# The Go client's request plumbing (client/internal/apigen): the same
+# contract, the host's types (dot-imported), its own package comment in
+# doc.go (the generator's is dropped).
+client_config="client/internal/apigen/oapi-codegen.yaml"
+client_target="client/internal/apigen/client.gen.go"
+{
+  echo "// Regenerate with scripts/codegen.sh from doc/api/openapi.yaml (config: $client_config)."
+  echo "// Do not edit by hand."
+  echo
+  go tool oapi-codegen -config "$client_config" "$spec" | sed '/^\/\/ Package apigen provides primitives/,/^\/\/$/d'
+} >"$tmp/client.gen.go"
 
 # generate_proto writes the Go code for the agent protocol (doc/proto) under
 # $1. buf, protoc-gen-go and protoc-gen-connect-go are all pinned by go.mod's
@@ -69,6 +82,13 @@ if [[ $check -eq 1 ]]; then
   else
     echo "codegen: $target is up to date"
   fi
+  if ! diff -u "$client_target" "$tmp/client.gen.go" >"$tmp/client.diff"; then
+    echo "codegen: $client_target is stale; run scripts/codegen.sh and commit the result:" >&2
+    head -n 40 "$tmp/client.diff" >&2
+    stale=1
+  else
+    echo "codegen: $client_target is up to date"
+  fi
   if ! diff -ru "$proto_target" "$tmp/proto" >"$tmp/proto.diff"; then
     echo "codegen: $proto_target is stale; run scripts/codegen.sh and commit the result:" >&2
     head -n 40 "$tmp/proto.diff" >&2
@@ -81,6 +101,8 @@ fi
 
 cp "$tmp/api.gen.go" "$target"
 echo "codegen: wrote $target"
+cp "$tmp/client.gen.go" "$client_target"
+echo "codegen: wrote $client_target"
 rm -rf "$proto_target"
 mkdir -p "$proto_target"
 cp -R "$tmp/proto/." "$proto_target/"

@@ -1,0 +1,52 @@
+package client
+
+import "github.com/gpuaas/gpuaas/hosts/http/api"
+
+// The contract's types, by alias: one copy, the host's (see the package
+// documentation).
+type (
+	Me                   = api.Me
+	User                 = api.User
+	Project              = api.Project
+	SKU                  = api.SKU
+	Node                 = api.Node
+	Allocation           = api.Allocation
+	AllocationState      = api.AllocationState
+	AllocationAccess     = api.AllocationAccess
+	CreateAllocation     = api.CreateAllocationRequest
+	Quote                = api.AllocationQuote
+	QuoteRefusal         = api.QuoteRefusal
+	SSHKey               = api.SSHKey
+	BillingBalance       = api.BillingBalance
+	LedgerEntry          = api.LedgerEntry
+	UsageRecord          = api.UsageRecord
+	CheckoutSession      = api.CheckoutSession
+	APIKey               = api.APIKey
+	CreateAPIKey         = api.CreateAPIKeyRequest
+	CreatedAPIKey        = api.CreatedAPIKey
+	CredentialScope      = api.CredentialScope
+	ServiceAccount       = api.ServiceAccount
+	CreatedCredential    = api.CreatedCredential
+	ServiceTokenResponse = api.ServiceTokenResponse
+	StorageEntry         = api.StorageEntry
+	StorageUsage         = api.StorageUsage
+)
+
+// Allocation states.
+const (
+	StateRequested     AllocationState = "requested"
+	StateProvisioning  AllocationState = "provisioning"
+	StateActive        AllocationState = "active"
+	StateReleasing     AllocationState = "releasing"
+	StateReleased      AllocationState = "released"
+	StateFailed        AllocationState = "failed"
+	StateReleaseFailed AllocationState = "release_failed"
+)
+
+// Scopes an API key may hold.
+const (
+	ScopeRead        CredentialScope = "read"
+	ScopeAllocations CredentialScope = "allocations"
+	ScopeStorage     CredentialScope = "storage"
+	ScopeBilling     CredentialScope = "billing"
+)
