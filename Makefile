@@ -14,8 +14,14 @@ STRIPE_MOCK_VERSION := v0.203.0
 STEP_CA_VERSION     := v0.30.2
 VERSITYGW_VERSION   := v1.8.0
 MAILPIT_VERSION     := v1.33.1
+# Deployment tooling (scripts/deploy/check.sh): chart rendering and schema
+# validation, the agent's Debian package, Prometheus rules.
+HELM_VERSION        := v4.3.2
+KUBECONFORM_VERSION := v0.8.0
+NFPM_VERSION        := v2.48.0
+PROMETHEUS_VERSION  := v0.316.0
 
-.PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca tool-versitygw tool-mailpit codegen lint migrate fmt golden-path web web-deps web-lint web-test web-e2e
+.PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca tool-versitygw tool-mailpit tool-deploy codegen lint migrate fmt golden-path web web-deps web-lint web-test web-e2e deploy-check agent-deb image
 
 # The web console (hosts/web, Node 20.19+): built into hosts/web/static/dist and
 # embedded in the binary. `make build` and `make dev` rebuild it when its
@@ -53,7 +59,7 @@ dev: $(GOBIN)/temporal $(GOBIN)/versitygw $(GOBIN)/mailpit $(if $(HAVE_NPM),web)
 # (the S3 gateway of `gpuaas dev` and of the storage adapter tests) and mailpit
 # (the SMTP server with a web inbox of `gpuaas dev` and of the mail tests).
 # `make -j4 tools` builds them side by side.
-tools: tool-go $(GOBIN)/temporal tool-stripe-mock tool-step-ca $(GOBIN)/versitygw $(GOBIN)/mailpit
+tools: tool-go $(GOBIN)/temporal tool-stripe-mock tool-step-ca $(GOBIN)/versitygw $(GOBIN)/mailpit tool-deploy
 
 tool-go:
 	$(GO) build -o /dev/null tool
@@ -77,6 +83,42 @@ $(GOBIN)/versitygw tool-versitygw:
 # finds it here.
 $(GOBIN)/mailpit tool-mailpit:
 	$(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+
+# Deployment tools, each built once into $(GOBIN) (a version bump here
+# rebuilds it: the stamp names the version): helm (renders the chart),
+# kubeconform (validates it), nfpm (the agent's .deb), compose-check
+# (compose-go, the loader of `docker compose config`; its own module pins
+# it) and promtool (alert rules).
+tool-deploy: $(GOBIN)/.helm-$(HELM_VERSION) $(GOBIN)/.kubeconform-$(KUBECONFORM_VERSION) $(GOBIN)/.nfpm-$(NFPM_VERSION) \
+	$(GOBIN)/.promtool-$(PROMETHEUS_VERSION) $(GOBIN)/compose-check
+
+$(GOBIN)/.helm-$(HELM_VERSION):
+	$(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION) && touch $@
+
+$(GOBIN)/.kubeconform-$(KUBECONFORM_VERSION):
+	$(GO) install github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION) && touch $@
+
+$(GOBIN)/.nfpm-$(NFPM_VERSION):
+	$(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION) && touch $@
+
+$(GOBIN)/.promtool-$(PROMETHEUS_VERSION):
+	$(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMETHEUS_VERSION) && touch $@
+
+$(GOBIN)/compose-check: scripts/compose-check/main.go scripts/compose-check/go.mod scripts/compose-check/go.sum
+	cd scripts/compose-check && $(GO) build -o $@ .
+
+# Render and validate the Helm chart, check the compose file, build and
+# inspect the agent package, check alert rules and dashboards.
+deploy-check: tool-deploy
+	./scripts/deploy/check.sh
+
+# The node agent as a Debian package: bin/agent/gpuaas-agent_<version>_<arch>.deb.
+agent-deb: $(GOBIN)/.nfpm-$(NFPM_VERSION)
+	./scripts/deploy/agent/build.sh
+
+# The control-plane image (needs a Docker engine with BuildKit).
+image:
+	docker build -f scripts/deploy/Dockerfile --build-arg VERSION=$(VERSION) -t gpuaas:$(VERSION) .
 
 codegen: web-deps
 	./scripts/codegen.sh
