@@ -24,6 +24,10 @@ type Config struct {
 	// PublicBaseURL + "/auth/callback". An open list would let anyone use
 	// this host to send sign-in codes to their own site.
 	AllowedRedirectURIs []string
+	// AllowLoopbackRedirects also admits native applications' loopback
+	// redirects (http://127.0.0.1:<any port>/callback, RFC 8252): the CLI's
+	// `gpuaas login`. The identity provider must allow them too.
+	AllowLoopbackRedirects bool
 	// AllowedOrigins are the browser origins allowed to call the API
 	// cross-origin, with credentials. Explicit only: "*" is refused because
 	// credentials must never be granted to every origin. Default:

@@ -10,6 +10,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/admin/adminsvc"
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
+	"github.com/gpuaas/gpuaas/core/identity/machinesvc"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/notification/notificationsvc"
@@ -54,6 +55,12 @@ type Params struct {
 
 	Notifications *notificationsvc.Service `optional:"true"`
 	Admin         *adminsvc.Service        `optional:"true"`
+
+	// Machine access (doc/service-accounts.md), all or none.
+	Machine         *machinesvc.Service       `optional:"true"`
+	ServiceAccounts ports.ServiceAccountStore `optional:"true"`
+	APIKeys         ports.APIKeyStore         `optional:"true"`
+	TokenIssuer     ports.TokenIssuer         `optional:"true"`
 }
 
 // NewFromParams builds the server from the fx graph.
@@ -71,6 +78,7 @@ func NewFromParams(p Params) (*Server, error) {
 		Inventory: p.Inventory, Allocations: p.Allocations, Terminal: p.Terminal, Payments: p.Payments,
 		Mounts: p.Mounts, PolicyAdmin: p.PolicyAdmin, Ledger: p.Ledger, Storage: p.Storage,
 		Notifications: p.Notifications, Admin: p.Admin,
+		Machine: p.Machine, ServiceAccounts: p.ServiceAccounts, APIKeys: p.APIKeys, TokenIssuer: p.TokenIssuer,
 	})
 }
 

@@ -192,7 +192,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.ServiceAccounts != nil && d.APIKeys != nil && d.TokenIssuer != nil {
 		ad.Accounts, ad.Keys, ad.Issuer, ad.Audit, ad.Clock, ad.IDs = d.ServiceAccounts, d.APIKeys, d.TokenIssuer, d.Audit, d.Clock, system.UUIDs{}
 	}
-	if s.auth, err = authsvc.New(authsvc.Config{RedirectURIs: cfg.AllowedRedirectURIs}, ad); err != nil {
+	if s.auth, err = authsvc.New(authsvc.Config{RedirectURIs: cfg.AllowedRedirectURIs,
+		AllowLoopbackRedirects: cfg.AllowLoopbackRedirects}, ad); err != nil {
 		return nil, err
 	}
 	if s.audit, err = auditsvc.New(d.Audit); err != nil {
