@@ -103,6 +103,8 @@ var wantAuthz = map[string]Authz{
 	"GET /api/v1/admin/audit-log/export":                      AuthzPlatformAdmin,
 	"GET /api/v1/admin/ops":                                   AuthzPlatformAdmin,
 	"GET /api/v1/admin/runbooks":                              AuthzPlatformAdmin,
+	"POST /api/v1/admin/tenants/{tenant_id}/refund-requests":  AuthzPlatformAdmin,
+	"GET /api/v1/admin/refund-requests":                       AuthzPlatformAdmin,
 	"POST /api/v1/admin/events/{event_id}/retry":              AuthzPlatformAdmin,
 	// Project storage (doc/storage.md): members of the active project.
 	"GET /api/v1/storage/list":              AuthzProjectMember,

@@ -578,6 +578,30 @@ func (e ProjectMembershipRole) Valid() bool {
 	}
 }
 
+// Defines values for RefundRequestStatus.
+const (
+	RefundRequestStatusFailed    RefundRequestStatus = "failed"
+	RefundRequestStatusRequested RefundRequestStatus = "requested"
+	RefundRequestStatusSubmitted RefundRequestStatus = "submitted"
+	RefundRequestStatusSucceeded RefundRequestStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the RefundRequestStatus enum.
+func (e RefundRequestStatus) Valid() bool {
+	switch e {
+	case RefundRequestStatusFailed:
+		return true
+	case RefundRequestStatusRequested:
+		return true
+	case RefundRequestStatusSubmitted:
+		return true
+	case RefundRequestStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ServiceAccountRole.
 const (
 	ServiceAccountRoleAdmin  ServiceAccountRole = "admin"
@@ -905,6 +929,30 @@ func (e AdminListNodesParamsState) Valid() bool {
 	case AdminListNodesParamsStateOffline:
 		return true
 	case AdminListNodesParamsStateRetired:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AdminListRefundRequestsParamsStatus.
+const (
+	AdminListRefundRequestsParamsStatusFailed    AdminListRefundRequestsParamsStatus = "failed"
+	AdminListRefundRequestsParamsStatusRequested AdminListRefundRequestsParamsStatus = "requested"
+	AdminListRefundRequestsParamsStatusSubmitted AdminListRefundRequestsParamsStatus = "submitted"
+	AdminListRefundRequestsParamsStatusSucceeded AdminListRefundRequestsParamsStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the AdminListRefundRequestsParamsStatus enum.
+func (e AdminListRefundRequestsParamsStatus) Valid() bool {
+	switch e {
+	case AdminListRefundRequestsParamsStatusFailed:
+		return true
+	case AdminListRefundRequestsParamsStatusRequested:
+		return true
+	case AdminListRefundRequestsParamsStatusSubmitted:
+		return true
+	case AdminListRefundRequestsParamsStatusSucceeded:
 		return true
 	default:
 		return false
@@ -1746,6 +1794,42 @@ type RefreshRequest struct {
 	RefreshToken *string `json:"refresh_token,omitempty"`
 }
 
+// RefundRequest defines model for RefundRequest.
+type RefundRequest struct {
+	AmountMinor   int64               `json:"amount_minor"`
+	CreatedAt     time.Time           `json:"created_at"`
+	CreditEntryId string              `json:"credit_entry_id"`
+	Currency      string              `json:"currency"`
+	FailureReason *string             `json:"failure_reason,omitempty"`
+	Id            string              `json:"id"`
+	Provider      string              `json:"provider"`
+	ProviderRef   *string             `json:"provider_ref,omitempty"`
+	Reason        string              `json:"reason"`
+	SessionId     string              `json:"session_id"`
+	Status        RefundRequestStatus `json:"status"`
+	TenantId      string              `json:"tenant_id"`
+	UpdatedAt     time.Time           `json:"updated_at"`
+}
+
+// RefundRequestStatus defines model for RefundRequest.Status.
+type RefundRequestStatus string
+
+// RefundRequestInput defines model for RefundRequestInput.
+type RefundRequestInput struct {
+	// AmountMinor 1..10^10 minor units.
+	AmountMinor int64 `json:"amount_minor"`
+
+	// CreditEntryId The ledger credit a payment made.
+	CreditEntryId string `json:"credit_entry_id"`
+	Reason        string `json:"reason"`
+}
+
+// RefundRequestPage defines model for RefundRequestPage.
+type RefundRequestPage struct {
+	NextCursor     *string         `json:"next_cursor,omitempty"`
+	RefundRequests []RefundRequest `json:"refund_requests"`
+}
+
 // RefundResult defines model for RefundResult.
 type RefundResult struct {
 	AmountMinor int64         `json:"amount_minor"`
@@ -2451,6 +2535,17 @@ type SetPolicyParams struct {
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
 
+// AdminListRefundRequestsParams defines parameters for AdminListRefundRequests.
+type AdminListRefundRequestsParams struct {
+	TenantId *string                              `form:"tenant_id,omitempty" json:"tenant_id,omitempty"`
+	Status   *AdminListRefundRequestsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+	Limit    *int                                 `form:"limit,omitempty" json:"limit,omitempty"`
+	Cursor   *string                              `form:"cursor,omitempty" json:"cursor,omitempty"`
+}
+
+// AdminListRefundRequestsParamsStatus defines parameters for AdminListRefundRequests.
+type AdminListRefundRequestsParamsStatus string
+
 // AdminListTenantsParams defines parameters for AdminListTenants.
 type AdminListTenantsParams struct {
 	Name   *string `form:"name,omitempty" json:"name,omitempty"`
@@ -2472,6 +2567,12 @@ type AdminSetTenantPolicyParams struct {
 
 // AdminResetTenantPolicyParams defines parameters for AdminResetTenantPolicy.
 type AdminResetTenantPolicyParams struct {
+	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
+	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
+}
+
+// AdminRequestRefundParams defines parameters for AdminRequestRefund.
+type AdminRequestRefundParams struct {
 	// XIdempotencyKey Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`.
 	XIdempotencyKey *IdempotencyKey `json:"X-Idempotency-Key,omitempty"`
 }
@@ -2877,6 +2978,9 @@ type AdminCreditTenantJSONRequestBody = AdminCreditRequest
 // AdminSetTenantPolicyJSONRequestBody defines body for AdminSetTenantPolicy for application/json ContentType.
 type AdminSetTenantPolicyJSONRequestBody = SetPolicyRequest
 
+// AdminRequestRefundJSONRequestBody defines body for AdminRequestRefund for application/json ContentType.
+type AdminRequestRefundJSONRequestBody = RefundRequestInput
+
 // AdminRefundTenantJSONRequestBody defines body for AdminRefundTenant for application/json ContentType.
 type AdminRefundTenantJSONRequestBody = AdminRefundRequest
 
@@ -3005,6 +3109,9 @@ type ServerInterface interface {
 	// SetPolicy Set the global value of a policy key.
 	// (PUT /api/v1/admin/policies)
 	SetPolicy(w http.ResponseWriter, r *http.Request, params SetPolicyParams)
+	// AdminListRefundRequests Refund requests of every tenant (or one), newest first.
+	// (GET /api/v1/admin/refund-requests)
+	AdminListRefundRequests(w http.ResponseWriter, r *http.Request, params AdminListRefundRequestsParams)
 	// AdminListRunbooks The runbooks (sections of doc/runbook.md) that degraded ops entries point at.
 	// (GET /api/v1/admin/runbooks)
 	AdminListRunbooks(w http.ResponseWriter, r *http.Request)
@@ -3026,6 +3133,9 @@ type ServerInterface interface {
 	// AdminResetTenantPolicy Remove the tenant's override; the platform-wide value applies again.
 	// (DELETE /api/v1/admin/tenants/{tenant_id}/policies/{key})
 	AdminResetTenantPolicy(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, key string, params AdminResetTenantPolicyParams)
+	// AdminRequestRefund Refund (part of) a provider-paid credit through the provider and the ledger.
+	// (POST /api/v1/admin/tenants/{tenant_id}/refund-requests)
+	AdminRequestRefund(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminRequestRefundParams)
 	// AdminRefundTenant Record a refund of credits (money received) in the tenant's ledger, audited.
 	// (POST /api/v1/admin/tenants/{tenant_id}/refunds)
 	AdminRefundTenant(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminRefundTenantParams)
@@ -3332,6 +3442,12 @@ func (_ Unimplemented) SetPolicy(w http.ResponseWriter, r *http.Request, params 
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
+// AdminListRefundRequests Refund requests of every tenant (or one), newest first.
+// (GET /api/v1/admin/refund-requests)
+func (_ Unimplemented) AdminListRefundRequests(w http.ResponseWriter, r *http.Request, params AdminListRefundRequestsParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
 // AdminListRunbooks The runbooks (sections of doc/runbook.md) that degraded ops entries point at.
 // (GET /api/v1/admin/runbooks)
 func (_ Unimplemented) AdminListRunbooks(w http.ResponseWriter, r *http.Request) {
@@ -3371,6 +3487,12 @@ func (_ Unimplemented) AdminSetTenantPolicy(w http.ResponseWriter, r *http.Reque
 // AdminResetTenantPolicy Remove the tenant's override; the platform-wide value applies again.
 // (DELETE /api/v1/admin/tenants/{tenant_id}/policies/{key})
 func (_ Unimplemented) AdminResetTenantPolicy(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, key string, params AdminResetTenantPolicyParams) {
+	w.WriteHeader(http.StatusNotImplemented)
+}
+
+// AdminRequestRefund Refund (part of) a provider-paid credit through the provider and the ledger.
+// (POST /api/v1/admin/tenants/{tenant_id}/refund-requests)
+func (_ Unimplemented) AdminRequestRefund(w http.ResponseWriter, r *http.Request, tenantId TenantIDPath, params AdminRequestRefundParams) {
 	w.WriteHeader(http.StatusNotImplemented)
 }
 
@@ -4644,6 +4766,78 @@ func (siw *ServerInterfaceWrapper) SetPolicy(w http.ResponseWriter, r *http.Requ
 	handler.ServeHTTP(w, r)
 }
 
+// AdminListRefundRequests operation middleware
+func (siw *ServerInterfaceWrapper) AdminListRefundRequests(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminListRefundRequestsParams
+
+	// ------------- Optional query parameter "tenant_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "tenant_id", r.URL.Query(), &params.TenantId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "tenant_id"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", r.URL.Query(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "status"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "status", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", r.URL.Query(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "limit"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "limit", Err: err})
+		}
+		return
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", r.URL.Query(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		var requiredError *runtime.RequiredParameterError
+		if errors.As(err, &requiredError) {
+			siw.ErrorHandlerFunc(w, r, &RequiredParamError{ParamName: "cursor"})
+		} else {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "cursor", Err: err})
+		}
+		return
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminListRefundRequests(w, r, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
 // AdminListRunbooks operation middleware
 func (siw *ServerInterfaceWrapper) AdminListRunbooks(w http.ResponseWriter, r *http.Request) {
 
@@ -4919,6 +5113,56 @@ func (siw *ServerInterfaceWrapper) AdminResetTenantPolicy(w http.ResponseWriter,
 
 	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		siw.Handler.AdminResetTenantPolicy(w, r, tenantId, key, params)
+	}))
+
+	for _, middleware := range siw.HandlerMiddlewares {
+		handler = middleware(handler)
+	}
+
+	handler.ServeHTTP(w, r)
+}
+
+// AdminRequestRefund operation middleware
+func (siw *ServerInterfaceWrapper) AdminRequestRefund(w http.ResponseWriter, r *http.Request) {
+
+	var err error
+	_ = err
+
+	// ------------- Path parameter "tenant_id" -------------
+	var tenantId TenantIDPath
+
+	err = runtime.BindStyledParameterWithOptions("simple", "tenant_id", chi.URLParam(r, "tenant_id"), &tenantId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: r.URL.RawPath == ""})
+	if err != nil {
+		siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "tenant_id", Err: err})
+		return
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminRequestRefundParams
+
+	headers := r.Header
+
+	// ------------- Optional header parameter "X-Idempotency-Key" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("X-Idempotency-Key")]; found {
+		var XIdempotencyKey IdempotencyKey
+		n := len(valueList)
+		if n != 1 {
+			siw.ErrorHandlerFunc(w, r, &TooManyValuesForParamError{ParamName: "X-Idempotency-Key", Count: n})
+			return
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "X-Idempotency-Key", valueList[0], &XIdempotencyKey, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			siw.ErrorHandlerFunc(w, r, &InvalidParamFormatError{ParamName: "X-Idempotency-Key", Err: err})
+			return
+		}
+
+		params.XIdempotencyKey = &XIdempotencyKey
+
+	}
+
+	handler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		siw.Handler.AdminRequestRefund(w, r, tenantId, params)
 	}))
 
 	for _, middleware := range siw.HandlerMiddlewares {
@@ -8331,6 +8575,12 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 		r.Post(options.BaseURL+"/api/v1/admin/tenants/{tenant_id}/refunds", wrapper.AdminRefundTenant)
 	})
 	r.Group(func(r chi.Router) {
+		r.Post(options.BaseURL+"/api/v1/admin/tenants/{tenant_id}/refund-requests", wrapper.AdminRequestRefund)
+	})
+	r.Group(func(r chi.Router) {
+		r.Get(options.BaseURL+"/api/v1/admin/refund-requests", wrapper.AdminListRefundRequests)
+	})
+	r.Group(func(r chi.Router) {
 		r.Get(options.BaseURL+"/api/v1/storage/list", wrapper.ListStorage)
 	})
 	r.Group(func(r chi.Router) {
@@ -8477,427 +8727,436 @@ func HandlerWithOptions(si ServerInterface, options ChiServerOptions) http.Handl
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P3pkhs3ti+KvwqCZ0eI7JNkDSppt6vCEacsyba2JUunWGp3/Ju9mWAmSKIrCaQBZLHYDp/oT/+I+/XG",
-	"fYXbD9ZPcgNrATmQmZxUVRqa/iBLzAnDWgtr/K3fWpGcpVIwYXTr/LfWlNGYKfjr65jNUmmYMN0rliZ0",
-	"wWL7c8x0pHhquBSt81ZoVMZCMp8yQcyUEcV0KoVmhGtCiYLniBzDtTFX2hR3jKWCn7n/TrQgN2zRawUt",
-	"HU3ZjNqvMZHNWud/adnPtP4atMwiZa3zljaKi0nr99+D1hUzatG9HBumVofXZ5EUsSZGkjnlhozYWCo7",
-	"SqMWXEyq33Lv5sKwCVPw8j93X0ilWELt+7qvX65+4VU0lUzDRCKaJEw90SQqniE8JlKRiCrFmV2SCRNM",
-	"UcNiIgW7IL9m0jDCDa6gYqlUhosJoSRVcpSwWe0QS9P/c/eKGvaGz7jpwp+rQ7xiv2ZMG01oksg5iwnH",
-	"vYoypZgwZM5FLOduP7gmSmaGkSihWm+xQMXnr9iMcmEH1jyEhI1N/fd3/JRmpnm7M2F4UjdHJuJNc/o9",
-	"aKVU0Rkzjg8uk0RGsJmvX76nZrr62UsBS4s3eWrPqcEwQYW5IFQsiDRTpixvnB2f2XFw+3hqXxq0BJ3Z",
-	"kRRvGvK4FbQU+zXjyvKe5YHy0Gf07g0TEzuik9M/Bq0ZF/m/6zjllYhTyYVpnAaZs9FUyhu7THCnn0uq",
-	"5N9YZBpG7O++7/G+LgTDT2yxOt639MZxnkLyIpqOmeV14O8LotiMzUZMsZikTJFMMwVUHpZETs+YZDiV",
-	"mdJhPj0UgsUE/9wtDaVrx9IwrdNnzzZP62cZs+YtEDK2IrFhqe3V+17m97i5dcLtesoIjQy/LUiA/Ikm",
-	"PAYBRieUC22q1I4rrqc81RcoxexjpXtIRIWQhmjGlhlhdd3d2KzkvZcpNq26H+ZH8q57zX3v0BUbK6an",
-	"L6S84ax+lxTeQoy8YYJEcCdpZ5rFxdk8kvEiP4mE9M8M4ZlOPiV8uJjUJM0o1UN3d9M+/PHkm9O6sfeZ",
-	"uuURu4wima0TPRrvIxRvXJI8W++Ae83Qvea+d+Ia6KF5FkgvzfyL1+97VB80U81jArHXOCJ79X7H87t9",
-	"Fep4cH5+R2N3/Nt/RVJYldL+laZpwvGoO/qbtqP9rfTR/1Bs3Dpv/Y+jQkE9wqv66JVSUl25j+Anl4+G",
-	"ZCzVjIHyxcWtlVmEizQzpB3eogSzJ+yY8oTFYUBCz7p+FexvmdBZajUyFg9nLOZ0aOcaAquUFOU6JbFu",
-	"9O6Ro5X7YQIvpBgnPHrEReobavU8913SDv1f7dxLR+TQHa9DLobjhE+m9oZ//eOfD7MO30s14nHMxOMt",
-	"xGVmpkwY+3YWk1FmiD2gvLbcDsd+SHZhxoyaTLFhzDUdOeLhQmfjMY84E2aoI5ky/NUwhcdnQVYPs2iv",
-	"7acETR5vzT4IdpeyyC6YZaJMMdLGGQuaDJl9POxcgAyfMa3pBE57sH54FDi7B87airH0IKvzszTfy0zE",
-	"j7c6LyUcsYawO65NQJyp6zSgGV3AxRsh59b2g5s0aYdCmuHYjvSByOQ9XcyYMFe5pH+s9bAqyogmVERA",
-	"BqD/5RwDhFNiIHdj2IF1o4Jcvn9NbtjiiSYx5cmC6JSJmEQ0JXOZJTEZMZJSrYFX4dowoulQMRpNH4zj",
-	"rq3SpO9tBeF1a4U1nwgw3XtkVd/j1rbXkmiWG9f+BtTmlpagz0y3SZsMq/ret//6xz8viNUtvj2iKT+6",
-	"PTmimZlekB+NSd+JZHFB+izKFLsgfTpjfW7Yt32j7Cmy0XNxP/sg31A1YY9Hy06ZQXVa3jJk7YTPuKXk",
-	"lC4SSeOhkXKY2IE9GP3Jt1QsvGPlEadvlQaYLfCbooYN3T9Xprrkm1s3y/Kt90IcDa6x9S9ZfmCdh2vb",
-	"NxUPNTmxtn+TfQD25IOwXCgV//tjivG3XGsuJgFhd6k9QKx8Hks1YTGJFIutDkUTe5CBWBrO8HarC+EP",
-	"7rHiB6eahxdWW4K/DqPEHgIhkSjHnEHXRUEHrsmHYagPgt5Snlid7hE1TxIze2CB85trEsu5uED3FUmo",
-	"YcqeaM6kzYoBhg+1BKmSkdXWHnURfmFJ0nXmmlW+FRtneJiXjZAbZg0Re+FBZv+7P6zQ5/v+tXM50jjm",
-	"9jaavFcyZcpwa9WOaaJZ0EpLP/3WihSzBsSQwoLZCdm/tWJqWNfwGWut2MpBCzlC7/QMj2sO1KCVUG2G",
-	"dn3cy5YWeWr1BEPmVBN7J8ElNpLQkcwMoWTGhWeu7caBHoSakaSKjfldvaMK9bg0GyU8ItpQZQ/NSUqH",
-	"IaEiJtxokkh5k6WEx50AnbmRnAiuGeHgga75XO51qxsN2GOwQdywmd5Eri9yQda3D9o3uFdSpegC3pjr",
-	"mDMuZE3Y6a0Etyg1pbiA9l5qFpM5N1OQbjdsAdYAarQpU+TD9QsS0wVpH58TIa2SW90RLszzs2IVygGS",
-	"woHzlxZ4dGCDgqpX0u1NviyrswnKhFyE3OTIvsROH5njDUeHzg4MQlNu2Xj7vXBsuLIFS5PN31s72jh+",
-	"Cz7pkhNqhzEriaLQByJpPOOiFbTQz90KWreczZmqiU0GuW9tD5deeXolF50dTMMk+/0ff2KL/SbpObk8",
-	"yuPjDaMMWsjFdulXWeCdQOrmghSaCuwSQVoOCNUkjKiBoG+ajUKSKi6MtlKqTYlRlCdcTIhg84QLsBvH",
-	"XLBOj/SNtMqHYl0mIhmzOACOsmLMyo9IzqyVa9mmPKHnT/94tn5KQeuua9idZTOZ0l8ztrIVnqOKidfv",
-	"xoyLF8BEH/S+hBdznSZ0MazZm1O7N6tHyYzyZCUgdbZxFwWbD51f2n9raSsVmdEbRqh3b1vJBV5lORd6",
-	"eZm3oBvPUzVhDJkwsGC9n9y+3bOenAvguCUWrOO8ws++8pn/kmAhcx/cIW2QxvbLneW57MqpuAXrSCLm",
-	"Zj9yoDOIZzQcOCe93snxf58cE7hOMsGN3urYCFoYIY9qWPh1/x05Oz35z3OMxCTU2Nc90WTEE8uZPf/o",
-	"0rI9rdtyRp3SuGxMR1LF5SORCav8gi6AFgDNYm5IIidLn3m2kdKWj4nyEpYmno+ucePwAPnIk2MH8rXM",
-	"tfFstK+x4qX2vFh/WMy4+FnGbFcSnDBhhrdMaY5buTLufTTgSZptrxD88P5DnUI2ZTQx02E0ZdGNbp5V",
-	"zYhXFse9yvmsa5/BWxalayMpE0bFJuV8yqgyI0bNTgvUqGYrpmWmItak+CpmLEns9DF9kzXq0Xo6nEoU",
-	"XLUXU6lMXUpN0NKGGrZpby1FQkhqrTLrBujfWRpWaRDBEq06Kiu2rkKq1ZVcyzF7KL1CxjtYHwVvblJ6",
-	"8b2No3UpD1dOCO0w4IbtbybDvTXkNdu8XnhdsXEm4s/tIIXTfQjnV63mYRUcvAnNWjsHjJAJNmfauJ/o",
-	"KPH3aUzeoCNdo89a5eRLOGc3Ha6YU7HjLroYUbGN223QzqdTWTva2hHDb9mwZPjXy0SXKFV/sZHZdJJN",
-	"6sMpjQLTPlF8LlhauooetDLyzb6AYgdfMuMMkN33cZNY/A41zu/c3Q2LvJ2EzZ+p0yRKu7K9vHbqYc3r",
-	"UpnwaDGUt0wp7s6B/XUT58jZcXTlk6BmiCZnv41vcpy6TG3uDTlltUojLRNeDXWtrM8GGnvvdLJdzl92",
-	"Z4ZRpjTKiQZTccc19Sux4Yz2726c1Qe9s1mxjxRb9iU0+w62lXEpE3Ftpje6PWIysmcLsQOnBqL4MUb9",
-	"fRibLFjZm1vSoOu9A++d+QmGetkr4Kwd1DrqjCmrKKKJkWsokJNjZWMGzk8Wb3YiNF1tXFJ3fW8rsE6k",
-	"4zYt7adbsXyixeZsJ70tDX4VsvtBxOO9mOIlcVjIyJVVWLtDDyD57OB2XCyc5Aaph++tnU2xfzsq7VHE",
-	"9A7kcYn3/x44Xt9N57tvPdElyA0j53PZVsjO6N3QSEOTYSR1o8kCSfr5zJ9oAo907SMkommANgQ3ZEo1",
-	"kYJtac74UoP6AB8v697V8fwoM5UsCNxDtKCpnkqTV3vNpzJhUOWw5Tg2RPcUSxjVO+7WJs/JOi/INq6M",
-	"ghCdQyNoZWm8M1GV4kdbHA6VMF8RM1pxmJQ3r6L9V1wipfFu4R9ZZrwdVRo5m1FRYzGz3qRHQq2npJuS",
-	"01MyocN//eOf/2sqNWSXrXrmmtxT9kJ9nMpyj6XGJ5r0+z8SeyPEraiGWBL4kVxdntVbDGnXh7M6AZD4",
-	"jZBzAf4oXR+rbvSR+YNm/U47T5fzcrnjxa/f+q3Z4wS5/zN66UxayoYBP4fP/IEshZROWM1CLnscNp2i",
-	"+fX/nUmzzyrM64pfr1XGULoKaaZcTKxeC9krNNEuNxWTWcpVavVa7z4OjVGmxBAS8OCpYcoUlLLVZX9Q",
-	"DNuhVvpEE6t9VLIT4LxImSL2DURgQeaO8aPVk08xNsw9oKsPT+GsGC6dJ1t81R6NcaawikNj2WfdUTQn",
-	"iRQTdLLJmEGyhcoEyUQMidirB+yW0/bbXFMRfMvUgkAsApO+Qaw6crCqQOA9blLZQXCDN0MpI9T7bsVn",
-	"QMlXOIo6TlOZmNOFX5shrS+QrqyQz9C2nKe9pxDStWNGaByzmLSPc3XC5XGnUnOrYnW2XLjGs3WJp/Nz",
-	"q4ZGKsfWsj+rkSsa1qRCpUHO7aUtXi9S+l4j8CZenueDh/It11wKtMdyyxPVFvzRqzAt1BTdt+E3V6BU",
-	"a55eZjE3r27Zzr5TO4iGAB6NjFRNqg9exJ9/W7a/lwrv7C8LbdishZpk7QxKpR9N32zSjJmhMTW0eeZY",
-	"w7aybTICytlND5OZieSsMmudoaITtGImeL53maqf6UYldlMkz133i7+qlrrn03W+iK1VyfIqVfa9RCGB",
-	"p6Pl4VWnU6xeLRdZGn4jJ3voJuyW7eS2K7jl0dQSN8S6iS85RT4y+LGq0ups5ktoExZP7DEjyjGtCzgJ",
-	"R4wINqFWJm0pvdepHB+rLDjpDMX4q7Oqym5yRJ4+Pz4mStqTPIbEaWIkOe4dn1wQkSVJVTGz464G8mKZ",
-	"jcBtZm/GhOeKzBCZC1/edSey6378wziR1E5u5YBdHfDP9YO4IMelkuyiJgrycbO0dh8ahugXdmmM+FQx",
-	"QkxpWx7e91KRlMk0YQEBO2vQwnMf84FPTkER1MQpjh5Iw+79oHVB2Cw1i4Y1Xs8Va+JPWx/drSVqqc61",
-	"juFeWBVLZqbPtN7D/7QUNN6G1N0Hh5mq96yv5QWNw1znhcg2yjxX7uem3MdnVvSs4ktLgy55lJtSp2pX",
-	"WgqdzZh6Qyc7KyY3w1JgYXVNrcbvShPWRSS2Ut9jZk0gVwVZl7KiGJ1toabifcXYyu738oSq36xdODAU",
-	"MOd5v9yGajXBUhZnii+5AMWeC0LJglG1e7r/rknCFdVnp+zK+8jdn9G71/goZsK6f5ws6QBBKxP814y5",
-	"y1bM1if6r9DWjN7xmVUKT479f/Ah/PF4Y6Z+XZK+m/YaIsmtj/0IxRq+9bb3ctrIsveCtM9OT0m48gJ2",
-	"FzEWszjsFKdb/6cP4FbQZCYVK5wL7ZIiUm821ixqdV1PmpwC2/nLZ9Lh1pRwm6xCBE6QyvAw+dVlvJK5",
-	"VDdMEWedQao6L9TCgYgWUcI8yhjmomuTe4JohAZ1QLQk8yk1zoy2b2cx0YYutOdObnoDcX9LU1jdJQ58",
-	"vjk5XOspVF7xOg3nlymPpiuYOf3+jwQco0YSLrShSXJh19ndOFvOaco5e2NyU8HLT09rqnKMVHTChnoh",
-	"oo3ssFyGN5ZJzNQS6swTTdxL7Vym9JZ5I8CatOckzWDfuDASiQlt3yeaTOWMDUQ7/D9Hg+z4+GnkXm95",
-	"HX4AfIj/c+S+E+bRESNTN5QOkVYxXKJRrh0eU0CoiAcizfSUxWREoxvSFmwOcfZoSsWExWTME6YDT1D2",
-	"Tb9m0tBO2YPjfQ898p1lbjYeS2XOB2Lpu7HHMwAUPTtabohlEmv0oqeIG9KOZXTkVqw3iztIwVXJkzqU",
-	"mnVivI+vAECbZXEJz68KxnrnUbMAXVIHHyKV8Br3s5ulS7YXaUd2up17S9C/ILNMG2vNFfbeE02a0/NL",
-	"TP9036z5NWubn8KPoMWYuQQ9Rm+ryPzeOG6fCfB4JVR1qkDzulahtB610uvecnw3pffiTH9BHEIPWLhn",
-	"AVWZcLapn7plwoALa3uF0w/UPnq9WNY4/7hO4/w9aDnLsDKys12LA8FQK4+9eVnjvcqaXXXl9rWamkWq",
-	"Dp3Tlf+6et9//eOfYScgeirnAs66LcJ8biT5J9ZMtRBCuwajAX+gyfB2V5um2F83G0wRLwa19gis8Hpp",
-	"MstrUnplUBr78kjXrNQSs+0qrEuPbcMp/vYNdKL5RFiFG+8h7XA+1Szah2jyAW6imorlWAnn0NjFhYrE",
-	"VafltIKWMw1q3f4vMm3kjKn3Uhma7Od6qncf1UiBumkB9sJ3Mt4ZysBlKq0Axo0SRmY0mnLBiL3pAnA8",
-	"rd5HU3509ery5dtXvVmcK7QJ16ZHfmZzuFt7rzMEEyGL847O0sR+9C+tFVy+fYNGMWQz6k3BoaWw7Z1R",
-	"1M+tazcdCzGkMOzOBDD+rk5ZxMc8KpFdsdhjzpKGsg85HqMbyIEQwq2YMVLMmgBqWn3eSKkebSmAm82o",
-	"yId7kUPgWhYJQGU3kqRU6S1YBXa9+NbKWjdSWI7usaPssM9uBR8CJLzC2fB47aDu0AbaT3HwxF86l8+O",
-	"v3m+WUliMVcsMsNM8YqryP47WD3mm3PLytU3J6e7KQRuE322V2VQdWv1PbDaPnHkdaWO+dauBlP3icAC",
-	"Is4QI8v17toMJ7RdfNPfvRzpLH+mMpG6hfvh/YcdF2x94aiI2V1jqZBUi+GMjxquy5gla8LC9Wkfpsh8",
-	"wyw3QB6En394/+HCeWjIWMkZ3qCJkZLIJAb5Qhc94uCq51Op4SFNqLJn9yxLoAigHUkx5pNMsRhlEXyi",
-	"Q7gmU5ZAGcCM2okIKiIWEJkB8G+a0IjNmDAByUTCNIJ84yAn1LA5XSA6J2JFOMQ6ErPbECADf3j/4fKy",
-	"P7x88+bdL8P+67cf3lxev3o5/OH9h/63J51y8YC4nVm9SdzymNOunlk+zYdfX5qdbRVFh810d/sNqmxk",
-	"UYtaR1s/wrVd5dbu5c+rmB1YFpgyVUKmOieDlrwZtOzaDlqxnItzgn4trO1Dl9agVXsqrpZfyBtIm5go",
-	"Wl95sRJhcUEoN7+69XotbrnZJ7G8ufBlg8m7a8FIbWXQsFLV0WgUF7Pb06HiJ7nStgCuWG1MMa0vvC6C",
-	"5TsefY2pJQcSgIp8/HrVYmesWYX/+uWn/o4TXwEb2l4dvCT/1X/3M/mFjchP1ma9+v4F+c9nJ//ZqSXy",
-	"tfUQjdBEb8BT98py3L16HhEr9DwvIvYpegGJ2QiymkXsio31rgkgj1VEuzFjytc511waM/s5tiYNFqUc",
-	"d8kO54SSDCCKFZRJB4SSFGPnxIXHAw+qiukmuLJPtEMsbijdXK/Ylnbfu452S/j3GVlrYE38SuQLtrEk",
-	"bHlUJY7GSUPaOZ2wIdASVLL9LdPGLpbLmRT1Jye+eZ9ML2EU38EpV2arx8v1coOsXVM5kdmeXsxKk4Yt",
-	"ey6sDOAtVTdXjO6LmJAkdc1X1A1hkOospLE2Mdqw1hIlbQN5QXRmNUzCY92pT3p3UcXGCOAGg6vwtJY9",
-	"uoUQXrMOOkt2j5mrm/pskSVScDfWUcLbXWl/55pGF8TYv9K7KG3epvRxXdVjXheeT6J+SfbAVvqIguZ7",
-	"AvTbFrJvXclu83LsgTOzK3JBE2jBMjG719aNdQ8MqUmarTPj7eVma3ZXZJqPLePbE5GomERQmm/TAj44",
-	"pNBHognZx6/YhGuj9jGwRlIa+2g63Afqtng6P/9WTFZ4mDChZAIaGyJFewc0eA0u8ohBsiAe/i9vRNjW",
-	"iCc5pXrK4k6tQiccqW+J3VSzuq3V2QT1q9O0CyuFJjDnZKmyRI7HCRfgxy1cK60cDaxWrv1cOsF33t94",
-	"cW9YcNuUdCxlMdPI2jMEo10QXqAR6G/tSiO9gFTSjov+NSsrjaHUJvwmj4JI4DbE+FWUa6gN7e2A1nzD",
-	"seB1PecW2/KTvR8Nn7jegWiv7Ib1xn6tA/t0eVBUKX5LkwsXxrllBFNdn2g3dzR9tjAZDTe1Obu1nln2",
-	"a8stjn8wQBpz1FHaoBUQNxo38M7SMpZYKJHzYQHJQDMjh770qkjc9aQTszRhWNdVIq6c80q/5XVcpd9K",
-	"ZV6rvxZPOMNziNYW/OTaMg7zRou+99BGZv541Ih9zSMrMotx7HJalURRHR6H8Byw3I8ILI/KRwF8OEl6",
-	"m+Gyq2PNv7KJmt7nFrbe1yW3wVVb4u+lcCV47qycs2KxQ6Rl2jFpw9c64MCt2GWWpS4Ihf+DK95qLzHh",
-	"mkjXUoaLkbwD19ASxxOazOlCkwkzzuJjAsiv8oUaYbo1Ou67VL/wSuFOgbpGRbJBJ6zPRmpW0N6leh/3",
-	"XJzD6ewAo5iJkZQ3DbjIeJHwmLR/eHVNjsBqOXI/a5fS6X3qtey4sx8+aN117a3dW6rsqCFG7xfk3U+t",
-	"YnVe5u/4PWjd0iRjW1Vh1G9G7u7HFzXsyp84m+8PZjAcLYa5BbCVWMoptEYk7eQKdcUxO9Q0lMppaj6+",
-	"q3Msp+iad+EZNNyxsrIcQK5zt1nLwi74NI9pffSK5++8r01cTjQzrWJlVz63OqegnriWV7S8/XV0Xa3X",
-	"eoQStcfz5d/ymKm1F4ewcfdc67YJxO3hUXnKgb7CK9Tss8/XqiQJm4B5NtPQA6CGuYDIDh7JKlVv4r38",
-	"/Ztn11850rjghlPUmksKtGNDxSIpIg42hWtFVatBv2dK27V6Iyd8z5BrSrWeS1WjqL7HToWuZIRD1qFZ",
-	"EL/vF5BxpmRCoilVNDJMFY372z9/eONwN1Z6FRyf7t7dAkmyrsPEs+e79yjxlWx+6rUbCICfO6tTY+r8",
-	"9eszGOrsbLZowlZrNG9AmbKqFQT7trRyZ1xsKXaXETQwOdVq+sD0qimbNNesVvVDNh4z7NM+SeSIJgTu",
-	"zT1bHl81ICxx5XxuTTubI1uYce2CjX4r/GiqG9C843t4OQEbdhfVxtHWJgGTv7d2tEqO2F7hoREVgjWh",
-	"MUAahauNQ5bPDTNc9VqVvTmJLqHYFA0XZat6ZxpNl2qnc9tyaYGKeysfalgun3b38YmDXA9XOb1kAO/f",
-	"CKGx30xetFgwUN6CpqgDLGeM3Qu6fWmmOXrrJow9t9T7MNK9xRCXOWldXM+9BMNMeorINLuPetOePmgY",
-	"rwFSsTF4V8Hkuo+Me6BRGbNVIDEq9BzaQ9a2Tg4ANdH1TCwa2jdXbQckLDkly+2T7atWeioHJBTS/kIj",
-	"bhZhZ1PO+k5553Ure4VpEJ8wh8L3nNjjaNjDNHPZWfeT87KpPwN+qn7ZJ1wbpjAIeE8Fh8+fbi47/4hy",
-	"dQ8CWlFnn271qEfnzI+h09NSwf3zZ8+ePltfaN/g0sojxH54tWtdOAA//ixtirnkRYd1SgrgeRE5hnoe",
-	"51vszWLSVgxSCKVadLEexMH9bWP/uhhOU4WSm/Uex5p3fm7NI36BN/FH/uK68fZ/2jXrv9JWeMneQJUD",
-	"3EmIPcA1oGZAXFHIZZROMpVJrHv1zhzINFBNSJtr/TbbZGVg6vqkqQZhfebGNlgj7wEw2iEwFDDRBWxI",
-	"tYp+S7OsEUBw/XS2ix+Udbr6rI+VxStvVGUYm4EuC0JqIMw9mEjf7NB9zdL+RveNfWHt+KA/6SM0uxhz",
-	"MWEKeonu4qS0ulIjvGJzq+NKC9TtqaX0XHXEpYFszNXFJd1n11E33GHncfM2br5/b+1oKyXNH1OVXaMj",
-	"Y/oHj738KLWLh2zUEjYLb0jx2csbXnS9334tG0u7VwMdu2a8PaDRdN9ttOuYo1y/XoeL5Rud+NbVFcd4",
-	"eS8209/++ACP1OV96uRXraKmmKXkMVfalP3E7XCS6uHl6EXsCuWNJIYlCSmtDaEpVTulKil2K292mnHd",
-	"3k5Rum0SaZVN2ke0VXGI92XLLcIUS99ZM5trK4z2rEVeL/fcKCrSbecmxhtRLd4J0Mugcgg1VrzTExwQ",
-	"2x6fnSjqUEvWAf0AUrpIFgRud7mbINgNvWG67Jxz86iXBE3Oh50wM6o7ulfVO/ayKZwRjdKC1+S7vuFj",
-	"BvmuXBCHhVpvDmgPY7FUGpbSiHU1S6mCOj8UpaQdQvZUuR+ARz5z+BZWmkApcPUw9d24Vg1QO72Gvb3E",
-	"fKLwO0YVU+EWwC/lJau8u7Jaftb1G2cwPrAfHzoFb0cCzyM2K4G6bUIuzQkwDiDthZxBQuK+IUpltqmO",
-	"rM9fM4juuuOCOFBlfLAEY7ibV8UjM8Mg6tanKAxyb1/JIkwTSeN9MEmX4575i9bs00uGaaM7BpQWhm0b",
-	"3gGov3pL9mYp43WM8e+Y16t5Hp9vg2OcQtaLy9PFrwduxGsWYp9cOgBgaTwmvrefhuPhPnV6eGZU7yvx",
-	"lF8D8jJyoJGvrumEtGFV6k2NHfekWd13m7XUgpEKKXhEE2KvIzojJQmjAECjE6qn9RmC/O9suAvV7Z49",
-	"U09GTtV31FQaxm6pL47IrNLogKAfsMi0QtEPV2W6I0Ouq0J1I357E3O174nxINidxdDk7c5SsrRvNWkR",
-	"eY9ryFt2MPUskfNqtUaJppkXUdtvfk0l8GK7vXhfy7+XyLfVGHSBRRsQ74MHhF2AZfGosaS9xOiE64GQ",
-	"Tpfu9EjY64UBCe0fiOCv2WRm5xYAiCw8w3SQJyHZtRtxhBCCd5TMzWAgKImVHUjCjGEqIBSLfuUtU+T0",
-	"2TMCbEykgoJ6M8UL3zw7dheoYuTs+HggQg/ea+8aGkVvmdI0CSHjKSBcADIF+XD9ffePMCb7oi40LkKG",
-	"wHdhsy2PXjEQMAsaGbSUOwVYWQFSixi1ZRiyo5gaqpnRR0ZRLnoj7Ctb0hK+eXa6VXKV32XFNJ/sawCu",
-	"Pf7ef7iGw+/C5/MQmqaJSy05kpFhpotJ/CsYHs9qI7ZmKisn0w+vrluB/cxaZWFrgbB8yDTNxhK+PRSf",
-	"aMLu7Abax+qRwrdHWncy0k1yHVvihu0ui/Zw8+y+5MoM1y3i2ywx3N5FUDcttKNtmm16m2CbdwZECkY+",
-	"XL2BEI33Ku1yeuYL/Z6q2kTvhsMv8D22tvwOAqJ4BlzW/5uIMHLmFVAjPuGhrnvbqjZueysuwG0oDxZk",
-	"x0h7blvVpRN81HLtqBk22WsVzc4Pac1qXDF7muwnN8dKznYUTUZ+jHIDH4SXrJlRdWUfXrpMGY1dscme",
-	"mGA/4hsqLSAAbTyiSkGbVCTY2lraQrg1pSGsZ6KcexDl2M9mW276oHdPf88t6W2sbtC5tr5bsd3MK0Dr",
-	"bxLzXmPqle4q9RGAqoOtW1lCfmrc9KkPTuZzQcYJn0y3fa9VxZre2f/w1ofqYMWfwAm/XVB/NfU8LkmV",
-	"ylyqi1jZg8Jt4bexjpKuc8yUj8/Jecj81XLWarH5eaXfXIAA3gLDTifZZLdQNjyxdRorLuhnUwbgMuPj",
-	"OmyJ63wtoXW6tbTkXGBqfT2e0QNk9ucNe4sM5eUB7Je3X5r55iT+8q49Rip/hUo+KqH/mqkZFzS59uGW",
-	"Bz5xFdPZrBZ6jpkpU+XkBLhTEyoIu0OflUebq6euak+4OlLBqfq3YKgMPyZTJsAQd1+tdwBmo1RJIyPZ",
-	"lCJY3ECMBFRrhSrxCEI5PUQFhU8iKOg5QXDWnh9c7/akOV5UB2UoJgnrZpoF5OxpOdYtx2RENXt+lqmE",
-	"tE+fPScjaCdFNmDwz9lIy+iGmWG99/Q9+ClcFolf0V/YqA8PeZ+dg6F1rROP5vrI33v0WwV45PfNjOrD",
-	"WiVyWxlmdXOCatc+R3MbyX8/vXN3spOOykgbwYMFYVQl3FK/HcYT7bLXOxdEzlw/IUoEm5fp37lkWuet",
-	"4/Ef2Wl0RrvPRydx94w9HXe/of8ZdZ/Fp6MTdjx+Sp9HVe/G8zMwHQ1TdpD//ZfL7v+Pdv9+3P2m+9ff",
-	"/hg8P/v9P7brC/PJwryX8HAXeTfZNua7kue+ISrrjymMwzaWSuyFAbcUsq0ObSlqW4nnwhfrSPkDeP8/",
-	"TWsYxLuo6fVuL1jBTYnHZCEepYVECaMK9QbXG9rhi9aL9y+n/8zq1miwij8d1kzmLb2tVg2GewVbsVG5",
-	"yBpLUspv2ReJoknjx46ATZnSOYyta+1stdMRAwCQETcs9g3atCTjpQ6fazo74yfNVMlsMt0F0WJ9q0Xo",
-	"gAjnqdSsLL8+tl00E/GOkd1tstCvK43voJWffYjAQ0QLmuqpNB+XfL4hS9NfbsY1bGo5/QtkzfsW2XD4",
-	"akMV9ABhIiZtI4mQczKf8oSBTrhtEzp4zY7LvRXGInCRA1ncFVuhykdLuaKVVSxX721Ksy9NtcB0LPpO",
-	"l+h9iU9XeKhRaqwg+dmtgPwzqRswCT7oxwRJbcwErTgqmtIO/G15qTNCyG/p13jvIfbAp9EGnwX51lKr",
-	"okaqSv8GhzSLfo3tSnDXAbJudl+4A/cy2rVOS2YmkrOqd2AipAJ8ijjDoB2rwlbU4VUELSGH2N2mlk4U",
-	"ixi/ZfFWdd7u1iAf3bopG8Nm6c6ljzvIC1p8ob71N3D61iXvzdXzCKwyrC+5PfZN7QuAUIBCrLi4m3yR",
-	"fgpBK5ce/kN+QNWprFnwl9gsfOfWADiEpjKwfbLX1yJiOnDCLo8J+uftYY8wcW4ovdbabou7CKANvYXg",
-	"8tLurq5BIie7Ktie+JsSfdxMdz4eq+g1BeKkziIszM7Ba7aVbgU4ZmmFy538PXmsjnwp28ou0xbkuYfa",
-	"79rg890NnZwnNmdcrV+s0hDWzHHPnoh7Qd9ucGB783JYdL6o8uKMiowm0P/IUow1Stu5TUrHhilyegba",
-	"LPjOkKo8izbkKd6XSVoHNMfFZKh5bZuOa4gKKW2WRkng/sIcBC7RW3f+3VcfX2VU7w8otqXeebIPutg2",
-	"cdFVbRcDpOVlrO7enmhiS3ywh+vfe0N2J6BSp9C1FnrxhXUzyMmxLG+VvOWaS8HFpFeH6Nt0QwHW23BD",
-	"Cet3wy3Fu1yhRa8ESTycUyUcBrG72gRR7C7XQBU7QGGdX8s1zDqadevVz0uBdvIUNzd0Be/uvTV1bazQ",
-	"Qes4U9ws+paeXCo9ODgvs9psS0HQV+kjJej690DfTzR59/rlC8K1zjDD0dVcdV0RjMebV3I2EOH7d/1r",
-	"Ar1Qb0+OaGamR/52uC0kbUyX8A22/GcCcsMWmlBDwsrTf5vf6LATDATmUDpgOnL5/vVyK+Ueeev7spaL",
-	"/SJDuIBELScvMF5jpoyrgcjLf+668NewA9mVwupvRLoCWu0a/OU3Ea5JaBUqhZwSYhIlMDAYHOhPzjdn",
-	"akxa8k+/kPKG14h9e9s7yCvr0xnrc8O+7RvFI0Pcg84fHsHzWLoEQHrlFbsgmpm8fRmfiC7304DsNPsh",
-	"fIGPYJ+3MEQ1dF8pxk1TDlXPv0N7xrGsp+yrV/1rkmeaOvL54f0HSvvkx+vr92QqtemR6ynXkOtgVw8G",
-	"hzayfUBlZno+ECG+Wh9Z3XXCRE9PQzJhwhq+DB/6QTowMQLrP6YRQ8hmK+UJFwMR2s/pI7uYsC405T37",
-	"rokMgxzd2d4DrXq0U9XRukaPV3jXtSv593BgVSomIKhDTeFKilnEse0jAO5HNEmgEWNtK+BObyAG4oUU",
-	"VgJDZRmAW9A0TRbgl6p+/3wg/kBewW+5/RVZA4xpEv65+6LoSNt9/TI8R2AknwWBqHdgv3ED7b0GghR8",
-	"TQ2Z2YmfnP6xHEkEP1lYBIl6w/PuX8OASDNlas6tAUiAMsiHD69f9mCA0KmXZJoBa41kvCB6SlMWkLDS",
-	"ETe8cLXpmug5N9HUclUIFkzP7nLYI5diYUeZrwA2MUB4p7OnJyR0aU9DI+UwoWrCQpxiOSUrsYxvd9fd",
-	"bN+I4E7k+Rn5iX8Hw3bREjte7tKvoctdO3yBacZde0SeV5KI/6alsOI5Xzzyln9HRjBmn3TcPjt5SsKU",
-	"LiCrshhnp5dvJX6Y61KPQTqhXGis6IS3ySiDDh4jNpaKQeBkSkWcMEVUJvQ5ycSNgENCkbmSYtKNqGbY",
-	"TFkHJPeiENe0JrBvhRuRPwIkEE1kZrSlYCqI1QUCkkC4AxvjoZ6mAzKjif07i3GR7DWXiG7f63LRMYOd",
-	"hCvNq0MUtG6vYYwhEXRmD0BMe2JJ7NcHjzn7Wq6tljtJWBe21LA7Q9pCEsiDFzJPzJeqmpffXYUN7bju",
-	"qfBaS4CgYBENtZeYrn5OMFs9bOjjDVRjz03LuxHsWk6nGupvSWgvS8X/juxLMJjo+oOWT1ZMCAgvCCUz",
-	"ru0kA6RScGyB3SLVBCS65VeuydnxCS4iQKCFGCZ0z4aB/8G9ICRS2fe5X91OhTCD8M9dB0dnhQbRLGGR",
-	"cV1lMafGI/2Ry/yctAJDSEzagHQUsK0su0NtAXFix+Gx2lkB1RE5DnDwZyQU0gyh521I2nionh0/DYiG",
-	"pmgklvBkwuhNB/nTEm/CZ1BpDQIyZcpKGUXa9m8O5sL16/ShMcQSIVZmu5MOTnE7RKyTjhKqNWlbeR+Q",
-	"WWaoYQHc3rlw4he+yeIVkQsL+ueuHdcbe0sX/rRrX/7xis0ot5pdCEyydE0zA5vuizOkYI7Qz06/IaE9",
-	"24bu+55nrphRi+6lNVrDGhKEKVg+KtGipbTU2G+/jtkslQBb2f2JLcJz+LZRi1zzIZrOYAxWhYIKFyu/",
-	"FUsTyxpwA+KmFi2Cwvytdkr2Rhaf24ObhZ2L/J32hSBzoOTOEQ+8HGZ7SkJeDM6h89k1cesDY4TQjMkt",
-	"YCc5YTMzoZGyvqm+yN0z5GKICZohnLn5OW4JhVF79uRnDPR9AOUjRPIBBMDyKtsfvImJlB0GAxE6PGvw",
-	"uMMtToF1v/RKWuLqV+Hkd/ziqBY6CwwErKB9rFHBtgqwyBVfwVjsy9ar4IUaEAsxORZG7AvYLxD89uz4",
-	"KamCJjrNF9i7otbaY1Y58AGvfLt054GAZEuI89QDOVdVI/fV/N0FLGPnHHlwgL2aTBcDHpYs/dq6n4CZ",
-	"UYe7fP+6a5dhRgWdQKtsp4JnsxlVC9cDtstFANJDByjCokXlvQTem3f2yrOHnfLqT5Q0oQJtMgSVa9Vd",
-	"t0NqBa1bphC7vnXSO+4dQ4plygRNeeu89bR30jtuYVUH2GW54g7dLEp7CK3i0JTMqed1bK01e+cbrs1l",
-	"6WaoW6EzZiAZ+y+/oZb/a8agDs8p+bn/A4/Bjc288vfnHeDq3wuiq/LaPE/12XEJPfB0c5V7/QecS7P8",
-	"hVLGxrOTGvjKv0IgC0QXLOXp8XGplgys+iUND8z3HRcGPL9gHK3ChaR0AtKltKe9VqUeYVmXb/que+Ro",
-	"5X748hnOrO7BfAWOvqPlYpaz45PNj3wQ1Kk1LMaHnm5+6HupRphRa584/WbzE9dSvqXCY1JAw4Jn28zo",
-	"tZUkgibo8MiZvsQURRQmV15cFWiysOaxRi1AsLnVy+GsARanE10gQ/01aLkzpHXeqkp6qHh0ICOtkmCD",
-	"ETXy9XJy5NFYqoh1nT/LoVKUObluGYpbSsT4+iVW5fw1aKUOALQqOb63X7rCDxWPrcqODV8saRfgG3gc",
-	"Vqtjs2qmSgCJHbiQDk+8xGw12ssmfqt75Pfg62fb47PNT/wszfdWq8cHtuDzF1KME44e6bPT020mkipp",
-	"bSfAe/xE4sRxC6FiUdQhFCR3ASorZ5pUfdmuvXzXqaXaqnQmi24K6rS654NJmyzmputivLU6BKgP9q43",
-	"crKd7lBu4lJ7CgNuzIrLuv5lNDJS3d+7UIjt9KaaHG6qJgApZ+8ut85E/THIDxGotVgU7TPrBpXn0PjY",
-	"832M7RxcGFGeY1SkFoHebtXWEVVWDyfWxjCaMBFvHGHzLtTqVSvjey2iJNOAgCDnYOtlIibtq+9fkKdP",
-	"n37TuEQY+Cx/ejv0lJX84zv//SxNd/h+JgwkQe3+/R1V4JPjsg78bBsduC52lEf28/CMYrdcZjpPCf4S",
-	"NGcnc7bRm7Fj2EFlfoQzjmJIBM4NkshJVSkO0Jkz5gl2YhIxoQQJ68FPsCN25xHpJ3VxVcvmZyd/PCYv",
-	"+n/yME8uB0vJ+fI8EAeExQWMX0wNHVHNeuSa3RkSsSTB6MxAUKJTiA9NGTOu5YTKBKH2NLezyhJK2uG3",
-	"YUDC/2n/6No//lcYEENHAboPLSkrZjIlOoQqNhCpYmN+xxyKQvgk7JHLvDQCU1QKx5dDiBlJ5Ty1kRQC",
-	"vd3o66ge6q9gqf6tj/V7P4vv+ei834PwHo+1zULfsDtzFOnbqrBffk+tiVYryX247SXX0FmB12V0hdQY",
-	"Gk1n0MB+zBNAw/h20EL5gAGWD9cvLBszDK70In07aIWVFVhNpDgcI/d/jFznJwjut0c2gEMD402BFZ4v",
-	"+n8qSeI2BA3ys0W7zsvatWV7gLMFR3f0m88T/f0Iwg41npdlTDJn28nMjOQdzjKHGwZeLIP5nZcTUYvE",
-	"Hezg3yyD1heeNbp2wCkMMSPsQvs5+3Qq3XLXSAwCiANkTnWez4A78O+mE+7sj3kc7rcPPN1qAfKuHVWJ",
-	"8T4zVpVa5SoA4iNGEpfdh/0L7JYtMGimp8zSBnQKxW7CJGZxljIyWrhX+B4HDyBBoFnN5vjMz3Db1pGZ",
-	"qg5Q5NkqCcG7VtDKkzLleJxwAQ3DKMegWYSlO6aho2uj8pH3ZaqTSM/PHtk8tEtnlw2ybBtkA6z+wSx8",
-	"8PMc03Kg/xAYKxhKwZyd+2GspsOs3HLtfk4yWJHvZLy4N1Ktawv3ezVH1x71v69wy8m9DQE/PcmD13UM",
-	"44dpNa1clHQOoZG9j+JdIx0nT7di3DdUTdiXFhpB0iIUhMSFS8ZcSlgFyCiBdicZSWkstaaY0FIkvCcL",
-	"MmWKPeiBffSb/Z9V+F0BFsMC5GXZY4/Q+5M8Fd4/q3Fg4ZF94MhDsPIeONLSkuNHF4K8lTeYRhwx5Vpu",
-	"M32BCXTID2KYaUj04ol9trbfosd7vZczfyemspyYJzZsYuyjsjq8hslfidi+921Fef6MkyC8WrxOJQ5c",
-	"Hu9BkhwkyX1IkkxhajXIEmuKJzSCNEvSLnEZ+df///92hHdBKNE8sXcI169bkImEtq5jzOQvJYvqOWNp",
-	"p0deoYHPDdZCEMR1gPzYqUvi+dRSJ2ilWY2V0jdUma9QjHBBSht8ECcHcfLxoQF6wwphIjOoLCkJFCtE",
-	"SjTXuai0YZPg+r1hLCUqE4KLCZQBCTaHBH6u8VVxj/SZMY8gTTaqIamSoz1SOZelTq1z5L199wPZJ/cn",
-	"a2CUV0xnSa0fL4dvg5Uims5JmwqSCcVoNLWkiqTCNVSF2NcEWGIkCFSTHVwYjxhN+FLEzIspi27AWckF",
-	"OTkmrs7WC54nmvT7PxbglFhgqn2pElwcUSHYg6W1yHRD2OBdWhMwWC3WL6wzLnx5FIsDUgZaQKRjn22a",
-	"SDGB3BLqMJG5xozUxvQ8e3EIGSnDGRcZ4sXXpbc9CyqdDP+4Kb/tIcXOu1T/ibN5k4IjU01uOZsfogef",
-	"ZTzwugo6MWU0MdNzDPgEFZWgDeQZLGVddwIfRRzR6CaRE8xVm7DABxkx9h/kYUOS0ElAPDwIwjY7wDk4",
-	"b9BhYhnt14xlDjP8AQSDH8GRQ3/eIrr4Hh/p+wceogKs+o0+PnwoA6tdnW1SWv3uHuTPg+sCbnPyJd+m",
-	"GCzTpA1g9igthrks6DxOlVi5R0Rj2cZ7f9NDUnbR5aLhJPVDfSBK/sqD6lhCAlXcrptaubnJJJEjmpR6",
-	"nNyL/6vWheU7gn+uUfaVluVbhdjvmxHWMkFpCwWbF7t2ME4P8fWPEhV9hqZrWRxAPXlJfDzUSaQyMZLy",
-	"Zgs19Mrf+YBc6L6x7jzyAz6cR49jpvn1Jm2NBSmgYMUy8qTTm8UddL/EbKJoDLBJmriO0MR5YB5MlUIl",
-	"bwv6vXY3bmU++XZvtdnbNW1TDpZSKfLkGpptYSa5zTtYSZ8n++PuLNfWjRau8bkiOskmpK2zERJXxxUQ",
-	"ekg64lBYwTuzlG6iH1ggHP2WV7z9vl44/MCcbGg9DmO8ZIbypOl8KxpaHgofvvzCh0vfVBMbByI7BGSU",
-	"KRHYoxXa6jnkMR0UjLPMLAhlhdqga2Z5bz7KXS1CpOLmVK0aBjxCGGa9e6R06WNFrHSpfHAVCo9wTbz9",
-	"SNqAW7kKSOdxyaqwdsR+RA8E4DOTkM5kJlwfnBAbQo8YOen1To7/++TYvdvdJDMzlOOhomICMGshQtiH",
-	"5KT77Ph4IEpQrO0GLE37lG/REy7jM9uHBiK/PpxxPaMmmoadHrkUOWioozqEZqwrIQZ59AJ2JRd+n6Vj",
-	"oDTQT5R9/wYaj70SRjX6B1xvMqvzIvEc8nw/53Sar8qV8NFn1A/KigrqZQaKatKmBKu1b3PypvHfMm1m",
-	"TJhOgAXArKZAKMfnfzh9brP/fMnqewxX+krb6LUK3hP90J71g673KYLaucPOpaTM6MIqC0UDckA59pGp",
-	"HKS3qfP5Z6LjNUQVgMv6zFQ6mB8CDFt0ed8gGupiCwe5sCwXdj/GvwxB8s4ZePmZ3HXtP6xpgrjFXPvj",
-	"GqwIFDtDIc3QnZLuCXt3jqw8t++0oqnziL6X/Kw++u2GLdZW5DloC/0QAuWz4Woi5PzA2V/HiX/FZvKW",
-	"VQ9w7525qFjuyHtIAEBtTGPi+mdxvgerCDjVyGMN5s0NW9wn3M1WokSxceZ6QT+IF+kK3+9MIAh0AUZo",
-	"iD+ExLWT85nHHm6/hwMbzrmI5XwY04UOSfvs9HQgwuolbFODTh7skTGTimG2LtckYWPfVWm29AJ8UruG",
-	"ZmGHCFl+GDFB0dvehu4LS8+5i+E50SkTZiCcnec6FODdlsY7PT/fIfgzhhx7ubimTHjpApZAZoZwl3YN",
-	"IYKBKN6TryJVjEAzDBc/kIK5z3mHCVPu5h55J5JF/mREBRkx/1Jw49mZ2WOO5gvRIxucfz3yVt76TjQz",
-	"KdgCskYHolyl5vIyi44GrnFVnjFqqf+JJn+To0Z3GpLPF+BOw4F+Inea/3hTxQgEnQvywBjywaN28Kh9",
-	"SXpBJFXs2gCJ2Ep0L9LaKIB8O/IO4aKqP6Cv7RH9a9AzZbMj7QPctlXyhO86X6sMnD472zp74l4xS2sy",
-	"4j30Vg63pTN7OMY7AWv9W6Z4WGrYJsEDiOuQ3vFZSing6NVs+ZVkD2DnapaH8z1QEbt0+gfGCfNBQGqY",
-	"HfXnHqt0w/xEClbOoE3aFXY58IiLgCOMPXIdGrXrJHvwUnx6LenLkCRI8oRi90YuimBiG1o5uwJ+zLJY",
-	"AH2RjS3lXGyEaxRAD+WyhBPq6Df7v61SxZz8efjjdX2amB3vgUG/liQx4BskeHcKu0ywKU91UDUQyjmV",
-	"PoPsAfMrdz1qLek254YtcduRU7h39+hVPrNWbejjJ+5Pb3hoxj+w/KNC63wZMsJRsTtjL5y+BuCa6GH1",
-	"HYd9wxOuoJWQB43okZ+lIQuZKc2SMUKsAAA/1WapRyppnx1/03mk8/YoE48gAz74jxykwOHg/5z8hFwA",
-	"IDyhJHc95Tt8z9y3RcPhjb2GNzCK6ztvKWolpAiBnXJGO3f4NLAAzeA0X0Aj46+3iduh/fEXLaDW9UuG",
-	"NnCYaejqT0j7z13Hwd3XL9cgYdivZoYtiaRK+/yKSFKMxmXf3ioJGUWFxkZgJJqy6EbX2zzts+PTpYb2",
-	"Pq7dCVxDoVs2ECXcrIimGiLMzuvl5motpjyD6vSbclP9YUTTIcDTYZwem8RB7JsmCVNkSrVHEbthCxeU",
-	"1nq6VFMSEC1oqqfSdUjq//SBpIqj6TYQAGWIV0rDlYJQMlbMweK1HXyzHRONuFmEnR6pNkO2AlQZDZkC",
-	"Dh8svKgChM3kLQC0Eyl6JJzRu+FUZipZDGE4vrAFNUhNKIkZVUzZAQ8Ezm7lmSKR4QKvGmloMoykzgtl",
-	"pq7HU65dOgwn++NAwPRGbCwVsyOzD2rIZ7iwa3v5/nUBmkFJTHmyIKgBRzTF6D7qu/KWKfsCSxoDEcI9",
-	"1R3skfD9u/41qfTm/jWThoU5Mlxe/eOoz2U3QJYEBaRJKhaILFkT/Uf/10c02q4enJ+HM3t5Up/Km722",
-	"L/iVJ3kskEN00EOeAD60RYjdgSdd+e085Bc8PgA3vMdj+QPshz0pXF5A9Yj+mFO4bAA0GAYoFcEQrz2q",
-	"r+mNO7FGMl7Ysa5K1hCh+Epytf/Thyea4OmBB2DVozkQeV0sNxpqY4myRpGQc3iZ/RU9nUXBhGBzh2I9",
-	"lXMAvSR0IBpOImzpmjDIVlOZwO/np6xGByqGQeFcoYnPdaOGDQQ+P7Eb0QZFYc5iSDEb00Qz7FlnpkwB",
-	"jK0UrAPelikAFGsyV9wYJhCmUzN1y+JzO1hYbAC+jW/zRcFPkphFUOFbc9j8b/vY/Zw1n+PJ8RDWCyxZ",
-	"k0MFtuFgsPyb1loAPjWtIO0it1v5AWJhPmWWt6FBJVwZofY9Z3FAcvXQ4Y5j/0I6saqDpmNGYitSMtHZ",
-	"R3KXytVb5yBqdpXnv5WsmnXBzR+YqUiUR+DJJnYsRnzgyc/PiWCN9bK1in4EtIuf6Gpdo7WPaWT1KxJD",
-	"LFv71kN5+5q1HGH/z4SBRkZxvUNhp4OvoL3a+GQz2xw5w3X3CEXNJ5trDzyCt4Q1tnNclHC9lxocXEB2",
-	"KQwrtpqF762KbRLAa8AFYEsMwcE6BBcLNN8Oeys6BX78Y7SKR42R7CBEAtAi82U82IaHJif3YLKhH6uq",
-	"NrjOxfAJyKvTTBFIf/LZkvGMi86FVSTQIQcg5CXC3FMa7qEIHBmmZlzQpAsR5AcWbCZTQhNKTp897464",
-	"8S0hQToRKSIGZapPj4+JDsjIEpBdmpLDFZy1FbYeiHYso3wavVnc6ZF3KRMk/OHVNTma6/za8txDIn3K",
-	"Pd5AJtSwOV0MBBxbOhulShoZyUSTcJJmlOpe/qHbk4CMwD3aG2THx08jmAz8lYWQ7hZeOlaDL56T7+Du",
-	"gVi9Pa8BK2AA7FVv+n+4euPqoYyL+5L5VBZdIFaWZEYXZMaxJvgpCf2YoSxYzgVTYediiWjlmFB7ouSY",
-	"BJZivY8c0YMuBkJCSy+aF4s5p4Q/aErrC6VZcDVEP7Wbkc4bgEbsHB3AuVtYG6mYxt6g1tSfUj3tDcRA",
-	"IIQyvkGmkOhQbJqD+857evCYtEP3I5SseQcKeCKc19xa+wNxw1hq35W/Yio1IyMl57DG0JB+Tn2pNcNO",
-	"AcKuCFbxDUQ7X9xeftGX+Gn7Q6wBU0pCS5sZI9wEuDVuq6khlcFCRMB/BQpDz/2nAds8UgyXUbkzp0d+",
-	"cQV4FJ0xlvR8TV751R0MXVRXUbC5n32PXOYLAePCIHTJw+4aqzgugY8MBGx8TmH+e/BsSJZ58394bPZO",
-	"s/f82t1+DQLp83NqVMZX8mg8pO+7uiZN5eX24sFWOuRqb+fweAtwvMTqHAnrZiXBl4tWlBVW+tnDAmV9",
-	"k9H3IB7plHdv2GJDnsr71z/Zex7SzoBPrMNysqM8AFE/DrRS7mRwsWFN2pDyLAXTnQJKiSsC9KUDwu5S",
-	"rhZBKW4MedJUG6tNlSkXayC31LcbKpaq1NFnTme9YQtCdYNWSCYpHf7rH/8Me+Q1qFWauKC503y50DzG",
-	"ts6Okaw2liyCohcBzpa0Q8VoHAZldUzbf1r1ik6Y/asrHA0vCCUzrsGvAI8Tru2R/nQptwKuFWqq9LiS",
-	"XcwTLWPL4C9KZoYBSOXTgQhLC1VJi8CKI25wg6zqp1DfuJU3VrO5LO0YmAOazCEHo5w+VqjBbiUAagsf",
-	"TJkiH65fkJguXMpIbVrAdUUNRa0w10L7P152T58975H3TKYJg6IVqxdZ9TyfVrKAB9bkBIAIaT1onAU+",
-	"8Ymi8ziE2E2zWUqWyJVFiv374Rsf1I+lUrGUKS2ttuFTfdqhF4adgDj4KiPBo7nsZvaAyRclq3Jncb4+",
-	"utKYRut0E0Cz8jGVJkCrK5BouQy4b4/qWZ2zBWXowc156Jl6LwnqlpxqedBrYeDP1EammsylurEqhUNH",
-	"ogRdIfemaK1rlmrPGTekJ5rwuBm1CuEkHgS4KjPTo7/N1zTT+YGZ907f+K9ffuo/pPEC719zIGtmSPtV",
-	"//TZc1SmS/rzDY87D3NAf95kz6JMcbNonf/lr8vGx3/13/1MfmEj8hNbEOzXRA25ZYqPOdPLIO32THKR",
-	"T1eh1dZM3ULqbxTJTJglCMbMTJes5myU8Kh68ljqSuREIhJrk7PdMqx2vsOxYnrqzXlXF+ZSt9CzGUl5",
-	"w5nryI3I8dbqx+DjQDiNvHDiVhpzgzUVJYy6PC98WY/8LCuTJwIShS+sFBkIDd7VJnsIkqqcpi0zQ4yU",
-	"57kfsn12fEJCeOfQxTbDzkD4iVk1ICBzTMPyuRrg2p5zzUA4rVge1tbAQWIDI8n0QNhJws4u7Gj4REjF",
-	"4joV/w1uxq4H+xXuywtYrgfzV+Lg1joqa/SHfr72n42G/pVpwg1Cxp20q3ybM1nlmuO1vWSI5HF0lCtK",
-	"pbOqSgo/MGGJHQoCXJEa1J++/+nFKy/5VEAUc6XqCFoIMRMmiOskjoENxWKurMKOAsj7G2U98kOPhP6B",
-	"YaZ40XED1RCMZ0ylNk80iaQY80mmWEz8M+TD1evaxEkvcdi71y9fbGq+/gvIkXpkCs1EXJ3KiLp29CSS",
-	"MctxcRrrvMrzW6uM2AOFmtZ5C28s42gdn/1xczXYU0wCXz4k3Eo17cATTWhZPOed9JeEwhufhnFep441",
-	"vu3D1RtcrIKsQA+BtYumVsMUWCPXuBAr2FyfUEA9XgZCg+zoG6rgXLaEXUbv2VM2sDtMNmpWM15gV3VX",
-	"NwO72LZGeCcg/mGvE8SsCG8viQ6vPiFHV3QG4CA+EbqIfXNxTmgVochlSxc35SloA2Hf4Go6vb8gsMrN",
-	"3yQX5eoyF9gWt9yF1LlygDPkuhC4A5HrQDTRErRna+IIMjUmfQce2T6dsT437Nu+UTwyXrkqXBnllQ4G",
-	"QktCcwkSSaFlwgDy9IaxlKwsCRdkxmZSNbscX7mlt2TwQsbsgdyO/jO7p3Vv4hGrKrc+b//Av4c28j0X",
-	"XE/vR6R4R5+1XbholimQ6eJLKTz+dGhf0fOvGMIrhkzYCWAFhqW2i5Kaj5GHMaMmU2wYc+1uhZQYRTHT",
-	"ZUoFOTs+cykWMsMyjFhG2YwJX0zGjR745eKJPR45lH0iz0mrBhjDxQSxNKhzbNdmOLx3438DK/AwXFn5",
-	"xoE1v1rW7DvwNDhU7ZkHvTih+pFqPZcqJu3ctw78QiaKCrOnw8H5LUp5grXMe0mWHBxPNAmjBKKILr/J",
-	"exEBEhyTCpBlNBllC8tAU6lMN+G3lgHh5POnbvvkmTUoOt41MFpUC4vbIY2MVEOrFYbkWxK6wQzdYMKA",
-	"hD4PgcdhMBAhhjYDK2Bi+4hB/yE6NZxiEiOCjtOSQRJyrTNUM4AjLmA24D+jig0ENS7/cNkjGPYIRIT5",
-	"GucHWc0QLPf0Gwhcz4BQMlfSCh7vn5HKOTRit6TOVPPiz28KAAXRJCFnxycQn8UEcXxviCRld2nGtKYT",
-	"dOVUrNFzQvWNa1zQGPPs4+L7RK6HaeZTfOITVZdVh4Af+YpTtP49hOsL4IRupBiYxDTRKDwxGWpZxmGe",
-	"o5eQ3rMLucjbyNr6IOSKBAbiOXJsuKY2d8VzFElroS37fYNCx4JfplQTIQULijuXnEzkcunF4DMAQZhj",
-	"RrQLp23gZVHgvcw+vRQzS0csoplmiI5eeuucamwTYeY8Yh3MLj4pclkxt/Q8Rw/N26csx1zhpfulkT6O",
-	"a9Z9Za1v9vNUyv49pIA3cFdI1EoBwebu8N9ZoXLpV0eu3L3R83pd6uXi2pDobOYjsEudAvImGW1M0qKY",
-	"Tx+TSCbZTLjE91GmxEBAVf3qG8ul+SXMmuXvAY+wmLRRe+tU8rEuSIgl+nn+O+gg/kf7CR0STRdFvX65",
-	"ZU1CtVULjQPbUbm7WTEisiRBoeWLbO1sNE7MN0L208JFeaJz4VOE5QYi79dTtFcelyt0fP68W9I6FecH",
-	"Zr7Dl3zndvEBdYylLzVoF24ND3moj5yH6oim0tSd5JSLhF+WEbVtO5qzH/ztdRIEqXxtfnTRtRr73m7R",
-	"t+MAird9O/BtAPG8GDm0v/hSeNk332lCvrtHFs6shb2Wgz/AHQfOvTfOhQXdrmuN/YuCLk4H9v1y2Ley",
-	"b6Qt7ZZalbioXYJgn6Ki83g8fhTp20ZV/+r7F+Ts5I/H5EX/Tx7sECmHKDnPB4lT8j15tFGMzkpY3ySm",
-	"ho6oZvYhMloMhP2/MwimLInJfCqhs+M1uzMkYkni2pNTolPFaKynjPmcKZUJQjWhVjeeZQklbUCY5GLi",
-	"KqTDb8OAhP/T/tG1f/yvMCCGjqzGHVGlOG6CyZTogAKfKjbmd75SI3wS9sglAFZkihE6NkxhBBhju6OF",
-	"YZrMmWIEk8VGUhkfTYYCWYB1gOhpasdFEzLmCRg2rqUm14Y6e20gKLGUlTADCST1cdNUKhS3L/p/2qzQ",
-	"G3Zn/K4WkmdZkjWgdzdLlhf4he5LrlOJUB2rBBNSY2g0nTFhLmDaVtR+O2jBi7vOg4zcwGP0IrtfsSDG",
-	"MPyxF+nbQSusyOaHS6o4SK6yewHK2suU0ICjY7nwRf9PBcPfs5iaMprAc03CKRM6R8WbcI3mPz6FQKmE",
-	"C8uDdtiJF18QxiGGz5jMTI+cHh+D8Q7eAohRXZBnx0+JoDNryjMaTT14Db4yj+X2yFuMQ3i+tixIucDW",
-	"tc4/22Cj/wiDfEjb3H2hhs9xf2MGcO4iWjgIgpWqjPthLkeMDzynS6sbU20gPFSaGoTN5w8R21ibK5kC",
-	"iU2ZJ8a8iV0xtDKvyFRvdM4BEORaffxnuOMBScp+YF21MQzx4ObZDazHLtw4sdoNxheUJppBhnhbSELj",
-	"WDGtAQJ0whD+xNGUwyy7IEwoCcIT/TrMQKAVNoPIGTeGxZ2PBjOrUKLhY75Nr4afK3duyGiF/JpM2M9B",
-	"zXST0Ya31CkGIykTRsVX1lXh+dnjWqHlTdvGGK2Qw8EY/fyN0cqGLfdTzXNhHSdCzLgsParcfy8y5Mga",
-	"YEwxEbG1pWkVyiw98ljMUPpkwwlYmsjhHHxkso6mVAiWLO/BPdBt0EqzGorsr6PIz7L/71pqfrzUpM+O",
-	"qQ4po49etw2tMKpOhRoGJm1s7p0yRW64iC8Ihf9DSrMAH6M2dKGJrCJY78XsTZAK1bMKREIpy6kqE95S",
-	"dVPReq9QV/0sxYEdrB3fJ8pQLD6vrQpew/0/yjmZUbGoqiwOajg+CIOvBPGNqpuqJKhuN+ihbSwE1NDl",
-	"QgRYBp48FtOjg7PREXlJQvC5s1vA1YebQwxgOPGUMnGOvsTyi13FBjxGwvKVEEE/ByLkWEeC0ES/ZlYs",
-	"EpHNRg52FrFBY2qozzAqix/ABbBCM5Kzmf1IwgVDV9RAnDxzABjaYUulSt5xn5IZJRLwt7jpkasSwKiZ",
-	"kvAN1ab7Cib7+mVI2q5ITD8BTFRh+jJTEYNydcINGQFiFUvGFz7pKUyoNkOYN6Tfg0FMcgnYQWTSiPFb",
-	"5qG1lILE+xmjAlHancFifLYogK0ZKIzz0KOMu3oa5lzUrhcZTqP8YjdpIefQg+y6eIIhvBcTqxVvJXiw",
-	"ogpQD0TeKvOiAs0K3udSul6da7gPH93Jb3INjOEdDoAehwTlFrCAGkHJV/gdKttYcT+wOzpLE3vP2ely",
-	"Wa8djrHM3zpv/fdfjrvf/PV//kddxetK6T7UgWjvFo2ZCiC7DbP7XbwvogBvAOWLpslfUiGe+x73X7cL",
-	"r5VZfY84G+4QPn7wmXxhPhMQNYGl5T5Tt0x1+3YzgZH0/btKUmyBpo8g/CQz03UZ52vKn13ZMSXu4TzF",
-	"vR1ywQ23Xw07OW55qRJ+KgGz0H8r8AAJiJFuTyGA/Q7/3C0pqd2f2CJEiERUHkn77PiYhKXqgaXek+cD",
-	"QYliRpVaZkF/wxu2IP5r+Y9+9IA14Ubm2kzOoNABEBgSzjABgAsS+lXrzbgYGplmqWu21euVrkE3ruIa",
-	"tMociBDfOpSZGcrxUFlts7RaeUqvx30o5/WSmhxe91b/A4CQ6yxNpTI50GM5oTpSLIZqb1ktOS12CasZ",
-	"BmLORlMpb4iCiJPD+cHZNdc/vXAr2Hdk9JlaJ7WD/VQwkktL1iDVPW1a9UV7gNUCTuSAevd4ps/XjHrn",
-	"8DSIkWk3S5uSM7xAcfD4/iTIUWxKB5UXiB+TrFEcU5k2csZU14okmtSdVrVSyT32Hp4qZNODuR/qP9jk",
-	"g4Sb4Ow7+PUfnMAvrZ164wublyn3iSaOAP22+EYYSyywmcTxviGAQ2/lFsip3J28G+od6RyLGLkmo2w8",
-	"duVJhsykdvkhCBMFN0F0upN3FA37RvGUdft8IgAtIhyIvPDbNab2TZ/tB1KqXK8t19DzvEDRDsiMJmOp",
-	"ZiwOfHG2NjRhA9HGfDtsb9MJyDiz3+rGlulJ5SKhlog79guzzMD1mFlVWC2wGPJ4IEK3LkPtR51D4fXI",
-	"KxpNneXDY7CUgXuZa7LTthph+Y2nx8dO5au0FutcgGLLC13QaUwaG7f4JPkZVa5Pu9cfQ69ZYfEXm8E6",
-	"5+qgk5jD4i4uEBWw1P8dO9Sg2mmt11wZ5HpGTTR1n+WGhJg2NgQfQMQTZt+nDaMxKtXLn8/vG+KDdsVg",
-	"saxFudSqHFwrrtUN9GSH6v7oRsg5TN9BhDhsQHLpnUy+Ttj3U7F049/pQNRTJrC/ytnxGYAAlXVP0Nk5",
-	"uHWghyzWEwHlshjxSvKd9w6pCTUMdVxL7QORjx0o1i4iEIh9UV71C8WzwCMl4BPSDu+6is679paw4/r0",
-	"FN+DVuvG8x2k6Vpt2hIJc8nJtegnuAG/OI7e4G4x32K6aib4HXJHcHvifpuyO/Lj28sX3f6Pl6fPnuPl",
-	"Ju/LMns35X+cHX/zvMFNsZ/SvRYJDcgkKBAmXPt6Xaxpr3CayNHfWPTocQO3UZfRTW0mYBSxFGSXEy4B",
-	"iTP8FNCa44nO5+N1eehWt/cH5HZdfxqjaMkldxspO69wjdltfndn85lcQh/wvO5oqnwOO4T1teln7/1N",
-	"H9ut6YEI2X1mXUqln+e9U6s1Gq+oYW+s6O7Cn5tfsvzA0luu2IxyYeXTDm8qHlp5m2ZmtzfZBw5ddD8+",
-	"J9UzTrnTC3QvYVZLS5KV0nuHqpp3kazCR+fMumvWzRpz0Q3xY1g7+Lw8XW5kn8jD5dezRg65HioH79XX",
-	"1AzuS+llW/Rj8U0/RZ2pf4E/2pulIiOG2EIA5Wbl0WZptLsnwL3m6LcCue33I4c1vY1a8tbd+pkqJzi8",
-	"dbqJm+tBNTmoJo8nDxzXQGNgLxMuCBULR46gp0DGkJmy2Wa+X9P+cb8u/jl7rrSdXkJ7j+OKIPgqNJnL",
-	"OMbZfFotxhHJlKe1HoI4PmgzB23mU0ivyzgm1HXer4/aGVnItcfWWo5+syNbbRq3nOyYt3r3HXe87HUN",
-	"2b3H2L7/icaUNHeHy+8aMaLYTN5ipsg3Lh+wKovDTh14on3oU8vNzU3uYGoHEfP5ipgvRmIgLXmhAUmq",
-	"9y4fPlLFqa2FRR5+ol1WbFO/OydwHqjhXb20WwbEXWusORjlS3/vZ2qtVYe5zmrLYYAPHfk/B+PmXtJU",
-	"i7N2uY1fuW1iGTW67aHtMeiLbWoh6Nr5TKTKX5s6l782miiZMBKziMfOy+ObjN9yNmeKYK/xC691QEuc",
-	"pr7jF+gicjf5FuSdHkFlrVg1q5tlmrnE9DXI8o4LvyLfdHVin8i4W1rdg6f6YNt96ZmcuXd7Gbmfi7IR",
-	"5YuH/D+t+Hs043BZXTr6bal7yaYu4y/h908uGzdZbS9dM5KD9Dj0Jr8P3nb0tMrc2JSnrI1RxfJeOT79",
-	"0zVm1kam2zQu/7T234YHqryfa3j3I3qOSisJ6bifZC7BmjRgxNcjU5nEPh8VmiC1w0mqh//6xz/DDmTA",
-	"XlRzPLEoF2qALEH0f7zsnj57Di2hp1zFA+G6VJU0VHDAfYN5rvjTEHIzh4rRaArtSVTRMh8zIsnP0gwE",
-	"L2SW688AFddu6FyvbyBXpyW+yMfw0UbzgxUX5UNc2+vk5J4/G5eWpqmSqNhTOPux/Nuu/8Fu//Qq6RdS",
-	"RYH2K5RXe5ED4YWVNlF5RcJcutZ3WJqtpAE66Vw4D4F0fTx2PHVWu0g9sDpaPhOOfitJww2qKnY5fwg5",
-	"9mChBtAaDjrrQWe9H1wmUA7KXq+L0tmDJd5j6IJGDVbtLOmrX5eKWhvaKNbmiW6ObFSEzqPGN1wJ1vq4",
-	"hiuieOUa5z8oiOLSt9ZFJ3wjfx3kza6cp/qg93yN8QoPYJDvO2l7J1dNInlO2dumcD1KQOIlFr5whoa8",
-	"6zSZulq0vqEipiomjgs00SmLSNtXSnZ5HAYk/5fhM6YNnaXQBdj/mte4heckvD0JsNxsRDV7frZacRZi",
-	"1VbI417+uh7UzOXhoIFAtnqiScwiCX0vF4bpTuAq/FwzDHaHC2MNkRGNbrpyPMYiwpHlzdMzaM6nLwgV",
-	"A+E3EaF8xpQnHp6fGsNmKZYf+mcAmz1vAFwgkTjKwO3HwkYjkxgrCD9cvclhN6bGpBqehF88JCD4Sfkt",
-	"NSwgiZSpHTaRCkqKu4mMaOJRtQcCYUp8zWqmkqE73sILErNblsh0hrVNaSKxWAkSDGmSyDlkGK4xh5fE",
-	"XushLdmlb30qmAw0b5cnvkHW5yqEd4ugrQGln1bF6BxE/8Hk3VZ/xTYghAry4/X1+35BZAA1NpWa+VJo",
-	"qKq+IGVoIytmuZh4Qly2drc+fu7T3vUfPfrNT2W7eMuq9LkHlJ/9Mt8ODPuF6mo++UwUbJR7I/Ny30RO",
-	"7lNHawJ/rztNH8de2XR+Haj966D2d4Kt2COfjfWx2YPhybVsr1ATTVe56UMa0wc6IO5fv60d7CdCrD4I",
-	"hvsVDF+rGvrCtecvzs0ngJsZkBKxBGU9FMAymLDvOnJGscszvB/ps6eaeRTnvo1tvImFJ2S7tsDaUJPp",
-	"KoKvyGbgLGYi5mJir2VRxFgMGAEIjGSXoAZu+ME7Pn0BLYSrG7HYpn9TscUHefV1KDKXFblTVtRruz1V",
-	"XHRfssKzr5CDMDfrotX/CClEdZpabY3wFQzM8XQfh/fwwsN9qKnJI5sfMlG+LnGBe1r1fbWLhI/ORbWV",
-	"oRTM5ab5Z8pu/Ud0mOmbbEPx1k8fHjSw2f/pw7pgpv38AS5293aoigkDGnBEDU3kJGN4UE2LdkDQ23SM",
-	"HVX6P32AwNtYMUaEnN9nr1Otp90btthAZv0ff7L3PCSlwSfWEZsd5YHYdie2vAC/3/+RIPZgvpYfRUVN",
-	"4eL3GJyEjwTkZf8ycC3Jr/qXGM30UL1wC5D22fGxa70z5iyJQ/ItCXGswxu2CC+q/RPMnGMjAcgF1noK",
-	"zRdyFMxwtXztMo6Rwj5XL1A+wE9Ve4arU8N7V3nn+UMS3t6a1QEhpC6CWZVIpM3i02fPTr4JyKsXKDYc",
-	"TKsTJVZ+/Ov/+n/J0+P/PP2Yht+lOtnas/DoNytOtiv6ukehckDdOKTCfhyIhjVclmF3LI995HFf4Zct",
-	"mrXdsMW6xFFkrgfKGHVF70dlcJ8mmJ+xTGKmnI9IONh3QbjJUzNDZSWQ5rfsWzvEsNA58DPDyAntGpXD",
-	"CQi88XEz6xtcuW4bmpd9rYKAE0GHTtMX8uWq90g7w9ft30jKhFHxwA5jN27cjbhOwfllSg2ZU3AkskN1",
-	"/QHW6JMV1AL9EUrGPEF0eVqVUbdM+XYoIKbaVfFU0YmchNrate3v/71OmMq5SCS2ha7tD4tdPbH2cwy9",
-	"S5Wcwb+wgwKBkkvSRjAW3ymm0yPhFRUTdo65ud/S7igMSEi7ITYQCbsi9BWap8fPnYX4AsVCFx4NLwgl",
-	"0MCOyMxoHrNiEFZYnzy/INp+lSZ4mx4Iqnzdp88Cto/MpzLBB3skfD3u/iwF676lJpoWWcVw+Ykmr64p",
-	"tKR5enx2MRD2bhyMwzEQEtqywl0a+qsufwC9QBTakKRcCBb7ZkC3TGkuxUBAP2ARsztI+tXnji6Iwtbi",
-	"McEusdwVrdCY0FHeI881ZeVSEEVdj1gqyIzfQY8d+wXdI/kR2Hys1ST/vnTUcD9H28MfVKuRQUttSA0l",
-	"ygvyv1rOw793RWNvWdjwprDoyfHp2RYdYy2BVDDooYLaUjR22kEKaxxChUg/ciiWIIFeKbnC2D40F9HE",
-	"SESfRZKupeY149tjlTYrA384+kP1/B9LNaMG+rYJCoS0VY/a6hRKRz62WMHB61VpFwJxhJVprSxwy4up",
-	"l1ynUnPjWsQtvYoaQ6PpjAlzASOxS/ftoIX1D/YfWPEwaIWkffX9C/L89PnzgHy4/r77R5QLhOr8wT90",
-	"NozJ7nB9CX9ZsLV/zaRxHWTWve1+9JnT4+cPtL/OT8di5PWlTa4cI02bTGh3dKT531n4Ba7s0zovQsUl",
-	"HMl0QdoVOdKBllLQ9Gs5APo5zvHfu8rh+b2ZSa+UkurKfaaRoeBkgGNhRdlqh3AVe/9Sw/WYWxU3vFhS",
-	"2NyJS/6AbNXZiyv/sBVP3hOFfTFRbseFsESB670O/RDhnJMK/EOF7vMx1sJqHNGZCgnHkFCtmXBltdTc",
-	"NEDl1tkEVJD+U/Lmdf+6E4C/ipluSidcQBvG0QIOO6uxWt0Q6+8AswVMpYGQyjdPDBxIc6HMogkChDm2",
-	"vBZCh0MZx/guqJDz99pfhkZRqyPTJByIdiwjP7neLK6thoMQ6b0owzWSFRR0jH8Zmeb24JQJQkfaCek1",
-	"SvQ9enfW5BqeHJeTDU+Ot8k2rEu9uTNDTDj0fsw8KSOlE9Y01fU5iidP7WgeM0nRraaliwb1pJyf6FyP",
-	"h2yjr6f+O5ryJFZMYBcPx7OOoh2oVQnSFqklIFxgfa9US+2r7006z25irppb+l4Kwu6QaPFQl8oPPm+y",
-	"babeM2VvoCN5ywg3wS6e8bd2FJ/EMf5AwXs3F5jXp4rf4xBeCaMWTeobbuXBvX0Aj/0yJOlbClA9TgK1",
-	"PYSCa/ntfte5DHow93eqmOYT0Sw3wx9eXYeQLGpVUu8tB+G/JFF7JHz/4TokimmmbpkmoTVkhuhQ8ieE",
-	"NaDpQNj5uncKkqX+leyORiZZoA4M2YJoE7U1cwuEFd8sJo7TAsJ6k95AhFGmEtK9RtHd/ZE88dbW9SJl",
-	"5+Rf//jnEzJo/UemkkEr7FwgysYz8gP/zrmZKZllieEpVcaPaM7NdCCsZfHh6g2AgtirPfI9F1xPS0NH",
-	"5/37d/1rsryyQBgJMyzs2bdoPAYBxaM4Jm/YIu+DD4o7AEdCm/O7lCtG2ifPyIyLCxiAhnzdDvbwXsF+",
-	"PEf3egW3soSoVttEG4d6D8fWwx5CbpyfqICwOoj6eOv1NMeQcevQ1gcIjAMExpanQn8qlekm/JbFJPV0",
-	"hmIDm//HXLHIEKOo0GPUuxEMNtnL5bE+dX+LcyOXbmsU71W5yjXxz8UFKAGKtrbIsO2DE/jgd+0/LYKa",
-	"jEbTgXj/4bqDoUZ0gVhbg/+d5fhCeFbAQRTjlXbFGYIjGcIJNeMaYlLhQIDvwT6L586U3jLskqUUbAq4",
-	"mzoXePZZyRyX5lRvI1zY0w4jTJlm6gmWi9qzQ9wILNNgATk7PuuR0+MTt8+CzV2k/PT4GH6z2+zDo7Ww",
-	"RW5BnZT6AKP6miwQP8FPK/3XGyGwY/Mpj6ZFKNtuXMnC/MxNlMe22zyhHyy3g+X2peDqRFLFAFTnD2hv",
-	"BUylrpwc7tR4KNtNMfQRN5puRoYFvB7YalXEvYQzwgXEusKxkrPQNXRcOcM6F94yHYhl0xRqXGY0Zj3y",
-	"Do5irHqJZMpZ7F8PJS7WPAnsX0UpRjKTt5CainYWKDY0QoiF/E6ZxO6Y12QiLwq7OQKshmq6kP8wnMcD",
-	"0XaxE/hQfYzjCtbxK3Ta4cQ+7YH51i57Y2rqIev/IPu/KNnvghjENfb0kQTqE65yN/RDCHxtqGksZu0b",
-	"ar6ItMW/fmItndmLB5/M14P7thTO2xCLfJDgI2qAoIplDY2ERjJeWK3E5IYi+NAXZMZiTgFJirS50UVO",
-	"0fUixbIc19QHnOZMGIKoyGIgvDv+goD2xDUJy7wjI8NMF5Nlwk6PvDb4NkyeIUaS/lPfnm5kd57FA4EZ",
-	"7ORf//h/XH/RKUuc44NwQWZsJtUCM25IzPUN3ImlzwsyYmRMFUnsceDysu18/6v/7ueBgBWARAvSDu/c",
-	"uLqAbd05RxWR/x1n4ZcA8xxCcJnYGyCkEJJcdJGxVANBSTTNxA2LcZHbI2mmZMJvmUBdl04UY85dVNAD",
-	"hCIwwdz5iQBYBxxFA5ErwXDbkN0hjlXocHcyzeIjnAsXJIyZoTzRVlH2h8ItU8VbejN6531OGBCBKUEQ",
-	"ws7r8v3rJ35nrLIaMZ7Y/7fdStpXWt13IMxUyWzSFG0IOxitPnm6kiNkpBzC28IeucSFgjALE7EeCEZV",
-	"sgiIyoQmKdWm2A6pyEj9f+xd30sbTxD/V4a8fA1c4hda+qBP1pZWrCBKodAKrrlJsvVye+zuiaH4v5ed",
-	"2d2sl7uIGrGGvBR68fbH7c7szGdnPoPi2oAaj3krmhCQROuusUBh0CSYG22/wNC9EnLrD+Gk9c4rBt8F",
-	"92Jh9v8qn3FjvwpkYx8komxwhlbP3dBihv4C7DNijBkYBZc/BolVPzjG+WWorW/FNZZtHgejc28zySCJ",
-	"iWVxLcMlXejOf95UJvtd4U2uiXvBTTEeWpb2w/teEmr1f0uo1Ur/6Smx1m8QQtwo4G9riG0vx7ouxyjP",
-	"TjSS8Lz4k5bJ7tk2zRS9dXhl9Gxht3gUpc0gNIJjvDt8Nb6kMeu4bn9ZbcVjbBFi+mErvZsT2NnlMIGY",
-	"CFkaS5e0ZA2v1YXiGmK7sryR1hMxJIh2W22Wo/inGwHWLqbzSvGVyfdskXP6dQvSbkHa1yB/4c1H4RYz",
-	"IYtwrMckP1Ye+yAt/FZUcorVFHvyziMeyDJVV/zCM2vt18ZtxFn3+f4F7ck/e7CfdObAxc9aafUitrmT",
-	"9jNh8ZucSTugfx9upPlCo5UztzNK5749oqXFS0utGbSPa8kEvt2t3bI+QkcnYpkXb0KZAik0w29aFXiP",
-	"9olE8vFMoTO0Wo7Miqw+9i6osCiBU2UOhSCbAKbSWDXRYmbgag5a1Zb8czc5xmqJIX9IGXsxsGyqjGWY",
-	"jSbiBxCL6S1nlJAu4VE+qBQs3trdqhCyoQ4eTCk/1WqGdoq1U6m3lkoHcl4/MGgyfMI2cqvrWe56ez8v",
-	"0rVO+vNfIF1MVTVZh4lIjweeNPmnd4VCoz6o7dT14NQmQbmd9F309anmNKF60sDB6dE+oSoGRkLrOS2S",
-	"V/RQaRzLWze0Whe9vd4uaWY/zGb7X1EUxJCSp3PyOJebUgthx9Gnw3BKwU6Qclp7GKncU+eeHh9+7mdc",
-	"pBc0jjWaaQaFmqjaJl2416kP/38WieRBrOGbPPPn4fLQzo+/m4zJejNIWNJofinxWshT9LxrLYChqgZ1",
-	"ZSAg1wxjUUFGJ9U3Mnei7k7tK1kQ6l0pbUURSwt6Juphim9yPceW3j6KQpQjzKDAfOIaJk88hpOybClt",
-	"/qOgeNc8Y9jjuszT+fixtPTgj+noHu0wOC9LOH+XcVQL5v0siQ8K4boGllJu03oa/uJ3ucNCWCeFcfCs",
-	"a9LRsu1yd3H3NwAA//8=",
+	"7L3pchvJtS76Khk4O0KATwEcRGm7yeiIw5bU3dottXRIyu24hjcqUZUA0ixkVmdmEYQ7+oR/3Yj7977D",
+	"9YP5SW7kWpk1AFWYRFCD4R9tCjXlsNbKNX7rt1Ykp6kUTBjdOv+tNWE0Zgr+fB2zaSoNE6Z7xdKEzlls",
+	"f46ZjhRPDZeidd4KjcpYSGYTJoiZMKKYTqXQjHBNKFHwHJEjuDbiSpvijpFU8DP334nm5JbNe62gpaMJ",
+	"m1L7NSayaev8Ly37mdZfg5aZp6x13tJGcTFu/f570LpiRs27lyPD1PLwrlkkRayJkWRGuSFDNpLKjtKo",
+	"ORfj6rfcu7kwbMwUvPzP3RdSKZZQ+77u65fLX3gVTSTTMJGIJglTTzSJimcIj4lUJKJKcWaXZMwEU9Sw",
+	"mEjBLsivmTSMcIMrqFgqleFiTChJlRwmbFo7xNL0/9y9ooa94VNuuvDf5SFesV8zpo0mNEnkjMWE415F",
+	"mVJMGDLjIpYztx9cEyUzw0iUUK03WKDi81dsSrmwA2seQsJGpv77W35KM9O83ZkwPKmbIxPxujn9HrRS",
+	"quiUGccHl0kiI9jM1y/fUzNZ/uylgKXFmzy159RgmKDCXBAq5kSaCVOWN86Oz+w4uH08tS8NWoJO7UiK",
+	"Nw143Apaiv2acWV5z/JAeehTev+GibEd0cnpH4PWlIv833Wc8krEqeTCNE6DzNhwIuWtXSa4088lVfJv",
+	"LDINI/Z3P/R4XxeC4Sc2Xx7vW3rrOE8heRFNR8zyOvD3BVFsyqZDplhMUqZIppkCKg9LIqdnTDKYyEzp",
+	"MJ8eCsFign/ulobStWNpmNbps2frp/WzjFnzFggZW5HYsNT26kMv83vc3DrhdjNhhEaG3xUkQP5EEx6D",
+	"AKNjyoU2VWrHFdcTnuoLlGL2sdI9JKJCSEM0Y4uMsLzubmxW8j7IFJtW3Q/zI3nXveahd+iKjRTTkxdS",
+	"3nJWv0sKbyFG3jJBIriTtDPN4uJsHsp4np9EQvpnBvBMJ58SPlxMapxmlOqBu7tpH/548s1p3divmbrj",
+	"EbuMIpmtEj0a7yMUb1yQPBvvgHvNwL3moXfiBuiheRZIL838i9cfelQfNFPNYwKx1zgie/Vhx/O7fRXq",
+	"eHB+fkdjd/zbf0VSWJXS/knTNOF41B39TdvR/lb66H8oNmqdt/7HUaGgHuFVffRKKamu3Efwk4tHQzKS",
+	"aspA+eLizsoswkWaGdIO71CC2RN2RHnC4jAgoWddvwr2t0zoLLUaGYsHUxZzOrBzDYFVSopynZJYN3r3",
+	"yNHS/TCBF1KMEh494iJdG2r1PPdd0g79n3bupSNy4I7XAReDUcLHE3vDv/7xz/2sw/dSDXkcM/F4C3GZ",
+	"mQkTxr6dxWSYGWIPKK8tt8ORH5JdmBGjJlNsEHNNh454uNDZaMQjzoQZ6EimDH81TOHxWZDVfhbttf2U",
+	"oMnjrdkHwe5TFtkFs0yUKUbaOGNBkwGzj4edC5DhU6Y1HcNpD9YPjwJn98BZWzGW9rI6P0vzvcxE/Hir",
+	"81LCEWsIu+faBMSZuk4DmtI5XLwVcmZtP7hJk3YopBmM7Ej3RCbv6XzKhLnKJf1jrYdVUYY0oSICMgD9",
+	"L+cYIJwSA7kbww6sGxXk8v1rcsvmTzSJKU/mRKdMxCSiKZnJLInJkJGUag28CtcGEU0HitFosjeOu7FK",
+	"k36wFYTXrRTWfCzAdO+RZX2PW9teS6JZblz7G1CbW1iCa2a6TdpkWNX3vv3XP/55Qaxu8e0RTfnR3ckR",
+	"zczkgvxoTPpOJPMLcs2iTLELck2n7Job9u21UfYUWeu5eJh9kG+oGrPHo2WnzKA6Le8YsnbCp9xSckrn",
+	"iaTxwEg5SOzA9kZ/8i0Vc+9YecTpW6UBZgv8pqhhA/fPpaku+OZWzbJ864MQR4NrbPVLFh9Y5eHa9E3F",
+	"Q01OrM3fZB+APfkgLBdKxf/+mGL8Ldeai3FA2H1qDxArn0dSjVlMIsViq0PRxB5kIJYGU7zd6kL4g3us",
+	"+MGp5uGF1Zbgz0GU2EMgJBLlmDPouijowDW5H4b6IOgd5YnV6R5R8yQxswcWOL+5JrGciQt0X5GEGqbs",
+	"ieZM2qwYYLivJUiVjKy29qiL8AtLkq4z16zyrdgow8O8bITcMmuI2At7mf3v/rBCn+/7187lSOOY29to",
+	"8l7JlCnDrVU7oolmQSst/fRbK1LMGhADCgtmJ2T/asXUsK7hU9ZaspWDFnKE3uoZHtccqEErodoM7Pq4",
+	"ly0s8sTqCYbMqCb2ToJLbCShQ5kZQsmUC89cm40DPQg1I0kVG/H7ekcV6nFpNkx4RLShyh6a45QOQkJF",
+	"TLjRJJHyNksJjzsBOnMjORZcM8LBA13zudzrVjcasMdgg7hhU72OXF/kguzaPmjf4F5JlaJzeGOuY065",
+	"kDVhp7cS3KLUlOIC2nupWUxm3ExAut2yOVgDqNGmTJEPNy9ITOekfXxOhLRKbnVHuDDPz4pVKAdICgfO",
+	"X1rg0YENCqpeSbc3+bIszyYoE3IRcpND+xI7fWSONxwdOlswCE25ZePN98Kx4dIWLEw2f2/taOP4Lfik",
+	"S06oLcasJIpCH4ik8ZSLVtBCP3craN1xNmOqJjYZ5L61HVx65emVXHR2MA2TvL7+8Sc2322SnpPLozw+",
+	"XjPKoIVcbJd+mQXeCaRuLkihqcAuEaTlgFBNwogaCPqm2TAkqeLCaCul2pQYRXnCxZgINku4ALtxxAXr",
+	"9Mi1kVb5UKzLRCRjFgfAUVaMWfkRyam1ci3blCf0/Okfz1ZPKWjddw27t2wmU/prxpa2wnNUMfH63Zhy",
+	"8QKY6IPelfBirtOEzgc1e3Nq92b5KJlSniwFpM7W7qJgs4HzS/tvLWylIlN6ywj17m0rucCrLGdCLy7z",
+	"BnTjeaomjCETBhas95Pbt3vWkzMBHLfAgnWcV/jZlz7zXxIsZO6DO6QN0th+ubM4l205FbdgFUnE3OxG",
+	"DnQK8YyGA+ek1zs5/u+TYwLXSSa40RsdG0ELI+RRDQu/vn5Hzk5P/vMcIzEJNfZ1TzQZ8sRyZs8/urBs",
+	"T+u2nFGnNC4a05FUcflIZMIqv6ALoAVAs5gbksjxwmeeraW0xWOivISlieeja9w4PEA+8uTYgnwtc609",
+	"G+1rrHipPS9WHxZTLn6WMduWBMdMmMEdU5rjVi6NexcNeJxmmysEP7z/UKeQTRhNzGQQTVh0q5tnVTPi",
+	"pcVxr3I+69pn8JZ56dpQyoRRsU45nzCqzJBRs9UCNarZimmZqYg1Kb6KGUsSW31M32aNerSeDCYSBVft",
+	"xVQqU5dSE7S0oYat21tLkRCSWqnMugH6d5aGVRpEsECrjsqKrauQanUlV3LMDkqvkPEW1kfBm+uUXnxv",
+	"42hdysOVE0JbDLhh+5vJcGcNecU2rxZeV2yUifhzO0jhdB/A+VWreVgFB29Cs9bOASNkgs2YNu4nOkz8",
+	"fRqTN+hQ1+izVjn5Es7ZdYcr5lRsuYsuRlRs42YbtPXpVNaONnbE8Ds2KBn+9TLRJUrVX2xkNp1k4/pw",
+	"SqPAtE8UnwsWlq6iBy2NfL0voNjBl8w4A2T7fVwnFr9DjfM7d3fDIm8mYfNn6jSJ0q5sLq+deljzulQm",
+	"PJoP5B1TirtzYHfdxDlythxd+SSoGaLJ2W/tmxynLlKbe0NOWa3SSMuEV0NdS+uzhsbeO51sm/OX3ZtB",
+	"lCmNcqLBVNxyTf1KrDmj/bsbZ/VBb21W7CLFFn0Jzb6DTWVcykRcm+mNbo+YDO3ZQuzAqYEofoxRfx/G",
+	"JnNW9uaWNOh678B7Z36CoV72CjhrB7WOOmPKKopoYuQaCuTkWNmYgfOTxeudCE1XG5fUXd/ZCqwT6bhN",
+	"C/vpViyfaLE5m0lvS4Nfhezei3h8EFO8JA4LGbm0Cit3aA+Szw5uy8XCSa6Revje2tkU+7el0h5FTG9B",
+	"Hpd4/++B4/XtdL6H1hNdgtwgcj6XTYXslN4PjDQ0GURSN5oskKSfz/yJJvBI1z5CIpoGaENwQyZUEynY",
+	"huaMLzWoD/Dxsu5dHc+PMlPJnMA9RAua6ok0ebXXbCITBlUOG45jTXRPsYRRveVurfOcrPKCbOLKKAjR",
+	"OTSCVpbGWxNVKX60weFQCfMVMaMlh0l58yraf8UlUhrvBv6RRcbbUqWR0ykVNRYz6417JNR6QropOT0l",
+	"Yzr41z/++b8mUkN22bJnrsk9ZS/Ux6ks91hqfKLJ9fWPxN4IcSuqIZYEfiRXl2f1FkPa9eGsTgAkfivk",
+	"TIA/StfHqht9ZP6gWb3TztPlvFzuePHrt3prdjhBHv6MXjiTFrJhwM/hM38gSyGlY1azkIseh3WnaH79",
+	"f2fS7LIKs7ri1xuVMZSuQpoJF2Or10L2Ck20y03FZJZylVq91ruLQ2OYKTGABDx4apAyBaVsddkfFMN2",
+	"qJU+0cRqH5XsBDgvUqaIfQMRWJC5Zfxo+eRTjA1yD+jywxM4KwYL58kGX7VHY5wprOLQWPZZdxTNSCLF",
+	"GJ1sMmaQbKEyQTIRQyL28gG74bT9NtdUBN8xNScQi8CkbxCrjhysKhB4j5tUdhDc4M1Qygj1vhvxGVDy",
+	"FY6ijtNUJmZ07tdmQOsLpCsr5DO0Ledp7ymEdO2YERrHLCbt41ydcHncqdTcqlidDReu8Wxd4On83Kqh",
+	"kcqxtejPauSKhjWpUGmQc3tpi1eLlGuvEXgTL8/zwUP5jmsuBdpjueWJagv+6FWYFmqK7tvwmytQqjVP",
+	"L7OYm1d3bGvfqR1EQwCPRkaqJtUHL+LPvy3a3wuFd/aXuTZs2kJNsnYGpdKPpm82acbM0Jga2jxzrGFb",
+	"2jYZAeVsp4fJzERyWpm1zlDRCVoxEzzfu0zVz3StErsukueu+8VfVkvd8+kqX8TGqmR5lSr7XqKQwNPR",
+	"4vCq0ylWr5aLLA2/keMddBN2x7Zy2xXc8mhqiRti3cQXnCIfGfxYVml1NvUltAmLx/aYEeWY1gWchENG",
+	"BBtTK5M2lN6rVI6PVRacdIZi/OVZVWU3OSJPnx8fEyXtSR5D4jQxkhz3jk8uiMiSpKqY2XFXA3mxzIbg",
+	"NrM3Y8JzRWaIzIUv77tj2XU//mGUSGont3TALg/45/pBXJDjUkl2URMF+bhZWrsPDUP0C7swRnyqGCGm",
+	"tC0O73upSMpkmrCAgJ3Vb+G5j/nAJ6egCGriFEcPpGH3vt+6IGyamnnDGq/mihXxp42P7tYCtVTnWsdw",
+	"L6yKJTNzzbTewf+0EDTehNTdBweZqvesr+QFjcNc5YXI1so8V+7npnyNzyzpWcWXFgZd8ig3pU7VrrQU",
+	"Opsy9YaOt1ZMbgelwMLymlqN35UmrIpIbKS+x8yaQK4Ksi5lRTE63UBNxfuKsZXd7+UJVb9Zu3BgKGDO",
+	"8265DdVqgoUszhRfcgGKPReEkjmjavt0/22ThCuqz1bZlQ+Ruz+l96/xUcyEdf84WdABglYm+K8Zc5et",
+	"mK1P9F+irSm951OrFJ4c+//Bh/DH47WZ+nVJ+m7aK4gktz52IxRr+Nbb3otpI4veC9I+Oz0l4dIL2H3E",
+	"WMzisFOcbtc/fQC3giZTqVjhXGiXFJF6s7FmUavretLkFNjMXz6VDremhNtkFSJwglSGh8mvLuOVzKS6",
+	"ZYo46wxS1XmhFvZFNI8S5lHGMBddm9wTRCM0qAOiJZlNqHFmtH07i4k2dK49d3LT64uHW5rC6i5x4PP1",
+	"yeFaT6DyitdpOL9MeDRZwsy5vv6RgGPUSMKFNjRJLuw6uxunizlNOWevTW4qePnpaU1VjpGKjtlAz0W0",
+	"lh0Wy/BGMomZWkCdeaKJe6mdy4TeMW8EWJP2nKQZ7BsXRiIxoe37RJOJnLK+aIf/56ifHR8/jdzrLa/D",
+	"D4AP8X+O3HfCPDpiZOqG0iHSKoYLNMq1w2MKCBVxX6SZnrCYDGl0S9qCzSDOHk2oGLOYjHjCdOAJyr7p",
+	"10wa2il7cLzvoUe+s8zNRiOpzHlfLHw39ngGgKJnR8sNsUxijV70FHFD2rGMjtyK9aZxBym4KnlSh1Kz",
+	"Soxf4ysA0GZRXMLzy4Kx3nnULEAX1MF9pBLe4H52s3TB9iLtyE6382AJ+hdkmmljrbnC3nuiSXN6fonp",
+	"n+6aNb9ibfNT+BG0GDOToMfoTRWZ3xvH7TMBHq+Eqk4VaF7XKpTWo1Z6PViO77r0XpzpL4hD6AELdyyg",
+	"KhPOJvVTd0wYcGFtrnD6gdpHb+aLGucfV2mcvwctZxlWRna2bXEgGGrlsTcva7xTWbOrrty8VlOzSNWh",
+	"c7ryX1fv+69//DPsBERP5EzAWbdBmM+NJP/EiqkWQmjbYDTgDzQZ3u5q0xSvV80GU8SLQa08Aiu8XprM",
+	"4pqUXhmUxr440hUrtcBs2wrr0mObcIq/fQ2daD4WVuHGe0g7nE00i3YhmnyA66imYjlWwjk0dnGhInHV",
+	"aTmtoOVMg1q3/4tMGzll6r1Uhia7uZ7q3Uc1UqBuWoC98J2Mt4YycJlKS4Bxw4SRKY0mXDBib7oAHE+r",
+	"99GUH129unz59lVvGucKbcK16ZGf2Qzu1t7rDMFEyOK8p9M0sR/9S2sJl2/XoFEM2Yx6XXBoIWx7bxT1",
+	"c+vaTcdCDCkMuzcBjL+rUxbxEY9KZFcs9oizpKHsQ45G6AZyIIRwK2aMFLMmgJpWnzdSqkdbCOBmUyry",
+	"4V7kELiWRQJQ2Y0kKVV6A1aBXS++tbTWjRSWo3tsKTvssxvBhwAJL3E2PF47qHu0gXZTHDzxl87ls+Nv",
+	"nq9XkljMFYvMIFO84iqy/w6Wj/nm3LJy9c3J6XYKgdtEn+1VGVTdWn0PrLZLHHlVqWO+tcvB1F0isICI",
+	"M8DIcr27NsMJbRbf9HcvRjrLn6lMpG7hfnj/YcsFW104KmJ231gqJNV8MOXDhusyZsmKsHB92ocpMt8w",
+	"yw2QB+HnH95/uHAeGjJScoo3aGKkJDKJQb7QeY84uOrZRGp4SBOq7Nk9zRIoAmhHUoz4OFMsRlkEn+gQ",
+	"rsmEJVAGMKV2IoKKiAVEZgD8myY0YlMmTEAykTCNIN84yDE1bEbniM6JWBEOsY7E7C4EyMAf3n+4vLwe",
+	"XL558+6XwfXrtx/eXN68ejn44f2H629POuXiAXE3tXqTuOMxp109tXyaD7++NDvbKIoOm+nu9htU2cii",
+	"FrWOtn6Ea9vKre3Ln5cxO7AsMGWqhEx1Tvotedtv2bXtt2I5E+cE/VpY24curX6r9lRcLr+Qt5A2MVa0",
+	"vvJiKcLiglBufnXr9VrccbNLYnlz4csak3fbgpHayqBBpaqj0SguZrejQ8VPcqltAVyx2phiWl94XQTL",
+	"dzz6GlMLDiQAFfn49arFzlixCv/1y0/XW058CWxoc3XwkvzX9bufyS9sSH6yNuvV9y/Ifz47+c9OLZGv",
+	"rIdohCZ6A566V5bjHtTziFih53kRsU/RC0jMhpDVLGJXbKy3TQB5rCLatRlTvs655tKI2c+xFWmwKOW4",
+	"S3Y4J5RkAFGsoEw6IJSkGDsnLjweeFBVTDfBlX2iHWJxQ+nmasW2tPvedbRdwr/PyFoBa+JXIl+wtSVh",
+	"i6MqcTROGtLO6ZgNgJagku1vmTZ2sVzOpKg/OfHNu2R6CaP4Fk65Mls9Xq6XG2TtmsqxzHb0YlaaNGzY",
+	"c2FpAG+pur1idFfEhCSpa76ibgmDVGchjbWJ0Ya1lihpG8gLolOrYRIe60590ruLKjZGANcYXIWntezR",
+	"LYTwinXQWbJ9zFzd1meLLJCCu7GOEt5uS/tb1zS6IMbuld5FafMmpY+rqh7zuvB8EvVLsgO20kcUND8Q",
+	"oN+mkH2rSnabl2MHnJltkQuaQAsWidm9tm6sO2BIjdNslRlvLzdbs9si03xsGd+OiETFJILSfJsWcO+Q",
+	"Qh+JJmQfv2Jjro3axcAaSmnso+lgF6jb4un8/FsyWeFhwoSSCWhsiBTtHdDgNbjIIwbJnHj4v7wRYVsj",
+	"nuSE6gmLO7UKnXCkviF2U83qtpZnE9SvTtMuLBWawJyThcoSORolXIAft3CttHI0sFq59nPpBN96f+P5",
+	"g2HBbVLSsZDFTCNrzxCMdkF4gUagv7UrjfQCUkk7LvrXLK00hlKb8Js8CiKB2xDjV1GuoTa0twVa8y3H",
+	"gtfVnFtsy0/2fjR84noHor2yHdYb+7UO7NPlQVGl+B1NLlwY544RTHV9ot3c0fTZwGQ03NTm7NZ6Ztmv",
+	"Lbc4/sEAacxRR2mDlkDcaNzAOwvLWGKhRM4GBSQDzYwc+NKrInHXk07M0oRhXVeJuHLOK/2W13GVfiuV",
+	"eS3/WjzhDM8BWlvwk2vLOMgbLfreQ2uZ+eNRI3Y1j6zILMaxzWlVEkV1eBzCc8BiPyKwPCofBfDhJOmt",
+	"h8uujjX/yjpqep9b2HpXl9waV22JvxfCleC5s3LOisUOkZZpR6QNX+uAA7dil1mWuiAU/h9c8VZ7iQnX",
+	"RLqWMlwM5T24hhY4ntBkRueajJlxFh8TQH6VL9QI043Rcd+l+oVXCrcK1DUqkg06YX02UrOC9i7Vu7jn",
+	"4hxOZwsYxUwMpbxtwEXGi4THpP3DqxtyBFbLkftZu5RO71OvZcet/fBB675rb+3eUWVHDTF6vyDvfmoV",
+	"q/Myf8fvQeuOJhnbqAqjfjNydz++qGFX/sTZbHcwg8FwPsgtgI3EUk6hNSJpK1eoK47ZoqahVE5T8/Ft",
+	"nWM5Rde8C8+gwZaVleUAcp27zVoWdsEneUzro1c8f+dDbeJioplpFSu79LnlOQX1xLW4ouXtr6Prar3W",
+	"I5SoPZ4v/47HTK28OICNe+Bat3UgbvtH5SkH+gqvULPPPl+rkiRsAuZZT0N7QA1zAZEtPJJVql7He/n7",
+	"18/ueulI44IbTlFrLinQjg0Vi6SIONgUrhVVrQb9nilt1+qNHPMdQ64p1XomVY2i+h47FbqSEQ5Zh2ZO",
+	"/L5fQMaZkgmJJlTRyDBVNO5v//zhjcPdWOpVcHy6fXcLJMm6DhPPnm/fo8RXsvmp124gAH5urU6NqPPX",
+	"r85gqLOz2bwJW63RvAFlyqpWEOzb0MqdcrGh2F1E0MDkVKvpA9OrpmzSXLNa1g/ZaMSwT/s4kUOaELg3",
+	"92x5fNWAsMSV87k17ayPbGHGtQs2+q3wo6luQPOO7+DlBGzYbVQbR1vrBEz+3trRKjlkO4WHhlQI1oTG",
+	"AGkUrjYOWT43zHDVa1X25iS6hGJTNFyUjeqdaTRZqJ3ObcuFBSrurXyoYbl82t3HJw5yPVjm9JIBvHsj",
+	"hMZ+M3nRYsFAeQuaog6wnDH2IOj2pZnm6K3rMPbcUu/CSA8WQ1zkpFVxPfcSDDPpCSLTbD/qdXu61zBe",
+	"A6RiY/Cugsn1EBn3QKMyZstAYlToGbSHrG2dHABqouuZWDS0b67aDkhYckqW2yfbVy31VA5IKKT9hUbc",
+	"zMPOupz1rfLO61b2CtMgPmEOxUP2nNiXbbbcgWI3oNoV2VV7MfFWfG9jIJQ69DWdDafc+L8jpPUCZm17",
+	"0O/t7cV1NmEVfmVhA4P1PavKsN+F6biNxVgh7Ncizb6sjioO3so1VikS96YUIYa3zCkqSPFjWqCs3cgV",
+	"TVEq+7EHAx5T9Aaq1Dl8I62gKgDX6QaLX1k10x207R0kqkt4fZg0wnUtb/BT9ZMec22YwryKB6rhfv50",
+	"PZLHRyCAeFzliofg6UaPesDjXLM/PS1hmDx/9uzps9XYJQ1Rgjzpxg+vdq2LmMrHmydNYey8jrvO7gOI",
+	"RCJHUCLpwjW9aUzaikFWtlTzLpbYOQTVTY4PFxZvKvp0s97BUvDxpM1lglvgtdLAv7huvNc/bVtIVenU",
+	"vuDCQSsOPPQI58I1ABFBqoaQi8DHZCKTWPfqzx9I3lJN4MUrValNEt2wGmjcVNa1OhluE/im94DB70Bt",
+	"CuT9AompCkyy4bHciMm6ejqbhWTLZnJ9It3S4pU3qjKM9djBBSE1EOYOTKRvt2hoaWl/rUfcvrB2fNDy",
+	"+RH6B424GDMF7Zm3MQqs+dmIWNvcPb7SVXpzaik9Vx1xaSBryx9wSXfZdTS3t9h53Ly1m+/fWzvaCkrE",
+	"xwBd1LgdMKOOx15+YF6lkplhkOBfgrviDVmTuxqxiMSwxVo2omUsx463TSLeox/q49ENV5JOGQakwihl",
+	"r5bvHYVDWbAcy3uxnv52h1zZgUx2ySaeOPlVq6gpZil5xJU25dBbOxynenA5fBE77BEjiWFJQkprQ2hK",
+	"1VbZn4rdyduP9iNMULqtE2mVTdpFtFWh3Xdlyw0ivwvfWTGbGyuMdoR3WC333Cgq0m0HP8IaoKB3AvQy",
+	"KMZEjRXv9AQHxLbDZ8eKOiCoVdhp0HxCJHMCt7t0eBDsht4yXY53uHnUS4Im78dWMETVHd0JSATbgxX+",
+	"3UZpwWtKCN7wEYMSAi6Ig5euNwe0RwZaqLZNacS6mqVUQek0ilLSDiEhtdxixYNJOsggK00AXaF6mPoG",
+	"h8sGqJ1ew95eYopm+B2jiqlwAyyt8pJV3l1ZLT/r+o0zGHLdjQ+dgrclgedB8KXch02i2M05hQ5z8oWc",
+	"Qo73rlkfymxScF6fEmwQMHvLBXE49fhgCRl2O6+KB7uHQdStT1Fr6d6+lJidJpLGu8A8L6aS5C9asU8v",
+	"GWbibxmjnxu2acQc0FPrLdnbhSKCEaYUxbxezfOQp2tijRQSCV3pA349cCNesRC7pCcDplXjMfG9/TQc",
+	"Dw+p08Mzw3pfiaf8GtysocPhfXVDx6QNq1Jvamy5J83qvtusha62VEjBI5oQex0BbylJGAVML51QPalP",
+	"uuZ/Z4NtqO6jA0yOjJyq76ipNIztYkOOyKzS6LD191i3X6Ho/RXub8mQqwr73Yjf3sZc7Xpi7AUOuRia",
+	"vNtaSpb2rSbTDJAzqIixFMR1/mCJnFUL4Eo0zbyI2nzza8AV5pvtxfta/r1Evq2m9RTw3gHxPngALQek",
+	"Kw/ETdoLjE647gvpdOlOj4S9XhiQ0P4Hm6JoNp7auQWAyw3PMB3keZ127YYcUdngHSVzM+gLSmJlB5Iw",
+	"Y5gKCEUcBXnHFDl99owAGxOpINRpJnjhm2fH7gJVjJwdH/dF6PHQ7V0Do+gdU5omISSRBoQLAPshH26+",
+	"7/4RxmRf1IVecMgQ+C7sX+gBgfoCZkEjg5Zyp8B/LHC/Efa7jOx4FFNDNTP6yCjKRW+IrbpLWsI3z043",
+	"ylf1u6yY5uNdDcCVx9/7Dzdw+F34FElC0zRx2XpHMjLMdLEuagkW6VltEoyZyMrJ9MOrm1ZgP7NSWdhY",
+	"ICweMk2zsYRvD8UnmrB7u4H2sfrmC5s3r3Ay0k1yFVvihm0vi3Zw82y/5MoMVi3i2ywx3N5FUDcttKNN",
+	"+hd7m2CTdwZECkY+XL2BEI33Km1zeuYL/Z6q2tqZhsMv8IkzG34HMaZK2QAV/b+JCCNnXgE14hO+e0Bv",
+	"U9XGbW/FBbgJ5cGCbBlpz22runSCj1quLTXDJnutotn5Ia1YjStmT5Pd5OZIyemWosnIj1Fu4IPwkhUz",
+	"qq7s/qXLhNHY1e/tCLP4I76h0lUHGjhEVCnoPI0EWwtPUAi3pjSE1UyUcw8Cx/vZbMpNH/T2CUm5Jb2J",
+	"1Q0618Z3K7adeQUNUJrEvNeYeqW7Sq1ZIGlv4+7AkPIfN33qg5P5XJBRwseTTd9rVbGmd15/eOtDdbDi",
+	"T+CE3yyov1zNE5ekSmUu1UWs7EHhtvDbWEdJNzkM1cfn5OyzJKBcCFBsfl48PRMggDeABdVJNt4ulA1P",
+	"bFwZgAv62VRWuWKjuA6u5yZfSzJxHfblTGC1Uj1E3B6KpfIe6EXRx+IAdiuFKs18fV1UedceozqqQiUf",
+	"VSN1w9SUC5rc+HDLnk9cxXQ2rUXzZGbCVDk5Ae7UhArC7tFn5QE866mrml1eRyo4Vf8WDJXhx2TKBBji",
+	"7qv1DsBsmCppZCSbUgSLG4iR0ChAoUo8hFBOD4GW4ZOIs3xOEO+65wfXuztpjhfVocOKccK6mWYBOXta",
+	"jnXLERlSzZ6fZSoh7dNnz8kQOvSRNW1NZmyoZXTLzKDee/oe/BQui8Sv6C9seA0PeZ+dQ/Z23WiPZvrI",
+	"33v0WwXL6ff1jOrDWiVyWxpmdXMWMvEdza0l/930zu3JTjoqI23EYxeEUZVwS/12GE+0KwjqXBA5dS3a",
+	"KBFsVqZ/55JpnbeOR39kp9EZ7T4fnsTdM/Z01P2G/mfUfRafDk/Y8egpfR5VvRvPz8B0NEzZQf73Xy67",
+	"/xft/v24+033r7/9MXh+9vt/bNZq65OFeS/h4S7ybrJpzHepdGhNVNYfUxiHbaw+2wlWcyFkWx3aQtS2",
+	"Es+FL9aR8gfw/n+ablsIIbS8T6/sBSu4KfEwV8QDX5EoYVSh3uBqlRxkc714/3Jaei1vjQar+NPBd2Xe",
+	"0tto1WC4V7AVa5WLrLHKr/yWXcF9mjR+bLLalCmdI4O7ciKrnQ4ZYCoNuWGx73mpJRktNE1e0SwfP2km",
+	"SmbjyTYgQau710JTWThPpWZl+fWxHfiZiLeM7G6ShX5T6SUK3VHtQwQeIlrQVE+k+bjk8zVZmv5yM1Rs",
+	"Uxf/XyBr3l3GdB1tqIK2SkzEpG0kEXJGZhOeMNAJN+3rCa/Zcrk3gq0FLnK4tdvC1VT5aCFXtLKK5YLo",
+	"dWn2pakWMLlFK/8SvS/w6RIPNUqNJXBUuxWQfyZ1Q6nnB/2YuNONmaAVR0VT2oG/LUePwK4cG/o13nvU",
+	"UvBptMFnQb611KqokarSEseBd6NfYzNUg1UY1+vdF+7AvYy2rdOSmYnktOodGAupoMQ3zjBox6pIQHUQ",
+	"QEFLyAE2DKulE8Uixu9YvBF0hrs1yEe3asrGsGm6denjFvKCFl9YFkBxhojOm6OINAOSYBHyoB7F4BgR",
+	"dYQsMJcBXbbi4m7yRfopBK1cevgP+QFVp7JiwV+yhN+x7but4BCaysB2yV5fCTLs8F67PCbon7eHPSJv",
+	"uqH0Wisb2G4jgNa0a4PLC7u7vAaJHG+rYHvib0r0cTPd+nisogEUIL4b1f/XSrcCb7i0wqW6+5w8lke+",
+	"kG1ll2kD8txB7Y/xUb69oZPzxPqMq9WLVRrCijnu2GZ2JzTxNQ5sb16W4C6qvDilIqMJtJSzFGON0nZu",
+	"k9KRYYqcnoE2C74zpCrPog15ig9lktZhd3IxHmhe2/noBqJCSpuFURK4vzAHgUv0xs3Ud9XHlxnV+wOK",
+	"bal3nuwC2LhJXHRZ28UAaXkZq7u3I0DjAh/s4Pr33pDtCajUfHmlhV58YdUMcnIsy1sl77jmUnAx7tWB",
+	"pDfdUOCfN9xQgk9fc0vxLldo0SuhvA9mVAkH6+6uNqG+u8s16O8OY0Tn13INs45m3Xpd56VAW3mKm3tk",
+	"g3f3wfpkN1booHWcKW7m15aeXCo9ODgvs9psS0HQV+kjJej6970Tnmjy7vXLF4RrnWGGo6u56roiGN/C",
+	"Q8lpX4Tv313fEGgvfXdyRDMzOfK3w20haWO6hO9Z6D8TkFs214QaElae/tvsVoedoC8wh9JhfZLL968X",
+	"u9P3yFvf6rpc7BcZwgUkajl5gfEaM2Fc9UVe/nPfhT/DDmRXCqu/EekKaLXrmZrfRLgmoVWoFHJKiEmU",
+	"wMBgcKA/Od+ciTFpyT/9QspbXiP27W3vIK/smk7ZNTfs22ujeGSIe9D5wyN4HkuXAJu0vGIXRDOTd4Tk",
+	"Y9HlfhqQnWY/hC/wEezzFoaoBu4rxbhpyqHq+XfoeDuS9ZR99er6huSZpo58fnj/gdJr8uPNzXsykdr0",
+	"yM2Ea8h1sKsHg0Mb2T6gMjM574sQX62PrO46ZqKnJyEZM2ENX4YP/SAdPiOB9R/RiCEKvpXyhIu+CO3n",
+	"9JFdTFgXmvKefddYhkEOmG/vge5n2qnqaF2jxyu879qV/HvYtyoVExDUoaZwJcUs4thJF3qYRDRJoLdt",
+	"bXf1Tq8v+uKFFFYCQ2UZgFvQNE3m4Jeqfv+8L/5AXsFvuf0VWQOMaRL+ufuiaPLdff0yPEesOZ8FgUCi",
+	"YL9xAx0T+4IUfE0NmdqJn5z+sRxJBD9ZWASJeoPz7l/DgEgzYWrGrQFIgDLIhw+vX/ZggND8nGSaAWsN",
+	"ZTwnekJTFpCw0mQ8vHC16ZroGTfRxHJVCBZMz+5y2COXYm5Hma8A9oVBxLyzpyckdGlPAyPlIKFqzEKc",
+	"YjklK7GMb3fX3WzfiHh55PkZ+Yl/B8N20RI7Xu7Sr6FxaDt8gWnGXXtEnleSiP+mpbDiOV888pZ/R4Yw",
+	"Zp903D47eUrClM4hq7IYZ6eXbyV+mOtS21Y6plxorOiEt8koAzSsIRtJxSBwMqEiTpgiKhP6nGTiVsAh",
+	"ochMSTHuRlQz7E+vA5J7UYjrAxbYt8KNyB8BEogmMjPaUjAVxOoCAUkg3IG9RlFP0wGZ0sT+zWJcJHvN",
+	"JaLb97pcdMxgJ2HRGd+d6CEKWrfXMMaQCDq1ByCmPbEk9uuDx5x9LddWyx0nrAtbati9IW0hCeTBC5kn",
+	"5ktVzcvvLiMxd1xDanitJUBQsIiG2ktMVz8nmK0eFqnxFeYFqrHnpuXdCHYtp1MN9bcktJel4n9H9iUY",
+	"THQtl8snKyYEhBeEkinXdpIBUik4tsBukWoMEt3yK9fk7PgEFxFQJUMME7pnw8D/4F4QEqns+9yvbqdC",
+	"mEH4565D+LRCg2iWsMi4Rt2YU+PBU8llfk5agSEkJm1AOgrYVpbdobaAOLHjIK7trIDqiBwFOPgzEgpp",
+	"BtBGPCRtPFTPjp8GREOfSRJLeDJh9LaD/GmJN+FTqLQGAZkyZaWMIm37l4O5cC2QfWgMsUSIldnupINT",
+	"3A4R66SjhGpN2lbeB2SaGWpYALd3Lpz4hW+yeEnkwoL+uWvH9cbe0oX/2rUv/3jFppRbzS4EJlm4ppmB",
+	"TffFGVIwR+hnp9+Q0J5tA/d9zzNXzKh599IarWENCcIULB+VaNFSWmrst1/HbJpKQALu/sTm4Tl826h5",
+	"rvkQTacwBqtCQYWLld+KpYllDbgBoaiLrmth/lY7JXsji8/twc3CzkX+TvtCkDlQcueIB14Osz0lIS8G",
+	"5wBP7Zq49YExQmjG5Bawk5ywmZnQSFnfVF/k7hlwMcAEzRDO3Pwct4TCqD178jMGWumA8hEi+QCoanmV",
+	"7Q/exETKDoO+CB0cJHjc4RanwLpfeiUtcfmrcPI7fnFUC81a+gJW0D7WqGBbBVjkiq9gLPZl61U8WA0g",
+	"sJgcCyP2BewXiCd+dvyUVHFoneYL7F1Ra+0xqxz4gFe+XbpzX0CyJcR56rHxq6qR+2r+7gLptnOOPNjH",
+	"9nemiwEPS5Z+bd1PwMyow12+f921yzClgo6ZPTSdCp5Np1TNXVvtLhcBSA8doAiL5pX3Enhv3iwxzx52",
+	"yqs/UdKECrTJEFSuVXfdDqkVtO6Y0h5K87h3DCmWKRM05a3z1tPeSe+4hVUdYJflijs0CCrtIXTfRFMy",
+	"p57XsbXW7J1vuDaXpZuhboVOmYFk7L/8hlr+rxmDOjyn5Of+DzwG1/ZHzN+fN9Wsfy+Irspr8zzVZ8cl",
+	"9MDT9VXu9R9wLs3yF8ponyc1iMB/hUAWiC5YytPj41ItGVj1CxoemO9bLgx4fsE4WoYLSekYpEtpT3ut",
+	"Sj3Coi7f9F33yNHS/fDlM5xZ3YP5Chx9R8vFLGfHJ+sf+SCoU2tYjA89Xf/Q91INMaPWPnH6zfonbqR8",
+	"S4XHpIAeMM82mdFrK0kETdDhkTN9iSmKKEyuvLgq0GRuzWONWoBgM6uXw1kDLE7HukCG+mvQcmdI67xV",
+	"lfRQ8ehARlolwQYjauTrxeTIo5FUEes6f5ZDpShzct0yFLeUiPH1S6zK+WvQSh0AaFVyfG+/dIUfKh5b",
+	"lh1rvljSLsA38DisVsdm1UyVABI7cCFdi4YSs9VoL+v4re6R34Ovn22Pz9Y/8bM031utHh/YgM9fSDFK",
+	"OHqkz05PN5lIqqS1nQDv8ROJE8cthIp5UYdQkNwFqKycaVL1ZYOOoSxX4zCsSmey6LagTqt77k3aZDE3",
+	"XRfjrdUhQH2wd72R4810hwoGet0pDLgxSy7r+pfRyEj1cO9CIbbVm2pyuKkaA6ScvbvcjRj1xyA/RKDW",
+	"Yl50JK4bVJ5D42PPDzG2c3BhRHmOUZFaBHq7VVuHVFk9nFgbw2jCRLx2hM27UKtXLY3vtYiSTAMCgpyB",
+	"rZeJmLSvvn9Bnj59+k3jEmHgs/zpzdBTlvKP7/33szTd4vuZMJAEtf33t1SBT47LOvCzTXTguthRHtnP",
+	"wzOK3XGZ6Twl+EvQnJ3M2URvxiaMB5X5Ec44iiERODdIIsdVpThAZ86IJ9jcTsSEEiSsvZ9gR+zeI9KP",
+	"6+Kqls3PTv54TF5c/8nDPLkcLCVni/NAHBAWFzB+MTV0SDXrkRt2b0jEkgSjM31BiU4hPjRhzLguPioT",
+	"hNrT3M4qSyhph9+GAQn/p/1P1/7nf4UBMXQYoPvQkrJiJlOiQ6hifZEqNuL3zKEohE/CHrnMSyMwRaVw",
+	"fDmEmKFUzlMbSSHQ242+juqh/gqW6t/6WH/ws/iBj86HPQgf8FhbL/QNuzdHkb6rCvvF99SaaLWS3Ifb",
+	"XnINnRV4XUZXSI2h0WTKhLmAyLGd5bf9FsoHDLB8uHlh2ZhhcKUX6bt+K6yswHIixeEYefhj5CY/QXC/",
+	"PbIBHBoYbwqs8Hxx/aeSJG5D0CA/W7RrZq9dp8s9nC04uqPffJ7o70cQdqjxvCxikjnbTmZmKO9xljnc",
+	"MPBiGczvvJyIWiTuGJWxVTJodeFZo2sHnMIQM8LG3p+zT6fSgHyFxCCAOEBmVOf5DLgD/2464db+mMfh",
+	"fvvA040WIO/aUZUY7zNjVallrgIgPmIkcdl92L/Abtkcg2Z6wixtQPNlbNBOYhZnKSPDuXuF73GwBwkC",
+	"zWrWx2d+hts2jsxUdYAiz1ZJCN61glaelClHo4QL6MFIOQbNIizdMQ1NshuVj7wvU51Een72yOahXTq7",
+	"bJBl2yAbYPUPZuHez3NMy4H+Q2CsYCgFc3YehrGaDrNyy7WHOclgRb6T8fzBSLWuLdzv1Rxde9T/vsQt",
+	"Jw82BPz0OA9e1zGMH6bVtHJR0jmERnY+ireNdJw83Yhx31A1Zl9aaARJi1AQEhcuGXMhYRUgowTanWQo",
+	"pbHUmmJCS5HwnszJhCm21wP76Df7f1bhdwVYDAuQF2WPPUIfTvJUeP+sxoGFR/aBIw/BygfgSEtLjh9d",
+	"CPJO3mIaccSU4SNIbNMXmECH/CAGmYZEL57YZ2v7LXq81wc587diKsuJeWLDOsY+KqvDK5j8lYjte99W",
+	"lOfPOAnCq8WrVOLA5fEeJMlBkjyEJMkUplaDLLGmeEIjSLMk7RKXkX/93/+vI7wLQonmib0Dn5kwQcYS",
+	"2rqOMJO/lCyqZ4ylnR55hQY+N1gLQRDXAfJjJy6J51NLnaDleqxXhci1ocp8hWKEC1La4IM4OYiTjw8N",
+	"0FtWCBOZQWVJSaBYIVKiuc5FpQ2bBNfvLWMpUZkQXIyhDEiwGSTwc42vinvkmhnzCNJkrRqSKjncIZVz",
+	"UerUOkfe23fvyT55OFkDo7xiOktq/Xg5fBusFNF0RtpUkEwoRqOJJVUkFa6hKsS+JsASI0GgmuzgwnjE",
+	"aMKXImZeTFh0C85KLsjJMXF1tl7wPNHk+vrHApwSC0y1L1WCi0MqBNtbWotM14QN3qU1AYPlYv3COuPC",
+	"l0exOCBloAVEOvbZpokUY8gtoQ4TmWvMSG1Mz7MXB5CRMphykSFefF1627Og0snwj+vy2/Ypdt6l+k+c",
+	"zZoUHJlqcsfZ7BA9+CzjgTdV0IkJo4mZnGPAJ6ioBG0gz2Ah67oT+CjikEa3iRxjrtqYBT7IiLH/IA8b",
+	"koSOA+LhQRC22QHOwXmDDhPLaL9mLHOY4XsQDH4ERw79eYPo4nt85No/sI8KsOo3rvHhQxlY7epsktLq",
+	"d/cgf/auC7jNyZd8k2KwTJM2gNmjtBjksqDzOFVi5R4RjWUb7/1N+6TsostFw0nqh7onSv7Kg+pYQgJV",
+	"3K6bWrm5yTiRQ5qUepw8iP+r1oXlO4J/rlH2pZblG4XYH5oRVjJBaQsFmxW7djBOD/H1jxIV1wxN17I4",
+	"gHrykvjY10mk2CgTcV6+uF4bvYIH8qk/fu1BjWbrU+hyAxlbyEy58X9vhDB7UHYx36m0wZvoukhC3jtx",
+	"UHk/T5P7qrpLi1oyaSPe01oFOIfffCgBlImhlLebSB5/5z6JH7+xSiH2Az4oxI/jJ/LrTdoaK+KAdmMZ",
+	"edLpTeMO+n9jNlY0Btw2TVxLeuJcwHuz5ZB/NqDfG3fjRkem7zdZe1rW9G06nF6l0LfrqLjB2eU273Bm",
+	"fZ7sj7uzWNw7nAOSGpGK6CQbk7bOhkhcHVfB7DExiYOBBvfwQr6b3rNAOPotV3t/Xy0cfmBONrQehzFe",
+	"MkN50nS+FR11D5VXX37l1aXX77BzKbJDQIaZEoE9WqGvp4M+1EHBOIvMglh6aI66broPFiTZ1iWFVNyc",
+	"K1rDgEeIA6+3T9VY+FiRrLFQv7yMxUm4Jt6BRdoAnLuMiOmBEau4msR+RPcFAMSTkE5lJlwjrhA70g8Z",
+	"Oen1To7/++TYvdvdJDMzkKOBomIMOI8h9tAIyUn32fFxX5SwoNsNYL72Kd8jLFwEiLcP9UV+fTDlekpN",
+	"NAk7PXIpctRiR3WIDVuHYQDy6AXsSi78PkvPZGmgn6j85w10PnwljGp0ULrmiFbnReI5FBp8zvl8X5Uv",
+	"86PPqB+UFRXUywwU1aRNCcJF3OXkTeO/ZdpMmTCdABEIWLx/D0XdcbI2gLdg9T1GLG+pb/1KBe+J3ndo",
+	"76DrfYqsmjxi4HLipnRulQWns8VMAMy6D43nKOE5URTRSewf8HnoeA1hTeCya1ZmskOEcwPxsFY01AU3",
+	"D3JhUS5sf4x/GYLknTPw8jO56/oPWdMEgdO5zgMH1opAsTMQ0gzcKemesHfn0O4z+04rmjqP6HvJz+qj",
+	"327ZfGVJsMPW0fsQKJ8NVxMhZwfO/jpO/Cs2lXeseoB778xFxXJH3kMCAGpjGitnPovzPViG4KqmPtSA",
+	"bt2y+UPibW0kSmqyJfbiTbopdbsCL1IkVcxi6AHiUhzCTuDrarAFB9eE6lsPOFnul8VjBNjSfVFyQNml",
+	"LZqk+XuHLJJTpkmY50+EpO3BmYpSHvhkJ+iLMM+tCElbitxUc0kB6IroQLcR3yqqDc1hXCL0wL9s4Frm",
+	"hEFfuCIu/3SP3JS++kT7NswkkmLE1RRAt/1w3ZcvyGzCown29hvh5F2fMehtZYq3YMdr7aA4wfOG2HTl",
+	"mQTYrJFAox99Ts5OT/sixGtw7OXzQPM1BM8bXJ1xEcvZADuUYa8ZdwV/0vkjxRv9FeewDXtkEwdjX6zw",
+	"MBatgRCnVBceR7f5jW46J+IwheDzxekp5a28FtZeeGQ/XWUEjekDlTyMg5Pu4KT7ovKH2ilVhshRh9Bc",
+	"IndTymPvtiuX/udnkz9lUKR+GpcdMt7+zmxcIO3WAZJUoMFA6KQ7cb2ofdmi79XVqx4TMZ1rPCOL02Dx",
+	"BIEkLXuyTaViWOrHNUnYyLdknS68YOGg6RAhyw9jQwGMlOPp3HAMnROdMmH6wm22a2+Gd1ui6fT8fAcQ",
+	"ixhwbATpOrripQtYApkZwl3NJoT3+6J4T76KVDECnfRc7N+qGE6EumAHU+7mHnknknn+ZEQFGTL/Ujgh",
+	"7czsWU3zhVh7rvbIW3nn21hOpWBzKDnriwqduxKUsi5W+l0Tq7k+0eRvcrjijLXD/AJCYTWn3OMfsU3l",
+	"5qUTtsj/OkTDDgftl3TQWmPP9RAVsZXoXqS1UQApFjF+Z80qLqq2P56vjxgbg4aL64NgH+C2jRIf2ZQu",
+	"wNqXDPnTZ2cbZz4+VtFBjtWrM3s4xofignUniKWGTZIzgbgOqZmfpZQCjl4utV1K1AR2rmZouriBtQmQ",
+	"rfYMMuwTeKhhdtSfe56RG+YnUrByBm3SrrBFmvcIQhMSewZx5fxnGnvxHiIMn15L+jIkCZI8odj6nYsi",
+	"EagtAXIY0b8wQ3IO9EXW9qN2PnCuUQDtK9wIJ9TRb/b/NkrzdvJn/8fr6hRvO94Dg34tCd7AN0jw7hR2",
+	"WdwTnuqgaiCU6yF89vceayO2PWot6TbndS9w25FTuLf36FU+s1JtuMZPPJzesG/GP7D8o+JyfhkywlGx",
+	"O2MvnL4GyPzoYXWx17xbIlfQhzSPUpGfpSFzmSnNkhHiM4I7n2qTZxgQYFLSPjv+pvNI5+1RJh5BBnzw",
+	"HzlIgcPB/zn5CbmAblKQ/eBcT/kOPzD3FZrB6k7jpfu2ZZT3WIRmKWopHQgCO+VqNO7ALWEBmpEtt8LA",
+	"KwZ/DU26Hsdp9/V2gM6XcxNf34LueRBQn1xAVa2MMko30iSKCV87Stp/7joO7r5+uQJFxH41M2xBJOGT",
+	"AzRcKiJJMRqXfXvLJGQUFRq7CJNowqJbXW/ztM+OT0nIhc5GIx5xJkwe13a5dNYK6osS6G5EUw0RZuf1",
+	"cnOFdAaf/Xz6DQmLRwYRTQeAbe1T9KjpC4h90yRhikyo9hDEt2zugtJaTxaytQKiBU31RLpktOufPpBU",
+	"cTTd+gJw0PFKabhSEEpGijlM7bbr/WLHRCNu5qFLpSs9og1VRkOmgE8svKiiC0/lHXR3IlL0SDil94OJ",
+	"zFQyH8BwfFEqapCaUBIzqpiyA+4LnN3SM0UiwwVeNdLQZBBJnRe5TlyD2Fy7dACw9se+gOkN2UgqZkcW",
+	"Qc7eVCp2Ydf28v3rAnGPkpjyZE5QA45oitF91HflHVP2BZY0+iKEe6o72CPh+3fXN6R8BB79mknDwhxW",
+	"Os+jc9TnshsgS4ICTD0Vc4Slr4n+o/+rYLCPPDg/D2f24qQ+lTe7WNXalnmO5LG4HVsLHPIE8KENQuwO",
+	"efXKb+chv+Dxu/dg1rZrBAaYgfakcHkB1SP6Y07hsgHQYBigVARDvD6nnd66E2so47kd67JkDRHHuyRX",
+	"r3/68EQTPD3wAKx6NPsix7TgRgOuBVHWKBJylmd6o6ezSIwXbOZa4EzkDBDzCe2LhpNoJrMkJgmDbDWV",
+	"Cfx+fspqdKBiGBTOFZr4XDdqWF/g82O7EW1QFGYshhSzEU00w4bXZsIU9MCQgnXA2wL571yTmeLGMIEY",
+	"/5qpOxaf28HCYkPOf3yXLwp+ksQsAnSOmsPmf9vHHuas+RxPjn1YL7BkTQ4V2IaDwfJvWicJzW1opU0H",
+	"cruVHyAWZhNmeRu628OVIWrfMxYHJFcPfb0LND+nY6s6aDpiJLYiJROdXSR3qRCkdQ6iZlt5/lvJqlkV",
+	"3PyBmYpEeQSebGLHYsQHnvz8nAjWWC9bq+hHQLv4ia5iElj7mEZWvyIxxLK171ua975cyRH2/5kw0AU1",
+	"rncobHXwFbRXG59sZpsjZ7huH6Go+WRz7YFv/yNhje0c56WmQAvd0S4guxSGFVvNwvVMcT3WwGvABeBC",
+	"DcDBOgAXC7cfC3tLOgV+/GO0ikeNkWwhRALQIvNlPNiGhw6JD2CyoR+rqja0SzW4kFenmSKQ/uSzJeMp",
+	"F50Lq0igQw46GJUIc0dpuIMicGSYmnJBky5EkPcs2LBUlZLTZ8+7Q258P3mQTlCTCxATT4+PiQ7I0BKQ",
+	"XZqSw9XXnhWT6It2LKN8Gr1p3OmRdykTJPzh1Q05mun82uLcQyJ9yj3eQMbUsBmd9wUcWzobpkoaGclE",
+	"k3CcZpTqXv6hu5OADME92utnx8dPI5gM/MlCSHcLLx2rwRfPyXdwd18s357XgBUQPvaqN/0/XL1x9VDG",
+	"xX3JbCKLFnJLSzKlczLliOfxlIR+zFDbLGeCqbBzsUC0ckSoPVFyPCFLsd5Hjsh/F30hoR8wzYvFnFPC",
+	"HzSl9YXSLLgaop/azUgTPZEzAbt9jg7g3C2sjVTM2s3JHEz9CdWTXl/0BfZfwTfIFBIdik1zvYLyhoA8",
+	"Ju3Q/Qgla96BAp4I5zW31n5f3DKWQsG5f8VEakaGSs5gjZnl1Rn1MCkM24wJuyJYxdcX7Xxxe/lFX+Kn",
+	"7Q+xBjxICf0wp4xwE+DWuK2mhlQGCxEB/xUAdTj3n4bGSJFiuIzKnTk98osrwKPojLGk52vyyq/uYOii",
+	"uoqCzfzse+QyXwgYFwahSx52BxnguAQ+0hew8TmF+e/BsyFZ5M3/4Rs7dZq95zfu9hsQSJ+fU6MyvpJH",
+	"Y5++7+qaNEHD2IsHW+mQq72Zw+MtQOkTq3MkrJuVBF8uWlFWWOlnDwuU9U1G31480inv3rL5mjyV969/",
+	"svfs086AT6zCYbSjPDSReBxYxNzJ4GLDmrQh5VkKpjsFDCJXBOhLB4Tdp1zNg1LcGPKkqTZWmypTLtZA",
+	"bqhvN1QsVanjmjmd9ZbNCdUNWiEZp3Twr3/8M+yR16BWaeKC5k7z5ULzmIFa5BjJamPJPCgameFsAVeI",
+	"AjJNORgTkNCqV3TM7J+ucDS8IJRMuQa/AjxOuLZH+tOF3Aq4Vqip0mNCdzFPtIwLh78omRkGANNP+yIs",
+	"LVQlLQIrjrjBDbKqn0J9407eWs3msrRjYA5oMoMcjHL6WKEGu5UAmEx8MGWKfLh5QWI6dykjtWkBNxU1",
+	"FLXCXAu9/vGye/rseY+8ZzJNGBStWL3Iquf5tJI5PLAiJwBESGuvcRb4xCeKzuMQYjfNZilZIlcWKfbv",
+	"15vgoH4slIqlTGlptQ2f6tMOvTDsBMRBTxoJHs1FN7NvdnBRsiq3FueroyuNabRONwEkSh9TaQKjvAKJ",
+	"lsuAh/aontU5W1CGHtycjxaE+bqBLCw51fKg18LAn6mNTDWZSXVrVQqHjkQJukIeTNGqss/yOeOG9EQT",
+	"HjcjTiKcxF5AJzMzOfrbbEUjvB+Yee/0jf/65afrfRov8P4VB7JmhrRfXZ8+e47KdEl/vuVxZz8H9OdN",
+	"9izKFDfz1vlf/rpofPzX9bufyS9sSH5ic4LNXqkhd0zxEWd6scGKPZNc5NNVaLU1U3eQ+htFMhNmAT45",
+	"M5MFqzkbJjyqnjyWuhI5loii3uRstwyrne9wpJieeHPe1YW51C30bEZS3nJG2rTo+mKtfgw+9oXTyAsn",
+	"Ljh/BWFKSdUBaypKGHV5XviyHvlZViZPBCQKX1gp0hcavKtN9hAkVTlNW2aGGCnPcz9k++z4hITwzoGL",
+	"bYadvvATs2pAQGaYhuVzNcC1PeOagXBasjysrYGDxOaDkmmALsWdndvR8LGQisV1Kv4b3IxtD/Yr3JcX",
+	"sFx781fi4FY6Kmv0h+t87T8bDf0r04QbhIw7aZf5NmeyyjXHazvJEMnj6ChXlEpnVZUUfmDCEjsUBLgi",
+	"Nag/ff/Ti1de8qmAKOZK1RG0EGImTJApF+AKgMCGYjFXVmFHAeT9jbIe+aFHQv/AIFO86JaFagjGMyZS",
+	"myca4YPHmQLQYHyGfLh6XZs46SUOe/f65YvWGn3iF5Aj9cgUmom4OpUhjW7xBI1kzHJcnMY6r/L8Vioj",
+	"9kChpnXewhvLOFrHZ39cXw32FJPAFw8Jt1JNO/BEE1oWz4SJGHqwLgiFNz4Noxb9uvFtH67e4GIVZAV6",
+	"CKxdNLEapsAaucaFWMLm+oQC6vEyEBpkx7WhCs5lS9hl9J4dZQO7x2SjZjXjhRQ684iguItta4R3AuIf",
+	"9jpBzIrw9oLo8OoTcnRFZwAO4mOHcO1gZc4JrSIUuWzp4qY8Ba0v7BtcTaf3FwRWufmb5KJcXeYC2+KO",
+	"u5A6Vw5whtwUArcvch2IJlqC9mxNHEEmxqTvwCN7Tafsmhv27bVRPDJeuSpcGeWVDvpCS0JzCRJJoWXC",
+	"APL0lrGULC0JF2TKplI1uxxfuaW3ZPBCxmxPbkf/me3TutfxiFWVW5+3f+DfQxv5nguuJw8jUryjz9ou",
+	"XDTLFMh08aUUvndEaF/R868YwCsGTNgJYAWGpbaLkpqPkYcRoyZTbBBz7W6FlBhFMdNlQgU5Oz5zKRYy",
+	"wzKMWEbZlAlfTIb9BnC5eGKPRw5ln8hz0qoBxnAxRiwN6hzbtRkO793438AK7IcrK984sOZXy5rXDjwN",
+	"DlV75kEfbah+pFrPpIpJO/etA7+QsaLC7OhwcH6LUp5gLfNekgUHxxNNwiiBKKLLb/JeRIAEx6QCZBlN",
+	"htncMtBEKtNN+J1lQDj5/KnbPnlmDYqOdw0M59XC4nZIIyPVwGqFIfmWhG4wAzeYMCChz0Pg0J4kxNBm",
+	"YAVMbB8x6D9Ep4ZTTGJE0HFaMkhCrnWGagZwxAXMBvxnVLG+oMblHy56BMMegYgwX+H8IMsZguV+vH2B",
+	"6xkQSmZKWsHj/TNSOYdG7JbUmWpe/PlNAaAgmiTk7PgE4rOYII7vDZGk7C5NmdZ0jK6cijV6Tqi+dU2H",
+	"GmOe17j4PpFrP434ik98ouqy6hDwI19xita/h3B9AZzQjRQDk5gmGoUnJkMtyjjMc/QS0nt2IRd5E1lb",
+	"H4RcksBAPEeODVfU5i55jrAL1KLfNyh0LPhlQjURUrCguHPByUQuF14MPgMQhDlmRLtw2gZeFgXey+zT",
+	"SzGzdMgimmmG6Oilt86oxjYRZsYj1sHs4pMilxVzS89z9NC89dlizBVeulsa6eO4Zt1XVvpmP0+l7N9D",
+	"CngDd4lErRQQbOYO/60VKpd+deTK3Rs9rzelXi6uDYnOpj4Cu9ApIG+S0cYkLYr59DGJZJJNhUt8H2ZK",
+	"9AVU1S+/sVyaX8KsWfwe8AiLSRu1t04lH+uChFiin+e/gw7if7Sf0CHRdF7U65db1iRUW7XQOLAdlbub",
+	"FSMiSxIUWr7I1s5G48SiTClohcfLHd+e6Fz4FGG5vsj79finQifYnSvI58+7Ja1TcX5g5jt8yXduF/eo",
+	"Yyx8qUG7cGt4yEN95DxURzQ5eEUBXFFA85ZlRG3bjubsB397nQRBKl+ZH/0GbnmFlLxZ344DKN5GgVVY",
+	"2E0A8bwYObS/+FJ42TffaUK+e0AWzqyFvZKDP8AdB859MM6FBd2sa439A1v2Htj3y2Hfyr5hL+PUqsRF",
+	"7RIE+xQVncfj8aNI3zWq+lffvyBnJ388Ji+u/+TBDpFyiJKzfJA4Jd+TRxvF6LSE9U1iauiQamYfIsN5",
+	"X9j/dwbBhCUxmU0kdHa8YfeGRCxJNC4FJTpVjMZ6wpjPmVKZIFQTanXjaZZQ0gaESS7GrkI6/DYMSPg/",
+	"7X+69j//KwyIoUOrcUdUKY6bYDIlOqDAp4qN+L2v1AifhD1yCYAVmWKEjgxTGAHG2O5wbpgmM6YYwWSx",
+	"oVTGR5OhQBZgHSB6mtpx0YSMeAKGjWupybWhzl7rC0osZSXMQAJJfdw0lQrF7YvrP61X6A27N35XC8mz",
+	"KMka0LubJcsL/EL3JdepRKiOZYIJqTE0mkyZMBcwbStqv+234MVd50FGbuAxepHdr1gQYxj+2Iv0Xb8V",
+	"VmTz/pIqDpKr7F6AsvYyJTTg6FgufHH9p4LhH1hMTRhN4Lkm4ZQJnaPijblG8x+fQqBUwoXlQTvsxIsv",
+	"COMQw6dMZqZHTo+PwXgHbwHEqC7Is+OnRNCpNeUZjSYevAZfmcdye+QtxiE8X1sWpFxg61rnn22w0X+E",
+	"Qe7TNndfqOFz3N+YAZy7iOYOgmCpKuNhmMsR457ndGl1Y6oNhIdKU4Ow+WwfsY2VuZIpkNiEeWLMm9gV",
+	"Qyvzikz1WuccAEGu1Md/hjv2SFL2A6uqjWGIBzfPdmA9duFGidVuML6gNNEMMsTbQhIax4ppDRCgY4bw",
+	"J46mHGbZBWFCSRCe6NdhBgKtsBlETrkxLO58NJhZhRINH/FNejX8XLlzTUYr5Ndkwn4OaqabjDa8pU4x",
+	"GEqZMCq+sq4Kz88e1wotb9omxmiFHA7G6OdvjFY2bLGfap4L6zgRYsZl6VHl/geRIUfWAGOKiYitLE2r",
+	"UGbpkcdihtInG07A0kQO5+Ajk3U0oUKwZHEPHoBug1aa1VDk9SqK/Cz7/66k5sdLTfrsmOqQMvroddvQ",
+	"CqPqVKhhYNLG5t4pU+SWi/iCUPh/SGkW4GPUhs41kVUE652YvQlSoXpWgUgoZTlVZcJbqm4rWu8V6qqf",
+	"pTiwg7Xj+0QZisXntVXBa7j/RzkjUyrmVZXFQQ3HB2HwlSC+UXVblQTV7QY9tI2FgBq6XIgAy8CTx2J6",
+	"dHA2OiIvSQg+d3YHuPpwc4gBDCeeUibO0ZdYfrGr2IDHSFi+EiLoZ1+EHOtIEJro18yKRSKy6dDBziI2",
+	"aEwN9RlGZfEDuABWaEZyOrUfSbhg6Irqi5NnDgBDO2ypVMl77lMyo0QC/hY3PXJVAhg1ExK+odp0X8Fk",
+	"X78MSdsViekngIkqzLXMVMSgXJ1wQ4aAWMWS0YVPegoTqs0A5g3p92AQk1wCdhCZNGL8jnloLaUg8X7K",
+	"qECUdmewGJ8tCmBrBgrjPPQo466ehjkXtetFhtMov9hNWsgZ9CC7KZ5gCO/FxHLFWwkerKgC1H2Rt8q8",
+	"qECzgve5lK5X5xq+ho9u5Te5AcbwDgdAj0OCcgtYQI2g5Cv8DpVtrLgf2D2dpom95+x0sazXDsdY5m+d",
+	"t/77L8fdb/76P/+jruJ1qXQf6kC0d4vGTAWQ3YbZ/S7eF1GAN4DyRdPkL6kQz0OP+6+bhdfKrL5DnA13",
+	"CB8/+Ey+MJ8JiJrA0vI1U3dMda/tZgIj6Yd3laTYAk0fQfhJZqbrMs5XlD+7smNK3MN5ins75IIbbr8a",
+	"dnLc8lIl/EQCZqH/VuABEhAj3Z5CAPsd/rlbUlK7P7F5iBCJqDyS9tnxMQlL1QMLvSfP+4ISxYwqtcyC",
+	"/oa3bE781/If/egBa8KNzLWZnEKhAyAwJJxhAgAXJPSr1ptyMTAyzVLXbKvXK12DblzFNWiV2RchvnUg",
+	"MzOQo4Gy2mZptfKUXo/7UM7rJTU5vO6t/gcAIddZmkplcqDHckJ1pFgM1d6yWnJa7BJWM/TFjA0nUt4S",
+	"BREnh/ODs2uuf3rhVvDakdFnap3UDvZTwUguLFmDVPe0adUX7QFWCziRA+rd45k+XzPqncPTIEam3Sxt",
+	"Ss7wAsXB4/uTIEexKR1UXiB+TLJGcUxl2sgpU10rkmhSd1rVSiX32Ht4qpBNe3M/1H+wyQcJN8HZd/Dr",
+	"753AL62deusLmxcp94kmjgD9tvhGGAsssJ7E8b4BgENv5BbIqdydvGvqHekMixi5JsNsNHLlSYZMpXb5",
+	"IQgTBTdBdLqTdxQNr43iKete87EAtIiwL/LCb9eY2jd9th9IqXK9tlxDz/MCRTsgU5qMpJqyOPDF2drQ",
+	"hPVFG/PtsL1NJyCjzH6rG1umJ5WLhFoi7tgvTDMD12NmVWE1x2LI474I3boMtB91DoXXI69oNHGWD4/B",
+	"UgbuZa7JTttqhOU3nh4fO5Wv0lqscwGKLS90QacxaWzc4pPkp1S5Pu1efwy9ZoXFX2wK65yrg05iDoq7",
+	"uEBUwFL/d+xQg2qntV5zZZDrKTXRxH2WGxJi2tgAfAART5h9nzaMxqhUL34+v2+AD9oVg8WyFuVCq3Jw",
+	"rbhWN9CTHar7o1shZzB9BxHisAHJpXcy+Tph30/F0o1/pwNRT5nA/ipnx2cAAlTWPUFn5+DWgR6yWE8E",
+	"lMtixCvJd947pMbUMNRxLbX3RT52oFi7iEAg9kV51S8UzwKPlIBPSDu87yo669pbwo7r01N8D1qtG893",
+	"kKZrtWlLJMwlJ9ein+AG/OI4eo27xXyL6aqZ4PfIHcHdifttwu7Jj28vX3Svf7w8ffYcLzd5XxbZuyn/",
+	"4+z4m+cNbordlO6VSGhAJkGBMOHa1+tiTXuF00QO/8aiR48buI26jG5rMwGjiKUgu5xwCUic4aeA1hxP",
+	"dD4fr8u+W90+HJDbTf1pjKIll9xtpOy8wjVmd/ndnfVncgl9wPO6o6nyOewQ1lemn733N31st6Y9EbL7",
+	"zKqUSj/PB6dWazReUcPeWNHdhf+uf8niAwtvuWJTyoWVT1u8qXho6W2ame3eZB84dNH9+JxUzzjlTi/Q",
+	"vYRZLS1JlkrvHapq3kWyCh+dM+u2WTcrzEU3xI9h7eDz8nS5kX0iD5dfzxo55HqoHLxXX1MzuC+ll23R",
+	"j8U3/RR1pv4F/mhvlooMGWILAZSblUfrpdH2ngD3mqPfCuS2348c1vQmaslbd+tnqpzg8FbpJm6uB9Xk",
+	"oJo8njxwXAONgb1MuCBUzB05gp4CGUNmwqbr+X5F+8fduvjn7LnUdnoB7T2OK4Lgq9BkLuMYZ/NptRhH",
+	"JBOe1noI4vigzRy0mU8hvS7jmFBMFGuI2hlZyLXH1lqOfrMjW24at5jsmLd69x13vOx1Ddm9x9i+/4nG",
+	"lDR3h8vvGjKi2FTeYabINy4fsCqLw04deKJ96FPLzfVN7mBqBxHz+YqYL0ZiIC15oQFJqg8uHz5Sxamt",
+	"hUUefqJdVmxTvzsncPbU8K5e2i0C4q401hyM8qW/9zO11qrDXGW15TDAh478n4Nx8yBpqsVZu9jGr9w2",
+	"sYwa3fbQ9hj0xTa1EHTtfCZS5a9NnctfG02UTBiJWcRj5+XxTcbvOJsxRbDX+IXXOqAlTlPf8Qt0Ebmb",
+	"fAvyTo+gslasmtXNMs1cYvoKZHnHhV+Rb7o6sU9k3C2s7sFTfbDtvvRMzty7vYjcz0XZiPLFQ/6fVvw9",
+	"mnG4qC4d/bbQvWRdl/GX8Psnl43rrLaXrhnJQXocepM/BG87elpmbmzKU9bGqGJ5rxyf/ukaM2sj000a",
+	"l39a+2/NA1XezzW8hxE9R6WVhHTcTzKXYEUaMOLrkYlMYp+PCk2Q2uE41YN//eOfYQcyYC+qOZ5YlAs1",
+	"QJYgrn+87J4+ew4toSdcxX3hulSVNFRwwH2Dea740wByMweK0WgC7UlU0TIfMyLJz9L0BS9kluvPABXX",
+	"buhcr24gV6clvsjH8NFG896Ki/Ihrux1cvLAn41LS9NUSVTsKZz9WP5t1/9gt396lfQLqaJA+xXKq73I",
+	"gfDCUpuovCJhJl3rOyzNVtIAnXQunIdAuj4eW546y12k9qyOls+Eo99K0nCNqopdzvchx/YWagCt4aCz",
+	"HnTWh8FlAuWg7PW6KJ09WOI9gi5o1GDVzoK++nWpqLWhjWJtnujmyEZF6DxqfMOVYK2Oa7giileucf5e",
+	"QRQXvrUqOuEb+esgb3blPNUHvedrjFd4AIN830nbO7lqEslzyt40hetRAhIvsfCFMzTkXafJ1NWiXRsq",
+	"Yqpi4rhAE52yiLR9pWSXx2FA8n8ZPmXa0GkKXYD9r3mNW3hOwruTAMvNhlSz52fLFWchVm2FPO7lr+tB",
+	"zVweDuoLZKsnmsQsktD3cm6Y7gSuws81w2D3uDDWEBnS6LYrRyMsIhxa3jw9g+Z8+oJQ0Rd+ExHKZ0R5",
+	"4uH5qTFsmmL5oX8GsNnzBsAFEomjDNx+LGw0MomxgvDD1ZscdmNiTKrhSfjFQwKCn5TfUcMCkkiZ2mET",
+	"qaCkuJvIiCYeVbsvEKbE16xmKhm44y28IDG7Y4lMp1jblCYSi5UgwZAmiZxBhuEKc3hB7LX2ackufOtT",
+	"wWSgebs48TWyPlchvFsEbQ0o/bQqRucg+g8m76b6K7YBIVSQH29u3l8XRAZQYxOpmS+FhqrqC1KGNrJi",
+	"louxJ8RFa3fj4+ch7V3/0aPf/FQ2i7csS58HQPnZLfPtwLBfqK7mk89EwUa5NzIv903k+CF1tCbw97rT",
+	"9HHslXXn14Havw5qfyfYkj3y2Vgf6z0YnlzL9go10WSZmz6kMd3TAfHw+m3tYD8RYvVBMDysYPha1dAX",
+	"rj1/cW4+AdzMgJSIJSjroQCWwYR915Ezil2e4cNInx3VzKM4921s4k0sPCGbtQXWhppMVxF8RTYFZzET",
+	"MRdjey2LIsZiwAhAYCS7BDVww3vv+PQFtBCubsR8k/5NxRYf5NXXochcVuROWVGv7fZUcdF9yQrPrkIO",
+	"wtysi1b/I6QQ1WlqtTXCVzAwx9PXOLz9Cw/3oaYmj2x2yET5usQF7mnV99UuEj46F9VWhlIwl5vmnym7",
+	"9R/RYaZvszXFWz992Gtg8/qnD6uCmfbzB7jY7duhKiYMaMARNTSR44zhQTUp2gFBb9MRdlS5/ukDBN5G",
+	"ijEi5Owhe51qPenesvkaMrv+8Sd7zz4pDT6xitjsKA/Etj2x5QX419c/EsQezNfyo6ioKVz8HoOT8JGA",
+	"vLy+DFxL8qvrS4xmeqheuAVI++z42LXeGXGWxCH5loQ41sEtm4cX1f4JZsaxkQDkAms9geYLOQpmuFy+",
+	"dhnHSGGfqxcoH+Cnqj3D1anhvau88/whCW9nzeqAEFIXwaxKJNJm8emzZyffBOTVCxQbDqbViRIrP/71",
+	"//x/5Onxf55+TMPvUp1s7Vl49JsVJ5sVfT2gUDmgbhxSYT8ORMMaLouwO5bHPvK4r/DLBs3abtl8VeIo",
+	"MteeMkZd0ftRGdynCeZnJJOYKecjEg72XRBu8tTMUFkJpPkd+9YOMSx0DvzMIHJCu0blcAICb3zczPoG",
+	"V67bhuZlX6kg4ETQodP0hXy56j3SzvB1+zeUMmFU7Nlh7MaNuxHXKTi/TKghMwqORHaorj/AGn2yglqg",
+	"P0LJiCeILk+rMuqOKd8OBcRUuyqeKjqRk1Abu7b9/b/XCVM5E4nEttC1/WGxqyfWfo6gd6mSU/gXdlAg",
+	"UHJJ2gjG4jvFdHokvKJizM4xN/db2h2GAQlpN8QGImFXhL5C8/T4ubMQX6BY6MKj4QWhBBrYEZkZzWNW",
+	"DMIK65PnF0Tbr9IEb9N9QZWv+/RZwPaR2UQm+GCPhK9H3Z+lYN231ESTIqsYLj/R5NUNhZY0T4/PLvrC",
+	"3o2DcTgGQkJbVrhLQ3/VxQ+gF4hCG5KUC8Fi3wzojinNpegL6AcsYnYPSb/63NEFUdhaPCbYJZa7ohUa",
+	"EzrMe+S5pqxcCqKo6xFLBZnye+ixY7+geyQ/ApuPtZrk35eOGh7maNv/QbUcGbTUhtRQorwg/9NyHv7d",
+	"FY29ZWHDm8KiJ8enZxt0jLUEUsGghwpqS9HYaQcprHEIFSL9yKFYggR6peQKY/vQXEQTIxF9Fkm6lppX",
+	"jG+HVVqvDPzh6A/V838k1ZQa6NsmKBDSRj1qq1MoHfnYYgUHr5elXQjEEVamtbTALS+mXnKdSs2NaxG3",
+	"8CpqDI0mUybMBYzELt23/RbWP9h/YMVDvxWS9tX3L8jz0+fPA/Lh5vvuH1EuEKrzB//QWTMmu8P1Jfxl",
+	"wdb+NZPGdZBZ9baH0WdOj5/vaX+dn47FyOsLm1w5Rpo2mdDu8Ejzv7PwC1zZp3VehIpLOJLpnLQrcqQD",
+	"LaWg6ddiAPRznOO/d5XD8wczk14pJdWV+0wjQ8HJAMfCkrLVDuEq9v6lhusRtypueLGgsLkTl/wB2aqz",
+	"E1f+YSOefCAK+2Ki3I4LYYkC13sd+iHCOScV+IcK3edjrIXlOKIzFRKOIaFaM+HKaqm5aYDKrbMJqCDX",
+	"T8mb19c3nQD8Vcx0UzrmAtowDudw2FmN1eqGWH8HmC1gKvWFVL55YuBAmgtlFk0QIMyR5bUQOhzKOMZ3",
+	"QYWcv9f+MjCKWh2ZJmFftGMZ+cn1pnFtNRyESB9EGa6RrKCgY/zLyDS3BydMEDrUTkivUKIf0LuzItfw",
+	"5LicbHhyvEm2YV3qzb0ZYMKh92PmSRkpHbOmqa7OUTx5akfzmEmKbjUtXTSoJ+X8ROd6PGQbfT3139GE",
+	"J7FiArt4OJ51FO1ArUqQtkgtAeEC63ulWmhf/WDSeXobc9Xc0vdSEHaPRIuHulR+8HmTbTPxnil7Ax3K",
+	"O0a4CbbxjL+1o/gkjvE9Be/dXGBenyp+j0N4JYyaN6lvuJUH9/YBPPbLkKRvKUD1OAnU9hAKruW3+13n",
+	"Mmhv7u9UMc3Holluhj+8ugkhWdSqpN5bDsJ/QaL2SPj+w01IFNNM3TFNQmvIDNCh5E8Ia0DTvrDzde8U",
+	"JEv9K9k9jUwyRx0YsgXRJmpr5hYIK75ZTBynBYT1xr2+CKNMJaR7g6K7+yN54q2tm3nKzsm//vHPJ6Tf",
+	"+o9MJf1W2LlAlI1n5Af+nXMzUzLNEsNTqowf0YybSV9Yy+LD1RsABbFXe+R7LrielIaOzvv3765vyOLK",
+	"AmEkzLCwZ9+i8RgEFI/imLxl87wPPijuABwJbc7vU64YaZ88I1MuLmAAGvJ1O9jDewn78Rzd6xXcyhKi",
+	"Wm0TbRzqAxxb+z2E3Dg/UQFhdRD18dabSY4h49ahrQ8QGAcIjA1PheuJVKab8DsWk9TTGYoNbP4fc8Ui",
+	"Q4yiQo9Q70Yw2GQnl8fq1P0Nzo1cuq1QvJflKtfEPxcXoAQo2toiw7YPTuCD3/X6aRHUZDSa9MX7Dzcd",
+	"DDWiC8TaGvzvLMcXwrMCDqIYr7QrzhAcyQBOqCnXEJMK+wJ8D/ZZPHcm9I5hlyylYFPA3dS5wLPPSua4",
+	"NKd6G+HCnnYYYco0U0+wXNSeHeJWYJkGC8jZ8VmPnB6fuH0WbOYi5afHx/Cb3WYfHq2FLXIL6qTUBxjV",
+	"12SB+Al+Wum/2giBHZtNeDQpQtl240oW5mduojy23eYJ/WC5HSy3LwVXJ5IqBqA6f0B7K2AideXkcKfG",
+	"vmw3xdBH3Gi6GRkW8Hpgq1UR9xLOCBcQ6wpHSk5D19Bx6QzrXHjLtC8WTVOocZnSmPXIOziKseolkiln",
+	"sX89lLhY8ySwf4pSjGQq7yA1Fe0sUGxohBAL+Z0yid0xr8lYXhR2cwRYDdV0If9hOI/7ou1iJ/Ch+hjH",
+	"FazjV+i0w4l92gPzrV32xtTUQ9b/Qfb//+xdb08jNxP/KiPeXCJtwvOIqi/gFb1WLaW0iLRSpQbdOtlJ",
+	"4rKxI9uLsq1O6ofoJ+wnqTxjb0yyC+IOREF5cyeSrP/u2DO/+c3Mqzr7gxMDQmHP6EkQkXDVwNDPceBb",
+	"J1xnMOvICfcqaIvXL6ylo/9yj8m8nbxvW+68B3yRz+J8ZA2QVLGqo5DQRBe110pcYygShl7DEgspKJMU",
+	"9KSzG07Rz/WKw3JCUR8CzVE54KzIaqwiHH8CpD1JC3kqO3rq0A2YLJP3h3DmuDUmz4DTMDqK5ekmfuex",
+	"GCtmsMM/f/0d6osusAzAB0gFS1xqUzPjBgppb+iXHPpcwwRhJgyU/joIvGw/3+9HP/04VrQCRLSAXr4O",
+	"4xpQbuv+MauI8g+eRVwC5jnkBJn4H5BLIYfm6IKZNmMlYLqo1A0WvMi9iXYLmMtbVKzrirlBDHDR5n0g",
+	"VwQTzANORIl1CCgaq0YJpp99wDXnscpD3p3KYnHIc5EK8gKdkKX1inK8FG7RbFoZLsU6Yk7sEKEpkRPC",
+	"z+v08uxd3BmvrE5Rlv7/XlhJ36TXfcfKLYyu5l3ehrzP3ur/H+1whJzWH6i1fAinvFDkZkFV2LFCYco6",
+	"A1MpCyth3WY7tIGJQXFjQc9m/CraSEiifTdYorBoE8yNXr+YofteyK0/hItWn1dDvovmxUbtH6vP8Njf",
+	"B7KxDdKgbHCFztR+aE2E/gbss2KGGVgN+a+DRKsfnGOdx9r6TtygarM4GJ17nUEGCSeWxVVFJ13sLixv",
+	"KpP9LnqTb+IOuanhQ0vlvvziIKFa/a+FanWv/fQpXOtXCCG+KeBvr4jtnWNdzjGKsxNbQXhB/OmUye7o",
+	"Ntshek9hldFnG70loChtCqEVzPHusNXYSWOfwt3+vKcVj7FFiOmLvfS+HWJnl8EEYi6kso6ctKQNP6kJ",
+	"xTXEDqW6lS4kYkgQ7bbaLGfNT98EWLuZzgvxK5P1bJFz+nYP0u5B2pdI/sIvH9EtlkKW8Vpvgvz48DgB",
+	"6eB3TSWn+JhiS95bxAOp0uOKH/jMWvuV9S/isvt+/xbdxX/2Yr/ojIFrlnVl9LPo5l7ar4TDH+RSugH9",
+	"+3Aj2w9stXLl3wzlzbdHtLR5aKc1i+5xLdmYb3evtzxdQkcvYlkQb0KZYlJoht+MLvFO2icSycdnCl2i",
+	"M3Jq74nqY+uCCosSOKUKKAXpBLCQ1um5EUsLkxqMrhzZ535yjNVShvwhRew1xLKFto5hNppIGEBTTG83",
+	"ooTOEh7lg4eCw7U7XJVCbh0HD4aUXxq9RLfAyh+pa0elAzmuHxg0GX7Ca+R3N2S5Ozj+7Trd66S/sALp",
+	"ZurVdtZhSqTHA0+a/PNggsKgOa3cwvfgj02CcjvTd9HqU81pQvWkhdPLsxNCVSxMhTE1bVI46GFlcCbX",
+	"fmiVKQ+ODw7pZA7D3G7/OxQlZUgp0jkFnMtPqSVhx9nX7+MtBb0o5bT3MNVFSJ17ef7+m37GRXrB4Myg",
+	"XWRQ6rmuXNKFf5z6CH+zSCQfNDV8k8/Cfbg7tNH5LzbjZL0ZJFnSaH5p4rUYpxjyrrUAhno1qFYWInLN",
+	"MBYVZPRSfSsLL+r+1p7IklDvlTZOlE1pwZCJepjim1zPsaW3r0Qp1BQzKLGY+4bJEm/opCxb2th3RIr3",
+	"zTOGPatUkc4njKWlh3BNN+ZRj8F5qWB0lDGrBYt+lvCDIl3Xwk7IbVpPIzh+dzsshfNS2Ayez5p0tKy7",
+	"fLz++G8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

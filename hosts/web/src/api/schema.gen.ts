@@ -840,6 +840,53 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/tenants/{tenant_id}/refund-requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tenant id. */
+                tenant_id: components["parameters"]["TenantIDPath"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund (part of) a provider-paid credit through the provider and the ledger.
+         * @description The request is recorded (`requested`), the provider is asked with the request id as its
+         *     idempotency key, and the request becomes `submitted` (pending at the provider),
+         *     `succeeded` (one ledger refund posted) or `failed` (422 `payment_provider_refused`,
+         *     nothing posted). The provider's webhook confirms a submitted refund; whichever of its
+         *     answer and its webhook arrives first posts the ledger refund, once. Limits: 422
+         *     `refund_not_provider_credit`, `refund_window_exceeded`, `refund_exceeds_credit`,
+         *     `refund_exceeds_balance`. `X-Idempotency-Key` is required (400
+         *     `idempotency_key_required`): a retry returns the same request.
+         */
+        post: operations["adminRequestRefund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/refund-requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Refund requests of every tenant (or one), newest first. */
+        get: operations["adminListRefundRequests"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/storage/list": {
         parameters: {
             query?: never;
@@ -2741,6 +2788,39 @@ export interface components {
         RunbookList: {
             runbooks: components["schemas"]["Runbook"][];
         };
+        RefundRequestInput: {
+            /** @description The ledger credit a payment made. */
+            credit_entry_id: string;
+            /**
+             * Format: int64
+             * @description 1..10^10 minor units.
+             */
+            amount_minor: number;
+            reason: string;
+        };
+        RefundRequest: {
+            id: string;
+            tenant_id: string;
+            session_id: string;
+            credit_entry_id: string;
+            /** Format: int64 */
+            amount_minor: number;
+            currency: string;
+            reason: string;
+            /** @enum {string} */
+            status: "requested" | "submitted" | "succeeded" | "failed";
+            provider: string;
+            provider_ref?: string;
+            failure_reason?: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        RefundRequestPage: {
+            refund_requests: components["schemas"]["RefundRequest"][];
+            next_cursor?: string;
+        };
     };
     responses: {
         /** @description Signed in. The refresh token is also set in the refresh cookie. */
@@ -4415,6 +4495,80 @@ export interface operations {
             409: components["responses"]["Conflict"];
             413: components["responses"]["TooLarge"];
             422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    adminRequestRefund: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the request safe to retry; remembered per user for `idempotency.ttl_hours`. */
+                "X-Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                /** @description A tenant id. */
+                tenant_id: components["parameters"]["TenantIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefundRequestInput"];
+            };
+        };
+        responses: {
+            /** @description The refund request. */
+            201: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    "Idempotent-Replayed": components["headers"]["Idempotent-Replayed"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundRequest"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            422: components["responses"]["Unprocessable"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    adminListRefundRequests: {
+        parameters: {
+            query?: {
+                tenant_id?: string;
+                status?: "requested" | "submitted" | "succeeded" | "failed";
+                limit?: number;
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of refund requests. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefundRequestPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
