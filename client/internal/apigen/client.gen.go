@@ -189,6 +189,11 @@ type ClientInterface interface {
 	// Corresponds with PUT /api/v1/admin/policies (the `SetPolicy` operationId).
 	SetPolicy(ctx context.Context, params *SetPolicyParams, body SetPolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// AdminListRefundRequests Refund requests of every tenant (or one), newest first.
+	//
+	// Corresponds with GET /api/v1/admin/refund-requests (the `AdminListRefundRequests` operationId).
+	AdminListRefundRequests(ctx context.Context, params *AdminListRefundRequestsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// AdminListRunbooks The runbooks (sections of doc/runbook.md) that degraded ops entries point at.
 	//
 	// Corresponds with GET /api/v1/admin/runbooks (the `AdminListRunbooks` operationId).
@@ -251,6 +256,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /api/v1/admin/tenants/{tenant_id}/policies/{key} (the `AdminResetTenantPolicy` operationId).
 	AdminResetTenantPolicy(ctx context.Context, tenantId TenantIDPath, key string, params *AdminResetTenantPolicyParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRequestRefundWithBody Refund (part of) a provider-paid credit through the provider and the ledger.
+	//
+	// The request is recorded (`requested`), the provider is asked with the request id as its
+	// idempotency key, and the request becomes `submitted` (pending at the provider),
+	// `succeeded` (one ledger refund posted) or `failed` (422 `payment_provider_refused`,
+	// nothing posted). The provider's webhook confirms a submitted refund; whichever of its
+	// answer and its webhook arrives first posts the ledger refund, once. Limits: 422
+	// `refund_not_provider_credit`, `refund_window_exceeded`, `refund_exceeds_credit`,
+	// `refund_exceeds_balance`. `X-Idempotency-Key` is required (400
+	// `idempotency_key_required`): a retry returns the same request.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/v1/admin/tenants/{tenant_id}/refund-requests (the `AdminRequestRefund` operationId).
+	AdminRequestRefundWithBody(ctx context.Context, tenantId TenantIDPath, params *AdminRequestRefundParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AdminRequestRefund Refund (part of) a provider-paid credit through the provider and the ledger.
+	//
+	// The request is recorded (`requested`), the provider is asked with the request id as its
+	// idempotency key, and the request becomes `submitted` (pending at the provider),
+	// `succeeded` (one ledger refund posted) or `failed` (422 `payment_provider_refused`,
+	// nothing posted). The provider's webhook confirms a submitted refund; whichever of its
+	// answer and its webhook arrives first posts the ledger refund, once. Limits: 422
+	// `refund_not_provider_credit`, `refund_window_exceeded`, `refund_exceeds_credit`,
+	// `refund_exceeds_balance`. `X-Idempotency-Key` is required (400
+	// `idempotency_key_required`): a retry returns the same request.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/v1/admin/tenants/{tenant_id}/refund-requests (the `AdminRequestRefund` operationId).
+	AdminRequestRefund(ctx context.Context, tenantId TenantIDPath, params *AdminRequestRefundParams, body AdminRequestRefundJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminRefundTenantWithBody Record a refund of credits (money received) in the tenant's ledger, audited.
 	//
@@ -1427,6 +1464,21 @@ func (c *Client) SetPolicy(ctx context.Context, params *SetPolicyParams, body Se
 	return c.Client.Do(req)
 }
 
+// AdminListRefundRequests Refund requests of every tenant (or one), newest first.
+//
+// Corresponds with GET /api/v1/admin/refund-requests (the `AdminListRefundRequests` operationId).
+func (c *Client) AdminListRefundRequests(ctx context.Context, params *AdminListRefundRequestsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListRefundRequestsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // AdminListRunbooks The runbooks (sections of doc/runbook.md) that degraded ops entries point at.
 //
 // Corresponds with GET /api/v1/admin/runbooks (the `AdminListRunbooks` operationId).
@@ -1570,6 +1622,58 @@ func (c *Client) AdminSetTenantPolicy(ctx context.Context, tenantId TenantIDPath
 // Corresponds with DELETE /api/v1/admin/tenants/{tenant_id}/policies/{key} (the `AdminResetTenantPolicy` operationId).
 func (c *Client) AdminResetTenantPolicy(ctx context.Context, tenantId TenantIDPath, key string, params *AdminResetTenantPolicyParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminResetTenantPolicyRequest(c.Server, tenantId, key, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRequestRefundWithBody Refund (part of) a provider-paid credit through the provider and the ledger.
+//
+// The request is recorded (`requested`), the provider is asked with the request id as its
+// idempotency key, and the request becomes `submitted` (pending at the provider),
+// `succeeded` (one ledger refund posted) or `failed` (422 `payment_provider_refused`,
+// nothing posted). The provider's webhook confirms a submitted refund; whichever of its
+// answer and its webhook arrives first posts the ledger refund, once. Limits: 422
+// `refund_not_provider_credit`, `refund_window_exceeded`, `refund_exceeds_credit`,
+// `refund_exceeds_balance`. `X-Idempotency-Key` is required (400
+// `idempotency_key_required`): a retry returns the same request.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/v1/admin/tenants/{tenant_id}/refund-requests (the `AdminRequestRefund` operationId).
+func (c *Client) AdminRequestRefundWithBody(ctx context.Context, tenantId TenantIDPath, params *AdminRequestRefundParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRequestRefundRequestWithBody(c.Server, tenantId, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminRequestRefund Refund (part of) a provider-paid credit through the provider and the ledger.
+//
+// The request is recorded (`requested`), the provider is asked with the request id as its
+// idempotency key, and the request becomes `submitted` (pending at the provider),
+// `succeeded` (one ledger refund posted) or `failed` (422 `payment_provider_refused`,
+// nothing posted). The provider's webhook confirms a submitted refund; whichever of its
+// answer and its webhook arrives first posts the ledger refund, once. Limits: 422
+// `refund_not_provider_credit`, `refund_window_exceeded`, `refund_exceeds_credit`,
+// `refund_exceeds_balance`. `X-Idempotency-Key` is required (400
+// `idempotency_key_required`): a retry returns the same request.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/v1/admin/tenants/{tenant_id}/refund-requests (the `AdminRequestRefund` operationId).
+func (c *Client) AdminRequestRefund(ctx context.Context, tenantId TenantIDPath, params *AdminRequestRefundParams, body AdminRequestRefundJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminRequestRefundRequest(c.Server, tenantId, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4440,6 +4544,96 @@ func NewSetPolicyRequestWithBody(server string, params *SetPolicyParams, content
 	return req, nil
 }
 
+// NewAdminListRefundRequestsRequest constructs an http.Request for the AdminListRefundRequests method
+func NewAdminListRefundRequestsRequest(server string, params *AdminListRefundRequestsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/admin/refund-requests")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.TenantId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "tenant_id", *params.TenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewAdminListRunbooksRequest constructs an http.Request for the AdminListRunbooks method
 func NewAdminListRunbooksRequest(server string) (*http.Request, error) {
 	var err error
@@ -4774,6 +4968,68 @@ func NewAdminResetTenantPolicyRequest(server string, tenantId TenantIDPath, key 
 	if err != nil {
 		return nil, err
 	}
+
+	if params != nil {
+
+		if params.XIdempotencyKey != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Idempotency-Key", *params.XIdempotencyKey, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("X-Idempotency-Key", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewAdminRequestRefundRequest calls the generic AdminRequestRefund builder with application/json body
+func NewAdminRequestRefundRequest(server string, tenantId TenantIDPath, params *AdminRequestRefundParams, body AdminRequestRefundJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAdminRequestRefundRequestWithBody(server, tenantId, params, "application/json", bodyReader)
+}
+
+// NewAdminRequestRefundRequestWithBody constructs an http.Request for the AdminRequestRefund method, with any body, and a specified content type
+func NewAdminRequestRefundRequestWithBody(server string, tenantId TenantIDPath, params *AdminRequestRefundParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/admin/tenants/%s/refund-requests", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	if params != nil {
 
@@ -8778,6 +9034,13 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /api/v1/admin/policies (the `SetPolicy` operationId).
 	SetPolicyWithResponse(ctx context.Context, params *SetPolicyParams, body SetPolicyJSONRequestBody, reqEditors ...RequestEditorFn) (*SetPolicyResponse, error)
 
+	// AdminListRefundRequestsWithResponse Refund requests of every tenant (or one), newest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/admin/refund-requests (the `AdminListRefundRequests` operationId).
+	AdminListRefundRequestsWithResponse(ctx context.Context, params *AdminListRefundRequestsParams, reqEditors ...RequestEditorFn) (*AdminListRefundRequestsResponse, error)
+
 	// AdminListRunbooksWithResponse The runbooks (sections of doc/runbook.md) that degraded ops entries point at.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -8850,6 +9113,38 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /api/v1/admin/tenants/{tenant_id}/policies/{key} (the `AdminResetTenantPolicy` operationId).
 	AdminResetTenantPolicyWithResponse(ctx context.Context, tenantId TenantIDPath, key string, params *AdminResetTenantPolicyParams, reqEditors ...RequestEditorFn) (*AdminResetTenantPolicyResponse, error)
+
+	// AdminRequestRefundWithBodyWithResponse Refund (part of) a provider-paid credit through the provider and the ledger.
+	//
+	// The request is recorded (`requested`), the provider is asked with the request id as its
+	// idempotency key, and the request becomes `submitted` (pending at the provider),
+	// `succeeded` (one ledger refund posted) or `failed` (422 `payment_provider_refused`,
+	// nothing posted). The provider's webhook confirms a submitted refund; whichever of its
+	// answer and its webhook arrives first posts the ledger refund, once. Limits: 422
+	// `refund_not_provider_credit`, `refund_window_exceeded`, `refund_exceeds_credit`,
+	// `refund_exceeds_balance`. `X-Idempotency-Key` is required (400
+	// `idempotency_key_required`): a retry returns the same request.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/admin/tenants/{tenant_id}/refund-requests (the `AdminRequestRefund` operationId).
+	AdminRequestRefundWithBodyWithResponse(ctx context.Context, tenantId TenantIDPath, params *AdminRequestRefundParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminRequestRefundResponse, error)
+
+	// AdminRequestRefundWithResponse Refund (part of) a provider-paid credit through the provider and the ledger.
+	//
+	// The request is recorded (`requested`), the provider is asked with the request id as its
+	// idempotency key, and the request becomes `submitted` (pending at the provider),
+	// `succeeded` (one ledger refund posted) or `failed` (422 `payment_provider_refused`,
+	// nothing posted). The provider's webhook confirms a submitted refund; whichever of its
+	// answer and its webhook arrives first posts the ledger refund, once. Limits: 422
+	// `refund_not_provider_credit`, `refund_window_exceeded`, `refund_exceeds_credit`,
+	// `refund_exceeds_balance`. `X-Idempotency-Key` is required (400
+	// `idempotency_key_required`): a retry returns the same request.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/v1/admin/tenants/{tenant_id}/refund-requests (the `AdminRequestRefund` operationId).
+	AdminRequestRefundWithResponse(ctx context.Context, tenantId TenantIDPath, params *AdminRequestRefundParams, body AdminRequestRefundJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminRequestRefundResponse, error)
 
 	// AdminRefundTenantWithBodyWithResponse Record a refund of credits (money received) in the tenant's ledger, audited.
 	//
@@ -11975,6 +12270,142 @@ func (r SetPolicyResponse) ContentType() string {
 	return ""
 }
 
+// AdminListRefundRequestsResponse200Headers the declared response headers of an HTTP 200 response for AdminListRefundRequests
+type AdminListRefundRequestsResponse200Headers struct {
+	XCorrelationID *string
+}
+
+// AdminListRefundRequestsResponse400Headers the declared response headers of an HTTP 400 response for AdminListRefundRequests
+type AdminListRefundRequestsResponse400Headers struct {
+	XCorrelationID *string
+}
+
+// AdminListRefundRequestsResponse401Headers the declared response headers of an HTTP 401 response for AdminListRefundRequests
+type AdminListRefundRequestsResponse401Headers struct {
+	XCorrelationID *string
+}
+
+// AdminListRefundRequestsResponse403Headers the declared response headers of an HTTP 403 response for AdminListRefundRequests
+type AdminListRefundRequestsResponse403Headers struct {
+	XCorrelationID *string
+}
+
+// AdminListRefundRequestsResponse429Headers the declared response headers of an HTTP 429 response for AdminListRefundRequests
+type AdminListRefundRequestsResponse429Headers struct {
+	RetryAfter          *int
+	XCorrelationID      *string
+	XRateLimitLimit     *int
+	XRateLimitRemaining *int
+	XRateLimitReset     *int
+}
+
+// AdminListRefundRequestsResponse500Headers the declared response headers of an HTTP 500 response for AdminListRefundRequests
+type AdminListRefundRequestsResponse500Headers struct {
+	XCorrelationID *string
+}
+
+// AdminListRefundRequestsResponse503Headers the declared response headers of an HTTP 503 response for AdminListRefundRequests
+type AdminListRefundRequestsResponse503Headers struct {
+	XCorrelationID *string
+}
+
+type AdminListRefundRequestsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RefundRequestPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AdminListRefundRequestsResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *AdminListRefundRequestsResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminListRefundRequestsResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *AdminListRefundRequestsResponse403Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminListRefundRequestsResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *AdminListRefundRequestsResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminListRefundRequestsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListRefundRequestsResponse) GetJSON200() *RefundRequestPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AdminListRefundRequestsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AdminListRefundRequestsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AdminListRefundRequestsResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r AdminListRefundRequestsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AdminListRefundRequestsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AdminListRefundRequestsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListRefundRequestsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListRefundRequestsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListRefundRequestsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListRefundRequestsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // AdminListRunbooksResponse200Headers the declared response headers of an HTTP 200 response for AdminListRunbooks
 type AdminListRunbooksResponse200Headers struct {
 	XCorrelationID *string
@@ -13034,6 +13465,199 @@ func (r AdminResetTenantPolicyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminResetTenantPolicyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminRequestRefundResponse201Headers the declared response headers of an HTTP 201 response for AdminRequestRefund
+type AdminRequestRefundResponse201Headers struct {
+	IdempotentReplayed *string
+	XCorrelationID     *string
+}
+
+// AdminRequestRefundResponse400Headers the declared response headers of an HTTP 400 response for AdminRequestRefund
+type AdminRequestRefundResponse400Headers struct {
+	XCorrelationID *string
+}
+
+// AdminRequestRefundResponse401Headers the declared response headers of an HTTP 401 response for AdminRequestRefund
+type AdminRequestRefundResponse401Headers struct {
+	XCorrelationID *string
+}
+
+// AdminRequestRefundResponse403Headers the declared response headers of an HTTP 403 response for AdminRequestRefund
+type AdminRequestRefundResponse403Headers struct {
+	XCorrelationID *string
+}
+
+// AdminRequestRefundResponse404Headers the declared response headers of an HTTP 404 response for AdminRequestRefund
+type AdminRequestRefundResponse404Headers struct {
+	XCorrelationID *string
+}
+
+// AdminRequestRefundResponse409Headers the declared response headers of an HTTP 409 response for AdminRequestRefund
+type AdminRequestRefundResponse409Headers struct {
+	XCorrelationID *string
+}
+
+// AdminRequestRefundResponse413Headers the declared response headers of an HTTP 413 response for AdminRequestRefund
+type AdminRequestRefundResponse413Headers struct {
+	XCorrelationID *string
+}
+
+// AdminRequestRefundResponse422Headers the declared response headers of an HTTP 422 response for AdminRequestRefund
+type AdminRequestRefundResponse422Headers struct {
+	XCorrelationID *string
+}
+
+// AdminRequestRefundResponse429Headers the declared response headers of an HTTP 429 response for AdminRequestRefund
+type AdminRequestRefundResponse429Headers struct {
+	RetryAfter          *int
+	XCorrelationID      *string
+	XRateLimitLimit     *int
+	XRateLimitRemaining *int
+	XRateLimitReset     *int
+}
+
+// AdminRequestRefundResponse500Headers the declared response headers of an HTTP 500 response for AdminRequestRefund
+type AdminRequestRefundResponse500Headers struct {
+	XCorrelationID *string
+}
+
+// AdminRequestRefundResponse503Headers the declared response headers of an HTTP 503 response for AdminRequestRefund
+type AdminRequestRefundResponse503Headers struct {
+	XCorrelationID *string
+}
+
+type AdminRequestRefundResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *RefundRequest
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *TooLarge
+	// JSON422 the response for an HTTP 422 `application/json` response
+	JSON422 *Unprocessable
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *AdminRequestRefundResponse201Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *AdminRequestRefundResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminRequestRefundResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *AdminRequestRefundResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *AdminRequestRefundResponse404Headers
+	// Headers409 the parsed response headers for an HTTP 409 response
+	Headers409 *AdminRequestRefundResponse409Headers
+	// Headers413 the parsed response headers for an HTTP 413 response
+	Headers413 *AdminRequestRefundResponse413Headers
+	// Headers422 the parsed response headers for an HTTP 422 response
+	Headers422 *AdminRequestRefundResponse422Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminRequestRefundResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *AdminRequestRefundResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminRequestRefundResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r AdminRequestRefundResponse) GetJSON201() *RefundRequest {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AdminRequestRefundResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AdminRequestRefundResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AdminRequestRefundResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AdminRequestRefundResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r AdminRequestRefundResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r AdminRequestRefundResponse) GetJSON413() *TooLarge {
+	return r.JSON413
+}
+
+// GetJSON422 returns the response for an HTTP 422 `application/json` response
+func (r AdminRequestRefundResponse) GetJSON422() *Unprocessable {
+	return r.JSON422
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r AdminRequestRefundResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AdminRequestRefundResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AdminRequestRefundResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminRequestRefundResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminRequestRefundResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminRequestRefundResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminRequestRefundResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -23674,6 +24298,19 @@ func (c *ClientWithResponses) SetPolicyWithResponse(ctx context.Context, params 
 	return ParseSetPolicyResponse(rsp)
 }
 
+// AdminListRefundRequestsWithResponse Refund requests of every tenant (or one), newest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/admin/refund-requests (the `AdminListRefundRequests` operationId).
+func (c *ClientWithResponses) AdminListRefundRequestsWithResponse(ctx context.Context, params *AdminListRefundRequestsParams, reqEditors ...RequestEditorFn) (*AdminListRefundRequestsResponse, error) {
+	rsp, err := c.AdminListRefundRequests(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListRefundRequestsResponse(rsp)
+}
+
 // AdminListRunbooksWithResponse The runbooks (sections of doc/runbook.md) that degraded ops entries point at.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -23799,6 +24436,50 @@ func (c *ClientWithResponses) AdminResetTenantPolicyWithResponse(ctx context.Con
 		return nil, err
 	}
 	return ParseAdminResetTenantPolicyResponse(rsp)
+}
+
+// AdminRequestRefundWithBodyWithResponse Refund (part of) a provider-paid credit through the provider and the ledger.
+//
+// The request is recorded (`requested`), the provider is asked with the request id as its
+// idempotency key, and the request becomes `submitted` (pending at the provider),
+// `succeeded` (one ledger refund posted) or `failed` (422 `payment_provider_refused`,
+// nothing posted). The provider's webhook confirms a submitted refund; whichever of its
+// answer and its webhook arrives first posts the ledger refund, once. Limits: 422
+// `refund_not_provider_credit`, `refund_window_exceeded`, `refund_exceeds_credit`,
+// `refund_exceeds_balance`. `X-Idempotency-Key` is required (400
+// `idempotency_key_required`): a retry returns the same request.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/admin/tenants/{tenant_id}/refund-requests (the `AdminRequestRefund` operationId).
+func (c *ClientWithResponses) AdminRequestRefundWithBodyWithResponse(ctx context.Context, tenantId TenantIDPath, params *AdminRequestRefundParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminRequestRefundResponse, error) {
+	rsp, err := c.AdminRequestRefundWithBody(ctx, tenantId, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRequestRefundResponse(rsp)
+}
+
+// AdminRequestRefundWithResponse Refund (part of) a provider-paid credit through the provider and the ledger.
+//
+// The request is recorded (`requested`), the provider is asked with the request id as its
+// idempotency key, and the request becomes `submitted` (pending at the provider),
+// `succeeded` (one ledger refund posted) or `failed` (422 `payment_provider_refused`,
+// nothing posted). The provider's webhook confirms a submitted refund; whichever of its
+// answer and its webhook arrives first posts the ledger refund, once. Limits: 422
+// `refund_not_provider_credit`, `refund_window_exceeded`, `refund_exceeds_credit`,
+// `refund_exceeds_balance`. `X-Idempotency-Key` is required (400
+// `idempotency_key_required`): a retry returns the same request.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/v1/admin/tenants/{tenant_id}/refund-requests (the `AdminRequestRefund` operationId).
+func (c *ClientWithResponses) AdminRequestRefundWithResponse(ctx context.Context, tenantId TenantIDPath, params *AdminRequestRefundParams, body AdminRequestRefundJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminRequestRefundResponse, error) {
+	rsp, err := c.AdminRequestRefund(ctx, tenantId, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminRequestRefundResponse(rsp)
 }
 
 // AdminRefundTenantWithBodyWithResponse Record a refund of credits (money received) in the tenant's ledger, audited.
@@ -28073,6 +28754,175 @@ func ParseSetPolicyResponse(rsp *http.Response) (*SetPolicyResponse, error) {
 	return response, nil
 }
 
+// ParseAdminListRefundRequestsResponse parses an HTTP response from a AdminListRefundRequestsWithResponse call
+func ParseAdminListRefundRequestsResponse(rsp *http.Response) (*AdminListRefundRequestsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListRefundRequestsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RefundRequestPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers AdminListRefundRequestsResponse200Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers AdminListRefundRequestsResponse400Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers AdminListRefundRequestsResponse401Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers AdminListRefundRequestsResponse403Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminListRefundRequestsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers AdminListRefundRequestsResponse500Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminListRefundRequestsResponse503Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseAdminListRunbooksResponse parses an HTTP response from a AdminListRunbooksWithResponse call
 func ParseAdminListRunbooksResponse(rsp *http.Response) (*AdminListRunbooksResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -29386,6 +30236,250 @@ func ParseAdminResetTenantPolicyResponse(rsp *http.Response) (*AdminResetTenantP
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers AdminResetTenantPolicyResponse503Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminRequestRefundResponse parses an HTTP response from a AdminRequestRefundWithResponse call
+func ParseAdminRequestRefundResponse(rsp *http.Response) (*AdminRequestRefundResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminRequestRefundResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest RefundRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest TooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest Unprocessable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers AdminRequestRefundResponse201Headers
+		if values := rsp.Header.Values("Idempotent-Replayed"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Idempotent-Replayed", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.IdempotentReplayed = &value
+		}
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 400:
+		var headers AdminRequestRefundResponse400Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers AdminRequestRefundResponse401Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers AdminRequestRefundResponse403Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers AdminRequestRefundResponse404Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 409:
+		var headers AdminRequestRefundResponse409Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers409 = &headers
+	case rsp.StatusCode == 413:
+		var headers AdminRequestRefundResponse413Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers413 = &headers
+	case rsp.StatusCode == 422:
+		var headers AdminRequestRefundResponse422Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers422 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminRequestRefundResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers AdminRequestRefundResponse500Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminRequestRefundResponse503Headers
 		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
