@@ -468,6 +468,8 @@ func (a *Agent) run(ctx context.Context, e nodetask.Envelope, params any) nodeta
 	switch p := params.(type) {
 	case nodetask.ProvisionUserParams:
 		err = a.cfg.Executor.ProvisionUser(ctx, p)
+	case nodetask.StopUserParams:
+		err = a.cfg.Executor.StopUser(ctx, p)
 	case nodetask.RevokeUserParams:
 		err = a.cfg.Executor.RevokeUser(ctx, p)
 	case nodetask.HealthCheckParams:

@@ -7,13 +7,17 @@ import (
 	"github.com/gpuaas/gpuaas/core/nodetask"
 )
 
-// Executor carries out the catalogue's handlers on the host. Both methods
+// Executor carries out the catalogue's handlers on the host. Every method
 // must be idempotent: a task re-delivered after a lost report, or retried by
 // the control plane, runs them again.
 type Executor interface {
 	// ProvisionUser creates (or refreshes) the per-allocation account with
 	// its authorized keys and trust in the user CA for that principal.
 	ProvisionUser(ctx context.Context, p nodetask.ProvisionUserParams) error
+	// StopUser refuses the account's logins and ends its sessions and
+	// processes (SIGTERM, the grace period, SIGKILL) but keeps the account
+	// and its files. Stopping an unknown account succeeds.
+	StopUser(ctx context.Context, p nodetask.StopUserParams) error
 	// RevokeUser ends the account's sessions and processes and removes the
 	// account and its files. Revoking an unknown account succeeds.
 	RevokeUser(ctx context.Context, p nodetask.RevokeUserParams) error

@@ -38,6 +38,13 @@ func (r *recordingExecutor) RevokeUser(_ context.Context, p nodetask.RevokeUserP
 	return nil
 }
 
+func (r *recordingExecutor) StopUser(_ context.Context, p nodetask.StopUserParams) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ran = append(r.ran, "stop:"+p.Username)
+	return nil
+}
+
 func (r *recordingExecutor) Health(context.Context) map[string]string {
 	return map[string]string{"x": "ok"}
 }

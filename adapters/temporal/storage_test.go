@@ -1,6 +1,7 @@
 package temporal
 
 import (
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -68,13 +69,22 @@ func TestProvisionWithoutSyncRunsNoSync(t *testing.T) {
 	}
 }
 
-// TestReleasePushesBeforeRevoking: the push runs before revoke_user (which
-// removes the home); a failed push does not stop the release.
+// TestReleasePushesBeforeRevoking: stop_user ends the account's processes
+// (with the grace period) first, the push runs next, revoke_user (which
+// removes the home) last; a failed push does not stop the release.
 func TestReleasePushesBeforeRevoking(t *testing.T) {
 	t.Parallel()
 	for _, fails := range []bool{false, true} {
 		env, a, s := newStorageEnv(t)
 		var order []string
+		env.OnActivity(a.RunNodeTask, mock.Anything, taskOfType(nodetask.StopUser)).Run(func(args mock.Arguments) {
+			var p nodetask.StopUserParams
+			_ = json.Unmarshal(args.Get(1).(NodeTaskRequest).Params, &p)
+			if p.GraceSeconds != 7 || p.Username == "" {
+				t.Errorf("stop params %+v", p)
+			}
+			order = append(order, "stop")
+		}).Return(nodetask.Result{Succeeded: true}, nil)
 		call := env.OnActivity(s.SyncStorageOut, mock.Anything, mock.Anything).Run(func(args mock.Arguments) {
 			if req := args.Get(1).(StorageSyncRequest); req.AllocationID != testAlloc || req.NodeID != testNode {
 				t.Errorf("push request %+v", req)
@@ -91,11 +101,11 @@ func TestReleasePushesBeforeRevoking(t *testing.T) {
 		}).Return(nodetask.Result{Succeeded: true}, nil)
 		env.OnActivity(a.MarkReleased, mock.Anything, testAlloc).Return(nil)
 		env.ExecuteWorkflow(ReleaseAllocation, ReleaseInput{AllocationID: testAlloc, NodeID: testNode, Retry: shortRetry,
-			StorageSync: true})
+			StorageSync: true, GraceSeconds: 7})
 		if o := outcome(t, env); o.State != allocation.Released {
 			t.Fatalf("fails=%v: outcome %+v", fails, o)
 		}
-		if len(order) < 2 || order[0] != "push" || order[len(order)-1] != "revoke" {
+		if len(order) < 3 || order[0] != "stop" || order[1] != "push" || order[len(order)-1] != "revoke" {
 			t.Fatalf("fails=%v: order %v", fails, order)
 		}
 	}

@@ -389,6 +389,11 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 	return Outcome{State: allocation.Active}, nil
 }
 
+// changeStopBeforePush is the workflow.GetVersion change id under which a
+// release with storage sync stops the account's processes (stop_user)
+// before pushing its files back.
+const changeStopBeforePush = "release-stop-before-push"
+
 // ReleaseAllocation takes a releasing allocation to released: RunNodeTask
 // revoke_user, retried with back-off up to Retry.MaxAttempts, then
 // MarkReleased. Retries exhausted → MarkReleaseFailed with the failure code
@@ -404,6 +409,19 @@ func ReleaseAllocation(ctx workflow.Context, in ReleaseInput) (Outcome, error) {
 		in.Username = nodetask.UsernameFor(in.AllocationID)
 	}
 	if in.NodeID != "" && in.StorageSync {
+		// First stop everything the account runs (its home stays), so no
+		// process is still writing the files the push takes. Versioned:
+		// releases recorded before it push without stopping. Best effort:
+		// revoke_user below ends the processes anyway.
+		if workflow.GetVersion(ctx, changeStopBeforePush, workflow.DefaultVersion, 1) >= 1 {
+			stop := nodetask.StopUserParams{AllocationID: in.AllocationID, Username: in.Username, GraceSeconds: in.GraceSeconds}
+			tctx := taskOptions(ctx, r, r.MaxAttempts)
+			if err := workflow.ExecuteActivity(tctx, acts.RunNodeTask, NodeTaskRequest{
+				NodeID: in.NodeID, AllocationID: in.AllocationID, Type: nodetask.StopUser, Params: mustJSON(stop),
+			}).Get(ctx, nil); err != nil {
+				workflow.GetLogger(ctx).Warn("stop_user failed; pushing files anyway", "allocation_id", in.AllocationID, "error", err)
+			}
+		}
 		// Before the account (and its home) goes: push the synced folder
 		// back. Best effort; the release goes on whatever happens.
 		var sum StorageSyncSummary

@@ -48,8 +48,12 @@ func FuzzValidateParams(f *testing.F) {
 				t.Fatalf("invalid provision params accepted: %+v", v)
 			}
 		case RevokeUserParams:
-			if !usernameRE.MatchString(v.Username) {
+			if !usernameRE.MatchString(v.Username) || v.GraceSeconds < 0 || v.GraceSeconds > MaxGraceSeconds {
 				t.Fatalf("invalid revoke params accepted: %+v", v)
+			}
+		case StopUserParams:
+			if !usernameRE.MatchString(v.Username) || v.GraceSeconds < 0 || v.GraceSeconds > MaxGraceSeconds {
+				t.Fatalf("invalid stop params accepted: %+v", v)
 			}
 		case StorageSyncParams:
 			if !usernameRE.MatchString(v.Username) || ValidSyncDir(v.Dir) != nil || len(v.Files) > MaxSyncFiles {

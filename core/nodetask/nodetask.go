@@ -23,12 +23,13 @@ type Type string
 
 const (
 	ProvisionUser Type = "allocation.provision_user"
+	StopUser      Type = "allocation.stop_user"
 	RevokeUser    Type = "allocation.revoke_user"
 	HealthCheck   Type = "node.health_check"
 )
 
 // Catalogue lists every type an agent may run (StorageSync: storage.go).
-var Catalogue = []Type{ProvisionUser, RevokeUser, HealthCheck, StorageSync}
+var Catalogue = []Type{ProvisionUser, StopUser, RevokeUser, HealthCheck, StorageSync}
 
 // Known reports whether t is in the catalogue.
 func Known(t Type) bool {
@@ -128,6 +129,16 @@ const (
 	MaxGraceSeconds           = 300
 )
 
+// StopUserParams end the account's processes and refuse its logins but
+// keep the account and its files: a release that pushes files back to
+// project storage runs it first, so no process is still writing them.
+type StopUserParams struct {
+	AllocationID string `json:"allocation_id"`
+	Username     string `json:"username"`
+	// GraceSeconds the processes get between SIGTERM and SIGKILL.
+	GraceSeconds int `json:"grace_seconds,omitempty"`
+}
+
 // RevokeUserParams remove the account, its processes and its files.
 type RevokeUserParams struct {
 	AllocationID string `json:"allocation_id"`
@@ -213,6 +224,15 @@ func ValidateParams(t Type, raw json.RawMessage) (any, error) {
 			seen[i] = true
 		}
 		return p, nil
+	case StopUser:
+		var p StopUserParams
+		if err := dec(&p); err != nil {
+			return nil, err
+		}
+		if err := validateAccountTask(p.Username, p.AllocationID, p.GraceSeconds); err != nil {
+			return nil, err
+		}
+		return p, nil
 	case RevokeUser:
 		var p RevokeUserParams
 		if err := dec(&p); err != nil {
@@ -245,6 +265,20 @@ func ValidateParams(t Type, raw json.RawMessage) (any, error) {
 		return p, nil
 	}
 	return nil, fault.Invalid("type", "unknown task type")
+}
+
+// validateAccountTask checks what stop and revoke share.
+func validateAccountTask(username, allocationID string, grace int) error {
+	if !usernameRE.MatchString(username) {
+		return fault.Invalid("params.username", "username must match ga_[a-z0-9]{8,24}")
+	}
+	if allocationID == "" || len(allocationID) > 64 {
+		return fault.Invalid("params.allocation_id", "allocation_id is required")
+	}
+	if grace < 0 || grace > MaxGraceSeconds {
+		return fault.Invalid("params.grace_seconds", "grace_seconds must be within 0..300")
+	}
+	return nil
 }
 
 // ValidatePublicKey accepts one SSH public key in authorized_keys format of

@@ -317,6 +317,7 @@ type nopExecutor struct{}
 
 func (nopExecutor) ProvisionUser(context.Context, nodetask.ProvisionUserParams) error { return nil }
 func (nopExecutor) RevokeUser(context.Context, nodetask.RevokeUserParams) error       { return nil }
+func (nopExecutor) StopUser(context.Context, nodetask.StopUserParams) error           { return nil }
 func (nopExecutor) Health(context.Context) map[string]string                          { return nil }
 
 // TestSimulatedGPUsAreHeldOutOfPlacement: an agent whose GPUs are simulated

@@ -308,26 +308,7 @@ func (e *Executor) RevokeUser(ctx context.Context, p nodetask.RevokeUserParams) 
 	if _, err := nodetask.ValidateParams(nodetask.RevokeUser, mustJSON(p)); err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(e.cfg.PrincipalsDir, p.Username)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	uid := -1
-	if u, err := user.Lookup(p.Username); err == nil {
-		uid, _ = strconv.Atoi(u.Uid)
-		if err := os.Remove(filepath.Join(u.HomeDir, ".ssh", "authorized_keys")); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	if err := e.cfg.Run(ctx, LockCommand(p.Username)); err != nil && exitCode(err) != 6 {
-		return err
-	}
-	e.terms.EndAccount(p.Username)
-	g, err := e.procs.Group(p.Username)
-	if err != nil {
-		return err
-	}
-	g.UID = uid
-	if err := g.End(ctx, time.Duration(p.GraceSeconds)*time.Second); err != nil {
+	if err := e.stop(ctx, p.Username, time.Duration(p.GraceSeconds)*time.Second); err != nil {
 		return err
 	}
 	if err := e.cfg.Run(ctx, DeleteCommand(p.Username)); err != nil && exitCode(err) != 6 {
@@ -337,6 +318,42 @@ func (e *Executor) RevokeUser(ctx context.Context, p nodetask.RevokeUserParams) 
 	delete(e.policies, p.Username)
 	e.mu.Unlock()
 	return nil
+}
+
+// StopUser implements [nodeagent.Executor]: what RevokeUser does but the
+// deletion — the account is refused and every process of it ended, its
+// home stays (a release pushes files back from it, then revokes).
+func (e *Executor) StopUser(ctx context.Context, p nodetask.StopUserParams) error {
+	if _, err := nodetask.ValidateParams(nodetask.StopUser, mustJSON(p)); err != nil {
+		return err
+	}
+	return e.stop(ctx, p.Username, time.Duration(p.GraceSeconds)*time.Second)
+}
+
+// stop refuses the account (principals file and authorized keys removed,
+// the account expired) and ends its terminal sessions and every process in
+// its process set or under its uid, within the grace period.
+func (e *Executor) stop(ctx context.Context, username string, grace time.Duration) error {
+	if err := os.Remove(filepath.Join(e.cfg.PrincipalsDir, username)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	uid := -1
+	if u, err := user.Lookup(username); err == nil {
+		uid, _ = strconv.Atoi(u.Uid)
+		if err := os.Remove(filepath.Join(u.HomeDir, ".ssh", "authorized_keys")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if err := e.cfg.Run(ctx, LockCommand(username)); err != nil && exitCode(err) != 6 {
+		return err
+	}
+	e.terms.EndAccount(username)
+	g, err := e.procs.Group(username)
+	if err != nil {
+		return err
+	}
+	g.UID = uid
+	return g.End(ctx, grace)
 }
 
 func exitCode(err error) int {

@@ -754,6 +754,39 @@ func (s *Server) save(st accountState) error {
 	return os.Rename(tmp, path)
 }
 
+// StopUser implements [nodeagent.Executor]: new logins are refused at once,
+// terminal sessions and connections are closed and every process of the
+// account is ended (SIGTERM, the grace period, SIGKILL); the account and its
+// home stay for a revoke to remove (after files were pushed back).
+func (s *Server) StopUser(ctx context.Context, p nodetask.StopUserParams) error {
+	if err := validName(p.Username); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	a := s.accounts[p.Username]
+	if a != nil {
+		a.revoked = true // refused from now on; RevokeUser removes it
+	}
+	s.mu.Unlock()
+	s.terms.EndAccount(p.Username)
+	if a != nil {
+		s.mu.Lock()
+		for c := range a.conns {
+			_ = c.Close()
+		}
+		s.mu.Unlock()
+	}
+	uid := -1
+	if s.users.enabled {
+		uid = s.users.uidOf(p.Username)
+	}
+	if err := s.group(p.Username, uid).End(ctx, time.Duration(p.GraceSeconds)*time.Second); err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("sandbox account stopped", "account", p.Username)
+	return nil
+}
+
 // RevokeUser implements [nodeagent.Executor]: new logins are refused at
 // once, connections and terminal sessions are closed, every process of the
 // account gets SIGTERM and, after the grace period, SIGKILL; then the OS

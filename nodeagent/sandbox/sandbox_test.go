@@ -472,3 +472,39 @@ func TestSandboxRestartKeepsAccounts(t *testing.T) {
 		t.Fatal("a revoked account came back after a restart")
 	}
 }
+
+// TestSandboxStopKeepsTheHome: stop_user ends every process and refuses
+// logins, but the home and its files stay until revoke_user.
+func TestSandboxStopKeepsTheHome(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	key, line := newKey(t)
+	const acct = "ga_sandbox0015"
+	provision(t, s, acct, line)
+	c, err := dial(s, acct, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	execOut(t, c, `echo kept > result.txt; nohup sh -c 'while :; do date >> log.txt; sleep 1; done' >/dev/null 2>&1 & echo ok`)
+	poll.Until(t, 10*time.Second, "the loop", func() bool { p, _ := s.Processes(acct); return len(p) >= 1 })
+	if err := s.StopUser(context.Background(), nodetask.StopUserParams{AllocationID: "a", Username: acct, GraceSeconds: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Processes(acct); len(p) != 0 {
+		t.Fatalf("processes after stop: %v", p)
+	}
+	if c2, err := dial(s, acct, key); err == nil {
+		c2.Close()
+		t.Fatal("login accepted after stop")
+	}
+	home := filepath.Join(s.cfg.Root, "home", acct)
+	if b, err := os.ReadFile(filepath.Join(home, "result.txt")); err != nil || string(b) != "kept\n" {
+		t.Fatalf("the home lost its files at stop: %q, %v", b, err)
+	}
+	if err := s.RevokeUser(context.Background(), nodetask.RevokeUserParams{AllocationID: "a", Username: acct}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(home); !os.IsNotExist(err) {
+		t.Fatalf("home survived revoke: %v", err)
+	}
+}
