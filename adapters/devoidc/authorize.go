@@ -1,6 +1,7 @@
 package devoidc
 
 import (
+	"context"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -115,10 +116,14 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	if pick := r.PostForm.Get(FieldPick); pick != "" && !p.cfg.RequirePassword && r.PostForm.Get(FieldUsername) == "" {
 		user, ok = p.users[pick]
 	} else {
-		user, ok = p.checkPassword(r.PostForm.Get(FieldUsername), r.PostForm.Get(FieldPassword))
+		user, ok = p.checkPassword(r.Context(), r.PostForm.Get(FieldUsername), r.PostForm.Get(FieldPassword))
 	}
 	if !ok {
-		p.loginUI.render(w, http.StatusUnauthorized, id, "Invalid username or password.")
+		msg := "Invalid username or password."
+		if _, _, err := p.firstSignInError(r.Context(), r.PostForm.Get(FieldUsername), r.PostForm.Get(FieldPassword)); err != nil {
+			msg = "Choose a password of at least 8 characters for your first sign-in."
+		}
+		p.loginUI.render(w, http.StatusUnauthorized, id, msg)
 		return
 	}
 
@@ -148,16 +153,41 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	}), http.StatusSeeOther)
 }
 
-// checkPassword compares in constant time and does the same work for unknown
-// users, so timing does not reveal which usernames exist.
-func (p *Provider) checkPassword(username, password string) (DemoUser, bool) {
+// checkPassword signs in a demo user (compared in constant time, the same
+// work for unknown names) or a person by email (people.go).
+func (p *Provider) checkPassword(ctx context.Context, username, password string) (DemoUser, bool) {
 	u, known := p.users[username]
 	want := u.Password
 	if !known {
 		want = "\x00no-such-user"
 	}
-	match := equalConstantTime(password, want)
-	return u, known && match
+	if equalConstantTime(password, want) && known {
+		return u, true
+	}
+	if known {
+		return DemoUser{}, false
+	}
+	pu, ok, err := p.checkPerson(ctx, username, password)
+	return pu, ok && err == nil
+}
+
+// firstSignInError says why an expected person's first sign-in was refused
+// (a password too short), for the login page.
+func (p *Provider) firstSignInError(ctx context.Context, username, password string) (DemoUser, bool, error) {
+	if _, demo := p.users[username]; demo || len(password) >= MinPasswordLength {
+		return DemoUser{}, false, nil
+	}
+	email := strings.ToLower(strings.TrimSpace(username))
+	p.mu.Lock()
+	_, known := p.people[email]
+	p.mu.Unlock()
+	if known || p.cfg.Directory == nil {
+		return DemoUser{}, false, nil
+	}
+	if ok, err := p.cfg.Directory.Expected(ctx, email); err != nil || !ok {
+		return DemoUser{}, false, nil
+	}
+	return DemoUser{}, false, errFirstSignIn
 }
 
 // callbackURL adds params to redirectURI, keeping its own query. Empty
@@ -247,7 +277,8 @@ button{padding:.4rem .8rem;margin:.2rem 0;cursor:pointer} .users button{display:
 {{if .Pick}}<div class="users"><p>Sign in as a demo user:</p>
 {{range .Users}}<button type="submit" name="{{index $.Fields "Pick"}}" value="{{.Username}}">{{.Name}} ({{.Username}}{{range .Roles}}, {{.}}{{end}})</button>
 {{end}}</div><p>or with a password:</p>{{end}}
-<label>Username <input name="{{index .Fields "Username"}}" autocomplete="username"></label>
+<p class="note">Someone an operator added, or a tenant invited: sign in with your email — the password you choose the first time (8 characters or more) becomes yours.</p>
+<label>Username or email <input name="{{index .Fields "Username"}}" autocomplete="username"></label>
 <label>Password <input type="password" name="{{index .Fields "Password"}}" autocomplete="current-password"></label>
 <button type="submit">Sign in</button>
 </form>

@@ -78,6 +78,13 @@ type Config struct {
 	// the same SigningKey and Issuer, a restarted provider then honours the
 	// access and refresh tokens it issued before: nobody is signed out.
 	StateFile string
+	// Directory, when set, lets people the platform expects (an operator
+	// created them, a tenant invited them) sign in with their email; the
+	// password they give the first time becomes theirs.
+	Directory Directory
+	// PeopleFile keeps those people's bcrypt-hashed passwords (mode 0600)
+	// across restarts; empty: in memory only.
+	PeopleFile string
 	// RequirePassword turns off one-click sign-in from the login page.
 	RequirePassword bool
 	// DisablePasswordGrant refuses the resource-owner password grant.

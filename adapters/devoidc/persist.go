@@ -169,7 +169,7 @@ func (p *Provider) loadState() error {
 	}
 	now := p.now()
 	for _, s := range st.Sessions {
-		if _, ok := p.users[s.Username]; !ok || now.After(s.Expires) {
+		if _, ok := p.lookupLocked(s.Username); !ok || now.After(s.Expires) {
 			continue
 		}
 		p.families[s.SID] = &family{username: s.Username, scope: s.Scope, nonce: s.Nonce, authTime: s.AuthTime,

@@ -42,6 +42,7 @@ type Provider struct {
 	signer  jose.Signer
 	pub     crypto.PublicKey
 	users   map[string]DemoUser // by username
+	people  map[string]person   // by email: people the Directory expected
 	bySub   map[string]string   // subject → username
 	loginUI *loginPage
 
@@ -123,6 +124,7 @@ func New(cfg Config) (*Provider, error) {
 		signer:    signer,
 		pub:       cfg.SigningKey.Public(),
 		users:     map[string]DemoUser{},
+		people:    map[string]person{},
 		bySub:     map[string]string{},
 		requests:  map[string]*authRequest{},
 		codes:     map[string]*authCode{},
@@ -138,6 +140,9 @@ func New(cfg Config) (*Provider, error) {
 		}
 		p.users[u.Username] = u
 		p.bySub[u.Subject] = u.Username
+	}
+	if err := p.loadPeople(); err != nil {
+		return nil, err
 	}
 	if cfg.StateFile != "" {
 		if err := p.loadState(); err != nil {

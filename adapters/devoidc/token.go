@@ -170,7 +170,7 @@ func (p *Provider) grantRefresh(r *http.Request) (*tokenResponse, *oauthError) {
 }
 
 func (p *Provider) grantPassword(r *http.Request) (*tokenResponse, *oauthError) {
-	user, ok := p.checkPassword(r.PostForm.Get("username"), r.PostForm.Get("password"))
+	user, ok := p.checkPassword(r.Context(), r.PostForm.Get("username"), r.PostForm.Get("password"))
 	if !ok {
 		return nil, errGrant("invalid user credentials")
 	}
@@ -191,7 +191,7 @@ func (p *Provider) grantPassword(r *http.Request) (*tokenResponse, *oauthError) 
 // for the openid scope, an ID token. p.mu is held.
 func (p *Provider) issueLocked(sid string, now time.Time) (*tokenResponse, *oauthError) {
 	fam := p.families[sid]
-	u := p.users[fam.username]
+	u, _ := p.lookupLocked(fam.username)
 	exp := now.Add(p.cfg.AccessTTL)
 	access := map[string]any{
 		"iss":                p.cfg.Issuer,

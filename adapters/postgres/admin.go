@@ -313,3 +313,14 @@ func (s *AdminStore) RetryEvent(ctx context.Context, id string) (admin.FailedEve
 	}
 	return out[0], nil
 }
+
+// Expected reports whether the platform expects someone with this email to
+// sign in for the first time: an operator created them (a pending user) or
+// a tenant invited them. The dev identity provider asks it
+// (devoidc.Directory).
+func (s *AdminStore) Expected(ctx context.Context, email string) (bool, error) {
+	var ok bool
+	err := s.db.Q(ctx).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE oidc_issuer = '' AND oidc_subject = 'pending:' || $1)
+		OR EXISTS (SELECT 1 FROM tenant_invitations WHERE email = $1)`, strings.ToLower(email)).Scan(&ok)
+	return ok, translate(err, "user")
+}
