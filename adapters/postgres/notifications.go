@@ -81,44 +81,56 @@ func (s *NotificationStore) Deliver(ctx context.Context, rows []notification.Not
 	if len(rows) == 0 {
 		return nil, nil
 	}
+	users := make([]string, 0, len(rows))
+	for _, r := range rows {
+		users = append(users, r.UserID)
+	}
+	slices.Sort(users)
+	users = slices.Compact(users)
 	var out []notification.Notification
 	err := s.db.InTx(ctx, func(ctx context.Context) error {
 		out = out[:0]
-		users := make([]string, 0, len(rows))
-		for _, r := range rows {
-			users = append(users, r.UserID)
-		}
-		slices.Sort(users)
-		users = slices.Compact(users)
+		// One round trip: the locks (in user order, so two deliveries
+		// cannot deadlock), then the inserts.
+		b := &pgx.Batch{}
 		for _, u := range users {
-			if _, err := s.db.Q(ctx).Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('notifications:' || $1, 0))`, u); err != nil {
-				return translate(err, "notification")
-			}
+			b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended('notifications:' || $1, 0))`, u)
 		}
 		for _, r := range rows {
-			data, err := json.Marshal(r.Data)
-			if err != nil {
-				return fault.Internal(err)
+			data := []byte("{}")
+			if r.Data != nil {
+				var err error
+				if data, err = json.Marshal(r.Data); err != nil {
+					return fault.Internal(err)
+				}
 			}
-			if r.Data == nil {
-				data = []byte("{}")
-			}
-			row, err := s.db.Q(ctx).Query(ctx, `
-				INSERT INTO notifications (id, user_id, tenant_id, event_id, kind, title, body, data, created_at)
+			b.Queue(`INSERT INTO notifications (id, user_id, tenant_id, event_id, kind, title, body, data, created_at)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 				ON CONFLICT ON CONSTRAINT notifications_event_user_key DO NOTHING
 				RETURNING `+notificationColumns,
 				r.ID, r.UserID, r.TenantID, r.EventID, string(r.Kind), r.Title, r.Body, data, r.CreatedAt)
-			if err != nil {
+		}
+		br := s.db.Q(ctx).SendBatch(ctx, b)
+		for range users {
+			if _, err := br.Exec(); err != nil {
+				_ = br.Close()
 				return translate(err, "notification")
 			}
-			got, err := pgx.CollectRows(row, scanNotification)
+		}
+		for range rows {
+			rs, err := br.Query()
 			if err != nil {
+				_ = br.Close()
+				return translate(err, "notification")
+			}
+			got, err := pgx.CollectRows(rs, scanNotification)
+			if err != nil {
+				_ = br.Close()
 				return translate(err, "notification")
 			}
 			out = append(out, got...)
 		}
-		return nil
+		return translate(br.Close(), "notification")
 	})
 	return out, err
 }
