@@ -20,7 +20,7 @@ var static embed.FS
 // Prefixes are the top-level paths the console's router owns (src/App.tsx
 // CONSOLE_PREFIXES; TestPrefixesMatchTheRouter keeps the two equal). A prefix
 // ending in "/" covers its subtree; "/" alone is the root page.
-var Prefixes = []string{"/", "/auth/", "/allocations", "/keys", "/billing", "/settings", "/admin"}
+var Prefixes = []string{"/", "/auth/", "/allocations", "/keys", "/storage", "/billing", "/notifications", "/settings", "/admin"}
 
 // Patterns are the http.ServeMux patterns the console answers, for mounting
 // beside the API (whose catch-all "/" keeps every other path): GET (and HEAD)
@@ -45,6 +45,12 @@ type Config struct {
 	// HSTS adds Strict-Transport-Security (set when the public URL is https,
 	// as the API does).
 	HSTS bool
+	// DirectUploadOrigins are origins (scheme://host[:port]) of the object
+	// store's presigned URLs that the console may send files to: they join
+	// connect-src and the console uploads large files there directly
+	// (presigned multipart) instead of through the API. The store's CORS
+	// rules must allow PUT from the console's origin and expose ETag.
+	DirectUploadOrigins []string
 }
 
 // noncePlaceholder is in index.html's <meta name="csp-nonce">; each response
@@ -52,17 +58,26 @@ type Config struct {
 // (src/cspNonce.ts stamps it on the ones xterm.js creates).
 const noncePlaceholder = "__CSP_NONCE__"
 
-// CSP is the console's policy with the nonce left as %s: scripts, styles,
-// images, fonts and connections (fetch and the terminal WebSocket) from this
-// origin only; no inline script, no eval, no plugins, no framing.
-func CSP(nonce string) string {
+// directPlaceholder is in index.html's <meta name="gpuaas-direct-uploads">:
+// "on" when DirectUploadOrigins is set, else "off".
+const directPlaceholder = "__DIRECT_UPLOADS__"
+
+// CSP is the console's policy for a nonce: scripts, styles, images, fonts and
+// connections (fetch and the terminal WebSocket) from this origin only — and
+// the object store's origins when given, for direct uploads; no inline
+// script, no eval, no plugins, no framing.
+func CSP(nonce string, connect ...string) string {
+	connectSrc := "connect-src 'self'"
+	for _, o := range connect {
+		connectSrc += " " + o
+	}
 	return strings.Join([]string{
 		"default-src 'none'",
 		"script-src 'self'",
 		"style-src 'self' 'nonce-" + nonce + "'",
 		"img-src 'self' data:",
 		"font-src 'self'",
-		"connect-src 'self'",
+		connectSrc,
 		"manifest-src 'self'",
 		"base-uri 'none'",
 		"form-action 'self'",
@@ -166,10 +181,15 @@ func (h *handler) serveFile(w http.ResponseWriter, r *http.Request, name, cache 
 func (h *handler) serveIndex(w http.ResponseWriter) {
 	nonce := newNonce()
 	hdr := w.Header()
-	hdr.Set("Content-Security-Policy", CSP(nonce))
+	hdr.Set("Content-Security-Policy", CSP(nonce, h.cfg.DirectUploadOrigins...))
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
 	body := bytes.ReplaceAll(h.index, []byte(noncePlaceholder), []byte(nonce))
+	direct := "off"
+	if len(h.cfg.DirectUploadOrigins) > 0 {
+		direct = "on"
+	}
+	body = bytes.ReplaceAll(body, []byte(directPlaceholder), []byte(direct))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body)
 }

@@ -57,6 +57,30 @@ func TestIndexFallbackCarriesAFreshNonceInItsCSP(t *testing.T) {
 	}
 }
 
+// Direct uploads: the object store's origins join connect-src and the page is
+// told so; without them the page says off and connect-src is 'self' only.
+func TestDirectUploadOriginsJoinConnectSrc(t *testing.T) {
+	t.Parallel()
+	dist := testDist()
+	dist["index.html"] = &fstest.MapFile{Data: []byte(`<meta name="csp-nonce" content="__CSP_NONCE__"><meta name="gpuaas-direct-uploads" content="__DIRECT_UPLOADS__">`)}
+	for _, tc := range []struct {
+		origins []string
+		connect string
+		meta    string
+	}{
+		{nil, "connect-src 'self';", `content="off"`},
+		{[]string{"https://s3.example.com"}, "connect-src 'self' https://s3.example.com;", `content="on"`},
+	} {
+		w := get(t, New(Config{DirectUploadOrigins: tc.origins}, dist, nil), http.MethodGet, "/storage")
+		if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, tc.connect) {
+			t.Errorf("%v: CSP %q lacks %q", tc.origins, csp, tc.connect)
+		}
+		if !strings.Contains(w.Body.String(), `name="gpuaas-direct-uploads" `+tc.meta) {
+			t.Errorf("%v: body %q", tc.origins, w.Body.String())
+		}
+	}
+}
+
 func TestAssetsAreCachedForGoodAndMissingOnesAre404(t *testing.T) {
 	t.Parallel()
 	h := New(Config{}, testDist(), nil)

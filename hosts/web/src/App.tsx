@@ -48,7 +48,17 @@ export const routes = [
 ];
 
 /** Top-level path segments the console owns; hosts/web/console.go serves index.html for them. */
-export const CONSOLE_PREFIXES = ["/", "/auth/", "/allocations", "/keys", "/billing", "/settings", "/admin"];
+export const CONSOLE_PREFIXES = [
+  "/",
+  "/auth/",
+  "/allocations",
+  "/keys",
+  "/storage",
+  "/billing",
+  "/notifications",
+  "/settings",
+  "/admin",
+];
 
 const queryClient = makeQueryClient();
 const router = createBrowserRouter(routes);
