@@ -182,7 +182,10 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	db.Close()
+	// The dev identity provider asks the database whom it should expect
+	// (people an operator created or a tenant invited); the pool lives as
+	// long as the run.
+	r.stops = append(r.stops, db.Close)
 
 	// NATS: NATS_URL, else embedded with JetStream.
 	if getenv("NATS_URL") == "" {
@@ -217,6 +220,10 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 			RedirectURIs: s.RedirectURIs,
 			SigningKey:   key,
 			StateFile:    filepath.Join(o.dataDir, "oidc-sessions.json"),
+			// People sign in with their email and the password they choose
+			// the first time (kept bcrypt-hashed in the data dir).
+			Directory:  postgres.NewAdminStore(db),
+			PeopleFile: filepath.Join(o.dataDir, "oidc-people.json"),
 		}, o.oidcAddr)
 		if err != nil {
 			return nil, err
