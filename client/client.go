@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -353,4 +354,41 @@ func errorOf(resp *http.Response) *Error {
 		}
 	}
 	return e
+}
+
+// Call sends one request to any route of the API — those the typed
+// methods do not cover — with the client's credentials, project,
+// idempotency key and retries: body (when not nil) is sent as JSON, a 2xx
+// answer is decoded into out (when not nil), any other is an *Error.
+func (c *Client) Call(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.do(req)
+	if err != nil {
+		return err
+	}
+	defer drain(resp)
+	if resp.StatusCode/100 != 2 {
+		return errorOf(resp)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("client: decode %s %s: %w", method, path, err)
+	}
+	return nil
 }

@@ -114,11 +114,9 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay, dev bool) fx.Option 
 	opts := []fx.Option{
 		baseOptions(s, logger),
 		ephemeralOptions(s),
-		fx.Supply(
-			oidc.VerifierConfig{Issuer: s.OIDCIssuer, Audience: s.OIDCAudience},
-			oidc.ClientConfig{Issuer: s.OIDCIssuer, ClientID: s.OIDCClientID, ClientSecret: s.OIDCSecret},
-		),
+		fx.Supply(oidc.ClientConfig{Issuer: s.OIDCIssuer, ClientID: s.OIDCClientID, ClientSecret: s.OIDCSecret}),
 		oidc.Module,
+		machineOptions(s), // the verifier's config (OIDC issuer and the platform's own tokens), service accounts, API keys
 		fx.Provide(newIdentityService, newPolicyService),
 		computeOptions(s),
 		terminalhost.ServiceModule,
@@ -127,11 +125,12 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay, dev bool) fx.Option 
 		notificationOptions(s),
 		operatorOptions(),
 		fx.Supply(httphost.Config{
-			Addr:                s.HTTPAddr,
-			PublicBaseURL:       s.PublicURL,
-			AllowedRedirectURIs: s.RedirectURIs,
-			AllowedOrigins:      s.CORSOrigins,
-			CookieInsecure:      s.InsecureCookie,
+			Addr:                   s.HTTPAddr,
+			PublicBaseURL:          s.PublicURL,
+			AllowedRedirectURIs:    s.RedirectURIs,
+			AllowLoopbackRedirects: s.LoopbackRedirects,
+			AllowedOrigins:         s.CORSOrigins,
+			CookieInsecure:         s.InsecureCookie,
 		}),
 		httphost.Module,
 		consoleOptions(s),

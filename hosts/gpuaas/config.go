@@ -49,23 +49,26 @@ func (e env) duration(name string, def time.Duration) (time.Duration, error) {
 // Settings is everything a host process reads from its environment. Each
 // adapter gets its typed slice of it.
 type Settings struct {
-	HTTPAddr       string
-	PublicURL      string
-	DatabaseURL    string
-	NATSURL        string
-	RedisURL       string // empty: in-process token store and rate limiter (one replica)
-	OIDCIssuer     string
-	OIDCClientID   string
-	OIDCSecret     string
-	OIDCAudience   string
-	RedirectURIs   []string
-	CORSOrigins    []string
-	InsecureCookie bool
-	LogLevel       slog.Level
-	LogFormat      string // json | text
-	RelayInterval  time.Duration
-	OTLPEndpoint   string // OTEL_EXPORTER_OTLP_ENDPOINT: traces are exported when set
-	MetricsAddr    string // GPUAAS_METRICS_ADDR: admin listener (/metrics, /livez, /readyz); "" off
+	HTTPAddr     string
+	PublicURL    string
+	DatabaseURL  string
+	NATSURL      string
+	RedisURL     string // empty: in-process token store and rate limiter (one replica)
+	OIDCIssuer   string
+	OIDCClientID string
+	OIDCSecret   string
+	OIDCAudience string
+	RedirectURIs []string
+	// LoopbackRedirects admits the CLI's loopback sign-in redirects
+	// (GPUAAS_LOOPBACK_REDIRECTS, default on).
+	LoopbackRedirects bool
+	CORSOrigins       []string
+	InsecureCookie    bool
+	LogLevel          slog.Level
+	LogFormat         string // json | text
+	RelayInterval     time.Duration
+	OTLPEndpoint      string // OTEL_EXPORTER_OTLP_ENDPOINT: traces are exported when set
+	MetricsAddr       string // GPUAAS_METRICS_ADDR: admin listener (/metrics, /livez, /readyz); "" off
 
 	DataDir          string   // local state of this process (key files)
 	KMSKeyFile       string   // local KMS key (when AWSKMSKeyID is empty)
@@ -155,6 +158,7 @@ func readSettings(e env) (Settings, error) {
 	}
 	s.WebhooksAllowPrivate = e.str("GPUAAS_WEBHOOKS_ALLOW_PRIVATE", "") == "1"
 	s.RedirectURIs = e.list("GPUAAS_REDIRECT_URIS", []string{s.PublicURL + "/auth/callback"})
+	s.LoopbackRedirects = e.str("GPUAAS_LOOPBACK_REDIRECTS", "1") != "0"
 	s.InsecureCookie = e.str("GPUAAS_INSECURE_COOKIES", "") == "1"
 	if err := s.LogLevel.UnmarshalText([]byte(e.str("GPUAAS_LOG_LEVEL", "info"))); err != nil {
 		return s, fmt.Errorf("GPUAAS_LOG_LEVEL: %w", err)

@@ -218,8 +218,10 @@ func startDev(ctx context.Context, s Settings, o devOptions, getenv func(string)
 		srv, err := devoidc.Serve(devoidc.Config{
 			ClientID:     s.OIDCClientID,
 			RedirectURIs: s.RedirectURIs,
-			SigningKey:   key,
-			StateFile:    filepath.Join(o.dataDir, "oidc-sessions.json"),
+			// The CLI's `gpuaas login` signs in through a loopback redirect.
+			AllowLoopbackRedirects: s.LoopbackRedirects,
+			SigningKey:             key,
+			StateFile:              filepath.Join(o.dataDir, "oidc-sessions.json"),
 			// People sign in with their email and the password they choose
 			// the first time (kept bcrypt-hashed in the data dir).
 			Directory:  postgres.NewAdminStore(db),

@@ -8,12 +8,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/gpuaas/gpuaas/adapters/postgres"
+	"github.com/gpuaas/gpuaas/hosts/cli"
 )
 
 // version is set at build time (-ldflags "-X main.version=…").
@@ -39,7 +41,8 @@ Usage:
   gpuaas version
 
 Configuration comes from the environment; see README.md.
-`
+
+` + cli.Usage
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
@@ -49,6 +52,15 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	// The user commands (login, alloc, ssh, …) are a client of the API:
+	// they read none of the server settings below (doc/cli.md).
+	if slices.Contains(cli.Commands, args[0]) {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		e := cli.OSEnv()
+		e.Stdout, e.Stderr, e.Getenv = stdout, stderr, getenv
+		return cli.Run(ctx, args, e)
 	}
 	settings, err := readSettings(env(getenv))
 	if err != nil {

@@ -1,23 +1,19 @@
-// Package e2e is a small client of the platform's HTTP API for end-to-end
-// scripts and tests: PKCE sign-in against the dev identity provider, JSON
-// calls with the session's token, active project and idempotency keys, the
-// dev checkout, and allocation helpers.
+// Package e2e is the end-to-end harness of the scripts and the whole-platform
+// tests: a person's session (PKCE sign-in against the dev identity
+// provider, the dev checkout) over the Go client (package client), which
+// carries the token, the active project, idempotency keys and retries.
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
+	"github.com/gpuaas/gpuaas/client"
 	"github.com/gpuaas/gpuaas/testkit/tokens/signin"
 )
 
@@ -40,6 +36,31 @@ func New(base string) *Client {
 	return &Client{Base: strings.TrimRight(base, "/"), HTTP: &http.Client{Timeout: 30 * time.Second}}
 }
 
+// API is the Go client as this session: its token (or API key) and its
+// active project, as they are now.
+func (c *Client) API() *client.Client {
+	opts := []client.Option{client.WithHTTPClient(c.HTTP), client.WithProject(c.Project), client.WithUserAgent("gpuaas-e2e")}
+	switch {
+	case strings.HasPrefix(c.Token, "gpa_"):
+		opts = append(opts, client.WithAPIKey(c.Token))
+	case c.Token != "":
+		opts = append(opts, client.WithBearerToken(c.Token))
+	}
+	api, err := client.New(c.Base, opts...)
+	if err != nil { // only a malformed Base: every call then fails with it
+		panic(fmt.Sprintf("e2e: %v", err))
+	}
+	api.PollInterval = c.pollEvery()
+	return api
+}
+
+func (c *Client) pollEvery() time.Duration {
+	if c.PollEvery > 0 {
+		return c.PollEvery
+	}
+	return 100 * time.Millisecond
+}
+
 // StatusError is a non-2xx answer.
 type StatusError struct {
 	Method, Path string
@@ -52,6 +73,16 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, e.Body)
 }
 
+// statusOf turns the Go client's error into a StatusError.
+func statusOf(method, path string, err error) error {
+	var ce *client.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	return &StatusError{Method: method, Path: path, Status: ce.StatusCode, Code: ce.Code,
+		Body: fmt.Sprintf("%s: %s (correlation %s)", ce.Code, ce.Message, ce.CorrelationID)}
+}
+
 // Login signs in through the API's authorize/exchange endpoints and the dev
 // provider's login form, then selects the user's default project, if any.
 func (c *Client) Login(ctx context.Context, user, password string) error {
@@ -59,34 +90,27 @@ func (c *Client) Login(ctx context.Context, user, password string) error {
 	if redirect == "" {
 		redirect = c.Base + "/auth/callback"
 	}
-	cb, err := signin.Login(ctx, signin.Params{StartURL: c.Base + "/api/v1/auth/oidc/authorize?" +
-		url.Values{"redirect_uri": {redirect}}.Encode(), RedirectURI: redirect, Username: user, Password: password, HTTPClient: c.HTTP})
+	api := c.API()
+	cb, err := signin.Login(ctx, signin.Params{StartURL: api.AuthorizeURL(redirect), RedirectURI: redirect,
+		Username: user, Password: password, HTTPClient: c.HTTP})
 	if err != nil {
 		return err
 	}
-	var tok struct {
-		AccessToken  string `json:"access_token"`
-		RefreshToken string `json:"refresh_token"`
-	}
-	if err := c.Call(ctx, "POST", "/api/v1/auth/oidc/exchange", map[string]string{"code": cb.Code, "state": cb.State,
-		"redirect_uri": redirect}, &tok); err != nil {
-		return fmt.Errorf("exchange: %w", err)
+	tok, err := api.ExchangeCode(ctx, cb.Code, cb.State, redirect)
+	if err != nil {
+		return fmt.Errorf("exchange: %w", statusOf("POST", "/api/v1/auth/oidc/exchange", err))
 	}
 	if tok.AccessToken == "" {
 		return errors.New("exchange: the response has no access_token")
 	}
 	c.Token, c.RefreshToken = tok.AccessToken, tok.RefreshToken
-	me, err := c.Me(ctx)
-	if err != nil {
-		return err
-	}
 	// Project-scoped calls go to the default project (none: they answer
 	// 400 project_required).
-	for _, p := range me.Projects {
-		if p.IsDefault {
-			c.Project = p.ID
-		}
+	p, err := c.API().DefaultProject(ctx)
+	if err != nil {
+		return statusOf("GET", "/api/v1/users/me", err)
 	}
+	c.Project = p
 	return nil
 }
 
@@ -110,57 +134,11 @@ func (c *Client) Me(ctx context.Context) (Me, error) {
 	return me, c.Call(ctx, "GET", "/api/v1/users/me", nil, &me)
 }
 
-// Call sends a JSON request with the session's token, active project and a
-// fresh idempotency key on writes, and decodes a 2xx JSON answer into out.
+// Call sends a JSON request through the Go client (the session's token,
+// active project, a fresh idempotency key on writes, retries on 429/503)
+// and decodes a 2xx JSON answer into out; other answers are *StatusError.
 func (c *Client) Call(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	if c.Project != "" {
-		req.Header.Set("X-Project-ID", c.Project)
-	}
-	if method != "GET" {
-		k := make([]byte, 16)
-		_, _ = rand.Read(k)
-		req.Header.Set("X-Idempotency-Key", hex.EncodeToString(k))
-	}
-	resp, err := c.HTTP.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		se := &StatusError{Method: method, Path: path, Status: resp.StatusCode, Body: strings.TrimSpace(string(b))}
-		var e struct {
-			Error struct{ Code string }
-		}
-		if json.Unmarshal(b, &e) == nil {
-			se.Code = e.Error.Code
-		}
-		return se
-	}
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: decode: %w", method, path, err)
-		}
-	}
-	return nil
+	return statusOf(method, path, c.API().Call(ctx, method, path, body, out))
 }
 
 // Balance is GET /billing/balance.
@@ -182,14 +160,11 @@ func (c *Client) Balance(ctx context.Context) (Balance, error) {
 // and "presses" Pay on the dev provider's page, which delivers a signed
 // webhook to the platform.
 func (c *Client) TopUp(ctx context.Context, amountMinor int64, currency string) error {
-	var cs struct {
-		CheckoutURL string `json:"checkout_url"`
+	cs, err := c.API().TopUp(ctx, amountMinor, currency)
+	if err != nil {
+		return fmt.Errorf("checkout: %w", statusOf("POST", "/api/v1/payments/checkout-session", err))
 	}
-	if err := c.Call(ctx, "POST", "/api/v1/payments/checkout-session",
-		map[string]any{"amount_minor": amountMinor, "currency": currency}, &cs); err != nil {
-		return fmt.Errorf("checkout: %w", err)
-	}
-	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(cs.CheckoutURL, "/")+"/pay", nil)
+	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimRight(cs.CheckoutUrl, "/")+"/pay", nil)
 	if err != nil {
 		return err
 	}
@@ -225,18 +200,13 @@ type Allocation struct {
 // PickSKU returns a SKU with capacity (or want) and how many nodes of it are
 // available.
 func (c *Client) PickSKU(ctx context.Context, want string) (string, int, error) {
-	var skus struct {
-		SKUs []struct {
-			ID        string
-			Available int
-		} `json:"skus"`
+	skus, err := c.API().SKUs(ctx)
+	if err != nil {
+		return "", 0, fmt.Errorf("skus: %w", statusOf("GET", "/api/v1/skus", err))
 	}
-	if err := c.Call(ctx, "GET", "/api/v1/skus", nil, &skus); err != nil {
-		return "", 0, fmt.Errorf("skus: %w", err)
-	}
-	for _, s := range skus.SKUs {
-		if (want == "" && s.Available > 0) || s.ID == want {
-			return s.ID, s.Available, nil
+	for _, s := range skus {
+		if (want == "" && s.Available > 0) || s.Id == want {
+			return s.Id, s.Available, nil
 		}
 	}
 	return "", 0, errors.New("no SKU has capacity (is a node enrolled and heartbeating?)")
@@ -246,24 +216,31 @@ func (c *Client) PickSKU(ctx context.Context, want string) (string, int, error) 
 // other than want is an error.
 func (c *Client) WaitState(ctx context.Context, id, want string) (Allocation, error) {
 	var a Allocation
-	for {
-		if err := c.Call(ctx, "GET", "/api/v1/allocations/"+id, nil, &a); err != nil {
-			return a, fmt.Errorf("get allocation: %w", err)
-		}
-		if a.State == want {
-			return a, nil
-		}
-		if (a.State == "failed" || a.State == "release_failed" || a.State == "released") && a.State != want {
-			return a, fmt.Errorf("allocation %s is %s (%s) while waiting for %s", id, a.State, a.FailureCode, want)
-		}
-		every := c.PollEvery
-		if every <= 0 {
-			every = 100 * time.Millisecond
-		}
-		select {
-		case <-ctx.Done():
+	got, err := c.API().WaitFor(ctx, id, func(x client.Allocation) bool {
+		return string(x.State) == want || x.State == client.StateFailed || x.State == client.StateReleaseFailed ||
+			x.State == client.StateReleased
+	}, nil)
+	a = allocationOf(got)
+	if err != nil {
+		if ctx.Err() != nil {
 			return a, fmt.Errorf("allocation %s still %s, waited for %s: %w", id, a.State, want, ctx.Err())
-		case <-time.After(every):
 		}
+		return a, fmt.Errorf("get allocation: %w", statusOf("GET", "/api/v1/allocations/"+id, err))
 	}
+	if a.State != want {
+		return a, fmt.Errorf("allocation %s is %s (%s) while waiting for %s", id, a.State, a.FailureCode, want)
+	}
+	return a, nil
+}
+
+// allocationOf is the scripts' view of the client's allocation.
+func allocationOf(x client.Allocation) Allocation {
+	a := Allocation{ID: x.Id, State: string(x.State), SKUID: x.SkuId, PriceMinor: x.PriceMinor}
+	if x.FailureCode != nil {
+		a.FailureCode = *x.FailureCode
+	}
+	if x.Access != nil {
+		a.Access.Host, a.Access.Port, a.Access.User, a.Access.Command = x.Access.Host, x.Access.Port, x.Access.User, x.Access.Command
+	}
+	return a
 }

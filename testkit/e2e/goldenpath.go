@@ -31,12 +31,11 @@ func (c *Client) AddSSHKey(ctx context.Context, namePrefix string) (string, ssh.
 	}
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
-	var key struct{ ID string }
-	if err := c.Call(ctx, "POST", "/api/v1/ssh-keys", map[string]any{"name": namePrefix + "-" + hex.EncodeToString(suffix),
-		"public_key": strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))}, &key); err != nil {
-		return "", nil, fmt.Errorf("add SSH key: %w", err)
+	key, err := c.API().AddSSHKey(ctx, namePrefix+"-"+hex.EncodeToString(suffix), strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))))
+	if err != nil {
+		return "", nil, fmt.Errorf("add SSH key: %w", statusOf("POST", "/api/v1/ssh-keys", err))
 	}
-	return key.ID, signer, nil
+	return key.Id, signer, nil
 }
 
 // GoldenPath walks the compute golden path as the signed-in user of c, who

@@ -1,0 +1,262 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gpuaas/gpuaas/client"
+)
+
+// fakeAPI serves the few routes the tests need, in the contract's shapes.
+type fakeAPI struct {
+	*httptest.Server
+	mu       sync.Mutex
+	exchange map[string]string // code → state the authorize step issued
+}
+
+const (
+	testKey = "gpa_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
+	testPID = "7a9d3c1e-2222-4c8e-8f7e-3a1b2c3d4e5f"
+	allocA  = "01a249c7-bb0a-7c14-be30-8416e0215d1e"
+)
+
+func newFakeAPI(t *testing.T) *fakeAPI {
+	f := &fakeAPI{exchange: map[string]string{}}
+	alloc := map[string]any{"id": allocA, "project_id": testPID, "user_id": "u", "sku_id": "h100-80g-x1", "state": "active",
+		"price_minor": 299, "currency": "usd", "created_at": time.Now().UTC(), "updated_at": time.Now().UTC(), "resource_id": "r",
+		"access": map[string]any{"host": "127.0.0.1", "port": 2222, "user": "ga_0215d1e", "command": "ssh -p 2222 ga_0215d1e@127.0.0.1",
+			"host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeHostKeyForTests"}}
+	write := func(w http.ResponseWriter, status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		switch {
+		case r.URL.Path == "/api/v1/auth/oidc/authorize":
+			// The platform would send the browser to the identity
+			// provider; here it signs in at once and redirects back.
+			f.exchange["code-1"] = "state-1"
+			http.Redirect(w, r, r.URL.Query().Get("redirect_uri")+"?code=code-1&state=state-1", http.StatusFound)
+			return
+		case r.URL.Path == "/api/v1/auth/oidc/exchange":
+			var req struct{ Code, State, RedirectURI string }
+			_ = json.NewDecoder(r.Body).Decode(&struct {
+				Code        *string `json:"code"`
+				State       *string `json:"state"`
+				RedirectURI *string `json:"redirect_uri"`
+			}{&req.Code, &req.State, &req.RedirectURI})
+			if f.exchange[req.Code] != req.State || !strings.HasPrefix(req.RedirectURI, "http://127.0.0.1:") {
+				write(w, 400, map[string]any{"error": map[string]any{"code": "validation_failed", "message": "bad code", "correlation_id": "c"}})
+				return
+			}
+			write(w, 200, map[string]any{"access_token": "oidc-access", "refresh_token": "oidc-refresh", "expires_in": 300,
+				"token_type": "Bearer", "user": map[string]any{"id": "u", "email": "alice@example.com", "display_name": "Alice",
+					"role": "user", "resource_id": "r"}})
+			return
+		}
+		if a := r.Header.Get("Authorization"); a != "Bearer "+testKey && a != "Bearer oidc-access" {
+			write(w, 401, map[string]any{"error": map[string]any{"code": "token_invalid", "message": "the API key is invalid, revoked or expired", "correlation_id": "c"}})
+			return
+		}
+		switch {
+		case r.URL.Path == "/api/v1/users/me":
+			write(w, 200, map[string]any{"user": map[string]any{"id": "u", "email": "alice@example.com", "display_name": "Alice",
+				"role": "user", "resource_id": "r"}, "tenant": map[string]any{"id": "t", "name": "T", "slug": "t", "role": "owner",
+				"resource_id": "r"}, "projects": []any{map[string]any{"id": testPID, "name": "default", "is_default": true,
+				"role": "admin", "resource_id": "r"}}})
+		case r.URL.Path == "/api/v1/allocations" && r.Method == "GET":
+			write(w, 200, map[string]any{"allocations": []any{alloc}})
+		case r.URL.Path == "/api/v1/allocations/"+allocA:
+			write(w, 200, alloc)
+		case r.URL.Path == "/api/v1/billing/balance":
+			write(w, 402, map[string]any{"error": map[string]any{"code": "spend_cap_reached", "message": "over the cap", "correlation_id": "c"}})
+		default:
+			write(w, 404, map[string]any{"error": map[string]any{"code": "not_found", "message": "nope", "correlation_id": "c"}})
+		}
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// cliEnv runs commands with a private config dir and records exec calls.
+type cliEnv struct {
+	t      *testing.T
+	dir    string
+	execed []string
+	open   func(url string) error
+}
+
+func (c *cliEnv) run(want int, stdin string, args ...string) string {
+	c.t.Helper()
+	var out, errb bytes.Buffer
+	env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, OpenBrowser: c.open,
+		Getenv: func(k string) string {
+			switch k {
+			case "GPUAAS_CONFIG_DIR":
+				return filepath.Join(c.dir, "config")
+			case "HOME":
+				return c.dir
+			}
+			return ""
+		},
+		Exec: func(argv0 string, argv []string, _ []string) error { c.execed = argv; return nil }}
+	if code := Run(context.Background(), args, env); code != want {
+		c.t.Fatalf("gpuaas %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, want, out.String(), errb.String())
+	}
+	return out.String() + errb.String()
+}
+
+func TestLoginWithAPIKeyAndSSH(t *testing.T) {
+	t.Parallel()
+	api := newFakeAPI(t)
+	c := &cliEnv{t: t, dir: t.TempDir()}
+	c.run(ExitAuth, "", "skus") // not signed in yet
+	c.run(ExitAuth, "gpa_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOx\n", "login", "--api", api.URL, "--api-key-stdin")
+	out := c.run(ExitOK, testKey+"\n", "login", "--api", api.URL, "--api-key-stdin")
+	if !strings.Contains(out, "alice@example.com") || strings.Contains(out, testKey) {
+		t.Fatalf("login said %q", out)
+	}
+	p := filepath.Join(c.dir, "config", "credentials.json")
+	st, err := os.Stat(p)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("credentials: %v %v", st, err)
+	}
+	b, _ := os.ReadFile(p)
+	var creds credentials
+	if json.Unmarshal(b, &creds) != nil || creds.Kind != "api_key" || creds.ProjectID != testPID || creds.API != api.URL {
+		t.Fatalf("credentials %s", b)
+	}
+	// A file others may read is refused.
+	_ = os.Chmod(p, 0o644)
+	c.run(ExitError, "", "alloc", "ls")
+	_ = os.Chmod(p, 0o600)
+
+	// ssh execs the system ssh with the host key pinned.
+	c.run(ExitOK, "", "ssh", "0215d1e", "--", "nvidia-smi", "-L")
+	got := strings.Join(c.execed, " ")
+	for _, want := range []string{"-p 2222", "HostKeyAlias=gpuaas.e0215d1e", "StrictHostKeyChecking=yes",
+		"ga_0215d1e@127.0.0.1 nvidia-smi -L"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("ssh argv %q lacks %q", got, want)
+		}
+	}
+	kh, _ := os.ReadFile(filepath.Join(c.dir, "config", "known_hosts"))
+	if !strings.HasPrefix(string(kh), "gpuaas.e0215d1e ssh-ed25519 ") {
+		t.Fatalf("known_hosts %q", kh)
+	}
+	// Errors are one line with the code and an exit code per kind.
+	out = c.run(ExitPayment, "", "balance")
+	if !strings.Contains(out, "(402 spend_cap_reached)") {
+		t.Fatalf("balance said %q", out)
+	}
+	out = c.run(ExitPayment, "", "balance", "--json")
+	if !strings.Contains(out, `"code": "spend_cap_reached"`) {
+		t.Fatalf("--json error %q", out)
+	}
+	c.run(ExitUsage, "", "alloc")
+	c.run(ExitUsage, "", "alloc", "create")
+	c.run(ExitNotFound, "", "alloc", "get", "ffffffff")
+	c.run(ExitOK, "", "logout")
+	c.run(ExitAuth, "", "alloc", "ls")
+}
+
+func TestBrowserLogin(t *testing.T) {
+	t.Parallel()
+	api := newFakeAPI(t)
+	c := &cliEnv{t: t, dir: t.TempDir()}
+	var opened string
+	c.open = func(u string) error {
+		opened = u
+		go func() { // the browser: follows the platform's redirect to the loopback listener
+			resp, err := http.Get(u)
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
+		return nil
+	}
+	c.run(ExitOK, "", "login", "--api", api.URL, "--timeout", "20s")
+	if !strings.Contains(opened, "redirect_uri=http%3A%2F%2F127.0.0.1%3A") || !strings.Contains(opened, "%2Fcallback") {
+		t.Fatalf("opened %q", opened)
+	}
+	b, _ := os.ReadFile(filepath.Join(c.dir, "config", "credentials.json"))
+	var creds credentials
+	if json.Unmarshal(b, &creds) != nil || creds.Kind != "oidc" || creds.AccessToken != "oidc-access" ||
+		creds.RefreshToken != "oidc-refresh" || creds.ProjectID != testPID {
+		t.Fatalf("credentials %s", b)
+	}
+	c.run(ExitOK, "", "alloc", "ls")
+}
+
+func TestReplaceBlock(t *testing.T) {
+	t.Parallel()
+	block := managedBlock([]hostEntry{{Alias: "gpuaas.a1", Host: "h", Port: 22, User: "u", HostKey: "ssh-ed25519 K"}}, "/kh", "")
+	mine := "Host mine\n  HostName example.org\n"
+	first, err := replaceBlock([]byte(mine), block)
+	if err != nil || !strings.HasPrefix(string(first), mine) || !strings.HasSuffix(string(first), blockEnd+"\n") {
+		t.Fatalf("append: %q %v", first, err)
+	}
+	empty := managedBlock(nil, "/kh", "")
+	again, err := replaceBlock(append(first, []byte("Host after\n")...), empty)
+	if err != nil || strings.Contains(string(again), "gpuaas.a1") || !strings.Contains(string(again), "Host after") ||
+		strings.Count(string(again), blockStart) != 1 || !strings.HasPrefix(string(again), mine) {
+		t.Fatalf("replace: %q %v", again, err)
+	}
+	if _, err := replaceBlock([]byte(blockStart+"\nHost x\n"), block); err == nil {
+		t.Fatal("a start marker without its end was rewritten")
+	}
+	if !strings.Contains(block, "StrictHostKeyChecking yes") {
+		t.Fatalf("block %q", block)
+	}
+	if b := managedBlock([]hostEntry{{Alias: "gpuaas.b", Host: "h", Port: 22, User: "u"}}, "/k h", "/id file"); !strings.Contains(b, "accept-new") ||
+		!strings.Contains(b, `UserKnownHostsFile "/k h"`) || !strings.Contains(b, `IdentityFile "/id file"`) {
+		t.Fatalf("block without host key %q", b)
+	}
+}
+
+func TestParseMoney(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]int64{"25": 2500, "12.5": 1250, "12.50": 1250, "0.01": 1, "0": 0} {
+		if got, err := parseMoney(in); err != nil || got != want {
+			t.Errorf("parseMoney(%q) = %d %v, want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "+1", "1.234", "1.", "abc", "1e3", "1.-5"} {
+		if _, err := parseMoney(bad); err == nil {
+			t.Errorf("parseMoney(%q) accepted", bad)
+		}
+	}
+	if money(-1234, "usd") != "-12.34 USD" || money(5, "eur") != "0.05 EUR" {
+		t.Fatal("money")
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	t.Parallel()
+	for status, want := range map[int]int{400: ExitUsage, 401: ExitAuth, 402: ExitPayment, 403: ExitForbidden, 404: ExitNotFound,
+		409: ExitConflict, 422: ExitConflict, 429: ExitUnavailable, 503: ExitUnavailable, 500: ExitError} {
+		code, line := classify(&client.Error{StatusCode: status, Code: "c", Message: "m"})
+		if code != want || line != "m ("+itoa(int64(status))+" c)" {
+			t.Errorf("%d: exit %d %q, want %d", status, code, line, want)
+		}
+	}
+	if code, _ := classify(&client.AllocationFailedError{}); code != ExitFailed {
+		t.Fatal("allocation failed")
+	}
+	if code, _ := classify(errors.New("x")); code != ExitError {
+		t.Fatal("plain error")
+	}
+}
