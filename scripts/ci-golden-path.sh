@@ -38,6 +38,16 @@ for i in $(seq 1 240); do
   sleep 0.5
 done
 
+# What scripts/notify-path reads besides the API: mailpit's web inbox and the
+# private cluster's URL, both from the banner.
+for _ in $(seq 1 60); do grep -q "mailpit: web inbox" "$log" && break; sleep 0.5; done
+GPUAAS_DEV_MAILPIT=$(grep -o "mailpit: web inbox http://[0-9.:]*" "$log" | head -1 | sed 's/.*inbox //') || true
+pgport=$(grep -o "private cluster 127.0.0.1:[0-9]*" "$log" | head -1 | sed 's/.*://') || true
+export GPUAAS_DEV_MAILPIT
+if [ -n "$pgport" ]; then
+  export GPUAAS_DEV_DATABASE_URL="postgres://postgres@127.0.0.1:$pgport/gpuaas?sslmode=disable"
+fi
+
 $GO run ./scripts/golden-path -api "$api"
 for script in "$@"; do
   $GO run "./scripts/$script" -api "$api"
