@@ -31,7 +31,7 @@ const platformIssuer = "https://gpuaas.test"
 // issuer (key sealed in Postgres) and one verifier trusting both the test
 // OIDC issuer and the platform.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	db      *postgres.DB
 	clock   *fakes.Clock
 	ids     *identitysvc.Service
@@ -40,7 +40,7 @@ type env struct {
 	oidc    *tokens.Issuer
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := services.Postgres(t)
@@ -90,7 +90,7 @@ func newEnv(t *testing.T) *env {
 	return &env{t: t, db: db, clock: clock, ids: idsvc, auth: auth, machine: machine, oidc: iss}
 }
 
-func mustPolicies(t *testing.T, db *postgres.DB) *postgres.PolicyStore {
+func mustPolicies(t testing.TB, db *postgres.DB) *postgres.PolicyStore {
 	t.Helper()
 	p, err := postgres.NewPolicyStore(db, postgres.PolicyConfig{})
 	if err != nil {
