@@ -427,7 +427,7 @@ func runFleetChild() error {
 			return err
 		}
 		client := agentv1connect.NewAgentServiceClient(&http.Client{Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{cert}},
+			TLSClientConfig:   &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: roots, Certificates: []tls.Certificate{cert}},
 			ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 1, IdleConnTimeout: 5 * time.Minute,
 		}}, url)
 		wg.Add(1)
