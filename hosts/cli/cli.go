@@ -44,8 +44,8 @@ func OSEnv() Env {
 
 // Commands names the subcommands this package serves, for the binary's
 // dispatcher.
-var Commands = []string{"login", "logout", "whoami", "skus", "alloc", "ssh", "config-ssh", "balance", "usage", "top-up",
-	"files", "keys", "mcp"}
+var Commands = []string{"login", "logout", "whoami", "skus", "alloc", "ssh", "config-ssh", "ssh-keys", "balance", "usage",
+	"top-up", "files", "keys", "mcp"}
 
 // Usage is the CLI part of the binary's help.
 const Usage = `User commands (doc/cli.md; --json on every command, --api URL to pick the API):
@@ -61,6 +61,8 @@ const Usage = `User commands (doc/cli.md; --json on every command, --api URL to 
                               ssh to an allocation's node (the system ssh)
   gpuaas config-ssh [--ssh-config PATH] [--identity-file PATH]
                               write Host gpuaas.<name> entries to ~/.ssh/config
+  gpuaas ssh-keys ls | add [FILE.pub] | rm ID
+                              the SSH keys installed on your nodes
   gpuaas balance              balance, burn rate and runway
   gpuaas usage [--csv]        usage records (CSV: the billing export)
   gpuaas top-up AMOUNT [--currency usd]
@@ -104,7 +106,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	r := &runner{env: env, ctx: ctx}
 	cmds := map[string]func([]string) error{
 		"login": r.login, "logout": r.logout, "whoami": r.whoami, "skus": r.skus, "alloc": r.alloc, "ssh": r.ssh,
-		"config-ssh": r.configSSH, "balance": r.balance, "usage": r.usage, "top-up": r.topUp, "files": r.files,
+		"config-ssh": r.configSSH, "ssh-keys": r.sshKeys, "balance": r.balance, "usage": r.usage, "top-up": r.topUp, "files": r.files,
 		"keys": r.keys, "mcp": r.mcp,
 	}
 	f, ok := cmds[args[0]]

@@ -81,6 +81,11 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			write(w, 200, map[string]any{"allocations": []any{alloc}})
 		case r.URL.Path == "/api/v1/allocations/"+allocA:
 			write(w, 200, alloc)
+		case r.URL.Path == "/api/v1/ssh-keys" && r.Method == "POST":
+			var body map[string]string
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			write(w, 201, map[string]any{"id": "k1", "name": body["name"], "public_key": body["public_key"],
+				"fingerprint": "SHA256:x", "key_type": "ssh-ed25519", "created_at": time.Now().UTC()})
 		case r.URL.Path == "/api/v1/billing/balance":
 			write(w, 402, map[string]any{"error": map[string]any{"code": "spend_cap_reached", "message": "over the cap", "correlation_id": "c"}})
 		default:
@@ -169,6 +174,13 @@ func TestLoginWithAPIKeyAndSSH(t *testing.T) {
 	c.run(ExitUsage, "", "alloc")
 	c.run(ExitUsage, "", "alloc", "create")
 	c.run(ExitNotFound, "", "alloc", "get", "ffffffff")
+	_ = os.MkdirAll(filepath.Join(c.dir, ".ssh"), 0o700)
+	_ = os.WriteFile(filepath.Join(c.dir, ".ssh", "id_ed25519.pub"), []byte("ssh-ed25519 AAAAC3Nza me@laptop\n"), 0o644)
+	_ = os.WriteFile(filepath.Join(c.dir, ".ssh", "id_ed25519"), []byte("PRIVATE"), 0o600)
+	if out := c.run(ExitOK, "", "ssh-keys", "add"); !strings.Contains(out, `as "me@laptop"`) {
+		t.Fatalf("ssh-keys add said %q", out)
+	}
+	c.run(ExitUsage, "", "ssh-keys", "add", filepath.Join(c.dir, ".ssh", "id_ed25519"))
 	c.run(ExitOK, "", "logout")
 	c.run(ExitAuth, "", "alloc", "ls")
 }
