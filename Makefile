@@ -134,12 +134,15 @@ lint:
 # End-to-end against a fresh `gpuaas dev` (scripts/ci-golden-path.sh starts
 # one, runs the scripts and stops it): the compute golden path, the storage
 # path (1 GiB upload, ranges, presigned URLs, quota, storage_sync on a node),
-# then the money path and the notification path (issue 13's "Done when": inbox,
+# the CLI path (issue 14's "Done when": `gpuaas login --api-key-stdin`, alloc
+# create --wait, config-ssh, the system ssh to gpuaas.<name>, release, usage
+# --csv, the browser login through the loopback redirect), then the money path
+# and the notification path (issue 13's "Done when": inbox,
 # live stream, mailpit, signed webhooks, refunds, audit CSV, event retry). The
 # nodes are 8-GPU SKUs so that usage drains a small
 # credit quickly.
 golden-path:
-	GPUAAS_DEV_FLAGS="-node-sku h100-80g-x8" ./scripts/ci-golden-path.sh storage-path money-path notify-path
+	GPUAAS_DEV_FLAGS="-node-sku h100-80g-x8" ./scripts/ci-golden-path.sh storage-path cli-path money-path notify-path
 
 web: $(WEB)/static/dist/index.html
 
