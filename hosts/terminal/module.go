@@ -40,11 +40,12 @@ type Params struct {
 	Nodes    ports.NodeStore
 	CA       ports.SSHCertificateAuthority
 	Logger   *slog.Logger
+	Users    ports.UserStore `optional:"true"`
 }
 
 // NewFromParams builds the gateway from the graph.
 func NewFromParams(p Params) (*Server, error) {
-	return New(p.Config, Deps{Terminal: p.Terminal, Nodes: p.Nodes, CA: p.CA, Logger: p.Logger})
+	return New(p.Config, Deps{Terminal: p.Terminal, Nodes: p.Nodes, CA: p.CA, Logger: p.Logger, Users: p.Users})
 }
 
 // Module provides *Server and ties it to the app's lifecycle: it listens on

@@ -51,6 +51,10 @@ type Deps struct {
 	Nodes    ports.NodeStore
 	CA       ports.SSHCertificateAuthority
 	Logger   *slog.Logger
+	// Users, when set, is asked every StandingInterval whether the people
+	// with live sessions are still active: a suspended user's sessions end
+	// (standing.go). Optional.
+	Users ports.UserStore
 }
 
 // Server is the WebSocket gateway.
@@ -69,6 +73,7 @@ type Server struct {
 	inFlight int // requests past the gate, with or without a session yet
 	closing  bool
 	wg       sync.WaitGroup
+	watching sync.Once // the standing check starts with the first session
 }
 
 // New builds the gateway from validated config and its dependencies.
@@ -226,6 +231,10 @@ func (s *Server) serveTerminal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sess := newSession(s.cfg, ws, up, log)
+	sess.userID = grant.UserID
+	if s.d.Users != nil {
+		s.watching.Do(func() { go s.watchStanding() })
+	}
 	if !s.track(sess) {
 		sess.goAway()
 	}

@@ -203,10 +203,14 @@ type session struct {
 	wmu     sync.Mutex // gorilla allows one concurrent writer of data frames
 	away    chan struct{}
 	awayOne sync.Once
+
+	userID    string
+	revoked   chan struct{} // closed when the user was suspended (standing.go)
+	revokeOne sync.Once
 }
 
 func newSession(cfg Config, ws *websocket.Conn, up *upstream, log *slog.Logger) *session {
-	return &session{cfg: cfg, ws: ws, up: up, log: log, away: make(chan struct{})}
+	return &session{cfg: cfg, ws: ws, up: up, log: log, away: make(chan struct{}), revoked: make(chan struct{})}
 }
 
 // goAway ends the session from the gateway's side (shutdown).
@@ -252,6 +256,12 @@ func (s *session) run() {
 		s.up.close()
 		<-nodeDone
 		s.log.Info("terminal detached", "reason", "browser went away", "session_id", s.up.attached.SessionID)
+	case <-s.revoked:
+		s.close(CloseSuspended, "this account was suspended")
+		s.up.close()
+		s.awaitClose(browserGone)
+		<-nodeDone
+		s.log.Info("terminal session ended", "reason", "account suspended", "session_id", s.up.attached.SessionID)
 	case <-s.away:
 		s.close(websocket.CloseGoingAway, "gateway shutting down; reconnect to resume")
 		s.up.close()
