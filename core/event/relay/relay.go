@@ -191,3 +191,44 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
+
+// DrainResult is what one Drain did.
+type DrainResult struct {
+	Batches int // claims that found rows
+	Claimed int // rows claimed (published, or written back as failed attempts)
+}
+
+// Drain claims and publishes until the outbox has nothing due, then
+// returns: the relay as a one-shot (a scheduled function, hosts/lambda)
+// instead of a loop. It stops early when ctx ends (returning what it did
+// and ctx's error) or when the bus refuses a whole batch (that error: the
+// rows keep their back-off and the next drain retries them). A batch
+// published in part is progress and does not stop it; its failed rows are
+// not due again until their back-off passes, so Drain ends.
+func (r *Relay) Drain(ctx context.Context) (DrainResult, error) {
+	var res DrainResult
+	for {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		var pubErr error
+		n, err := r.claimer.ProcessBatch(ctx, r.cfg.BatchSize, func(ctx context.Context, recs []ports.OutboxRecord) []error {
+			errs := r.publish(ctx, recs)
+			pubErr = summarize(errs)
+			return errs
+		})
+		if err == nil {
+			err = pubErr
+		}
+		if n > 0 {
+			res.Batches++
+			res.Claimed += n
+		}
+		if err != nil {
+			return res, err
+		}
+		if n == 0 {
+			return res, nil
+		}
+	}
+}

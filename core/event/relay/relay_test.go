@@ -336,3 +336,47 @@ func TestConfig(t *testing.T) {
 		t.Fatal("New accepted a nil claimer")
 	}
 }
+
+// Drain publishes everything due in batches and returns without waiting;
+// a bus refusing a whole batch or a failed claim stops it with the error,
+// leaving the rows pending for the next drain.
+func TestDrain(t *testing.T) {
+	t.Parallel()
+	c := newFakeClaimer(2500)
+	p := &fakePublisher{}
+	r, err := New(Config{BatchSize: 1000}, c, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Drain(context.Background())
+	published, pending, limits, waits := c.snapshot()
+	if err != nil || res.Batches != 3 || res.Claimed != 2500 || len(published) != 2500 || pending != 0 {
+		t.Fatalf("drain: %+v %v; published %d, pending %d", res, err, len(published), pending)
+	}
+	if len(limits) != 4 || len(waits) != 0 {
+		t.Fatalf("claims %v, waits %v: want 3 batches and one empty claim, no waiting", limits, waits)
+	}
+
+	down := newFakeClaimer(10)
+	r, _ = New(Config{}, down, &fakePublisher{failRounds: 1}, nil)
+	if res, err := r.Drain(context.Background()); !errors.Is(err, errAllFailed) || res.Claimed != 10 {
+		t.Fatalf("bus down: %+v %v", res, err)
+	}
+	if _, pending, _, _ := down.snapshot(); pending != 10 {
+		t.Fatalf("%d rows pending after a refused batch; want 10", pending)
+	}
+
+	broken := newFakeClaimer(10)
+	broken.claimErrs = []error{errors.New("database unavailable")}
+	r, _ = New(Config{}, broken, &fakePublisher{}, nil)
+	if _, err := r.Drain(context.Background()); err == nil || err.Error() != "database unavailable" {
+		t.Fatalf("claim error: %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r, _ = New(Config{}, newFakeClaimer(5), &fakePublisher{}, nil)
+	if _, err := r.Drain(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+}
