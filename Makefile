@@ -21,7 +21,7 @@ KUBECONFORM_VERSION := v0.8.0
 NFPM_VERSION        := v2.48.0
 PROMETHEUS_VERSION  := v0.316.0
 
-.PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca tool-versitygw tool-mailpit tool-deploy codegen lint migrate fmt golden-path web web-deps web-lint web-test web-e2e deploy-check agent-deb image
+.PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca tool-versitygw tool-mailpit tool-deploy codegen lint migrate fmt golden-path web web-deps web-lint web-test web-e2e deploy-check agent-deb image lambda
 
 # The web console (hosts/web, Node 20.19+): built into hosts/web/static/dist and
 # embedded in the binary. `make build` and `make dev` rebuild it when its
@@ -115,6 +115,22 @@ deploy-check: tool-deploy
 # The node agent as a Debian package: bin/agent/gpuaas-agent_<version>_<arch>.deb.
 agent-deb: $(GOBIN)/.nfpm-$(NFPM_VERSION)
 	./scripts/deploy/agent/build.sh
+
+# Lambda functions (hosts/lambda, doc/deployment.md#lambda): one `bootstrap`
+# per function for the provided.al2023 runtime, bin/lambda/<function>/bootstrap.
+# The function is chosen at build time (main.lambdaFunction); the runtime
+# starts the binary without arguments. cgo stays on (go-nvml, linked into
+# the dev sandbox's agent, needs it): the runtime's glibc is enough.
+# LAMBDA_ARCH=arm64 (Graviton) needs CC set to an aarch64 cross compiler.
+LAMBDA_FUNCTIONS := api payments-webhook billing-tick outbox-drain
+LAMBDA_ARCH      ?= $(shell $(GO) env GOARCH)
+lambda:
+	@for f in $(LAMBDA_FUNCTIONS); do \
+	  mkdir -p $(BIN)/lambda/$$f && \
+	  echo "lambda: $(BIN)/lambda/$$f/bootstrap" && \
+	  GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags lambda.norpc -trimpath \
+	    -ldflags "$(LDFLAGS) -s -w -X main.lambdaFunction=$$f" -o $(BIN)/lambda/$$f/bootstrap ./hosts/gpuaas || exit 1; \
+	done
 
 # The control-plane image (needs a Docker engine with BuildKit).
 image:

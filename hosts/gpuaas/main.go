@@ -33,6 +33,9 @@ Usage:
   gpuaas worker notifications run the notifications worker (inbox, email, webhooks)
   gpuaas worker outbox        run the outbox relay alone
   gpuaas worker storage       run the project storage reconciler (S3_BUCKET)
+  gpuaas lambda api|payments-webhook|billing-tick|outbox-drain
+                              serve one Lambda function (AWS_LAMBDA_RUNTIME_API;
+                              make lambda builds a bootstrap per function)
   gpuaas migrate up|down [N]|status
   gpuaas ca root              print the platform CA root (PEM) for node agents
   gpuaas dev                  run the whole platform on embedded defaults
@@ -45,7 +48,11 @@ Configuration comes from the environment; see README.md.
 ` + cli.Usage
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	args := os.Args[1:]
+	if lambdaFunction != "" && len(args) == 0 {
+		args = []string{"lambda", lambdaFunction} // a `make lambda` bootstrap, started by the Lambda runtime
+	}
+	os.Exit(run(args, os.Getenv, os.Stdout, os.Stderr))
 }
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -93,6 +100,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = workerOutbox(ctx, settings)
 	case args[0] == "worker" && len(args) == 2 && args[1] == "storage":
 		err = workerStorage(ctx, settings)
+	case args[0] == "lambda" && len(args) == 2:
+		err = runLambda(ctx, settings, getenv, args[1])
 	case args[0] == "dev":
 		err = dev(ctx, settings, args[1:], getenv, stdout)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
