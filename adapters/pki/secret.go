@@ -57,6 +57,36 @@ func (v vault) loadOrCreate(ctx context.Context, name string, generate func() ([
 	return nil, fmt.Errorf("pki: secret %s: could neither read nor create it", name)
 }
 
+// loadKey returns the private key stored sealed under name as a PKCS#8
+// PEM block, making it with generate on the very first start. what names
+// the key in errors.
+func (v vault) loadKey(ctx context.Context, name, what string, generate func() (any, error)) (any, error) {
+	b, err := v.loadOrCreate(ctx, name, func() ([]byte, error) {
+		k, err := generate()
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer wipe(b)
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("pki: stored %s is not a PKCS#8 PEM block", what)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: stored %s: %w", what, err)
+	}
+	return k, nil
+}
+
 // keyPair is a certificate with its private key, as stored: PEM
 // "CERTIFICATE" followed by PKCS#8 "PRIVATE KEY".
 type keyPair struct {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
@@ -100,28 +98,12 @@ func (c *SSHCA) load(ctx context.Context) (ssh.Signer, error) {
 	if c.signer != nil {
 		return c.signer, nil
 	}
-	b, err := c.vault.loadOrCreate(ctx, c.cfg.SecretName, func() ([]byte, error) {
+	k, err := c.vault.loadKey(ctx, c.cfg.SecretName, "SSH CA key", func() (any, error) {
 		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(priv)
-		if err != nil {
-			return nil, err
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+		return priv, err
 	})
 	if err != nil {
 		return nil, err
-	}
-	defer wipe(b)
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, errors.New("pki: stored SSH CA key is not a PKCS#8 PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("pki: stored SSH CA key: %w", err)
 	}
 	priv, ok := k.(ed25519.PrivateKey)
 	if !ok {

@@ -6,10 +6,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
@@ -91,28 +89,11 @@ func (t *TokenIssuer) load(ctx context.Context) (jose.Signer, error) {
 	if t.signer != nil {
 		return t.signer, nil
 	}
-	b, err := t.vault.loadOrCreate(ctx, t.cfg.SecretName, func() ([]byte, error) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, err
-		}
-		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	k, err := t.vault.loadKey(ctx, t.cfg.SecretName, "token signing key", func() (any, error) {
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	})
 	if err != nil {
 		return nil, err
-	}
-	defer wipe(b)
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, errors.New("pki: stored token signing key is not a PKCS#8 PEM block")
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("pki: stored token signing key: %w", err)
 	}
 	key, ok := k.(*ecdsa.PrivateKey)
 	if !ok || key.Curve != elliptic.P256() {

@@ -12,15 +12,10 @@ import (
 
 // skus prints the catalogue.
 func (r *runner) skus(args []string) error {
-	f := r.flags("skus")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	c, err := r.client()
+	c, ctx, cancel, err := r.session(r.flags("skus"), args, 0, 0, "no arguments", time.Minute)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := r.withTimeout(time.Minute)
 	defer cancel()
 	skus, err := c.SKUs(ctx)
 	if err != nil {
@@ -208,14 +203,10 @@ func (r *runner) allocList(args []string) error {
 	f := r.flags("alloc ls")
 	state := f.String("state", "", "only allocations in this state")
 	all := f.Bool("all", false, "include released and failed ones")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	c, err := r.client()
+	c, ctx, cancel, err := r.session(f, args, 0, 0, "no arguments", time.Minute)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := r.withTimeout(time.Minute)
 	defer cancel()
 	var list []client.Allocation
 	for a, err := range c.Allocations(ctx, client.ListAllocations{State: client.AllocationState(*state)}) {
@@ -239,16 +230,11 @@ func (r *runner) allocList(args []string) error {
 
 func (r *runner) allocGet(args []string) error {
 	f := r.flags("alloc get")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if err := f.want(1, 1, "an allocation id"); err != nil {
-		return err
-	}
-	c, err := r.client()
+	c, _, cancel, err := r.session(f, args, 1, 1, "an allocation id", time.Minute)
 	if err != nil {
 		return err
 	}
+	defer cancel()
 	a, err := r.resolve(c, f.args[0])
 	if err != nil {
 		return err
@@ -274,22 +260,15 @@ func (r *runner) allocRelease(args []string) error {
 	f := r.flags("alloc release")
 	wait := f.Bool("wait", false, "wait until the node is released")
 	timeout := f.Duration("timeout", 10*time.Minute, "how long --wait waits")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if err := f.want(1, 1, "an allocation id"); err != nil {
-		return err
-	}
-	c, err := r.client()
+	c, ctx, cancel, err := r.session(f, args, 1, 1, "an allocation id", *timeout)
 	if err != nil {
 		return err
 	}
+	defer cancel()
 	a, err := r.resolve(c, f.args[0])
 	if err != nil {
 		return err
 	}
-	ctx, cancel := r.withTimeout(*timeout + time.Minute)
-	defer cancel()
 	if a, err = c.ReleaseAllocation(ctx, a.Id); err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/gpuaas/gpuaas/client"
 )
 
 // Env is what the CLI reads and writes outside itself; tests replace any
@@ -179,6 +181,31 @@ func (f *flags) parse(args []string) error {
 		f.args = append(f.args, rest[0])
 		args = rest[1:]
 	}
+}
+
+// session parses a subcommand's arguments, checks how many positional ones
+// it got, and opens the API client with a context bounded by timeout (or,
+// when the subcommand has a --timeout flag, by its value and a minute for
+// the calls around the wait): the preamble of every command that calls the
+// API.
+func (r *runner) session(f *flags, args []string, minArgs, maxArgs int, what string, timeout time.Duration) (*client.Client, context.Context, context.CancelFunc, error) {
+	if err := f.parse(args); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := f.want(minArgs, maxArgs, what); err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := r.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if fl := f.Lookup("timeout"); fl != nil {
+		if d, ok := fl.Value.(flag.Getter).Get().(time.Duration); ok {
+			timeout = d + time.Minute
+		}
+	}
+	ctx, cancel := r.withTimeout(timeout)
+	return c, ctx, cancel, nil
 }
 
 // want checks the number of positional arguments.

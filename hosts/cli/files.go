@@ -39,22 +39,15 @@ func remote(arg string) (string, bool) {
 
 func (r *runner) filesList(args []string) error {
 	f := r.flags("files ls")
-	if err := f.parse(args); err != nil {
+	c, ctx, cancel, err := r.session(f, args, 0, 1, "at most one folder", 5*time.Minute)
+	if err != nil {
 		return err
 	}
-	if err := f.want(0, 1, "at most one folder"); err != nil {
-		return err
-	}
+	defer cancel()
 	folder := ""
 	if len(f.args) == 1 {
 		folder = strings.TrimPrefix(strings.TrimPrefix(f.args[0], ":"), "/")
 	}
-	c, err := r.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := r.withTimeout(5 * time.Minute)
-	defer cancel()
 	var list []client.StorageEntry
 	for e, err := range c.Files(ctx, folder) {
 		if err != nil {
@@ -144,22 +137,15 @@ func (r *runner) filesCopy(args []string) error {
 func (r *runner) filesRemove(args []string) error {
 	f := r.flags("files rm")
 	recursive := f.Bool("r", false, "remove a folder and everything in it")
-	if err := f.parse(args); err != nil {
+	c, ctx, cancel, err := r.session(f, args, 1, 1, "a remote path (:path)", 5*time.Minute)
+	if err != nil {
 		return err
 	}
-	if err := f.want(1, 1, "a remote path (:path)"); err != nil {
-		return err
-	}
+	defer cancel()
 	p, ok := remote(f.args[0])
 	if !ok || p == "" {
 		return usagef("files rm needs a remote path such as :data/old.csv")
 	}
-	c, err := r.client()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := r.withTimeout(5 * time.Minute)
-	defer cancel()
 	d, err := c.Delete(ctx, p, *recursive)
 	if err != nil {
 		return err

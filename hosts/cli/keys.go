@@ -27,15 +27,10 @@ func (r *runner) keys(args []string) error {
 }
 
 func (r *runner) keysList(args []string) error {
-	f := r.flags("keys ls")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	c, err := r.client()
+	c, ctx, cancel, err := r.session(r.flags("keys ls"), args, 0, 0, "no arguments", time.Minute)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := r.withTimeout(time.Minute)
 	defer cancel()
 	ks, err := c.APIKeys(ctx)
 	if err != nil {
@@ -71,15 +66,13 @@ func (r *runner) keysCreate(args []string) error {
 	scopes := f.String("scopes", "read", "comma-separated: read, allocations, storage, billing")
 	expires := f.Duration("expires", 0, "lifetime (e.g. 720h); default: until revoked")
 	spendCap := f.String("spend-cap", "", "most its allocations may spend per UTC day (e.g. 50)")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if *name == "" {
-		return usagef("keys create needs --name")
-	}
-	c, err := r.client()
+	c, ctx, cancel, err := r.session(f, args, 0, 0, "no arguments", time.Minute)
 	if err != nil {
 		return err
+	}
+	defer cancel()
+	if *name == "" {
+		return usagef("keys create needs --name")
 	}
 	project := c.Project()
 	if project == "" {
@@ -102,8 +95,6 @@ func (r *runner) keysCreate(args []string) error {
 		}
 		req.SpendCapMinor = &n
 	}
-	ctx, cancel := r.withTimeout(time.Minute)
-	defer cancel()
 	k, err := c.CreateAPIKey(ctx, req)
 	if err != nil {
 		return err
@@ -116,17 +107,10 @@ func (r *runner) keysCreate(args []string) error {
 
 func (r *runner) keysRevoke(args []string) error {
 	f := r.flags("keys revoke")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	if err := f.want(1, 1, "a key id (gpuaas keys ls)"); err != nil {
-		return err
-	}
-	c, err := r.client()
+	c, ctx, cancel, err := r.session(f, args, 1, 1, "a key id (gpuaas keys ls)", time.Minute)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := r.withTimeout(time.Minute)
 	defer cancel()
 	if err := c.RevokeAPIKey(ctx, f.args[0]); err != nil {
 		return err

@@ -210,15 +210,10 @@ func (r *runner) logout(args []string) error {
 
 // whoami shows the caller and the project commands act in.
 func (r *runner) whoami(args []string) error {
-	f := r.flags("whoami")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	c, err := r.client()
+	c, ctx, cancel, err := r.session(r.flags("whoami"), args, 0, 0, "no arguments", time.Minute)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := r.withTimeout(time.Minute)
 	defer cancel()
 	me, err := c.Me(ctx)
 	if err != nil {

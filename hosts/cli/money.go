@@ -10,15 +10,10 @@ import (
 )
 
 func (r *runner) balance(args []string) error {
-	f := r.flags("balance")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	c, err := r.client()
+	c, ctx, cancel, err := r.session(r.flags("balance"), args, 0, 0, "no arguments", time.Minute)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := r.withTimeout(time.Minute)
 	defer cancel()
 	b, err := c.Balance(ctx)
 	if err != nil {
@@ -35,14 +30,10 @@ func (r *runner) balance(args []string) error {
 func (r *runner) usage(args []string) error {
 	f := r.flags("usage")
 	csv := f.Bool("csv", false, "the billing export as CSV (RFC 4180) on standard output")
-	if err := f.parse(args); err != nil {
-		return err
-	}
-	c, err := r.client()
+	c, ctx, cancel, err := r.session(f, args, 0, 0, "no arguments", 10*time.Minute)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := r.withTimeout(10 * time.Minute)
 	defer cancel()
 	if *csv {
 		return c.UsageCSV(ctx, r.env.Stdout)

@@ -20,15 +20,10 @@ func (r *runner) sshKeys(args []string) error {
 	}
 	switch args[0] {
 	case "ls", "list":
-		f := r.flags("ssh-keys ls")
-		if err := f.parse(args[1:]); err != nil {
-			return err
-		}
-		c, err := r.client()
+		c, ctx, cancel, err := r.session(r.flags("ssh-keys ls"), args[1:], 0, 0, "no arguments", time.Minute)
 		if err != nil {
 			return err
 		}
-		ctx, cancel := r.withTimeout(time.Minute)
 		defer cancel()
 		ks, err := c.SSHKeys(ctx)
 		if err != nil {
@@ -45,17 +40,10 @@ func (r *runner) sshKeys(args []string) error {
 		return r.sshKeyAdd(args[1:])
 	case "rm", "remove":
 		f := r.flags("ssh-keys rm")
-		if err := f.parse(args[1:]); err != nil {
-			return err
-		}
-		if err := f.want(1, 1, "a key id (gpuaas ssh-keys ls)"); err != nil {
-			return err
-		}
-		c, err := r.client()
+		c, ctx, cancel, err := r.session(f, args[1:], 1, 1, "a key id (gpuaas ssh-keys ls)", time.Minute)
 		if err != nil {
 			return err
 		}
-		ctx, cancel := r.withTimeout(time.Minute)
 		defer cancel()
 		if err := c.DeleteSSHKey(ctx, f.args[0]); err != nil {
 			return err

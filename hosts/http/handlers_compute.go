@@ -6,6 +6,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/allocation"
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
 	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/inventory"
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/core/resource"
@@ -250,26 +251,36 @@ func (h *handlers) setMaintenance(w http.ResponseWriter, r *http.Request, nodeID
 // one the authorize layer validated from X-Project-ID.
 func (h *handlers) CreateAllocation(w http.ResponseWriter, r *http.Request, _ api.CreateAllocationParams) {
 	s := h.s
-	p, ok := s.principal(w, r)
-	if !ok || !s.allocationsReady(w, r) {
-		return
-	}
-	ap, ok := ActiveProjectFrom(r.Context())
+	p, project, req, ok := s.createInput(w, r)
 	if !ok {
-		s.fail(w, r, fault.Internal(errNoProject))
 		return
 	}
-	var req api.CreateAllocationRequest
-	if err := s.decode(r, &req, false); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	a, err := s.d.Allocations.Create(r.Context(), p, ap.Project.ID, createRequest(req))
+	a, err := s.d.Allocations.Create(r.Context(), p, project, req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, allocationView(a, nil))
+}
+
+// createInput is what the create and the quote read: the caller, the
+// active project and the request (or it answers and reports false).
+func (s *Server) createInput(w http.ResponseWriter, r *http.Request) (identity.Principal, string, allocationsvc.CreateRequest, bool) {
+	p, ok := s.principal(w, r)
+	if !ok || !s.allocationsReady(w, r) {
+		return p, "", allocationsvc.CreateRequest{}, false
+	}
+	ap, ok := ActiveProjectFrom(r.Context())
+	if !ok {
+		s.fail(w, r, fault.Internal(errNoProject))
+		return p, "", allocationsvc.CreateRequest{}, false
+	}
+	var req api.CreateAllocationRequest
+	if err := s.decode(r, &req, false); err != nil {
+		s.fail(w, r, err)
+		return p, "", allocationsvc.CreateRequest{}, false
+	}
+	return p, ap.Project.ID, createRequest(req), true
 }
 
 func createRequest(req api.CreateAllocationRequest) allocationsvc.CreateRequest {
@@ -288,21 +299,11 @@ func createRequest(req api.CreateAllocationRequest) allocationsvc.CreateRequest 
 // nothing written (allocationsvc.Quote).
 func (h *handlers) QuoteAllocation(w http.ResponseWriter, r *http.Request, _ api.QuoteAllocationParams) {
 	s := h.s
-	p, ok := s.principal(w, r)
-	if !ok || !s.allocationsReady(w, r) {
-		return
-	}
-	ap, ok := ActiveProjectFrom(r.Context())
+	p, project, req, ok := s.createInput(w, r)
 	if !ok {
-		s.fail(w, r, fault.Internal(errNoProject))
 		return
 	}
-	var req api.CreateAllocationRequest
-	if err := s.decode(r, &req, false); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	q, err := s.d.Allocations.Quote(r.Context(), p, ap.Project.ID, createRequest(req))
+	q, err := s.d.Allocations.Quote(r.Context(), p, project, req)
 	if err != nil {
 		s.fail(w, r, err)
 		return
