@@ -38,11 +38,13 @@ type NotificationFeed interface {
 	Subscribe(userID string) (wake <-chan struct{}, cancel func())
 }
 
-// Recipient is a person a notification can reach.
+// Recipient is a person a notification can reach, with their channel
+// preferences (read with them, so delivering needs no query per person).
 type Recipient struct {
-	UserID   string
-	TenantID string
-	Email    string
+	UserID      string
+	TenantID    string
+	Email       string
+	Preferences notification.Preferences
 }
 
 // NotificationRecipients resolves audiences to active users.

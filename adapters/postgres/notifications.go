@@ -223,13 +223,24 @@ func (s *NotificationStore) UnreadCount(ctx context.Context, userID string) (int
 	return n, translate(err, "notification")
 }
 
+// The recipients' email preferences, read with them.
+const (
+	prefsColumn = `COALESCE(np.email, '{}'::jsonb)`
+	prefsJoin   = `LEFT JOIN notification_preferences np ON np.user_id = u.id`
+)
+
 func collectRecipients(rows pgx.Rows, err error) ([]ports.Recipient, error) {
 	if err != nil {
 		return nil, translate(err, "user")
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ports.Recipient, error) {
 		var x ports.Recipient
-		return x, r.Scan(&x.UserID, &x.TenantID, &x.Email)
+		var prefs []byte
+		if err := r.Scan(&x.UserID, &x.TenantID, &x.Email, &prefs); err != nil {
+			return x, err
+		}
+		x.Preferences.Email = map[notification.Kind]bool{}
+		return x, json.Unmarshal(prefs, &x.Preferences.Email)
 	})
 	return out, translate(err, "user")
 }
@@ -240,8 +251,8 @@ func (s *NotificationStore) TenantMembers(ctx context.Context, tenantID string, 
 	if !ok {
 		return nil, nil
 	}
-	rows, err := s.db.Q(ctx).Query(ctx, `SELECT u.id, m.tenant_id, u.email FROM tenant_memberships m
-		JOIN users u ON u.id = m.user_id
+	rows, err := s.db.Q(ctx).Query(ctx, `SELECT u.id, m.tenant_id, u.email, `+prefsColumn+` FROM tenant_memberships m
+		JOIN users u ON u.id = m.user_id `+prefsJoin+`
 		WHERE m.tenant_id = $1 AND u.status = 'active' AND (NOT $2 OR m.role IN ('owner', 'admin'))
 		ORDER BY u.id`, tid, adminsOnly)
 	return collectRecipients(rows, err)
@@ -253,9 +264,9 @@ func (s *NotificationStore) ProjectAdmins(ctx context.Context, projectID string)
 	if !ok {
 		return nil, nil
 	}
-	rows, err := s.db.Q(ctx).Query(ctx, `SELECT u.id, p.tenant_id, u.email FROM projects p
+	rows, err := s.db.Q(ctx).Query(ctx, `SELECT u.id, p.tenant_id, u.email, `+prefsColumn+` FROM projects p
 		JOIN tenant_memberships m ON m.tenant_id = p.tenant_id
-		JOIN users u ON u.id = m.user_id
+		JOIN users u ON u.id = m.user_id `+prefsJoin+`
 		WHERE p.id = $1 AND u.status = 'active' AND (m.role IN ('owner', 'admin') OR EXISTS (
 			SELECT 1 FROM project_memberships pm WHERE pm.project_id = p.id AND pm.user_id = u.id AND pm.role = 'admin'))
 		ORDER BY u.id`, pid)
@@ -268,8 +279,8 @@ func (s *NotificationStore) User(ctx context.Context, userID string) (ports.Reci
 	if !ok {
 		return ports.Recipient{}, fault.NotFound("user", "")
 	}
-	rows, err := s.db.Q(ctx).Query(ctx, `SELECT u.id, m.tenant_id, u.email FROM users u
-		JOIN tenant_memberships m ON m.user_id = u.id WHERE u.id = $1 AND u.status = 'active'`, uid)
+	rows, err := s.db.Q(ctx).Query(ctx, `SELECT u.id, m.tenant_id, u.email, `+prefsColumn+` FROM users u
+		JOIN tenant_memberships m ON m.user_id = u.id `+prefsJoin+` WHERE u.id = $1 AND u.status = 'active'`, uid)
 	out, err := collectRecipients(rows, err)
 	if err != nil {
 		return ports.Recipient{}, err
@@ -316,20 +327,29 @@ func (s *NotificationStore) SetPreferences(ctx context.Context, userID string, p
 	return translate(err, "user")
 }
 
-// Enqueue implements [ports.MailQueue].
+// Enqueue implements [ports.MailQueue]: one pipelined round trip.
 func (s *NotificationStore) Enqueue(ctx context.Context, emails ...notification.Email) error {
+	if len(emails) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
 	for _, m := range emails {
 		at := m.CreatedAt
 		if at.IsZero() {
 			at = time.Now()
 		}
-		if _, err := s.db.Q(ctx).Exec(ctx, `INSERT INTO notification_emails (id, to_addr, subject, body, message_id,
+		b.Queue(`INSERT INTO notification_emails (id, to_addr, subject, body, message_id,
 			next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING`,
-			m.ID, m.To, m.Subject, m.Body, m.MessageID, at); err != nil {
+			m.ID, m.To, m.Subject, m.Body, m.MessageID, at)
+	}
+	br := s.db.Q(ctx).SendBatch(ctx, b)
+	for range emails {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
 			return translate(err, "email")
 		}
 	}
-	return nil
+	return translate(br.Close(), "email")
 }
 
 // Claim implements [ports.MailQueue]: due rows, FOR UPDATE SKIP LOCKED,

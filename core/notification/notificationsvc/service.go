@@ -197,11 +197,11 @@ func (s *Service) deliver(ctx context.Context, m notification.Message, rs []port
 	}
 	now := s.d.Clock.Now()
 	rows := make([]notification.Notification, len(rs))
-	email := map[string]string{}
+	who := map[string]ports.Recipient{}
 	for i, r := range rs {
 		rows[i] = notification.Notification{ID: s.d.IDs.NewID(), UserID: r.UserID, TenantID: m.TenantID,
 			EventID: m.EventID, Kind: m.Kind, Title: m.Title, Body: m.Body, Data: m.Data, CreatedAt: now}
-		email[r.UserID] = r.Email
+		who[r.UserID] = r
 	}
 	inserted, err := s.d.Inbox.Deliver(ctx, rows)
 	if err != nil {
@@ -212,18 +212,11 @@ func (s *Service) deliver(ctx context.Context, m notification.Message, rs []port
 	}
 	var mails []notification.Email
 	for _, n := range inserted {
-		to := email[n.UserID]
-		if to == "" {
+		r := who[n.UserID]
+		if r.Email == "" || !r.Preferences.EmailOn(n.Kind) {
 			continue
 		}
-		prefs, err := s.d.Preferences.Preferences(ctx, n.UserID)
-		if err != nil {
-			return err
-		}
-		if !prefs.EmailOn(n.Kind) {
-			continue
-		}
-		mails = append(mails, notification.Email{ID: n.ID, To: to, Subject: n.Title, Body: s.mailBody(n),
+		mails = append(mails, notification.Email{ID: n.ID, To: r.Email, Subject: n.Title, Body: s.mailBody(n),
 			MessageID: notification.MessageID(n.EventID, n.UserID, s.cfg.MailDomain), CreatedAt: n.CreatedAt})
 	}
 	if len(mails) == 0 {
