@@ -244,7 +244,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		"size_bytes": usage.FreeBytes + 1}, nil)
 	var se *e2e.StatusError
 	if !errors.As(err, &se) || se.Status != http.StatusBadRequest || se.Code != "storage_quota_exceeded" ||
-		!strings.Contains(se.Body, `"limit_bytes"`) || !strings.Contains(se.Body, `"used_bytes"`) {
+		se.Details["limit_bytes"] == nil || se.Details["used_bytes"] == nil {
 		return fmt.Errorf("an upload over the quota: %v", err)
 	}
 	step("an upload of %d bytes over the %d-byte quota is refused: 400 storage_quota_exceeded", usage.FreeBytes+1, usage.QuotaBytes)

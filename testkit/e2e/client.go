@@ -67,6 +67,8 @@ type StatusError struct {
 	Status       int
 	Code         string
 	Body         string
+	// Details are the error's details (e.g. used_bytes, limit_bytes).
+	Details map[string]any
 }
 
 func (e *StatusError) Error() string {
@@ -79,7 +81,7 @@ func statusOf(method, path string, err error) error {
 	if !errors.As(err, &ce) {
 		return err
 	}
-	return &StatusError{Method: method, Path: path, Status: ce.StatusCode, Code: ce.Code,
+	return &StatusError{Method: method, Path: path, Status: ce.StatusCode, Code: ce.Code, Details: ce.Details,
 		Body: fmt.Sprintf("%s: %s (correlation %s)", ce.Code, ce.Message, ce.CorrelationID)}
 }
 
