@@ -4,15 +4,22 @@
 # Debian's Chromium, then stops it. The nodes are 8-GPU SKUs so a short run
 # costs whole cents and the billing worker has debits to show. Exits non-zero
 # on any failure and then prints the platform's log tail.
+#
+# It listens on its own ports (GPUAAS_E2E_PORT, default 18080, and the next
+# few), never gpuaas dev's defaults, so a developer's own gpuaas dev and
+# scripts that talk to :8080 neither collide with it nor reach it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
-api=http://127.0.0.1:8080
+port=${GPUAAS_E2E_PORT:-18080}
+api=http://127.0.0.1:$port
 dir=$(mktemp -d /tmp/gpuaas-console.XXXXXX)
 log="$dir/dev.log"
 $GO build -o "$dir/gpuaas" ./hosts/gpuaas
 
-"$dir/gpuaas" dev -data-dir "$dir/data" -node-sku h100-80g-x8 >"$log" 2>&1 &
+"$dir/gpuaas" dev -data-dir "$dir/data" -node-sku h100-80g-x8 \
+  -http-addr "127.0.0.1:$port" -oidc-addr "127.0.0.1:$((port + 1))" -agent-addr "127.0.0.1:$((port + 2))" \
+  -pg-port "$((port + 3))" -node-ssh-port "$((port + 10))" >"$log" 2>&1 &
 pid=$!
 cleanup() {
   code=$?

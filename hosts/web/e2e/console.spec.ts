@@ -2,12 +2,25 @@
 // journey, the operator's, one journey by keyboard only, and every screen's
 // error / restricted / rate-limited / empty states by intercepting responses.
 import { expect, test, type Page } from "@playwright/test";
+import { readFileSync } from "node:fs";
 import { nav, newPublicKey, screen, signIn } from "./helpers";
 
 test.describe.configure({ mode: "serial" });
 
 let tenantId = "";
 let secondAllocation = "";
+let creditEntryId = "";
+
+const err = (
+  status: number,
+  code: string,
+  headers: Record<string, string> = {},
+  details?: Record<string, unknown>,
+) => ({
+  status,
+  headers: { "Content-Type": "application/json", "X-Correlation-ID": "e2e-corr", ...headers },
+  body: JSON.stringify({ error: { code, message: code, correlation_id: "e2e-corr", details } }),
+});
 
 async function setPolicy(page: Page, key: string, value: string) {
   const input = page.getByLabel(`Value of ${key}`);
@@ -60,6 +73,16 @@ test("a new user: sign in, top up, request, watch it go active, terminal, releas
   await expect(page.getByTestId("checkout-outcome")).toContainText("Payment received", { timeout: 60_000 });
   await expect(page.getByTestId("balance")).toContainText("25.00");
   await screen(page, "billing-after-topup");
+  // The credit's ledger entry id (an operator's refund names it).
+  creditEntryId =
+    (await page
+      .getByRole("table", { name: "Ledger entries" })
+      .getByRole("row")
+      .filter({ hasText: "credit" })
+      .first()
+      .locator("[data-entry-id]")
+      .getAttribute("data-entry-id")) ?? "";
+  expect(creditEntryId).not.toBe("");
 
   // Request a node: the price is shown before confirming.
   await nav(page, "Capacity");
@@ -71,6 +94,8 @@ test("a new user: sign in, top up, request, watch it go active, terminal, releas
   // Live state without reloading.
   await expect(page.getByTestId("allocation-state")).toContainText("Active", { timeout: 120_000 });
   await expect(page.getByTestId("ssh-command")).toContainText("ssh");
+  // The live notification stream brings "Your node is ready" to the inbox.
+  await expect(page.getByRole("link", { name: /^Inbox, \d+ unread$/ })).toBeVisible({ timeout: 30_000 });
 
   // The browser terminal: run a command and read its output.
   await expect(page.getByTestId("terminal-status")).toContainText("Connected", { timeout: 30_000 });
@@ -92,6 +117,15 @@ test("a new user: sign in, top up, request, watch it go active, terminal, releas
   await nav(page, "Allocations");
   await expect(page.getByRole("table", { name: "Allocations of this project" })).toBeVisible();
   await screen(page, "allocations");
+
+  // The inbox: what happened, read and marked read.
+  await page.getByRole("link", { name: /^Inbox/ }).click();
+  await expect(page.getByRole("heading", { name: "Inbox", level: 1 })).toBeVisible();
+  await expect(page.getByRole("heading", { name: /Your node is ready/ })).toBeVisible();
+  await screen(page, "inbox");
+  await page.getByRole("button", { name: "Mark all read" }).click();
+  await expect(page.getByTestId("unread-count")).toHaveText("0 unread");
+  await expect(page.getByRole("link", { name: "Inbox", exact: true })).toBeVisible();
 
   // Usage, the spend chart and the debits.
   await nav(page, "Billing");
@@ -150,6 +184,155 @@ test("an operator: register a node, force release, credit a tenant, read the aud
     page.getByRole("table", { name: "Audit events" }).getByText("billing.admin_credit").first(),
   ).toBeVisible();
   await screen(page, "admin-audit");
+});
+
+test("storage: a folder, an upload with progress, rename, download, delete", async ({ page }) => {
+  await signIn(page, "alice");
+  await nav(page, "Storage");
+  await expect(page.getByRole("heading", { name: "No files yet" })).toBeVisible();
+  await expect(page.getByTestId("storage-usage")).toContainText("used");
+  // A path error sits next to the field that caused it.
+  const folder = page.getByRole("form", { name: "New folder" });
+  await folder.getByLabel("Folder name").fill("..");
+  await folder.getByRole("button", { name: "Create folder" }).click();
+  await expect(folder.locator(".field .error")).toContainText("That path is not allowed");
+  await folder.getByLabel("Folder name").fill("datasets");
+  await folder.getByRole("button", { name: "Create folder" }).click();
+  await page.getByRole("link", { name: "Folder datasets" }).click();
+  await expect(page.getByRole("heading", { name: "This folder is empty" })).toBeVisible();
+
+  // Upload (through the API, with progress).
+  const body = Buffer.from("step,loss\n".repeat(60_000));
+  await page
+    .getByLabel("Upload files")
+    .setInputFiles({ name: "train.csv", mimeType: "text/csv", buffer: body });
+  await expect(page.getByTestId("upload")).toContainText("uploaded");
+  await expect(page.getByRole("cell", { name: "train.csv", exact: true })).toBeVisible();
+  await screen(page, "storage");
+
+  // Over quota (answered by the test): the numbers, next to the upload.
+  await page.route("**/api/v1/storage/upload?**", (r) =>
+    r.fulfill(
+      err(
+        400,
+        "storage_quota_exceeded",
+        {},
+        {
+          used_bytes: 900 * 1024 ** 2,
+          reserved_bytes: 0,
+          limit_bytes: 1024 ** 3,
+          requested_bytes: 200 * 1024 ** 2,
+        },
+      ),
+    ),
+  );
+  await page
+    .getByLabel("Upload files")
+    .setInputFiles({ name: "big.bin", mimeType: "application/octet-stream", buffer: Buffer.from("x") });
+  await expect(page.getByTestId("upload").filter({ hasText: "big.bin" }).getByRole("alert")).toContainText(
+    "900 MiB of 1.0 GiB used",
+  );
+  await page.unroute("**/api/v1/storage/upload?**");
+
+  // Rename.
+  await page.getByRole("button", { name: "Rename train.csv" }).click();
+  await page.getByRole("dialog").getByLabel("New name").fill("train-v2.csv");
+  await page.getByRole("dialog").getByRole("button", { name: "Rename" }).click();
+  await expect(page.getByRole("cell", { name: "train-v2.csv", exact: true })).toBeVisible();
+
+  // Download: the same bytes.
+  const download = page.waitForEvent("download");
+  await page.getByRole("button", { name: "Download train-v2.csv" }).click();
+  const file = await download;
+  expect(file.suggestedFilename()).toBe("train-v2.csv");
+  expect(readFileSync((await file.path())!).equals(body)).toBe(true);
+
+  // Delete with confirm, then the folder.
+  await page.getByRole("button", { name: "Delete train-v2.csv" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await expect(page.getByRole("heading", { name: "This folder is empty" })).toBeVisible();
+  await page.getByRole("navigation", { name: "Folder" }).getByRole("link", { name: "Top folder" }).click();
+  await page.getByRole("button", { name: "Delete datasets" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await expect(page.getByRole("heading", { name: "No files yet" })).toBeVisible();
+});
+
+test("an operator: users, a tenant's overrides, a provider refund, the ops view, the audit CSV", async ({
+  page,
+}) => {
+  await signIn(page, "admin");
+  await page.getByRole("link", { name: "Ops" }).click();
+  await expect(page.getByTestId("ops-summary")).toContainText(/checks/);
+  await screen(page, "admin-ops");
+
+  // Users: find alice, open her; create a pending user, suspend and reinstate them.
+  await page.getByRole("link", { name: "Users", exact: true }).click();
+  await page.getByLabel("Email contains").fill("alice");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await page.getByRole("link", { name: "User alice@example.com" }).click();
+  await expect(page.getByRole("heading", { name: "alice@example.com", level: 1 })).toBeVisible();
+  await expect(page.getByTestId("tenant-balance")).toBeVisible();
+  await screen(page, "admin-user");
+  const tenantLink = page.locator("dd a[href^='/admin/tenants/']");
+  await expect(tenantLink).toHaveAttribute("href", `/admin/tenants/${tenantId}`);
+
+  await page.getByRole("link", { name: "Users", exact: true }).click();
+  const email = `carol-${Date.now()}@example.com`;
+  const create = page.getByRole("form", { name: "Create a user" });
+  await create.getByLabel("Email", { exact: true }).fill(email);
+  await create.getByLabel("Tenant name").fill("Carol Labs");
+  await create.getByRole("button", { name: "Create user" }).click();
+  await expect(create.getByRole("status")).toContainText("pending until their first sign-in");
+  await screen(page, "admin-users");
+  await create.getByRole("status").getByRole("link", { name: email }).click();
+  await page.getByRole("button", { name: "Suspend" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Suspend user" }).click();
+  await expect(page.getByTestId("user-status")).toContainText("suspended");
+  await page.getByRole("button", { name: "Reinstate" }).click();
+  await expect(page.getByTestId("user-status")).toContainText("active");
+
+  // Tenants: alice's, with an override set and reset.
+  await page.getByRole("link", { name: "Tenants", exact: true }).click();
+  await expect(page.getByRole("table", { name: "Tenants" })).toBeVisible();
+  await screen(page, "admin-tenants");
+  await page.goto(`/admin/tenants/${tenantId}`);
+  await expect(page.getByRole("table", { name: "Members of the tenant" })).toContainText("alice@example.com");
+  const quota = page.getByLabel("Tenant value of storage.quota_bytes");
+  await quota.fill("1073741824");
+  await page.getByRole("button", { name: "Override storage.quota_bytes" }).click();
+  await expect(page.getByRole("button", { name: "Reset storage.quota_bytes" })).toBeVisible();
+  await screen(page, "admin-tenant");
+  await page.getByRole("button", { name: "Reset storage.quota_bytes" }).click();
+  await expect(page.getByRole("button", { name: "Reset storage.quota_bytes" })).toBeHidden();
+
+  // A refund of alice's top-up through the payment provider (the dev provider confirms it).
+  await page.getByRole("link", { name: "Credits & refunds" }).click();
+  const refund = page.getByRole("form", { name: "Refund a payment" });
+  await refund.getByLabel("Tenant id").fill(tenantId);
+  await refund.getByLabel(/^Amount/).fill("1.00");
+  await refund.getByLabel("Reason").fill("e2e refund");
+  await refund.getByLabel("Credit entry id").fill(creditEntryId);
+  await refund.getByRole("button", { name: "Refund payment" }).click();
+  await expect(refund.getByRole("status")).toContainText("Refund of $1.00");
+  await expect(
+    page.getByRole("table", { name: "Refund requests" }).getByText("succeeded").first(),
+  ).toBeVisible({
+    timeout: 60_000,
+  });
+
+  // The audit log as CSV, with the filters applied.
+  await page.getByRole("link", { name: "Audit log" }).click();
+  await page.getByLabel("Action").fill("billing.admin_credit");
+  await page.getByRole("button", { name: "Apply filters" }).click();
+  await expect(page.getByRole("table", { name: "Audit events" })).toBeVisible();
+  const csv = page.waitForEvent("download");
+  await page.getByRole("button", { name: "Export CSV" }).click();
+  const got = await csv;
+  expect(got.suggestedFilename()).toMatch(/^audit-.*\.csv$/);
+  const text = readFileSync((await got.path())!, "utf8");
+  expect(text.split("\n")[0]).toContain("action");
+  expect(text).toContain("billing.admin_credit");
+  expect(text).not.toContain("storage.mkdir");
 });
 
 test("by keyboard only: add an SSH key and delete it with its confirm dialog", async ({ page }) => {
@@ -253,13 +436,53 @@ const SCREENS: { name: string; path: string; api: string; empty: unknown; emptyT
     empty: { events: [] },
     emptyText: /No events match/,
   },
+  {
+    name: "storage",
+    path: "/storage",
+    api: "**/api/v1/storage/list**",
+    empty: { path: "/", entries: [] },
+    emptyText: /No files yet/,
+  },
+  {
+    name: "inbox",
+    path: "/notifications",
+    api: "**/api/v1/notifications?**",
+    empty: { notifications: [], unread: 0 },
+    emptyText: /No notifications yet/,
+  },
+  {
+    name: "admin-ops",
+    path: "/admin/ops",
+    api: "**/api/v1/admin/ops**",
+    empty: null,
+  },
+  {
+    name: "admin-users",
+    path: "/admin/users",
+    api: "**/api/v1/admin/users?**",
+    empty: { users: [] },
+    emptyText: /No users match/,
+  },
+  {
+    name: "admin-user",
+    path: "/admin/users/00000000-0000-0000-0000-000000000000",
+    api: "**/api/v1/admin/users/0000*",
+    empty: null,
+  },
+  {
+    name: "admin-tenants",
+    path: "/admin/tenants",
+    api: "**/api/v1/admin/tenants?**",
+    empty: { tenants: [] },
+    emptyText: /No tenants match/,
+  },
+  {
+    name: "admin-tenant",
+    path: "/admin/tenants/00000000-0000-0000-0000-000000000000",
+    api: "**/api/v1/admin/tenants/0000*",
+    empty: null,
+  },
 ];
-
-const err = (status: number, code: string, headers: Record<string, string> = {}) => ({
-  status,
-  headers: { "Content-Type": "application/json", "X-Correlation-ID": "e2e-corr", ...headers },
-  body: JSON.stringify({ error: { code, message: code, correlation_id: "e2e-corr" } }),
-});
 
 test("every screen's error, restricted, rate-limited and empty states", async ({ page }) => {
   test.setTimeout(600_000);

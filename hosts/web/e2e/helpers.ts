@@ -35,7 +35,10 @@ async function axe(page: Page, label: string) {
  * writes its screenshots: light and dark, 1280×800 and 390 px wide.
  */
 export async function screen(page: Page, name: string) {
-  await page.waitForLoadState("networkidle").catch(() => {});
+  // Not "networkidle": the notification stream keeps a request open. The
+  // screen has loaded when no loading state is left.
+  await page.waitForLoadState("load");
+  await expect(page.locator(".state[role='status']"), `${name} still loading`).toHaveCount(0);
   for (const theme of ["light", "dark"] as const) {
     await page.evaluate((t) => (document.documentElement.dataset.theme = t), theme);
     await axe(page, `${name} (${theme})`);
@@ -45,8 +48,13 @@ export async function screen(page: Page, name: string) {
     ] as const) {
       await page.setViewportSize({ width: w, height: h });
       // Usable at both widths: nothing wider than the window but the tables' own scroll areas.
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-      expect(overflow, `${name} at ${w}px scrolls sideways`).toBeLessThanOrEqual(1);
+      // (Polled: the terminal refits to the new width a moment after the resize.)
+      await expect
+        .poll(() => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth), {
+          message: `${name} at ${w}px scrolls sideways`,
+          timeout: 5_000,
+        })
+        .toBeLessThanOrEqual(1);
       await page.screenshot({ path: `${SHOTS}${name}-${theme}-${w}.png`, fullPage: true });
     }
   }

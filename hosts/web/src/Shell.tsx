@@ -1,11 +1,15 @@
 import { Suspense, useEffect } from "react";
-import { NavLink, Outlet, useLocation, useNavigation } from "react-router";
+import { Link, NavLink, Outlet, useLocation, useNavigation } from "react-router";
+import { useQuery, useQueryClient, type QueryClient } from "@tanstack/react-query";
 import { useAuth, useMe, useProject, ProjectProvider } from "./auth";
 import { signOut, startSignIn } from "./api/session";
 import { Loading, StateView, loadable } from "./components/States";
 import { setTheme, storedTheme, type Theme } from "./theme/theme";
 import { useAnnounce } from "./components/Announcer";
 import { useState } from "react";
+import { openNotificationStream } from "./api/stream";
+import { notificationKeys, unreadCountQuery } from "./api/queries/notifications";
+import type { Notification } from "./api/types";
 
 export function Shell() {
   const auth = useAuth();
@@ -54,16 +58,70 @@ const NAV = [
   { to: "/", label: "Capacity", end: true },
   { to: "/allocations", label: "Allocations" },
   { to: "/keys", label: "SSH keys" },
+  { to: "/storage", label: "Storage" },
   { to: "/billing", label: "Billing" },
   { to: "/settings", label: "Settings" },
 ];
 const ADMIN_NAV = [
+  { to: "/admin/ops", label: "Ops" },
   { to: "/admin/nodes", label: "Nodes" },
   { to: "/admin/allocations", label: "All allocations" },
+  { to: "/admin/users", label: "Users" },
+  { to: "/admin/tenants", label: "Tenants" },
   { to: "/admin/money", label: "Credits & refunds" },
   { to: "/admin/policies", label: "Policies" },
   { to: "/admin/audit", label: "Audit log" },
 ];
+
+/** What a notification changes on screen: refresh those reads now. */
+export function applyNotification(qc: QueryClient, n: Notification) {
+  void qc.invalidateQueries({ queryKey: notificationKeys.all });
+  const allocationId = n.data.allocation_id;
+  if (typeof allocationId === "string" && allocationId) {
+    void qc.invalidateQueries({ queryKey: ["allocation", allocationId] });
+    void qc.invalidateQueries({ queryKey: ["allocations"] });
+    void qc.invalidateQueries({ queryKey: ["skus"] });
+  }
+  if (n.kind !== "webhook_endpoint_disabled") void qc.invalidateQueries({ queryKey: ["billing"] });
+}
+
+/** The live stream for the signed-in person: new notifications refresh what they concern. */
+function useNotificationStream() {
+  const qc = useQueryClient();
+  const announce = useAnnounce();
+  useEffect(
+    () =>
+      openNotificationStream({
+        onNotification: (n) => {
+          applyNotification(qc, n);
+          announce(n.title);
+        },
+        // Allocation screens poll faster without the stream: re-plan them on a change.
+        onState: (s) => s !== "connecting" && void qc.invalidateQueries({ queryKey: ["allocation"] }),
+      }),
+    [qc, announce],
+  );
+}
+
+function Bell() {
+  const unread = useQuery(unreadCountQuery());
+  const n = unread.data ?? 0;
+  return (
+    <Link
+      to="/notifications"
+      className="button bell"
+      aria-label={n > 0 ? `Inbox, ${n} unread` : "Inbox"}
+      data-testid="bell"
+    >
+      <span aria-hidden="true">Inbox</span>
+      {n > 0 && (
+        <span className="count" aria-hidden="true">
+          {n > 99 ? "99+" : n}
+        </span>
+      )}
+    </Link>
+  );
+}
 
 function Layout() {
   const { me, project, setProject, isPlatformAdmin } = useProject();
@@ -71,6 +129,7 @@ function Layout() {
   const announce = useAnnounce();
   const [theme, setThemeState] = useState<Theme>(storedTheme());
   const loc = useLocation();
+  useNotificationStream();
   useEffect(() => {
     if (nav.state === "loading") announce("Loading page");
   }, [nav.state, announce]);
@@ -136,6 +195,7 @@ function Layout() {
               <option value="dark">Dark</option>
             </select>
           </label>
+          <Bell />
           <span className="muted" title={me.user.email}>
             {me.user.display_name || me.user.email}
           </span>

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { authedFetch, makeClient, setActiveProject, unwrap } from "./client";
 import { configureSession, getSession, onSessionChange, refresh, setSessionForTest } from "./session";
-import { ApiError, ERROR_MESSAGES, humanMessage, toApiError } from "./errors";
+import { ApiError, ERROR_MESSAGES, detailedMessage, humanMessage, toApiError } from "./errors";
 
 const BASE = "http://console.test";
 const user = { id: "u1", email: "a@example.com", display_name: "A", role: "user", resource_id: "r" } as const;
@@ -208,6 +208,24 @@ describe("error mapping", () => {
       "not_a_credit",
       "unknown_payment_session",
       "webhook_signature_invalid",
+      "storage_path_traversal",
+      "storage_quota_exceeded",
+      "storage_object_not_found",
+      "storage_object_too_large",
+      "storage_conflict",
+      "storage_upload_size_mismatch",
+      "range_not_satisfiable",
+      "spend_cap_reached",
+      "max_hourly_price_exceeded",
+      "insufficient_scope",
+      "interactive_required",
+      "credential_limit_reached",
+      "webhook_url_refused",
+      "email_taken",
+      "cannot_suspend_self",
+      "last_platform_admin",
+      "policy_not_tenant_scoped",
+      "refund_not_provider_credit",
     ].filter((c) => c !== "webhook_signature_invalid"); // the provider's, never the console's
     for (const c of codes) expect(ERROR_MESSAGES[c], c).toBeTruthy();
   });
@@ -227,5 +245,28 @@ describe("pagination", () => {
       api.GET("/api/v1/billing/ledger", { params: { query: { cursor: "c2", limit: 20 } } }),
     );
     expect(page.next_cursor).toBe("c3");
+  });
+});
+
+describe("detailed messages", () => {
+  it("says how full the quota is for storage_quota_exceeded", () => {
+    const e = new ApiError({
+      status: 400,
+      code: "storage_quota_exceeded",
+      details: {
+        used_bytes: 900 * 1024 * 1024,
+        reserved_bytes: 0,
+        limit_bytes: 1024 ** 3,
+        requested_bytes: 200 * 1024 * 1024,
+      },
+    });
+    expect(detailedMessage(e)).toBe(
+      "The project's storage quota is full. 900 MiB of 1.0 GiB used; this file needs 200 MiB.",
+    );
+  });
+  it("falls back to the code's sentence", () => {
+    expect(detailedMessage(new ApiError({ status: 409, code: "storage_conflict" }))).toBe(
+      "A file or folder with that name already exists.",
+    );
   });
 });

@@ -74,14 +74,31 @@ export async function unwrapEmpty(p: Promise<Result<unknown>>): Promise<void> {
   if (!response.ok || error !== undefined) throw toApiError(response, error);
 }
 
-/** Downloads a file from an authenticated GET (the usage CSV). */
-export async function download(path: string, fallbackName: string): Promise<void> {
-  const res = await authedFetch(new Request(location.origin + path, { credentials: "same-origin" }));
+/** Downloads a file from an authenticated GET (the usage and audit CSVs, small stored files). */
+export async function download(
+  path: string,
+  fallbackName: string,
+  headers?: Record<string, string>,
+): Promise<void> {
+  const res = await authedFetch(new Request(location.origin + path, { credentials: "same-origin", headers }));
   if (!res.ok) throw toApiError(res, await res.json().catch(() => undefined));
   const blob = await res.blob();
   const disp = res.headers.get("Content-Disposition") ?? "";
-  const name = /filename="([^"]+)"/.exec(disp)?.[1] ?? fallbackName;
+  const name = filenameFrom(disp) ?? fallbackName;
   saveBlob(blob, name);
+}
+
+/** The file name of a Content-Disposition (RFC 6266: filename*=UTF-8'' first). */
+export function filenameFrom(disp: string): string | undefined {
+  const star = /filename\*=UTF-8''([^;]+)/i.exec(disp)?.[1];
+  if (star) {
+    try {
+      return decodeURIComponent(star);
+    } catch {
+      // fall through to the plain name
+    }
+  }
+  return /filename="([^"]+)"/.exec(disp)?.[1];
 }
 
 export function saveBlob(blob: Blob, name: string) {

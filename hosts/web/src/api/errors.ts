@@ -68,6 +68,25 @@ export const ERROR_MESSAGES: Record<string, string> = {
   storage_object_too_large: "The file is too large.",
   storage_conflict: "A file or folder with that name already exists.",
   storage_upload_size_mismatch: "The upload did not match its declared size. Try again.",
+  range_not_satisfiable: "That part of the file does not exist.",
+  spend_cap_reached: "This key's daily spending cap is reached.",
+  max_hourly_price_exceeded: "The price per hour is above the limit you set.",
+  insufficient_scope: "This credential is not allowed to do that.",
+  interactive_required: "Sign in as a person to do this; keys and service accounts cannot.",
+  invalid_client: "The client credentials were refused.",
+  credential_limit_reached: "The limit of credentials is reached. Revoke one first.",
+  service_account_name_taken: "A service account with this name already exists.",
+  api_key_name_taken: "An API key with this name already exists.",
+  webhook_url_refused: "That address cannot receive webhooks: use https and a public host.",
+  webhook_endpoint_limit: "The project has as many webhook endpoints as it may have.",
+  email_taken: "A user with this email address already exists.",
+  cannot_suspend_self: "You cannot suspend yourself.",
+  last_platform_admin: "This is the last active operator: the platform needs at least one.",
+  policy_not_tenant_scoped: "This policy applies to the whole platform and cannot be set per tenant.",
+  refund_not_provider_credit: "Only a credit paid through the payment provider can be refunded there.",
+  storage_direct_etag_hidden:
+    "The object store did not show the console its ETag header: its CORS rules must expose ETag (doc/console.md).",
+  storage_direct_failed: "The object store refused part of the upload. Try again.",
   network_error: "The platform could not be reached. Check your connection.",
 };
 
@@ -159,6 +178,42 @@ export function toApiError(response: Response, body: unknown): ApiError {
 
 export function isApiError(e: unknown): e is ApiError {
   return e instanceof ApiError;
+}
+
+/** Bytes for people: 1.5 GiB, 12 KiB, 900 B. */
+export function bytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let v = n;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+/**
+ * The sentence for an error with what its details add: the quota's used and
+ * limit for storage_quota_exceeded.
+ */
+export function detailedMessage(e: unknown): string | undefined {
+  if (!isApiError(e)) return undefined;
+  const d = e.details ?? {};
+  const num = (k: string) => (typeof d[k] === "number" ? (d[k] as number) : undefined);
+  if (e.code === "storage_quota_exceeded") {
+    const used = num("used_bytes");
+    const limit = num("limit_bytes");
+    const reserved = num("reserved_bytes") ?? 0;
+    const requested = num("requested_bytes");
+    if (used !== undefined && limit !== undefined) {
+      return (
+        `${e.human} ${bytes(used)} of ${bytes(limit)} used` +
+        (reserved > 0 ? ` (${bytes(reserved)} in uploads under way)` : "") +
+        (requested !== undefined ? `; this file needs ${bytes(requested)}.` : ".")
+      );
+    }
+  }
+  return e.human;
 }
 
 /** The message for a field of a form, when the error names it. */

@@ -45,3 +45,27 @@ export const LIVE_STATES: AllocationState[] = [
   "release_failed",
 ];
 export const TRANSITIONAL_STATES: AllocationState[] = ["requested", "provisioning", "releasing"];
+
+export type StorageEntry = S["StorageEntry"];
+export type StorageListing = S["StorageListing"];
+export type StorageUsage = S["StorageUsage"];
+export type StoragePresigned = S["StoragePresigned"];
+export type StorageSignedRequest = S["StorageSignedRequest"];
+export type Notification = S["Notification"];
+export type NotificationKind = S["NotificationKind"];
+export type NotificationPage = S["NotificationPage"];
+export type AdminUser = S["AdminUser"];
+export type AdminUserPage = S["AdminUserPage"];
+export type AdminUserDetail = S["AdminUserDetail"];
+export type AdminCreateUserRequest = S["AdminCreateUserRequest"];
+export type AdminTenant = S["AdminTenant"];
+export type AdminTenantPage = S["AdminTenantPage"];
+export type AdminTenantDetail = S["AdminTenantDetail"];
+export type TenantPolicy = S["TenantPolicy"];
+export type OpsView = S["OpsView"];
+export type OpsEntry = S["OpsEntry"];
+export type Runbook = S["Runbook"];
+export type FailedEvent = S["FailedEvent"];
+export type RefundRequest = S["RefundRequest"];
+export type RefundRequestPage = S["RefundRequestPage"];
+export type RefundRequestStatus = RefundRequest["status"];

@@ -140,6 +140,72 @@ export function ConfirmDialog({
   );
 }
 
+/**
+ * A small form in a dialog (rename): the trigger opens it, focus goes to its
+ * first field, Enter submits, success closes it and focus returns to the
+ * trigger; errors are shown by the fields passed in (next to their cause).
+ */
+export function FormDialog({
+  trigger,
+  title,
+  description,
+  submitLabel,
+  onSubmit,
+  onOpenChange,
+  pending,
+  cooldown,
+  children,
+}: {
+  trigger: ReactNode;
+  title: string;
+  description?: ReactNode;
+  submitLabel: string;
+  onSubmit: () => Promise<unknown>;
+  onOpenChange?: (open: boolean) => void;
+  pending?: boolean;
+  cooldown?: number;
+  children: ReactNode;
+}) {
+  const [open, setOpen] = useState(false);
+  const change = (o: boolean) => {
+    setOpen(o);
+    onOpenChange?.(o);
+  };
+  return (
+    <Dialog.Root open={open} onOpenChange={change}>
+      <Dialog.Trigger asChild>{trigger}</Dialog.Trigger>
+      <Dialog.Portal>
+        <Dialog.Overlay className="dialog-overlay" />
+        <Dialog.Content className="dialog">
+          <Dialog.Title>{title}</Dialog.Title>
+          <Dialog.Description asChild>
+            <div className={description ? undefined : "visually-hidden"}>{description ?? title}</div>
+          </Dialog.Description>
+          <form
+            onSubmit={(e) => {
+              e.preventDefault();
+              onSubmit().then(
+                () => change(false),
+                () => {},
+              );
+            }}
+          >
+            {children}
+            <div className="actions">
+              <Dialog.Close asChild>
+                <button type="button">Cancel</button>
+              </Dialog.Close>
+              <ActionButton type="submit" className="primary" pending={pending} cooldown={cooldown}>
+                {submitLabel}
+              </ActionButton>
+            </div>
+          </form>
+        </Dialog.Content>
+      </Dialog.Portal>
+    </Dialog.Root>
+  );
+}
+
 /** A modal that shows something once (a bootstrap token) with a close button. */
 export function InfoDialog({
   open,

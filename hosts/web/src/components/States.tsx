@@ -1,7 +1,7 @@
 // The shared states every screen renders through: loading, empty, error,
 // restricted (403), rate-limited (429 with the wait), session expired (401).
 import { useState, type ReactNode } from "react";
-import { isApiError, type ApiError } from "../api/errors";
+import { detailedMessage, isApiError, type ApiError } from "../api/errors";
 import { startSignIn } from "../api/session";
 import { useCountdown } from "./hooks";
 
@@ -144,8 +144,13 @@ export function ActionError({ error }: { error: unknown }) {
   const e: ApiError | undefined = isApiError(error) ? error : undefined;
   return (
     <p className="inline-error" role="alert">
-      {e ? e.human : "Something went wrong."}
-      {e?.serverMessage && e.serverMessage !== e.human && e.status !== 500 ? ` (${e.serverMessage})` : ""}
+      {e ? detailedMessage(e) : "Something went wrong."}
+      {e?.serverMessage &&
+      e.serverMessage !== e.human &&
+      e.status !== 500 &&
+      !(e.details && e.code === "storage_quota_exceeded")
+        ? ` (${e.serverMessage})`
+        : ""}
       {e?.status === 429 && e.retryAfter ? ` Wait ${e.retryAfter} s.` : ""}
       {e?.correlationId && e.status >= 500 ? ` Correlation id: ${e.correlationId}.` : ""}
     </p>

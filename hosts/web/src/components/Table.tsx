@@ -57,17 +57,23 @@ export function DataTable<T>({
           </tbody>
         </table>
       </div>
-      {pager && (pager.hasPrev || pager.hasNext) && (
-        <nav className="pager" aria-label={`${caption} pages`}>
-          <button type="button" onClick={pager.onPrev} disabled={!pager.hasPrev || pager.busy}>
-            Previous
-          </button>
-          <span aria-live="polite">Page {pager.page}</span>
-          <button type="button" onClick={pager.onNext} disabled={!pager.hasNext || pager.busy}>
-            Next
-          </button>
-        </nav>
-      )}
+      {pager && <PagerNav pager={pager} label={`${caption} pages`} />}
     </div>
+  );
+}
+
+/** Previous / next over cursor pages (hidden while there is one page). */
+export function PagerNav({ pager, label }: { pager: Pager; label: string }) {
+  if (!pager.hasPrev && !pager.hasNext) return null;
+  return (
+    <nav className="pager" aria-label={label}>
+      <button type="button" onClick={pager.onPrev} disabled={!pager.hasPrev || pager.busy}>
+        Previous
+      </button>
+      <span aria-live="polite">Page {pager.page}</span>
+      <button type="button" onClick={pager.onNext} disabled={!pager.hasNext || pager.busy}>
+        Next
+      </button>
+    </nav>
   );
 }

@@ -176,6 +176,15 @@ export function BillingPageView(p: BillingPageViewProps) {
               { header: "Type", cell: (e) => e.type.replace("_", " ") },
               { header: "Reason", cell: (e) => e.reason || "—" },
               { header: "Amount", numeric: true, cell: (e) => money(e.amount_minor, e.currency) },
+              {
+                // Support asks for it (a refund names the credit it returns).
+                header: "Entry",
+                cell: (e) => (
+                  <code title={e.id} data-entry-id={e.id}>
+                    {shortId(e.id)}
+                  </code>
+                ),
+              },
             ]}
           />
         )}

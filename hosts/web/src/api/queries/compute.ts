@@ -2,6 +2,7 @@ import { queryOptions, type QueryClient } from "@tanstack/react-query";
 import { api, unwrap, unwrapEmpty } from "../client";
 import type { Allocation, AllocationState } from "../types";
 import { TRANSITIONAL_STATES } from "../types";
+import { streamLive } from "../stream";
 
 export const computeKeys = {
   skus: ["skus"] as const,
@@ -33,9 +34,13 @@ export function nodesQuery() {
 /**
  * Polling with backoff while something is in motion: 1 s right after a
  * change, growing ×1.5 to 10 s while nothing changes; 30 s when settled.
- * (There is no notification stream in the API yet; see doc/console.md.)
+ * While the notification stream is live it brings the outcomes (active,
+ * failed, released, release failed) as they happen and the Shell refreshes
+ * the allocation on them, so polling slows to 10 s in motion (for the steps
+ * in between) and 60 s when settled; polling with backoff is the fallback.
  */
-export function backoffInterval(changedAgoMs: number, moving: boolean): number {
+export function backoffInterval(changedAgoMs: number, moving: boolean, live = streamLive()): number {
+  if (live) return moving ? 10_000 : 60_000;
   if (!moving) return 30_000;
   const steps = Math.floor(changedAgoMs / 3_000);
   return Math.min(10_000, Math.round(1_000 * Math.pow(1.5, steps)));

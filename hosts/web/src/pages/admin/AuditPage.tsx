@@ -1,8 +1,11 @@
 import { useQuery } from "@tanstack/react-query";
 import { useState } from "react";
-import { auditQuery, type AuditFilter } from "../../api/queries/admin";
+import { useSearchParams } from "react-router";
+import { auditExportPath, auditQuery, type AuditFilter } from "../../api/queries/admin";
+import { download } from "../../api/client";
+import { useAnnounce } from "../../components/Announcer";
 import { loadable } from "../../components/States";
-import { useCursorPages } from "../../components/hooks";
+import { useCooldown, useCursorPages } from "../../components/hooks";
 import { AuditPageView } from "./AuditPageView";
 
 /** datetime-local (local time, no zone) → RFC 3339 for the API. */
@@ -13,12 +16,33 @@ function rfc3339(v?: string): string | undefined {
 }
 
 export function AuditPage() {
-  const [draft, setDraft] = useState<AuditFilter>({});
-  const [filter, setFilter] = useState<AuditFilter>({});
+  // Other screens link here with a tenant (?tenant_id=).
+  const [params] = useSearchParams();
+  const [initial] = useState<AuditFilter>(() =>
+    params.get("tenant_id") ? { tenant_id: params.get("tenant_id")! } : {},
+  );
+  const [draft, setDraft] = useState<AuditFilter>(initial);
+  const [filter, setFilter] = useState<AuditFilter>(initial);
   const pages = useCursorPages();
   const q = useQuery({ ...auditQuery(filter, pages.cursor), placeholderData: (p) => p });
+  const announce = useAnnounce();
+  const [exporting, setExporting] = useState(false);
+  const [exportError, setExportError] = useState<unknown>(null);
+  const cooldown = useCooldown();
   return (
     <AuditPageView
+      onExport={() => {
+        setExporting(true);
+        setExportError(null);
+        // The applied filters: what the table shows is what the file holds.
+        download(auditExportPath(filter), "audit.csv").then(
+          () => (setExporting(false), announce("Audit log CSV downloaded.")),
+          (e: unknown) => (setExporting(false), setExportError(e), cooldown.trip(e)),
+        );
+      }}
+      exporting={exporting}
+      exportError={exportError}
+      exportCooldown={cooldown.secondsLeft}
       page={loadable(q)}
       draft={draft}
       onDraft={setDraft}

@@ -1,7 +1,7 @@
 import type { AuditLogPage } from "../../api/types";
 import type { AuditFilter } from "../../api/queries/admin";
-import { Field } from "../../components/Controls";
-import { Empty, StateView, type Loadable } from "../../components/States";
+import { ActionButton, Field } from "../../components/Controls";
+import { ActionError, Empty, StateView, type Loadable } from "../../components/States";
 import { DataTable, type Pager } from "../../components/Table";
 import { dateTime } from "../../components/format";
 import { usePageHeading } from "../../components/hooks";
@@ -12,6 +12,10 @@ export interface AuditPageViewProps {
   onDraft: (f: AuditFilter) => void;
   onApply: () => void;
   pager: Pager;
+  onExport: () => void;
+  exporting: boolean;
+  exportError: unknown;
+  exportCooldown: number;
 }
 
 export function AuditPageView(p: AuditPageViewProps) {
@@ -20,9 +24,16 @@ export function AuditPageView(p: AuditPageViewProps) {
     p.onDraft({ ...p.draft, [k]: e.target.value });
   return (
     <section>
-      <h1 ref={h} tabIndex={-1}>
-        Audit log
-      </h1>
+      <div className="page-head">
+        <h1 ref={h} tabIndex={-1}>
+          Audit log
+        </h1>
+        <ActionButton onClick={p.onExport} pending={p.exporting} cooldown={p.exportCooldown}>
+          Export CSV
+        </ActionButton>
+      </div>
+      <p className="muted">The export holds every event the applied filters select, newest first.</p>
+      <ActionError error={p.exportError} />
       <form
         className="card row"
         style={{ marginBottom: 16 }}
@@ -47,6 +58,19 @@ export function AuditPageView(p: AuditPageViewProps) {
               placeholder="e.g. billing.admin_credit"
             />
           )}
+        </Field>
+        <Field label="Target type">
+          {(f) => (
+            <input
+              {...f}
+              value={p.draft.resource_type ?? ""}
+              onChange={set("resource_type")}
+              placeholder="e.g. allocation"
+            />
+          )}
+        </Field>
+        <Field label="Target id">
+          {(f) => <input {...f} value={p.draft.resource_id ?? ""} onChange={set("resource_id")} />}
         </Field>
         <Field label="Since">
           {(f) => <input {...f} type="datetime-local" value={p.draft.since ?? ""} onChange={set("since")} />}

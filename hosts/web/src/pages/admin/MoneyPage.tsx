@@ -1,8 +1,16 @@
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { useState } from "react";
-import { creditMutation, paymentSessionsQuery, refundMutation } from "../../api/queries/admin";
+import {
+  creditMutation,
+  paymentSessionsQuery,
+  refundMutation,
+  refundRequestsQuery,
+  requestRefundMutation,
+} from "../../api/queries/admin";
+import { useSearchParams } from "react-router";
+import { useQueryClient } from "@tanstack/react-query";
 import { balanceQuery } from "../../api/queries/billing";
-import type { PaymentSessionStatus } from "../../api/types";
+import type { PaymentSessionStatus, RefundRequestStatus } from "../../api/types";
 import { loadable } from "../../components/States";
 import { useCursorPages, useIdempotencyKey } from "../../components/hooks";
 import { useAnnounce } from "../../components/Announcer";
@@ -12,11 +20,24 @@ import { MoneyPageView, type MoneyForm } from "./MoneyPageView";
 const empty: MoneyForm = { tenant_id: "", amount: "", reason: "", credit_entry_id: "" };
 
 export function MoneyPage() {
+  const qc = useQueryClient();
   const announce = useAnnounce();
   const balance = useQuery(balanceQuery());
   const currency = balance.data?.currency ?? "usd";
-  const [credit, setCredit] = useState<MoneyForm>(empty);
-  const [refund, setRefund] = useState<MoneyForm>(empty);
+  // The tenant screen links here with ?tenant_id=.
+  const [params] = useSearchParams();
+  const [start] = useState<MoneyForm>(() => ({ ...empty, tenant_id: params.get("tenant_id") ?? "" }));
+  const [credit, setCredit] = useState<MoneyForm>(start);
+  const [refund, setRefund] = useState<MoneyForm>(start);
+  const [provider, setProvider] = useState<MoneyForm>(start);
+  const providerKey = useIdempotencyKey(provider);
+  const doProvider = useMutation(requestRefundMutation(qc));
+  const [rrStatus, setRrStatus] = useState<RefundRequestStatus | undefined>();
+  const rrPages = useCursorPages();
+  const refundRequests = useQuery({
+    ...refundRequestsQuery(rrStatus, undefined, rrPages.cursor),
+    placeholderData: (p) => p,
+  });
   const creditKey = useIdempotencyKey(credit);
   const refundKey = useIdempotencyKey(refund);
   const doCredit = useMutation(creditMutation());
@@ -61,6 +82,39 @@ export function MoneyPage() {
       refunding={doRefund.isPending}
       refundError={doRefund.error}
       refunded={doRefund.data}
+      provider={provider}
+      onProvider={setProvider}
+      onSubmitProvider={() =>
+        doProvider.mutate(
+          {
+            tenant_id: provider.tenant_id.trim(),
+            credit_entry_id: provider.credit_entry_id.trim(),
+            amount_minor: toMinor(provider.amount),
+            reason: provider.reason,
+            key: providerKey.key,
+          },
+          {
+            onSuccess: (r) => {
+              setProvider(empty);
+              providerKey.reset();
+              announce(`Refund request ${r.status}.`);
+            },
+          },
+        )
+      }
+      providing={doProvider.isPending}
+      providerError={doProvider.error}
+      provided={doProvider.data}
+      refundRequests={loadable(refundRequests)}
+      refundRequestStatus={rrStatus}
+      onRefundRequestStatus={(s) => (setRrStatus(s), rrPages.reset())}
+      refundRequestsPager={{
+        page: rrPages.page,
+        hasPrev: rrPages.page > 1,
+        hasNext: !!refundRequests.data?.next_cursor,
+        onPrev: rrPages.prev,
+        onNext: () => rrPages.next(refundRequests.data?.next_cursor),
+      }}
       sessions={loadable(sessions)}
       sessionStatus={status}
       onSessionStatus={(s) => (setStatus(s), pages.reset())}

@@ -1,4 +1,11 @@
-import type { LedgerEntry, PaymentSessionPage, PaymentSessionStatus } from "../../api/types";
+import type {
+  LedgerEntry,
+  PaymentSessionPage,
+  PaymentSessionStatus,
+  RefundRequest,
+  RefundRequestPage,
+  RefundRequestStatus,
+} from "../../api/types";
 import { ActionButton, Field, StateBadge } from "../../components/Controls";
 import { ActionError, Empty, StateView, type Loadable } from "../../components/States";
 import { DataTable, type Pager } from "../../components/Table";
@@ -27,6 +34,16 @@ export interface MoneyPageViewProps {
   refunding: boolean;
   refundError: unknown;
   refunded?: { amount_minor: number; refunds: LedgerEntry[] };
+  provider: MoneyForm;
+  onProvider: (f: MoneyForm) => void;
+  onSubmitProvider: () => void;
+  providing: boolean;
+  providerError: unknown;
+  provided?: RefundRequest;
+  refundRequests: Loadable<RefundRequestPage>;
+  refundRequestStatus: RefundRequestStatus | undefined;
+  onRefundRequestStatus: (s: RefundRequestStatus | undefined) => void;
+  refundRequestsPager: Pager;
   sessions: Loadable<PaymentSessionPage>;
   sessionStatus: PaymentSessionStatus | undefined;
   onSessionStatus: (s: PaymentSessionStatus | undefined) => void;
@@ -39,12 +56,14 @@ function MoneyFields({
   error,
   currency,
   withCredit,
+  creditRequired,
 }: {
   form: MoneyForm;
   onChange: (f: MoneyForm) => void;
   error: unknown;
   currency: string;
   withCredit?: boolean;
+  creditRequired?: boolean;
 }) {
   return (
     <>
@@ -87,15 +106,20 @@ function MoneyFields({
       </Field>
       {withCredit && (
         <Field
-          label="Credit entry id (optional)"
+          label={creditRequired ? "Credit entry id" : "Credit entry id (optional)"}
           error={fieldError(error, "credit_entry_id")}
-          hint="Empty: the newest refundable credits first."
+          hint={
+            creditRequired
+              ? "The ledger credit the payment made (the tenant's ledger shows it)."
+              : "Empty: the newest refundable credits first."
+          }
         >
           {(f) => (
             <input
               {...f}
               value={form.credit_entry_id}
               onChange={(e) => onChange({ ...form, credit_entry_id: e.target.value })}
+              required={creditRequired}
             />
           )}
         </Field>
@@ -140,6 +164,7 @@ export function MoneyPageView(p: MoneyPageViewProps) {
           <h2 id="refund-h" style={{ marginTop: 0 }}>
             Refund credits
           </h2>
+          <p className="muted">In the ledger only, for money returned outside the platform.</p>
           <MoneyFields
             form={p.refund}
             onChange={p.onRefund}
@@ -158,7 +183,80 @@ export function MoneyPageView(p: MoneyPageViewProps) {
             Record refund
           </ActionButton>
         </form>
+        <form
+          className="card"
+          onSubmit={(e) => (e.preventDefault(), p.onSubmitProvider())}
+          aria-labelledby="provider-h"
+        >
+          <h2 id="provider-h" style={{ marginTop: 0 }}>
+            Refund a payment
+          </h2>
+          <p className="muted">
+            Through the payment provider: the money goes back to the card, and the ledger refund is posted
+            once the provider confirms.
+          </p>
+          <MoneyFields
+            form={p.provider}
+            onChange={p.onProvider}
+            error={p.providerError}
+            currency={p.currency}
+            withCredit
+            creditRequired
+          />
+          <ActionError error={p.providerError} />
+          {p.provided && (
+            <p role="status">
+              Refund of {money(p.provided.amount_minor, p.provided.currency)}: {p.provided.status}.
+            </p>
+          )}
+          <ActionButton type="submit" pending={p.providing}>
+            Refund payment
+          </ActionButton>
+        </form>
       </div>
+      <h2>Refund requests</h2>
+      <div className="toolbar">
+        <label className="row" style={{ alignItems: "center" }}>
+          <span>Status</span>
+          <select
+            value={p.refundRequestStatus ?? ""}
+            onChange={(e) =>
+              p.onRefundRequestStatus((e.target.value || undefined) as RefundRequestStatus | undefined)
+            }
+          >
+            <option value="">All</option>
+            <option value="requested">requested</option>
+            <option value="submitted">submitted</option>
+            <option value="succeeded">succeeded</option>
+            <option value="failed">failed</option>
+          </select>
+        </label>
+      </div>
+      <StateView
+        state={p.refundRequests}
+        what="refund requests"
+        isEmpty={(d) => d.refund_requests.length === 0}
+        empty={<Empty title="No refund requests" />}
+      >
+        {(d) => (
+          <DataTable
+            caption="Refund requests"
+            rows={d.refund_requests}
+            rowKey={(r) => r.id}
+            pager={p.refundRequestsPager}
+            columns={[
+              { header: "When", cell: (r) => dateTime(r.created_at) },
+              { header: "Tenant", cell: (r) => <span className="mono">{r.tenant_id}</span> },
+              { header: "Status", cell: (r) => <StateBadge state={r.status} /> },
+              { header: "Amount", numeric: true, cell: (r) => money(r.amount_minor, r.currency) },
+              {
+                header: "Reason",
+                cell: (r) => r.reason + (r.failure_reason ? ` — ${r.failure_reason}` : ""),
+              },
+            ]}
+          />
+        )}
+      </StateView>
       <h2>Payment sessions</h2>
       <div className="toolbar">
         <label className="row" style={{ alignItems: "center" }}>

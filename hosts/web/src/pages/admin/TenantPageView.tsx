@@ -1,0 +1,178 @@
+import { Link } from "react-router";
+import type { AdminTenantDetail, SKU, TenantPolicy } from "../../api/types";
+import { ActionButton } from "../../components/Controls";
+import { ActionError, Empty, StateView, type Loadable } from "../../components/States";
+import { DataTable } from "../../components/Table";
+import { dateTime } from "../../components/format";
+import { usePageHeading } from "../../components/hooks";
+import { BalanceCard, LiveAllocations } from "./UserPageView";
+import { UserStatus } from "./UsersPageView";
+
+export interface TenantPageViewProps {
+  detail: Loadable<AdminTenantDetail>;
+  policies: Loadable<TenantPolicy[]>;
+  skus: SKU[];
+  drafts: Record<string, string>;
+  onDraft: (key: string, value: string) => void;
+  onSave: (key: string) => void;
+  onReset: (key: string) => void;
+  busyKey?: string;
+  error: unknown;
+  errorKey?: string;
+}
+
+export function TenantPageView(p: TenantPageViewProps) {
+  const name = p.detail.status === "success" ? p.detail.data.tenant.name : "Tenant";
+  const h = usePageHeading(name);
+  return (
+    <section>
+      <p>
+        <Link to="/admin/tenants">← Tenants</Link>
+      </p>
+      <StateView state={p.detail} what="the tenant">
+        {(d) => (
+          <>
+            <h1 ref={h} tabIndex={-1} className="entry-name">
+              {d.tenant.name}
+            </h1>
+            <div className="cards">
+              <div className="card">
+                <dl className="kv">
+                  <dt>Slug</dt>
+                  <dd className="mono">{d.tenant.slug}</dd>
+                  <dt>Tenant id</dt>
+                  <dd className="mono">{d.tenant.id}</dd>
+                  <dt>Members</dt>
+                  <dd>{d.tenant.members}</dd>
+                  <dt>Created</dt>
+                  <dd>{dateTime(d.tenant.created_at)}</dd>
+                </dl>
+                <p style={{ marginBottom: 0 }}>
+                  <Link to={`/admin/audit?tenant_id=${encodeURIComponent(d.tenant.id)}`}>Its audit log</Link>
+                  {" · "}
+                  <Link to={`/admin/money?tenant_id=${encodeURIComponent(d.tenant.id)}`}>
+                    Credit or refund
+                  </Link>
+                </p>
+              </div>
+              <BalanceCard b={d.balance} />
+            </div>
+            <h2>Members</h2>
+            {d.members.length === 0 ? (
+              <Empty title="No members" />
+            ) : (
+              <DataTable
+                caption="Members of the tenant"
+                rows={d.members}
+                rowKey={(m) => m.user.id}
+                columns={[
+                  {
+                    header: "Email",
+                    cell: (m) => (
+                      <Link to={`/admin/users/${m.user.id}`} className="entry-name">
+                        {m.user.email}
+                      </Link>
+                    ),
+                  },
+                  { header: "Role", cell: (m) => m.role },
+                  { header: "Status", cell: (m) => <UserStatus u={m.user} /> },
+                ]}
+              />
+            )}
+            <h2>Projects</h2>
+            {d.projects.length === 0 ? (
+              <Empty title="No projects" />
+            ) : (
+              <DataTable
+                caption="Projects of the tenant"
+                rows={d.projects}
+                rowKey={(r) => r.id}
+                columns={[
+                  { header: "Project", cell: (r) => r.name },
+                  { header: "Id", cell: (r) => <span className="mono">{r.id}</span> },
+                ]}
+              />
+            )}
+            <h2>Live allocations</h2>
+            <LiveAllocations
+              rows={d.live_allocations}
+              skus={p.skus}
+              caption="Live allocations of the tenant"
+            />
+          </>
+        )}
+      </StateView>
+      {p.detail.status === "success" && (
+        <>
+          <h2>Policy overrides</h2>
+          <p className="muted">
+            The keys that may differ per tenant. An override wins over the platform value until it is reset;
+            every change is audited.
+          </p>
+          <StateView state={p.policies} what="the tenant's policies">
+            {(rows) => (
+              <DataTable
+                caption="Tenant policies"
+                rows={rows}
+                rowKey={(r) => r.key}
+                columns={[
+                  {
+                    header: "Key",
+                    cell: (r) => (
+                      <>
+                        <code>{r.key}</code>
+                        <div className="muted">{r.description}</div>
+                      </>
+                    ),
+                  },
+                  { header: "Platform", cell: (r) => <code>{r.default}</code> },
+                  {
+                    header: "This tenant",
+                    cell: (r) => {
+                      const v = p.drafts[r.key] ?? r.value;
+                      return (
+                        <form
+                          className="row"
+                          onSubmit={(e) => {
+                            e.preventDefault();
+                            p.onSave(r.key);
+                          }}
+                        >
+                          <input
+                            aria-label={`Tenant value of ${r.key}`}
+                            value={v}
+                            onChange={(e) => p.onDraft(r.key, e.target.value)}
+                            size={12}
+                          />
+                          <ActionButton
+                            type="submit"
+                            pending={p.busyKey === r.key}
+                            disabled={v === r.value}
+                            aria-label={`Override ${r.key}`}
+                          >
+                            Override
+                          </ActionButton>
+                          {r.overridden && (
+                            <button
+                              type="button"
+                              onClick={() => p.onReset(r.key)}
+                              aria-label={`Reset ${r.key}`}
+                            >
+                              Reset
+                            </button>
+                          )}
+                          {r.overridden && <span className="badge">overridden</span>}
+                          {p.errorKey === r.key && <ActionError error={p.error} />}
+                        </form>
+                      );
+                    },
+                  },
+                ]}
+              />
+            )}
+          </StateView>
+        </>
+      )}
+    </section>
+  );
+}
