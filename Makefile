@@ -140,10 +140,19 @@ codegen: web-deps
 	./scripts/codegen.sh
 	cd $(WEB) && npm run gen
 
+# The protobuf contracts (doc/proto): buf's STANDARD lint, and no breaking
+# change (FILE rules) against the previous commit — which also covers
+# uncommitted edits. BUF_AGAINST_REF=<release tag> compares with a release.
+BUF_AGAINST_REF ?= HEAD~1
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1)
 	$(GO) vet ./...
 	$(GO) run ./scripts/openapi-check doc/api/openapi.yaml
+	$(GO) tool buf lint doc/proto
+	@if git rev-parse -q --verify '$(BUF_AGAINST_REF)' >/dev/null; then \
+	  echo "buf breaking against $(BUF_AGAINST_REF)"; \
+	  $(GO) tool buf breaking doc/proto --against '.git#ref=$(BUF_AGAINST_REF),subdir=doc/proto'; \
+	else echo "buf breaking: no $(BUF_AGAINST_REF) to compare with"; fi
 	./scripts/codegen.sh --check
 	$(MAKE) web-lint
 

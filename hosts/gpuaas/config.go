@@ -69,6 +69,7 @@ type Settings struct {
 	RelayInterval     time.Duration
 	OTLPEndpoint      string // OTEL_EXPORTER_OTLP_ENDPOINT: traces are exported when set
 	MetricsAddr       string // GPUAAS_METRICS_ADDR: admin listener (/metrics, /livez, /readyz); "" off
+	RPCAddr           string // GPUAAS_RPC_ADDR: internal Connect RPC listener (serve rpc)
 
 	DataDir          string   // local state of this process (key files)
 	KMSKeyFile       string   // local KMS key (when AWSKMSKeyID is empty)
@@ -123,6 +124,7 @@ func readSettings(e env) (Settings, error) {
 	}
 	s.OIDCAudience = e.str("OIDC_AUDIENCE", s.OIDCClientID)
 	s.OTLPEndpoint = e.str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+	s.RPCAddr = e.str("GPUAAS_RPC_ADDR", ":8445")
 	if s.MetricsAddr = e.str("GPUAAS_METRICS_ADDR", ":9090"); s.MetricsAddr == "off" {
 		s.MetricsAddr = ""
 	}

@@ -26,6 +26,7 @@ const usage = `gpuaas — GPU cloud control plane
 Usage:
   gpuaas serve api            run the HTTP API (with an in-process outbox relay)
   gpuaas serve agent-gateway  run the node agents' Connect RPC gateway (mTLS)
+  gpuaas serve rpc            run the internal Connect RPC services (service accounts)
   gpuaas serve terminal-gateway
                               run the browser terminal WebSocket gateway
   gpuaas worker provisioning  run the provisioning worker (Temporal) and node sweeper
@@ -88,6 +89,8 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		err = serveAPI(ctx, settings)
 	case args[0] == "serve" && len(args) == 2 && args[1] == "agent-gateway":
 		err = serveAgentGateway(ctx, settings)
+	case args[0] == "serve" && len(args) == 2 && args[1] == "rpc":
+		err = serveRPC(ctx, settings)
 	case args[0] == "serve" && len(args) == 2 && args[1] == "terminal-gateway":
 		err = serveTerminalGateway(ctx, settings, getenv)
 	case args[0] == "worker" && len(args) == 2 && args[1] == "provisioning":
