@@ -131,6 +131,7 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay, dev bool) fx.Option 
 			AllowLoopbackRedirects: s.LoopbackRedirects,
 			AllowedOrigins:         s.CORSOrigins,
 			CookieInsecure:         s.InsecureCookie,
+			TrustedProxies:         s.TrustedProxies,
 		}),
 		httphost.Module,
 		consoleOptions(s),

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
+
+	httphost "github.com/gpuaas/gpuaas/hosts/http"
 )
 
 // env is the process environment seen through one reader, so tests can pass
@@ -67,9 +70,10 @@ type Settings struct {
 	LogLevel          slog.Level
 	LogFormat         string // json | text
 	RelayInterval     time.Duration
-	OTLPEndpoint      string // OTEL_EXPORTER_OTLP_ENDPOINT: traces are exported when set
-	MetricsAddr       string // GPUAAS_METRICS_ADDR: admin listener (/metrics, /livez, /readyz); "" off
-	RPCAddr           string // GPUAAS_RPC_ADDR: internal Connect RPC listener (serve rpc)
+	OTLPEndpoint      string         // OTEL_EXPORTER_OTLP_ENDPOINT: traces are exported when set
+	MetricsAddr       string         // GPUAAS_METRICS_ADDR: admin listener (/metrics, /livez, /readyz); "" off
+	RPCAddr           string         // GPUAAS_RPC_ADDR: internal Connect RPC listener (serve rpc)
+	TrustedProxies    []netip.Prefix // GPUAAS_TRUSTED_PROXIES: peers whose forwarding headers name the client
 
 	DataDir          string   // local state of this process (key files)
 	KMSKeyFile       string   // local KMS key (when AWSKMSKeyID is empty)
@@ -125,6 +129,11 @@ func readSettings(e env) (Settings, error) {
 	s.OIDCAudience = e.str("OIDC_AUDIENCE", s.OIDCClientID)
 	s.OTLPEndpoint = e.str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
 	s.RPCAddr = e.str("GPUAAS_RPC_ADDR", ":8445")
+	tp, err := httphost.ParseTrustedProxies(e.list("GPUAAS_TRUSTED_PROXIES", nil))
+	if err != nil {
+		return s, fmt.Errorf("GPUAAS_TRUSTED_PROXIES: %w", err)
+	}
+	s.TrustedProxies = tp
 	if s.MetricsAddr = e.str("GPUAAS_METRICS_ADDR", ":9090"); s.MetricsAddr == "off" {
 		s.MetricsAddr = ""
 	}
@@ -168,7 +177,6 @@ func readSettings(e env) (Settings, error) {
 	if s.LogFormat != "json" && s.LogFormat != "text" {
 		return s, errors.New("GPUAAS_LOG_FORMAT must be json or text")
 	}
-	var err error
 	if s.RelayInterval, err = e.duration("GPUAAS_OUTBOX_INTERVAL", 2*time.Second); err != nil {
 		return s, err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -33,6 +34,11 @@ type Config struct {
 	// credentials must never be granted to every origin. Default:
 	// PublicBaseURL's origin.
 	AllowedOrigins []string
+	// TrustedProxies are the peers (CIDR prefixes or addresses) whose
+	// Forwarded / X-Forwarded-For headers name the client: rate limits of
+	// anonymous callers and audit records then use the real client address.
+	// Empty: the peer's address, headers ignored.
+	TrustedProxies []netip.Prefix
 	// CookieInsecure drops the Secure flag from the refresh cookie. Only for
 	// development over plain http; production cookies are always Secure.
 	CookieInsecure bool

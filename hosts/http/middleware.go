@@ -32,6 +32,7 @@ type reqState struct {
 	urlParams     chi.RouteParams
 	correlationID string
 	userID        string
+	clientIP      string // resolved once (trusted proxies) by correlation
 	errCode       string
 	rec           *recorder
 }
@@ -243,7 +244,9 @@ func (s *Server) correlation(next http.Handler) http.Handler {
 		if !callctx.ValidCorrelationID(id) {
 			id = uuid.NewString()
 		}
-		stateOf(r.Context()).correlationID = id
+		st := stateOf(r.Context())
+		st.correlationID = id
+		st.clientIP = resolveClientIP(r, s.cfg.TrustedProxies)
 		w.Header().Set("X-Correlation-ID", id)
 		ctx := callctx.WithCorrelationID(r.Context(), id)
 		ctx = callctx.WithSourceIP(ctx, clientIP(r))
@@ -265,6 +268,11 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
+		// No page of another origin may frame an answer, and no URL of this
+		// API leaks to another site in a Referer (the console's pages set
+		// their own policy with the same frame-ancestors).
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "frame-ancestors 'none'")
 		if hsts {
 			h.Set("Strict-Transport-Security", hstsValue)
 		}
@@ -275,9 +283,13 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-// clientIP is the peer address. X-Forwarded-For is not trusted: behind a
-// proxy the address must come from a trusted-proxy setting (not yet needed).
+// clientIP is the client's address: the peer's, or — from a trusted proxy
+// (Config.TrustedProxies) — the one its forwarding headers name
+// (resolveClientIP, resolved once per request).
 func clientIP(r *http.Request) string {
+	if ip := stateOf(r.Context()).clientIP; ip != "" {
+		return ip
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
