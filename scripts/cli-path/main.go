@@ -135,7 +135,7 @@ func run(ctx context.Context, api, bin, user, password, want string) error {
 	}
 	defer func() { _ = p.API().DeleteSSHKey(context.Background(), sshKey.Id) }()
 	apiKey, err := p.API().CreateAPIKey(ctx, client.CreateAPIKey{Name: "cli-path-" + suffix(), ProjectId: p.Project,
-		Scopes: []client.CredentialScope{client.ScopeRead, client.ScopeAllocations, client.ScopeBilling}})
+		Scopes: []client.CredentialScope{client.ScopeRead, client.ScopeAllocations, client.ScopeBilling, client.ScopeStorage}})
 	if err != nil {
 		return fmt.Errorf("create API key: %w", err)
 	}
@@ -239,6 +239,11 @@ func run(ctx context.Context, api, bin, user, password, want string) error {
 		time.Sleep(500 * time.Millisecond) // polling a command with a deadline; not synchronising goroutines
 	}
 	step("gpuaas usage --csv: %d lines, the allocation's among them", bytes.Count(out, []byte("\n")))
+
+	// Project storage through the CLI: up, list, down, compare, remove.
+	if err := files(ctx, g, work); err != nil {
+		return err
+	}
 
 	// The browser login, with the dev provider's form filled in as a
 	// browser would, ending at the CLI's loopback listener.
@@ -345,3 +350,35 @@ func suffix() string {
 }
 
 func urlUnescape(s string) (string, error) { return url.QueryUnescape(s) }
+
+// files copies a file to project storage and back with `gpuaas files`.
+func files(ctx context.Context, g cli, work string) error {
+	local := filepath.Join(work, "notes.txt")
+	body := []byte("cli-path " + suffix() + "\n")
+	if err := os.WriteFile(local, body, 0o600); err != nil {
+		return err
+	}
+	folder := "cli-path-" + suffix()
+	if _, err := g.run(ctx, "", "files", "cp", local, ":"+folder+"/"); err != nil {
+		return err
+	}
+	out, err := g.run(ctx, "", "files", "ls", ":"+folder, "--json")
+	if err != nil {
+		return err
+	}
+	if !bytes.Contains(out, []byte(`"notes.txt"`)) {
+		return fmt.Errorf("files ls :%s: %s", folder, out)
+	}
+	back := filepath.Join(work, "back.txt")
+	if _, err := g.run(ctx, "", "files", "cp", ":"+folder+"/notes.txt", back); err != nil {
+		return err
+	}
+	if got, err := os.ReadFile(back); err != nil || !bytes.Equal(got, body) {
+		return fmt.Errorf("the file came back as %q (%v), want %q", got, err, body)
+	}
+	if _, err := g.run(ctx, "", "files", "rm", ":"+folder, "-r"); err != nil {
+		return err
+	}
+	step("gpuaas files cp/ls/cp/rm: a file to :%s/ and back, identical, removed", folder)
+	return nil
+}
