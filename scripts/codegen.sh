@@ -2,7 +2,7 @@
 # codegen.sh generates Go code from the API contract.
 #
 #   scripts/codegen.sh          regenerate hosts/http/api/api.gen.go and the Go client's
-#                               client/internal/apigen/client.gen.go from doc/api/openapi.yaml,
+#                               hosts/http/client/internal/apigen/client.gen.go from doc/api/openapi.yaml,
 #                               and hosts/connect/gen from the buf module in doc/proto
 #   scripts/codegen.sh --check  regenerate into a temporary directory and fail if the
 #                               committed files differ (CI and a Go test run this)
@@ -34,7 +34,7 @@ generate() {
   local out="$1"
   {
     echo "// Regenerate with scripts/codegen.sh from doc/api/openapi.yaml (config: hosts/http/api/oapi-codegen.yaml)."
-    echo "// Do not edit by hand; the types here are used by hosts/http and, re-exported, by the Go client (client/) only."
+    echo "// Do not edit by hand; the types here are used by hosts/http and, re-exported, by the Go client (hosts/http/client) only."
     echo
     go tool oapi-codegen -config "$config" "$spec"
   } >"$out"
@@ -42,11 +42,11 @@ generate() {
 
 generate "$tmp/api.gen.go"
 
-# The Go client's request plumbing (client/internal/apigen): the same
+# The Go client's request plumbing (hosts/http/client/internal/apigen): the same
 # contract, the host's types (dot-imported), its own package comment in
 # doc.go (the generator's is dropped).
-client_config="client/internal/apigen/oapi-codegen.yaml"
-client_target="client/internal/apigen/client.gen.go"
+client_config="hosts/http/client/internal/apigen/oapi-codegen.yaml"
+client_target="hosts/http/client/internal/apigen/client.gen.go"
 {
   echo "// Regenerate with scripts/codegen.sh from doc/api/openapi.yaml (config: $client_config)."
   echo "// Do not edit by hand."

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gpuaas/gpuaas/client"
+	"github.com/gpuaas/gpuaas/hosts/http/client"
 )
 
 // Env is what the CLI reads and writes outside itself; tests replace any

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gpuaas/gpuaas/client"
+	"github.com/gpuaas/gpuaas/hosts/http/client"
 )
 
 // fakeAPI serves the few routes the tests need, in the contract's shapes.

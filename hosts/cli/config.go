@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/gpuaas/gpuaas/client"
+	"github.com/gpuaas/gpuaas/hosts/http/client"
 )
 
 // DefaultAPI is the API a fresh CLI talks to: `gpuaas dev`'s.

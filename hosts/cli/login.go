@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gpuaas/gpuaas/client"
 	"github.com/gpuaas/gpuaas/core/identity"
+	"github.com/gpuaas/gpuaas/hosts/http/client"
 )
 
 // refresh trades a refresh token for new tokens at the API.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/gpuaas/gpuaas/client"
+	"github.com/gpuaas/gpuaas/hosts/http/client"
 )
 
 // The MCP tools' inputs. Amounts are minor units of the tenant's currency

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gpuaas/gpuaas/client"
+	"github.com/gpuaas/gpuaas/hosts/http/client"
 )
 
 func (r *runner) balance(args []string) error {

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gpuaas/gpuaas/client"
+	"github.com/gpuaas/gpuaas/hosts/http/client"
 )
 
 // The managed block of ~/.ssh/config (Coder's config-ssh does the same):

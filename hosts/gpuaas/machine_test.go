@@ -16,8 +16,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/gpuaas/gpuaas/client"
 	"github.com/gpuaas/gpuaas/hosts/cli"
+	"github.com/gpuaas/gpuaas/hosts/http/client"
 	"github.com/gpuaas/gpuaas/testkit/e2e"
 	"github.com/gpuaas/gpuaas/testkit/poll"
 )

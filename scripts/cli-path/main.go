@@ -37,7 +37,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/gpuaas/gpuaas/client"
+	"github.com/gpuaas/gpuaas/hosts/http/client"
 	"github.com/gpuaas/gpuaas/testkit/e2e"
 	"github.com/gpuaas/gpuaas/testkit/tokens/signin"
 )

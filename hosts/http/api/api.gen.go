@@ -1,5 +1,5 @@
 // Regenerate with scripts/codegen.sh from doc/api/openapi.yaml (config: hosts/http/api/oapi-codegen.yaml).
-// Do not edit by hand; the types here are used by hosts/http and, re-exported, by the Go client (client/) only.
+// Do not edit by hand; the types here are used by hosts/http and, re-exported, by the Go client (hosts/http/client) only.
 
 // Package api provides primitives to interact with the openapi HTTP API.
 //

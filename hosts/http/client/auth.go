@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/gpuaas/gpuaas/client/internal/apigen"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
+	"github.com/gpuaas/gpuaas/hosts/http/client/internal/apigen"
 )
 
 // authenticator puts the caller's credential on a request.

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gpuaas/gpuaas/client/internal/apigen"
+	"github.com/gpuaas/gpuaas/hosts/http/client/internal/apigen"
 )
 
 // Client talks to one GPUaaS API as one caller. It is safe for concurrent

@@ -6,8 +6,8 @@ import (
 	"iter"
 	"net/http"
 
-	"github.com/gpuaas/gpuaas/client/internal/apigen"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
+	"github.com/gpuaas/gpuaas/hosts/http/client/internal/apigen"
 )
 
 // StorageDeleted says what a delete removed.
