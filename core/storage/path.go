@@ -188,10 +188,14 @@ func (p Path) Rebase(from, to Path) (Path, bool) {
 	default:
 		s = to.p + "/" + rest
 	}
-	if len(s) > MaxPathBytes {
+	// Checked whole again: moving "x/C:" to the top would make a drive
+	// letter of its first segment, which ParsePath refuses (fuzz case
+	// testdata/fuzz/FuzzObjectKey/e2e4d005e100cbcb).
+	moved, err := FromCanonical(s)
+	if err != nil {
 		return Path{}, false
 	}
-	return Path{p: s}, true
+	return moved, true
 }
 
 // Join appends a relative path (canonical segments) to p.

@@ -118,7 +118,7 @@ func (s *Service) movePlan(ctx context.Context, sc storage.Scope, e storage.Entr
 		np, ok := f.Path.Rebase(src, dst)
 		if !ok {
 			return &fault.Error{Kind: fault.KindInvalid, Code: storage.CodePathTraversal, Field: "to",
-				Message: "to would make a path below it longer than the path limit"}
+				Message: "to would make a path below it invalid: longer than the path limit, or a drive-letter name (C:) at the top"}
 		}
 		oldKey, err := sc.ObjectKey(f.Path)
 		if err != nil {
