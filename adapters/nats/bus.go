@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gpuaas/gpuaas/core/event"
 	"github.com/gpuaas/gpuaas/core/fault"
@@ -62,6 +63,11 @@ type Config struct {
 
 	// Logger receives connection state changes. Default: discard.
 	Logger *slog.Logger
+	// TracerProvider, when set, traces publishes (a producer span per event
+	// that carries a trace context, continued from it) and deliveries (a
+	// consumer span continued from the message's traceparent header). nil:
+	// no spans; a stored trace context is still forwarded in the headers.
+	TracerProvider trace.TracerProvider
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -124,10 +130,11 @@ func (c *Config) CheckAndSetDefaults() error {
 
 // Bus is a JetStream connection acting as the platform's event bus.
 type Bus struct {
-	cfg Config
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	log *slog.Logger
+	cfg    Config
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	log    *slog.Logger
+	tracer trace.Tracer // nil: tracing off
 }
 
 var (
@@ -198,7 +205,11 @@ func Connect(ctx context.Context, cfg Config) (*Bus, error) {
 		return nil, fault.Internal(err)
 	}
 	log.Info("nats connected")
-	return &Bus{cfg: cfg, nc: nc, js: js, log: log}, nil
+	b := &Bus{cfg: cfg, nc: nc, js: js, log: log}
+	if cfg.TracerProvider != nil {
+		b.tracer = cfg.TracerProvider.Tracer("github.com/gpuaas/gpuaas/adapters/nats")
+	}
+	return b, nil
 }
 
 // JetStream exposes the JetStream context for tests and tools (stream
@@ -284,6 +295,12 @@ func (b *Bus) consumerConfig(c event.Consumer) jetstream.ConsumerConfig {
 func (b *Bus) PublishBatch(ctx context.Context, events []event.Encoded) []error {
 	errs := make([]error, len(events))
 	futures := make([]jetstream.PubAckFuture, len(events))
+	var spans []trace.Span // one per event when any carries a trace context
+	defer func() {
+		for i, sp := range spans {
+			endSpan(sp, errs[i])
+		}
+	}()
 	for i, e := range events {
 		if err := ctx.Err(); err != nil {
 			errs[i] = err
@@ -294,6 +311,12 @@ func (b *Bus) PublishBatch(ctx context.Context, events []event.Encoded) []error 
 			continue
 		}
 		msg := &nats.Msg{Subject: e.Type, Data: e.Body, Header: nats.Header{}}
+		if e.TraceParent != "" {
+			if spans == nil {
+				spans = make([]trace.Span, len(events))
+			}
+			spans[i] = b.publishSpan(ctx, msg, e.ID, e.TraceParent)
+		}
 		f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID), jetstream.WithStallWait(b.cfg.PublishTimeout))
 		if err != nil {
 			errs[i] = translate(err)
@@ -350,7 +373,13 @@ func (b *Bus) Consume(ctx context.Context, stream, durable string, handle func(c
 			_ = msg.Term()
 			return
 		}
-		handle(ctx, ports.Message{
+		hctx := ctx
+		if b.tracer != nil {
+			var span trace.Span
+			hctx, span = b.consumeSpan(ctx, msg.Headers(), msg.Subject(), durable, env.ID)
+			defer span.End()
+		}
+		handle(hctx, ports.Message{
 			Envelope: env,
 			Ack: func() error {
 				actx, cancel := context.WithTimeout(context.Background(), b.cfg.RequestTimeout)

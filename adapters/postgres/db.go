@@ -29,6 +29,10 @@ type Config struct {
 	// PolicyCacheTTL bounds how long a PolicyStore serves cached values
 	// when a change notification was lost. 0: DefaultPolicyCacheTTL.
 	PolicyCacheTTL time.Duration
+	// Tracer, when set, traces every statement of the pool's connections
+	// (hosts pass an OpenTelemetry tracer, doc/observability.md). nil: none,
+	// and nothing is spent on it.
+	Tracer pgx.QueryTracer
 }
 
 // CheckAndSetDefaults validates the config.
@@ -84,6 +88,9 @@ func New(cfg Config) (*DB, error) {
 	}
 	if cfg.MaxConns > 0 {
 		pc.MaxConns = cfg.MaxConns
+	}
+	if cfg.Tracer != nil {
+		pc.ConnConfig.Tracer = cfg.Tracer
 	}
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {

@@ -255,7 +255,8 @@ type claimedRow struct {
 
 // claim takes up to limit due rows out of the outbox, the longest-due
 // first, and returns them oldest first, as stored: the envelope is not
-// decoded, the relay forwards it.
+// decoded, the relay forwards it (its traceparent, when it has one, comes
+// out beside it for the bus's message headers).
 //
 // The rows are locked FOR UPDATE SKIP LOCKED and deleted by the same
 // statement: one delete mark per event, no new row version, no index
@@ -281,7 +282,7 @@ func claim(ctx context.Context, tx pgx.Tx, limit int) ([]claimedRow, error) {
 			ORDER BY next_attempt_at, occurred_at
 			LIMIT $1
 			FOR UPDATE SKIP LOCKED))
-		RETURNING id::text, subject, envelope::text, retry_count, occurred_at`, limit)
+		RETURNING id::text, subject, envelope::text, COALESCE(envelope->>'traceparent', ''), retry_count, occurred_at`, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +290,8 @@ func claim(ctx context.Context, tx pgx.Tx, limit int) ([]claimedRow, error) {
 	out := make([]claimedRow, 0, limit)
 	for rows.Next() {
 		var c claimedRow
-		if err := rows.Scan(&c.rec.Event.ID, &c.rec.Event.Type, &c.rec.Event.Body, &c.rec.RetryCount, &c.occurredAt); err != nil {
+		if err := rows.Scan(&c.rec.Event.ID, &c.rec.Event.Type, &c.rec.Event.Body, &c.rec.Event.TraceParent,
+			&c.rec.RetryCount, &c.occurredAt); err != nil {
 			return nil, err
 		}
 		out = append(out, c)

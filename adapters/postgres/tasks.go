@@ -142,21 +142,23 @@ func (s *TaskStore) Enqueue(ctx context.Context, t nodetask.Task, sign func(node
 			return fault.Internal(errors.New("postgres: the task signer altered the envelope or did not sign"))
 		}
 		_, err = q.Exec(ctx, `INSERT INTO node_tasks (id, node_id, seq, type, params, signed_params,
-				allocation_id, state, issued_at, expires_at, key_id, signature)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11)`,
+				allocation_id, state, issued_at, expires_at, key_id, signature, trace_parent)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12)`,
 			signed.TaskID, nodeID, seq, string(signed.Type), string(signed.Params), []byte(signed.Params),
-			nullableID(t.AllocationID), signed.IssuedAt, signed.ExpiresAt, signed.KeyID, signed.Signature)
+			nullableID(t.AllocationID), signed.IssuedAt, signed.ExpiresAt, signed.KeyID, signed.Signature,
+			truncate(t.TraceParent, 128))
 		if err != nil {
 			return translate(err, "node task")
 		}
-		out = nodetask.Task{Envelope: signed, AllocationID: t.AllocationID, State: nodetask.Queued}
+		out = nodetask.Task{Envelope: signed, AllocationID: t.AllocationID, State: nodetask.Queued,
+			TraceParent: truncate(t.TraceParent, 128)}
 		return nil
 	})
 	return out, err
 }
 
 const taskColumns = `id::text, node_id::text, seq, type, signed_params, COALESCE(allocation_id::text, ''), state,
-	issued_at, expires_at, key_id, signature, attempts, result, error_code, error_message`
+	issued_at, expires_at, key_id, signature, attempts, result, error_code, error_message, trace_parent`
 
 func scanTask(row pgx.Row) (nodetask.Task, error) {
 	var (
@@ -170,7 +172,7 @@ func scanTask(row pgx.Row) (nodetask.Task, error) {
 		message string
 	)
 	err := row.Scan(&t.TaskID, &t.NodeID, &seq, &typ, &params, &t.AllocationID, &state,
-		&t.IssuedAt, &t.ExpiresAt, &t.KeyID, &t.Signature, &t.Attempts, &output, &code, &message)
+		&t.IssuedAt, &t.ExpiresAt, &t.KeyID, &t.Signature, &t.Attempts, &output, &code, &message, &t.TraceParent)
 	if err != nil {
 		return t, err
 	}

@@ -36,6 +36,8 @@ func New(cfg Config) (*Client, error) {
 		Namespace: cfg.Namespace,
 		Identity:  cfg.Identity,
 		Logger:    tlog.NewStructuredLogger(cfg.Logger.With("component", "temporal")),
+		// Worker interceptors among them apply to workers made from this client.
+		Interceptors: cfg.Interceptors,
 	})
 	if err != nil {
 		return nil, fault.Internal(err)

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"go.temporal.io/sdk/interceptor"
 )
 
 // Defaults for Config.
@@ -31,6 +33,10 @@ type Config struct {
 	RPCTimeout time.Duration
 	// Logger receives the SDK's logs; default slog.Default().
 	Logger *slog.Logger
+	// Interceptors are the client's interceptors; those that also intercept
+	// workers (OpenTelemetry's tracing interceptor does) apply to the
+	// worker built on this client too. Hosts add tracing here.
+	Interceptors []interceptor.ClientInterceptor
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.

@@ -12,16 +12,20 @@ import (
 
 // Envelope wraps a payload with what consumers need to route, dedupe and trace.
 type Envelope struct {
-	ID            string          `json:"id"`      // unique; the bus's dedupe id
-	Type          string          `json:"type"`    // the subject, e.g. provisioning.allocation_requested
-	Version       int             `json:"version"` // payload schema version
-	OccurredAt    time.Time       `json:"occurred_at"`
-	TenantID      string          `json:"tenant_id,omitempty"`
-	ProjectID     string          `json:"project_id,omitempty"`
-	AggregateType string          `json:"aggregate_type,omitempty"`
-	AggregateID   string          `json:"aggregate_id,omitempty"`
-	CorrelationID string          `json:"correlation_id,omitempty"`
-	Payload       json.RawMessage `json:"payload"`
+	ID            string    `json:"id"`      // unique; the bus's dedupe id
+	Type          string    `json:"type"`    // the subject, e.g. provisioning.allocation_requested
+	Version       int       `json:"version"` // payload schema version
+	OccurredAt    time.Time `json:"occurred_at"`
+	TenantID      string    `json:"tenant_id,omitempty"`
+	ProjectID     string    `json:"project_id,omitempty"`
+	AggregateType string    `json:"aggregate_type,omitempty"`
+	AggregateID   string    `json:"aggregate_id,omitempty"`
+	CorrelationID string    `json:"correlation_id,omitempty"`
+	// TraceParent is the W3C trace context (traceparent) of the change that
+	// wrote the event, so the relay and the consumers continue its trace.
+	// Set by the hosts' tracing, never by use cases; "" when tracing is off.
+	TraceParent string          `json:"traceparent,omitempty"`
+	Payload     json.RawMessage `json:"payload"`
 }
 
 // Encoded is an envelope in its wire form, encoded once: the outbox stores
@@ -30,6 +34,9 @@ type Encoded struct {
 	ID   string // Envelope.ID: the bus's dedupe id
 	Type string // Envelope.Type: the subject
 	Body []byte // the envelope as JSON
+	// TraceParent is Envelope.TraceParent, read beside Body so the bus can
+	// put it in the message headers without decoding the envelope.
+	TraceParent string
 }
 
 // Encode returns the wire forms of evs: the one place an envelope becomes
@@ -49,7 +56,7 @@ func Encode(evs ...Envelope) ([]Encoded, error) {
 		if err != nil {
 			return nil, fault.Invalid("payload", "event is not valid JSON").Wrap(err)
 		}
-		out[i] = Encoded{ID: e.ID, Type: e.Type, Body: b}
+		out[i] = Encoded{ID: e.ID, Type: e.Type, Body: b, TraceParent: e.TraceParent}
 	}
 	return out, nil
 }

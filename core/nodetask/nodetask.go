@@ -330,6 +330,10 @@ type Task struct {
 	State        State
 	Attempts     int
 	Result       *Result
+	// TraceParent is the W3C trace context of whoever enqueued the task
+	// (set by the hosts' tracing; "" when off). It is not signed and never
+	// reaches the agent: the gateway uses it to trace the agent's work.
+	TraceParent string
 }
 
 // DefaultTTL is how long a task stays valid after it is issued.

@@ -37,6 +37,8 @@ type RPCConfig struct {
 	Addr string
 	// Logger receives refusals and server errors. Default: discard.
 	Logger *slog.Logger
+	// Telemetry: spans and metrics of the RPCs (observe.go). Optional.
+	Telemetry Telemetry
 }
 
 // CheckAndSetDefaults fills in defaults.
@@ -146,7 +148,11 @@ func NewRPC(cfg RPCConfig, d RPCDeps) (*RPCServer, error) {
 		return nil, errors.New("connecthost: the RPC host needs Auth, Projects, Allocations, Inventory and Ledger")
 	}
 	s := &RPCServer{cfg: cfg, d: d}
-	opts := []connect.HandlerOption{connect.WithInterceptors(s.authorizer()), connect.WithReadMaxBytes(1 << 20)}
+	obs, err := newObserver("internal", cfg.Telemetry)
+	if err != nil {
+		return nil, err
+	}
+	opts := []connect.HandlerOption{connect.WithInterceptors(interceptors(obs, s.authorizer())...), connect.WithReadMaxBytes(1 << 20)}
 	mux := http.NewServeMux()
 	mux.Handle(allocationsv1connect.NewAllocationServiceHandler(&allocationRPC{d: d}, opts...))
 	mux.Handle(inventoryv1connect.NewInventoryServiceHandler(&inventoryRPC{d: d}, opts...))

@@ -41,6 +41,8 @@ type Config struct {
 	Clock ports.Clock
 	// Logger receives server errors. Default: discard.
 	Logger *slog.Logger
+	// Telemetry: spans and metrics of the agents' RPCs (observe.go). Optional.
+	Telemetry Telemetry
 }
 
 // CheckAndSetDefaults validates the config and fills in defaults.
@@ -91,8 +93,14 @@ func New(cfg Config, svc *agentsvc.Service) (*Server, error) {
 		return nil, errors.New("connecthost: the agent service is required")
 	}
 	s := &Server{cfg: cfg, svc: svc}
+	tel := cfg.Telemetry
+	tel.Untraced = append(tel.Untraced, agentv1connect.AgentServiceHeartbeatProcedure, agentv1connect.AgentServicePollTasksProcedure)
+	obs, err := newObserver("agent", tel)
+	if err != nil {
+		return nil, err
+	}
 	path, handler := agentv1connect.NewAgentServiceHandler(&handler{svc: svc, log: cfg.Logger},
-		connect.WithReadMaxBytes(1<<20))
+		connect.WithReadMaxBytes(1<<20), connect.WithInterceptors(interceptors(obs)...))
 	mux := http.NewServeMux()
 	mux.Handle(path, s.authenticate(handler))
 	s.h = mux

@@ -39,10 +39,9 @@ func baseOptions(s Settings, logger *slog.Logger) fx.Option {
 			fx.Annotate(func() system.Clock { return system.Clock{} }, fx.As(new(ports.Clock))),
 			fx.Annotate(func() system.UUIDs { return system.UUIDs{} }, fx.As(new(ports.IDs))),
 		),
-		fx.Supply(postgres.Config{URL: s.DatabaseURL}),
+		baseTelemetryOptions(s), // the Postgres and NATS configs, traced when tracing is on
 		postgres.Module,
 		postgres.OutboxModule,
-		fx.Supply(nats.Config{URL: s.NATSURL}),
 		nats.Module,
 		fx.StopTimeout(30*time.Second),
 	)
@@ -135,6 +134,7 @@ func apiOptions(s Settings, logger *slog.Logger, withRelay, dev bool) fx.Option 
 		}),
 		httphost.Module,
 		consoleOptions(s),
+		platformGaugeOptions(),
 	}
 	if withRelay {
 		opts = append(opts, relayOptions(s))

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 	"golang.org/x/crypto/ssh"
 
@@ -93,6 +94,7 @@ func computeOptions(s Settings) fx.Option {
 		postgres.BillingModule,
 		netprobe.Module,
 		fx.Provide(newInventoryService, newAllocationService, newTaskService, newLedgerService),
+		computeTelemetryOptions(),
 	)
 }
 
@@ -114,6 +116,8 @@ func agentGatewayOptions(s Settings) fx.Option {
 		IDs       ports.IDs
 		Logger    *slog.Logger
 		Lifecycle fx.Lifecycle
+		Registry  *prometheus.Registry
+		Trace     tracerIn
 	}
 	return fx.Invoke(func(p params) {
 		var srv *connecthost.Server
@@ -135,7 +139,8 @@ func agentGatewayOptions(s Settings) fx.Option {
 				}
 				srv, _, err = connecthost.NewFromParams(connecthost.Params{
 					Config: connecthost.Config{Addr: s.AgentAddr, GetCertificate: tlsCfg.GetCertificate, ClientCAs: tlsCfg.ClientCAs,
-						TrustDomain: p.CA.TrustDomain(), Clock: p.Clock, Logger: p.Logger.With("component", "agent-gateway")},
+						TrustDomain: p.CA.TrustDomain(), Clock: p.Clock, Logger: p.Logger.With("component", "agent-gateway"),
+						Telemetry: connecthost.Telemetry{Tracer: p.Trace.Tracer, Metrics: p.Registry}},
 					AgentsCfg: agentsvc.Config{RootsPEM: rootsPEM, AllowSimulatedGPUs: s.AllowSimGPUs},
 					Tx:        p.Tx, Tokens: p.Tokens, CA: p.CA, Certs: p.Certs, Nodes: p.Nodes, Tasks: p.Tasks,
 					Signer: p.Signer, Audit: p.Audit, Clock: p.Clock, IDs: p.IDs,
@@ -192,7 +197,7 @@ func terminalGatewayConfig(s Settings, getenv func(string) string, addr string, 
 // billingOptions run the billing worker: usage metering from allocation
 // events and the accrual cycle.
 func billingOptions() fx.Option {
-	return workers.BillingModule
+	return fx.Options(billingTelemetryOptions(), workers.BillingModule)
 }
 
 // terminalMountOptions serve the terminal gateway on the API's listener
@@ -214,7 +219,7 @@ func terminalMountOptions(cfg terminalhost.Config) fx.Option {
 // client, the NATS consumers that start workflows, and the node sweeper.
 func provisioningOptions(s Settings) fx.Option {
 	return fx.Options(
-		fx.Supply(temporal.Config{HostPort: s.TemporalAddress, Namespace: s.TemporalNS}),
+		fx.Provide(func(t tracerIn) (temporal.Config, error) { return temporalConfig(s, t) }),
 		temporal.Module,
 		fx.Provide(
 			fx.Annotate(func(a *allocationsvc.Service) *allocationsvc.Service { return a }, fx.As(new(temporal.AllocationTransitions))),
@@ -222,6 +227,7 @@ func provisioningOptions(s Settings) fx.Option {
 			fx.Annotate(temporal.NewSSHAccess, fx.As(new(temporal.AccessResolver))),
 			provideStorageActivities,
 		),
+		provisioningTelemetryOptions(),
 		workers.ProvisioningModule,
 		workers.NodeSweeperModule,
 	)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	httphost "github.com/gpuaas/gpuaas/hosts/http"
+	"github.com/gpuaas/gpuaas/hosts/internal/telemetry"
 )
 
 // env is the process environment seen through one reader, so tests can pass
@@ -209,8 +210,9 @@ func (s Settings) require(names ...string) error {
 
 func newLogger(s Settings) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: s.LogLevel}
+	// Lines logged inside a trace carry its trace_id and span_id.
 	if s.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+		return slog.New(telemetry.LogHandler(slog.NewTextHandler(os.Stderr, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	return slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, opts)))
 }

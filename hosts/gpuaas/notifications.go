@@ -71,6 +71,7 @@ func notificationWorkerOptions(s Settings) fx.Option {
 		fx.Provide(func() (ports.WebhookSender, error) {
 			return webhook.New(webhook.Config{AllowPrivate: s.WebhooksAllowPrivate})
 		}),
+		webhookTelemetryOptions(),
 		workers.NotificationsModule,
 	}
 	if s.SMTPHost != "" {

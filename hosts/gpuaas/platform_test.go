@@ -26,11 +26,19 @@ import (
 // GPUAAS_REQUIRE_SERVICES=1) without the Temporal CLI.
 func startTestPlatform(ctx context.Context, tb testing.TB, opts ...func(*devOptions)) (*devRun, devOptions, *postgres.DB) {
 	tb.Helper()
+	return startTestPlatformEnv(ctx, tb, nil, opts...)
+}
+
+// startTestPlatformEnv is startTestPlatform with more environment variables
+// (OTEL_EXPORTER_OTLP_ENDPOINT, GPUAAS_METRICS_ADDR, …) seen by the settings
+// and by gpuaas dev.
+func startTestPlatformEnv(ctx context.Context, tb testing.TB, env map[string]string, opts ...func(*devOptions)) (*devRun, devOptions, *postgres.DB) {
+	tb.Helper()
 	if _, err := temporal.LocateCLI(); err != nil {
 		services.Unavailable(tb, "temporal_cli", fmt.Errorf("%w; install it with `make tools`", err))
 	}
 	for try := 1; ; try++ {
-		run, o, db, err := startPlatformOnce(ctx, tb, opts...)
+		run, o, db, err := startPlatformOnce(ctx, tb, env, opts...)
 		if err == nil {
 			// A cleanup, not a defer: it runs after clients registered later
 			// are closed.
@@ -50,7 +58,7 @@ func startTestPlatform(ctx context.Context, tb testing.TB, opts ...func(*devOpti
 	}
 }
 
-func startPlatformOnce(ctx context.Context, tb testing.TB, opts ...func(*devOptions)) (*devRun, devOptions, *postgres.DB, error) {
+func startPlatformOnce(ctx context.Context, tb testing.TB, env map[string]string, opts ...func(*devOptions)) (*devRun, devOptions, *postgres.DB, error) {
 	dbURL := services.FreshDatabaseURL(tb)
 	// Raise the per-user rate limits before the app starts: benchmark
 	// clients poll every few milliseconds, well above the default 600/min.
@@ -72,12 +80,15 @@ func startPlatformOnce(ctx context.Context, tb testing.TB, opts ...func(*devOpti
 	}
 	vars := map[string]string{"DATABASE_URL": dbURL, "GPUAAS_LOG_LEVEL": envOr(os.Getenv, "GPUAAS_TEST_LOG_LEVEL", "error"),
 		"GPUAAS_LOG_FORMAT": "text"}
+	for k, v := range env {
+		vars[k] = v
+	}
 	s, err := readSettings(func(k string) string { return vars[k] })
 	if err != nil {
 		tb.Fatal(err)
 	}
 	var appDB *postgres.DB
-	run, err := startDev(ctx, s, o, func(string) string { return "" }, io.Discard, fx.Populate(&appDB))
+	run, err := startDev(ctx, s, o, func(k string) string { return env[k] }, io.Discard, fx.Populate(&appDB))
 	return run, o, appDB, err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
 	"github.com/gpuaas/gpuaas/adapters/oidc"
@@ -50,7 +51,9 @@ func rpcOptions(s Settings, logger *slog.Logger) fx.Option {
 		fx.Provide(newIdentityService, newRPCAuth),
 		computeOptions(s),
 		paymentOptions(s, false),
-		fx.Supply(connecthost.RPCConfig{Addr: s.RPCAddr}),
+		fx.Provide(func(t tracerIn, reg *prometheus.Registry) connecthost.RPCConfig {
+			return connecthost.RPCConfig{Addr: s.RPCAddr, Telemetry: connecthost.Telemetry{Tracer: t.Tracer, Metrics: reg}}
+		}),
 		connecthost.RPCModule,
 	)
 }

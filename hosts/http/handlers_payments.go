@@ -85,6 +85,7 @@ func (h *handlers) PaymentWebhook(w http.ResponseWriter, r *http.Request, _ api.
 		return
 	}
 	out, err := s.d.Payments.HandleWebhook(r.Context(), raw, r.Header.Get("Stripe-Signature"))
+	s.metrics.paymentWebhook(string(out), err)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -3,12 +3,15 @@ package httphost
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/gpuaas/gpuaas/core/fault"
 )
 
 // httpMetrics are the request counters and latency histograms, labelled by
@@ -18,8 +21,16 @@ type httpMetrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// webhooks counts the payment provider's webhooks by outcome: what the
+	// use case did (credited, duplicate, …), rejected (the signature or the
+	// body was refused) or error (the platform failed; the provider retries).
+	webhooks *prometheus.CounterVec
 	handler  http.Handler
 }
+
+// paymentWebhookOutcomes are every outcome label, exported at zero from the start.
+var paymentWebhookOutcomes = []string{"credited", "duplicate", "ignored", "reconcile", "expired", "no_change",
+	"refunded", "refund_failed", "rejected", "error"}
 
 func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 	if reg == nil {
@@ -40,6 +51,15 @@ func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
 	}
 	if m.duration, err = register(reg, duration); err != nil {
 		return nil, err
+	}
+	webhooks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gpuaas_payment_webhooks_total", Help: "Payment provider (Stripe) webhooks received, by outcome.",
+	}, []string{"outcome"})
+	if m.webhooks, err = register(reg, webhooks); err != nil {
+		return nil, err
+	}
+	for _, o := range paymentWebhookOutcomes {
+		m.webhooks.WithLabelValues(o)
 	}
 	m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	return m, nil
@@ -70,4 +90,17 @@ func (m *httpMetrics) observe(method, route string, status int, d time.Duration)
 	}
 	m.requests.WithLabelValues(method, route, code).Inc()
 	m.duration.WithLabelValues(method, route, code).Observe(d.Seconds())
+}
+
+// paymentWebhook counts one payment webhook: its outcome, or how it failed.
+func (m *httpMetrics) paymentWebhook(outcome string, err error) {
+	if err != nil {
+		outcome = "rejected"
+		if fault.IsKind(err, fault.KindInternal) || fault.IsKind(err, fault.KindUnavailable) {
+			outcome = "error"
+		}
+	} else if !slices.Contains(paymentWebhookOutcomes, outcome) {
+		outcome = "ignored"
+	}
+	m.webhooks.WithLabelValues(outcome).Inc()
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/gpuaas/gpuaas/core/callctx"
 	"github.com/gpuaas/gpuaas/core/fault"
@@ -223,17 +225,23 @@ func (s *Server) observe(r *http.Request, st *reqState, d time.Duration) {
 	s.metrics.observe(r.Method, st.routeName(), status, d)
 }
 
-// tracing starts an OTel server span named by method and route pattern.
+// tracing starts an OTel server span named by method and route pattern
+// when the host has a tracer provider; without one it is not in the chain
+// at all (tracing off costs nothing). The API is public: a caller's
+// traceparent is linked, never adopted as the parent, so nobody outside
+// chooses a trace's id or its sampling.
 func (s *Server) tracing(next http.Handler) http.Handler {
-	opts := []otelhttp.Option{
+	if s.d.TracerProvider == nil {
+		return next
+	}
+	return otelhttp.NewHandler(next, "http",
+		otelhttp.WithTracerProvider(s.d.TracerProvider),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()), // metrics are Prometheus's (metrics.go)
+		otelhttp.WithPropagators(propagation.TraceContext{}),
+		otelhttp.WithPublicEndpointFn(func(*http.Request) bool { return true }),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
 			return r.Method + " " + stateOf(r.Context()).routeName()
-		}),
-	}
-	if s.d.TracerProvider != nil {
-		opts = append(opts, otelhttp.WithTracerProvider(s.d.TracerProvider))
-	}
-	return otelhttp.NewHandler(next, "http", opts...)
+		}))
 }
 
 // correlation echoes a sane X-Correlation-ID or makes one, and puts it and

@@ -3,6 +3,7 @@ package terminalhost
 import (
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/fx"
 
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
@@ -40,12 +41,17 @@ type Params struct {
 	Nodes    ports.NodeStore
 	CA       ports.SSHCertificateAuthority
 	Logger   *slog.Logger
-	Users    ports.UserStore `optional:"true"`
+	Users    ports.UserStore      `optional:"true"`
+	Metrics  *prometheus.Registry `optional:"true"`
 }
 
 // NewFromParams builds the gateway from the graph.
 func NewFromParams(p Params) (*Server, error) {
-	return New(p.Config, Deps{Terminal: p.Terminal, Nodes: p.Nodes, CA: p.CA, Logger: p.Logger, Users: p.Users})
+	d := Deps{Terminal: p.Terminal, Nodes: p.Nodes, CA: p.CA, Logger: p.Logger, Users: p.Users}
+	if p.Metrics != nil {
+		d.Metrics = p.Metrics
+	}
+	return New(p.Config, d)
 }
 
 // Module provides *Server and ties it to the app's lifecycle: it listens on

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gpuaas/gpuaas/core/callctx"
 	"github.com/gpuaas/gpuaas/core/fault"
@@ -55,6 +56,9 @@ type Deps struct {
 	// with live sessions are still active: a suspended user's sessions end
 	// (standing.go). Optional.
 	Users ports.UserStore
+	// Metrics is the registry the gateway's families go to (sessions,
+	// outcomes, bytes; doc/observability.md). Optional.
+	Metrics prometheus.Registerer
 }
 
 // Server is the WebSocket gateway.
@@ -65,6 +69,7 @@ type Server struct {
 	origins  map[string]bool
 	upgrader websocket.Upgrader
 	handler  http.Handler
+	metrics  *metrics
 
 	mu       sync.Mutex
 	srv      *http.Server
@@ -88,6 +93,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		origins: map[string]bool{}, sessions: map[*session]struct{}{}}
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[o] = true
+	}
+	var err error
+	if s.metrics, err = newMetrics(d.Metrics); err != nil {
+		return nil, err
 	}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: cfg.ReadHeaderTimeout,
@@ -199,6 +208,7 @@ func (s *Server) serveTerminal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.reserve() {
+		s.metrics.attempt(outcomeFailed)
 		s.writeFault(w, r, fault.New(fault.KindUnavailable, fault.CodeUnavailable, "too many terminal sessions; try again"))
 		return
 	}
@@ -206,6 +216,11 @@ func (s *Server) serveTerminal(w http.ResponseWriter, r *http.Request) {
 
 	grant, err := s.d.Terminal.Consume(ctx, token, allocationID)
 	if err != nil {
+		if fault.IsKind(err, fault.KindInternal) || fault.IsKind(err, fault.KindUnavailable) {
+			s.metrics.attempt(outcomeFailed)
+		} else {
+			s.metrics.attempt(outcomeRefused)
+		}
 		s.writeFault(w, r, err)
 		return
 	}
@@ -216,10 +231,12 @@ func (s *Server) serveTerminal(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &we):
 		log.Info("terminal: the node refused the session", "session_id", grant.SessionID, "code", we.Code)
+		s.metrics.attempt(outcomeRefused)
 		s.writeFault(w, r, sessionRefusal(we))
 		return
 	case err != nil:
 		log.Warn("terminal: node unreachable", "error", err)
+		s.metrics.attempt(outcomeUnreachable)
 		s.writeFault(w, r, fault.New(fault.KindUnavailable, CodeNodeUnreachable, "the node could not be reached").Wrap(err))
 		return
 	}
@@ -228,9 +245,14 @@ func (s *Server) serveTerminal(w http.ResponseWriter, r *http.Request) {
 		// The upgrader has answered the browser already.
 		up.close()
 		log.Warn("terminal: websocket upgrade failed", "error", err)
+		s.metrics.attempt(outcomeFailed)
 		return
 	}
+	s.metrics.attempt(outcomeOpened)
+	s.metrics.active.Inc()
+	defer s.metrics.active.Dec()
 	sess := newSession(s.cfg, ws, up, log)
+	sess.metrics = s.metrics
 	sess.userID = grant.UserID
 	if s.d.Users != nil {
 		s.watching.Do(func() { go s.watchStanding() })

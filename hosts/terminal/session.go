@@ -204,6 +204,7 @@ type session struct {
 	away    chan struct{}
 	awayOne sync.Once
 
+	metrics   *metrics
 	userID    string
 	revoked   chan struct{} // closed when the user was suspended (standing.go)
 	revokeOne sync.Once
@@ -295,6 +296,9 @@ func (s *session) readLoop(pongWait time.Duration) {
 		if err := s.up.send(terminal.FrameData, data); err != nil {
 			return
 		}
+		if s.metrics != nil {
+			s.metrics.toNode.Add(float64(len(data)))
+		}
 	}
 }
 
@@ -318,6 +322,9 @@ func (s *session) pump() nodeEnd {
 			werr := s.ws.WriteMessage(websocket.BinaryMessage, p)
 			s.wmu.Unlock()
 			browserOK = werr == nil
+			if browserOK && s.metrics != nil {
+				s.metrics.toWeb.Add(float64(len(p)))
+			}
 		case terminal.FrameExit:
 			var x terminal.Exit
 			_ = json.Unmarshal(p, &x)

@@ -1,0 +1,1 @@
+ALTER TABLE node_tasks DROP COLUMN IF EXISTS trace_parent;

@@ -1,0 +1,75 @@
+package httphost
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/gpuaas/gpuaas/core/policy"
+)
+
+// TestNoSecretsInSpans is TestNoSecretsInLogs for traces: with tracing on,
+// canary secrets sent as bearer tokens, refresh tokens, passwords, OIDC
+// codes and states, tokens in a query string and idempotency keys appear in
+// no span's name, attribute, event, link or status.
+func TestNoSecretsInSpans(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	h := newHarness(t, func(_ *Config, d *Deps) { d.TracerProvider = tp })
+	h.store.setPolicy(policy.PersonalLoginEnabled, "true")
+	valid := h.token("alice")
+	canaries := []string{valid, "CANARYbearer0001", "CANARYrefreshbody0002", "CANARYrefreshcookie0003",
+		"CANARYpassword0004", "CANARYcode0005", "CANARYstate0006", "CANARYidemkey0007", "CANARYquerytoken0009"}
+	steps := []struct {
+		name string
+		rq   req
+		want int
+	}{
+		{"valid bearer", req{method: "GET", path: "/api/v1/users/me", bearer: valid}, 200},
+		{"forged bearer", req{method: "GET", path: "/api/v1/users/me", bearer: "CANARYbearer0001"}, 401},
+		{"refresh token in body", req{method: "POST", path: "/api/v1/auth/token/refresh",
+			body: `{"refresh_token":"CANARYrefreshbody0002"}`}, 401},
+		{"refresh token in cookie", req{method: "POST", path: "/api/v1/auth/token/refresh",
+			cookies: []*http.Cookie{{Name: RefreshCookieName, Value: "CANARYrefreshcookie0003"}}}, 401},
+		{"password", req{method: "POST", path: "/api/v1/auth/personal/login",
+			body: `{"username":"eve","password":"CANARYpassword0004"}`}, 401},
+		{"code and state in the query", req{method: "GET", path: "/api/v1/auth/oidc/authorize?redirect_uri=" +
+			url.QueryEscape(testRedirect) + "&code=CANARYcode0005&state=CANARYstate0006"}, 302},
+		{"token in an unknown route's query", req{method: "GET", path: "/api/v1/nope?access_token=CANARYquerytoken0009"}, 404},
+		{"idempotency key", req{method: "POST", path: "/api/v1/projects", bearer: valid, body: `{"name":"p"}`,
+			header: map[string]string{"X-Idempotency-Key": "CANARYidemkey0007"}}, 201},
+	}
+	for _, s := range steps {
+		if r := h.do(s.rq); r.status != s.want {
+			t.Fatalf("%s: status %d, want %d: %s", s.name, r.status, s.want, r.body)
+		}
+	}
+	spans := rec.Ended()
+	if len(spans) < len(steps) {
+		t.Fatalf("%d spans for %d requests: tracing is not on", len(spans), len(steps))
+	}
+	for _, sp := range spans {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%s %v %v", sp.Name(), sp.Status(), sp.Links())
+		for _, a := range sp.Attributes() {
+			fmt.Fprintf(&b, " %s=%s", a.Key, a.Value.Emit())
+		}
+		for _, e := range sp.Events() {
+			fmt.Fprintf(&b, " %s", e.Name)
+			for _, a := range e.Attributes {
+				fmt.Fprintf(&b, " %s=%s", a.Key, a.Value.Emit())
+			}
+		}
+		for _, c := range canaries {
+			if strings.Contains(b.String(), c) {
+				t.Errorf("canary %.24q… in span %q: %s", c, sp.Name(), b.String())
+			}
+		}
+	}
+}
