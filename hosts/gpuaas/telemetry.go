@@ -88,11 +88,13 @@ func baseTelemetryOptions(s Settings) fx.Option {
 			cfg := postgres.Config{URL: s.DatabaseURL}
 			if t.Tracer != nil {
 				// Statements are traced inside a trace only (otelpgx starts
-				// no root spans), with their SQL text but never their
-				// arguments.
+				// no root spans), named by operation and table, without
+				// their text or arguments.
 				cfg.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(t.Tracer),
 					otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
-					otelpgx.WithDisableAcquireTracer(), otelpgx.WithDisableConnectionDetailsInAttributes())
+					otelpgx.WithSpanNameFunc(telemetry.SQLSpanName),
+					otelpgx.WithDisableAcquireTracer(), otelpgx.WithDisableConnectionDetailsInAttributes(),
+					otelpgx.WithDisableSQLStatementInAttributes())
 			}
 			return cfg
 		}),

@@ -270,3 +270,26 @@ func TestRequestToActiveOncePerActivation(t *testing.T) {
 		t.Errorf("observed %v s, want 3", s)
 	}
 }
+
+func TestSQLSpanName(t *testing.T) {
+	t.Parallel()
+	for stmt, want := range map[string]string{
+		"SELECT id FROM allocations WHERE x = $1":                          "SELECT allocations",
+		"\n\t\tSELECT a.id, b.x\n\t\tFROM allocations a JOIN nodes b ON …": "SELECT allocations",
+		"select 1": "SELECT",
+		"INSERT INTO node_tasks (id) VALUES ($1)":                                                         "INSERT node_tasks",
+		"UPDATE nodes SET task_seq = task_seq + 1":                                                        "UPDATE nodes",
+		"DELETE FROM platform_outbox_events WHERE id = ANY(ARRAY(SELECT id FROM platform_outbox_events))": "DELETE platform_outbox_events",
+		"-- a comment\nSELECT * FROM ledger_entries":                                                      "SELECT ledger_entries",
+		"WITH x AS (SELECT 1) SELECT * FROM x":                                                            "WITH x",
+		"SELECT * FROM (SELECT 1) s":                                                                      "SELECT",
+		"BEGIN":                                                                                           "BEGIN",
+		"   ":                                                                                             "SQL",
+		"SELECT pg_notify($1, '')":                                                                        "SELECT",
+		"SELECT fromage FROM cheeses":                                                                     "SELECT cheeses",
+	} {
+		if got := SQLSpanName(stmt); got != want {
+			t.Errorf("%q → %q, want %q", stmt, got, want)
+		}
+	}
+}

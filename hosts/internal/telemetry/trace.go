@@ -128,3 +128,78 @@ func (l logHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return logHandler{l.Handler.WithAttrs(as)}
 }
 func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.Handler.WithGroup(name)} }
+
+// SQLSpanName names a statement's span by its operation and first table
+// ("SELECT allocations", "INSERT platform_outbox_events"): enough to read a
+// trace, without the statement's text, which tripled what tracing exported
+// and cost (doc/performance.md#telemetry-overhead).
+func SQLSpanName(stmt string) string {
+	s := strings.TrimSpace(stmt)
+	for strings.HasPrefix(s, "--") { // leading comment lines
+		_, rest, ok := strings.Cut(s, "\n")
+		if !ok {
+			return "SQL"
+		}
+		s = strings.TrimSpace(rest)
+	}
+	op, rest := firstWord(s)
+	op = strings.ToUpper(op)
+	var after string
+	switch op {
+	case "SELECT", "DELETE":
+		after = "FROM"
+	case "INSERT":
+		after = "INTO"
+	case "UPDATE":
+		if t, _ := firstWord(rest); t != "" {
+			return op + " " + t
+		}
+	case "WITH":
+		after = "FROM"
+	case "":
+		return "SQL"
+	default:
+		return op
+	}
+	if after != "" {
+		if i := indexWord(rest, after); i >= 0 {
+			if t, _ := firstWord(rest[i+len(after):]); t != "" && t[0] != '(' {
+				return op + " " + strings.TrimSuffix(t, ",")
+			}
+		}
+	}
+	return op
+}
+
+func firstWord(s string) (word, rest string) {
+	s = strings.TrimLeft(s, " \t\r\n")
+	i := strings.IndexAny(s, " \t\r\n(")
+	if i < 0 {
+		return s, ""
+	}
+	if i == 0 {
+		return s[:1], s[1:]
+	}
+	return s[:i], s[i:]
+}
+
+// indexWord finds kw as a whole upper- or lower-case word in s.
+func indexWord(s, kw string) int {
+	for _, k := range []string{kw, strings.ToLower(kw)} {
+		for off := 0; ; {
+			i := strings.Index(s[off:], k)
+			if i < 0 {
+				break
+			}
+			i += off
+			before := i == 0 || strings.ContainsRune(" \t\r\n)", rune(s[i-1]))
+			end := i + len(k)
+			afterOK := end == len(s) || strings.ContainsRune(" \t\r\n(", rune(s[end]))
+			if before && afterOK {
+				return i
+			}
+			off = end
+		}
+	}
+	return -1
+}
