@@ -19,7 +19,8 @@ import (
 func TestProcessMetricFamilies(t *testing.T) {
 	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := testSettings(t, nil)
+	// Building runs the invokes: key files go to a temporary data dir.
+	s := testSettings(t, map[string]string{"GPUAAS_DATA_DIR": t.TempDir()})
 	term, err := terminalGatewayConfig(s, func(string) string { return "" }, "127.0.0.1:0", logger)
 	if err != nil {
 		t.Fatal(err)
