@@ -11,6 +11,7 @@
 //	UserStore, TenantStore, ProjectStore, MembershipStore
 //	                    adapters/postgres
 //	PolicyStore         adapters/postgres (cached, LISTEN/NOTIFY invalidation)
+//	AccessChanges       adapters/postgres (triggers NOTIFY access_changed), testkit/fakes.AccessChanges
 //	AuditLog            adapters/postgres (append-only table)
 //	Outbox, OutboxClaimer
 //	                    adapters/postgres (FOR UPDATE SKIP LOCKED, LISTEN wake-up)

@@ -48,6 +48,28 @@ type MembershipStore interface {
 	TakeInvitation(ctx context.Context, email string) (identity.Invitation, error)
 }
 
+// PrincipalReader is a UserStore that also reads, in the same query, the
+// tenant membership of the user with an identity: the two reads that
+// resolve a signed-in caller in one round trip. identitysvc uses it when
+// its UserStore has it.
+type PrincipalReader interface {
+	// UserAndTenantByIdentity returns the user with this issuer and subject
+	// and their tenant membership (hasTenant false when they have none).
+	// NotFound when no user has that identity.
+	UserAndTenantByIdentity(ctx context.Context, issuer, subject string) (u identity.User, m identity.TenantMembership, hasTenant bool, err error)
+}
+
+// ProjectAccessReader is a ProjectStore that also reads, in the same query,
+// one user's membership of the project: what deciding a caller's access to
+// a project needs, in one round trip. identitysvc uses it when its
+// ProjectStore has it.
+type ProjectAccessReader interface {
+	// ProjectAndRole returns the project and the user's role in it (""
+	// when they are not a member). NotFound when the project does not
+	// exist (or the id is not one).
+	ProjectAndRole(ctx context.Context, projectID, userID string) (identity.Project, identity.ProjectRole, error)
+}
+
 // TokenVerifier verifies a bearer token and returns its claims. Errors are
 // fault errors with codes token_missing, token_expired or token_invalid.
 type TokenVerifier interface {
@@ -141,4 +163,23 @@ type TokenIssuer interface {
 	IssueServiceToken(ctx context.Context, c ServiceTokenClaims) (string, error)
 	// JWKS is the JSON Web Key Set of the verifying keys.
 	JWKS(ctx context.Context) ([]byte, error)
+}
+
+// AccessChanges lets the hot paths cache what authentication and
+// authorisation read — a verified token's principal, a caller's access to a
+// project, a machine credential's record — and still refuse on the next
+// request what was revoked: a cached answer is good only while the
+// generation it was read at is current.
+type AccessChanges interface {
+	// Generation changes whenever anything those answers rest on may have
+	// changed, by this process or any other: a user's status or profile, a
+	// tenant or project membership, a project, a service account, a
+	// credential or an API key, an announced sign-out. 0 means "unknown
+	// right now" (the change feed is not connected): cache nothing. It
+	// never blocks.
+	Generation() uint64
+	// Announce tells every process about a change no stored row records (an
+	// access token signed out into the deny-list). This process's
+	// generation has moved when it returns.
+	Announce(ctx context.Context) error
 }

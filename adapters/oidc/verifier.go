@@ -309,7 +309,7 @@ func (c tokenClaims) identity() identity.Claims {
 			roles = append(roles, r)
 		}
 	}
-	return identity.Claims{
+	out := identity.Claims{
 		Issuer:   c.Iss,
 		Subject:  c.Sub,
 		Email:    c.Email,
@@ -317,6 +317,10 @@ func (c tokenClaims) identity() identity.Claims {
 		Roles:    roles,
 		TenantID: c.TenantID,
 	}
+	if c.Exp != nil {
+		out.ExpiresAt = c.Exp.Time()
+	}
+	return out
 }
 
 // audience is the aud claim: a string or an array of strings.

@@ -195,6 +195,7 @@ func (s *AdminStore) CreatePendingUser(ctx context.Context, u identity.User) err
 
 // ClaimPending implements [ports.PendingUsers].
 func (s *AdminStore) ClaimPending(ctx context.Context, email, issuer, subject string) (identity.User, error) {
+	defer noteAccessChange(s.db) // this process's caches see the write at once (access.go)
 	u, err := scanUser(s.db.Q(ctx).QueryRow(ctx, `UPDATE users SET oidc_issuer = $2, oidc_subject = $3, updated_at = now()
 		WHERE oidc_issuer = '' AND oidc_subject = 'pending:' || $1 RETURNING `+userColumns,
 		strings.ToLower(email), issuer, subject))
@@ -203,6 +204,7 @@ func (s *AdminStore) ClaimPending(ctx context.Context, email, issuer, subject st
 
 // SetUserStatus implements [ports.AdminDirectory].
 func (s *AdminStore) SetUserStatus(ctx context.Context, id string, status identity.UserStatus, at time.Time) (bool, error) {
+	defer noteAccessChange(s.db) // this process's caches see the write at once (access.go)
 	uid, ok := canonicalID(id)
 	if !ok {
 		return false, fault.NotFound("user", "")

@@ -64,6 +64,7 @@ func scanUser(row pgx.Row, extra ...any) (identity.User, error) {
 // never touched here: a suspended user stays suspended. updated_at moves
 // only when something changed.
 func (s *UserStore) UpsertByIdentity(ctx context.Context, u identity.User) (identity.User, bool, error) {
+	defer noteAccessChange(s.db) // this process's caches see the write at once (access.go)
 	if u.Role == "" {
 		u.Role = identity.RoleUser
 	}
@@ -194,6 +195,7 @@ func (s *ProjectStore) ListProjectsByTenant(ctx context.Context, tenantID string
 // AddTenantMember implements [ports.MembershipStore]. A user already in a
 // tenant is a Conflict (already_in_tenant): MVP users have one tenant.
 func (s *MembershipStore) AddTenantMember(ctx context.Context, m identity.TenantMembership) error {
+	defer noteAccessChange(s.db) // this process's caches see the write at once (access.go)
 	if !m.Role.Valid() {
 		return fault.Invalid("role", "role must be owner, admin or member")
 	}
@@ -221,6 +223,7 @@ func (s *MembershipStore) TenantMembershipOf(ctx context.Context, userID string)
 // AddProjectMember implements [ports.MembershipStore]. A second membership
 // of the same user is a Conflict (already_member).
 func (s *MembershipStore) AddProjectMember(ctx context.Context, m identity.ProjectMembership) error {
+	defer noteAccessChange(s.db) // this process's caches see the write at once (access.go)
 	if !m.Role.Valid() {
 		return fault.Invalid("role", "role must be admin, member or viewer")
 	}
@@ -237,6 +240,7 @@ func (s *MembershipStore) AddProjectMember(ctx context.Context, m identity.Proje
 // READ COMMITTED), so two removals of a project's last two members cannot
 // both see the other still there.
 func (s *MembershipStore) RemoveProjectMember(ctx context.Context, projectID, userID string) error {
+	defer noteAccessChange(s.db) // this process's caches see the write at once (access.go)
 	projectID, ok1 := canonicalID(projectID)
 	userID, ok2 := canonicalID(userID)
 	if !ok1 || !ok2 {

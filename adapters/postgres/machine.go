@@ -95,6 +95,7 @@ func (s *ServiceAccountStore) ListServiceAccounts(ctx context.Context, projectID
 
 // DisableServiceAccount implements [ports.ServiceAccountStore].
 func (s *ServiceAccountStore) DisableServiceAccount(ctx context.Context, id string, at time.Time) error {
+	defer noteAccessChange(s.db) // this process's caches see the write at once (access.go)
 	cid, ok := canonicalID(id)
 	if !ok {
 		return fault.NotFound("service account", "")
@@ -184,6 +185,7 @@ func (s *ServiceAccountStore) GetCredential(ctx context.Context, id string) (ide
 
 // RevokeCredential implements [ports.ServiceAccountStore].
 func (s *ServiceAccountStore) RevokeCredential(ctx context.Context, serviceAccountID, id string, at time.Time) error {
+	defer noteAccessChange(s.db) // this process's caches see the write at once (access.go)
 	said, ok1 := canonicalID(serviceAccountID)
 	cid, ok2 := canonicalID(id)
 	if !ok1 || !ok2 {
@@ -250,6 +252,7 @@ func (s *APIKeyStore) ListAPIKeys(ctx context.Context, userID string) ([]identit
 
 // RevokeAPIKey implements [ports.APIKeyStore].
 func (s *APIKeyStore) RevokeAPIKey(ctx context.Context, userID, id string, at time.Time) error {
+	defer noteAccessChange(s.db) // this process's caches see the write at once (access.go)
 	uid, ok1 := canonicalID(userID)
 	kid, ok2 := canonicalID(id)
 	if !ok1 || !ok2 {

@@ -18,8 +18,9 @@ const HealthGroup = "health"
 //
 // Provided: *DB, ports.TxRunner, ports.UserStore, ports.TenantStore,
 // ports.ProjectStore, ports.MembershipStore, ports.PolicyStore,
-// ports.AuditLog, ports.IdempotencyStore, and the DB as a ports.HealthCheck
-// in the group "health".
+// ports.AuditLog, ports.IdempotencyStore, ports.AccessChanges (the change
+// feed of authentication caches), and the DB as a ports.HealthCheck in the
+// group "health".
 var Module = fx.Module("postgres",
 	fx.Provide(
 		provideDB,
@@ -32,6 +33,7 @@ var Module = fx.Module("postgres",
 		fx.Annotate(NewAuditLog, fx.As(new(ports.AuditLog))),
 		fx.Annotate(NewIdempotencyStore, fx.ParamTags(``, `optional:"true"`), fx.As(new(ports.IdempotencyStore))),
 		fx.Annotate(providePolicyStore, fx.ParamTags(``, ``, ``, `optional:"true"`), fx.As(new(ports.PolicyStore))),
+		fx.Annotate(provideAccessChanges, fx.As(new(ports.AccessChanges))),
 	),
 )
 
@@ -63,4 +65,12 @@ func providePolicyStore(lc fx.Lifecycle, db *DB, cfg Config, clock ports.Clock) 
 	}
 	lc.Append(fx.StartStopHook(s.Start, s.Close))
 	return s, nil
+}
+
+// provideAccessChanges stops the change feed's listener (started by its
+// first use) before the DB closes.
+func provideAccessChanges(lc fx.Lifecycle, db *DB) *AccessChanges {
+	a := NewAccessChanges(db)
+	lc.Append(fx.StopHook(a.Close))
+	return a
 }

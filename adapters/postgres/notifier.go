@@ -31,6 +31,10 @@ type notifier struct {
 	onListen, onNote func()
 	// onLost runs when the listener loses its connection.
 	onLost func()
+	// onAlive, when set, runs whenever the session shows it is current:
+	// after each notification is handled and after each health ping. It
+	// must be quick.
+	onAlive func()
 }
 
 func newNotifier(db *DB, health time.Duration, log *slog.Logger, appName string, channels ...string) *notifier {
@@ -148,6 +152,9 @@ func (n *notifier) session(ctx context.Context) error {
 	if n.onListen != nil {
 		n.onListen()
 	}
+	if n.onAlive != nil {
+		n.onAlive()
+	}
 	if n.onLost != nil {
 		defer n.onLost()
 	}
@@ -165,12 +172,18 @@ func (n *notifier) session(ctx context.Context) error {
 					n.onNote()
 				}
 			}
+			if n.onAlive != nil {
+				n.onAlive()
+			}
 		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			err := conn.Ping(pctx)
 			cancel()
 			if err != nil {
 				return err
+			}
+			if n.onAlive != nil {
+				n.onAlive()
 			}
 		default:
 			return err

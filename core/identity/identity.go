@@ -128,6 +128,10 @@ type Claims struct {
 	ProjectID    string   // project_id
 	Scopes       []string // scope, split on spaces
 	CredentialID string   // cred: the credential the token was issued from
+
+	// ExpiresAt is the token's exp (zero when the verifier did not say):
+	// a cache of the verification must not outlive it.
+	ExpiresAt time.Time
 }
 
 // MapRole maps token roles to the platform role: "admin" (or "gpuaas-admin")

@@ -94,12 +94,15 @@ type identityParams struct {
 	// Pending lets operator-created users take their account at first
 	// sign-in (operatorOptions provides it; the API has it).
 	Pending ports.PendingUsers `optional:"true"`
+	// Changes lets project-access checks be cached (postgres.Module
+	// provides it; doc/performance.md).
+	Changes ports.AccessChanges `optional:"true"`
 }
 
 func newIdentityService(p identityParams) (*identitysvc.Service, error) {
 	return identitysvc.New(identitysvc.Deps{
 		Tx: p.Tx, Users: p.Users, Tenants: p.Tenants, Projects: p.Projects, Members: p.Members,
-		Audit: p.Audit, Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs, Pending: p.Pending,
+		Audit: p.Audit, Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs, Pending: p.Pending, Changes: p.Changes,
 	})
 }
 

@@ -29,12 +29,13 @@ type rpcAuthParams struct {
 	Audit    ports.AuditLog
 	Clock    ports.Clock
 	IDs      ports.IDs
+	Changes  ports.AccessChanges `optional:"true"`
 }
 
 func newRPCAuth(p rpcAuthParams) (*authsvc.Service, error) {
 	return authsvc.New(authsvc.Config{}, authsvc.Deps{Identity: p.Identity, Verifier: p.Verifier, IdP: p.IdP,
 		Tokens: p.Tokens, Policies: p.Policies, Accounts: p.Accounts, Keys: p.Keys, Issuer: p.Issuer,
-		Audit: p.Audit, Clock: p.Clock, IDs: p.IDs})
+		Audit: p.Audit, Clock: p.Clock, IDs: p.IDs, Changes: p.Changes})
 }
 
 // rpcOptions wire `serve rpc`: the internal Connect services over the use

@@ -43,6 +43,7 @@ type Params struct {
 	Metrics        *prometheus.Registry `optional:"true"`
 	TracerProvider trace.TracerProvider `optional:"true"`
 	Clock          ports.Clock          `optional:"true"`
+	AccessChanges  ports.AccessChanges  `optional:"true"`
 
 	Inventory   *inventorysvc.Service  `optional:"true"`
 	Allocations *allocationsvc.Service `optional:"true"`
@@ -74,7 +75,7 @@ func NewFromParams(p Params) (*Server, error) {
 	return New(p.Config, Deps{
 		Identity: p.Identity, Verifier: p.Verifier, IdP: p.IdP, Tokens: p.Tokens, RateLimiter: p.RateLimiter,
 		Policies: p.Policies, Audit: p.Audit, Idempotency: p.Idempotency, Health: health, Logger: p.Logger,
-		Metrics: p.Metrics, TracerProvider: p.TracerProvider, Clock: p.Clock,
+		Metrics: p.Metrics, TracerProvider: p.TracerProvider, Clock: p.Clock, AccessChanges: p.AccessChanges,
 		Inventory: p.Inventory, Allocations: p.Allocations, Terminal: p.Terminal, Payments: p.Payments,
 		Mounts: p.Mounts, PolicyAdmin: p.PolicyAdmin, Ledger: p.Ledger, Storage: p.Storage,
 		Notifications: p.Notifications, Admin: p.Admin,

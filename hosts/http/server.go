@@ -62,6 +62,11 @@ type Deps struct {
 	TracerProvider trace.TracerProvider
 	// Clock is optional (wall clock when nil); it dates rate-limit headers.
 	Clock ports.Clock
+	// AccessChanges is optional: with it a verified token's principal and
+	// machine credentials' records are reused while no change of access
+	// was announced (authsvc.Deps.Changes). The Identity service should
+	// be given the same feed for its project-access cache.
+	AccessChanges ports.AccessChanges
 
 	// Inventory and Allocations run the compute routes (SKUs, nodes,
 	// allocations, SSH keys). Optional: without them those routes answer
@@ -188,7 +193,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		origins: map[string]bool{},
 	}
 	// The sign-in use cases are built from the ports the host is given.
-	ad := authsvc.Deps{Identity: d.Identity, Verifier: d.Verifier, IdP: d.IdP, Tokens: d.Tokens, Policies: d.Policies}
+	ad := authsvc.Deps{Identity: d.Identity, Verifier: d.Verifier, IdP: d.IdP, Tokens: d.Tokens, Policies: d.Policies,
+		Clock: d.Clock, Changes: d.AccessChanges}
 	if d.ServiceAccounts != nil && d.APIKeys != nil && d.TokenIssuer != nil {
 		ad.Accounts, ad.Keys, ad.Issuer, ad.Audit, ad.Clock, ad.IDs = d.ServiceAccounts, d.APIKeys, d.TokenIssuer, d.Audit, d.Clock, system.UUIDs{}
 	}

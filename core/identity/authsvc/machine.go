@@ -168,8 +168,8 @@ func (s *Service) authenticateServiceToken(ctx context.Context, c identity.Claim
 	if c.ActorType != string(identity.CallerServiceAccount) || c.CredentialID == "" || c.ProjectID == "" {
 		return identity.Principal{}, fault.Unauthenticated(fault.CodeTokenInvalid, "the access token is invalid")
 	}
-	now := s.d.Clock.Now()
-	e, ok := s.saCache.get(c.CredentialID, now, s.cfg.MachineCacheTTL)
+	now, gen := s.d.Clock.Now(), s.generation()
+	e, ok := s.saCache.get(c.CredentialID, now, s.cfg.MachineCacheTTL, gen)
 	if !ok {
 		cred, err := s.d.Accounts.GetCredential(ctx, c.CredentialID)
 		if fault.IsKind(err, fault.KindNotFound) {
@@ -182,7 +182,7 @@ func (s *Service) authenticateServiceToken(ctx context.Context, c identity.Claim
 		if err != nil && !fault.IsKind(err, fault.KindNotFound) {
 			return identity.Principal{}, err
 		}
-		e = saEntry{cred: cred, sa: sa, at: now}
+		e = saEntry{cred: cred, sa: sa, at: now, gen: gen}
 		s.saCache.put(c.CredentialID, e)
 	}
 	sa := e.sa
@@ -219,8 +219,8 @@ func (s *Service) authenticateKey(ctx context.Context, raw string) (identity.Pri
 	if !ok {
 		return identity.Principal{}, errInvalidKey()
 	}
-	now := s.d.Clock.Now()
-	e, ok := s.keyCache.get(lookup, now, s.cfg.MachineCacheTTL)
+	now, gen := s.d.Clock.Now(), s.generation()
+	e, ok := s.keyCache.get(lookup, now, s.cfg.MachineCacheTTL, gen)
 	if !ok {
 		k, err := s.d.Keys.APIKeyByLookup(ctx, lookup)
 		if fault.IsKind(err, fault.KindNotFound) {
@@ -230,7 +230,7 @@ func (s *Service) authenticateKey(ctx context.Context, raw string) (identity.Pri
 		if err != nil {
 			return identity.Principal{}, err
 		}
-		e = keyEntry{key: k, at: now}
+		e = keyEntry{key: k, at: now, gen: gen}
 		if identity.SecretMatches(raw, k.Hash) && k.Usable(now) {
 			p, err := s.d.Identity.PrincipalOf(ctx, k.UserID)
 			if err != nil && !fault.IsKind(err, fault.KindNotFound) && !fault.IsKind(err, fault.KindForbidden) {
@@ -279,6 +279,7 @@ type saEntry struct {
 	cred identity.Credential
 	sa   identity.ServiceAccount
 	at   time.Time
+	gen  uint64
 }
 
 type keyEntry struct {
@@ -286,22 +287,26 @@ type keyEntry struct {
 	holder    identity.Principal
 	holderErr error
 	at        time.Time
+	gen       uint64
 }
 
-// ttlCache is a small map whose entries are fresh for a TTL.
-type ttlCache[V interface{ stamp() time.Time }] struct {
+// ttlCache is a small map whose entries are fresh for a TTL and, while the
+// access generation is known (Deps.Changes), only at the generation they
+// were read at: a revocation announced by any replica ends them at once.
+type ttlCache[V interface{ stamp() (time.Time, uint64) }] struct {
 	mu sync.RWMutex
 	m  map[string]V
 }
 
-func (e saEntry) stamp() time.Time  { return e.at }
-func (e keyEntry) stamp() time.Time { return e.at }
+func (e saEntry) stamp() (time.Time, uint64)  { return e.at, e.gen }
+func (e keyEntry) stamp() (time.Time, uint64) { return e.at, e.gen }
 
-func (c *ttlCache[V]) get(k string, now time.Time, ttl time.Duration) (V, bool) {
+func (c *ttlCache[V]) get(k string, now time.Time, ttl time.Duration, gen uint64) (V, bool) {
 	c.mu.RLock()
 	v, ok := c.m[k]
 	c.mu.RUnlock()
-	if !ok || now.Sub(v.stamp()) >= ttl || now.Before(v.stamp()) {
+	at, vgen := v.stamp()
+	if !ok || now.Sub(at) >= ttl || now.Before(at) || (gen != 0 && vgen != gen) {
 		var zero V
 		return zero, false
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/gpuaas/gpuaas/core/cache"
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
@@ -38,14 +39,27 @@ type Config struct {
 	ServiceTokenTTL time.Duration
 	// MachineCacheTTL bounds how long this process trusts what it read
 	// about a service-account credential or an API key: revocations take
-	// effect within it. Default 500 ms, at most 1 s.
+	// effect within it (at once when Deps.Changes announces them). Default
+	// 500 ms, at most 1 s.
 	MachineCacheTTL time.Duration
+	// TokenCacheSize bounds the verified-token cache (entries, keyed by
+	// the token's SHA-256; the oldest is evicted first). Default 10,000;
+	// negative turns the cache off.
+	TokenCacheSize int
+	// AccessCacheTTL is the safety net behind Deps.Changes: a cached
+	// verification and the principal resolved with it are used for at most
+	// this long (and never past the token's exp), even when no change was
+	// announced. Default 30 s, at most 5 min.
+	AccessCacheTTL time.Duration
 }
 
 // Defaults of Config.
 const (
-	DefaultStateTTL = 10 * time.Minute
-	DefaultDenyTTL  = 24 * time.Hour
+	DefaultStateTTL       = 10 * time.Minute
+	DefaultDenyTTL        = 24 * time.Hour
+	DefaultTokenCacheSize = 10000
+	DefaultAccessCacheTTL = 30 * time.Second
+	MaxAccessCacheTTL     = 5 * time.Minute
 )
 
 // Deps are the ports the service needs; all are required but Rand.
@@ -69,6 +83,13 @@ type Deps struct {
 	Audit    ports.AuditLog
 	Clock    ports.Clock
 	IDs      ports.IDs
+
+	// Changes, when set, lets a verified token's principal (and machine
+	// credentials' records) be reused while its generation is current:
+	// a suspension, a membership change, a revocation or a sign-out moves
+	// it, and the next request resolves again. Without it every request
+	// resolves the caller (the signature check is still cached).
+	Changes ports.AccessChanges
 }
 
 // Service implements the sign-in use cases.
@@ -79,6 +100,8 @@ type Service struct {
 
 	saCache  ttlCache[saEntry]
 	keyCache ttlCache[keyEntry]
+	// tokens caches verified bearer tokens (nil: off); see Authenticate.
+	tokens *cache.Bounded[[sha256.Size]byte, tokenEntry]
 }
 
 // New checks the configuration and dependencies.
@@ -107,10 +130,22 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.MachineCacheTTL < 0 || cfg.MachineCacheTTL > MaxMachineCacheTTL {
 		return nil, errors.New("authsvc: MachineCacheTTL must be between 0 and 1 s")
 	}
+	if cfg.AccessCacheTTL == 0 {
+		cfg.AccessCacheTTL = DefaultAccessCacheTTL
+	}
+	if cfg.AccessCacheTTL < 0 || cfg.AccessCacheTTL > MaxAccessCacheTTL {
+		return nil, errors.New("authsvc: AccessCacheTTL must be between 0 and 5 min")
+	}
+	if cfg.TokenCacheSize == 0 {
+		cfg.TokenCacheSize = DefaultTokenCacheSize
+	}
 	if d.Rand == nil {
 		d.Rand = rand.Reader
 	}
 	s := &Service{cfg: cfg, d: d, redirects: map[string]bool{}}
+	if cfg.TokenCacheSize > 0 {
+		s.tokens = cache.NewBounded[[sha256.Size]byte, tokenEntry](cfg.TokenCacheSize)
+	}
 	for _, u := range cfg.RedirectURIs {
 		s.redirects[u] = true
 	}
@@ -253,22 +288,68 @@ func (s *Service) Logout(ctx context.Context, refreshToken, accessToken string) 
 		}
 		return err
 	}
-	return s.d.Tokens.Put(ctx, denyKey(accessToken), []byte{1}, s.cfg.DenyTTL)
+	if err := s.d.Tokens.Put(ctx, denyKey(accessToken), []byte{1}, s.cfg.DenyTTL); err != nil {
+		return err
+	}
+	// Caches of the token's principal end here at once, and on every other
+	// replica when the announcement arrives: their next request with it
+	// reads the deny-list.
+	if s.tokens != nil {
+		s.tokens.Delete(sha256.Sum256([]byte(accessToken)))
+	}
+	if s.d.Changes != nil {
+		return s.d.Changes.Announce(ctx)
+	}
+	return nil
 }
 
 // Authenticate verifies a bearer credential and resolves the caller: an
 // API key (gpa_…; machine.go), or a token — signature, issuer, audience and
 // time by the one verifier, which also holds the platform's own
 // service-account tokens (machine.go) — refused when signed out.
+//
+// A token that verified is cached by its SHA-256 (Config.TokenCacheSize
+// entries, until its exp and for at most Config.AccessCacheTTL), so its
+// signature is checked once. With Deps.Changes the principal resolved for
+// it — the deny-list read, the user, their tenant membership — is cached
+// with it and reused while the access generation stays where it was when
+// they were read; any suspension, membership change or sign-out moves the
+// generation and the next request reads them again. Refusals are never
+// cached.
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (identity.Principal, error) {
 	if looksLikeKey(accessToken) {
 		return s.authenticateKey(ctx, accessToken)
 	}
-	claims, err := s.d.Verifier.Verify(ctx, accessToken)
-	if err != nil {
-		return identity.Principal{}, err
+	now := s.now()
+	gen := s.generation() // before anything is read: a change during the reads leaves the entry stale
+	var (
+		key    [sha256.Size]byte
+		e      tokenEntry
+		cached bool
+	)
+	if s.tokens != nil {
+		key = sha256.Sum256([]byte(accessToken))
+		e, cached = s.tokens.Get(key)
+		cached = cached && e.usable(now, s.cfg.AccessCacheTTL)
+		if cached && gen != 0 && e.gen == gen {
+			return e.principal, nil
+		}
+	}
+	claims := e.claims
+	if !cached {
+		var err error
+		if claims, err = s.d.Verifier.Verify(ctx, accessToken); err != nil {
+			return identity.Principal{}, err
+		}
+		e = tokenEntry{claims: claims, at: now}
 	}
 	if s.isPlatformToken(claims) {
+		// The credential's state is checked on every request (its record
+		// is cached apart, per credential); only the signature check is
+		// kept here.
+		if !cached {
+			s.remember(key, e, now)
+		}
 		return s.authenticateServiceToken(ctx, claims)
 	}
 	denied, err := s.d.Tokens.Has(ctx, denyKey(accessToken))
@@ -278,7 +359,53 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (identit
 	if denied {
 		return identity.Principal{}, fault.Unauthenticated(fault.CodeTokenInvalid, "the access token was signed out")
 	}
-	return s.d.Identity.Resolve(ctx, claims)
+	p, err := s.d.Identity.Resolve(ctx, claims)
+	if err != nil {
+		return identity.Principal{}, err
+	}
+	e.gen, e.principal = gen, p
+	s.remember(key, e, now)
+	return p, nil
+}
+
+// tokenEntry is a verified token: its claims, when they were verified, and
+// the principal resolved at generation gen (0: none cached).
+type tokenEntry struct {
+	claims    identity.Claims
+	at        time.Time
+	gen       uint64
+	principal identity.Principal
+}
+
+// usable reports whether the verification still stands: before the
+// token's exp and within the safety net's age.
+func (e tokenEntry) usable(now time.Time, ttl time.Duration) bool {
+	return now.Before(e.claims.ExpiresAt) && !now.Before(e.at) && now.Sub(e.at) < ttl
+}
+
+// remember caches e unless the cache is off or the token carries no exp
+// (a verifier that does not say when a token ends is never cached).
+func (s *Service) remember(key [sha256.Size]byte, e tokenEntry, now time.Time) {
+	if s.tokens == nil || !e.usable(now, s.cfg.AccessCacheTTL) {
+		return
+	}
+	s.tokens.Put(key, e)
+}
+
+// generation is the current access generation; 0 (cache no principal)
+// without a change feed or while it is disconnected.
+func (s *Service) generation() uint64 {
+	if s.d.Changes == nil {
+		return 0
+	}
+	return s.d.Changes.Generation()
+}
+
+func (s *Service) now() time.Time {
+	if s.d.Clock != nil {
+		return s.d.Clock.Now()
+	}
+	return time.Now()
 }
 
 // session verifies the issued access token like any other (a provider

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/gpuaas/gpuaas/core/audit"
+	"github.com/gpuaas/gpuaas/core/cache"
 	"github.com/gpuaas/gpuaas/core/callctx"
 	"github.com/gpuaas/gpuaas/core/event"
 	"github.com/gpuaas/gpuaas/core/fault"
@@ -30,10 +32,38 @@ type Deps struct {
 	// Pending, when set, lets a user an operator created (by email) take
 	// their account at their first sign-in. Optional.
 	Pending ports.PendingUsers
+	// Changes, when set, lets ProjectAccess reuse what it read about a
+	// project and the caller's membership while the access generation
+	// stays where it was (any membership or project change moves it).
+	// Optional: without it every call reads the store.
+	Changes ports.AccessChanges
 }
 
+// Bounds of the project-access cache (with Deps.Changes).
+const (
+	// accessCacheSize bounds the entries (one per project and user).
+	accessCacheSize = 10000
+	// accessCacheTTL is the safety net behind the change feed: an entry is
+	// read again after this long even when no change was announced.
+	accessCacheTTL = 30 * time.Second
+)
+
 // Service implements the identity use cases.
-type Service struct{ d Deps }
+type Service struct {
+	d Deps
+	// access caches ProjectAccess's reads by project and user (nil
+	// without Deps.Changes).
+	access *cache.Bounded[accessKey, accessEntry]
+}
+
+type accessKey struct{ project, user string }
+
+type accessEntry struct {
+	project identity.Project
+	role    identity.ProjectRole // "" when the user is not a member
+	gen     uint64
+	at      time.Time
+}
 
 // New checks that every dependency is present.
 func New(d Deps) (*Service, error) {
@@ -41,7 +71,11 @@ func New(d Deps) (*Service, error) {
 		d.Audit == nil || d.Outbox == nil || d.Clock == nil || d.IDs == nil {
 		return nil, errors.New("identitysvc: every dependency is required")
 	}
-	return &Service{d: d}, nil
+	s := &Service{d: d}
+	if d.Changes != nil {
+		s.access = cache.NewBounded[accessKey, accessEntry](accessCacheSize)
+	}
+	return s, nil
 }
 
 // DefaultProjectName is the project every new tenant starts with.
@@ -187,8 +221,11 @@ func (s *Service) provisionTenant(ctx context.Context, u identity.User) (identit
 // Resolve returns the principal for a verified token. A valid token of a
 // user the platform has not seen yet signs them in, so tokens minted by the
 // issuer directly (CLI, service clients) work without a prior exchange.
+//
+// The user and their tenant membership are one read when the UserStore is
+// a ports.PrincipalReader.
 func (s *Service) Resolve(ctx context.Context, c identity.Claims) (identity.Principal, error) {
-	u, err := s.d.Users.GetByIdentity(ctx, c.Issuer, c.Subject)
+	u, m, hasTenant, err := s.userAndTenant(ctx, c.Issuer, c.Subject)
 	if fault.IsKind(err, fault.KindNotFound) {
 		return s.SignIn(ctx, c)
 	}
@@ -200,14 +237,30 @@ func (s *Service) Resolve(ctx context.Context, c identity.Claims) (identity.Prin
 	}
 	// The token is the source of truth for the platform role.
 	u.Role = identity.MapRole(c.Roles)
-	m, err := s.d.Members.TenantMembershipOf(ctx, u.ID)
-	if fault.IsKind(err, fault.KindNotFound) {
+	if !hasTenant {
 		return s.SignIn(ctx, c)
 	}
-	if err != nil {
-		return identity.Principal{}, err
-	}
 	return identity.Principal{User: u, TenantID: m.TenantID, TenantRole: m.Role}, nil
+}
+
+// userAndTenant reads the user with an identity and their tenant
+// membership: one query through a ports.PrincipalReader, else two.
+func (s *Service) userAndTenant(ctx context.Context, issuer, subject string) (identity.User, identity.TenantMembership, bool, error) {
+	if r, ok := s.d.Users.(ports.PrincipalReader); ok {
+		return r.UserAndTenantByIdentity(ctx, issuer, subject)
+	}
+	u, err := s.d.Users.GetByIdentity(ctx, issuer, subject)
+	if err != nil {
+		return identity.User{}, identity.TenantMembership{}, false, err
+	}
+	if u.Status != identity.UserActive {
+		return u, identity.TenantMembership{}, false, nil
+	}
+	m, err := s.d.Members.TenantMembershipOf(ctx, u.ID)
+	if fault.IsKind(err, fault.KindNotFound) {
+		return u, identity.TenantMembership{}, false, nil
+	}
+	return u, m, err == nil, err
 }
 
 // PrincipalOf resolves an active user by id with their tenant membership:
@@ -309,11 +362,16 @@ func (s *Service) ListProjects(ctx context.Context, p identity.Principal) ([]Pro
 // only: any other is NotFound. A service account's role is its own; an API
 // key acts with its holder's role, which the holder's memberships decide
 // as for the holder signed in.
+//
+// What it reads — the project and the caller's membership, one query when
+// the ProjectStore is a ports.ProjectAccessReader — is cached per project
+// and user while the access generation (Deps.Changes) stays where it was;
+// the decision is made again from it on every call.
 func (s *Service) ProjectAccess(ctx context.Context, p identity.Principal, projectID string) (identity.Project, identity.ProjectRole, error) {
 	if p.Machine != nil && p.Machine.ProjectID != projectID {
 		return identity.Project{}, "", fault.NotFound("project", "")
 	}
-	pr, err := s.d.Projects.GetProject(ctx, projectID)
+	pr, member, err := s.projectAndRole(ctx, projectID, p.User.ID)
 	if err != nil || pr.TenantID != p.TenantID {
 		if err == nil || fault.IsKind(err, fault.KindNotFound) || fault.IsKind(err, fault.KindInvalid) {
 			return identity.Project{}, "", fault.NotFound("project", "")
@@ -326,9 +384,54 @@ func (s *Service) ProjectAccess(ctx context.Context, p identity.Principal, proje
 	if p.TenantRole.CanManage() { // an API key of a tenant admin acts as its holder in the project
 		return pr, identity.ProjectAdmin, nil
 	}
-	m, err := s.d.Members.ProjectMembership(ctx, projectID, p.User.ID)
-	if fault.IsKind(err, fault.KindNotFound) {
+	if member == "" {
 		return identity.Project{}, "", fault.NotFound("project", "")
+	}
+	return pr, member, nil
+}
+
+// projectAndRole reads a project and the user's role in it ("" when not a
+// member), through the cache when there is one. Only a project that
+// exists is cached.
+func (s *Service) projectAndRole(ctx context.Context, projectID, userID string) (identity.Project, identity.ProjectRole, error) {
+	var gen uint64
+	now := s.d.Clock.Now()
+	k := accessKey{project: projectID, user: userID}
+	if s.access != nil {
+		gen = s.d.Changes.Generation() // before the read: a change during it leaves the entry stale
+		if e, ok := s.access.Get(k); ok && gen != 0 && e.gen == gen && !now.Before(e.at) && now.Sub(e.at) < accessCacheTTL {
+			return e.project, e.role, nil
+		}
+	}
+	pr, role, err := s.readProjectAndRole(ctx, projectID, userID)
+	if err != nil {
+		return pr, role, err
+	}
+	// Never cache what a transaction read: it may not commit.
+	if s.access != nil && gen != 0 && !inTransaction(ctx, s.d.Tx) {
+		s.access.Put(k, accessEntry{project: pr, role: role, gen: gen, at: now})
+	}
+	return pr, role, nil
+}
+
+// inTransaction reports whether ctx carries a transaction of tx, when tx
+// can tell (postgres.DB can); a runner that cannot is assumed to.
+func inTransaction(ctx context.Context, tx ports.TxRunner) bool {
+	r, ok := tx.(interface{ InTransaction(context.Context) bool })
+	return !ok || r.InTransaction(ctx)
+}
+
+func (s *Service) readProjectAndRole(ctx context.Context, projectID, userID string) (identity.Project, identity.ProjectRole, error) {
+	if r, ok := s.d.Projects.(ports.ProjectAccessReader); ok {
+		return r.ProjectAndRole(ctx, projectID, userID)
+	}
+	pr, err := s.d.Projects.GetProject(ctx, projectID)
+	if err != nil {
+		return pr, "", err
+	}
+	m, err := s.d.Members.ProjectMembership(ctx, projectID, userID)
+	if fault.IsKind(err, fault.KindNotFound) {
+		return pr, "", nil
 	}
 	if err != nil {
 		return identity.Project{}, "", err

@@ -1,0 +1,10 @@
+DROP TRIGGER api_keys_access_deleted ON api_keys;
+DROP TRIGGER api_keys_access_changed ON api_keys;
+DROP TRIGGER service_account_credentials_access_changed ON service_account_credentials;
+DROP TRIGGER service_accounts_access_changed ON service_accounts;
+DROP TRIGGER projects_access_changed ON projects;
+DROP TRIGGER project_memberships_access_changed ON project_memberships;
+DROP TRIGGER tenant_memberships_access_changed ON tenant_memberships;
+DROP TRIGGER users_access_deleted ON users;
+DROP TRIGGER users_access_changed ON users;
+DROP FUNCTION notify_access_changed();
