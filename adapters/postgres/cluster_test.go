@@ -29,7 +29,8 @@ func TestStartCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	c, err := postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: 55000 + os.Getpid()%1000})
+	port := freeTCPPort(t)
+	c, err := postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: port})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestStartCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second start reuses the initialised data directory.
-	c2, err := postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: 55000 + os.Getpid()%1000})
+	c2, err := postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: port})
 	if err != nil {
 		t.Fatalf("restart: %v", err)
 	}
