@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,9 @@ const (
 	MaxAllocationPageSize     = 200
 )
 
+// allocationScratch holds the scratch slices List scans pages into.
+var allocationScratch sync.Pool
+
 // placementAttempts bounds how often CreatePlaced picks again after losing
 // a node to a concurrent placement (see CreatePlaced).
 const placementAttempts = 5
@@ -47,14 +51,17 @@ const allocationColumns = `id, tenant_id, project_id, user_id, sku_id, COALESCE(
 
 func scanAllocation(row pgx.Row) (allocation.Allocation, error) {
 	var a allocation.Allocation
-	var state string
-	if err := row.Scan(&a.ID, &a.TenantID, &a.ProjectID, &a.UserID, &a.SKUID, &a.NodeID, &state, &a.PriceMinor,
-		&a.Currency, &a.FailureCode, &a.CreatedAt, &a.UpdatedAt, &a.ActiveAt, &a.ReleaseRequestedAt, &a.ReleasedAt,
-		&a.MaxTotalCostMinor, &a.APIKeyID); err != nil {
+	if err := scanAllocationInto(row, &a); err != nil {
 		return allocation.Allocation{}, err
 	}
-	a.State = allocation.State(state)
 	return a, nil
+}
+
+// scanAllocationInto scans a row of allocationColumns into *a.
+func scanAllocationInto(row pgx.Row, a *allocation.Allocation) error {
+	return row.Scan(&a.ID, &a.TenantID, &a.ProjectID, &a.UserID, &a.SKUID, &a.NodeID, (*string)(&a.State), &a.PriceMinor,
+		&a.Currency, &a.FailureCode, &a.CreatedAt, &a.UpdatedAt, &a.ActiveAt, &a.ReleaseRequestedAt, &a.ReleasedAt,
+		&a.MaxTotalCostMinor, &a.APIKeyID)
 }
 
 // CreatePlaced implements [ports.AllocationStore].
@@ -211,8 +218,8 @@ func (s *AllocationStore) List(ctx context.Context, f ports.AllocationFilter) ([
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY created_at DESC, id DESC LIMIT " + arg(limit+1)
-	return keysetPage(ctx, s.db.Q(ctx), q, args, limit, "allocation",
-		func(r pgx.CollectableRow) (allocation.Allocation, error) { return scanAllocation(r) },
+	var raw rawAllocationScanner
+	return keysetPageInto(ctx, s.db.Q(ctx), q, args, limit, "allocation", &allocationScratch, raw.scan,
 		func(a allocation.Allocation) (time.Time, string) { return a.CreatedAt, a.ID })
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -55,10 +56,60 @@ func keysetPage[T any](ctx context.Context, q querier, sql string, args []any, l
 	if err != nil {
 		return nil, "", translate(err, resource)
 	}
-	out, err := pgx.CollectRows(rows, scan)
+	// Sized for the page up front: growing it row by row copied it
+	// five times over for a page of 20 (BenchmarkAuthenticatedList).
+	out, err := pgx.AppendRows(make([]T, 0, min(limit+1, maxPresized)), rows, scan)
 	if err != nil {
 		return nil, "", translate(err, resource)
 	}
+	return keysetTail(out, limit, key)
+}
+
+// maxPresized bounds the rows a page's slice is sized for up front.
+const maxPresized = 256
+
+// keysetPageInto is keysetPage for a hot list: each row is scanned in place
+// (scan fills *T) into a scratch slice from the pool scratch (holding
+// *[]T), and the page is then copied into a slice of exactly its length:
+// sizing the page for its limit allocated more than everything else a
+// cached GET /allocations did (BenchmarkAuthenticatedList).
+func keysetPageInto[T any](ctx context.Context, q querier, sql string, args []any, limit int, resource string,
+	scratch *sync.Pool, scan func(pgx.Rows, *T) error, key func(T) (time.Time, string)) ([]T, string, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, "", translate(err, resource)
+	}
+	defer rows.Close()
+	sp, _ := scratch.Get().(*[]T)
+	if sp == nil {
+		sp = new([]T)
+	}
+	buf := (*sp)[:0]
+	defer func() {
+		clear(buf) // drop what the rows referenced
+		if cap(buf) <= maxPresized {
+			*sp = buf[:0]
+			scratch.Put(sp)
+		}
+	}()
+	for rows.Next() {
+		var zero T
+		buf = append(buf, zero)
+		if err := scan(rows, &buf[len(buf)-1]); err != nil {
+			return nil, "", translate(err, resource)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", translate(err, resource)
+	}
+	out := make([]T, len(buf))
+	copy(out, buf)
+	return keysetTail(out, limit, key)
+}
+
+// keysetTail keeps limit rows and makes the cursor after the last of them
+// when there was one more.
+func keysetTail[T any](out []T, limit int, key func(T) (time.Time, string)) ([]T, string, error) {
 	next := ""
 	if len(out) > limit {
 		out = out[:limit]

@@ -169,6 +169,27 @@ func (s *PolicyStore) invalidate() {
 // transaction it reads through the transaction and bypasses the cache, so
 // a caller sees its own uncommitted Set and never caches it.
 func (s *PolicyStore) Values(ctx context.Context, tenantID string) (policy.Values, error) {
+	v, err := s.lookup(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	return maps.Clone(v), nil
+}
+
+// Int is one integer value of Values without copying them: the host reads
+// its rate limits on every request (the copy was a tenth of what a cached
+// GET allocated).
+func (s *PolicyStore) Int(ctx context.Context, tenantID string, k policy.Key) (int64, error) {
+	v, err := s.lookup(ctx, tenantID)
+	if err != nil {
+		return 0, err
+	}
+	return v.Int(k), nil
+}
+
+// lookup is Values without the copy: the map may be the cache's and must
+// not be changed.
+func (s *PolicyStore) lookup(ctx context.Context, tenantID string) (policy.Values, error) {
 	if tenantID != "" {
 		id, ok := canonicalID(tenantID)
 		if !ok {
@@ -181,7 +202,7 @@ func (s *PolicyStore) Values(ctx context.Context, tenantID string) (policy.Value
 	gen, useCache := s.gen, s.listening && !inTx
 	if e, ok := s.cache[tenantID]; ok && useCache && s.clk.Now().Sub(e.loadedAt) < s.ttl {
 		s.mu.Unlock()
-		return maps.Clone(e.values), nil
+		return e.values, nil
 	}
 	s.mu.Unlock()
 
@@ -198,7 +219,7 @@ func (s *PolicyStore) Values(ctx context.Context, tenantID string) (policy.Value
 		}
 		s.mu.Unlock()
 	}
-	return maps.Clone(v), nil
+	return v, nil
 }
 
 func (s *PolicyStore) load(ctx context.Context, tenantID string) (policy.Values, error) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/adapters/postgres"
 	"github.com/gpuaas/gpuaas/hosts/cli"
+	httphost "github.com/gpuaas/gpuaas/hosts/http"
 )
 
 // version is set at build time (-ldflags "-X main.version=…").
@@ -86,6 +87,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	case args[0] == "migrate":
 		err = migrate(ctx, settings, args[1:], stdout)
 	case args[0] == "serve" && len(args) == 2 && args[1] == "api":
+		httphost.TuneGC(getenv)
 		err = serveAPI(ctx, settings)
 	case args[0] == "serve" && len(args) == 2 && args[1] == "agent-gateway":
 		err = serveAgentGateway(ctx, settings)
@@ -106,6 +108,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	case args[0] == "lambda" && len(args) == 2:
 		err = runLambda(ctx, settings, getenv, args[1])
 	case args[0] == "dev":
+		httphost.TuneGC(getenv) // it serves the API too
 		err = dev(ctx, settings, args[1:], getenv, stdout)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
 		fmt.Fprint(stdout, usage)

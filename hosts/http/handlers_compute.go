@@ -346,7 +346,7 @@ func (h *handlers) ListAllocations(w http.ResponseWriter, r *http.Request, param
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, allocationPage(list, next))
+	writePage(w, func(b []byte) []byte { return appendAllocationPage(b, list, next) })
 }
 
 // GetAllocation implements [api.ServerInterface].
@@ -396,7 +396,7 @@ func (h *handlers) AdminListAllocations(w http.ResponseWriter, r *http.Request, 
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, allocationPage(list, next))
+	writePage(w, func(b []byte) []byte { return appendAllocationPage(b, list, next) })
 }
 
 // ForceReleaseAllocation implements [api.ServerInterface].

@@ -615,6 +615,12 @@ func (s *Server) tooMany(w http.ResponseWriter, r *http.Request, dec ports.RateD
 		Message: "too many requests; retry later"}).With("retry_after_seconds", max(1, reset)))
 }
 
+// policyIntReader is a PolicyStore that reads one value without copying
+// them all (postgres.PolicyStore): rate limits are read on every request.
+type policyIntReader interface {
+	Int(ctx context.Context, tenantID string, k policy.Key) (int64, error)
+}
+
 // rateLimitFor reads the class's per-minute limit from policy (the tenant's
 // effective values for signed-in callers), falling back to the defaults when
 // the policy store fails.
@@ -627,6 +633,13 @@ func (s *Server) rateLimitFor(ctx context.Context, c rateClass, tenantID string)
 		key = policy.RateLimitAuthRPM
 	case classUnauth:
 		key = policy.RateLimitUnauthRPM
+	}
+	if r, ok := s.d.Policies.(policyIntReader); ok {
+		n, err := r.Int(ctx, tenantID, key)
+		if err == nil {
+			return int(n)
+		}
+		// The store failed: Values below fails too, and says so.
 	}
 	vals, err := s.d.Policies.Values(ctx, tenantID)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -24,7 +26,29 @@ var sensitiveExact = map[string]bool{"code": true, "state": true, "key": true, "
 	"pwd": true, "nonce": true, "assertion": true}
 
 // SensitiveKey reports whether values under key must be withheld from logs.
+// Answers are remembered (log keys are the program's own constants; every
+// access log line asks about ten of them).
 func SensitiveKey(key string) bool {
+	if v, ok := sensitiveMemo.Load(key); ok {
+		return v.(bool)
+	}
+	ans := sensitiveKey(key)
+	if sensitiveMemoSize.Add(1) <= maxSensitiveMemo {
+		sensitiveMemo.Store(key, ans)
+	}
+	return ans
+}
+
+var (
+	sensitiveMemo     sync.Map // key → bool
+	sensitiveMemoSize atomic.Int64
+)
+
+// maxSensitiveMemo bounds the remembered keys (a key built from data would
+// otherwise grow it).
+const maxSensitiveMemo = 1024
+
+func sensitiveKey(key string) bool {
 	k := strings.ToLower(key)
 	if sensitiveExact[k] {
 		return true
