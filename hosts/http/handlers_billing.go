@@ -84,14 +84,17 @@ func (h *handlers) ListLedgerEntries(w http.ResponseWriter, r *http.Request, par
 		s.fail(w, r, err)
 		return
 	}
-	page := api.LedgerPage{Entries: make([]api.LedgerEntry, 0, len(list))}
+	writeJSON(w, http.StatusOK, ledgerPageView(list, next))
+}
+
+// ledgerPageView is one page of a ledger: the tenant's own and an
+// operator's view of any tenant's answer alike.
+func ledgerPageView(list []ledger.Entry, next string) api.LedgerPage {
+	page := api.LedgerPage{Entries: make([]api.LedgerEntry, 0, len(list)), NextCursor: optional(next)}
 	for _, e := range list {
 		page.Entries = append(page.Entries, ledgerEntryView(e))
 	}
-	if next != "" {
-		page.NextCursor = &next
-	}
-	writeJSON(w, http.StatusOK, page)
+	return page
 }
 
 // ListUsage implements [api.ServerInterface].

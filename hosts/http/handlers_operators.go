@@ -201,6 +201,27 @@ func (h *handlers) AdminGetTenant(w http.ResponseWriter, r *http.Request, tenant
 	writeJSON(w, http.StatusOK, out)
 }
 
+// AdminListTenantLedger implements [api.ServerInterface].
+func (h *handlers) AdminListTenantLedger(w http.ResponseWriter, r *http.Request, tenantID api.TenantIDPath,
+	params api.AdminListTenantLedgerParams) {
+	s := h.s
+	p, ok := s.principal(w, r)
+	if !ok || !s.adminReady(w, r) {
+		return
+	}
+	limit, err := listLimit(params.Limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	list, next, err := s.d.Admin.TenantLedger(r.Context(), p, tenantID, deref(params.Cursor), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ledgerPageView(list, next))
+}
+
 func tenantPolicyView(tp adminsvc.TenantPolicy) api.TenantPolicy {
 	return api.TenantPolicy{Key: tp.Key.Name, Type: api.TenantPolicyType(tp.Key.Type), Default: tp.Key.Default, Value: tp.Value,
 		Overridden: tp.Overridden, Description: tp.Key.Description}

@@ -97,6 +97,7 @@ var wantAuthz = map[string]Authz{
 	"POST /api/v1/admin/users/{user_id}/unsuspend":            AuthzPlatformAdmin,
 	"GET /api/v1/admin/tenants":                               AuthzPlatformAdmin,
 	"GET /api/v1/admin/tenants/{tenant_id}":                   AuthzPlatformAdmin,
+	"GET /api/v1/admin/tenants/{tenant_id}/ledger":            AuthzPlatformAdmin,
 	"GET /api/v1/admin/tenants/{tenant_id}/policies":          AuthzPlatformAdmin,
 	"PUT /api/v1/admin/tenants/{tenant_id}/policies":          AuthzPlatformAdmin,
 	"DELETE /api/v1/admin/tenants/{tenant_id}/policies/{key}": AuthzPlatformAdmin,

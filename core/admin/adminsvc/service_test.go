@@ -186,6 +186,19 @@ func TestTenantsPoliciesOpsAndRetry(t *testing.T) {
 	if _, err := e.svc.Tenant(ctx, e.admin, system.UUIDs{}.NewID()); !fault.IsKind(err, fault.KindNotFound) {
 		t.Fatalf("unknown tenant: %v", err)
 	}
+	// Its ledger, for operators only; an unknown tenant is not an empty ledger.
+	if entries, next, err := e.svc.TenantLedger(ctx, e.admin, row.TenantID, "", 0); err != nil || len(entries) != 0 || next != "" {
+		t.Fatalf("a new tenant's ledger: %v %q %v", entries, next, err)
+	}
+	if _, _, err := e.svc.TenantLedger(ctx, e.admin, system.UUIDs{}.NewID(), "", 0); !fault.IsKind(err, fault.KindNotFound) {
+		t.Fatalf("unknown tenant's ledger: %v", err)
+	}
+	if _, _, err := e.svc.TenantLedger(ctx, e.admin, row.TenantID, "", 201); !fault.IsKind(err, fault.KindInvalid) {
+		t.Fatalf("limit 201: %v", err)
+	}
+	if _, _, err := e.svc.TenantLedger(ctx, identity.Principal{TenantID: row.TenantID}, row.TenantID, "", 0); !fault.IsKind(err, fault.KindForbidden) {
+		t.Fatalf("a non-operator read a ledger: %v", err)
+	}
 	v := "250"
 	got, err := e.svc.SetTenantPolicy(ctx, e.admin, row.TenantID, policy.BillingLowBalanceMinor.Name, &v)
 	must(t, err)

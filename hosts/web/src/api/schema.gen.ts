@@ -785,6 +785,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/tenants/{tenant_id}/ledger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A tenant id. */
+                tenant_id: components["parameters"]["TenantIDPath"];
+            };
+            cookie?: never;
+        };
+        /**
+         * A tenant's ledger, newest first (what its own GET /billing/ledger shows).
+         * @description The page, limits and cursor rules of `GET /billing/ledger`, for any tenant: operators
+         *     find here the credit entry id a refund names. `limit` 1-200 (default 50); a cursor this
+         *     server did not issue is 400 `validation_failed` (`field` `cursor`). An unknown tenant
+         *     is 404. Not audited, like the other operator reads.
+         */
+        get: operations["adminListTenantLedger"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/tenants/{tenant_id}/credits": {
         parameters: {
             query?: never;
@@ -4411,6 +4437,41 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    adminListTenantLedger: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description The next_cursor of the previous page. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                /** @description A tenant id. */
+                tenant_id: components["parameters"]["TenantIDPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of entries. */
+            200: {
+                headers: {
+                    "X-Correlation-ID": components["headers"]["X-Correlation-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LedgerPage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];

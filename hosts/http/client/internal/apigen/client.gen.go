@@ -233,6 +233,16 @@ type ClientInterface interface {
 	// Corresponds with POST /api/v1/admin/tenants/{tenant_id}/credits (the `AdminCreditTenant` operationId).
 	AdminCreditTenant(ctx context.Context, tenantId TenantIDPath, params *AdminCreditTenantParams, body AdminCreditTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// AdminListTenantLedger A tenant's ledger, newest first (what its own GET /billing/ledger shows).
+	//
+	// The page, limits and cursor rules of `GET /billing/ledger`, for any tenant: operators
+	// find here the credit entry id a refund names. `limit` 1-200 (default 50); a cursor this
+	// server did not issue is 400 `validation_failed` (`field` `cursor`). An unknown tenant
+	// is 404. Not audited, like the other operator reads.
+	//
+	// Corresponds with GET /api/v1/admin/tenants/{tenant_id}/ledger (the `AdminListTenantLedger` operationId).
+	AdminListTenantLedger(ctx context.Context, tenantId TenantIDPath, params *AdminListTenantLedgerParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// AdminListTenantPolicies The policy keys that may be overridden per tenant, with the tenant's effective values.
 	//
 	// Corresponds with GET /api/v1/admin/tenants/{tenant_id}/policies (the `AdminListTenantPolicies` operationId).
@@ -1558,6 +1568,26 @@ func (c *Client) AdminCreditTenantWithBody(ctx context.Context, tenantId TenantI
 // Corresponds with POST /api/v1/admin/tenants/{tenant_id}/credits (the `AdminCreditTenant` operationId).
 func (c *Client) AdminCreditTenant(ctx context.Context, tenantId TenantIDPath, params *AdminCreditTenantParams, body AdminCreditTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminCreditTenantRequest(c.Server, tenantId, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AdminListTenantLedger A tenant's ledger, newest first (what its own GET /billing/ledger shows).
+//
+// The page, limits and cursor rules of `GET /billing/ledger`, for any tenant: operators
+// find here the credit entry id a refund names. `limit` 1-200 (default 50); a cursor this
+// server did not issue is 400 `validation_failed` (`field` `cursor`). An unknown tenant
+// is 404. Not audited, like the other operator reads.
+//
+// Corresponds with GET /api/v1/admin/tenants/{tenant_id}/ledger (the `AdminListTenantLedger` operationId).
+func (c *Client) AdminListTenantLedger(ctx context.Context, tenantId TenantIDPath, params *AdminListTenantLedgerParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminListTenantLedgerRequest(c.Server, tenantId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4830,6 +4860,79 @@ func NewAdminCreditTenantRequestWithBody(server string, tenantId TenantIDPath, p
 			req.Header.Set("X-Idempotency-Key", headerParam0)
 		}
 
+	}
+
+	return req, nil
+}
+
+// NewAdminListTenantLedgerRequest constructs an http.Request for the AdminListTenantLedger method
+func NewAdminListTenantLedgerRequest(server string, tenantId TenantIDPath, params *AdminListTenantLedgerParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "tenant_id", tenantId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/v1/admin/tenants/%s/ledger", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
 	}
 
 	return req, nil
@@ -9086,6 +9189,18 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /api/v1/admin/tenants/{tenant_id}/credits (the `AdminCreditTenant` operationId).
 	AdminCreditTenantWithResponse(ctx context.Context, tenantId TenantIDPath, params *AdminCreditTenantParams, body AdminCreditTenantJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminCreditTenantResponse, error)
 
+	// AdminListTenantLedgerWithResponse A tenant's ledger, newest first (what its own GET /billing/ledger shows).
+	//
+	// The page, limits and cursor rules of `GET /billing/ledger`, for any tenant: operators
+	// find here the credit entry id a refund names. `limit` 1-200 (default 50); a cursor this
+	// server did not issue is 400 `validation_failed` (`field` `cursor`). An unknown tenant
+	// is 404. Not audited, like the other operator reads.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/v1/admin/tenants/{tenant_id}/ledger (the `AdminListTenantLedger` operationId).
+	AdminListTenantLedgerWithResponse(ctx context.Context, tenantId TenantIDPath, params *AdminListTenantLedgerParams, reqEditors ...RequestEditorFn) (*AdminListTenantLedgerResponse, error)
+
 	// AdminListTenantPoliciesWithResponse The policy keys that may be overridden per tenant, with the tenant's effective values.
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -13001,6 +13116,156 @@ func (r AdminCreditTenantResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AdminCreditTenantResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AdminListTenantLedgerResponse200Headers the declared response headers of an HTTP 200 response for AdminListTenantLedger
+type AdminListTenantLedgerResponse200Headers struct {
+	XCorrelationID *string
+}
+
+// AdminListTenantLedgerResponse400Headers the declared response headers of an HTTP 400 response for AdminListTenantLedger
+type AdminListTenantLedgerResponse400Headers struct {
+	XCorrelationID *string
+}
+
+// AdminListTenantLedgerResponse401Headers the declared response headers of an HTTP 401 response for AdminListTenantLedger
+type AdminListTenantLedgerResponse401Headers struct {
+	XCorrelationID *string
+}
+
+// AdminListTenantLedgerResponse403Headers the declared response headers of an HTTP 403 response for AdminListTenantLedger
+type AdminListTenantLedgerResponse403Headers struct {
+	XCorrelationID *string
+}
+
+// AdminListTenantLedgerResponse404Headers the declared response headers of an HTTP 404 response for AdminListTenantLedger
+type AdminListTenantLedgerResponse404Headers struct {
+	XCorrelationID *string
+}
+
+// AdminListTenantLedgerResponse429Headers the declared response headers of an HTTP 429 response for AdminListTenantLedger
+type AdminListTenantLedgerResponse429Headers struct {
+	RetryAfter          *int
+	XCorrelationID      *string
+	XRateLimitLimit     *int
+	XRateLimitRemaining *int
+	XRateLimitReset     *int
+}
+
+// AdminListTenantLedgerResponse500Headers the declared response headers of an HTTP 500 response for AdminListTenantLedger
+type AdminListTenantLedgerResponse500Headers struct {
+	XCorrelationID *string
+}
+
+// AdminListTenantLedgerResponse503Headers the declared response headers of an HTTP 503 response for AdminListTenantLedger
+type AdminListTenantLedgerResponse503Headers struct {
+	XCorrelationID *string
+}
+
+type AdminListTenantLedgerResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LedgerPage
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *Forbidden
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AdminListTenantLedgerResponse200Headers
+	// Headers400 the parsed response headers for an HTTP 400 response
+	Headers400 *AdminListTenantLedgerResponse400Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *AdminListTenantLedgerResponse401Headers
+	// Headers403 the parsed response headers for an HTTP 403 response
+	Headers403 *AdminListTenantLedgerResponse403Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *AdminListTenantLedgerResponse404Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AdminListTenantLedgerResponse429Headers
+	// Headers500 the parsed response headers for an HTTP 500 response
+	Headers500 *AdminListTenantLedgerResponse500Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminListTenantLedgerResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AdminListTenantLedgerResponse) GetJSON200() *LedgerPage {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AdminListTenantLedgerResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AdminListTenantLedgerResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r AdminListTenantLedgerResponse) GetJSON403() *Forbidden {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AdminListTenantLedgerResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r AdminListTenantLedgerResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AdminListTenantLedgerResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AdminListTenantLedgerResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AdminListTenantLedgerResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AdminListTenantLedgerResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AdminListTenantLedgerResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AdminListTenantLedgerResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -24386,6 +24651,24 @@ func (c *ClientWithResponses) AdminCreditTenantWithResponse(ctx context.Context,
 	return ParseAdminCreditTenantResponse(rsp)
 }
 
+// AdminListTenantLedgerWithResponse A tenant's ledger, newest first (what its own GET /billing/ledger shows).
+//
+// The page, limits and cursor rules of `GET /billing/ledger`, for any tenant: operators
+// find here the credit entry id a refund names. `limit` 1-200 (default 50); a cursor this
+// server did not issue is 400 `validation_failed` (`field` `cursor`). An unknown tenant
+// is 404. Not audited, like the other operator reads.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/v1/admin/tenants/{tenant_id}/ledger (the `AdminListTenantLedger` operationId).
+func (c *ClientWithResponses) AdminListTenantLedgerWithResponse(ctx context.Context, tenantId TenantIDPath, params *AdminListTenantLedgerParams, reqEditors ...RequestEditorFn) (*AdminListTenantLedgerResponse, error) {
+	rsp, err := c.AdminListTenantLedger(ctx, tenantId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAdminListTenantLedgerResponse(rsp)
+}
+
 // AdminListTenantPoliciesWithResponse The policy keys that may be overridden per tenant, with the tenant's effective values.
 //
 // Returns a wrapper object for the known response body format(s).
@@ -29661,6 +29944,192 @@ func ParseAdminCreditTenantResponse(rsp *http.Response) (*AdminCreditTenantRespo
 		response.Headers500 = &headers
 	case rsp.StatusCode == 503:
 		var headers AdminCreditTenantResponse503Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAdminListTenantLedgerResponse parses an HTTP response from a AdminListTenantLedgerWithResponse call
+func ParseAdminListTenantLedgerResponse(rsp *http.Response) (*AdminListTenantLedgerResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AdminListTenantLedgerResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LedgerPage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers AdminListTenantLedgerResponse200Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 400:
+		var headers AdminListTenantLedgerResponse400Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers400 = &headers
+	case rsp.StatusCode == 401:
+		var headers AdminListTenantLedgerResponse401Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 403:
+		var headers AdminListTenantLedgerResponse403Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers403 = &headers
+	case rsp.StatusCode == 404:
+		var headers AdminListTenantLedgerResponse404Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers404 = &headers
+	case rsp.StatusCode == 429:
+		var headers AdminListTenantLedgerResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Limit"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Limit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitLimit = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Remaining"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Remaining", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitRemaining = &value
+		}
+		if values := rsp.Header.Values("X-RateLimit-Reset"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-RateLimit-Reset", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRateLimitReset = &value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 500:
+		var headers AdminListTenantLedgerResponse500Headers
+		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCorrelationID = &value
+		}
+		response.Headers500 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminListTenantLedgerResponse503Headers
 		if values := rsp.Header.Values("X-Correlation-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Correlation-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
