@@ -26,10 +26,10 @@ PROMETHEUS_VERSION  := v0.316.0
 # The web console (hosts/web, Node 20.19+): built into hosts/web/static/dist and
 # embedded in the binary. `make build` and `make dev` rebuild it when its
 # sources changed and npm is installed; without Node the binary serves a page
-# saying how to build it.
+# saying how to build it. The runbooks screen bundles doc/runbook.md.
 WEB     := hosts/web
 WEB_SRC := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) \
-           $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json $(WEB)/package-lock.json
+           $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json $(WEB)/package-lock.json doc/runbook.md
 HAVE_NPM := $(shell command -v npm 2>/dev/null)
 
 build: $(if $(HAVE_NPM),web)

@@ -48,6 +48,8 @@ export default defineConfig({
     assetsInlineLimit: 0,
   },
   server: {
+    // The runbooks screen imports the repository's doc/runbook.md.
+    fs: { allow: [".", "../../doc/runbook.md"] },
     // `npm run dev` proxies the API of a running `gpuaas dev`.
     proxy: {
       "/api": "http://127.0.0.1:8080",

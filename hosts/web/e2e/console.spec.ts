@@ -257,13 +257,36 @@ test("storage: a folder, an upload with progress, rename, download, delete", asy
   await expect(page.getByRole("heading", { name: "No files yet" })).toBeVisible();
 });
 
-test("an operator: users, a tenant's overrides, a provider refund, the ops view, the audit CSV", async ({
+test("an operator: users, a tenant's overrides and ledger, a refund from its row, the ops view and a runbook, the audit CSV", async ({
   page,
 }) => {
+  // Seven screens scanned and photographed: more than the default 3 minutes on a slow machine.
+  test.setTimeout(420_000);
   await signIn(page, "admin");
+  // A degraded check names its runbook (a fresh gpuaas dev has none
+  // degraded: the answer is the real one with failed events added).
+  const opsApi = "**/api/v1/admin/ops**";
+  await page.route(opsApi, async (route) => {
+    const res = await route.fetch();
+    const ops = (await res.json()) as { entries: { name: string }[] };
+    ops.entries = [
+      { name: "events_failed", status: "degraded", value: 1, runbook: "failed-events" },
+      ...ops.entries.filter((e) => e.name !== "events_failed"),
+    ] as typeof ops.entries;
+    await route.fulfill({ response: res, json: ops });
+  });
   await page.getByRole("link", { name: "Ops" }).click();
-  await expect(page.getByTestId("ops-summary")).toContainText(/checks/);
+  await expect(page.getByTestId("ops-summary")).toContainText(/checks degraded/);
   await screen(page, "admin-ops");
+  // The runbook reference is a link to its section of the runbooks screen.
+  await page.getByRole("link", { name: "Runbook: Events that did not go out" }).click();
+  await expect(page).toHaveURL(/\/admin\/runbooks#events-that-did-not-go-out$/);
+  const section = page.getByRole("heading", { name: "Events that did not go out", level: 2 });
+  await expect(section).toBeFocused();
+  await expect(section).toBeInViewport();
+  await expect(page.getByRole("navigation", { name: "Contents" })).toContainText("Outbox backlog");
+  await screen(page, "admin-runbooks");
+  await page.unroute(opsApi);
 
   // Users: find alice, open her; create a pending user, suspend and reinstate them.
   await page.getByRole("link", { name: "Users", exact: true }).click();
@@ -305,13 +328,29 @@ test("an operator: users, a tenant's overrides, a provider refund, the ops view,
   await page.getByRole("button", { name: "Reset storage.quota_bytes" }).click();
   await expect(page.getByRole("button", { name: "Reset storage.quota_bytes" })).toBeHidden();
 
-  // A refund of alice's top-up through the payment provider (the dev provider confirms it).
-  await page.getByRole("link", { name: "Credits & refunds" }).click();
+  // Alice's ledger, newest first, 20 entries a page: her top-up is behind
+  // the usage debits. Page on until its row offers Refund.
+  const ledger = page.getByRole("table", { name: "Ledger of the tenant" });
+  await expect(ledger.getByText("usage debit").first()).toBeVisible();
+  const refundRow = ledger.getByRole("link", { name: `Refund credit ${creditEntryId}` });
+  const pages = page.getByRole("navigation", { name: "Ledger of the tenant pages" });
+  for (let n = 1; !(await refundRow.isVisible()); n++) {
+    expect(n, "alice's top-up is in her tenant's ledger").toBeLessThan(30);
+    const first = (await ledger.getByRole("row").nth(1).textContent()) ?? "";
+    await pages.getByRole("button", { name: "Next" }).click();
+    await expect(pages).toContainText(`Page ${n + 1}`);
+    await expect(ledger.getByRole("row").nth(1)).not.toHaveText(first);
+  }
+  // A refund of that top-up through the payment provider (the dev provider
+  // confirms it), from its row: the form comes with the tenant and the credit.
+  await refundRow.click();
+  await expect(page.getByTestId("refund-prefilled")).toContainText(creditEntryId);
   const refund = page.getByRole("form", { name: "Refund a payment" });
-  await refund.getByLabel("Tenant id").fill(tenantId);
+  await expect(refund.getByLabel("Tenant id")).toHaveValue(tenantId);
+  await expect(refund.getByLabel("Credit entry id")).toHaveValue(creditEntryId);
+  await screen(page, "admin-money-refund");
   await refund.getByLabel(/^Amount/).fill("1.00");
   await refund.getByLabel("Reason").fill("e2e refund");
-  await refund.getByLabel("Credit entry id").fill(creditEntryId);
   await refund.getByRole("button", { name: "Refund payment" }).click();
   await expect(refund.getByRole("status")).toContainText("Refund of $1.00");
   await expect(
@@ -456,6 +495,7 @@ const SCREENS: { name: string; path: string; api: string; empty: unknown; emptyT
     api: "**/api/v1/admin/ops**",
     empty: null,
   },
+  { name: "admin-runbooks", path: "/admin/runbooks", api: "**/api/v1/admin/runbooks", empty: null },
   {
     name: "admin-users",
     path: "/admin/users",

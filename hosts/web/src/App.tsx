@@ -40,6 +40,7 @@ export const routes = [
       { path: "settings", lazy: () => import("./pages/SettingsPage") },
       { path: "admin", lazy: () => import("./pages/admin/OpsPage") },
       { path: "admin/ops", lazy: () => import("./pages/admin/OpsPage") },
+      { path: "admin/runbooks", lazy: () => import("./pages/admin/RunbooksPage") },
       { path: "admin/nodes", lazy: () => import("./pages/admin/NodesPage") },
       { path: "admin/allocations", lazy: () => import("./pages/admin/AdminAllocationsPage") },
       { path: "admin/users", lazy: () => import("./pages/admin/UsersPage") },

@@ -64,6 +64,7 @@ const NAV = [
 ];
 const ADMIN_NAV = [
   { to: "/admin/ops", label: "Ops" },
+  { to: "/admin/runbooks", label: "Runbooks" },
   { to: "/admin/nodes", label: "Nodes" },
   { to: "/admin/allocations", label: "All allocations" },
   { to: "/admin/users", label: "Users" },

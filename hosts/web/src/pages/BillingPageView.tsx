@@ -2,6 +2,7 @@ import type { BillingBalance, LedgerEntry, LedgerPage, UsagePage } from "../api/
 import { ActionButton, Field } from "../components/Controls";
 import { ActionError, Empty, StateView, type Loadable } from "../components/States";
 import { DataTable, type Pager } from "../components/Table";
+import { LedgerTable } from "../components/LedgerTable";
 import { SpendChart } from "../components/SpendChart";
 import { dateTime, duration, money, shortId } from "../components/format";
 import { usePageHeading } from "../components/hooks";
@@ -165,29 +166,7 @@ export function BillingPageView(p: BillingPageViewProps) {
         isEmpty={(l) => l.entries.length === 0}
         empty={<Empty title="No entries yet">Top-ups, usage debits and refunds are listed here.</Empty>}
       >
-        {(l) => (
-          <DataTable
-            caption="Ledger entries"
-            rows={l.entries}
-            rowKey={(e) => e.id}
-            pager={p.ledgerPager}
-            columns={[
-              { header: "When", cell: (e) => dateTime(e.created_at) },
-              { header: "Type", cell: (e) => e.type.replace("_", " ") },
-              { header: "Reason", cell: (e) => e.reason || "—" },
-              { header: "Amount", numeric: true, cell: (e) => money(e.amount_minor, e.currency) },
-              {
-                // Support asks for it (a refund names the credit it returns).
-                header: "Entry",
-                cell: (e) => (
-                  <code title={e.id} data-entry-id={e.id}>
-                    {shortId(e.id)}
-                  </code>
-                ),
-              },
-            ]}
-          />
-        )}
+        {(l) => <LedgerTable caption="Ledger entries" entries={l.entries} pager={p.ledgerPager} />}
       </StateView>
     </section>
   );

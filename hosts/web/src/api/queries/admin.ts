@@ -31,6 +31,7 @@ export const adminKeys = {
   tenants: (name: string, cursor?: string) => ["admin", "tenants", "list", name, cursor ?? ""] as const,
   tenant: (id: string) => ["admin", "tenants", "one", id] as const,
   tenantPolicies: (id: string) => ["admin", "tenants", "policies", id] as const,
+  tenantLedger: (id: string, cursor?: string) => ["admin", "tenants", "ledger", id, cursor ?? ""] as const,
   ops: (stuck: number) => ["admin", "ops", stuck] as const,
   runbooks: ["admin", "runbooks"] as const,
   refundRequests: (status?: RefundRequestStatus, tenant?: string, cursor?: string) =>
@@ -342,6 +343,20 @@ export function adminTenantQuery(id: string) {
     queryKey: adminKeys.tenant(id),
     queryFn: () =>
       unwrap(api.GET("/api/v1/admin/tenants/{tenant_id}", { params: { path: { tenant_id: id } } })),
+    refetchInterval: 30_000,
+  });
+}
+
+/** A tenant's ledger, newest first: where an operator finds the credit a refund names. */
+export function adminTenantLedgerQuery(id: string, cursor?: string) {
+  return queryOptions({
+    queryKey: adminKeys.tenantLedger(id, cursor),
+    queryFn: () =>
+      unwrap(
+        api.GET("/api/v1/admin/tenants/{tenant_id}/ledger", {
+          params: { path: { tenant_id: id }, query: { cursor, limit: 20 } },
+        }),
+      ),
     refetchInterval: 30_000,
   });
 }

@@ -24,10 +24,15 @@ export function MoneyPage() {
   const announce = useAnnounce();
   const balance = useQuery(balanceQuery());
   const currency = balance.data?.currency ?? "usd";
-  // The tenant screen links here with ?tenant_id=.
+  // The tenant screen links here with ?tenant_id= (and, from Refund on a
+  // credit of its ledger, &credit_entry_id=: both refund forms start with it).
   const [params] = useSearchParams();
-  const [start] = useState<MoneyForm>(() => ({ ...empty, tenant_id: params.get("tenant_id") ?? "" }));
-  const [credit, setCredit] = useState<MoneyForm>(start);
+  const [start] = useState<MoneyForm>(() => ({
+    ...empty,
+    tenant_id: params.get("tenant_id") ?? "",
+    credit_entry_id: params.get("credit_entry_id") ?? "",
+  }));
+  const [credit, setCredit] = useState<MoneyForm>({ ...start, credit_entry_id: "" });
   const [refund, setRefund] = useState<MoneyForm>(start);
   const [provider, setProvider] = useState<MoneyForm>(start);
   const providerKey = useIdempotencyKey(provider);
@@ -48,6 +53,7 @@ export function MoneyPage() {
   return (
     <MoneyPageView
       currency={currency}
+      prefilled={start.tenant_id && start.credit_entry_id ? start : undefined}
       credit={credit}
       onCredit={setCredit}
       onSubmitCredit={() =>

@@ -22,6 +22,8 @@ export interface MoneyForm {
 
 export interface MoneyPageViewProps {
   currency: string;
+  /** The tenant and credit a Refund link of the tenant's ledger brought (both refund forms hold them). */
+  prefilled?: MoneyForm;
   credit: MoneyForm;
   onCredit: (f: MoneyForm) => void;
   onSubmitCredit: () => void;
@@ -110,7 +112,7 @@ function MoneyFields({
           error={fieldError(error, "credit_entry_id")}
           hint={
             creditRequired
-              ? "The ledger credit the payment made (the tenant's ledger shows it)."
+              ? "The ledger credit the payment made: Refund on its row of the tenant's ledger (Tenants, then the tenant) fills it in."
               : "Empty: the newest refundable credits first."
           }
         >
@@ -135,6 +137,13 @@ export function MoneyPageView(p: MoneyPageViewProps) {
       <h1 ref={h} tabIndex={-1}>
         Credits and refunds
       </h1>
+      {p.prefilled && (
+        <p className="banner info" data-testid="refund-prefilled">
+          Credit <code className="entry-name">{p.prefilled.credit_entry_id}</code> of tenant{" "}
+          <code className="entry-name">{p.prefilled.tenant_id}</code> is filled in below: refund the payment
+          through the provider, or record a refund in the ledger only.
+        </p>
+      )}
       <div className="cards">
         <form
           className="card"

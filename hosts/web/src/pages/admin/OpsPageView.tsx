@@ -1,9 +1,11 @@
+import { Link } from "react-router";
 import type { OpsEntry, OpsView, Runbook } from "../../api/types";
 import { ActionButton, Field, StateBadge } from "../../components/Controls";
 import { ActionError, Empty, StateView, type Loadable } from "../../components/States";
 import { DataTable } from "../../components/Table";
 import { dateTime } from "../../components/format";
 import { usePageHeading } from "../../components/hooks";
+import { runbookHref } from "./runbookLinks";
 
 export interface OpsPageViewProps {
   ops: Loadable<OpsView>;
@@ -16,11 +18,17 @@ export interface OpsPageViewProps {
   retryErrorId?: string;
 }
 
-/** A runbook: a link when the URL is absolute, else where to find it in the repository. */
+/**
+ * A runbook: a link to its section on the runbooks screen for the
+ * platform's runbook (doc/runbook.md), a link out when the URL is
+ * absolute, else its title and where to find it.
+ */
 function RunbookRef({ id, runbooks }: { id?: string; runbooks: Runbook[] }) {
   if (!id) return <>—</>;
   const rb = runbooks.find((r) => r.id === id);
   if (!rb) return <code>{id}</code>;
+  const here = runbookHref(rb.url);
+  if (here) return <Link to={here}>Runbook: {rb.title}</Link>;
   if (/^https?:\/\//.test(rb.url))
     return (
       <a href={rb.url} target="_blank" rel="noopener noreferrer">

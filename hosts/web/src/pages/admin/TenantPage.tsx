@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useParams } from "react-router";
 import {
+  adminTenantLedgerQuery,
   adminTenantQuery,
   resetTenantPolicyMutation,
   setTenantPolicyMutation,
@@ -11,15 +12,32 @@ import { skusQuery } from "../../api/queries/compute";
 import { newId } from "../../api/client";
 import { loadable } from "../../components/States";
 import { useAnnounce } from "../../components/Announcer";
+import { useCursorPages, useTick } from "../../components/hooks";
 import { TenantPageView } from "./TenantPageView";
+
+const DAY_MS = 86_400_000;
 
 export function TenantPage() {
   const { id = "" } = useParams();
+  // One screen per tenant: another tenant starts on its first ledger page,
+  // without the drafts or the cursors of the last one.
+  return <TenantScreen key={id} id={id} />;
+}
+
+function TenantScreen({ id }: { id: string }) {
   const qc = useQueryClient();
   const announce = useAnnounce();
   const q = useQuery(adminTenantQuery(id));
   const policies = useQuery(tenantPoliciesQuery(id));
   const skus = useQuery(skusQuery());
+  const ledgerPages = useCursorPages();
+  const ledger = useQuery({ ...adminTenantLedgerQuery(id, ledgerPages.cursor), placeholderData: (p) => p });
+  // Credits older than the tenant's refund window cannot be refunded (the
+  // API says so too): those rows offer no Refund. Unknown window: every credit does.
+  const now = useTick(60_000);
+  const windowDays = policies.data?.find((x) => x.key === "billing.refund_window_days")?.value;
+  const refundableSince =
+    windowDays !== undefined && /^\d+$/.test(windowDays) ? now - Number(windowDays) * DAY_MS : undefined;
   const [drafts, setDrafts] = useState<Record<string, string>>({});
   const [busyKey, setBusyKey] = useState<string>();
   const set = useMutation(setTenantPolicyMutation(qc, id));
@@ -30,6 +48,15 @@ export function TenantPage() {
       detail={loadable(q)}
       policies={loadable(policies)}
       skus={skus.data ?? []}
+      ledger={loadable(ledger)}
+      ledgerPager={{
+        page: ledgerPages.page,
+        hasPrev: ledgerPages.page > 1,
+        hasNext: !!ledger.data?.next_cursor,
+        onPrev: ledgerPages.prev,
+        onNext: () => ledgerPages.next(ledger.data?.next_cursor),
+      }}
+      refundableSince={refundableSince}
       drafts={drafts}
       onDraft={(k, v) => {
         setDrafts((d) => ({ ...d, [k]: v }));

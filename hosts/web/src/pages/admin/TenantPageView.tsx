@@ -1,8 +1,9 @@
 import { Link } from "react-router";
-import type { AdminTenantDetail, SKU, TenantPolicy } from "../../api/types";
+import type { AdminTenantDetail, LedgerEntry, LedgerPage, SKU, TenantPolicy } from "../../api/types";
 import { ActionButton } from "../../components/Controls";
+import { LedgerTable } from "../../components/LedgerTable";
 import { ActionError, Empty, StateView, type Loadable } from "../../components/States";
-import { DataTable } from "../../components/Table";
+import { DataTable, type Pager } from "../../components/Table";
 import { dateTime } from "../../components/format";
 import { usePageHeading } from "../../components/hooks";
 import { BalanceCard, LiveAllocations } from "./UserPageView";
@@ -12,6 +13,10 @@ export interface TenantPageViewProps {
   detail: Loadable<AdminTenantDetail>;
   policies: Loadable<TenantPolicy[]>;
   skus: SKU[];
+  ledger: Loadable<LedgerPage>;
+  ledgerPager: Pager;
+  /** Credits created at or after this (ms since epoch) may be refunded; undefined: any credit. */
+  refundableSince?: number;
   drafts: Record<string, string>;
   onDraft: (key: string, value: string) => void;
   onSave: (key: string) => void;
@@ -21,8 +26,21 @@ export interface TenantPageViewProps {
   errorKey?: string;
 }
 
+/** The credits-and-refunds screen with this tenant and credit filled in. */
+export function refundHref(tenantId: string, creditEntryId: string): string {
+  return (
+    "/admin/money?" + new URLSearchParams({ tenant_id: tenantId, credit_entry_id: creditEntryId }).toString()
+  );
+}
+
+/** Money a payment brought in (type credit), within the refund window when it is known. */
+function refundable(e: LedgerEntry, since: number | undefined): boolean {
+  return e.type === "credit" && (since === undefined || Date.parse(e.created_at) >= since);
+}
+
 export function TenantPageView(p: TenantPageViewProps) {
   const name = p.detail.status === "success" ? p.detail.data.tenant.name : "Tenant";
+  const tenantId = p.detail.status === "success" ? p.detail.data.tenant.id : "";
   const h = usePageHeading(name);
   return (
     <section>
@@ -104,6 +122,38 @@ export function TenantPageView(p: TenantPageViewProps) {
       </StateView>
       {p.detail.status === "success" && (
         <>
+          <h2>Ledger</h2>
+          <p className="muted">
+            Newest first. Refund on a credit (money a payment brought in, within the refund window) opens the
+            refund forms with the tenant and the credit filled in.
+          </p>
+          <StateView
+            state={p.ledger}
+            what="the tenant's ledger"
+            isEmpty={(l) => l.entries.length === 0}
+            empty={
+              <Empty title="No ledger entries">
+                Top-ups, usage debits, credits and refunds are listed here.
+              </Empty>
+            }
+          >
+            {(l) => (
+              <LedgerTable
+                caption="Ledger of the tenant"
+                entries={l.entries}
+                pager={p.ledgerPager}
+                action={(e) =>
+                  refundable(e, p.refundableSince) ? (
+                    <Link to={refundHref(tenantId, e.id)} aria-label={`Refund credit ${e.id}`}>
+                      Refund
+                    </Link>
+                  ) : (
+                    "—"
+                  )
+                }
+              />
+            )}
+          </StateView>
           <h2>Policy overrides</h2>
           <p className="muted">
             The keys that may differ per tenant. An override wins over the platform value until it is reset;
