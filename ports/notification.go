@@ -14,14 +14,29 @@ type NotificationFilter struct {
 	Cursor     string
 }
 
+// NotificationDelivery is everything one event writes for its
+// notifications.
+type NotificationDelivery struct {
+	// Rows are the inbox rows, one per recipient.
+	Rows []notification.Notification
+	// Emails are the rows' emails, each keyed by its row (Email.ID is the
+	// row's ID); a row without one is not mailed.
+	Emails []notification.Email
+	// Webhooks are the deliveries to the subscribed endpoints.
+	Webhooks []notification.Delivery
+}
+
 // NotificationInbox keeps each user's notifications. Calls join the
 // transaction in ctx.
 type NotificationInbox interface {
-	// Deliver inserts the rows whose (EventID, UserID) is new and returns
-	// those it inserted (with Seq): a redelivered event inserts nothing.
-	// The users' live streams are woken when the transaction commits, and
-	// a user's rows commit in Seq order.
-	Deliver(ctx context.Context, rows []notification.Notification) ([]notification.Notification, error)
+	// Deliver writes what one event raises, in one transaction (the one in
+	// ctx, or else its own): the rows whose (EventID, UserID) is new, the
+	// email of each row it inserts, and the webhook deliveries whose
+	// (EndpointID, EventID) is new. It returns the rows it inserted (with
+	// Seq): a redelivered event writes nothing. The users' live streams
+	// are woken when the transaction commits, and a user's rows commit in
+	// Seq order.
+	Deliver(ctx context.Context, d NotificationDelivery) ([]notification.Notification, error)
 	List(ctx context.Context, userID string, f NotificationFilter) (rows []notification.Notification, nextCursor string, err error)
 	// Since returns the user's rows with Seq > after, oldest first.
 	Since(ctx context.Context, userID string, after int64, limit int) ([]notification.Notification, error)
@@ -47,16 +62,47 @@ type Recipient struct {
 	Preferences notification.Preferences
 }
 
-// NotificationRecipients resolves audiences to active users.
+// AudienceQuery names the people an event's notification goes to.
+type AudienceQuery struct {
+	Audience  notification.Audience
+	TenantID  string
+	ProjectID string // of ToProjectAdmins
+	UserID    string // of ToUser; with ToTenantAdmins, a member of the tenant added to them
+}
+
+// EndpointQuery names the webhook endpoints an event goes to: the
+// tenant's enabled endpoints (of ProjectID only, when it is not "")
+// subscribed to EventType.
+type EndpointQuery struct {
+	TenantID  string
+	ProjectID string
+	EventType string
+}
+
+// TargetQuery asks for an event's recipients, its endpoints, or both
+// (a nil part is not read).
+type TargetQuery struct {
+	Audience  *AudienceQuery
+	Endpoints *EndpointQuery
+}
+
+// Targets are who and what an event's notifications reach.
+type Targets struct {
+	// Recipients are active users, ordered by user id; one person may
+	// appear more than once.
+	Recipients []Recipient
+	Endpoints  []notification.Endpoint
+}
+
+// NotificationRecipients resolves an event's audience to active users
+// (suspended ones get nothing) and its webhook subscription to endpoints.
 type NotificationRecipients interface {
-	// TenantMembers returns the tenant's active members (owners and admins
-	// only when adminsOnly).
-	TenantMembers(ctx context.Context, tenantID string, adminsOnly bool) ([]Recipient, error)
-	// ProjectAdmins returns the project's active admins and its tenant's
-	// active owners and admins.
-	ProjectAdmins(ctx context.Context, projectID string) ([]Recipient, error)
-	// User returns one active user (NotFound when absent or suspended).
-	User(ctx context.Context, userID string) (Recipient, error)
+	// Targets reads both in one round trip: ToUser is the user (a member
+	// of some tenant); ToTenant the tenant's members; ToTenantAdmins its
+	// owners and admins, and UserID when a member of it; ToProjectAdmins
+	// the project's admins and its tenant's owners and admins. Ids that
+	// name nothing give nobody.
+	Targets(ctx context.Context, q TargetQuery) (Targets, error)
 }
 
 // NotificationPreferences keeps each user's channel choices.
@@ -65,11 +111,9 @@ type NotificationPreferences interface {
 	SetPreferences(ctx context.Context, userID string, p notification.Preferences) error
 }
 
-// MailQueue is the email channel's durable queue (one row per inbox row).
+// MailQueue is the email channel's durable queue (one row per inbox row,
+// queued by NotificationInbox.Deliver).
 type MailQueue interface {
-	// Enqueue adds emails in the caller's transaction; an id already queued
-	// is skipped.
-	Enqueue(ctx context.Context, emails ...notification.Email) error
 	// Claim leases up to limit emails due at now: they are not handed out
 	// again until lease has passed (a sender that dies mid-send loses
 	// nothing). Attempts counts this claim.
@@ -96,8 +140,8 @@ type WebhookDeliveryFilter struct {
 	Cursor string
 }
 
-// WebhookStore keeps projects' webhook endpoints and their deliveries.
-// Secrets arrive sealed (core/envelope); the store never sees them in
+// WebhookStore keeps projects' webhook endpoints and their deliveries
+// (made by NotificationInbox.Deliver). Secrets arrive sealed (core/envelope); the store never sees them in
 // clear.
 type WebhookStore interface {
 	CreateEndpoint(ctx context.Context, e notification.Endpoint, sealedSecrets []byte) error
@@ -109,12 +153,6 @@ type WebhookStore interface {
 	// failing-since and, when sealedSecrets is not nil, the secrets.
 	UpdateEndpoint(ctx context.Context, e notification.Endpoint, sealedSecrets []byte) error
 	DeleteEndpoint(ctx context.Context, projectID, id string) error
-	// EndpointsFor returns the tenant's enabled endpoints subscribed to
-	// eventType (of projectID only, when it is not "").
-	EndpointsFor(ctx context.Context, tenantID, projectID, eventType string) ([]notification.Endpoint, error)
-	// EnqueueDeliveries inserts deliveries; an (endpoint, event) pair that
-	// exists is skipped. It returns how many it inserted.
-	EnqueueDeliveries(ctx context.Context, ds ...notification.Delivery) (int, error)
 	// ClaimDeliveries leases up to limit due pending deliveries of enabled
 	// endpoints, each with its endpoint and sealed secrets.
 	// Attempts counts this claim.

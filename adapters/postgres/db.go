@@ -151,10 +151,16 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) erro
 	if _, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
 		return fn(ctx)
 	}
+	return retried(ctx, func() error { return db.inTxOnce(ctx, fn) })
+}
+
+// retried runs a transaction until it ends other than in a serialization
+// failure or deadlock, up to 5 attempts with jittered backoff.
+func retried(ctx context.Context, once func() error) error {
 	const attempts = 5
 	var err error
 	for i := 0; i < attempts; i++ {
-		err = db.inTxOnce(ctx, fn)
+		err = once()
 		if !isRetryable(err) {
 			return err
 		}
@@ -166,6 +172,24 @@ func (db *DB) InTx(ctx context.Context, fn func(ctx context.Context) error) erro
 		}
 	}
 	return err
+}
+
+// sendBatch runs the batch that build makes: inside the transaction in
+// ctx, or else as one implicit transaction — one round trip, committed
+// when the batch's results have been read (Close) — retried like InTx on
+// serialization failures and deadlocks, with a fresh batch each time.
+func (db *DB) sendBatch(ctx context.Context, build func() *pgx.Batch) error {
+	if tx, ok := ctx.Value(txKey{}).(pgx.Tx); ok {
+		return tx.SendBatch(ctx, build()).Close()
+	}
+	return retried(ctx, func() error {
+		conn, err := db.Pool.Acquire(ctx)
+		if err != nil {
+			return fault.Unavailable("database unavailable", err)
+		}
+		defer conn.Release()
+		return conn.SendBatch(ctx, build()).Close()
+	})
 }
 
 func (db *DB) inTxOnce(ctx context.Context, fn func(ctx context.Context) error) (err error) {

@@ -73,66 +73,85 @@ func scanNotification(r pgx.CollectableRow) (notification.Notification, error) {
 	return n, json.Unmarshal(data, &n.Data)
 }
 
-// Deliver implements [ports.NotificationInbox]. Each user's advisory lock
-// (taken in user order, so two deliveries cannot deadlock) is held to the
-// commit: a user's rows commit in the order of their seq, which is what
-// lets a live stream resume after a seq without missing a row.
-func (s *NotificationStore) Deliver(ctx context.Context, rows []notification.Notification) ([]notification.Notification, error) {
-	if len(rows) == 0 {
+// deliverRowSQL inserts one inbox row under its user's advisory lock
+// (the locked CTE is the insert's only input, so the lock is held before
+// the row's seq is drawn, and to the commit: a user's rows commit in seq
+// order, which is what lets a live stream resume after a seq without
+// missing a row). deliverMailedRowSQL also queues the row's email, only
+// when the row is new.
+const (
+	deliverRowCTEs = `WITH locked AS (SELECT pg_advisory_xact_lock(hashtextextended('notifications:' || $2::uuid::text, 0))),
+	inserted AS (INSERT INTO notifications (id, user_id, tenant_id, event_id, kind, title, body, data, created_at)
+		SELECT $1::uuid, $2::uuid, $3::uuid, $4::uuid, $5::text, $6::text, $7::text, $8::jsonb, $9::timestamptz FROM locked
+		ON CONFLICT ON CONSTRAINT notifications_event_user_key DO NOTHING
+		RETURNING ` + notificationColumns + `)`
+	deliverRowSQL       = deliverRowCTEs + ` SELECT ` + notificationColumns + ` FROM inserted`
+	deliverMailedRowSQL = deliverRowCTEs + `,
+	mail AS (INSERT INTO notification_emails (id, to_addr, subject, body, message_id, next_attempt_at, created_at)
+		SELECT id, $10::text, $11::text, $12::text, $13::text, $14::timestamptz, $14::timestamptz FROM inserted
+		ON CONFLICT (id) DO NOTHING)
+	SELECT ` + notificationColumns + ` FROM inserted`
+	deliverWebhookSQL = `INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, project_id, event_id,
+		event_type, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT ON CONSTRAINT webhook_deliveries_endpoint_event_key DO NOTHING`
+)
+
+// Deliver implements [ports.NotificationInbox]: one statement per row
+// (lock, insert, email) and one per webhook delivery, pipelined — outside
+// a transaction one round trip, an implicit transaction that commits
+// when the batch ends. Rows are written in user order, so two deliveries
+// take their users' locks in the same order and cannot deadlock.
+func (s *NotificationStore) Deliver(ctx context.Context, d ports.NotificationDelivery) ([]notification.Notification, error) {
+	if len(d.Rows) == 0 && len(d.Webhooks) == 0 {
 		return nil, nil
 	}
-	users := make([]string, 0, len(rows))
-	for _, r := range rows {
-		users = append(users, r.UserID)
+	rows := slices.Clone(d.Rows)
+	slices.SortStableFunc(rows, func(a, b notification.Notification) int { return strings.Compare(a.UserID, b.UserID) })
+	mails := make(map[string]notification.Email, len(d.Emails))
+	for _, m := range d.Emails {
+		mails[m.ID] = m
 	}
-	slices.Sort(users)
-	users = slices.Compact(users)
+	data := make([][]byte, len(rows))
+	for i, r := range rows {
+		data[i] = []byte("{}")
+		if r.Data != nil {
+			var err error
+			if data[i], err = json.Marshal(r.Data); err != nil {
+				return nil, fault.Internal(err)
+			}
+		}
+	}
 	var out []notification.Notification
-	err := s.db.InTx(ctx, func(ctx context.Context) error {
+	err := s.db.sendBatch(ctx, func() *pgx.Batch {
 		out = out[:0]
-		// One round trip: the locks (in user order, so two deliveries
-		// cannot deadlock), then the inserts.
 		b := &pgx.Batch{}
-		for _, u := range users {
-			b.Queue(`SELECT pg_advisory_xact_lock(hashtextextended('notifications:' || $1, 0))`, u)
-		}
-		for _, r := range rows {
-			data := []byte("{}")
-			if r.Data != nil {
-				var err error
-				if data, err = json.Marshal(r.Data); err != nil {
-					return fault.Internal(err)
-				}
-			}
-			b.Queue(`INSERT INTO notifications (id, user_id, tenant_id, event_id, kind, title, body, data, created_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-				ON CONFLICT ON CONSTRAINT notifications_event_user_key DO NOTHING
-				RETURNING `+notificationColumns,
-				r.ID, r.UserID, r.TenantID, r.EventID, string(r.Kind), r.Title, r.Body, data, r.CreatedAt)
-		}
-		br := s.db.Q(ctx).SendBatch(ctx, b)
-		for range users {
-			if _, err := br.Exec(); err != nil {
-				_ = br.Close()
-				return translate(err, "notification")
-			}
-		}
-		for range rows {
-			rs, err := br.Query()
-			if err != nil {
-				_ = br.Close()
-				return translate(err, "notification")
-			}
+		collect := func(rs pgx.Rows) error {
 			got, err := pgx.CollectRows(rs, scanNotification)
-			if err != nil {
-				_ = br.Close()
-				return translate(err, "notification")
-			}
 			out = append(out, got...)
+			return err
 		}
-		return translate(br.Close(), "notification")
+		for i, r := range rows {
+			args := []any{r.ID, r.UserID, r.TenantID, r.EventID, string(r.Kind), r.Title, r.Body, data[i], r.CreatedAt}
+			q := deliverRowSQL
+			if m, ok := mails[r.ID]; ok {
+				at := m.CreatedAt
+				if at.IsZero() {
+					at = r.CreatedAt
+				}
+				q, args = deliverMailedRowSQL, append(args, m.To, m.Subject, m.Body, m.MessageID, at)
+			}
+			b.Queue(q, args...).Query(collect)
+		}
+		for _, w := range d.Webhooks {
+			b.Queue(deliverWebhookSQL, w.ID, w.EndpointID, w.TenantID, w.ProjectID, w.EventID, w.EventType, w.Payload,
+				w.NextAttemptAt, w.CreatedAt)
+		}
+		return b
 	})
-	return out, err
+	if err != nil {
+		return nil, translate(err, "notification")
+	}
+	return out, nil
 }
 
 // List implements [ports.NotificationInbox]: newest first by seq.
@@ -245,50 +264,71 @@ func collectRecipients(rows pgx.Rows, err error) ([]ports.Recipient, error) {
 	return out, translate(err, "user")
 }
 
-// TenantMembers implements [ports.NotificationRecipients].
-func (s *NotificationStore) TenantMembers(ctx context.Context, tenantID string, adminsOnly bool) ([]ports.Recipient, error) {
-	tid, ok := canonicalID(tenantID)
-	if !ok {
-		return nil, nil
-	}
-	rows, err := s.db.Q(ctx).Query(ctx, `SELECT u.id, m.tenant_id, u.email, `+prefsColumn+` FROM tenant_memberships m
-		JOIN users u ON u.id = m.user_id `+prefsJoin+`
-		WHERE m.tenant_id = $1 AND u.status = 'active' AND (NOT $2 OR m.role IN ('owner', 'admin'))
-		ORDER BY u.id`, tid, adminsOnly)
-	return collectRecipients(rows, err)
-}
-
-// ProjectAdmins implements [ports.NotificationRecipients].
-func (s *NotificationStore) ProjectAdmins(ctx context.Context, projectID string) ([]ports.Recipient, error) {
-	pid, ok := canonicalID(projectID)
-	if !ok {
-		return nil, nil
-	}
-	rows, err := s.db.Q(ctx).Query(ctx, `SELECT u.id, p.tenant_id, u.email, `+prefsColumn+` FROM projects p
+// recipientsSQL reads an audience's active users with their email
+// preferences, by user id: $1 the tenant (ToTenant, ToTenantAdmins), the
+// project (ToProjectAdmins) or the user (ToUser); $2 the user added to
+// ToTenantAdmins (NULL for none).
+var recipientsSQL = map[notification.Audience]string{
+	notification.ToUser: `SELECT u.id, m.tenant_id, u.email, ` + prefsColumn + ` FROM users u
+		JOIN tenant_memberships m ON m.user_id = u.id ` + prefsJoin + `
+		WHERE u.id = $1 AND u.status = 'active'`,
+	notification.ToTenant: `SELECT u.id, m.tenant_id, u.email, ` + prefsColumn + ` FROM tenant_memberships m
+		JOIN users u ON u.id = m.user_id ` + prefsJoin + `
+		WHERE m.tenant_id = $1 AND u.status = 'active' ORDER BY u.id`,
+	notification.ToTenantAdmins: `SELECT u.id, m.tenant_id, u.email, ` + prefsColumn + ` FROM tenant_memberships m
+		JOIN users u ON u.id = m.user_id ` + prefsJoin + `
+		WHERE m.tenant_id = $1 AND u.status = 'active' AND (m.role IN ('owner', 'admin') OR u.id = $2::uuid)
+		ORDER BY u.id`,
+	notification.ToProjectAdmins: `SELECT u.id, p.tenant_id, u.email, ` + prefsColumn + ` FROM projects p
 		JOIN tenant_memberships m ON m.tenant_id = p.tenant_id
-		JOIN users u ON u.id = m.user_id `+prefsJoin+`
+		JOIN users u ON u.id = m.user_id ` + prefsJoin + `
 		WHERE p.id = $1 AND u.status = 'active' AND (m.role IN ('owner', 'admin') OR EXISTS (
 			SELECT 1 FROM project_memberships pm WHERE pm.project_id = p.id AND pm.user_id = u.id AND pm.role = 'admin'))
-		ORDER BY u.id`, pid)
-	return collectRecipients(rows, err)
+		ORDER BY u.id`,
 }
 
-// User implements [ports.NotificationRecipients].
-func (s *NotificationStore) User(ctx context.Context, userID string) (ports.Recipient, error) {
-	uid, ok := canonicalID(userID)
-	if !ok {
-		return ports.Recipient{}, fault.NotFound("user", "")
+// Targets implements [ports.NotificationRecipients]: the recipients and
+// the endpoints are two queries of one pipelined round trip.
+func (s *NotificationStore) Targets(ctx context.Context, q ports.TargetQuery) (ports.Targets, error) {
+	var t ports.Targets
+	b := &pgx.Batch{}
+	if a := q.Audience; a != nil {
+		id := a.TenantID
+		switch a.Audience {
+		case notification.ToUser:
+			id = a.UserID
+		case notification.ToProjectAdmins:
+			id = a.ProjectID
+		}
+		sql, known := recipientsSQL[a.Audience]
+		if id, ok := canonicalID(id); ok && known {
+			args := []any{id}
+			if a.Audience == notification.ToTenantAdmins {
+				extra, ok := canonicalID(a.UserID)
+				if !ok {
+					extra = ""
+				}
+				args = append(args, nullableID(extra))
+			}
+			b.Queue(sql, args...).Query(func(rows pgx.Rows) (err error) {
+				t.Recipients, err = collectRecipients(rows, nil)
+				return err
+			})
+		}
 	}
-	rows, err := s.db.Q(ctx).Query(ctx, `SELECT u.id, m.tenant_id, u.email, `+prefsColumn+` FROM users u
-		JOIN tenant_memberships m ON m.user_id = u.id `+prefsJoin+` WHERE u.id = $1 AND u.status = 'active'`, uid)
-	out, err := collectRecipients(rows, err)
-	if err != nil {
-		return ports.Recipient{}, err
+	if e := q.Endpoints; e != nil {
+		sql, args, ok := endpointsForSQL(e.TenantID, e.ProjectID, e.EventType)
+		if ok {
+			b.Queue(sql, args...).Query(func(rows pgx.Rows) (err error) {
+				t.Endpoints, err = collectEndpoints(rows)
+				return err
+			})
+		}
 	}
-	if len(out) == 0 {
-		return ports.Recipient{}, fault.NotFound("user", "")
+	if b.Len() == 0 {
+		return t, nil
 	}
-	return out[0], nil
+	return t, translate(s.db.Q(ctx).SendBatch(ctx, b).Close(), "notification")
 }
 
 // Preferences implements [ports.NotificationPreferences].
@@ -325,31 +365,6 @@ func (s *NotificationStore) SetPreferences(ctx context.Context, userID string, p
 	_, err = s.db.Q(ctx).Exec(ctx, `INSERT INTO notification_preferences (user_id, email, updated_at) VALUES ($1, $2, now())
 		ON CONFLICT (user_id) DO UPDATE SET email = EXCLUDED.email, updated_at = now()`, uid, raw)
 	return translate(err, "user")
-}
-
-// Enqueue implements [ports.MailQueue]: one pipelined round trip.
-func (s *NotificationStore) Enqueue(ctx context.Context, emails ...notification.Email) error {
-	if len(emails) == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
-	for _, m := range emails {
-		at := m.CreatedAt
-		if at.IsZero() {
-			at = time.Now()
-		}
-		b.Queue(`INSERT INTO notification_emails (id, to_addr, subject, body, message_id,
-			next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (id) DO NOTHING`,
-			m.ID, m.To, m.Subject, m.Body, m.MessageID, at)
-	}
-	br := s.db.Q(ctx).SendBatch(ctx, b)
-	for range emails {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return translate(err, "email")
-		}
-	}
-	return translate(br.Close(), "email")
 }
 
 // Claim implements [ports.MailQueue]: due rows, FOR UPDATE SKIP LOCKED,

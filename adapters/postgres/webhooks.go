@@ -54,6 +54,10 @@ func (s *NotificationStore) endpoints(ctx context.Context, q string, args ...any
 	if err != nil {
 		return nil, translate(err, "webhook endpoint")
 	}
+	return collectEndpoints(rows)
+}
+
+func collectEndpoints(rows pgx.Rows) ([]notification.Endpoint, error) {
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (notification.Endpoint, error) { return scanEndpoint(r) })
 	if out == nil {
 		out = []notification.Endpoint{}
@@ -96,40 +100,26 @@ func (s *NotificationStore) DeleteEndpoint(ctx context.Context, projectID, id st
 	return translate(err, "webhook endpoint")
 }
 
-// EndpointsFor implements [ports.WebhookStore].
-func (s *NotificationStore) EndpointsFor(ctx context.Context, tenantID, projectID, eventType string) ([]notification.Endpoint, error) {
+// endpointsForSQL selects the tenant's enabled endpoints subscribed to
+// eventType (of projectID only, when it is not ""); ok is false when the
+// ids name nothing.
+func endpointsForSQL(tenantID, projectID, eventType string) (sql string, args []any, ok bool) {
 	tid, ok := canonicalID(tenantID)
 	if !ok {
-		return nil, nil
+		return "", nil, false
 	}
-	q := `SELECT ` + endpointColumns + ` FROM webhook_endpoints
+	sql = `SELECT ` + endpointColumns + ` FROM webhook_endpoints
 		WHERE tenant_id = $1 AND status = 'enabled' AND $2 = ANY(event_types)`
-	args := []any{tid, eventType}
+	args = []any{tid, eventType}
 	if projectID != "" {
 		pid, ok := canonicalID(projectID)
 		if !ok {
-			return nil, nil
+			return "", nil, false
 		}
-		q += ` AND project_id = $3`
+		sql += ` AND project_id = $3`
 		args = append(args, pid)
 	}
-	return s.endpoints(ctx, q+` ORDER BY id`, args...)
-}
-
-// EnqueueDeliveries implements [ports.WebhookStore].
-func (s *NotificationStore) EnqueueDeliveries(ctx context.Context, ds ...notification.Delivery) (int, error) {
-	n := 0
-	for _, d := range ds {
-		tag, err := s.db.Q(ctx).Exec(ctx, `INSERT INTO webhook_deliveries (id, endpoint_id, tenant_id, project_id, event_id,
-			event_type, payload, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-			ON CONFLICT ON CONSTRAINT webhook_deliveries_endpoint_event_key DO NOTHING`,
-			d.ID, d.EndpointID, d.TenantID, d.ProjectID, d.EventID, d.EventType, d.Payload, d.NextAttemptAt, d.CreatedAt)
-		if err != nil {
-			return n, translate(err, "webhook endpoint")
-		}
-		n += int(tag.RowsAffected())
-	}
-	return n, nil
+	return sql + ` ORDER BY id`, args, true
 }
 
 const deliveryColumns = `d.id, d.endpoint_id, d.tenant_id, d.project_id, d.event_id, d.event_type, d.payload, d.status,

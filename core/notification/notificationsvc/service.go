@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
@@ -126,6 +125,10 @@ func New(cfg Config, d Deps) (*Service, error) {
 // inbox row or email; webhook deliveries follow the endpoints'
 // subscriptions. Events that raise nothing are ignored; a malformed one is
 // fault.Invalid.
+//
+// It lies on the way from an event to the live stream, so it takes two
+// round trips: one read (Recipients.Targets: recipients and endpoints)
+// and one write (Inbox.Deliver, which is its own transaction).
 func (s *Service) HandleEvent(ctx context.Context, env event.Envelope) error {
 	m, ok, err := notification.FromEvent(env)
 	if err != nil || !ok {
@@ -138,91 +141,51 @@ func (s *Service) HandleEvent(ctx context.Context, env event.Envelope) error {
 	if err != nil {
 		return err
 	}
-	var recipients []ports.Recipient
+	var q ports.TargetQuery
 	if vals.Bool(m.Kind.Flag()) {
-		if recipients, err = s.recipients(ctx, m); err != nil {
-			return err
-		}
+		q.Audience = &ports.AudienceQuery{Audience: m.Audience, TenantID: m.TenantID, ProjectID: m.ProjectID, UserID: m.UserID}
 	}
-	return s.d.Tx.InTx(ctx, func(ctx context.Context) error {
-		if err := s.deliver(ctx, m, recipients); err != nil {
-			return err
-		}
-		return s.enqueueWebhooks(ctx, env)
-	})
-}
-
-func (s *Service) recipients(ctx context.Context, m notification.Message) ([]ports.Recipient, error) {
-	var out []ports.Recipient
-	var err error
-	switch m.Audience {
-	case notification.ToUser:
-		var r ports.Recipient
-		r, err = s.d.Recipients.User(ctx, m.UserID)
-		if fault.IsKind(err, fault.KindNotFound) {
-			return nil, nil // gone or suspended: nobody to tell
-		}
-		out = []ports.Recipient{r}
-	case notification.ToTenant:
-		out, err = s.d.Recipients.TenantMembers(ctx, m.TenantID, false)
-	case notification.ToTenantAdmins:
-		out, err = s.d.Recipients.TenantMembers(ctx, m.TenantID, true)
-		if err == nil && m.UserID != "" {
-			if r, uerr := s.d.Recipients.User(ctx, m.UserID); uerr == nil && r.TenantID == m.TenantID {
-				out = append(out, r)
-			}
-		}
-	case notification.ToProjectAdmins:
-		out, err = s.d.Recipients.ProjectAdmins(ctx, m.ProjectID)
+	if notification.ValidEventType(env.Type) && env.TenantID != "" {
+		q.Endpoints = &ports.EndpointQuery{TenantID: env.TenantID, ProjectID: env.ProjectID, EventType: env.Type}
 	}
-	if err != nil {
-		return nil, err
-	}
-	// One row per person, whatever the audience's overlaps.
-	seen := map[string]bool{}
-	uniq := out[:0]
-	for _, r := range out {
-		if !seen[r.UserID] {
-			seen[r.UserID] = true
-			uniq = append(uniq, r)
-		}
-	}
-	sort.Slice(uniq, func(i, j int) bool { return uniq[i].UserID < uniq[j].UserID })
-	return uniq, nil
-}
-
-func (s *Service) deliver(ctx context.Context, m notification.Message, rs []ports.Recipient) error {
-	if len(rs) == 0 {
+	if q.Audience == nil && q.Endpoints == nil {
 		return nil
 	}
-	now := s.d.Clock.Now()
-	rows := make([]notification.Notification, len(rs))
-	who := map[string]ports.Recipient{}
-	for i, r := range rs {
-		rows[i] = notification.Notification{ID: s.d.IDs.NewID(), UserID: r.UserID, TenantID: m.TenantID,
-			EventID: m.EventID, Kind: m.Kind, Title: m.Title, Body: m.Body, Data: m.Data, CreatedAt: now}
-		who[r.UserID] = r
-	}
-	inserted, err := s.d.Inbox.Deliver(ctx, rows)
+	t, err := s.d.Recipients.Targets(ctx, q)
 	if err != nil {
 		return err
 	}
-	if s.cfg.NoEmail {
-		return nil
+	var d ports.NotificationDelivery
+	d.Rows, d.Emails = s.inboxRows(m, t.Recipients)
+	if d.Webhooks, err = s.webhookDeliveries(env, t.Endpoints); err != nil {
+		return err
 	}
+	_, err = s.d.Inbox.Deliver(ctx, d)
+	return err
+}
+
+// inboxRows makes one row per person and the emails of those who want
+// this kind by email.
+func (s *Service) inboxRows(m notification.Message, rs []ports.Recipient) ([]notification.Notification, []notification.Email) {
+	now := s.d.Clock.Now()
+	var rows []notification.Notification
 	var mails []notification.Email
-	for _, n := range inserted {
-		r := who[n.UserID]
-		if r.Email == "" || !r.Preferences.EmailOn(n.Kind) {
+	seen := map[string]bool{}
+	for _, r := range rs {
+		if seen[r.UserID] {
+			continue
+		}
+		seen[r.UserID] = true
+		n := notification.Notification{ID: s.d.IDs.NewID(), UserID: r.UserID, TenantID: m.TenantID,
+			EventID: m.EventID, Kind: m.Kind, Title: m.Title, Body: m.Body, Data: m.Data, CreatedAt: now}
+		rows = append(rows, n)
+		if s.cfg.NoEmail || r.Email == "" || !r.Preferences.EmailOn(n.Kind) {
 			continue
 		}
 		mails = append(mails, notification.Email{ID: n.ID, To: r.Email, Subject: n.Title, Body: s.mailBody(n),
 			MessageID: notification.MessageID(n.EventID, n.UserID, s.cfg.MailDomain), CreatedAt: n.CreatedAt})
 	}
-	if len(mails) == 0 {
-		return nil
-	}
-	return s.d.Mail.Enqueue(ctx, mails...)
+	return rows, mails
 }
 
 func (s *Service) mailBody(n notification.Notification) string {
@@ -237,20 +200,16 @@ func (s *Service) mailBody(n notification.Notification) string {
 	return b.String()
 }
 
-// enqueueWebhooks creates one delivery per enabled endpoint of the event's
-// tenant (and project, when the event has one) subscribed to its type.
-func (s *Service) enqueueWebhooks(ctx context.Context, env event.Envelope) error {
-	if !notification.ValidEventType(env.Type) || env.TenantID == "" {
-		return nil
-	}
-	eps, err := s.d.Webhooks.EndpointsFor(ctx, env.TenantID, env.ProjectID, env.Type)
-	if err != nil || len(eps) == 0 {
-		return err
+// webhookDeliveries makes one delivery per endpoint, all with the same
+// body.
+func (s *Service) webhookDeliveries(env event.Envelope, eps []notification.Endpoint) ([]notification.Delivery, error) {
+	if len(eps) == 0 {
+		return nil, nil
 	}
 	data := map[string]any{}
 	if len(env.Payload) > 0 {
 		if err := json.Unmarshal(env.Payload, &data); err != nil {
-			return fault.Invalid("payload", "the event payload is not a JSON object").Wrap(err)
+			return nil, fault.Invalid("payload", "the event payload is not a JSON object").Wrap(err)
 		}
 	}
 	data["event_id"], data["tenant_id"] = env.ID, env.TenantID
@@ -259,7 +218,7 @@ func (s *Service) enqueueWebhooks(ctx context.Context, env event.Envelope) error
 	}
 	body, err := json.Marshal(notification.WebhookBody{Type: env.Type, Timestamp: env.OccurredAt.UTC(), Data: data})
 	if err != nil {
-		return fault.Internal(err)
+		return nil, fault.Internal(err)
 	}
 	now := s.d.Clock.Now()
 	ds := make([]notification.Delivery, len(eps))
@@ -268,8 +227,7 @@ func (s *Service) enqueueWebhooks(ctx context.Context, env event.Envelope) error
 			EventID: env.ID, EventType: env.Type, Payload: body, Status: notification.DeliveryPending,
 			NextAttemptAt: now, CreatedAt: now}
 	}
-	_, err = s.d.Webhooks.EnqueueDeliveries(ctx, ds...)
-	return err
+	return ds, nil
 }
 
 // Page is one page of a user's inbox.
