@@ -19,10 +19,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/core/terminal"
@@ -611,7 +613,8 @@ func (s *Server) run(a *account, ch ssh.Channel, pr *ptyReq, args []string, reqs
 		term = pr.Term
 	}
 	cmd := s.command(a, term, args...)
-	done, err := s.group(a.state.Name, a.state.UID).Prepare(cmd)
+	g := s.group(a.state.Name, a.state.UID)
+	done, err := g.Prepare(cmd)
 	if err != nil {
 		fmt.Fprintf(ch.Stderr(), "cannot start a shell: %v\r\n", err)
 		return 127
@@ -653,6 +656,7 @@ func (s *Server) run(a *account, ch ssh.Channel, pr *ptyReq, args []string, reqs
 		go func() { _, _ = io.Copy(stdin, ch); stdin.Close() }()
 	}
 	exited := make(chan struct{})
+	var hungUp atomic.Bool
 	// Serve window changes while the process runs; the request stream ends
 	// when the channel closes, which hangs the session up.
 	go func() {
@@ -673,6 +677,8 @@ func (s *Server) run(a *account, ch ssh.Channel, pr *ptyReq, args []string, reqs
 		default:
 			if tty != nil {
 				_ = tty.Close()
+				hungUp.Store(true)
+				hangUpSession(g, cmd.Process.Pid)
 			} else {
 				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP)
 			}
@@ -680,6 +686,19 @@ func (s *Server) run(a *account, ch ssh.Channel, pr *ptyReq, args []string, reqs
 	}()
 	err = cmd.Wait()
 	close(exited)
+	if hungUp.Load() {
+		// A job the shell was starting as the line dropped may have missed
+		// the kernel's hang-up and the shell's: between fork and exec it
+		// still runs the shell's SIGHUP handler, which swallows the signal.
+		// Now that the shell is gone everything it started is in the group;
+		// it is hung up again until its exec is surely done.
+		go func(sid int) {
+			for _, d := range []time.Duration{0, 100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second} {
+				time.Sleep(d)
+				hangUpSession(g, sid)
+			}
+		}(cmd.Process.Pid)
+	}
 	if tty != nil {
 		// The output drains once the last process holding the terminal
 		// exits; a background job may hold it, so the drain is bounded.
@@ -697,6 +716,26 @@ func (s *Server) run(a *account, ch ssh.Channel, pr *ptyReq, args []string, reqs
 		return 137
 	default:
 		return 127
+	}
+}
+
+// hangUpSession sends SIGHUP (and SIGCONT, for stopped jobs) to every
+// process of the group in the terminal session led by sid, as the hang-up
+// of sshd's terminal reaches them: the kernel signals only the terminal's
+// foreground process group and the shell forwards the hang-up to its jobs,
+// so a job the shell was starting as the line dropped was missed by both
+// (TestSandboxDisconnectHangsUp, about one run in ten under load). What ignores SIGHUP, or left the session
+// (setsid, nohup), runs on until the allocation is released.
+func hangUpSession(g *procset.Group, sid int) {
+	pids, err := g.Pids()
+	if err != nil {
+		return
+	}
+	for _, pid := range pids {
+		if got, err := unix.Getsid(pid); err == nil && got == sid {
+			_ = syscall.Kill(pid, syscall.SIGHUP)
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
 	}
 }
 

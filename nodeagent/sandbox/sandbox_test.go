@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -380,7 +381,22 @@ func TestSandboxDisconnectHangsUp(t *testing.T) {
 	_, _ = in.Write([]byte("sleep 600\n"))
 	poll.Until(t, 10*time.Second, "the shell and its sleep", func() bool { p, _ := s.Processes(acct); return len(p) >= 2 })
 	c.Close()
-	poll.Until(t, 10*time.Second, "the hang-up to end them", func() bool { p, _ := s.Processes(acct); return len(p) == 0 })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, _ := s.Processes(acct)
+		if len(p) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range p {
+				st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+				cl, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				t.Logf("left: pid %d %q\n%s", pid, cl, st)
+			}
+			t.Fatal("the hang-up did not end the shell and its sleep within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestSandboxTerminalSessionResumes: the browser-terminal subsystem keeps
