@@ -676,8 +676,11 @@ func (s *Server) run(a *account, ch ssh.Channel, pr *ptyReq, args []string, reqs
 		case <-exited:
 		default:
 			if tty != nil {
-				_ = tty.Close()
+				// Marked before the close: the shell may exit of the
+				// hang-up, and run read the mark, before this goroutine
+				// runs again.
 				hungUp.Store(true)
+				_ = tty.Close()
 				hangUpSession(g, cmd.Process.Pid)
 			} else {
 				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGHUP)
@@ -686,12 +689,13 @@ func (s *Server) run(a *account, ch ssh.Channel, pr *ptyReq, args []string, reqs
 	}()
 	err = cmd.Wait()
 	close(exited)
-	if hungUp.Load() {
-		// A job the shell was starting as the line dropped may have missed
-		// the kernel's hang-up and the shell's: between fork and exec it
-		// still runs the shell's SIGHUP handler, which swallows the signal.
-		// Now that the shell is gone everything it started is in the group;
-		// it is hung up again until its exec is surely done.
+	if tty != nil && (hungUp.Load() || killedBySignal(cmd)) {
+		// A job the shell was starting as the line dropped (or as the shell
+		// was killed) may have missed the kernel's hang-up and the shell's:
+		// between fork and exec it still runs the shell's SIGHUP handler,
+		// which swallows the signal. Now that the shell is gone everything
+		// it started is in the group; it is hung up again until its exec is
+		// surely done.
 		go func(sid int) {
 			for _, d := range []time.Duration{0, 100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second} {
 				time.Sleep(d)
@@ -717,6 +721,12 @@ func (s *Server) run(a *account, ch ssh.Channel, pr *ptyReq, args []string, reqs
 	default:
 		return 127
 	}
+}
+
+// killedBySignal reports whether the waited-for process ended by a signal.
+func killedBySignal(cmd *exec.Cmd) bool {
+	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
 // hangUpSession sends SIGHUP (and SIGCONT, for stopped jobs) to every
