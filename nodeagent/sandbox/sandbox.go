@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -694,12 +695,19 @@ func (s *Server) run(a *account, ch ssh.Channel, pr *ptyReq, args []string, reqs
 		// was killed) may have missed the kernel's hang-up and the shell's:
 		// between fork and exec it still runs the shell's SIGHUP handler,
 		// which swallows the signal. Now that the shell is gone everything
-		// it started is in the group; it is hung up again until its exec is
-		// surely done.
+		// it started is in the group; what is left of the session with the
+		// default SIGHUP action (a job that has since exec'd) is hung up
+		// until none has been seen for three seconds (the group's listing
+		// may not show a process at once), for at most a minute. What
+		// ignores or catches SIGHUP had its one hang-up and is left alone.
 		go func(sid int) {
-			for _, d := range []time.Duration{0, 100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second} {
-				time.Sleep(d)
-				hangUpSession(g, sid)
+			seen := time.Now()
+			for end := seen.Add(time.Minute); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+				if hangUpSessionDefault(g, sid) > 0 {
+					seen = time.Now()
+				} else if time.Since(seen) > 3*time.Second {
+					return
+				}
 			}
 		}(cmd.Process.Pid)
 	}
@@ -737,16 +745,69 @@ func killedBySignal(cmd *exec.Cmd) bool {
 // (TestSandboxDisconnectHangsUp, about one run in ten under load). What ignores SIGHUP, or left the session
 // (setsid, nohup), runs on until the allocation is released.
 func hangUpSession(g *procset.Group, sid int) {
+	for _, pid := range sessionPids(g, sid) {
+		_ = syscall.Kill(pid, syscall.SIGHUP)
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+	}
+}
+
+// hangUpSessionDefault hangs up the processes of the session whose SIGHUP
+// action is the default (they end of it), and returns how many there were
+// or may be: a process whose action cannot be read counts, so the caller
+// looks again.
+func hangUpSessionDefault(g *procset.Group, sid int) int {
+	n := 0
+	for _, pid := range sessionPids(g, sid) {
+		ign, cgt, ok := sighupDisposition(pid)
+		if ok && (ign || cgt) {
+			continue
+		}
+		n++
+		_ = syscall.Kill(pid, syscall.SIGHUP)
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+	}
+	return n
+}
+
+// sessionPids lists the group's processes in the session led by sid.
+func sessionPids(g *procset.Group, sid int) []int {
 	pids, err := g.Pids()
 	if err != nil {
-		return
+		return nil
 	}
+	out := pids[:0]
 	for _, pid := range pids {
 		if got, err := unix.Getsid(pid); err == nil && got == sid {
-			_ = syscall.Kill(pid, syscall.SIGHUP)
-			_ = syscall.Kill(pid, syscall.SIGCONT)
+			out = append(out, pid)
 		}
 	}
+	return out
+}
+
+// sighupDisposition reads whether a process ignores or catches SIGHUP
+// (/proc/<pid>/status: SigIgn and SigCgt, bit 0 is signal 1).
+func sighupDisposition(pid int) (ignored, caught, ok bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false, false, false
+	}
+	var gotIgn, gotCgt bool
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, found := strings.Cut(line, ":")
+		if !found || (k != "SigIgn" && k != "SigCgt") {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			return false, false, false
+		}
+		if k == "SigIgn" {
+			ignored, gotIgn = mask&1 != 0, true
+		} else {
+			caught, gotCgt = mask&1 != 0, true
+		}
+	}
+	return ignored, caught, gotIgn && gotCgt
 }
 
 // ProvisionUser implements [nodeagent.Executor]: the account exists with
