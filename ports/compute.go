@@ -150,7 +150,9 @@ type AllocationStore interface {
 	// Update loads the allocation under lock, applies fn and saves it.
 	Update(ctx context.Context, id string, fn func(*allocation.Allocation) error) (allocation.Allocation, error)
 	// CountLive counts live allocations of the user, project and tenant,
-	// locking the tenant's row so concurrent creates serialize on caps.
+	// locking the tenant's row so concurrent creates serialize on caps. The
+	// counts are taken after the lock is granted and include what the
+	// caller's transaction wrote.
 	CountLive(ctx context.Context, tenantID, projectID, userID string) (LiveCounts, error)
 }
 

@@ -66,16 +66,20 @@ func scanAllocationInto(row pgx.Row, a *allocation.Allocation) error {
 
 // CreatePlaced implements [ports.AllocationStore].
 //
-// The pick locks one free active node of the SKU (an O(log n) read of the
-// partial index nodes_free_idx) with FOR UPDATE SKIP LOCKED, so concurrent
-// placements take different nodes instead of queuing on the same one, and
-// inserts the allocation on it; a trigger marks the node held in the same
-// transaction. Should a pick still land on a node whose allocation
-// committed meanwhile, the unique index refuses the insert, the savepoint
-// undoes just that insert and the pick runs again (a new statement, a new
-// snapshot). When no node is free, or every attempt lost, the answer is
-// Conflict no_capacity. a.State defaults to requested; ssh_user is derived
-// from the id (nodetask.UsernameFor) and gpu_count from the SKU.
+// One statement picks and inserts: it locks one free active node of the
+// SKU (an O(log n) read of the partial index nodes_free_idx) with FOR
+// UPDATE SKIP LOCKED, so concurrent placements take different nodes
+// instead of queuing on the same one, and inserts the allocation on it; a
+// trigger marks the node held in the same transaction. Should a pick still
+// land on a node whose allocation committed meanwhile, the unique index
+// refuses the insert, the savepoint undoes just that insert and the pick
+// runs again (a new statement, a new snapshot). The savepoint, the
+// statement and the savepoint's release go in one round trip (a pgx
+// batch): the caller may hold its tenant's lock (allocationsvc.Create), so
+// every round trip here is time other creates of the tenant wait. When no
+// node is free, or every attempt lost, the answer is Conflict no_capacity.
+// a.State defaults to requested; ssh_user is derived from the id
+// (nodetask.UsernameFor) and gpu_count from the SKU.
 func (s *AllocationStore) CreatePlaced(ctx context.Context, a allocation.Allocation) (allocation.Allocation, error) {
 	if a.State == "" {
 		a.State = allocation.Requested
@@ -88,51 +92,57 @@ func (s *AllocationStore) CreatePlaced(ctx context.Context, a allocation.Allocat
 			return allocation.Allocation{}, fault.Invalid("id", "allocation ids must be UUIDs")
 		}
 	}
+	var created any
+	if !a.CreatedAt.IsZero() {
+		created = a.CreatedAt
+	}
 	var out allocation.Allocation
 	err := s.db.InTx(ctx, func(ctx context.Context) error {
 		q := s.db.Q(ctx)
 		for attempt := 0; attempt < placementAttempts; attempt++ {
-			var nodeID string
 			// nodes_free_idx lists exactly the free active nodes of a SKU
 			// (live_allocation_id is kept by a trigger on allocations), so
 			// the pick reads one index entry instead of the fleet. A node
 			// taken by a transaction that committed after this statement's
 			// snapshot is re-checked by FOR UPDATE and skipped. (ORDER BY
-			// n.id, not the text output column, so the index gives the order.)
-			err := q.QueryRow(ctx, `
-				SELECT n.id::text FROM nodes n
-				WHERE n.sku_id = $1 AND n.state = 'active' AND n.live_allocation_id IS NULL
-				ORDER BY n.id
-				LIMIT 1
-				FOR UPDATE OF n SKIP LOCKED`, a.SKUID).Scan(&nodeID)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return errNoCapacity(a.SKUID)
-			}
-			if err != nil {
-				return translate(err, "node")
-			}
-			if _, err := q.Exec(ctx, `SAVEPOINT allocation_place`); err != nil {
-				return translate(err, "allocation")
-			}
-			var created any
-			if !a.CreatedAt.IsZero() {
-				created = a.CreatedAt
-			}
-			row := q.QueryRow(ctx, `
+			// n.id, not an output column, so the index gives the order.)
+			// No free node: the INSERT inserts nothing and returns no row.
+			b := &pgx.Batch{}
+			b.Queue(`SAVEPOINT allocation_place`)
+			b.Queue(`
+				WITH pick AS (
+					SELECT n.id FROM nodes n
+					WHERE n.sku_id = $5 AND n.state = 'active' AND n.live_allocation_id IS NULL
+					ORDER BY n.id
+					LIMIT 1
+					FOR UPDATE OF n SKIP LOCKED)
 				INSERT INTO allocations (id, tenant_id, project_id, user_id, sku_id, node_id, state, price_minor, currency,
 					failure_code, ssh_user, gpu_count, created_at, updated_at, max_total_cost_minor, api_key_id)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, '', $10,
-					(SELECT gpu_count FROM skus WHERE id = $5), COALESCE($11::timestamptz, now()), COALESCE($11::timestamptz, now()),
-					$12, $13)
+				SELECT $1, $2, $3, $4, $5, pick.id, $6, $7, $8, '', $9,
+					(SELECT gpu_count FROM skus WHERE id = $5), COALESCE($10::timestamptz, now()), COALESCE($10::timestamptz, now()),
+					$11, $12
+				FROM pick
 				RETURNING `+allocationColumns,
-				a.ID, a.TenantID, a.ProjectID, a.UserID, a.SKUID, nodeID, string(a.State), a.PriceMinor, a.Currency,
+				a.ID, a.TenantID, a.ProjectID, a.UserID, a.SKUID, string(a.State), a.PriceMinor, a.Currency,
 				nodetask.UsernameFor(a.ID), created, nullableMinor(a.MaxTotalCostMinor), nullableID(a.APIKeyID))
-			out, err = scanAllocation(row)
+			b.Queue(`RELEASE SAVEPOINT allocation_place`)
+			br := q.SendBatch(ctx, b)
+			_, err := br.Exec()
 			if err == nil {
-				_, err = q.Exec(ctx, `RELEASE SAVEPOINT allocation_place`)
-				return translate(err, "allocation")
+				out, err = scanAllocation(br.QueryRow())
 			}
-			if !IsUniqueViolation(err, "allocations_one_live_per_node") {
+			if err == nil {
+				_, err = br.Exec()
+			}
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+			switch {
+			case err == nil:
+				return nil
+			case errors.Is(err, pgx.ErrNoRows):
+				return errNoCapacity(a.SKUID)
+			case !IsUniqueViolation(err, "allocations_one_live_per_node"):
 				return translate(err, "allocation")
 			}
 			// Lost the node to a placement that committed after our pick's
@@ -256,22 +266,32 @@ func (s *AllocationStore) Update(ctx context.Context, id string, fn func(*alloca
 // tenant without blocking foreign-key checks of other writers), so counts
 // read here stay true until the caller's transaction ends. Outside a
 // transaction the lock would be released at once: call it inside one.
+//
+// The lock and the count are two statements — the count's snapshot must
+// be taken after the lock is granted, so it sees every create that
+// committed while this one waited — sent in one round trip (a pgx batch:
+// the server runs the second when the first is done).
 func (s *AllocationStore) CountLive(ctx context.Context, tenantID, projectID, userID string) (ports.LiveCounts, error) {
 	tid, ok := canonicalID(tenantID)
 	if !ok {
 		return ports.LiveCounts{}, fault.NotFound("tenant", "")
 	}
-	q := s.db.Q(ctx)
+	b := &pgx.Batch{}
+	b.Queue(`SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, tid)
+	b.Queue(`
+		SELECT count(*) FILTER (WHERE user_id::text = $2), count(*) FILTER (WHERE project_id::text = $3), count(*)
+		FROM allocations WHERE tenant_id = $1 AND state IN `+liveStates, tid, strings.ToLower(userID), strings.ToLower(projectID))
+	br := s.db.Q(ctx).SendBatch(ctx, b)
+	defer br.Close()
 	var one int
-	if err := q.QueryRow(ctx, `SELECT 1 FROM tenants WHERE id = $1 FOR NO KEY UPDATE`, tid).Scan(&one); err != nil {
+	if err := br.QueryRow().Scan(&one); err != nil {
 		return ports.LiveCounts{}, translate(err, "tenant")
 	}
 	var c ports.LiveCounts
-	err := q.QueryRow(ctx, `
-		SELECT count(*) FILTER (WHERE user_id::text = $2), count(*) FILTER (WHERE project_id::text = $3), count(*)
-		FROM allocations WHERE tenant_id = $1 AND state IN `+liveStates, tid, strings.ToLower(userID), strings.ToLower(projectID)).
-		Scan(&c.User, &c.Project, &c.Tenant)
-	if err != nil {
+	if err := br.QueryRow().Scan(&c.User, &c.Project, &c.Tenant); err != nil {
+		return ports.LiveCounts{}, translate(err, "allocation")
+	}
+	if err := br.Close(); err != nil {
 		return ports.LiveCounts{}, translate(err, "allocation")
 	}
 	return c, nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/ports"
@@ -51,16 +52,7 @@ func (s *IdempotencyStore) Begin(ctx context.Context, scope, key, fingerprint st
 	// expired row replaced and abandoned); then the claim is simply retried.
 	for attempt := 0; attempt < 5; attempt++ {
 		now := s.clock.Now()
-		var claimed bool
-		err := s.db.Q(ctx).QueryRow(ctx, `
-			INSERT INTO idempotency_keys (scope, key, fingerprint, status, created_at, expires_at)
-			VALUES ($1, $2, $3, 'in_flight', $4, $5)
-			ON CONFLICT (scope, key) DO UPDATE SET
-				fingerprint = EXCLUDED.fingerprint, status = 'in_flight',
-				response_status = NULL, response_headers = NULL, response_body = NULL,
-				created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
-			WHERE idempotency_keys.expires_at <= EXCLUDED.created_at
-			RETURNING true`, scope, key, fingerprint, now, now.Add(ttl)).Scan(&claimed)
+		err := s.claim(ctx, scope, key, fingerprint, now, now.Add(ttl))
 		if err == nil {
 			return ports.IdempotencyNew, ports.StoredResponse{}, nil
 		}
@@ -106,10 +98,62 @@ func (s *IdempotencyStore) Begin(ctx context.Context, scope, key, fingerprint st
 	return ports.IdempotencyInFlight, ports.StoredResponse{}, nil
 }
 
+const claimSQL = `
+	INSERT INTO idempotency_keys (scope, key, fingerprint, status, created_at, expires_at)
+	VALUES ($1, $2, $3, 'in_flight', $4, $5)
+	ON CONFLICT (scope, key) DO UPDATE SET
+		fingerprint = EXCLUDED.fingerprint, status = 'in_flight',
+		response_status = NULL, response_headers = NULL, response_body = NULL,
+		created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at
+	WHERE idempotency_keys.expires_at <= EXCLUDED.created_at
+	RETURNING true`
+
+// claim inserts the key in flight, or takes over an expired one;
+// pgx.ErrNoRows when the key is held.
+func (s *IdempotencyStore) claim(ctx context.Context, scope, key, fingerprint string, at, expires time.Time) error {
+	var claimed bool
+	return s.unflushed(ctx, claimSQL, []any{scope, key, fingerprint, at, expires}, func(br pgx.BatchResults) error {
+		return br.QueryRow().Scan(&claimed)
+	})
+}
+
+// unflushed runs one statement; read reads its result. Outside a caller's
+// transaction its commit does not wait for the WAL flush
+// (synchronous_commit off for its own implicit transaction, set in the
+// same round trip). The claim and the completion can: the request's own
+// writes commit durably between them and flush the claim with them (WAL is
+// flushed in order), and a completion lost in a database crash leaves the
+// key in flight — as a crash of the API process between the request's
+// commit and the completion does — never a request run twice. The flushes
+// they no longer wait for would queue beside the durable commits that
+// matter: an allocation create holds its tenant's lock until its commit
+// is flushed (doc/performance.md#allocation-creates).
+func (s *IdempotencyStore) unflushed(ctx context.Context, sql string, args []any, read func(pgx.BatchResults) error) error {
+	_, inTx := ctx.Value(txKey{}).(pgx.Tx)
+	b := &pgx.Batch{}
+	if !inTx {
+		b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+	}
+	b.Queue(sql, args...)
+	br := s.db.Q(ctx).SendBatch(ctx, b)
+	var err error
+	if !inTx {
+		_, err = br.Exec()
+	}
+	if err == nil {
+		err = read(br)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Complete implements [ports.IdempotencyStore]. Only an in-flight key can
 // be completed; anything else (never begun, expired and replaced, already
 // completed) is NotFound, because the response would be stored against a
-// request that does not own the key.
+// request that does not own the key. Its commit does not wait for the WAL
+// flush (unflushed).
 func (s *IdempotencyStore) Complete(ctx context.Context, scope, key string, resp ports.StoredResponse) error {
 	headers, err := json.Marshal(resp.Headers)
 	if err != nil {
@@ -118,11 +162,16 @@ func (s *IdempotencyStore) Complete(ctx context.Context, scope, key string, resp
 	if resp.Headers == nil {
 		headers = []byte("{}")
 	}
-	tag, err := s.db.Q(ctx).Exec(ctx, `
+	var tag pgconn.CommandTag
+	err = s.unflushed(ctx, `
 		UPDATE idempotency_keys SET status = 'completed', response_status = $3,
 			response_headers = $4, response_body = $5
 		WHERE scope = $1 AND key = $2 AND status = 'in_flight'`,
-		scope, key, resp.Status, headers, []byte(resp.Body))
+		[]any{scope, key, resp.Status, headers, []byte(resp.Body)}, func(br pgx.BatchResults) error {
+			var err error
+			tag, err = br.Exec()
+			return err
+		})
 	if err != nil {
 		return translate(err, "idempotency key")
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/gpuaas/gpuaas/ports"
 	"github.com/gpuaas/gpuaas/testkit/contract"
 	"github.com/gpuaas/gpuaas/testkit/fakes"
+	"github.com/gpuaas/gpuaas/testkit/services"
 )
 
 func TestIdempotencyContract(t *testing.T) {
@@ -117,5 +118,52 @@ func TestIdempotencyRefusesBadInput(t *testing.T) {
 		if _, _, err := s.Begin(context.Background(), tc.scope, tc.key, "fp", tc.ttl); !fault.IsKind(err, fault.KindInvalid) {
 			t.Errorf("Begin(%q, %q, %v) = %v; want Invalid", tc.scope, tc.key, tc.ttl, err)
 		}
+	}
+}
+
+// The claim and the completion commit without waiting for their WAL flush
+// (synchronous_commit off for their own implicit transactions). That must
+// stay theirs: the pooled connection keeps its setting afterwards, and a
+// claim made inside a caller's transaction leaves that transaction durable.
+func TestIdempotencyUnflushedCommitsStayTheirOwn(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, postgres.Config{URL: services.FreshDatabaseURL(t), Migrate: true, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	s := postgres.NewIdempotencyStore(db, nil)
+	syncCommit := func(ctx context.Context) string {
+		t.Helper()
+		var v string
+		if err := db.Q(ctx).QueryRow(ctx, `SHOW synchronous_commit`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if st, _, err := s.Begin(ctx, "scope-1", "key-1", "fp", time.Hour); err != nil || st != ports.IdempotencyNew {
+		t.Fatalf("begin: %v %v", st, err)
+	}
+	if err := s.Complete(ctx, "scope-1", "key-1", ports.StoredResponse{Status: 201, Body: json.RawMessage(`{"id":"a"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := syncCommit(ctx); got != "on" {
+		t.Fatalf("the pool's one connection has synchronous_commit %q after a claim and a completion; want on", got)
+	}
+	if st, resp, err := s.Begin(ctx, "scope-1", "key-1", "fp", time.Hour); err != nil || st != ports.IdempotencyReplay || resp.Status != 201 {
+		t.Fatalf("replay: %v %+v %v", st, resp, err)
+	}
+	err = db.InTx(ctx, func(ctx context.Context) error {
+		if st, _, err := s.Begin(ctx, "scope-1", "key-2", "fp", time.Hour); err != nil || st != ports.IdempotencyNew {
+			t.Fatalf("begin in a transaction: %v %v", st, err)
+		}
+		if got := syncCommit(ctx); got != "on" {
+			t.Fatalf("the caller's transaction has synchronous_commit %q after a claim in it; want on", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -66,8 +66,9 @@ func DayStart(t time.Time) time.Time {
 // allocations cost since the start of the UTC day, plus an hour of each of
 // its live ones and of the new one (at most its own cost cap), must stay
 // within the cap — so a key cannot start more than it can pay for the next
-// hour. Other callers pass.
-func (s *Service) spendGuard(ctx context.Context, p identity.Principal, req CreateRequest, sku inventory.SKU, now time.Time) error {
+// hour. Other callers pass. placedHourly is the new allocation's hourly
+// price when it is already written (and so among the live ones), else 0.
+func (s *Service) spendGuard(ctx context.Context, p identity.Principal, req CreateRequest, sku inventory.SKU, now time.Time, placedHourly int64) error {
 	m := p.Machine
 	if m == nil || m.Kind != identity.CallerAPIKey || m.SpendCapMinor <= 0 {
 		return nil
@@ -83,7 +84,7 @@ func (s *Service) spendGuard(ctx context.Context, p identity.Principal, req Crea
 	if req.MaxTotalCostMinor > 0 && req.MaxTotalCostMinor < next {
 		next = req.MaxTotalCostMinor
 	}
-	if committed := spend.SpentMinor + spend.LiveHourlyMinor + next; committed > m.SpendCapMinor {
+	if committed := spend.SpentMinor + spend.LiveHourlyMinor - placedHourly + next; committed > m.SpendCapMinor {
 		return fault.New(fault.KindPaymentRequired, CodeSpendCapReached,
 			"this API key's daily spend cap would be passed: release allocations, wait for the next UTC day, or use another key").
 			With("spent_today_minor", spend.SpentMinor).With("live_hourly_minor", spend.LiveHourlyMinor).
@@ -196,7 +197,7 @@ func (s *Service) Quote(ctx context.Context, p identity.Principal, projectID str
 			break
 		}
 	}
-	if err := s.spendGuard(ctx, p, req, sku, s.d.Clock.Now()); err != nil {
+	if err := s.spendGuard(ctx, p, req, sku, s.d.Clock.Now(), 0); err != nil {
 		if !fault.IsKind(err, fault.KindPaymentRequired) {
 			return QuoteResult{}, err
 		}

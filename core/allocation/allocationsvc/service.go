@@ -113,12 +113,23 @@ type StatePayload struct {
 
 // Create requests an allocation in the caller's project. In ONE
 // transaction: the tenant's balance must be positive (402
-// insufficient_balance), the live counts must stay under the user, project
-// and tenant caps (429 allocation_cap_reached; the tenant row lock
-// serialises concurrent creates), the user must have an SSH key (422
+// insufficient_balance), the user must have an SSH key (422
 // ssh_key_required), the SKU's price is snapshotted, a free node is placed
-// (409 no_capacity), and the outbox event and audit row are written.
-// The caller's project membership is checked by the host.
+// (409 no_capacity), the outbox event and audit row are written, and the
+// live counts must stay under the user, project and tenant caps (429
+// allocation_cap_reached; the tenant row lock serialises concurrent
+// creates), as must an API key's spend cap (402 spend_cap_reached). The
+// refusals come in that order, except that no_capacity is answered after
+// the caps: a capped caller hears that it is capped whether or not a node
+// is free. The caller's project membership is checked by the host.
+//
+// The tenant lock is taken last: everything that does not need it —
+// reads, placement (which locks only the node it takes), the audit row and
+// the event — is done first, so the lock is held for the count, the caps
+// check and the commit, and not across the other round trips
+// (doc/performance.md#allocation-creates). Counted after the insert, the
+// counts include the new allocation; nothing is committed unless they stay
+// within the caps.
 func (s *Service) Create(ctx context.Context, p identity.Principal, projectID string, req CreateRequest) (allocation.Allocation, error) {
 	if projectID == "" {
 		return allocation.Allocation{}, &fault.Error{Kind: fault.KindInvalid, Code: fault.CodeProjectRequired,
@@ -143,8 +154,16 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 		}
 		req.StorageSync = p.String()
 	}
+	// The caps and session limits are read before the transaction, where
+	// the policy store serves them from its cache (inside one it reads
+	// through): a change made while this request runs is no more or less
+	// seen than one made just after it read them.
+	vals, err := s.d.Policies.Values(ctx, p.TenantID)
+	if err != nil {
+		return allocation.Allocation{}, err
+	}
 	var out allocation.Allocation
-	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+	err = s.d.Tx.InTx(ctx, func(ctx context.Context) error {
 		sku, err := s.d.SKUs.GetSKU(ctx, req.SKUID)
 		if err != nil || !sku.Active {
 			if err == nil || fault.IsKind(err, fault.KindNotFound) {
@@ -163,20 +182,48 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 			return fault.New(fault.KindPaymentRequired, fault.CodeInsufficientBalance,
 				"the balance is not positive: top up before requesting a node").With("balance_minor", bal)
 		}
-		// Everything that needs no lock comes first: the tenant lock that
-		// CountLive takes serialises this tenant's creates until commit,
-		// so the critical section is only count, pick, insert, audit, event.
 		keys, err := s.selectKeys(ctx, p.User.ID, req.SSHKeyIDs)
 		if err != nil {
 			return err
 		}
-		vals, err := s.d.Policies.Values(ctx, p.TenantID)
-		if err != nil {
+		now := s.d.Clock.Now()
+		a := allocation.Allocation{ID: s.d.IDs.NewID(), TenantID: p.TenantID, ProjectID: projectID, UserID: p.User.ID,
+			SKUID: sku.ID, State: allocation.Requested, PriceMinor: sku.HourlyPriceMinor, Currency: sku.Currency,
+			CreatedAt: now, UpdatedAt: now, MaxTotalCostMinor: req.MaxTotalCostMinor}
+		if m := p.Machine; m != nil && m.Kind == identity.CallerAPIKey {
+			a.APIKeyID = m.ID
+		}
+		// No node is refused after the caps are checked.
+		out, err = s.d.Allocations.CreatePlaced(ctx, a)
+		placeErr := err
+		if err != nil && fault.From(err).Code != CodeNoCapacity {
 			return err
 		}
+		if placeErr == nil {
+			ev := s.auditEvent(ctx, audit.ActorUser, p.User.ID, out, "allocation.create")
+			ev.Metadata = map[string]any{"sku_id": sku.ID, "node_id": out.NodeID, "price_minor": sku.HourlyPriceMinor}
+			if req.MaxTotalCostMinor > 0 {
+				ev.Metadata["max_total_cost_minor"] = req.MaxTotalCostMinor
+			}
+			if err := s.d.Audit.Record(ctx, ev); err != nil {
+				return err
+			}
+			if err := s.emit(ctx, event.AllocationRequested, out, RequestedPayload{AllocationID: out.ID, NodeID: out.NodeID,
+				UserID: out.UserID, Username: nodetask.UsernameFor(out.ID), SKUID: out.SKUID, SSHKeyIDs: keys,
+				Sessions: nodetask.SessionPolicy{ReconnectWindowSeconds: int(vals.Int(policy.TerminalReconnectWindow)),
+					MaxSessions: int(vals.Int(policy.TerminalMaxSessions))}, StorageSync: req.StorageSync}); err != nil {
+				return err
+			}
+		}
+		// The critical section: CountLive takes the tenant lock, held
+		// until commit, and counts what committed before it was granted.
 		counts, err := s.d.Allocations.CountLive(ctx, p.TenantID, projectID, p.User.ID)
 		if err != nil {
 			return err
+		}
+		own, ownHourly := 0, int64(0) // the new allocation, already counted
+		if placeErr == nil {
+			own, ownHourly = 1, sku.HourlyPriceMinor
 		}
 		for _, c := range []struct {
 			scope string
@@ -184,42 +231,23 @@ func (s *Service) Create(ctx context.Context, p identity.Principal, projectID st
 			key   policy.Key
 		}{{"user", counts.User, policy.AllocationMaxPerUser}, {"project", counts.Project, policy.AllocationMaxPerProject},
 			{"tenant", counts.Tenant, policy.AllocationMaxPerTenant}} {
-			if limit := vals.Int(c.key); int64(c.n) >= limit {
+			if limit := vals.Int(c.key); int64(c.n-own) >= limit {
 				return fault.New(fault.KindRateLimited, CodeCapReached,
 					"the "+c.scope+" already holds the most live allocations allowed").
 					With("scope", c.scope).With("limit", limit)
 			}
 		}
-		now := s.d.Clock.Now()
-		// Under the tenant lock CountLive took: a key's concurrent creates
-		// see each other's live allocations.
-		if err := s.spendGuard(ctx, p, req, sku, now); err != nil {
+		// Under the tenant lock: a key's concurrent creates see each
+		// other's live allocations.
+		if err := s.spendGuard(ctx, p, req, sku, now, ownHourly); err != nil {
 			return err
 		}
-		a := allocation.Allocation{ID: s.d.IDs.NewID(), TenantID: p.TenantID, ProjectID: projectID, UserID: p.User.ID,
-			SKUID: sku.ID, State: allocation.Requested, PriceMinor: sku.HourlyPriceMinor, Currency: sku.Currency,
-			CreatedAt: now, UpdatedAt: now, MaxTotalCostMinor: req.MaxTotalCostMinor}
-		if m := p.Machine; m != nil && m.Kind == identity.CallerAPIKey {
-			a.APIKeyID = m.ID
-		}
-		out, err = s.d.Allocations.CreatePlaced(ctx, a)
-		if err != nil {
-			return err
-		}
-		ev := s.auditEvent(ctx, audit.ActorUser, p.User.ID, out, "allocation.create")
-		ev.Metadata = map[string]any{"sku_id": sku.ID, "node_id": out.NodeID, "price_minor": sku.HourlyPriceMinor}
-		if req.MaxTotalCostMinor > 0 {
-			ev.Metadata["max_total_cost_minor"] = req.MaxTotalCostMinor
-		}
-		if err := s.d.Audit.Record(ctx, ev); err != nil {
-			return err
-		}
-		return s.emit(ctx, event.AllocationRequested, out, RequestedPayload{AllocationID: out.ID, NodeID: out.NodeID,
-			UserID: out.UserID, Username: nodetask.UsernameFor(out.ID), SKUID: out.SKUID, SSHKeyIDs: keys,
-			Sessions: nodetask.SessionPolicy{ReconnectWindowSeconds: int(vals.Int(policy.TerminalReconnectWindow)),
-				MaxSessions: int(vals.Int(policy.TerminalMaxSessions))}, StorageSync: req.StorageSync})
+		return placeErr
 	})
-	return out, err
+	if err != nil {
+		return allocation.Allocation{}, err
+	}
+	return out, nil
 }
 
 // selectKeys resolves the requested key ids against the user's keys (all of

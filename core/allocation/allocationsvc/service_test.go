@@ -205,6 +205,48 @@ func TestCapRace(t *testing.T) {
 	}
 }
 
+// TestCapRefusalUndoesThePlacement: the node is placed before the caps are
+// checked (doc/performance.md#allocation-creates), so a capped create must
+// leave no allocation, audit row or event behind and the node free, and a
+// capped caller hears allocation_cap_reached even when no node is free.
+func TestCapRefusalUndoesThePlacement(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.addNodes("l40s-48g-x4", 2)
+	m := e.newMember(100_000)
+	e.addKey(m)
+	if err := e.pol.Set(ctx, m.p.TenantID, "allocation.max_concurrent_per_user", "1", "test"); err != nil {
+		t.Fatal(err)
+	}
+	first, err := e.svc.Create(ctx, m.p, m.projectID, allocationsvc.CreateRequest{SKUID: "l40s-48g-x4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Create(ctx, m.p, m.projectID, allocationsvc.CreateRequest{SKUID: "l40s-48g-x4"})
+	wantFault(t, err, fault.KindRateLimited, allocationsvc.CodeCapReached)
+	_, err = e.svc.Create(ctx, m.p, m.projectID, allocationsvc.CreateRequest{SKUID: "a100-80g-x8"}) // no nodes
+	wantFault(t, err, fault.KindRateLimited, allocationsvc.CodeCapReached)
+
+	var allocs, audits, events, free int
+	if err := e.db.Pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM allocations WHERE tenant_id = $1),
+		(SELECT count(*) FROM audit_log WHERE tenant_id = $1 AND action = 'allocation.create'),
+		(SELECT count(*) FROM platform_outbox_events WHERE envelope->>'type' = 'provisioning.allocation_requested'
+			AND envelope->>'tenant_id' = $1::text),
+		(SELECT count(*) FROM nodes WHERE sku_id = 'l40s-48g-x4' AND live_allocation_id IS NULL)`, m.p.TenantID).
+		Scan(&allocs, &audits, &events, &free); err != nil {
+		t.Fatal(err)
+	}
+	if allocs != 1 || audits != 1 || events != 1 || free != 1 {
+		t.Fatalf("after two capped creates: %d allocations, %d audit rows, %d events, %d free nodes; want 1, 1, 1, 1",
+			allocs, audits, events, free)
+	}
+	if len(e.events(first.ID)) != 1 {
+		t.Fatalf("events of the first allocation: %+v", e.events(first.ID))
+	}
+}
+
 func TestLifecycleAndEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
