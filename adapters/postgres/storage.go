@@ -51,18 +51,46 @@ func scanStorageEntry(r pgx.Row) (storage.Entry, error) {
 	if err := r.Scan(&path, &kind, &e.Size, &e.ETag, &e.ContentType, &e.CreatedBy, &e.CreatedAt, &e.UpdatedAt); err != nil {
 		return storage.Entry{}, err
 	}
-	p, err := storage.FromCanonical(path)
-	if err != nil {
-		return storage.Entry{}, fault.Internal(err)
-	}
-	e.Path, e.Kind = p, storage.Kind(kind)
-	return e, nil
+	e.Kind = storage.Kind(kind)
+	return e, setPath(&e, path)
 }
 
-func collectStorageEntries(rows pgx.Rows) ([]storage.Entry, error) {
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Entry, error) { return scanStorageEntry(r) })
+// setPath checks a stored path again (a value that is not canonical is
+// refused, never trusted) and sets it.
+func setPath(e *storage.Entry, path string) error {
+	p, err := storage.FromCanonical(path)
+	if err != nil {
+		return fault.Internal(err)
+	}
+	e.Path = p
+	return nil
+}
+
+// collectStorageEntries reads every row of storageEntryCols, errors
+// translated; sizeHint is the rows expected (a page's limit), or 0.
+func collectStorageEntries(rows pgx.Rows, sizeHint int) ([]storage.Entry, error) {
+	out, err := scanStorageEntries(rows, sizeHint)
 	if err != nil {
 		return nil, translate(err, "file")
+	}
+	return out, nil
+}
+
+// scanStorageEntries is collectStorageEntries with the driver's errors as
+// they are. Each row is decoded straight into its slot of the result
+// (rawStorageScanner).
+func scanStorageEntries(rows pgx.Rows, sizeHint int) ([]storage.Entry, error) {
+	defer rows.Close()
+	out := make([]storage.Entry, 0, sizeHint)
+	var r rawStorageScanner
+	for rows.Next() {
+		out = append(out, storage.Entry{})
+		if err := r.scan(rows, &out[len(out)-1]); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -118,7 +146,7 @@ func (s *StorageStore) List(ctx context.Context, sc storage.Scope, dir storage.P
 	if err != nil {
 		return nil, "", translate(err, "file")
 	}
-	out, err := collectStorageEntries(rows)
+	out, err := collectStorageEntries(rows, limit+1)
 	if err != nil {
 		return nil, "", err
 	}
@@ -274,7 +302,7 @@ func (s *StorageStore) Files(ctx context.Context, sc storage.Scope, p storage.Pa
 	if err != nil {
 		return nil, "", translate(err, "file")
 	}
-	out, err := collectStorageEntries(rows)
+	out, err := collectStorageEntries(rows, limit+1)
 	if err != nil {
 		return nil, "", err
 	}
@@ -337,7 +365,7 @@ func (s *StorageStore) Move(ctx context.Context, sc storage.Scope, p, to storage
 			RETURNING `+storageEntryCols,
 			pr, t, p.Canonical(), lo, hi, to.Canonical(), to.Parent().Canonical(), to.Name(), at)
 		if err == nil {
-			moved, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (storage.Entry, error) { return scanStorageEntry(r) })
+			moved, err = scanStorageEntries(rows, 0)
 		}
 		if IsUniqueViolation(err, "storage_objects_pkey") {
 			return storage.Conflict("a file or folder exists at the target path", to)
@@ -381,7 +409,7 @@ func (s *StorageStore) Delete(ctx context.Context, sc storage.Scope, p storage.P
 		if err != nil {
 			return translate(err, "file")
 		}
-		all, err := collectStorageEntries(rows)
+		all, err := collectStorageEntries(rows, 0)
 		if err != nil {
 			return err
 		}

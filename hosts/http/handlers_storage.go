@@ -70,10 +70,28 @@ func (h *handlers) ListStorage(w http.ResponseWriter, r *http.Request, params ap
 		s.fail(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	buf := listingBuffers.Get().(*[]byte)
+	b := appendListing((*buf)[:0], page)
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	// With its length the page goes out as it is, not in chunks.
+	hdr.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(appendListing(make([]byte, 0, 256+len(page.Entries)*320), page))
+	_, _ = w.Write(b)
+	if cap(b) <= maxPooledListing {
+		*buf = b
+		listingBuffers.Put(buf)
+	}
 }
+
+// listingBuffers hold encoded pages between requests: a page of 1,000
+// entries is a few hundred kilobytes, which a fresh buffer per request
+// would allocate and clear each time. Write has copied it to the connection
+// (or to the idempotency capture) when it returns. A buffer grown past
+// maxPooledListing by a page of long names is left to the collector.
+var listingBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+const maxPooledListing = 1 << 20
 
 // appendListing encodes a StorageListing by hand: a page holds up to 1,000
 // entries, and reflection-based encoding of them cost more than the index
@@ -125,9 +143,17 @@ func appendEntry(b []byte, e storage.Entry) []byte {
 		b = appendJSONString(b, e.CreatedBy)
 	}
 	b = append(b, `,"created_at":"`...)
+	start := len(b)
 	b = e.CreatedAt.AppendFormat(b, time.RFC3339Nano)
+	end := len(b)
 	b = append(b, `","updated_at":"`...)
-	b = e.UpdatedAt.AppendFormat(b, time.RFC3339Nano)
+	if e.UpdatedAt.Equal(e.CreatedAt) && e.UpdatedAt.Location() == e.CreatedAt.Location() {
+		// A file never replaced, a folder: the same instant in the same
+		// zone reads the same, and formatting is most of an entry's cost.
+		b = append(b, b[start:end]...)
+	} else {
+		b = e.UpdatedAt.AppendFormat(b, time.RFC3339Nano)
+	}
 	return append(b, `"}`...)
 }
 

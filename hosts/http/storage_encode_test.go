@@ -21,6 +21,8 @@ func TestListingEncodingMatches(t *testing.T) {
 		{Path: storage.MustParsePath(`/data/ü/a "quoted" name.txt`), Kind: storage.File, Size: 42, ETag: "abc-2",
 			ContentType: "text/plain; charset=utf-8", CreatedBy: "u1", CreatedAt: at, UpdatedAt: at.Add(time.Second)},
 		{Path: storage.MustParsePath("/data/ü/<dir>&"), Kind: storage.Dir, CreatedAt: at, UpdatedAt: at},
+		// The same instant in another zone reads otherwise.
+		{Path: storage.MustParsePath("/data/ü/z"), Kind: storage.File, CreatedAt: at, UpdatedAt: at.UTC()},
 	}}
 	got := appendListing(nil, page)
 	want := api.StorageListing{Path: page.Dir.String(), NextCursor: &page.Next}

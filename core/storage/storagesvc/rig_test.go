@@ -8,15 +8,18 @@ import (
 	"io"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gpuaas/gpuaas/adapters/postgres"
 	"github.com/gpuaas/gpuaas/adapters/system"
 	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/policy"
 	"github.com/gpuaas/gpuaas/core/storage"
 	"github.com/gpuaas/gpuaas/core/storage/storagesvc"
+	"github.com/gpuaas/gpuaas/ports"
 	"github.com/gpuaas/gpuaas/testkit/contract"
 	"github.com/gpuaas/gpuaas/testkit/fakes"
 	"github.com/gpuaas/gpuaas/testkit/seed"
@@ -33,6 +36,19 @@ type rig struct {
 	clock    *fakes.Clock
 	m        seed.Member
 	policies *postgres.PolicyStore
+	// projects counts the service's project reads.
+	projects *countingProjects
+}
+
+// countingProjects counts GetProject calls.
+type countingProjects struct {
+	ports.ProjectStore
+	gets atomic.Int64
+}
+
+func (c *countingProjects) GetProject(ctx context.Context, id string) (identity.Project, error) {
+	c.gets.Add(1)
+	return c.ProjectStore.GetProject(ctx, id)
 }
 
 func newRig(t *testing.T, objs contract.Objects, clock *fakes.Clock, cfg storagesvc.Config) *rig {
@@ -64,13 +80,15 @@ func newRigOn(t *testing.T, db *postgres.DB, objs contract.Objects, clock *fakes
 	}
 	t.Cleanup(outbox.Close)
 	index := postgres.NewStorageStore(db)
+	projects := &countingProjects{ProjectStore: postgres.NewProjectStore(db)}
 	svc, err := storagesvc.New(cfg, storagesvc.Deps{Tx: db, Index: index, Reservations: index, Objects: objs, Presigner: objs,
-		Multipart: objs, Projects: postgres.NewProjectStore(db), Policies: policies, Audit: postgres.NewAuditLog(db),
+		Multipart: objs, Projects: projects, Policies: policies, Audit: postgres.NewAuditLog(db),
 		Outbox: outbox, Clock: clock, IDs: system.UUIDs{}, Syncs: index})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{svc: svc, db: db, index: index, objs: objs, clock: clock, m: seed.NewMember(t, db, 0), policies: policies}
+	return &rig{svc: svc, db: db, index: index, objs: objs, clock: clock, m: seed.NewMember(t, db, 0), policies: policies,
+		projects: projects}
 }
 
 func (r *rig) setQuota(t *testing.T, bytes int64) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gpuaas/gpuaas/core/audit"
+	"github.com/gpuaas/gpuaas/core/cache"
 	"github.com/gpuaas/gpuaas/core/callctx"
 	"github.com/gpuaas/gpuaas/core/event"
 	"github.com/gpuaas/gpuaas/core/fault"
@@ -100,7 +101,22 @@ type Deps struct {
 type Service struct {
 	cfg Config
 	d   Deps
+	// owners caches the projects scope has read (stored id and tenant),
+	// by the id asked for, so a request reads its project once per process
+	// instead of once per request. ports.ProjectStore can neither delete a
+	// project nor move it to another tenant, so what was read holds for
+	// good (should either ever become possible, this cache must go); every
+	// request still compares the tenant with the caller's. A project not
+	// found, or read inside a transaction (which may not commit), is never
+	// cached.
+	owners *cache.Bounded[string, projectOwner]
 }
+
+// projectOwner is a project's id as stored and its tenant.
+type projectOwner struct{ id, tenant string }
+
+// ownersCacheSize bounds the cached project owners (a few ids each).
+const ownersCacheSize = 10000
 
 // New checks the config and that every dependency is present.
 func New(cfg Config, d Deps) (*Service, error) {
@@ -112,7 +128,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		d.Clock == nil || d.IDs == nil {
 		return nil, errors.New("storagesvc: every dependency is required")
 	}
-	return &Service{cfg: cfg, d: d}, nil
+	return &Service{cfg: cfg, d: d, owners: cache.NewBounded[string, projectOwner](ownersCacheSize)}, nil
 }
 
 // scope resolves the caller's project. The host has checked membership;
@@ -126,21 +142,44 @@ func (s *Service) scope(ctx context.Context, p identity.Principal, projectID str
 	if identity.ValidateID("X-Project-ID", projectID) != nil {
 		return storage.Scope{}, fault.NotFound("project", "")
 	}
-	pr, err := s.d.Projects.GetProject(ctx, projectID)
+	o, err := s.owner(ctx, projectID)
 	if err != nil {
-		if fault.IsKind(err, fault.KindNotFound) || fault.IsKind(err, fault.KindInvalid) {
-			return storage.Scope{}, fault.NotFound("project", "")
-		}
 		return storage.Scope{}, err
 	}
-	if pr.TenantID != p.TenantID || p.TenantID == "" {
+	if o.tenant != p.TenantID || p.TenantID == "" {
 		return storage.Scope{}, fault.NotFound("project", "")
 	}
-	sc := storage.Scope{TenantID: pr.TenantID, ProjectID: pr.ID}
+	sc := storage.Scope{TenantID: o.tenant, ProjectID: o.id}
 	if err := sc.Validate(); err != nil {
 		return storage.Scope{}, err
 	}
 	return sc, nil
+}
+
+// owner reads a project's stored id and tenant once (Service.owners).
+func (s *Service) owner(ctx context.Context, projectID string) (projectOwner, error) {
+	if o, ok := s.owners.Get(projectID); ok {
+		return o, nil
+	}
+	pr, err := s.d.Projects.GetProject(ctx, projectID)
+	if err != nil {
+		if fault.IsKind(err, fault.KindNotFound) || fault.IsKind(err, fault.KindInvalid) {
+			return projectOwner{}, fault.NotFound("project", "")
+		}
+		return projectOwner{}, err
+	}
+	o := projectOwner{id: pr.ID, tenant: pr.TenantID}
+	if !inTransaction(ctx, s.d.Tx) {
+		s.owners.Put(projectID, o)
+	}
+	return o, nil
+}
+
+// inTransaction reports whether ctx carries a transaction of tx, when tx
+// can tell (postgres.DB can); a runner that cannot is assumed to.
+func inTransaction(ctx context.Context, tx ports.TxRunner) bool {
+	r, ok := tx.(interface{ InTransaction(context.Context) bool })
+	return !ok || r.InTransaction(ctx)
 }
 
 // entryPath parses a path that must name an entry (not the root).

@@ -217,6 +217,61 @@ func TestAnotherTenantsProjectIsNotFound(t *testing.T) {
 	}
 }
 
+// TestProjectIsReadOncePerProcess: the project's tenant, once read, is not
+// read again (projects neither move nor go away), and still refuses
+// another tenant's caller; a project that was not found is read again
+// each time, so one created later is found.
+func TestProjectIsReadOncePerProcess(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := newRig(t, nil, nil, storagesvc.Config{})
+	r.upload(t, "/a.txt", []byte("a"))
+	spy := seed.NewMember(t, r.db, 0).Principal
+	for range 3 {
+		if _, err := r.svc.List(ctx, r.m.Principal, r.m.ProjectID, "/", "", 10); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.Stat(ctx, spy, r.m.ProjectID, "/a.txt"); !fault.IsKind(err, fault.KindNotFound) {
+			t.Fatalf("another tenant's stat: %v; want not found", err)
+		}
+	}
+	if n := r.projects.gets.Load(); n != 1 {
+		t.Fatalf("the project was read %d times; want once", n)
+	}
+	// An id in another case names the same project, and the scope holds
+	// the stored id.
+	upper := strings.ToUpper(r.m.ProjectID)
+	if _, err := r.svc.Upload(ctx, r.m.Principal, upper, "/b.txt", strings.NewReader("b"), 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := listNames(t, r, "/"); strings.Join(got, ",") != "a.txt,b.txt" {
+		t.Fatalf("listing %v", got)
+	}
+	missing := "0193aaaa-0000-7000-8000-0000000000ff"
+	before := r.projects.gets.Load()
+	for range 2 {
+		if _, err := r.svc.List(ctx, r.m.Principal, missing, "/", "", 10); !fault.IsKind(err, fault.KindNotFound) {
+			t.Fatalf("missing project: %v", err)
+		}
+	}
+	if n := r.projects.gets.Load() - before; n != 2 {
+		t.Fatalf("a missing project was read %d times in 2 calls; want 2", n)
+	}
+}
+
+func listNames(t *testing.T, r *rig, dir string) []string {
+	t.Helper()
+	p, err := r.svc.List(context.Background(), r.m.Principal, r.m.ProjectID, dir, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range p.Entries {
+		out = append(out, e.Path.Name())
+	}
+	return out
+}
+
 // TestRenameRefusesAFolderThatChangedDuringTheCopy: a file uploaded into
 // the folder while its objects are being copied fails the move; nothing
 // moves and the copies are removed, so that upload is not lost.
