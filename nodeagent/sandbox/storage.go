@@ -25,7 +25,9 @@ func (s *Server) SyncStorage(ctx context.Context, p nodetask.StorageSyncParams) 
 		uid, gid = a.state.UID, a.state.GID
 	}
 	s.mu.Unlock()
-	if a == nil || a.revoked {
+	// A stopped account (release: stop_user, then the push) still has its
+	// files to scan and push; only a pull into it is refused.
+	if a == nil || (a.revoked && p.Direction == nodetask.SyncPull) {
 		return nodetask.SyncReport{}, fmt.Errorf("sandbox: no account %s", p.Username)
 	}
 	return storagesync.Run(ctx, nil, storagesync.Target{Home: a.home, UID: uid, GID: gid}, p)
