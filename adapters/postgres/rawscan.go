@@ -40,7 +40,7 @@ type rawAllocationScanner struct {
 // another: a row costs two allocations instead of about fifteen.
 func (r *rawAllocationScanner) scan(rows pgx.Rows, a *allocation.Allocation) error {
 	if !r.checked {
-		r.checked, r.raw = true, rawDecodable(rows.FieldDescriptions())
+		r.checked, r.raw = true, rawDecodable(rows.FieldDescriptions(), allocationColumnTypes[:])
 	}
 	if !r.raw {
 		return scanAllocationInto(rows, a)
@@ -113,14 +113,14 @@ func (r *rawAllocationScanner) scan(rows pgx.Rows, a *allocation.Allocation) err
 	return nil
 }
 
-// rawDecodable reports whether the columns are allocationColumns' types in
-// the formats the raw decoders read (binary, text for text).
-func rawDecodable(fds []pgconn.FieldDescription) bool {
-	if len(fds) != len(allocationColumnTypes) {
+// rawDecodable reports whether the columns have exactly these types in the
+// formats the raw decoders read (binary, text for text).
+func rawDecodable(fds []pgconn.FieldDescription, types []uint32) bool {
+	if len(fds) != len(types) {
 		return false
 	}
 	for i, fd := range fds {
-		if fd.DataTypeOID != allocationColumnTypes[i] ||
+		if fd.DataTypeOID != types[i] ||
 			(fd.DataTypeOID != pgtype.TextOID && fd.Format != pgtype.BinaryFormatCode) {
 			return false
 		}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/gpuaas/gpuaas/core/storage"
@@ -35,7 +34,7 @@ type rawStorageScanner struct {
 // allocation instead of six.
 func (r *rawStorageScanner) scan(rows pgx.Rows, e *storage.Entry) error {
 	if !r.checked {
-		r.checked, r.raw = true, rawStorageDecodable(rows.FieldDescriptions())
+		r.checked, r.raw = true, rawDecodable(rows.FieldDescriptions(), storageEntryColumnTypes[:])
 	}
 	if !r.raw {
 		var path, kind string
@@ -80,19 +79,4 @@ func (r *rawStorageScanner) scan(rows pgx.Rows, e *storage.Entry) error {
 		e.Kind = storage.Kind(v[1])
 	}
 	return setPath(e, all[:ends[0]])
-}
-
-// rawStorageDecodable reports whether the columns are storageEntryCols'
-// types in the formats the raw decoders read (binary, or text for text).
-func rawStorageDecodable(fds []pgconn.FieldDescription) bool {
-	if len(fds) != len(storageEntryColumnTypes) {
-		return false
-	}
-	for i, fd := range fds {
-		if fd.DataTypeOID != storageEntryColumnTypes[i] ||
-			(fd.DataTypeOID != pgtype.TextOID && fd.Format != pgtype.BinaryFormatCode) {
-			return false
-		}
-	}
-	return true
 }
