@@ -13,6 +13,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/allocation"
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/ports"
 )
 
 // AllocationTransitions records the allocation state changes the workflows
@@ -34,6 +35,18 @@ type AllocationTransitions interface {
 // (or the task's expiry). core/nodetask/tasksvc implements it.
 type TaskRunner interface {
 	RunTask(ctx context.Context, nodeID string, typ nodetask.Type, params any, allocationID string) (nodetask.Result, error)
+}
+
+// TaskQueue splits RunTask in two so the provisioning task can be queued
+// inside the transaction that moves the allocation to provisioning
+// (ProvisionInOneStep) and awaited after it commits. *tasksvc.Service
+// implements it; a TaskRunner that does not leaves ProvisionInOneStep
+// with one transaction fewer shared (it then calls RunTask).
+type TaskQueue interface {
+	// Enqueue queues the signed task, joining the transaction in ctx.
+	Enqueue(ctx context.Context, nodeID string, typ nodetask.Type, params any, allocationID string) (nodetask.Task, error)
+	// Wait blocks until the task has its outcome, it expires, or ctx ends.
+	Wait(ctx context.Context, taskID string) (nodetask.Result, error)
 }
 
 // Access is what a per-allocation account needs: the user's public keys and
@@ -67,6 +80,9 @@ type Activities struct {
 	transitions AllocationTransitions
 	tasks       TaskRunner
 	access      AccessResolver
+	// tx, when set (UseTransactions), lets ProvisionInOneStep move the
+	// allocation, read the keys and queue the task in one transaction.
+	tx ports.TxRunner
 	// heartbeatEvery overrides the heartbeat period (tests); zero derives it
 	// from the activity's heartbeat timeout.
 	heartbeatEvery time.Duration
@@ -81,6 +97,15 @@ func NewActivities(transitions AllocationTransitions, tasks TaskRunner, access A
 	}
 	return &Activities{transitions: transitions, tasks: tasks, access: access}, nil
 }
+
+// UseTransactions lets a's ProvisionInOneStep run its first steps —
+// MarkProvisioning, the keys, queueing the node task — in one transaction
+// of tx, when the TaskRunner is also a TaskQueue. The stores behind the
+// transitions, the access resolver and the task queue must join the
+// transaction tx puts in ctx (the postgres adapters do). Without it each
+// step commits on its own. (A function, not a method: every exported
+// method of Activities is registered as an activity.)
+func UseTransactions(a *Activities, tx ports.TxRunner) { a.tx = tx }
 
 // MarkProvisioning moves the allocation requested → provisioning.
 func (a *Activities) MarkProvisioning(ctx context.Context, id string) error {

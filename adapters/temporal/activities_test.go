@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/gpuaas/gpuaas/core/allocation"
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
@@ -457,6 +458,9 @@ func TestProvisionAndActivateRetryIsIdempotent(t *testing.T) {
 			env := s.NewTestWorkflowEnvironment()
 			RegisterWorkflows(env)
 			env.RegisterActivity(a)
+			// The durable path on its own (the one-step path is
+			// TestOneStepHandsOverToTheDurablePath).
+			env.OnGetVersion(changeOneStep, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 			env.ExecuteWorkflow(ProvisionAllocation, ProvisionInput{AllocationID: testAlloc, NodeID: testNode,
 				AuthorizedKeys: []string{testKey}, UserCAKey: testCAKey, Retry: shortRetry})
 			if o := outcome(t, env); o.State != c.wantState {

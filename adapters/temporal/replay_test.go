@@ -21,8 +21,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 	}
 	// Every workflow version that may still be in flight keeps its
 	// histories: _v0 regular activities, _v1 local steps (provision-local-steps),
-	// unsuffixed the current code (provision-self-activating-task).
+	// _v2 ProvisionAndActivate (provision-self-activating-task), unsuffixed
+	// the current code (provision-one-local-step).
 	want := map[string]bool{"provision_success.json": false, "provision_failed.json": false,
+		"provision_success_v2.json": false, "provision_failed_v2.json": false,
 		"provision_success_v1.json": false, "provision_failed_v1.json": false,
 		"provision_success_v0.json": false, "provision_failed_v0.json": false,
 		"release_success.json": false, "release_failed.json": false}

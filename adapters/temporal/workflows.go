@@ -69,6 +69,10 @@ type Retry struct {
 	// workflow gives up on it; transitions retry on any error but a
 	// non-retryable one, so a database outage shorter than this is ridden out.
 	MarkTimeout time.Duration `json:"mark_timeout,omitempty"`
+	// OneStepWait bounds how long ProvisionInOneStep (the first workflow
+	// task) waits for the agent before the durable ProvisionAndActivate
+	// activity takes over.
+	OneStepWait time.Duration `json:"one_step_wait,omitempty"`
 }
 
 // Default retry values.
@@ -80,6 +84,7 @@ const (
 	DefaultTaskTimeout       = nodetask.DefaultTTL + time.Minute
 	DefaultHeartbeatTimeout  = 30 * time.Second
 	DefaultMarkTimeout       = 24 * time.Hour
+	DefaultOneStepWait       = 5 * time.Second
 )
 
 func (r Retry) withDefaults(attempts int32) Retry {
@@ -103,6 +108,9 @@ func (r Retry) withDefaults(attempts int32) Retry {
 	}
 	if r.MarkTimeout <= 0 {
 		r.MarkTimeout = DefaultMarkTimeout
+	}
+	if r.OneStepWait <= 0 {
+		r.OneStepWait = DefaultOneStepWait
 	}
 	return r
 }
@@ -244,6 +252,26 @@ const changeLocalSteps = "provision-local-steps"
 // before it (no marker) replay with RunNodeTask followed by MarkActive.
 const changeSelfActivating = "provision-self-activating-task"
 
+// changeOneStep is the workflow.GetVersion change id under which
+// ProvisionAllocation first tries the whole way to active as one local
+// activity, ProvisionInOneStep (version 1): MarkProvisioning, the keys and
+// the queued provision_user task in one transaction, the wait for the agent
+// and MarkActive, all inside the first workflow task — the allocation is
+// active before the workflow talks to Temporal's server again. Whatever it
+// cannot finish continues on the durable steps below (see oneStep).
+// Workflows recorded before it (no marker) replay without it.
+const changeOneStep = "provision-one-local-step"
+
+// oneStepOptions: the local activity never retries (what it could not
+// finish goes on as durable steps); its own wait is bounded by OneStepWait,
+// the rest is the database's time.
+func oneStepOptions(ctx workflow.Context, r Retry) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: r.OneStepWait + 30*time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+}
+
 // taskOptions: one attempt queues the node task and waits for its result,
 // heartbeating; attempts are bounded.
 func taskOptions(ctx workflow.Context, r Retry, attempts int32) workflow.Context {
@@ -310,6 +338,19 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 	if in.NodeID == "" {
 		return fail(CodeInvalidRequest, false)
 	}
+	// queued: the allocation is provisioning and a provision_user task may
+	// be queued already (by ProvisionInOneStep), so the steps below start at
+	// the node task and any failure compensates.
+	queued := false
+	if workflow.GetVersion(ctx, changeOneStep, workflow.DefaultVersion, 1) >= 1 {
+		o, err, next := oneStep(ctx, &in, r, fail)
+		switch next {
+		case resumeDone:
+			return o, err
+		case resumeAtTask:
+			queued = true
+		}
+	}
 	// The quick database steps on the way to active run as local activities
 	// (versioned: histories from before the change replay as they ran).
 	local := workflow.GetVersion(ctx, changeLocalSteps, workflow.DefaultVersion, 1) >= 1
@@ -320,19 +361,21 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 		}
 		return workflow.ExecuteActivity(mctx, activity, args...)
 	}
-	if err := step(acts.MarkProvisioning, in.AllocationID).Get(ctx, nil); err != nil {
-		if errorCode(err) == CodeInvalidState {
-			// Released (or failed) before provisioning began: nothing to do.
-			log.Info("allocation is no longer requested; not provisioning", "allocation_id", in.AllocationID)
-			return Outcome{}, nil
+	if !queued {
+		if err := step(acts.MarkProvisioning, in.AllocationID).Get(ctx, nil); err != nil {
+			if errorCode(err) == CodeInvalidState {
+				// Released (or failed) before provisioning began: nothing to do.
+				log.Info("allocation is no longer requested; not provisioning", "allocation_id", in.AllocationID)
+				return Outcome{}, nil
+			}
+			return fail(failureCode(err, CodeTransitionError), false)
 		}
-		return fail(failureCode(err, CodeTransitionError), false)
 	}
 
 	if len(in.AuthorizedKeys) == 0 || in.UserCAKey == "" {
 		var a Access
 		if err := step(acts.ResolveAccess, in.UserID, in.SSHKeyIDs).Get(ctx, &a); err != nil {
-			return fail(failureCode(err, CodeAccessError), false)
+			return fail(failureCode(err, CodeAccessError), queued)
 		}
 		if len(in.AuthorizedKeys) == 0 {
 			in.AuthorizedKeys = a.AuthorizedKeys
@@ -346,7 +389,12 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 		AllocationID: in.AllocationID, Username: in.Username,
 		AuthorizedKeys: in.AuthorizedKeys, UserCAKey: in.UserCAKey, Sessions: in.Sessions,
 	}
-	tctx := taskOptions(ctx, r, r.MaxAttempts)
+	// The one-step attempt, when it queued a task, was the first attempt.
+	attempts := r.MaxAttempts
+	if queued {
+		attempts = max(1, attempts-1)
+	}
+	tctx := taskOptions(ctx, r, attempts)
 	req := NodeTaskRequest{
 		NodeID: in.NodeID, AllocationID: in.AllocationID, Type: nodetask.ProvisionUser, Params: mustJSON(provision),
 	}
@@ -387,6 +435,100 @@ func ProvisionAllocation(ctx workflow.Context, in ProvisionInput) (Outcome, erro
 	}
 	syncStorageIn(ctx, r, in)
 	return Outcome{State: allocation.Active}, nil
+}
+
+// Where ProvisionAllocation goes on after oneStep.
+const (
+	resumeDone      = iota // the workflow ends with oneStep's outcome
+	resumeFromStart        // nothing was queued: the durable steps from MarkProvisioning
+	resumeAtTask           // provisioning, a task may be queued: from the node task on
+)
+
+// oneStep runs ProvisionInOneStep and acts on its result: it ends the
+// workflow (resumeDone, with the outcome), or hands over to the durable
+// steps — from the start when nothing was queued, else at the node task
+// (ProvisionAndActivate with its retries) with in holding the keys.
+func oneStep(ctx workflow.Context, in *ProvisionInput, r Retry,
+	fail func(code string, compensate bool) (Outcome, error)) (o Outcome, err error, next int) {
+	log := workflow.GetLogger(ctx)
+	var res OneStepResult
+	err = workflow.ExecuteLocalActivity(oneStepOptions(ctx, r), acts.ProvisionInOneStep, OneStepRequest{
+		AllocationID: in.AllocationID, NodeID: in.NodeID, UserID: in.UserID, SSHKeyIDs: in.SSHKeyIDs,
+		Params: nodetask.ProvisionUserParams{AllocationID: in.AllocationID, Username: in.Username,
+			AuthorizedKeys: in.AuthorizedKeys, UserCAKey: in.UserCAKey, Sessions: in.Sessions},
+		Wait: r.OneStepWait,
+	}).Get(ctx, &res)
+	switch {
+	case temporal.IsCanceledError(err):
+		// The activity stopped before marking the allocation active (a
+		// cancelled local activity is waited for).
+		o, err = fail(CodeProvisioningCanceled, true)
+		return o, err, resumeDone
+	case err != nil:
+		// Timed out (or the worker lost it): how far it got is unknown.
+		// Provisioning if it was not yet, else find out whether it is
+		// active already; in any case a task may be queued.
+		log.Warn("the one-step provisioning ended without a result; going on durably", "allocation_id", in.AllocationID, "error", err)
+		lctx := markLocalOptions(ctx, r)
+		if err := workflow.ExecuteLocalActivity(lctx, acts.MarkProvisioning, in.AllocationID).Get(ctx, nil); err != nil {
+			if errorCode(err) != CodeInvalidState {
+				o, err = fail(failureCode(err, CodeTransitionError), true)
+				return o, err, resumeDone
+			}
+			if err := workflow.ExecuteLocalActivity(lctx, acts.MarkActive, in.AllocationID).Get(ctx, nil); err != nil {
+				// Not active and not provisioning: moved on (released).
+				o, err = fail(failureCode(err, CodeTransitionError), true)
+				return o, err, resumeDone
+			}
+			syncStorageIn(ctx, r, *in)
+			return Outcome{State: allocation.Active}, nil, resumeDone
+		}
+		return Outcome{}, nil, resumeAtTask
+	case res.Active:
+		syncStorageIn(ctx, r, *in)
+		return Outcome{State: allocation.Active}, nil, resumeDone
+	case res.Code == codeNotRequested:
+		// Released (or failed) before provisioning began: nothing to do.
+		log.Info("allocation is no longer requested; not provisioning", "allocation_id", in.AllocationID)
+		return Outcome{}, nil, resumeDone
+	}
+	if len(in.AuthorizedKeys) == 0 {
+		in.AuthorizedKeys = res.Access.AuthorizedKeys
+	}
+	if in.UserCAKey == "" {
+		in.UserCAKey = res.Access.UserCAKey
+	}
+	switch {
+	case !res.TaskQueued && res.Final:
+		o, err = fail(res.Code, false)
+		return o, err, resumeDone
+	case !res.TaskQueued:
+		// Nothing queued (a transient error before the task): the durable
+		// steps from MarkProvisioning on.
+		log.Info("one-step provisioning did not begin; going on durably", "allocation_id", in.AllocationID, "code", res.Code)
+		return Outcome{}, nil, resumeFromStart
+	case res.Code == codeActivationPending:
+		// The account exists; only the transition failed, transiently.
+		if err := workflow.ExecuteLocalActivity(markLocalOptions(ctx, r), acts.MarkActive, in.AllocationID).Get(ctx, nil); err != nil {
+			o, err = fail(failureCode(err, CodeTransitionError), true)
+			return o, err, resumeDone
+		}
+		syncStorageIn(ctx, r, *in)
+		return Outcome{State: allocation.Active}, nil, resumeDone
+	case res.Final:
+		o, err = fail(res.Code, true)
+		return o, err, resumeDone
+	case res.Code == CodeNodeTaskFailed:
+		// The agent ran it and failed: back off as a retry would.
+		log.Info("one-step provisioning failed on the node; retrying durably", "allocation_id", in.AllocationID, "message", res.Message)
+		if err := workflow.Sleep(ctx, r.InitialInterval); err != nil {
+			o, err = fail(CodeProvisioningCanceled, true)
+			return o, err, resumeDone
+		}
+	default:
+		log.Info("one-step provisioning unfinished; going on durably", "allocation_id", in.AllocationID, "code", res.Code)
+	}
+	return Outcome{}, nil, resumeAtTask
 }
 
 // changeStopBeforePush is the workflow.GetVersion change id under which a

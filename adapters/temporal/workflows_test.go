@@ -45,7 +45,17 @@ func newPublicKey() string {
 // timers anyway, so this only bounds simulated time.
 var shortRetry = Retry{MaxAttempts: 3, InitialInterval: 1e9, MaxInterval: 2e9}
 
+// newEnv runs ProvisionAllocation on the steps it had before changeOneStep
+// — the durable steps the one-step path hands over to (newOneStepEnv).
 func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *Activities) {
+	t.Helper()
+	env, a := newOneStepEnv(t)
+	env.OnGetVersion(changeOneStep, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion).Maybe()
+	return env, a
+}
+
+// newOneStepEnv runs the current workflow code: ProvisionInOneStep first.
+func newOneStepEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *Activities) {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()

@@ -145,7 +145,7 @@ func BenchmarkRequestToActive(b *testing.B) {
 	}
 	// Where the time went: the phases of every sample (medians), from the
 	// provisioning workflows' histories, and the median sample's history.
-	fmt.Println(phaseBreakdown(ctx, tc, samples))
+	fmt.Println(phaseBreakdown(ctx, tc, appDB, samples))
 	slices.SortFunc(samples, func(x, y sample) int { return int(x.took - y.took) })
 	med := samples[(len(samples)-1)/2]
 	// (stdout: a benchmark's log is cut to ten lines.)
@@ -185,44 +185,47 @@ type sample struct {
 }
 
 // phaseBreakdown splits request → active into medians of: POST → workflow
-// started (API transaction, outbox relay, JetStream, consumer, start);
-// → node task scheduled (first workflow task with the transitions before
-// the node); → node task done (enqueue, agent poll, run, report, wake-up);
-// → active seen by the client (next workflow task, MarkActive, client poll).
-func phaseBreakdown(ctx context.Context, c *temporal.Client, samples []sample) string {
-	var toStart, toTask, task, toActive []time.Duration
+// started (API transaction, outbox relay, JetStream, consumer, start; from
+// the workflow's history); → provision_user task issued (the first workflow
+// task's steps before the task: MarkProvisioning, the keys); → task
+// completed (the queueing commit, the agent's poll waking, the sandbox
+// creating the account, the report); → allocation active (the wait waking,
+// MarkActive); → active seen by the client (its poll). The task's and the
+// allocation's times come from node_tasks and allocations (one clock: the
+// database and the process share the machine).
+func phaseBreakdown(ctx context.Context, c *temporal.Client, db *postgres.DB, samples []sample) string {
+	var toStart, toTask, task, toActive, seen []time.Duration
 	for _, sm := range samples {
-		var started, scheduled, done time.Time
-		var nodeTask int64 // event id of RunNodeTask's first scheduling
+		var started time.Time
 		it := c.SDK().GetWorkflowHistory(ctx, temporal.ProvisionWorkflowID(sm.id), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
+		for it.HasNext() && started.IsZero() {
 			e, err := it.Next()
 			if err != nil {
 				return fmt.Sprintf("phases: history: %v", err)
 			}
-			at := e.GetEventTime().AsTime()
-			switch {
-			case e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
-				started = at
-			case isNodeTask(e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()) && scheduled.IsZero():
-				scheduled, nodeTask = at, e.GetEventId()
-			case e.GetActivityTaskCompletedEventAttributes().GetScheduledEventId() == nodeTask && nodeTask != 0 && done.IsZero():
-				done = at
+			if e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED {
+				started = e.GetEventTime().AsTime()
 			}
 		}
-		if started.IsZero() || scheduled.IsZero() || done.IsZero() {
+		var issued, completed, active time.Time
+		err := db.Pool.QueryRow(ctx, `SELECT t.issued_at, t.completed_at, a.active_at
+			FROM allocations a JOIN node_tasks t ON t.allocation_id = a.id AND t.type = 'allocation.provision_user'
+			WHERE a.id = $1 AND t.state = 'succeeded' ORDER BY t.seq LIMIT 1`, sm.id).Scan(&issued, &completed, &active)
+		if err != nil || started.IsZero() {
 			continue
 		}
 		toStart = append(toStart, started.Sub(sm.posted))
-		toTask = append(toTask, scheduled.Sub(started))
-		task = append(task, done.Sub(scheduled))
-		toActive = append(toActive, sm.posted.Add(sm.took).Sub(done))
+		toTask = append(toTask, issued.Sub(started))
+		task = append(task, completed.Sub(issued))
+		toActive = append(toActive, active.Sub(completed))
+		seen = append(seen, sm.posted.Add(sm.took).Sub(active))
 	}
 	if len(toStart) == 0 {
-		return "phases: no complete history"
+		return "phases: no complete sample"
 	}
-	return fmt.Sprintf("phases (medians of %d): POST → workflow started %s; → node task scheduled %s; node task %s; → active seen %s",
-		len(toStart), ms(percentile(toStart, 50)), ms(percentile(toTask, 50)), ms(percentile(task, 50)), ms(percentile(toActive, 50)))
+	return fmt.Sprintf("phases (medians of %d): POST → workflow started %s; → provision_user issued %s; → task completed %s; → active %s; → active seen %s",
+		len(toStart), ms(percentile(toStart, 50)), ms(percentile(toTask, 50)), ms(percentile(task, 50)),
+		ms(percentile(toActive, 50)), ms(percentile(seen, 50)))
 }
 
 // workflowTimeline lists a workflow's history events with their time since
@@ -411,10 +414,4 @@ func release(ctx context.Context, c *e2e.Client, id string) error {
 	c.PollEvery = 20 * time.Millisecond
 	_, err := c.WaitState(ctx, id, "released")
 	return err
-}
-
-// isNodeTask names the provisioning workflow's node-task activity: the
-// self-activating one since workflow version 1, RunNodeTask before.
-func isNodeTask(activity string) bool {
-	return activity == "ProvisionAndActivate" || activity == "RunNodeTask"
 }

@@ -155,13 +155,18 @@ func TestObservability(t *testing.T) {
 		return root != nil
 	})
 	want := map[string]func(*tracepb.Span) bool{
-		"HTTP":       func(s *tracepb.Span) bool { return s.GetName() == "POST /api/v1/allocations" },
-		"SQL":        func(s *tracepb.Span) bool { return attr(s, "db.system.name") == "postgresql" },
-		"outbox":     func(s *tracepb.Span) bool { return s.GetName() == "outbox append" },
-		"NATS":       func(s *tracepb.Span) bool { return s.GetName() == "publish provisioning.allocation_requested" },
-		"consumer":   func(s *tracepb.Span) bool { return s.GetName() == "process provisioning.allocation_requested" },
-		"Temporal":   func(s *tracepb.Span) bool { return strings.HasPrefix(s.GetName(), "RunWorkflow:ProvisionAllocation") },
-		"activity":   func(s *tracepb.Span) bool { return strings.HasPrefix(s.GetName(), "RunActivity:ProvisionAndActivate") },
+		"HTTP":     func(s *tracepb.Span) bool { return s.GetName() == "POST /api/v1/allocations" },
+		"SQL":      func(s *tracepb.Span) bool { return attr(s, "db.system.name") == "postgresql" },
+		"outbox":   func(s *tracepb.Span) bool { return s.GetName() == "outbox append" },
+		"NATS":     func(s *tracepb.Span) bool { return s.GetName() == "publish provisioning.allocation_requested" },
+		"consumer": func(s *tracepb.Span) bool { return s.GetName() == "process provisioning.allocation_requested" },
+		"Temporal": func(s *tracepb.Span) bool { return strings.HasPrefix(s.GetName(), "RunWorkflow:ProvisionAllocation") },
+		// The node task's activity: the one-step local activity, or the
+		// durable one it hands a slow node to.
+		"activity": func(s *tracepb.Span) bool {
+			return strings.HasPrefix(s.GetName(), "RunActivity:ProvisionInOneStep") ||
+				strings.HasPrefix(s.GetName(), "RunActivity:ProvisionAndActivate")
+		},
 		"agent task": func(s *tracepb.Span) bool { return s.GetName() == "agent task allocation.provision_user" },
 		"activation": func(s *tracepb.Span) bool {
 			return s.GetName() == "allocation activate" && attr(s, "gpuaas.allocation_id") == allocID

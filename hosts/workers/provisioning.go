@@ -163,6 +163,10 @@ type ProvisioningParams struct {
 	// Storage runs allocations' storage syncs (optional: a host without
 	// project storage).
 	Storage *temporal.StorageActivities `optional:"true"`
+	// Tx, when the graph has one (the postgres module), lets the one-step
+	// provisioning move the allocation, read the keys and queue the node
+	// task in one transaction (temporal.UseTransactions).
+	Tx ports.TxRunner `optional:"true"`
 }
 
 // ProvisioningModule runs the provisioning worker for the app's lifetime:
@@ -180,6 +184,9 @@ var ProvisioningModule = fx.Module("provisioning-worker",
 		acts, err := temporal.NewActivities(p.Transitions, p.Tasks, p.Access)
 		if err != nil {
 			return err
+		}
+		if p.Tx != nil {
+			temporal.UseTransactions(acts, p.Tx)
 		}
 		w, err := temporal.NewWorker(p.Client, acts, p.Storage)
 		if err != nil {

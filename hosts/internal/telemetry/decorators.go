@@ -357,7 +357,70 @@ func TaskRunner(next temporal.TaskRunner, tp trace.TracerProvider, reg prometheu
 	if tp != nil {
 		r.tracer = tp.Tracer(Scope)
 	}
+	if q, ok := next.(temporal.TaskQueue); ok {
+		return &runnerQueue{taskRunner: r, q: q}
+	}
 	return r
+}
+
+// runnerQueue is taskRunner over a runner that also queues and awaits tasks
+// separately (temporal.TaskQueue, used by ProvisionInOneStep): the same
+// span and histogram, from Enqueue to Wait's result.
+type runnerQueue struct {
+	*taskRunner
+	q       temporal.TaskQueue
+	pending sync.Map // task id → queuedTask
+}
+
+type queuedTask struct {
+	typ   nodetask.Type
+	began time.Time
+	span  trace.Span
+}
+
+var _ temporal.TaskQueue = (*runnerQueue)(nil)
+
+func (r *runnerQueue) Enqueue(ctx context.Context, nodeID string, typ nodetask.Type, params any, allocationID string) (nodetask.Task, error) {
+	began := time.Now()
+	var span trace.Span
+	if r.tracer != nil {
+		ctx, span = r.tracer.Start(ctx, "node task "+string(typ), trace.WithAttributes(
+			attribute.String("gpuaas.node_id", nodeID), attribute.String("gpuaas.allocation_id", allocationID)))
+	}
+	t, err := r.q.Enqueue(ctx, nodeID, typ, params, allocationID)
+	if err != nil {
+		r.finish(queuedTask{typ: typ, began: began, span: span}, nodetask.Result{}, err)
+		return t, err
+	}
+	r.pending.Store(t.TaskID, queuedTask{typ: typ, began: began, span: span})
+	return t, nil
+}
+
+func (r *runnerQueue) Wait(ctx context.Context, taskID string) (nodetask.Result, error) {
+	res, err := r.q.Wait(ctx, taskID)
+	if v, ok := r.pending.LoadAndDelete(taskID); ok {
+		r.finish(v.(queuedTask), res, err)
+	}
+	return res, err
+}
+
+func (r *runnerQueue) finish(t queuedTask, res nodetask.Result, err error) {
+	outcome := "error"
+	switch {
+	case err != nil:
+	case res.Succeeded:
+		outcome = "succeeded"
+	default:
+		outcome = "failed"
+	}
+	if t.span != nil {
+		fail(t.span, err)
+		t.span.SetAttributes(attribute.String("gpuaas.outcome", outcome), attribute.String("gpuaas.error_code", res.ErrorCode))
+		t.span.End()
+	}
+	if nodetask.Known(t.typ) {
+		r.duration.WithLabelValues(string(t.typ), outcome).Observe(time.Since(t.began).Seconds())
+	}
 }
 
 func (r *taskRunner) RunTask(ctx context.Context, nodeID string, typ nodetask.Type, params any, allocationID string) (nodetask.Result, error) {
