@@ -19,6 +19,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -90,13 +91,17 @@ func BenchmarkRequestToActive(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(tc.Close)
+	settleFloor, wfStep := temporalLocalStep(ctx, b, tc)
 	steps := []floorStep{
 		{"pg commit", pgCommit(ctx, b, appDB)},
 		{"jetstream ack", jetStreamAck(ctx, b, run.settings.NATSURL)},
-		{"workflow task + local activity", temporalLocalStep(ctx, b, tc)},
+		{"workflow task + local activity", wfStep},
 		{"agent poll", agentPoll(ctx, b, filepath.Join(o.dataDir, "nodes", "dev-node-1", "agent"), o.agentAddr)},
 	}
 	if _, _, err := floorChain(steps); err != nil { // warm every step once
+		b.Fatal(err)
+	}
+	if err := settleFloor(); err != nil {
 		b.Fatal(err)
 	}
 
@@ -113,6 +118,10 @@ func BenchmarkRequestToActive(b *testing.B) {
 		for j, d := range each {
 			parts[j] = append(parts[j], d)
 		}
+		// Untimed: the floor's workflow closes before the sample starts.
+		if err := settleFloor(); err != nil {
+			b.Fatalf("floor %d: settle: %v", i+1, err)
+		}
 		posted := time.Now()
 		d, id, err := requestToActive(ctx, c, skuID, keyID)
 		if err != nil {
@@ -122,6 +131,10 @@ func BenchmarkRequestToActive(b *testing.B) {
 		samples = append(samples, sample{id: id, posted: posted, took: d})
 		if err := release(ctx, c, id); err != nil {
 			b.Fatalf("release %d: %v", i+1, err)
+		}
+		// Untimed: the allocation's workflows close before the next floor.
+		if err := settleWorkflows(ctx, tc, id); err != nil {
+			b.Fatalf("release %d: settle: %v", i+1, err)
 		}
 	}
 	b.StopTimer()
@@ -308,7 +321,7 @@ func jetStreamAck(ctx context.Context, b *testing.B, natsURL string) func() erro
 // provisioning) on a worker in this process, whose first workflow task runs
 // one local activity; the step ends when that activity runs. Provisioning
 // does at least this much in Temporal before the node task can start.
-func temporalLocalStep(ctx context.Context, b *testing.B, c *temporal.Client) func() error {
+func temporalLocalStep(ctx context.Context, b *testing.B, c *temporal.Client) (settle, step func() error) {
 	tq := c.Config().TaskQueue
 	ran := make(chan string, 16)
 	mark := func(_ context.Context, id string) error { ran <- id; return nil }
@@ -323,7 +336,16 @@ func temporalLocalStep(ctx context.Context, b *testing.B, c *temporal.Client) fu
 	}
 	b.Cleanup(w.Stop)
 	i := 0
-	return func() error {
+	// settle waits for the last floor workflow to close: the step ends when
+	// its local activity runs, and the rest of that workflow (the task's
+	// completion, the close) must not overlap the next sample.
+	settle = func() error {
+		if i == 0 {
+			return nil
+		}
+		return c.SDK().GetWorkflow(ctx, tq+"-"+strconv.Itoa(i), "").Get(ctx, nil)
+	}
+	return settle, func() error {
 		i++
 		id := tq + "-" + strconv.Itoa(i)
 		if _, err := c.SDK().ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: tq, EnableEagerStart: true},
@@ -404,6 +426,33 @@ func requestToActive(ctx context.Context, c *e2e.Client, sku, keyID string) (tim
 		return 0, a.ID, err
 	}
 	return time.Since(start), a.ID, nil
+}
+
+// settleWorkflows waits until the allocation's provisioning workflow has
+// closed and no workflow runs on the server any more (the release: its id
+// carries the event id, which the outbox no longer holds once published).
+// "released" is visible before the release workflow's last task completes,
+// and the provisioning workflow may close after "active" is seen: left
+// running, either overlaps the next round's floor or sample on the same
+// Temporal server.
+func settleWorkflows(ctx context.Context, c *temporal.Client, id string) error {
+	if err := c.SDK().GetWorkflow(ctx, temporal.ProvisionWorkflowID(id), "").Get(ctx, nil); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		res, err := c.SDK().ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: "ExecutionStatus = 'Running'", PageSize: 10})
+		if err != nil {
+			return err
+		}
+		if len(res.GetExecutions()) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("workflow %s still running after 10 s", res.GetExecutions()[0].GetExecution().GetWorkflowId())
+		}
+		time.Sleep(2 * time.Millisecond) // waiting for the server, untimed
+	}
 }
 
 // release releases and waits for released (not timed).
