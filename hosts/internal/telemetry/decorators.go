@@ -392,6 +392,17 @@ func (r *runnerQueue) Enqueue(ctx context.Context, nodeID string, typ nodetask.T
 		r.finish(queuedTask{typ: typ, began: began, span: span}, nodetask.Result{}, err)
 		return t, err
 	}
+	// A task queued in a transaction that then failed to commit is never
+	// awaited: entries older than any task's life (at most an hour) go.
+	r.pending.Range(func(k, v any) bool {
+		if q := v.(queuedTask); began.Sub(q.began) > time.Hour {
+			r.pending.Delete(k)
+			if q.span != nil {
+				q.span.End()
+			}
+		}
+		return true
+	})
 	r.pending.Store(t.TaskID, queuedTask{typ: typ, began: began, span: span})
 	return t, nil
 }

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gpuaas/gpuaas/adapters/temporal"
 	"github.com/gpuaas/gpuaas/core/allocation"
 	"github.com/gpuaas/gpuaas/core/event"
 	"github.com/gpuaas/gpuaas/core/nodetask"
@@ -292,4 +293,57 @@ func TestSQLSpanName(t *testing.T) {
 			t.Errorf("%q → %q, want %q", stmt, got, want)
 		}
 	}
+}
+
+// queueRunner is a TaskRunner that is also a temporal.TaskQueue.
+type queueRunner struct{ res nodetask.Result }
+
+func (q queueRunner) RunTask(context.Context, string, nodetask.Type, any, string) (nodetask.Result, error) {
+	return q.res, nil
+}
+
+func (q queueRunner) Enqueue(_ context.Context, nodeID string, typ nodetask.Type, _ any, _ string) (nodetask.Task, error) {
+	return nodetask.Task{Envelope: nodetask.Envelope{TaskID: "t-" + nodeID, NodeID: nodeID, Type: typ}}, nil
+}
+
+func (q queueRunner) Wait(context.Context, string) (nodetask.Result, error) { return q.res, nil }
+
+// The decorator keeps a runner's TaskQueue methods (the one-step
+// provisioning needs them) and times queue → result like RunTask.
+func TestTaskRunnerKeepsTheQueue(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	r := TaskRunner(queueRunner{res: nodetask.Result{Succeeded: true}}, nil, reg)
+	q, ok := r.(temporal.TaskQueue)
+	if !ok {
+		t.Fatal("the decorated runner lost Enqueue/Wait")
+	}
+	task, err := q.Enqueue(context.Background(), "n1", nodetask.ProvisionUser, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Wait(context.Background(), task.TaskID); err != nil {
+		t.Fatal(err)
+	}
+	n := testutil.CollectAndCount(reg, "gpuaas_node_task_duration_seconds")
+	if n == 0 {
+		t.Fatal("no node task histogram")
+	}
+	h := r.(*runnerQueue).duration.WithLabelValues(string(nodetask.ProvisionUser), "succeeded").(prometheus.Histogram)
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetHistogram().GetSampleCount(); got != 1 {
+		t.Fatalf("%d observations of provision_user succeeded, want 1", got)
+	}
+	if _, ok := TaskRunner(runnerOnly{}, nil, prometheus.NewRegistry()).(temporal.TaskQueue); ok {
+		t.Fatal("a runner without a queue gained one")
+	}
+}
+
+type runnerOnly struct{}
+
+func (runnerOnly) RunTask(context.Context, string, nodetask.Type, any, string) (nodetask.Result, error) {
+	return nodetask.Result{}, nil
 }
