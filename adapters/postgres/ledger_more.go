@@ -92,19 +92,26 @@ func (s *LedgerStore) GetEntryByKey(ctx context.Context, tenantID, idempotencyKe
 	return e, nil
 }
 
+// committedRefundsSQL is, for the credit c, what refunds have returned of
+// it (entries of type refund whose reference is the credit's id) plus what
+// the payment provider's refunds still in flight (requested or submitted)
+// will return: settling one posts its ledger refund, so until then the
+// ledger alone would let another refund take the same money.
+const committedRefundsSQL = `(COALESCE((SELECT -SUM(r.amount_minor) FROM ledger_entries r
+		WHERE r.type = 'refund' AND r.reference = c.id::text), 0)
+	+ COALESCE((SELECT SUM(q.amount_minor) FROM refund_requests q
+		WHERE q.credit_entry_id = c.id AND q.status IN ('requested', 'submitted')), 0))::bigint`
+
 // RefundableCredits implements [ledgersvc.EntryReader]: the tenant's
 // credits created at or after since, newest first, each with what refunds
-// (entries of type refund whose reference is the credit's id) have already
-// returned of it.
+// have returned or are returning of it (committedRefundsSQL).
 func (s *LedgerStore) RefundableCredits(ctx context.Context, tenantID string, since time.Time) ([]ledgersvc.CreditRemaining, error) {
 	tid, ok := canonicalID(tenantID)
 	if !ok {
 		return nil, nil
 	}
 	rows, err := s.db.Q(ctx).Query(ctx, `
-		SELECT `+entryColumns+`,
-			COALESCE((SELECT -SUM(r.amount_minor) FROM ledger_entries r
-				WHERE r.type = 'refund' AND r.reference = c.id::text), 0)::bigint
+		SELECT `+entryColumns+`, `+committedRefundsSQL+`
 		FROM ledger_entries c
 		WHERE c.tenant_id = $1 AND c.type = 'credit' AND c.created_at >= $2
 		ORDER BY c.created_at DESC, c.id DESC`, tid, since)
@@ -126,8 +133,41 @@ func (s *LedgerStore) RefundableCredits(ctx context.Context, tenantID string, si
 	return out, nil
 }
 
-// RefundedMinor implements [ledgersvc.EntryReader]: what refunds have
-// returned of one credit so far (positive).
+// CommittedRefunds implements [ledgersvc.EntryReader]: for each of the
+// tenant's credits among ids, what refunds have returned or are returning
+// of it (committedRefundsSQL; positive). Ids of other tenants' entries, of
+// entries that are not credits and malformed ids are left out.
+func (s *LedgerStore) CommittedRefunds(ctx context.Context, tenantID string, ids []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	tid, ok := canonicalID(tenantID)
+	if !ok {
+		return out, nil
+	}
+	valid := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if c, ok := canonicalID(id); ok {
+			valid = append(valid, c)
+		}
+	}
+	if len(valid) == 0 {
+		return out, nil
+	}
+	rows, err := s.db.Q(ctx).Query(ctx, `SELECT c.id::text, `+committedRefundsSQL+` FROM ledger_entries c
+		WHERE c.tenant_id = $1 AND c.id = ANY($2::uuid[]) AND c.type = 'credit'`, tid, valid)
+	if err != nil {
+		return nil, translate(err, "ledger entry")
+	}
+	var id string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error { out[id] = n; return nil }); err != nil {
+		return nil, translate(err, "ledger entry")
+	}
+	return out, nil
+}
+
+// RefundedMinor implements paymentsvc.CreditReader: what ledger
+// refunds have returned of one credit so far (positive); the payments path
+// adds its own requests in flight.
 func (s *LedgerStore) RefundedMinor(ctx context.Context, creditEntryID string) (int64, error) {
 	var n int64
 	err := s.db.Q(ctx).QueryRow(ctx, `SELECT COALESCE(-SUM(amount_minor), 0)::bigint FROM ledger_entries

@@ -44,7 +44,7 @@ type paymentParams struct {
 	Clock    ports.Clock
 	IDs      ports.IDs
 	Refunds  ports.RefundStore
-	Credits  ledgersvc.EntryReader
+	Credits  paymentsvc.CreditReader
 }
 
 func newPaymentService(p paymentParams) (*paymentsvc.Service, error) {

@@ -20,6 +20,8 @@ type ledgerPageJSON struct {
 		Type        string `json:"type"`
 		AmountMinor int64  `json:"amount_minor"`
 		Reference   string `json:"reference"`
+		// Refundable is on credits in the operators' view only.
+		Refundable *int64 `json:"refundable_minor"`
 	} `json:"entries"`
 	NextCursor *string `json:"next_cursor"`
 }
@@ -99,6 +101,17 @@ func TestAdminTenantLedger(t *testing.T) {
 	if r.status != 200 || len(pg.Entries) != 7 || pg.NextCursor != nil || pg.Entries[0].Type != "refund" ||
 		pg.Entries[0].Reference != credit || pg.Entries[6].Type != "credit" || pg.Entries[6].AmountMinor != 5000 {
 		t.Fatalf("default page: %d %s", r.status, r.body)
+	}
+	// On the credit (and only there) what is left to refund of it; the
+	// tenant's own ledger does not say.
+	for i, e := range pg.Entries {
+		if want := i == 6; (e.Refundable != nil) != want || (want && *e.Refundable != 5000-700) {
+			t.Fatalf("entry %d (%s): refundable_minor %v; want 4300 on the credit only", i, e.Type, e.Refundable)
+		}
+	}
+	r = o.do(req{method: "GET", path: "/api/v1/billing/ledger", bearer: tm.owner})
+	if r.status != 200 || strings.Contains(string(r.body), "refundable_minor") {
+		t.Fatalf("the tenant's own ledger: %d %s", r.status, r.body)
 	}
 	// A tenant without entries: an empty page, no cursor.
 	r = o.do(req{method: "GET", path: "/api/v1/admin/tenants/" + empty + "/ledger", bearer: tm.operator})

@@ -214,12 +214,18 @@ func (h *handlers) AdminListTenantLedger(w http.ResponseWriter, r *http.Request,
 		s.fail(w, r, err)
 		return
 	}
-	list, next, err := s.d.Admin.TenantLedger(r.Context(), p, tenantID, deref(params.Cursor), limit)
+	pg, err := s.d.Admin.TenantLedger(r.Context(), p, tenantID, deref(params.Cursor), limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ledgerPageView(list, next))
+	out := ledgerPageView(pg.Entries, pg.Next)
+	for i := range out.Entries {
+		if left, ok := pg.Refundable[out.Entries[i].Id]; ok {
+			out.Entries[i].RefundableMinor = &left
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func tenantPolicyView(tp adminsvc.TenantPolicy) api.TenantPolicy {

@@ -90,7 +90,7 @@ func newOperatorStack(t *testing.T) *operatorStack {
 		Outbox: outbox, Audit: auditLog, KMS: kms, Projects: idsvc, Clock: clock, IDs: ids})
 	must(err)
 	asvc, err := adminsvc.New(adminsvc.Deps{Tx: db, Directory: adminStore, Ops: adminStore, Balances: lsvc,
-		Projects: postgres.NewProjectStore(db), Members: postgres.NewMembershipStore(db), Tenants: postgres.NewTenantStore(db),
+		Refunds: postgres.NewLedgerStore(db), Projects: postgres.NewProjectStore(db), Members: postgres.NewMembershipStore(db), Tenants: postgres.NewTenantStore(db),
 		Allocations: postgres.NewAllocationStore(db), Policies: policies, Overrides: policies, Audit: auditLog, Outbox: outbox,
 		Clock: clock, IDs: ids})
 	must(err)

@@ -36,6 +36,12 @@ type BalanceReader interface {
 	Ledger(ctx context.Context, p identity.Principal, cursor string, limit int) ([]ledger.Entry, string, error)
 }
 
+// CreditRefunds says, per credit of a tenant, what refunds have returned
+// or are returning of it (postgres.LedgerStore.CommittedRefunds).
+type CreditRefunds interface {
+	CommittedRefunds(ctx context.Context, tenantID string, ids []string) (map[string]int64, error)
+}
+
 // PolicyOverrides reads and removes a tenant's own policy values.
 type PolicyOverrides interface {
 	Overrides(ctx context.Context, tenantID string) (map[string]string, error)
@@ -50,6 +56,7 @@ type Deps struct {
 	Ops         ports.OpsReader
 	Consumers   ports.ConsumerMonitor
 	Balances    BalanceReader
+	Refunds     CreditRefunds
 	Projects    ports.ProjectStore
 	Members     ports.MembershipStore
 	Tenants     ports.TenantStore
@@ -67,7 +74,7 @@ type Service struct{ d Deps }
 
 // New checks the dependencies.
 func New(d Deps) (*Service, error) {
-	if d.Tx == nil || d.Directory == nil || d.Ops == nil || d.Balances == nil || d.Projects == nil || d.Members == nil ||
+	if d.Tx == nil || d.Directory == nil || d.Ops == nil || d.Balances == nil || d.Refunds == nil || d.Projects == nil || d.Members == nil ||
 		d.Tenants == nil || d.Allocations == nil || d.Policies == nil || d.Overrides == nil || d.Audit == nil ||
 		d.Outbox == nil || d.Clock == nil || d.IDs == nil {
 		return nil, errors.New("adminsvc: every dependency but Consumers is required")
@@ -375,25 +382,71 @@ func (s *Service) Tenant(ctx context.Context, p identity.Principal, id string) (
 	return d, err
 }
 
+// LedgerPage is a page of a tenant's ledger as operators see it.
+type LedgerPage struct {
+	Entries []ledger.Entry
+	// Refundable is, for each credit on the page, what may still be
+	// refunded of it: the credit less what refunds have returned or are
+	// returning (the payment provider's in flight), 0 once the credit is
+	// older than the tenant's refund window (billing.refund_window_days).
+	// What the balance allows is checked when a refund is asked for.
+	Refundable map[string]int64
+	Next       string
+}
+
 // TenantLedger pages a tenant's ledger, newest first, with the limits and
 // cursors of the tenant's own ledger: operators look up here the credit
-// entry id that a refund names. An unknown tenant is NotFound (its empty
-// ledger would not say so). Not audited, like the other reads here.
-func (s *Service) TenantLedger(ctx context.Context, p identity.Principal, tenantID, cursor string, limit int) ([]ledger.Entry, string, error) {
+// entry id that a refund names, and what is left to refund of each credit.
+// An unknown tenant is NotFound (its empty ledger would not say so). Not
+// audited, like the other reads here.
+func (s *Service) TenantLedger(ctx context.Context, p identity.Principal, tenantID, cursor string, limit int) (LedgerPage, error) {
 	if err := operator(p); err != nil {
-		return nil, "", err
+		return LedgerPage{}, err
 	}
 	if err := identity.ValidateID("tenant_id", tenantID); err != nil {
-		return nil, "", err
+		return LedgerPage{}, err
 	}
 	limit, err := page(limit)
 	if err != nil {
-		return nil, "", err
+		return LedgerPage{}, err
 	}
 	if _, err := s.d.Tenants.GetTenant(ctx, tenantID); err != nil {
-		return nil, "", err
+		return LedgerPage{}, err
 	}
-	return s.d.Balances.Ledger(ctx, identity.Principal{TenantID: tenantID}, cursor, limit)
+	var out LedgerPage
+	if out.Entries, out.Next, err = s.d.Balances.Ledger(ctx, identity.Principal{TenantID: tenantID}, cursor, limit); err != nil {
+		return LedgerPage{}, err
+	}
+	var credits []string
+	for _, e := range out.Entries {
+		if e.Type == ledger.Credit {
+			credits = append(credits, e.ID)
+		}
+	}
+	out.Refundable = make(map[string]int64, len(credits))
+	if len(credits) == 0 {
+		return out, nil
+	}
+	vals, err := s.d.Policies.Values(ctx, tenantID)
+	if err != nil {
+		return LedgerPage{}, err
+	}
+	committed, err := s.d.Refunds.CommittedRefunds(ctx, tenantID, credits)
+	if err != nil {
+		return LedgerPage{}, err
+	}
+	since := s.d.Clock.Now().Add(-time.Duration(vals.Int(policy.RefundWindowDays)) * 24 * time.Hour)
+	for _, e := range out.Entries {
+		if e.Type != ledger.Credit {
+			continue
+		}
+		left := int64(0)
+		if !e.CreatedAt.Before(since) {
+			left = max(e.AmountMinor-committed[e.ID], 0)
+		}
+		out.Refundable[e.ID] = left
+	}
+	return out, nil
 }
 
 // TenantPolicy is a tenant-scoped key with the tenant's effective value.

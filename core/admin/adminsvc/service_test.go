@@ -2,6 +2,7 @@ package adminsvc_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/identity/identitysvc"
+	"github.com/gpuaas/gpuaas/core/ledger"
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/policy"
 	"github.com/gpuaas/gpuaas/testkit/fakes"
@@ -25,6 +27,9 @@ type env struct {
 	ident *identitysvc.Service
 	pol   *postgres.PolicyStore
 	admin identity.Principal
+
+	ledger *ledgersvc.Service
+	clock  *fakes.Clock
 }
 
 func newEnv(t *testing.T) *env {
@@ -45,11 +50,11 @@ func newEnv(t *testing.T) *env {
 		Outbox: outbox, Clock: clock, IDs: system.UUIDs{}, Pending: store})
 	must(t, err)
 	svc, err := adminsvc.New(adminsvc.Deps{Tx: db, Directory: store, Ops: store, Balances: ledger,
-		Projects: postgres.NewProjectStore(db), Members: postgres.NewMembershipStore(db), Tenants: postgres.NewTenantStore(db),
+		Refunds: postgres.NewLedgerStore(db), Projects: postgres.NewProjectStore(db), Members: postgres.NewMembershipStore(db), Tenants: postgres.NewTenantStore(db),
 		Allocations: postgres.NewAllocationStore(db), Policies: pol, Overrides: pol, Audit: postgres.NewAuditLog(db),
 		Outbox: outbox, Clock: clock, IDs: system.UUIDs{}})
 	must(t, err)
-	e := &env{db: db, svc: svc, ident: ident, pol: pol}
+	e := &env{db: db, svc: svc, ident: ident, pol: pol, ledger: ledger, clock: clock}
 	// The operator signs in like anyone, with the admin role in the token.
 	e.admin, err = ident.SignIn(context.Background(), identity.Claims{Issuer: "https://iss", Subject: "op-" + services.RandomSuffix(6),
 		Email: "op-" + services.RandomSuffix(6) + "@example.com", Roles: []string{"admin"}})
@@ -187,16 +192,16 @@ func TestTenantsPoliciesOpsAndRetry(t *testing.T) {
 		t.Fatalf("unknown tenant: %v", err)
 	}
 	// Its ledger, for operators only; an unknown tenant is not an empty ledger.
-	if entries, next, err := e.svc.TenantLedger(ctx, e.admin, row.TenantID, "", 0); err != nil || len(entries) != 0 || next != "" {
-		t.Fatalf("a new tenant's ledger: %v %q %v", entries, next, err)
+	if pg, err := e.svc.TenantLedger(ctx, e.admin, row.TenantID, "", 0); err != nil || len(pg.Entries) != 0 || pg.Next != "" {
+		t.Fatalf("a new tenant's ledger: %+v %v", pg, err)
 	}
-	if _, _, err := e.svc.TenantLedger(ctx, e.admin, system.UUIDs{}.NewID(), "", 0); !fault.IsKind(err, fault.KindNotFound) {
+	if _, err := e.svc.TenantLedger(ctx, e.admin, system.UUIDs{}.NewID(), "", 0); !fault.IsKind(err, fault.KindNotFound) {
 		t.Fatalf("unknown tenant's ledger: %v", err)
 	}
-	if _, _, err := e.svc.TenantLedger(ctx, e.admin, row.TenantID, "", 201); !fault.IsKind(err, fault.KindInvalid) {
+	if _, err := e.svc.TenantLedger(ctx, e.admin, row.TenantID, "", 201); !fault.IsKind(err, fault.KindInvalid) {
 		t.Fatalf("limit 201: %v", err)
 	}
-	if _, _, err := e.svc.TenantLedger(ctx, identity.Principal{TenantID: row.TenantID}, row.TenantID, "", 0); !fault.IsKind(err, fault.KindForbidden) {
+	if _, err := e.svc.TenantLedger(ctx, identity.Principal{TenantID: row.TenantID}, row.TenantID, "", 0); !fault.IsKind(err, fault.KindForbidden) {
 		t.Fatalf("a non-operator read a ledger: %v", err)
 	}
 	v := "250"
@@ -256,5 +261,59 @@ func TestTenantsPoliciesOpsAndRetry(t *testing.T) {
 	}
 	if _, err := e.svc.Ops(ctx, e.admin, 30*time.Second); !fault.IsKind(err, fault.KindInvalid) {
 		t.Fatalf("stuck threshold below a minute: %v", err)
+	}
+}
+
+// TestTenantLedgerRefundable: each credit on an operator's ledger page says
+// what is left to refund of it — the amount less earlier refunds, nothing
+// once refunded in full, nothing once older than the tenant's refund
+// window — and entries that are not credits say nothing.
+func TestTenantLedgerRefundable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	row, err := e.svc.CreateUser(ctx, e.admin, adminsvc.CreateUserRequest{Email: "rae-" + services.RandomSuffix(6) + "@example.com",
+		NewTenantName: "Rae " + services.RandomSuffix(6)})
+	must(t, err)
+	store := postgres.NewLedgerStore(e.db)
+	post := func(typ ledger.EntryType, amount int64, at time.Time, ref string) string {
+		t.Helper()
+		id := system.UUIDs{}.NewID()
+		_, err := store.Post(ctx, ledger.Entry{ID: id, TenantID: row.TenantID, Type: typ, AmountMinor: amount, Currency: "usd",
+			IdempotencyKey: "test-" + id, Reference: ref, CreatedAt: at})
+		must(t, err)
+		return id
+	}
+	now := e.clock.Now()
+	old := post(ledger.Credit, 900, now.Add(-31*24*time.Hour), "cs_old") // the default window is 30 days
+	partial := post(ledger.Credit, 5000, now.Add(-2*time.Hour), "cs_partial")
+	whole := post(ledger.Credit, 800, now.Add(-time.Hour), "cs_whole")
+	debit := post(ledger.UsageDebit, -300, now.Add(-30*time.Minute), "")
+	for i, r := range []ledgersvc.AdminRefundRequest{{CreditEntryID: partial, AmountMinor: 1200}, {CreditEntryID: whole, AmountMinor: 800}} {
+		r.TenantID, r.Reason, r.IdempotencyKey = row.TenantID, "test", "refund-"+strconv.Itoa(i)
+		if _, err := e.ledger.AdminRefund(ctx, e.admin, r); err != nil {
+			t.Fatalf("refund %d: %v", i, err)
+		}
+	}
+	pg, err := e.svc.TenantLedger(ctx, e.admin, row.TenantID, "", 0)
+	must(t, err)
+	want := map[string]int64{old: 0, partial: 3800, whole: 0}
+	if len(pg.Entries) != 6 || len(pg.Refundable) != len(want) {
+		t.Fatalf("page: %d entries, refundable %v", len(pg.Entries), pg.Refundable)
+	}
+	for id, left := range want {
+		if got, ok := pg.Refundable[id]; !ok || got != left {
+			t.Errorf("credit %s: refundable %d (%v), want %d", id, got, ok, left)
+		}
+	}
+	if _, ok := pg.Refundable[debit]; ok {
+		t.Errorf("a usage debit has a refundable amount")
+	}
+	// A longer window (a tenant override) brings the old credit back.
+	must(t, e.pol.Set(ctx, row.TenantID, policy.RefundWindowDays.Name, "60", e.admin.User.ID))
+	pg, err = e.svc.TenantLedger(ctx, e.admin, row.TenantID, "", 0)
+	must(t, err)
+	if pg.Refundable[old] != 900 {
+		t.Fatalf("old credit with a 60-day window: refundable %d, want 900", pg.Refundable[old])
 	}
 }

@@ -33,9 +33,13 @@ type EntryReader interface {
 	ListEntries(ctx context.Context, tenantID, cursor string, limit int) ([]ledger.Entry, string, error)
 	GetEntry(ctx context.Context, tenantID, id string) (ledger.Entry, error)
 	// RefundableCredits lists credits of the tenant created at or after
-	// since, newest first, with their refunded amounts.
+	// since, newest first, with what refunds have returned or are
+	// returning of each.
 	RefundableCredits(ctx context.Context, tenantID string, since time.Time) ([]CreditRemaining, error)
-	RefundedMinor(ctx context.Context, creditEntryID string) (int64, error)
+	// CommittedRefunds is, per credit of the tenant among ids, what
+	// refunds have returned of it plus what the payment provider's refunds
+	// in flight will return (no other refund may take that money).
+	CommittedRefunds(ctx context.Context, tenantID string, ids []string) (map[string]int64, error)
 	// GetEntryByKey returns the tenant's entry posted with an idempotency
 	// key (NotFound when there is none).
 	GetEntryByKey(ctx context.Context, tenantID, idempotencyKey string) (ledger.Entry, error)
@@ -471,11 +475,11 @@ func (s *Service) AdminRefund(ctx context.Context, p identity.Principal, r Admin
 				return fault.New(fault.KindUnprocessable, CodeRefundWindowExceeded,
 					"the credit is older than the refund window").With("refund_window_days", vals.Int(policy.RefundWindowDays))
 			}
-			refunded, err := s.d.Entries.RefundedMinor(ctx, c.ID)
+			refunded, err := s.d.Entries.CommittedRefunds(ctx, r.TenantID, []string{c.ID})
 			if err != nil {
 				return err
 			}
-			credits = []CreditRemaining{{Credit: c, RefundedMinor: refunded}}
+			credits = []CreditRemaining{{Credit: c, RefundedMinor: refunded[c.ID]}}
 		} else {
 			if credits, err = s.d.Entries.RefundableCredits(ctx, r.TenantID, since); err != nil {
 				return err

@@ -18,8 +18,8 @@ import (
 	"github.com/gpuaas/gpuaas/ports"
 )
 
-// CreditReader reads ledger credits and what was refunded of them
-// (postgres.LedgerStore; ledgersvc.EntryReader has these).
+// CreditReader reads ledger credits and what ledger refunds returned of
+// them (postgres.LedgerStore).
 type CreditReader interface {
 	GetEntry(ctx context.Context, tenantID, id string) (ledger.Entry, error)
 	RefundedMinor(ctx context.Context, creditEntryID string) (int64, error)

@@ -15,6 +15,7 @@ import (
 	"github.com/gpuaas/gpuaas/adapters/system"
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
+	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/payment"
 	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
 	"github.com/gpuaas/gpuaas/ports"
@@ -250,5 +251,55 @@ func TestRefundRefusedWindowAndRights(t *testing.T) {
 	if _, err := e.svc.RequestRefund(ctx, e.op, paymentsvc.RefundInput{TenantID: e.tenant, CreditEntryID: e.credit, AmountMinor: 1,
 		Reason: "r", IdempotencyKey: "k4"}); fault.From(err).Code != paymentsvc.CodeRefundWindowExceeded {
 		t.Fatalf("outside the window: %v", err)
+	}
+}
+
+// A provider refund in flight holds its part of the credit: until it
+// settles (and posts its ledger refund) a refund through the ledger cannot
+// take the same money, and the credit's committed refunds count it.
+func TestLedgerRefundWaitsForProviderRefundInFlight(t *testing.T) {
+	t.Parallel()
+	e := newRefundEnv(t)
+	ctx := context.Background()
+	r, err := e.svc.RequestRefund(ctx, e.op, paymentsvc.RefundInput{TenantID: e.tenant, CreditEntryID: e.credit, AmountMinor: 400,
+		Reason: "customer asked", IdempotencyKey: "p1"})
+	if err != nil || r.Status != payment.RefundSubmitted {
+		t.Fatalf("provider refund: %+v %v", r, err)
+	}
+	store := postgres.NewLedgerStore(e.db)
+	if got, err := store.CommittedRefunds(ctx, e.tenant, []string{e.credit}); err != nil || got[e.credit] != 400 {
+		t.Fatalf("committed with 400 in flight: %v %v", got, err)
+	}
+	policies, err := postgres.NewPolicyStore(e.db, postgres.PolicyConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lsvc, err := ledgersvc.New(ledgersvc.Deps{Tx: e.db, Ledger: store, Entries: store, Usage: postgres.NewUsageStore(e.db),
+		Policies: policies, Audit: postgres.NewAuditLog(e.db), Clock: system.Clock{}, IDs: system.UUIDs{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refund := func(amount int64, key string) error {
+		_, err := lsvc.AdminRefund(ctx, e.op, ledgersvc.AdminRefundRequest{TenantID: e.tenant, CreditEntryID: e.credit,
+			AmountMinor: amount, Reason: "through the ledger", IdempotencyKey: key})
+		return err
+	}
+	if err := refund(1000, "l1"); fault.From(err).Code != ledgersvc.CodeRefundExceedsCredit ||
+		fault.From(err).Details["refundable_minor"] != int64(600) {
+		t.Fatalf("ledger refund of the whole credit with 400 in flight: %v", err)
+	}
+	if err := refund(600, "l2"); err != nil {
+		t.Fatalf("ledger refund of what is left: %v", err)
+	}
+	// The provider's refund settles: the credit is refunded exactly once.
+	body, sig := e.refundEvent(t, "evt_inflight", r.ProviderRef, r.ID, "succeeded")
+	if out, err := e.svc.HandleWebhook(ctx, body, sig); err != nil || out != paymentsvc.OutcomeRefunded {
+		t.Fatalf("webhook: %v %v", out, err)
+	}
+	if n, sum := e.refunds(t); n != 2 || sum != 1000 {
+		t.Fatalf("%d ledger refunds of %d; want two of 1000 together", n, sum)
+	}
+	if got, err := store.CommittedRefunds(ctx, e.tenant, []string{e.credit, "not-an-id"}); err != nil || len(got) != 1 || got[e.credit] != 1000 {
+		t.Fatalf("committed after settling: %v %v", got, err)
 	}
 }

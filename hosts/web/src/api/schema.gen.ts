@@ -798,7 +798,8 @@ export interface paths {
         /**
          * A tenant's ledger, newest first (what its own GET /billing/ledger shows).
          * @description The page, limits and cursor rules of `GET /billing/ledger`, for any tenant: operators
-         *     find here the credit entry id a refund names. `limit` 1-200 (default 50); a cursor this
+         *     find here the credit entry id a refund names, and on each credit `refundable_minor`, what
+         *     is left to refund of it. `limit` 1-200 (default 50); a cursor this
          *     server did not issue is 400 `validation_failed` (`field` `cursor`). An unknown tenant
          *     is 404. Not audited, like the other operator reads.
          */
@@ -2233,6 +2234,11 @@ export interface components {
             reason: string;
             /** Format: date-time */
             created_at: string;
+            /**
+             * Format: int64
+             * @description Operators' view of a tenant's ledger only (GET /api/v1/admin/tenants/{tenant_id}/ledger), on credits: what may still be refunded of the credit — its amount less what refunds have returned or are returning (the payment provider's refunds in flight) — and 0 once it is older than the tenant's refund window (billing.refund_window_days). Whether the balance covers a refund is checked when one is asked for.
+             */
+            refundable_minor?: number;
         };
         LedgerPage: {
             entries: components["schemas"]["LedgerEntry"][];

@@ -236,7 +236,8 @@ type ClientInterface interface {
 	// AdminListTenantLedger A tenant's ledger, newest first (what its own GET /billing/ledger shows).
 	//
 	// The page, limits and cursor rules of `GET /billing/ledger`, for any tenant: operators
-	// find here the credit entry id a refund names. `limit` 1-200 (default 50); a cursor this
+	// find here the credit entry id a refund names, and on each credit `refundable_minor`, what
+	// is left to refund of it. `limit` 1-200 (default 50); a cursor this
 	// server did not issue is 400 `validation_failed` (`field` `cursor`). An unknown tenant
 	// is 404. Not audited, like the other operator reads.
 	//
@@ -1581,7 +1582,8 @@ func (c *Client) AdminCreditTenant(ctx context.Context, tenantId TenantIDPath, p
 // AdminListTenantLedger A tenant's ledger, newest first (what its own GET /billing/ledger shows).
 //
 // The page, limits and cursor rules of `GET /billing/ledger`, for any tenant: operators
-// find here the credit entry id a refund names. `limit` 1-200 (default 50); a cursor this
+// find here the credit entry id a refund names, and on each credit `refundable_minor`, what
+// is left to refund of it. `limit` 1-200 (default 50); a cursor this
 // server did not issue is 400 `validation_failed` (`field` `cursor`). An unknown tenant
 // is 404. Not audited, like the other operator reads.
 //
@@ -9192,7 +9194,8 @@ type ClientWithResponsesInterface interface {
 	// AdminListTenantLedgerWithResponse A tenant's ledger, newest first (what its own GET /billing/ledger shows).
 	//
 	// The page, limits and cursor rules of `GET /billing/ledger`, for any tenant: operators
-	// find here the credit entry id a refund names. `limit` 1-200 (default 50); a cursor this
+	// find here the credit entry id a refund names, and on each credit `refundable_minor`, what
+	// is left to refund of it. `limit` 1-200 (default 50); a cursor this
 	// server did not issue is 400 `validation_failed` (`field` `cursor`). An unknown tenant
 	// is 404. Not audited, like the other operator reads.
 	//
@@ -24654,7 +24657,8 @@ func (c *ClientWithResponses) AdminCreditTenantWithResponse(ctx context.Context,
 // AdminListTenantLedgerWithResponse A tenant's ledger, newest first (what its own GET /billing/ledger shows).
 //
 // The page, limits and cursor rules of `GET /billing/ledger`, for any tenant: operators
-// find here the credit entry id a refund names. `limit` 1-200 (default 50); a cursor this
+// find here the credit entry id a refund names, and on each credit `refundable_minor`, what
+// is left to refund of it. `limit` 1-200 (default 50); a cursor this
 // server did not issue is 400 `validation_failed` (`field` `cursor`). An unknown tenant
 // is 404. Not audited, like the other operator reads.
 //

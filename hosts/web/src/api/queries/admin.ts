@@ -110,7 +110,8 @@ export function forceReleaseMutation(qc: QueryClient) {
   };
 }
 
-export function creditMutation() {
+/** Money moves change the tenant's balance and ledger: both refetch. */
+export function creditMutation(qc: QueryClient) {
   return {
     mutationFn: (v: {
       tenant_id: string;
@@ -125,10 +126,11 @@ export function creditMutation() {
           body: { amount_minor: v.amount_minor, currency: v.currency, reason: v.reason },
         }),
       ),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: ["admin", "tenants"] }),
   };
 }
 
-export function refundMutation() {
+export function refundMutation(qc: QueryClient) {
   return {
     mutationFn: (v: {
       tenant_id: string;
@@ -147,6 +149,7 @@ export function refundMutation() {
           },
         }),
       ),
+    onSuccess: () => void qc.invalidateQueries({ queryKey: ["admin", "tenants"] }),
   };
 }
 
@@ -226,7 +229,11 @@ export function requestRefundMutation(qc: QueryClient) {
           body: { credit_entry_id: v.credit_entry_id, amount_minor: v.amount_minor, reason: v.reason },
         }),
       ),
-    onSuccess: () => void qc.invalidateQueries({ queryKey: ["admin", "refund-requests"] }),
+    onSuccess: () =>
+      void Promise.all([
+        qc.invalidateQueries({ queryKey: ["admin", "refund-requests"] }),
+        qc.invalidateQueries({ queryKey: ["admin", "tenants"] }),
+      ]),
   };
 }
 

@@ -45,8 +45,8 @@ export function MoneyPage() {
   });
   const creditKey = useIdempotencyKey(credit);
   const refundKey = useIdempotencyKey(refund);
-  const doCredit = useMutation(creditMutation());
-  const doRefund = useMutation(refundMutation());
+  const doCredit = useMutation(creditMutation(qc));
+  const doRefund = useMutation(refundMutation(qc));
   const [status, setStatus] = useState<PaymentSessionStatus | undefined>();
   const pages = useCursorPages();
   const sessions = useQuery({ ...paymentSessionsQuery(status, pages.cursor), placeholderData: (p) => p });

@@ -12,10 +12,8 @@ import { skusQuery } from "../../api/queries/compute";
 import { newId } from "../../api/client";
 import { loadable } from "../../components/States";
 import { useAnnounce } from "../../components/Announcer";
-import { useCursorPages, useTick } from "../../components/hooks";
+import { useCursorPages } from "../../components/hooks";
 import { TenantPageView } from "./TenantPageView";
-
-const DAY_MS = 86_400_000;
 
 export function TenantPage() {
   const { id = "" } = useParams();
@@ -32,12 +30,6 @@ function TenantScreen({ id }: { id: string }) {
   const skus = useQuery(skusQuery());
   const ledgerPages = useCursorPages();
   const ledger = useQuery({ ...adminTenantLedgerQuery(id, ledgerPages.cursor), placeholderData: (p) => p });
-  // Credits older than the tenant's refund window cannot be refunded (the
-  // API says so too): those rows offer no Refund. Unknown window: every credit does.
-  const now = useTick(60_000);
-  const windowDays = policies.data?.find((x) => x.key === "billing.refund_window_days")?.value;
-  const refundableSince =
-    windowDays !== undefined && /^\d+$/.test(windowDays) ? now - Number(windowDays) * DAY_MS : undefined;
   const [drafts, setDrafts] = useState<Record<string, string>>({});
   const [busyKey, setBusyKey] = useState<string>();
   const set = useMutation(setTenantPolicyMutation(qc, id));
@@ -56,7 +48,6 @@ function TenantScreen({ id }: { id: string }) {
         onPrev: ledgerPages.prev,
         onNext: () => ledgerPages.next(ledger.data?.next_cursor),
       }}
-      refundableSince={refundableSince}
       drafts={drafts}
       onDraft={(k, v) => {
         setDrafts((d) => ({ ...d, [k]: v }));

@@ -9,7 +9,13 @@ const TENANT = "0190a1b2-0000-7000-8000-000000000001";
 const DAY = 86_400_000;
 const now = Date.parse("2026-03-20T12:00:00Z");
 
-const entry = (id: string, type: LedgerEntry["type"], amount: number, daysAgo: number): LedgerEntry => ({
+const entry = (
+  id: string,
+  type: LedgerEntry["type"],
+  amount: number,
+  daysAgo: number,
+  refundable?: number,
+): LedgerEntry => ({
   id,
   type,
   amount_minor: amount,
@@ -17,6 +23,7 @@ const entry = (id: string, type: LedgerEntry["type"], amount: number, daysAgo: n
   reference: "",
   reason: "",
   created_at: new Date(now - daysAgo * DAY).toISOString(),
+  refundable_minor: refundable,
 });
 
 const props = (over: Partial<TenantPageViewProps> = {}): TenantPageViewProps => ({
@@ -55,15 +62,15 @@ const props = (over: Partial<TenantPageViewProps> = {}): TenantPageViewProps => 
       entries: [
         entry("refund-1", "refund", -700, 1),
         entry("debit-1", "usage_debit", -100, 2),
-        entry("credit-new", "credit", 5000, 3),
+        entry("credit-new", "credit", 5000, 3, 4300),
+        entry("credit-done", "credit", 800, 3, 0),
         entry("adjust-1", "adjustment", 500, 4),
-        entry("credit-old", "credit", 2000, 45),
+        entry("credit-old", "credit", 2000, 45, 0),
       ],
       next_cursor: "c2",
     },
   },
   ledgerPager: { page: 1, hasPrev: false, hasNext: true, onPrev: vi.fn(), onNext: vi.fn() },
-  refundableSince: now - 30 * DAY,
   drafts: {},
   onDraft: vi.fn(),
   onSave: vi.fn(),
@@ -80,21 +87,19 @@ const show = (p: TenantPageViewProps) =>
   );
 
 describe("TenantPageView's ledger", () => {
-  it("offers Refund on credits within the window only, with the tenant and the credit", () => {
+  it("offers Refund on credits with money left to refund only, with the tenant and the credit", () => {
     show(props());
     const table = screen.getByRole("table", { name: "Ledger of the tenant" });
     const refunds = within(table).getAllByRole("link", { name: /^Refund/ });
-    expect(refunds.map((a) => a.getAttribute("aria-label"))).toEqual(["Refund credit credit-new"]);
+    expect(refunds.map((a) => a.getAttribute("aria-label"))).toEqual([
+      "Refund credit credit-new, $43.00 left",
+    ]);
     expect(refunds[0]?.getAttribute("href")).toBe(
       `/admin/money?tenant_id=${TENANT}&credit_entry_id=credit-new`,
     );
-    expect(within(table).getAllByRole("row")).toHaveLength(6); // header + 5 entries
+    expect(within(table).getAllByText("Nothing left to refund")).toHaveLength(2);
+    expect(within(table).getAllByRole("row")).toHaveLength(7); // header + 6 entries
     expect(screen.getByRole("navigation", { name: "Ledger of the tenant pages" })).toBeTruthy();
-  });
-
-  it("offers Refund on every credit while the window is unknown", () => {
-    show(props({ refundableSince: undefined }));
-    expect(screen.getAllByRole("link", { name: /^Refund credit/ })).toHaveLength(2);
   });
 
   it("shows the ledger's loading, empty and restricted states", () => {

@@ -4,7 +4,7 @@ import { ActionButton } from "../../components/Controls";
 import { LedgerTable } from "../../components/LedgerTable";
 import { ActionError, Empty, StateView, type Loadable } from "../../components/States";
 import { DataTable, type Pager } from "../../components/Table";
-import { dateTime } from "../../components/format";
+import { dateTime, money } from "../../components/format";
 import { usePageHeading } from "../../components/hooks";
 import { BalanceCard, LiveAllocations } from "./UserPageView";
 import { UserStatus } from "./UsersPageView";
@@ -15,8 +15,6 @@ export interface TenantPageViewProps {
   skus: SKU[];
   ledger: Loadable<LedgerPage>;
   ledgerPager: Pager;
-  /** Credits created at or after this (ms since epoch) may be refunded; undefined: any credit. */
-  refundableSince?: number;
   drafts: Record<string, string>;
   onDraft: (key: string, value: string) => void;
   onSave: (key: string) => void;
@@ -31,11 +29,6 @@ export function refundHref(tenantId: string, creditEntryId: string): string {
   return (
     "/admin/money?" + new URLSearchParams({ tenant_id: tenantId, credit_entry_id: creditEntryId }).toString()
   );
-}
-
-/** Money a payment brought in (type credit), within the refund window when it is known. */
-function refundable(e: LedgerEntry, since: number | undefined): boolean {
-  return e.type === "credit" && (since === undefined || Date.parse(e.created_at) >= since);
 }
 
 export function TenantPageView(p: TenantPageViewProps) {
@@ -124,8 +117,8 @@ export function TenantPageView(p: TenantPageViewProps) {
         <>
           <h2>Ledger</h2>
           <p className="muted">
-            Newest first. Refund on a credit (money a payment brought in, within the refund window) opens the
-            refund forms with the tenant and the credit filled in.
+            Newest first. Refund on a credit (money a payment brought in) with money left to refund within the
+            refund window opens the refund forms with the tenant and the credit filled in.
           </p>
           <StateView
             state={p.ledger}
@@ -142,15 +135,7 @@ export function TenantPageView(p: TenantPageViewProps) {
                 caption="Ledger of the tenant"
                 entries={l.entries}
                 pager={p.ledgerPager}
-                action={(e) =>
-                  refundable(e, p.refundableSince) ? (
-                    <Link to={refundHref(tenantId, e.id)} aria-label={`Refund credit ${e.id}`}>
-                      Refund
-                    </Link>
-                  ) : (
-                    "—"
-                  )
-                }
+                action={(e) => <RefundAction tenantId={tenantId} e={e} />}
               />
             )}
           </StateView>
@@ -224,5 +209,24 @@ export function TenantPageView(p: TenantPageViewProps) {
         </>
       )}
     </section>
+  );
+}
+
+/**
+ * Refund on a credit with money left to refund (the API's refundable_minor:
+ * the credit less its refunds, done or in flight, within the refund window);
+ * a credit with none left says why it has no Refund.
+ */
+function RefundAction({ tenantId, e }: { tenantId: string; e: LedgerEntry }) {
+  if (e.type !== "credit" || e.refundable_minor === undefined) return <>—</>;
+  if (e.refundable_minor === 0) return <span className="muted">Nothing left to refund</span>;
+  const left = money(e.refundable_minor, e.currency);
+  return (
+    <>
+      <Link to={refundHref(tenantId, e.id)} aria-label={`Refund credit ${e.id}, ${left} left`}>
+        Refund
+      </Link>{" "}
+      <span className="muted">{left} left</span>
+    </>
   );
 }
