@@ -3,6 +3,7 @@ package authsvc_test
 import (
 	"context"
 	"crypto"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -152,4 +153,36 @@ func TestTokenCacheOff(t *testing.T) {
 	if v.n.Load() != 3 {
 		t.Fatalf("with the cache off: %d verifications, want 3", v.n.Load())
 	}
+}
+
+// TestSignOutLastsAsLongAsTheToken: a signed-out token is refused for as
+// long as it would otherwise verify, however long its issuer made it live
+// (a fixed 24 h deny entry let a 48 h token work again on its second day).
+func TestSignOutLastsAsLongAsTheToken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	auth, _, _ := cachedAuth(t, e, authsvc.Config{})
+	long := e.oidc.Mint(t, tokens.Subject("deny-long"), tokens.Email("deny-long@example.com"),
+		tokens.Expiry(e.clock.Now().Add(48*time.Hour)))
+	if _, err := auth.Authenticate(ctx, long); err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.Logout(ctx, "", long); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(when string) {
+		t.Helper()
+		_, err := auth.Authenticate(ctx, long)
+		if !fault.IsKind(err, fault.KindUnauthenticated) || !strings.Contains(err.Error(), "signed out") {
+			t.Fatalf("%s: %v; want the sign-out's refusal", when, err)
+		}
+	}
+	refused("at once")
+	e.clock.Advance(25 * time.Hour)
+	refused("25 h later (the token lives 48 h)")
+	e.clock.Advance(23*time.Hour - time.Minute)
+	refused("a minute before its exp")
+	e.clock.Advance(time.Minute + oidc.DefaultLeeway/2)
+	refused("past its exp, within the verifier's leeway")
 }

@@ -31,8 +31,9 @@ type Config struct {
 	AllowLoopbackRedirects bool
 	// StateTTL bounds how long a started sign-in may take. Default 10 min.
 	StateTTL time.Duration
-	// DenyTTL is how long a signed-out access token stays refused. It must
-	// outlive the issuer's access tokens (minutes, usually); default 24 h.
+	// DenyTTL is how long a signed-out access token without an exp claim
+	// stays refused; default 24 h. A token with one is refused until its
+	// exp (plus [DenyMargin]), however long the issuer made it live.
 	DenyTTL time.Duration
 	// ServiceTokenTTL is the lifetime of service-account tokens; default
 	// and maximum 15 min.
@@ -55,8 +56,12 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultStateTTL       = 10 * time.Minute
-	DefaultDenyTTL        = 24 * time.Hour
+	DefaultStateTTL = 10 * time.Minute
+	DefaultDenyTTL  = 24 * time.Hour
+	// DenyMargin keeps a signed-out token refused past its exp for as long
+	// as a verifier may still accept it (the OIDC verifier's leeway for
+	// clock skew is at most 5 min).
+	DenyMargin            = 5*time.Minute + time.Second
 	DefaultTokenCacheSize = 10000
 	DefaultAccessCacheTTL = 30 * time.Second
 	MaxAccessCacheTTL     = 5 * time.Minute
@@ -282,13 +287,18 @@ func (s *Service) Logout(ctx context.Context, refreshToken, accessToken string) 
 	if accessToken == "" {
 		return nil
 	}
-	if _, err := s.d.Verifier.Verify(ctx, accessToken); err != nil {
+	c, err := s.d.Verifier.Verify(ctx, accessToken)
+	if err != nil {
 		if fault.IsKind(err, fault.KindUnauthenticated) {
 			return nil // nothing to end
 		}
 		return err
 	}
-	if err := s.d.Tokens.Put(ctx, denyKey(accessToken), []byte{1}, s.cfg.DenyTTL); err != nil {
+	ttl := s.cfg.DenyTTL
+	if !c.ExpiresAt.IsZero() {
+		ttl = max(c.ExpiresAt.Sub(s.now()), 0) + DenyMargin
+	}
+	if err := s.d.Tokens.Put(ctx, denyKey(accessToken), []byte{1}, ttl); err != nil {
 		return err
 	}
 	// Caches of the token's principal end here at once, and on every other
