@@ -185,3 +185,10 @@ type ProbeResult struct {
 type NodeProber interface {
 	Probe(ctx context.Context, host string, port int) (ProbeResult, error)
 }
+
+// WorkflowEngine starts durable workflows (Temporal). Starting a workflow
+// whose id is already running is not an error.
+type WorkflowEngine interface {
+	Start(ctx context.Context, workflow, id string, input any) error
+	Signal(ctx context.Context, id, signal string, arg any) error
+}

@@ -22,19 +22,32 @@
 //	RateLimiter         adapters/redis (atomic INCR script), adapters/inproc
 //	TokenVerifier       adapters/oidc (go-oidc, JWKS, algorithm allowlist)
 //	IdentityProvider    adapters/oidc (authorization code + PKCE, refresh, revoke)
-//	Mailer              testkit/fakes.Mailer (SMTP adapter: notification work)
+//	Mailer              adapters/smtp (wneessen/go-mail; mailpit in dev), testkit/fakes.Mailer
+//	NotificationInbox, NotificationFeed, NotificationRecipients,
+//	NotificationPreferences, MailQueue, WebhookStore
+//	                    adapters/postgres (inbox seq per user, LISTEN wake-ups)
+//	WebhookSender       adapters/webhook (Standard Webhooks signatures, SSRF guard)
+//	AdminDirectory, PendingUsers, OpsReader
+//	                    adapters/postgres
+//	ConsumerMonitor     adapters/nats (JetStream consumer lag)
+//	ServiceAccountStore, APIKeyStore
+//	                    adapters/postgres
+//	TokenIssuer         adapters/pki (the platform's ES256 service-account tokens)
+//	AuditExporter       adapters/postgres (rows streamed to the caller)
 //	SKUStore, NodeStore, AllocationStore, SSHKeyStore, LedgerStore
 //	                    adapters/postgres (one live allocation per node: a unique index)
 //	BootstrapTokenStore, NodeCertificateStore, SecretStore
 //	                    adapters/postgres
 //	TaskQueue           adapters/postgres (per-node sequence, LISTEN wake-ups)
-//	PaymentStore        adapters/postgres
+//	PaymentStore, RefundStore
+//	                    adapters/postgres
 //	PaymentProvider     adapters/stripe, adapters/devpay
 //	WorkflowEngine      adapters/temporal
 //	CertificateAuthority
 //	                    adapters/pki (built-in), adapters/stepca
 //	SSHCertificateAuthority
 //	                    adapters/pki
+//	KeySpendReader      adapters/postgres
 //	Signer              adapters/keyfile (Ed25519)
 //	KMS                 adapters/keyfile, adapters/awskms
 //	NodeProber          adapters/netprobe

@@ -2,16 +2,14 @@ package ports
 
 import (
 	"context"
-	"crypto"
-	"crypto/x509"
 	"time"
 
 	"github.com/gpuaas/gpuaas/core/ledger"
 	"github.com/gpuaas/gpuaas/core/payment"
 )
 
-// The ports below serve the compute and money paths. Their
-// adapters arrive with those capabilities (see doc.go).
+// The money path's ports: the ledger, payment sessions and refunds, and the
+// payment provider.
 
 // LedgerStore posts entries and sums balances.
 type LedgerStore interface {
@@ -123,32 +121,4 @@ type WebhookEvent struct {
 	RefundRef     string
 	RefundID      string
 	RefundFailure string
-}
-
-// WorkflowEngine starts durable workflows (Temporal). Starting a workflow
-// whose id is already running is not an error.
-type WorkflowEngine interface {
-	Start(ctx context.Context, workflow, id string, input any) error
-	Signal(ctx context.Context, id, signal string, arg any) error
-}
-
-// CertificateAuthority signs short-lived node client certificates.
-type CertificateAuthority interface {
-	SignCSR(ctx context.Context, csr *x509.CertificateRequest, nodeID string, ttl time.Duration) (certPEM []byte, err error)
-	Revoke(ctx context.Context, serial string) error
-	Roots(ctx context.Context) (*x509.CertPool, error)
-}
-
-// Signer signs node tasks (Ed25519) with a key it holds.
-type Signer interface {
-	KeyID() string
-	Public() crypto.PublicKey
-	Sign(ctx context.Context, msg []byte) ([]byte, error)
-}
-
-// KMS wraps and unwraps data keys for the encryption envelope.
-type KMS interface {
-	KeyID() string
-	Encrypt(ctx context.Context, plaintext []byte) ([]byte, error)
-	Decrypt(ctx context.Context, keyID string, ciphertext []byte) ([]byte, error)
 }
