@@ -20,6 +20,12 @@ HELM_VERSION        := v4.3.2
 KUBECONFORM_VERSION := v0.8.0
 NFPM_VERSION        := v2.48.0
 PROMETHEUS_VERSION  := v0.316.0
+# The services' tools are stamped with their versions (see tools).
+TEMPORAL   := $(GOBIN)/.temporal-$(TEMPORAL_VERSION)
+STRIPEMOCK := $(GOBIN)/.stripe-mock-$(STRIPE_MOCK_VERSION)
+STEPCA     := $(GOBIN)/.step-ca-$(STEP_CA_VERSION)
+VERSITYGW  := $(GOBIN)/.versitygw-$(VERSITYGW_VERSION)
+MAILPIT    := $(GOBIN)/.mailpit-$(MAILPIT_VERSION)
 
 .PHONY: build test test-integration bench dev tools tool-go tool-temporal tool-stripe-mock tool-step-ca tool-versitygw tool-mailpit tool-deploy codegen lint migrate fmt golden-path web web-deps web-lint web-test web-e2e deploy-check agent-deb image lambda
 
@@ -49,7 +55,7 @@ bench:
 
 # `gpuaas dev` runs the Temporal CLI's dev server and versitygw: built once
 # (a few minutes).
-dev: $(GOBIN)/temporal $(GOBIN)/versitygw $(GOBIN)/mailpit $(if $(HAVE_NPM),web)
+dev: $(TEMPORAL) $(VERSITYGW) $(MAILPIT) $(if $(HAVE_NPM),web)
 	$(GO) run -ldflags '$(LDFLAGS)' ./hosts/gpuaas dev
 
 # Pinned tools, installed into $(GOBIN). oapi-codegen, buf and the protoc
@@ -58,31 +64,37 @@ dev: $(GOBIN)/temporal $(GOBIN)/versitygw $(GOBIN)/mailpit $(if $(HAVE_NPM),web)
 # (Stripe adapter tests), step-ca (step-ca adapter tests) and versitygw
 # (the S3 gateway of `gpuaas dev` and of the storage adapter tests) and mailpit
 # (the SMTP server with a web inbox of `gpuaas dev` and of the mail tests).
+# Each is built once (the stamp names its version: a bump rebuilds it).
 # `make -j4 tools` builds them side by side.
-tools: tool-go $(GOBIN)/temporal tool-stripe-mock tool-step-ca $(GOBIN)/versitygw $(GOBIN)/mailpit tool-deploy
+tools: tool-go $(TEMPORAL) $(STRIPEMOCK) $(STEPCA) $(VERSITYGW) $(MAILPIT) tool-deploy
 
 tool-go:
 	$(GO) build -o /dev/null tool
 
-$(GOBIN)/temporal tool-temporal:
-	$(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION)
+tool-temporal: $(TEMPORAL)
+$(TEMPORAL):
+	$(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_VERSION) && touch $@
 
-tool-stripe-mock:
-	$(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
+tool-stripe-mock: $(STRIPEMOCK)
+$(STRIPEMOCK):
+	$(GO) install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION) && touch $@
 
 # step-ca without cgo: its PKCS#11/PC/SC support is not needed for tests.
-tool-step-ca:
-	CGO_ENABLED=0 $(GO) install github.com/smallstep/certificates/cmd/step-ca@$(STEP_CA_VERSION)
+tool-step-ca: $(STEPCA)
+$(STEPCA):
+	CGO_ENABLED=0 $(GO) install github.com/smallstep/certificates/cmd/step-ca@$(STEP_CA_VERSION) && touch $@
 
 # versitygw: a real S3 gateway (posix backend); adapters/s3.LocateGateway
 # finds it here.
-$(GOBIN)/versitygw tool-versitygw:
-	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+tool-versitygw: $(VERSITYGW)
+$(VERSITYGW):
+	$(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION) && touch $@
 
 # mailpit: SMTP server with a web inbox and an HTTP API; adapters/smtp.LocateMailpit
 # finds it here.
-$(GOBIN)/mailpit tool-mailpit:
-	$(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+tool-mailpit: $(MAILPIT)
+$(MAILPIT):
+	$(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION) && touch $@
 
 # Deployment tools, each built once into $(GOBIN) (a version bump here
 # rebuilds it: the stamp names the version): helm (renders the chart),
