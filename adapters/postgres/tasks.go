@@ -195,6 +195,9 @@ func scanTask(row pgx.Row) (nodetask.Task, error) {
 // Lease implements [ports.TaskQueue]. Queued tasks and tasks whose lease
 // ran out are handed out again (attempts counts the hand-outs); tasks past
 // their expiry are not, since the agent would refuse them anyway.
+//
+// The lease runs on a goroutine of its own (onOwnStack): its caller is the
+// agent's long poll, which then waits up to 25 s.
 func (s *TaskStore) Lease(ctx context.Context, nodeID string, max int, leaseUntil time.Time) ([]nodetask.Task, error) {
 	id, ok := canonicalID(nodeID)
 	if !ok {
@@ -203,6 +206,10 @@ func (s *TaskStore) Lease(ctx context.Context, nodeID string, max int, leaseUnti
 	if max <= 0 {
 		return nil, nil
 	}
+	return onOwnStack(func() ([]nodetask.Task, error) { return s.lease(ctx, id, max, leaseUntil) })
+}
+
+func (s *TaskStore) lease(ctx context.Context, id string, max int, leaseUntil time.Time) ([]nodetask.Task, error) {
 	now := s.cfg.Clock.Now()
 	rows, err := s.db.Q(ctx).Query(ctx, `
 		UPDATE node_tasks SET state = 'leased', lease_expires_at = $3, attempts = attempts + 1
@@ -304,6 +311,12 @@ func (s *TaskStore) ExpireOverdue(ctx context.Context, now time.Time) (int, erro
 // WaitForTasks implements [ports.TaskQueue]. It subscribes first and then
 // looks for work, so a task committed between the caller's empty Lease and
 // this call is never slept through.
+//
+// The look runs on a goroutine of its own (onOwnStack), so the caller's —
+// an agent's long poll, parked here for up to 25 s, one per connected
+// agent — never runs a query: pgx grows a goroutine's stack to 16–32 KB,
+// and the GC halves a parked stack only while less than a quarter of it is
+// in use (doc/performance.md, agent gateway at fleet scale).
 func (s *TaskStore) WaitForTasks(ctx context.Context, nodeID string, timeout time.Duration) error {
 	id, ok := canonicalID(nodeID)
 	if !ok {
@@ -311,21 +324,72 @@ func (s *TaskStore) WaitForTasks(ctx context.Context, nodeID string, timeout tim
 	}
 	wake, cancel := s.n.subscribe(taskQueuedChannel, id)
 	defer cancel()
+	end := time.Now().Add(timeout)
+	pending, err := onOwnStack(func() (bool, error) { return s.pending(ctx, id, end) })
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil && !time.Now().Before(end):
+		return nil // the wait is over before the look answered
+	case err != nil:
+		return err
+	case pending:
+		return nil
+	}
+	t := time.NewTimer(time.Until(end))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-wake:
+	case <-t.C:
+	}
+	return nil
+}
+
+// pending reports whether the node has a task to lease; the look ends with
+// the wait.
+func (s *TaskStore) pending(ctx context.Context, id string, end time.Time) (bool, error) {
+	ctx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
 	var pending bool
 	err := s.db.Q(ctx).QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM node_tasks
 		WHERE node_id = $1 AND expires_at > $2
 		  AND (state = 'queued' OR (state = 'leased' AND lease_expires_at <= $2)))`,
 		id, s.cfg.Clock.Now()).Scan(&pending)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return translate(err, "node task")
+		return false, translate(err, "node task")
 	}
-	if pending {
-		return nil
+	return pending, nil
+}
+
+// onOwnStack runs f on a new goroutine and waits for it; a panic in f is
+// raised again in the caller. A goroutine's stack only grows while it
+// runs, and shrinks by halves at collections while mostly unused: the long
+// polls of connected agents (Lease, WaitForTasks) run their queries here,
+// so the goroutines they park on keep the small stack they started with.
+func onOwnStack[T any](f func() (T, error)) (T, error) {
+	type result struct {
+		v        T
+		err      error
+		panicked any
 	}
-	return s.sleep(ctx, wake, timeout)
+	ch := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r.panicked = p
+			}
+			ch <- r
+		}()
+		r.v, r.err = f()
+	}()
+	r := <-ch
+	if r.panicked != nil {
+		panic(r.panicked)
+	}
+	return r.v, r.err
 }
 
 // WaitForDone implements [ports.TaskQueue], subscribing before it checks

@@ -80,16 +80,25 @@ func (h *handler) Heartbeat(ctx context.Context, req *connect.Request[agentv1.He
 	return connect.NewResponse(&agentv1.HeartbeatResponse{NextHeartbeatSeconds: int32(next / time.Second)}), nil
 }
 
+// PollTasks parks for up to 25 s in the use case, one call per connected
+// agent: its frame is kept small (the answer is built in pollAnswer), since
+// the parked depth of these goroutines decides their stacks' size
+// (doc/performance.md, agent gateway at fleet scale).
 func (h *handler) PollTasks(ctx context.Context, req *connect.Request[agentv1.PollTasksRequest]) (*connect.Response[agentv1.PollTasksResponse], error) {
 	tasks, err := h.svc.PollTasks(ctx, nodeFrom(ctx), int(req.Msg.GetMax()), time.Duration(req.Msg.GetWaitSeconds())*time.Second)
 	if err != nil {
 		return nil, h.fail(ctx, "PollTasks", err)
 	}
+	return pollAnswer(tasks), nil
+}
+
+//go:noinline
+func pollAnswer(tasks []nodetask.Task) *connect.Response[agentv1.PollTasksResponse] {
 	out := &agentv1.PollTasksResponse{}
 	for _, t := range tasks {
 		out.Tasks = append(out.Tasks, EnvelopeToProto(t.Envelope))
 	}
-	return connect.NewResponse(out), nil
+	return connect.NewResponse(out)
 }
 
 func (h *handler) ReportTaskResult(ctx context.Context, req *connect.Request[agentv1.ReportTaskResultRequest]) (*connect.Response[agentv1.ReportTaskResultResponse], error) {

@@ -3,6 +3,7 @@ package connecthost
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"sync"
@@ -25,6 +26,11 @@ type handshakeListener struct {
 	once  sync.Once
 	mu    sync.Mutex
 	err   error // the inner listener's Accept error, once it failed
+
+	issuers issuerCerts
+	// serveH2, when set, serves the connections that negotiated HTTP/2,
+	// each on a goroutine of its own; Accept returns only the others.
+	serveH2 func(net.Conn)
 }
 
 func newHandshakeListener(inner net.Listener, cfg *tls.Config, refused func(string, *tls.CertificateVerificationError)) *handshakeListener {
@@ -60,6 +66,12 @@ func (l *handshakeListener) handshake(c net.Conn) {
 		_ = c.Close()
 		return
 	}
+	l.issuers.share(tc.ConnectionState())
+	if l.serveH2 != nil && tc.ConnectionState().NegotiatedProtocol == "h2" {
+		// A new goroutine: this one's stack grew in the handshake.
+		go l.serveH2(tc)
+		return
+	}
 	select {
 	case l.conns <- tc:
 	case <-l.done:
@@ -88,4 +100,52 @@ func (l *handshakeListener) close() { l.once.Do(func() { close(l.done) }) }
 func (l *handshakeListener) Close() error {
 	l.close()
 	return l.Listener.Close()
+}
+
+// issuerCerts holds one parsed copy of each CA certificate (intermediate,
+// root) that verified client chains run through. Every agent presents its
+// intermediate with its leaf, so each connection would otherwise keep its
+// own parse of the same certificate (about 2.4 KB) for as long as it is
+// open — one connection per agent, for good (doc/performance.md, agent
+// gateway at fleet scale).
+type issuerCerts struct {
+	mu    sync.Mutex
+	certs map[string]*x509.Certificate // by DER
+}
+
+// maxIssuerCerts bounds the table. Only certificates of verified chains
+// other than the leaf enter it — CA certificates under the gateway's
+// roots, a handful per intermediate rotation — so the bound is a backstop.
+const maxIssuerCerts = 256
+
+// share replaces, in the connection's state, each CA certificate of the
+// verified chains — and the same certificates among those the client
+// sent — with the shared copy. crypto/tls asks that these not be modified:
+// the replacement is the same certificate (byte for byte, and parsed
+// certificates are not changed after parsing), and it happens right after
+// the handshake, before anything else reads the state. Should a later Go
+// hand out copies of its slices, this only stops saving memory.
+func (ic *issuerCerts) share(st tls.ConnectionState) {
+	if len(st.VerifiedChains) == 0 {
+		return
+	}
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.certs == nil {
+		ic.certs = map[string]*x509.Certificate{}
+	}
+	for _, chain := range st.VerifiedChains {
+		for i := 1; i < len(chain); i++ {
+			if shared, ok := ic.certs[string(chain[i].Raw)]; ok {
+				chain[i] = shared
+			} else if len(ic.certs) < maxIssuerCerts {
+				ic.certs[string(chain[i].Raw)] = chain[i]
+			}
+		}
+	}
+	for i := 1; i < len(st.PeerCertificates); i++ {
+		if shared, ok := ic.certs[string(st.PeerCertificates[i].Raw)]; ok {
+			st.PeerCertificates[i] = shared
+		}
+	}
 }

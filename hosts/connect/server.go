@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -82,6 +83,13 @@ type Server struct {
 	h   http.Handler
 	srv *http.Server
 	ln  net.Listener
+
+	// HTTP/2 connections are served by the gateway itself (serveH2), not
+	// by srv: these are they, for Stop.
+	h2mu      sync.Mutex
+	h2conns   map[net.Conn]struct{}
+	h2stopped bool
+	h2wg      sync.WaitGroup
 }
 
 // New builds the gateway over the agent use cases; Start listens.
@@ -147,16 +155,27 @@ func (s *Server) Start(context.Context) error {
 	}
 	// Every agent holds one connection open for good; what each connection
 	// keeps is what a fleet costs (doc/performance.md, fleet scale). Agent
-	// calls carry a handful of small headers, so the HPACK tables need not
-	// be 4 KiB each way.
-	if err := http2.ConfigureServer(s.srv, &http2.Server{
+	// calls carry a handful of small headers, so the table decoding them
+	// need not be 4 KiB: 1 KiB. Not less: x/net applies the limit at once,
+	// while a client encodes its first requests for the default 4 KiB table
+	// until our SETTINGS arrive — entries it then refers to that a smaller
+	// table dropped are a COMPRESSION_ERROR that closes the connection.
+	// Answers are encoded without a table (1 byte, the least x/net accepts:
+	// 0 means its default), which is ours alone to decide: a few dozen bytes
+	// more per answer on the wire. Frames are at most 16 KiB (HTTP/2's
+	// default and least), which bounds the frame buffer a connection keeps
+	// after a large task report.
+	h2s := &http2.Server{
 		MaxDecoderHeaderTableSize: 1 << 10,
-		MaxEncoderHeaderTableSize: 1 << 10,
+		MaxEncoderHeaderTableSize: 1,
+		MaxReadFrameSize:          16 << 10,
 		MaxConcurrentStreams:      16,
-	}); err != nil {
+	}
+	if err := http2.ConfigureServer(s.srv, h2s); err != nil {
 		return err
 	}
 	hl := newHandshakeListener(ln, s.srv.TLSConfig, s.handshakeRefused)
+	hl.serveH2 = func(c net.Conn) { s.serveH2(h2s, c) }
 	go func() {
 		if err := s.srv.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.cfg.Logger.Error("agent gateway stopped", "err", err)
@@ -173,12 +192,63 @@ func (s *Server) Addr() string {
 	return s.ln.Addr().String()
 }
 
+// serveH2 serves an HTTP/2 connection on the goroutine it is called on —
+// a fresh one (handshakeListener) — instead of handing it to srv, whose
+// per-connection goroutine would keep net/http's frames (about 1.3 KB)
+// under x/net's serve loop for the connection's life. The depth of that
+// parked loop, like that of the long polls' handlers, sets the stack size
+// the runtime starts every goroutine with (the average in use); one
+// connection per agent, for good (doc/performance.md, agent gateway at
+// fleet scale). srv's timeouts and error log apply (BaseConfig), and its
+// Shutdown asks these connections to finish too (ConfigureServer).
+func (s *Server) serveH2(h2s *http2.Server, c net.Conn) {
+	s.h2mu.Lock()
+	if s.h2stopped {
+		s.h2mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	if s.h2conns == nil {
+		s.h2conns = map[net.Conn]struct{}{}
+	}
+	s.h2conns[c] = struct{}{}
+	s.h2wg.Add(1)
+	s.h2mu.Unlock()
+	defer func() {
+		s.h2mu.Lock()
+		delete(s.h2conns, c)
+		s.h2mu.Unlock()
+		s.h2wg.Done()
+	}()
+	h2s.ServeConn(c, &http2.ServeConnOpts{BaseConfig: s.srv, Handler: s.h})
+}
+
 // Stop shuts the server down gracefully, cutting long polls at ctx's end.
 func (s *Server) Stop(ctx context.Context) error {
 	if s.srv == nil {
 		return nil
 	}
-	return s.srv.Shutdown(ctx)
+	err := s.srv.Shutdown(ctx) // also sends the HTTP/2 connections GOAWAY
+	s.h2mu.Lock()
+	s.h2stopped = true
+	s.h2mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.h2wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+	}
+	s.h2mu.Lock()
+	for c := range s.h2conns {
+		_ = c.Close()
+	}
+	s.h2mu.Unlock()
+	<-done
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
 }
 
 // handshakeRefused audits a client certificate the TLS handshake refused.
@@ -208,50 +278,91 @@ func nodeFrom(ctx context.Context) string {
 // certificates that do not chain to the roots or are expired; this checks
 // again against the injected clock (defence in depth), then asks the use
 // case whether the serial is known, unrevoked and its node not retired.
+//
+// The checks run on a goroutine of their own (admit): the handler's
+// goroutine of a long poll then parks for up to 25 s, one per connected
+// agent, on the stack it has — and chain verification, the auth cache's
+// misses and refusals' audit records would grow it to 16–32 KB, which the
+// GC does not give back while the poll waits (doc/performance.md, agent
+// gateway at fleet scale).
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	ew := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			ctx = callctx.WithSourceIP(ctx, host)
-		}
-		if cid := r.Header.Get("X-Correlation-Id"); cid != "" && len(cid) <= 64 {
-			ctx = callctx.WithCorrelationID(ctx, cid)
-		}
-		procedure := r.URL.Path
-		if procedure == agentv1connect.AgentServiceEnrollProcedure {
-			next.ServeHTTP(w, r.WithContext(ctx))
-			return
-		}
-		refuse := func(err error) {
-			logUnaudited(ctx, s.cfg.Logger, procedure, err)
-			_ = ew.Write(w, r, toConnect(err))
-		}
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			refuse(s.svc.DenyUnauthenticated(ctx, procedure))
-			return
-		}
-		leaf := r.TLS.PeerCertificates[0]
-		nodeID, idErr := NodeIDFromCertificate(leaf, s.cfg.TrustDomain)
-		inter := x509.NewCertPool()
-		for _, c := range r.TLS.PeerCertificates[1:] {
-			inter.AddCert(c)
-		}
-		_, verr := leaf.Verify(x509.VerifyOptions{
-			Roots: s.cfg.ClientCAs, Intermediates: inter, CurrentTime: s.cfg.Clock.Now(),
-			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-		})
-		if idErr != nil || verr != nil {
-			refuse(s.svc.DenyUnauthenticated(ctx, procedure))
-			return
-		}
-		id, err := s.svc.Authenticate(ctx, SerialOf(leaf), nodeID, procedure)
+		ctx, err := onOwnStack(func() (context.Context, error) { return s.admit(r) })
 		if err != nil {
-			refuse(err)
+			_ = ew.Write(w, r, toConnect(err))
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, nodeKey{}, id)))
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// admit returns the context the call is served in — with the caller's node
+// for every procedure but Enroll — or the refusal.
+func (s *Server) admit(r *http.Request) (context.Context, error) {
+	ctx := r.Context()
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		ctx = callctx.WithSourceIP(ctx, host)
+	}
+	if cid := r.Header.Get("X-Correlation-Id"); cid != "" && len(cid) <= 64 {
+		ctx = callctx.WithCorrelationID(ctx, cid)
+	}
+	procedure := r.URL.Path
+	if procedure == agentv1connect.AgentServiceEnrollProcedure {
+		return ctx, nil
+	}
+	refuse := func(err error) (context.Context, error) {
+		logUnaudited(ctx, s.cfg.Logger, procedure, err)
+		return nil, err
+	}
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return refuse(s.svc.DenyUnauthenticated(ctx, procedure))
+	}
+	leaf := r.TLS.PeerCertificates[0]
+	nodeID, idErr := NodeIDFromCertificate(leaf, s.cfg.TrustDomain)
+	inter := x509.NewCertPool()
+	for _, c := range r.TLS.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, verr := leaf.Verify(x509.VerifyOptions{
+		Roots: s.cfg.ClientCAs, Intermediates: inter, CurrentTime: s.cfg.Clock.Now(),
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if idErr != nil || verr != nil {
+		return refuse(s.svc.DenyUnauthenticated(ctx, procedure))
+	}
+	id, err := s.svc.Authenticate(ctx, SerialOf(leaf), nodeID, procedure)
+	if err != nil {
+		return refuse(err)
+	}
+	return context.WithValue(ctx, nodeKey{}, id), nil
+}
+
+// onOwnStack runs f on a new goroutine and waits for it; a panic in f is
+// raised again in the caller. A goroutine's stack only grows while it
+// runs: what f needs is not kept by the caller's, which may park for long.
+func onOwnStack[T any](f func() (T, error)) (T, error) {
+	type result struct {
+		v        T
+		err      error
+		panicked any
+	}
+	ch := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r.panicked = p
+			}
+			ch <- r
+		}()
+		r.v, r.err = f()
+	}()
+	r := <-ch
+	if r.panicked != nil {
+		panic(r.panicked)
+	}
+	return r.v, r.err
 }
 
 // NodeIDFromCertificate returns the node a client certificate was issued

@@ -584,24 +584,22 @@ func (s *Service) PollTasks(ctx context.Context, nodeID string, limit int, wait 
 	if limit <= 0 || limit > MaxTasksPerPoll {
 		limit = MaxTasksPerPoll
 	}
-	wait = min(max(wait, 0), MaxPollWait)
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
+	// The wait's end is a time, not a context with a timer: one long poll
+	// per connected agent is parked here, and everything it holds is held
+	// fleet-wide (doc/performance.md, agent gateway at fleet scale).
+	deadline := time.Now().Add(min(max(wait, 0), MaxPollWait))
 	for {
 		tasks, err := s.d.Tasks.Lease(ctx, nodeID, limit, s.d.Clock.Now().Add(s.cfg.LeaseDuration))
 		if err != nil || len(tasks) > 0 {
 			return tasks, err
 		}
-		if wctx.Err() != nil {
+		left := time.Until(deadline)
+		if left <= 0 {
 			return nil, nil
 		}
-		deadline, _ := wctx.Deadline()
-		if err := s.d.Tasks.WaitForTasks(wctx, nodeID, time.Until(deadline)); err != nil {
+		if err := s.d.Tasks.WaitForTasks(ctx, nodeID, left); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
-			}
-			if wctx.Err() != nil {
-				return nil, nil
 			}
 			return nil, err
 		}
