@@ -7,8 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gpuaas/gpuaas/core/policy"
 )
@@ -71,5 +73,55 @@ func TestNoSecretsInSpans(t *testing.T) {
 				t.Errorf("canary %.24q… in span %q: %s", c, sp.Name(), b.String())
 			}
 		}
+	}
+}
+
+// TestServerSpans: each request is one server span named by method and
+// route pattern, with the method, the route, the matched path and the
+// status as attributes (an unmatched path is not recorded), an error status
+// only at 500 and up, and a caller's traceparent as a link, never the parent.
+func TestServerSpans(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	h := newHarness(t, func(_ *Config, d *Deps) { d.TracerProvider = tp })
+	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	if r := h.do(req{method: "GET", path: "/api/v1/users/me", bearer: h.token("alice"),
+		header: map[string]string{"Traceparent": parent}}); r.status != 200 {
+		t.Fatalf("GET /users/me: %d %s", r.status, r.body)
+	}
+	if r := h.do(req{method: "GET", path: "/api/v1/nope/secret-ish"}); r.status != 404 {
+		t.Fatalf("GET /nope: %d %s", r.status, r.body)
+	}
+	var server []sdktrace.ReadOnlySpan
+	for _, sp := range rec.Ended() {
+		if sp.SpanKind() == trace.SpanKindServer {
+			server = append(server, sp)
+		}
+	}
+	if len(server) != 2 {
+		t.Fatalf("%d server spans, want 2", len(server))
+	}
+	attrs := func(sp sdktrace.ReadOnlySpan) map[string]string {
+		m := map[string]string{}
+		for _, kv := range sp.Attributes() {
+			m[string(kv.Key)] = kv.Value.Emit()
+		}
+		return m
+	}
+	me, nope := server[0], server[1]
+	if got, want := fmt.Sprint(me.Name(), attrs(me)), fmt.Sprint("GET /api/v1/users/me", map[string]string{
+		"http.request.method": "GET", "http.route": "/api/v1/users/me", "url.path": "/api/v1/users/me",
+		"http.response.status_code": "200"}); got != want {
+		t.Errorf("span %s, want %s", got, want)
+	}
+	if me.Parent().IsValid() || len(me.Links()) != 1 || me.Links()[0].SpanContext.TraceID().String() != "0af7651916cd43dd8448eb211c80319c" ||
+		me.Status().Code != codes.Unset {
+		t.Errorf("span parent %v, links %v, status %v: want a root span linked to the caller's, status unset",
+			me.Parent(), me.Links(), me.Status())
+	}
+	if got, want := fmt.Sprint(nope.Name(), attrs(nope)), fmt.Sprint("GET unmatched", map[string]string{
+		"http.request.method": "GET", "http.route": "unmatched", "http.response.status_code": "404"}); got != want {
+		t.Errorf("span %s, want %s", got, want)
 	}
 }

@@ -1,6 +1,8 @@
 package httphost
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -121,6 +123,31 @@ func TestRedact(t *testing.T) {
 	} {
 		if got := scrubText(in); got != want {
 			t.Errorf("scrubText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRedactingHandler: the host's log handler withholds a sensitive key's
+// value wherever it sits in a record (the only attribute, after plain ones,
+// in a group, inside a map), and passes plain records through unchanged.
+func TestRedactingHandler(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	log := slog.New(newRedactingHandler(slog.NewJSONHandler(&buf, nil)))
+	log.Info("one", slog.String("token", "CANARYalone0001"))
+	log.Info("many", slog.String("route", "/r"), slog.Int("status", 200), slog.String("a", "b"), slog.String("c", "d"),
+		slog.String("e", "f"), slog.String("g", "h"), slog.String("client_secret", "CANARYlast0002"))
+	log.Info("group", slog.Group("req", slog.String("path", "/p"), slog.String("password", "CANARYgroup0003")))
+	log.Info("any", slog.Any("body", map[string]any{"refresh_token": "CANARYmap0004", "n": 1}))
+	log.Info("plain", slog.String("route", "/api/v1/allocations"), slog.Int("status", 200))
+	out := buf.String()
+	if strings.Contains(out, "CANARY") {
+		t.Fatalf("a secret reached the log:\n%s", out)
+	}
+	for _, want := range []string{`"token":"[REDACTED]"`, `"client_secret":"[REDACTED]"`, `"status":200`,
+		`"req":{"path":"/p","password":"[REDACTED]"}`, `"n":1`, `"msg":"plain","route":"/api/v1/allocations","status":200}`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
 		}
 	}
 }

@@ -239,25 +239,36 @@ func (s *Server) tracing(next http.Handler) http.Handler {
 		return next
 	}
 	tracer := s.d.TracerProvider.Tracer("github.com/gpuaas/gpuaas/hosts/http")
+	server := trace.WithSpanKind(trace.SpanKindServer)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := stateOf(r.Context())
-		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-			attribute.String("http.request.method", r.Method), attribute.String("http.route", st.routeName()))}
+		// What is known at the start goes in one slice (the SDK copies it
+		// once); the status is the one attribute set at the end.
+		var name string
+		var attrs []attribute.KeyValue
+		if st.route != nil {
+			name = st.route.key
+			attrs = []attribute.KeyValue{attribute.String("http.request.method", r.Method),
+				attribute.String("http.route", st.route.Pattern),
+				attribute.String("url.path", r.URL.Path)} // matched paths hold only ids
+		} else {
+			name = r.Method + " unmatched"
+			attrs = []attribute.KeyValue{attribute.String("http.request.method", r.Method),
+				attribute.String("http.route", "unmatched")}
+		}
+		opts := []trace.SpanStartOption{server, trace.WithAttributes(attrs...)}
 		if r.Header.Get("Traceparent") != "" {
 			if remote := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(r.Context(),
 				propagation.HeaderCarrier(r.Header))); remote.IsValid() {
 				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: remote}))
 			}
 		}
-		ctx, span := tracer.Start(r.Context(), r.Method+" "+st.routeName(), opts...)
+		ctx, span := tracer.Start(r.Context(), name, opts...)
 		defer span.End()
 		next.ServeHTTP(w, r.WithContext(ctx))
 		status := st.rec.status
 		if status == 0 {
 			status = http.StatusOK
-		}
-		if st.route != nil {
-			span.SetAttributes(attribute.String("url.path", r.URL.Path)) // matched paths hold only ids
 		}
 		span.SetAttributes(attribute.Int("http.response.status_code", status))
 		if status >= 500 {

@@ -155,6 +155,16 @@ func (h redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h redactingHandler) Handle(ctx context.Context, r slog.Record) error {
+	// Most records (every access log line) hold only plain values under
+	// keys that are not sensitive: they pass as they are, not copied.
+	clean := true
+	r.Attrs(func(a slog.Attr) bool {
+		clean = !SensitiveKey(a.Key) && plainKind(a.Value.Kind())
+		return clean
+	})
+	if clean {
+		return h.next.Handle(ctx, r)
+	}
 	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redactAttr(a))
@@ -173,6 +183,12 @@ func (h redactingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (h redactingHandler) WithGroup(name string) slog.Handler {
 	return redactingHandler{next: h.next.WithGroup(name)}
+}
+
+// plainKind reports whether redactAttr leaves a value of kind k as it is
+// (no group to walk, nothing to resolve, no value to redact inside).
+func plainKind(k slog.Kind) bool {
+	return k != slog.KindGroup && k != slog.KindAny && k != slog.KindLogValuer
 }
 
 func redactAttr(a slog.Attr) slog.Attr {

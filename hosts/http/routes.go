@@ -64,6 +64,7 @@ const (
 type route struct {
 	Method      string
 	Pattern     string // chi pattern, identical to the contract's path
+	key         string // routeKey(Method, Pattern), also the name of its spans
 	OperationID string
 	Authz       Authz
 	// Scope (x-scope) is what a machine credential (service-account
@@ -159,7 +160,7 @@ func loadRoutes(spec *openapi3.T) (map[string]*route, error) {
 			rawBody, _ := op.Extensions[extRawBody].(bool)
 			stream, _ := op.Extensions[extStreamBody].(bool)
 			idem, hasIdem := op.Extensions[extIdempotency].(bool)
-			out[routeKey(method, path)] = &route{Method: method, Pattern: path, OperationID: op.OperationID,
+			out[routeKey(method, path)] = &route{Method: method, Pattern: path, key: routeKey(method, path), OperationID: op.OperationID,
 				Authz: a, Scope: sc, Class: classify(method, path), item: item, op: op, params: paramsOf(item, op),
 				rawBody: rawBody || stream, streamBody: stream, noIdempotency: stream || (hasIdem && !idem)}
 		}
