@@ -295,6 +295,7 @@ func (b *Bus) consumerConfig(c event.Consumer) jetstream.ConsumerConfig {
 func (b *Bus) PublishBatch(ctx context.Context, events []event.Encoded) []error {
 	errs := make([]error, len(events))
 	futures := make([]jetstream.PubAckFuture, len(events))
+	stall := jetstream.WithStallWait(b.cfg.PublishTimeout)
 	var spans []trace.Span // one per event when any carries a trace context
 	defer func() {
 		for i, sp := range spans {
@@ -310,14 +311,16 @@ func (b *Bus) PublishBatch(ctx context.Context, events []event.Encoded) []error 
 			errs[i] = fault.Invalid("event", "event id, type and body are required")
 			continue
 		}
-		msg := &nats.Msg{Subject: e.Type, Data: e.Body, Header: nats.Header{}}
+		// The dedupe id goes straight into the headers (what
+		// jetstream.WithMsgID would write), one option less per event.
+		msg := &nats.Msg{Subject: e.Type, Data: e.Body, Header: nats.Header{jetstream.MsgIDHeader: {e.ID}}}
 		if e.TraceParent != "" {
 			if spans == nil {
 				spans = make([]trace.Span, len(events))
 			}
 			spans[i] = b.publishSpan(ctx, msg, e.ID, e.TraceParent)
 		}
-		f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(e.ID), jetstream.WithStallWait(b.cfg.PublishTimeout))
+		f, err := b.js.PublishMsgAsync(msg, stall)
 		if err != nil {
 			errs[i] = translate(err)
 			continue

@@ -331,6 +331,71 @@ func TestOutboxSkipLocked(t *testing.T) {
 	}
 }
 
+// The claim hands out each envelope as its producer encoded it (json keeps
+// the text) with its trace context from the traceparent column; a row
+// written by the previous release (jsonb-normalised envelope, traceparent
+// NULL: a rolling upgrade) has its trace context read from the envelope; a
+// row written back after a failed publish keeps both.
+func TestOutboxClaimForwardsStoredEnvelope(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := services.Postgres(t)
+	o := newOutbox(t, db, postgres.OutboxConfig{BaseBackoff: time.Hour, MaxBackoff: time.Hour})
+	traced, plain := newEnvelope(0), newEnvelope(1)
+	traced.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	if err := o.Append(ctx, traced, plain); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := event.Encode(traced, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := newEnvelope(2)
+	old.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	oldBody, _ := json.Marshal(old)
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO platform_outbox_events (id, subject, envelope, occurred_at)
+		SELECT $1::uuid, $2, $3::jsonb, now()`, old.ID, old.Type, string(oldBody)); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]event.Encoded{enc[0].ID: enc[0], enc[1].ID: enc[1]}
+	claimOnce := func(fail string) map[string]event.Encoded {
+		got := map[string]event.Encoded{}
+		if _, err := o.ProcessBatch(ctx, 10, func(_ context.Context, recs []ports.OutboxRecord) []error {
+			errs := make([]error, len(recs))
+			for i, r := range recs {
+				got[r.Event.ID] = r.Event
+				if r.Event.ID == fail {
+					errs[i] = errors.New("refused")
+				}
+			}
+			return errs
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	got := claimOnce(traced.ID)
+	if len(got) != 3 {
+		t.Fatalf("claimed %d events; want 3", len(got))
+	}
+	for id, w := range want {
+		if g := got[id]; g.Type != w.Type || string(g.Body) != string(w.Body) || g.TraceParent != w.TraceParent {
+			t.Errorf("claimed %+v\nwant     %+v (the bytes Append encoded)", g, w)
+		}
+	}
+	if g := got[old.ID]; g.TraceParent != old.TraceParent || !jsonEqual(g.Body, oldBody) {
+		t.Errorf("previous release's row claimed as %+v; want its envelope and traceparent %q", g, old.TraceParent)
+	}
+	// The failed one is back, due in an hour: make it due and claim it again.
+	if _, err := db.Pool.Exec(ctx, `UPDATE platform_outbox_events SET next_attempt_at = now() WHERE id = $1`, traced.ID); err != nil {
+		t.Fatal(err)
+	}
+	got = claimOnce("")
+	if g := got[traced.ID]; len(got) != 1 || string(g.Body) != string(enc[0].Body) || g.TraceParent != traced.TraceParent {
+		t.Errorf("written back and claimed again as %+v; want %+v", got, enc[0])
+	}
+}
+
 // A relay that dies mid-batch (here: its publish callback panics) rolls
 // the claim back: the rows are pending again, untouched, for the next claimer.
 func TestOutboxAbandonedBatchIsReclaimed(t *testing.T) {
