@@ -21,7 +21,7 @@ var BillingModule = fx.Module("postgres-billing",
 	fx.Provide(
 		fx.Annotate(NewBillingStore, fx.As(new(billing.Accruer))),
 		fx.Annotate(NewUsageStore, fx.As(new(billing.UsageStore)), fx.As(new(ledgersvc.UsageReader))),
-		fx.Annotate(NewLedgerStore, fx.As(new(ledgersvc.EntryReader), new(paymentsvc.CreditReader),
-			new(adminsvc.CreditRefunds))),
+		fx.Annotate(NewLedgerStore, fx.As(new(ledgersvc.EntryReader)), fx.As(new(paymentsvc.CreditReader)),
+			fx.As(new(adminsvc.CreditRefunds))),
 	),
 )

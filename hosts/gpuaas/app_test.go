@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 
 	"go.uber.org/fx"
+
+	httphost "github.com/gpuaas/gpuaas/hosts/http"
 
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
@@ -60,6 +63,34 @@ func TestValidateApps(t *testing.T) {
 	for name, opts := range cases {
 		if err := fx.ValidateApp(opts); err != nil {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// The HTTP host takes its use cases as optional dependencies (a process
+// without payments or storage serves 503 for those routes), and fx treats
+// an optional dependency whose constructor cannot be satisfied as absent —
+// so a missing port silently switched payments off in `gpuaas dev` while
+// TestValidateApps passed. The API's graph, as `gpuaas dev` builds it with
+// storage configured, must build every use case (constructors run; nothing
+// starts).
+func TestAPIBuildsEveryUseCase(t *testing.T) {
+	t.Parallel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var got httphost.Params
+	s := testSettings(t, map[string]string{"S3_BUCKET": "b", "S3_ENDPOINT": "http://127.0.0.1:9", "GPUAAS_DATA_DIR": t.TempDir()})
+	app := fx.New(apiOptions(s, logger, true, true), fx.Populate(&got), fx.NopLogger)
+	if err := app.Err(); err != nil {
+		t.Fatal(err)
+	}
+	v := reflect.ValueOf(got)
+	for i := range v.NumField() {
+		f, field := v.Field(i), v.Type().Field(i)
+		if field.Name == "TracerProvider" {
+			continue // only with OTEL_EXPORTER_OTLP_ENDPOINT
+		}
+		if field.Tag.Get("optional") == "true" && f.IsNil() {
+			t.Errorf("the API graph lacks %s (%s): its constructor's dependencies are not all provided", field.Name, field.Type)
 		}
 	}
 }

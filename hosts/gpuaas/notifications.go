@@ -128,6 +128,7 @@ type adminParams struct {
 	Store       *postgres.AdminStore
 	Consumers   ports.ConsumerMonitor `optional:"true"`
 	Ledger      *ledgersvc.Service
+	Refunds     adminsvc.CreditRefunds
 	Projects    ports.ProjectStore
 	Members     ports.MembershipStore
 	Tenants     ports.TenantStore
@@ -153,7 +154,7 @@ func operatorOptions() fx.Option {
 					return nil, fmt.Errorf("gpuaas: the policy store %T cannot list or remove tenant overrides", p.Policies)
 				}
 				return adminsvc.New(adminsvc.Deps{Tx: p.Tx, Directory: p.Store, Ops: p.Store, Consumers: p.Consumers,
-					Balances: p.Ledger, Projects: p.Projects, Members: p.Members, Tenants: p.Tenants,
+					Balances: p.Ledger, Refunds: p.Refunds, Projects: p.Projects, Members: p.Members, Tenants: p.Tenants,
 					Allocations: p.Allocations, Policies: p.Policies, Overrides: overrides, Audit: p.Audit,
 					Outbox: p.Outbox, Clock: p.Clock, IDs: p.IDs})
 			},
