@@ -121,7 +121,10 @@ type StatePayload struct {
 // creates), as must an API key's spend cap (402 spend_cap_reached). The
 // refusals come in that order, except that no_capacity is answered after
 // the caps: a capped caller hears that it is capped whether or not a node
-// is free. The caller's project membership is checked by the host.
+// is free. Capped means by what has committed when its count runs: a create
+// that found every node held by concurrent creates still open, and counts
+// before they commit, hears no_capacity even if those are then capped
+// (TestCapRace). The caller's project membership is checked by the host.
 //
 // The tenant lock is taken last: everything that does not need it —
 // reads, placement (which locks only the node it takes), the audit row and
