@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gpuaas/gpuaas/core/fault"
+	"github.com/gpuaas/gpuaas/core/freshstack"
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/ports"
 )
@@ -196,7 +197,7 @@ func scanTask(row pgx.Row) (nodetask.Task, error) {
 // ran out are handed out again (attempts counts the hand-outs); tasks past
 // their expiry are not, since the agent would refuse them anyway.
 //
-// The lease runs on a goroutine of its own (onOwnStack): its caller is the
+// The lease runs on a goroutine of its own (freshstack.Run): its caller is the
 // agent's long poll, which then waits up to 25 s.
 func (s *TaskStore) Lease(ctx context.Context, nodeID string, max int, leaseUntil time.Time) ([]nodetask.Task, error) {
 	id, ok := canonicalID(nodeID)
@@ -206,7 +207,7 @@ func (s *TaskStore) Lease(ctx context.Context, nodeID string, max int, leaseUnti
 	if max <= 0 {
 		return nil, nil
 	}
-	return onOwnStack(func() ([]nodetask.Task, error) { return s.lease(ctx, id, max, leaseUntil) })
+	return freshstack.Run(func() ([]nodetask.Task, error) { return s.lease(ctx, id, max, leaseUntil) })
 }
 
 func (s *TaskStore) lease(ctx context.Context, id string, max int, leaseUntil time.Time) ([]nodetask.Task, error) {
@@ -312,7 +313,7 @@ func (s *TaskStore) ExpireOverdue(ctx context.Context, now time.Time) (int, erro
 // looks for work, so a task committed between the caller's empty Lease and
 // this call is never slept through.
 //
-// The look runs on a goroutine of its own (onOwnStack), so the caller's —
+// The look runs on a goroutine of its own (freshstack.Run), so the caller's —
 // an agent's long poll, parked here for up to 25 s, one per connected
 // agent — never runs a query: pgx grows a goroutine's stack to 16–32 KB,
 // and the GC halves a parked stack only while less than a quarter of it is
@@ -325,7 +326,7 @@ func (s *TaskStore) WaitForTasks(ctx context.Context, nodeID string, timeout tim
 	wake, cancel := s.n.subscribe(taskQueuedChannel, id)
 	defer cancel()
 	end := time.Now().Add(timeout)
-	pending, err := onOwnStack(func() (bool, error) { return s.pending(ctx, id, end) })
+	pending, err := freshstack.Run(func() (bool, error) { return s.pending(ctx, id, end) })
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
@@ -361,35 +362,6 @@ func (s *TaskStore) pending(ctx context.Context, id string, end time.Time) (bool
 		return false, translate(err, "node task")
 	}
 	return pending, nil
-}
-
-// onOwnStack runs f on a new goroutine and waits for it; a panic in f is
-// raised again in the caller. A goroutine's stack only grows while it
-// runs, and shrinks by halves at collections while mostly unused: the long
-// polls of connected agents (Lease, WaitForTasks) run their queries here,
-// so the goroutines they park on keep the small stack they started with.
-func onOwnStack[T any](f func() (T, error)) (T, error) {
-	type result struct {
-		v        T
-		err      error
-		panicked any
-	}
-	ch := make(chan result, 1)
-	go func() {
-		var r result
-		defer func() {
-			if p := recover(); p != nil {
-				r.panicked = p
-			}
-			ch <- r
-		}()
-		r.v, r.err = f()
-	}()
-	r := <-ch
-	if r.panicked != nil {
-		panic(r.panicked)
-	}
-	return r.v, r.err
 }
 
 // WaitForDone implements [ports.TaskQueue], subscribing before it checks

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/gpuaas/gpuaas/core/callctx"
+	"github.com/gpuaas/gpuaas/core/freshstack"
 	"github.com/gpuaas/gpuaas/core/inventory/agentsvc"
 	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1/agentv1connect"
 	"github.com/gpuaas/gpuaas/ports"
@@ -288,7 +289,7 @@ func nodeFrom(ctx context.Context) string {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	ew := connect.NewErrorWriter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, err := onOwnStack(func() (context.Context, error) { return s.admit(r) })
+		ctx, err := freshstack.Run(func() (context.Context, error) { return s.admit(r) })
 		if err != nil {
 			_ = ew.Write(w, r, toConnect(err))
 			return
@@ -336,33 +337,6 @@ func (s *Server) admit(r *http.Request) (context.Context, error) {
 		return refuse(err)
 	}
 	return context.WithValue(ctx, nodeKey{}, id), nil
-}
-
-// onOwnStack runs f on a new goroutine and waits for it; a panic in f is
-// raised again in the caller. A goroutine's stack only grows while it
-// runs: what f needs is not kept by the caller's, which may park for long.
-func onOwnStack[T any](f func() (T, error)) (T, error) {
-	type result struct {
-		v        T
-		err      error
-		panicked any
-	}
-	ch := make(chan result, 1)
-	go func() {
-		var r result
-		defer func() {
-			if p := recover(); p != nil {
-				r.panicked = p
-			}
-			ch <- r
-		}()
-		r.v, r.err = f()
-	}()
-	r := <-ch
-	if r.panicked != nil {
-		panic(r.panicked)
-	}
-	return r.v, r.err
 }
 
 // NodeIDFromCertificate returns the node a client certificate was issued
