@@ -160,7 +160,8 @@ func loadRoutes(spec *openapi3.T) (map[string]*route, error) {
 			rawBody, _ := op.Extensions[extRawBody].(bool)
 			stream, _ := op.Extensions[extStreamBody].(bool)
 			idem, hasIdem := op.Extensions[extIdempotency].(bool)
-			out[routeKey(method, path)] = &route{Method: method, Pattern: path, key: routeKey(method, path), OperationID: op.OperationID,
+			key := routeKey(method, path)
+			out[key] = &route{Method: method, Pattern: path, key: key, OperationID: op.OperationID,
 				Authz: a, Scope: sc, Class: classify(method, path), item: item, op: op, params: paramsOf(item, op),
 				rawBody: rawBody || stream, streamBody: stream, noIdempotency: stream || (hasIdem && !idem)}
 		}
