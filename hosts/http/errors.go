@@ -1,6 +1,7 @@
 package httphost
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,13 +38,29 @@ func StatusOf(k fault.Kind) int {
 	return http.StatusInternalServerError
 }
 
+// CodeClientClosedRequest goes with StatusClientClosedRequest. Nobody reads
+// the body; the code is what the access log's error_code shows.
+const CodeClientClosedRequest fault.Code = "client_closed_request"
+
 // genericInternal is all a caller learns about an unexpected failure; the
 // detail goes to the log under the same correlation id.
 const genericInternal = "internal error; quote the correlation id when reporting it"
 
+// StatusClientClosedRequest is what the access log, the metrics and the
+// idempotency store record for a request whose client went away before the
+// answer (nginx's 499): the work stopped because the caller cancelled it,
+// which is neither the server's fault (no 5xx, no error log, no alert) nor a
+// result a retry with the same Idempotency-Key should be given.
+const StatusClientClosedRequest = 499
+
 // fail writes err as the error body and logs it when the fault is the
 // server's (5xx): once, with the correlation id, never with request data.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		s.writeFault(w, r, StatusClientClosedRequest, &fault.Error{Kind: fault.KindUnavailable,
+			Code: CodeClientClosedRequest, Message: "the client closed the request before the answer"})
+		return
+	}
 	fe := fault.From(err)
 	status := StatusOf(fe.Kind)
 	if status >= 500 {

@@ -1,10 +1,13 @@
 package httphost
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gpuaas/gpuaas/core/fault"
 )
@@ -192,6 +195,73 @@ func TestInternalErrorsAreGeneric(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("detail logged %d times, want once", n)
+	}
+}
+
+// TestClientGoneIs499: a request whose client goes away mid-handler is
+// recorded as 499 client_closed_request — not a 5xx with an error log (it
+// would page operators for their users' Ctrl-C) — and its idempotency key is
+// released, so the retry runs instead of replaying the cancellation.
+func TestClientGoneIs499(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	tok := h.token("owner")
+	h.me(tok)
+	entered := make(chan struct{})
+	h.store.mu.Lock()
+	h.store.holdCreate = entered
+	h.store.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := http.NewRequestWithContext(ctx, "POST", h.ts.URL+"/api/v1/projects", strings.NewReader(`{"name":"p"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+tok)
+	r.Header.Set("X-Idempotency-Key", "gone-1")
+	done := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(r)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-entered
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("client: %v, want its own cancellation", err)
+	}
+
+	var access map[string]any
+	for deadline := time.Now().Add(5 * time.Second); access == nil && time.Now().Before(deadline); {
+		for _, l := range h.logs.lines(t) {
+			if l["msg"] == "http request" && l["method"] == "POST" {
+				access = l
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if access == nil {
+		t.Fatal("no access log line for the cancelled request")
+	}
+	if access["status"] != float64(499) || access["error_code"] != "client_closed_request" || access["level"] != "INFO" {
+		t.Fatalf("access log %v, want status 499, error_code client_closed_request, level INFO", access)
+	}
+	for _, l := range h.logs.lines(t) {
+		if l["msg"] == "request failed" {
+			t.Fatalf("a cancelled request was logged as a server failure: %v", l)
+		}
+	}
+
+	h.store.mu.Lock()
+	h.store.holdCreate = nil
+	h.store.mu.Unlock()
+	again := h.do(req{method: "POST", path: "/api/v1/projects", bearer: tok, body: `{"name":"p"}`,
+		header: map[string]string{"X-Idempotency-Key": "gone-1"}})
+	if again.status != 201 || again.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("retry after the client went away: %d %v %s, want a fresh 201", again.status, again.header, again.body)
 	}
 }
 

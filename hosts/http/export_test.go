@@ -29,9 +29,10 @@ func (s *Server) ContractChecked(t errorReporter) http.Handler {
 			rt = s.routes[routeKey(r.Method, p)]
 		}
 		s.handler.ServeHTTP(rec, r)
-		if rt == nil || rec.status == http.StatusRequestHeaderFieldsTooLarge {
-			// Unknown routes (404/405) and oversized headers (431, answered
-			// before the route matters) are outside the operations; the
+		if rt == nil || rec.status == http.StatusRequestHeaderFieldsTooLarge || rec.status == StatusClientClosedRequest {
+			// Unknown routes (404/405), oversized headers (431, answered
+			// before the route matters) and 499 (recorded for a client that
+			// left; nobody receives it) are outside the operations; the
 			// document's description and doc/api/README.md state them.
 			return
 		}

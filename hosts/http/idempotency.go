@@ -109,7 +109,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 			if completed {
 				return
 			}
-			// A panic (re-raised after this) or a 5xx: release the key so a
+			// A panic (re-raised after this), a 5xx or a 499: release the key so a
 			// retry runs again instead of replaying a failure.
 			if err := s.d.Idempotency.Abandon(bg, scope, key); err != nil {
 				s.log.LogAttrs(bg, slog.LevelWarn, "idempotency abandon failed",
@@ -121,7 +121,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		if status >= 500 {
+		if status >= 500 || status == StatusClientClosedRequest {
 			return
 		}
 		resp := ports.StoredResponse{Status: status, Headers: map[string]string{}}

@@ -3,6 +3,7 @@ package httphost
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -32,6 +33,9 @@ type memStore struct {
 	policyErr   error
 	idem        map[string]*idemEntry // by scope|key
 	failCreate  error                 // CreateProject returns it when set
+	// holdCreate, when set, makes CreateProject signal it and then wait for
+	// the request's context to end, as a query does when its client goes away.
+	holdCreate chan struct{}
 }
 
 type idemEntry struct {
@@ -117,8 +121,14 @@ func (m *memStore) GetTenant(_ context.Context, id string) (identity.Tenant, err
 	return identity.Tenant{}, fault.NotFound("tenant", "")
 }
 
-func (m *memStore) CreateProject(_ context.Context, p identity.Project) error {
+func (m *memStore) CreateProject(ctx context.Context, p identity.Project) error {
 	m.mu.Lock()
+	if hold := m.holdCreate; hold != nil {
+		m.mu.Unlock()
+		close(hold)
+		<-ctx.Done()
+		return fmt.Errorf("insert project: %w", ctx.Err())
+	}
 	defer m.mu.Unlock()
 	if m.failCreate != nil {
 		return m.failCreate
