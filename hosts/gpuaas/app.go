@@ -170,12 +170,31 @@ func serveAPI(ctx context.Context, s Settings) error {
 	return runApp(ctx, fx.New(apiOptions(s, newLogger(s), true, false)))
 }
 
+// The graph of each process `gpuaas serve|worker` runs, one function each,
+// so the tests build exactly what the command runs (TestValidateApps,
+// TestWorkersBuildEveryUseCase).
+func agentGatewayApp(s Settings, logger *slog.Logger) fx.Option {
+	return fx.Options(baseOptions(s, logger), computeOptions(s), agentGatewayOptions(s))
+}
+
+func provisioningWorkerApp(s Settings, logger *slog.Logger) fx.Option {
+	return fx.Options(baseOptions(s, logger), computeOptions(s), storageOptions(s), provisioningOptions(s))
+}
+
+func billingWorkerApp(s Settings, logger *slog.Logger) fx.Option {
+	return fx.Options(baseOptions(s, logger), computeOptions(s), billingOptions())
+}
+
+func outboxWorkerApp(s Settings, logger *slog.Logger) fx.Option {
+	return fx.Options(baseOptions(s, logger), relayOptions(s))
+}
+
 func serveAgentGateway(ctx context.Context, s Settings) error {
 	if err := s.require("DATABASE_URL"); err != nil {
 		return err
 	}
 	logger := newLogger(s)
-	return runApp(ctx, fx.New(baseOptions(s, logger), computeOptions(s), agentGatewayOptions(s)))
+	return runApp(ctx, fx.New(agentGatewayApp(s, logger)))
 }
 
 func serveTerminalGateway(ctx context.Context, s Settings, getenv func(string) string) error {
@@ -196,7 +215,7 @@ func workerProvisioning(ctx context.Context, s Settings) error {
 		return err
 	}
 	logger := newLogger(s)
-	return runApp(ctx, fx.New(baseOptions(s, logger), computeOptions(s), storageOptions(s), provisioningOptions(s)))
+	return runApp(ctx, fx.New(provisioningWorkerApp(s, logger)))
 }
 
 func workerBilling(ctx context.Context, s Settings) error {
@@ -204,7 +223,7 @@ func workerBilling(ctx context.Context, s Settings) error {
 		return err
 	}
 	logger := newLogger(s)
-	return runApp(ctx, fx.New(baseOptions(s, logger), computeOptions(s), billingOptions()))
+	return runApp(ctx, fx.New(billingWorkerApp(s, logger)))
 }
 
 func workerOutbox(ctx context.Context, s Settings) error {
@@ -212,5 +231,5 @@ func workerOutbox(ctx context.Context, s Settings) error {
 		return err
 	}
 	logger := newLogger(s)
-	return runApp(ctx, fx.New(baseOptions(s, logger), relayOptions(s)))
+	return runApp(ctx, fx.New(outboxWorkerApp(s, logger)))
 }

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx"
 
 	httphost "github.com/gpuaas/gpuaas/hosts/http"
+	"github.com/gpuaas/gpuaas/hosts/workers"
 
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
@@ -37,22 +38,18 @@ func TestValidateApps(t *testing.T) {
 	t.Parallel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cases := map[string]fx.Option{
-		"serve api (in-process)":  apiOptions(testSettings(t, nil), logger, true, false),
-		"serve api (redis)":       apiOptions(testSettings(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:6379"}), logger, true, false),
-		"serve api without relay": apiOptions(testSettings(t, nil), logger, false, false),
-		"serve api with tracing":  apiOptions(testSettings(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}), logger, true, false),
-		"serve agent-gateway":     fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), agentGatewayOptions(testSettings(t, nil))),
-		"worker provisioning":     fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), provisioningOptions(testSettings(t, nil))),
-		"worker billing":          fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)), billingOptions()),
-		"worker outbox":           fx.Options(baseOptions(testSettings(t, nil), logger), relayOptions(testSettings(t, nil))),
-		"worker notifications": fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)),
-			fx.Provide(newIdentityService), notificationOptions(testSettings(t, nil)), notificationWorkerOptions(testSettings(t, nil))),
-		"worker notifications (smtp)": fx.Options(baseOptions(testSettings(t, nil), logger), computeOptions(testSettings(t, nil)),
-			fx.Provide(newIdentityService), notificationOptions(testSettings(t, map[string]string{"SMTP_HOST": "mail.example.com"})),
-			notificationWorkerOptions(testSettings(t, map[string]string{"SMTP_HOST": "mail.example.com"}))),
-		"serve api with storage": apiOptions(testSettings(t, map[string]string{"S3_BUCKET": "b", "S3_ENDPOINT": "http://127.0.0.1:9"}), logger, true, false),
-		"worker storage": fx.Options(baseOptions(testSettings(t, nil), logger), storageOptions(testSettings(t, map[string]string{"S3_BUCKET": "b"})),
-			storageReconcilerOptions(testSettings(t, map[string]string{"S3_BUCKET": "b"}))),
+		"serve api (in-process)":      apiOptions(testSettings(t, nil), logger, true, false),
+		"serve api (redis)":           apiOptions(testSettings(t, map[string]string{"REDIS_URL": "redis://127.0.0.1:6379"}), logger, true, false),
+		"serve api without relay":     apiOptions(testSettings(t, nil), logger, false, false),
+		"serve api with tracing":      apiOptions(testSettings(t, map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}), logger, true, false),
+		"serve agent-gateway":         agentGatewayApp(testSettings(t, nil), logger),
+		"worker provisioning":         provisioningWorkerApp(testSettings(t, nil), logger),
+		"worker billing":              billingWorkerApp(testSettings(t, nil), logger),
+		"worker outbox":               outboxWorkerApp(testSettings(t, nil), logger),
+		"worker notifications":        notificationsWorkerApp(testSettings(t, nil), logger),
+		"worker notifications (smtp)": notificationsWorkerApp(testSettings(t, map[string]string{"SMTP_HOST": "mail.example.com"}), logger),
+		"serve api with storage":      apiOptions(testSettings(t, map[string]string{"S3_BUCKET": "b", "S3_ENDPOINT": "http://127.0.0.1:9"}), logger, true, false),
+		"worker storage":              storageWorkerApp(testSettings(t, map[string]string{"S3_BUCKET": "b"}), logger),
 	}
 	s := testSettings(t, map[string]string{"S3_BUCKET": "gpuaas-dev", "S3_ENDPOINT": "http://127.0.0.1:9"})
 	termCfg, err := terminalGatewayConfig(s, func(string) string { return "" }, "127.0.0.1:0", logger)
@@ -92,6 +89,43 @@ func TestAPIBuildsEveryUseCase(t *testing.T) {
 		if field.Tag.Get("optional") == "true" && f.IsNil() {
 			t.Errorf("the API graph lacks %s (%s): its constructor's dependencies are not all provided", field.Name, field.Type)
 		}
+	}
+}
+
+// The workers take some use cases as optional dependencies too, and the
+// same silence applies: a billing worker whose graph lost the allocation
+// use cases would meter a depleted tenant without ever releasing its nodes.
+// Each worker's graph, as the command builds it, must give its module every
+// optional dependency that process is meant to have (constructors run;
+// nothing starts).
+func TestWorkersBuildEveryUseCase(t *testing.T) {
+	t.Parallel()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	build := func(name string, opts fx.Option, target any) {
+		t.Helper()
+		if err := fx.New(opts, fx.Populate(target), fx.NopLogger).Err(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	var billing workers.BillingParams
+	build("worker billing", billingWorkerApp(testSettings(t, nil), logger), &billing)
+	if billing.Releaser == nil && billing.AllocationService == nil {
+		t.Error("worker billing: neither Releaser nor AllocationService: a depleted tenant's allocations would never be released")
+	}
+	var prov struct {
+		fx.In
+		Worker  workers.ProvisioningParams
+		Sweeper workers.NodeSweeperParams
+	}
+	build("worker provisioning", provisioningWorkerApp(testSettings(t, map[string]string{"S3_BUCKET": "b", "S3_ENDPOINT": "http://127.0.0.1:9"}), logger), &prov)
+	if prov.Worker.Storage == nil {
+		t.Error("worker provisioning with S3_BUCKET: no StorageActivities: storage_sync allocations could not sync")
+	}
+	if prov.Worker.Tx == nil {
+		t.Error("worker provisioning: no TxRunner: provisioning would not take its one-transaction step")
+	}
+	if prov.Sweeper.Tasks == nil {
+		t.Error("worker provisioning: the node sweeper has no TaskQueue: node tasks past their expiry would never expire")
 	}
 }
 

@@ -95,8 +95,12 @@ func workerNotifications(ctx context.Context, s Settings) error {
 		return err
 	}
 	logger := newLogger(s)
-	return runApp(ctx, fx.New(baseOptions(s, logger), computeOptions(s), fx.Provide(newIdentityService),
-		notificationOptions(s), notificationWorkerOptions(s)))
+	return runApp(ctx, fx.New(notificationsWorkerApp(s, logger)))
+}
+
+func notificationsWorkerApp(s Settings, logger *slog.Logger) fx.Option {
+	return fx.Options(baseOptions(s, logger), computeOptions(s), fx.Provide(newIdentityService),
+		notificationOptions(s), notificationWorkerOptions(s))
 }
 
 // startDevMail starts mailpit (SMTP plus a web inbox, under the data dir)

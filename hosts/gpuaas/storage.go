@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"time"
 
@@ -103,7 +104,11 @@ func workerStorage(ctx context.Context, s Settings) error {
 		return err
 	}
 	logger := newLogger(s)
-	return runApp(ctx, fx.New(baseOptions(s, logger), storageOptions(s), storageReconcilerOptions(s)))
+	return runApp(ctx, fx.New(storageWorkerApp(s, logger)))
+}
+
+func storageWorkerApp(s Settings, logger *slog.Logger) fx.Option {
+	return fx.Options(baseOptions(s, logger), storageOptions(s), storageReconcilerOptions(s))
 }
 
 // devBucket is the bucket gpuaas dev keeps project storage in.
