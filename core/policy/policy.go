@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/text"
@@ -153,6 +154,13 @@ func (v Values) Bool(k Key) bool {
 	}
 	b, _ := strconv.ParseBool(strings.TrimSpace(raw))
 	return b
+}
+
+// RefundWindowStart is the oldest creation time a credit may have and still
+// be refunded at now: billing.refund_window_days before now. The payments
+// and ledger refunds and the operators' ledger view all ask it.
+func (v Values) RefundWindowStart(now time.Time) time.Time {
+	return now.Add(-time.Duration(v.Int(RefundWindowDays)) * 24 * time.Hour)
 }
 
 // String returns the key's value as a string.

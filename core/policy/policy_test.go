@@ -3,6 +3,7 @@ package policy_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/policy"
@@ -71,5 +72,27 @@ func TestStringValuesAreSingleLineText(t *testing.T) {
 	}
 	if err := k.Validate("eur"); err != nil {
 		t.Errorf("Validate(eur) = %v", err)
+	}
+}
+
+func TestRefundWindowStart(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		stored string
+		want   time.Time
+	}{
+		{"", now.AddDate(0, 0, -30)}, // the default
+		{"7", now.AddDate(0, 0, -7)},
+		{"0", now},                     // refunds only of credits made this instant
+		{"-1", now.AddDate(0, 0, -30)}, // invalid: the default
+	} {
+		v := policy.Values{}
+		if c.stored != "" {
+			v[policy.RefundWindowDays.Name] = c.stored
+		}
+		if got := v.RefundWindowStart(now); !got.Equal(c.want) {
+			t.Errorf("refund_window_days %q: start %v, want %v", c.stored, got, c.want)
+		}
 	}
 }

@@ -435,7 +435,7 @@ func (s *Service) TenantLedger(ctx context.Context, p identity.Principal, tenant
 	if err != nil {
 		return LedgerPage{}, err
 	}
-	since := s.d.Clock.Now().Add(-time.Duration(vals.Int(policy.RefundWindowDays)) * 24 * time.Hour)
+	since := vals.RefundWindowStart(s.d.Clock.Now())
 	for _, e := range out.Entries {
 		if e.Type != ledger.Credit {
 			continue

@@ -461,7 +461,7 @@ func (s *Service) AdminRefund(ctx context.Context, p identity.Principal, r Admin
 			return err
 		}
 		now := s.d.Clock.Now()
-		since := now.Add(-time.Duration(vals.Int(policy.RefundWindowDays)) * 24 * time.Hour)
+		since := vals.RefundWindowStart(now)
 		var credits []CreditRemaining
 		if r.CreditEntryID != "" {
 			c, err := s.d.Entries.GetEntry(ctx, r.TenantID, r.CreditEntryID)

@@ -3,7 +3,6 @@ package paymentsvc
 import (
 	"context"
 	"encoding/json"
-	"time"
 
 	"github.com/gpuaas/gpuaas/core/audit"
 	"github.com/gpuaas/gpuaas/core/callctx"
@@ -159,8 +158,7 @@ func (s *Service) recordRefund(ctx context.Context, p identity.Principal, in Ref
 	if err != nil {
 		return refundWithRef{}, err
 	}
-	window := time.Duration(vals.Int(policy.RefundWindowDays)) * 24 * time.Hour
-	if now.Sub(credit.CreatedAt) > window {
+	if credit.CreatedAt.Before(vals.RefundWindowStart(now)) {
 		return refundWithRef{}, fault.New(fault.KindUnprocessable, CodeRefundWindowExceeded,
 			"the credit is older than the refund window").With("refund_window_days", vals.Int(policy.RefundWindowDays))
 	}
