@@ -126,6 +126,19 @@ func BenchmarkAgentFleet(b *testing.B) {
 	}
 }
 
+// GPUAAS_BENCH_SLOWLOG=1 logs each dispatch over 5 ms with when it was
+// sent, to set beside the gateway's GODEBUG=gctrace=1 lines.
+var (
+	slowLog      = os.Getenv("GPUAAS_BENCH_SLOWLOG") != ""
+	processStart = time.Now()
+)
+
+// diag prints a diagnostic line at once: a benchmark's log keeps only
+// its first 10 lines, which the results need.
+func diag(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "fleet: "+format+"\n", args...)
+}
+
 func ms(xs []float64) string {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
@@ -232,6 +245,13 @@ func runFleetPhase(b *testing.B, e *env, agents []fleetAgent, fleetFile, rootsFi
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), fleetChildEnv+"=1", fleetFileEnv+"="+fleetFile, fleetURLEnv+"="+e.url,
 		fleetRootsEnv+"="+rootsFile, fleetCountEnv+"="+strconv.Itoa(n))
+	if slowLog {
+		// The gateway's GC trace alone, unless the agents' is asked for
+		// (GPUAAS_BENCH_CHILD_GODEBUG=gctrace=1: its @ times count from
+		// the "agents started" line).
+		cmd.Env = append(cmd.Env, "GODEBUG="+os.Getenv("GPUAAS_BENCH_CHILD_GODEBUG"))
+		diag("%d agents started @%.3fs", n, time.Since(processStart).Seconds())
+	}
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
@@ -272,11 +292,46 @@ func runFleetPhase(b *testing.B, e *env, agents []fleetAgent, fleetFile, rootsFi
 	// Let the first wave of heartbeats and polls settle.
 	time.Sleep(5 * time.Second) // a benchmark's settling time, not synchronisation
 
-	// Heartbeat write load over a 20 s window.
+	if path := os.Getenv("GPUAAS_BENCH_HEAPPROFILE"); path != "" && n > 100 {
+		// The window's allocations by site: go tool pprof -sample_index=alloc_space -diff_base <file>.window <file>
+		// (a profile holds what the last collection saw).
+		runtime.GC()
+		if f, err := os.Create(path + ".window"); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
+	var gc0, gc1 runtime.MemStats
+	runtime.ReadMemStats(&gc0)
+	cpu0 := cpuTime(b)
+	stopProfile := func() {}
+	if path := os.Getenv("GPUAAS_BENCH_CPUPROFILE"); path != "" && n > 100 {
+		// The gateway's CPU in the window (go tool pprof -top).
+		if f, err := os.Create(path); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+			}
+		}
+	}
+	// Heartbeat write load, CPU and allocation over a 20 s window.
 	writes0, hb0, t0 := nodeWrites(b, e), hb.Load(), time.Now()
 	time.Sleep(20 * time.Second) // the measured window
 	window := time.Since(t0).Seconds()
 	writes1, hb1 := nodeWrites(b, e), hb.Load()
+	runtime.ReadMemStats(&gc1)
+	stopProfile()
+	cpu := (cpuTime(b) - cpu0).Seconds()
+	// CPU time is steadier than latency on a shared machine: it counts
+	// what the gateway did, not how long it waited for a core.
+	diag("%d agents, steady state: gateway CPU %.0f ms/s (%.0f µs per heartbeat)",
+		n, cpu/window*1000, cpu/math.Max(float64(hb1-hb0), 1)*1e6)
+	// The gateway's allocation rate in the steady state (heartbeats and long
+	// polls; the benchmark's own reading of the child's output is in it
+	// too) and how often it collects: a dispatch that meets a mark phase
+	// waits for it.
+	diag("%d agents, steady state: %.1f MB/s allocated (%.1f KB per heartbeat), %d GCs in %.0f s",
+		n, float64(gc1.TotalAlloc-gc0.TotalAlloc)/window/1e6,
+		float64(gc1.TotalAlloc-gc0.TotalAlloc)/math.Max(float64(hb1-hb0), 1)/1024, gc1.NumGC-gc0.NumGC, window)
 
 	// A few collections, as a running gateway has had: each may halve a
 	// goroutine stack that a query once grew and that now idles shallow.
@@ -287,8 +342,9 @@ func runFleetPhase(b *testing.B, e *env, agents []fleetAgent, fleetFile, rootsFi
 	after := rssBytes(b)
 	var msAfter runtime.MemStats
 	runtime.ReadMemStats(&msAfter)
-	b.Logf("%d agents: per agent %.1f KB heap in use, %.1f KB goroutine stacks, %.1f goroutines",
+	b.Logf("%d agents: per agent %.1f KB heap in use (%.1f KB of it live objects), %.1f KB goroutine stacks, %.1f goroutines",
 		n, float64(int64(msAfter.HeapInuse)-int64(msBefore.HeapInuse))/float64(n)/1024,
+		float64(int64(msAfter.HeapAlloc)-int64(msBefore.HeapAlloc))/float64(n)/1024,
 		float64(int64(msAfter.StackInuse)-int64(msBefore.StackInuse))/float64(n)/1024,
 		float64(runtime.NumGoroutine()-gBefore)/float64(n))
 	if path := os.Getenv("GPUAAS_BENCH_HEAPPROFILE"); path != "" && n > 100 {
@@ -303,6 +359,13 @@ func runFleetPhase(b *testing.B, e *env, agents []fleetAgent, fleetFile, rootsFi
 	// (the p99 of 200 is the second slowest; of 40 it was the slowest, so one
 	// scheduling hiccup on the shared VM decided a sample).
 	var p50s, p99s []float64
+	var gcS0, gcS1 runtime.MemStats
+	runtime.ReadMemStats(&gcS0)
+	samplesStart := time.Now()
+	defer func() {
+		runtime.ReadMemStats(&gcS1)
+		diag("%d agents, dispatch samples: %d GCs in %.0f s", n, gcS1.NumGC-gcS0.NumGC, time.Since(samplesStart).Seconds())
+	}()
 	for s := 0; s < 5; s++ {
 		var lat []float64
 		for i := 0; i < 200; i++ {
@@ -321,6 +384,10 @@ func runFleetPhase(b *testing.B, e *env, agents []fleetAgent, fleetFile, rootsFi
 			got := received[t.TaskID]
 			mu.Unlock()
 			lat = append(lat, got.Sub(sent).Seconds())
+			if slowLog && got.Sub(sent) > 5*time.Millisecond {
+				// To set beside GODEBUG=gctrace=1's lines (@ seconds since start).
+				diag("%d agents: slow dispatch %.1f ms, sent @%.3fs", n, got.Sub(sent).Seconds()*1000, sent.Sub(processStart).Seconds())
+			}
 		}
 		slices.Sort(lat)
 		p50s = append(p50s, lat[len(lat)/2])
@@ -359,6 +426,15 @@ func nodeWrites(b *testing.B, e *env) int64 {
 		b.Fatal(err)
 	}
 	return n
+}
+
+// cpuTime is the CPU time this process (the gateway) has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func rssBytes(b *testing.B) int64 {
