@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -108,8 +109,14 @@ func New(cfg Config, svc *agentsvc.Service) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Answers under 1 KiB go uncompressed (Connect's default compresses
+	// every answer a client accepts gzip for, and its agents all do): a
+	// heartbeat's answer is 2 bytes and an empty poll's none, yet each cost
+	// a gzip writer's reset — 640 KB of tables cleared — and the pool's
+	// writers, a megabyte each, are made again after every collection.
+	// Clients take uncompressed answers whatever they accept.
 	path, handler := agentv1connect.NewAgentServiceHandler(&handler{svc: svc, log: cfg.Logger},
-		connect.WithReadMaxBytes(1<<20), connect.WithInterceptors(interceptors(obs)...))
+		connect.WithReadMaxBytes(1<<20), connect.WithCompressMinBytes(1<<10), connect.WithInterceptors(interceptors(obs)...))
 	mux := http.NewServeMux()
 	mux.Handle(path, s.authenticate(handler))
 	s.h = mux
@@ -153,6 +160,7 @@ func (s *Server) Start(context.Context) error {
 		WriteTimeout: agentsvc.MaxPollWait + 30*time.Second,
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+		ConnContext:  func(ctx context.Context, _ net.Conn) context.Context { return connContext(ctx) },
 	}
 	// Every agent holds one connection open for good; what each connection
 	// keeps is what a fleet costs (doc/performance.md, fleet scale). Agent
@@ -221,7 +229,7 @@ func (s *Server) serveH2(h2s *http2.Server, c net.Conn) {
 		s.h2mu.Unlock()
 		s.h2wg.Done()
 	}()
-	h2s.ServeConn(c, &http2.ServeConnOpts{BaseConfig: s.srv, Handler: s.h})
+	h2s.ServeConn(c, &http2.ServeConnOpts{Context: connContext(context.Background()), BaseConfig: s.srv, Handler: s.h})
 }
 
 // Stop shuts the server down gracefully, cutting long polls at ctx's end.
@@ -319,24 +327,84 @@ func (s *Server) admit(r *http.Request) (context.Context, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return refuse(s.svc.DenyUnauthenticated(ctx, procedure))
 	}
-	leaf := r.TLS.PeerCertificates[0]
-	nodeID, idErr := NodeIDFromCertificate(leaf, s.cfg.TrustDomain)
-	inter := x509.NewCertPool()
-	for _, c := range r.TLS.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	_, verr := leaf.Verify(x509.VerifyOptions{
-		Roots: s.cfg.ClientCAs, Intermediates: inter, CurrentTime: s.cfg.Clock.Now(),
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-	if idErr != nil || verr != nil {
+	p := s.verifyPeer(r.Context(), r.TLS.PeerCertificates)
+	if p == nil {
 		return refuse(s.svc.DenyUnauthenticated(ctx, procedure))
 	}
-	id, err := s.svc.Authenticate(ctx, SerialOf(leaf), nodeID, procedure)
+	id, err := s.svc.Authenticate(ctx, p.serial, p.nodeID, procedure)
 	if err != nil {
 		return refuse(err)
 	}
 	return context.WithValue(ctx, nodeKey{}, id), nil
+}
+
+// verifiedPeer is a client certificate chain that verified against the
+// roots, with what admit needs of it.
+type verifiedPeer struct {
+	leaf        *x509.Certificate
+	nodeID      string
+	serial      string
+	from, until time.Time // when every certificate of the chain is valid
+}
+
+// peerCheck holds, for one connection, the chain the first call on it
+// verified (connContext puts it in every request's context).
+type peerCheck struct{ p atomic.Pointer[verifiedPeer] }
+
+type peerCheckKey struct{}
+
+// connContext is the base context of a connection's requests: it carries
+// the connection's peerCheck.
+func connContext(ctx context.Context) context.Context {
+	return context.WithValue(ctx, peerCheckKey{}, new(peerCheck))
+}
+
+// verifyPeer verifies the client's chain against the roots at the clock's
+// time, or returns nil. A connection's chain is its own for the
+// connection's life (TLS 1.3 has no renegotiation), so the first call on a
+// connection verifies it and later calls check only what can change: that
+// the verified chain's certificates are all within their validity periods
+// at the clock's time — Verify's only check that depends on when it runs.
+// When that fails it verifies again (another chain may be valid then). Two
+// ECDSA signature checks and 3.5 KB of garbage less for every heartbeat and
+// long poll (doc/performance.md, agent gateway at fleet scale).
+func (s *Server) verifyPeer(ctx context.Context, certs []*x509.Certificate) *verifiedPeer {
+	leaf := certs[0]
+	now := s.cfg.Clock.Now()
+	pc, _ := ctx.Value(peerCheckKey{}).(*peerCheck)
+	if pc != nil {
+		if p := pc.p.Load(); p != nil && p.leaf == leaf && !now.Before(p.from) && !now.After(p.until) {
+			return p
+		}
+	}
+	nodeID, err := NodeIDFromCertificate(leaf, s.cfg.TrustDomain)
+	if err != nil {
+		return nil
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{
+		Roots: s.cfg.ClientCAs, Intermediates: inter, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil || len(chains) == 0 {
+		return nil
+	}
+	p := &verifiedPeer{leaf: leaf, nodeID: nodeID, serial: SerialOf(leaf), from: leaf.NotBefore, until: leaf.NotAfter}
+	for _, c := range chains[0][1:] {
+		if c.NotBefore.After(p.from) {
+			p.from = c.NotBefore
+		}
+		if c.NotAfter.Before(p.until) {
+			p.until = c.NotAfter
+		}
+	}
+	if pc != nil {
+		pc.p.Store(p)
+	}
+	return p
 }
 
 // NodeIDFromCertificate returns the node a client certificate was issued
