@@ -2,10 +2,13 @@ package httphost
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -123,5 +126,67 @@ func TestServerSpans(t *testing.T) {
 	if got, want := fmt.Sprint(nope.Name(), attrs(nope)), fmt.Sprint("GET unmatched", map[string]string{
 		"http.request.method": "GET", "http.route": "unmatched", "http.response.status_code": "404"}); got != want {
 		t.Errorf("span %s, want %s", got, want)
+	}
+}
+
+// TestAbortedResponseIsObserved: a handler that cuts its response off with
+// http.ErrAbortHandler (a download whose source failed mid-stream) is still
+// in the access log (aborted), in the request metrics and on its span (its
+// status, and an error: the server, not the client, ended it) — the abort
+// used to skip all three.
+func TestAbortedResponseIsObserved(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	h := newHarness(t, func(_ *Config, d *Deps) { d.TracerProvider = tp })
+	abort := h.srv.entry(h.srv.tracing(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte("partial"))
+		panic(http.ErrAbortHandler)
+	})))
+	ts := httptest.NewServer(abort)
+	t.Cleanup(ts.Close)
+	resp, err := http.Get(ts.URL + "/download")
+	if err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("the client read a whole response; want it cut off")
+	}
+
+	var access map[string]any
+	for deadline := time.Now().Add(5 * time.Second); access == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, l := range h.logs.lines(t) {
+			if l["msg"] == "http request" {
+				access = l
+			}
+		}
+	}
+	if access == nil || access["status"] != float64(200) || access["aborted"] != true {
+		t.Fatalf("access log %v, want status 200 and aborted", access)
+	}
+	if m := h.do(req{method: "GET", path: "/metrics"}); !strings.Contains(string(m.body),
+		`gpuaas_http_requests_total{method="GET",route="unmatched",status="200"} 1`) {
+		t.Errorf("the aborted request is not counted:\n%s", m.body)
+	}
+	var span sdktrace.ReadOnlySpan // the first: /metrics came after
+	for _, sp := range rec.Ended() {
+		if sp.SpanKind() == trace.SpanKindServer && span == nil {
+			span = sp
+		}
+	}
+	if span == nil {
+		t.Fatal("no server span for the aborted request")
+	}
+	status := ""
+	for _, kv := range span.Attributes() {
+		if kv.Key == "http.response.status_code" {
+			status = kv.Value.Emit()
+		}
+	}
+	if status != "200" || span.Status().Code != codes.Error {
+		t.Fatalf("span status code %q, status %v; want 200 and an error", status, span.Status())
 	}
 }

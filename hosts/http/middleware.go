@@ -38,6 +38,7 @@ type reqState struct {
 	clientIP      string // resolved once (trusted proxies) by correlation
 	errCode       string
 	rec           *recorder
+	aborted       bool // the handler cut the response off (http.ErrAbortHandler)
 }
 
 func (st *reqState) routeName() string {
@@ -169,6 +170,11 @@ func (s *Server) entry(next http.Handler) http.Handler {
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
+					// A response cut off on purpose (a download whose
+					// client left, or whose source failed): still logged
+					// and counted, then net/http drops the connection.
+					st.aborted = true
+					s.observe(r, st, time.Since(start))
 					panic(p)
 				}
 				s.logPanic(r, st, p)
@@ -218,6 +224,9 @@ func (s *Server) observe(r *http.Request, st *reqState, d time.Duration) {
 	if st.errCode != "" {
 		attrs = append(attrs, slog.String("error_code", st.errCode))
 	}
+	if st.aborted {
+		attrs = append(attrs, slog.Bool("aborted", true))
+	}
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelWarn
@@ -264,16 +273,31 @@ func (s *Server) tracing(next http.Handler) http.Handler {
 			}
 		}
 		ctx, span := tracer.Start(r.Context(), name, opts...)
-		defer span.End()
+		// Deferred, so a response cut off with http.ErrAbortHandler (or a
+		// panic, which entry turns into a 500) still gets its status.
+		defer func() {
+			p := recover()
+			abort := p == http.ErrAbortHandler //nolint:errorlint // sentinel compared as net/http does
+			status := st.rec.status
+			switch {
+			case p != nil && !abort && status == 0:
+				status = http.StatusInternalServerError // what entry answers a panic with
+			case status == 0:
+				status = http.StatusOK
+			}
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+			switch {
+			case abort && r.Context().Err() == nil: // cut off by the server, not by a client that left
+				span.SetStatus(codes.Error, "response aborted")
+			case status >= 500:
+				span.SetStatus(codes.Error, "")
+			}
+			span.End()
+			if p != nil {
+				panic(p)
+			}
+		}()
 		next.ServeHTTP(w, r.WithContext(ctx))
-		status := st.rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		span.SetAttributes(attribute.Int("http.response.status_code", status))
-		if status >= 500 {
-			span.SetStatus(codes.Error, "")
-		}
 	})
 }
 
