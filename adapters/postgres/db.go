@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -209,7 +212,13 @@ func (db *DB) inTxOnce(ctx context.Context, fn func(ctx context.Context) error) 
 	if err = fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
 		return err
 	}
-	return tx.Commit(ctx)
+	if err = tx.Commit(ctx); err != nil {
+		// A deferred constraint, or a connection lost at the commit
+		// (Unavailable: whether it committed is unknown, and the use
+		// cases' idempotency makes the retry safe).
+		return translate(err, "")
+	}
+	return nil
 }
 
 // SQLSTATE codes the adapter translates.
@@ -275,7 +284,41 @@ func translate(err error, resource string) error {
 	if errors.As(err, &fe) {
 		return err
 	}
+	return dbFault(err)
+}
+
+// dbFault is the fault for a database error nothing above refines:
+// Unavailable (503, which clients and the Go client retry) when the
+// database could not be reached or turned the work away for now, else
+// Internal (500, a bug to look at).
+func dbFault(err error) error {
+	if unavailable(err) {
+		return fault.Unavailable("the database is unavailable; try again shortly", err)
+	}
 	return fault.Internal(err)
+}
+
+// unavailable reports an error that says nothing about the request: the
+// database could not be reached (a restart, a failover, too many
+// connections), dropped the connection mid-statement, is shutting down or
+// out of resources, or gave up a transaction to a concurrent one.
+func unavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || pgconn.SafeToRetry(err) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "53"), // insufficient resources: connections, memory, disk
+			strings.HasPrefix(pe.Code, "57"): // operator intervention: shutdown, cannot connect now, statement timeout
+			return true
+		}
+		return pe.Code == codeSerializationFailure || pe.Code == codeDeadlockDetected
+	}
+	var op *net.OpError
+	return errors.As(err, &op) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // redactErr strips a connection string's password from parse errors.
