@@ -579,7 +579,10 @@ func sshFingerprint(authorizedKey string) string {
 
 // PollTasks leases up to limit of the node's tasks in sequence order. When
 // none is queued it waits up to wait (capped at MaxPollWait) and answers as
-// soon as one is: the queue's WaitForTasks wakes it on insert.
+// soon as one is: the queue's WaitForTasks wakes it on insert. A wait that
+// runs out answers empty without leasing again — the agent polls again at
+// once and that poll leases first — which spares the database a query per
+// idle poll of every connected agent.
 func (s *Service) PollTasks(ctx context.Context, nodeID string, limit int, wait time.Duration) ([]nodetask.Task, error) {
 	if limit <= 0 || limit > MaxTasksPerPoll {
 		limit = MaxTasksPerPoll
@@ -602,6 +605,9 @@ func (s *Service) PollTasks(ctx context.Context, nodeID string, limit int, wait 
 				return nil, ctx.Err()
 			}
 			return nil, err
+		}
+		if !time.Now().Before(deadline) {
+			return nil, nil // the wait ran out: the agent's next poll leases first
 		}
 	}
 }
