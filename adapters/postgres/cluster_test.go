@@ -10,6 +10,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/adapters/childproc"
 	"github.com/gpuaas/gpuaas/adapters/postgres"
+	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/testkit/services"
 )
 
@@ -135,4 +136,56 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A database that goes away answers Unavailable — 503, which clients retry
+// — from a read and from a transaction, not Internal; when the server is
+// back the same pool serves again. A real server, stopped and started.
+func TestDatabaseDownIsUnavailable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a PostgreSQL server")
+	}
+	if _, err := postgres.FindBinDir(""); err != nil {
+		services.Unavailable(t, "postgres", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "gpuaas-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	port := freeTCPPort(t)
+	c, err := postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	db, err := postgres.Open(ctx, postgres.Config{URL: c.URL(), Migrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	nodes := postgres.NewNodeStore(db)
+	const id = "0193aaaa-0000-7000-8000-00000000dead"
+	if _, err := nodes.GetNode(ctx, id); fault.KindOf(err) != fault.KindNotFound {
+		t.Fatalf("up: %v, want not found", err)
+	}
+
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes.GetNode(ctx, id); fault.KindOf(err) != fault.KindUnavailable {
+		t.Fatalf("down, read: %v (kind %s), want unavailable", err, fault.KindOf(err))
+	}
+	if err := db.InTx(ctx, func(ctx context.Context) error { _, err := nodes.GetNode(ctx, id); return err }); fault.KindOf(err) != fault.KindUnavailable {
+		t.Fatalf("down, transaction: %v (kind %s), want unavailable", err, fault.KindOf(err))
+	}
+
+	if c, err = postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes.GetNode(ctx, id); fault.KindOf(err) != fault.KindNotFound {
+		t.Fatalf("back up: %v, want not found", err)
+	}
 }
