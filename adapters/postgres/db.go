@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"strings"
 	"time"
 
@@ -213,9 +211,9 @@ func (db *DB) inTxOnce(ctx context.Context, fn func(ctx context.Context) error) 
 		return err
 	}
 	if err = tx.Commit(ctx); err != nil {
-		// A deferred constraint, or a connection lost at the commit
-		// (Unavailable: whether it committed is unknown, and the use
-		// cases' idempotency makes the retry safe).
+		// A deferred constraint, or the server's refusal (Unavailable: it
+		// did not commit). A connection lost during the commit leaves the
+		// outcome unknown and stays Internal.
 		return translate(err, "")
 	}
 	return nil
@@ -298,10 +296,13 @@ func dbFault(err error) error {
 	return fault.Internal(err)
 }
 
-// unavailable reports an error that says nothing about the request: the
-// database could not be reached (a restart, a failover, too many
-// connections), dropped the connection mid-statement, is shutting down or
-// out of resources, or gave up a transaction to a concurrent one.
+// unavailable reports an error that says nothing about the request and
+// leaves nothing done, so a retry is safe: the database could not be
+// reached (a restart, a failover, too many connections), nothing was sent,
+// or the server answered that it is shutting down, out of resources or gave
+// the transaction up to a concurrent one. A connection that broke after a
+// statement was sent is not among them: an autocommit write or a COMMIT may
+// have gone through, and a retry could do it twice (it stays Internal).
 func unavailable(err error) bool {
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) || pgconn.SafeToRetry(err) {
@@ -317,8 +318,7 @@ func unavailable(err error) bool {
 		}
 		return pe.Code == codeSerializationFailure || pe.Code == codeDeadlockDetected
 	}
-	var op *net.OpError
-	return errors.As(err, &op) || errors.Is(err, io.ErrUnexpectedEOF)
+	return false
 }
 
 // redactErr strips a connection string's password from parse errors.

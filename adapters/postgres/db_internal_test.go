@@ -14,8 +14,8 @@ import (
 )
 
 // TestTranslateUnavailable: errors that say the database is out of reach
-// or turned the work away for now are Unavailable (503, which clients
-// retry), not Internal (500); everything else keeps its kind.
+// or turned the work away, with nothing done, are Unavailable (503, which
+// clients retry), not Internal (500); everything else keeps its kind.
 func TestTranslateUnavailable(t *testing.T) {
 	t.Parallel()
 	_, connectErr := pgx.Connect(context.Background(), "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=2")
@@ -33,7 +33,9 @@ func TestTranslateUnavailable(t *testing.T) {
 		{"cannot connect now", &pgconn.PgError{Code: "57P03"}, fault.KindUnavailable},
 		{"connection failure", &pgconn.PgError{Code: "08006"}, fault.KindUnavailable},
 		{"serialization failure", &pgconn.PgError{Code: "40001"}, fault.KindUnavailable},
-		{"connection dropped mid-statement", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), fault.KindUnavailable},
+		// After a statement was sent, a lost connection leaves a write's
+		// outcome unknown: not something to tell a client to retry.
+		{"connection dropped mid-statement", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), fault.KindInternal},
 		{"unique violation", &pgconn.PgError{Code: "23505"}, fault.KindConflict},
 		{"no rows", pgx.ErrNoRows, fault.KindNotFound},
 		{"syntax error (a bug)", &pgconn.PgError{Code: "42601"}, fault.KindInternal},
