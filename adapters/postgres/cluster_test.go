@@ -17,20 +17,7 @@ import (
 // The dev cluster starts from local binaries (as an unprivileged user when
 // run as root), accepts the migrations and stops cleanly.
 func TestStartCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a PostgreSQL server")
-	}
-	if _, err := postgres.FindBinDir(""); err != nil {
-		services.Unavailable(t, "postgres", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	dir, err := os.MkdirTemp("", "gpuaas-cluster-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	port := freeTCPPort(t)
+	ctx, dir, port := clusterTest(t, 90*time.Second)
 	c, err := postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: port})
 	if err != nil {
 		t.Fatal(err)
@@ -61,20 +48,7 @@ func TestStartCluster(t *testing.T) {
 // stopped) is stopped by the next StartCluster, which then starts its own,
 // or by StopLeftoverCluster (`gpuaas dev down`).
 func TestStartClusterLockAndLeftover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL servers")
-	}
-	if _, err := postgres.FindBinDir(""); err != nil {
-		services.Unavailable(t, "postgres", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp("", "gpuaas-cluster-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	port := freeTCPPort(t)
+	ctx, dir, port := clusterTest(t, 3*time.Minute)
 	first, err := postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: port})
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +102,28 @@ func TestStartClusterLockAndLeftover(t *testing.T) {
 	}
 }
 
+// clusterTest skips in -short mode and where PostgreSQL's binaries are
+// missing (fails under GPUAAS_REQUIRE_SERVICES), and gives a test of the
+// dev cluster its context (cancelled at the test's end), an empty data
+// directory and a free port.
+func clusterTest(t *testing.T, timeout time.Duration) (context.Context, string, int) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts PostgreSQL servers")
+	}
+	if _, err := postgres.FindBinDir(""); err != nil {
+		services.Unavailable(t, "postgres", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	dir, err := os.MkdirTemp("", "gpuaas-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return ctx, dir, freeTCPPort(t)
+}
+
 func freeTCPPort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -142,20 +138,7 @@ func freeTCPPort(t *testing.T) int {
 // — from a read and from a transaction, not Internal; when the server is
 // back the same pool serves again. A real server, stopped and started.
 func TestDatabaseDownIsUnavailable(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a PostgreSQL server")
-	}
-	if _, err := postgres.FindBinDir(""); err != nil {
-		services.Unavailable(t, "postgres", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp("", "gpuaas-cluster-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	port := freeTCPPort(t)
+	ctx, dir, port := clusterTest(t, 3*time.Minute)
 	c, err := postgres.StartCluster(ctx, postgres.ClusterConfig{Dir: dir, Port: port})
 	if err != nil {
 		t.Fatal(err)
