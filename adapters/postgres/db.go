@@ -282,15 +282,7 @@ func translate(err error, resource string) error {
 	if errors.As(err, &fe) {
 		return err
 	}
-	return dbFault(err)
-}
-
-// dbFault is the fault for a database error nothing above refines:
-// Unavailable (503, which clients and the Go client retry) when the
-// database could not be reached or turned the work away for now, else
-// Internal (500, a bug to look at).
-func dbFault(err error) error {
-	if unavailable(err) {
+	if unavailable(err) { // 503, which clients and the Go client retry
 		return fault.Unavailable("the database is unavailable; try again shortly", err)
 	}
 	return fault.Internal(err)
@@ -309,16 +301,10 @@ func unavailable(err error) bool {
 		return true
 	}
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch {
-		case strings.HasPrefix(pe.Code, "08"), // connection exception
-			strings.HasPrefix(pe.Code, "53"), // insufficient resources: connections, memory, disk
-			strings.HasPrefix(pe.Code, "57"): // operator intervention: shutdown, cannot connect now, statement timeout
-			return true
-		}
-		return pe.Code == codeSerializationFailure || pe.Code == codeDeadlockDetected
-	}
-	return false
+	return isRetryable(err) || errors.As(err, &pe) &&
+		(strings.HasPrefix(pe.Code, "08") || // connection exception
+			strings.HasPrefix(pe.Code, "53") || // insufficient resources: connections, memory, disk
+			strings.HasPrefix(pe.Code, "57")) // operator intervention: shutdown, cannot connect now, statement timeout
 }
 
 // redactErr strips a connection string's password from parse errors.

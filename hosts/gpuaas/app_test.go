@@ -108,15 +108,8 @@ func TestWorkersBuildEveryUseCase(t *testing.T) {
 		}
 	}
 	// Constructors run: keys they make go to a temporary data directory.
-	settings := func(extra map[string]string) Settings {
-		vars := map[string]string{"GPUAAS_DATA_DIR": t.TempDir()}
-		for k, v := range extra {
-			vars[k] = v
-		}
-		return testSettings(t, vars)
-	}
 	var billing workers.BillingParams
-	build("worker billing", billingWorkerApp(settings(nil), logger), &billing)
+	build("worker billing", billingWorkerApp(testSettings(t, map[string]string{"GPUAAS_DATA_DIR": t.TempDir()}), logger), &billing)
 	if billing.Releaser == nil && billing.AllocationService == nil {
 		t.Error("worker billing: neither Releaser nor AllocationService: a depleted tenant's allocations would never be released")
 	}
@@ -125,7 +118,8 @@ func TestWorkersBuildEveryUseCase(t *testing.T) {
 		Worker  workers.ProvisioningParams
 		Sweeper workers.NodeSweeperParams
 	}
-	build("worker provisioning", provisioningWorkerApp(settings(map[string]string{"S3_BUCKET": "b", "S3_ENDPOINT": "http://127.0.0.1:9"}), logger), &prov)
+	build("worker provisioning", provisioningWorkerApp(testSettings(t, map[string]string{"S3_BUCKET": "b", "S3_ENDPOINT": "http://127.0.0.1:9",
+		"GPUAAS_DATA_DIR": t.TempDir()}), logger), &prov)
 	if prov.Worker.Storage == nil {
 		t.Error("worker provisioning with S3_BUCKET: no StorageActivities: storage_sync allocations could not sync")
 	}

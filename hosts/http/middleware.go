@@ -168,21 +168,23 @@ func (s *Server) entry(next http.Handler) http.Handler {
 		}
 		r = r.WithContext(context.WithValue(r.Context(), stateKey, st))
 		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
-					// A response cut off on purpose (a download whose
-					// client left, or whose source failed): still logged
-					// and counted, then net/http drops the connection.
-					st.aborted = true
-					s.observe(r, st, time.Since(start))
-					panic(p)
-				}
+			p := recover()
+			switch {
+			case p == http.ErrAbortHandler: //nolint:errorlint // sentinel compared as net/http does
+				// A response cut off on purpose (a download whose client
+				// left, or whose source failed): logged and counted, then
+				// raised again so net/http drops the connection.
+				st.aborted = true
+			case p != nil:
 				s.logPanic(r, st, p)
 				if st.rec.status == 0 {
 					s.writeFault(st.rec, r, http.StatusInternalServerError, fault.Internal(nil))
 				}
 			}
 			s.observe(r, st, time.Since(start))
+			if st.aborted {
+				panic(p)
+			}
 		}()
 		next.ServeHTTP(st.rec, r)
 	})
