@@ -80,10 +80,11 @@ type Subscriber interface {
 type IdempotencyState int
 
 const (
-	IdempotencyNew      IdempotencyState = iota // caller owns the key now
-	IdempotencyReplay                           // completed: replay the stored response
-	IdempotencyInFlight                         // another request holds it
-	IdempotencyMismatch                         // same key, different request
+	IdempotencyNew       IdempotencyState = iota // caller owns the key now
+	IdempotencyReplay                            // completed: replay the stored response
+	IdempotencyInFlight                          // another request holds it
+	IdempotencyMismatch                          // same key, different request
+	IdempotencyCommitted                         // its request's writes committed, but no response was stored
 )
 
 // StoredResponse is a response remembered for replay.
@@ -97,8 +98,18 @@ type StoredResponse struct {
 type IdempotencyStore interface {
 	// Begin claims the key for a request with the given fingerprint.
 	Begin(ctx context.Context, scope, key, fingerprint string, ttl time.Duration) (IdempotencyState, StoredResponse, error)
+	// Complete stores the response of the request that holds the key (in
+	// flight or committed).
 	Complete(ctx context.Context, scope, key string, resp StoredResponse) error
-	// Abandon releases an in-flight key whose request failed before a response.
+	// MarkCommitted, called inside the request's transaction (the ctx of
+	// TxRunner.InTx, through WithTxWork), records that the request's writes
+	// committed — when, and only when, that transaction commits. From then on
+	// Abandon keeps the key and Begin answers IdempotencyCommitted until
+	// Complete stores a response: a request that failed after its commit, or
+	// whose commit's outcome it could not learn, is never run a second time.
+	MarkCommitted(ctx context.Context, scope, key string) error
+	// Abandon releases an in-flight key whose request failed before a
+	// response and committed nothing.
 	Abandon(ctx context.Context, scope, key string) error
 }
 

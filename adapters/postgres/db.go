@@ -193,6 +193,9 @@ func (db *DB) sendBatch(ctx context.Context, build func() *pgx.Batch) error {
 	})
 }
 
+// commitTimeout bounds a COMMIT that no longer follows its caller's context.
+const commitTimeout = 30 * time.Second
+
 func (db *DB) inTxOnce(ctx context.Context, fn func(ctx context.Context) error) (err error) {
 	tx, err := db.Pool.Begin(ctx)
 	if err != nil {
@@ -207,10 +210,23 @@ func (db *DB) inTxOnce(ctx context.Context, fn func(ctx context.Context) error) 
 			_ = tx.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
-	if err = fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
+	txCtx := context.WithValue(ctx, txKey{}, tx)
+	if work := ports.TxWork(ctx); work != nil {
+		if err = work(txCtx); err != nil {
+			return err
+		}
+	}
+	if err = fn(txCtx); err != nil {
 		return err
 	}
-	if err = tx.Commit(ctx); err != nil {
+	// The work is done: commit it even if the caller has gone away since.
+	// Cancelling a COMMIT in flight would leave its outcome unknown (the
+	// connection is closed under it), and a caller that retries — with its
+	// idempotency key — could not tell whether it ran. The wait is bounded
+	// all the same (commitTimeout), for a server that stopped answering.
+	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if err = tx.Commit(commitCtx); err != nil {
 		// A deferred constraint, or the server's refusal (Unavailable: it
 		// did not commit). A connection lost during the commit leaves the
 		// outcome unknown and stays Internal.

@@ -81,6 +81,8 @@ func (s *IdempotencyStore) Begin(ctx context.Context, scope, key, fingerprint st
 			return ports.IdempotencyMismatch, ports.StoredResponse{}, nil
 		case status == "in_flight":
 			return ports.IdempotencyInFlight, ports.StoredResponse{}, nil
+		case status == "committed":
+			return ports.IdempotencyCommitted, ports.StoredResponse{}, nil
 		}
 		resp := ports.StoredResponse{Body: json.RawMessage(body)}
 		if respStatus != nil {
@@ -149,11 +151,11 @@ func (s *IdempotencyStore) unflushed(ctx context.Context, sql string, args []any
 	return err
 }
 
-// Complete implements [ports.IdempotencyStore]. Only an in-flight key can
-// be completed; anything else (never begun, expired and replaced, already
-// completed) is NotFound, because the response would be stored against a
-// request that does not own the key. Its commit does not wait for the WAL
-// flush (unflushed).
+// Complete implements [ports.IdempotencyStore]. Only a key whose request
+// still holds it (in flight, or committed) can be completed; anything else
+// (never begun, expired and replaced, already completed) is NotFound,
+// because the response would be stored against a request that does not own
+// the key. Its commit does not wait for the WAL flush (unflushed).
 func (s *IdempotencyStore) Complete(ctx context.Context, scope, key string, resp ports.StoredResponse) error {
 	headers, err := json.Marshal(resp.Headers)
 	if err != nil {
@@ -166,7 +168,7 @@ func (s *IdempotencyStore) Complete(ctx context.Context, scope, key string, resp
 	err = s.unflushed(ctx, `
 		UPDATE idempotency_keys SET status = 'completed', response_status = $3,
 			response_headers = $4, response_body = $5
-		WHERE scope = $1 AND key = $2 AND status = 'in_flight'`,
+		WHERE scope = $1 AND key = $2 AND status IN ('in_flight', 'committed')`,
 		[]any{scope, key, resp.Status, headers, []byte(resp.Body)}, func(br pgx.BatchResults) error {
 			var err error
 			tag, err = br.Exec()
@@ -181,9 +183,24 @@ func (s *IdempotencyStore) Complete(ctx context.Context, scope, key string, resp
 	return nil
 }
 
+// MarkCommitted implements [ports.IdempotencyStore]: one UPDATE in the
+// caller's transaction, which also holds the key's row until that
+// transaction ends. Outside a transaction it is refused (Internal): the mark
+// would commit on its own, whatever became of the request's writes.
+func (s *IdempotencyStore) MarkCommitted(ctx context.Context, scope, key string) error {
+	tx, ok := ctx.Value(txKey{}).(pgx.Tx)
+	if !ok {
+		return fault.Internal(errors.New("idempotency: MarkCommitted outside a transaction"))
+	}
+	_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET status = 'committed'
+		WHERE scope = $1 AND key = $2 AND status = 'in_flight'`, scope, key)
+	return translate(err, "idempotency key")
+}
+
 // Abandon implements [ports.IdempotencyStore]. It never deletes a completed
-// key (that would let a retry run the request twice) and is a no-op when the
-// key is not in flight, so it is safe to call from every failure path.
+// or committed key (that would let a retry run the request twice) and is a
+// no-op when the key is not in flight, so it is safe to call from every
+// failure path.
 func (s *IdempotencyStore) Abandon(ctx context.Context, scope, key string) error {
 	_, err := s.db.Q(ctx).Exec(ctx,
 		`DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status = 'in_flight'`, scope, key)

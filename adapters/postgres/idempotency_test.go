@@ -167,3 +167,90 @@ func TestIdempotencyUnflushedCommitsStayTheirOwn(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A request's key is marked committed by the request's own transaction
+// (the work its context carries): kept when that transaction commits — so
+// Abandon after a later failure releases nothing and a retry hears
+// Committed until a response is stored — and released when it rolls back.
+func TestIdempotencyCommittedWithTheTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := openDB(t, "")
+	s := postgres.NewIdempotencyStore(db, nil)
+	begin := func(key string, want ports.IdempotencyState) {
+		t.Helper()
+		if st, _, err := s.Begin(ctx, "scope-c", key, "fp", time.Hour); err != nil || st != want {
+			t.Fatalf("Begin(%s) = %v, %v; want %v", key, st, err, want)
+		}
+	}
+	marked := func(key string) context.Context {
+		return ports.WithTxWork(ctx, func(ctx context.Context) error { return s.MarkCommitted(ctx, "scope-c", key) })
+	}
+
+	// Committed, then the request fails: the key stays.
+	begin("k1", ports.IdempotencyNew)
+	if err := db.InTx(marked("k1"), func(ctx context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Abandon(ctx, "scope-c", "k1"); err != nil {
+		t.Fatal(err)
+	}
+	begin("k1", ports.IdempotencyCommitted)
+	if err := s.Complete(ctx, "scope-c", "k1", ports.StoredResponse{Status: 201, Body: json.RawMessage(`{"id":"a"}`)}); err != nil {
+		t.Fatalf("complete a committed key: %v", err)
+	}
+	begin("k1", ports.IdempotencyReplay)
+
+	// Rolled back: nothing committed, so Abandon releases the key.
+	begin("k2", ports.IdempotencyNew)
+	boom := fault.Conflict(fault.CodeConflict, "boom")
+	if err := db.InTx(marked("k2"), func(ctx context.Context) error { return boom }); err != boom {
+		t.Fatalf("InTx = %v, want the function's error", err)
+	}
+	begin("k2", ports.IdempotencyInFlight)
+	if err := s.Abandon(ctx, "scope-c", "k2"); err != nil {
+		t.Fatal(err)
+	}
+	begin("k2", ports.IdempotencyNew)
+
+	// A nested transaction joins the outer one and does not mark again on
+	// its own; outside any transaction the mark is refused.
+	begin("k3", ports.IdempotencyNew)
+	err := db.InTx(marked("k3"), func(ctx context.Context) error {
+		return db.InTx(ctx, func(ctx context.Context) error { return boom })
+	})
+	if err != boom {
+		t.Fatalf("nested InTx = %v", err)
+	}
+	begin("k3", ports.IdempotencyInFlight)
+	if err := s.MarkCommitted(ctx, "scope-c", "k3"); fault.KindOf(err) != fault.KindInternal {
+		t.Fatalf("MarkCommitted outside a transaction = %v, want Internal", err)
+	}
+}
+
+// Once the transaction's function has returned, the commit is carried out
+// even if the caller's context is cancelled meanwhile (a client that went
+// away): cancelling a COMMIT under way would leave its outcome unknown.
+func TestCommitOutlivesACancelledCaller(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := db.Q(ctx).Exec(ctx, `CREATE TABLE IF NOT EXISTS commit_outlives (id int PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	err := db.InTx(ctx, func(ctx context.Context) error {
+		if _, err := db.Q(ctx).Exec(ctx, `INSERT INTO commit_outlives VALUES (1)`); err != nil {
+			return err
+		}
+		cancel()
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("InTx after the caller went away = %v, want the commit carried out", err)
+	}
+	var n int
+	if err := db.Q(context.Background()).QueryRow(context.Background(), `SELECT count(*) FROM commit_outlives`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("rows = %d, %v; want 1", n, err)
+	}
+}

@@ -48,13 +48,16 @@ const (
 	CodeRateLimited          Code = "rate_limited"
 	CodeIdempotencyKeyReused Code = "idempotency_key_reused"
 	CodeIdempotencyInFlight  Code = "idempotency_request_in_flight"
-	CodePayloadTooLarge      Code = "payload_too_large"
-	CodeUnavailable          Code = "service_unavailable"
-	CodeFeatureDisabled      Code = "feature_disabled"
-	CodeInsufficientBalance  Code = "insufficient_balance"
-	CodeProjectRequired      Code = "project_required"
-	CodeUnsupportedMedia     Code = "unsupported_media_type"
-	CodeMethodNotAllowed     Code = "method_not_allowed"
+	// CodeIdempotencyResponseLost: the request that holds the key committed
+	// its changes but failed before its response was stored.
+	CodeIdempotencyResponseLost Code = "idempotency_response_lost"
+	CodePayloadTooLarge         Code = "payload_too_large"
+	CodeUnavailable             Code = "service_unavailable"
+	CodeFeatureDisabled         Code = "feature_disabled"
+	CodeInsufficientBalance     Code = "insufficient_balance"
+	CodeProjectRequired         Code = "project_required"
+	CodeUnsupportedMedia        Code = "unsupported_media_type"
+	CodeMethodNotAllowed        Code = "method_not_allowed"
 )
 
 // Error is the platform error. Message is safe to show to the caller; Cause

@@ -47,7 +47,7 @@ func TestCodesAreUniqueAndKindsNamed(t *testing.T) {
 	t.Parallel()
 	codes := []fault.Code{fault.CodeInternal, fault.CodeValidationFailed, fault.CodeTokenMissing, fault.CodeTokenExpired,
 		fault.CodeTokenInvalid, fault.CodeForbidden, fault.CodeNotFound, fault.CodeConflict, fault.CodeRateLimited,
-		fault.CodeIdempotencyKeyReused, fault.CodeIdempotencyInFlight, fault.CodePayloadTooLarge, fault.CodeUnavailable,
+		fault.CodeIdempotencyKeyReused, fault.CodeIdempotencyInFlight, fault.CodeIdempotencyResponseLost, fault.CodePayloadTooLarge, fault.CodeUnavailable,
 		fault.CodeFeatureDisabled, fault.CodeInsufficientBalance, fault.CodeProjectRequired, fault.CodeUnsupportedMedia,
 		fault.CodeMethodNotAllowed}
 	seen := map[fault.Code]bool{}

@@ -91,6 +91,11 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		case ports.IdempotencyInFlight:
 			s.fail(w, r, fault.Conflict(fault.CodeIdempotencyInFlight, "a request with this idempotency key is still running"))
 			return
+		case ports.IdempotencyCommitted:
+			s.fail(w, r, fault.Conflict(fault.CodeIdempotencyResponseLost,
+				"the request with this idempotency key saved its changes but failed before answering; "+
+					"look up its result instead of retrying (a new key runs it again)"))
+			return
 		case ports.IdempotencyMismatch:
 			s.fail(w, r, &fault.Error{Kind: fault.KindUnprocessable, Code: fault.CodeIdempotencyKeyReused,
 				Message: "this idempotency key was used for a different request"})
@@ -103,6 +108,13 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 
 		// The outcome must be recorded even if the client goes away.
 		bg := context.WithoutCancel(ctx)
+		// The request's transactions mark the key committed with their own
+		// writes, so a failure after a commit (or a commit whose outcome the
+		// request could not learn) keeps the key: Abandon below releases
+		// only a key whose request committed nothing.
+		r = r.WithContext(ports.WithTxWork(ctx, func(ctx context.Context) error {
+			return s.d.Idempotency.MarkCommitted(ctx, scope, key)
+		}))
 		cw := &captureWriter{ResponseWriter: w}
 		completed := false
 		defer func() {
@@ -110,7 +122,8 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 				return
 			}
 			// A panic (re-raised after this), a 5xx or a 499: release the key so a
-			// retry runs again instead of replaying a failure.
+			// retry runs again instead of replaying a failure — unless the
+			// request committed, which Abandon leaves held.
 			if err := s.d.Idempotency.Abandon(bg, scope, key); err != nil {
 				s.log.LogAttrs(bg, slog.LevelWarn, "idempotency abandon failed",
 					slog.String("correlation_id", st.correlationID), slog.String("error", scrubText(err.Error())))

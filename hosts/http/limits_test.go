@@ -134,6 +134,35 @@ func TestIdempotency(t *testing.T) {
 	if r := post("key-3", `{"name":"four"}`); r.status != 201 || r.header.Get("Idempotent-Replayed") != "" {
 		t.Fatalf("retry after 5xx: %d %v", r.status, r.header)
 	}
+	// A 5xx after the request's transaction committed keeps the key: here the
+	// commit's answer is lost (the connection dropped during COMMIT) although
+	// the project was created. The retry is not run a second time.
+	countProjects := func(name string) int {
+		h.store.mu.Lock()
+		defer h.store.mu.Unlock()
+		n := 0
+		for _, p := range h.store.projects {
+			if p.Name == name {
+				n++
+			}
+		}
+		return n
+	}
+	h.store.mu.Lock()
+	h.store.commitErr = errors.New("conn closed while reading the COMMIT's answer")
+	h.store.mu.Unlock()
+	if r := post("key-4", `{"name":"five"}`); r.status != 500 {
+		t.Fatalf("create whose commit answer is lost: %d %s", r.status, r.body)
+	}
+	h.store.mu.Lock()
+	h.store.commitErr = nil
+	h.store.mu.Unlock()
+	if r := post("key-4", `{"name":"five"}`); r.status != 409 || r.errBody(t).Code != "idempotency_response_lost" {
+		t.Fatalf("retry after a committed 5xx: %d %s, want 409 idempotency_response_lost", r.status, r.body)
+	}
+	if n := countProjects("five"); n != 1 {
+		t.Fatalf("%d projects named five, want 1 (the retry must not create another)", n)
+	}
 	// Keys are per user: bob's key-1 is his own.
 	if r := h.do(req{method: "POST", path: "/api/v1/projects", bearer: h.token("bob"), body: `{"name":"one"}`,
 		header: map[string]string{"X-Idempotency-Key": "key-1"}}); r.status != 201 || r.header.Get("Idempotent-Replayed") != "" {

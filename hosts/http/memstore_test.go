@@ -36,14 +36,16 @@ type memStore struct {
 	// holdCreate, when set, makes CreateProject signal it and then wait for
 	// the request's context to end, as a query does when its client goes away.
 	holdCreate chan struct{}
+	commitErr  error // InTx answers it after running everything (see InTx)
 }
 
 type idemEntry struct {
-	fp       string
-	done     bool
-	resp     ports.StoredResponse
-	begins   int
-	complete int
+	fp        string
+	done      bool
+	committed bool
+	resp      ports.StoredResponse
+	begins    int
+	complete  int
 }
 
 var (
@@ -66,9 +68,22 @@ func newMemStore() *memStore {
 }
 
 // InTx runs fn directly: the stand-in has no rollback, which the host's
-// tests do not need.
+// tests do not need; the work ctx carries runs after fn succeeds (what it
+// writes is kept only with fn's writes). commitErr, when set, is what the
+// commit then answers although everything was kept — a connection lost
+// while the COMMIT was under way.
 func (m *memStore) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
-	return fn(ctx)
+	if err := fn(ctx); err != nil {
+		return err
+	}
+	if work := ports.TxWork(ctx); work != nil {
+		if err := work(ctx); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.commitErr
 }
 
 func (m *memStore) UpsertByIdentity(_ context.Context, u identity.User) (identity.User, bool, error) {
@@ -327,6 +342,8 @@ func (m *memStore) Begin(_ context.Context, scope, key, fp string, _ time.Durati
 	switch {
 	case e.fp != fp:
 		return ports.IdempotencyMismatch, ports.StoredResponse{}, nil
+	case !e.done && e.committed:
+		return ports.IdempotencyCommitted, ports.StoredResponse{}, nil
 	case !e.done:
 		return ports.IdempotencyInFlight, ports.StoredResponse{}, nil
 	}
@@ -345,9 +362,20 @@ func (m *memStore) Complete(_ context.Context, scope, key string, resp ports.Sto
 	return nil
 }
 
+func (m *memStore) MarkCommitted(_ context.Context, scope, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e, ok := m.idem[scope+"|"+key]; ok && !e.done {
+		e.committed = true
+	}
+	return nil
+}
+
 func (m *memStore) Abandon(_ context.Context, scope, key string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.idem, scope+"|"+key)
+	if e, ok := m.idem[scope+"|"+key]; ok && !e.done && !e.committed {
+		delete(m.idem, scope+"|"+key)
+	}
 	return nil
 }

@@ -177,6 +177,7 @@ describe("error mapping", () => {
       "not_found",
       "conflict",
       "idempotency_request_in_flight",
+      "idempotency_response_lost",
       "project_name_taken",
       "already_member",
       "already_invited",
