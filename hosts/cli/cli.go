@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,6 +49,49 @@ func OSEnv() Env {
 // dispatcher.
 var Commands = []string{"login", "logout", "whoami", "skus", "alloc", "ssh", "config-ssh", "ssh-keys", "balance", "usage",
 	"top-up", "files", "keys", "mcp"}
+
+// globalFlags are the flags every user command takes (runner.flags), by
+// name, with whether each takes a value.
+var globalFlags = map[string]bool{"json": false, "api": true, "project": true}
+
+// Command finds the user command named by args, which may come after
+// global flags (gpuaas --api URL alloc ls, as with git or kubectl). It
+// returns args with the command first and those flags moved after its own
+// arguments (before a "--", which ends them), and false when args name no
+// user command.
+func Command(args []string) ([]string, bool) {
+	i := 0
+	for i < len(args) {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			break
+		}
+		name, _, inline := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-"), "=")
+		takesValue, ok := globalFlags[name]
+		if !ok {
+			return args, false
+		}
+		i++
+		if takesValue && !inline {
+			i++ // the value
+		}
+	}
+	if i >= len(args) || !slices.Contains(Commands, args[i]) {
+		return args, false
+	}
+	if i == 0 {
+		return args, true
+	}
+	rest := args[i:]
+	end := slices.Index(rest, "--")
+	if end < 0 {
+		end = len(rest)
+	}
+	out := make([]string, 0, len(args))
+	out = append(out, rest[:end]...)
+	out = append(out, args[:i]...)
+	return append(out, rest[end:]...), true
+}
 
 // Usage is the CLI part of the binary's help.
 const Usage = `User commands (doc/cli.md; --json on every command, --api URL to pick the API):

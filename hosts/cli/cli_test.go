@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -86,6 +88,11 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			_ = json.NewDecoder(r.Body).Decode(&body)
 			write(w, 201, map[string]any{"id": "k1", "name": body["name"], "public_key": body["public_key"],
 				"fingerprint": "SHA256:x", "key_type": "ssh-ed25519", "created_at": time.Now().UTC()})
+		case r.URL.Path == "/api/v1/storage/delete" && r.URL.Query().Get("recursive") != "true":
+			write(w, 409, map[string]any{"error": map[string]any{"code": "storage_conflict",
+				"message": "the folder is not empty; delete it with recursive=true", "correlation_id": "c"}})
+		case r.URL.Path == "/api/v1/storage/delete":
+			write(w, 200, map[string]any{"path": "/" + r.URL.Query().Get("path"), "kind": "dir", "files": 1, "bytes": 6})
 		case r.URL.Path == "/api/v1/billing/balance":
 			write(w, 402, map[string]any{"error": map[string]any{"code": "spend_cap_reached", "message": "over the cap", "correlation_id": "c"}})
 		default:
@@ -270,5 +277,64 @@ func TestExitCodes(t *testing.T) {
 	}
 	if code, _ := classify(errors.New("x")); code != ExitError {
 		t.Fatal("plain error")
+	}
+}
+
+// Global flags may come before the command, as with git or kubectl; they
+// are moved behind the command's own arguments, before a "--".
+func TestGlobalFlagsBeforeTheCommand(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   []string
+		want []string
+		ok   bool
+	}{
+		{[]string{"alloc", "ls"}, []string{"alloc", "ls"}, true},
+		{[]string{"--api", "http://x", "alloc", "ls"}, []string{"alloc", "ls", "--api", "http://x"}, true},
+		{[]string{"--json", "-project=p", "whoami"}, []string{"whoami", "--json", "-project=p"}, true},
+		{[]string{"--api=http://x", "ssh", "a1", "--", "nvidia-smi", "--json"},
+			[]string{"ssh", "a1", "--api=http://x", "--", "nvidia-smi", "--json"}, true},
+		{[]string{"--api", "http://x"}, []string{"--api", "http://x"}, false},
+		{[]string{"--verbose", "alloc", "ls"}, []string{"--verbose", "alloc", "ls"}, false},
+		{[]string{"--api", "http://x", "serve", "api"}, []string{"--api", "http://x", "serve", "api"}, false},
+		{[]string{"serve", "api"}, []string{"serve", "api"}, false},
+	} {
+		got, ok := Command(tc.in)
+		if ok != tc.ok || !slices.Equal(got, tc.want) {
+			t.Errorf("Command(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+	// globalFlags says what runner.flags defines.
+	fs := (&runner{}).flags("x")
+	for name, takesValue := range globalFlags {
+		fl := fs.Lookup(name)
+		if fl == nil {
+			t.Fatalf("runner.flags has no -%s", name)
+		}
+		_, isBool := fl.Value.(interface{ IsBoolFlag() bool })
+		if isBool == takesValue {
+			t.Fatalf("-%s: takes a value %v in globalFlags, but its flag is bool %v", name, takesValue, isBool)
+		}
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n != len(globalFlags) {
+		t.Fatalf("runner.flags defines %d flags, globalFlags names %d", n, len(globalFlags))
+	}
+}
+
+// files rm on a folder with files in it says how to remove it from the
+// command line (the API's message names its query parameter).
+func TestFilesRemoveNamesTheFlag(t *testing.T) {
+	t.Parallel()
+	api := newFakeAPI(t)
+	c := &cliEnv{t: t, dir: t.TempDir()}
+	c.run(ExitOK, testKey+"\n", "login", "--api", api.URL, "--api-key-stdin")
+	out := c.run(ExitConflict, "", "files", "rm", ":data")
+	if !strings.Contains(out, "gpuaas files rm -r :data") || strings.Contains(out, "recursive=true") {
+		t.Fatalf("files rm on a full folder said %q", out)
+	}
+	if out := c.run(ExitOK, "", "files", "rm", "-r", ":data"); !strings.Contains(out, "Removed :data (1 file, 6 bytes)") {
+		t.Fatalf("files rm -r said %q", out)
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,6 +37,10 @@ func remote(arg string) (string, bool) {
 	}
 	return strings.TrimPrefix(arg[1:], "/"), true
 }
+
+// remoteName is how a path of the project's storage is written on the
+// command line: ":data/x.csv" for the store's "/data/x.csv".
+func remoteName(path string) string { return ":" + strings.TrimPrefix(path, "/") }
 
 func (r *runner) filesList(args []string) error {
 	f := r.flags("files ls")
@@ -109,7 +114,9 @@ func (r *runner) filesCopy(args []string) error {
 		if err != nil {
 			return err
 		}
-		return r.out(e, func(w io.Writer) { fmt.Fprintf(w, "Uploaded %s → :%s (%d bytes)\n", src, e.Path, e.SizeBytes) })
+		return r.out(e, func(w io.Writer) {
+			fmt.Fprintf(w, "Uploaded %s → %s (%d bytes)\n", src, remoteName(e.Path), e.SizeBytes)
+		})
 	}
 	if fi, err := os.Stat(dst); err == nil && fi.IsDir() {
 		dst = filepath.Join(dst, path.Base(rs))
@@ -147,8 +154,16 @@ func (r *runner) filesRemove(args []string) error {
 		return usagef("files rm needs a remote path such as :data/old.csv")
 	}
 	d, err := c.Delete(ctx, p, *recursive)
+	var ce *client.Error
+	if !*recursive && errors.As(err, &ce) && ce.Code == "storage_conflict" {
+		// The API's message names its own parameter (recursive=true).
+		return exitErr{ExitConflict, fmt.Sprintf("%s is a folder with files in it: gpuaas files rm -r %s removes it all (%d storage_conflict)",
+			remoteName(p), remoteName(p), ce.StatusCode)}
+	}
 	if err != nil {
 		return err
 	}
-	return r.out(d, func(w io.Writer) { fmt.Fprintf(w, "Removed :%s (%d files, %d bytes)\n", d.Path, d.Files, d.Bytes) })
+	return r.out(d, func(w io.Writer) {
+		fmt.Fprintf(w, "Removed %s (%s, %d bytes)\n", remoteName(d.Path), plural(d.Files, "file", "files"), d.Bytes)
+	})
 }

@@ -20,8 +20,12 @@ func (r *runner) balance(args []string) error {
 		return err
 	}
 	return r.out(b, func(w io.Writer) {
+		runway := b.RunwayText
+		if runway == "" { // nothing burns
+			runway = "no node is running"
+		}
 		fmt.Fprintf(w, "Balance  %s\nBurn     %s/h\nRunway   %s\n", money(b.BalanceMinor, b.Currency),
-			money(b.BurnRateMinorPerHour, b.Currency), b.RunwayText)
+			money(b.BurnRateMinorPerHour, b.Currency), runway)
 	})
 }
 

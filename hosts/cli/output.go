@@ -148,3 +148,11 @@ func classify(err error) (int, string) {
 	}
 	return ExitError, err.Error()
 }
+
+// plural is n with the word for one or for several.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

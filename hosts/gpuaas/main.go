@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -64,12 +63,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	// The user commands (login, alloc, ssh, …) are a client of the API:
 	// they read none of the server settings below (doc/cli.md).
-	if slices.Contains(cli.Commands, args[0]) {
+	if cargs, ok := cli.Command(args); ok {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		e := cli.OSEnv()
 		e.Stdout, e.Stderr, e.Getenv = stdout, stderr, getenv
-		return cli.Run(ctx, args, e)
+		return cli.Run(ctx, cargs, e)
 	}
 	settings, err := readSettings(env(getenv))
 	if err != nil {
