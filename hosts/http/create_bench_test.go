@@ -53,6 +53,7 @@ import (
 //	SELECT set_config('synchronous_commit', 'off', true)
 //	  + INSERT idempotency_keys … ON CONFLICT   (the key's claim: one implicit transaction)
 //	BEGIN
+//	UPDATE idempotency_keys SET status = 'committed'   (the key marked with the request's writes)
 //	SELECT skus                                 (GetSKU)
 //	SELECT ledger_entries                       (Balance)
 //	SELECT ssh_keys                             (ListSSHKeys)
