@@ -94,6 +94,21 @@ type StoredResponse struct {
 	Body    json.RawMessage
 }
 
+// ValidIdempotencyKey reports whether k is a key callers may choose: 1–255
+// printable ASCII characters, no spaces (REST's X-Idempotency-Key, the RPCs'
+// request_id).
+func ValidIdempotencyKey(k string) bool {
+	if k == "" || len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 // IdempotencyStore remembers responses by (scope, key).
 type IdempotencyStore interface {
 	// Begin claims the key for a request with the given fingerprint.

@@ -26,6 +26,7 @@ import (
 	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/inventory/v1/inventoryv1connect"
 	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/payments/v1/paymentsv1connect"
 	"github.com/gpuaas/gpuaas/hosts/internal/httpserve"
+	"github.com/gpuaas/gpuaas/ports"
 )
 
 // RPCConfig configures the internal Connect RPC listener (`gpuaas serve
@@ -75,6 +76,10 @@ type RPCDeps struct {
 	Inventory   *inventorysvc.Service
 	Ledger      *ledgersvc.Service
 	Payments    *paymentsvc.Service
+	// Idempotency keeps mutating calls' request_id (AIP-155) as the REST
+	// API keeps X-Idempotency-Key; Policies says for how long.
+	Idempotency ports.IdempotencyStore
+	Policies    ports.PolicyStore
 }
 
 // authz is an RPC's authorisation decision; the values are the REST API's
@@ -144,8 +149,9 @@ func NewRPC(cfg RPCConfig, d RPCDeps) (*RPCServer, error) {
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		return nil, err
 	}
-	if d.Auth == nil || d.Projects == nil || d.Allocations == nil || d.Inventory == nil || d.Ledger == nil {
-		return nil, errors.New("connecthost: the RPC host needs Auth, Projects, Allocations, Inventory and Ledger")
+	if d.Auth == nil || d.Projects == nil || d.Allocations == nil || d.Inventory == nil || d.Ledger == nil ||
+		d.Idempotency == nil || d.Policies == nil {
+		return nil, errors.New("connecthost: the RPC host needs Auth, Projects, Allocations, Inventory, Ledger, Idempotency and Policies")
 	}
 	s := &RPCServer{cfg: cfg, d: d}
 	obs, err := newObserver("internal", cfg.Telemetry)
@@ -154,7 +160,7 @@ func NewRPC(cfg RPCConfig, d RPCDeps) (*RPCServer, error) {
 	}
 	opts := []connect.HandlerOption{connect.WithInterceptors(interceptors(obs, s.authorizer())...), connect.WithReadMaxBytes(1 << 20)}
 	mux := http.NewServeMux()
-	mux.Handle(allocationsv1connect.NewAllocationServiceHandler(&allocationRPC{d: d}, opts...))
+	mux.Handle(allocationsv1connect.NewAllocationServiceHandler(&allocationRPC{d: d, log: cfg.Logger}, opts...))
 	mux.Handle(inventoryv1connect.NewInventoryServiceHandler(&inventoryRPC{d: d}, opts...))
 	mux.Handle(billingv1connect.NewBillingServiceHandler(&billingRPC{d: d}, opts...))
 	mux.Handle(paymentsv1connect.NewPaymentsAdminServiceHandler(&paymentsRPC{d: d}, opts...))

@@ -2,6 +2,7 @@ package connecthost
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"connectrpc.com/connect"
@@ -13,6 +14,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/ledger"
 	"github.com/gpuaas/gpuaas/core/payment"
 	allocationsv1 "github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/allocations/v1"
+	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/allocations/v1/allocationsv1connect"
 	billingv1 "github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/billing/v1"
 	inventoryv1 "github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/inventory/v1"
 	paymentsv1 "github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/payments/v1"
@@ -43,7 +45,10 @@ func tsp(t *time.Time) *timestamppb.Timestamp {
 	return ts(*t)
 }
 
-type allocationRPC struct{ d RPCDeps }
+type allocationRPC struct {
+	d   RPCDeps
+	log *slog.Logger
+}
 
 func allocationToProto(a allocation.Allocation) *allocationsv1.Allocation {
 	return &allocationsv1.Allocation{Id: a.ID, ProjectId: a.ProjectID, SkuId: a.SKUID, NodeId: a.NodeID, State: string(a.State),
@@ -53,12 +58,20 @@ func allocationToProto(a allocation.Allocation) *allocationsv1.Allocation {
 
 func (h *allocationRPC) CreateAllocation(ctx context.Context, req *connect.Request[allocationsv1.CreateAllocationRequest]) (*connect.Response[allocationsv1.CreateAllocationResponse], error) {
 	m := req.Msg
-	a, err := h.d.Allocations.Create(ctx, principalFrom(ctx), m.ProjectId, allocationsvc.CreateRequest{SKUID: m.SkuId,
-		SSHKeyIDs: m.SshKeyIds, MaxHourlyPriceMinor: m.MaxHourlyPriceMinor, MaxTotalCostMinor: m.MaxTotalCostMinor})
+	resp, err := idempotent(ctx, h.d, h.log, allocationsv1connect.AllocationServiceCreateAllocationProcedure, m,
+		func() *allocationsv1.CreateAllocationResponse { return &allocationsv1.CreateAllocationResponse{} },
+		func(ctx context.Context) (*allocationsv1.CreateAllocationResponse, error) {
+			a, err := h.d.Allocations.Create(ctx, principalFrom(ctx), m.ProjectId, allocationsvc.CreateRequest{SKUID: m.SkuId,
+				SSHKeyIDs: m.SshKeyIds, MaxHourlyPriceMinor: m.MaxHourlyPriceMinor, MaxTotalCostMinor: m.MaxTotalCostMinor})
+			if err != nil {
+				return nil, err
+			}
+			return &allocationsv1.CreateAllocationResponse{Allocation: allocationToProto(a)}, nil
+		})
 	if err != nil {
 		return nil, err
 	}
-	return connect.NewResponse(&allocationsv1.CreateAllocationResponse{Allocation: allocationToProto(a)}), nil
+	return connect.NewResponse(resp), nil
 }
 
 func (h *allocationRPC) GetAllocation(ctx context.Context, req *connect.Request[allocationsv1.GetAllocationRequest]) (*connect.Response[allocationsv1.GetAllocationResponse], error) {

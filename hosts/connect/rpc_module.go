@@ -11,6 +11,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/inventory/inventorysvc"
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/core/payment/paymentsvc"
+	"github.com/gpuaas/gpuaas/ports"
 )
 
 // RPCParams is what RPCModule takes from the graph: the use cases the HTTP
@@ -25,7 +26,9 @@ type RPCParams struct {
 	Inventory   *inventorysvc.Service
 	Ledger      *ledgersvc.Service
 	Payments    *paymentsvc.Service `optional:"true"`
-	Logger      *slog.Logger        `optional:"true"`
+	Idempotency ports.IdempotencyStore
+	Policies    ports.PolicyStore
+	Logger      *slog.Logger `optional:"true"`
 }
 
 // RPCModule provides *RPCServer and runs it with the app (`gpuaas serve rpc`).
@@ -36,7 +39,7 @@ var RPCModule = fx.Module("connect-rpc",
 			cfg.Logger = p.Logger.With("component", "rpc")
 		}
 		return NewRPC(cfg, RPCDeps{Auth: p.Auth, Projects: p.Identity, Allocations: p.Allocations, Inventory: p.Inventory,
-			Ledger: p.Ledger, Payments: p.Payments})
+			Ledger: p.Ledger, Payments: p.Payments, Idempotency: p.Idempotency, Policies: p.Policies})
 	}),
 	fx.Invoke(func(lc fx.Lifecycle, s *RPCServer) { lc.Append(fx.Hook{OnStart: s.Start, OnStop: s.Stop}) }),
 )

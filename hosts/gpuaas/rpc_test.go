@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/gpuaas/gpuaas/adapters/system"
 	"github.com/gpuaas/gpuaas/core/allocation/allocationsvc"
@@ -107,14 +108,34 @@ func TestRPCServices(t *testing.T) {
 		}
 	}))
 	ac := allocationsv1connect.NewAllocationServiceClient(http.DefaultClient, base, authz)
-	created, err := ac.CreateAllocation(ctx, connect.NewRequest(&allocationsv1.CreateAllocationRequest{
-		ProjectId: owner.ProjectID, SkuId: "h100-80g-x1", MaxTotalCostMinor: 10_000}))
+	createReq := &allocationsv1.CreateAllocationRequest{
+		ProjectId: owner.ProjectID, SkuId: "h100-80g-x1", MaxTotalCostMinor: 10_000, RequestId: "ci-run-1"}
+	created, err := ac.CreateAllocation(ctx, connect.NewRequest(createReq))
 	if err != nil {
 		t.Fatalf("connect CreateAllocation: %v (%s)", err, connecthost.FaultCode(err))
 	}
 	a := created.Msg.Allocation
 	if a.State != "requested" || a.ProjectId != owner.ProjectID || a.MaxTotalCostMinor != 10_000 {
 		t.Fatalf("created %+v", a)
+	}
+	// A retry with the same request_id (AIP-155) answers the first call's
+	// allocation, over either protocol; with other fields it is refused; a
+	// request_id that is not a key is invalid. (The list below holds one
+	// allocation.)
+	again, err := ac.CreateAllocation(ctx, connect.NewRequest(createReq))
+	if err != nil || again.Msg.Allocation.Id != a.Id {
+		t.Fatalf("connect CreateAllocation retried: %v %v (%s); want allocation %s again", again, err, connecthost.FaultCode(err), a.Id)
+	}
+	changed := proto.Clone(createReq).(*allocationsv1.CreateAllocationRequest)
+	changed.MaxTotalCostMinor = 20_000
+	if _, err := ac.CreateAllocation(ctx, connect.NewRequest(changed)); connect.CodeOf(err) != connect.CodeFailedPrecondition ||
+		connecthost.FaultCode(err) != "idempotency_key_reused" {
+		t.Fatalf("same request_id, other fields: %v (%s)", err, connecthost.FaultCode(err))
+	}
+	badID := proto.Clone(createReq).(*allocationsv1.CreateAllocationRequest)
+	badID.RequestId = "not a key"
+	if _, err := ac.CreateAllocation(ctx, connect.NewRequest(badID)); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Fatalf("request_id with spaces: %v", err)
 	}
 	got, err := ac.GetAllocation(ctx, connect.NewRequest(&allocationsv1.GetAllocationRequest{AllocationId: a.Id}))
 	if err != nil || got.Msg.Allocation.Id != a.Id {
@@ -150,6 +171,11 @@ func TestRPCServices(t *testing.T) {
 	}
 	defer conn.Close()
 	gctx := metadata.AppendToOutgoingContext(ctx, "authorization", bearer)
+	gagain := &allocationsv1.CreateAllocationResponse{}
+	if err := conn.Invoke(gctx, allocationsv1connect.AllocationServiceCreateAllocationProcedure, createReq, gagain); err != nil ||
+		gagain.Allocation.Id != a.Id {
+		t.Fatalf("grpc CreateAllocation retried: %v %v; want allocation %s again", gagain, err, a.Id)
+	}
 	list := &allocationsv1.ListAllocationsResponse{}
 	if err := conn.Invoke(gctx, allocationsv1connect.AllocationServiceListAllocationsProcedure,
 		&allocationsv1.ListAllocationsRequest{ProjectId: owner.ProjectID}, list); err != nil || len(list.Allocations) != 1 || list.Allocations[0].Id != a.Id {

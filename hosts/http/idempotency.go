@@ -21,19 +21,6 @@ import (
 // request headers (correlation id, rate limits) are not replayed.
 var replayedHeaders = []string{"Content-Type", "Location"}
 
-// validIdempotencyKey accepts 1–255 printable ASCII characters.
-func validIdempotencyKey(k string) bool {
-	if k == "" || len(k) > 255 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i] < 0x21 || k[i] > 0x7e {
-			return false
-		}
-	}
-	return true
-}
-
 // fingerprint identifies "the same request": method, concrete path (two
 // projects' member lists are different requests), active project header,
 // caller and body.
@@ -58,7 +45,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if !validIdempotencyKey(key) {
+		if !ports.ValidIdempotencyKey(key) {
 			s.fail(w, r, fault.Invalid("X-Idempotency-Key", "X-Idempotency-Key must be 1-255 printable ASCII characters"))
 			return
 		}

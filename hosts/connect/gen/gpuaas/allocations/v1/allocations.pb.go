@@ -169,8 +169,20 @@ type CreateAllocationRequest struct {
 	SshKeyIds           []string               `protobuf:"bytes,3,rep,name=ssh_key_ids,json=sshKeyIds,proto3" json:"ssh_key_ids,omitempty"`
 	MaxHourlyPriceMinor int64                  `protobuf:"varint,4,opt,name=max_hourly_price_minor,json=maxHourlyPriceMinor,proto3" json:"max_hourly_price_minor,omitempty"`
 	MaxTotalCostMinor   int64                  `protobuf:"varint,5,opt,name=max_total_cost_minor,json=maxTotalCostMinor,proto3" json:"max_total_cost_minor,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// request_id makes a retry safe (AIP-155): 1-255 printable ASCII characters
+	// the caller chooses, the same on every retry of one request. A retry with
+	// the caller's earlier request_id and the same fields returns the first
+	// call's allocation instead of creating another; with other fields it is
+	// FAILED_PRECONDITION idempotency_key_reused; while the first call runs,
+	// FAILED_PRECONDITION idempotency_request_in_flight; after a first call
+	// that saved the allocation but failed before answering,
+	// FAILED_PRECONDITION idempotency_response_lost (it is never created
+	// twice). A call that failed otherwise is not remembered: a retry runs it
+	// again. Kept for the policy idempotency.ttl_hours, as the REST API's
+	// X-Idempotency-Key. Empty: no such guarantee.
+	RequestId     string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateAllocationRequest) Reset() {
@@ -236,6 +248,13 @@ func (x *CreateAllocationRequest) GetMaxTotalCostMinor() int64 {
 		return x.MaxTotalCostMinor
 	}
 	return 0
+}
+
+func (x *CreateAllocationRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
 }
 
 type CreateAllocationResponse struct {
@@ -601,14 +620,16 @@ const file_gpuaas_allocations_v1_allocations_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"releasedAt\x12!\n" +
 	"\ffailure_code\x18\v \x01(\tR\vfailureCode\x12/\n" +
-	"\x14max_total_cost_minor\x18\f \x01(\x03R\x11maxTotalCostMinor\"\xd5\x01\n" +
+	"\x14max_total_cost_minor\x18\f \x01(\x03R\x11maxTotalCostMinor\"\xf4\x01\n" +
 	"\x17CreateAllocationRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x15\n" +
 	"\x06sku_id\x18\x02 \x01(\tR\x05skuId\x12\x1e\n" +
 	"\vssh_key_ids\x18\x03 \x03(\tR\tsshKeyIds\x123\n" +
 	"\x16max_hourly_price_minor\x18\x04 \x01(\x03R\x13maxHourlyPriceMinor\x12/\n" +
-	"\x14max_total_cost_minor\x18\x05 \x01(\x03R\x11maxTotalCostMinor\"]\n" +
+	"\x14max_total_cost_minor\x18\x05 \x01(\x03R\x11maxTotalCostMinor\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\"]\n" +
 	"\x18CreateAllocationResponse\x12A\n" +
 	"\n" +
 	"allocation\x18\x01 \x01(\v2!.gpuaas.allocations.v1.AllocationR\n" +
