@@ -142,7 +142,15 @@ func (r *runner) loginInBrowser(api string, noBrowser bool, timeout time.Duratio
 	defer srv.Close()
 
 	target := c.AuthorizeURL(redirect)
-	fmt.Fprintf(r.env.Stderr, "To sign in, open this URL in a browser on this machine:\n\n  %s\n\nWaiting for the sign-in to finish…\n", target)
+	fmt.Fprintf(r.env.Stderr, "To sign in, open this URL in a browser on this machine:\n\n  %s\n\n", target)
+	if noBrowser {
+		// The redirect comes back to this machine's loopback, so a browser
+		// elsewhere needs the port forwarded, or an API key instead.
+		fmt.Fprintf(r.env.Stderr, "No browser here? Forward the port from the machine that has one (ssh -L %d:127.0.0.1:%d THIS-HOST)\n"+
+			"and open the URL there, or create an API key in the console and run: gpuaas login --api-key-stdin\n\n",
+			ln.Addr().(*net.TCPAddr).Port, ln.Addr().(*net.TCPAddr).Port)
+	}
+	fmt.Fprintln(r.env.Stderr, "Waiting for the sign-in to finish…")
 	if !noBrowser && r.env.OpenBrowser != nil {
 		_ = r.env.OpenBrowser(target) // the URL is printed either way
 	}
