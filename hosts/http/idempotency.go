@@ -98,10 +98,13 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		// The request's transactions mark the key committed with their own
 		// writes, so a failure after a commit (or a commit whose outcome the
 		// request could not learn) keeps the key: Abandon below releases
-		// only a key whose request committed nothing.
-		r = r.WithContext(ports.WithTxWork(ctx, func(ctx context.Context) error {
-			return s.d.Idempotency.MarkCommitted(ctx, scope, key)
-		}))
+		// only a key whose request committed nothing. Not where the use case
+		// dedupes on the key and resumes a retry (x-idempotency: use-case).
+		if !st.route.idempotencyByUseCase {
+			r = r.WithContext(ports.WithTxWork(ctx, func(ctx context.Context) error {
+				return s.d.Idempotency.MarkCommitted(ctx, scope, key)
+			}))
+		}
 		cw := &captureWriter{ResponseWriter: w}
 		completed := false
 		defer func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -592,5 +593,57 @@ func TestCheckoutAndDevPay(t *testing.T) {
 	st, resp = call("POST", "/api/v1/payments/customer-portal-session", user, "")
 	if st != 200 || !strings.Contains(resp, front.URL+"/dev-pay/portal/") {
 		t.Fatalf("portal: %d %s", st, resp)
+	}
+}
+
+// flakyProvider fails its first checkout as an unreachable provider does.
+type flakyProvider struct {
+	ports.PaymentProvider
+	failed atomic.Bool
+}
+
+func (f *flakyProvider) CreateCheckout(ctx context.Context, r ports.CheckoutRequest) (string, string, error) {
+	if f.failed.CompareAndSwap(false, true) {
+		return "", "", errors.New("dial tcp: connection refused")
+	}
+	return f.PaymentProvider.CreateCheckout(ctx, r)
+}
+
+// A checkout whose provider call failed after its session committed is
+// resumed by a retry with the same key (the use case dedupes on the key:
+// x-idempotency: use-case), not held back as a request that committed.
+func TestCheckoutRetryAfterProviderFailureResumes(t *testing.T) {
+	t.Parallel()
+	url := services.FreshDatabaseURL(t)
+	iss := tokens.NewIssuer(t)
+	dev, err := devpay.New(devpay.Config{PublicBaseURL: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newPayServer(t, url, iss, &flakyProvider{PaymentProvider: dev})
+	user := iss.Mint(t, tokens.Subject("retrier"), tokens.Email("retrier@example.com"), tokens.Name("R"))
+	post := func() (int, string) {
+		r, _ := http.NewRequest("POST", srv.ts.URL+"/api/v1/payments/checkout-session", strings.NewReader(`{"amount_minor":2500,"currency":"usd"}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+user)
+		r.Header.Set("X-Idempotency-Key", "topup-flaky")
+		resp, err := srv.ts.Client().Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, body := post(); st != http.StatusServiceUnavailable {
+		t.Fatalf("checkout with the provider down: %d %s, want 503", st, body)
+	}
+	st, body := post()
+	if st != http.StatusCreated || !strings.Contains(body, `"checkout_url"`) {
+		t.Fatalf("retry with the same key: %d %s, want the checkout (201)", st, body)
+	}
+	var n int
+	if err := srv.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM payment_sessions`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d payment sessions, %v; want 1", n, err)
 	}
 }

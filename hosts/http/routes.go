@@ -85,6 +85,10 @@ type route struct {
 	// noIdempotency (x-idempotency: false): X-Idempotency-Key is not taken
 	// (the response holds credentials, or the body cannot be fingerprinted).
 	noIdempotency bool
+	// idempotencyByUseCase (x-idempotency: use-case): the use case dedupes
+	// on the key and resumes a retried request, so a retry after a failure
+	// runs again even when the first attempt committed.
+	idempotencyByUseCase bool
 }
 
 // mutating reports whether the route changes state (and so may carry an
@@ -159,11 +163,18 @@ func loadRoutes(spec *openapi3.T) (map[string]*route, error) {
 			}
 			rawBody, _ := op.Extensions[extRawBody].(bool)
 			stream, _ := op.Extensions[extStreamBody].(bool)
-			idem, hasIdem := op.Extensions[extIdempotency].(bool)
+			idemRaw, hasIdem := op.Extensions[extIdempotency]
+			idem, isBool := idemRaw.(bool)
+			byUseCase := idemRaw == "use-case"
+			if hasIdem && ((isBool && idem) || (!isBool && !byUseCase)) {
+				problems = append(problems, fmt.Sprintf("%s %s: x-idempotency %v (want false or use-case)", method, path, idemRaw))
+				continue
+			}
 			key := routeKey(method, path)
 			out[key] = &route{Method: method, Pattern: path, key: key, OperationID: op.OperationID,
 				Authz: a, Scope: sc, Class: classify(method, path), item: item, op: op, params: paramsOf(item, op),
-				rawBody: rawBody || stream, streamBody: stream, noIdempotency: stream || (hasIdem && !idem)}
+				rawBody: rawBody || stream, streamBody: stream, noIdempotency: stream || (isBool && !idem),
+				idempotencyByUseCase: byUseCase}
 		}
 	}
 	if len(problems) > 0 {

@@ -45,6 +45,11 @@ const (
 	extStreamBody = "x-stream-body"
 	// extIdempotency false on an operation: X-Idempotency-Key is ignored
 	// (a response holding credentials must never be stored for replay).
+	// "use-case": the use case requires the key and dedupes on it itself,
+	// resuming a retried request (a checkout, a refund request: a provider
+	// call after the commit may fail and be retried); the host stores and
+	// replays responses but does not hold a key back because the request's
+	// transaction committed (idempotencyByUseCase).
 	extIdempotency = "x-idempotency"
 	// extText on a string schema: "opaque" exempts it from the single-line
 	// rules (controls allowed; NUL and invalid UTF-8 still refused).
