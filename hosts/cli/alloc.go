@@ -224,6 +224,10 @@ func (r *runner) allocList(args []string) error {
 			rows = append(rows, []string{shortID(a.Id), string(a.State), a.SkuId, money(a.PriceMinor, a.Currency) + "/h",
 				ago(now, a.CreatedAt), a.Id})
 		}
+		if len(rows) == 0 && !*all && *state == "" {
+			fmt.Fprintln(w, "No node is allocated. gpuaas alloc ls --all includes released ones; gpuaas alloc create --sku SKU requests one.")
+			return
+		}
 		table(w, "NAME\tSTATE\tSKU\tPRICE\tCREATED\tID", rows)
 	})
 }

@@ -30,6 +30,8 @@ const (
 	testKey = "gpa_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
 	testPID = "7a9d3c1e-2222-4c8e-8f7e-3a1b2c3d4e5f"
 	allocA  = "01a249c7-bb0a-7c14-be30-8416e0215d1e"
+	// emptyPID is a project the fake API lists no allocations of.
+	emptyPID = "01a249c7-0000-7000-8000-00000000e0e0"
 )
 
 func newFakeAPI(t *testing.T) *fakeAPI {
@@ -79,6 +81,8 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 				"role": "user", "resource_id": "r"}, "tenant": map[string]any{"id": "t", "name": "T", "slug": "t", "role": "owner",
 				"resource_id": "r"}, "projects": []any{map[string]any{"id": testPID, "name": "default", "is_default": true,
 				"role": "admin", "resource_id": "r"}}})
+		case r.URL.Path == "/api/v1/allocations" && r.Method == "GET" && r.Header.Get("X-Project-ID") == emptyPID:
+			write(w, 200, map[string]any{"allocations": []any{}})
 		case r.URL.Path == "/api/v1/allocations" && r.Method == "GET":
 			write(w, 200, map[string]any{"allocations": []any{alloc}})
 		case r.URL.Path == "/api/v1/allocations/"+allocA:
@@ -336,5 +340,20 @@ func TestFilesRemoveNamesTheFlag(t *testing.T) {
 	}
 	if out := c.run(ExitOK, "", "files", "rm", "-r", ":data"); !strings.Contains(out, "Removed :data (1 file, 6 bytes)") {
 		t.Fatalf("files rm -r said %q", out)
+	}
+}
+
+// An empty list says what to do instead of printing a bare header.
+func TestAllocListEmptySaysWhatToDo(t *testing.T) {
+	t.Parallel()
+	api := newFakeAPI(t)
+	c := &cliEnv{t: t, dir: t.TempDir()}
+	c.run(ExitOK, testKey+"\n", "login", "--api", api.URL, "--api-key-stdin")
+	if out := c.run(ExitOK, "", "alloc", "ls", "--project", emptyPID); !strings.Contains(out, "No node is allocated") ||
+		!strings.Contains(out, "--all") {
+		t.Fatalf("empty alloc ls said %q", out)
+	}
+	if out := c.run(ExitOK, "", "alloc", "ls"); !strings.Contains(out, "NAME") || !strings.Contains(out, allocA) {
+		t.Fatalf("alloc ls said %q", out)
 	}
 }
