@@ -31,7 +31,9 @@ type Client struct {
 	gen     *apigen.ClientWithResponses
 	// sleep waits between attempts (a timer bound to ctx; tests replace it).
 	sleep func(ctx context.Context, d time.Duration) error
-	// PollInterval is how often Wait polls an allocation (default 1 s).
+	// PollInterval is how often Wait polls an allocation once it has waited
+	// a while (default 1 s); the first polls come sooner (firstPoll,
+	// doubling), since a node is often ready in well under a second.
 	PollInterval time.Duration
 }
 
@@ -310,6 +312,10 @@ const (
 	CodeRateLimited          = "rate_limited"
 	CodeUnavailable          = "service_unavailable"
 	CodeFeatureDisabled      = "feature_disabled"
+	// CodeIdempotencyResponseLost: an earlier attempt of this call (same
+	// idempotency key) saved its changes but its answer was lost; look the
+	// result up (Allocations, …) instead of calling again.
+	CodeIdempotencyResponseLost = "idempotency_response_lost"
 )
 
 // decode turns a response into out (nil: no body expected) when its status

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -216,5 +217,30 @@ func TestServiceAccountTokens(t *testing.T) {
 	bad, _ := newClient(t, api.URL, client.WithServiceAccount(fakeClient, "gps_wrong"))
 	if _, err := bad.SKUs(ctx); client.ErrorCode(err) != client.CodeInvalidClient {
 		t.Fatalf("wrong secret: %v", err)
+	}
+}
+
+// TestWaitPollsSoonThenBacksOff: a node is often ready in well under a
+// second, so the first poll comes after 100 ms and each wait doubles up
+// to PollInterval.
+func TestWaitPollsSoonThenBacksOff(t *testing.T) {
+	t.Parallel()
+	api := newFakeAPI()
+	defer api.Close()
+	c, s := newClient(t, api.URL, client.WithAPIKey(fakeKey))
+	a, err := c.CreateAllocation(context.Background(), client.CreateAllocation{SkuId: "h100-80g-x1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.mu.Lock()
+	api.slow = 5
+	api.mu.Unlock()
+	if a, err = c.WaitActive(context.Background(), a.Id, nil); err != nil || a.State != client.StateActive {
+		t.Fatalf("wait: %+v %v", a, err)
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
+		time.Second, time.Second}
+	if !slices.Equal(s.d, want) {
+		t.Fatalf("waits %v, want %v", s.d, want)
 	}
 }

@@ -25,6 +25,8 @@ type fakeAPI struct {
 	busy int
 	// tokens issued to the service account.
 	tokens int
+	// slow keeps an allocation provisioning for this many more polls.
+	slow int
 }
 
 type seen struct{ method, path, key, auth, project string }
@@ -126,6 +128,10 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 				case "requested":
 					a["state"] = "provisioning"
 				case "provisioning":
+					if f.slow > 0 {
+						f.slow--
+						break
+					}
 					a["state"] = "active"
 					a["access"] = map[string]any{"host": "127.0.0.1", "port": 2222, "user": "ga_00000001",
 						"command": "ssh -p 2222 ga_00000001@127.0.0.1"}

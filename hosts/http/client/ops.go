@@ -6,6 +6,7 @@ import (
 	"io"
 	"iter"
 	"net/http"
+	"time"
 
 	"github.com/gpuaas/gpuaas/hosts/http/api"
 )
@@ -129,11 +130,17 @@ func Settled(s AllocationState) bool {
 	return s == StateActive || s == StateFailed || s == StateReleased || s == StateReleaseFailed
 }
 
-// WaitFor polls an allocation every PollInterval until done says it is
-// finished, calling onChange (when not nil) each time its state changes.
-// It returns the last allocation read; ctx bounds the wait.
+// firstPoll is WaitFor's first wait; each next one doubles, up to
+// PollInterval.
+const firstPoll = 100 * time.Millisecond
+
+// WaitFor polls an allocation until done says it is finished — after
+// 100 ms, then twice as long each time, up to every PollInterval — calling
+// onChange (when not nil) each time its state changes. It returns the last
+// allocation read; ctx bounds the wait.
 func (c *Client) WaitFor(ctx context.Context, id string, done func(Allocation) bool, onChange func(Allocation)) (Allocation, error) {
 	var last AllocationState
+	wait := min(firstPoll, c.PollInterval)
 	for {
 		a, err := c.GetAllocation(ctx, id)
 		if err != nil {
@@ -146,9 +153,10 @@ func (c *Client) WaitFor(ctx context.Context, id string, done func(Allocation) b
 		if done(a) {
 			return a, nil
 		}
-		if err := c.sleep(ctx, c.PollInterval); err != nil {
+		if err := c.sleep(ctx, wait); err != nil {
 			return a, err
 		}
+		wait = min(2*wait, c.PollInterval)
 	}
 }
 
