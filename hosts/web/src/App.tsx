@@ -1,25 +1,11 @@
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { QueryClientProvider } from "@tanstack/react-query";
 import { createBrowserRouter, RouterProvider } from "react-router";
-import { isApiError } from "./api/errors";
+import { makeQueryClient } from "./api/queryClient";
 import { AnnouncerProvider } from "./components/Announcer";
 import { AuthProvider } from "./auth";
 import { Shell } from "./Shell";
 import { CallbackPage } from "./pages/CallbackPage";
 import { NotFound } from "./pages/NotFound";
-
-export function makeQueryClient() {
-  return new QueryClient({
-    defaultOptions: {
-      queries: {
-        // Retry only what may pass on retry: never 4xx (a 429 shows its wait instead).
-        retry: (n, e) => n < 2 && !(isApiError(e) && e.status >= 400 && e.status < 500),
-        refetchOnWindowFocus: true,
-        staleTime: 5_000,
-      },
-      mutations: { retry: false },
-    },
-  });
-}
 
 // Every screen but the shell is a lazy chunk: the first paint loads only
 // the shell, the API client and the sign-in flow (vite.config.ts budget).

@@ -22,8 +22,7 @@ export const ERROR_MESSAGES: Record<string, string> = {
   not_found: "It does not exist, or you cannot see it.",
   conflict: "Someone changed this at the same time. Reload and try again.",
   idempotency_request_in_flight: "The same request is still running. Wait a moment.",
-  idempotency_response_lost:
-    "This request was carried out, but its answer was lost. Reload to see the result.",
+  idempotency_response_lost: "This was already done, but its answer was lost. The page now shows the result.",
   idempotency_key_reused: "This request was already sent with other values. Start again.",
   idempotency_key_required: "The console did not send a retry key. Reload the page and try again.",
   project_name_taken: "A project with this name already exists.",
