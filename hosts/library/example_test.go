@@ -242,8 +242,15 @@ func (m *memAudit) List(context.Context, audit.Filter) ([]audit.Event, string, e
 	return append([]audit.Event(nil), m.events...), "", nil
 }
 
-// noTx runs fn at once: a store without transactions (one process, one
-// writer) may do that.
+// noTx runs the work the context carries and fn at once: a store without
+// transactions (one process, one writer) may do that.
 type noTx struct{}
 
-func (noTx) InTx(ctx context.Context, fn func(ctx context.Context) error) error { return fn(ctx) }
+func (noTx) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if work := ports.TxWork(ctx); work != nil {
+		if err := work(ctx); err != nil {
+			return err
+		}
+	}
+	return fn(ctx)
+}
