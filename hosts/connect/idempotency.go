@@ -6,14 +6,13 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"strconv"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/gpuaas/gpuaas/core/fault"
-	"github.com/gpuaas/gpuaas/core/policy"
+	"github.com/gpuaas/gpuaas/hosts/internal/idempotency"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -47,35 +46,23 @@ func idempotent[Resp proto.Message](ctx context.Context, d RPCDeps, log *slog.Lo
 	if err != nil {
 		return zero, fault.Internal(err)
 	}
-	state, stored, err := d.Idempotency.Begin(ctx, scope, key, fp, idempotencyTTL(ctx, d.Policies, p.TenantID))
+	state, stored, err := d.Idempotency.Begin(ctx, scope, key, fp, idempotency.TTL(ctx, d.Policies, p.TenantID))
+	if err == nil {
+		err = idempotency.Refusal(state, string(requestIDField))
+	}
 	if err != nil {
 		return zero, err
 	}
-	switch state {
-	case ports.IdempotencyNew:
-	case ports.IdempotencyReplay:
+	if state == ports.IdempotencyReplay {
 		resp := newResp()
 		if err := protojson.Unmarshal(stored.Body, resp); err != nil {
 			return zero, fault.Internal(err)
 		}
 		return resp, nil
-	case ports.IdempotencyInFlight:
-		return zero, fault.Conflict(fault.CodeIdempotencyInFlight, "a call with this request_id is still running")
-	case ports.IdempotencyMismatch:
-		return zero, &fault.Error{Kind: fault.KindUnprocessable, Code: fault.CodeIdempotencyKeyReused,
-			Message: "this request_id was used for a different request"}
-	case ports.IdempotencyCommitted:
-		return zero, fault.Conflict(fault.CodeIdempotencyResponseLost,
-			"the call with this request_id saved its changes but failed before answering; "+
-				"look up its result instead of retrying (a new request_id runs it again)")
-	default:
-		return zero, fault.Internal(nil)
 	}
 	// The outcome is recorded even if the caller goes away.
 	bg := context.WithoutCancel(ctx)
-	resp, err := run(ports.WithTxWork(ctx, func(ctx context.Context) error {
-		return d.Idempotency.MarkCommitted(ctx, scope, key)
-	}))
+	resp, err := run(idempotency.MarkOnCommit(ctx, d.Idempotency, scope, key))
 	if err != nil {
 		if aerr := d.Idempotency.Abandon(bg, scope, key); aerr != nil {
 			log.LogAttrs(bg, slog.LevelWarn, "idempotency abandon failed", slog.String("procedure", procedure),
@@ -112,14 +99,4 @@ func rpcFingerprint(procedure, userID string, req proto.Message) (string, error)
 	}
 	h.Write(b)
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// idempotencyTTL is how long keys are remembered: the tenant's
-// idempotency.ttl_hours.
-func idempotencyTTL(ctx context.Context, policies ports.PolicyStore, tenantID string) time.Duration {
-	vals, err := policies.Values(ctx, tenantID)
-	if err != nil {
-		vals = nil
-	}
-	return time.Duration(vals.Int(policy.IdempotencyTTLHours)) * time.Hour
 }

@@ -10,10 +10,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/gpuaas/gpuaas/core/fault"
-	"github.com/gpuaas/gpuaas/core/policy"
+	"github.com/gpuaas/gpuaas/hosts/internal/idempotency"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -57,14 +56,16 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		ctx := r.Context()
 		scope := p.User.ID
-		ttl := time.Duration(s.idempotencyTTLHours(ctx, p.TenantID)) * time.Hour
-		state, stored, err := s.d.Idempotency.Begin(ctx, scope, key, fingerprint(r, p.User.ID, body), ttl)
+		state, stored, err := s.d.Idempotency.Begin(ctx, scope, key, fingerprint(r, p.User.ID, body),
+			idempotency.TTL(ctx, s.d.Policies, p.TenantID))
+		if err == nil {
+			err = idempotency.Refusal(state, "idempotency key")
+		}
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		switch state {
-		case ports.IdempotencyReplay:
+		if state == ports.IdempotencyReplay {
 			for k, v := range stored.Headers {
 				w.Header().Set(k, v)
 			}
@@ -75,35 +76,14 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 				_, _ = w.Write(append(bytes.TrimSpace(stored.Body), '\n'))
 			}
 			return
-		case ports.IdempotencyInFlight:
-			s.fail(w, r, fault.Conflict(fault.CodeIdempotencyInFlight, "a request with this idempotency key is still running"))
-			return
-		case ports.IdempotencyCommitted:
-			s.fail(w, r, fault.Conflict(fault.CodeIdempotencyResponseLost,
-				"the request with this idempotency key saved its changes but failed before answering; "+
-					"look up its result instead of retrying (a new key runs it again)"))
-			return
-		case ports.IdempotencyMismatch:
-			s.fail(w, r, &fault.Error{Kind: fault.KindUnprocessable, Code: fault.CodeIdempotencyKeyReused,
-				Message: "this idempotency key was used for a different request"})
-			return
-		case ports.IdempotencyNew:
-		default:
-			s.fail(w, r, fault.Internal(nil))
-			return
 		}
 
 		// The outcome must be recorded even if the client goes away.
 		bg := context.WithoutCancel(ctx)
-		// The request's transactions mark the key committed with their own
-		// writes, so a failure after a commit (or a commit whose outcome the
-		// request could not learn) keeps the key: Abandon below releases
-		// only a key whose request committed nothing. Not where the use case
-		// dedupes on the key and resumes a retry (x-idempotency: use-case).
+		// Not where the use case dedupes on the key and resumes a retry
+		// (x-idempotency: use-case).
 		if !st.route.idempotencyByUseCase {
-			r = r.WithContext(ports.WithTxWork(ctx, func(ctx context.Context) error {
-				return s.d.Idempotency.MarkCommitted(ctx, scope, key)
-			}))
+			r = r.WithContext(idempotency.MarkOnCommit(ctx, s.d.Idempotency, scope, key))
 		}
 		cw := &captureWriter{ResponseWriter: w}
 		completed := false
@@ -146,15 +126,6 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		}
 		completed = true
 	})
-}
-
-// idempotencyTTLHours reads how long keys are remembered.
-func (s *Server) idempotencyTTLHours(ctx context.Context, tenantID string) int64 {
-	vals, err := s.d.Policies.Values(ctx, tenantID)
-	if err != nil {
-		vals = nil
-	}
-	return vals.Int(policy.IdempotencyTTLHours)
 }
 
 // captureWriter passes the response through and keeps a copy of it.
