@@ -227,15 +227,19 @@ func FromEvent(env event.Envelope) (m Message, ok bool, err error) {
 			m.Data["failure_code"] = p.FailureCode
 		case AllocationReleased:
 			m.Title = "Your node was released"
-			m.Body = fmt.Sprintf("Allocation %s (%s) was released.", short, p.SKUID)
+			by := ""
 			if p.Forced {
-				m.Body = fmt.Sprintf("Allocation %s (%s) was released by the platform (an operator or an exhausted balance).", short, p.SKUID)
+				by = " by the platform (an operator, an exhausted balance or a cost cap)"
 			}
+			m.Body = fmt.Sprintf("Allocation %s (%s) was released%s%s.", short, p.SKUID, by, p.Usage.sentence())
 		case AllocationReleaseFailed:
 			m.Title = "Releasing your node failed"
-			m.Body = fmt.Sprintf("Allocation %s (%s) could not be released (%s); billing stopped at your release request and an operator has been told.",
-				short, p.SKUID, orUnknown(p.FailureCode))
+			m.Body = fmt.Sprintf("Allocation %s (%s) could not be released (%s); billing stopped at your release request%s and an operator has been told.",
+				short, p.SKUID, orUnknown(p.FailureCode), p.Usage.sentence())
 			m.Data["failure_code"] = p.FailureCode
+		}
+		if u := p.Usage; u != nil {
+			m.Data["billed_seconds"], m.Data["cost_minor"], m.Data["currency"] = u.BilledSeconds, u.CostMinor, u.Currency
 		}
 	}
 	return m, true, nil
@@ -256,6 +260,7 @@ type payload struct {
 	Currency             string `json:"currency"`
 	BurnRateMinorPerHour int64  `json:"burn_rate_minor_per_hour"`
 	RunwaySeconds        int64  `json:"runway_seconds"`
+	Usage                *usage `json:"usage"`
 	EndpointID           string `json:"endpoint_id"`
 	URL                  string `json:"url"`
 	FailingFor           string `json:"failing_for"`
@@ -269,6 +274,49 @@ func Money(minor int64, currency string) string {
 		sign, minor = "-", -minor
 	}
 	return fmt.Sprintf("%s%d.%02d %s", sign, minor/100, minor%100, strings.ToUpper(currency))
+}
+
+// usage is an ended allocation's bill (allocationsvc.UsageSummary).
+type usage struct {
+	BilledSeconds int64  `json:"billed_seconds"`
+	CostMinor     int64  `json:"cost_minor"`
+	Currency      string `json:"currency"`
+}
+
+// sentence is the bill as a clause of a sentence ("" when the event carries
+// none: events from before it did).
+func (u *usage) sentence() string {
+	switch {
+	case u == nil:
+		return ""
+	case u.BilledSeconds == 0 && u.CostMinor == 0:
+		return "; nothing was billed for it"
+	}
+	return fmt.Sprintf(" after %s of use, billed %s", Duration(u.BilledSeconds), Money(u.CostMinor, u.Currency))
+}
+
+// Duration writes seconds as a person reads them: "45 s", "12 min 5 s",
+// "2 h 13 min", "3 d 4 h" (the two largest units, the smaller left out
+// when it is 0).
+func Duration(seconds int64) string {
+	if seconds < 60 {
+		return fmt.Sprintf("%d s", max(seconds, 0))
+	}
+	units := []struct {
+		name string
+		secs int64
+	}{{"d", 86400}, {"h", 3600}, {"min", 60}, {"s", 1}}
+	for i, u := range units[:3] {
+		if seconds < u.secs {
+			continue
+		}
+		big, rest := seconds/u.secs, (seconds%u.secs)/units[i+1].secs
+		if rest == 0 {
+			return fmt.Sprintf("%d %s", big, u.name)
+		}
+		return fmt.Sprintf("%d %s %d %s", big, u.name, rest, units[i+1].name)
+	}
+	return ""
 }
 
 func shortID(id string) string {

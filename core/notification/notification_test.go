@@ -76,6 +76,28 @@ func TestFromEvent(t *testing.T) {
 	if err != nil || !ok || m.Audience != notification.ToUser || m.UserID != "u1" || m.Data["allocation_id"] != "0193-abcdef12" {
 		t.Fatalf("allocation active: %+v %v %v", m, ok, err)
 	}
+	// A released node's notice says what it cost (the event's usage).
+	m, _, err = notification.FromEvent(env(event.AllocationReleased, map[string]any{"allocation_id": "0193-abcdef12", "user_id": "u1",
+		"sku_id": "h100", "usage": map[string]any{"billed_seconds": 7980, "cost_minor": 4123, "currency": "usd"}}))
+	if err != nil || m.Body != "Allocation abcdef12 (h100) was released after 2 h 13 min of use, billed 41.23 USD." ||
+		m.Data["cost_minor"] != int64(4123) || m.Data["billed_seconds"] != int64(7980) {
+		t.Fatalf("allocation released: %+v %v", m, err)
+	}
+	m, _, _ = notification.FromEvent(env(event.AllocationReleased, map[string]any{"allocation_id": "a1", "user_id": "u1", "sku_id": "h100",
+		"forced": true, "usage": map[string]any{"billed_seconds": 0, "cost_minor": 0, "currency": "usd"}}))
+	if !strings.Contains(m.Body, "by the platform") || !strings.HasSuffix(m.Body, "; nothing was billed for it.") {
+		t.Fatalf("forced release before it was active: %q", m.Body)
+	}
+	m, _, _ = notification.FromEvent(env(event.AllocationReleased, map[string]any{"allocation_id": "a1", "user_id": "u1", "sku_id": "h100"}))
+	if m.Body != "Allocation a1 (h100) was released." || m.Data["cost_minor"] != nil {
+		t.Fatalf("an event from before usage was carried: %+v", m)
+	}
+	for secs, want := range map[int64]string{0: "0 s", 45: "45 s", 60: "1 min", 725: "12 min 5 s", 7980: "2 h 13 min",
+		7200: "2 h", 273600: "3 d 4 h", 86401: "1 d"} {
+		if got := notification.Duration(secs); got != want {
+			t.Errorf("Duration(%d) = %q; want %q", secs, got, want)
+		}
+	}
 	if _, ok, err := notification.FromEvent(env(event.UsageDebited, map[string]any{})); ok || err != nil {
 		t.Fatalf("usage_debited raised a notification: %v %v", ok, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/event"
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
+	"github.com/gpuaas/gpuaas/core/ledger/billing"
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/core/policy"
 	"github.com/gpuaas/gpuaas/core/resource"
@@ -109,6 +110,28 @@ type StatePayload struct {
 	// processes get between SIGTERM and SIGKILL, from the tenant's
 	// allocation.release_grace_seconds policy.
 	GraceSeconds int `json:"grace_seconds,omitempty"`
+	// Usage (released and release_failed only) is what the allocation was
+	// billed: from active_at to the first release request, at its price
+	// snapshot, the same whole seconds and rounding the billing worker
+	// debits (doc/billing.md).
+	Usage *UsageSummary `json:"usage,omitempty"`
+}
+
+// UsageSummary is an ended allocation's bill.
+type UsageSummary struct {
+	BilledSeconds int64  `json:"billed_seconds"`
+	CostMinor     int64  `json:"cost_minor"`
+	Currency      string `json:"currency"`
+}
+
+// usageOf is the bill of an allocation whose billing has ended (nil while
+// it is still billed).
+func usageOf(a allocation.Allocation) *UsageSummary {
+	secs, cost, ok := billing.Bill(a)
+	if !ok {
+		return nil
+	}
+	return &UsageSummary{BilledSeconds: secs, CostMinor: cost, Currency: a.Currency}
 }
 
 // Create requests an allocation in the caller's project. In ONE
@@ -565,7 +588,11 @@ func (s *Service) transition(ctx context.Context, id string, to allocation.State
 		if subject == "" {
 			return nil
 		}
-		return s.emit(ctx, subject, a, statePayload(a, false))
+		p := statePayload(a, false)
+		if to == allocation.Released || to == allocation.ReleaseFailed {
+			p.Usage = usageOf(a)
+		}
+		return s.emit(ctx, subject, a, p)
 	})
 	return out, err
 }

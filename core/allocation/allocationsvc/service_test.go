@@ -25,6 +25,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/inventory"
+	"github.com/gpuaas/gpuaas/core/ledger"
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	"github.com/gpuaas/gpuaas/testkit/seed"
 	"github.com/gpuaas/gpuaas/testkit/services"
@@ -332,6 +333,11 @@ func TestLifecycleAndEvents(t *testing.T) {
 		t.Fatalf("access %+v", d.Access)
 	}
 
+	// Two hours and 13 minutes of use, as far as the bill is concerned.
+	if _, err := e.db.Pool.Exec(ctx, `UPDATE allocations SET active_at = now() - interval '2 hours 13 minutes' WHERE id = $1`, a.ID); err != nil {
+		t.Fatal(err)
+	}
+
 	// Release → releasing (twice: no second event) → release_failed → force → released.
 	for i := 0; i < 2; i++ {
 		if got, err := e.svc.Release(ctx, m.p, a.ID); err != nil || got.State != allocation.Releasing {
@@ -367,6 +373,36 @@ func TestLifecycleAndEvents(t *testing.T) {
 		event.AllocationReleaseFailed, event.AllocationReleaseReq, event.AllocationReleased}
 	if strings.Join(types, ",") != strings.Join(want, ",") {
 		t.Fatalf("events %v; want %v", types, want)
+	}
+	// The ended events carry the bill: active_at to the first release
+	// request, at the price snapshot (what billing debits in all).
+	final, err := e.svc.Get(ctx, m.p, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secs := int64(final.ReleaseRequestedAt.Sub(*final.ActiveAt) / time.Second)
+	if secs < 7980 || secs > 7990 {
+		t.Fatalf("billed %d s; want about 2 h 13 min", secs)
+	}
+	wantUsage := allocationsvc.UsageSummary{BilledSeconds: secs, CostMinor: ledger.CostMinor(final.PriceMinor, secs), Currency: final.Currency}
+	if wantUsage.CostMinor == 0 {
+		t.Fatal("the SKU's price is 0: the test proves nothing")
+	}
+	for _, ev := range e.events(a.ID) {
+		var p allocationsvc.StatePayload
+		if err := json.Unmarshal(ev.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Type {
+		case event.AllocationReleased, event.AllocationReleaseFailed:
+			if p.Usage == nil || *p.Usage != wantUsage {
+				t.Fatalf("%s usage %+v; want %+v", ev.Type, p.Usage, wantUsage)
+			}
+		default:
+			if p.Usage != nil {
+				t.Fatalf("%s carries usage %+v", ev.Type, p.Usage)
+			}
+		}
 	}
 	// The node is free again.
 	if _, err := e.svc.Create(ctx, m.p, m.projectID, allocationsvc.CreateRequest{SKUID: "h100-80g-x8"}); err != nil {

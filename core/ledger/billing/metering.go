@@ -135,6 +135,22 @@ func (m *Metering) close(ctx context.Context, r UsageRecord, end time.Time) erro
 	return err
 }
 
+// Bill is what an allocation whose billing has ended is billed in all: the
+// whole seconds from active_at to its end (endOf) and their cost at its price
+// snapshot — what the windows the worker debits add up to. ok is false while
+// it is still billed; one that never became active was billed nothing.
+func Bill(a allocation.Allocation) (seconds, costMinor int64, ok bool) {
+	if a.ActiveAt == nil {
+		return 0, 0, !a.State.Live() || a.State == allocation.Releasing || a.State == allocation.ReleaseFailed
+	}
+	end := endOf(a)
+	if end == nil {
+		return 0, 0, false
+	}
+	seconds = WholeSeconds(*a.ActiveAt, *end)
+	return seconds, ledger.CostMinor(a.PriceMinor, seconds), true
+}
+
 // endOf is when metering stops for an allocation, or nil while it runs:
 // the moment its release was first requested (by the user, an operator or
 // depletion) — the user stops paying when they ask, however long the node
