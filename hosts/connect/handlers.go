@@ -15,6 +15,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/nodetask"
 	agentv1 "github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1"
 	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1/agentv1connect"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 )
 
 // handler decodes, calls a use case and encodes: no decisions of its own.
@@ -35,7 +36,7 @@ func (h *handler) fail(ctx context.Context, procedure string, err error) error {
 	}
 	if fe := fault.From(err); fe.Kind == fault.KindInternal || fe.Kind == fault.KindUnavailable {
 		h.log.ErrorContext(ctx, "agent call failed", "procedure", procedure,
-			"correlation_id", callctx.CorrelationID(ctx), "node_id", nodeFrom(ctx), "error", err.Error())
+			"correlation_id", callctx.CorrelationID(ctx), "node_id", nodeFrom(ctx), "error", redact.Text(err.Error()))
 	} else {
 		logUnaudited(ctx, h.log, procedure, err)
 	}
@@ -136,6 +137,6 @@ func EnvelopeFromProto(p *agentv1.TaskEnvelope) nodetask.Envelope {
 func logUnaudited(ctx context.Context, log *slog.Logger, procedure string, err error) {
 	if errors.Is(err, agentsvc.ErrRefusalNotAudited) {
 		log.ErrorContext(ctx, "refused agent call not audited", "procedure", procedure,
-			"correlation_id", callctx.CorrelationID(ctx), "error", err.Error())
+			"correlation_id", callctx.CorrelationID(ctx), "error", redact.Text(err.Error()))
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/hosts/internal/idempotency"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -66,7 +67,7 @@ func idempotent[Resp proto.Message](ctx context.Context, d RPCDeps, log *slog.Lo
 	if err != nil {
 		if aerr := d.Idempotency.Abandon(bg, scope, key); aerr != nil {
 			log.LogAttrs(bg, slog.LevelWarn, "idempotency abandon failed", slog.String("procedure", procedure),
-				slog.String("error", aerr.Error()))
+				slog.String("error", redact.Text(aerr.Error())))
 		}
 		return zero, err
 	}
@@ -78,7 +79,7 @@ func idempotent[Resp proto.Message](ctx context.Context, d RPCDeps, log *slog.Lo
 		// The call succeeded: answer it. The key stays held (a retry hears
 		// idempotency_response_lost), never run twice.
 		log.LogAttrs(bg, slog.LevelWarn, "idempotency complete failed", slog.String("procedure", procedure),
-			slog.String("error", err.Error()))
+			slog.String("error", redact.Text(err.Error())))
 	}
 	return resp, nil
 }

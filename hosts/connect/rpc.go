@@ -26,6 +26,7 @@ import (
 	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/inventory/v1/inventoryv1connect"
 	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/payments/v1/paymentsv1connect"
 	"github.com/gpuaas/gpuaas/hosts/internal/httpserve"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -50,6 +51,7 @@ func (c *RPCConfig) CheckAndSetDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Logger = slog.New(redact.NewHandler(c.Logger.Handler()))
 	return nil
 }
 
@@ -182,7 +184,7 @@ func (s *RPCServer) Start(ctx context.Context) error {
 	p.SetUnencryptedHTTP2(true)
 	s.srv = &http.Server{Handler: s.h, Protocols: p, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn)}
-	ln, done, err := httpserve.Start(ctx, "rpc listener", s.cfg.Addr, s.srv, s.cfg.Logger, nil)
+	ln, done, err := httpserve.Start(ctx, "rpc listener", s.cfg.Addr, s.srv, s.cfg.Logger)
 	if err != nil {
 		return err
 	}
@@ -293,7 +295,7 @@ func (s *RPCServer) fail(ctx context.Context, procedure string, err error) error
 	ce := toConnect(err)
 	if k := fault.From(err).Kind; k == fault.KindInternal || k == fault.KindUnavailable {
 		s.cfg.Logger.ErrorContext(ctx, "rpc failed", "procedure", procedure,
-			"correlation_id", callctx.CorrelationID(ctx), "error", err.Error())
+			"correlation_id", callctx.CorrelationID(ctx), "error", redact.Text(err.Error()))
 	}
 	return ce
 }

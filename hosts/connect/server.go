@@ -22,6 +22,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/freshstack"
 	"github.com/gpuaas/gpuaas/core/inventory/agentsvc"
 	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1/agentv1connect"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -71,6 +72,7 @@ func (c *Config) CheckAndSetDefaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	c.Logger = slog.New(redact.NewHandler(c.Logger.Handler()))
 	return nil
 }
 

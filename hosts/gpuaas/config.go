@@ -10,6 +10,7 @@ import (
 	"time"
 
 	httphost "github.com/gpuaas/gpuaas/hosts/http"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 	"github.com/gpuaas/gpuaas/hosts/internal/telemetry"
 )
 
@@ -210,9 +211,11 @@ func (s Settings) require(names ...string) error {
 
 func newLogger(s Settings) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: s.LogLevel}
-	// Lines logged inside a trace carry its trace_id and span_id.
+	var h slog.Handler = slog.NewJSONHandler(os.Stderr, opts)
 	if s.LogFormat == "text" {
-		return slog.New(telemetry.LogHandler(slog.NewTextHandler(os.Stderr, opts)))
+		h = slog.NewTextHandler(os.Stderr, opts)
 	}
-	return slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stderr, opts)))
+	// Lines logged inside a trace carry its trace_id and span_id; no
+	// component's line carries a secret (hosts/internal/redact).
+	return slog.New(redact.NewHandler(telemetry.LogHandler(h)))
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 )
 
 // kindStatus is the one place fault kinds become HTTP statuses. A test pins
@@ -66,9 +67,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 {
 		st := stateOf(r.Context())
 		attrs := []slog.Attr{slog.String("correlation_id", st.correlationID), slog.String("route", st.routeName()),
-			slog.String("error_code", string(fe.Code)), slog.String("error", scrubText(err.Error()))}
+			slog.String("error_code", string(fe.Code)), slog.String("error", redact.Text(err.Error()))}
 		if len(fe.Details) > 0 {
-			attrs = append(attrs, slog.Any("details", Redact(fe.Details)))
+			attrs = append(attrs, slog.Any("details", redact.Redact(fe.Details)))
 		}
 		s.log.LogAttrs(r.Context(), slog.LevelError, "request failed", attrs...)
 	}

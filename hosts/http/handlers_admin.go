@@ -8,6 +8,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/policy"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 )
 
 // ListAuditLog implements [api.ServerInterface].
@@ -48,7 +49,7 @@ func (h *handlers) ListAuditLog(w http.ResponseWriter, r *http.Request, params a
 		if len(e.Metadata) > 0 {
 			// Metadata must never hold secrets (audit.Event); redact anyway
 			// in case a writer forgot.
-			if md, ok := Redact(e.Metadata).(map[string]any); ok {
+			if md, ok := redact.Redact(e.Metadata).(map[string]any); ok {
 				ev.Metadata = &md
 			}
 		}
@@ -130,4 +131,4 @@ func optional(s string) *string {
 
 // jsonMarshalRedacted encodes audit metadata with anything secret-looking
 // withheld (Redact), for the CSV export.
-func jsonMarshalRedacted(md map[string]any) ([]byte, error) { return json.Marshal(Redact(md)) }
+func jsonMarshalRedacted(md map[string]any) ([]byte, error) { return json.Marshal(redact.Redact(md)) }

@@ -13,6 +13,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/ledger"
 	"github.com/gpuaas/gpuaas/core/ledger/ledgersvc"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 )
 
 // errBillingOff answers billing routes on a host built without the ledger
@@ -218,7 +219,7 @@ func (s *Server) streamCSV(w http.ResponseWriter, r *http.Request, filename stri
 		}
 		if r.Context().Err() == nil {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, what+" failed mid-stream; aborting the response",
-				slog.String("error", scrubText(err.Error())))
+				slog.String("error", redact.Text(err.Error())))
 		}
 		panic(http.ErrAbortHandler)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 )
 
 // GetHealth implements [api.ServerInterface]. Checks run in parallel, each
@@ -24,7 +25,7 @@ func (h *handlers) GetHealth(w http.ResponseWriter, r *http.Request) {
 			defer cancel()
 			results[i] = "ok"
 			if err := runCheck(ctx, c.Check); err != nil {
-				results[i] = "down: " + scrubText(err.Error())
+				results[i] = "down: " + redact.Text(err.Error())
 			}
 		}()
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/storage"
 	"github.com/gpuaas/gpuaas/core/storage/storagesvc"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -316,7 +317,7 @@ func (h *handlers) DownloadStorage(w http.ResponseWriter, r *http.Request, param
 	if err != nil {
 		if r.Context().Err() == nil {
 			s.log.LogAttrs(r.Context(), slog.LevelWarn, "storage download failed mid-stream; aborting the response",
-				slog.String("error", scrubText(err.Error())))
+				slog.String("error", redact.Text(err.Error())))
 		}
 		panic(http.ErrAbortHandler)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/hosts/internal/idempotency"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -96,7 +97,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 			// request committed, which Abandon leaves held.
 			if err := s.d.Idempotency.Abandon(bg, scope, key); err != nil {
 				s.log.LogAttrs(bg, slog.LevelWarn, "idempotency abandon failed",
-					slog.String("correlation_id", st.correlationID), slog.String("error", scrubText(err.Error())))
+					slog.String("correlation_id", st.correlationID), slog.String("error", redact.Text(err.Error())))
 			}
 		}()
 		next.ServeHTTP(cw, r)
@@ -121,7 +122,7 @@ func (s *Server) idempotency(next http.Handler) http.Handler {
 		}
 		if err := s.d.Idempotency.Complete(bg, scope, key, resp); err != nil {
 			s.log.LogAttrs(bg, slog.LevelWarn, "idempotency complete failed",
-				slog.String("correlation_id", st.correlationID), slog.String("error", scrubText(err.Error())))
+				slog.String("correlation_id", st.correlationID), slog.String("error", redact.Text(err.Error())))
 			return
 		}
 		completed = true

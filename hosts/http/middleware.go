@@ -25,6 +25,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/identity/machinesvc"
 	"github.com/gpuaas/gpuaas/core/policy"
 	"github.com/gpuaas/gpuaas/core/text"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -494,7 +495,7 @@ func (s *Server) unauthAllowed(w http.ResponseWriter, r *http.Request) bool {
 	dec, err := s.d.RateLimiter.Peek(ctx, unauthKey(r), s.rateLimitFor(ctx, classUnauth, ""), time.Minute)
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter failed; allowing request",
-			slog.String("correlation_id", stateOf(ctx).correlationID), slog.String("error", scrubText(err.Error())))
+			slog.String("correlation_id", stateOf(ctx).correlationID), slog.String("error", redact.Text(err.Error())))
 		return true
 	}
 	if dec.Allowed {
@@ -509,7 +510,7 @@ func (s *Server) countUnauth(r *http.Request) {
 	ctx := r.Context()
 	if _, err := s.d.RateLimiter.Allow(ctx, unauthKey(r), s.rateLimitFor(ctx, classUnauth, ""), time.Minute); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter failed to count a request without a valid token",
-			slog.String("correlation_id", stateOf(ctx).correlationID), slog.String("error", scrubText(err.Error())))
+			slog.String("correlation_id", stateOf(ctx).correlationID), slog.String("error", redact.Text(err.Error())))
 	}
 }
 
@@ -620,7 +621,7 @@ func (s *Server) rateLimit(next http.Handler) http.Handler {
 		dec, err := s.d.RateLimiter.Allow(ctx, "rl:"+string(st.route.Class)+":"+subject, limit, time.Minute)
 		if err != nil {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "rate limiter failed; allowing request",
-				slog.String("correlation_id", st.correlationID), slog.String("error", scrubText(err.Error())))
+				slog.String("correlation_id", st.correlationID), slog.String("error", redact.Text(err.Error())))
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -681,7 +682,7 @@ func (s *Server) rateLimitFor(ctx context.Context, c rateClass, tenantID string)
 	vals, err := s.d.Policies.Values(ctx, tenantID)
 	if err != nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "policy store failed; using default rate limits",
-			slog.String("correlation_id", callctx.CorrelationID(ctx)), slog.String("error", scrubText(err.Error())))
+			slog.String("correlation_id", callctx.CorrelationID(ctx)), slog.String("error", redact.Text(err.Error())))
 		vals = nil
 	}
 	return int(vals.Int(key))

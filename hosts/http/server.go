@@ -31,6 +31,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/hosts/http/api"
 	"github.com/gpuaas/gpuaas/hosts/internal/httpserve"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -189,7 +190,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, d: d, routes: routes, contract: newContract(spec),
-		log:     slog.New(newRedactingHandler(d.Logger.Handler())).With("component", "http"),
+		log:     slog.New(redact.NewHandler(d.Logger.Handler())).With("component", "http"),
 		origins: map[string]bool{},
 	}
 	// The sign-in use cases are built from the ports the host is given.
@@ -277,7 +278,7 @@ func (s *Server) Start(ctx context.Context) error {
 		// No Read/WriteTimeout: the browser terminal will hijack long-lived
 		// connections; bodies are bounded by BodyLimit instead.
 	}
-	ln, done, err := httpserve.Start(ctx, "http server", s.cfg.Addr, srv, s.log, scrubText)
+	ln, done, err := httpserve.Start(ctx, "http server", s.cfg.Addr, srv, s.log)
 	if err != nil {
 		return fmt.Errorf("httphost: %w", err)
 	}

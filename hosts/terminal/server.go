@@ -21,6 +21,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/terminal"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	"github.com/gpuaas/gpuaas/hosts/internal/httpserve"
+	"github.com/gpuaas/gpuaas/hosts/internal/redact"
 	"github.com/gpuaas/gpuaas/ports"
 )
 
@@ -89,7 +90,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Terminal == nil || d.Nodes == nil || d.CA == nil || d.Logger == nil {
 		return nil, errors.New("terminalhost: Terminal, Nodes, CA and Logger are required")
 	}
-	s := &Server{cfg: cfg, d: d, log: d.Logger.With("component", "terminal-gateway"),
+	s := &Server{cfg: cfg, d: d, log: slog.New(redact.NewHandler(d.Logger.Handler())).With("component", "terminal-gateway"),
 		origins: map[string]bool{}, sessions: map[*session]struct{}{}}
 	for _, o := range cfg.AllowedOrigins {
 		s.origins[o] = true
@@ -134,7 +135,7 @@ func (s *Server) Start(ctx context.Context) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	ln, _, err := httpserve.Start(ctx, "terminal gateway", s.cfg.Addr, srv, s.log, nil)
+	ln, _, err := httpserve.Start(ctx, "terminal gateway", s.cfg.Addr, srv, s.log)
 	if err != nil {
 		return fmt.Errorf("terminalhost: %w", err)
 	}
@@ -442,7 +443,7 @@ func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, err error) {
 	body.Error.CorrelationID = callctx.CorrelationID(r.Context())
 	if fe.Kind == fault.KindInternal {
 		body.Error.Code, body.Error.Message = string(fault.CodeInternal), "internal error; quote the correlation id when reporting it"
-		s.log.Error("terminal request failed", "correlation_id", body.Error.CorrelationID, "error", err.Error())
+		s.log.Error("terminal request failed", "correlation_id", body.Error.CorrelationID, "error", redact.Text(err.Error()))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

@@ -118,7 +118,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 
 // Start listens (a taken port fails the start) and serves in the background.
 func (s *Server) Start(ctx context.Context) error {
-	ln, done, err := httpserve.Start(ctx, "admin listener", s.cfg.Addr, s.srv, s.log, nil)
+	ln, done, err := httpserve.Start(ctx, "admin listener", s.cfg.Addr, s.srv, s.log)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,7 @@ import (
 func TestStartServesAndReportsTakenPorts(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hi") })}
-	ln, done, err := Start(context.Background(), "test server", "127.0.0.1:0", srv, log, nil)
+	ln, done, err := Start(context.Background(), "test server", "127.0.0.1:0", srv, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestStartServesAndReportsTakenPorts(t *testing.T) {
 		t.Fatalf("got %q", b)
 	}
 	// The same port again fails at start, naming the server and the address.
-	if _, _, err := Start(context.Background(), "second server", ln.Addr().String(), &http.Server{}, log, nil); err == nil ||
+	if _, _, err := Start(context.Background(), "second server", ln.Addr().String(), &http.Server{}, log); err == nil ||
 		!strings.Contains(err.Error(), "second server: listen on "+ln.Addr().String()) {
 		t.Fatalf("a taken port: %v", err)
 	}

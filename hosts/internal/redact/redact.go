@@ -1,4 +1,8 @@
-package httphost
+// Package redact keeps secrets out of the hosts' logs: a slog handler that
+// withholds the values of sensitive keys, redaction of map- and JSON-shaped
+// values, and Text for free text (errors quoting URLs, headers or tokens).
+// Every host that logs wraps its logger in NewHandler.
+package redact
 
 import (
 	"context"
@@ -128,10 +132,10 @@ var (
 	secretParam = regexp.MustCompile(`(?i)\b(password|passwd|pwd|token|access_token|refresh_token|id_token|secret|client_secret|code|state|code_verifier|key|apikey|api_key)=([^&\s"']+)`)
 )
 
-// scrubText removes credentials from free text bound for a log or a health
+// Text removes credentials from free text bound for a log or a health
 // report (errors from drivers and clients may quote URLs or headers), and
 // caps its length.
-func scrubText(s string) string {
+func Text(s string) string {
 	s = urlUserinfo.ReplaceAllString(s, "${1}"+Redacted+"@")
 	s = bearerValue.ReplaceAllString(s, "${1} "+Redacted)
 	s = jwtLike.ReplaceAllString(s, Redacted)
@@ -143,18 +147,25 @@ func scrubText(s string) string {
 	return s
 }
 
-// redactingHandler withholds every attribute whose key is sensitive, so a
-// careless log call in the host cannot write a secret. It is a second line of
-// defence; the first is not logging request data at all.
-type redactingHandler struct{ next slog.Handler }
+// handler withholds every attribute whose key is sensitive, so a careless
+// log call in a host cannot write a secret. It is a second line of defence;
+// the first is not logging request data at all.
+type handler struct{ next slog.Handler }
 
-func newRedactingHandler(next slog.Handler) slog.Handler { return redactingHandler{next: next} }
+// NewHandler wraps next in the redacting handler (once: a handler that
+// already redacts is returned as it is).
+func NewHandler(next slog.Handler) slog.Handler {
+	if h, ok := next.(handler); ok {
+		return h
+	}
+	return handler{next: next}
+}
 
-func (h redactingHandler) Enabled(ctx context.Context, l slog.Level) bool {
+func (h handler) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.next.Enabled(ctx, l)
 }
 
-func (h redactingHandler) Handle(ctx context.Context, r slog.Record) error {
+func (h handler) Handle(ctx context.Context, r slog.Record) error {
 	// Most records (every access log line) hold only plain values under
 	// keys that are not sensitive: they pass as they are, not copied.
 	clean := true
@@ -173,16 +184,16 @@ func (h redactingHandler) Handle(ctx context.Context, r slog.Record) error {
 	return h.next.Handle(ctx, out)
 }
 
-func (h redactingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+func (h handler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	red := make([]slog.Attr, len(attrs))
 	for i, a := range attrs {
 		red[i] = redactAttr(a)
 	}
-	return redactingHandler{next: h.next.WithAttrs(red)}
+	return handler{next: h.next.WithAttrs(red)}
 }
 
-func (h redactingHandler) WithGroup(name string) slog.Handler {
-	return redactingHandler{next: h.next.WithGroup(name)}
+func (h handler) WithGroup(name string) slog.Handler {
+	return handler{next: h.next.WithGroup(name)}
 }
 
 // plainKind reports whether redactAttr leaves a value of kind k as it is
@@ -205,6 +216,9 @@ func redactAttr(a slog.Attr) slog.Attr {
 		}
 		return slog.Group(a.Key, red...)
 	case slog.KindAny:
+		if err, ok := v.Any().(error); ok { // drivers' errors quote URLs and headers
+			return slog.String(a.Key, Text(err.Error()))
+		}
 		return slog.Any(a.Key, Redact(v.Any()))
 	}
 	return slog.Attr{Key: a.Key, Value: v}
