@@ -267,10 +267,18 @@ func (r *runner) finish(err error) int {
 		return ExitOK
 	}
 	code, line := classify(err)
+	next := nextStep(err)
 	if r.json {
-		writeJSONLine(r.env.Stderr, map[string]any{"error": map[string]any{"code": errCode(err), "message": line, "exit_code": code}})
+		e := map[string]any{"code": errCode(err), "message": line, "exit_code": code}
+		if next != "" {
+			e["next"] = next
+		}
+		writeJSONLine(r.env.Stderr, map[string]any{"error": e})
 	} else {
 		fmt.Fprintln(r.env.Stderr, "gpuaas: "+line)
+		if next != "" {
+			fmt.Fprintln(r.env.Stderr, "  next: "+next)
+		}
 	}
 	var ue usageErr
 	if errors.As(err, &ue) {

@@ -357,3 +357,34 @@ func TestAllocListEmptySaysWhatToDo(t *testing.T) {
 		t.Fatalf("alloc ls said %q", out)
 	}
 }
+
+// A refusal a new user meets says which command fixes it, in text and JSON.
+func TestRefusalsSayWhatToRunNext(t *testing.T) {
+	t.Parallel()
+	api := newFakeAPI(t)
+	c := &cliEnv{t: t, dir: t.TempDir()}
+	c.run(ExitOK, testKey+"\n", "login", "--api", api.URL, "--api-key-stdin")
+	if out := c.run(ExitPayment, "", "balance"); !strings.Contains(out, "over the cap (402 spend_cap_reached)\n  next: ") ||
+		!strings.Contains(out, "gpuaas keys ls") {
+		t.Fatalf("balance over the spend cap said %q", out)
+	}
+	out := c.run(ExitPayment, "", "balance", "--json")
+	var line struct {
+		Error struct{ Code, Next string } `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &line); err != nil || line.Error.Code != "spend_cap_reached" ||
+		!strings.Contains(line.Error.Next, "gpuaas keys ls") {
+		t.Fatalf("--json refusal %q (%v)", out, err)
+	}
+	for code, want := range map[string]string{"ssh_key_required": "gpuaas ssh-keys add", "insufficient_balance": "gpuaas top-up",
+		"no_capacity": "gpuaas skus", "allocation_cap_reached": "gpuaas alloc release", "storage_quota_exceeded": "gpuaas files rm",
+		"validation_failed": ""} {
+		got := nextStep(&client.Error{StatusCode: 409, Code: code})
+		if (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("nextStep(%s) = %q; want it to name %q", code, got, want)
+		}
+	}
+	if got := nextStep(&client.Error{StatusCode: 401, Code: "token_invalid"}); !strings.Contains(got, "gpuaas login") {
+		t.Errorf("401: %q", got)
+	}
+}

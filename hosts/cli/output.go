@@ -149,6 +149,34 @@ func classify(err error) (int, string) {
 	return ExitError, err.Error()
 }
 
+// nextStep is what to run after a refusal a new user meets on the way to a
+// node ("" when there is nothing the CLI can suggest): the API's message
+// says what is wrong, this says which command fixes it.
+func nextStep(err error) string {
+	var ae *client.Error
+	if !errors.As(err, &ae) {
+		return ""
+	}
+	if ae.StatusCode == 401 {
+		return "sign in again: gpuaas login"
+	}
+	switch ae.Code {
+	case "ssh_key_required":
+		return "add your public key: gpuaas ssh-keys add ~/.ssh/id_ed25519.pub"
+	case "insufficient_balance":
+		return "buy credit: gpuaas top-up 20 (gpuaas balance shows what you have)"
+	case "no_capacity":
+		return "gpuaas skus shows which SKUs have free nodes"
+	case "allocation_cap_reached":
+		return "gpuaas alloc ls shows your nodes; gpuaas alloc release ID frees one"
+	case "spend_cap_reached":
+		return "this API key's daily spend cap is used up (it resets at 00:00 UTC); gpuaas keys ls shows its cap"
+	case "storage_quota_exceeded":
+		return "gpuaas files ls shows what the project stores; gpuaas files rm PATH frees space"
+	}
+	return ""
+}
+
 // plural is n with the word for one or for several.
 func plural(n int, one, many string) string {
 	if n == 1 {
