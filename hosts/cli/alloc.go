@@ -243,14 +243,17 @@ func (r *runner) allocGet(args []string) error {
 	if err != nil {
 		return err
 	}
-	return r.out(a, func(w io.Writer) { printAllocation(w, a) })
+	return r.out(a, func(w io.Writer) { printAllocation(w, a, r.env.Now()) })
 }
 
-func printAllocation(w io.Writer, a client.Allocation) {
+func printAllocation(w io.Writer, a client.Allocation, now time.Time) {
 	fmt.Fprintf(w, "%s  %s\n  state    %s\n  sku      %s at %s/h\n  created  %s\n", shortID(a.Id), a.Id, a.State, a.SkuId,
 		money(a.PriceMinor, a.Currency), a.CreatedAt.Format(time.RFC3339))
 	if a.MaxTotalCostMinor != nil {
 		fmt.Fprintf(w, "  cap      %s in total\n", money(*a.MaxTotalCostMinor, a.Currency))
+	}
+	if line := billedLine(a, now); line != "" {
+		fmt.Fprintf(w, "  billed   %s\n", line)
 	}
 	if a.FailureCode != nil && *a.FailureCode != "" {
 		fmt.Fprintf(w, "  failure  %s\n", *a.FailureCode)
@@ -288,5 +291,29 @@ func (r *runner) allocRelease(args []string) error {
 			return err
 		}
 	}
-	return r.out(a, func(w io.Writer) { fmt.Fprintf(w, "Allocation %s is %s; billing stopped.\n", a.Id, a.State) })
+	return r.out(a, func(w io.Writer) {
+		fmt.Fprintf(w, "Allocation %s is %s; billing stopped.\n", a.Id, a.State)
+		if line := billedLine(a, r.env.Now()); line != "" {
+			fmt.Fprintf(w, "Billed %s.\n", line)
+		}
+	})
+}
+
+// billedLine is what an allocation has been billed: its whole seconds from
+// active_at to the release request (or to now while it runs) at its hourly
+// price, rounded down as the platform does (doc/billing.md); "" before it
+// was active.
+func billedLine(a client.Allocation, now time.Time) string {
+	if a.ActiveAt == nil {
+		return ""
+	}
+	end, sofar := now, " so far"
+	switch {
+	case a.ReleaseRequestedAt != nil:
+		end, sofar = *a.ReleaseRequestedAt, ""
+	case a.ReleasedAt != nil: // released before release requests were stamped
+		end, sofar = *a.ReleasedAt, ""
+	}
+	secs := max(int64(end.Sub(*a.ActiveAt)/time.Second), 0)
+	return fmt.Sprintf("%s for %s of use%s", money(a.PriceMinor*secs/3600, a.Currency), time.Duration(secs)*time.Second, sofar)
 }

@@ -388,3 +388,26 @@ func TestRefusalsSayWhatToRunNext(t *testing.T) {
 		t.Errorf("401: %q", got)
 	}
 }
+
+// What an allocation was billed: active_at to the release request at its
+// price, rounded down; so far while it runs; nothing before it was active.
+func TestBilledLine(t *testing.T) {
+	t.Parallel()
+	active := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	asked, done, now := active.Add(2*time.Hour+13*time.Minute+500*time.Millisecond), active.Add(3*time.Hour), active.Add(5*time.Hour)
+	a := client.Allocation{PriceMinor: 1859, Currency: "usd", ActiveAt: &active}
+	if got := billedLine(a, now); got != "92.95 USD for 5h0m0s of use so far" {
+		t.Errorf("running: %q", got)
+	}
+	a.ReleaseRequestedAt, a.ReleasedAt = &asked, &done
+	if got := billedLine(a, now); got != "41.20 USD for 2h13m0s of use" { // 1859 × 7980 / 3600 = 4120.78
+		t.Errorf("released: %q", got)
+	}
+	a.ReleaseRequestedAt = nil
+	if got := billedLine(a, now); got != "55.77 USD for 3h0m0s of use" {
+		t.Errorf("released, no request time: %q", got)
+	}
+	if got := billedLine(client.Allocation{PriceMinor: 1859, Currency: "usd"}, now); got != "" {
+		t.Errorf("never active: %q", got)
+	}
+}

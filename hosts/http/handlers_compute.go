@@ -37,7 +37,7 @@ func (s *Server) allocationsReady(w http.ResponseWriter, r *http.Request) bool {
 func allocationView(a allocation.Allocation, access *allocationsvc.AccessInfo) api.Allocation {
 	v := api.Allocation{Id: a.ID, ProjectId: a.ProjectID, UserId: a.UserID, SkuId: a.SKUID, State: api.AllocationState(a.State),
 		PriceMinor: a.PriceMinor, Currency: a.Currency, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
-		ActiveAt: a.ActiveAt, ReleasedAt: a.ReleasedAt, NodeId: optional(a.NodeID), FailureCode: optional(a.FailureCode),
+		ActiveAt: a.ActiveAt, ReleaseRequestedAt: a.ReleaseRequestedAt, ReleasedAt: a.ReleasedAt, NodeId: optional(a.NodeID), FailureCode: optional(a.FailureCode),
 		ResourceId: resource.New("", a.TenantID, a.ProjectID, resource.TypeAllocation, a.ID).String()}
 	if access != nil {
 		v.Access = &api.AllocationAccess{Host: access.Host, Port: access.Port, User: access.User, Command: access.Command,

@@ -2056,9 +2056,20 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             updated_at: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When it became active: billing starts here.
+             */
             active_at?: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When its release was first asked for (by its user, an operator, a cost cap or an exhausted balance): billing stops here, however long the node then takes to clean up.
+             */
+            release_requested_at?: string;
+            /**
+             * Format: date-time
+             * @description When the node finished releasing.
+             */
             released_at?: string;
             /**
              * Format: int64

@@ -29,6 +29,27 @@ export function costSoFar(hourlyMinor: number, seconds: number): number {
   return Math.floor((hourlyMinor * Math.max(0, seconds)) / 3600);
 }
 
+/**
+ * Whole seconds an allocation is billed for (doc/billing.md): from active_at to its
+ * release request — billing stops there, however long the node takes to clean up —
+ * else to its release (rows from before requests were stamped), else to now; 0 before
+ * it was active.
+ */
+export function billedSeconds(
+  a: { active_at?: string; release_requested_at?: string; released_at?: string },
+  now: number,
+): number {
+  if (!a.active_at) return 0;
+  const stop = a.release_requested_at ?? a.released_at;
+  const end = stop ? Date.parse(stop) : now;
+  return Math.max(0, Math.floor((end - Date.parse(a.active_at)) / 1000));
+}
+
+/** Whether an allocation's billing has stopped (its release was asked for). */
+export function billingStopped(a: { release_requested_at?: string; released_at?: string }): boolean {
+  return Boolean(a.release_requested_at ?? a.released_at);
+}
+
 export function shortId(id: string): string {
   return id.length > 12 ? id.slice(0, 8) + "…" : id;
 }

@@ -3,7 +3,7 @@ import { Link } from "react-router";
 import type { Allocation, SKU } from "../api/types";
 import { ConfirmDialog, CopyButton, StateBadge } from "../components/Controls";
 import { Loading, StateView, type Loadable } from "../components/States";
-import { costSoFar, dateTime, duration, money } from "../components/format";
+import { billedSeconds, billingStopped, costSoFar, dateTime, duration, money } from "../components/format";
 import { usePageHeading } from "../components/hooks";
 
 const Terminal = lazy(() => import("../components/Terminal").then((m) => ({ default: m.Terminal })));
@@ -52,8 +52,8 @@ export function AllocationPageView(p: AllocationPageViewProps) {
 
 function Detail(p: AllocationPageViewProps & { a: Allocation }) {
   const { a } = p;
-  const end = a.released_at ? Date.parse(a.released_at) : p.now;
-  const secs = a.active_at ? (end - Date.parse(a.active_at)) / 1000 : 0;
+  const secs = billedSeconds(a, p.now);
+  const stopped = billingStopped(a);
   const live = a.state !== "released" && a.state !== "failed";
   return (
     <>
@@ -74,6 +74,12 @@ function Detail(p: AllocationPageViewProps & { a: Allocation }) {
             <dd>{dateTime(a.created_at)}</dd>
             <dt>Active since</dt>
             <dd>{dateTime(a.active_at)}</dd>
+            {a.release_requested_at && (
+              <>
+                <dt>Billing stopped</dt>
+                <dd>{dateTime(a.release_requested_at)}</dd>
+              </>
+            )}
             {a.released_at && (
               <>
                 <dt>Released</dt>
@@ -84,7 +90,7 @@ function Detail(p: AllocationPageViewProps & { a: Allocation }) {
         </div>
         <div className="card">
           <p className="muted" style={{ margin: 0 }}>
-            Cost so far
+            {stopped ? "Billed" : "Cost so far"}
           </p>
           <p className="stat" style={{ margin: 0 }} data-testid="cost-so-far">
             {money(costSoFar(a.price_minor, secs), a.currency)}

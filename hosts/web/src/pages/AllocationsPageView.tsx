@@ -4,7 +4,7 @@ import { ALLOCATION_STATES } from "../api/types";
 import { DataTable, type Pager } from "../components/Table";
 import { Empty, StateView, type Loadable } from "../components/States";
 import { StateBadge } from "../components/Controls";
-import { costSoFar, dateTime, money, shortId } from "../components/format";
+import { billedSeconds, costSoFar, dateTime, money, shortId } from "../components/format";
 import { usePageHeading } from "../components/hooks";
 
 export interface AllocationsPageViewProps {
@@ -79,16 +79,7 @@ export function AllocationsPageView({ page, skus, status, onStatus, pager, now }
                 header: "Cost so far",
                 numeric: true,
                 cell: (a) =>
-                  a.active_at
-                    ? money(
-                        costSoFar(
-                          a.price_minor,
-                          ((a.released_at ? Date.parse(a.released_at) : now) - Date.parse(a.active_at)) /
-                            1000,
-                        ),
-                        a.currency,
-                      )
-                    : "—",
+                  a.active_at ? money(costSoFar(a.price_minor, billedSeconds(a, now)), a.currency) : "—",
               },
             ]}
           />

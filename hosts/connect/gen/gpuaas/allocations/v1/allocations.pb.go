@@ -44,8 +44,10 @@ type Allocation struct {
 	ReleasedAt        *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=released_at,json=releasedAt,proto3" json:"released_at,omitempty"`
 	FailureCode       string                 `protobuf:"bytes,11,opt,name=failure_code,json=failureCode,proto3" json:"failure_code,omitempty"`
 	MaxTotalCostMinor int64                  `protobuf:"varint,12,opt,name=max_total_cost_minor,json=maxTotalCostMinor,proto3" json:"max_total_cost_minor,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// When its release was first asked for: billing stops here.
+	ReleaseRequestedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=release_requested_at,json=releaseRequestedAt,proto3" json:"release_requested_at,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Allocation) Reset() {
@@ -160,6 +162,13 @@ func (x *Allocation) GetMaxTotalCostMinor() int64 {
 		return x.MaxTotalCostMinor
 	}
 	return 0
+}
+
+func (x *Allocation) GetReleaseRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReleaseRequestedAt
+	}
+	return nil
 }
 
 type CreateAllocationRequest struct {
@@ -601,7 +610,7 @@ var File_gpuaas_allocations_v1_allocations_proto protoreflect.FileDescriptor
 
 const file_gpuaas_allocations_v1_allocations_proto_rawDesc = "" +
 	"\n" +
-	"'gpuaas/allocations/v1/allocations.proto\x12\x15gpuaas.allocations.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x03\n" +
+	"'gpuaas/allocations/v1/allocations.proto\x12\x15gpuaas.allocations.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x04\n" +
 	"\n" +
 	"Allocation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -620,7 +629,8 @@ const file_gpuaas_allocations_v1_allocations_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"releasedAt\x12!\n" +
 	"\ffailure_code\x18\v \x01(\tR\vfailureCode\x12/\n" +
-	"\x14max_total_cost_minor\x18\f \x01(\x03R\x11maxTotalCostMinor\"\xf4\x01\n" +
+	"\x14max_total_cost_minor\x18\f \x01(\x03R\x11maxTotalCostMinor\x12L\n" +
+	"\x14release_requested_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x12releaseRequestedAt\"\xf4\x01\n" +
 	"\x17CreateAllocationRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x15\n" +
@@ -691,23 +701,24 @@ var file_gpuaas_allocations_v1_allocations_proto_depIdxs = []int32{
 	9,  // 0: gpuaas.allocations.v1.Allocation.created_at:type_name -> google.protobuf.Timestamp
 	9,  // 1: gpuaas.allocations.v1.Allocation.active_at:type_name -> google.protobuf.Timestamp
 	9,  // 2: gpuaas.allocations.v1.Allocation.released_at:type_name -> google.protobuf.Timestamp
-	0,  // 3: gpuaas.allocations.v1.CreateAllocationResponse.allocation:type_name -> gpuaas.allocations.v1.Allocation
-	0,  // 4: gpuaas.allocations.v1.GetAllocationResponse.allocation:type_name -> gpuaas.allocations.v1.Allocation
-	0,  // 5: gpuaas.allocations.v1.ListAllocationsResponse.allocations:type_name -> gpuaas.allocations.v1.Allocation
-	0,  // 6: gpuaas.allocations.v1.ReleaseAllocationResponse.allocation:type_name -> gpuaas.allocations.v1.Allocation
-	1,  // 7: gpuaas.allocations.v1.AllocationService.CreateAllocation:input_type -> gpuaas.allocations.v1.CreateAllocationRequest
-	3,  // 8: gpuaas.allocations.v1.AllocationService.GetAllocation:input_type -> gpuaas.allocations.v1.GetAllocationRequest
-	5,  // 9: gpuaas.allocations.v1.AllocationService.ListAllocations:input_type -> gpuaas.allocations.v1.ListAllocationsRequest
-	7,  // 10: gpuaas.allocations.v1.AllocationService.ReleaseAllocation:input_type -> gpuaas.allocations.v1.ReleaseAllocationRequest
-	2,  // 11: gpuaas.allocations.v1.AllocationService.CreateAllocation:output_type -> gpuaas.allocations.v1.CreateAllocationResponse
-	4,  // 12: gpuaas.allocations.v1.AllocationService.GetAllocation:output_type -> gpuaas.allocations.v1.GetAllocationResponse
-	6,  // 13: gpuaas.allocations.v1.AllocationService.ListAllocations:output_type -> gpuaas.allocations.v1.ListAllocationsResponse
-	8,  // 14: gpuaas.allocations.v1.AllocationService.ReleaseAllocation:output_type -> gpuaas.allocations.v1.ReleaseAllocationResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	9,  // 3: gpuaas.allocations.v1.Allocation.release_requested_at:type_name -> google.protobuf.Timestamp
+	0,  // 4: gpuaas.allocations.v1.CreateAllocationResponse.allocation:type_name -> gpuaas.allocations.v1.Allocation
+	0,  // 5: gpuaas.allocations.v1.GetAllocationResponse.allocation:type_name -> gpuaas.allocations.v1.Allocation
+	0,  // 6: gpuaas.allocations.v1.ListAllocationsResponse.allocations:type_name -> gpuaas.allocations.v1.Allocation
+	0,  // 7: gpuaas.allocations.v1.ReleaseAllocationResponse.allocation:type_name -> gpuaas.allocations.v1.Allocation
+	1,  // 8: gpuaas.allocations.v1.AllocationService.CreateAllocation:input_type -> gpuaas.allocations.v1.CreateAllocationRequest
+	3,  // 9: gpuaas.allocations.v1.AllocationService.GetAllocation:input_type -> gpuaas.allocations.v1.GetAllocationRequest
+	5,  // 10: gpuaas.allocations.v1.AllocationService.ListAllocations:input_type -> gpuaas.allocations.v1.ListAllocationsRequest
+	7,  // 11: gpuaas.allocations.v1.AllocationService.ReleaseAllocation:input_type -> gpuaas.allocations.v1.ReleaseAllocationRequest
+	2,  // 12: gpuaas.allocations.v1.AllocationService.CreateAllocation:output_type -> gpuaas.allocations.v1.CreateAllocationResponse
+	4,  // 13: gpuaas.allocations.v1.AllocationService.GetAllocation:output_type -> gpuaas.allocations.v1.GetAllocationResponse
+	6,  // 14: gpuaas.allocations.v1.AllocationService.ListAllocations:output_type -> gpuaas.allocations.v1.ListAllocationsResponse
+	8,  // 15: gpuaas.allocations.v1.AllocationService.ReleaseAllocation:output_type -> gpuaas.allocations.v1.ReleaseAllocationResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_gpuaas_allocations_v1_allocations_proto_init() }
