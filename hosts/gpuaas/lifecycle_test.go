@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -207,21 +208,16 @@ func TestTerminalSessionsSurviveTheBrowser(t *testing.T) {
 	if err := t2.WaitFor("later-42", 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	// The typed line is echoed too; only the output holds "pid-0" followed
-	// by digits ($((0)) is not expanded in the echo).
+	// The typed line is echoed too — and may arrive on its own first, so the
+	// wait is for what only the output holds: "pid-0" followed by digits
+	// ($((0)) is not expanded in the echo).
 	if err := t2.Send("echo pid-$((0))$$ end\n"); err != nil {
 		t.Fatal(err)
 	}
-	if err := t2.WaitFor(" end\r\n", 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	pidLine := regexp.MustCompile(`pid-0([0-9]+) end`)
+	poll.Until(t, 20*time.Second, "the shell's pid", func() bool { return pidLine.MatchString(t2.Output()) })
 	out := t2.Output()
-	i := strings.LastIndex(out, "pid-0") + len("pid-0")
-	j := i
-	for j < len(out) && out[j] >= '0' && out[j] <= '9' {
-		j++
-	}
-	shell, err := strconv.Atoi(out[i:j])
+	shell, err := strconv.Atoi(pidLine.FindStringSubmatch(out)[1])
 	if err != nil || shell <= 1 {
 		t.Fatalf("no shell pid in %q", out)
 	}
