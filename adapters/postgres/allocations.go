@@ -47,7 +47,7 @@ func errNoCapacity(sku string) error {
 
 const allocationColumns = `id, tenant_id, project_id, user_id, sku_id, COALESCE(node_id::text, ''), state, price_minor,
 	currency, failure_code, created_at, updated_at, active_at, release_requested_at, released_at,
-	COALESCE(max_total_cost_minor, 0), COALESCE(api_key_id::text, '')`
+	COALESCE(max_total_cost_minor, 0), COALESCE(api_key_id::text, ''), COALESCE(release_reason, '')`
 
 func scanAllocation(row pgx.Row) (allocation.Allocation, error) {
 	var a allocation.Allocation
@@ -61,7 +61,7 @@ func scanAllocation(row pgx.Row) (allocation.Allocation, error) {
 func scanAllocationInto(row pgx.Row, a *allocation.Allocation) error {
 	return row.Scan(&a.ID, &a.TenantID, &a.ProjectID, &a.UserID, &a.SKUID, &a.NodeID, (*string)(&a.State), &a.PriceMinor,
 		&a.Currency, &a.FailureCode, &a.CreatedAt, &a.UpdatedAt, &a.ActiveAt, &a.ReleaseRequestedAt, &a.ReleasedAt,
-		&a.MaxTotalCostMinor, &a.APIKeyID)
+		&a.MaxTotalCostMinor, &a.APIKeyID, &a.ReleaseReason)
 }
 
 // CreatePlaced implements [ports.AllocationStore].
@@ -253,9 +253,9 @@ func (s *AllocationStore) Update(ctx context.Context, id string, fn func(*alloca
 		}
 		out, err = scanAllocation(s.db.Q(ctx).QueryRow(ctx, `
 			UPDATE allocations SET state = $2, failure_code = $3, active_at = $4, release_requested_at = $5,
-				released_at = $6, updated_at = now()
+				released_at = $6, release_reason = NULLIF($7, ''), updated_at = now()
 			WHERE id = $1 RETURNING `+allocationColumns,
-			cid, string(a.State), a.FailureCode, a.ActiveAt, a.ReleaseRequestedAt, a.ReleasedAt))
+			cid, string(a.State), a.FailureCode, a.ActiveAt, a.ReleaseRequestedAt, a.ReleasedAt, a.ReleaseReason))
 		return translate(err, "allocation")
 	})
 	return out, err

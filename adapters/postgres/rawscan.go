@@ -27,7 +27,7 @@ import (
 var allocationColumnTypes = [...]uint32{
 	pgtype.UUIDOID, pgtype.UUIDOID, pgtype.UUIDOID, pgtype.UUIDOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID,
 	pgtype.Int8OID, pgtype.TextOID, pgtype.TextOID, pgtype.TimestamptzOID, pgtype.TimestamptzOID, pgtype.TimestamptzOID,
-	pgtype.TimestamptzOID, pgtype.TimestamptzOID, pgtype.Int8OID, pgtype.TextOID,
+	pgtype.TimestamptzOID, pgtype.TimestamptzOID, pgtype.Int8OID, pgtype.TextOID, pgtype.TextOID,
 }
 
 // rawAllocationScanner decodes rows of allocationColumns.
@@ -68,12 +68,12 @@ func (r *rawAllocationScanner) scan(rows pgx.Rows, a *allocation.Allocation) err
 	// The strings: four uuids, then the texts, in one buffer.
 	var stack [512]byte
 	b := stack[:0]
-	var ends [10]int
+	var ends [11]int
 	for i := range 4 {
 		b = appendUUID(b, v[i])
 		ends[i] = len(b)
 	}
-	for j, col := range [...]int{4, 5, 6, 8, 9, 16} {
+	for j, col := range [...]int{4, 5, 6, 8, 9, 16, 17} {
 		b = append(b, v[col]...)
 		ends[4+j] = len(b)
 	}
@@ -85,8 +85,8 @@ func (r *rawAllocationScanner) scan(rows pgx.Rows, a *allocation.Allocation) err
 		return all[ends[i-1]:ends[i]]
 	}
 	a.ID, a.TenantID, a.ProjectID, a.UserID = part(0), part(1), part(2), part(3)
-	a.SKUID, a.NodeID, a.State, a.Currency, a.FailureCode, a.APIKeyID =
-		part(4), part(5), allocation.State(part(6)), part(7), part(8), part(9)
+	a.SKUID, a.NodeID, a.State, a.Currency, a.FailureCode, a.APIKeyID, a.ReleaseReason =
+		part(4), part(5), allocation.State(part(6)), part(7), part(8), part(9), part(10)
 	a.PriceMinor = int64(binary.BigEndian.Uint64(v[7]))
 	a.MaxTotalCostMinor = int64(binary.BigEndian.Uint64(v[15]))
 	var err error

@@ -31,13 +31,14 @@ func TestRawAllocationScan(t *testing.T) {
 	}
 	if _, err := db.Pool.Exec(ctx, `
 		INSERT INTO allocations (id, tenant_id, project_id, user_id, sku_id, node_id, state, price_minor, currency, failure_code,
-			created_at, updated_at, active_at, release_requested_at, released_at, max_total_cost_minor, api_key_id)
+			created_at, updated_at, active_at, release_requested_at, released_at, max_total_cost_minor, api_key_id, release_reason)
 		VALUES
 			($1, $4, $5, $6, 'h100-80g-x1', $7, 'active', 299, 'usd', '', '2026-03-04 05:06:07.123456+00', now(),
-				'1999-12-31 23:59:59.999999+00', NULL, NULL, 12345, $8),
+				'1999-12-31 23:59:59.999999+00', NULL, NULL, 12345, $8, NULL),
 			($2, $4, $5, $6, 'a100-80g-x8', NULL, 'failed', 0, 'eur', 'node.unreachable "x" ü', '1970-01-01 00:00:00+00',
-				'2000-01-01 00:00:00+00', NULL, NULL, NULL, NULL, NULL),
-			($3, $4, $5, $6, 'l40s-48g-x4', NULL, 'released', 516, 'usd', '', now(), now(), now(), now(), now(), NULL, NULL)`,
+				'2000-01-01 00:00:00+00', NULL, NULL, NULL, NULL, NULL, NULL),
+			($3, $4, $5, $6, 'l40s-48g-x4', NULL, 'released', 516, 'usd', '', now(), now(), now(), now(), now(), NULL, NULL,
+				'cost_cap_reached')`,
 		uuid.NewString(), uuid.NewString(), uuid.NewString(), f.tenant, f.project, f.owner, node, key); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestRawAllocationScan(t *testing.T) {
 	// Other column types (here: the ids as text) are pgx's.
 	q = `SELECT id::text, tenant_id, project_id, user_id, sku_id, COALESCE(node_id::text, ''), state, price_minor,
 		currency, failure_code, created_at, updated_at, active_at, release_requested_at, released_at,
-		COALESCE(max_total_cost_minor, 0), COALESCE(api_key_id::text, '') FROM allocations WHERE tenant_id = $1`
+		COALESCE(max_total_cost_minor, 0), COALESCE(api_key_id::text, ''), COALESCE(release_reason, '') FROM allocations WHERE tenant_id = $1`
 	raw, viaPgx, used, err = postgres.ScanAllocationsBothWays(ctx, db, q, f.tenant)
 	if err != nil || used || !reflect.DeepEqual(raw, viaPgx) {
 		t.Fatalf("fallback: used %v, err %v", used, err)

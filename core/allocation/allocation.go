@@ -29,6 +29,15 @@ var transitions = map[State][]State{
 	ReleaseFailed: {Releasing},
 }
 
+// Why an allocation's release was asked for (Allocation.ReleaseReason).
+const (
+	ReleaseByUser        = "user"             // its own user
+	ReleaseByTenantAdmin = "tenant_admin"     // an owner or admin of its tenant
+	ReleaseByOperator    = "operator"         // a platform operator
+	ReleaseBalanceOut    = "balance_depleted" // the tenant's balance ran out
+	ReleaseCostCap       = "cost_cap_reached" // its total-cost cap would have been passed
+)
+
 // Live reports whether the allocation holds (or may hold) its node.
 func (s State) Live() bool {
 	return s == Requested || s == Provisioning || s == Active || s == Releasing || s == ReleaseFailed
@@ -74,8 +83,11 @@ type Allocation struct {
 	// finished cleaning up (doc/billing.md); a retry after release_failed
 	// keeps the first request's time.
 	ReleaseRequestedAt *time.Time
-	ReleasedAt         *time.Time
-	FailureCode        string
+	// ReleaseReason is who or what asked for the release (ReleaseBy*),
+	// kept from the first request like ReleaseRequestedAt; "" before.
+	ReleaseReason string
+	ReleasedAt    *time.Time
+	FailureCode   string
 	// MaxTotalCostMinor caps what the allocation may cost (0: no cap): the
 	// billing worker releases it before its cost would pass the cap.
 	MaxTotalCostMinor int64

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpuaas/gpuaas/core/allocation"
 	"github.com/gpuaas/gpuaas/core/event"
 	"github.com/gpuaas/gpuaas/core/fault"
 	"github.com/gpuaas/gpuaas/core/policy"
@@ -227,11 +228,10 @@ func FromEvent(env event.Envelope) (m Message, ok bool, err error) {
 			m.Data["failure_code"] = p.FailureCode
 		case AllocationReleased:
 			m.Title = "Your node was released"
-			by := ""
-			if p.Forced {
-				by = " by the platform (an operator, an exhausted balance or a cost cap)"
+			m.Body = fmt.Sprintf("Allocation %s (%s) was released%s%s.", short, p.SKUID, releasedBecause(p), p.Usage.sentence())
+			if p.ReleaseReason != "" {
+				m.Data["release_reason"] = p.ReleaseReason
 			}
-			m.Body = fmt.Sprintf("Allocation %s (%s) was released%s%s.", short, p.SKUID, by, p.Usage.sentence())
 		case AllocationReleaseFailed:
 			m.Title = "Releasing your node failed"
 			m.Body = fmt.Sprintf("Allocation %s (%s) could not be released (%s); billing stopped at your release request%s and an operator has been told.",
@@ -261,6 +261,7 @@ type payload struct {
 	BurnRateMinorPerHour int64  `json:"burn_rate_minor_per_hour"`
 	RunwaySeconds        int64  `json:"runway_seconds"`
 	Usage                *usage `json:"usage"`
+	ReleaseReason        string `json:"release_reason"`
 	EndpointID           string `json:"endpoint_id"`
 	URL                  string `json:"url"`
 	FailingFor           string `json:"failing_for"`
@@ -274,6 +275,27 @@ func Money(minor int64, currency string) string {
 		sign, minor = "-", -minor
 	}
 	return fmt.Sprintf("%s%d.%02d %s", sign, minor/100, minor%100, strings.ToUpper(currency))
+}
+
+// releasedBecause says who or what asked for a release, as a clause ("" for
+// the user's own release: they know).
+func releasedBecause(p payload) string {
+	switch p.ReleaseReason {
+	case allocation.ReleaseByUser:
+		return ""
+	case allocation.ReleaseByTenantAdmin:
+		return " by an admin of your organisation"
+	case allocation.ReleaseByOperator:
+		return " by a platform operator"
+	case allocation.ReleaseBalanceOut:
+		return " because your balance ran out"
+	case allocation.ReleaseCostCap:
+		return " because it reached its total-cost cap"
+	}
+	if p.Forced { // events from before the reason was kept
+		return " by the platform (an operator, an exhausted balance or a cost cap)"
+	}
+	return ""
 }
 
 // usage is an ended allocation's bill (allocationsvc.UsageSummary).

@@ -86,7 +86,22 @@ func TestFromEvent(t *testing.T) {
 	m, _, _ = notification.FromEvent(env(event.AllocationReleased, map[string]any{"allocation_id": "a1", "user_id": "u1", "sku_id": "h100",
 		"forced": true, "usage": map[string]any{"billed_seconds": 0, "cost_minor": 0, "currency": "usd"}}))
 	if !strings.Contains(m.Body, "by the platform") || !strings.HasSuffix(m.Body, "; nothing was billed for it.") {
-		t.Fatalf("forced release before it was active: %q", m.Body)
+		t.Fatalf("forced release before it was active (an event without its reason): %q", m.Body)
+	}
+	// Who or what asked for the release.
+	for reason, want := range map[string]string{
+		"user":             "Allocation a1 (h100) was released after 1 min of use, billed 0.05 USD.",
+		"tenant_admin":     "Allocation a1 (h100) was released by an admin of your organisation after 1 min",
+		"operator":         "Allocation a1 (h100) was released by a platform operator after",
+		"balance_depleted": "Allocation a1 (h100) was released because your balance ran out after",
+		"cost_cap_reached": "Allocation a1 (h100) was released because it reached its total-cost cap after",
+	} {
+		m, _, err = notification.FromEvent(env(event.AllocationReleased, map[string]any{"allocation_id": "a1", "user_id": "u1",
+			"sku_id": "h100", "forced": reason != "user" && reason != "tenant_admin", "release_reason": reason,
+			"usage": map[string]any{"billed_seconds": 60, "cost_minor": 5, "currency": "usd"}}))
+		if err != nil || !strings.HasPrefix(m.Body, want) || m.Data["release_reason"] != reason {
+			t.Errorf("released (%s): %q %v; want it to begin %q", reason, m.Body, m.Data, want)
+		}
 	}
 	m, _, _ = notification.FromEvent(env(event.AllocationReleased, map[string]any{"allocation_id": "a1", "user_id": "u1", "sku_id": "h100"}))
 	if m.Body != "Allocation a1 (h100) was released." || m.Data["cost_minor"] != nil {

@@ -255,6 +255,9 @@ func printAllocation(w io.Writer, a client.Allocation, now time.Time) {
 	if line := billedLine(a, now); line != "" {
 		fmt.Fprintf(w, "  billed   %s\n", line)
 	}
+	if a.ReleaseReason != nil {
+		fmt.Fprintf(w, "  release  %s\n", releaseReasonText[string(*a.ReleaseReason)])
+	}
 	if a.FailureCode != nil && *a.FailureCode != "" {
 		fmt.Fprintf(w, "  failure  %s\n", *a.FailureCode)
 	}
@@ -297,6 +300,15 @@ func (r *runner) allocRelease(args []string) error {
 			fmt.Fprintf(w, "Billed %s.\n", line)
 		}
 	})
+}
+
+// releaseReasonText says why an allocation's release was asked for.
+var releaseReasonText = map[string]string{
+	"user":             "asked for by its user",
+	"tenant_admin":     "asked for by an admin of the organisation",
+	"operator":         "asked for by a platform operator",
+	"balance_depleted": "the balance ran out",
+	"cost_cap_reached": "its total-cost cap was reached",
 }
 
 // billedLine is what an allocation has been billed: its whole seconds from

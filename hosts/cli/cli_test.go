@@ -410,4 +410,14 @@ func TestBilledLine(t *testing.T) {
 	if got := billedLine(client.Allocation{PriceMinor: 1859, Currency: "usd"}, now); got != "" {
 		t.Errorf("never active: %q", got)
 	}
+	// Every reason the API can give has its words.
+	for _, r := range []client.ReleaseReason{client.ReleasedByUser, client.ReleasedByTenantAdmin, client.ReleasedByOperator,
+		client.ReleasedBalanceOut, client.ReleasedCostCap} {
+		if !r.Valid() {
+			t.Errorf("%s is not a reason the contract knows", r)
+		}
+		if releaseReasonText[string(r)] == "" {
+			t.Errorf("no words for release reason %s", r)
+		}
+	}
 }

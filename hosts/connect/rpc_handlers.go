@@ -54,7 +54,7 @@ func allocationToProto(a allocation.Allocation) *allocationsv1.Allocation {
 	return &allocationsv1.Allocation{Id: a.ID, ProjectId: a.ProjectID, SkuId: a.SKUID, NodeId: a.NodeID, State: string(a.State),
 		PriceMinor: a.PriceMinor, Currency: a.Currency, CreatedAt: ts(a.CreatedAt), ActiveAt: tsp(a.ActiveAt),
 		ReleasedAt: tsp(a.ReleasedAt), FailureCode: a.FailureCode, MaxTotalCostMinor: a.MaxTotalCostMinor,
-		ReleaseRequestedAt: tsp(a.ReleaseRequestedAt)}
+		ReleaseRequestedAt: tsp(a.ReleaseRequestedAt), ReleaseReason: a.ReleaseReason}
 }
 
 func (h *allocationRPC) CreateAllocation(ctx context.Context, req *connect.Request[allocationsv1.CreateAllocationRequest]) (*connect.Response[allocationsv1.CreateAllocationResponse], error) {

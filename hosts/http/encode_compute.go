@@ -53,6 +53,9 @@ func appendAllocation(b []byte, a *allocation.Allocation) []byte {
 	}
 	b = strconv.AppendInt(append(b, `,"price_minor":`...), a.PriceMinor, 10)
 	b = appendJSONString(append(b, `,"project_id":`...), a.ProjectID)
+	if a.ReleaseReason != "" {
+		b = appendJSONString(append(b, `,"release_reason":`...), a.ReleaseReason)
+	}
 	if a.ReleaseRequestedAt != nil {
 		b = appendJSONTime(append(b, `,"release_requested_at":`...), *a.ReleaseRequestedAt)
 	}

@@ -19,7 +19,7 @@ func TestAllocationPageEncodingMatches(t *testing.T) {
 	full := allocation.Allocation{ID: "0190a0b0-0000-7000-8000-000000000001", TenantID: "t1", ProjectID: "p1", UserID: "u1",
 		SKUID: "h100-80g-x1", NodeID: "n1", State: allocation.Released, PriceMinor: 299, Currency: "usd",
 		FailureCode: `odd "code" \ <&> ü` + "\u2028", CreatedAt: at, UpdatedAt: later, ActiveAt: &at, ReleaseRequestedAt: &later,
-		ReleasedAt: &later, MaxTotalCostMinor: 1234, APIKeyID: "k1"}
+		ReleaseReason: "cost_cap_reached", ReleasedAt: &later, MaxTotalCostMinor: 1234, APIKeyID: "k1"}
 	bare := allocation.Allocation{ID: "0190a0b0-0000-7000-8000-000000000002", TenantID: "t1", ProjectID: "p1", UserID: "u1",
 		SKUID: "a100", State: allocation.Requested, Currency: "eur", CreatedAt: time.Unix(0, 0), UpdatedAt: time.Unix(1, 5).UTC()}
 	for _, tc := range []struct {

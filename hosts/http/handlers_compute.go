@@ -47,6 +47,10 @@ func allocationView(a allocation.Allocation, access *allocationsvc.AccessInfo) a
 		c := a.MaxTotalCostMinor
 		v.MaxTotalCostMinor = &c
 	}
+	if a.ReleaseReason != "" {
+		r := api.AllocationReleaseReason(a.ReleaseReason)
+		v.ReleaseReason = &r
+	}
 	return v
 }
 

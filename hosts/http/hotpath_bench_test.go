@@ -181,7 +181,7 @@ func (st *hotPathStack) seedAllocations(b *testing.B, n int) {
 // of a project (no state filter, no cursor, the default page of 50).
 const listSQL = `SELECT id, tenant_id, project_id, user_id, sku_id, COALESCE(node_id::text, ''), state, price_minor,
 	currency, failure_code, created_at, updated_at, active_at, release_requested_at, released_at,
-	COALESCE(max_total_cost_minor, 0), COALESCE(api_key_id::text, '') FROM allocations WHERE tenant_id = $1 AND project_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3`
+	COALESCE(max_total_cost_minor, 0), COALESCE(api_key_id::text, ''), COALESCE(release_reason, '') FROM allocations WHERE tenant_id = $1 AND project_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3`
 
 // httpLoad is a load generator in the manner of wrk: clients keep-alive
 // connections, each sending one request and reading its whole response

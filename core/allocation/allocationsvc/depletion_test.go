@@ -120,6 +120,9 @@ func TestForceReleaseForTenant(t *testing.T) {
 		if err != nil || d.State != c.state {
 			t.Errorf("%s: state %s (%v); want %s", c.name, d.State, err, c.state)
 		}
+		if c.name == "active" && d.ReleaseReason != allocation.ReleaseBalanceOut {
+			t.Errorf("active: release reason %q; want %s", d.ReleaseReason, allocation.ReleaseBalanceOut)
+		}
 		reqs := releaseRequests(c.id)
 		if got := len(reqs) - before[c.id]; got != c.emitted {
 			t.Errorf("%s: %d new release requests; want %d", c.name, got, c.emitted)

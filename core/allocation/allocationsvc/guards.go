@@ -29,7 +29,7 @@ const (
 	CodeSpendCapReached fault.Code = "spend_cap_reached"
 	// ReasonCostCap is the reason recorded when the billing worker releases
 	// an allocation at its total-cost cap.
-	ReasonCostCap = "cost_cap_reached"
+	ReasonCostCap = allocation.ReleaseCostCap
 )
 
 // MaxCostMinor bounds the guard amounts a caller may give.
@@ -311,7 +311,7 @@ func (s *Service) forceReleaseIf(ctx context.Context, id, reason string, match f
 				return err
 			}
 			a.State, moved = allocation.Releasing, true
-			s.markReleaseRequested(a)
+			s.markReleaseRequested(a, reason)
 			return nil
 		})
 		if err != nil || !moved {

@@ -166,8 +166,8 @@ func TestCostCapReleases(t *testing.T) {
 		t.Fatal(err)
 	}
 	billed := int64(299) * int64(got.ReleaseRequestedAt.Sub(*got.ActiveAt)/time.Second) / 3600
-	if got.State != allocation.Releasing || billed > capMinor {
-		t.Fatalf("state %s, billed %d (cap %d)", got.State, billed, capMinor)
+	if got.State != allocation.Releasing || billed > capMinor || got.ReleaseReason != allocation.ReleaseCostCap {
+		t.Fatalf("state %s, billed %d (cap %d), reason %q", got.State, billed, capMinor, got.ReleaseReason)
 	}
 	var reason string
 	if err := e.db.Pool.QueryRow(ctx, `SELECT metadata->>'reason' FROM audit_log WHERE action = 'allocation.force_release'

@@ -110,6 +110,10 @@ type StatePayload struct {
 	// processes get between SIGTERM and SIGKILL, from the tenant's
 	// allocation.release_grace_seconds policy.
 	GraceSeconds int `json:"grace_seconds,omitempty"`
+	// ReleaseReason (release requested and later) is who or what asked for
+	// the release: user, tenant_admin, operator, balance_depleted or
+	// cost_cap_reached (allocation.ReleaseBy*).
+	ReleaseReason string `json:"release_reason,omitempty"`
 	// Usage (released and release_failed only) is what the allocation was
 	// billed: from active_at to the first release request, at its price
 	// snapshot, the same whole seconds and rounding the billing worker
@@ -471,7 +475,15 @@ func (s *Service) release(ctx context.Context, p identity.Principal, tenantID, i
 				return err
 			}
 			a.State = allocation.Releasing
-			s.markReleaseRequested(a)
+			reason := allocation.ReleaseByOperator
+			switch {
+			case forced:
+			case a.UserID == p.User.ID:
+				reason = allocation.ReleaseByUser
+			default:
+				reason = allocation.ReleaseByTenantAdmin
+			}
+			s.markReleaseRequested(a, reason)
 			return nil
 		})
 		if err != nil {
@@ -597,12 +609,14 @@ func (s *Service) transition(ctx context.Context, id string, to allocation.State
 	return out, err
 }
 
-// markReleaseRequested stamps the first release request: billing ends
-// there. A retry (release_failed → releasing) keeps the first time.
-func (s *Service) markReleaseRequested(a *allocation.Allocation) {
+// markReleaseRequested stamps the first release request and why it was
+// made: billing ends there. A retry (release_failed → releasing) keeps the
+// first time and reason.
+func (s *Service) markReleaseRequested(a *allocation.Allocation, reason string) {
 	if a.ReleaseRequestedAt == nil {
 		now := s.d.Clock.Now()
 		a.ReleaseRequestedAt = &now
+		a.ReleaseReason = reason
 	}
 }
 
@@ -620,7 +634,7 @@ func (s *Service) emitReleaseRequested(ctx context.Context, a allocation.Allocat
 
 func statePayload(a allocation.Allocation, forced bool) StatePayload {
 	return StatePayload{AllocationID: a.ID, NodeID: a.NodeID, UserID: a.UserID, Username: nodetask.UsernameFor(a.ID),
-		SKUID: a.SKUID, State: string(a.State), FailureCode: a.FailureCode, Forced: forced}
+		SKUID: a.SKUID, State: string(a.State), FailureCode: a.FailureCode, Forced: forced, ReleaseReason: a.ReleaseReason}
 }
 
 // SSH keys.

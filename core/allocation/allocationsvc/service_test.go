@@ -269,6 +269,62 @@ func TestCapRefusalUndoesThePlacement(t *testing.T) {
 	}
 }
 
+// TestReleaseReasons: a release keeps who asked for it — the user, an admin
+// of the tenant, an operator — from the first request on, and every later
+// event carries it (the notice says it).
+func TestReleaseReasons(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.addNodes("l40s-48g-x4", 3)
+	m := e.newMember(100_000)
+	e.addKey(m)
+	if err := e.pol.Set(ctx, m.p.TenantID, "allocation.max_concurrent_per_user", "10", "test"); err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := postgres.NewUserStore(e.db).UpsertByIdentity(ctx, identity.User{ID: system.UUIDs{}.NewID(),
+		Issuer: "https://iss", Subject: "admin-" + services.RandomSuffix(6), Email: services.RandomSuffix(6) + "@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenantAdmin := identity.Principal{User: other, TenantID: m.p.TenantID, TenantRole: identity.TenantAdmin}
+	operator := m.p
+	operator.User.Role = identity.RoleAdmin
+	release := map[string]func(id string) (allocation.Allocation, error){
+		allocation.ReleaseByUser:        func(id string) (allocation.Allocation, error) { return e.svc.Release(ctx, m.p, id) },
+		allocation.ReleaseByTenantAdmin: func(id string) (allocation.Allocation, error) { return e.svc.Release(ctx, tenantAdmin, id) },
+		allocation.ReleaseByOperator:    func(id string) (allocation.Allocation, error) { return e.svc.ForceRelease(ctx, operator, id) },
+	}
+	for reason, rel := range release {
+		a, err := e.svc.Create(ctx, m.p, m.projectID, allocationsvc.CreateRequest{SKUID: "l40s-48g-x4"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := rel(a.ID); err != nil || got.ReleaseReason != reason {
+			t.Fatalf("%s: release reason %q (%v)", reason, got.ReleaseReason, err)
+		}
+		// A failed release retried by an operator keeps the first reason.
+		if _, err := e.svc.MarkReleaseFailed(ctx, a.ID, "agent_unreachable"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.ForceRelease(ctx, operator, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := e.svc.MarkReleased(ctx, a.ID); err != nil || got.ReleaseReason != reason {
+			t.Fatalf("%s: released with reason %q (%v)", reason, got.ReleaseReason, err)
+		}
+		for _, ev := range e.events(a.ID) {
+			var p allocationsvc.StatePayload
+			if err := json.Unmarshal(ev.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]string{true: reason, false: ""}[ev.Type != event.AllocationRequested]; p.ReleaseReason != want {
+				t.Fatalf("%s: %s carries reason %q; want %q", reason, ev.Type, p.ReleaseReason, want)
+			}
+		}
+	}
+}
+
 func TestLifecycleAndEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gpuaas/gpuaas/core/allocation"
 	"github.com/gpuaas/gpuaas/core/ledger"
 )
 
@@ -228,4 +229,4 @@ type AllocationReleaser interface {
 
 // ReasonDepleted is the reason the worker gives when it releases
 // allocations of a depleted tenant.
-const ReasonDepleted = "balance_depleted"
+const ReasonDepleted = allocation.ReleaseBalanceOut

@@ -12,6 +12,7 @@ type (
 	Node                 = api.Node
 	Allocation           = api.Allocation
 	AllocationState      = api.AllocationState
+	ReleaseReason        = api.AllocationReleaseReason
 	AllocationAccess     = api.AllocationAccess
 	CreateAllocation     = api.CreateAllocationRequest
 	Quote                = api.AllocationQuote
@@ -41,6 +42,15 @@ const (
 	StateReleased      AllocationState = "released"
 	StateFailed        AllocationState = "failed"
 	StateReleaseFailed AllocationState = "release_failed"
+)
+
+// Why an allocation's release was asked for (Allocation.ReleaseReason).
+const (
+	ReleasedByUser        ReleaseReason = "user"
+	ReleasedByTenantAdmin ReleaseReason = "tenant_admin"
+	ReleasedByOperator    ReleaseReason = "operator"
+	ReleasedBalanceOut    ReleaseReason = "balance_depleted"
+	ReleasedCostCap       ReleaseReason = "cost_cap_reached"
 )
 
 // Scopes an API key may hold.

@@ -2067,6 +2067,11 @@ export interface components {
              */
             release_requested_at?: string;
             /**
+             * @description Who or what first asked for the release: its user, an admin of its tenant, a platform operator, the tenant's exhausted balance, or its total-cost cap.
+             * @enum {string}
+             */
+            release_reason?: "user" | "tenant_admin" | "operator" | "balance_depleted" | "cost_cap_reached";
+            /**
              * Format: date-time
              * @description When the node finished releasing.
              */

@@ -45,6 +45,15 @@ export function billedSeconds(
   return Math.max(0, Math.floor((end - Date.parse(a.active_at)) / 1000));
 }
 
+/** Why an allocation's release was asked for, as the console says it. */
+export const RELEASE_REASON_TEXT: Record<string, string> = {
+  user: "asked for by its user",
+  tenant_admin: "asked for by an admin of the organisation",
+  operator: "asked for by a platform operator",
+  balance_depleted: "the balance ran out",
+  cost_cap_reached: "its total-cost cap was reached",
+};
+
 /** Whether an allocation's billing has stopped (its release was asked for). */
 export function billingStopped(a: { release_requested_at?: string; released_at?: string }): boolean {
   return Boolean(a.release_requested_at ?? a.released_at);

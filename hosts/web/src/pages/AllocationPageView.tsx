@@ -3,7 +3,15 @@ import { Link } from "react-router";
 import type { Allocation, SKU } from "../api/types";
 import { ConfirmDialog, CopyButton, StateBadge } from "../components/Controls";
 import { Loading, StateView, type Loadable } from "../components/States";
-import { billedSeconds, billingStopped, costSoFar, dateTime, duration, money } from "../components/format";
+import {
+  billedSeconds,
+  billingStopped,
+  costSoFar,
+  dateTime,
+  duration,
+  money,
+  RELEASE_REASON_TEXT,
+} from "../components/format";
 import { usePageHeading } from "../components/hooks";
 
 const Terminal = lazy(() => import("../components/Terminal").then((m) => ({ default: m.Terminal })));
@@ -78,6 +86,14 @@ function Detail(p: AllocationPageViewProps & { a: Allocation }) {
               <>
                 <dt>Billing stopped</dt>
                 <dd>{dateTime(a.release_requested_at)}</dd>
+              </>
+            )}
+            {a.release_reason && (
+              <>
+                <dt>Released because</dt>
+                <dd data-testid="release-reason">
+                  {RELEASE_REASON_TEXT[a.release_reason] ?? a.release_reason}
+                </dd>
               </>
             )}
             {a.released_at && (

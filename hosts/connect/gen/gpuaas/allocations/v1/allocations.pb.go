@@ -46,8 +46,11 @@ type Allocation struct {
 	MaxTotalCostMinor int64                  `protobuf:"varint,12,opt,name=max_total_cost_minor,json=maxTotalCostMinor,proto3" json:"max_total_cost_minor,omitempty"`
 	// When its release was first asked for: billing stops here.
 	ReleaseRequestedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=release_requested_at,json=releaseRequestedAt,proto3" json:"release_requested_at,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Who or what first asked for the release: user, tenant_admin, operator,
+	// balance_depleted or cost_cap_reached; empty before.
+	ReleaseReason string `protobuf:"bytes,14,opt,name=release_reason,json=releaseReason,proto3" json:"release_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Allocation) Reset() {
@@ -169,6 +172,13 @@ func (x *Allocation) GetReleaseRequestedAt() *timestamppb.Timestamp {
 		return x.ReleaseRequestedAt
 	}
 	return nil
+}
+
+func (x *Allocation) GetReleaseReason() string {
+	if x != nil {
+		return x.ReleaseReason
+	}
+	return ""
 }
 
 type CreateAllocationRequest struct {
@@ -610,7 +620,7 @@ var File_gpuaas_allocations_v1_allocations_proto protoreflect.FileDescriptor
 
 const file_gpuaas_allocations_v1_allocations_proto_rawDesc = "" +
 	"\n" +
-	"'gpuaas/allocations/v1/allocations.proto\x12\x15gpuaas.allocations.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x04\n" +
+	"'gpuaas/allocations/v1/allocations.proto\x12\x15gpuaas.allocations.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb8\x04\n" +
 	"\n" +
 	"Allocation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
@@ -630,7 +640,8 @@ const file_gpuaas_allocations_v1_allocations_proto_rawDesc = "" +
 	"releasedAt\x12!\n" +
 	"\ffailure_code\x18\v \x01(\tR\vfailureCode\x12/\n" +
 	"\x14max_total_cost_minor\x18\f \x01(\x03R\x11maxTotalCostMinor\x12L\n" +
-	"\x14release_requested_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x12releaseRequestedAt\"\xf4\x01\n" +
+	"\x14release_requested_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x12releaseRequestedAt\x12%\n" +
+	"\x0erelease_reason\x18\x0e \x01(\tR\rreleaseReason\"\xf4\x01\n" +
 	"\x17CreateAllocationRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12\x15\n" +
