@@ -113,6 +113,9 @@ test("a new user: sign in, top up, request, watch it go active, terminal, releas
   await page.getByRole("button", { name: "Release node" }).click();
   await expect(page.getByTestId("allocation-state")).toContainText(/Releasing|Released/, { timeout: 30_000 });
   await expect(page.getByTestId("allocation-state")).toContainText("Released", { timeout: 120_000 });
+  // Billing stopped at the request: the page says what it was billed and why it was released.
+  await expect(page.getByTestId("release-reason")).toHaveText("asked for by its user");
+  await expect(page.getByText("Billed", { exact: true })).toBeVisible();
 
   await nav(page, "Allocations");
   await expect(page.getByRole("table", { name: "Allocations of this project" })).toBeVisible();
@@ -122,6 +125,8 @@ test("a new user: sign in, top up, request, watch it go active, terminal, releas
   await page.getByRole("link", { name: /^Inbox/ }).click();
   await expect(page.getByRole("heading", { name: "Inbox", level: 1 })).toBeVisible();
   await expect(page.getByRole("heading", { name: /Your node is ready/ })).toBeVisible();
+  // The release notice says how long the node was billed and what it cost.
+  await expect(page.getByText(/was released after .+ of use, billed /)).toBeVisible({ timeout: 30_000 });
   await screen(page, "inbox");
   await page.getByRole("button", { name: "Mark all read" }).click();
   await expect(page.getByTestId("unread-count")).toHaveText("0 unread");
