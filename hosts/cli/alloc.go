@@ -221,14 +221,21 @@ func (r *runner) allocList(args []string) error {
 	return r.out(map[string]any{"allocations": list}, func(w io.Writer) {
 		rows := make([][]string, 0, len(list))
 		for _, a := range list {
+			cost := "—"
+			if secs, running := billed(a, now); a.ActiveAt != nil {
+				cost = money(a.PriceMinor*secs/3600, a.Currency)
+				if running {
+					cost += " so far"
+				}
+			}
 			rows = append(rows, []string{shortID(a.Id), string(a.State), a.SkuId, money(a.PriceMinor, a.Currency) + "/h",
-				ago(now, a.CreatedAt), a.Id})
+				cost, ago(now, a.CreatedAt), a.Id})
 		}
 		if len(rows) == 0 && !*all && *state == "" {
 			fmt.Fprintln(w, "No node is allocated. gpuaas alloc ls --all includes released ones; gpuaas alloc create --sku SKU requests one.")
 			return
 		}
-		table(w, "NAME\tSTATE\tSKU\tPRICE\tCREATED\tID", rows)
+		table(w, "NAME\tSTATE\tSKU\tPRICE\tBILLED\tCREATED\tID", rows)
 	})
 }
 
@@ -319,13 +326,29 @@ func billedLine(a client.Allocation, now time.Time) string {
 	if a.ActiveAt == nil {
 		return ""
 	}
-	end, sofar := now, " so far"
+	secs, running := billed(a, now)
+	sofar := ""
+	if running {
+		sofar = " so far"
+	}
+	return fmt.Sprintf("%s for %s of use%s", money(a.PriceMinor*secs/3600, a.Currency), time.Duration(secs)*time.Second, sofar)
+}
+
+// billed is the whole seconds an active-once allocation is billed for, to
+// its release request (or release, for rows from before requests were
+// stamped) or else to now — then running is true (doc/billing.md).
+func billed(a client.Allocation, now time.Time) (secs int64, running bool) {
+	if a.ActiveAt == nil {
+		return 0, false
+	}
+	end := now
 	switch {
 	case a.ReleaseRequestedAt != nil:
-		end, sofar = *a.ReleaseRequestedAt, ""
-	case a.ReleasedAt != nil: // released before release requests were stamped
-		end, sofar = *a.ReleasedAt, ""
+		end = *a.ReleaseRequestedAt
+	case a.ReleasedAt != nil:
+		end = *a.ReleasedAt
+	default:
+		running = true
 	}
-	secs := max(int64(end.Sub(*a.ActiveAt)/time.Second), 0)
-	return fmt.Sprintf("%s for %s of use%s", money(a.PriceMinor*secs/3600, a.Currency), time.Duration(secs)*time.Second, sofar)
+	return max(int64(end.Sub(*a.ActiveAt)/time.Second), 0), running
 }

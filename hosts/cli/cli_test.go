@@ -353,7 +353,8 @@ func TestAllocListEmptySaysWhatToDo(t *testing.T) {
 		!strings.Contains(out, "--all") {
 		t.Fatalf("empty alloc ls said %q", out)
 	}
-	if out := c.run(ExitOK, "", "alloc", "ls"); !strings.Contains(out, "NAME") || !strings.Contains(out, allocA) {
+	if out := c.run(ExitOK, "", "alloc", "ls"); !strings.Contains(out, "NAME") || !strings.Contains(out, "BILLED") ||
+		!strings.Contains(out, allocA) {
 		t.Fatalf("alloc ls said %q", out)
 	}
 }

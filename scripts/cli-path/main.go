@@ -219,11 +219,16 @@ func run(ctx context.Context, api, bin, user, password, want string) error {
 	}
 	step("gpuaas ssh %s ran a command (the system ssh, host key pinned)", name)
 
-	if _, err := g.run(ctx, "", "alloc", "release", name, "--wait"); err != nil {
+	out, err = g.run(ctx, "", "alloc", "release", name, "--wait")
+	if err != nil {
 		return err
 	}
 	released = true
-	step("gpuaas alloc release %s --wait: released", name)
+	billedLine := regexp.MustCompile(`Billed \S+ \S+ for \S+ of use\.`).Find(out)
+	if billedLine == nil {
+		return fmt.Errorf("alloc release --wait did not say what was billed: %q", out)
+	}
+	step("gpuaas alloc release %s --wait: released; %s", name, billedLine)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out, err = g.run(ctx, "", "usage", "--csv")
