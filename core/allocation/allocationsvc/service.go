@@ -475,13 +475,12 @@ func (s *Service) release(ctx context.Context, p identity.Principal, tenantID, i
 				return err
 			}
 			a.State = allocation.Releasing
-			reason := allocation.ReleaseByOperator
+			reason := allocation.ReleaseByTenantAdmin
 			switch {
 			case forced:
+				reason = allocation.ReleaseByOperator
 			case a.UserID == p.User.ID:
 				reason = allocation.ReleaseByUser
-			default:
-				reason = allocation.ReleaseByTenantAdmin
 			}
 			s.markReleaseRequested(a, reason)
 			return nil
