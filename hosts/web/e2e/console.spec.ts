@@ -171,6 +171,10 @@ test("an operator: register a node, force release, credit a tenant, read the aud
   await page.getByRole("button", { name: `Force release ${secondAllocation}` }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Force release" }).click();
   await expect(page.getByRole("dialog")).toBeHidden();
+  // The list says why it is being released.
+  await expect(page.getByRole("cell", { name: "asked for by a platform operator" }).first()).toBeVisible({
+    timeout: 15_000,
+  });
   await screen(page, "admin-allocations");
 
   await page.getByRole("link", { name: "Credits & refunds" }).click();

@@ -3,7 +3,7 @@ import { ALLOCATION_STATES } from "../../api/types";
 import { ConfirmDialog, StateBadge } from "../../components/Controls";
 import { Empty, StateView, type Loadable } from "../../components/States";
 import { DataTable, type Pager } from "../../components/Table";
-import { dateTime, money, shortId } from "../../components/format";
+import { dateTime, money, RELEASE_REASON_TEXT, shortId } from "../../components/format";
 import { usePageHeading } from "../../components/hooks";
 
 export interface AdminAllocationsPageViewProps {
@@ -67,6 +67,11 @@ export function AdminAllocationsPageView(p: AdminAllocationsPageViewProps) {
               },
               { header: "State", cell: (a) => <StateBadge state={a.state} /> },
               { header: "Price", numeric: true, cell: (a) => money(a.price_minor, a.currency) + "/h" },
+              {
+                header: "Release",
+                cell: (a) =>
+                  a.release_reason ? (RELEASE_REASON_TEXT[a.release_reason] ?? a.release_reason) : "—",
+              },
               { header: "Updated", cell: (a) => dateTime(a.updated_at) },
               {
                 header: "Action",
