@@ -76,7 +76,7 @@ export function AllocationsPageView({ page, skus, status, onStatus, pager, now }
               { header: "State", cell: (a) => <StateBadge state={a.state} /> },
               { header: "Started", cell: (a) => dateTime(a.active_at ?? a.created_at) },
               {
-                header: "Cost so far",
+                header: "Billed",
                 numeric: true,
                 cell: (a) =>
                   a.active_at ? money(costSoFar(a.price_minor, billedSeconds(a, now)), a.currency) : "—",
