@@ -222,11 +222,8 @@ func (r *runner) allocList(args []string) error {
 		rows := make([][]string, 0, len(list))
 		for _, a := range list {
 			cost := "—"
-			if secs, running := billed(a, now); a.ActiveAt != nil {
-				cost = money(a.PriceMinor*secs/3600, a.Currency)
-				if running {
-					cost += " so far"
-				}
+			if costMinor, _, running, ok := billed(a, now); ok {
+				cost = money(costMinor, a.Currency) + soFar(running)
 			}
 			rows = append(rows, []string{shortID(a.Id), string(a.State), a.SkuId, money(a.PriceMinor, a.Currency) + "/h",
 				cost, ago(now, a.CreatedAt), a.Id})
@@ -263,7 +260,7 @@ func printAllocation(w io.Writer, a client.Allocation, now time.Time) {
 		fmt.Fprintf(w, "  billed   %s\n", line)
 	}
 	if a.ReleaseReason != nil {
-		fmt.Fprintf(w, "  release  %s\n", releaseReasonText[string(*a.ReleaseReason)])
+		fmt.Fprintf(w, "  release  %s\n", releaseReasonText[*a.ReleaseReason])
 	}
 	if a.FailureCode != nil && *a.FailureCode != "" {
 		fmt.Fprintf(w, "  failure  %s\n", *a.FailureCode)
@@ -310,36 +307,39 @@ func (r *runner) allocRelease(args []string) error {
 }
 
 // releaseReasonText says why an allocation's release was asked for.
-var releaseReasonText = map[string]string{
-	"user":             "asked for by its user",
-	"tenant_admin":     "asked for by an admin of the organisation",
-	"operator":         "asked for by a platform operator",
-	"balance_depleted": "the balance ran out",
-	"cost_cap_reached": "its total-cost cap was reached",
+var releaseReasonText = map[client.ReleaseReason]string{
+	client.ReleasedByUser:        "asked for by its user",
+	client.ReleasedByTenantAdmin: "asked for by an admin of the organisation",
+	client.ReleasedByOperator:    "asked for by a platform operator",
+	client.ReleasedBalanceOut:    "the balance ran out",
+	client.ReleasedCostCap:       "its total-cost cap was reached",
 }
 
-// billedLine is what an allocation has been billed: its whole seconds from
-// active_at to the release request (or to now while it runs) at its hourly
-// price, rounded down as the platform does (doc/billing.md); "" before it
-// was active.
+// billedLine says what an allocation has been billed (billed); "" before
+// it was active.
 func billedLine(a client.Allocation, now time.Time) string {
-	if a.ActiveAt == nil {
+	costMinor, secs, running, ok := billed(a, now)
+	if !ok {
 		return ""
 	}
-	secs, running := billed(a, now)
-	sofar := ""
-	if running {
-		sofar = " so far"
-	}
-	return fmt.Sprintf("%s for %s of use%s", money(a.PriceMinor*secs/3600, a.Currency), time.Duration(secs)*time.Second, sofar)
+	return fmt.Sprintf("%s for %s of use%s", money(costMinor, a.Currency), time.Duration(secs)*time.Second, soFar(running))
 }
 
-// billed is the whole seconds an active-once allocation is billed for, to
-// its release request (or release, for rows from before requests were
-// stamped) or else to now — then running is true (doc/billing.md).
-func billed(a client.Allocation, now time.Time) (secs int64, running bool) {
+func soFar(running bool) string {
+	if running {
+		return " so far"
+	}
+	return ""
+}
+
+// billed is what an allocation has been billed: its whole seconds from
+// active_at to its release request (or release, for rows from before
+// requests were stamped) or else to now — then running is true — and their
+// cost at its hourly price, rounded down as the platform does
+// (doc/billing.md). ok is false before it was active.
+func billed(a client.Allocation, now time.Time) (costMinor, secs int64, running, ok bool) {
 	if a.ActiveAt == nil {
-		return 0, false
+		return 0, 0, false, false
 	}
 	end := now
 	switch {
@@ -350,5 +350,6 @@ func billed(a client.Allocation, now time.Time) (secs int64, running bool) {
 	default:
 		running = true
 	}
-	return max(int64(end.Sub(*a.ActiveAt)/time.Second), 0), running
+	secs = max(int64(end.Sub(*a.ActiveAt)/time.Second), 0)
+	return a.PriceMinor * secs / 3600, secs, running, true
 }

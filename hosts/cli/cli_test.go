@@ -417,7 +417,7 @@ func TestBilledLine(t *testing.T) {
 		if !r.Valid() {
 			t.Errorf("%s is not a reason the contract knows", r)
 		}
-		if releaseReasonText[string(r)] == "" {
+		if releaseReasonText[r] == "" {
 			t.Errorf("no words for release reason %s", r)
 		}
 	}

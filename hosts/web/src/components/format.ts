@@ -1,3 +1,5 @@
+import type { Allocation } from "../api/types";
+
 export function money(minor: number, currency: string): string {
   try {
     return new Intl.NumberFormat(undefined, { style: "currency", currency: currency.toUpperCase() }).format(
@@ -46,7 +48,7 @@ export function billedSeconds(
 }
 
 /** Why an allocation's release was asked for, as the console says it. */
-export const RELEASE_REASON_TEXT: Record<string, string> = {
+export const RELEASE_REASON_TEXT: Record<NonNullable<Allocation["release_reason"]>, string> = {
   user: "asked for by its user",
   tenant_admin: "asked for by an admin of the organisation",
   operator: "asked for by a platform operator",

@@ -91,9 +91,7 @@ function Detail(p: AllocationPageViewProps & { a: Allocation }) {
             {a.release_reason && (
               <>
                 <dt>Released because</dt>
-                <dd data-testid="release-reason">
-                  {RELEASE_REASON_TEXT[a.release_reason] ?? a.release_reason}
-                </dd>
+                <dd data-testid="release-reason">{RELEASE_REASON_TEXT[a.release_reason]}</dd>
               </>
             )}
             {a.released_at && (

@@ -69,8 +69,7 @@ export function AdminAllocationsPageView(p: AdminAllocationsPageViewProps) {
               { header: "Price", numeric: true, cell: (a) => money(a.price_minor, a.currency) + "/h" },
               {
                 header: "Release",
-                cell: (a) =>
-                  a.release_reason ? (RELEASE_REASON_TEXT[a.release_reason] ?? a.release_reason) : "—",
+                cell: (a) => (a.release_reason ? RELEASE_REASON_TEXT[a.release_reason] : "—"),
               },
               { header: "Updated", cell: (a) => dateTime(a.updated_at) },
               {
