@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -92,14 +93,31 @@ func startPlatformOnce(ctx context.Context, tb testing.TB, env map[string]string
 	return run, o, appDB, err
 }
 
+// freeAddr is a free 127.0.0.1 address on a port below the kernel's
+// ephemeral range. A port from ":0" is an ephemeral one, which any outgoing
+// connection made before the platform under test listens on it may take
+// (a CI run failed so: "bind: address already in use").
 func freeAddr(tb testing.TB) string {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	lo := 32768 // Linux's default ip_local_port_range start
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 20_001 {
+				lo = n
+			}
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	for range 200 {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(20_000+rand.IntN(lo-20_000))))
+		if err != nil {
+			continue // taken
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr
+	}
+	tb.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // freeConsecutivePorts finds n consecutive ports free on 127.0.0.1 (the
