@@ -99,7 +99,14 @@ func startPlatformOnce(ctx context.Context, tb testing.TB, env map[string]string
 // (a CI run failed so: "bind: address already in use").
 func freeAddr(tb testing.TB) string {
 	tb.Helper()
-	lo := 32768 // Linux's default ip_local_port_range start
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(freeConsecutivePorts(tb, 1)))
+}
+
+// belowEphemeral is where the kernel's ephemeral ports start (Linux's
+// default when /proc does not say): ports under it are never handed to an
+// outgoing connection, so one found free stays free until it is bound.
+func belowEphemeral() int {
+	lo := 32768
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
 			if n, err := strconv.Atoi(f[0]); err == nil && n > 20_001 {
@@ -107,46 +114,32 @@ func freeAddr(tb testing.TB) string {
 			}
 		}
 	}
-	for range 200 {
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(20_000+rand.IntN(lo-20_000))))
-		if err != nil {
-			continue // taken
-		}
-		addr := l.Addr().String()
-		l.Close()
-		return addr
-	}
-	tb.Fatal("no free port below the ephemeral range")
-	return ""
+	return lo
 }
 
-// freeConsecutivePorts finds n consecutive ports free on 127.0.0.1 (the
-// sandbox nodes take FirstPort+i-1).
+// freeConsecutivePorts finds n consecutive ports free on 127.0.0.1 below
+// the ephemeral range, as freeAddr does (the sandbox nodes take
+// FirstPort+i-1).
 func freeConsecutivePorts(tb testing.TB, n int) int {
 	tb.Helper()
-	for try := 0; try < 50; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		first := l.Addr().(*net.TCPAddr).Port
-		ls := []net.Listener{l}
-		ok := true
-		for i := 1; i < n && ok; i++ {
-			li, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(first+i)))
+	lo := belowEphemeral()
+	for range 200 {
+		first := 20_000 + rand.IntN(max(lo-20_000-n, 1))
+		var ls []net.Listener
+		for i := range n {
+			l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(first+i)))
 			if err != nil {
-				ok = false
-				break
+				break // taken
 			}
-			ls = append(ls, li)
+			ls = append(ls, l)
 		}
 		for _, l := range ls {
 			l.Close()
 		}
-		if ok {
+		if len(ls) == n {
 			return first
 		}
 	}
-	tb.Fatalf("no %d consecutive free ports", n)
+	tb.Fatalf("no %d consecutive free ports below the ephemeral range", n)
 	return 0
 }
