@@ -103,6 +103,26 @@ test("a new user: sign in, top up, request, watch it go active, terminal, releas
   await page.keyboard.type("echo console-$((6*7))\n");
   await expect(page.locator(".xterm-rows")).toContainText("console-42", { timeout: 30_000 });
   await screen(page, "allocation-active");
+  // xterm (its root and every row and column) stays inside the frame at both widths.
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: 800 });
+    await expect
+      .poll(
+        () =>
+          page.evaluate(() => {
+            const frame = document.querySelector(".term-frame")!.getBoundingClientRect();
+            return Math.max(
+              ...[".xterm", ".xterm-screen"].map((sel) => {
+                const r = document.querySelector(sel)!.getBoundingClientRect();
+                return Math.max(r.right - frame.right, r.bottom - frame.bottom);
+              }),
+            );
+          }),
+        { message: `the terminal fits its frame at ${width}px` },
+      )
+      .toBeLessThanOrEqual(0);
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   // Cost so far ticks while it runs (so the billing worker has something to debit).
   await expect(page.getByTestId("cost-so-far")).not.toHaveText("$0.00", { timeout: 30_000 });

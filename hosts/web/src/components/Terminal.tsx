@@ -150,13 +150,17 @@ export function Terminal({ allocationId, projectId }: { allocationId: string; pr
           </button>
         )}
       </div>
-      <div
-        className="terminal"
-        ref={host}
-        role="group"
-        aria-label="Browser terminal"
-        data-testid="terminal"
-      />
+      {/* Not the class "terminal": xterm gives its own root that class. The frame's padding is on an
+          outer box, since xterm fits itself to its parent's whole box, padding included. */}
+      <div className="term-frame">
+        <div
+          className="term-host"
+          ref={host}
+          role="group"
+          aria-label="Browser terminal"
+          data-testid="terminal"
+        />
+      </div>
       <p className="muted" ref={leave} tabIndex={-1}>
         The terminal takes every key while focused (Tab included): press F6 to move focus out of it.
       </p>
