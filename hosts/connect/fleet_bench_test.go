@@ -36,6 +36,7 @@ import (
 	"github.com/gpuaas/gpuaas/adapters/postgres"
 	"github.com/gpuaas/gpuaas/core/inventory/agentsvc"
 	"github.com/gpuaas/gpuaas/core/nodetask"
+	connecthost "github.com/gpuaas/gpuaas/hosts/connect"
 	agentv1 "github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1"
 	"github.com/gpuaas/gpuaas/hosts/connect/gen/gpuaas/agent/v1/agentv1connect"
 	"github.com/gpuaas/gpuaas/testkit/services"
@@ -84,6 +85,7 @@ type fleetAgent struct {
 // connecting 10,000 agents takes longer than a sample; each size's
 // samples run back to back on a settled fleet.
 func BenchmarkAgentFleet(b *testing.B) {
+	defer debug.SetGCPercent(connecthost.TuneGC(os.Getenv)) // as `gpuaas serve agent-gateway` runs
 	large := 10_000
 	if s := os.Getenv("GPUAAS_BENCH_AGENTS"); s != "" {
 		large, _ = strconv.Atoi(s)

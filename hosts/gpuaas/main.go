@@ -15,6 +15,7 @@ import (
 
 	"github.com/gpuaas/gpuaas/adapters/postgres"
 	"github.com/gpuaas/gpuaas/hosts/cli"
+	connecthost "github.com/gpuaas/gpuaas/hosts/connect"
 	httphost "github.com/gpuaas/gpuaas/hosts/http"
 )
 
@@ -89,6 +90,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		httphost.TuneGC(getenv)
 		err = serveAPI(ctx, settings)
 	case args[0] == "serve" && len(args) == 2 && args[1] == "agent-gateway":
+		connecthost.TuneGC(getenv)
 		err = serveAgentGateway(ctx, settings)
 	case args[0] == "serve" && len(args) == 2 && args[1] == "rpc":
 		err = serveRPC(ctx, settings)

@@ -1,6 +1,6 @@
 package httphost
 
-import "runtime/debug"
+import "github.com/gpuaas/gpuaas/hosts/internal/gctarget"
 
 // GCPercent is the garbage collector's target an API process runs with
 // unless GOGC is set (TuneGC). A request allocates tens of kilobytes against
@@ -13,11 +13,4 @@ const GCPercent = 400
 
 // TuneGC sets GCPercent unless the environment sets GOGC (getenv is the
 // host's), and returns the previous setting.
-func TuneGC(getenv func(string) string) int {
-	if getenv("GOGC") != "" {
-		prev := debug.SetGCPercent(100)
-		debug.SetGCPercent(prev) // the operator's choice stands
-		return prev
-	}
-	return debug.SetGCPercent(GCPercent)
-}
+func TuneGC(getenv func(string) string) int { return gctarget.Set(getenv, GCPercent) }
