@@ -9,11 +9,12 @@ import "github.com/gpuaas/gpuaas/hosts/internal/gctarget"
 // allocates little against that: 12 MB/s at 10,000 agents against a live
 // heap of 300 MB. At Go's default of 100 the heap in use after a collection
 // was about 45 KB per agent, the rest free space in spans that long-lived
-// objects keep (they are allocated among a handshake's garbage); at 25,
-// collecting before that garbage piles up, about 38 KB, for three
-// collections in 20 s instead of one and about 7 % more CPU
-// (doc/performance.md#agent-gateway-at-fleet-scale).
-const GCPercent = 25
+// objects keep (they are allocated among a handshake's garbage); at 20,
+// collecting before that garbage piles up, about 37 KB, for four or five
+// collections in 20 s instead of one and roughly a fifth more CPU
+// (doc/performance.md#agent-gateway-at-fleet-scale). At 25 the whole came
+// to 62.8–64.1 KB per agent, too close to the goal of 64.
+const GCPercent = 20
 
 // TuneGC sets GCPercent unless the environment sets GOGC (getenv is the
 // host's), and returns the previous setting.
