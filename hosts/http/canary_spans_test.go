@@ -45,7 +45,7 @@ func TestNoSecretsInSpans(t *testing.T) {
 		{"password", req{method: "POST", path: "/api/v1/auth/personal/login",
 			body: `{"username":"eve","password":"CANARYpassword0004"}`}, 401},
 		{"code and state in the query", req{method: "GET", path: "/api/v1/auth/oidc/authorize?redirect_uri=" +
-			url.QueryEscape(testRedirect) + "&code=CANARYcode0005&state=CANARYstate0006"}, 302},
+			url.QueryEscape(testRedirect) + "&code=CANARYcode0005&state=CANARYstate0006"}, 400}, // undeclared: refused, named, never echoed
 		{"token in an unknown route's query", req{method: "GET", path: "/api/v1/nope?access_token=CANARYquerytoken0009"}, 404},
 		{"idempotency key", req{method: "POST", path: "/api/v1/projects", bearer: valid, body: `{"name":"p"}`,
 			header: map[string]string{"X-Idempotency-Key": "CANARYidemkey0007"}}, 201},

@@ -38,7 +38,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		{"password with unknown field", req{method: "POST", path: "/api/v1/auth/personal/login",
 			body: `{"username":"eve","password":"CANARYpassword0004","CANARYcode0005":1}`}, 400},
 		{"code and state in the query", req{method: "GET", path: "/api/v1/auth/oidc/authorize?redirect_uri=" +
-			url.QueryEscape(testRedirect) + "&code=CANARYcode0005&state=CANARYstate0006"}, 302},
+			url.QueryEscape(testRedirect) + "&code=CANARYcode0005&state=CANARYstate0006"}, 400}, // undeclared: refused, named, never echoed
 		{"code and state in the body", req{method: "POST", path: "/api/v1/auth/oidc/exchange",
 			body: `{"code":"CANARYcode0005","state":"CANARYstate0006","redirect_uri":"` + testRedirect + `"}`}, 400},
 		{"token in an unknown route's query", req{method: "GET", path: "/api/v1/nope?access_token=CANARYquerytoken0009"}, 404},

@@ -125,6 +125,44 @@ func TestStrictJSON(t *testing.T) {
 	})
 }
 
+// TestUnknownQueryParameter: a query parameter the operation does not
+// declare is refused as an unknown body field is — named back when it looks
+// like a name, with what the operation takes, and its value never echoed.
+func TestUnknownQueryParameter(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	tok := h.token("owner")
+	h.me(tok)
+	cases := []struct {
+		name, path, field, says string
+	}{
+		{"misspelt filter", "/api/v1/billing/ledger?limt=5", "limt", `"limt": it takes limit, cursor`},
+		{"a route without any", "/api/v1/users/me?verbose=SECRETVALUE", "verbose", "it takes no query parameters"},
+		{"not a name", "/api/v1/users/me?%0Abad%00=1", "query", "unknown query parameter: it takes no"},
+		{"long name", "/api/v1/users/me?" + strings.Repeat("x", 65) + "=1", "query", "unknown query parameter: it takes no"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := h.do(req{method: "GET", path: c.path, bearer: tok})
+			if r.status != http.StatusBadRequest {
+				t.Fatalf("status %d, want 400: %s", r.status, r.body)
+			}
+			e := r.errBody(t)
+			if e.Code != "validation_failed" || e.Field != c.field || !strings.Contains(e.Message, c.says) ||
+				strings.Contains(string(r.body), "SECRETVALUE") {
+				t.Fatalf("code %q field %q message %q: want validation_failed, field %q, a message saying %q, no value",
+					e.Code, e.Field, e.Message, c.field, c.says)
+			}
+		})
+	}
+	t.Run("declared ones pass", func(t *testing.T) {
+		r := h.do(req{method: "GET", path: "/api/v1/billing/ledger?limit=5", bearer: tok})
+		if r.status == http.StatusBadRequest {
+			t.Fatalf("declared parameter refused: %s", r.body)
+		}
+	})
+}
+
 func TestBodyLimit(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(c *Config, _ *Deps) { c.BodyLimit = 64 })

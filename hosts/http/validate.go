@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -111,6 +112,9 @@ func (s *Server) checkRequest(r *http.Request, st *reqState) error {
 			v = u
 		}
 		pathParams[k] = v
+	}
+	if err := checkQueryNames(r, rt); err != nil {
+		return err
 	}
 	if err := checkParamText(r, rt, pathParams); err != nil {
 		return err
@@ -360,6 +364,54 @@ func checkParamText(r *http.Request, rt *route, pathParams map[string]string) er
 		}
 	}
 	return nil
+}
+
+// checkQueryNames refuses a query parameter the operation does not
+// declare, as a body's unknown field is refused: a misspelt filter
+// (`?state=` where the operation takes `status`, `?limt=`) would otherwise
+// be ignored and the answer look like one to the question asked. The
+// parameter's name is named back only when it looks like a name; its value
+// never is.
+func checkQueryNames(r *http.Request, rt *route) error {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q := r.URL.Query()
+	for _, name := range slices.Sorted(maps.Keys(q)) { // the first unknown by name: the same answer every time
+		if slices.ContainsFunc(rt.params, func(p *openapi3.Parameter) bool {
+			return p.In == openapi3.ParameterInQuery && p.Name == name
+		}) {
+			continue
+		}
+		var takes []string
+		for _, p := range rt.params {
+			if p.In == openapi3.ParameterInQuery {
+				takes = append(takes, p.Name)
+			}
+		}
+		hint := "it takes no query parameters"
+		if len(takes) > 0 {
+			hint = "it takes " + strings.Join(takes, ", ")
+		}
+		if !plausibleParamName(name) {
+			return fault.Invalid("query", "unknown query parameter: "+hint)
+		}
+		return fault.Invalid(name, fmt.Sprintf("unknown query parameter %q: %s", name, hint))
+	}
+	return nil
+}
+
+// plausibleParamName: short, and only letters, digits, '_', '-' and '.'.
+func plausibleParamName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // textRule applies the text policy to one string.
