@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -149,7 +150,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 		fmt.Fprint(env.Stderr, Usage)
 		return ExitUsage
 	}
-	r := &runner{env: env, ctx: ctx}
+	r := &runner{env: env, ctx: ctx, cmd: args[0]}
 	cmds := map[string]func([]string) error{
 		"login": r.login, "logout": r.logout, "whoami": r.whoami, "skus": r.skus, "alloc": r.alloc, "ssh": r.ssh,
 		"config-ssh": r.configSSH, "ssh-keys": r.sshKeys, "balance": r.balance, "usage": r.usage, "top-up": r.topUp, "files": r.files,
@@ -167,6 +168,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 type runner struct {
 	env     Env
 	ctx     context.Context
+	cmd     string // the command (its first word)
 	json    bool
 	apiFlag string
 	project string
@@ -216,6 +218,12 @@ func (f *flags) parse(args []string) error {
 	}
 	for {
 		if err := f.Parse(args); err != nil {
+			for _, a := range args {
+				if _, numErr := strconv.ParseFloat(a, 64); numErr == nil && strings.HasPrefix(a, "-") &&
+					strings.Contains(err.Error(), "not defined: "+a) {
+					return usagef("%s: %s is not a flag, and amounts and counts here are positive", f.Name(), a)
+				}
+			}
 			return usagef("%s: %v", f.Name(), err)
 		}
 		rest := f.Args()
@@ -281,10 +289,30 @@ func (r *runner) finish(err error) int {
 		}
 	}
 	var ue usageErr
-	if errors.As(err, &ue) {
-		fmt.Fprint(r.env.Stderr, "\n"+Usage)
+	if errors.As(err, &ue) && !r.json {
+		fmt.Fprint(r.env.Stderr, "\n"+usageOf(r.cmd))
 	}
 	return code
+}
+
+// usageOf is Usage's lines for one command (with their descriptions), so
+// a bad command line is answered with what that command takes, not every
+// command's help, which buried the one line that said what was wrong.
+func usageOf(cmd string) string {
+	var b strings.Builder
+	in := false
+	for _, line := range strings.Split(strings.TrimSuffix(Usage, "\n"), "\n")[1:] {
+		if f := strings.Fields(line); strings.HasPrefix(line, "  gpuaas ") && len(f) > 1 {
+			in = f[1] == cmd
+		}
+		if in {
+			b.WriteString(line + "\n")
+		}
+	}
+	if b.Len() == 0 {
+		return Usage
+	}
+	return "Usage:\n" + b.String() + "(gpuaas help lists every command; doc/cli.md)\n"
 }
 
 func openBrowser(u string) error {

@@ -183,7 +183,18 @@ func TestLoginWithAPIKeyAndSSH(t *testing.T) {
 		t.Fatalf("--json error %q", out)
 	}
 	c.run(ExitUsage, "", "alloc")
-	c.run(ExitUsage, "", "alloc", "create")
+	// A bad command line is answered with that command's usage, not every
+	// command's; with --json, the error object alone.
+	if out := c.run(ExitUsage, "", "alloc", "create"); !strings.Contains(out, "alloc create needs --sku") ||
+		!strings.Contains(out, "Usage:\n  gpuaas alloc create --sku") || strings.Contains(out, "gpuaas login") {
+		t.Fatalf("alloc create without --sku said %q", out)
+	}
+	if out := c.run(ExitUsage, "", "alloc", "create", "--json"); strings.Contains(out, "Usage") {
+		t.Fatalf("--json usage error said %q", out)
+	}
+	if out := c.run(ExitUsage, "", "top-up", "-5"); !strings.Contains(out, "-5 is not a flag") {
+		t.Fatalf("top-up -5 said %q", out)
+	}
 	c.run(ExitNotFound, "", "alloc", "get", "ffffffff")
 	_ = os.MkdirAll(filepath.Join(c.dir, ".ssh"), 0o700)
 	_ = os.WriteFile(filepath.Join(c.dir, ".ssh", "id_ed25519.pub"), []byte("ssh-ed25519 AAAAC3Nza me@laptop\n"), 0o644)

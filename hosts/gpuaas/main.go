@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -115,7 +116,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "gpuaas: unknown command %q\n\n%s", args, usage)
+		fmt.Fprintf(stderr, "gpuaas: unknown command %q\n\n%s", strings.Join(args[:min(len(args), 2)], " "), usage)
 		return 2
 	}
 	if err != nil {
