@@ -174,3 +174,24 @@ func TestNormalizeContentType(t *testing.T) {
 		}
 	}
 }
+
+// TestFileContentType: a declared type stands unless it says nothing about
+// the file (none, octet-stream, a form encoding), and then the name's
+// extension decides (Go's built-in table: .json, .png, .html), else
+// octet-stream.
+func TestFileContentType(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ name, declared, want string }{
+		{"data.json", "application/octet-stream", "application/json"},
+		{"PLOT.PNG", "application/x-www-form-urlencoded", "image/png"},
+		{"page.html", "application/octet-stream; x=y", "text/html; charset=utf-8"},
+		{"weights.safetensors", "application/x-www-form-urlencoded", storage.DefaultContentType},
+		{"noext", storage.DefaultContentType, storage.DefaultContentType},
+		{"data.json", "text/csv", "text/csv"},
+		{"form.bin", "multipart/form-data; boundary=x", "multipart/form-data; boundary=x"},
+	} {
+		if got := storage.FileContentType(c.name, c.declared); got != c.want {
+			t.Errorf("FileContentType(%q, %q) = %q, want %q", c.name, c.declared, got, c.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"mime"
+	"path"
 	"strings"
 	"time"
 
@@ -69,6 +70,27 @@ const DefaultContentType = "application/octet-stream"
 
 // MaxContentTypeLength bounds a content type, in characters.
 const MaxContentTypeLength = 255
+
+// FileContentType is the type a file named name is stored with: the one
+// its uploader declared (NormalizeContentType's result), unless that says
+// nothing about the file — none (application/octet-stream stands for it),
+// or application/x-www-form-urlencoded, which HTTP clients put on any body
+// they send (curl --data-binary) — and then the type the name's extension
+// maps to in Go's table and the system's (mime.TypeByExtension), else
+// application/octet-stream. The CLI and the Go client send octet-stream,
+// and files synced back from a node declare nothing.
+func FileContentType(name, declared string) string {
+	mt, _, _ := mime.ParseMediaType(declared)
+	if mt != DefaultContentType && mt != "application/x-www-form-urlencoded" {
+		return declared
+	}
+	if t := mime.TypeByExtension(strings.ToLower(path.Ext(name))); t != "" {
+		if out, err := NormalizeContentType("content_type", t); err == nil {
+			return out
+		}
+	}
+	return DefaultContentType
+}
 
 // NormalizeContentType checks a caller's content type: empty becomes
 // DefaultContentType; otherwise it must be single-line text that parses as

@@ -79,6 +79,7 @@ func (s *Service) Presign(ctx context.Context, p identity.Principal, projectID s
 	if err != nil {
 		return Presigned{}, err
 	}
+	ct = storage.FileContentType(pa.Name(), ct) // signed: the client sends the headers it is given
 	quota, maxFile, err := s.limits(ctx, sc)
 	if err != nil {
 		return Presigned{}, err

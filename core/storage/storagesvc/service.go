@@ -319,6 +319,7 @@ func (s *Service) Upload(ctx context.Context, p identity.Principal, projectID, p
 	if err != nil {
 		return Uploaded{}, err
 	}
+	ct = storage.FileContentType(pa.Name(), ct)
 	sc, err := s.scope(ctx, p, projectID)
 	if err != nil {
 		return Uploaded{}, err

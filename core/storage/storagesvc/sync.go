@@ -209,8 +209,9 @@ func (s *Service) PushTasks(ctx context.Context, ns ports.NodeSync, username str
 			plan.Skipped[f.Path] = string(fault.From(err).Code)
 			continue
 		}
+		ct := storage.FileContentType(dest.Name(), storage.DefaultContentType) // the agent sends the signed headers
 		res := ports.Reservation{ID: s.d.IDs.NewID(), Scope: ns.Scope, Path: dest, Bytes: f.Size, UserID: ns.UserID,
-			ContentType: storage.DefaultContentType, CreatedAt: now, ExpiresAt: now.Add(syncURLTTL + completeGrace)}
+			ContentType: ct, CreatedAt: now, ExpiresAt: now.Add(syncURLTTL + completeGrace)}
 		if _, err := s.d.Reservations.Reserve(ctx, res, quota); err != nil {
 			if fault.From(err).Code == storage.CodeQuotaExceeded {
 				plan.Skipped[f.Path] = string(storage.CodeQuotaExceeded)
@@ -222,7 +223,7 @@ func (s *Service) PushTasks(ctx context.Context, ns ports.NodeSync, username str
 		if err != nil {
 			return plan, err
 		}
-		req, err := s.d.Presigner.PresignPut(ctx, key, f.Size, storage.DefaultContentType, syncURLTTL)
+		req, err := s.d.Presigner.PresignPut(ctx, key, f.Size, ct, syncURLTTL)
 		if err != nil {
 			s.release(ctx, ns.Scope, res.ID)
 			return plan, err
@@ -275,7 +276,8 @@ func (s *Service) CommitPush(ctx context.Context, ns ports.NodeSync, plan PushPl
 				s.release(ctx, ns.Scope, pf.resID)
 				continue
 			}
-			if _, err := s.commitFile(ctx, ns.Scope, pf.resID, pf.dest, info, storage.DefaultContentType, ns.UserID, "node_sync"); err != nil {
+			ct := storage.FileContentType(pf.dest.Name(), storage.DefaultContentType) // as presigned
+			if _, err := s.commitFile(ctx, ns.Scope, pf.resID, pf.dest, info, ct, ns.UserID, "node_sync"); err != nil {
 				if fault.IsKind(err, fault.KindConflict) {
 					res.Failed++
 					s.release(ctx, ns.Scope, pf.resID)
