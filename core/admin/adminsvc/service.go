@@ -339,7 +339,30 @@ func (s *Service) ListTenants(ctx context.Context, p identity.Principal, f admin
 	if err := text.Line("name", f.Name, 0, identity.NameMaxLength); err != nil {
 		return nil, "", err
 	}
-	return s.d.Directory.ListTenants(ctx, f)
+	rows, next, err := s.d.Directory.ListTenants(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	for i := range rows {
+		if err := s.ledgerCurrency(ctx, &rows[i]); err != nil {
+			return nil, "", err
+		}
+	}
+	return rows, next, nil
+}
+
+// ledgerCurrency gives a tenant with no ledger entry yet the currency its
+// ledger will keep (billing.currency), as its balance does, instead of "".
+func (s *Service) ledgerCurrency(ctx context.Context, row *admin.TenantRow) error {
+	if row.Currency != "" {
+		return nil
+	}
+	vals, err := s.d.Policies.Values(ctx, row.Tenant.ID)
+	if err != nil {
+		return err
+	}
+	row.Currency = vals.String(policy.BillingCurrency)
+	return nil
 }
 
 // TenantDetail is an operator's view of one tenant.
@@ -364,6 +387,9 @@ func (s *Service) Tenant(ctx context.Context, p identity.Principal, id string) (
 	var d TenantDetail
 	var err error
 	if d.Row, err = s.d.Directory.Tenant(ctx, id); err != nil {
+		return d, err
+	}
+	if err := s.ledgerCurrency(ctx, &d.Row); err != nil {
 		return d, err
 	}
 	if d.Balance, err = s.d.Balances.Balance(ctx, identity.Principal{TenantID: id}); err != nil {

@@ -180,12 +180,14 @@ func TestTenantsPoliciesOpsAndRetry(t *testing.T) {
 	must(t, err)
 	tenants, _, err := e.svc.ListTenants(ctx, e.admin, admin.TenantFilter{Name: row.TenantName[5:]})
 	must(t, err)
-	if len(tenants) != 1 || tenants[0].Members != 1 {
+	// A tenant without a ledger entry yet shows the currency its ledger
+	// will keep, not "".
+	if len(tenants) != 1 || tenants[0].Members != 1 || tenants[0].Currency != policy.BillingCurrency.Default {
 		t.Fatalf("tenants %+v", tenants)
 	}
 	d, err := e.svc.Tenant(ctx, e.admin, row.TenantID)
 	must(t, err)
-	if len(d.Projects) != 1 || len(d.Members) != 1 || len(d.Overrides) != 0 {
+	if len(d.Projects) != 1 || len(d.Members) != 1 || len(d.Overrides) != 0 || d.Row.Currency != policy.BillingCurrency.Default {
 		t.Fatalf("tenant detail %+v", d)
 	}
 	if _, err := e.svc.Tenant(ctx, e.admin, system.UUIDs{}.NewID()); !fault.IsKind(err, fault.KindNotFound) {
