@@ -195,6 +195,12 @@ func TestLoginWithAPIKeyAndSSH(t *testing.T) {
 	if out := c.run(ExitUsage, "", "top-up", "-5"); !strings.Contains(out, "-5 is not a flag") {
 		t.Fatalf("top-up -5 said %q", out)
 	}
+	// --expires takes days as the usage shows; none that would mean "never".
+	for _, bad := range []string{"0d", "-1h", "0s", "30", "1y"} {
+		if out := c.run(ExitUsage, "", "keys", "create", "--name", "k", "--expires", bad); !strings.Contains(out, "-expires") {
+			t.Fatalf("keys create --expires %s said %q", bad, out)
+		}
+	}
 	c.run(ExitNotFound, "", "alloc", "get", "ffffffff")
 	_ = os.MkdirAll(filepath.Join(c.dir, ".ssh"), 0o700)
 	_ = os.WriteFile(filepath.Join(c.dir, ".ssh", "id_ed25519.pub"), []byte("ssh-ed25519 AAAAC3Nza me@laptop\n"), 0o644)
@@ -430,6 +436,16 @@ func TestBilledLine(t *testing.T) {
 		}
 		if releaseReasonText[r] == "" {
 			t.Errorf("no words for release reason %s", r)
+		}
+	}
+}
+
+func TestLifetime(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]time.Duration{"30d": 720 * time.Hour, "12h": 12 * time.Hour, "90m": 90 * time.Minute} {
+		var l lifetime
+		if err := l.Set(in); err != nil || time.Duration(l) != want {
+			t.Errorf("%s: %v %v, want %v", in, time.Duration(l), err, want)
 		}
 	}
 }
