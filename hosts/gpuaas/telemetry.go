@@ -4,11 +4,9 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/exaring/otelpgx"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.opentelemetry.io/otel"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
@@ -87,14 +85,10 @@ func baseTelemetryOptions(s Settings) fx.Option {
 		fx.Provide(func(t tracerIn) postgres.Config {
 			cfg := postgres.Config{URL: s.DatabaseURL}
 			if t.Tracer != nil {
-				// Statements are traced inside a trace only (otelpgx starts
-				// no root spans), named by operation and table, without
-				// their text or arguments.
-				cfg.Tracer = otelpgx.NewTracer(otelpgx.WithTracerProvider(t.Tracer),
-					otelpgx.WithMeterProvider(metricnoop.NewMeterProvider()),
-					otelpgx.WithSpanNameFunc(telemetry.SQLSpanName),
-					otelpgx.WithDisableAcquireTracer(), otelpgx.WithDisableConnectionDetailsInAttributes(),
-					otelpgx.WithDisableSQLStatementInAttributes())
+				// Statements are traced inside a trace only (no root
+				// spans), named by operation and table, without their
+				// text, arguments or the server's messages.
+				cfg.Tracer = telemetry.NewSQLTracer(t.Tracer)
 			}
 			return cfg
 		}),
