@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
 	"github.com/gpuaas/gpuaas/core/fault"
 )
 
@@ -306,3 +308,23 @@ func TestClientGoneIs499(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestItemCountMessages: array bounds read as English ("must not be
+// empty", "at most 1 item"), not "at least 1 items".
+func TestItemCountMessages(t *testing.T) {
+	t.Parallel()
+	one, ten := uint64(1), uint64(10)
+	for _, c := range []struct {
+		se   *openapi3.SchemaError
+		want string
+	}{
+		{&openapi3.SchemaError{SchemaField: "minItems", Schema: &openapi3.Schema{MinItems: 1}}, "scopes must not be empty"},
+		{&openapi3.SchemaError{SchemaField: "minItems", Schema: &openapi3.Schema{MinItems: 2}}, "scopes must have at least 2 items"},
+		{&openapi3.SchemaError{SchemaField: "maxItems", Schema: &openapi3.Schema{MaxItems: &one}}, "scopes must have at most 1 item"},
+		{&openapi3.SchemaError{SchemaField: "maxItems", Schema: &openapi3.Schema{MaxItems: &ten}}, "scopes must have at most 10 items"},
+	} {
+		if got := fault.From(schemaFault("scopes", c.se)).Message; got != c.want {
+			t.Errorf("%s: %q, want %q", c.se.SchemaField, got, c.want)
+		}
+	}
+}

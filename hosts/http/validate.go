@@ -306,12 +306,24 @@ func schemaFault(field string, se *openapi3.SchemaError) error {
 		}
 	case "maxItems":
 		if sc.MaxItems != nil {
-			msg = fmt.Sprintf("%s must have at most %d items", name, *sc.MaxItems)
+			msg = fmt.Sprintf("%s must have at most %s", name, items(*sc.MaxItems))
 		}
 	case "minItems":
-		msg = fmt.Sprintf("%s must have at least %d items", name, sc.MinItems)
+		if sc.MinItems == 1 {
+			msg = name + " must not be empty"
+		} else {
+			msg = fmt.Sprintf("%s must have at least %s", name, items(sc.MinItems))
+		}
 	}
 	return fault.Invalid(field, msg)
+}
+
+// items is "1 item", "n items".
+func items(n uint64) string {
+	if n == 1 {
+		return "1 item"
+	}
+	return strconv.FormatUint(n, 10) + " items"
 }
 
 func typeName(sc *openapi3.Schema) string {
