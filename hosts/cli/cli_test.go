@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -97,6 +98,11 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 				"message": "the folder is not empty; delete it with recursive=true", "correlation_id": "c"}})
 		case r.URL.Path == "/api/v1/storage/delete":
 			write(w, 200, map[string]any{"path": "/" + r.URL.Query().Get("path"), "kind": "dir", "files": 1, "bytes": 6})
+		case r.URL.Path == "/api/v1/storage/list":
+			now := time.Now().UTC()
+			write(w, 200, map[string]any{"path": "/data", "entries": []any{
+				map[string]any{"path": "/data/sub", "name": "sub", "kind": "dir", "size_bytes": 0, "created_by": "u", "created_at": now, "updated_at": now},
+				map[string]any{"path": "/data/x.json", "name": "x.json", "kind": "file", "size_bytes": 8, "created_by": "u", "created_at": now, "updated_at": now}}})
 		case r.URL.Path == "/api/v1/billing/balance":
 			write(w, 402, map[string]any{"error": map[string]any{"code": "spend_cap_reached", "message": "over the cap", "correlation_id": "c"}})
 		default:
@@ -209,6 +215,15 @@ func TestLoginWithAPIKeyAndSSH(t *testing.T) {
 		t.Fatalf("ssh-keys add said %q", out)
 	}
 	c.run(ExitUsage, "", "ssh-keys", "add", filepath.Join(c.dir, ".ssh", "id_ed25519"))
+	// A folder is listed with a slash and no size; --json names the folder
+	// as the API does.
+	if out := c.run(ExitOK, "", "files", "ls", ":data"); !regexp.MustCompile(`(?m)^sub/\s+-\s`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^x\.json\s+8\s`).MatchString(out) {
+		t.Fatalf("files ls said %q", out)
+	}
+	if out := c.run(ExitOK, "", "files", "ls", ":data", "--json"); !strings.Contains(out, `"path": "/data"`) {
+		t.Fatalf("files ls --json said %q", out)
+	}
 	c.run(ExitOK, "", "logout")
 	c.run(ExitAuth, "", "alloc", "ls")
 }

@@ -60,12 +60,12 @@ func (r *runner) filesList(args []string) error {
 		}
 		list = append(list, e)
 	}
-	return r.out(map[string]any{"path": folder, "entries": list}, func(w io.Writer) {
+	return r.out(map[string]any{"path": "/" + folder, "entries": list}, func(w io.Writer) {
 		rows := make([][]string, 0, len(list))
 		for _, e := range list {
 			size := itoa(e.SizeBytes)
 			name := e.Name
-			if e.Kind == "folder" {
+			if e.Kind == client.StorageDir {
 				size, name = "-", name+"/"
 			}
 			rows = append(rows, []string{name, size, e.UpdatedAt.Format(time.RFC3339)})

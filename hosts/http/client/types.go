@@ -30,7 +30,14 @@ type (
 	CreatedCredential    = api.CreatedCredential
 	ServiceTokenResponse = api.ServiceTokenResponse
 	StorageEntry         = api.StorageEntry
+	StorageEntryKind     = api.StorageEntryKind
 	StorageUsage         = api.StorageUsage
+)
+
+// Kinds of storage entries.
+const (
+	StorageFile StorageEntryKind = "file"
+	StorageDir  StorageEntryKind = "dir"
 )
 
 // Allocation states.
