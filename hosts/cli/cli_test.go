@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -313,6 +315,16 @@ func TestExitCodes(t *testing.T) {
 	}
 	if code, _ := classify(errors.New("x")); code != ExitError {
 		t.Fatal("plain error")
+	}
+	// A missing local file is the file's error, not "the API is
+	// unreachable" (its syscall.Errno looks like a net.Error).
+	_, err := os.Open(filepath.Join(t.TempDir(), "missing"))
+	if code, line := classify(err); code != ExitError || strings.Contains(line, "unreachable") {
+		t.Fatalf("missing file: exit %d %q", code, line)
+	}
+	if code, line := classify(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}); code != ExitUnavailable ||
+		!strings.Contains(line, "unreachable") {
+		t.Fatalf("refused connection: exit %d %q", code, line)
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -111,6 +113,8 @@ func classify(err error) (int, string) {
 	var ae *client.Error
 	var fe *client.AllocationFailedError
 	var ne net.Error
+	var pe *fs.PathError
+	var le *os.LinkError
 	switch {
 	case errors.As(err, &ue):
 		return ExitUsage, ue.msg
@@ -143,6 +147,10 @@ func classify(err error) (int, string) {
 		return ExitError, line
 	case errors.Is(err, context.DeadlineExceeded):
 		return ExitUnavailable, "timed out: " + err.Error()
+	case errors.As(err, &pe) || errors.As(err, &le):
+		// A local file's error (before net.Error: the syscall.Errno it
+		// wraps has Timeout and Temporary, so it would read as one).
+		return ExitError, err.Error()
 	case errors.As(err, &ne):
 		return ExitUnavailable, "the API is unreachable: " + err.Error()
 	}
