@@ -100,6 +100,10 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 				"message": "the folder is not empty; delete it with recursive=true", "correlation_id": "c"}})
 		case r.URL.Path == "/api/v1/storage/delete":
 			write(w, 200, map[string]any{"path": "/" + r.URL.Query().Get("path"), "kind": "dir", "files": 1, "bytes": 6})
+		case r.URL.Path == "/api/v1/ssh-keys" && r.Method == "GET":
+			write(w, 200, map[string]any{"ssh_keys": []any{}})
+		case r.URL.Path == "/api/v1/billing/usage":
+			write(w, 200, map[string]any{"usage": []any{}})
 		case r.URL.Path == "/api/v1/storage/list":
 			now := time.Now().UTC()
 			write(w, 200, map[string]any{"path": "/data", "entries": []any{
@@ -217,6 +221,13 @@ func TestLoginWithAPIKeyAndSSH(t *testing.T) {
 		t.Fatalf("ssh-keys add said %q", out)
 	}
 	c.run(ExitUsage, "", "ssh-keys", "add", filepath.Join(c.dir, ".ssh", "id_ed25519"))
+	// Empty lists say what would fill them.
+	if out := c.run(ExitOK, "", "ssh-keys", "ls"); !strings.Contains(out, "No SSH keys. gpuaas ssh-keys add") {
+		t.Fatalf("ssh-keys ls said %q", out)
+	}
+	if out := c.run(ExitOK, "", "usage"); !strings.Contains(out, "No usage yet") {
+		t.Fatalf("usage said %q", out)
+	}
 	// A folder is listed with a slash and no size; --json names the folder
 	// as the API does.
 	if out := c.run(ExitOK, "", "files", "ls", ":data"); !regexp.MustCompile(`(?m)^sub/\s+-\s`).MatchString(out) ||

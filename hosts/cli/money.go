@@ -56,6 +56,10 @@ func (r *runner) usage(args []string) error {
 				(time.Duration(u.Seconds) * time.Second).String(), money(u.HourlyPriceMinor, u.Currency) + "/h",
 				money(u.CostMinor, u.Currency)})
 		}
+		if len(rows) == 0 {
+			fmt.Fprintln(w, "No usage yet: a node adds a record from when it starts (gpuaas alloc create --sku SKU).")
+			return
+		}
 		table(w, "ALLOCATION\tPROJECT\tSTATE\tSTARTED\tTIME\tPRICE\tCOST", rows)
 	})
 }

@@ -34,6 +34,10 @@ func (r *runner) sshKeys(args []string) error {
 			for _, k := range ks {
 				rows = append(rows, []string{k.Id, k.Name, k.KeyType, k.Fingerprint})
 			}
+			if len(rows) == 0 {
+				fmt.Fprintln(w, "No SSH keys. gpuaas ssh-keys add registers ~/.ssh/id_ed25519.pub; new nodes get every key listed here.")
+				return
+			}
 			table(w, "ID\tNAME\tTYPE\tFINGERPRINT", rows)
 		})
 	case "add":
