@@ -61,7 +61,7 @@ func (r *runner) allocCreate(args []string, quote bool) error {
 	f := r.flags(name)
 	sku := f.String("sku", "", "the SKU to rent (gpuaas skus)")
 	wait := f.Bool("wait", false, "wait until it is active, showing its progress")
-	timeout := f.Duration("timeout", 15*time.Minute, "how long --wait waits")
+	timeout := f.positiveDuration("timeout", 15*time.Minute, "how long --wait waits")
 	maxPrice := f.String("max-hourly-price", "", "refuse a SKU dearer than this per hour (e.g. 3.50)")
 	maxTotal := f.String("max-total-cost", "", "release the node before it costs more than this (e.g. 20)")
 	var keys stringList
@@ -273,7 +273,7 @@ func printAllocation(w io.Writer, a client.Allocation, now time.Time) {
 func (r *runner) allocRelease(args []string) error {
 	f := r.flags("alloc release")
 	wait := f.Bool("wait", false, "wait until the node is released")
-	timeout := f.Duration("timeout", 10*time.Minute, "how long --wait waits")
+	timeout := f.positiveDuration("timeout", 10*time.Minute, "how long --wait waits")
 	c, ctx, cancel, err := r.session(f, args, 1, 1, "an allocation id", *timeout)
 	if err != nil {
 		return err

@@ -207,6 +207,41 @@ func (r *runner) flags(name string) *flags {
 	return &flags{FlagSet: fs}
 }
 
+// positiveDuration defines a flag taking a positive span of time — whole
+// days ("30d") or a Go duration ("12h") — as --expires and --timeout do. A
+// zero or negative one is refused: it used to mean "never expires" for a
+// key and "give up at once" for a wait.
+func (f *flags) positiveDuration(name string, def time.Duration, usage string) *time.Duration {
+	d := def
+	f.Var((*positiveDuration)(&d), name, usage)
+	return &d
+}
+
+type positiveDuration time.Duration
+
+func (p *positiveDuration) String() string { return time.Duration(*p).String() }
+
+func (p *positiveDuration) Set(s string) error {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n > 36500 {
+			return errors.New("not a number of days (like 30d)")
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return errors.New("not days or a duration (like 30d or 12h)")
+		}
+	}
+	if d <= 0 {
+		return errors.New("must be positive (like 30d or 12h)")
+	}
+	*p = positiveDuration(d)
+	return nil
+}
+
 // parse parses flags anywhere among the arguments before "--".
 func (f *flags) parse(args []string) error {
 	for i, a := range args {

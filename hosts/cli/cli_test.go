@@ -213,6 +213,9 @@ func TestLoginWithAPIKeyAndSSH(t *testing.T) {
 			t.Fatalf("keys create --expires %s said %q", bad, out)
 		}
 	}
+	if out := c.run(ExitUsage, "", "alloc", "create", "--sku", "x", "--wait", "--timeout", "-1s"); !strings.Contains(out, "-timeout") {
+		t.Fatalf("alloc create --timeout -1s said %q", out)
+	}
 	c.run(ExitNotFound, "", "alloc", "get", "ffffffff")
 	_ = os.MkdirAll(filepath.Join(c.dir, ".ssh"), 0o700)
 	_ = os.WriteFile(filepath.Join(c.dir, ".ssh", "id_ed25519.pub"), []byte("ssh-ed25519 AAAAC3Nza me@laptop\n"), 0o644)
@@ -478,12 +481,18 @@ func TestBilledLine(t *testing.T) {
 	}
 }
 
-func TestLifetime(t *testing.T) {
+func TestPositiveDuration(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]time.Duration{"30d": 720 * time.Hour, "12h": 12 * time.Hour, "90m": 90 * time.Minute} {
-		var l lifetime
-		if err := l.Set(in); err != nil || time.Duration(l) != want {
-			t.Errorf("%s: %v %v, want %v", in, time.Duration(l), err, want)
+		var d positiveDuration
+		if err := d.Set(in); err != nil || time.Duration(d) != want {
+			t.Errorf("%s: %v %v, want %v", in, time.Duration(d), err, want)
+		}
+	}
+	for _, bad := range []string{"0d", "-1h", "0s", "30", "1y", "99999d"} {
+		var d positiveDuration
+		if err := d.Set(bad); err == nil {
+			t.Errorf("%s taken as %v", bad, time.Duration(d))
 		}
 	}
 }

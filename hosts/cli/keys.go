@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -66,8 +64,7 @@ func (r *runner) keysCreate(args []string) error {
 	f := r.flags("keys create")
 	name := f.String("name", "", "a name to tell the key apart")
 	scopes := f.String("scopes", "read", "comma-separated: read, allocations, storage, billing")
-	var expires lifetime
-	f.Var(&expires, "expires", "lifetime: days (30d) or a duration (12h); default: until revoked")
+	expires := f.positiveDuration("expires", 0, "lifetime: days (30d) or a duration (12h); default: until revoked")
 	spendCap := f.String("spend-cap", "", "most its allocations may spend per UTC day (e.g. 50)")
 	c, ctx, cancel, err := r.session(f, args, 0, 0, "no arguments", time.Minute)
 	if err != nil {
@@ -87,8 +84,8 @@ func (r *runner) keysCreate(args []string) error {
 			req.Scopes = append(req.Scopes, client.CredentialScope(s))
 		}
 	}
-	if expires > 0 {
-		t := r.env.Now().Add(time.Duration(expires))
+	if *expires > 0 {
+		t := r.env.Now().Add(*expires)
 		req.ExpiresAt = &t
 	}
 	if *spendCap != "" {
@@ -121,32 +118,4 @@ func (r *runner) keysRevoke(args []string) error {
 	return r.out(map[string]any{"revoked": f.args[0]}, func(w io.Writer) {
 		fmt.Fprintf(w, "Revoked %s; it stops working within a second.\n", f.args[0])
 	})
-}
-
-// lifetime is a key's --expires: whole days ("30d", as the usage shows) or
-// a Go duration ("12h"), and positive — a zero or negative one used to
-// mean no expiry at all, the opposite of what was asked.
-type lifetime time.Duration
-
-func (l *lifetime) String() string { return time.Duration(*l).String() }
-
-func (l *lifetime) Set(s string) error {
-	var d time.Duration
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n > 36500 {
-			return errors.New("not a number of days (like 30d)")
-		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return errors.New("not days or a duration (like 30d or 12h)")
-		}
-	}
-	if d <= 0 {
-		return errors.New("a lifetime must be positive (leave --expires out for a key that lasts until revoked)")
-	}
-	*l = lifetime(d)
-	return nil
 }

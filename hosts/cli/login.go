@@ -37,7 +37,7 @@ func (r *runner) login(args []string) error {
 	key := f.String("api-key", "", "sign in with this API key (gpa_…) instead of the browser")
 	keyStdin := f.Bool("api-key-stdin", false, "read the API key from standard input")
 	noBrowser := f.Bool("no-browser", false, "print the sign-in URL instead of opening a browser")
-	timeout := f.Duration("timeout", 5*time.Minute, "how long to wait for the browser")
+	timeout := f.positiveDuration("timeout", 5*time.Minute, "how long to wait for the browser")
 	if err := f.parse(args); err != nil {
 		return err
 	}
