@@ -221,6 +221,9 @@ type positiveDuration time.Duration
 
 func (p *positiveDuration) String() string { return time.Duration(*p).String() }
 
+// Get implements flag.Getter (session reads --timeout through it).
+func (p *positiveDuration) Get() any { return time.Duration(*p) }
+
 func (p *positiveDuration) Set(s string) error {
 	var d time.Duration
 	if days, ok := strings.CutSuffix(s, "d"); ok {

@@ -217,6 +217,7 @@ func TestLoginWithAPIKeyAndSSH(t *testing.T) {
 		t.Fatalf("alloc create --timeout -1s said %q", out)
 	}
 	c.run(ExitNotFound, "", "alloc", "get", "ffffffff")
+	c.run(ExitNotFound, "", "alloc", "release", "ffffffff", "--wait", "--timeout", "2m") // session reads --timeout
 	_ = os.MkdirAll(filepath.Join(c.dir, ".ssh"), 0o700)
 	_ = os.WriteFile(filepath.Join(c.dir, ".ssh", "id_ed25519.pub"), []byte("ssh-ed25519 AAAAC3Nza me@laptop\n"), 0o644)
 	_ = os.WriteFile(filepath.Join(c.dir, ".ssh", "id_ed25519"), []byte("PRIVATE"), 0o600)
@@ -488,6 +489,11 @@ func TestPositiveDuration(t *testing.T) {
 		if err := d.Set(in); err != nil || time.Duration(d) != want {
 			t.Errorf("%s: %v %v, want %v", in, time.Duration(d), err, want)
 		}
+	}
+	var g flag.Getter = new(positiveDuration) // session reads --timeout through it
+	_ = g.Set("2m")
+	if g.Get() != 2*time.Minute {
+		t.Errorf("Get %v", g.Get())
 	}
 	for _, bad := range []string{"0d", "-1h", "0s", "30", "1y", "99999d"} {
 		var d positiveDuration
