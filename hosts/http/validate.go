@@ -113,10 +113,14 @@ func (s *Server) checkRequest(r *http.Request, st *reqState) error {
 		}
 		pathParams[k] = v
 	}
-	if err := checkQueryNames(r, rt); err != nil {
+	var query url.Values // parsed once for both checks
+	if r.URL.RawQuery != "" {
+		query = r.URL.Query()
+	}
+	if err := checkQueryNames(query, rt); err != nil {
 		return err
 	}
-	if err := checkParamText(r, rt, pathParams); err != nil {
+	if err := checkParamText(r, query, rt, pathParams); err != nil {
 		return err
 	}
 
@@ -346,17 +350,13 @@ func typeName(sc *openapi3.Schema) string {
 
 // checkParamText applies the text policy to every string parameter the
 // operation declares, before the schema (so a NUL is reported as such).
-func checkParamText(r *http.Request, rt *route, pathParams map[string]string) error {
-	var query url.Values
+func checkParamText(r *http.Request, query url.Values, rt *route, pathParams map[string]string) error {
 	for _, p := range rt.params {
 		var vals []string
 		switch p.In {
 		case openapi3.ParameterInPath:
 			vals = []string{pathParams[p.Name]}
 		case openapi3.ParameterInQuery:
-			if query == nil {
-				query = r.URL.Query()
-			}
 			vals = query[p.Name]
 		case openapi3.ParameterInHeader:
 			vals = r.Header.Values(p.Name)
@@ -382,48 +382,32 @@ func checkParamText(r *http.Request, rt *route, pathParams map[string]string) er
 // declare, as a body's unknown field is refused: a misspelt filter
 // (`?state=` where the operation takes `status`, `?limt=`) would otherwise
 // be ignored and the answer look like one to the question asked. The
-// parameter's name is named back only when it looks like a name; its value
-// never is.
-func checkQueryNames(r *http.Request, rt *route) error {
-	if r.URL.RawQuery == "" {
+// parameter's name is named back under the rule for an unknown member's
+// name (schemaFault); its value never is.
+func checkQueryNames(query url.Values, rt *route) error {
+	if len(query) == 0 {
 		return nil
 	}
-	q := r.URL.Query()
-	for _, name := range slices.Sorted(maps.Keys(q)) { // the first unknown by name: the same answer every time
-		if slices.ContainsFunc(rt.params, func(p *openapi3.Parameter) bool {
-			return p.In == openapi3.ParameterInQuery && p.Name == name
-		}) {
-			continue
+	var takes []string
+	for _, p := range rt.params {
+		if p.In == openapi3.ParameterInQuery {
+			takes = append(takes, p.Name)
 		}
-		var takes []string
-		for _, p := range rt.params {
-			if p.In == openapi3.ParameterInQuery {
-				takes = append(takes, p.Name)
-			}
+	}
+	for _, name := range slices.Sorted(maps.Keys(query)) { // the first unknown by name: the same answer every time
+		if slices.Contains(takes, name) {
+			continue
 		}
 		hint := "it takes no query parameters"
 		if len(takes) > 0 {
 			hint = "it takes " + strings.Join(takes, ", ")
 		}
-		if !plausibleParamName(name) {
+		if text.Line("", name, 1, 64) != nil {
 			return fault.Invalid("query", "unknown query parameter: "+hint)
 		}
 		return fault.Invalid(name, fmt.Sprintf("unknown query parameter %q: %s", name, hint))
 	}
 	return nil
-}
-
-// plausibleParamName: short, and only letters, digits, '_', '-' and '.'.
-func plausibleParamName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }
 
 // textRule applies the text policy to one string.

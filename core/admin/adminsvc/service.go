@@ -343,26 +343,30 @@ func (s *Service) ListTenants(ctx context.Context, p identity.Principal, f admin
 	if err != nil {
 		return nil, "", err
 	}
+	cur := ""
 	for i := range rows {
-		if err := s.ledgerCurrency(ctx, &rows[i]); err != nil {
-			return nil, "", err
+		if rows[i].Currency != "" {
+			continue
 		}
+		if cur == "" {
+			if cur, err = s.ledgerCurrency(ctx); err != nil {
+				return nil, "", err
+			}
+		}
+		rows[i].Currency = cur
 	}
 	return rows, next, nil
 }
 
-// ledgerCurrency gives a tenant with no ledger entry yet the currency its
-// ledger will keep (billing.currency), as its balance does, instead of "".
-func (s *Service) ledgerCurrency(ctx context.Context, row *admin.TenantRow) error {
-	if row.Currency != "" {
-		return nil
-	}
-	vals, err := s.d.Policies.Values(ctx, row.Tenant.ID)
+// ledgerCurrency is the currency every ledger keeps (billing.currency, a
+// platform-wide key), shown for a tenant with no ledger entry yet, as its
+// balance shows it, instead of "".
+func (s *Service) ledgerCurrency(ctx context.Context) (string, error) {
+	vals, err := s.d.Policies.Values(ctx, "")
 	if err != nil {
-		return err
+		return "", err
 	}
-	row.Currency = vals.String(policy.BillingCurrency)
-	return nil
+	return vals.String(policy.BillingCurrency), nil
 }
 
 // TenantDetail is an operator's view of one tenant.
@@ -389,8 +393,10 @@ func (s *Service) Tenant(ctx context.Context, p identity.Principal, id string) (
 	if d.Row, err = s.d.Directory.Tenant(ctx, id); err != nil {
 		return d, err
 	}
-	if err := s.ledgerCurrency(ctx, &d.Row); err != nil {
-		return d, err
+	if d.Row.Currency == "" {
+		if d.Row.Currency, err = s.ledgerCurrency(ctx); err != nil {
+			return d, err
+		}
 	}
 	if d.Balance, err = s.d.Balances.Balance(ctx, identity.Principal{TenantID: id}); err != nil {
 		return d, err

@@ -167,6 +167,7 @@ type pushFile struct {
 	resID string
 	dest  storage.Path
 	size  int64
+	ct    string // the content type it was presigned with
 }
 
 // PushTasks plans the push of what a scan found: files not modified since
@@ -228,7 +229,7 @@ func (s *Service) PushTasks(ctx context.Context, ns ports.NodeSync, username str
 			s.release(ctx, ns.Scope, res.ID)
 			return plan, err
 		}
-		plan.files[f.Path] = pushFile{resID: res.ID, dest: dest, size: f.Size}
+		plan.files[f.Path] = pushFile{resID: res.ID, dest: dest, size: f.Size, ct: ct}
 		if len(plan.Tasks) == 0 || len(plan.Tasks[len(plan.Tasks)-1].Files) >= nodetask.MaxSyncFiles {
 			plan.Tasks = append(plan.Tasks, nodetask.StorageSyncParams{AllocationID: ns.AllocationID, Username: username,
 				Direction: nodetask.SyncPush, Dir: ns.Dir})
@@ -276,8 +277,7 @@ func (s *Service) CommitPush(ctx context.Context, ns ports.NodeSync, plan PushPl
 				s.release(ctx, ns.Scope, pf.resID)
 				continue
 			}
-			ct := storage.FileContentType(pf.dest.Name(), storage.DefaultContentType) // as presigned
-			if _, err := s.commitFile(ctx, ns.Scope, pf.resID, pf.dest, info, ct, ns.UserID, "node_sync"); err != nil {
+			if _, err := s.commitFile(ctx, ns.Scope, pf.resID, pf.dest, info, pf.ct, ns.UserID, "node_sync"); err != nil {
 				if fault.IsKind(err, fault.KindConflict) {
 					res.Failed++
 					s.release(ctx, ns.Scope, pf.resID)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -81,7 +83,7 @@ func TestSQLTracer(t *testing.T) {
 	rootID := root.SpanContext().SpanID()
 	sel := byName["SELECT pg_class"]
 	if len(sel) != 2 {
-		t.Fatalf("spans %v, want two SELECT pg_class (the count and the empty one)", keys(byName))
+		t.Fatalf("spans %v, want two SELECT pg_class (the count and the empty one)", slices.Sorted(maps.Keys(byName)))
 	}
 	for _, sp := range sel {
 		if sp.Parent().SpanID() != rootID || sp.SpanKind() != trace.SpanKindClient || sp.Status().Code != codes.Unset ||
@@ -91,7 +93,7 @@ func TestSQLTracer(t *testing.T) {
 	}
 	bad := byName["SELECT"]
 	if len(bad) != 2 { // the bad uuid, and the batch's SELECT 1
-		t.Fatalf("spans %v", keys(byName))
+		t.Fatalf("spans %v", slices.Sorted(maps.Keys(byName)))
 	}
 	var failed, batch sdktrace.ReadOnlySpan
 	for _, sp := range bad {
@@ -114,7 +116,7 @@ func TestSQLTracer(t *testing.T) {
 			found = found || sp.Parent().SpanID() == batch.SpanContext().SpanID()
 		}
 		if !found {
-			t.Errorf("no %q span under the batch: %v", name, keys(byName))
+			t.Errorf("no %q span under the batch: %v", name, slices.Sorted(maps.Keys(byName)))
 		}
 	}
 }
@@ -126,12 +128,4 @@ func attrOf(sp sdktrace.ReadOnlySpan, key string) string {
 		}
 	}
 	return ""
-}
-
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
