@@ -94,6 +94,19 @@ test("a new user: sign in, top up, request, watch it go active, terminal, releas
   // Live state without reloading.
   await expect(page.getByTestId("allocation-state")).toContainText("Active", { timeout: 120_000 });
   await expect(page.getByTestId("ssh-command")).toContainText("ssh");
+  // The allocation's short name is the CLI's (the id's last 8 characters), and the downloaded
+  // ~/.ssh/config entry uses the alias `gpuaas config-ssh` writes, its host key pinned.
+  const allocationId = page.url().split("/").pop()!;
+  const name = allocationId.slice(-8);
+  await expect(page.getByTestId("allocation-name")).toHaveText(name);
+  const entry = page.waitForEvent("download");
+  await page.getByRole("button", { name: "Download SSH config entry" }).click();
+  const entryFile = await entry;
+  expect(entryFile.suggestedFilename()).toBe(`gpuaas.${name}.sshconfig`);
+  const entryText = readFileSync(await entryFile.path(), "utf8");
+  expect(entryText).toContain(`Host gpuaas.${name}\n`);
+  expect(entryText).toContain(`  HostKeyAlias gpuaas.${name}\n`);
+  expect(entryText).toMatch(new RegExp(`^# gpuaas\\.${name} ssh-ed25519 \\S+$`, "m"));
   // The live notification stream brings "Your node is ready" to the inbox.
   await expect(page.getByRole("link", { name: /^Inbox, \d+ unread$/ })).toBeVisible({ timeout: 30_000 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { billedSeconds, billingStopped, costSoFar } from "./format";
+import { billedSeconds, billingStopped, costSoFar, shortId } from "./format";
 
 describe("billedSeconds", () => {
   const active = "2026-12-07T10:00:00Z";
@@ -25,5 +25,14 @@ describe("billedSeconds", () => {
     expect(billedSeconds({ active_at: active, released_at: "2026-12-07T13:00:00Z" }, now)).toBe(3 * 3600);
     expect(billedSeconds({}, now)).toBe(0);
     expect(billingStopped({})).toBe(false);
+  });
+});
+
+describe("shortId", () => {
+  it("is the id's last 8 characters, the CLI's name, so ids made in the same minute differ", () => {
+    // Two UUIDv7 ids made moments apart share their first 8 characters.
+    expect(shortId("01a251bd-95f9-763f-9883-b95ec4666f91")).toBe("c4666f91");
+    expect(shortId("01a251bd-a0c2-7a11-8e2d-0d7f3b21aa07")).toBe("3b21aa07");
+    expect(shortId("short")).toBe("short");
   });
 });

@@ -61,6 +61,12 @@ export function billingStopped(a: { release_requested_at?: string; released_at?:
   return Boolean(a.release_requested_at ?? a.released_at);
 }
 
+/**
+ * An id's short name: its last 8 characters — the name the CLI takes and
+ * prints (`gpuaas alloc get c4666f91`, `ssh gpuaas.c4666f91`) and emails use.
+ * Not the first 8: ids are UUIDv7, whose leading characters are a timestamp
+ * that everything made in the same minute shares.
+ */
 export function shortId(id: string): string {
-  return id.length > 12 ? id.slice(0, 8) + "…" : id;
+  return id.slice(-8);
 }

@@ -5,20 +5,37 @@ import { useProject } from "../auth";
 import { allocationQuery, releaseAllocationMutation, skusQuery } from "../api/queries/compute";
 import { saveBlob } from "../api/client";
 import type { Allocation } from "../api/types";
+import { shortId } from "../components/format";
 import { loadable } from "../components/States";
 import { useCooldown, useIdempotencyKey, useTick } from "../components/hooks";
 import { useAnnounce } from "../components/Announcer";
 import { AllocationPageView } from "./AllocationPageView";
 
+/**
+ * The allocation's ~/.ssh/config entry, under the alias `gpuaas config-ssh`
+ * writes (`gpuaas.<short name>`); the node's host key, when its agent
+ * reported one, as the known_hosts line that pins it.
+ */
 export function sshConfigEntry(a: Allocation): string {
   if (!a.access) return "";
-  return [
-    `Host gpuaas-${a.id.slice(0, 8)}`,
+  const alias = `gpuaas.${shortId(a.id)}`;
+  const lines = [
+    `# GPUaaS allocation ${a.id}: add to ~/.ssh/config, then \`ssh ${alias}\`.`,
+    `Host ${alias}`,
     `  HostName ${a.access.host}`,
     `  Port ${a.access.port}`,
     `  User ${a.access.user}`,
-    "",
-  ].join("\n");
+    `  HostKeyAlias ${alias}`,
+  ];
+  const key = a.access.host_key?.trim();
+  if (key) {
+    lines.push(
+      "# The node's host key: add this line (without the leading #) to ~/.ssh/known_hosts, and ssh",
+      "# verifies the node on the first connection instead of asking:",
+      `# ${alias} ${key}`,
+    );
+  }
+  return lines.join("\n") + "\n";
 }
 
 export function AllocationPage() {
@@ -51,10 +68,7 @@ export function AllocationPage() {
       releaseError={release.error}
       releaseCooldown={cooldown.secondsLeft}
       onDownloadConfig={(a) =>
-        saveBlob(
-          new Blob([sshConfigEntry(a)], { type: "text/plain" }),
-          `gpuaas-${a.id.slice(0, 8)}.sshconfig`,
-        )
+        saveBlob(new Blob([sshConfigEntry(a)], { type: "text/plain" }), `gpuaas.${shortId(a.id)}.sshconfig`)
       }
     />
   );

@@ -11,6 +11,7 @@ import {
   duration,
   money,
   RELEASE_REASON_TEXT,
+  shortId,
 } from "../components/format";
 import { usePageHeading } from "../components/hooks";
 
@@ -72,6 +73,10 @@ function Detail(p: AllocationPageViewProps & { a: Allocation }) {
       <div className="cards">
         <div className="card">
           <dl className="kv">
+            <dt>Name</dt>
+            <dd className="mono" data-testid="allocation-name">
+              {shortId(a.id)}
+            </dd>
             <dt>Id</dt>
             <dd className="mono">{a.id}</dd>
             <dt>Type</dt>
