@@ -6,31 +6,12 @@ import uPlot from "uplot";
 import { useEffect, useMemo, useRef } from "react";
 import type { LedgerEntry } from "../api/types";
 import { money } from "./format";
+import { spendBuckets, timeRange } from "./spend";
 
-export interface Bucket {
-  start: number; // unix seconds
-  minor: number;
-}
-
-export function spendBuckets(entries: LedgerEntry[]): { buckets: Bucket[]; unit: "minute" | "hour" | "day" } {
-  const debits = entries.filter((e) => e.type === "usage_debit");
-  if (debits.length === 0) return { buckets: [], unit: "hour" };
-  const times = debits.map((e) => Date.parse(e.created_at) / 1000);
-  const span = Math.max(...times) - Math.min(...times);
-  const unit = span < 2 * 3600 ? "minute" : span < 3 * 86400 ? "hour" : "day";
-  const size = unit === "minute" ? 60 : unit === "hour" ? 3600 : 86400;
-  const sums = new Map<number, number>();
-  debits.forEach((e, i) => {
-    const b = Math.floor((times[i] ?? 0) / size) * size;
-    sums.set(b, (sums.get(b) ?? 0) + Math.abs(e.amount_minor));
-  });
-  const first = Math.min(...sums.keys());
-  const last = Math.max(...sums.keys());
-  const buckets: Bucket[] = [];
-  for (let t = first; t <= last && buckets.length < 500; t += size)
-    buckets.push({ start: t, minor: sums.get(t) ?? 0 });
-  return { buckets, unit };
-}
+/** The y axis's tick steps, in currency units: 1, 2 and 5 × a power of ten, from a cent up. */
+const CENT_STEPS = [-2, -1, 0, 1, 2, 3, 4, 5, 6, 7].flatMap((e) =>
+  [1, 2, 5].map((m) => Number((m * 10 ** e).toFixed(2))),
+);
 
 export function SpendChart({ entries, currency }: { entries: LedgerEntry[]; currency: string }) {
   const ref = useRef<HTMLDivElement>(null);
@@ -45,19 +26,24 @@ export function SpendChart({ entries, currency }: { entries: LedgerEntry[]; curr
     const grid = css.getPropertyValue("--border").trim() || "#ddd";
     const size = unit === "minute" ? 60 : unit === "hour" ? 3600 : 86400;
     const data: uPlot.AlignedData = [buckets.map((b) => b.start), buckets.map((b) => b.minor / 100)];
+    const xRange = timeRange(buckets, size);
     const plot = new uPlot(
       {
         width: Math.max(280, el.clientWidth),
         height: 220,
         legend: { show: false },
         cursor: { show: false },
-        // One bucket either side, so a single bar reads as minutes, not years.
-        scales: { x: { time: true, range: (_u, min, max) => [min - size, max + size] } },
+        // The buckets' own span and one bucket either side, so a single bar reads as minutes, not
+        // years: uPlot widens a one-point time scale by 86400 / ms (1,000 days for seconds) before
+        // it asks for the range, so the range is taken from the buckets, not from its arguments.
+        scales: { x: { time: true, range: () => xRange } },
         axes: [
           { stroke: fg, grid: { stroke: grid } },
           {
             stroke: fg,
             grid: { stroke: grid },
+            // Whole cents only: ticks at half a cent read "$0.01, $0.01, $0.02".
+            incrs: CENT_STEPS,
             values: (_u, v) => v.map((n) => money(Math.round(n * 100), currency)),
           },
         ],
