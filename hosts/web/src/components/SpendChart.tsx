@@ -6,6 +6,7 @@ import uPlot from "uplot";
 import { useEffect, useMemo, useRef } from "react";
 import type { LedgerEntry } from "../api/types";
 import { money } from "./format";
+import { useAppliedTheme } from "../theme/theme";
 import { spendBuckets, timeRange } from "./spend";
 
 /** The y axis's tick steps, in currency units: 1, 2 and 5 × a power of ten, from a cent up. */
@@ -17,6 +18,8 @@ export function SpendChart({ entries, currency }: { entries: LedgerEntry[]; curr
   const ref = useRef<HTMLDivElement>(null);
   const { buckets, unit } = useMemo(() => spendBuckets(entries), [entries]);
   const total = buckets.reduce((s, b) => s + b.minor, 0);
+  // The canvas takes the theme's colours when it is drawn: drawn again when the theme changes.
+  const theme = useAppliedTheme();
   useEffect(() => {
     const el = ref.current;
     if (!el || buckets.length === 0) return;
@@ -67,7 +70,7 @@ export function SpendChart({ entries, currency }: { entries: LedgerEntry[]; curr
       ro.disconnect();
       plot.destroy();
     };
-  }, [buckets, currency, unit]);
+  }, [buckets, currency, unit, theme]);
   if (buckets.length === 0)
     return <p className="muted">No usage debits yet: the chart fills in as nodes run.</p>;
   return (
