@@ -36,6 +36,10 @@ type MembershipStore interface {
 	AddTenantMember(ctx context.Context, m identity.TenantMembership) error
 	// TenantMembershipOf returns the user's (single, MVP) tenant membership.
 	TenantMembershipOf(ctx context.Context, userID string) (identity.TenantMembership, error)
+	// TenantMemberByEmail returns the membership in tenantID of the user
+	// whose email is email (case-insensitive): NotFound when the tenant has
+	// none, Conflict (ambiguous_email) when several of its users share it.
+	TenantMemberByEmail(ctx context.Context, tenantID, email string) (identity.TenantMembership, error)
 	AddProjectMember(ctx context.Context, m identity.ProjectMembership) error
 	// RemoveProjectMember removes a membership: NotFound when there is
 	// none, identity.ErrLastProjectMember (Conflict) when it is the

@@ -220,6 +220,40 @@ func (s *MembershipStore) TenantMembershipOf(ctx context.Context, userID string)
 	return m, translate(err, "tenant membership")
 }
 
+// TenantMemberByEmail implements [ports.MembershipStore] (users_email_idx
+// finds the users with the email; the tenant's membership picks its own).
+func (s *MembershipStore) TenantMemberByEmail(ctx context.Context, tenantID, email string) (identity.TenantMembership, error) {
+	tenantID, ok := canonicalID(tenantID)
+	if !ok {
+		return identity.TenantMembership{}, fault.NotFound("user", "")
+	}
+	rows, err := s.db.Q(ctx).Query(ctx,
+		`SELECT m.tenant_id, m.user_id, m.role, m.created_at
+		   FROM users u JOIN tenant_memberships m ON m.user_id = u.id
+		  WHERE lower(u.email) = lower($2) AND m.tenant_id = $1
+		  LIMIT 2`, tenantID, strings.TrimSpace(email))
+	if err != nil {
+		return identity.TenantMembership{}, translate(err, "user")
+	}
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (identity.TenantMembership, error) {
+		var m identity.TenantMembership
+		var role string
+		err := r.Scan(&m.TenantID, &m.UserID, &role, &m.CreatedAt)
+		m.Role = identity.TenantRole(role)
+		return m, err
+	})
+	switch {
+	case err != nil:
+		return identity.TenantMembership{}, translate(err, "user")
+	case len(ms) == 0:
+		return identity.TenantMembership{}, fault.NotFound("user", "")
+	case len(ms) > 1:
+		return identity.TenantMembership{}, fault.Conflict("ambiguous_email",
+			"more than one user of the organisation has this email: give the user id instead")
+	}
+	return ms[0], nil
+}
+
 // AddProjectMember implements [ports.MembershipStore]. A second membership
 // of the same user is a Conflict (already_member).
 func (s *MembershipStore) AddProjectMember(ctx context.Context, m identity.ProjectMembership) error {

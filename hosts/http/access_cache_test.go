@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -232,6 +233,18 @@ func TestAccessCachesTakeChangesOnTheNextRequest(t *testing.T) {
 	}
 
 	// Removed from the project: 404, as for a stranger.
+	warm(member)
+	mustCall(t, c.ts[0], "DELETE", members+"/"+memberID, owner, "", nil, 204, nil)
+	refused(member, 404, "not_found")
+	// Back by their email — what a tenant admin knows of a colleague — through the other
+	// replica: the answer names them by id, and both replicas let them in again.
+	var added struct {
+		UserID string `json:"user_id"`
+	}
+	mustCall(t, c.ts[1], "POST", members, owner, "", map[string]any{"email": strings.ToUpper(memberEmail), "role": "member"}, 201, &added)
+	if added.UserID != memberID {
+		t.Fatalf("added by email: user_id %q, want %q", added.UserID, memberID)
+	}
 	warm(member)
 	mustCall(t, c.ts[0], "DELETE", members+"/"+memberID, owner, "", nil, 204, nil)
 	refused(member, 404, "not_found")

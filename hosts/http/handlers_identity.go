@@ -142,13 +142,14 @@ func (h *handlers) AddProjectMember(w http.ResponseWriter, r *http.Request, proj
 		s.fail(w, r, err)
 		return
 	}
-	role := identity.ProjectRole(req.Role)
-	if err := s.d.Identity.AddMember(r.Context(), p, projectID, req.UserId, role); err != nil {
+	m, err := s.d.Identity.AddMember(r.Context(), p, projectID, identitysvc.NewMember{
+		UserID: deref(req.UserId), Email: deref(req.Email), Role: identity.ProjectRole(req.Role)})
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, api.ProjectMembership{ProjectId: projectID, UserId: req.UserId,
-		Role: api.ProjectMembershipRole(role)})
+	writeJSON(w, http.StatusCreated, api.ProjectMembership{ProjectId: m.ProjectID, UserId: m.UserID,
+		Role: api.ProjectMembershipRole(m.Role)})
 }
 
 // RemoveProjectMember implements [api.ServerInterface].

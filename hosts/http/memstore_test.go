@@ -208,6 +208,24 @@ func (m *memStore) TenantMembershipOf(_ context.Context, userID string) (identit
 	return identity.TenantMembership{}, fault.NotFound("tenant membership", "")
 }
 
+func (m *memStore) TenantMemberByEmail(_ context.Context, tenantID, email string) (identity.TenantMembership, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var found []identity.TenantMembership
+	for _, tm := range m.tenantMem {
+		if u, ok := m.users[tm.UserID]; ok && tm.TenantID == tenantID && strings.EqualFold(u.Email, strings.TrimSpace(email)) {
+			found = append(found, tm)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return identity.TenantMembership{}, fault.NotFound("user", "")
+	case 1:
+		return found[0], nil
+	}
+	return identity.TenantMembership{}, fault.Conflict("ambiguous_email", "more than one user of the organisation has this email")
+}
+
 func (m *memStore) AddProjectMember(_ context.Context, pm identity.ProjectMembership) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

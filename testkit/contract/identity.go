@@ -117,6 +117,7 @@ func RunIdentityStoresSuite(t *testing.T, newStores func(t *testing.T) IdentityS
 			_, checks["Tenants.GetTenant"] = s.Tenants.GetTenant(ctx, id)
 			_, checks["Projects.GetProject"] = s.Projects.GetProject(ctx, id)
 			_, checks["Members.TenantMembershipOf"] = s.Members.TenantMembershipOf(ctx, id)
+			_, checks["Members.TenantMemberByEmail"] = s.Members.TenantMemberByEmail(ctx, id, "nobody@nowhere.invalid")
 			_, checks["Members.ProjectMembership"] = s.Members.ProjectMembership(ctx, id, id)
 			checks["Members.RemoveProjectMember"] = s.Members.RemoveProjectMember(ctx, id, id)
 			_, checks["Users.GetByIdentity"] = s.Users.GetByIdentity(ctx, "https://issuer.invalid", id)
@@ -213,6 +214,27 @@ func RunIdentityStoresSuite(t *testing.T, newStores func(t *testing.T) IdentityS
 		if _, err := s.Members.TenantMembershipOf(ctx, v.ID); !fault.IsKind(err, fault.KindNotFound) {
 			t.Fatalf("TenantMembershipOf a user without one: %v; want NotFound", err)
 		}
+		// By email: case-insensitive, within the tenant only; two of the
+		// tenant's users with one email are ambiguous.
+		if m, err := s.Members.TenantMemberByEmail(ctx, tn.ID, " "+strings.ToUpper(u.Email)+" "); err != nil || m.UserID != u.ID || m.Role != identity.TenantOwner {
+			t.Fatalf("TenantMemberByEmail(%q) = %+v, %v; want u's owner membership", u.Email, m, err)
+		}
+		for _, c := range []struct{ tenant, email string }{{other.ID, u.Email}, {tn.ID, v.Email}, {tn.ID, "nobody@example.invalid"}} {
+			if _, err := s.Members.TenantMemberByEmail(ctx, c.tenant, c.email); !fault.IsKind(err, fault.KindNotFound) {
+				t.Fatalf("TenantMemberByEmail(%s, %s) = %v; want NotFound (not in that tenant)", c.tenant, c.email, err)
+			}
+		}
+		twin := newUser(t0)
+		twin.Email = u.Email
+		twin, _, err = s.Users.UpsertByIdentity(ctx, twin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Members.AddTenantMember(ctx, identity.TenantMembership{TenantID: tn.ID, UserID: twin.ID, Role: identity.TenantMember, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Members.TenantMemberByEmail(ctx, tn.ID, u.Email)
+		assertConflict(t, err, "ambiguous_email")
 
 		p := identity.Project{ID: newID(), TenantID: tn.ID, Name: "p", CreatedAt: t0}
 		if err := s.Projects.CreateProject(ctx, p); err != nil {

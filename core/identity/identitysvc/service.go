@@ -495,43 +495,80 @@ func (s *Service) ListMembers(ctx context.Context, p identity.Principal, project
 	return out, nil
 }
 
+// NewMember names the user AddMember adds — by id or by email, exactly
+// one — and the project role it gives them.
+type NewMember struct {
+	UserID string
+	Email  string
+	Role   identity.ProjectRole
+}
+
 // AddMember adds a user of the same tenant to a project. Tenant admins only.
-func (s *Service) AddMember(ctx context.Context, p identity.Principal, projectID, userID string, role identity.ProjectRole) error {
-	if !role.Valid() {
-		return fault.Invalid("role", "role must be admin, member or viewer")
+// A user named by email is looked up among the tenant's users (a tenant
+// admin sees their colleagues' emails, not their ids); a user of another
+// tenant, or nobody, is NotFound either way.
+func (s *Service) AddMember(ctx context.Context, p identity.Principal, projectID string, m NewMember) (identity.ProjectMembership, error) {
+	if !m.Role.Valid() {
+		return identity.ProjectMembership{}, fault.Invalid("role", "role must be admin, member or viewer")
 	}
-	if err := identity.ValidateID("user_id", userID); err != nil {
-		return err
+	switch {
+	case m.UserID != "" && m.Email != "":
+		return identity.ProjectMembership{}, fault.Invalid("user_id", "give the user's id or their email, not both")
+	case m.Email != "":
+		email, err := normalEmail(m.Email)
+		if err != nil {
+			return identity.ProjectMembership{}, err
+		}
+		m.Email = email
+	default:
+		if err := identity.ValidateID("user_id", m.UserID); err != nil {
+			return identity.ProjectMembership{}, err
+		}
 	}
 	if _, _, err := s.ProjectAccess(ctx, p, projectID); err != nil {
-		return err
+		return identity.ProjectMembership{}, err
 	}
 	if !p.CanManageTenant() {
-		return fault.Forbidden("only tenant owners and admins can manage members")
+		return identity.ProjectMembership{}, fault.Forbidden("only tenant owners and admins can manage members")
 	}
-	return s.d.Tx.InTx(ctx, func(ctx context.Context) error {
-		tm, err := s.d.Members.TenantMembershipOf(ctx, userID)
+	var added identity.ProjectMembership
+	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
+		var tm identity.TenantMembership
+		var err error
+		if m.Email != "" {
+			tm, err = s.d.Members.TenantMemberByEmail(ctx, p.TenantID, m.Email)
+		} else {
+			tm, err = s.d.Members.TenantMembershipOf(ctx, m.UserID)
+		}
 		if err != nil || tm.TenantID != p.TenantID {
 			if err == nil || fault.IsKind(err, fault.KindNotFound) || fault.IsKind(err, fault.KindInvalid) {
-				return fault.NotFound("user", "")
+				nf := fault.NotFound("user", "")
+				if m.Email != "" {
+					nf.Message = "no user of your organisation has this email: invite them (they join at their first sign-in)"
+				}
+				return nf
 			}
 			return err
 		}
-		if err := s.d.Members.AddProjectMember(ctx, identity.ProjectMembership{
-			ProjectID: projectID, UserID: userID, Role: role, CreatedAt: s.d.Clock.Now()}); err != nil {
+		added = identity.ProjectMembership{ProjectID: projectID, UserID: tm.UserID, Role: m.Role, CreatedAt: s.d.Clock.Now()}
+		if err := s.d.Members.AddProjectMember(ctx, added); err != nil {
 			if fault.IsKind(err, fault.KindConflict) {
 				return fault.Conflict("already_member", "the user is already a member of this project")
 			}
 			return err
 		}
 		ev := s.auditEvent(ctx, p, "project.member_add", resource.TypeProject, projectID, projectID)
-		ev.Metadata = map[string]any{"user_id": userID, "role": string(role)}
+		ev.Metadata = map[string]any{"user_id": tm.UserID, "role": string(m.Role)}
 		if err := s.d.Audit.Record(ctx, ev); err != nil {
 			return err
 		}
 		return s.emit(ctx, event.ProjectMemberAdded, p.TenantID, projectID, "project", projectID,
-			map[string]any{"project_id": projectID, "user_id": userID, "role": role})
+			map[string]any{"project_id": projectID, "user_id": tm.UserID, "role": m.Role})
 	})
+	if err != nil {
+		return identity.ProjectMembership{}, err
+	}
+	return added, nil
 }
 
 // RemoveMember removes a user from a project. Tenant admins only.
@@ -559,17 +596,27 @@ func (s *Service) RemoveMember(ctx context.Context, p identity.Principal, projec
 	})
 }
 
-// Invite lets a person with this email join the caller's tenant at their
-// first sign-in. Tenant admins only.
-func (s *Service) Invite(ctx context.Context, p identity.Principal, email string, role identity.TenantRole) error {
+// normalEmail checks an email address as the "email" field and returns it
+// trimmed and lower-cased.
+func normalEmail(email string) (string, error) {
 	// Checked before lowering: strings.ToLower turns invalid UTF-8 into U+FFFD.
 	email = strings.TrimSpace(email)
 	if err := text.Line("email", email, 1, identity.EmailMaxLength); err != nil {
-		return err
+		return "", err
 	}
 	email = strings.ToLower(email)
 	if at := strings.IndexByte(email, '@'); at < 1 || at == len(email)-1 || strings.Count(email, "@") != 1 || strings.Contains(email, " ") {
-		return fault.Invalid("email", "a valid email address is required")
+		return "", fault.Invalid("email", "a valid email address is required")
+	}
+	return email, nil
+}
+
+// Invite lets a person with this email join the caller's tenant at their
+// first sign-in. Tenant admins only.
+func (s *Service) Invite(ctx context.Context, p identity.Principal, email string, role identity.TenantRole) error {
+	email, err := normalEmail(email)
+	if err != nil {
+		return err
 	}
 	if role != identity.TenantAdmin && role != identity.TenantMember {
 		return fault.Invalid("role", "role must be admin or member")

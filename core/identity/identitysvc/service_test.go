@@ -369,14 +369,27 @@ func TestProjectMembers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantKind(t, e.svc.AddMember(ctx, tm.owner, pr.ID, tm.outsider.User.ID, identity.ProjectMember), fault.KindNotFound, "")
-	wantKind(t, e.svc.AddMember(ctx, tm.owner, pr.ID, "not-a-uuid", identity.ProjectMember), fault.KindNotFound, "")
+	add := func(m identitysvc.NewMember) error { _, err := e.svc.AddMember(ctx, tm.owner, pr.ID, m); return err }
+	byID := func(id string, role identity.ProjectRole) identitysvc.NewMember {
+		return identitysvc.NewMember{UserID: id, Role: role}
+	}
+	wantKind(t, add(byID(tm.outsider.User.ID, identity.ProjectMember)), fault.KindNotFound, "")
+	wantKind(t, add(byID("not-a-uuid", identity.ProjectMember)), fault.KindNotFound, "")
+	// By email: only the tenant's own users; an outsider's email is as unknown as nobody's.
+	for _, email := range []string{tm.outsider.User.Email, "nobody@example.com"} {
+		wantKind(t, add(identitysvc.NewMember{Email: email, Role: identity.ProjectMember}), fault.KindNotFound, "")
+	}
+	wantField(t, add(identitysvc.NewMember{UserID: tm.member.User.ID, Email: tm.member.User.Email, Role: identity.ProjectMember}), "user_id")
+	wantField(t, add(identitysvc.NewMember{Email: "not an email", Role: identity.ProjectMember}), "email")
 	wantKind(t, e.svc.RemoveMember(ctx, tm.owner, pr.ID, tm.member.User.ID), fault.KindNotFound, "")
 
-	if err := e.svc.AddMember(ctx, tm.owner, pr.ID, tm.member.User.ID, identity.ProjectViewer); err != nil {
-		t.Fatalf("AddMember: %v", err)
+	// The member by their email, in another case and with spaces: the membership names them by id.
+	m, err := e.svc.AddMember(ctx, tm.owner, pr.ID, identitysvc.NewMember{
+		Email: " " + strings.ToUpper(tm.member.User.Email) + " ", Role: identity.ProjectViewer})
+	if err != nil || m.UserID != tm.member.User.ID || m.ProjectID != pr.ID || m.Role != identity.ProjectViewer {
+		t.Fatalf("AddMember by email = %+v, %v; want the member as viewer", m, err)
 	}
-	wantKind(t, e.svc.AddMember(ctx, tm.owner, pr.ID, tm.member.User.ID, identity.ProjectMember), fault.KindConflict, "already_member")
+	wantKind(t, add(byID(tm.member.User.ID, identity.ProjectMember)), fault.KindConflict, "already_member")
 	// The member now sees the project, and may read but not manage its members.
 	if _, role, err := e.svc.ProjectAccess(ctx, tm.member, pr.ID); err != nil || role != identity.ProjectViewer {
 		t.Fatalf("member's access = %v, %v", role, err)
@@ -478,7 +491,10 @@ func TestInputsFollowTheTextPolicy(t *testing.T) {
 			_, err := e.svc.CreateProject(ctx, tm.owner, v)
 			wantField(t, err, "name")
 			wantField(t, e.svc.Invite(ctx, tm.owner, "x"+v+"@example.com", identity.TenantMember), "email")
-			wantField(t, e.svc.AddMember(ctx, tm.owner, pr.ID, v, identity.ProjectMember), "user_id")
+			_, err = e.svc.AddMember(ctx, tm.owner, pr.ID, identitysvc.NewMember{UserID: v, Role: identity.ProjectMember})
+			wantField(t, err, "user_id")
+			_, err = e.svc.AddMember(ctx, tm.owner, pr.ID, identitysvc.NewMember{Email: "x" + v + "@example.com", Role: identity.ProjectMember})
+			wantField(t, err, "email")
 			wantField(t, e.svc.RemoveMember(ctx, tm.owner, pr.ID, v), "user_id")
 		})
 	}

@@ -622,3 +622,20 @@ test("an expired session asks to sign in again and comes back", async ({ page })
   await page.waitForURL(/\/settings$/);
   await expect(page.getByRole("heading", { name: "Settings", level: 1 })).toBeVisible();
 });
+
+test("settings: a colleague is added to a project by email; nobody of the organisation has bob's", async ({
+  page,
+}) => {
+  await signIn(page, "alice");
+  await nav(page, "Settings");
+  const who = page.getByLabel("Email or user id");
+  const add = page.getByRole("button", { name: "Add member" });
+  // bob is not of alice's organisation (signed in or not): not found, and told what to do instead.
+  await who.fill("bob@example.com");
+  await add.click();
+  await expect(page.getByText(/no user of your organisation has this email: invite them/)).toBeVisible();
+  // alice's own email, in another case: found, and already a member of the project.
+  await who.fill("ALICE@example.com");
+  await add.click();
+  await expect(page.getByText(/already a member of this project/)).toBeVisible();
+});

@@ -1849,8 +1849,11 @@ export interface components {
         MemberList: {
             members: components["schemas"]["Member"][];
         };
+        /** @description The user to add, by id or by email (exactly one), and their role. An email is looked up among the organisation's users; nobody there with it is 404 (invite them instead: `createInvitation`), and several users of the organisation with the same email are 409 `ambiguous_email` (use the id). */
         AddMemberRequest: {
-            user_id: string;
+            user_id?: string;
+            /** @description The email the user signs in with; validated by the server. */
+            email?: string;
             /** @enum {string} */
             role: "admin" | "member" | "viewer";
         };

@@ -21,13 +21,13 @@ export function SettingsPage() {
   const projects = useQuery(projectsQuery());
   const members = useQuery(membersQuery(project.id));
   const [newProject, setNewProject] = useState("");
-  const [memberId, setMemberId] = useState("");
+  const [member, setMember] = useState("");
   const [memberRole, setMemberRole] = useState<"admin" | "member" | "viewer">("member");
   const [inviteEmail, setInviteEmail] = useState("");
   const [inviteRole, setInviteRole] = useState<"admin" | "member">("member");
   const [invited, setInvited] = useState<string>();
   const projKey = useIdempotencyKey({ newProject });
-  const memberKey = useIdempotencyKey({ memberId, memberRole, p: project.id });
+  const memberKey = useIdempotencyKey({ member, memberRole, p: project.id });
   const inviteKey = useIdempotencyKey({ inviteEmail, inviteRole });
   const create = useMutation(createProjectMutation(qc));
   const add = useMutation(addMemberMutation(qc, project.id));
@@ -50,14 +50,14 @@ export function SettingsPage() {
       }
       creating={create.isPending}
       createError={create.error}
-      memberId={memberId}
-      onMemberId={setMemberId}
+      member={member}
+      onMember={setMember}
       memberRole={memberRole}
       onMemberRole={setMemberRole}
       onAddMember={() =>
         add.mutate(
-          { user_id: memberId, role: memberRole, key: memberKey.key },
-          { onSuccess: () => (setMemberId(""), memberKey.reset(), announce("Member added.")) },
+          { who: member, role: memberRole, key: memberKey.key },
+          { onSuccess: () => (setMember(""), memberKey.reset(), announce("Member added.")) },
         )
       }
       addingMember={add.isPending}

@@ -16,8 +16,8 @@ export interface SettingsPageViewProps {
   onCreateProject: () => void;
   creating: boolean;
   createError: unknown;
-  memberId: string;
-  onMemberId: (v: string) => void;
+  member: string;
+  onMember: (v: string) => void;
   memberRole: "admin" | "member" | "viewer";
   onMemberRole: (v: "admin" | "member" | "viewer") => void;
   onAddMember: () => void;
@@ -38,6 +38,7 @@ export interface SettingsPageViewProps {
 
 export function SettingsPageView(p: SettingsPageViewProps) {
   const h = usePageHeading("Settings");
+  const memberFieldError = fieldError(p.addMemberError, "user_id") ?? fieldError(p.addMemberError, "email");
   return (
     <section>
       <h1 ref={h} tabIndex={-1}>
@@ -151,10 +152,12 @@ export function SettingsPageView(p: SettingsPageViewProps) {
             }}
           >
             <h3 style={{ marginTop: 0 }}>Add a member of your organisation</h3>
-            <Field label="User id" error={fieldError(p.addMemberError, "user_id")}>
-              {(f) => (
-                <input {...f} value={p.memberId} onChange={(e) => p.onMemberId(e.target.value)} required />
-              )}
+            <Field
+              label="Email or user id"
+              hint="Someone of your organisation who has signed in; invite anyone else."
+              error={memberFieldError}
+            >
+              {(f) => <input {...f} value={p.member} onChange={(e) => p.onMember(e.target.value)} required />}
             </Field>
             <Field label="Role">
               {(f) => (
@@ -169,7 +172,7 @@ export function SettingsPageView(p: SettingsPageViewProps) {
                 </select>
               )}
             </Field>
-            {!fieldError(p.addMemberError, "user_id") && <ActionError error={p.addMemberError} />}
+            {!memberFieldError && <ActionError error={p.addMemberError} />}
             <ActionButton type="submit" pending={p.addingMember}>
               Add member
             </ActionButton>

@@ -44,11 +44,14 @@ export function createProjectMutation(qc: QueryClient) {
 
 export function addMemberMutation(qc: QueryClient, projectId: string) {
   return {
-    mutationFn: (v: { user_id: string; role: "admin" | "member" | "viewer"; key: string }) =>
+    /** who: a colleague's email (what people know of each other) or their user id. */
+    mutationFn: (v: { who: string; role: "admin" | "member" | "viewer"; key: string }) =>
       unwrap(
         api.POST("/api/v1/projects/{project_id}/members", {
           params: { path: { project_id: projectId }, header: { "X-Idempotency-Key": v.key } },
-          body: { user_id: v.user_id, role: v.role },
+          body: v.who.includes("@")
+            ? { email: v.who.trim(), role: v.role }
+            : { user_id: v.who.trim(), role: v.role },
         }),
       ),
     onSuccess: () => void qc.invalidateQueries({ queryKey: projectKeys.members(projectId) }),
