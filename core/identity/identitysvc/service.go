@@ -514,6 +514,8 @@ func (s *Service) AddMember(ctx context.Context, p identity.Principal, projectID
 	switch {
 	case m.UserID != "" && m.Email != "":
 		return identity.ProjectMembership{}, fault.Invalid("user_id", "give the user's id or their email, not both")
+	case m.UserID == "" && m.Email == "":
+		return identity.ProjectMembership{}, fault.Invalid("user_id", "give the user's id or their email")
 	case m.Email != "":
 		email, err := normalEmail(m.Email)
 		if err != nil {

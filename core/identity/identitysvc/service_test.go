@@ -381,6 +381,7 @@ func TestProjectMembers(t *testing.T) {
 	}
 	wantField(t, add(identitysvc.NewMember{UserID: tm.member.User.ID, Email: tm.member.User.Email, Role: identity.ProjectMember}), "user_id")
 	wantField(t, add(identitysvc.NewMember{Email: "not an email", Role: identity.ProjectMember}), "email")
+	wantField(t, add(identitysvc.NewMember{Role: identity.ProjectMember}), "user_id")
 	wantKind(t, e.svc.RemoveMember(ctx, tm.owner, pr.ID, tm.member.User.ID), fault.KindNotFound, "")
 
 	// The member by their email, in another case and with spaces: the membership names them by id.
