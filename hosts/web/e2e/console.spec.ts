@@ -209,6 +209,14 @@ test("an operator: register a node, force release, credit a tenant, read the aud
     timeout: 15_000,
   });
   await screen(page, "admin-allocations");
+  // Its user is a link to that user's page.
+  await page
+    .getByRole("row")
+    .filter({ hasText: "asked for by a platform operator" })
+    .first()
+    .getByRole("link", { name: /^User / })
+    .click();
+  await expect(page.getByText("alice@example.com").first()).toBeVisible();
 
   await page.getByRole("link", { name: "Credits & refunds" }).click();
   const credit = page.getByRole("form", { name: "Credit a tenant" });

@@ -1,3 +1,4 @@
+import { Link } from "react-router";
 import type { AllocationPage, AllocationState } from "../../api/types";
 import { ALLOCATION_STATES } from "../../api/types";
 import { ConfirmDialog, StateBadge } from "../../components/Controls";
@@ -60,7 +61,14 @@ export function AdminAllocationsPageView(p: AdminAllocationsPageViewProps) {
                   </span>
                 ),
               },
-              { header: "User", cell: (a) => <span className="mono">{shortId(a.user_id)}</span> },
+              {
+                header: "User",
+                cell: (a) => (
+                  <Link to={`/admin/users/${a.user_id}`} className="mono" aria-label={`User ${a.user_id}`}>
+                    {shortId(a.user_id)}
+                  </Link>
+                ),
+              },
               {
                 header: "Node",
                 cell: (a) => <span className="mono">{a.node_id ? shortId(a.node_id) : "—"}</span>,
