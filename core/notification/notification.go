@@ -3,6 +3,7 @@ package notification
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -131,6 +132,23 @@ type Notification struct {
 	Data      map[string]any
 	CreatedAt time.Time
 	ReadAt    *time.Time
+}
+
+// Link is where a notification leads in the console, as a path and what to
+// call it: its allocation, the billing page for money, the settings for a
+// webhook endpoint; "" when nowhere in particular. The console's inbox and
+// the email's link say the same.
+func (n Notification) Link() (path, label string) {
+	if a, _ := n.Data["allocation_id"].(string); a != "" {
+		return "/allocations/" + url.PathEscape(a), "Open the allocation"
+	}
+	switch n.Kind {
+	case LowBalance, AutoReleasePending, BalanceDepleted, PaymentCredited:
+		return "/billing", "Open billing"
+	case WebhookEndpointDisabled:
+		return "/settings", "Open settings"
+	}
+	return "", ""
 }
 
 // Email is one queued message of the email channel.

@@ -131,3 +131,21 @@ func TestFromEvent(t *testing.T) {
 		t.Error(notification.Money(-1234, "usd"))
 	}
 }
+
+func TestLinkLeadsWhereTheConsoleDoes(t *testing.T) {
+	for _, c := range []struct {
+		n           notification.Notification
+		path, label string
+	}{
+		{notification.Notification{Kind: notification.AllocationActive, Data: map[string]any{"allocation_id": "01a2-b3"}}, "/allocations/01a2-b3", "Open the allocation"},
+		{notification.Notification{Kind: notification.AutoReleasePending, Data: map[string]any{"allocation_id": "a/../x"}}, "/allocations/a%2F..%2Fx", "Open the allocation"},
+		{notification.Notification{Kind: notification.LowBalance}, "/billing", "Open billing"},
+		{notification.Notification{Kind: notification.PaymentCredited, Data: map[string]any{"allocation_id": ""}}, "/billing", "Open billing"},
+		{notification.Notification{Kind: notification.WebhookEndpointDisabled}, "/settings", "Open settings"},
+		{notification.Notification{Kind: notification.AllocationFailed}, "", ""},
+	} {
+		if path, label := c.n.Link(); path != c.path || label != c.label {
+			t.Errorf("%s %v: Link() = %q, %q; want %q, %q", c.n.Kind, c.n.Data, path, label, c.path, c.label)
+		}
+	}
+}

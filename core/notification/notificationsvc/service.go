@@ -192,9 +192,12 @@ func (s *Service) mailBody(n notification.Notification) string {
 	var b strings.Builder
 	b.WriteString(n.Body)
 	b.WriteString("\n\n")
-	if s.cfg.PublicURL != "" {
-		b.WriteString("Your notifications: " + strings.TrimRight(s.cfg.PublicURL, "/") + "/notifications\n")
-		b.WriteString("Choose which emails you get: " + strings.TrimRight(s.cfg.PublicURL, "/") + "/settings/notifications\n")
+	if base := strings.TrimRight(s.cfg.PublicURL, "/"); base != "" {
+		if path, label := n.Link(); path != "" {
+			b.WriteString(label + ": " + base + path + "\n")
+		}
+		b.WriteString("Your notifications: " + base + "/notifications\n")
+		b.WriteString("Choose which emails you get: " + base + "/settings/notifications\n")
 	}
 	b.WriteString("\n— GPUaaS\n")
 	return b.String()

@@ -228,7 +228,8 @@ func TestEachEventNotifiesOnceWhateverTheDeliveries(t *testing.T) {
 		t.Fatalf("claimed %d, sent %d; want 3", n, len(e.mailer.Sent()))
 	}
 	for _, m := range e.mailer.Sent() {
-		if !strings.HasPrefix(m.MessageID, "<"+ev.ID+".") || m.Subject != "Your balance is low" {
+		if !strings.HasPrefix(m.MessageID, "<"+ev.ID+".") || m.Subject != "Your balance is low" ||
+			!strings.Contains(m.Body, "\n\nOpen billing: http://console.test/billing\n") {
 			t.Errorf("mail %+v", m)
 		}
 	}
