@@ -239,7 +239,8 @@ func FromEvent(env event.Envelope) (m Message, ok bool, err error) {
 		switch kind {
 		case AllocationActive:
 			m.Title = "Your node is ready"
-			m.Body = fmt.Sprintf("Allocation %s (%s) is active: connect over SSH or the browser terminal.", short, p.SKUID)
+			m.Body = fmt.Sprintf("Allocation %s (%s) is active: connect with gpuaas ssh %s, the SSH command on its page, or its browser terminal.",
+				short, p.SKUID, short)
 		case AllocationFailed:
 			m.Title = "Your node could not be provisioned"
 			m.Body = fmt.Sprintf("Allocation %s (%s) failed (%s). Nothing was billed for it.", short, p.SKUID, orUnknown(p.FailureCode))

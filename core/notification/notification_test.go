@@ -73,8 +73,9 @@ func TestFromEvent(t *testing.T) {
 		t.Fatalf("auto-release pending: %+v %v %v", m, ok, err)
 	}
 	m, ok, err = notification.FromEvent(env(event.AllocationActive, map[string]any{"allocation_id": "0193-abcdef12", "user_id": "u1", "sku_id": "h100"}))
-	if err != nil || !ok || m.Audience != notification.ToUser || m.UserID != "u1" || m.Data["allocation_id"] != "0193-abcdef12" {
-		t.Fatalf("allocation active: %+v %v %v", m, ok, err)
+	if err != nil || !ok || m.Audience != notification.ToUser || m.UserID != "u1" || m.Data["allocation_id"] != "0193-abcdef12" ||
+		m.Body != "Allocation abcdef12 (h100) is active: connect with gpuaas ssh abcdef12, the SSH command on its page, or its browser terminal." {
+		t.Fatalf("allocation active (the body says how to connect, by the short name): %+v %v %v", m, ok, err)
 	}
 	// A released node's notice says what it cost (the event's usage).
 	m, _, err = notification.FromEvent(env(event.AllocationReleased, map[string]any{"allocation_id": "0193-abcdef12", "user_id": "u1",
