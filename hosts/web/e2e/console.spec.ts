@@ -220,6 +220,12 @@ test("an operator: register a node, force release, credit a tenant, read the aud
 
   await page.getByRole("link", { name: "Credits & refunds" }).click();
   const credit = page.getByRole("form", { name: "Credit a tenant" });
+  // Typing a tenant's name offers it (its id is what the field takes when picked).
+  await credit.getByLabel("Tenant id").fill("Alice Exam");
+  await expect(page.locator(`datalist#tenant-options option[value="${tenantId}"]`)).toHaveAttribute(
+    "label",
+    /^Alice Example's organisation \(/,
+  );
   await credit.getByLabel("Tenant id").fill(tenantId);
   await credit.getByLabel(/^Amount/).fill("7.50");
   await credit.getByLabel("Reason").fill("e2e goodwill");

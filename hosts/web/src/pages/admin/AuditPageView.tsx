@@ -1,9 +1,10 @@
+import { Link } from "react-router";
 import type { AuditLogPage } from "../../api/types";
 import type { AuditFilter } from "../../api/queries/admin";
 import { ActionButton, Field } from "../../components/Controls";
 import { ActionError, Empty, StateView, type Loadable } from "../../components/States";
 import { DataTable, type Pager } from "../../components/Table";
-import { dateTime } from "../../components/format";
+import { dateTime, shortId } from "../../components/format";
 import { usePageHeading } from "../../components/hooks";
 
 export interface AuditPageViewProps {
@@ -102,7 +103,21 @@ export function AuditPageView(p: AuditPageViewProps) {
               { header: "Outcome", cell: (e) => e.outcome },
               { header: "Actor", cell: (e) => `${e.actor_type} ${e.actor_id}` },
               { header: "Resource", cell: (e) => `${e.resource_type} ${e.resource_id}` },
-              { header: "Tenant", cell: (e) => e.tenant_id ?? "—" },
+              {
+                header: "Tenant",
+                cell: (e) =>
+                  e.tenant_id ? (
+                    <Link
+                      to={`/admin/tenants/${e.tenant_id}`}
+                      className="mono"
+                      aria-label={`Tenant ${e.tenant_id}`}
+                    >
+                      {shortId(e.tenant_id)}
+                    </Link>
+                  ) : (
+                    "—"
+                  ),
+              },
             ]}
           />
         )}

@@ -1,6 +1,7 @@
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import {
+  adminTenantsQuery,
   creditMutation,
   paymentSessionsQuery,
   refundMutation,
@@ -16,6 +17,8 @@ import { useCursorPages, useIdempotencyKey } from "../../components/hooks";
 import { useAnnounce } from "../../components/Announcer";
 import { toMinor } from "../BillingPage";
 import { MoneyPageView, type MoneyForm } from "./MoneyPageView";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const empty: MoneyForm = { tenant_id: "", amount: "", reason: "", credit_entry_id: "" };
 
@@ -50,12 +53,27 @@ export function MoneyPage() {
   const [status, setStatus] = useState<PaymentSessionStatus | undefined>();
   const pages = useCursorPages();
   const sessions = useQuery({ ...paymentSessionsQuery(status, pages.cursor), placeholderData: (p) => p });
+  // What was last typed in a tenant field, unless it is already an id: the tenants it names are offered.
+  const typed = [credit, refund, provider].map((f) => f.tenant_id.trim());
+  const [lastTyped, setLastTyped] = useState("");
+  const search = typed.includes(lastTyped) && !UUID.test(lastTyped) ? lastTyped : "";
+  const tenants = useQuery({
+    ...adminTenantsQuery(search),
+    enabled: search.length >= 2,
+    placeholderData: (p) => p,
+  });
+  const tracking =
+    (set: (f: MoneyForm) => void) =>
+    (f: MoneyForm): void => {
+      setLastTyped(f.tenant_id.trim());
+      set(f);
+    };
   return (
     <MoneyPageView
       currency={currency}
       prefilled={start.tenant_id && start.credit_entry_id ? start : undefined}
       credit={credit}
-      onCredit={setCredit}
+      onCredit={tracking(setCredit)}
       onSubmitCredit={() =>
         doCredit.mutate(
           {
@@ -72,7 +90,7 @@ export function MoneyPage() {
       creditError={doCredit.error}
       credited={doCredit.data}
       refund={refund}
-      onRefund={setRefund}
+      onRefund={tracking(setRefund)}
       onSubmitRefund={() =>
         doRefund.mutate(
           {
@@ -89,7 +107,7 @@ export function MoneyPage() {
       refundError={doRefund.error}
       refunded={doRefund.data}
       provider={provider}
-      onProvider={setProvider}
+      onProvider={tracking(setProvider)}
       onSubmitProvider={() =>
         doProvider.mutate(
           {
@@ -131,6 +149,7 @@ export function MoneyPage() {
         onPrev: pages.prev,
         onNext: () => pages.next(sessions.data?.next_cursor),
       }}
+      tenantOptions={search ? (tenants.data?.tenants ?? []) : []}
     />
   );
 }

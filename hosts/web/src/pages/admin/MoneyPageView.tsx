@@ -1,3 +1,4 @@
+import { Link } from "react-router";
 import type {
   LedgerEntry,
   PaymentSessionPage,
@@ -50,7 +51,12 @@ export interface MoneyPageViewProps {
   sessionStatus: PaymentSessionStatus | undefined;
   onSessionStatus: (s: PaymentSessionStatus | undefined) => void;
   sessionsPager: Pager;
+  /** Tenants whose name or slug matches what was last typed in a tenant field: picked, they fill in the id. */
+  tenantOptions: { id: string; name: string; slug: string }[];
 }
+
+/** The id of the one datalist every tenant field suggests from. */
+const TENANT_OPTIONS = "tenant-options";
 
 function MoneyFields({
   form,
@@ -69,10 +75,16 @@ function MoneyFields({
 }) {
   return (
     <>
-      <Field label="Tenant id" error={fieldError(error, "tenant_id")}>
+      <Field
+        label="Tenant id"
+        hint="Type a name or slug to pick the tenant, or paste its id."
+        error={fieldError(error, "tenant_id")}
+      >
         {(f) => (
           <input
             {...f}
+            list={TENANT_OPTIONS}
+            autoComplete="off"
             value={form.tenant_id}
             onChange={(e) => onChange({ ...form, tenant_id: e.target.value })}
             required
@@ -137,6 +149,11 @@ export function MoneyPageView(p: MoneyPageViewProps) {
       <h1 ref={h} tabIndex={-1}>
         Credits and refunds
       </h1>
+      <datalist id={TENANT_OPTIONS}>
+        {p.tenantOptions.map((t) => (
+          <option key={t.id} value={t.id} label={`${t.name} (${t.slug})`} />
+        ))}
+      </datalist>
       {p.prefilled && (
         <p className="banner info" data-testid="refund-prefilled">
           Credit <code className="entry-name">{p.prefilled.credit_entry_id}</code> of tenant{" "}
@@ -255,7 +272,18 @@ export function MoneyPageView(p: MoneyPageViewProps) {
             pager={p.refundRequestsPager}
             columns={[
               { header: "When", cell: (r) => dateTime(r.created_at) },
-              { header: "Tenant", cell: (r) => <span className="mono">{r.tenant_id}</span> },
+              {
+                header: "Tenant",
+                cell: (r) => (
+                  <Link
+                    to={`/admin/tenants/${r.tenant_id}`}
+                    className="mono"
+                    aria-label={`Tenant ${r.tenant_id}`}
+                  >
+                    {shortId(r.tenant_id)}
+                  </Link>
+                ),
+              },
               { header: "Status", cell: (r) => <StateBadge state={r.status} /> },
               { header: "Amount", numeric: true, cell: (r) => money(r.amount_minor, r.currency) },
               {
@@ -298,7 +326,18 @@ export function MoneyPageView(p: MoneyPageViewProps) {
             pager={p.sessionsPager}
             columns={[
               { header: "When", cell: (s) => dateTime(s.created_at) },
-              { header: "Tenant", cell: (s) => <span className="mono">{s.tenant_id}</span> },
+              {
+                header: "Tenant",
+                cell: (s) => (
+                  <Link
+                    to={`/admin/tenants/${s.tenant_id}`}
+                    className="mono"
+                    aria-label={`Tenant ${s.tenant_id}`}
+                  >
+                    {shortId(s.tenant_id)}
+                  </Link>
+                ),
+              },
               { header: "Status", cell: (s) => <StateBadge state={s.status} /> },
               { header: "Provider", cell: (s) => s.provider },
               { header: "Amount", numeric: true, cell: (s) => money(s.amount_minor, s.currency) },
