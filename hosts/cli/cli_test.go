@@ -154,7 +154,8 @@ func TestLoginWithAPIKeyAndSSH(t *testing.T) {
 	c.run(ExitAuth, "", "skus") // not signed in yet
 	c.run(ExitAuth, "gpa_0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOx\n", "login", "--api", api.URL, "--api-key-stdin")
 	out := c.run(ExitOK, testKey+"\n", "login", "--api", api.URL, "--api-key-stdin")
-	if !strings.Contains(out, "alice@example.com") || strings.Contains(out, testKey) {
+	if !strings.Contains(out, "alice@example.com") || strings.Contains(out, testKey) ||
+		!strings.Contains(out, "Commands act in project default ("+testPID+")") {
 		t.Fatalf("login said %q", out)
 	}
 	p := filepath.Join(c.dir, "config", "credentials.json")

@@ -74,12 +74,20 @@ func (r *runner) loginWithKey(api, key string) error {
 	}
 	project := r.project
 	if project == "" {
-		if project, err = c.DefaultProject(ctx); err != nil {
-			return err
-		}
+		project = client.DefaultProjectOf(me)
 	}
 	creds := credentials{API: api, ProjectID: project, Kind: "api_key", APIKey: key, User: who(me.User)}
-	return r.signedIn(creds, "API key "+key[:min(len(key), 4+identity.LookupLength)]+"…")
+	return r.signedIn(creds, "API key "+key[:min(len(key), 4+identity.LookupLength)]+"…", me)
+}
+
+// projectLabel names a project by its name and id when me lists it.
+func projectLabel(me client.Me, id string) string {
+	for _, p := range me.Projects {
+		if p.Id == id && p.Name != "" {
+			return p.Name + " (" + id + ")"
+		}
+	}
+	return id
 }
 
 func who(u client.User) string {
@@ -89,7 +97,7 @@ func who(u client.User) string {
 	return u.DisplayName
 }
 
-func (r *runner) signedIn(creds credentials, how string) error {
+func (r *runner) signedIn(creds credentials, how string, me client.Me) error {
 	if err := r.saveCredentials(creds); err != nil {
 		return err
 	}
@@ -98,7 +106,7 @@ func (r *runner) signedIn(creds credentials, how string) error {
 		"credentials": path}, func(w io.Writer) {
 		fmt.Fprintf(w, "Signed in to %s as %s (%s).\n", creds.API, creds.User, how)
 		if creds.ProjectID != "" {
-			fmt.Fprintf(w, "Commands act in project %s (--project to change).\n", creds.ProjectID)
+			fmt.Fprintf(w, "Commands act in project %s (--project to change).\n", projectLabel(me, creds.ProjectID))
 		}
 		fmt.Fprintf(w, "Credentials: %s (mode 0600).\n", path)
 	})
@@ -171,16 +179,18 @@ func (r *runner) loginInBrowser(api string, noBrowser bool, timeout time.Duratio
 	}
 	creds := credentials{API: api, Kind: "oidc", AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken,
 		Expiry: r.env.Now().Add(time.Duration(tok.ExpiresIn) * time.Second), User: who(tok.User), ProjectID: r.project}
-	if creds.ProjectID == "" {
-		signed, err := client.New(api, client.WithHTTPClient(r.env.HTTP), client.WithBearerToken(tok.AccessToken))
-		if err != nil {
-			return err
-		}
-		if creds.ProjectID, err = signed.DefaultProject(ctx); err != nil {
-			return err
-		}
+	signed, err := client.New(api, client.WithHTTPClient(r.env.HTTP), client.WithBearerToken(tok.AccessToken))
+	if err != nil {
+		return err
 	}
-	return r.signedIn(creds, "browser sign-in")
+	me, err := signed.Me(ctx)
+	if err != nil {
+		return err
+	}
+	if creds.ProjectID == "" {
+		creds.ProjectID = client.DefaultProjectOf(me)
+	}
+	return r.signedIn(creds, "browser sign-in", me)
 }
 
 // logout forgets the credentials (a browser sign-in is also signed out at

@@ -25,15 +25,20 @@ func (c *Client) DefaultProject(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return DefaultProjectOf(me), nil
+}
+
+// DefaultProjectOf is DefaultProject of what Me answered.
+func DefaultProjectOf(me Me) string {
 	for _, p := range me.Projects {
 		if p.IsDefault {
-			return p.Id, nil
+			return p.Id
 		}
 	}
 	if len(me.Projects) == 1 {
-		return me.Projects[0].Id, nil
+		return me.Projects[0].Id
 	}
-	return "", nil
+	return ""
 }
 
 // SKUs is the catalogue with how many nodes of each are free now.
