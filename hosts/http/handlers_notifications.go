@@ -31,8 +31,12 @@ func notificationView(n notification.Notification) api.Notification {
 	if data == nil {
 		data = map[string]any{}
 	}
-	return api.Notification{Id: n.ID, Seq: n.Seq, Kind: api.NotificationKind(n.Kind), Title: n.Title, Body: n.Body,
+	v := api.Notification{Id: n.ID, Seq: n.Seq, Kind: api.NotificationKind(n.Kind), Title: n.Title, Body: n.Body,
 		Data: data, EventId: n.EventID, CreatedAt: n.CreatedAt, Read: n.ReadAt != nil, ReadAt: n.ReadAt}
+	if path, label := n.Link(); path != "" {
+		v.Link = &api.NotificationLink{Path: path, Label: label}
+	}
+	return v
 }
 
 // ListNotifications implements [api.ServerInterface].

@@ -336,8 +336,10 @@ func TestNotificationsInboxAndLiveStream(t *testing.T) {
 		Kind  string `json:"kind"`
 		Title string `json:"title"`
 		Seq   int64  `json:"seq"`
+		Link  struct{ Path, Label string }
 	}
-	if err := json.Unmarshal([]byte(evs[0].data), &n); err != nil || evs[0].event != "notification" || n.Kind != "low_balance" {
+	if err := json.Unmarshal([]byte(evs[0].data), &n); err != nil || evs[0].event != "notification" || n.Kind != "low_balance" ||
+		n.Link.Path != "/billing" || n.Link.Label != "Open billing" {
 		t.Fatalf("event %+v (%v)", evs[0], err)
 	}
 	// Two more arrive while the member is away; the reconnect gets both, in order.

@@ -2598,6 +2598,14 @@ export interface components {
             read: boolean;
             /** Format: date-time */
             read_at?: string;
+            link?: components["schemas"]["NotificationLink"];
+        };
+        /** @description Where a notification leads in the console (its allocation, billing, settings), as its email links; absent when nowhere in particular. */
+        NotificationLink: {
+            /** @example /allocations/01a251bd-95f9-763f-9883-b95ec4666f91 */
+            path: string;
+            /** @example Open the allocation */
+            label: string;
         };
         NotificationPage: {
             notifications: components["schemas"]["Notification"][];

@@ -1,5 +1,5 @@
 import { Link } from "react-router";
-import type { Notification, NotificationPage } from "../api/types";
+import type { NotificationPage } from "../api/types";
 import { ActionButton } from "../components/Controls";
 import { ActionError, Empty, StateView, type Loadable } from "../components/States";
 import { PagerNav, type Pager } from "../components/Table";
@@ -16,16 +16,6 @@ export interface NotificationsPageViewProps {
   marking: boolean;
   markError: unknown;
   markCooldown: number;
-}
-
-/** Where a notification leads: its allocation, or the billing page for money. */
-function target(n: Notification): { to: string; label: string } | undefined {
-  const a = n.data.allocation_id;
-  if (typeof a === "string" && a) return { to: `/allocations/${a}`, label: "Open the allocation" };
-  if (["low_balance", "auto_release_pending", "balance_depleted", "payment_credited"].includes(n.kind))
-    return { to: "/billing", label: "Open billing" };
-  if (n.kind === "webhook_endpoint_disabled") return { to: "/settings", label: "Open settings" };
-  return undefined;
 }
 
 export function NotificationsPageView(p: NotificationsPageViewProps) {
@@ -73,31 +63,28 @@ export function NotificationsPageView(p: NotificationsPageViewProps) {
         {(d) => (
           <>
             <ul className="inbox" aria-label="Notifications">
-              {d.notifications.map((n) => {
-                const t = target(n);
-                return (
-                  <li key={n.id} className={n.read ? "read" : "unread"}>
-                    <h2>
-                      {n.read ? "" : <span className="visually-hidden">Unread: </span>}
-                      {n.title}
-                    </h2>
-                    <p style={{ margin: "0 0 4px" }}>{n.body}</p>
-                    <div className="row" style={{ alignItems: "center" }}>
-                      <span className="muted">{dateTime(n.created_at)}</span>
-                      {t && <Link to={t.to}>{t.label}</Link>}
-                      {!n.read && (
-                        <button
-                          type="button"
-                          onClick={() => p.onMarkRead(n.id)}
-                          aria-label={`Mark read: ${n.title}`}
-                        >
-                          Mark read
-                        </button>
-                      )}
-                    </div>
-                  </li>
-                );
-              })}
+              {d.notifications.map((n) => (
+                <li key={n.id} className={n.read ? "read" : "unread"}>
+                  <h2>
+                    {n.read ? "" : <span className="visually-hidden">Unread: </span>}
+                    {n.title}
+                  </h2>
+                  <p style={{ margin: "0 0 4px" }}>{n.body}</p>
+                  <div className="row" style={{ alignItems: "center" }}>
+                    <span className="muted">{dateTime(n.created_at)}</span>
+                    {n.link && <Link to={n.link.path}>{n.link.label}</Link>}
+                    {!n.read && (
+                      <button
+                        type="button"
+                        onClick={() => p.onMarkRead(n.id)}
+                        aria-label={`Mark read: ${n.title}`}
+                      >
+                        Mark read
+                      </button>
+                    )}
+                  </div>
+                </li>
+              ))}
             </ul>
             <PagerNav pager={p.pager} label="Notification pages" />
           </>
