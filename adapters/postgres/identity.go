@@ -211,13 +211,18 @@ func (s *MembershipStore) TenantMembershipOf(ctx context.Context, userID string)
 	if !ok {
 		return identity.TenantMembership{}, fault.NotFound("tenant membership", "")
 	}
+	m, err := scanTenantMembership(s.db.Q(ctx).QueryRow(ctx,
+		`SELECT tenant_id, user_id, role, created_at FROM tenant_memberships WHERE user_id = $1`, userID))
+	return m, translate(err, "tenant membership")
+}
+
+// scanTenantMembership reads tenant_id, user_id, role, created_at.
+func scanTenantMembership(r pgx.Row) (identity.TenantMembership, error) {
 	var m identity.TenantMembership
 	var role string
-	err := s.db.Q(ctx).QueryRow(ctx,
-		`SELECT tenant_id, user_id, role, created_at FROM tenant_memberships WHERE user_id = $1`, userID).
-		Scan(&m.TenantID, &m.UserID, &role, &m.CreatedAt)
+	err := r.Scan(&m.TenantID, &m.UserID, &role, &m.CreatedAt)
 	m.Role = identity.TenantRole(role)
-	return m, translate(err, "tenant membership")
+	return m, err
 }
 
 // TenantMemberByEmail implements [ports.MembershipStore] (users_email_idx
@@ -236,11 +241,7 @@ func (s *MembershipStore) TenantMemberByEmail(ctx context.Context, tenantID, ema
 		return identity.TenantMembership{}, translate(err, "user")
 	}
 	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (identity.TenantMembership, error) {
-		var m identity.TenantMembership
-		var role string
-		err := r.Scan(&m.TenantID, &m.UserID, &role, &m.CreatedAt)
-		m.Role = identity.TenantRole(role)
-		return m, err
+		return scanTenantMembership(r)
 	})
 	switch {
 	case err != nil:

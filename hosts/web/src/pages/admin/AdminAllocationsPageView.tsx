@@ -1,4 +1,4 @@
-import { Link } from "react-router";
+import { IdLink } from "../../components/IdLink";
 import type { AllocationPage, AllocationState } from "../../api/types";
 import { ALLOCATION_STATES } from "../../api/types";
 import { ConfirmDialog, StateBadge } from "../../components/Controls";
@@ -63,11 +63,7 @@ export function AdminAllocationsPageView(p: AdminAllocationsPageViewProps) {
               },
               {
                 header: "User",
-                cell: (a) => (
-                  <Link to={`/admin/users/${a.user_id}`} className="mono" aria-label={`User ${a.user_id}`}>
-                    {shortId(a.user_id)}
-                  </Link>
-                ),
+                cell: (a) => <IdLink to={`/admin/users/${a.user_id}`} id={a.user_id} what="User" />,
               },
               {
                 header: "Node",

@@ -1,10 +1,10 @@
-import { Link } from "react-router";
+import { IdLink } from "../../components/IdLink";
 import type { AuditLogPage } from "../../api/types";
 import type { AuditFilter } from "../../api/queries/admin";
 import { ActionButton, Field } from "../../components/Controls";
 import { ActionError, Empty, StateView, type Loadable } from "../../components/States";
 import { DataTable, type Pager } from "../../components/Table";
-import { dateTime, shortId } from "../../components/format";
+import { dateTime } from "../../components/format";
 import { usePageHeading } from "../../components/hooks";
 
 export interface AuditPageViewProps {
@@ -107,13 +107,7 @@ export function AuditPageView(p: AuditPageViewProps) {
                 header: "Tenant",
                 cell: (e) =>
                   e.tenant_id ? (
-                    <Link
-                      to={`/admin/tenants/${e.tenant_id}`}
-                      className="mono"
-                      aria-label={`Tenant ${e.tenant_id}`}
-                    >
-                      {shortId(e.tenant_id)}
-                    </Link>
+                    <IdLink to={`/admin/tenants/${e.tenant_id}`} id={e.tenant_id} what="Tenant" />
                   ) : (
                     "—"
                   ),

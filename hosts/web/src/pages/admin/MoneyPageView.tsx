@@ -1,4 +1,4 @@
-import { Link } from "react-router";
+import { IdLink } from "../../components/IdLink";
 import type {
   LedgerEntry,
   PaymentSessionPage,
@@ -274,15 +274,7 @@ export function MoneyPageView(p: MoneyPageViewProps) {
               { header: "When", cell: (r) => dateTime(r.created_at) },
               {
                 header: "Tenant",
-                cell: (r) => (
-                  <Link
-                    to={`/admin/tenants/${r.tenant_id}`}
-                    className="mono"
-                    aria-label={`Tenant ${r.tenant_id}`}
-                  >
-                    {shortId(r.tenant_id)}
-                  </Link>
-                ),
+                cell: (r) => <IdLink to={`/admin/tenants/${r.tenant_id}`} id={r.tenant_id} what="Tenant" />,
               },
               { header: "Status", cell: (r) => <StateBadge state={r.status} /> },
               { header: "Amount", numeric: true, cell: (r) => money(r.amount_minor, r.currency) },
@@ -328,15 +320,7 @@ export function MoneyPageView(p: MoneyPageViewProps) {
               { header: "When", cell: (s) => dateTime(s.created_at) },
               {
                 header: "Tenant",
-                cell: (s) => (
-                  <Link
-                    to={`/admin/tenants/${s.tenant_id}`}
-                    className="mono"
-                    aria-label={`Tenant ${s.tenant_id}`}
-                  >
-                    {shortId(s.tenant_id)}
-                  </Link>
-                ),
+                cell: (s) => <IdLink to={`/admin/tenants/${s.tenant_id}`} id={s.tenant_id} what="Tenant" />,
               },
               { header: "Status", cell: (s) => <StateBadge state={s.status} /> },
               { header: "Provider", cell: (s) => s.provider },
