@@ -33,7 +33,7 @@ func (e *HeldError) Is(target error) bool { return target == ErrLocked }
 // Lock is an exclusive lock on a file, held until Unlock or until this
 // process dies: it is a flock(2) lock, which the kernel drops with the last
 // descriptor of the open file, and Go opens files close-on-exec, so no child
-// inherits (and keeps) it.
+// keeps it past its exec (see Unlock for the moment before).
 type Lock struct {
 	f *os.File
 }
@@ -62,12 +62,21 @@ func LockFile(path string) (*Lock, error) {
 
 // Unlock releases the lock. The file stays: removing it would let a process
 // that opened it just before lock a file nobody else can find any more.
+//
+// It unlocks before closing: a child forked by another goroutine holds a
+// copy of the descriptor until its exec closes it, and the lock belongs to
+// the open file, so closing ours alone would leave the lock held for that
+// moment.
 func (l *Lock) Unlock() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
+	unlockErr := syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
 	err := l.f.Close()
 	l.f = nil
+	if unlockErr != nil {
+		return fmt.Errorf("childproc: unlock: %w", unlockErr)
+	}
 	return err
 }
 
