@@ -209,6 +209,10 @@ test("an operator: register a node, force release, credit a tenant, read the aud
     timeout: 15_000,
   });
   await screen(page, "admin-allocations");
+  // Its node is named as on the Nodes page.
+  await expect(
+    page.getByRole("row").filter({ hasText: "asked for by a platform operator" }).first(),
+  ).toContainText(/dev-node-\d+/);
   // Its user is a link to that user's page.
   await page
     .getByRole("row")

@@ -1,6 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
-import { adminAllocationsQuery, forceReleaseMutation } from "../../api/queries/admin";
+import { useMemo, useState } from "react";
+import { adminAllocationsQuery, adminNodesQuery, forceReleaseMutation } from "../../api/queries/admin";
 import type { AllocationState } from "../../api/types";
 import { newId } from "../../api/client";
 import { loadable } from "../../components/States";
@@ -15,9 +15,13 @@ export function AdminAllocationsPage() {
   const pages = useCursorPages();
   const q = useQuery({ ...adminAllocationsQuery(status, pages.cursor), placeholderData: (p) => p });
   const release = useMutation(forceReleaseMutation(qc));
+  // The fleet list the Nodes page keeps (same query, so usually cached) names each allocation's node.
+  const nodes = useQuery(adminNodesQuery());
+  const nodeNames = useMemo(() => new Map(nodes.data?.map((n) => [n.id, n.name])), [nodes.data]);
   return (
     <AdminAllocationsPageView
       page={loadable(q)}
+      nodeNames={nodeNames}
       status={status}
       onStatus={(s) => {
         setStatus(s);

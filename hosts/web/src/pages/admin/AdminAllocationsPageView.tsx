@@ -9,6 +9,8 @@ import { usePageHeading } from "../../components/hooks";
 
 export interface AdminAllocationsPageViewProps {
   page: Loadable<AllocationPage>;
+  /** Node names by id; a node missing from it is shown by its short id. */
+  nodeNames: ReadonlyMap<string, string>;
   status: AllocationState | undefined;
   onStatus: (s: AllocationState | undefined) => void;
   pager: Pager;
@@ -67,7 +69,15 @@ export function AdminAllocationsPageView(p: AdminAllocationsPageViewProps) {
               },
               {
                 header: "Node",
-                cell: (a) => <span className="mono">{a.node_id ? shortId(a.node_id) : "—"}</span>,
+                cell: (a) => {
+                  if (!a.node_id) return "—";
+                  const name = p.nodeNames.get(a.node_id);
+                  return (
+                    <span className={name ? undefined : "mono"} title={a.node_id}>
+                      {name ?? shortId(a.node_id)}
+                    </span>
+                  );
+                },
               },
               { header: "State", cell: (a) => <StateBadge state={a.state} /> },
               { header: "Price", numeric: true, cell: (a) => money(a.price_minor, a.currency) + "/h" },
