@@ -507,6 +507,12 @@ const SCREENS: { name: string; path: string; api: string; empty: unknown; emptyT
   },
   { name: "settings", path: "/settings", api: "**/api/v1/projects", empty: null },
   {
+    name: "email-preferences",
+    path: "/settings/notifications",
+    api: "**/api/v1/notifications/preferences",
+    empty: null,
+  },
+  {
     name: "admin-nodes",
     path: "/admin/nodes",
     api: "**/api/v1/admin/nodes**",
@@ -656,4 +662,30 @@ test("settings: a colleague is added to a project by email; nobody of the organi
   await who.fill("ALICE@example.com");
   await add.click();
   await expect(page.getByText(/already a member of this project/)).toBeVisible();
+});
+
+test("email preferences: the inbox links to them, a kind turned off stays off, and back on", async ({
+  page,
+}) => {
+  await signIn(page, "alice");
+  await page.getByRole("link", { name: /^Inbox/ }).click();
+  await page.getByRole("link", { name: "email preferences" }).click();
+  // The path every notification email links to.
+  await page.waitForURL(/\/settings\/notifications$/);
+  const form = page.getByRole("form", { name: "Email notifications" });
+  const paid = form.getByRole("checkbox", { name: /^Payment received/ });
+  const save = form.getByRole("button", { name: "Save" });
+  await expect(paid).toBeChecked();
+  await expect(save).toBeDisabled();
+  await paid.uncheck();
+  await save.click();
+  await expect(page.getByText("Email preferences saved.")).toBeAttached();
+  await screen(page, "email-preferences");
+  // Saved on the server: a fresh load (the address an email opens) shows it off.
+  await page.goto("/settings/notifications");
+  await expect(form.getByRole("checkbox", { name: /^Payment received/ })).not.toBeChecked();
+  await expect(form.getByRole("checkbox", { name: /^Your node is ready/ })).toBeChecked();
+  await form.getByRole("checkbox", { name: /^Payment received/ }).check();
+  await save.click();
+  await expect(save).toBeDisabled();
 });

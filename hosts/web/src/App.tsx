@@ -24,6 +24,7 @@ export const routes = [
       { path: "billing", lazy: () => import("./pages/BillingPage") },
       { path: "notifications", lazy: () => import("./pages/NotificationsPage") },
       { path: "settings", lazy: () => import("./pages/SettingsPage") },
+      { path: "settings/notifications", lazy: () => import("./pages/NotificationPreferencesPage") },
       { path: "admin", lazy: () => import("./pages/admin/OpsPage") },
       { path: "admin/ops", lazy: () => import("./pages/admin/OpsPage") },
       { path: "admin/runbooks", lazy: () => import("./pages/admin/RunbooksPage") },

@@ -54,6 +54,7 @@ export type StorageSignedRequest = S["StorageSignedRequest"];
 export type Notification = S["Notification"];
 export type NotificationKind = S["NotificationKind"];
 export type NotificationPage = S["NotificationPage"];
+export type NotificationPreferences = S["NotificationPreferences"];
 export type AdminUser = S["AdminUser"];
 export type AdminUserPage = S["AdminUserPage"];
 export type AdminUserDetail = S["AdminUserDetail"];

@@ -36,7 +36,8 @@ export function NotificationsPageView(p: NotificationsPageViewProps) {
         </ActionButton>
       </div>
       <p className="muted">
-        What happened to your nodes and money. New ones arrive live; email follows your preferences.
+        What happened to your nodes and money. New ones arrive live; email follows your{" "}
+        <Link to="/settings/notifications">email preferences</Link>.
       </p>
       <div className="toolbar">
         <label className="row" style={{ alignItems: "center" }}>

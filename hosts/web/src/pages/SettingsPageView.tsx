@@ -1,3 +1,4 @@
+import { Link } from "react-router";
 import type { Me, Member, Project } from "../api/types";
 import { ActionButton, ConfirmDialog, Field } from "../components/Controls";
 import { ActionError, StateView, type Loadable } from "../components/States";
@@ -64,6 +65,11 @@ export function SettingsPageView(p: SettingsPageViewProps) {
         </dl>
       </div>
 
+      <h2>Notifications</h2>
+      <p>
+        <Link to="/settings/notifications">Choose which notifications come by email</Link>; all of them reach
+        your inbox.
+      </p>
       <h2>Projects</h2>
       <StateView state={p.projects} what="projects">
         {(rows) => (

@@ -56,3 +56,26 @@ export function markReadMutation(qc: QueryClient) {
     onSuccess: () => void qc.invalidateQueries({ queryKey: notificationKeys.all }),
   };
 }
+
+/** The caller's email choice per notification kind (a kind not named is on). */
+export function notificationPreferencesQuery() {
+  return queryOptions({
+    queryKey: [...notificationKeys.all, "preferences"] as const,
+    queryFn: () => unwrap(api.GET("/api/v1/notifications/preferences", { headers: noProject })),
+  });
+}
+
+export function setNotificationPreferencesMutation(qc: QueryClient) {
+  return {
+    mutationFn: (v: { email: Record<string, boolean>; key: string }) =>
+      unwrap(
+        api.PUT("/api/v1/notifications/preferences", {
+          headers: noProject,
+          params: { header: { "X-Idempotency-Key": v.key } },
+          body: { email: v.email },
+        }),
+      ),
+    onSuccess: (saved: { email: Record<string, boolean> }) =>
+      qc.setQueryData([...notificationKeys.all, "preferences"], saved),
+  };
+}
