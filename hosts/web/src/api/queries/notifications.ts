@@ -1,12 +1,15 @@
 import { queryOptions, type QueryClient } from "@tanstack/react-query";
 import { api, unwrap } from "../client";
 import { streamLive } from "../stream";
+import type { NotificationPreferences } from "../types";
 
 export const notificationKeys = {
   all: ["notifications"] as const,
   unread: ["notifications", "unread"] as const,
   page: (unreadOnly: boolean, cursor?: string) =>
     ["notifications", "page", unreadOnly, cursor ?? ""] as const,
+  // Not under `all`: marking read and live events refresh the inbox, not these.
+  preferences: ["notification-preferences"] as const,
 };
 
 // Notifications are the caller's, not a project's: no X-Project-ID.
@@ -60,7 +63,7 @@ export function markReadMutation(qc: QueryClient) {
 /** The caller's email choice per notification kind (a kind not named is on). */
 export function notificationPreferencesQuery() {
   return queryOptions({
-    queryKey: [...notificationKeys.all, "preferences"] as const,
+    queryKey: notificationKeys.preferences,
     queryFn: () => unwrap(api.GET("/api/v1/notifications/preferences", { headers: noProject })),
   });
 }
@@ -75,7 +78,6 @@ export function setNotificationPreferencesMutation(qc: QueryClient) {
           body: { email: v.email },
         }),
       ),
-    onSuccess: (saved: { email: Record<string, boolean> }) =>
-      qc.setQueryData([...notificationKeys.all, "preferences"], saved),
+    onSuccess: (saved: NotificationPreferences) => qc.setQueryData(notificationKeys.preferences, saved),
   };
 }
