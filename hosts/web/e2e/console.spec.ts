@@ -2,7 +2,10 @@
 // journey, the operator's, one journey by keyboard only, and every screen's
 // error / restricted / rate-limited / empty states by intercepting responses.
 import { expect, test, type Page } from "@playwright/test";
+import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { nav, newPublicKey, screen, signIn } from "./helpers";
 
 test.describe.configure({ mode: "serial" });
@@ -513,6 +516,19 @@ const SCREENS: { name: string; path: string; api: string; empty: unknown; emptyT
     empty: null,
   },
   {
+    name: "webhooks",
+    path: "/settings/webhooks",
+    api: "**/api/v1/projects/*/webhooks",
+    empty: { endpoints: [] },
+    emptyText: /No webhook endpoints yet/,
+  },
+  {
+    name: "webhook",
+    path: "/settings/webhooks/00000000-0000-0000-0000-000000000000",
+    api: "**/api/v1/projects/*/webhooks/0000*",
+    empty: null,
+  },
+  {
     name: "admin-nodes",
     path: "/admin/nodes",
     api: "**/api/v1/admin/nodes**",
@@ -688,4 +704,154 @@ test("email preferences: the inbox links to them, a kind turned off stays off, a
   await form.getByRole("checkbox", { name: /^Payment received/ }).check();
   await save.click();
   await expect(save).toBeDisabled();
+});
+
+/** A top-up through the dev checkout (its payments.balance_credited event goes to the tenant's webhooks). */
+async function topUp(page: Page) {
+  await nav(page, "Billing");
+  await page.getByRole("button", { name: "$25.00" }).click();
+  await page.getByRole("button", { name: "Continue to payment" }).click();
+  await page.waitForURL(/\/dev-pay\//);
+  await page.locator("#pay").click();
+  await page.waitForURL(/\/billing\?checkout=success/);
+  await expect(page.getByTestId("checkout-outcome")).toContainText("Payment received", { timeout: 60_000 });
+}
+
+/** Whether a Standard Webhooks signature header carries a signature made with this secret. */
+function signedWith(secret: string, h: { id: string; timestamp: string; signature: string; body: string }) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ""), "base64");
+  const mac = createHmac("sha256", key).update(`${h.id}.${h.timestamp}.${h.body}`).digest("base64");
+  return h.signature.split(" ").includes(`v1,${mac}`);
+}
+
+test("webhooks: register (a refused URL first), the secret once, deliveries, edit, rotate, disable, delete", async ({
+  page,
+}) => {
+  test.setTimeout(300_000);
+  // A local receiver (gpuaas dev allows private targets): the first delivery is answered 503, then 204.
+  const got: { id: string; timestamp: string; signature: string; body: string; answered: number }[] = [];
+  const receiver = createServer((req, res) => {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      const answered = got.length === 0 ? 503 : 204;
+      const header = (n: string) => String(req.headers[n] ?? "");
+      got.push({
+        id: header("webhook-id"),
+        timestamp: header("webhook-timestamp"),
+        signature: header("webhook-signature"),
+        body,
+        answered,
+      });
+      res.writeHead(answered).end();
+    });
+  });
+  await new Promise<void>((ok) => receiver.listen(0, "127.0.0.1", ok));
+  const hookUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  try {
+    await signIn(page, "alice", "/settings");
+    await page.getByRole("link", { name: /^Webhooks of / }).click();
+    await page.waitForURL(/\/settings\/webhooks$/);
+    await expect(page.getByRole("heading", { name: "No webhook endpoints yet" })).toBeVisible();
+
+    // A URL the API refuses: its reason under the field, nothing typed is lost.
+    const form = page.getByRole("form", { name: "Register an endpoint" });
+    await form.getByLabel("Endpoint URL").fill("ftp://127.0.0.1/hook");
+    await form.getByLabel("Description (optional)").fill("e2e receiver");
+    await form.getByRole("checkbox", { name: /^Payment received/ }).check();
+    await form.getByRole("button", { name: "Register endpoint" }).click();
+    await expect(form.locator(".field .error")).toHaveText("the URL must use https");
+    await expect(form.getByLabel("Description (optional)")).toHaveValue("e2e receiver");
+    await expect(form.getByRole("checkbox", { name: /^Payment received/ })).toBeChecked();
+
+    // Registered: the signing secret is shown once.
+    await form.getByLabel("Endpoint URL").fill(hookUrl);
+    await form.getByRole("button", { name: "Register endpoint" }).click();
+    const dialog = page.getByRole("dialog", { name: "Endpoint registered: copy its signing secret" });
+    await expect(dialog).toContainText("you will not see it again");
+    const secret = (await dialog.getByTestId("webhook-secret").textContent()) ?? "";
+    expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]+=*$/);
+    await expect(dialog.getByRole("button", { name: "Copy secret" })).toBeVisible();
+    await screen(page, "webhook-secret");
+    await dialog.getByRole("button", { name: "Done" }).click();
+    await expect(page.getByTestId("webhook-secret")).toHaveCount(0);
+    await expect(form.getByLabel("Endpoint URL")).toHaveValue("");
+    const table = page.getByRole("table", { name: /^Webhook endpoints of / });
+    await expect(table).toContainText("payments.balance_credited");
+    await expect(table).toContainText("e2e receiver");
+    await screen(page, "webhooks");
+
+    // An event: a payment. The receiver answers the first attempt 503, the retry (5 s later) 204,
+    // and the deliveries are signed with the secret the console showed.
+    await topUp(page);
+    await expect.poll(() => got.length, { timeout: 60_000 }).toBeGreaterThanOrEqual(2);
+    expect(got[1]!.id).toBe(got[0]!.id); // the same webhook-id on the retry
+    expect(signedWith(secret, got[1]!)).toBe(true);
+    expect(JSON.parse(got[1]!.body).type).toBe("payments.balance_credited");
+
+    // Its page: the delivery log, newest first, each attempt with its time and response code.
+    await page.goto("/settings/webhooks");
+    await page.getByRole("link", { name: `Endpoint ${hookUrl}` }).click();
+    await expect(page.getByRole("heading", { name: hookUrl, level: 1 })).toBeVisible();
+    const log = page.getByRole("table", { name: "Deliveries" });
+    const delivery = log.getByRole("row").filter({ hasText: got[0]!.id });
+    await expect(delivery).toContainText("payments.balance_credited");
+    await expect(delivery).toContainText("succeeded");
+    await expect(delivery).toContainText(/#1 .+ — 503/);
+    await expect(delivery).toContainText(/#2 .+ — 204/);
+    const status = page.getByRole("combobox", { name: /^Status/ });
+    await status.selectOption("failed");
+    await expect(page.getByRole("heading", { name: "No failed deliveries" })).toBeVisible();
+    await status.selectOption("succeeded");
+    await expect(log.getByRole("row").filter({ hasText: got[0]!.id })).toBeVisible();
+    await status.selectOption("");
+
+    // Edit: the description.
+    await page.getByRole("button", { name: "Edit" }).click();
+    const edit = page.getByRole("dialog", { name: "Edit the endpoint" });
+    await expect(edit.getByLabel("Endpoint URL")).toHaveValue(hookUrl);
+    await edit.getByLabel("Description (optional)").fill("e2e receiver, edited");
+    await screen(page, "webhook-edit");
+    await edit.getByRole("button", { name: "Save" }).click();
+    await expect(edit).toBeHidden();
+    await expect(page.locator(".kv")).toContainText("e2e receiver, edited");
+
+    // Rotate: a new secret, shown once; the previous one keeps signing for 24 h,
+    // so the next delivery carries both signatures.
+    await page.getByRole("button", { name: "Rotate secret" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Rotate secret" }).click();
+    const rotated = page.getByRole("dialog", { name: "New signing secret" });
+    await expect(rotated).toContainText("you will not see it again");
+    await expect(rotated).toContainText("The previous secret keeps signing deliveries until");
+    const secret2 = (await rotated.getByTestId("webhook-secret").textContent()) ?? "";
+    expect(secret2).toMatch(/^whsec_/);
+    expect(secret2).not.toBe(secret);
+    await rotated.getByRole("button", { name: "Done" }).click();
+    await expect(page.getByTestId("webhook-secret")).toHaveCount(0);
+    await topUp(page);
+    await expect.poll(() => got.length, { timeout: 60_000 }).toBeGreaterThanOrEqual(3);
+    expect(signedWith(secret2, got[2]!)).toBe(true);
+    expect(signedWith(secret, got[2]!)).toBe(true);
+    await page.goto("/settings/webhooks");
+    await page.getByRole("link", { name: `Endpoint ${hookUrl}` }).click();
+    await expect(log.getByRole("row").filter({ hasText: got[2]!.id })).toContainText("succeeded");
+    await screen(page, "webhook");
+
+    // Disable (confirmed) and enable again.
+    await page.getByRole("button", { name: "Disable" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Disable endpoint" }).click();
+    await expect(page.getByTestId("webhook-status")).toContainText("disabled by a project admin");
+    await expect(page.getByRole("status").filter({ hasText: "This endpoint is disabled" })).toBeVisible();
+    await screen(page, "webhook-disabled");
+    await page.getByRole("button", { name: "Enable" }).click();
+    await expect(page.getByTestId("webhook-status")).toHaveText("enabled");
+
+    // Delete, confirmed: back to the list, empty again.
+    await page.getByRole("button", { name: "Delete" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Delete endpoint" }).click();
+    await page.waitForURL(/\/settings\/webhooks$/);
+    await expect(page.getByRole("heading", { name: "No webhook endpoints yet" })).toBeVisible();
+  } finally {
+    receiver.close();
+  }
 });

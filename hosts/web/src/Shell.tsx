@@ -9,6 +9,7 @@ import { useAnnounce } from "./components/Announcer";
 import { useState } from "react";
 import { openNotificationStream } from "./api/stream";
 import { notificationKeys, unreadCountQuery } from "./api/queries/notifications";
+import { webhookKeys } from "./api/queries/webhooks";
 import type { Notification } from "./api/types";
 
 export function Shell() {
@@ -83,7 +84,8 @@ export function applyNotification(qc: QueryClient, n: Notification) {
     void qc.invalidateQueries({ queryKey: ["allocations"] });
     void qc.invalidateQueries({ queryKey: ["skus"] });
   }
-  if (n.kind !== "webhook_endpoint_disabled") void qc.invalidateQueries({ queryKey: ["billing"] });
+  if (n.kind === "webhook_endpoint_disabled") void qc.invalidateQueries({ queryKey: webhookKeys.all });
+  else void qc.invalidateQueries({ queryKey: ["billing"] });
 }
 
 /** The live stream for the signed-in person: new notifications refresh what they concern. */

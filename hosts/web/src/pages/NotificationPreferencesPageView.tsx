@@ -58,7 +58,8 @@ export function NotificationPreferencesPageView(p: NotificationPreferencesPageVi
       </h1>
       <p className="muted">
         Choose which notifications also come to you by email. Every notification still reaches your{" "}
-        <Link to="/notifications">inbox</Link>; some only go to the people they concern.
+        <Link to="/notifications">inbox</Link>; some only go to the people they concern. To have a project's
+        events sent to your own systems, give it <Link to="/settings/webhooks">webhooks</Link>.
       </p>
       <StateView state={p.preferences} what="your email preferences">
         {() => (

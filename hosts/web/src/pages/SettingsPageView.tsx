@@ -70,6 +70,11 @@ export function SettingsPageView(p: SettingsPageViewProps) {
         <Link to="/settings/notifications">Choose which notifications come by email</Link>; all of them reach
         your inbox.
       </p>
+      <h2>Webhooks</h2>
+      <p>
+        <Link to="/settings/webhooks">Webhooks of {p.project.name}</Link>: its events (nodes ready or
+        released, payments, a low balance) sent to your own HTTPS endpoints. Project admins manage them.
+      </p>
       <h2>Projects</h2>
       <StateView state={p.projects} what="projects">
         {(rows) => (
