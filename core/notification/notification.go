@@ -135,8 +135,8 @@ type Notification struct {
 }
 
 // Link is where a notification leads in the console, as a path and what to
-// call it: its allocation, the billing page for money, the settings for a
-// webhook endpoint; "" when nowhere in particular. The console's inbox and
+// call it: its allocation, the billing page for money, a webhook endpoint's
+// page; "" when nowhere in particular. The console's inbox and
 // the email's link say the same.
 func (n Notification) Link() (path, label string) {
 	if a, _ := n.Data["allocation_id"].(string); a != "" {
@@ -146,7 +146,14 @@ func (n Notification) Link() (path, label string) {
 	case LowBalance, AutoReleasePending, BalanceDepleted, PaymentCredited:
 		return "/billing", "Open billing"
 	case WebhookEndpointDisabled:
-		return "/settings", "Open settings"
+		// The console finds endpoints in its active project; the query
+		// names the endpoint's, which may be another one of the user's.
+		e, _ := n.Data["endpoint_id"].(string)
+		p, _ := n.Data["project_id"].(string)
+		if e != "" && p != "" {
+			return "/settings/webhooks/" + url.PathEscape(e) + "?project=" + url.QueryEscape(p), "Open the endpoint"
+		}
+		return "/settings/webhooks", "Open webhooks"
 	}
 	return "", ""
 }
@@ -228,7 +235,7 @@ func FromEvent(env event.Envelope) (m Message, ok bool, err error) {
 		m.Title = "A webhook endpoint was disabled"
 		m.Body = fmt.Sprintf("Deliveries to %s failed for %s, so the endpoint was disabled. Fix it, then enable it again; its delivery log says what went wrong.",
 			p.URL, orUnknown(p.FailingFor))
-		m.Data["endpoint_id"], m.Data["url"] = p.EndpointID, p.URL
+		m.Data["endpoint_id"], m.Data["url"], m.Data["project_id"] = p.EndpointID, p.URL, m.ProjectID
 	case AllocationActive, AllocationFailed, AllocationReleased, AllocationReleaseFailed:
 		if p.UserID == "" || p.AllocationID == "" {
 			return Message{}, false, fault.Invalid("user_id", "the allocation event names no user or allocation")

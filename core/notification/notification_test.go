@@ -142,7 +142,10 @@ func TestLinkLeadsWhereTheConsoleDoes(t *testing.T) {
 		{notification.Notification{Kind: notification.AutoReleasePending, Data: map[string]any{"allocation_id": "a/../x"}}, "/allocations/a%2F..%2Fx", "Open the allocation"},
 		{notification.Notification{Kind: notification.LowBalance}, "/billing", "Open billing"},
 		{notification.Notification{Kind: notification.PaymentCredited, Data: map[string]any{"allocation_id": ""}}, "/billing", "Open billing"},
-		{notification.Notification{Kind: notification.WebhookEndpointDisabled}, "/settings", "Open settings"},
+		{notification.Notification{Kind: notification.WebhookEndpointDisabled, Data: map[string]any{"endpoint_id": "01e/x", "project_id": "p 1"}},
+			"/settings/webhooks/01e%2Fx?project=p+1", "Open the endpoint"},
+		// Rows written before the project was kept: the active project's list.
+		{notification.Notification{Kind: notification.WebhookEndpointDisabled, Data: map[string]any{"endpoint_id": "01e"}}, "/settings/webhooks", "Open webhooks"},
 		{notification.Notification{Kind: notification.AllocationFailed}, "", ""},
 	} {
 		if path, label := c.n.Link(); path != c.path || label != c.label {

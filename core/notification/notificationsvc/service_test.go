@@ -364,6 +364,10 @@ func TestWebhookRetriesThenDisablesTheEndpoint(t *testing.T) {
 		for _, n := range page.Notifications {
 			if n.Kind == notification.WebhookEndpointDisabled {
 				got++
+				// It leads to the endpoint's page, in the endpoint's project.
+				if path, _ := n.Link(); path != "/settings/webhooks/"+ep.ID+"?project="+e.owner.ProjectID {
+					t.Errorf("endpoint-disabled link %q", path)
+				}
 			}
 		}
 		if got != want {

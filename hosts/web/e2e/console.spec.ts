@@ -846,6 +846,22 @@ test("webhooks: register (a refused URL first), the secret once, deliveries, edi
     await page.getByRole("button", { name: "Enable" }).click();
     await expect(page.getByTestId("webhook-status")).toHaveText("enabled");
 
+    // A disabled endpoint's notification links here with ?project= (its project): opened while
+    // another project is active, it makes the endpoint's project the active one.
+    const projectSelect = page.getByRole("combobox", { name: "Project" });
+    const home = await projectSelect.inputValue();
+    const endpointPath = new URL(page.url()).pathname;
+    await page.goto("/settings");
+    await page.getByLabel("New project name").fill("e2e other");
+    await page.getByRole("button", { name: "Create project" }).click();
+    await expect(projectSelect.getByRole("option", { name: "e2e other" })).toHaveCount(1);
+    await projectSelect.selectOption({ label: "e2e other" });
+    await expect(projectSelect).not.toHaveValue(home);
+    await page.goto(`${endpointPath}?project=${home}`);
+    await expect(page.getByRole("heading", { name: hookUrl, level: 1 })).toBeVisible();
+    await expect(projectSelect).toHaveValue(home);
+    await expect(page).toHaveURL(new RegExp(`${endpointPath}$`));
+
     // Delete, confirmed: back to the list, empty again.
     await page.getByRole("button", { name: "Delete" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Delete endpoint" }).click();

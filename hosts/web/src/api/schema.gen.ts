@@ -2600,7 +2600,7 @@ export interface components {
             read_at?: string;
             link?: components["schemas"]["NotificationLink"];
         };
-        /** @description Where a notification leads in the console (its allocation, billing, settings), as its email links; absent when nowhere in particular. */
+        /** @description Where a notification leads in the console (its allocation, billing, a webhook endpoint), as its email links; absent when nowhere in particular. */
         NotificationLink: {
             /** @example /allocations/01a251bd-95f9-763f-9883-b95ec4666f91 */
             path: string;

@@ -1,6 +1,6 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useState } from "react";
-import { useNavigate, useParams } from "react-router";
+import { useEffect, useState } from "react";
+import { useNavigate, useParams, useSearchParams } from "react-router";
 import { useProject } from "../auth";
 import { newId } from "../api/client";
 import {
@@ -19,8 +19,26 @@ import { draftOf, emptyDraft, endpointChanges, previousSecretUntil, type Endpoin
 
 export function WebhookPage() {
   const { id = "" } = useParams();
-  const { project } = useProject();
-  return <WebhookScreen key={project.id + "\n" + id} projectId={project.id} id={id} />;
+  const { me, project, setProject } = useProject();
+  const [params, setParams] = useSearchParams();
+  // A notification's link names the endpoint's project (?project=), which
+  // may not be the active one: it becomes the active project when it is one
+  // of the user's, and the parameter goes, so the header's project and the
+  // screen's stay the same from then on.
+  const named = params.get("project");
+  const projectId = named && me.projects.some((p) => p.id === named) ? named : project.id;
+  useEffect(() => {
+    if (named === null) return;
+    if (projectId !== project.id) setProject(projectId);
+    setParams(
+      (p) => {
+        p.delete("project");
+        return p;
+      },
+      { replace: true },
+    );
+  }, [named, projectId, project.id, setProject, setParams]);
+  return <WebhookScreen key={projectId + "\n" + id} projectId={projectId} id={id} />;
 }
 
 function WebhookScreen({ projectId, id }: { projectId: string; id: string }) {
