@@ -102,6 +102,35 @@ type Grant struct {
 	Resume    bool   `json:"resume,omitempty"`
 }
 
+// How a relayed browser connection to a terminal session ended: the
+// audit's metadata.end and the gateway's duration metric's label. The
+// session itself outlives the connection where the node keeps it for a
+// resume (node_lost, browser_left, gateway_shutdown).
+const (
+	EndExited          = "exited"           // the shell exited: the session is over
+	EndEndedByNode     = "ended_by_node"    // the node ended it (a release, the node stopping)
+	EndTakenOver       = "taken_over"       // the session was resumed from another browser
+	EndNodeLost        = "node_lost"        // the connection to the node broke
+	EndBrowserLeft     = "browser_left"     // the browser closed the connection or vanished
+	EndSuspended       = "suspended"        // the user was suspended
+	EndGatewayShutdown = "gateway_shutdown" // the gateway stopped
+)
+
+// Ends lists every end reason.
+var Ends = []string{EndExited, EndEndedByNode, EndTakenOver, EndNodeLost, EndBrowserLeft, EndSuspended, EndGatewayShutdown}
+
+// ConnectionEnd is how long one relayed browser connection lasted, what it
+// carried, and how it ended. Detail is the node's reason when the node
+// ended it ("exit status 0", "session_taken_over: …"); never terminal
+// content.
+type ConnectionEnd struct {
+	End            string
+	Detail         string
+	Duration       time.Duration
+	BytesToNode    int64 // keystrokes and pasted input
+	BytesToBrowser int64 // output
+}
+
 // Validate checks that a grant names everything a session needs.
 func (g Grant) Validate() error {
 	switch {

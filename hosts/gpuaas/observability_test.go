@@ -228,6 +228,7 @@ func TestObservability(t *testing.T) {
 		"gpuaas_node_heartbeats_total", "gpuaas_node_task_duration_seconds", "gpuaas_node_task_reports_total",
 		"gpuaas_node_task_agent_seconds", "gpuaas_rpc_requests_total",
 		"gpuaas_terminal_sessions_active", "gpuaas_terminal_sessions_total", "gpuaas_terminal_bytes_total",
+		"gpuaas_terminal_connection_seconds",
 		"gpuaas_billing_window_duration_seconds", "gpuaas_billing_debited_records_total",
 		"gpuaas_billing_last_window_end_timestamp_seconds",
 		"gpuaas_webhook_deliveries_total", "gpuaas_payment_webhooks_total",

@@ -30,6 +30,7 @@ import (
 	"github.com/gpuaas/gpuaas/core/identity"
 	"github.com/gpuaas/gpuaas/core/inventory"
 	"github.com/gpuaas/gpuaas/core/nodetask"
+	"github.com/gpuaas/gpuaas/core/terminal"
 	"github.com/gpuaas/gpuaas/core/terminal/terminalsvc"
 	terminalhost "github.com/gpuaas/gpuaas/hosts/terminal"
 	"github.com/gpuaas/gpuaas/ports"
@@ -309,6 +310,46 @@ func TestTerminalEndToEnd(t *testing.T) {
 	if err != nil || len(evs) != 1 || evs[0].Outcome != audit.Success {
 		t.Fatalf("consume audit: %+v, %v", evs, err)
 	}
+	// The connection's end is audited too, under the same session id:
+	// how it ended, how long it lasted, the bytes each way.
+	closed := r.closeRow(t)
+	m := closed.Metadata
+	if closed.ActorID != r.alloc.UserID || closed.Outcome != audit.Success || m["end"] != terminal.EndExited ||
+		m["detail"] != "exit status 3" || m["session_id"] != evs[0].Metadata["session_id"] || m["node_id"] != r.alloc.NodeID {
+		t.Fatalf("close audit: %+v", closed)
+	}
+	if n, _ := m["bytes_to_node"].(float64); n < float64(len("stty size\nexit 3\n")) {
+		t.Fatalf("close audit: bytes_to_node %v", m["bytes_to_node"])
+	}
+	if n, _ := m["bytes_to_browser"].(float64); n < float64(len("43 132")) {
+		t.Fatalf("close audit: bytes_to_browser %v", m["bytes_to_browser"])
+	}
+	if d, ok := m["duration_ms"].(float64); !ok || d < 0 {
+		t.Fatalf("close audit: duration_ms %v", m["duration_ms"])
+	}
+}
+
+// closeRow waits for the one terminal.connection_close row (the gateway
+// writes it after the browser has its close frame).
+func (r *rig) closeRow(t testing.TB) audit.Event {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, _, err := r.audit.List(context.Background(), audit.Filter{Action: terminalsvc.ActionClose})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) > 1 {
+			t.Fatalf("%d close rows, want 1: %+v", len(evs), evs)
+		}
+		if len(evs) == 1 {
+			return evs[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the connection's end was not audited")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestTerminalAuthorizationHeader(t *testing.T) {
@@ -420,6 +461,9 @@ func TestBrowserGoneClosesSSH(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the gateway kept the SSH connection after the browser went away")
 	}
+	if e := r.closeRow(t); e.Metadata["end"] != terminal.EndBrowserLeft || e.Metadata["detail"] != nil {
+		t.Fatalf("close audit: %+v", e)
+	}
 }
 
 func TestOversizedFrameCloses1009(t *testing.T) {
@@ -454,6 +498,9 @@ func TestShutdownClosesSessions1001(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("shutdown: %v", err)
+	}
+	if e := r.closeRow(t); e.Metadata["end"] != terminal.EndGatewayShutdown {
+		t.Fatalf("close audit: %+v", e)
 	}
 }
 

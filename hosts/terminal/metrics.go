@@ -4,17 +4,21 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/gpuaas/gpuaas/core/terminal"
 )
 
 // metrics are the gateway's Prometheus families (doc/observability.md):
-// live sessions, session attempts by outcome, and the bytes relayed each
-// way. Without a registry they are kept but not exported.
+// live sessions, session attempts by outcome, the bytes relayed each way,
+// and how long connections lasted by how they ended. Without a registry they are kept but not exported.
 type metrics struct {
 	active   prometheus.Gauge
 	attempts *prometheus.CounterVec
 	bytes    *prometheus.CounterVec
 	toNode   prometheus.Counter
 	toWeb    prometheus.Counter
+	// duration of relayed connections, by how they ended (terminal.Ends).
+	duration *prometheus.HistogramVec
 }
 
 // Session attempt outcomes: opened; refused (the browser's fault: origin,
@@ -43,6 +47,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Terminal bytes relayed, by direction (to_node: keystrokes; to_browser: output)."}, []string{"direction"})); err != nil {
 		return nil, err
 	}
+	if m.duration, err = register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "gpuaas_terminal_connection_seconds",
+		Help:    "How long relayed browser terminal connections lasted, by how they ended (exited, ended_by_node, taken_over, node_lost, browser_left, suspended, gateway_shutdown).",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 10)}, []string{"end"})); err != nil { // 1 s … 3 days
+		return nil, err
+	}
+	for _, e := range terminal.Ends {
+		m.duration.WithLabelValues(e)
+	}
 	for _, o := range []string{outcomeOpened, outcomeRefused, outcomeUnreachable, outcomeFailed} {
 		m.attempts.WithLabelValues(o)
 	}
@@ -69,3 +81,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 }
 
 func (m *metrics) attempt(outcome string) { m.attempts.WithLabelValues(outcome).Inc() }
+
+func (m *metrics) connectionEnded(e terminal.ConnectionEnd) {
+	m.duration.WithLabelValues(e.End).Observe(e.Duration.Seconds())
+}

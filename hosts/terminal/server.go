@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
@@ -39,10 +40,12 @@ const Path = "/ws/terminal/{allocation_id}"
 // reached or refuses the gateway. The token is spent: mint another to retry.
 const CodeNodeUnreachable fault.Code = "node_unreachable"
 
-// TokenConsumer redeems terminal tokens; *terminalsvc.Service implements it.
+// TokenConsumer redeems terminal tokens and records how the connections
+// they opened ended; *terminalsvc.Service implements it.
 type TokenConsumer interface {
 	Consume(ctx context.Context, token, allocationID string) (terminal.Grant, error)
 	RefuseAtGate(ctx context.Context, allocationID string, reason fault.Code) error
+	Closed(ctx context.Context, g terminal.Grant, c terminal.ConnectionEnd) error
 }
 
 var _ TokenConsumer = (*terminalsvc.Service)(nil)
@@ -262,8 +265,19 @@ func (s *Server) serveTerminal(w http.ResponseWriter, r *http.Request) {
 		sess.goAway()
 	}
 	defer s.untrack(sess)
-	sess.run()
+	end := sess.run()
+	s.metrics.connectionEnded(end)
+	// Audited after the fact, whatever happened to the request's context
+	// (the browser is gone by now in most endings).
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	if err := s.d.Terminal.Closed(actx, grant, end); err != nil {
+		log.Error("terminal: audit of the connection's end failed", "session_id", grant.SessionID, "end", end.End, "error", err)
+	}
 }
+
+// auditTimeout bounds the write of a connection's close row.
+const auditTimeout = 5 * time.Second
 
 // sessionRefusal turns the node's refusal of a hello into the answer the
 // browser gets before the upgrade.

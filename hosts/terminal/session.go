@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -204,10 +205,12 @@ type session struct {
 	away    chan struct{}
 	awayOne sync.Once
 
-	metrics   *metrics
-	userID    string
-	revoked   chan struct{} // closed when the user was suspended (standing.go)
-	revokeOne sync.Once
+	metrics *metrics
+	userID  string
+	// Bytes relayed on this connection (its close's audit row).
+	toNode, toWeb atomic.Int64
+	revoked       chan struct{} // closed when the user was suspended (standing.go)
+	revokeOne     sync.Once
 }
 
 func newSession(cfg Config, ws *websocket.Conn, up *upstream, log *slog.Logger) *session {
@@ -226,8 +229,11 @@ type nodeEnd struct {
 // run relays until the shell exits (close 1000), the node ends the session
 // (4001/4002), the node connection breaks (4003), the browser goes away
 // (the SSH connection is closed; the node keeps the session for its
-// reconnect window), or the gateway shuts down (close 1001, same).
-func (s *session) run() {
+// reconnect window), or the gateway shuts down (close 1001, same). It
+// says how the connection ended.
+func (s *session) run() terminal.ConnectionEnd {
+	began := time.Now()
+	var end terminal.ConnectionEnd
 	ws := s.ws
 	pongWait := 2 * s.cfg.PingInterval
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
@@ -247,30 +253,54 @@ func (s *session) run() {
 	defer close(stopPing)
 
 	select {
-	case end := <-nodeDone:
-		s.close(end.code, end.reason)
+	case ne := <-nodeDone:
+		s.close(ne.code, ne.reason)
 		s.up.close()
 		s.awaitClose(browserGone)
-		s.log.Info("terminal session ended", "reason", end.reason)
+		s.log.Info("terminal session ended", "reason", ne.reason)
+		end.End, end.Detail = nodeEndReason(ne.code), ne.reason
+		if ne.code == CloseNodeLost {
+			end.Detail = "" // the gateway's own words, not the node's
+		}
 	case <-browserGone:
 		// The browser closed or vanished: the node keeps the session.
 		s.up.close()
 		<-nodeDone
 		s.log.Info("terminal detached", "reason", "browser went away", "session_id", s.up.attached.SessionID)
+		end.End = terminal.EndBrowserLeft
 	case <-s.revoked:
 		s.close(CloseSuspended, "this account was suspended")
 		s.up.close()
 		s.awaitClose(browserGone)
 		<-nodeDone
 		s.log.Info("terminal session ended", "reason", "account suspended", "session_id", s.up.attached.SessionID)
+		end.End = terminal.EndSuspended
 	case <-s.away:
 		s.close(websocket.CloseGoingAway, "gateway shutting down; reconnect to resume")
 		s.up.close()
 		s.awaitClose(browserGone)
 		<-nodeDone
 		s.log.Info("terminal detached", "reason", "gateway shutdown", "session_id", s.up.attached.SessionID)
+		end.End = terminal.EndGatewayShutdown
 	}
 	_ = ws.Close()
+	end.Duration = time.Since(began)
+	end.BytesToNode, end.BytesToBrowser = s.toNode.Load(), s.toWeb.Load()
+	return end
+}
+
+// nodeEndReason names the end of a connection the node's side closed with
+// code (pump's codes).
+func nodeEndReason(code int) string {
+	switch code {
+	case websocket.CloseNormalClosure:
+		return terminal.EndExited
+	case CloseSessionTakenOver:
+		return terminal.EndTakenOver
+	case CloseNodeLost:
+		return terminal.EndNodeLost
+	}
+	return terminal.EndEndedByNode
 }
 
 // readLoop feeds the browser's frames to the node. Binary frames are input;
@@ -296,6 +326,7 @@ func (s *session) readLoop(pongWait time.Duration) {
 		if err := s.up.send(terminal.FrameData, data); err != nil {
 			return
 		}
+		s.toNode.Add(int64(len(data)))
 		if s.metrics != nil {
 			s.metrics.toNode.Add(float64(len(data)))
 		}
@@ -322,8 +353,11 @@ func (s *session) pump() nodeEnd {
 			werr := s.ws.WriteMessage(websocket.BinaryMessage, p)
 			s.wmu.Unlock()
 			browserOK = werr == nil
-			if browserOK && s.metrics != nil {
-				s.metrics.toWeb.Add(float64(len(p)))
+			if browserOK {
+				s.toWeb.Add(int64(len(p)))
+				if s.metrics != nil {
+					s.metrics.toWeb.Add(float64(len(p)))
+				}
 			}
 		case terminal.FrameExit:
 			var x terminal.Exit

@@ -22,6 +22,7 @@ import (
 const (
 	ActionMint    = "terminal.token_mint"
 	ActionConsume = "terminal.token_consume"
+	ActionClose   = "terminal.connection_close"
 )
 
 // Deps are the ports the service needs. Rand is optional (crypto/rand).
@@ -185,6 +186,20 @@ func (s *Service) Consume(ctx context.Context, token, allocationID string) (term
 		return terminal.Grant{}, err
 	}
 	return g, nil
+}
+
+// Closed audits the end of a browser connection the gateway relayed for g
+// (a consumed token): how long it lasted, the bytes each way and how it
+// ended. Operators read who had a shell on which node, and for how long,
+// from the consume and close rows of one session_id.
+func (s *Service) Closed(ctx context.Context, g terminal.Grant, c terminal.ConnectionEnd) error {
+	ev := s.auditEvent(ctx, audit.ActorUser, g.UserID, g.TenantID, g.ProjectID, ActionClose, g.AllocationID, audit.Success)
+	ev.Metadata = map[string]any{"node_id": g.NodeID, "session_id": g.SessionID, "end": c.End,
+		"duration_ms": c.Duration.Milliseconds(), "bytes_to_node": c.BytesToNode, "bytes_to_browser": c.BytesToBrowser}
+	if c.Detail != "" {
+		ev.Metadata["detail"] = c.Detail
+	}
+	return s.d.Audit.Record(ctx, ev)
 }
 
 // refuseConsume audits a refused redemption. What is known of the grant
