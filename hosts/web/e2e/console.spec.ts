@@ -529,6 +529,13 @@ const SCREENS: { name: string; path: string; api: string; empty: unknown; emptyT
     empty: null,
   },
   {
+    name: "api-keys",
+    path: "/settings/api-keys",
+    api: "**/api/v1/api-keys",
+    empty: { api_keys: [] },
+    emptyText: /No API keys yet/,
+  },
+  {
     name: "admin-nodes",
     path: "/admin/nodes",
     api: "**/api/v1/admin/nodes**",
@@ -870,4 +877,72 @@ test("webhooks: register (a refused URL first), the secret once, deliveries, edi
   } finally {
     receiver.close();
   }
+});
+
+test("API keys: create one (refused without a scope first), call the API with it, revoke it", async ({
+  page,
+  context,
+  request,
+}) => {
+  await context.grantPermissions(["clipboard-read", "clipboard-write"]);
+  await signIn(page, "alice", "/settings");
+  await page.getByRole("link", { name: "Your API keys" }).click();
+  await page.waitForURL(/\/settings\/api-keys$/);
+  await expect(page.getByRole("heading", { name: "No API keys yet" })).toBeVisible();
+
+  // No scope: the API's reason under the scopes, nothing typed is lost.
+  const form = page.getByRole("form", { name: "Create an API key" });
+  const projectId = await form.getByLabel("Project", { exact: true }).inputValue(); // the active project, preselected
+  expect(projectId).not.toBe("");
+  await form.getByLabel("Name", { exact: true }).fill("e2e script");
+  await form.getByLabel(/^Daily spend cap/).fill("50");
+  await form.getByRole("checkbox", { name: /^Read/ }).uncheck();
+  await form.getByRole("button", { name: "Create key" }).click();
+  await expect(form.getByRole("group", { name: "Scopes" }).getByRole("alert")).toHaveText(
+    "scopes must not be empty",
+  );
+  await expect(form.getByLabel("Name", { exact: true })).toHaveValue("e2e script");
+  await expect(form.getByLabel(/^Daily spend cap/)).toHaveValue("50");
+
+  // Created: the key is shown once, with Copy and how to use it.
+  await form.getByRole("checkbox", { name: /^Read/ }).check();
+  await form.getByRole("checkbox", { name: /^Allocations/ }).check();
+  await form.getByLabel("Expires", { exact: true }).selectOption("30");
+  await form.getByRole("button", { name: "Create key" }).click();
+  const dialog = page.getByRole("dialog", { name: "API key created: copy it now" });
+  await expect(dialog).toContainText("you will not see it again");
+  const shown = (await dialog.getByTestId("api-key-secret").textContent()) ?? "";
+  expect(shown).toMatch(/^gpa_[0-9A-Za-z]{49}$/);
+  await dialog.getByRole("button", { name: "Copy key" }).click();
+  await expect(dialog.getByRole("button", { name: /^Copied/ })).toBeVisible();
+  const key = await page.evaluate(() => navigator.clipboard.readText());
+  expect(key).toBe(shown);
+  await expect(dialog.getByTestId("api-key-usage")).toContainText("gpuaas login --api");
+  await expect(dialog.getByTestId("api-key-usage")).toContainText(`X-Project-ID: ${projectId}`);
+  await screen(page, "api-key-created");
+  await dialog.getByRole("button", { name: "Done" }).click();
+  await expect(page.getByTestId("api-key-secret")).toHaveCount(0);
+  await expect(form.getByLabel("Name", { exact: true })).toHaveValue("");
+  const row = page
+    .getByRole("table", { name: "Your API keys" })
+    .getByRole("row")
+    .filter({ hasText: "e2e script" });
+  await expect(row).toContainText(`${shown.slice(0, 16)}…`); // gpa_ and its lookup id
+  await expect(row).toContainText("$50.00 a day");
+
+  // The key works: the project's allocations, as a script would ask for them.
+  const call = () =>
+    request.get("/api/v1/allocations", {
+      headers: { Authorization: `Bearer ${key}`, "X-Project-ID": projectId },
+    });
+  expect((await call()).status()).toBe(200);
+  await page.reload();
+  await expect(row.getByRole("cell").nth(6)).not.toHaveText("never"); // last used
+  await screen(page, "api-keys");
+
+  // Revoked (confirmed): gone from the list, and refused within a second.
+  await row.getByRole("button", { name: "Revoke e2e script" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Revoke key" }).click();
+  await expect(page.getByRole("heading", { name: "No API keys yet" })).toBeVisible();
+  await expect.poll(async () => (await call()).status(), { timeout: 5_000 }).toBe(401);
 });

@@ -79,3 +79,7 @@ export type WebhookDelivery = S["WebhookDelivery"];
 export type WebhookDeliveryStatus = WebhookDelivery["status"];
 export type WebhookDeliveryPage = S["WebhookDeliveryPage"];
 export type WebhookAttempt = S["WebhookAttempt"];
+export type CredentialScope = S["CredentialScope"];
+export type APIKey = S["APIKey"];
+export type CreateAPIKeyRequest = S["CreateAPIKeyRequest"];
+export type CreatedAPIKey = S["CreatedAPIKey"];

@@ -211,18 +211,21 @@ export function InfoDialog({
   open,
   onClose,
   title,
+  wide,
   children,
 }: {
   open: boolean;
   onClose: () => void;
   title: string;
+  /** Room for command lines. */
+  wide?: boolean;
   children: ReactNode;
 }) {
   return (
     <Dialog.Root open={open} onOpenChange={(o) => !o && onClose()}>
       <Dialog.Portal>
         <Dialog.Overlay className="dialog-overlay" />
-        <Dialog.Content className="dialog">
+        <Dialog.Content className={wide ? "dialog wide" : "dialog"}>
           <Dialog.Title>{title}</Dialog.Title>
           <Dialog.Description className="visually-hidden">{title}</Dialog.Description>
           {children}
@@ -236,6 +239,52 @@ export function InfoDialog({
         </Dialog.Content>
       </Dialog.Portal>
     </Dialog.Root>
+  );
+}
+
+/**
+ * A secret (a webhook's signing secret, an API key, a client secret) shown
+ * this once, with a Copy button: neither the console nor the API shows it
+ * again. `children` say what it is for, above it; `howTo`, below, how to
+ * use it (command lines: the dialog is wider then).
+ */
+export function SecretDialog({
+  secret,
+  title,
+  ifLost,
+  copyLabel = "Copy secret",
+  testId,
+  onClose,
+  children,
+  howTo,
+}: {
+  secret: string | undefined;
+  title: string;
+  /** What to do if it is lost: "rotate the secret". */
+  ifLost: string;
+  copyLabel?: string;
+  testId: string;
+  onClose: () => void;
+  children?: ReactNode;
+  howTo?: ReactNode;
+}) {
+  return (
+    <InfoDialog open={!!secret} onClose={onClose} title={title} wide={!!howTo}>
+      {secret && (
+        <>
+          <p className="banner warning">
+            <strong>Copy it now: you will not see it again.</strong> Neither the console nor the API shows it
+            after this; if it is lost, {ifLost}.
+          </p>
+          {children}
+          <pre className="secret" data-testid={testId}>
+            {secret}
+          </pre>
+          <CopyButton text={secret} label={copyLabel} />
+          {howTo}
+        </>
+      )}
+    </InfoDialog>
   );
 }
 

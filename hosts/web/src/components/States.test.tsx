@@ -5,7 +5,7 @@ import { renderHook } from "@testing-library/react";
 import { ApiError } from "../api/errors";
 import { ErrorState, StateView, ActionError } from "./States";
 import { DataTable } from "./Table";
-import { useCooldown, useCursorPages, useIdempotencyKey } from "./hooks";
+import { useCooldown, useCursorPages, useIdempotencyKey, useIdempotencyKeys } from "./hooks";
 
 const apiErr = (
   status: number,
@@ -104,6 +104,15 @@ describe("hooks", () => {
     const k2 = result.current.key;
     act(() => result.current.reset());
     expect(result.current.key).not.toBe(k2);
+  });
+  it("useIdempotencyKeys keeps one key per thing until it is done", () => {
+    const { result, rerender } = renderHook(() => useIdempotencyKeys());
+    const a = result.current.keyFor("a");
+    rerender();
+    expect(result.current.keyFor("a")).toBe(a);
+    expect(result.current.keyFor("b")).not.toBe(a);
+    result.current.done("a");
+    expect(result.current.keyFor("a")).not.toBe(a);
   });
   it("useCursorPages walks forward and back", () => {
     const { result } = renderHook(() => useCursorPages());

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { billedSeconds, billingStopped, costSoFar, shortId } from "./format";
+import { billedSeconds, billingStopped, costSoFar, shortId, toMinor } from "./format";
 
 describe("billedSeconds", () => {
   const active = "2026-12-07T10:00:00Z";
@@ -34,5 +34,14 @@ describe("shortId", () => {
     expect(shortId("01a251bd-95f9-763f-9883-b95ec4666f91")).toBe("c4666f91");
     expect(shortId("01a251bd-a0c2-7a11-8e2d-0d7f3b21aa07")).toBe("3b21aa07");
     expect(shortId("short")).toBe("short");
+  });
+});
+
+describe("toMinor", () => {
+  it("reads amounts as people type them, and nothing else", () => {
+    expect(toMinor("25")).toBe(2500);
+    expect(toMinor(" 25.5 ")).toBe(2550);
+    expect(toMinor("12.05")).toBe(1205);
+    for (const bad of ["", "12,50", "1.234", "-5", "abc", "1e3"]) expect(toMinor(bad)).toBeNaN();
   });
 });

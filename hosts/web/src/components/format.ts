@@ -10,6 +10,13 @@ export function money(minor: number, currency: string): string {
   }
 }
 
+/** Parses an amount as people type it ("25", "25.5", "12.50") into minor units; NaN when it is not one. */
+export function toMinor(v: string): number {
+  if (!/^\d+([.]\d{1,2})?$/.test(v.trim())) return NaN;
+  const [whole = "0", frac = ""] = v.trim().split(".");
+  return Number(whole) * 100 + Number((frac + "00").slice(0, 2));
+}
+
 export function dateTime(iso: string | undefined): string {
   if (!iso) return "—";
   const d = new Date(iso);

@@ -41,6 +41,29 @@ export function useIdempotencyKey(values: unknown): { key: string; reset: () => 
   return { key, reset };
 }
 
+/**
+ * Idempotency keys for one action on any of several things (revoke this key,
+ * revoke that secret): the same key for the same thing until done(thing), so
+ * a retried revoke of it is one revoke, and a new key after it succeeded.
+ */
+export function useIdempotencyKeys(): { keyFor: (target: string) => string; done: (target: string) => void } {
+  const keys = useRef(new Map<string, string>());
+  return useMemo(
+    () => ({
+      keyFor: (target: string) => {
+        let k = keys.current.get(target);
+        if (!k) {
+          k = newId();
+          keys.current.set(target, k);
+        }
+        return k;
+      },
+      done: (target: string) => void keys.current.delete(target),
+    }),
+    [],
+  );
+}
+
 /** A stack of cursors for "previous / next" over keyset pages. */
 export function useCursorPages() {
   const [stack, setStack] = useState<(string | undefined)[]>([undefined]);

@@ -13,18 +13,12 @@ import {
 } from "../api/queries/billing";
 import { download } from "../api/client";
 import type { LedgerEntry } from "../api/types";
+import { toMinor } from "../components/format";
 import { loadable } from "../components/States";
 import { useCooldown, useCursorPages, useIdempotencyKey } from "../components/hooks";
 import { BillingPageView, type CheckoutOutcome } from "./BillingPageView";
 
 const WATCH_MS = 120_000;
-
-/** Parses "25" or "25.5" into minor units; NaN when not a valid amount. */
-export function toMinor(v: string): number {
-  if (!/^\d+([.]\d{1,2})?$/.test(v.trim())) return NaN;
-  const [whole = "0", frac = ""] = v.trim().split(".");
-  return Number(whole) * 100 + Number((frac + "00").slice(0, 2));
-}
 
 export function BillingPage() {
   const qc = useQueryClient();

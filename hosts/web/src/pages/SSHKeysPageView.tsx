@@ -1,3 +1,4 @@
+import { Link } from "react-router";
 import type { SSHKey } from "../api/types";
 import { ActionButton, ConfirmDialog, Field } from "../components/Controls";
 import { ActionError, Empty, StateView, type Loadable } from "../components/States";
@@ -31,6 +32,10 @@ export function SSHKeysPageView(p: SSHKeysPageViewProps) {
       </h1>
       <p className="muted">
         Keys are installed on every node you request. Ed25519, ECDSA, security keys or RSA ≥ 3072.
+      </p>
+      <p className="muted">
+        A key for the API, the <code>gpuaas</code> CLI or a script is an{" "}
+        <Link to="/settings/api-keys">API key</Link>.
       </p>
       <StateView
         state={p.keys}

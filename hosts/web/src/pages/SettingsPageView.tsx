@@ -65,6 +65,11 @@ export function SettingsPageView(p: SettingsPageViewProps) {
         </dl>
       </div>
 
+      <h2>API keys</h2>
+      <p>
+        <Link to="/settings/api-keys">Your API keys</Link>: personal keys for the <code>gpuaas</code> CLI,
+        scripts and notebooks, each for one project with the scopes you choose.
+      </p>
       <h2>Notifications</h2>
       <p>
         <Link to="/settings/notifications">Choose which notifications come by email</Link>; all of them reach

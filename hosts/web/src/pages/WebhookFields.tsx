@@ -3,7 +3,7 @@
 import { useId, type ReactNode } from "react";
 import { fieldError } from "../api/errors";
 import type { WebhookEventType } from "../api/types";
-import { CopyButton, Field, InfoDialog } from "../components/Controls";
+import { Field, SecretDialog as SharedSecretDialog } from "../components/Controls";
 import { EVENT_TEXT, EVENT_TYPES, type EndpointDraft } from "./webhooks";
 
 /** The fields the API names in its errors; any other error belongs under the form. */
@@ -87,33 +87,12 @@ export function EndpointFields({
   );
 }
 
-/** A signing secret, shown this once, with a copy button. */
-export function SecretDialog({
-  secret,
-  title,
-  onClose,
-  children,
-}: {
+/** A signing secret, shown this once, with a copy button (a lost one is replaced by rotating it). */
+export function SecretDialog(p: {
   secret: string | undefined;
   title: string;
   onClose: () => void;
   children: ReactNode;
 }) {
-  return (
-    <InfoDialog open={!!secret} onClose={onClose} title={title}>
-      {secret && (
-        <>
-          <p className="banner warning">
-            <strong>Copy it now: you will not see it again.</strong> Neither the console nor the API shows it
-            after this; if it is lost, rotate the secret.
-          </p>
-          {children}
-          <pre className="secret" data-testid="webhook-secret">
-            {secret}
-          </pre>
-          <CopyButton text={secret} label="Copy secret" />
-        </>
-      )}
-    </InfoDialog>
-  );
+  return <SharedSecretDialog {...p} ifLost="rotate the secret" testId="webhook-secret" />;
 }

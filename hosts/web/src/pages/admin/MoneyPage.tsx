@@ -15,7 +15,7 @@ import type { PaymentSessionStatus, RefundRequestStatus } from "../../api/types"
 import { loadable } from "../../components/States";
 import { useCursorPages, useIdempotencyKey } from "../../components/hooks";
 import { useAnnounce } from "../../components/Announcer";
-import { toMinor } from "../BillingPage";
+import { toMinor } from "../../components/format";
 import { MoneyPageView, type MoneyForm } from "./MoneyPageView";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
