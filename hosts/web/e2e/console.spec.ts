@@ -536,6 +536,13 @@ const SCREENS: { name: string; path: string; api: string; empty: unknown; emptyT
     emptyText: /No API keys yet/,
   },
   {
+    name: "service-accounts",
+    path: "/settings/service-accounts",
+    api: "**/api/v1/projects/*/service-accounts",
+    empty: { service_accounts: [] },
+    emptyText: /No service accounts yet/,
+  },
+  {
     name: "admin-nodes",
     path: "/admin/nodes",
     api: "**/api/v1/admin/nodes**",
@@ -945,4 +952,101 @@ test("API keys: create one (refused without a scope first), call the API with it
   await page.getByRole("dialog").getByRole("button", { name: "Revoke key" }).click();
   await expect(page.getByRole("heading", { name: "No API keys yet" })).toBeVisible();
   await expect.poll(async () => (await call()).status(), { timeout: 5_000 }).toBe(401);
+});
+
+test("service accounts: create one, a client secret exchanged for a token, the limit of two, revoke, disable", async ({
+  page,
+  request,
+}) => {
+  // alice owns her organisation (the first to sign in to it): she manages its service accounts.
+  await signIn(page, "alice", "/settings");
+  await page.getByRole("link", { name: /^Service accounts of / }).click();
+  await page.waitForURL(/\/settings\/service-accounts$/);
+  await expect(page.getByRole("heading", { name: "No service accounts yet" })).toBeVisible();
+
+  // A blank name: the API's reason under the field, the role chosen is kept.
+  const form = page.getByRole("form", { name: "Create a service account" });
+  await form.getByLabel("Name", { exact: true }).fill("   ");
+  await form.getByLabel("Role in the project").selectOption("member");
+  await form.getByRole("button", { name: "Create account" }).click();
+  await expect(form.locator(".field .error")).toHaveText("name must not be empty");
+  await expect(form.getByLabel("Role in the project")).toHaveValue("member");
+  await form.getByLabel("Name", { exact: true }).fill("e2e-ci");
+  await form.getByRole("button", { name: "Create account" }).click();
+  const card = page.getByRole("article", { name: "e2e-ci" });
+  await expect(card).toContainText("No client secrets yet");
+  await expect(card).toContainText("Member (read, allocations, storage)");
+  await expect(form.getByLabel("Name", { exact: true })).toHaveValue("");
+
+  // A client secret, shown once with the client id and how to exchange them.
+  const addSecret = async () => {
+    await card.getByRole("button", { name: "Add a client secret to e2e-ci" }).click();
+    await page
+      .getByRole("dialog", { name: "Add a client secret to e2e-ci" })
+      .getByRole("button", { name: "Add secret" })
+      .click();
+  };
+  const shown = page.getByRole("dialog", { name: "Client secret added: copy it now" });
+  const readShown = async () => {
+    await expect(shown).toContainText("you will not see it again");
+    const id = (await shown.getByTestId("client-id").textContent()) ?? "";
+    const secret = (await shown.getByTestId("client-secret").textContent()) ?? "";
+    expect(secret).toMatch(/^gps_[0-9A-Za-z]{49}$/);
+    return { id, secret };
+  };
+  await addSecret();
+  const first = await readShown();
+  const usage = shown.getByTestId("service-token-usage");
+  await expect(usage).toContainText("/api/v1/auth/service-token");
+  await expect(usage).toContainText(`\\"client_id\\": \\"${first.id}\\"`);
+  const projectId = /X-Project-ID: (\S+?)"/.exec((await usage.textContent()) ?? "")?.[1] ?? "";
+  expect(projectId).not.toBe("");
+  await screen(page, "service-account-secret");
+  await shown.getByRole("button", { name: "Done" }).click();
+  await expect(page.getByTestId("client-secret")).toHaveCount(0);
+
+  // Exchanged for a token through the token route (200), which the API takes in the account's project.
+  const exchange = (secret: string) =>
+    request.post("/api/v1/auth/service-token", {
+      data: { grant_type: "client_credentials", client_id: first.id, client_secret: secret },
+    });
+  const granted = await exchange(first.secret);
+  expect(granted.status()).toBe(200);
+  const token = (await granted.json()) as { access_token: string; token_type: string; scope: string };
+  expect(token.token_type).toBe("Bearer");
+  expect(token.scope).toBe("read allocations storage");
+  const listed = await request.get("/api/v1/allocations", {
+    headers: { Authorization: `Bearer ${token.access_token}`, "X-Project-ID": projectId },
+  });
+  expect(listed.status()).toBe(200);
+
+  // A second secret (for rotation); a third is refused with the API's message, in the dialog.
+  await addSecret();
+  const second = await readShown();
+  await shown.getByRole("button", { name: "Done" }).click();
+  await card.getByRole("button", { name: "Add a client secret to e2e-ci" }).click();
+  const third = page.getByRole("dialog", { name: "Add a client secret to e2e-ci" });
+  await third.getByRole("button", { name: "Add secret" }).click();
+  await expect(third.getByRole("alert")).toContainText(
+    "The limit of credentials is reached. Revoke one first.",
+  );
+  await expect(third.getByRole("alert")).toContainText("two active credentials");
+  await third.getByRole("button", { name: "Cancel" }).click();
+  const secrets = card.getByRole("table", { name: "Client secrets of e2e-ci" });
+  await expect(secrets.getByRole("row")).toHaveCount(3);
+  await screen(page, "service-accounts");
+
+  // Revoke the first (confirmed): the token route refuses it at once; the second still works.
+  const hint = `${first.secret.slice(0, 8)}…`;
+  await card.getByRole("button", { name: `Revoke ${hint} of e2e-ci` }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Revoke secret" }).click();
+  await expect(secrets.getByRole("row").filter({ hasText: hint })).toContainText("revoked");
+  expect((await exchange(first.secret)).status()).toBe(401);
+  expect((await exchange(second.secret)).status()).toBe(200);
+
+  // Disable the account (confirmed): gone from the list, and its other secret refused too.
+  await card.getByRole("button", { name: "Disable e2e-ci" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Disable account" }).click();
+  await expect(page.getByRole("heading", { name: "No service accounts yet" })).toBeVisible();
+  expect((await exchange(second.secret)).status()).toBe(401);
 });

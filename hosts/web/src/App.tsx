@@ -28,6 +28,7 @@ export const routes = [
       { path: "settings/webhooks", lazy: () => import("./pages/WebhooksPage") },
       { path: "settings/webhooks/:id", lazy: () => import("./pages/WebhookPage") },
       { path: "settings/api-keys", lazy: () => import("./pages/APIKeysPage") },
+      { path: "settings/service-accounts", lazy: () => import("./pages/ServiceAccountsPage") },
       { path: "admin", lazy: () => import("./pages/admin/OpsPage") },
       { path: "admin/ops", lazy: () => import("./pages/admin/OpsPage") },
       { path: "admin/runbooks", lazy: () => import("./pages/admin/RunbooksPage") },

@@ -62,7 +62,9 @@ export function APIKeysPageView(p: APIKeysPageViewProps) {
         Personal keys for the <code>gpuaas</code> CLI, scripts and notebooks, sent as{" "}
         <code>Authorization: Bearer gpa_…</code>. A key acts as you in one project, with the scopes you give
         it and your role there — never as an administrator of your organisation or the platform, and it cannot
-        manage keys. A revoked key stops working within a second.
+        manage keys. A revoked key stops working within a second. For a machine a team shares, the owners and
+        admins of your organisation can create a <Link to="/settings/service-accounts">service account</Link>{" "}
+        instead.
       </p>
       <StateView state={p.keys} what="your API keys">
         {(rows) => (
@@ -216,8 +218,8 @@ export function APIKeysPageView(p: APIKeysPageViewProps) {
             <div data-testid="api-key-usage">
               <h3>Use it</h3>
               <p>
-                Sign the CLI in with it (paste the key, then Enter), or set <code>GPUAAS_API_KEY</code> for a
-                script:
+                Sign the CLI in with it (paste the key, then Enter); a script can set{" "}
+                <code>GPUAAS_API_KEY</code> and <code>GPUAAS_API_URL</code> instead:
               </p>
               <pre className="secret">{usage.cli}</pre>
               <p>

@@ -80,6 +80,12 @@ export function SettingsPageView(p: SettingsPageViewProps) {
         <Link to="/settings/webhooks">Webhooks of {p.project.name}</Link>: its events (nodes ready or
         released, payments, a low balance) sent to your own HTTPS endpoints. Project admins manage them.
       </p>
+      <h2>Service accounts</h2>
+      <p>
+        <Link to="/settings/service-accounts">Service accounts of {p.project.name}</Link>: machine identities
+        for CI systems, schedulers and agents, signing in with client secrets. The owners and admins of your
+        organisation manage them.
+      </p>
       <h2>Projects</h2>
       <StateView state={p.projects} what="projects">
         {(rows) => (

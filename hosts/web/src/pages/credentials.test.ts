@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import {
+  ROLES,
   SCOPES,
   apiKeyUsage,
+  createAccountBody,
+  createCredentialBody,
+  credentialStatus,
+  serviceTokenUsage,
   createKeyBody,
   dayInput,
   emptyKeyDraft,
@@ -108,5 +113,48 @@ describe("apiKeyUsage", () => {
     expect(u.curl).toContain('-H "Authorization: Bearer $GPUAAS_API_KEY"');
     expect(u.curl).toContain('-H "X-Project-ID: p1"');
     expect(u.curl).toContain("https://gpuaas.example.com/api/v1/allocations");
+  });
+});
+
+describe("service accounts", () => {
+  it("offers every role of the contract, a member first", () => {
+    expect(ROLES).toEqual(["viewer", "member", "admin"]);
+    expect(createAccountBody({ name: "  ci runner ", role: "viewer" })).toEqual({
+      name: "ci runner",
+      role: "viewer",
+    });
+  });
+
+  it("asks for a secret with an expiry only when it expires", () => {
+    expect(createCredentialBody({ choice: "never", date: "" }, now)).toEqual({ body: {} });
+    expect(createCredentialBody({ choice: "730", date: "" }, now)).toEqual({
+      body: { expires_at: "2028-12-06T10:00:00.000Z" },
+    });
+    expect(createCredentialBody({ choice: "date", date: "" }, now)).toEqual({
+      field: "expires_at",
+      message: "Choose the day it expires.",
+    });
+  });
+
+  it("says whether a secret still works", () => {
+    expect(credentialStatus({}, now)).toEqual({ active: true, text: "active" });
+    expect(credentialStatus({ expires_at: "2027-01-01T00:00:00Z" }, now).text).toMatch(/^active, expires /);
+    expect(credentialStatus({ expires_at: "2026-12-01T00:00:00Z" }, now)).toMatchObject({ active: false });
+    expect(credentialStatus({ expires_at: "2026-12-01T00:00:00Z" }, now).text).toMatch(/^expired /);
+    expect(
+      credentialStatus({ revoked_at: "2026-12-07T09:00:00Z", expires_at: "2026-12-01T00:00:00Z" }, now).text,
+    ).toMatch(/^revoked /);
+  });
+
+  it("exchanges the client id and the secret from the environment for a token, then calls with it", () => {
+    const u = serviceTokenUsage("https://gpuaas.example.com", "sa1", "p1");
+    expect(u.exchange).toBe(
+      "ACCESS_TOKEN=$(curl -s -X POST https://gpuaas.example.com/api/v1/auth/service-token \\\n" +
+        '     -H "Content-Type: application/json" \\\n' +
+        '     -d "{\\"client_id\\": \\"sa1\\", \\"client_secret\\": \\"$GPUAAS_CLIENT_SECRET\\"}" \\\n' +
+        "     | jq -r .access_token)",
+    );
+    expect(u.call).toContain('-H "Authorization: Bearer $ACCESS_TOKEN"');
+    expect(u.call).toContain('-H "X-Project-ID: p1"');
   });
 });

@@ -1,6 +1,15 @@
-// What the API key screen says about keys and scopes, and the requests its
-// form makes (kept apart from the views to be tested).
-import type { APIKey, CreateAPIKeyRequest, CredentialScope } from "../api/types";
+// What the machine-access screens (API keys, service accounts) say about
+// keys, accounts, secrets and scopes, and the requests their forms make
+// (kept apart from the views to be tested).
+import type {
+  APIKey,
+  CreateAPIKeyRequest,
+  CreateCredentialRequest,
+  CreateServiceAccountRequest,
+  CredentialScope,
+  ServiceAccountCredential,
+  ServiceAccountRole,
+} from "../api/types";
 import { dateTime, money, toMinor } from "../components/format";
 
 /**
@@ -154,6 +163,96 @@ export function apiKeyUsage(origin: string, projectId: string): { cli: string; c
     cli: `gpuaas login --api ${origin} --api-key-stdin`,
     curl:
       `curl -H "Authorization: Bearer $GPUAAS_API_KEY" \\\n` +
+      `     -H "X-Project-ID: ${projectId}" \\\n` +
+      `     ${origin}/api/v1/allocations`,
+  };
+}
+
+/**
+ * Every project role a service account may have, in the order the form
+ * lists them, with what it lets the account do (its scopes follow from it,
+ * doc/service-accounts.md). A Record over the contract's enum, as SCOPE_TEXT.
+ */
+export const ROLE_TEXT: Record<ServiceAccountRole, { title: string; what: string }> = {
+  viewer: { title: "Viewer", what: "reads the project: its allocations, files and members (read)" },
+  member: {
+    title: "Member",
+    what: "reads the project, requests and releases nodes, manages its files (read, allocations, storage)",
+  },
+  admin: {
+    title: "Admin",
+    what: "what a member does, and sees and tops up the organisation's billing (all four scopes)",
+  },
+};
+export const ROLES = Object.keys(ROLE_TEXT) as ServiceAccountRole[];
+
+/** What the create-account form holds. */
+export interface AccountDraft {
+  name: string;
+  role: ServiceAccountRole;
+}
+
+/** A fresh form: a member, as a colleague added on the settings page. */
+export function emptyAccountDraft(): AccountDraft {
+  return { name: "", role: "member" };
+}
+
+/** The create request (the name without surrounding spaces; an empty one is the API's to refuse). */
+export function createAccountBody(d: AccountDraft): CreateServiceAccountRequest {
+  return { name: d.name.trim(), role: d.role };
+}
+
+/** The choices a client secret offers (the API takes at most two years). */
+export const SECRET_EXPIRY_CHOICES: { value: string; label: string }[] = [
+  { value: "never", label: "Never (until revoked)" },
+  { value: "30", label: "In 30 days" },
+  { value: "90", label: "In 90 days" },
+  { value: "365", label: "In a year" },
+  { value: "730", label: "In two years" },
+  { value: "date", label: "On a day you choose" },
+];
+/** The furthest day the date field offers for a client secret. */
+export const SECRET_MAX_DAYS = 730;
+
+/** The request for a new client secret: with expires_at only when it expires. */
+export function createCredentialBody(e: Expiry, now: number): { body: CreateCredentialRequest } | LocalError {
+  const exp = expiresAt(e, now);
+  if ("error" in exp) return { field: "expires_at", message: exp.error };
+  return { body: exp.at ? { expires_at: exp.at } : {} };
+}
+
+/** Whether a credential still works, and what its list row says about it. */
+export function credentialStatus(
+  c: Pick<ServiceAccountCredential, "expires_at" | "revoked_at">,
+  now: number,
+): { active: boolean; text: string } {
+  if (c.revoked_at) return { active: false, text: `revoked ${dateTime(c.revoked_at)}` };
+  if (c.expires_at && Date.parse(c.expires_at) <= now) {
+    return { active: false, text: `expired ${dateTime(c.expires_at)}` };
+  }
+  return { active: true, text: c.expires_at ? `active, expires ${dateTime(c.expires_at)}` : "active" };
+}
+
+/**
+ * How to use a new client secret: exchange it with the account's client id
+ * for an access token (15 minutes; no refresh token: ask again), then call
+ * the API with that token in the account's project (doc/service-accounts.md).
+ * The secret is read from the environment (GPUAAS_CLIENT_SECRET), so it
+ * stays out of the command and the shell's history.
+ */
+export function serviceTokenUsage(
+  origin: string,
+  clientId: string,
+  projectId: string,
+): { exchange: string; call: string } {
+  return {
+    exchange:
+      `ACCESS_TOKEN=$(curl -s -X POST ${origin}/api/v1/auth/service-token \\\n` +
+      `     -H "Content-Type: application/json" \\\n` +
+      `     -d "{\\"client_id\\": \\"${clientId}\\", \\"client_secret\\": \\"$GPUAAS_CLIENT_SECRET\\"}" \\\n` +
+      `     | jq -r .access_token)`,
+    call:
+      `curl -H "Authorization: Bearer $ACCESS_TOKEN" \\\n` +
       `     -H "X-Project-ID: ${projectId}" \\\n` +
       `     ${origin}/api/v1/allocations`,
   };
