@@ -125,6 +125,8 @@ type cliEnv struct {
 	dir    string
 	execed []string
 	open   func(url string) error
+	// env holds further environment variables.
+	env map[string]string
 }
 
 func (c *cliEnv) run(want int, stdin string, args ...string) string {
@@ -138,7 +140,7 @@ func (c *cliEnv) run(want int, stdin string, args ...string) string {
 			case "HOME":
 				return c.dir
 			}
-			return ""
+			return c.env[k]
 		},
 		Exec: func(argv0 string, argv []string, _ []string) error { c.execed = argv; return nil }}
 	if code := Run(context.Background(), args, env); code != want {
@@ -168,6 +170,13 @@ func TestLoginWithAPIKeyAndSSH(t *testing.T) {
 	if json.Unmarshal(b, &creds) != nil || creds.Kind != "api_key" || creds.ProjectID != testPID || creds.API != api.URL {
 		t.Fatalf("credentials %s", b)
 	}
+	// A key from the environment goes to the API the login remembered
+	// (not to the default), as --api's order says.
+	c.env = map[string]string{"GPUAAS_API_KEY": testKey}
+	if out := c.run(ExitOK, "", "whoami"); !strings.Contains(out, "alice@example.com") {
+		t.Fatalf("whoami with GPUAAS_API_KEY said %q", out)
+	}
+	c.env = nil
 	// A file others may read is refused.
 	_ = os.Chmod(p, 0o644)
 	c.run(ExitError, "", "alloc", "ls")

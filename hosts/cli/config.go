@@ -135,7 +135,13 @@ func (r *runner) api(saved string) string {
 func (r *runner) client() (*client.Client, error) {
 	opts := []client.Option{client.WithHTTPClient(r.env.HTTP), client.WithUserAgent("gpuaas-cli")}
 	if key := r.env.Getenv("GPUAAS_API_KEY"); key != "" {
-		c, err := client.New(r.api(""), append(opts, client.WithAPIKey(key), client.WithProject(r.project))...)
+		// The key from the environment, the API as always: --api,
+		// $GPUAAS_API_URL, then the one a login remembered.
+		saved := ""
+		if creds, err := r.loadCredentials(); err == nil {
+			saved = creds.API
+		}
+		c, err := client.New(r.api(saved), append(opts, client.WithAPIKey(key), client.WithProject(r.project))...)
 		if err != nil {
 			return nil, err
 		}
