@@ -42,6 +42,18 @@ var uniqueConstraints = map[string]uniqueConstraint{
 	"api_keys_lookup_key":               {fault.CodeConflict, "the API key already exists"},
 }
 
+// uniqueFields names the request field whose value a unique constraint
+// found taken: the conflict's field, so a form shows the message at that
+// input.
+var uniqueFields = map[string]string{
+	"projects_tenant_name_key":          "name",
+	"nodes_name_key":                    "name",
+	"ssh_keys_user_name_key":            "name",
+	"ssh_keys_user_fingerprint_key":     "public_key",
+	"service_accounts_project_name_key": "name",
+	"api_keys_user_name_key":            "name",
+}
+
 // foreignKeys maps foreign-key constraints (PostgreSQL's default
 // <table>_<column>_fkey names) to the resource that was missing.
 var foreignKeys = map[string]string{

@@ -278,7 +278,9 @@ func translate(err error, resource string) error {
 		return fault.NotFound(resource, "")
 	case IsUniqueViolation(err, ""):
 		if c, ok := uniqueConstraints[pe.ConstraintName]; ok {
-			return fault.Conflict(c.code, c.message).Wrap(err)
+			fe := fault.Conflict(c.code, c.message)
+			fe.Field = uniqueFields[pe.ConstraintName]
+			return fe.Wrap(err)
 		}
 		return fault.Conflict(fault.CodeConflict, resource+" already exists").Wrap(err)
 	case IsForeignKeyViolation(err):

@@ -21,10 +21,18 @@ func TestSSHKeyStore(t *testing.T) {
 	}
 	dupFP := k
 	dupFP.ID, dupFP.Name = newUUID(), "other"
-	wantCode(t, s.AddSSHKey(ctx, dupFP), fault.KindConflict, "ssh_key_duplicate")
+	err := s.AddSSHKey(ctx, dupFP)
+	wantCode(t, err, fault.KindConflict, "ssh_key_duplicate")
+	if f := fault.From(err).Field; f != "public_key" { // a form shows it at that input
+		t.Fatalf("duplicate key's field %q", f)
+	}
 	dupName := k
 	dupName.ID, dupName.Fingerprint = newUUID(), "SHA256:def"
-	wantCode(t, s.AddSSHKey(ctx, dupName), fault.KindConflict, "ssh_key_name_taken")
+	err = s.AddSSHKey(ctx, dupName)
+	wantCode(t, err, fault.KindConflict, "ssh_key_name_taken")
+	if f := fault.From(err).Field; f != "name" {
+		t.Fatalf("taken name's field %q", f)
+	}
 	// Another user may register the same key.
 	other := k
 	other.ID, other.UserID = newUUID(), b.UserID

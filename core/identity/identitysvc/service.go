@@ -452,7 +452,9 @@ func (s *Service) CreateProject(ctx context.Context, p identity.Principal, name 
 	err := s.d.Tx.InTx(ctx, func(ctx context.Context) error {
 		if err := s.d.Projects.CreateProject(ctx, pr); err != nil {
 			if fault.IsKind(err, fault.KindConflict) {
-				return fault.Conflict("project_name_taken", "a project with this name already exists").With("name", name)
+				fe := fault.Conflict("project_name_taken", "a project with this name already exists").With("name", name)
+				fe.Field = "name"
+				return fe
 			}
 			return err
 		}

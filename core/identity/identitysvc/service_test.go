@@ -317,6 +317,9 @@ func TestCreateProject(t *testing.T) {
 			t.Parallel()
 			_, err := e.svc.CreateProject(ctx, tc.p, tc.project)
 			wantKind(t, err, tc.kind, tc.code)
+			if tc.code == "project_name_taken" && fault.From(err).Field != "name" {
+				t.Fatalf("field %q; want name (a form shows it at the input)", fault.From(err).Field)
+			}
 		})
 	}
 	// The same name is free in another tenant.

@@ -1746,7 +1746,7 @@ export interface components {
             code: string;
             /** @description Human-readable; safe to show, not to parse. */
             message: string;
-            /** @description The offending input field, for validation errors. */
+            /** @description The offending input field, for validation errors and for a 409 on a value already taken (e.g. `name` with `project_name_taken`). */
             field?: string;
             /** @description Extra machine-readable context, code-specific. */
             details?: {
