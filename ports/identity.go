@@ -124,6 +124,9 @@ type ServiceAccountStore interface {
 	Credentials(ctx context.Context, serviceAccountID string) ([]identity.Credential, error)
 	// GetCredential returns one credential (for token checks).
 	GetCredential(ctx context.Context, id string) (identity.Credential, error)
+	// TouchCredential records that the credential bought a token at at
+	// (last_used_at only moves forward).
+	TouchCredential(ctx context.Context, id string, at time.Time) error
 	// RevokeCredential revokes one credential of the account at at.
 	// NotFound when it is unknown, another account's, or already revoked.
 	RevokeCredential(ctx context.Context, serviceAccountID, id string, at time.Time) error

@@ -115,11 +115,13 @@ func (s *ServiceAccountStore) DisableServiceAccount(ctx context.Context, id stri
 	})
 }
 
-const credentialColumns = `id, service_account_id, secret_hash, hint, COALESCE(created_by::text, ''), created_at, expires_at, revoked_at`
+const credentialColumns = `id, service_account_id, secret_hash, hint, COALESCE(created_by::text, ''), created_at, expires_at, revoked_at,
+	last_used_at`
 
 func scanCredential(row pgx.Row) (identity.Credential, error) {
 	var c identity.Credential
-	err := row.Scan(&c.ID, &c.ServiceAccountID, &c.SecretHash, &c.Hint, &c.CreatedBy, &c.CreatedAt, &c.ExpiresAt, &c.RevokedAt)
+	err := row.Scan(&c.ID, &c.ServiceAccountID, &c.SecretHash, &c.Hint, &c.CreatedBy, &c.CreatedAt, &c.ExpiresAt, &c.RevokedAt,
+		&c.LastUsedAt)
 	return c, err
 }
 
@@ -181,6 +183,17 @@ func (s *ServiceAccountStore) GetCredential(ctx context.Context, id string) (ide
 	c, err := scanCredential(s.db.Q(ctx).QueryRow(ctx,
 		`SELECT `+credentialColumns+` FROM service_account_credentials WHERE id = $1`, cid))
 	return c, translate(err, "credential")
+}
+
+// TouchCredential implements [ports.ServiceAccountStore].
+func (s *ServiceAccountStore) TouchCredential(ctx context.Context, id string, at time.Time) error {
+	cid, ok := canonicalID(id)
+	if !ok {
+		return nil
+	}
+	_, err := s.db.Q(ctx).Exec(ctx, `UPDATE service_account_credentials SET last_used_at = $2
+		WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)`, cid, at)
+	return translate(err, "credential")
 }
 
 // RevokeCredential implements [ports.ServiceAccountStore].

@@ -158,6 +158,8 @@ type Credential struct {
 	CreatedAt time.Time
 	ExpiresAt *time.Time
 	RevokedAt *time.Time
+	// LastUsedAt is when it last bought a token; nil if never.
+	LastUsedAt *time.Time
 }
 
 // Active reports whether the credential may be used at now.

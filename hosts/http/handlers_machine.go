@@ -80,7 +80,8 @@ func scopeViews(in []identity.Scope) []api.CredentialScope {
 }
 
 func credentialView(c identity.Credential) api.ServiceAccountCredential {
-	return api.ServiceAccountCredential{Id: c.ID, Hint: c.Hint, CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt, RevokedAt: c.RevokedAt}
+	return api.ServiceAccountCredential{Id: c.ID, Hint: c.Hint, CreatedAt: c.CreatedAt, ExpiresAt: c.ExpiresAt, RevokedAt: c.RevokedAt,
+		LastUsedAt: c.LastUsedAt}
 }
 
 func serviceAccountView(v machinesvc.ServiceAccountView) api.ServiceAccount {

@@ -101,6 +101,11 @@ func (s *Service) IssueServiceToken(ctx context.Context, clientID, secret string
 	if err := s.auditToken(ctx, sa, cred.ID, audit.Success, ""); err != nil {
 		return ServiceToken{}, err // no token the log does not show
 	}
+	// Its admins see when each secret was last used (one write per token:
+	// a client exchanges once per token lifetime, not per request).
+	if err := s.d.Accounts.TouchCredential(ctx, cred.ID, now); err != nil {
+		return ServiceToken{}, err
+	}
 	return ServiceToken{AccessToken: tok, ExpiresIn: int(s.cfg.ServiceTokenTTL / time.Second), Scopes: scopes}, nil
 }
 

@@ -161,6 +161,11 @@ func TestServiceAccountTokens(t *testing.T) {
 	if tok.ExpiresIn != 900 || len(tok.Scopes) != 3 {
 		t.Fatalf("token %+v", tok)
 	}
+	// The secret's last use is when it bought the token.
+	creds, err := postgres.NewServiceAccountStore(e.db).Credentials(ctx, sa.ID)
+	if err != nil || len(creds) != 1 || creds[0].LastUsedAt == nil || !creds[0].LastUsedAt.Equal(e.clock.Now()) {
+		t.Fatalf("credentials after a token: %+v, %v", creds, err)
+	}
 	p, err := e.auth.Authenticate(ctx, tok.AccessToken)
 	if err != nil {
 		t.Fatal(err)

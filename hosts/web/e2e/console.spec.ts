@@ -1034,10 +1034,15 @@ test("service accounts: create one, a client secret exchanged for a token, the l
   await third.getByRole("button", { name: "Cancel" }).click();
   const secrets = card.getByRole("table", { name: "Client secrets of e2e-ci" });
   await expect(secrets.getByRole("row")).toHaveCount(3);
+  // The first secret bought a token, so its row says when; the second has not been used.
+  const hint = `${first.secret.slice(0, 8)}…`;
+  await expect(secrets.getByRole("row").filter({ hasText: hint })).not.toContainText("never");
+  await expect(secrets.getByRole("row").filter({ hasText: `${second.secret.slice(0, 8)}…` })).toContainText(
+    "never",
+  );
   await screen(page, "service-accounts");
 
   // Revoke the first (confirmed): the token route refuses it at once; the second still works.
-  const hint = `${first.secret.slice(0, 8)}…`;
   await card.getByRole("button", { name: `Revoke ${hint} of e2e-ci` }).click();
   await page.getByRole("dialog").getByRole("button", { name: "Revoke secret" }).click();
   await expect(secrets.getByRole("row").filter({ hasText: hint })).toContainText("revoked");

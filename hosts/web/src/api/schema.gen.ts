@@ -2498,6 +2498,11 @@ export interface components {
             expires_at?: string;
             /** Format: date-time */
             revoked_at?: string;
+            /**
+             * Format: date-time
+             * @description When it last bought a token; absent if never.
+             */
+            last_used_at?: string;
         };
         ServiceAccount: {
             id: string;

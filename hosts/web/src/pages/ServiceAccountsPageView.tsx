@@ -249,6 +249,7 @@ function Account({ account: a, ...p }: { account: ServiceAccount } & ServiceAcco
             { header: "Secret", cell: (c) => <span className="mono">{c.hint}</span> },
             { header: "Id", cell: (c) => <span className="mono">{shortId(c.id)}</span> },
             { header: "Created", cell: (c) => dateTime(c.created_at) },
+            { header: "Last used", cell: (c) => (c.last_used_at ? dateTime(c.last_used_at) : "never") },
             { header: "Status", cell: (c) => credentialStatus(c, p.now).text },
             {
               header: "Action",
