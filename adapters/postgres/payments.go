@@ -26,6 +26,20 @@ func NewPaymentStore(db *DB) *PaymentStore { return &PaymentStore{db: db} }
 const paymentColumns = `id, tenant_id, user_id, amount_minor, currency, provider, COALESCE(provider_ref, ''),
 	checkout_url, status, idempotency_key, created_at, updated_at`
 
+// listedPaymentColumns adds the ledger credit a session posted (found by
+// its idempotency key, payment.LedgerKey; unique, so one index lookup).
+const listedPaymentColumns = paymentColumns + `,
+	COALESCE((SELECT l.id::text FROM ledger_entries l WHERE l.idempotency_key = 'payment:' || payment_sessions.id::text), '')`
+
+func scanListedPayment(row pgx.Row) (payment.Session, error) {
+	var s payment.Session
+	var status string
+	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.AmountMinor, &s.Currency, &s.Provider, &s.ProviderRef,
+		&s.CheckoutURL, &status, &s.IdempotencyKey, &s.CreatedAt, &s.UpdatedAt, &s.CreditEntryID)
+	s.Status = payment.Status(status)
+	return s, err
+}
+
 func scanPayment(row pgx.Row) (payment.Session, error) {
 	var s payment.Session
 	var status string
@@ -168,13 +182,13 @@ func (s *PaymentStore) ListSessions(ctx context.Context, f payment.SessionFilter
 		}
 		where = append(where, "(created_at, id) < ("+arg(time.UnixMicro(c.At))+", "+arg(c.ID)+"::uuid)")
 	}
-	q := `SELECT ` + paymentColumns + ` FROM payment_sessions`
+	q := `SELECT ` + listedPaymentColumns + ` FROM payment_sessions`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
 	q += " ORDER BY created_at DESC, id DESC LIMIT " + arg(limit+1)
 	return keysetPage(ctx, s.db.Q(ctx), q, args, limit, "payment session",
-		func(r pgx.CollectableRow) (payment.Session, error) { return scanPayment(r) },
+		func(r pgx.CollectableRow) (payment.Session, error) { return scanListedPayment(r) },
 		func(p payment.Session) (time.Time, string) { return p.CreatedAt, p.ID })
 }
 

@@ -48,6 +48,9 @@ type Session struct {
 	IdempotencyKey string // the caller's key; unique per user
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// CreditEntryID is the ledger credit the session posted, in the admin
+	// list ("" before it was credited, and elsewhere).
+	CreditEntryID string
 }
 
 // SessionFilter selects sessions for the admin list; zero fields match all.

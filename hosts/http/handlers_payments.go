@@ -121,7 +121,8 @@ func (h *handlers) AdminListPaymentSessions(w http.ResponseWriter, r *http.Reque
 	for _, ps := range list {
 		page.Sessions = append(page.Sessions, api.PaymentSession{Id: ps.ID, TenantId: ps.TenantID, UserId: ps.UserID,
 			AmountMinor: ps.AmountMinor, Currency: ps.Currency, Provider: ps.Provider, ProviderRef: optional(ps.ProviderRef),
-			Status: api.PaymentSessionStatus(ps.Status), CreatedAt: ps.CreatedAt, UpdatedAt: ps.UpdatedAt})
+			Status: api.PaymentSessionStatus(ps.Status), CreditEntryId: optional(ps.CreditEntryID),
+			CreatedAt: ps.CreatedAt, UpdatedAt: ps.UpdatedAt})
 	}
 	if next != "" {
 		page.NextCursor = &next

@@ -582,6 +582,15 @@ func TestCheckoutAndDevPay(t *testing.T) {
 	if st != 200 || !strings.Contains(resp, co.SessionID) || !strings.Contains(resp, `"provider":"devpay"`) {
 		t.Fatalf("admin list: %d %s", st, resp)
 	}
+	// It names the ledger credit the payment posted (what a refund names).
+	var creditID string
+	if err := srv.db.Pool.QueryRow(context.Background(), `SELECT id::text FROM ledger_entries WHERE type = 'credit' AND reference = $1`,
+		co.SessionID).Scan(&creditID); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(resp, `"credit_entry_id":"`+creditID+`"`) {
+		t.Fatalf("admin list without the credit %s: %s", creditID, resp)
+	}
 	if st, resp := call("GET", "/api/v1/admin/payments/sessions?status=initiated", admin, ""); st != 200 || strings.Contains(resp, co.SessionID) {
 		t.Fatalf("initiated filter: %d %s", st, resp)
 	}

@@ -421,6 +421,21 @@ test("an operator: users, a tenant's overrides and ledger, a refund from its row
   ).toBeVisible({
     timeout: 60_000,
   });
+  // A credited payment session's Refund fills both refund forms with its tenant and credit.
+  await page.goto("/admin/money");
+  await expect(refund.getByLabel("Credit entry id")).toHaveValue("");
+  const sessionRefund = page
+    .getByRole("table", { name: "Payment sessions" })
+    .getByRole("button", { name: /^Refund the payment of / })
+    .first();
+  await sessionRefund.click();
+  await expect(refund.getByLabel("Credit entry id")).toHaveValue(/^[0-9a-f-]{36}$/);
+  const sessionCredit = await refund.getByLabel("Credit entry id").inputValue();
+  await expect(page.getByTestId("refund-prefilled")).toContainText(sessionCredit);
+  await expect(refund.getByLabel("Tenant id")).not.toHaveValue("");
+  await expect(page.getByRole("form", { name: "Refund credits" }).getByLabel("Credit entry id")).toHaveValue(
+    sessionCredit,
+  );
 
   // The audit log as CSV, with the filters applied.
   await page.getByRole("link", { name: "Audit log" }).click();

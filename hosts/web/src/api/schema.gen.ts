@@ -2204,6 +2204,8 @@ export interface components {
             provider: string;
             provider_ref?: string;
             status: components["schemas"]["PaymentSessionStatus"];
+            /** @description The ledger credit the payment posted, once credited: what a refund names (`adminRefundTenant`, `adminRequestRefund`). */
+            credit_entry_id?: string;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */

@@ -38,6 +38,10 @@ export function MoneyPage() {
   const [credit, setCredit] = useState<MoneyForm>({ ...start, credit_entry_id: "" });
   const [refund, setRefund] = useState<MoneyForm>(start);
   const [provider, setProvider] = useState<MoneyForm>(start);
+  // What a Refund link (the tenant's ledger) or a payment session's Refund filled in.
+  const [prefilled, setPrefilled] = useState<MoneyForm | undefined>(
+    start.tenant_id && start.credit_entry_id ? start : undefined,
+  );
   const providerKey = useIdempotencyKey(provider);
   const doProvider = useMutation(requestRefundMutation(qc));
   const [rrStatus, setRrStatus] = useState<RefundRequestStatus | undefined>();
@@ -71,7 +75,17 @@ export function MoneyPage() {
   return (
     <MoneyPageView
       currency={currency}
-      prefilled={start.tenant_id && start.credit_entry_id ? start : undefined}
+      prefilled={prefilled}
+      onRefundSession={(s) => {
+        const f = { ...empty, tenant_id: s.tenant_id, credit_entry_id: s.credit_entry_id ?? "" };
+        setRefund(f);
+        setProvider(f);
+        setPrefilled(f);
+        // The refund forms are above the sessions table.
+        requestAnimationFrame(() =>
+          document.getElementById("refund-prefilled")?.scrollIntoView({ block: "start" }),
+        );
+      }}
       credit={credit}
       onCredit={tracking(setCredit)}
       onSubmitCredit={() =>

@@ -1,6 +1,7 @@
 import { IdLink } from "../../components/IdLink";
 import type {
   LedgerEntry,
+  PaymentSession,
   PaymentSessionPage,
   PaymentSessionStatus,
   RefundRequest,
@@ -23,8 +24,10 @@ export interface MoneyForm {
 
 export interface MoneyPageViewProps {
   currency: string;
-  /** The tenant and credit a Refund link of the tenant's ledger brought (both refund forms hold them). */
+  /** The tenant and credit a Refund link of the tenant's ledger, or a payment session's Refund, brought (both refund forms hold them). */
   prefilled?: MoneyForm;
+  /** Refund on a credited payment session: both refund forms take its tenant and credit. */
+  onRefundSession: (s: PaymentSession) => void;
   credit: MoneyForm;
   onCredit: (f: MoneyForm) => void;
   onSubmitCredit: () => void;
@@ -155,7 +158,7 @@ export function MoneyPageView(p: MoneyPageViewProps) {
         ))}
       </datalist>
       {p.prefilled && (
-        <p className="banner info" data-testid="refund-prefilled">
+        <p className="banner info" data-testid="refund-prefilled" id="refund-prefilled">
           Credit <code className="entry-name">{p.prefilled.credit_entry_id}</code> of tenant{" "}
           <code className="entry-name">{p.prefilled.tenant_id}</code> is filled in below: refund the payment
           through the provider, or record a refund in the ledger only.
@@ -325,6 +328,19 @@ export function MoneyPageView(p: MoneyPageViewProps) {
               { header: "Status", cell: (s) => <StateBadge state={s.status} /> },
               { header: "Provider", cell: (s) => s.provider },
               { header: "Amount", numeric: true, cell: (s) => money(s.amount_minor, s.currency) },
+              {
+                header: "Action",
+                cell: (s) =>
+                  s.credit_entry_id ? (
+                    <button
+                      type="button"
+                      aria-label={`Refund the payment of ${money(s.amount_minor, s.currency)} of ${dateTime(s.created_at)}`}
+                      onClick={() => p.onRefundSession(s)}
+                    >
+                      Refund
+                    </button>
+                  ) : null,
+              },
             ]}
           />
         )}
