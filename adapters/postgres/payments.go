@@ -31,20 +31,19 @@ const paymentColumns = `id, tenant_id, user_id, amount_minor, currency, provider
 const listedPaymentColumns = paymentColumns + `,
 	COALESCE((SELECT l.id::text FROM ledger_entries l WHERE l.idempotency_key = 'payment:' || payment_sessions.id::text), '')`
 
-func scanListedPayment(row pgx.Row) (payment.Session, error) {
-	var s payment.Session
-	var status string
-	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.AmountMinor, &s.Currency, &s.Provider, &s.ProviderRef,
-		&s.CheckoutURL, &status, &s.IdempotencyKey, &s.CreatedAt, &s.UpdatedAt, &s.CreditEntryID)
-	s.Status = payment.Status(status)
-	return s, err
-}
+func scanPayment(row pgx.Row) (payment.Session, error) { return scanPaymentWith(row, false) }
 
-func scanPayment(row pgx.Row) (payment.Session, error) {
+// scanPaymentWith reads paymentColumns, and listedPaymentColumns' credit
+// when listed.
+func scanPaymentWith(row pgx.Row, listed bool) (payment.Session, error) {
 	var s payment.Session
 	var status string
-	err := row.Scan(&s.ID, &s.TenantID, &s.UserID, &s.AmountMinor, &s.Currency, &s.Provider, &s.ProviderRef,
-		&s.CheckoutURL, &status, &s.IdempotencyKey, &s.CreatedAt, &s.UpdatedAt)
+	dest := []any{&s.ID, &s.TenantID, &s.UserID, &s.AmountMinor, &s.Currency, &s.Provider, &s.ProviderRef,
+		&s.CheckoutURL, &status, &s.IdempotencyKey, &s.CreatedAt, &s.UpdatedAt}
+	if listed {
+		dest = append(dest, &s.CreditEntryID)
+	}
+	err := row.Scan(dest...)
 	s.Status = payment.Status(status)
 	return s, err
 }
@@ -188,7 +187,7 @@ func (s *PaymentStore) ListSessions(ctx context.Context, f payment.SessionFilter
 	}
 	q += " ORDER BY created_at DESC, id DESC LIMIT " + arg(limit+1)
 	return keysetPage(ctx, s.db.Q(ctx), q, args, limit, "payment session",
-		func(r pgx.CollectableRow) (payment.Session, error) { return scanListedPayment(r) },
+		func(r pgx.CollectableRow) (payment.Session, error) { return scanPaymentWith(r, true) },
 		func(p payment.Session) (time.Time, string) { return p.CreatedAt, p.ID })
 }
 
