@@ -122,6 +122,13 @@ describe("hooks", () => {
     expect([result.current.cursor, result.current.page]).toEqual(["c3", 3]);
     act(() => result.current.prev());
     expect(result.current.cursor).toBe("c2");
+    // Its Pager for a page whose next_cursor is c9.
+    const pager = result.current.pager("c9", true);
+    expect([pager.page, pager.hasPrev, pager.hasNext, pager.busy]).toEqual([2, true, true, true]);
+    act(() => pager.onNext());
+    expect(result.current.cursor).toBe("c9");
+    expect(result.current.pager(undefined)).not.toHaveProperty("busy");
+    expect(result.current.pager(undefined).hasNext).toBe(false);
   });
 });
 

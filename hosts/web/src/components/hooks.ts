@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { isApiError } from "../api/errors";
 import { newId } from "../api/client";
+import type { Pager } from "./Table";
 
 /** Seconds left until `until` (ms since epoch), ticking once a second. */
 export function useCountdown(until: number | undefined): number {
@@ -64,16 +65,29 @@ export function useIdempotencyKeys(): { keyFor: (target: string) => string; done
   );
 }
 
-/** A stack of cursors for "previous / next" over keyset pages. */
+/**
+ * A stack of cursors for "previous / next" over keyset pages. pager(next,
+ * busy) is the table's Pager for the page shown, whose next_cursor is next.
+ */
 export function useCursorPages() {
   const [stack, setStack] = useState<(string | undefined)[]>([undefined]);
   const cursor = stack[stack.length - 1];
+  const next = (c: string | undefined) => c && setStack((s) => [...s, c]);
+  const prev = () => setStack((s) => (s.length > 1 ? s.slice(0, -1) : s));
   return {
     cursor,
     page: stack.length,
-    next: (c: string | undefined) => c && setStack((s) => [...s, c]),
-    prev: () => setStack((s) => (s.length > 1 ? s.slice(0, -1) : s)),
+    next,
+    prev,
     reset: () => setStack([undefined]),
+    pager: (nextCursor: string | undefined, busy?: boolean): Pager => ({
+      page: stack.length,
+      hasPrev: stack.length > 1,
+      hasNext: !!nextCursor,
+      onPrev: prev,
+      onNext: () => next(nextCursor),
+      ...(busy === undefined ? {} : { busy }),
+    }),
   };
 }
 

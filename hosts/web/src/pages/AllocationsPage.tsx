@@ -24,14 +24,7 @@ export function AllocationsPage() {
         pages.reset();
       }}
       now={now}
-      pager={{
-        page: pages.page,
-        hasPrev: pages.page > 1,
-        hasNext: !!q.data?.next_cursor,
-        onPrev: pages.prev,
-        onNext: () => pages.next(q.data?.next_cursor),
-        busy: q.isFetching,
-      }}
+      pager={pages.pager(q.data?.next_cursor, q.isFetching)}
     />
   );
 }

@@ -102,26 +102,14 @@ export function BillingPage() {
       portalError={portal.error}
       spend={loadable(spend)}
       usage={loadable(usage)}
-      usagePager={{
-        page: usagePages.page,
-        hasPrev: usagePages.page > 1,
-        hasNext: !!usage.data?.next_cursor,
-        onPrev: usagePages.prev,
-        onNext: () => usagePages.next(usage.data?.next_cursor),
-      }}
+      usagePager={usagePages.pager(usage.data?.next_cursor)}
       onDownloadUsage={() => {
         setDownloadError(null);
         download("/api/v1/billing/usage/csv", "usage.csv").catch(setDownloadError);
       }}
       downloadError={downloadError}
       ledger={loadable(ledger)}
-      ledgerPager={{
-        page: ledgerPages.page,
-        hasPrev: ledgerPages.page > 1,
-        hasNext: !!ledger.data?.next_cursor,
-        onPrev: ledgerPages.prev,
-        onNext: () => ledgerPages.next(ledger.data?.next_cursor),
-      }}
+      ledgerPager={ledgerPages.pager(ledger.data?.next_cursor)}
     />
   );
 }

@@ -20,13 +20,7 @@ export function NotificationsPage() {
       page={loadable(q)}
       unreadOnly={unreadOnly}
       onUnreadOnly={(v) => (setUnreadOnly(v), pages.reset())}
-      pager={{
-        page: pages.page,
-        hasPrev: pages.page > 1,
-        hasNext: !!q.data?.next_cursor,
-        onPrev: pages.prev,
-        onNext: () => pages.next(q.data?.next_cursor),
-      }}
+      pager={pages.pager(q.data?.next_cursor)}
       onMarkRead={(id) =>
         mark.mutate({ ids: [id], key: newId() }, { onSuccess: () => announce("Marked read.") })
       }

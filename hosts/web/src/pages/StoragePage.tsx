@@ -142,14 +142,7 @@ function StorageFolder({
       onOpen={onOpen}
       listing={loadable(list)}
       usage={loadable(usage)}
-      pager={{
-        page: pages.page,
-        hasPrev: pages.page > 1,
-        hasNext: !!list.data?.next_cursor,
-        onPrev: pages.prev,
-        onNext: () => pages.next(list.data?.next_cursor),
-        busy: list.isFetching,
-      }}
+      pager={pages.pager(list.data?.next_cursor, list.isFetching)}
       folderName={folderName}
       onFolderName={(v) => {
         setFolderName(v);

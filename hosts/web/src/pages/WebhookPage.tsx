@@ -117,14 +117,7 @@ function WebhookScreen({ projectId, id }: { projectId: string; id: string }) {
         setStatus(s);
         pages.reset();
       }}
-      pager={{
-        page: pages.page,
-        hasPrev: pages.page > 1,
-        hasNext: !!deliveries.data?.next_cursor,
-        onPrev: pages.prev,
-        onNext: () => pages.next(deliveries.data?.next_cursor),
-        busy: deliveries.isFetching,
-      }}
+      pager={pages.pager(deliveries.data?.next_cursor, deliveries.isFetching)}
     />
   );
 }

@@ -27,13 +27,7 @@ export function AdminAllocationsPage() {
         setStatus(s);
         pages.reset();
       }}
-      pager={{
-        page: pages.page,
-        hasPrev: pages.page > 1,
-        hasNext: !!q.data?.next_cursor,
-        onPrev: pages.prev,
-        onNext: () => pages.next(q.data?.next_cursor),
-      }}
+      pager={pages.pager(q.data?.next_cursor)}
       // The confirm button is disabled while the request runs; the key makes a network retry safe.
       onForceRelease={(id) =>
         release.mutateAsync({ id, key: newId() }).then(() => announce("Release forced."))

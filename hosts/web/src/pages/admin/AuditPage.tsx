@@ -50,13 +50,7 @@ export function AuditPage() {
         setFilter({ ...draft, since: rfc3339(draft.since), until: rfc3339(draft.until) });
         pages.reset();
       }}
-      pager={{
-        page: pages.page,
-        hasPrev: pages.page > 1,
-        hasNext: !!q.data?.next_cursor,
-        onPrev: pages.prev,
-        onNext: () => pages.next(q.data?.next_cursor),
-      }}
+      pager={pages.pager(q.data?.next_cursor)}
     />
   );
 }

@@ -146,23 +146,11 @@ export function MoneyPage() {
       refundRequests={loadable(refundRequests)}
       refundRequestStatus={rrStatus}
       onRefundRequestStatus={(s) => (setRrStatus(s), rrPages.reset())}
-      refundRequestsPager={{
-        page: rrPages.page,
-        hasPrev: rrPages.page > 1,
-        hasNext: !!refundRequests.data?.next_cursor,
-        onPrev: rrPages.prev,
-        onNext: () => rrPages.next(refundRequests.data?.next_cursor),
-      }}
+      refundRequestsPager={rrPages.pager(refundRequests.data?.next_cursor)}
       sessions={loadable(sessions)}
       sessionStatus={status}
       onSessionStatus={(s) => (setStatus(s), pages.reset())}
-      sessionsPager={{
-        page: pages.page,
-        hasPrev: pages.page > 1,
-        hasNext: !!sessions.data?.next_cursor,
-        onPrev: pages.prev,
-        onNext: () => pages.next(sessions.data?.next_cursor),
-      }}
+      sessionsPager={pages.pager(sessions.data?.next_cursor)}
       tenantOptions={search ? (tenants.data?.tenants ?? []) : []}
     />
   );

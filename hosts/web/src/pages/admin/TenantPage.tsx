@@ -41,13 +41,7 @@ function TenantScreen({ id }: { id: string }) {
       policies={loadable(policies)}
       skus={skus.data ?? []}
       ledger={loadable(ledger)}
-      ledgerPager={{
-        page: ledgerPages.page,
-        hasPrev: ledgerPages.page > 1,
-        hasNext: !!ledger.data?.next_cursor,
-        onPrev: ledgerPages.prev,
-        onNext: () => ledgerPages.next(ledger.data?.next_cursor),
-      }}
+      ledgerPager={ledgerPages.pager(ledger.data?.next_cursor)}
       drafts={drafts}
       onDraft={(k, v) => {
         setDrafts((d) => ({ ...d, [k]: v }));
